@@ -1,0 +1,1 @@
+"""The `ics` command line (installed as the package `ics_cli`)."""

@@ -1,0 +1,86 @@
+"""The Hydra task: one job = one training run in Hydra's job directory.
+
+In a multirun, a job that fails (bad value, crash) writes a `failed` summary and returns instead of
+raising, so one job never kills the sweep; a diverging job is a result (`diverged`) anyway.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, List, Optional
+
+from omegaconf import DictConfig
+
+from ics.config import ConfigError, to_config
+
+
+def _parallel_jobs(hc) -> int:
+    """How many jobs run at once on this machine (joblib launcher: n_jobs; else 1)."""
+    launcher = hc.launcher
+    n = launcher.get("n_jobs", None) if "joblib" in str(launcher.get("_target_", "")) else None
+    if n is None or n == -1:
+        return os.cpu_count() or 1 if n == -1 else 1
+    return max(1, int(n))
+
+
+def run_job(cfg: DictConfig) -> dict:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from ics.threads import available_cores
+    from ics.train import Trainer, atomic_write
+
+    hc = HydraConfig.get()
+    out_dir = Path(hc.runtime.output_dir)
+    overrides = list(hc.overrides.task)
+    # each of N parallel jobs gets a fair share of the cores: N jobs on N cores never oversubscribe
+    max_threads = max(1, available_cores() // _parallel_jobs(hc))
+    if hc.mode != RunMode.MULTIRUN:
+        try:
+            trainer = Trainer(to_config(cfg), out_dir, overrides=overrides, max_threads=max_threads)
+        except ConfigError as e:  # e.g. data not found: one line, exit 2, no half-written run dir
+            _remove_untrained(out_dir)
+            print(f"error: {e}", file=sys.stderr)
+            raise SystemExit(2)
+        return trainer.fit()
+    try:
+        return Trainer(to_config(cfg), out_dir, overrides=overrides, max_threads=max_threads).fit()
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # noqa: BLE001 - recorded, the sweep goes on
+        summary = {"status": "failed", "error": _one_line(e), "overrides": overrides,
+                   "traceback": traceback.format_exc()}
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(out_dir / "summary.json", lambda p: p.write_text(json.dumps(summary, indent=2)))
+        print(f"job {hc.job.num} failed: {summary['error']}")
+        return summary
+
+
+def _remove_untrained(out_dir: Path) -> None:
+    """Delete a job dir that holds only Hydra's bookkeeping (.hydra/, the job log)."""
+    if out_dir.is_dir() and all(p.name in (".hydra", "ics.log") for p in out_dir.iterdir()):
+        shutil.rmtree(out_dir)
+
+
+def _one_line(e: BaseException) -> str:
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return msg if isinstance(e, ConfigError) else f"{type(e).__name__}: {msg}"
+
+
+try:  # the callback class is only needed when Hydra is the caller
+    from hydra.experimental.callback import Callback
+except ImportError:  # pragma: no cover
+    Callback = object  # type: ignore
+
+
+class SweepStatusTable(Callback):
+    """After a multirun: one line per job with its status, printed to the console."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from ics.summaries import print_status_table
+
+        print_status_table(Path(config.hydra.sweep.dir))

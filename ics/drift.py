@@ -1,0 +1,76 @@
+"""Distribution statistics and drift metrics for one probe point, all on the device.
+
+A probe point's activations are arranged as `(units, samples)`: for a Linear layer a unit is a
+feature and the samples are the probe examples; for a conv layer a unit is a channel and the samples
+are batch x height x width. Drift compares a snapshot with a reference snapshot (step 0) or with the
+previous snapshot, unit by unit:
+
+  W1(P, Q)    = ∫ |F_P⁻¹(q) − F_Q⁻¹(q)| dq         (1-Wasserstein; for two equal-size samples,
+                                                     the mean absolute difference of sorted values)
+  w1          = W1(P_t, P_ref) / σ_ref              (in reference-std units)
+  shift       = (μ_t − μ_ref) / σ_ref
+  log_std     = log(σ_t / σ_ref)
+  path        = Σ_k W1(P_{t_k}, P_{t_{k−1}}) / σ_ref (cumulative drift: the distribution's path length)
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+
+
+def as_units(a: torch.Tensor) -> torch.Tensor:
+    """(N, C) -> (C, N); (N, C, H, W) -> (C, N*H*W): one row of samples per unit."""
+    if a.dim() == 2:
+        return a.t()
+    return a.transpose(0, 1).reshape(a.shape[1], -1)
+
+
+def quantiles_sorted(s: torch.Tensor, qs: Sequence[float]) -> torch.Tensor:
+    """Quantiles (qs in [0, 1]) of each row of an already sorted (C, M) tensor, linear interpolation
+    between order statistics (the same rule as numpy's default). Returns (C, len(qs))."""
+    m = s.shape[1]
+    pos = torch.tensor([q * (m - 1) for q in qs], device=s.device, dtype=s.dtype)
+    lo = pos.floor().long()
+    hi = torch.clamp(lo + 1, max=m - 1)
+    frac = pos - lo.to(s.dtype)
+    return s[:, lo] * (1 - frac) + s[:, hi] * frac
+
+
+def w1_sorted(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-row 1-Wasserstein distance between two equal-size samples given sorted: mean |a_(i) − b_(i)|."""
+    if a.shape != b.shape:
+        raise ValueError(f"w1_sorted needs equal shapes, got {tuple(a.shape)} and {tuple(b.shape)}")
+    return (a - b).abs().mean(dim=1)
+
+
+def safe_std(std: torch.Tensor) -> torch.Tensor:
+    """Reference std used as a unit of measure; a constant (e.g. dead) unit would divide by zero, so
+    std is floored at 1e-3 of the layer's mean std (and 1e-12)."""
+    floor = 1e-3 * std.mean() + 1e-12
+    return torch.maximum(std, floor)
+
+
+def sigmoid_flat_threshold(fraction: float = 0.05) -> float:
+    """|x| beyond which σ'(x) < fraction·σ'(0): solve s(1−s) = fraction/4 for s = σ(x)."""
+    s = (1 - math.sqrt(1 - fraction)) / 2
+    return math.log((1 - s) / s)
+
+
+def tanh_flat_threshold(fraction: float = 0.05) -> float:
+    """|x| beyond which tanh'(x) = 1 − tanh²(x) < fraction·tanh'(0)."""
+    return math.atanh(math.sqrt(1 - fraction))
+
+
+def saturation(units: torch.Tensor, activation: str) -> dict:
+    """Fraction of inputs in the flat part of the nonlinearity (σ', tanh' < 5% of their peak; ReLU:
+    x <= 0), plus for ReLU the fraction of units dead on the whole probe set. Empty if undefined."""
+    if activation == "sigmoid":
+        return {"saturation": (units.abs() > sigmoid_flat_threshold()).float().mean()}
+    if activation == "tanh":
+        return {"saturation": (units.abs() > tanh_flat_threshold()).float().mean()}
+    if activation == "relu":
+        off = units <= 0
+        return {"saturation": off.float().mean(), "dead": off.all(dim=1).float().mean()}
+    return {}

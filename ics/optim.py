@@ -1,0 +1,29 @@
+"""Optimisers, one registry entry each: plain SGD (the BN paper's Fig. 1), momentum SGD, Adam."""
+from __future__ import annotations
+
+import torch
+
+from ics.config import OptimConfig
+from ics.registry import OPTIMIZERS
+
+
+@OPTIMIZERS.register("sgd")
+def _sgd(params, cfg: OptimConfig) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                           weight_decay=cfg.weight_decay)
+
+
+@OPTIMIZERS.register("momentum")
+def _momentum(params, cfg: OptimConfig) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum or 0.9, nesterov=cfg.nesterov,
+                           weight_decay=cfg.weight_decay)
+
+
+@OPTIMIZERS.register("adam")
+def _adam(params, cfg: OptimConfig) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+
+
+def build_optimizer(params, cfg: OptimConfig) -> torch.optim.Optimizer:
+    # foreach=False is not forced: for tiny models PyTorch's default (foreach on CPU off) is fastest.
+    return OPTIMIZERS.get_or_raise(cfg.name)(params, cfg)

@@ -1,0 +1,298 @@
+"""The training loop and what it records.
+
+A run directory holds: TensorBoard event files (directly in it, so `tensorboard --logdir <sweep>`
+shows one run per job), summary.json, metrics.npz (eval/train curves), probes.npz (probe series)
+and checkpoint.pt (model + optimiser + step + sampler + RNG states).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from omegaconf import OmegaConf
+
+from ics.config import Config, validate
+from ics.data import DataBundle, load_data, stratified_indices
+from ics.models import build_model
+from ics.optim import build_optimizer
+from ics.sampler import IndexSampler
+from ics.threads import resolve_threads
+
+SAMPLER_SEED_OFFSET = 10_007  # the sampler's generator must not replay the init RNG stream
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        from ics.config import ConfigError
+
+        raise ConfigError(f"trainer.device={name!r} is invalid: CUDA is not available here; allowed: auto, cpu")
+    return torch.device(name)
+
+
+def atomic_write(path: Path, write) -> None:
+    """Write through a temporary file and rename: a killed run never leaves a half-written file."""
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+class Meter:
+    """Running train loss/accuracy over a logging window, kept on the device (no per-step sync)."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.reset()
+
+    def reset(self) -> None:
+        z = lambda: torch.zeros((), device=self.device)  # noqa: E731
+        self.loss_sum, self.loss_max, self.correct, self.count = z(), z(), z(), 0
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        self.loss_sum += loss
+        self.loss_max = torch.maximum(self.loss_max, loss)  # NaN propagates: divergence is seen
+        self.correct += (logits.argmax(1) == y).sum()
+        self.count += y.shape[0]
+
+    def read(self, steps: int) -> Dict[str, float]:
+        loss_sum, loss_max, correct = torch.stack([self.loss_sum, self.loss_max, self.correct]).tolist()  # sync point
+        out = {"loss": loss_sum / max(steps, 1), "loss_max": loss_max, "acc": correct / max(self.count, 1)}
+        self.reset()
+        return out
+
+
+class Trainer:
+    def __init__(self, cfg: Config, out_dir: Optional[Path], data: Optional[DataBundle] = None,
+                 overrides: Sequence[str] = (), max_threads: Optional[int] = None, console=None):
+        validate(cfg)
+        self.cfg, self.overrides = cfg, list(overrides)
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.device = resolve_device(cfg.trainer.device)
+        self.data = data if data is not None else load_data(cfg.data, self.device)
+        validate(cfg, train_size=self.data.x_train.shape[0])
+        t = cfg.trainer
+        torch.manual_seed(t.seed)
+        self.model = build_model(cfg.model, self.data.in_shape, self.data.num_classes).to(self.device)
+        self.threads = resolve_threads(t.threads, self.model, self.data.in_shape, self.data.num_classes,
+                                       t.batch_size, self.device, max_threads)
+        self.opt = build_optimizer(self.model.parameters(), cfg.optim)
+        self.sampler = IndexSampler(self.data.x_train.shape[0], t.batch_size, t.seed + SAMPLER_SEED_OFFSET,
+                                    t.sampler, self.device)
+        self.meter = Meter(self.device)
+        self.step = 0
+        self.status, self.diverged_at = "running", None
+        self.history: Dict[str, List[float]] = {k: [] for k in
+                                                ("eval_step", "test_loss", "test_acc", "train_step", "train_loss", "train_acc")}
+        self.timers = {"eval": 0.0, "probe": 0.0}
+        self.console = console
+        self.writer = self._make_writer() if self.out_dir is not None else None
+        self.probes = self._make_probes()
+
+    # --- set-up helpers ---------------------------------------------------------------------------
+    def _make_writer(self):
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        writer = SummaryWriter(log_dir=str(self.out_dir), flush_secs=20)
+        text = OmegaConf.to_yaml(OmegaConf.structured(self.cfg))
+        writer.add_text("config", "```yaml\n" + text + "```\n\noverrides: `" + " ".join(self.overrides) + "`", 0)
+        return writer
+
+    def _make_probes(self):
+        if not self.cfg.probe.enabled:
+            return None
+        from ics.probes import ProbeSuite
+
+        p = self.cfg.probe
+        idx = stratified_indices(self.data.y_test.cpu(), p.size, p.seed).to(self.device)
+        return ProbeSuite(p, self.model, self.data.x_test[idx], self.cfg.model.activation, self.writer)
+
+    # --- the loop ---------------------------------------------------------------------------------
+    def fit(self) -> dict:
+        t, steps = self.cfg.trainer, self.cfg.trainer.steps
+        x_train, y_train = self.data.x_train, self.data.y_train
+        self.t_start = time.perf_counter()
+        self._last_log = (0, self.t_start)
+        try:
+            with self._progress() as bar:
+                if self.step == 0:
+                    self._probe(0)  # the reference snapshot, before any update
+                    self.evaluate()
+                while self.step < steps:
+                    idx = self.sampler.next()
+                    self.train_step(x_train[idx], y_train[idx])
+                    self.step += 1
+                    if self.step % t.log_every == 0 or self.step == steps:
+                        if not self.log_train(bar):
+                            break  # diverged: a result, not a crash
+                    if self.step % t.eval_every == 0 or self.step == steps:
+                        self.evaluate()
+                    self._probe(self.step)
+        except KeyboardInterrupt:
+            self.status = "interrupted"
+            self.finish()
+            raise
+        return self.finish()
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        logits = self.model(x)
+        loss = F.cross_entropy(logits, y)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.meter.add(loss.detach(), logits.detach(), y)
+
+    def _probe(self, step: int) -> None:
+        if self.probes is not None and self.probes.due(step):
+            t0 = time.perf_counter()
+            self.probes.measure(step)
+            self.timers["probe"] += time.perf_counter() - t0
+
+    def log_train(self, bar) -> bool:
+        """Log the window's train loss/acc; return False (and mark the run) if it diverged."""
+        last_step, last_t = self._last_log
+        m = self.meter.read(self.step - last_step)
+        now = time.perf_counter()
+        self._last_log = (self.step, now)
+        sps = (self.step - last_step) / max(now - last_t, 1e-9)
+        self.history["train_step"].append(self.step)
+        self.history["train_loss"].append(m["loss"])
+        self.history["train_acc"].append(m["acc"])
+        if self.writer is not None:
+            for tag, val in (("train/loss", m["loss"]), ("train/acc", m["acc"]),
+                             ("optim/lr", self.opt.param_groups[0]["lr"]), ("perf/steps_per_sec", sps)):
+                self.writer.add_scalar(tag, val if math.isfinite(val) else float("nan"), self.step)
+        bar.update(self.step, loss=m["loss"])
+        if not math.isfinite(m["loss_max"]) or m["loss_max"] > self.cfg.trainer.divergence_loss:
+            self.status, self.diverged_at = "diverged", self.step
+            return False
+        return True
+
+    @torch.no_grad()
+    def evaluate(self) -> Dict[str, float]:
+        """Full test set, model in eval mode (BN uses its running statistics)."""
+        t0 = time.perf_counter()
+        x, y, bs = self.data.x_test, self.data.y_test, self.cfg.trainer.eval_batch_size
+        self.model.eval()
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device)
+        for i in range(0, x.shape[0], bs):
+            logits = self.model(x[i:i + bs])
+            loss_sum += F.cross_entropy(logits, y[i:i + bs], reduction="sum")
+            correct += (logits.argmax(1) == y[i:i + bs]).sum()
+        self.model.train()
+        loss, acc = (torch.stack([loss_sum, correct]) / x.shape[0]).tolist()  # sync point
+        self.history["eval_step"].append(self.step)
+        self.history["test_loss"].append(loss)
+        self.history["test_acc"].append(acc)
+        if self.writer is not None:
+            self.writer.add_scalar("test/loss", loss if math.isfinite(loss) else float("nan"), self.step)
+            self.writer.add_scalar("test/acc", acc, self.step)
+        self.timers["eval"] += time.perf_counter() - t0
+        return {"loss": loss, "acc": acc}
+
+    # --- the end of a run -------------------------------------------------------------------------
+    def finish(self) -> dict:
+        wall = time.perf_counter() - getattr(self, "t_start", time.perf_counter())
+        if self.status == "running":
+            self.status = "completed"
+            if self.history["test_acc"] and self.history["test_acc"][-1] < self.chance_acc() + self.cfg.report.not_learning_margin:
+                self.status = "not_learning"
+        summary = self.summary(wall)
+        if self.out_dir is not None:
+            self._save(summary)
+        return summary
+
+    def chance_acc(self) -> float:
+        counts = torch.bincount(self.data.y_test.cpu(), minlength=self.data.num_classes)
+        return float(counts.max()) / float(counts.sum())
+
+    def steps_to_targets(self) -> Dict[str, Optional[int]]:
+        out = {}
+        for target in self.cfg.report.targets:
+            hits = [s for s, a in zip(self.history["eval_step"], self.history["test_acc"]) if a >= target]
+            out[f"{target:g}"] = hits[0] if hits else None
+        return out
+
+    def summary(self, wall: float) -> dict:
+        h = self.history
+        accs = h["test_acc"]
+        best_i = int(np.nanargmax(accs)) if accs and not all(math.isnan(a) for a in accs) else None
+        train_time = max(wall - self.timers["eval"] - self.timers["probe"], 1e-9)
+        return {
+            "status": self.status,
+            "diverged_at_step": self.diverged_at,
+            "steps": self.step,
+            "steps_requested": self.cfg.trainer.steps,
+            "final_test_acc": accs[-1] if accs else None,
+            "final_test_loss": h["test_loss"][-1] if accs else None,
+            "best_test_acc": accs[best_i] if best_i is not None else None,
+            "best_test_acc_step": h["eval_step"][best_i] if best_i is not None else None,
+            "final_train_loss": h["train_loss"][-1] if h["train_loss"] else None,
+            "final_train_acc": h["train_acc"][-1] if h["train_acc"] else None,
+            "steps_to_target": self.steps_to_targets(),
+            "chance_acc": self.chance_acc(),
+            "steps_per_sec": self.step / max(wall, 1e-9),
+            "train_steps_per_sec": self.step / train_time,
+            "wall_time_sec": wall,
+            "eval_time_sec": self.timers["eval"],
+            "probe_time_sec": self.timers["probe"],
+            "device": str(self.device) if self.device.type != "cuda" else torch.cuda.get_device_name(self.device),
+            "threads": self.threads,
+            "dataset": {"name": self.data.name, "train": int(self.data.x_train.shape[0]),
+                        "test": int(self.data.x_test.shape[0]), "source": self.data.source},
+            "drift": self.probes.final_summary() if self.probes is not None else {},
+            "overrides": self.overrides,
+            "config": OmegaConf.to_container(OmegaConf.structured(self.cfg)),
+        }
+
+    def _save(self, summary: dict) -> None:
+        d = self.out_dir
+        atomic_write(d / "summary.json", lambda p: p.write_text(json.dumps(summary, indent=2, default=float)))
+        atomic_write(d / "metrics.npz", lambda p: np.savez(open(p, "wb"), **{k: np.asarray(v, dtype=float) for k, v in self.history.items()}))
+        if self.probes is not None:
+            atomic_write(d / "probes.npz", lambda p: self.probes.save(p))
+        if self.cfg.trainer.checkpoint:
+            atomic_write(d / "checkpoint.pt", lambda p: torch.save(self.checkpoint(), p))
+        if self.writer is not None:
+            self.writer.add_text("status", f"{summary['status']} at step {summary['steps']}", self.step)
+            self.writer.flush()
+            self.writer.close()
+
+    def checkpoint(self) -> dict:
+        return {
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "rng": {"torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
+            "probes": self.probes.state_dict() if self.probes is not None else None,
+            "history": self.history,
+            "status": self.status,
+            "config": OmegaConf.to_container(OmegaConf.structured(self.cfg)),
+        }
+
+    def _progress(self):
+        from ics.progress import RunProgress
+
+        show = self.cfg.trainer.progress
+        if show == "auto":
+            show = sys.stdout.isatty()
+        return RunProgress(self.cfg.trainer.steps, enabled=bool(show), console=self.console,
+                           test_acc=lambda: self.history["test_acc"][-1] if self.history["test_acc"] else None)
+
+
+def train(cfg: Config, out_dir: Optional[Path] = None, data: Optional[DataBundle] = None, **kw) -> dict:
+    """Library entry point: build, fit, return the summary dict (no Hydra needed)."""
+    return Trainer(cfg, out_dir, data=data, **kw).fit()
