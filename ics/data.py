@@ -218,6 +218,7 @@ def _write_cache(path: Path, raw: RawData) -> None:
         try:
             with os.fdopen(fd, "wb") as fh:
                 torch.save(blob, fh)
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600; a cache is as readable as the data it holds
             os.replace(tmp, path)  # atomic: readers see the old state or the whole new file
         finally:
             if os.path.exists(tmp):
@@ -331,7 +332,8 @@ def _image_folder_source(cfg: DataConfig, expect_classes: Optional[List[str]] = 
         raise ConfigError(f"data.image_folder={folder}: class folders {classes} must be {cfg.name}'s classes "
                           f"{sorted(expect_classes)}")
     if expect_count is not None and len(classes) != expect_count:
-        raise ConfigError(f"data.image_folder={folder}: found {len(classes)} class folders, {cfg.name} has {expect_count}")
+        raise ConfigError(f"data.image_folder={folder}: found {len(classes)} class folders, "
+                          f"{cfg.name} has {expect_count}")
     files = [f for split in (train, test) for c in classes for f in split[c]]
     decode = lambda: _decode_folder(folder, classes, train, test, expect_shape)  # noqa: E731
     return Source(str(folder), files, decode)

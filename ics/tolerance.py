@@ -1,0 +1,299 @@
+"""Learning-rate tolerance of a sweep: how wide a range of learning rates trains well.
+
+Ioffe & Szegedy (2015), §3.3: with BatchNorm a layer's output is invariant to the scale of its
+weights, BN(a·W u) = BN(W u), and the gradient w.r.t. the weights shrinks as 1/a when they grow, so
+large learning rates no longer make parameters blow up; the claim is that BN networks tolerate
+much higher learning rates. This module measures that claim on a sweep over a learning-rate grid.
+
+Everything here is a pure function of summary dicts (the summary.json of each job), so it can be
+tested on hand-made summaries. Runs are grouped by their config with the learning rate and the
+seed removed (plus keys that do not change what is trained, e.g. paths and devices); inside a
+group the runs differ only in learning rate and seed.
+
+Definitions (per group, `fraction` = tolerance.fraction, default 0.9):
+
+* accuracy of a run: its final test accuracy; a diverged or failed run (or one without any
+  evaluation) counts as chance accuracy, since what it learnt before blowing up is not kept;
+* mean/std per LR: over seeds; std is the sample std (ddof=1), 0 for a single seed;
+* best LR: highest mean accuracy (ties: the smaller LR);
+* an LR *qualifies* when none of its runs diverged or failed and its mean accuracy is
+  >= fraction x the best mean accuracy of the group;
+* max stable LR / min good LR: the largest / smallest qualifying LR;
+* width (decades): log10(max stable / min good); 0 if one LR qualifies, None if none does;
+* per-seed max stable LR: the same criterion on each seed's own curve (its best accuracy over the
+  grid is the reference); reported as mean +/- std over the seeds that have one.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+DEFAULT_FRACTION = 0.9
+LR_KEY, SEED_KEY = "optim.lr", "trainer.seed"
+# Keys that do not change what is trained (where files live, which device, bookkeeping) and the
+# report's own settings: two runs differing only in these belong to the same group.
+NEUTRAL_KEYS = {"name", "data.root", "data.cache_dir", "data.download", "trainer.device", "trainer.threads",
+                "trainer.progress", "trainer.checkpoint"}
+NEUTRAL_PREFIXES = ("report.", "tolerance.")
+BAD_STATUSES = ("diverged", "failed")  # runs that count as chance accuracy and disqualify their LR
+
+
+# ----------------------------------------------------------------------------------------------
+# Flat configs
+
+
+def flatten(d: dict, prefix: str = "") -> Dict[str, Any]:
+    """{"model": {"norm": "batch"}} -> {"model.norm": "batch"}; lists become tuples (hashable)."""
+    out: Dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = tuple(v) if isinstance(v, list) else v
+    return out
+
+
+def parse_override(text: str) -> Optional[Tuple[str, Any]]:
+    """'optim.lr=0.1' -> ('optim.lr', 0.1); values parsed as YAML scalars like Hydra does."""
+    import yaml
+
+    if "=" not in text:
+        return None
+    key, raw = text.split("=", 1)
+    key = key.lstrip("+~")  # +key=v (append) and ~key (delete) prefixes
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string; Hydra reads it as a float
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    return key, tuple(value) if isinstance(value, list) else value
+
+
+def run_config(summary: dict, template: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """Flat config of a run. A failed job stores only its overrides: rebuild its config from a
+    sibling's (`template`, same sweep, hence same base config) with the overrides applied."""
+    if summary.get("config"):
+        return flatten(summary["config"])
+    cfg = dict(template or {})
+    for text in summary.get("overrides") or []:
+        kv = parse_override(text)
+        if kv is not None:
+            cfg[kv[0]] = kv[1]
+    return cfg
+
+
+def all_configs(summaries: Sequence[dict]) -> List[Dict[str, Any]]:
+    """Flat config of every summary (failed jobs rebuilt from the first run that has a config)."""
+    template = next((flatten(s["config"]) for s in summaries if s.get("config")), None)
+    return [run_config(s, template) for s in summaries]
+
+
+def group_key(cfg: Dict[str, Any]) -> Tuple[Tuple[str, Any], ...]:
+    """The config without learning rate, seed and neutral keys, as a sorted hashable tuple."""
+    skip = {LR_KEY, SEED_KEY} | NEUTRAL_KEYS
+    return tuple(sorted((k, v) for k, v in cfg.items()
+                        if k not in skip and not k.startswith(NEUTRAL_PREFIXES)))
+
+
+def varying_keys(configs: Iterable[Dict[str, Any]]) -> List[str]:
+    """Keys whose value is not the same in all the given flat configs, sorted."""
+    configs = list(configs)
+    keys = sorted({k for c in configs for k in c})
+    missing = object()
+    return [k for k in keys if len({repr(c.get(k, missing)) for c in configs}) > 1]
+
+
+def format_value(v: Any) -> str:
+    if isinstance(v, tuple):
+        return "[" + ",".join(format_value(x) for x in v) + "]"
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+# ----------------------------------------------------------------------------------------------
+# Results
+
+
+@dataclass
+class LRPoint:
+    """All runs of one group at one learning rate."""
+
+    lr: float
+    seeds: List[Any]
+    accs: List[float]  # per run, diverged/failed replaced by chance
+    statuses: List[str]
+    mean_acc: float
+    std_acc: float
+    n_diverged: int
+    n_failed: int
+
+    @property
+    def n_runs(self) -> int:
+        return len(self.accs)
+
+    @property
+    def stable(self) -> bool:
+        return self.n_diverged == 0 and self.n_failed == 0
+
+
+@dataclass
+class GroupTolerance:
+    key: Tuple[Tuple[str, Any], ...]
+    label: str  # the group's values of the keys that vary between groups, "k=v k=v"
+    fraction: float
+    points: List[LRPoint]  # sorted by LR
+    chance_acc: Optional[float]
+    best_lr: Optional[float] = None
+    best_acc: Optional[float] = None
+    max_stable_lr: Optional[float] = None
+    min_good_lr: Optional[float] = None
+    width_decades: Optional[float] = None
+    seed_max_stable: Dict[Any, Optional[float]] = field(default_factory=dict)
+    seed_max_stable_mean: Optional[float] = None
+    seed_max_stable_std: Optional[float] = None
+
+    @property
+    def lrs(self) -> List[float]:
+        return [p.lr for p in self.points]
+
+    @property
+    def seeds(self) -> List[Any]:
+        return sorted({s for p in self.points for s in p.seeds}, key=repr)
+
+
+# ----------------------------------------------------------------------------------------------
+# Computation
+
+
+def run_accuracy(summary: dict, chance: Optional[float]) -> float:
+    """Final test accuracy, or chance for a diverged/failed run or one that never evaluated."""
+    acc = summary.get("final_test_acc")
+    fallback = chance if chance is not None else 0.0
+    if summary.get("status") in BAD_STATUSES or acc is None or not math.isfinite(acc):
+        return fallback
+    return float(acc)
+
+
+def mean_std(values: Sequence[float]) -> Tuple[float, float]:
+    """Mean and sample std (ddof=1; 0 for one value) - the spread over seeds."""
+    a = np.asarray(values, dtype=float)
+    return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0
+
+
+def qualifying(points: Sequence[Tuple[float, bool, float]], fraction: float) -> List[float]:
+    """LRs that qualify from (lr, stable, acc) triples: stable and acc >= fraction x best acc."""
+    if not points:
+        return []
+    best = max(acc for _, _, acc in points)
+    return sorted(lr for lr, stable, acc in points if stable and acc >= fraction * best)
+
+
+def best_of(points: Sequence[LRPoint]) -> LRPoint:
+    # highest mean accuracy; a tie goes to the smaller LR (points are sorted by LR, max keeps the first)
+    return max(points, key=lambda p: p.mean_acc)
+
+
+def group_chance(summaries: Sequence[dict]) -> Optional[float]:
+    chances = [s["chance_acc"] for s in summaries if s.get("chance_acc") is not None]
+    return float(np.median(chances)) if chances else None
+
+
+def lr_points(runs: Sequence[Tuple[dict, Dict[str, Any]]], chance: Optional[float]) -> List[LRPoint]:
+    """One LRPoint per learning rate from (summary, flat config) pairs, sorted by LR."""
+    by_lr: Dict[float, List[Tuple[dict, Dict[str, Any]]]] = {}
+    for s, cfg in runs:
+        by_lr.setdefault(float(cfg[LR_KEY]), []).append((s, cfg))
+    points = []
+    for lr in sorted(by_lr):
+        members = by_lr[lr]
+        accs = [run_accuracy(s, chance) for s, _ in members]
+        statuses = [s.get("status", "?") for s, _ in members]
+        mean, std = mean_std(accs)
+        points.append(LRPoint(lr, [c.get(SEED_KEY) for _, c in members], accs, statuses, mean, std,
+                              statuses.count("diverged"), statuses.count("failed")))
+    return points
+
+
+def seed_max_stable(points: Sequence[LRPoint], fraction: float) -> Dict[Any, Optional[float]]:
+    """Per seed: the largest LR that qualifies on that seed's own accuracy-vs-LR curve."""
+    per_seed: Dict[Any, List[Tuple[float, bool, float]]] = {}
+    for p in points:
+        for seed, acc, status in zip(p.seeds, p.accs, p.statuses):
+            per_seed.setdefault(seed, []).append((p.lr, status not in BAD_STATUSES, acc))
+    out = {}
+    for seed in sorted(per_seed, key=repr):
+        ok = qualifying(per_seed[seed], fraction)
+        out[seed] = ok[-1] if ok else None
+    return out
+
+
+def group_tolerance(key, label: str, runs: Sequence[Tuple[dict, Dict[str, Any]]],
+                    fraction: float) -> GroupTolerance:
+    """Tolerance of one group from its (summary, flat config) pairs."""
+    chance = group_chance([s for s, _ in runs])
+    points = lr_points(runs, chance)
+    g = GroupTolerance(key, label, fraction, points, chance)
+    best = best_of(points)
+    g.best_lr, g.best_acc = best.lr, best.mean_acc
+    ok = qualifying([(p.lr, p.stable, p.mean_acc) for p in points], fraction)
+    if ok:
+        g.min_good_lr, g.max_stable_lr = ok[0], ok[-1]
+        g.width_decades = math.log10(ok[-1] / ok[0])
+    g.seed_max_stable = seed_max_stable(points, fraction)
+    found = [v for v in g.seed_max_stable.values() if v is not None]
+    if len(g.seed_max_stable) > 1 and found:
+        g.seed_max_stable_mean, g.seed_max_stable_std = mean_std(found)
+    return g
+
+
+def run_fraction(configs: Sequence[Dict[str, Any]], default: float = DEFAULT_FRACTION) -> float:
+    """tolerance.fraction from the runs' configs (first one that has it)."""
+    for c in configs:
+        if c.get("tolerance.fraction") is not None:
+            return float(c["tolerance.fraction"])
+    return default
+
+
+def group_runs(summaries: Sequence[dict]) -> Dict[tuple, List[Tuple[dict, Dict[str, Any]]]]:
+    """Group key -> [(summary, flat config)], in first-seen order. Runs without a learning rate
+    (a failed job whose config could not be rebuilt) are left out."""
+    groups: Dict[tuple, List[Tuple[dict, Dict[str, Any]]]] = {}
+    for s, cfg in zip(summaries, all_configs(summaries)):
+        if cfg.get(LR_KEY) is None:
+            continue
+        groups.setdefault(group_key(cfg), []).append((s, cfg))
+    return groups
+
+
+def group_labels(keys: Sequence[tuple]) -> Dict[tuple, str]:
+    """Name each group by its values of the keys that differ between groups."""
+    dicts = [dict(k) for k in keys]
+    vary = varying_keys(dicts)
+    return {k: " ".join(f"{v}={format_value(d.get(v, '-'))}" for v in vary) or "all runs"
+            for k, d in zip(keys, dicts)}
+
+
+def lr_tolerance(summaries: Sequence[dict], fraction: Optional[float] = None) -> List[GroupTolerance]:
+    """LR tolerance of every group of runs in a sweep (see the module docstring for definitions).
+
+    fraction: None takes tolerance.fraction from the runs' configs (default 0.9).
+    """
+    groups = group_runs(summaries)
+    if fraction is None:
+        fraction = run_fraction([c for runs in groups.values() for _, c in runs])
+    labels = group_labels(list(groups))
+    return [group_tolerance(k, labels[k], runs, fraction) for k, runs in groups.items()]
+
+
+def has_lr_grid(groups: Sequence[GroupTolerance]) -> bool:
+    """True when some group was run at two or more learning rates."""
+    return any(len(g.points) >= 2 for g in groups)
