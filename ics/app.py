@@ -16,15 +16,17 @@ from typing import Any, List, Optional
 from omegaconf import DictConfig
 
 from ics.config import ConfigError, to_config
+from ics.summaries import print_run_summary
 
 
 def _parallel_jobs(hc) -> int:
     """How many jobs run at once on this machine (joblib launcher: n_jobs; else 1)."""
     launcher = hc.launcher
-    n = launcher.get("n_jobs", None) if "joblib" in str(launcher.get("_target_", "")) else None
-    if n is None or n == -1:
-        return os.cpu_count() or 1 if n == -1 else 1
-    return max(1, int(n))
+    if "joblib" not in str(launcher.get("_target_", "")):
+        return 1  # the basic and submitit launchers run one job per process/machine at a time
+    n = int(launcher.get("n_jobs", -1) or -1)
+    cores = os.cpu_count() or 1
+    return cores if n < 0 else max(1, min(n, cores))
 
 
 def run_job(cfg: DictConfig) -> dict:
@@ -46,7 +48,9 @@ def run_job(cfg: DictConfig) -> dict:
             _remove_untrained(out_dir)
             print(f"error: {e}", file=sys.stderr)
             raise SystemExit(2)
-        return trainer.fit()
+        summary = trainer.fit()
+        print_run_summary(summary, out_dir)
+        return summary
     try:
         return Trainer(to_config(cfg), out_dir, overrides=overrides, max_threads=max_threads).fit()
     except KeyboardInterrupt:

@@ -43,3 +43,28 @@ def print_status_table(sweep_dir: Path, console=None) -> None:
         table.add_row(job.name.split("_", 1)[0], job_label(s), status, fmt(s.get("final_test_acc")),
                       fmt(s.get("best_test_acc")), "-" if s.get("steps_per_sec") is None else f"{s['steps_per_sec']:.0f}")
     console.print(table)
+
+
+def print_run_summary(summary: dict, out_dir: Path, console=None) -> None:
+    """The short table printed when one run ends."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    fmt = lambda v, f="{:.4f}": "-" if v is None else f.format(v)  # noqa: E731
+    table = Table(title=f"run {summary['status']}" + (f" at step {summary['diverged_at_step']}"
+                                                      if summary.get("diverged_at_step") else ""), show_header=False)
+    table.add_column("what")
+    table.add_column("value")
+    rows = [("steps", str(summary["steps"])), ("final test acc", fmt(summary["final_test_acc"])),
+            ("best test acc", f"{fmt(summary['best_test_acc'])} (step {summary['best_test_acc_step']})"),
+            ("final test loss", fmt(summary["final_test_loss"])), ("final train loss", fmt(summary["final_train_loss"])),
+            ("steps/s", fmt(summary["steps_per_sec"], "{:.0f}")), ("wall time", fmt(summary["wall_time_sec"], "{:.1f} s")),
+            ("device / threads", f"{summary['device']} / {summary['threads']}")]
+    last = list(summary.get("drift", {}).items())[-1:]
+    for point, d in last:
+        rows.append((f"drift {point} (W1/σ_ref vs step 0)", fmt(d.get("w1_ref"))))
+    rows.append(("run dir", str(out_dir)))
+    for r in rows:
+        table.add_row(*r)
+    console.print(table)

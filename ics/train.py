@@ -48,25 +48,29 @@ def atomic_write(path: Path, write) -> None:
 
 
 class Meter:
-    """Running train loss/accuracy over a logging window, kept on the device (no per-step sync)."""
+    """Running train loss/accuracy over a logging window. Per step it only keeps references to the
+    detached loss and logits (no tensor ops, no sync); the window is reduced in one go when logged."""
 
     def __init__(self, device: torch.device):
         self.device = device
         self.reset()
 
     def reset(self) -> None:
-        z = lambda: torch.zeros((), device=self.device)  # noqa: E731
-        self.loss_sum, self.loss_max, self.correct, self.count = z(), z(), z(), 0
+        self.losses: List[torch.Tensor] = []
+        self.logits: List[torch.Tensor] = []
+        self.targets: List[torch.Tensor] = []
 
     def add(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
-        self.loss_sum += loss
-        self.loss_max = torch.maximum(self.loss_max, loss)  # NaN propagates: divergence is seen
-        self.correct += (logits.argmax(1) == y).sum()
-        self.count += y.shape[0]
+        self.losses.append(loss)
+        self.logits.append(logits)
+        self.targets.append(y)
 
-    def read(self, steps: int) -> Dict[str, float]:
-        loss_sum, loss_max, correct = torch.stack([self.loss_sum, self.loss_max, self.correct]).tolist()  # sync point
-        out = {"loss": loss_sum / max(steps, 1), "loss_max": loss_max, "acc": correct / max(self.count, 1)}
+    def read(self) -> Dict[str, float]:
+        losses = torch.stack(self.losses)
+        correct = (torch.cat(self.logits).argmax(1) == torch.cat(self.targets)).sum()
+        # max propagates NaN, so a divergence anywhere in the window is seen
+        mean, worst, correct = torch.stack([losses.mean(), losses.max(), correct.to(losses.dtype)]).tolist()  # sync point
+        out = {"loss": mean, "loss_max": worst, "acc": correct / sum(t.shape[0] for t in self.targets)}
         self.reset()
         return out
 
@@ -153,7 +157,7 @@ class Trainer:
         self.meter.add(loss.detach(), logits.detach(), y)
 
     def _probe(self, step: int) -> None:
-        if self.probes is not None and self.probes.due(step):
+        if self.probes is not None and (self.probes.due(step) or step == self.cfg.trainer.steps):
             t0 = time.perf_counter()
             self.probes.measure(step)
             self.timers["probe"] += time.perf_counter() - t0
@@ -161,7 +165,7 @@ class Trainer:
     def log_train(self, bar) -> bool:
         """Log the window's train loss/acc; return False (and mark the run) if it diverged."""
         last_step, last_t = self._last_log
-        m = self.meter.read(self.step - last_step)
+        m = self.meter.read()
         now = time.perf_counter()
         self._last_log = (self.step, now)
         sps = (self.step - last_step) / max(now - last_t, 1e-9)
@@ -266,8 +270,24 @@ class Trainer:
             atomic_write(d / "checkpoint.pt", lambda p: torch.save(self.checkpoint(), p))
         if self.writer is not None:
             self.writer.add_text("status", f"{summary['status']} at step {summary['steps']}", self.step)
+            self._write_hparams(summary)
             self.writer.flush()
             self.writer.close()
+
+    def _write_hparams(self, summary: dict) -> None:
+        """HParams dashboard entry in this run's own directory (SummaryWriter.add_hparams would
+        create a second run folder): the experiment/session summaries go through the file writer."""
+        from torch.utils.tensorboard.summary import hparams
+
+        metrics = {"hparams/final_test_acc": summary["final_test_acc"], "hparams/best_test_acc": summary["best_test_acc"],
+                   "hparams/diverged": float(summary["status"] == "diverged"),
+                   "hparams/steps_per_sec": summary["steps_per_sec"]}
+        metrics = {k: float("nan") if v is None else float(v) for k, v in metrics.items()}
+        exp, ssi, sei = hparams(hparam_values(self.cfg, self.overrides), metrics)
+        for s in (exp, ssi, sei):
+            self.writer.file_writer.add_summary(s)
+        for tag, v in metrics.items():
+            self.writer.add_scalar(tag, v, self.step)
 
     def checkpoint(self) -> dict:
         return {
@@ -291,6 +311,26 @@ class Trainer:
             show = sys.stdout.isatty()
         return RunProgress(self.cfg.trainer.steps, enabled=bool(show), console=self.console,
                            test_acc=lambda: self.history["test_acc"][-1] if self.history["test_acc"] else None)
+
+
+HPARAM_KEYS = ("model.name", "model.activation", "model.norm", "model.init", "data.name", "optim.name", "optim.lr",
+               "trainer.batch_size", "trainer.steps", "trainer.seed")
+
+
+def hparam_values(cfg: Config, overrides: Sequence[str]) -> Dict[str, object]:
+    """The main knobs plus every overridden key, as TensorBoard-friendly scalars/strings."""
+    conf = OmegaConf.structured(cfg)
+    keys = list(HPARAM_KEYS) + [o.lstrip("+~").split("=")[0] for o in overrides if "=" in o]
+    out: Dict[str, object] = {}
+    for key in keys:
+        if key.startswith("hydra.") or key in out:
+            continue
+        val = OmegaConf.select(conf, key, default=None)
+        if isinstance(val, (bool, int, float, str)):
+            out[key] = val
+        elif val is not None:
+            out[key] = str(OmegaConf.to_container(val) if OmegaConf.is_config(val) else val)
+    return out
 
 
 def train(cfg: Config, out_dir: Optional[Path] = None, data: Optional[DataBundle] = None, **kw) -> dict:

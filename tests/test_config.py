@@ -1,0 +1,235 @@
+"""Config composition (Hydra Compose API over the packaged configs) and value validation."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+
+import ics  # noqa: F401  (fills the registries)
+from ics.config import (Config, ConfigError, DataConfig, ModelConfig, OptimConfig, ProbeConfig, TrainerConfig,
+                        register_configs, to_config, validate)
+from ics.models import build_model
+
+GROUPS = ("model", "data", "optim", "trainer", "probe", "experiment")
+# every option the packaged configs must provide (a missing file is a packaging/config bug)
+EXPECTED_OPTIONS = {
+    "model": {"mlp", "cnn"},
+    "data": {"mnist", "fashion_mnist", "cifar10", "cifar100", "image_folder"},
+    "optim": {"sgd", "momentum", "adam"},
+    "trainer": {"default"},
+    "probe": {"default", "all", "off"},
+    "experiment": {"fig1"},
+}
+DATA_SHAPES = {  # data option -> (in_shape, num_classes) the real data set has
+    "mnist": ((1, 28, 28), 10),
+    "fashion_mnist": ((1, 28, 28), 10),
+    "cifar10": ((3, 32, 32), 10),
+    "cifar100": ((3, 32, 32), 100),
+    "image_folder": ((3, 32, 32), 10),
+}
+# overrides an option needs to be complete (image_folder has a mandatory `???` path)
+EXTRA = {("data", "image_folder"): ["data.image_folder=/nonexistent/folder"]}
+
+
+@pytest.fixture
+def hydra_ctx():
+    """A fresh Compose API session on the packaged config module; cleared afterwards."""
+    GlobalHydra.instance().clear()
+    register_configs()
+    with initialize_config_module(config_module="ics.conf", version_base="1.3"):
+        yield GlobalHydra.instance().config_loader()
+    GlobalHydra.instance().clear()
+
+
+def _compose(overrides=()):
+    return compose(config_name="config", overrides=list(overrides))
+
+
+def _options():
+    return [(g, o) for g in GROUPS for o in sorted(EXPECTED_OPTIONS[g])]
+
+
+# ----------------------------------------------------------------------------------------------
+# composition
+
+
+def test_group_options_are_discoverable(hydra_ctx):
+    for group in GROUPS:
+        assert set(hydra_ctx.get_group_options(group)) >= EXPECTED_OPTIONS[group], group
+
+
+def test_defaults_are_the_fig1_setup(hydra_ctx):
+    cfg = to_config(_compose())
+    validate(cfg)
+    assert isinstance(cfg, Config)
+    assert cfg.model == ModelConfig(name="mlp", widths=[100, 100, 100], activation="sigmoid", norm="batch",
+                                    init="gaussian", init_std=0.1)
+    assert cfg.data.name == "mnist"
+    assert cfg.optim.name == "sgd" and cfg.optim.lr == 0.5
+    assert cfg.trainer.batch_size == 60 and cfg.trainer.steps == 50_000
+    assert cfg.probe.enabled and cfg.probe.points == ["*.pre_act"]
+
+
+@pytest.mark.parametrize("group,option", _options())
+def test_every_option_composes_converts_and_validates(hydra_ctx, group, option):
+    overrides = [f"{group}={option}", *EXTRA.get((group, option), [])]
+    raw = _compose(overrides)
+    cfg = to_config(raw)
+    assert isinstance(cfg, Config)
+    for section in ("model", "data", "optim", "trainer", "probe"):
+        assert dataclasses.is_dataclass(getattr(cfg, section)), section
+    validate(cfg)
+    if group in ("model", "data", "optim"):
+        assert getattr(cfg, group).name == option
+    if group == "probe":
+        assert cfg.probe.enabled is (option != "off")
+        if option == "all":
+            assert cfg.probe.points == ["*"]
+    if group == "experiment":
+        assert cfg.name == option
+    # to_config drops Hydra's own node and round-trips through a structured config
+    assert "hydra" not in OmegaConf.to_container(OmegaConf.structured(cfg))
+
+
+def test_optim_option_values(hydra_ctx):
+    assert to_config(_compose(["optim=adam"])).optim.lr == pytest.approx(0.001)
+    mom = to_config(_compose(["optim=momentum"])).optim
+    assert mom.momentum == pytest.approx(0.9) and mom.lr == pytest.approx(0.05)
+
+
+def test_fig1_experiment_is_a_multirun_over_norm(hydra_ctx):
+    raw = compose(config_name="config", overrides=["experiment=fig1"], return_hydra_config=True)
+    assert str(raw.hydra.mode) in ("RunMode.MULTIRUN", "MULTIRUN")
+    assert raw.hydra.sweeper.params["model.norm"].replace(" ", "") == "none,batch"
+    cfg = to_config(raw)
+    validate(cfg)
+    assert cfg.model.name == "mlp" and cfg.model.activation == "sigmoid" and cfg.data.name == "mnist"
+
+
+@pytest.mark.parametrize("override", ["trainer.stepz=5", "model.widthz=[3]", "optim.lr=abc", "model=foo"])
+def test_schema_rejects_unknown_keys_and_wrong_types(hydra_ctx, override):
+    with pytest.raises(Exception):
+        _compose([override])
+
+
+# ----------------------------------------------------------------------------------------------
+# model x data: every combination builds (no data is loaded)
+
+
+@pytest.mark.parametrize("norm", ["none", "batch"])
+@pytest.mark.parametrize("model", sorted(EXPECTED_OPTIONS["model"]))
+@pytest.mark.parametrize("data", sorted(EXPECTED_OPTIONS["data"]))
+def test_model_data_combinations_build(hydra_ctx, model, data, norm):
+    overrides = [f"model={model}", f"data={data}", f"model.norm={norm}", *EXTRA.get(("data", data), [])]
+    cfg = to_config(_compose(overrides))
+    validate(cfg)
+    in_shape, num_classes = DATA_SHAPES[data]
+    torch.manual_seed(0)
+    net = build_model(cfg.model, in_shape, num_classes)
+    net.eval()
+    with torch.no_grad():
+        out = net(torch.randn(2, *in_shape))
+    assert out.shape == (2, num_classes)
+    assert torch.isfinite(out).all()
+
+
+# ----------------------------------------------------------------------------------------------
+# validate: one-line errors naming the key and the value
+
+
+def make_cfg(model=None, optim=None, trainer=None, data=None, probe=None) -> Config:
+    return Config(model=ModelConfig(**(model or {})), data=DataConfig(**(data or {})),
+                  optim=OptimConfig(**(optim or {})), trainer=TrainerConfig(**(trainer or {})),
+                  probe=ProbeConfig(**(probe or {})))
+
+
+def assert_one_line_error(cfg: Config, key: str, value: str, train_size=None) -> str:
+    with pytest.raises(ConfigError) as exc:
+        validate(cfg, train_size=train_size)
+    msg = str(exc.value)
+    assert "\n" not in msg.strip(), msg
+    assert key in msg, msg
+    assert value in msg, msg
+    return msg
+
+
+def test_default_config_is_valid():
+    validate(make_cfg())
+
+
+@pytest.mark.parametrize("lr", [0.0, -1.0, -1e-9])
+def test_lr_must_be_positive(lr):
+    msg = assert_one_line_error(make_cfg(optim={"lr": lr}), "optim.lr", repr(lr))
+    assert "> 0" in msg
+
+
+@pytest.mark.parametrize("steps", [0, -5])
+def test_steps_must_be_positive(steps):
+    msg = assert_one_line_error(make_cfg(trainer={"steps": steps}), "trainer.steps", str(steps))
+    assert "> 0" in msg
+
+
+@pytest.mark.parametrize("batch", [1, 0])
+def test_batch_below_two_with_batchnorm(batch):
+    msg = assert_one_line_error(make_cfg(model={"norm": "batch"}, trainer={"batch_size": batch}),
+                                "trainer.batch_size", str(batch))
+    assert ">= 2" in msg and "norm" in msg
+
+
+def test_batch_one_is_fine_without_batchnorm():
+    validate(make_cfg(model={"norm": "none"}, trainer={"batch_size": 1}))
+    assert_one_line_error(make_cfg(model={"norm": "none"}, trainer={"batch_size": 0}), "trainer.batch_size", "0")
+
+
+def test_batch_larger_than_training_set():
+    cfg = make_cfg(trainer={"batch_size": 601})
+    validate(cfg)  # the size is unknown without data
+    validate(make_cfg(trainer={"batch_size": 600}), train_size=600)
+    msg = assert_one_line_error(cfg, "trainer.batch_size", "601", train_size=600)
+    assert "600" in msg
+
+
+@pytest.mark.parametrize("section,key,value", [
+    ("model", "activation", "swish"),
+    ("model", "norm", "layer"),
+    ("model", "init", "orthogonal"),
+    ("model", "name", "resnet"),
+    ("optim", "name", "rmsprop"),
+    ("data", "name", "imagenet"),
+])
+def test_unknown_registry_names(section, key, value):
+    cfg = make_cfg(**{section: {key: value}})
+    msg = assert_one_line_error(cfg, f"{section}.{key}", value)
+    assert "allowed" in msg
+
+
+def test_unknown_name_error_lists_what_is_allowed():
+    msg = assert_one_line_error(make_cfg(model={"activation": "swish"}), "model.activation", "swish")
+    for act in ("sigmoid", "relu", "tanh"):
+        assert act in msg
+    msg = assert_one_line_error(make_cfg(optim={"name": "rmsprop"}), "optim.name", "rmsprop")
+    for opt in ("sgd", "momentum", "adam"):
+        assert opt in msg
+    msg = assert_one_line_error(make_cfg(data={"name": "imagenet"}), "data.name", "imagenet")
+    for ds in ("mnist", "cifar10"):
+        assert ds in msg
+
+
+@pytest.mark.parametrize("section,key,value", [
+    ("model", "kernel_size", 2),
+    ("model", "pool", "median"),
+    ("model", "init_std", 0.0),
+    ("optim", "momentum", 1.0),
+    ("trainer", "eval_every", 0),
+    ("trainer", "sampler", "shuffle"),
+    ("trainer", "device", "tpu"),
+    ("trainer", "threads", 0),
+    ("probe", "size", 1),
+    ("probe", "bn_mode", "train"),
+])
+def test_other_bad_values(section, key, value):
+    assert_one_line_error(make_cfg(**{section: {key: value}}), f"{section}.{key}", str(value))

@@ -1,0 +1,150 @@
+"""`make_report` on a tiny real sweep: the trainer runs (as a library) on synthetic data, then the
+report must write every artefact and show the diverged run as diverged."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ics.config import (Config, ConfigError, DataConfig, ModelConfig, OptimConfig, ProbeConfig,
+                        TrainerConfig)
+from ics.data import DataBundle
+from ics.report import make_report
+from ics.train import Trainer
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+HUGE_LR = 1e4  # far past what a sigmoid MLP without BN survives: the train loss blows past 1e3
+
+
+def tiny_data(n_train=300, n_test=120, classes=4, seed=0) -> DataBundle:
+    """Learnable (1, 6, 6) images: each class lights its own row, plus Gaussian noise."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def split(n):
+        y = torch.arange(n) % classes
+        x = 0.5 * torch.randn(n, 1, 6, 6, generator=gen)
+        x[torch.arange(n), 0, y] += 2.0
+        return x, y
+
+    (x, y), (xt, yt) = split(n_train), split(n_test)
+    return DataBundle("synthetic", x, y, xt, yt, [str(c) for c in range(classes)], (0.0,), (1.0,), "memory")
+
+
+def cfg(norm: str, lr: float) -> Config:
+    return Config(model=ModelConfig(widths=[16, 16], norm=norm),
+                  data=DataConfig(),
+                  optim=OptimConfig(lr=lr),
+                  trainer=TrainerConfig(steps=60, batch_size=20, eval_every=20, log_every=10, device="cpu",
+                                        threads=1, progress=False, checkpoint=False),
+                  probe=ProbeConfig(every=10, size=60, units=2, histogram_every=1000))
+
+
+GOOD_LR = 2.0  # both nets reach > 0.9 test accuracy in 60 steps
+JOBS = [("none", GOOD_LR), ("none", HUGE_LR), ("batch", GOOD_LR), ("batch", HUGE_LR)]
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory) -> Path:
+    """<tmp>/<num>_<overrides>/ like a Hydra multirun, plus one failed job (summary only)."""
+    root = tmp_path_factory.mktemp("sweep")
+    data = tiny_data()
+    for num, (norm, lr) in enumerate(JOBS):
+        overrides = [f"model.norm={norm}", f"optim.lr={lr:g}", "trainer.steps=60"]
+        Trainer(cfg(norm, lr), root / f"{num}_{','.join(overrides)}", data=data, overrides=overrides).fit()
+    failed = root / "4_model.norm=batch,optim.lr=1"
+    failed.mkdir()
+    (failed / "summary.json").write_text(json.dumps(
+        {"status": "failed", "error": "RuntimeError: boom", "traceback": "...",
+         "overrides": ["model.norm=batch", "optim.lr=1", "trainer.steps=60"]}))
+    return root
+
+
+@pytest.fixture(scope="module")
+def report(sweep):
+    return make_report(sweep)
+
+
+def assert_png(path: Path) -> None:
+    import matplotlib.image as mpimg
+
+    assert path.is_file() and path.stat().st_size > 1000
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    img = mpimg.imread(path)
+    assert img.ndim == 3 and img.shape[2] in (3, 4) and img.shape[0] > 200 and img.shape[1] > 200
+
+
+def test_artifacts_written(sweep, report):
+    out = sweep / "report"
+    assert report["out"] == out
+    assert report["report_md"] == out / "report.md" and report["report_md"].is_file()
+    assert set(report["figures"]) == {"accuracy", "percentiles", "lr_tolerance", "drift"}
+    assert report["skipped"] == {}
+    for png in report["figures"].values():
+        assert_png(png)
+    assert list(out.glob("events.out.tfevents.*")), "no TensorBoard event file in the report dir"
+
+
+def test_runs_csv_one_row_per_job(report):
+    with open(report["runs_csv"]) as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["job"] for r in rows] == ["0", "1", "2", "3", "4"]
+    assert rows[4]["status"] == "failed" and rows[4]["error"] == "RuntimeError: boom"
+    assert rows[0]["config.model.norm"] == "none" and rows[2]["config.model.norm"] == "batch"
+    assert float(rows[0]["final_test_acc"]) > 0.5  # the data is learnable in 60 steps
+    assert float(rows[0]["max_drift_w1_ref"]) > 0
+
+
+def test_diverged_run_shown_as_diverged(report):
+    row = report["runs"][1]
+    assert row["status"] == "diverged"
+    assert row["status_text"] == f"diverged @ {row['diverged_at_step']}"
+    headers, cells = report["runs_table"]
+    assert cells[1][headers.index("status")].startswith("diverged @ ")
+    md = report["report_md"].read_text()
+    assert "diverged @ " in md
+    (none_group,) = [g for g in report["tolerance"] if g.label == "model.norm=none"]
+    assert none_group.points[-1].lr == HUGE_LR and none_group.points[-1].n_diverged == 1
+    assert none_group.max_stable_lr == GOOD_LR  # the diverged LR can never be "stable"
+
+
+def test_tolerance_groups_and_table(report):
+    groups = {g.label: g for g in report["tolerance"]}
+    assert set(groups) == {"model.norm=none", "model.norm=batch"}
+    # the failed job joins the BN group from its overrides and counts as chance there
+    assert groups["model.norm=batch"].lrs == [1.0, GOOD_LR, HUGE_LR]
+    assert groups["model.norm=batch"].points[0].n_failed == 1
+    headers, cells = report["tolerance_table"]
+    assert headers[0] == "group" and "max stable LR" in headers and len(cells) == 2
+    md = report["report_md"].read_text()
+    for name in ("accuracy.png", "percentiles.png", "lr_tolerance.png", "drift.png", "## Definitions"):
+        assert name in md
+
+
+def test_single_run_skips_lr_figure(sweep, tmp_path):
+    run = next(sweep.glob("0_*"))
+    res = make_report(run, tmp_path / "rep")
+    assert res["tolerance_table"] is None
+    assert "lr_tolerance" in res["skipped"] and "lr_tolerance" not in res["figures"]
+    assert "skipped" in res["report_md"].read_text()
+    for png in res["figures"].values():
+        assert_png(png)
+
+
+def test_run_without_probes(tmp_path):
+    c = cfg("batch", GOOD_LR)
+    c.probe.enabled = False
+    Trainer(c, tmp_path / "run", data=tiny_data()).fit()
+    res = make_report(tmp_path / "run")
+    assert set(res["skipped"]) == {"percentiles", "drift", "lr_tolerance"}
+    assert_png(res["figures"]["accuracy"])
+
+
+def test_bad_input(tmp_path):
+    with pytest.raises(ConfigError, match="no summary.json"):
+        make_report(tmp_path)
+    with pytest.raises(ConfigError, match="not a directory"):
+        make_report(tmp_path / "missing")
