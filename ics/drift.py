@@ -7,9 +7,11 @@ previous snapshot, unit by unit:
 
   W1(P, Q)    = ∫ |F_P⁻¹(q) − F_Q⁻¹(q)| dq         (1-Wasserstein; for two equal-size samples,
                                                      the mean absolute difference of sorted values)
+Shift and log-std are taken in absolute value so that summaries over units (mean, max) measure
+magnitude; signed per-unit values would cancel in the mean.
   w1          = W1(P_t, P_ref) / σ_ref              (in reference-std units)
-  shift       = (μ_t − μ_ref) / σ_ref
-  log_std     = log(σ_t / σ_ref)
+  shift       = |μ_t − μ_ref| / σ_ref
+  log_std     = |log(σ_t / σ_ref)|
   path        = Σ_k W1(P_{t_k}, P_{t_{k−1}}) / σ_ref (cumulative drift: the distribution's path length)
 """
 from __future__ import annotations

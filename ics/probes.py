@@ -101,7 +101,7 @@ class PointState:
     def state_dict(self) -> dict:
         cpu = lambda t: None if t is None else tuple(x.cpu() for x in t)  # noqa: E731
         return {"units": self.units, "cols": None if self.cols is None else self.cols.cpu(),
-                "ref": cpu(self.ref), "prev": cpu(self.prev), "path": self.path.cpu()}
+                "ref": cpu(self.ref), "prev": cpu(self.prev), "path": self.path.detach().cpu().clone()}
 
     def load_state_dict(self, s: dict, device) -> None:
         dev = lambda t: None if t is None else tuple(x.to(device) for x in t)  # noqa: E731
@@ -167,7 +167,7 @@ class ProbeSuite:
         unit = safe_std(ref_sd)
         q = quantiles_sorted(s, self.qs)  # (C, P)
         w1_prev = w1_sorted(s, st.prev[0]) / unit
-        st.path += w1_prev
+        st.path = st.path + w1_prev  # not in place: an earlier state_dict stays a snapshot
         w1_ref = w1_sorted(s, ref_s) / unit
         shift = ((mu - ref_mu) / unit).abs()
         log_std = torch.log(sd.clamp_min(1e-12) / unit).abs()

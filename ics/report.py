@@ -26,7 +26,7 @@ import numpy as np
 
 from ics.config import ConfigError
 from ics.summaries import find_runs, job_label
-from ics.tolerance import (GroupTolerance, all_configs, format_value, has_lr_grid, lr_tolerance,
+from ics.tolerance import (DEFAULT_FRACTION, GroupTolerance, all_configs, format_value, has_lr_grid, lr_tolerance,
                            parse_override, varying_keys)
 
 MAX_PANELS = 12  # per-run panel figures show at most this many runs (readability)
@@ -192,68 +192,86 @@ def common_overrides(jobs: Sequence[Job]) -> List[str]:
     return [o for o in lists[0] if o in shared]
 
 
-def runs_table(rows: Sequence[Dict[str, Any]], targets: Sequence[str]) -> Tuple[List[str], List[List[str]]]:
-    """(headers, cells) of the per-job table; overrides = the ones that differ between jobs."""
+def runs_table(rows: Sequence[Dict[str, Any]], targets: Sequence[str], title: str,
+               common: Sequence[str] = ()) -> TextTable:
+    """The per-job table; overrides = the ones that differ between jobs (common ones in the caption)."""
     headers = ["job", "overrides", "status", "final acc", "best acc"] + [f"steps→{t}" for t in targets] + ["max drift"]
     cells = []
     for r in rows:
         cells.append([str(r["job"]), r["label"], r["status_text"], _fmt(r["final_test_acc"]),
                       _fmt(r["best_test_acc"])] + [_fmt(r[f"steps_to_{t}"]) for t in targets] +
                      [_fmt(r["max_drift_w1_ref"], ".3f")])
-    return headers, cells
+    caption = f"common overrides: {' '.join(common)}" if common else None
+    return TextTable(title, headers, cells, caption)
 
 
-def _lr_cell(p) -> str:
-    text = f"{p.mean_acc:.3f}" + (f"±{p.std_acc:.3f}" if p.n_runs > 1 else "")
-    if p.n_diverged:
-        text += f" ({p.n_diverged}/{p.n_runs} div)"
-    if p.n_failed:
-        text += f" ({p.n_failed}/{p.n_runs} failed)"
-    return text
+@dataclass
+class TextTable:
+    """A table for the console (rich) and report.md alike."""
+
+    title: str
+    headers: List[str]
+    cells: List[List[str]]
+    caption: Optional[str] = None
 
 
-def tolerance_table(groups: Sequence[GroupTolerance]) -> Tuple[List[str], List[List[str]]]:
-    """(headers, cells): one row per group, one column per LR of the union grid, then the summary."""
-    lrs = sorted({lr for g in groups for lr in g.lrs})
-    headers = ["group"] + [f"lr={lr:g}" for lr in lrs] + \
-              ["best LR", "max stable LR", "min good LR", "width (decades)", "per-seed max stable"]
-    lr_fmt = lambda v: "-" if v is None else f"{v:g}"  # noqa: E731
+def _lr(v: Optional[float]) -> str:
+    return "-" if v is None else f"{v:g}"
+
+
+def tolerance_table(groups: Sequence[GroupTolerance]) -> TextTable:
+    """One row per group: best, max stable, min good LR, width, per-seed max stable LR."""
+    headers = ["group", "LRs", "best LR (acc)", "max stable LR", "min good LR", "width (decades)",
+               "max stable LR per seed"]
     cells = []
     for g in groups:
-        by_lr = {p.lr: p for p in g.points}
-        seed = "-" if g.seed_max_stable_mean is None else f"{g.seed_max_stable_mean:g} ± {g.seed_max_stable_std:.3g}"
-        cells.append([g.label] + [_lr_cell(by_lr[lr]) if lr in by_lr else "" for lr in lrs] +
-                     [f"{g.best_lr:g} ({g.best_acc:.3f})", lr_fmt(g.max_stable_lr), lr_fmt(g.min_good_lr),
-                      "-" if g.width_decades is None else f"{g.width_decades:.2f}", seed])
-    return headers, cells
+        seed = "-" if g.seed_max_stable_mean is None else \
+            f"{g.seed_max_stable_mean:.3g} ± {g.seed_max_stable_std:.3g} (n={len(g.seed_max_stable)})"
+        cells.append([g.label, str(len(g.points)), f"{g.best_lr:g} ({g.best_acc:.3f})", _lr(g.max_stable_lr),
+                      _lr(g.min_good_lr), "-" if g.width_decades is None else f"{g.width_decades:.2f}", seed])
+    fraction = groups[0].fraction if groups else DEFAULT_FRACTION
+    return TextTable(f"LR tolerance (qualifying: no divergence, mean acc >= {fraction:g} x best)", headers, cells)
 
 
-def print_tables(title: str, runs: Tuple[List[str], List[List[str]]],
-                 tol: Optional[Tuple[List[str], List[List[str]]]], fraction: Optional[float], common: Sequence[str],
-                 console=None) -> None:
+def lr_table(groups: Sequence[GroupTolerance]) -> TextTable:
+    """One row per (group, LR): final accuracy mean ± std over seeds, diverged/failed counts."""
+    headers = ["group", "LR", "final acc (mean ± std)", "runs", "diverged", "failed", "qualifies"]
+    cells = []
+    for g in groups:
+        ok = set() if g.min_good_lr is None else \
+            {p.lr for p in g.points if p.stable and p.mean_acc >= g.fraction * g.best_acc}
+        for p in g.points:
+            cells.append([g.label, f"{p.lr:g}", f"{p.mean_acc:.4f} ± {p.std_acc:.4f}", str(p.n_runs),
+                          str(p.n_diverged), str(p.n_failed), "yes" if p.lr in ok else "no"])
+    return TextTable("Final test accuracy per learning rate (diverged/failed runs count as chance)", headers, cells)
+
+
+LABEL_COLUMNS = {"overrides", "group"}  # long text: these wrap, the short columns keep their width
+
+
+def print_tables(tables: Sequence[TextTable], console=None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = console or Console()
-    for name, tab in ((title, runs), (f"LR tolerance (fraction {fraction:g} of the best mean acc)"
-                                      if fraction is not None else "", tol)):
-        if tab is None:
-            continue
-        caption = f"common overrides: {' '.join(common)}" if common and tab is runs else None
-        table = Table(title=name, caption=caption)
-        for h in tab[0]:
-            # no_wrap on the short columns: the long label column takes the wrapping
-            label_col = h in ("overrides", "group")
-            table.add_column(h, no_wrap=not label_col, min_width=16 if label_col else None)
-        for row in tab[1]:
+    # piped output (logs, CI) gets rich's 80-column default, which squeezes the label column to
+    # nothing: without a terminal there is no width to respect, so use a wide one
+    console = console or Console(width=None if Console().is_terminal else 160)
+    for t in tables:
+        table = Table(title=t.title, caption=t.caption)
+        for h in t.headers:
+            table.add_column(h, no_wrap=h not in LABEL_COLUMNS, overflow="fold")
+        for row in t.cells:
             table.add_row(*row)
         console.print(table)
 
 
-def markdown_table(headers: Sequence[str], cells: Sequence[Sequence[str]]) -> str:
+def markdown_table(t: TextTable) -> str:
     esc = lambda s: str(s).replace("|", "\\|")  # noqa: E731
-    lines = ["| " + " | ".join(esc(h) for h in headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in cells]
+    lines = [f"**{t.title}**", ""]
+    lines += ["| " + " | ".join(esc(h) for h in t.headers) + " |", "|" + "---|" * len(t.headers)]
+    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in t.cells]
+    if t.caption:
+        lines += ["", f"_{t.caption}_"]
     return "\n".join(lines)
 
 
@@ -321,6 +339,23 @@ def _mark_off_scale(ax, arrays: Sequence[np.ndarray], lims: Tuple[float, float])
                 bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "crimson"})
 
 
+def panel_jobs(items: Sequence[Tuple[Job, Any]], limit: int = MAX_PANELS) -> List[Tuple[Job, Any]]:
+    """At most `limit` (job, data) pairs for a per-run panel figure. When there are more, take the
+    lowest seed of every config first and alternate between norms, so BN and no-BN both show."""
+    if len(items) <= limit:
+        return list(items)
+    seeds = sorted({repr(j.config.get("trainer.seed")) for j, _ in items})
+    by_norm: Dict[str, List[Tuple[Job, Any]]] = {}
+    for it in sorted(items, key=lambda it: (seeds.index(repr(it[0].config.get("trainer.seed"))), it[0].num)):
+        by_norm.setdefault(it[0].norm, []).append(it)
+    queues, chosen = list(by_norm.values()), []
+    while len(chosen) < limit:
+        for q in queues:
+            if q and len(chosen) < limit:
+                chosen.append(q.pop(0))
+    return sorted(chosen, key=lambda it: it[0].num)
+
+
 def _panel_title(j: Job) -> str:
     return f"#{j.num} {j.label}\n{j.status_text}"
 
@@ -344,7 +379,7 @@ def fig_accuracy(jobs: Sequence[Job]):
     from matplotlib.figure import Figure
 
     colours = norm_colours([j.norm for j in jobs])
-    fig = Figure(figsize=(9, 5.2), layout="constrained")
+    fig = Figure(figsize=(9 if len(have) <= 8 else 11.5, 5.6), layout="constrained")
     ax = fig.subplots()
     for i, j in have:
         steps, acc = j.metrics["eval_step"], j.metrics["test_acc"]
@@ -359,8 +394,10 @@ def fig_accuracy(jobs: Sequence[Job]):
     ax.set_ylabel("test accuracy (fraction)")
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
-    ax.set_title("Test accuracy: BN (solid, blue) vs no BN (dashed, orange); × = diverged")
-    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    # a figure title: the axes are narrowed by the legend, an axes title would be clipped
+    fig.suptitle("Test accuracy over training: BN (solid, blues) vs no BN (dashed, oranges); × = diverged")
+    ax.legend(fontsize=8 if len(have) <= 24 else 6.5, loc="center left", bbox_to_anchor=(1.01, 0.5),
+              frameon=False, ncols=1 if len(have) <= 24 else 2)
     return fig, None
 
 
@@ -391,7 +428,7 @@ def _unit_series(j: Job) -> Optional[Tuple[str, int, np.ndarray, List[np.ndarray
 
 def fig_percentiles(jobs: Sequence[Job]):
     """p15-p85 band and median of one last-layer unit's input to its nonlinearity (Fig. 1 b/c)."""
-    have = [(j, s) for j in jobs if (s := _unit_series(j)) is not None][:MAX_PANELS]
+    have = panel_jobs([(j, s) for j in jobs if (s := _unit_series(j)) is not None])
     if not have:
         return None, "no run has probe percentiles of a tracked `*.pre_act` unit (probes.npz)"
     fig, axes = _figure(len(have))
@@ -467,7 +504,7 @@ def _drift_series(j: Job) -> Optional[Tuple[np.ndarray, Dict[str, np.ndarray]]]:
 
 def fig_drift(jobs: Sequence[Job]):
     """W1 distance of every probe point's input distribution to its step-0 reference, per run."""
-    have = [(j, s) for j in jobs if (s := _drift_series(j)) is not None][:MAX_PANELS]
+    have = panel_jobs([(j, s) for j in jobs if (s := _drift_series(j)) is not None])
     if not have:
         return None, "no run has drift series (probes.npz with drift/<point>/w1_ref)"
     from matplotlib import colormaps
@@ -504,15 +541,14 @@ def make_figures(jobs: Sequence[Job], groups: Sequence[GroupTolerance]) -> Dict[
 # The report
 
 
-def write_markdown(path: Path, src: Path, jobs: Sequence[Job], runs_tab, tol_tab, fraction,
-                   figures: Dict[str, Path], skipped: Dict[str, str], common: Sequence[str] = ()) -> None:
+def write_markdown(path: Path, src: Path, jobs: Sequence[Job], runs_tab: TextTable,
+                   tol_tabs: Sequence[TextTable], figures: Dict[str, Path], skipped: Dict[str, str]) -> None:
     truncated = sum(1 for j in jobs if j.probes is not None) > MAX_PANELS
-    parts = [f"# ICS report: `{src}`", "", f"{len(jobs)} job(s)."]
-    if common:
-        parts += ["", "Common overrides: `" + " ".join(common) + "`"]
-    parts += ["", "## Runs", "", markdown_table(*runs_tab), ""]
-    if tol_tab is not None:
-        parts += ["## Learning-rate tolerance", "", f"fraction = {fraction:g}", "", markdown_table(*tol_tab), ""]
+    parts = [f"# ICS report: `{src}`", "", f"{len(jobs)} job(s).", "", "## Runs", "", markdown_table(runs_tab), ""]
+    if tol_tabs:
+        parts += ["## Learning-rate tolerance", ""]
+        for t in tol_tabs:
+            parts += [markdown_table(t), ""]
     parts += ["## Figures", ""]
     for name in FIGURES:
         if name in figures:
@@ -520,7 +556,8 @@ def write_markdown(path: Path, src: Path, jobs: Sequence[Job], runs_tab, tol_tab
         else:
             parts += [f"### {name}", "", f"_skipped: {skipped[name]}_", ""]
     if truncated:
-        parts += [f"_Per-run panel figures show the first {MAX_PANELS} runs with probes._", ""]
+        parts += [f"_Per-run panel figures (percentiles, drift) show {MAX_PANELS} of the runs with probes: "
+                  "the lowest seed of each config first, alternating between norms._", ""]
     parts += ["## Definitions", "", DEFINITIONS]
     path.write_text("\n".join(parts))
 
@@ -545,12 +582,11 @@ def make_report(path: Path, out: Optional[Path] = None, console=None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
 
     rows = run_rows(jobs)
-    runs_tab = runs_table(rows, targets_of(jobs))
+    runs_tab = runs_table(rows, targets_of(jobs), f"{path}: {len(jobs)} jobs", common_overrides(jobs))
     groups = lr_tolerance([j.summary for j in jobs])
-    tol_tab = tolerance_table(groups) if has_lr_grid(groups) else None
-    fraction = groups[0].fraction if groups else None
-    common = common_overrides(jobs)
-    print_tables(f"{path}: {len(jobs)} jobs", runs_tab, tol_tab, fraction, common, console)
+    # the tolerance tables only mean something when some group was run at 2+ learning rates
+    tol_tabs = [tolerance_table(groups), lr_table(groups)] if has_lr_grid(groups) else []
+    print_tables([runs_tab] + tol_tabs, console)
 
     written, skipped, figs = {}, {}, {}
     for name, (fig, reason) in make_figures(jobs, groups).items():
@@ -562,7 +598,8 @@ def make_report(path: Path, out: Optional[Path] = None, console=None) -> dict:
         figs[name] = fig
     csv_path, md_path = out / "runs.csv", out / "report.md"
     write_csv(csv_path, rows)
-    write_markdown(md_path, path, jobs, runs_tab, tol_tab, fraction, written, skipped, common)
+    write_markdown(md_path, path, jobs, runs_tab, tol_tabs, written, skipped)
     _log_tensorboard(out, figs, md_path.read_text())
     return {"out": out, "report_md": md_path, "runs_csv": csv_path, "figures": written, "skipped": skipped,
-            "runs": rows, "runs_table": runs_tab, "tolerance": groups, "tolerance_table": tol_tab}
+            "runs": rows, "runs_table": runs_tab, "tolerance": groups,
+            "tolerance_table": tol_tabs[0] if tol_tabs else None, "lr_table": tol_tabs[1] if tol_tabs else None}

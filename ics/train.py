@@ -208,6 +208,8 @@ class Trainer:
     # --- the end of a run -------------------------------------------------------------------------
     def finish(self) -> dict:
         wall = time.perf_counter() - getattr(self, "t_start", time.perf_counter())
+        if self.probes is not None:
+            self.probes.close()  # removes the training-batch hooks: the model is left as built
         if self.status == "running":
             self.status = "completed"
             if self.history["test_acc"] and self.history["test_acc"][-1] < self.chance_acc() + self.cfg.report.not_learning_margin:

@@ -102,8 +102,8 @@ def test_diverged_run_shown_as_diverged(report):
     row = report["runs"][1]
     assert row["status"] == "diverged"
     assert row["status_text"] == f"diverged @ {row['diverged_at_step']}"
-    headers, cells = report["runs_table"]
-    assert cells[1][headers.index("status")].startswith("diverged @ ")
+    t = report["runs_table"]
+    assert t.cells[1][t.headers.index("status")].startswith("diverged @ ")
     md = report["report_md"].read_text()
     assert "diverged @ " in md
     (none_group,) = [g for g in report["tolerance"] if g.label == "model.norm=none"]
@@ -117,8 +117,9 @@ def test_tolerance_groups_and_table(report):
     # the failed job joins the BN group from its overrides and counts as chance there
     assert groups["model.norm=batch"].lrs == [1.0, GOOD_LR, HUGE_LR]
     assert groups["model.norm=batch"].points[0].n_failed == 1
-    headers, cells = report["tolerance_table"]
-    assert headers[0] == "group" and "max stable LR" in headers and len(cells) == 2
+    t = report["tolerance_table"]
+    assert t.headers[0] == "group" and "max stable LR" in t.headers and len(t.cells) == 2
+    assert len(report["lr_table"].cells) == 5  # (group, LR) pairs: none x 2, batch x 3
     md = report["report_md"].read_text()
     for name in ("accuracy.png", "percentiles.png", "lr_tolerance.png", "drift.png", "## Definitions"):
         assert name in md

@@ -1,0 +1,201 @@
+"""The `ics` CLI end to end, in subprocesses, on tiny generated MNIST (tiny_env)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+ICS = [sys.executable, "-m", "ics_cli.main"]
+FAST = ["trainer.threads=1", "trainer.eval_every=10", "probe.every=10", "probe.size=100"]
+
+
+def ics(args, env, cwd: Path, timeout=120) -> subprocess.CompletedProcess:
+    env = {**env, "COLUMNS": "200", "NO_COLOR": "1"}
+    return subprocess.run([*ICS, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def cwd(tmp_path) -> Path:
+    d = tmp_path / "cwd"
+    d.mkdir()
+    return d
+
+
+def assert_one_line_error(p: subprocess.CompletedProcess, *needles: str) -> str:
+    out = p.stdout + p.stderr
+    assert p.returncode != 0, out
+    assert "Traceback" not in out, out
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, f"expected one error line on stderr, got:\n{p.stderr}"
+    line = lines[0]
+    assert line.startswith("error: "), line
+    for n in needles:
+        assert n in line, f"{n!r} not in {line!r}"
+    return line
+
+
+def assert_nothing_created(tmp_path: Path, cwd: Path) -> None:
+    assert not (tmp_path / "run").exists(), "a run directory was left behind"
+    assert not (tmp_path / "sweep").exists(), "a sweep directory was left behind"
+    assert list(cwd.iterdir()) == [], f"files were created in the working directory: {list(cwd.iterdir())}"
+
+
+# ----------------------------------------------------------------------------------------------
+# happy paths
+
+
+def test_run_writes_a_run_directory(tiny_env, tmp_path, cwd):
+    run = tmp_path / "run"
+    p = ics(["run", "trainer.steps=20", "trainer.eval_every=10", "probe.every=10", "trainer.threads=1",
+             f"hydra.run.dir={run}"], tiny_env, cwd)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "Traceback" not in p.stdout + p.stderr
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] in ("completed", "not_learning")
+    assert summary["steps"] == 20
+    assert summary["dataset"]["train"] == 600  # the tiny data from ICS_DATA_ROOT
+    assert "trainer.steps=20" in summary["overrides"]
+    assert list(run.glob("events.out.tfevents.*"))
+    cfg_yaml = (run / ".hydra" / "config.yaml").read_text()
+    assert "steps: 20" in cfg_yaml and "name: mlp" in cfg_yaml
+    assert (run / ".hydra" / "overrides.yaml").is_file()
+    assert list(cwd.iterdir()) == []  # hydra.run.dir was honoured, nothing in the cwd
+
+
+def test_version(tiny_env, cwd):
+    """Through the installed console script (`ics = ics_cli.main:app`) when the venv has one."""
+    from ics import __version__
+
+    script = Path(sys.executable).parent / "ics"
+    cmd = [str(script)] if script.exists() else ICS
+    p = subprocess.run([*cmd, "--version"], env=tiny_env, cwd=cwd, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == f"ics {__version__}"
+
+
+def test_list_shows_groups_options_and_experiments(tiny_env, cwd):
+    p = ics(["list"], tiny_env, cwd)
+    assert p.returncode == 0, p.stderr
+    out = p.stdout
+    for word in ("model", "data", "optim", "trainer", "probe", "experiment",
+                 "mlp", "cnn", "mnist", "fashion_mnist", "cifar10", "cifar100", "sgd", "momentum", "adam",
+                 "default", "off", "fig1"):
+        assert word in out, word
+
+
+def test_config_prints_the_composed_yaml(tiny_env, cwd):
+    p = ics(["config", "model=cnn"], tiny_env, cwd)
+    assert p.returncode == 0, p.stderr
+    assert "name: cnn" in p.stdout
+    assert "kernel_size: 3" in p.stdout
+    assert list(cwd.iterdir()) == []
+
+
+def test_run_cfg_job_prints_and_trains_nothing(tiny_env, tmp_path, cwd):
+    p = ics(["run", "--cfg", "job", "trainer.steps=5", f"hydra.run.dir={tmp_path / 'run'}"], tiny_env, cwd)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "steps: 5" in p.stdout and "name: mlp" in p.stdout
+    assert not (tmp_path / "run").exists()
+    assert not list(tmp_path.rglob("summary.json"))
+    assert list(cwd.iterdir()) == []
+
+
+def test_multirun(tiny_env, tmp_path, cwd):
+    sweep = tmp_path / "sweep"
+    p = ics(["run", "-m", "model.norm=none,batch", "trainer.steps=20", *FAST, f"hydra.sweep.dir={sweep}"],
+            tiny_env, cwd, timeout=180)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "Traceback" not in p.stdout + p.stderr
+    summaries = sorted(sweep.glob("*/summary.json"))
+    assert len(summaries) == 2, list(sweep.iterdir())
+    norms = set()
+    for s in summaries:
+        data = json.loads(s.read_text())
+        assert data["status"] in ("completed", "not_learning"), data.get("error")
+        assert data["steps"] == 20
+        norms.add(data["config"]["model"]["norm"])
+        assert list(s.parent.glob("events.out.tfevents.*"))
+    assert norms == {"none", "batch"}
+    # the status table after the sweep: one row per job
+    assert "2 jobs" in p.stdout
+    assert "status" in p.stdout
+    assert "model.norm=none" in p.stdout and "model.norm=batch" in p.stdout
+    assert p.stdout.count("completed") + p.stdout.count("not_learning") >= 2
+
+
+# ----------------------------------------------------------------------------------------------
+# bad input: exit != 0, one `error:` line naming the value and what is allowed, nothing created.
+# Each `ics` start costs seconds (torch + Hydra imports), so the failing commands are launched
+# together, two at a time, by one module fixture; each case is still checked by its own test.
+
+BAD = {
+    "unknown-group-option": (["model=foo"], ("model=foo", "allowed", "mlp", "cnn")),
+    "typo-key": (["trainer.stepz=5"], ("trainer.stepz", "steps")),
+    "lr-zero": (["optim.lr=0"], ("optim.lr", "0", "> 0")),
+    "lr-negative": (["optim.lr=-1"], ("optim.lr", "-1", "> 0")),
+    "steps-zero": (["trainer.steps=0"], ("trainer.steps", "0", "> 0")),
+    "batch-one-with-bn": (["trainer.batch_size=1"], ("trainer.batch_size", "1", ">= 2")),
+    # only known once the data is loaded (600 training examples in the tiny set)
+    "batch-over-train-size": (["trainer.batch_size=100000"], ("trainer.batch_size", "100000", "600")),
+    "bad-activation": (["model.activation=swish"], ("model.activation", "swish", "allowed", "sigmoid", "relu")),
+    "sweep-with-one-bad-value": (["-m", "optim.lr=0.1,-1"], ("optim.lr", "-1", "> 0")),
+    # only known once the model is built: must not leave a run dir with an event file behind
+    "probe-points-match-nothing": (["probe.points=[nomatch]"], ("probe.points", "nomatch", "h1.pre_act")),
+}
+
+
+@pytest.fixture(scope="module")
+def failures(mnist_root, tmp_path_factory):
+    """Run every failing command (plus missing data and `ics sweep nope`) once, concurrently.
+
+    Same environment as the `tiny_env` fixture (which is function-scoped): the tiny MNIST root and a
+    private tensor cache."""
+    env = dict(os.environ)
+    env.pop("HYDRA_FULL_ERROR", None)
+    env["ICS_DATA_ROOT"] = str(mnist_root)
+    env["ICS_CACHE_DIR"] = str(tmp_path_factory.getbasetemp() / "tensor-cache")
+    empty = tmp_path_factory.mktemp("empty-root")
+    jobs = {}
+    for name, (args, _) in BAD.items():
+        jobs[name] = (["run", "trainer.steps=5", "trainer.threads=1", *args], env)
+    jobs["missing-data"] = (["run", "trainer.steps=5", "trainer.threads=1"], {**env, "ICS_DATA_ROOT": str(empty)})
+    jobs["unknown-experiment"] = (["sweep", "nope"], env)
+
+    def launch(name):
+        args, job_env = jobs[name]
+        base = tmp_path_factory.mktemp(name)
+        work = base / "cwd"
+        work.mkdir()
+        full = [*args, f"hydra.run.dir={base / 'run'}", f"hydra.sweep.dir={base / 'sweep'}"] \
+            if args[0] == "run" else args
+        return name, (ics(full, job_env, work), base, work)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = dict(pool.map(launch, jobs))
+    results["empty_root"] = empty
+    return results
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_is_one_line_and_creates_nothing(failures, case):
+    p, base, work = failures[case]
+    assert_one_line_error(p, *BAD[case][1])
+    assert_nothing_created(base, work)
+
+
+def test_missing_data_names_the_expected_path(failures):
+    p, base, work = failures["missing-data"]
+    line = assert_one_line_error(p, str(failures["empty_root"]), "MNIST")
+    assert "not found" in line or "expected" in line
+    assert_nothing_created(base, work)
+
+
+def test_unknown_experiment_lists_experiments(failures):
+    p, base, work = failures["unknown-experiment"]
+    assert_one_line_error(p, "nope", "fig1")
+    assert list(work.iterdir()) == []

@@ -1,0 +1,99 @@
+"""Hydra multiruns through the real CLI: launchers, divergence that does not kill the sweep, hparams."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TINY = ["trainer.steps=40", "trainer.eval_every=20", "trainer.log_every=10", "probe.every=20",
+        "trainer.threads=1", "trainer.checkpoint=false"]
+
+
+def ics(args, env, cwd, timeout=300):
+    return subprocess.run([sys.executable, "-m", "ics_cli.main", *args], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def summaries(sweep: Path) -> dict:
+    return {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("*/summary.json")}
+
+
+def test_divergence_does_not_kill_the_sweep(tiny_env, tmp_path):
+    sweep = tmp_path / "sweep"
+    r = ics(["run", "-m", "model.norm=none", "optim.lr=0.1,1e7", *TINY, f"hydra.sweep.dir={sweep}"], tiny_env, tmp_path)
+    assert r.returncode == 0, r.stderr
+    runs = summaries(sweep)
+    assert len(runs) == 2
+    by_lr = {s["config"]["optim"]["lr"]: s for s in runs.values()}
+    assert by_lr[0.1]["status"] == "completed"
+    assert by_lr[1e7]["status"] == "diverged"
+    assert 0 < by_lr[1e7]["diverged_at_step"] <= 40
+    # the closing status table names each job's status
+    assert "diverged @" in r.stdout and "completed" in r.stdout
+    # job dirs are named from their overrides: readable run names in TensorBoard
+    names = sorted(n.split("_", 1)[1] for n in runs)
+    assert names[0].startswith("model.norm=none,optim.lr=0.1,") and names[1].startswith("model.norm=none,optim.lr=1")
+    assert all("hydra.sweep.dir" not in n for n in names)
+
+
+def test_joblib_launcher_runs_jobs_in_parallel_with_a_fair_thread_share(tiny_env, tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    sweep = tmp_path / "sweep"
+    r = ics(["run", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "model.norm=none,batch",
+             *[a for a in TINY if not a.startswith("trainer.threads")], "trainer.threads=auto",
+             f"hydra.sweep.dir={sweep}"], tiny_env, tmp_path)
+    assert r.returncode == 0, r.stderr
+    runs = summaries(sweep)
+    assert sorted(s["config"]["model"]["norm"] for s in runs.values()) == ["batch", "none"]
+    import os
+
+    share = max(1, len(os.sched_getaffinity(0)) // 2)
+    assert all(s["status"] == "completed" and 1 <= s["threads"] <= share for s in runs.values())
+
+
+def test_submitit_local_launcher(tiny_env, tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    sweep = tmp_path / "sweep"
+    r = ics(["run", "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5", "optim.lr=0.1,0.2",
+             *TINY, f"hydra.sweep.dir={sweep}"], tiny_env, tmp_path)
+    assert r.returncode == 0, r.stderr
+    runs = summaries(sweep)
+    assert sorted(s["config"]["optim"]["lr"] for s in runs.values()) == [0.1, 0.2]
+    assert all(s["status"] == "completed" for s in runs.values())
+    assert list(sweep.glob(".submitit/*")), "jobs did not go through submitit"
+
+
+def test_hparams_land_in_the_jobs_own_run_dir(tiny_env, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    sweep = tmp_path / "sweep"
+    r = ics(["run", "-m", "optim.lr=0.1,0.3", *TINY, f"hydra.sweep.dir={sweep}"], tiny_env, tmp_path)
+    assert r.returncode == 0, r.stderr
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert len(jobs) == 2
+    for job in jobs:
+        # no sub-folder run (what SummaryWriter.add_hparams would create)
+        assert [p for p in job.rglob("events.out.tfevents*")] == list(job.glob("events.out.tfevents*"))
+        acc = EventAccumulator(str(job), size_guidance={"scalars": 0, "tensors": 0})
+        acc.Reload()
+        plugins = acc.PluginTagToContent("hparams")
+        assert "_hparams_/experiment" in plugins and "_hparams_/session_start_info" in plugins
+        from tensorboard.plugins.hparams import plugin_data_pb2
+
+        start = plugin_data_pb2.HParamsPluginData.FromString(plugins["_hparams_/session_start_info"]).session_start_info
+        lr = json.loads((job / "summary.json").read_text())["config"]["optim"]["lr"]
+        assert start.hparams["optim.lr"].number_value == pytest.approx(lr)
+        assert start.hparams["model.norm"].string_value == "batch"
+        assert "hparams/final_test_acc" in acc.Tags()["scalars"]
+
+
+def test_named_study_runs_as_a_sweep(tiny_env, tmp_path):
+    sweep = tmp_path / "sweep"
+    r = ics(["sweep", "fig1", *TINY, f"hydra.sweep.dir={sweep}"], tiny_env, tmp_path)
+    assert r.returncode == 0, r.stderr
+    runs = summaries(sweep)
+    assert sorted(s["config"]["model"]["norm"] for s in runs.values()) == ["batch", "none"]
+    assert all(s["config"]["name"] == "fig1" for s in runs.values())

@@ -1,0 +1,278 @@
+"""Library-level training runs on tiny generated data: what a run records, learning, determinism,
+train/eval modes, divergence, and a CNN on an image folder."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from omegaconf import OmegaConf
+from torch import nn
+
+import ics  # noqa: F401  (fills the registries)
+from ics.config import Config, DataConfig, ModelConfig, OptimConfig, ProbeConfig, TrainerConfig
+from ics.data import load_data
+from ics.train import Trainer
+
+STEPS = 100
+EVERY = 25
+
+
+def make_cfg(mnist_root, *, model=None, optim=None, trainer=None, probe=None, data=None, cache_dir=None) -> Config:
+    data_kw = {"name": "mnist", "root": str(mnist_root), **({"cache_dir": str(cache_dir)} if cache_dir else {}),
+               **(data or {})}
+    trainer_kw = {"steps": STEPS, "eval_every": EVERY, "log_every": EVERY, "threads": 1, "progress": False,
+                  **(trainer or {})}
+    probe_kw = {"every": EVERY, "size": 100, "histogram_every": 50, **(probe or {})}
+    return Config(model=ModelConfig(**(model or {})), data=DataConfig(**data_kw),
+                  optim=OptimConfig(**({"lr": 0.5} | (optim or {}))), trainer=TrainerConfig(**trainer_kw),
+                  probe=ProbeConfig(**probe_kw))
+
+
+def read_events(run_dir: Path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    assert list(run_dir.glob("events.out.tfevents.*")), f"no event file in {run_dir}"
+    ea = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "tensors": 0, "histograms": 0})
+    ea.Reload()
+    return ea
+
+
+@pytest.fixture(scope="module")
+def ref_run(mnist_root, tmp_path_factory):
+    """One 100-step BN run (Fig. 1 MLP) with every probe point, shared by the read-only tests."""
+    base = tmp_path_factory.mktemp("ref")
+    cfg = make_cfg(mnist_root, probe={"points": ["*"]}, cache_dir=base / "cache")
+    out = base / "run"
+    summary = Trainer(cfg, out).fit()
+    return cfg, out, summary
+
+
+# ----------------------------------------------------------------------------------------------
+# what a run writes
+
+
+def test_event_file_scalar_tags(ref_run):
+    cfg, out, _ = ref_run
+    ea = read_events(out)
+    tags = set(ea.Tags()["scalars"])
+    for tag in ("train/loss", "train/acc", "test/loss", "test/acc", "optim/lr", "perf/steps_per_sec"):
+        assert tag in tags, tag
+    for point in ("h1.in", "h1.pre_act", "h2.pre_act", "h3.pre_act", "out.in"):
+        assert f"probe/{point}/p50" in tags, point
+        assert f"probe/{point}/mean" in tags, point
+        assert f"drift/{point}/w1_ref" in tags, point
+    assert "probe/h3.pre_act/saturation" in tags  # sigmoid inputs: fraction in the flat part
+    assert any(t.startswith("drift/") for t in tags) and any(t.startswith("probe/") for t in tags)
+
+    test_steps = [e.step for e in ea.Scalars("test/acc")]
+    assert test_steps == list(range(0, STEPS + 1, EVERY))  # step 0 (before any update) .. the last step
+    assert [e.step for e in ea.Scalars("train/loss")] == list(range(EVERY, STEPS + 1, EVERY))
+    assert [e.step for e in ea.Scalars("drift/h3.pre_act/w1_ref")] == list(range(0, STEPS + 1, EVERY))
+    assert all(e.value == pytest.approx(cfg.optim.lr) for e in ea.Scalars("optim/lr"))
+    assert all(e.value > 0 for e in ea.Scalars("perf/steps_per_sec"))
+    assert all(0 <= e.value <= 1 for e in ea.Scalars("train/acc") + ea.Scalars("test/acc"))
+    # the reference snapshot drifts zero from itself; training moves the distributions
+    w1 = [e.value for e in ea.Scalars("drift/h1.pre_act/w1_ref")]
+    assert w1[0] == pytest.approx(0.0, abs=1e-6) and w1[-1] > 0
+
+
+def test_event_file_text_holds_the_config(ref_run):
+    cfg, out, _ = ref_run
+    ea = read_events(out)
+    tensors = ea.Tags()["tensors"]
+    tag = next((t for t in tensors if t.startswith("config")), None)
+    assert tag is not None, tensors
+    text = ea.Tensors(tag)[0].tensor_proto.string_val[0].decode()
+    assert "lr: 0.5" in text and "norm: batch" in text and "activation: sigmoid" in text
+    assert f"steps: {STEPS}" in text
+
+
+def test_summary_json(ref_run):
+    cfg, out, returned = ref_run
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "completed"
+    assert summary["steps"] == STEPS and summary["steps_requested"] == STEPS
+    assert summary["diverged_at_step"] is None
+    assert 0 <= summary["final_test_acc"] <= 1 and summary["best_test_acc"] >= summary["final_test_acc"]
+    assert summary["best_test_acc_step"] in range(0, STEPS + 1, EVERY)
+    assert summary["steps_per_sec"] > 0
+    assert summary["device"] == "cpu"
+    assert summary["dataset"]["name"] == "mnist"
+    assert summary["dataset"]["train"] == 600 and summary["dataset"]["test"] == 200
+    assert summary["chance_acc"] == pytest.approx(0.1)
+    assert set(summary["drift"]) >= {"h1.pre_act", "h3.pre_act"}
+    # the returned dict is what was written
+    assert summary["final_test_acc"] == pytest.approx(returned["final_test_acc"])
+    assert summary["status"] == returned["status"]
+    # the config round-trips into the same typed Config
+    back = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), summary["config"]))
+    assert back == cfg
+
+
+def test_checkpoint(ref_run):
+    cfg, out, _ = ref_run
+    ck = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
+    for key in ("model", "optimizer", "step", "sampler", "rng"):
+        assert key in ck, key
+    assert ck["step"] == STEPS
+    assert "blocks.h1.affine.weight" in ck["model"] and "out.bias" in ck["model"]
+    assert "blocks.h1.norm.running_mean" in ck["model"]
+    assert "state" in ck["optimizer"] and "param_groups" in ck["optimizer"]
+    assert ck["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.5)
+    assert {"gen", "pos"} <= set(ck["sampler"])
+    assert isinstance(ck["rng"]["torch"], torch.Tensor)
+
+
+def test_other_run_files(ref_run):
+    _, out, _ = ref_run
+    assert (out / "metrics.npz").is_file() and (out / "probes.npz").is_file()
+    assert not list(out.glob("*.tmp")), "atomic writes left a temporary file"
+
+
+# ----------------------------------------------------------------------------------------------
+# learning
+
+
+def test_bn_run_learns_the_tiny_data(ref_run):
+    _, _, summary = ref_run
+    ea = read_events(ref_run[1])
+    acc = [e.value for e in ea.Scalars("test/acc")]
+    assert acc[0] < 0.35, "the untrained model should be near chance (0.1)"
+    assert summary["final_test_acc"] >= 0.9, summary["final_test_acc"]
+    loss = [e.value for e in ea.Scalars("train/loss")]
+    assert loss[-1] < loss[0] and loss[-1] < 0.5 * math.log(10)
+    assert summary["steps_to_target"]["0.9"] is not None
+
+
+def test_no_bn_run_learns_too(mnist_root):
+    cfg = make_cfg(mnist_root, model={"norm": "none"}, trainer={"steps": 200, "eval_every": 100},
+                   probe={"every": 100})
+    summary = Trainer(cfg, None).fit()
+    assert summary["status"] == "completed"
+    assert summary["final_test_acc"] >= 0.9
+
+
+# ----------------------------------------------------------------------------------------------
+# determinism
+
+
+def _final(mnist_root, data, seed, tmp=None):
+    cfg = make_cfg(mnist_root, trainer={"steps": 30, "eval_every": 15, "log_every": 15, "seed": seed},
+                   probe={"every": 15})
+    tr = Trainer(cfg, tmp, data=data)
+    summary = tr.fit()
+    return {k: v.detach().clone() for k, v in tr.model.state_dict().items()}, summary
+
+
+def test_same_seed_same_run_different_seed_different_run(mnist_root):
+    data = load_data(DataConfig(name="mnist", root=str(mnist_root)))
+    a, sa = _final(mnist_root, data, seed=0)
+    b, sb = _final(mnist_root, data, seed=0)
+    c, sc = _final(mnist_root, data, seed=1)
+    assert a.keys() == b.keys() == c.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    for key in ("final_test_acc", "best_test_acc", "final_test_loss", "final_train_loss"):
+        assert sa[key] == sb[key], key
+    assert sa["drift"] == sb["drift"]
+    assert not all(torch.equal(a[k], c[k]) for k in a if a[k].is_floating_point())
+    assert sa["final_test_loss"] != sc["final_test_loss"]
+
+
+# ----------------------------------------------------------------------------------------------
+# train mode for updates, eval mode for evaluation
+
+
+def test_train_mode_for_steps_eval_mode_for_evaluation(mnist_root, monkeypatch):
+    phase = {"now": "train"}
+    records = []  # (phase, bn.training, grad enabled)
+
+    orig_eval, orig_probe = Trainer.evaluate, Trainer._probe
+
+    def spy_eval(self, *a, **kw):
+        phase["now"] = "eval"
+        try:
+            return orig_eval(self, *a, **kw)
+        finally:
+            phase["now"] = "train"
+
+    def spy_probe(self, *a, **kw):
+        phase["now"] = "probe"
+        try:
+            return orig_probe(self, *a, **kw)
+        finally:
+            phase["now"] = "train"
+
+    monkeypatch.setattr(Trainer, "evaluate", spy_eval)
+    monkeypatch.setattr(Trainer, "_probe", spy_probe)
+    steps = 20
+    cfg = make_cfg(mnist_root, trainer={"steps": steps, "eval_every": 10, "log_every": 10}, probe={"every": 10})
+    tr = Trainer(cfg, None)
+    bns = [m for m in tr.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert bns
+    for bn in bns:
+        bn.register_forward_pre_hook(lambda m, args: records.append((phase["now"], m.training, torch.is_grad_enabled())))
+    summary = tr.fit()
+
+    train = [r for r in records if r[0] == "train"]
+    evals = [r for r in records if r[0] == "eval"]
+    assert len(train) == steps * len(bns)
+    assert all(training and grad for _, training, grad in train), "training steps must run in train mode"
+    assert evals, "evaluation never ran the model"
+    assert all(not training for _, training, _ in evals), "evaluation must run in eval mode (BN running stats)"
+    assert all(not grad for _, _, grad in evals), "evaluation must not build a graph"
+    assert tr.model.training, "the model must be back in train mode after evaluation"
+
+    # the final evaluation is the eval-mode loss of the final model on the whole test split
+    tr.model.eval()
+    with torch.no_grad():
+        logits = tr.model(tr.data.x_test)
+        loss = F.cross_entropy(logits, tr.data.y_test).item()
+        acc = (logits.argmax(1) == tr.data.y_test).float().mean().item()
+    assert summary["final_test_loss"] == pytest.approx(loss, rel=1e-4, abs=1e-6)
+    assert summary["final_test_acc"] == pytest.approx(acc, abs=1e-6)
+    # only training steps update BN's running statistics (evaluation and probes leave them alone)
+    for bn in bns:
+        assert int(bn.num_batches_tracked) == steps
+        assert bn.running_mean.abs().sum() > 0
+
+
+# ----------------------------------------------------------------------------------------------
+# divergence
+
+
+def test_huge_lr_diverges_without_an_exception(mnist_root, tmp_path):
+    cfg = make_cfg(mnist_root, model={"norm": "none"}, optim={"lr": 1e6},
+                   trainer={"steps": 200, "log_every": 5, "eval_every": 50}, probe={"every": 50})
+    summary = Trainer(cfg, tmp_path / "run").fit()
+    assert summary["status"] == "diverged"
+    assert summary["diverged_at_step"] is not None and 0 < summary["diverged_at_step"] <= 200
+    assert summary["diverged_at_step"] % 5 == 0  # seen at a logging step
+    assert summary["steps"] == summary["diverged_at_step"] < 200  # stopped early
+    written = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert written["status"] == "diverged" and written["diverged_at_step"] == summary["diverged_at_step"]
+    read_events(tmp_path / "run")  # the event file is still readable
+
+
+# ----------------------------------------------------------------------------------------------
+# CNN on an image folder
+
+
+def test_cnn_trains_on_cifar_image_folder(mnist_root, cifar_folder, tmp_path):
+    cfg = make_cfg(mnist_root, model={"name": "cnn", "channels": [8, 16], "widths": [32], "activation": "relu",
+                                      "init": "kaiming"},
+                   data={"name": "cifar10", "root": None, "image_folder": str(cifar_folder)},
+                   optim={"lr": 0.05}, trainer={"steps": 10, "eval_every": 5, "log_every": 5, "batch_size": 20},
+                   probe={"every": 5})
+    summary = Trainer(cfg, tmp_path / "cnn").fit()
+    assert summary["status"] in ("completed", "not_learning")
+    assert summary["steps"] == 10
+    assert summary["dataset"]["name"] == "cifar10"
+    assert summary["dataset"]["train"] == 120 and summary["dataset"]["test"] == 40
+    assert math.isfinite(summary["final_train_loss"])
+    tags = set(read_events(tmp_path / "cnn").Tags()["scalars"])
+    assert "probe/c1.pre_act/p50" in tags and "drift/c2.pre_act/w1_ref" in tags and "test/acc" in tags
