@@ -16,7 +16,6 @@ Figures follow Ioffe & Szegedy (2015), Fig. 1: (a) test accuracy with and withou
 from __future__ import annotations
 
 import csv
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path

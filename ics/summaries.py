@@ -10,7 +10,14 @@ def find_runs(root: Path) -> List[Tuple[Path, dict]]:
     """(job dir, summary) for every summary.json under root (root itself may be one run)."""
     root = Path(root)
     paths = sorted(root.rglob("summary.json"), key=lambda p: _job_key(p.parent, root))
-    return [(p.parent, json.loads(p.read_text())) for p in paths]
+    return [(p.parent, _read(p)) for p in paths]
+
+
+def _read(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:  # a job killed mid-write by hand, a truncated copy
+        return {"status": "failed", "error": f"unreadable {path.name}: {e}"}
 
 
 def _job_key(job: Path, root: Path):

@@ -47,6 +47,11 @@ def atomic_write(path: Path, write) -> None:
     os.replace(tmp, path)
 
 
+def _savez(path: Path, arrays: dict) -> None:
+    with open(path, "wb") as f:  # a file object: np.savez would append .npz to a bare path
+        np.savez(f, **arrays)
+
+
 class Meter:
     """Running train loss/accuracy over a logging window. Per step it only keeps references to the
     detached loss and logits (no tensor ops, no sync); the window is reduced in one go when logged."""
@@ -138,7 +143,10 @@ class Trainer:
                     self.step += 1
                     if self.step % t.log_every == 0 or self.step == steps:
                         if not self.log_train(bar):
-                            break  # diverged: a result, not a crash
+                            # diverged: a result, not a crash. Record the state it ended in.
+                            self.evaluate()
+                            self._probe(self.step, force=True)
+                            break
                     if self.step % t.eval_every == 0 or self.step == steps:
                         self.evaluate()
                     self._probe(self.step)
@@ -156,8 +164,8 @@ class Trainer:
         self.opt.step()
         self.meter.add(loss.detach(), logits.detach(), y)
 
-    def _probe(self, step: int) -> None:
-        if self.probes is not None and (self.probes.due(step) or step == self.cfg.trainer.steps):
+    def _probe(self, step: int, force: bool = False) -> None:
+        if self.probes is not None and (self.probes.due(step) or force or step == self.cfg.trainer.steps):
             t0 = time.perf_counter()
             self.probes.measure(step)
             self.timers["probe"] += time.perf_counter() - t0
@@ -265,7 +273,7 @@ class Trainer:
     def _save(self, summary: dict) -> None:
         d = self.out_dir
         atomic_write(d / "summary.json", lambda p: p.write_text(json.dumps(summary, indent=2, default=float)))
-        atomic_write(d / "metrics.npz", lambda p: np.savez(open(p, "wb"), **{k: np.asarray(v, dtype=float) for k, v in self.history.items()}))
+        atomic_write(d / "metrics.npz", lambda p: _savez(p, {k: np.asarray(v, dtype=float) for k, v in self.history.items()}))
         if self.probes is not None:
             atomic_write(d / "probes.npz", lambda p: self.probes.save(p))
         if self.cfg.trainer.checkpoint:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -40,8 +41,9 @@ def assert_one_line_error(p: subprocess.CompletedProcess, *needles: str) -> str:
 
 
 def assert_nothing_created(tmp_path: Path, cwd: Path) -> None:
-    assert not (tmp_path / "run").exists(), "a run directory was left behind"
-    assert not (tmp_path / "sweep").exists(), "a sweep directory was left behind"
+    for d in ("run", "sweep"):
+        left = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / d).rglob("*")) if (tmp_path / d).exists() else None
+        assert left is None, f"a half-written {d} directory was left behind: {left}"
     assert list(cwd.iterdir()) == [], f"files were created in the working directory: {list(cwd.iterdir())}"
 
 
@@ -121,11 +123,10 @@ def test_multirun(tiny_env, tmp_path, cwd):
         norms.add(data["config"]["model"]["norm"])
         assert list(s.parent.glob("events.out.tfevents.*"))
     assert norms == {"none", "batch"}
-    # the status table after the sweep: one row per job
-    assert "2 jobs" in p.stdout
-    assert "status" in p.stdout
-    assert "model.norm=none" in p.stdout and "model.norm=batch" in p.stdout
-    assert p.stdout.count("completed") + p.stdout.count("not_learning") >= 2
+    # the status table after the sweep: a title with the job count, a status column, one row per job
+    assert re.search(r"2\s+jobs", p.stdout), p.stdout
+    assert "status" in p.stdout and "final acc" in p.stdout
+    assert p.stdout.count("completed") + p.stdout.count("not_learning") >= 2, p.stdout
 
 
 # ----------------------------------------------------------------------------------------------
@@ -164,6 +165,9 @@ def failures(mnist_root, tmp_path_factory):
     for name, (args, _) in BAD.items():
         jobs[name] = (["run", "trainer.steps=5", "trainer.threads=1", *args], env)
     jobs["missing-data"] = (["run", "trainer.steps=5", "trainer.threads=1"], {**env, "ICS_DATA_ROOT": str(empty)})
+    # Hydra's default run dir (runs/<date>/<time> under the cwd): nothing may be left in the cwd
+    jobs["missing-data-default-run-dir"] = (["run", "trainer.steps=5", "trainer.threads=1"],
+                                            {**env, "ICS_DATA_ROOT": str(empty)})
     jobs["unknown-experiment"] = (["sweep", "nope"], env)
 
     def launch(name):
@@ -172,7 +176,7 @@ def failures(mnist_root, tmp_path_factory):
         work = base / "cwd"
         work.mkdir()
         full = [*args, f"hydra.run.dir={base / 'run'}", f"hydra.sweep.dir={base / 'sweep'}"] \
-            if args[0] == "run" else args
+            if args[0] == "run" and "default-run-dir" not in name else args
         return name, (ics(full, job_env, work), base, work)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -193,6 +197,13 @@ def test_missing_data_names_the_expected_path(failures):
     line = assert_one_line_error(p, str(failures["empty_root"]), "MNIST")
     assert "not found" in line or "expected" in line
     assert_nothing_created(base, work)
+
+
+def test_failed_run_leaves_nothing_under_the_default_run_dir(failures):
+    p, base, work = failures["missing-data-default-run-dir"]
+    assert_one_line_error(p, str(failures["empty_root"]))
+    left = sorted(str(x.relative_to(work)) for x in work.rglob("*"))
+    assert left == [], f"left behind in the working directory: {left}"
 
 
 def test_unknown_experiment_lists_experiments(failures):
