@@ -66,7 +66,8 @@ def _explain(e: Exception, overrides: List[str]) -> str:
             return f"{key} is not a config key; {_allowed_keys(key)}"
         return f"{key}={given} is invalid: {_first_line(cause) if cause else msg}"
     if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) and "Key '" in str(cause):
-        key = str(cause).split("full_key: ")[-1].split()[0] if "full_key: " in str(cause) else msg
+        text = str(cause)
+        key = text.split("full_key: ")[-1].split()[0] if "full_key: " in text else text.split("'")[1]
         return f"{key} is not a config key; {_allowed_keys(key)}"
     if cause is not None:
         return f"{msg} {_first_line(cause)}"
@@ -119,6 +120,9 @@ def _validate_values(cfg: DictConfig) -> None:
         validate(to_config(cfg))
     except ConfigError as e:
         raise UserError(str(e)) from None
+    except (ConfigKeyError, ConfigAttributeError) as e:  # e.g. +foo=1 adds a key the schema lacks
+        key = getattr(e, "full_key", None) or _first_line(e)
+        raise UserError(f"{key} is not a config key; {_allowed_keys(str(key))}") from None
     except OmegaConfBaseException as e:
         raise UserError(_first_line(e)) from None
 

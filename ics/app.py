@@ -45,7 +45,7 @@ def run_job(cfg: DictConfig) -> dict:
         try:
             trainer = Trainer(to_config(cfg), out_dir, overrides=overrides, max_threads=max_threads)
         except ConfigError as e:  # e.g. data not found: one line, exit 2, no half-written run dir
-            _remove_untrained(out_dir)
+            _remove_untrained(out_dir, Path(hc.runtime.cwd))
             print(f"error: {e}", file=sys.stderr)
             raise SystemExit(2)
         summary = trainer.fit()
@@ -64,10 +64,16 @@ def run_job(cfg: DictConfig) -> dict:
         return summary
 
 
-def _remove_untrained(out_dir: Path) -> None:
-    """Delete a job dir that holds only Hydra's bookkeeping (.hydra/, the job log)."""
-    if out_dir.is_dir() and all(p.name in (".hydra", "ics.log") for p in out_dir.iterdir()):
-        shutil.rmtree(out_dir)
+def _remove_untrained(out_dir: Path, stop: Path) -> None:
+    """Delete a job dir that holds only Hydra's bookkeeping (.hydra/, the job log), and the parents
+    Hydra made for it (runs/<date>/) once empty, up to the working directory."""
+    if not (out_dir.is_dir() and all(p.name in (".hydra", "ics.log") for p in out_dir.iterdir())):
+        return
+    shutil.rmtree(out_dir)
+    parent, stop = out_dir.resolve().parent, stop.resolve()
+    while parent != stop and stop in parent.parents and not any(parent.iterdir()):
+        parent.rmdir()
+        parent = parent.parent
 
 
 def _one_line(e: BaseException) -> str:

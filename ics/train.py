@@ -104,8 +104,10 @@ class Trainer:
                                                 ("eval_step", "test_loss", "test_acc", "train_step", "train_loss", "train_acc")}
         self.timers = {"eval": 0.0, "probe": 0.0}
         self.console = console
+        self.probes = self._make_probes()  # may still reject probe.points: before anything is written
         self.writer = self._make_writer() if self.out_dir is not None else None
-        self.probes = self._make_probes()
+        if self.probes is not None:
+            self.probes.writer = self.writer
 
     # --- set-up helpers ---------------------------------------------------------------------------
     def _make_writer(self):
@@ -124,7 +126,7 @@ class Trainer:
 
         p = self.cfg.probe
         idx = stratified_indices(self.data.y_test.cpu(), p.size, p.seed).to(self.device)
-        return ProbeSuite(p, self.model, self.data.x_test[idx], self.cfg.model.activation, self.writer)
+        return ProbeSuite(p, self.model, self.data.x_test[idx], self.cfg.model.activation)
 
     # --- the loop ---------------------------------------------------------------------------------
     def fit(self) -> dict:

@@ -9,7 +9,7 @@ from torch import nn
 
 import ics  # noqa: F401  (fills the registries)
 from ics.config import ModelConfig
-from ics.models import Block, Net, build_model
+from ics.models import Net, build_model
 
 DATA = {
     "mnist": ((1, 28, 28), 10),
