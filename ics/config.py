@@ -137,8 +137,27 @@ def to_config(cfg: Any) -> Config:
     """DictConfig (from Hydra) or Config -> typed Config object."""
     if isinstance(cfg, Config):
         return cfg
-    merged = OmegaConf.merge(OmegaConf.structured(Config), _strip_hydra(cfg))
+    cfg = _strip_hydra(cfg)
+    _reject_unknown_keys(cfg, Config)
+    merged = OmegaConf.merge(OmegaConf.structured(Config), cfg)
     return OmegaConf.to_object(merged)
+
+
+def _reject_unknown_keys(node: Any, schema: type, prefix: str = "") -> None:
+    """Hydra's `+key=value` can add keys to a typed node; the schema has the last word."""
+    import dataclasses
+
+    if not isinstance(node, DictConfig):
+        return
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    for key in node.keys():
+        if key not in fields:
+            where = f"keys in {prefix.rstrip('.')}" if prefix else "top-level keys"
+            raise ConfigError(f"{prefix}{key} is not a config key; {where}: {', '.join(fields)}")
+        sub = fields[key].type
+        sub = globals().get(sub, sub) if isinstance(sub, str) else sub
+        if dataclasses.is_dataclass(sub):
+            _reject_unknown_keys(node[key], sub, f"{prefix}{key}.")
 
 
 def _strip_hydra(cfg: Any) -> Any:

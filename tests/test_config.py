@@ -233,3 +233,15 @@ def test_unknown_name_error_lists_what_is_allowed():
 ])
 def test_other_bad_values(section, key, value):
     assert_one_line_error(make_cfg(**{section: {key: value}}), f"{section}.{key}", str(value))
+
+
+@pytest.mark.parametrize("override,key,allowed", [("+foo=1", "foo", "trainer"),
+                                                  ("+model.foo=1", "model.foo", "activation"),
+                                                  ("+trainer.x.y=1", "trainer.x", "batch_size")])
+def test_appended_keys_the_schema_lacks_are_rejected(hydra_ctx, override, key, allowed):
+    # Hydra lets `+key=value` add a key to a typed node; to_config must still refuse it
+    cfg = compose(config_name="config", overrides=[override])
+    with pytest.raises(ConfigError) as err:
+        to_config(cfg)
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(f"{key} is not a config key") and allowed in msg
