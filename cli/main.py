@@ -94,7 +94,7 @@ def show_config(overrides: Optional[List[str]] = typer.Argument(None, help="Hydr
     from omegaconf import OmegaConf
 
     try:
-        preflight(list(overrides or []))
+        preflight(list(overrides or []), data=False)
         cfg = compose(list(overrides or []))
     except UserError as e:
         _fail(str(e))

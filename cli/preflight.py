@@ -113,11 +113,16 @@ def _candidate_sets(overrides: List[str]) -> List[List[str]]:
     return sets
 
 
-def _validate_values(cfg: DictConfig) -> None:
+def _validate_values(cfg: DictConfig, data_checked: Optional[set] = None) -> None:
     from ics.config import ConfigError, to_config, validate
+    from ics.data import check_data
 
     try:
-        validate(to_config(cfg))
+        conf = to_config(cfg)
+        validate(conf)
+        if data_checked is not None and repr(conf.data) not in data_checked:
+            check_data(conf.data)  # missing files fail here, before Hydra makes a run directory
+            data_checked.add(repr(conf.data))
     except ConfigError as e:
         raise UserError(str(e)) from None
     except (ConfigKeyError, ConfigAttributeError) as e:  # e.g. +foo=1 adds a key the schema lacks
@@ -139,18 +144,21 @@ def hydra_argv(args: List[str]):
     return ns
 
 
-def preflight(args: List[str]) -> List[str]:
-    """Check every override (and sweep value); return argv for Hydra (flags first, then overrides)."""
+def preflight(args: List[str], data: bool = True) -> List[str]:
+    """Check every override (and sweep value), and with `data` that the data can be found; return
+    argv for Hydra (flags first, then overrides)."""
     ns = hydra_argv(args)
     overrides = list(ns.overrides or [])
     if ns.help or ns.hydra_help or ns.info or ns.shell_completion:
         return args
+    data = data and not ns.cfg  # --cfg only prints the config
     sets = _candidate_sets(overrides)
+    checked: Optional[set] = set() if data else None
     for i, ov in enumerate(sets):
         cfg = compose(ov, hydra_cfg=(i == 0))
         if i == 0:
             sets += _experiment_sweeps(cfg, ov)
-        _validate_values(cfg)
+        _validate_values(cfg, checked)
     flags = [a for a in args if a not in overrides]
     return flags + overrides
 

@@ -120,6 +120,16 @@ def load_data(cfg: DataConfig, device: Union[torch.device, str] = "cpu") -> Data
     )
 
 
+def check_data(cfg: DataConfig) -> str:
+    """Raise ConfigError (one line) if the data cannot be found; decodes nothing, downloads nothing.
+    Returns where the data will be read from. With data.download=true the files may legitimately
+    be absent until the run fetches them."""
+    root = resolve_root(cfg)
+    if cfg.download:
+        return str(root)
+    return DATASETS.get_or_raise(cfg.name)(cfg, root).where
+
+
 def stratified_indices(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
     """n indices drawn without replacement, each class getting its share of n; sorted.
 

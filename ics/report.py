@@ -378,25 +378,38 @@ def fig_accuracy(jobs: Sequence[Job]):
     from matplotlib.figure import Figure
 
     colours = norm_colours([j.norm for j in jobs])
-    fig = Figure(figsize=(9 if len(have) <= 8 else 11.5, 5.6), layout="constrained")
-    ax = fig.subplots()
+    fig = Figure(figsize=(12 if len(have) <= 8 else 14, 5.6), layout="constrained")
+    full, zoom = fig.subplots(1, 2)
+    late = []  # accuracies after the first 10% of training: the zoomed panel's y range
     for i, j in have:
         steps, acc = j.metrics["eval_step"], j.metrics["test_acc"]
         style = "-" if j.norm == "batch" else "--"
         label = f"#{j.num} {j.label}" + (f" ({j.status_text})" if j.status in ("diverged", "failed") else "")
-        ax.plot(steps, acc, style, color=colours[i], lw=1.8, label=label, **_markers(len(steps)))
+        for ax in (full, zoom):
+            ax.plot(steps, acc, style, color=colours[i], lw=1.8, label=label if ax is full else None,
+                    **_markers(len(steps)))
         if j.status == "diverged":
             ok = np.isfinite(acc)
             if ok.any():
-                ax.plot(steps[ok][-1], acc[ok][-1], "x", color=colours[i], ms=10, mew=2.5)
-    ax.set_xlabel("training step")
-    ax.set_ylabel("test accuracy (fraction)")
-    ax.set_ylim(0, 1.02)
-    ax.grid(alpha=0.3)
+                full.plot(steps[ok][-1], acc[ok][-1], "x", color=colours[i], ms=10, mew=2.5)
+        elif len(steps) > 1:
+            tail = acc[(steps >= 0.1 * steps[-1]) & np.isfinite(acc)]
+            late += list(tail)
+    full.set_ylim(0, 1.02)
+    full.set_title("whole range")
+    if late:
+        lo, hi = float(np.min(late)), float(np.max(late))
+        pad = max(0.005, 0.05 * (hi - lo))
+        zoom.set_ylim(lo - pad, min(1.0, hi + pad))
+    zoom.set_title("zoom: after the first 10% of training")
+    for ax in (full, zoom):
+        ax.set_xlabel("training step")
+        ax.set_ylabel("test accuracy (fraction)")
+        ax.grid(alpha=0.3)
     # a figure title: the axes are narrowed by the legend, an axes title would be clipped
     fig.suptitle("Test accuracy over training: BN (solid, blues) vs no BN (dashed, oranges); × = diverged")
-    ax.legend(fontsize=8 if len(have) <= 24 else 6.5, loc="center left", bbox_to_anchor=(1.01, 0.5),
-              frameon=False, ncols=1 if len(have) <= 24 else 2)
+    fig.legend(fontsize=8 if len(have) <= 24 else 6.5, loc="outside right center",
+               frameon=False, ncols=1 if len(have) <= 24 else 2)
     return fig, None
 
 

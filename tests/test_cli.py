@@ -210,3 +210,16 @@ def test_unknown_experiment_lists_experiments(failures):
     p, base, work = failures["unknown-experiment"]
     assert_one_line_error(p, "nope", "fig1")
     assert list(work.iterdir()) == []
+
+
+def test_missing_data_in_a_sweep_fails_before_any_job(tiny_env, tmp_path):
+    # every job of a sweep would fail on it: it is caught up front, in one line, with no sweep dir
+    env = dict(tiny_env, ICS_DATA_ROOT=str(tmp_path / "empty"))
+    sweep = tmp_path / "sweep"
+    r = subprocess.run([sys.executable, "-m", "ics_cli.main", "run", "-m", "model.norm=none,batch",
+                        f"hydra.sweep.dir={sweep}"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: mnist data not found: expected ")
+    assert str(tmp_path / "empty" / "MNIST" / "raw") in lines[0]
+    assert not sweep.exists()
