@@ -51,9 +51,11 @@ def _explain(e: Exception, overrides: List[str]) -> str:
     if isinstance(e, MissingConfigException):
         missing = (e.missing_cfg_file or "").strip("/")
         group, _, option = missing.rpartition("/")
-        if group in GROUPS:
-            options = group_options().get(group, [])
-            return f"{group}={option} is not an option; allowed: {', '.join(options)}"
+        if group:
+            _init()
+            options = sorted(GlobalHydra.instance().config_loader().get_group_options(group))
+            if options:
+                return f"{group}={option} is not an option; allowed: {', '.join(options)}"
         return _first_line(e)
     cause = e.__cause__ or e.__context__
     msg = _first_line(e)
