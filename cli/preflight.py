@@ -118,10 +118,12 @@ def _candidate_sets(overrides: List[str]) -> List[List[str]]:
 def _validate_values(cfg: DictConfig, data_checked: Optional[set] = None) -> None:
     from ics.config import ConfigError, to_config, validate
     from ics.data import check_data
+    from ics.train import resolve_device
 
     try:
         conf = to_config(cfg)
         validate(conf)
+        resolve_device(conf.trainer.device)  # cuda asked for on a machine without it
         if data_checked is not None and repr(conf.data) not in data_checked:
             check_data(conf.data)  # missing files fail here, before Hydra makes a run directory
             data_checked.add(repr(conf.data))
