@@ -7,8 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from ics_cli.preflight import (CONFIG_MODULE, CONFIG_NAME, UserError, compose, group_options,
-                               hydra_argv, preflight)
+from ics_cli.preflight import UserError, split_sweeps, compose, group_options, preflight
 
 app = typer.Typer(
     name="ics", no_args_is_help=True, rich_markup_mode="rich", add_completion=False,
@@ -51,6 +50,10 @@ def _launch(args: List[str]) -> None:
     GlobalHydra.instance().clear()  # preflight's Compose API session; hydra.main starts its own
     sys.argv = ["ics", *argv]
     hydra_main()
+    from ics.app import FAILED_JOBS
+
+    if FAILED_JOBS:  # diverged or not_learning jobs are results; a failed job is an error
+        _fail(f"{len(FAILED_JOBS)} job(s) failed: {', '.join(FAILED_JOBS)} (see their summary.json)", code=1)
 
 
 @app.command(context_settings=PASS_THROUGH)
@@ -93,9 +96,16 @@ def show_config(overrides: Optional[List[str]] = typer.Argument(None, help="Hydr
     """
     from omegaconf import OmegaConf
 
+    args = list(overrides or [])
     try:
-        preflight(list(overrides or []), data=False)
-        cfg = compose(list(overrides or []))
+        flags = [a for a in args if a.startswith("-")]
+        if flags:
+            raise UserError(f"ics config takes overrides only (key=value), not {' '.join(flags)}; "
+                            "for Hydra's flags use `ics run`, e.g. `ics run --cfg job`")
+        preflight(args, data=False)
+        if split_sweeps(args)[1]:
+            raise UserError("ics config prints one config, not a sweep (a,b); run sweeps with `ics run -m`")
+        cfg = compose(args)
     except UserError as e:
         _fail(str(e))
     typer.echo(OmegaConf.to_yaml(cfg), nl=False)

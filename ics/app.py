@@ -5,7 +5,6 @@ raising, so one job never kills the sweep; a diverging job is a result (`diverge
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -16,6 +15,7 @@ from typing import Any, List, Optional
 from omegaconf import DictConfig
 
 from ics.config import ConfigError, to_config
+from ics.files import write_json
 from ics.summaries import print_run_summary
 
 
@@ -34,34 +34,46 @@ def run_job(cfg: DictConfig) -> dict:
     from hydra.types import RunMode
 
     from ics.threads import available_cores
-    from ics.train import Trainer, atomic_write
+    from ics.train import Trainer
 
     hc = HydraConfig.get()
     out_dir = Path(hc.runtime.output_dir)
     overrides = list(hc.overrides.task)
     # each of N parallel jobs gets a fair share of the cores: N jobs on N cores never oversubscribe
     max_threads = max(1, available_cores() // _parallel_jobs(hc))
-    if hc.mode != RunMode.MULTIRUN:
-        try:
-            trainer = Trainer(to_config(cfg), out_dir, overrides=overrides, max_threads=max_threads)
-        except ConfigError as e:  # e.g. data not found: one line, exit 2, no half-written run dir
-            _remove_untrained(out_dir, Path(hc.runtime.cwd))
-            print(f"error: {e}", file=sys.stderr)
-            raise SystemExit(2)
-        summary = trainer.fit()
-        print_run_summary(summary, out_dir)
-        return summary
+    single = hc.mode != RunMode.MULTIRUN
     try:
-        return Trainer(to_config(cfg), out_dir, overrides=overrides, max_threads=max_threads).fit()
+        trainer = Trainer(to_config(cfg), out_dir, overrides=overrides, max_threads=max_threads)
     except KeyboardInterrupt:
         raise
-    except Exception as e:  # noqa: BLE001 - recorded, the sweep goes on
-        summary = {"status": "failed", "error": _one_line(e), "overrides": overrides,
-                   "traceback": traceback.format_exc()}
+    except Exception as e:  # noqa: BLE001 - nothing trained yet: leave nothing behind
+        _remove_untrained(out_dir, Path(hc.runtime.cwd))
+        return _failed(e, out_dir, overrides, hc.job.get("num"), single, write=not single)
+    try:
+        summary = trainer.fit()
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # noqa: BLE001 - a crash mid-run is recorded as `failed`
+        return _failed(e, out_dir, overrides, hc.job.get("num"), single, write=True)
+    if single:
+        print_run_summary(summary, out_dir)
+    return summary
+
+
+def _failed(e: Exception, out_dir: Path, overrides: List[str], num: Optional[int], single: bool, write: bool) -> dict:
+    """Record a failed job (summary.json with the traceback) and say so in one line. A single run
+    exits non-zero; in a sweep the other jobs go on. HYDRA_FULL_ERROR=1 re-raises instead."""
+    if single and os.environ.get("HYDRA_FULL_ERROR") == "1":
+        raise e
+    summary = {"status": "failed", "error": _one_line(e), "overrides": overrides, "traceback": traceback.format_exc()}
+    if write:
         out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write(out_dir / "summary.json", lambda p: p.write_text(json.dumps(summary, indent=2)))
-        print(f"job {hc.job.num} failed: {summary['error']}")
-        return summary
+        write_json(out_dir / "summary.json", summary)
+    if single:
+        print(f"error: {summary['error']}", file=sys.stderr)
+        raise SystemExit(2 if isinstance(e, ConfigError) else 1)
+    print(f"job {num} failed: {summary['error']}")
+    return summary
 
 
 def _remove_untrained(out_dir: Path, stop: Path) -> None:
@@ -87,10 +99,15 @@ except ImportError:  # pragma: no cover
     Callback = object  # type: ignore
 
 
+FAILED_JOBS: List[str] = []  # filled after a multirun, so the CLI can exit non-zero
+
+
 class SweepStatusTable(Callback):
     """After a multirun: one line per job with its status, printed to the console."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from ics.summaries import print_status_table
+        from ics.summaries import find_runs, print_status_table
 
-        print_status_table(Path(config.hydra.sweep.dir))
+        sweep = Path(config.hydra.sweep.dir)
+        print_status_table(sweep)
+        FAILED_JOBS[:] = [job.name for job, s in find_runs(sweep) if s.get("status") == "failed"]

@@ -183,16 +183,32 @@ def validate(cfg: Config, train_size: Optional[int] = None) -> None:
     _check(m.init in registry.INITS, "model.init", m.init, f"allowed: {', '.join(registry.INITS)}")
     _check(m.init_std > 0, "model.init_std", m.init_std, "must be > 0")
     _check(all(w > 0 for w in m.widths), "model.widths", list(m.widths), "every width must be > 0")
-    _check(len(m.channels) > 0 and all(c > 0 for c in m.channels), "model.channels", list(m.channels),
-           "need at least one channel count, each > 0")
+    if m.name == "cnn":
+        _check(len(m.channels) > 0 and all(c > 0 for c in m.channels), "model.channels", list(m.channels),
+               "need at least one channel count, each > 0")
+    _check(m.bn_eps > 0, "model.bn_eps", m.bn_eps, "must be > 0")
+    _check(0 <= m.bn_momentum <= 1, "model.bn_momentum", m.bn_momentum, "must be in [0, 1]")
     _check(m.kernel_size > 0 and m.kernel_size % 2 == 1, "model.kernel_size", m.kernel_size, "must be odd and > 0")
     _check(m.pool in ("max", "avg", "none"), "model.pool", m.pool, "allowed: max, avg, none")
     _check(cfg.data.name in registry.DATASETS, "data.name", cfg.data.name, f"allowed: {', '.join(registry.DATASETS)}")
     _check(o.name in registry.OPTIMIZERS, "optim.name", o.name, f"allowed: {', '.join(registry.OPTIMIZERS)}")
     _check(o.lr > 0, "optim.lr", o.lr, "must be > 0")
     _check(0 <= o.momentum < 1, "optim.momentum", o.momentum, "must be in [0, 1)")
+    if o.name == "adam":
+        _check(o.momentum == 0 and not o.nesterov, "optim.momentum", o.momentum,
+               "adam has no momentum/nesterov setting; use optim.betas")
+        _check(len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas), "optim.betas", list(o.betas),
+               "need two values in [0, 1)")
+    if o.name == "momentum":
+        _check(o.momentum > 0, "optim.momentum", o.momentum, "must be > 0 for optim=momentum (optim=sgd is plain SGD)")
+    _check(not o.nesterov or o.momentum > 0, "optim.nesterov", o.nesterov, "needs optim.momentum > 0")
     _check(o.weight_decay >= 0, "optim.weight_decay", o.weight_decay, "must be >= 0")
     _check(t.steps > 0, "trainer.steps", t.steps, "must be > 0")
+    _check(0 <= t.seed < 2**62, "trainer.seed", t.seed, "must be in [0, 2**62)")
+    _check(0 <= p.seed < 2**31, "probe.seed", p.seed, "must be in [0, 2**31)")
+    if cfg.data.image_folder and cfg.data.name in ("mnist", "fashion_mnist"):
+        raise ConfigError(f"data.image_folder={cfg.data.image_folder!r} is not read by data={cfg.data.name}; "
+                          "allowed with data=cifar10, cifar100 or image_folder")
     min_batch = 2 if m.norm == "batch" else 1
     _check(t.batch_size >= min_batch, "trainer.batch_size", t.batch_size,
            f"must be >= {min_batch}" + (" with model.norm=batch (BN needs 2+ examples per batch)" if min_batch == 2 else ""))
@@ -212,6 +228,7 @@ def validate(cfg: Config, train_size: Optional[int] = None) -> None:
     _check(p.size >= 2, "probe.size", p.size, "must be >= 2")
     _check(p.every > 0, "probe.every", p.every, "must be > 0")
     _check(p.histogram_every > 0, "probe.histogram_every", p.histogram_every, "must be > 0")
+    _check(p.train_batch_every > 0, "probe.train_batch_every", p.train_batch_every, "must be > 0")
     _check(p.units >= 1, "probe.units", p.units, "must be >= 1")
     _check(len(p.percentiles) > 0 and all(0 <= q <= 100 for q in p.percentiles), "probe.percentiles",
            list(p.percentiles), "need one or more values in [0, 100]")

@@ -76,7 +76,11 @@ def tanh_flat_threshold(fraction: float = 0.05) -> float:
 
 def saturation(units: torch.Tensor, activation: str) -> dict:
     """Fraction of inputs in the flat part of the nonlinearity (σ', tanh' < 5% of their peak; ReLU:
-    x <= 0), plus for ReLU the fraction of units dead on the whole probe set. Empty if undefined."""
+    x <= 0), plus for ReLU the fraction of units dead on the whole probe set. Empty if undefined;
+    NaN when the inputs are not all finite (a diverged model is not "unsaturated")."""
+    if activation in ("sigmoid", "tanh", "relu") and not bool(torch.isfinite(units).all()):
+        nan = torch.tensor(float("nan"), device=units.device)
+        return {"saturation": nan, "dead": nan} if activation == "relu" else {"saturation": nan}
     if activation == "sigmoid":
         return {"saturation": (units.abs() > sigmoid_flat_threshold()).float().mean()}
     if activation == "tanh":

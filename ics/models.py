@@ -69,12 +69,11 @@ class Block(nn.Module):
 class Net(nn.Module):
     """Blocks in order, then a linear output layer `out` (logits; softmax lives in the loss)."""
 
-    def __init__(self, blocks: "OrderedDict[str, nn.Module]", out: nn.Linear, activation: str, flatten_first: bool):
+    def __init__(self, blocks: "OrderedDict[str, nn.Module]", out: nn.Linear, flatten_first: bool):
         super().__init__()
         self.flatten_first = flatten_first
         self.blocks = nn.ModuleDict(blocks)  # keys are block names: h1, h2, ... / c1, c2, ...
         self.out = out
-        self.activation = activation
         # conv features are flattened once, before the first Linear block (precomputed: hot path)
         first_linear = next((n for n, b in blocks.items() if isinstance(b.affine, nn.Linear)), None)
         self._flatten_before = None if flatten_first else first_linear
@@ -97,10 +96,6 @@ class Net(nn.Module):
         points["out.in"] = (self.out, "input")
         return points
 
-    def block_of(self, point: str) -> Optional[Block]:
-        """The block whose nonlinearity a probe point feeds (None for out.in)."""
-        return self.blocks[point.split(".")[0]] if point.split(".")[0] in self.blocks else None
-
 
 def _block(affine_cls, n_in: int, n_out: int, cfg: ModelConfig, spatial: bool, pool=None, **kw) -> Block:
     norm = NORMS.get_or_raise(cfg.norm)(n_out, spatial, cfg)
@@ -115,7 +110,7 @@ def build_mlp(cfg: ModelConfig, in_shape: Sequence[int], num_classes: int) -> Ne
     for i, width in enumerate(cfg.widths, start=1):
         blocks[f"h{i}"] = _block(nn.Linear, n_in, width, cfg, spatial=False)
         n_in = width
-    return Net(blocks, nn.Linear(n_in, num_classes), cfg.activation, flatten_first=True)
+    return Net(blocks, nn.Linear(n_in, num_classes), flatten_first=True)
 
 
 @MODELS.register("cnn")
@@ -134,7 +129,7 @@ def build_cnn(cfg: ModelConfig, in_shape: Sequence[int], num_classes: int) -> Ne
     for i, width in enumerate(cfg.widths, start=1):
         blocks[f"h{i}"] = _block(nn.Linear, n_in, width, cfg, spatial=False)
         n_in = width
-    return Net(blocks, nn.Linear(n_in, num_classes), cfg.activation, flatten_first=False)
+    return Net(blocks, nn.Linear(n_in, num_classes), flatten_first=False)
 
 
 # --- initialisation -------------------------------------------------------------------------------

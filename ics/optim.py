@@ -7,15 +7,10 @@ from ics.config import OptimConfig
 from ics.registry import OPTIMIZERS
 
 
+@OPTIMIZERS.register("momentum")  # the same optimiser; configs/optim/momentum.yaml sets momentum 0.9
 @OPTIMIZERS.register("sgd")
 def _sgd(params, cfg: OptimConfig) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                           weight_decay=cfg.weight_decay)
-
-
-@OPTIMIZERS.register("momentum")
-def _momentum(params, cfg: OptimConfig) -> torch.optim.Optimizer:
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum or 0.9, nesterov=cfg.nesterov,
                            weight_decay=cfg.weight_decay)
 
 
@@ -25,5 +20,4 @@ def _adam(params, cfg: OptimConfig) -> torch.optim.Optimizer:
 
 
 def build_optimizer(params, cfg: OptimConfig) -> torch.optim.Optimizer:
-    # foreach=False is not forced: for tiny models PyTorch's default (foreach on CPU off) is fastest.
     return OPTIMIZERS.get_or_raise(cfg.name)(params, cfg)

@@ -9,7 +9,6 @@ train/eval mode, RNG states, and no hooks behind.
 from __future__ import annotations
 
 import fnmatch
-import io
 import json
 import zlib
 from collections import defaultdict
@@ -136,7 +135,7 @@ class ProbeSuite:
         self.steps: List[int] = []
         self.series: Dict[str, List[float]] = defaultdict(list)
         self.train_capture = Capture(self.points, only_training_forward=True).attach() if cfg.on_train_batch else None
-        self._train_forwards = 0
+        self.train_steps: List[int] = []  # steps of the probe_train/ series
         self._layout_written = False
 
     def due(self, step: int) -> bool:
@@ -246,10 +245,11 @@ class ProbeSuite:
             out[f"probe_train/{name}/std"] = u.std(dim=1, unbiased=False).mean()
         vals.clear()
         host = dict(zip(out, torch.stack(list(out.values())).tolist()))
+        self.train_steps.append(step)
         for tag, v in host.items():
-            self.series[tag + "@train"].append(v)
-            if self.writer is not None:
-                self.writer.add_scalar(tag, v, step)
+            self.series[tag].append(v)
+        if self.writer is not None:
+            write_scalars(self.writer, host, step)
 
     def close(self) -> None:
         if self.train_capture is not None:
@@ -259,17 +259,17 @@ class ProbeSuite:
     def meta(self) -> dict:
         return {"points": list(self.state), "percentiles": list(self.cfg.percentiles),
                 "tracked_units": {n: st.units for n, st in self.state.items()},
-                "activation": self.activation, "bn_mode": self.cfg.bn_mode, "probe_size": int(self.x.shape[0])}
+                "activation": self.activation, "bn_mode": self.cfg.bn_mode, "probe_size": int(self.x.shape[0]),
+                "reference_bn_mode": "batch"}  # step 0 is always measured with batch statistics
 
-    def save(self, path) -> None:
-        """probes.npz: `steps`, one array per TensorBoard tag (same names), and `meta` (JSON)."""
-        arrays = {tag: np.asarray(v, dtype=np.float64) for tag, v in self.series.items() if not tag.endswith("@train")}
-        arrays["steps"] = np.asarray(self.steps, dtype=np.int64)
-        arrays["meta"] = np.asarray(json.dumps(self.meta()))
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
-        with open(path, "wb") as f:
-            f.write(buf.getvalue())
+    def arrays(self) -> Dict[str, np.ndarray]:
+        """What probes.npz holds: `steps`, one array per probe-set TensorBoard tag (same names),
+        `train_batch_steps` + the `probe_train/...` tags when on_train_batch is on, and `meta` (JSON)."""
+        out = {tag: np.asarray(v, dtype=np.float64) for tag, v in self.series.items()}
+        out["steps"] = np.asarray(self.steps, dtype=np.int64)
+        out["train_batch_steps"] = np.asarray(self.train_steps, dtype=np.int64)
+        out["meta"] = np.asarray(json.dumps(self.meta()))
+        return out
 
     def final_summary(self) -> dict:
         out = {}
@@ -282,11 +282,12 @@ class ProbeSuite:
         return out
 
     def state_dict(self) -> dict:
-        return {"steps": list(self.steps), "series": {k: list(v) for k, v in self.series.items()},
+        return {"steps": list(self.steps), "train_steps": list(self.train_steps),
+                "series": {k: list(v) for k, v in self.series.items()},
                 "points": {n: st.state_dict() for n, st in self.state.items()}}
 
     def load_state_dict(self, s: dict) -> None:
-        self.steps = list(s["steps"])
+        self.steps, self.train_steps = list(s["steps"]), list(s.get("train_steps", []))
         self.series = defaultdict(list, {k: list(v) for k, v in s["series"].items()})
         for name, ps in s["points"].items():
             st = PointState.__new__(PointState)
@@ -299,5 +300,5 @@ def load_probes(path) -> tuple:
     """Read probes.npz -> (steps, {tag: array}, meta)."""
     with np.load(path, allow_pickle=False) as z:
         meta = json.loads(str(z["meta"]))
-        series = {k: z[k] for k in z.files if k not in ("steps", "meta")}
+        series = {k: z[k] for k in z.files if k not in ("steps", "meta", "train_batch_steps")}
         return z["steps"], series, meta

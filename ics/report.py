@@ -24,7 +24,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ics.config import ConfigError
-from ics.summaries import find_runs, job_label
+from ics.summaries import find_runs, job_label, job_number
 from ics.tolerance import (DEFAULT_FRACTION, GroupTolerance, all_configs, format_value, has_lr_grid, lr_tolerance,
                            parse_override, varying_keys)
 
@@ -88,23 +88,18 @@ def load_jobs(path: Path) -> List[Job]:
     path = Path(path)
     if not path.is_dir():
         raise ConfigError(f"{path} is not a directory; give a run or sweep directory")
-    try:
-        runs = find_runs(path)
-    except ValueError as e:  # a corrupt summary.json (JSONDecodeError is a ValueError)
-        raise ConfigError(f"{path}: unreadable summary.json ({e})") from None
+    runs = find_runs(path)  # an unreadable summary.json comes back as a `failed` job
     if not runs:
         raise ConfigError(f"{path}: no summary.json under it; give a run or sweep directory")
     configs = all_configs([s for _, s in runs])
     labels = short_labels([s for _, s in runs])
-    return [Job(_job_number(d, path, i), d, s, c, lab, _load_metrics(d), _load_probes(d))
+    return [Job(_number(d, path, i), d, s, c, lab, _load_metrics(d), _load_probes(d))
             for i, ((d, s), c, lab) in enumerate(zip(runs, configs, labels))]
 
 
-def _job_number(job_dir: Path, root: Path, index: int) -> int:
-    # Hydra sweep jobs are "<num>_<overrides>"; anything else is numbered by position
-    head = job_dir.relative_to(root).parts[0] if job_dir != root else ""
-    num = head.split("_", 1)[0]
-    return int(num) if num.isdigit() else index
+def _number(job_dir: Path, root: Path, index: int) -> int:
+    num = job_number(job_dir, root)
+    return index if num is None else num
 
 
 def _load_metrics(d: Path) -> Optional[Dict[str, np.ndarray]]:

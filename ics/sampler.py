@@ -1,8 +1,7 @@
 """Mini-batch indices for a dataset that lives on the device as one tensor.
 
 All sampling randomness comes from one private generator, and the sampler's position is part of
-its state, so a checkpoint captures exactly where the data stream is (kill-then-resume continues
-with the same batches).
+its state (`state_dict`), so a checkpoint captures exactly where the data stream is.
 """
 from __future__ import annotations
 
@@ -11,6 +10,8 @@ import torch
 
 class IndexSampler:
     """`epoch`: a fresh randperm each epoch, no replacement. `replacement`: i.i.d. uniform draws."""
+
+    BLOCK = 256  # replacement mode: batches drawn per generator call
 
     def __init__(self, n: int, batch_size: int, seed: int, mode: str = "epoch", device: torch.device | str = "cpu"):
         self.n, self.batch_size, self.mode = n, batch_size, mode
@@ -22,7 +23,12 @@ class IndexSampler:
 
     def next(self) -> torch.Tensor:
         if self.mode == "replacement":
-            return torch.randint(0, self.n, (self.batch_size,), generator=self.gen).to(self.device, non_blocking=True)
+            # drawn BLOCK batches at a time: one host-to-device copy per block, not per step
+            if self.perm is None or self.pos == self.perm.shape[0]:
+                block = torch.randint(0, self.n, (self.BLOCK, self.batch_size), generator=self.gen)
+                self.perm, self.pos = block.to(self.device), 0
+            self.pos += 1
+            return self.perm[self.pos - 1]
         if self.perm is None or self.pos + self.batch_size > self.n:
             # drop the last partial batch: every step sees exactly batch_size examples (BN statistics)
             self.perm = torch.randperm(self.n, generator=self.gen).to(self.device)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 
 def find_runs(root: Path) -> List[Tuple[Path, dict]]:
@@ -20,11 +20,16 @@ def _read(path: Path) -> dict:
         return {"status": "failed", "error": f"unreadable {path.name}: {e}"}
 
 
-def _job_key(job: Path, root: Path):
-    # Hydra names sweep jobs "<num>_<overrides>": order by the job number, not alphabetically
+def job_number(job: Path, root: Path) -> Optional[int]:
+    """Hydra names sweep jobs "<num>_<overrides>"; None for any other directory name."""
     head = job.relative_to(root).parts[0] if job != root else ""
     num = head.split("_", 1)[0]
-    return (int(num) if num.isdigit() else 1 << 30, str(job))
+    return int(num) if num.isdigit() else None
+
+
+def _job_key(job: Path, root: Path):
+    num = job_number(job, root)  # order by the job number, not alphabetically
+    return (num if num is not None else 1 << 30, str(job))
 
 
 def job_label(summary: dict) -> str:

@@ -64,10 +64,10 @@ def choose_threads(model: torch.nn.Module, in_shape: Sequence[int], num_classes:
 def resolve_threads(setting, model, in_shape, num_classes, batch_size, device: torch.device,
                     max_threads: Optional[int] = None) -> int:
     """Apply trainer.threads and return the thread count in force."""
-    if setting == "auto":
-        n = 1 if device.type != "cpu" else choose_threads(model, in_shape, num_classes, batch_size, max_threads)
-        if device.type != "cpu":  # the GPU does the work; host threads only launch kernels
-            n = max(1, min(available_cores(), max_threads or available_cores()))
+    if setting == "auto" and device.type == "cpu":
+        n = choose_threads(model, in_shape, num_classes, batch_size, max_threads)
+    elif setting == "auto":  # the GPU does the work; host threads only launch kernels
+        n = max(1, min(available_cores(), max_threads or available_cores()))
     else:
         n = int(setting)
     torch.set_num_threads(n)

@@ -33,11 +33,13 @@ import numpy as np
 
 DEFAULT_FRACTION = 0.9
 LR_KEY, SEED_KEY = "optim.lr", "trainer.seed"
-# Keys that do not change what is trained (where files live, which device, bookkeeping) and the
-# report's own settings: two runs differing only in these belong to the same group.
+# Keys that do not change what is trained (where files live, which device, bookkeeping, what is
+# measured: probing leaves training bit-identical) and the report's own settings: two runs
+# differing only in these belong to the same group.
 NEUTRAL_KEYS = {"name", "data.root", "data.cache_dir", "data.download", "trainer.device", "trainer.threads",
-                "trainer.progress", "trainer.checkpoint"}
-NEUTRAL_PREFIXES = ("report.", "tolerance.")
+                "trainer.progress", "trainer.checkpoint", "trainer.eval_every", "trainer.eval_batch_size",
+                "trainer.log_every"}
+NEUTRAL_PREFIXES = ("report.", "tolerance.", "probe.")
 BAD_STATUSES = ("diverged", "failed")  # runs that count as chance accuracy and disqualify their LR
 
 

@@ -22,6 +22,7 @@ from omegaconf import OmegaConf
 
 from ics.config import Config, validate
 from ics.data import DataBundle, load_data, stratified_indices
+from ics.files import atomic_write, write_json, write_npz
 from ics.models import build_model
 from ics.optim import build_optimizer
 from ics.sampler import IndexSampler
@@ -40,42 +41,48 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def atomic_write(path: Path, write) -> None:
-    """Write through a temporary file and rename: a killed run never leaves a half-written file."""
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
-def _savez(path: Path, arrays: dict) -> None:
-    with open(path, "wb") as f:  # a file object: np.savez would append .npz to a bare path
-        np.savez(f, **arrays)
-
-
 class Meter:
     """Running train loss/accuracy over a logging window. Per step it only keeps references to the
-    detached loss and logits (no tensor ops, no sync); the window is reduced in one go when logged."""
+    detached loss and logits (no tensor ops, no sync); every FOLD steps, and when the window is
+    logged, they are reduced on the device, so memory stays bounded whatever trainer.log_every is."""
 
-    def __init__(self, device: torch.device):
-        self.device = device
+    FOLD = 500
+
+    def __init__(self):
         self.reset()
 
     def reset(self) -> None:
         self.losses: List[torch.Tensor] = []
         self.logits: List[torch.Tensor] = []
         self.targets: List[torch.Tensor] = []
+        self.sums: Optional[torch.Tensor] = None  # (loss sum, loss max, correct) of folded steps
+        self.steps = self.count = 0
 
     def add(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
         self.losses.append(loss)
         self.logits.append(logits)
         self.targets.append(y)
+        if len(self.losses) >= self.FOLD:
+            self._fold()
+
+    def _fold(self) -> None:
+        losses = torch.stack(self.losses)
+        correct = (torch.cat(self.logits).argmax(1) == torch.cat(self.targets)).sum().to(losses.dtype)
+        # max propagates NaN, so a divergence anywhere in the window is seen
+        part = torch.stack([losses.sum(), losses.max(), correct])
+        if self.sums is None:
+            self.sums = part
+        else:
+            self.sums = torch.stack([self.sums[0] + part[0], torch.maximum(self.sums[1], part[1]), self.sums[2] + part[2]])
+        self.steps += len(self.losses)
+        self.count += sum(t.shape[0] for t in self.targets)
+        self.losses, self.logits, self.targets = [], [], []
 
     def read(self) -> Dict[str, float]:
-        losses = torch.stack(self.losses)
-        correct = (torch.cat(self.logits).argmax(1) == torch.cat(self.targets)).sum()
-        # max propagates NaN, so a divergence anywhere in the window is seen
-        mean, worst, correct = torch.stack([losses.mean(), losses.max(), correct.to(losses.dtype)]).tolist()  # sync point
-        out = {"loss": mean, "loss_max": worst, "acc": correct / sum(t.shape[0] for t in self.targets)}
+        if self.losses:
+            self._fold()
+        total, worst, correct = self.sums.tolist()  # sync point
+        out = {"loss": total / self.steps, "loss_max": worst, "acc": correct / self.count}
         self.reset()
         return out
 
@@ -97,7 +104,7 @@ class Trainer:
         self.opt = build_optimizer(self.model.parameters(), cfg.optim)
         self.sampler = IndexSampler(self.data.x_train.shape[0], t.batch_size, t.seed + SAMPLER_SEED_OFFSET,
                                     t.sampler, self.device)
-        self.meter = Meter(self.device)
+        self.meter = Meter()
         self.step = 0
         self.status, self.diverged_at = "running", None
         self.history: Dict[str, List[float]] = {k: [] for k in
@@ -154,6 +161,8 @@ class Trainer:
                     self._probe(self.step)
         except KeyboardInterrupt:
             self.status = "interrupted"
+            if not self.history["eval_step"] or self.history["eval_step"][-1] != self.step:
+                self.evaluate()  # the summary's final accuracy is that of the step it stopped at
             self.finish()
             raise
         return self.finish()
@@ -274,10 +283,10 @@ class Trainer:
 
     def _save(self, summary: dict) -> None:
         d = self.out_dir
-        atomic_write(d / "summary.json", lambda p: p.write_text(json.dumps(summary, indent=2, default=float)))
-        atomic_write(d / "metrics.npz", lambda p: _savez(p, {k: np.asarray(v, dtype=float) for k, v in self.history.items()}))
+        write_json(d / "summary.json", summary)
+        write_npz(d / "metrics.npz", {k: np.asarray(v, dtype=float) for k, v in self.history.items()})
         if self.probes is not None:
-            atomic_write(d / "probes.npz", lambda p: self.probes.save(p))
+            write_npz(d / "probes.npz", self.probes.arrays())
         if self.cfg.trainer.checkpoint:
             atomic_write(d / "checkpoint.pt", lambda p: torch.save(self.checkpoint(), p))
         if self.writer is not None:

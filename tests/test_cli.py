@@ -223,3 +223,30 @@ def test_missing_data_in_a_sweep_fails_before_any_job(tiny_env, tmp_path):
     assert len(lines) == 1 and lines[0].startswith("error: mnist data not found: expected ")
     assert str(tmp_path / "empty" / "MNIST" / "raw") in lines[0]
     assert not sweep.exists()
+
+
+def test_unknown_flag_is_one_line(tiny_env, tmp_path, cwd):
+    assert_one_line_error(ics(["run", "--foo"], tiny_env, cwd), "--foo", "--multirun")
+    assert_nothing_created(tmp_path, cwd)
+
+
+def test_every_combination_of_a_sweep_is_checked_before_launch(tiny_env, tmp_path, cwd):
+    # each value is fine on its own; only the combination (BN, batch 1) is invalid
+    p = ics(["run", "-m", "model.norm=none,batch", "trainer.batch_size=60,1", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+            tiny_env, cwd)
+    assert_one_line_error(p, "trainer.batch_size=1", "model.norm=batch")
+    assert_nothing_created(tmp_path, cwd)
+
+
+def test_probe_points_are_checked_against_the_model_before_a_sweep(tiny_env, tmp_path, cwd):
+    p = ics(["run", "-m", "probe.points=[nomatch]", "optim.lr=0.1,0.2", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+            tiny_env, cwd)
+    assert_one_line_error(p, "nomatch", "h1.pre_act")
+    assert_nothing_created(tmp_path, cwd)
+
+
+@pytest.mark.parametrize("args,needle", [(["config", "--cfg", "job"], "overrides only"),
+                                         (["config", "model.norm=none,batch"], "ics run -m"),
+                                         (["config", "foo.bar=1"], "top-level keys")])
+def test_config_command_errors(tiny_env, cwd, args, needle):
+    assert_one_line_error(ics(args, tiny_env, cwd), needle)

@@ -245,3 +245,32 @@ def test_appended_keys_the_schema_lacks_are_rejected(hydra_ctx, override, key, a
         to_config(cfg)
     msg = str(err.value)
     assert "\n" not in msg and msg.startswith(f"{key} is not a config key") and allowed in msg
+
+
+@pytest.mark.parametrize("section,values,key,value", [
+    ("model", {"bn_eps": -1.0}, "model.bn_eps", "-1.0"),
+    ("model", {"bn_momentum": 5.0}, "model.bn_momentum", "5.0"),
+    ("optim", {"nesterov": True}, "optim.nesterov", "True"),
+    ("optim", {"name": "adam", "betas": [2.0, 3.0]}, "optim.betas", "[2.0, 3.0]"),
+    ("optim", {"name": "adam", "betas": [0.9]}, "optim.betas", "[0.9]"),
+    ("optim", {"name": "adam", "momentum": 0.9}, "optim.momentum", "0.9"),
+    ("optim", {"name": "momentum", "momentum": 0.0}, "optim.momentum", "0.0"),
+    ("trainer", {"seed": 2**70}, "trainer.seed", str(2**70)),
+    ("trainer", {"seed": -1}, "trainer.seed", "-1"),
+    ("probe", {"train_batch_every": 0}, "probe.train_batch_every", "0"),
+    ("data", {"image_folder": "/some/folder"}, "data.image_folder", "/some/folder"),
+])
+def test_values_torch_would_reject_later_are_rejected_up_front(section, values, key, value):
+    assert_one_line_error(make_cfg(**{section: values}), key, value)
+
+
+def test_channels_only_checked_for_the_cnn():
+    validate(make_cfg(model={"name": "mlp", "channels": []}))
+    assert_one_line_error(make_cfg(model={"name": "cnn", "channels": []}), "model.channels", "[]")
+
+
+def test_momentum_optimizer_uses_the_configured_momentum():
+    from ics.optim import build_optimizer
+
+    p = [torch.nn.Parameter(torch.zeros(2))]
+    assert build_optimizer(p, OptimConfig(name="momentum", lr=0.1, momentum=0.5)).param_groups[0]["momentum"] == 0.5

@@ -200,3 +200,9 @@ def test_safe_std_all_constant_layer_stays_positive():
 def test_safe_std_leaves_healthy_std_untouched():
     std = torch.tensor([0.5, 0.7, 1.3])
     assert torch.equal(safe_std(std), std)
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
+def test_saturation_of_non_finite_inputs_is_nan_not_zero(activation):
+    u = torch.tensor([[0.1, float("nan"), 9.0]])
+    assert all(math.isnan(float(v)) for v in saturation(u, activation).values())

@@ -219,16 +219,6 @@ def test_pre_act_with_bn_is_normalised_in_training_mode():
     assert (z.std(0, unbiased=False) - 1).abs().max() < 1e-2
 
 
-def test_block_of():
-    net = build("mlp")
-    assert net.block_of("h2.pre_act") is net.blocks["h2"]
-    assert net.block_of("out.in") is None
-
-
-# ----------------------------------------------------------------------------------------------
-# initialisation
-
-
 def _affine(net: Net):
     return [b.affine for _, b in blocks(net)] + [net.out]
 

@@ -13,6 +13,7 @@ from torch import nn
 
 from ics.config import (Config, ConfigError, DataConfig, ModelConfig, OptimConfig, ProbeConfig,
                         TrainerConfig)
+from ics.files import write_npz
 from ics.models import build_model
 from ics.probes import MAX_SAMPLES, ProbeSuite, load_probes, select_points
 from ics.train import Trainer
@@ -413,13 +414,13 @@ def test_on_train_batch_capture_and_close(bn_mode):
         if s.due(step):
             s.measure(step)
     # probe passes do not feed the train-batch statistics; training forwards at steps 2, 4 do
-    train_tags = [t for t in s.series if t.endswith("@train")]
-    assert "probe_train/h1.pre_act/p50@train" in train_tags
-    assert len(s.series["probe_train/h1.pre_act/p50@train"]) == 2
+    train_tags = [t for t in s.series if t.startswith("probe_train/")]
+    assert "probe_train/h1.pre_act/p50" in train_tags
+    assert len(s.series["probe_train/h1.pre_act/p50"]) == 2 and s.train_steps == [2, 4]
     assert [st for tag, _, st in w.scalars if tag == "probe_train/h1.pre_act/p50"] == [2, 4]
     # the logged batch statistics are those of the training batch (BN in train mode: mean 0, std 1)
-    assert s.series["probe_train/h1.pre_act/mean@train"][-1] == approx(0.0, abs=1e-5)
-    assert s.series["probe_train/h1.pre_act/std@train"][-1] == approx(1.0, abs=1e-3)
+    assert s.series["probe_train/h1.pre_act/mean"][-1] == approx(0.0, abs=1e-5)
+    assert s.series["probe_train/h1.pre_act/std"][-1] == approx(1.0, abs=1e-3)
     s.close()
     for m in model.modules():
         assert not m._forward_hooks and not m._forward_pre_hooks
@@ -575,16 +576,18 @@ def test_save_load_round_trip(tmp_path):
         s.measure(step)
     s.close()
     path = tmp_path / "probes.npz"
-    s.save(path)
+    write_npz(path, s.arrays())
     steps, series, meta = load_probes(path)
     assert steps.tolist() == [0, 3, 7] and steps.dtype == np.int64
-    expected = {k: v for k, v in s.series.items() if not k.endswith("@train")}
-    assert any(k.endswith("@train") for k in s.series)  # present in memory, not in the file
+    expected = dict(s.series)
+    assert any(k.startswith("probe_train/") for k in s.series)  # the train-batch series are saved too
     assert set(series) == set(expected)
+    with np.load(path) as z:
+        assert z["train_batch_steps"].tolist() == s.train_steps
     for tag, vals in expected.items():
         assert series[tag].dtype == np.float64
         np.testing.assert_array_equal(series[tag], np.asarray(vals, dtype=np.float64))
-        assert len(series[tag]) == 3
+        assert len(series[tag]) == (len(s.train_steps) if tag.startswith("probe_train/") else 3)
     assert meta["points"] == ["h2.in", "h2.pre_act", "out.in"]
     assert meta["percentiles"] == [10.0, 50.0, 90.0]
     assert meta["tracked_units"] == {n: st.units for n, st in s.state.items()}
@@ -699,7 +702,7 @@ def test_probes_do_not_change_training(mnist_root, tmp_path, bn_mode):
         assert t1.history[k] == t2.history[k], k
     assert t1.history["test_acc"] and len(t1.history["test_acc"]) == 4  # steps 0, 20, 40, 60
     assert t1.probes.steps == list(range(0, 61, 5))
-    assert any(k.endswith("@train") for k in t1.probes.series)  # the train-batch capture was active
+    assert any(k.startswith("probe_train/") for k in t1.probes.series)  # the train-batch capture was active
 
 
 def test_trainer_leaves_no_hooks_on_the_model_after_fit(mnist_root):
@@ -708,7 +711,7 @@ def test_trainer_leaves_no_hooks_on_the_model_after_fit(mnist_root):
     probe = ProbeConfig(size=50, every=5, on_train_batch=True, train_batch_every=5, points=["*"])
     t = Trainer(tiny_config(mnist_root, probe, steps=10), None)
     t.fit()
-    assert any(k.endswith("@train") for k in t.probes.series)
+    assert any(k.startswith("probe_train/") for k in t.probes.series)
     for name, m in t.model.named_modules():
         assert not m._forward_hooks, f"forward hook left on {name!r} after fit()"
         assert not m._forward_pre_hooks, f"forward pre-hook left on {name!r} after fit()"

@@ -30,6 +30,10 @@ def test_divergence_does_not_kill_the_sweep(tiny_env, tmp_path):
     by_lr = {s["config"]["optim"]["lr"]: s for s in runs.values()}
     assert by_lr[0.1]["status"] == "completed"
     assert by_lr[1e7]["status"] == "diverged"
+    # strict JSON (no NaN tokens) even though the diverged run's losses are not finite
+    strict = lambda c: (_ for _ in ()).throw(ValueError(f"non-finite {c} in summary.json"))  # noqa: E731
+    for p in sweep.glob("*/summary.json"):
+        json.loads(p.read_text(), parse_constant=strict)
     assert 0 < by_lr[1e7]["diverged_at_step"] <= 40
     # the closing status table names each job's status
     assert "diverged @" in r.stdout and "completed" in r.stdout

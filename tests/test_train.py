@@ -276,3 +276,33 @@ def test_cnn_trains_on_cifar_image_folder(mnist_root, cifar_folder, tmp_path):
     assert math.isfinite(summary["final_train_loss"])
     tags = set(read_events(tmp_path / "cnn").Tags()["scalars"])
     assert "probe/c1.pre_act/p50" in tags and "drift/c2.pre_act/w1_ref" in tags and "test/acc" in tags
+
+
+def test_meter_folding_matches_a_direct_computation(monkeypatch):
+    from ics.train import Meter
+
+    monkeypatch.setattr(Meter, "FOLD", 3)  # fold every 3 steps: 7 steps = two folds + a remainder
+    gen = torch.Generator().manual_seed(0)
+    m, losses, logits, ys = Meter(), [], [], []
+    for _ in range(7):
+        loss, lg, y = torch.rand((), generator=gen), torch.randn(5, 4, generator=gen), torch.randint(0, 4, (5,), generator=gen)
+        m.add(loss, lg, y)
+        losses.append(loss), logits.append(lg), ys.append(y)
+    out = m.read()
+    assert out["loss"] == pytest.approx(float(torch.stack(losses).mean()), rel=1e-6)
+    assert out["loss_max"] == pytest.approx(float(torch.stack(losses).max()))
+    assert out["acc"] == pytest.approx(float((torch.cat(logits).argmax(1) == torch.cat(ys)).float().mean()))
+    assert not m.losses and m.sums is None  # reset after reading
+
+
+def test_replacement_sampler_is_deterministic_and_resumable():
+    from ics.sampler import IndexSampler
+
+    a, b = IndexSampler(50, 8, seed=3, mode="replacement"), IndexSampler(50, 8, seed=3, mode="replacement")
+    first = [a.next() for _ in range(300)]  # crosses a block boundary (BLOCK = 256)
+    assert all(torch.equal(x, b.next()) for x in first)
+    assert all(x.shape == (8,) and 0 <= int(x.min()) and int(x.max()) < 50 for x in first)
+    state = a.state_dict()
+    c = IndexSampler(50, 8, seed=99, mode="replacement")
+    c.load_state_dict(state)
+    assert all(torch.equal(a.next(), c.next()) for _ in range(300))
