@@ -198,10 +198,12 @@ def preflight(args: List[str], data: bool = True) -> List[str]:
     base = compose(_linear_sets(fixed, sweeps)[0], hydra_cfg=True)
     given = {k.lstrip("+~") for k, _, _ in sweeps} | {o.lstrip("+~").split("=")[0] for o in fixed}
     params = OmegaConf.select(base, "hydra.sweeper.params") or {}
-    sweeps += split_sweeps([f"{k}={v}" for k, v in params.items() if k not in given])[1]
-    for ov in _linear_sets(fixed, sweeps):
-        _validate_values(compose(ov), checked)
-    if math.prod(len(vs) for _, vs, _ in sweeps) <= MAX_COMBINATIONS:
+    exp_fixed, exp_sweeps = split_sweeps([f"{k}={v}" for k, v in params.items() if k not in given])
+    fixed, sweeps = fixed + exp_fixed, sweeps + exp_sweeps
+    for i, ov in enumerate(_linear_sets(fixed, sweeps)):
+        _validate_values(base if i == 0 and not exp_fixed and not exp_sweeps else compose(ov), checked)
+    # with one sweep or none, the sets above already are every combination
+    if len(sweeps) > 1 and math.prod(len(vs) for _, vs, _ in sweeps) <= MAX_COMBINATIONS:
         _validate_product(fixed, sweeps, checked)
     flags = [a for a in args if a not in overrides]
     return flags + overrides
