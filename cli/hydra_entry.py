@@ -1,17 +1,15 @@
-"""The one @hydra.main of the project. Configs come from the installed package (pkg://ics.conf),
-so a non-editable install finds them too."""
+"""The one @hydra.main of the project. The config comes from the ConfigStore (cli/hydra_app.py),
+so there is no config folder to find: a non-editable install works the same."""
 from __future__ import annotations
 
 import hydra
 from omegaconf import DictConfig
 
-from ics.config import register_configs
+from ics_cli.hydra_app import CONFIG_NAME, register, task
 
-register_configs()
+register()
 
 
-@hydra.main(version_base="1.3", config_path="pkg://ics.conf", config_name="config")
+@hydra.main(version_base="1.3", config_path=None, config_name=CONFIG_NAME)
 def hydra_main(cfg: DictConfig) -> None:
-    from ics.app import run_job
-
-    run_job(cfg)
+    task(cfg)

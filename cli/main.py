@@ -1,4 +1,4 @@
-"""`ics`: Typer owns the commands; Hydra owns everything after the command name."""
+"""`ics`: Typer owns the commands; Hydra owns everything after the command name of run and sweep."""
 from __future__ import annotations
 
 import sys
@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from ics_cli.preflight import UserError, split_sweeps, compose, group_options, preflight
+from ics_cli.hydra_compat import UserError
 
 app = typer.Typer(
     name="ics", no_args_is_help=True, rich_markup_mode="rich", add_completion=False,
@@ -33,27 +33,74 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                                help="Print the version and exit.")) -> None:
+                                      help="Print the version and exit.")) -> None:
     pass
 
 
-def _launch(args: List[str]) -> None:
-    """Validate, then hand the arguments to Hydra's real runtime (multirun, launchers, job dirs)."""
-    try:
-        argv = preflight(args)
-    except UserError as e:
-        _fail(str(e))
+def _hydra(argv: List[str]) -> None:
     from hydra.core.global_hydra import GlobalHydra
 
     from ics_cli.hydra_entry import hydra_main
 
-    GlobalHydra.instance().clear()  # preflight's Compose API session; hydra.main starts its own
+    GlobalHydra.instance().clear()  # preflight's compose session; hydra.main starts its own
     sys.argv = ["ics", *argv]
     hydra_main()
-    from ics.app import FAILED_JOBS
 
-    if FAILED_JOBS:  # diverged or not_learning jobs are results; a failed job is an error
-        _fail(f"{len(FAILED_JOBS)} job(s) failed: {', '.join(FAILED_JOBS)} (see their summary.json)", code=1)
+
+def _launch(args: List[str], force_multirun: bool = False) -> None:
+    """Validate every job, claim a fresh directory, then hand over to Hydra's runtime."""
+    from ics_cli.preflight import preflight
+    from ics_cli.rundirs import claim, quote, remove_if_empty
+
+    try:
+        plan = preflight(args, force_multirun=force_multirun)
+    except UserError as e:
+        _fail(str(e))
+    argv = plan.argv if not force_multirun or "--multirun" in plan.argv or "-m" in plan.argv \
+        else ["--multirun", *plan.argv]
+    if plan.mode == "show":
+        _hydra(argv)
+        return
+    multirun = plan.mode == "multirun"
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    if plan.user_dir:
+        target = Path(str(plan.hydra.sweep.dir if multirun else plan.hydra.run.dir))
+        _check_user_dir(target, multirun, args)
+    else:
+        target = claim(Path(str(plan.hydra.sweep.dir if multirun else plan.hydra.run.dir)))
+        argv = argv + [f"{key}={quote(target)}"]
+    try:
+        _hydra(argv)
+    finally:
+        remove_if_empty(target)
+    if multirun:
+        _after_sweep(target)
+
+
+def _check_user_dir(target: Path, multirun: bool, args: List[str]) -> None:
+    """A run aimed at an existing run directory resumes it: the configs must match."""
+    if multirun or not target.is_dir():
+        return
+    from ics.config import ConfigError, from_dict
+    from ics.train import check_resumable
+    from ics_cli.preflight import compose
+
+    overrides = [a for a in args if not a.startswith("-")]
+    try:
+        check_resumable(from_dict(compose(overrides)), target)
+    except ConfigError as e:
+        _fail(str(e))
+
+
+def _after_sweep(sweep_dir: Path) -> None:
+    from ics.record import Status, read_jobs
+    from ics_cli.console import print_status_table
+
+    jobs = read_jobs(sweep_dir)
+    print_status_table(jobs, sweep_dir)
+    failed = [str(j.num) for j in jobs if j.status == Status.FAILED]
+    if failed:  # diverged or not_learning jobs are results; a failed job is an error
+        _fail(f"{len(failed)} job(s) failed: {', '.join(failed)} (see their summary.json)", code=1)
 
 
 @app.command(context_settings=PASS_THROUGH)
@@ -81,11 +128,68 @@ def sweep(experiment: str = typer.Argument(..., help="A study in experiments/ (s
 
     Example: [bold]ics sweep fig1 trainer.steps=5000[/bold]
     """
-    from ics.config import experiment_files
+    from ics_cli.hydra_app import experiment_files
 
     if experiment not in experiment_files():
         _fail(f"unknown experiment {experiment!r}; allowed: {', '.join(experiment_files())}")
-    _launch(["--multirun", f"experiment={experiment}", *(overrides or [])])
+    _launch([f"experiment={experiment}", *(overrides or [])], force_multirun=True)
+
+
+@app.command(context_settings=PASS_THROUGH)
+def resume(path: Path = typer.Argument(..., help="A run directory, or a sweep directory (one with multirun.yaml)."),
+           overrides: Optional[List[str]] = typer.Argument(
+               None, help="Sweeps only: launcher settings, e.g. hydra/launcher=joblib hydra.launcher.n_jobs=2.")) -> None:
+    """Continue an interrupted or killed run, or finish a sweep, in its own directory.
+
+    A run continues from its last checkpoint with the config it was started with. In a sweep,
+    finished jobs are left alone, interrupted or killed ones continue from their checkpoints, and
+    jobs that never started run.
+
+    Examples: [bold]ics resume runs/2026-11-28/12-00-00[/bold]   [bold]ics resume multiruns/2026-11-28/12-00-00[/bold]
+    """
+    if not path.is_dir():
+        _fail(f"{path} is not a directory; give a run directory or a sweep directory")
+    if (path / "multirun.yaml").is_file():
+        _resume_sweep(path, list(overrides or []))
+    else:
+        if overrides:
+            _fail(f"a single run resumes with its own config; drop {' '.join(overrides)}")
+        _resume_run(path)
+
+
+def _resume_run(path: Path) -> None:
+    from ics.config import ConfigError
+    from ics.record import RunBusy
+    from ics.train import AlreadyFinished, RunInterrupted
+    from ics.train import resume as resume_run
+    from ics_cli.console import print_run_summary
+
+    try:
+        summary = resume_run(path)
+    except AlreadyFinished as e:
+        typer.echo(f"{e}")
+        return
+    except (ConfigError, RunBusy) as e:
+        _fail(str(e))
+    except RunInterrupted as e:
+        typer.echo(f"run interrupted by {e}: checkpoint and record written. Resume with: ics resume {path}", err=True)
+        raise typer.Exit(e.exit_code)
+    print_run_summary(summary, path)
+
+
+def _resume_sweep(path: Path, extra: List[str]) -> None:
+    """Re-run the sweep into its own directory: the task skips finished jobs and resumes the rest."""
+    from omegaconf import OmegaConf
+
+    saved = OmegaConf.load(path / "multirun.yaml")
+    task = [str(o) for o in saved.hydra.overrides.task]
+    skip = ("hydra.sweep.dir", "hydra.run.dir", "hydra.mode")
+    hydra = [str(o) for o in saved.hydra.overrides.hydra if str(o).split("=", 1)[0] not in skip]
+    given = {o.split("=", 1)[0] for o in extra}
+    hydra = [o for o in hydra if o.split("=", 1)[0] not in given]
+    from ics_cli.rundirs import quote
+
+    _launch(["--multirun", *hydra, *extra, f"hydra.sweep.dir={quote(path)}", *task])
 
 
 @app.command(name="config", context_settings=PASS_THROUGH)
@@ -96,15 +200,18 @@ def show_config(overrides: Optional[List[str]] = typer.Argument(None, help="Hydr
     """
     from omegaconf import OmegaConf
 
+    from ics_cli import hydra_compat as compat
+    from ics_cli.preflight import check_jobs, compose
+
     args = list(overrides or [])
     try:
         flags = [a for a in args if a.startswith("-")]
         if flags:
             raise UserError(f"ics config takes overrides only (key=value), not {' '.join(flags)}; "
                             "for Hydra's flags use `ics run`, e.g. `ics run --cfg job`")
-        preflight(args, data=False)
-        if split_sweeps(args)[1]:
+        if any(o.is_sweep_override() for o in compat.parse_overrides(args)):
             raise UserError("ics config prints one config, not a sweep (a,b); run sweeps with `ics run -m`")
+        check_jobs([args], data=False)
         cfg = compose(args)
     except UserError as e:
         _fail(str(e))
@@ -120,7 +227,8 @@ def list_options() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from ics.config import experiment_files
+    from ics_cli.hydra_app import experiment_files
+    from ics_cli.preflight import group_options
 
     table = Table(title="config groups (choose with group=option)")
     table.add_column("group")
@@ -132,7 +240,8 @@ def list_options() -> None:
     exps.add_column("experiment")
     exps.add_column("question")
     for name, path in experiment_files().items():
-        first = next((ln.lstrip("# ").strip() for ln in path.read_text().splitlines() if ln.startswith("#") and "@package" not in ln), "")
+        first = next((ln.lstrip("# ").strip() for ln in path.read_text().splitlines()
+                      if ln.startswith("#") and "@package" not in ln), "")
         exps.add_row(name, first)
     Console().print(exps)
 
@@ -163,8 +272,8 @@ def report(path: Path = typer.Argument(..., help="A run or sweep directory."),
 
     Example: [bold]ics report multiruns/2026-11-26/12-00-00[/bold]
     """
+    from ics.analysis import make_report
     from ics.config import ConfigError
-    from ics.report import make_report
 
     if not path.is_dir():
         _fail(f"{path} is not a directory; give a run or sweep directory (one with summary.json files)")

@@ -1,86 +1,55 @@
-"""Validate overrides before Hydra creates any directory, and turn Hydra's multi-line errors into
-one line that names the bad value and what is allowed.
+"""Check a command line before Hydra creates any directory.
 
-Every value a sweep would use is checked: the base (first value of each sweep), then each sweep
-value in turn, including sweeps an experiment defines in `hydra.sweeper.params`.
+Every job a sweep will launch is expanded exactly as Hydra's sweeper does (cli.hydra_compat), its
+config composed (once per combination of group choices; plain values are set on a copy, ~100x
+cheaper than a compose) and handed to the library's `check_runnable`: values, device, threads,
+data files, probe points. Hydra's multi-line errors become one line.
 """
 from __future__ import annotations
 
 import copy
-import itertools
-import math
+from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 from hydra import compose as hydra_compose
-from hydra import initialize_config_module
+from hydra import initialize
 from hydra.core.global_hydra import GlobalHydra
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
-CONFIG_MODULE = "ics.conf"
-CONFIG_NAME = "config"
-GROUPS = ("model", "data", "optim", "trainer", "probe", "experiment")
-MAX_COMBINATIONS = 2_000  # beyond this a sweep's values are checked one by one, not in every combination
+from ics.config import GROUPS, ConfigError, from_dict
+from ics_cli import hydra_compat as compat
+from ics_cli.hydra_app import CONFIG_NAME, register
+from ics_cli.hydra_compat import UserError
 
-
-class UserError(Exception):
-    """A one-line message for the user."""
+CHOICE_GROUPS = GROUPS + ("experiment",)
+MAX_FULL_CHECK = 5_000  # beyond this many jobs, check a subset in which every swept value occurs
 
 
 def _init() -> None:
-    from ics.config import register_configs
-
     if not GlobalHydra.instance().is_initialized():
-        register_configs()
-        initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3")
+        register()
+        initialize(config_path=None, version_base="1.3")
 
 
-def group_options() -> Dict[str, List[str]]:
+def group_options(group: Optional[str] = None):
+    """{group: [options]} for ics's groups, or the options of one group (Hydra's own included)."""
     _init()
     loader = GlobalHydra.instance().config_loader()
-    return {g: sorted(loader.get_group_options(g)) for g in GROUPS}
+    if group is not None:
+        return sorted(loader.get_group_options(group))
+    return {g: sorted(loader.get_group_options(g)) for g in CHOICE_GROUPS}
 
 
 def compose(overrides: List[str], hydra_cfg: bool = False) -> DictConfig:
     _init()
     try:
         return hydra_compose(config_name=CONFIG_NAME, overrides=overrides, return_hydra_config=hydra_cfg)
-    except (MissingConfigException, ConfigCompositionException, OverrideParseException, OmegaConfBaseException) as e:
-        raise UserError(_explain(e, overrides)) from None
+    except compat.COMPOSE_ERRORS + (OmegaConfBaseException,) as e:
+        raise UserError(compat.explain(e, overrides, group_options, allowed_keys)) from None
 
 
-def _explain(e: Exception, overrides: List[str]) -> str:
-    if isinstance(e, MissingConfigException):
-        missing = (e.missing_cfg_file or "").strip("/")
-        group, _, option = missing.rpartition("/")
-        if group:
-            _init()
-            options = sorted(GlobalHydra.instance().config_loader().get_group_options(group))
-            if options:
-                return f"{group}={option} is not an option; allowed: {', '.join(options)}"
-        return _first_line(e)
-    cause = e.__cause__ or e.__context__
-    msg = _first_line(e)
-    if msg.startswith("Error merging override ") and cause is not None:
-        return f"{msg.split(' ', 3)[3]} is invalid: {_first_line(cause)}"
-    if "Could not override '" in msg:
-        key = msg.split("'")[1]
-        given = next((o.split("=", 1)[1] for o in overrides if o.lstrip("+~").split("=")[0] == key), "?")
-        if isinstance(cause, (ConfigKeyError, ConfigAttributeError)):
-            return f"{key} is not a config key; {_allowed_keys(key)}"
-        return f"{key}={given} is invalid: {_first_line(cause) if cause else msg}"
-    if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) and "Key '" in str(cause):
-        text = str(cause)
-        key = text.split("full_key: ")[-1].split()[0] if "full_key: " in text else text.split("'")[1]
-        return f"{key} is not a config key; {_allowed_keys(key)}"
-    if cause is not None:
-        return f"{msg} {_first_line(cause)}"
-    return msg
-
-
-def _allowed_keys(key: str) -> str:
+def allowed_keys(key: str) -> str:
     parent = key.rpartition(".")[0]
     try:
         base = compose([])
@@ -90,132 +59,89 @@ def _allowed_keys(key: str) -> str:
         where = f"keys in {parent}" if parent else "top-level keys"
         return f"{where}: {', '.join(str(k) for k in node.keys() if k != 'hydra')}"
     except UserError:
-        pass
-    return "see `ics config` for the keys"
+        return "see `ics config` for the keys"
 
 
-def _first_line(e: BaseException) -> str:
-    return next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
+@dataclass
+class Plan:
+    argv: List[str]  # for Hydra: flags first, then overrides
+    mode: str  # run | multirun | show (--cfg, --info, --help, shell completion: nothing is trained)
+    hydra: Optional[DictConfig] = None  # the composed hydra node of the first job
+    jobs: List[List[str]] = field(default_factory=list)  # every job's overrides, in Hydra's order
+    user_dir: bool = False  # hydra.run.dir / hydra.sweep.dir given on the command line
 
 
-def _parse(overrides: List[str]):
-    try:
-        return OverridesParser.create().parse_overrides(overrides)
-    except OverrideParseException as e:
-        raise UserError(f"cannot parse overrides {overrides}: {_first_line(e)}") from None
-
-
-def split_sweeps(overrides: List[str]) -> Tuple[List[str], List[Tuple[str, list, list]]]:
-    """-> fixed override strings, and sweeps as (key, value strings, typed values)."""
-    fixed, sweeps = [], []
-    for o in _parse(overrides):
-        if o.is_sweep_override():
-            sweeps.append((o.get_key_element(), list(o.sweep_string_iterator()), list(o.sweep_iterator())))
-        else:
-            fixed.append(o.input_line)
-    return fixed, sweeps
-
-
-def _linear_sets(fixed: List[str], sweeps) -> List[List[str]]:
-    """The base set (first value of every sweep) plus one set per other sweep value."""
-    base = fixed + [f"{k}={vs[0]}" for k, vs, _ in sweeps]
-    sets = [base]
-    for i, (key, values, _) in enumerate(sweeps):
-        for v in values[1:]:
-            sets.append(base[:len(fixed) + i] + [f"{key}={v}"] + base[len(fixed) + i + 1:])
-    return sets
-
-
-def _is_group(key: str) -> bool:
-    # `model=cnn`, `hydra/launcher=joblib`, `+x=...`: need a compose; `optim.lr=...` does not
-    return "." not in key or "/" in key or key[:1] in "+~"
-
-
-def _validate_values(cfg: DictConfig, data_checked: Optional[set] = None) -> None:
-    from ics.config import ConfigError, to_config, validate
-    from ics.data import check_data
-    from ics.train import resolve_device
-
-    try:
-        conf = to_config(cfg)
-        validate(conf)
-        resolve_device(conf.trainer.device)  # cuda asked for on a machine without it
-        _check_probe_points(conf)
-        if data_checked is not None and repr(conf.data) not in data_checked:
-            check_data(conf.data)  # missing files fail here, before Hydra makes a run directory
-            data_checked.add(repr(conf.data))
-    except ConfigError as e:
-        raise UserError(str(e)) from None
-    except (ConfigKeyError, ConfigAttributeError) as e:  # e.g. +foo=1 adds a key the schema lacks
-        key = getattr(e, "full_key", None) or _first_line(e)
-        raise UserError(f"{key} is not a config key; {_allowed_keys(str(key))}") from None
-    except OmegaConfBaseException as e:
-        raise UserError(_first_line(e)) from None
-
-
-def _check_probe_points(conf) -> None:
-    """probe.points must match a point of the model; names depend on the model config only, so a
-    model built for any input shape will do (no data needed)."""
-    from ics.models import build_model
-    from ics.probes import select_points
-
-    if conf.probe.enabled:
-        shape = (1, 28, 28) if conf.data.name in ("mnist", "fashion_mnist") else (3, 32, 32)
-        select_points(build_model(conf.model, shape, 10), conf.probe.points)
-
-
-def hydra_argv(args: List[str]):
-    """Parse with Hydra's own argument parser; its errors become one line."""
-    from hydra._internal.utils import get_args_parser
-
-    def error(message: str):
-        raise UserError(f"{message}; Hydra flags: -m/--multirun, --cfg job|hydra|all, --resolve, "
-                        "--package, --info, --hydra-help (see `ics run --hydra-help`)")
-
-    parser = get_args_parser()
-    parser.error = error  # argparse would print its usage block and exit
-    return parser.parse_intermixed_args(args)
-
-
-def preflight(args: List[str], data: bool = True) -> List[str]:
-    """Check every override and every combination a sweep will run, and with `data` that the data
-    can be found; return argv for Hydra (flags first, then overrides).
-
-    Each sweep value is composed once (Hydra's own errors, made one line); then every combination
-    is validated on a copy of a composed config with the values set directly (~8 ms each, where a
-    compose costs ~60 ms), composing again only for each combination of group choices."""
-    ns = hydra_argv(args)
+def preflight(args: List[str], data: bool = True, force_multirun: bool = False) -> Plan:
+    ns = compat.parse_args(args)
     overrides = list(ns.overrides or [])
+    flags = [a for a in args if a not in overrides]
     if ns.help or ns.hydra_help or ns.info or ns.shell_completion:
-        return args
-    modes = [f for f, on in (("--multirun", ns.multirun), ("--run", ns.run), ("--cfg", ns.cfg), ("--info", ns.info))
-             if on]
+        return Plan(flags + overrides, "show")
+    modes = [f for f, on in (("--multirun", ns.multirun), ("--run", ns.run), ("--cfg", ns.cfg)) if on]
     if len(modes) > 1:
         raise UserError(f"{' and '.join(modes)} cannot be combined; to see a study's config: "
                         "`ics config experiment=<name>`")
-    checked: Optional[set] = set() if data and not ns.cfg else None  # --cfg only prints
-    fixed, sweeps = split_sweeps(overrides)
-    base = compose(_linear_sets(fixed, sweeps)[0], hydra_cfg=True)
-    given = {k.lstrip("+~") for k, _, _ in sweeps} | {o.lstrip("+~").split("=")[0] for o in fixed}
-    params = OmegaConf.select(base, "hydra.sweeper.params") or {}
-    exp_fixed, exp_sweeps = split_sweeps([f"{k}={v}" for k, v in params.items() if k not in given])
-    fixed, sweeps = fixed + exp_fixed, sweeps + exp_sweeps
-    for i, ov in enumerate(_linear_sets(fixed, sweeps)):
-        _validate_values(base if i == 0 and not exp_fixed and not exp_sweeps else compose(ov), checked)
-    # with one sweep or none, the sets above already are every combination
-    if len(sweeps) > 1 and math.prod(len(vs) for _, vs, _ in sweeps) <= MAX_COMBINATIONS:
-        _validate_product(fixed, sweeps, checked)
-    flags = [a for a in args if a not in overrides]
-    return flags + overrides
+    fixed = [o.input_line for o in compat.parse_overrides(overrides) if not o.is_sweep_override()]
+    first = compat.expand_sweep(overrides)[0]
+    base = compose(first, hydra_cfg=True)
+    multirun = bool(ns.multirun) or force_multirun or OmegaConf.select(base, "hydra.mode") == "MULTIRUN"
+    if ns.cfg:
+        return Plan(flags + overrides, "show", base.hydra)
+    if not multirun and len(compat.expand_sweep(overrides)) > 1:
+        raise UserError(f"{' '.join(o for o in overrides if ',' in o)} is a sweep; add -m (--multirun) to run "
+                        "one job per value")
+    params = OmegaConf.to_container(base.hydra.sweeper.params) if multirun and base.hydra.sweeper.get("params") else {}
+    jobs = compat.expand_sweep(overrides, {k: str(v) for k, v in (params or {}).items()}) if multirun else [fixed]
+    check_jobs(jobs, data)
+    user_dir = any(o.split("=", 1)[0] in ("hydra.run.dir", "hydra.sweep.dir") for o in overrides)
+    return Plan(flags + overrides, "multirun" if multirun else "run", base.hydra, jobs, user_dir)
 
 
-def _validate_product(fixed: List[str], sweeps, checked: Optional[set]) -> None:
-    groups = [(k, vs) for k, vs, _ in sweeps if _is_group(k)]
-    values = [(k, typed) for k, _, typed in sweeps if not _is_group(k) and not k.startswith("hydra.")]
-    for choice in itertools.product(*[[f"{k}={v}" for v in vs] for k, vs in groups]):
-        cfg = compose(fixed + list(choice))
-        for combo in itertools.product(*[[(k, v) for v in vs] for k, vs in values]):
-            c = copy.deepcopy(cfg)
-            for k, v in combo:
-                OmegaConf.update(c, k, v, merge=False)
-            _validate_values(c, checked)
+def _is_choice(key: str) -> bool:
+    key = key.lstrip("+~")
+    return key in CHOICE_GROUPS or "/" in key
+
+
+def _subset(jobs: List[List[str]]) -> List[List[str]]:
+    """All jobs, or for huge sweeps the jobs that first use each value of each key."""
+    if len(jobs) <= MAX_FULL_CHECK:
+        return jobs
+    seen, keep = set(), []
+    for job in jobs:
+        new = set(job) - seen
+        if new:
+            keep.append(job)
+            seen |= new
+    return keep
+
+
+def check_jobs(jobs: List[List[str]], data: bool = True) -> None:
+    """Compose and check every job's config; the first problem is a UserError."""
+    from ics.train import check_runnable
+
+    composed: Dict[Tuple[str, ...], DictConfig] = {}
+    for job in _subset(jobs):
+        parsed = compat.parse_overrides(job)
+        choices = tuple(o.input_line for o in parsed if _is_choice(o.get_key_element()) or o.is_delete())
+        if choices not in composed:
+            composed[choices] = compose([o.input_line for o in parsed if o.input_line in choices
+                                         or o.get_key_element().startswith("hydra")])
+        cfg = copy.deepcopy(composed[choices])
+        for o in parsed:
+            key = o.get_key_element()
+            if o.input_line in choices or key.startswith("hydra"):
+                continue
+            _set(cfg, key.lstrip("+~"), o.value(), o.input_line)
+        try:
+            check_runnable(from_dict(cfg), data=data)
+        except ConfigError as e:
+            raise UserError(str(e)) from None
+
+
+def _set(cfg: DictConfig, key: str, value, text: str) -> None:
+    try:
+        OmegaConf.update(cfg, key, value, merge=True)
+    except (ConfigKeyError, ConfigAttributeError):
+        raise UserError(f"{key} is not a config key; {allowed_keys(key)}") from None
+    except OmegaConfBaseException as e:
+        raise UserError(f"{text} is invalid: {compat.first_line(e)}") from None

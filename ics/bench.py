@@ -17,22 +17,23 @@ from typing import Dict, Optional
 import torch
 import torch.nn.functional as F
 
-from ics.config import Config, DataConfig, ModelConfig, OptimConfig, ProbeConfig, TrainerConfig
+from ics.config import Config, MLPConfig, MNISTConfig, ProbeConfig, ProbeOff, TrainerConfig
 from ics.data import DataBundle, load_data
 from ics.models import build_model
 from ics.train import Trainer
 
 
-def _cfg(steps: int, probes: bool, threads: int, root: Optional[str]) -> Config:
-    return Config(model=ModelConfig(), data=DataConfig(name="mnist", root=root), optim=OptimConfig(),
-                  trainer=TrainerConfig(steps=steps, eval_every=steps, threads=threads, progress=False, checkpoint=False),
-                  probe=ProbeConfig(enabled=probes))
+def _cfg(steps: int, probes: bool, threads: int, root: Optional[str], checkpoint_every: int = 0) -> Config:
+    return Config(data=MNISTConfig(root=root),
+                  trainer=TrainerConfig(steps=steps, eval_every=steps, threads=threads, progress=False,
+                                        checkpoint_every=checkpoint_every),
+                  probe=ProbeConfig() if probes else ProbeOff())
 
 
 def hand_loop(data: DataBundle, steps: int, seed: int = 0, batch: int = 60, lr: float = 0.5) -> float:
     """The baseline: nothing but forward, loss, backward, step. Returns seconds."""
     torch.manual_seed(seed)
-    model = build_model(ModelConfig(), data.in_shape, data.num_classes)
+    model = build_model(MLPConfig(), data.in_shape, data.num_classes)
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     x, y, n = data.x_train, data.y_train, data.x_train.shape[0]
     gen = torch.Generator().manual_seed(seed)
@@ -65,7 +66,7 @@ def tutorial_loop(root: str, steps: int, seed: int = 0, batch: int = 60, lr: flo
     tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
     ds = datasets.MNIST(root, train=True, download=False, transform=tf)
     torch.manual_seed(seed)
-    model = build_model(ModelConfig(), (1, 28, 28), 10)
+    model = build_model(MLPConfig(), (1, 28, 28), 10)
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     loader = torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, drop_last=True)
     t0 = time.perf_counter()
@@ -95,12 +96,12 @@ def run_bench(steps: int = 3000, data_root: Optional[str] = None, synthetic: boo
     from rich.console import Console
     from rich.table import Table
 
-    from ics.threads import choose_threads
+    from ics.train.threads import choose_threads
 
     console = Console()
-    data = _synthetic() if synthetic else load_data(DataConfig(name="mnist", root=data_root), "cpu")
+    data = _synthetic() if synthetic else load_data(MNISTConfig(root=data_root), "cpu")
     root = None if synthetic else str(Path(data.source).parent.parent)  # .../MNIST/raw -> root
-    threads = choose_threads(build_model(ModelConfig(), data.in_shape, data.num_classes), data.in_shape,
+    threads = choose_threads(build_model(MLPConfig(), data.in_shape, data.num_classes), data.in_shape,
                              data.num_classes, 60)
     torch.set_num_threads(threads)
     console.print(f"bench: {steps} steps per loop, best of {repeats}, {threads} thread(s), data: {data.source}")

@@ -1,4 +1,9 @@
-"""One registry per swappable part. Modules register their parts at import time (ics/__init__)."""
+"""One registry per swappable part. Modules register their parts at import time (ics/__init__).
+
+To add a part, register it where its kind lives (a model in ics/models, a data set in ics/data, an
+instrument in ics/instruments) and, if it has settings, add its dataclass to ics/config/schema.py
+with @option; a test checks that every option has a registered builder and vice versa.
+"""
 from __future__ import annotations
 
 from typing import Callable, Dict, TypeVar
@@ -24,7 +29,7 @@ class Registry(Dict[str, Callable]):
 
     def get_or_raise(self, name: str) -> Callable:
         if name not in self:
-            from ics.config import ConfigError
+            from ics.config.fields import ConfigError
 
             raise ConfigError(f"unknown {self.kind} {name!r}; allowed: {', '.join(self)}")
         return self[name]
@@ -36,3 +41,4 @@ NORMS = Registry("norm")
 INITS = Registry("init")
 DATASETS = Registry("dataset")
 OPTIMIZERS = Registry("optimizer")
+INSTRUMENTS = Registry("instrument")

@@ -1,0 +1,166 @@
+"""The Hydra edge: ics's dataclasses registered as config groups, the primary config, and the task.
+
+Nothing here decides what a run does; it turns Hydra's composed config into an `ics.config.Config`
+and calls `ics.train.train_and_evaluate` in Hydra's job directory. Config groups mirror the
+schema: every `@option` class in ics/config/schema.py is a group option (`model=cnn`), and the
+defaults list is read off `Config()`, so each default is stated once, in the dataclass.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import traceback
+from importlib import resources
+from pathlib import Path
+from typing import Dict, List
+
+from omegaconf import DictConfig, OmegaConf
+
+from ics.config import GROUPS, OPTIONS, Config, ConfigError, from_dict, option_name, to_dict
+
+EXPERIMENTS_PACKAGE = "ics.experiments"
+CONFIG_NAME = "config"
+
+# paths and machine settings make poor run names
+NAME_EXCLUDE_KEYS = ["data.root", "data.image_folder", "data.cache_dir", "trainer.device", "trainer.threads",
+                     "trainer.progress", "experiment", "hydra.launcher.n_jobs"]
+
+HYDRA_SETTINGS = {
+    "job": {"name": "ics", "chdir": False,
+            "config": {"override_dirname": {"kv_sep": "=", "item_sep": ",", "exclude_keys": NAME_EXCLUDE_KEYS}}},
+    # the CLI replaces these by a unique directory of the same shape (see cli/rundirs.py)
+    "run": {"dir": "runs/${now:%Y-%m-%d}/${now:%H-%M-%S}"},
+    "sweep": {"dir": "multiruns/${now:%Y-%m-%d}/${now:%H-%M-%S}",
+              "subdir": "${hydra.job.num}_${hydra.job.override_dirname}"},
+}
+
+
+def experiment_files() -> Dict[str, Path]:
+    root = resources.files(EXPERIMENTS_PACKAGE)
+    return {p.name[:-5]: Path(str(p)) for p in sorted(root.iterdir(), key=lambda p: p.name) if p.name.endswith(".yaml")}
+
+
+def primary_config() -> dict:
+    base = Config()
+    defaults: List = ["ics_schema"] + [{g: option_name(g, getattr(base, g))} for g in GROUPS]
+    defaults += ["_self_", {"experiment": None}]
+    return {"defaults": defaults, "hydra": HYDRA_SETTINGS}
+
+
+_registered = False
+
+
+def register() -> None:
+    """Fill Hydra's ConfigStore (idempotent)."""
+    global _registered
+    if _registered:
+        return
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    schema = OmegaConf.structured(Config)
+    for g in GROUPS:  # chosen by the defaults list; MISSING lets any option's dataclass take the slot
+        schema[g] = "???"
+    cs.store(name="ics_schema", node=schema)
+    for group, options in OPTIONS.items():
+        for name, cls in options.items():
+            cs.store(group=group, name=name, node=cls)
+    # experiments/ ships as the package ics.experiments; stored as the `experiment` group (global
+    # package) because a pkg:// search path would need the folder to be *named* `experiment`
+    for name, path in experiment_files().items():
+        cs.store(group="experiment", name=name, node=OmegaConf.load(path), package="_global_")
+    cs.store(name=CONFIG_NAME, node=primary_config())
+    _registered = True
+
+
+# ----------------------------------------------------------------------------------------------
+# the task: one job = one run in Hydra's job directory
+
+
+def parallel_jobs(launcher: DictConfig) -> int:
+    """How many jobs run at once on this machine (joblib launcher: n_jobs; else 1)."""
+    if "joblib" not in str(launcher.get("_target_", "")):
+        return 1  # the basic and submitit launchers run one job per process/machine at a time
+    n = int(launcher.get("n_jobs", -1) or -1)
+    cores = os.cpu_count() or 1
+    return cores if n < 0 else max(1, min(n, cores))
+
+
+def task(cfg: DictConfig) -> None:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from ics.record import RunBusy, Status, Summary, write_summary
+    from ics.train import AlreadyFinished, RunInterrupted, train_and_evaluate
+    from ics.train.threads import available_cores
+    from ics_cli.console import print_run_summary
+
+    hc = HydraConfig.get()
+    out_dir = Path(hc.runtime.output_dir)
+    overrides = list(hc.overrides.task)
+    sweep = hc.mode == RunMode.MULTIRUN
+    job = f"job {hc.job.num}" if sweep else "run"
+    config = None
+    try:
+        config = from_dict(cfg)
+        summary = train_and_evaluate(config, out_dir, overrides, console=None,
+                                     max_threads=max(1, available_cores() // parallel_jobs(hc.launcher)))
+    except AlreadyFinished as e:
+        print(f"{job}: {out_dir} already {e.summary.status} at step {e.summary.steps}; left as it is")
+        return
+    except RunBusy as e:
+        _say(f"{job}: {e}; not started")
+        if not sweep:
+            raise SystemExit(2)
+        return
+    except RunInterrupted as e:
+        target = Path(hc.sweep.dir) if sweep else out_dir
+        print(f"{job} interrupted by {e}: checkpoint and record written. Resume with: ics resume {target}",
+              file=sys.stderr)
+        raise SystemExit(e.exit_code)
+    except KeyboardInterrupt:  # before training started: nothing worth keeping
+        _remove_untrained(out_dir, Path(hc.runtime.cwd))
+        print(f"{job} interrupted before training started; nothing was kept", file=sys.stderr)
+        raise SystemExit(130)
+    except Exception as e:  # noqa: BLE001 - a failure is recorded; in a sweep the other jobs go on
+        if not sweep and os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        started = (out_dir / "summary.json").is_file()
+        if not started and not sweep:
+            _remove_untrained(out_dir, Path(hc.runtime.cwd))
+        elif not started:
+            conf = to_dict(config) if config is not None else OmegaConf.to_container(cfg, resolve=False)
+            conf = {k: v for k, v in conf.items() if k != "hydra"}
+            write_summary(out_dir, Summary(status=Status.FAILED, error=one_line(e), traceback=traceback.format_exc(),
+                                           overrides=overrides, config=conf))
+        if not sweep:
+            _say(f"error: {one_line(e)}")
+            raise SystemExit(2 if isinstance(e, ConfigError) else 1)
+        print(f"{job} failed: {one_line(e)}")
+        return
+    if not sweep:
+        print_run_summary(summary, out_dir)
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def one_line(e: BaseException) -> str:
+    text = str(e).strip()
+    msg = text.splitlines()[0] if text else type(e).__name__
+    return msg if isinstance(e, ConfigError) else f"{type(e).__name__}: {msg}"
+
+
+def _remove_untrained(out_dir: Path, stop: Path) -> None:
+    """Delete a job dir that holds only Hydra's bookkeeping (.hydra/, the job log, the run lock),
+    and the parents made for it (runs/<date>/) once empty, up to the working directory."""
+    keep_ok = (".hydra", "ics.log", "run.lock")
+    if not (out_dir.is_dir() and all(p.name in keep_ok for p in out_dir.iterdir())):
+        return
+    shutil.rmtree(out_dir)
+    parent, stop = out_dir.resolve().parent, stop.resolve()
+    while parent != stop and stop in parent.parents and not any(parent.iterdir()):
+        parent.rmdir()
+        parent = parent.parent

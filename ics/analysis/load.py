@@ -1,0 +1,137 @@
+"""Loading a run or sweep directory for analysis: one typed `Job` per job directory.
+
+Everything comes through the run record (ics.record): a job's config and overrides are its own
+(its summary.json, else its .hydra/ snapshot), never borrowed from a sibling; a job without a
+final result (running, killed, interrupted, unreadable) is listed in its state.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from ics.analysis.tolerance import RunResult, flatten, format_value, parse_override, varying_keys
+from ics.config import ConfigError
+from ics.instruments.base import load_instrument_arrays
+from ics.record import JobRecord, Status, Summary, names, read_jobs
+
+
+@dataclass
+class Metrics:
+    """metrics.npz: the evaluation curve and the logged training windows."""
+
+    eval_step: np.ndarray
+    test_loss: np.ndarray
+    test_acc: np.ndarray
+    train_step: np.ndarray
+    train_loss: np.ndarray
+    train_acc: np.ndarray
+
+
+@dataclass
+class Series:
+    """An instrument's npz: measurement steps, one array per tag, and its meta."""
+
+    steps: np.ndarray
+    tags: Dict[str, np.ndarray]
+    meta: Dict[str, Any]
+
+    def get(self, tag: str) -> Optional[np.ndarray]:
+        return self.tags.get(tag)
+
+
+@dataclass
+class Job:
+    record: JobRecord
+    num: int  # the job number (a single run: its position)
+    config: Dict[str, Any]  # flat: "model.norm" -> "batch"; {} when unknown
+    label: str  # the overrides that differ between the jobs loaded together
+    metrics: Optional[Metrics]
+    probes: Optional[Series]
+
+    @property
+    def dir(self) -> Path:
+        return self.record.dir
+
+    @property
+    def status(self) -> Status:
+        return self.record.status
+
+    @property
+    def summary(self) -> Optional[Summary]:
+        return self.record.summary
+
+    @property
+    def norm(self) -> str:
+        return str(self.config.get("model.norm", "?"))
+
+    @property
+    def status_text(self) -> str:
+        s, st = self.summary, self.status
+        if st == Status.DIVERGED and s is not None and s.diverged_at_step is not None:
+            return f"diverged @ {s.diverged_at_step}"
+        if st == Status.FAILED and s is not None and s.error:
+            return f"failed: {s.error[:60]}…" if len(s.error) > 60 else f"failed: {s.error}"
+        if st in (Status.RUNNING, Status.INTERRUPTED, Status.KILLED) and s is not None:
+            return f"{st} @ step {s.steps}"
+        return str(st)
+
+    def result(self) -> Optional[RunResult]:
+        """The input to LR tolerance: finished or failed runs whose config is known."""
+        if not self.config or not (self.status.finished or self.status == Status.FAILED):
+            return None
+        s = self.summary
+        return RunResult(self.config, self.status, s.final_test_acc if s else None, s.chance_acc if s else None)
+
+
+def load_metrics(d: Path) -> Optional[Metrics]:
+    try:
+        with np.load(d / names.METRICS) as z:
+            return Metrics(**{k: z[k] for k in names.METRIC_ARRAYS})
+    except (OSError, ValueError, KeyError, TypeError):  # missing (failed job) or unreadable
+        return None
+
+
+def load_series(d: Path, key: str) -> Optional[Series]:
+    arrays = load_instrument_arrays(d / names.instrument_file(key))
+    if arrays is None or "steps" not in arrays:
+        return None
+    meta = arrays.pop("meta")
+    steps = arrays.pop("steps")
+    return Series(steps, arrays, meta)
+
+
+def short_labels(override_lists: Sequence[List[str]]) -> List[str]:
+    """Per job, the overrides whose values differ between jobs (e.g. "model.norm=batch optim.lr=1");
+    constant ones (data.root=..., trainer.steps=...) would only make legends long."""
+    parsed = [dict(kv for kv in map(parse_override, ovs) if kv) for ovs in override_lists]
+    vary = varying_keys(parsed)
+    out = []
+    for ovs, p in zip(override_lists, parsed):
+        text = " ".join(f"{k}={format_value(p[k])}" for k in vary if k in p)
+        out.append(text or " ".join(ovs) or "(defaults)")
+    return out
+
+
+def common_overrides(jobs: Sequence[Job]) -> List[str]:
+    """Overrides every job shares (shown once, not on every row)."""
+    lists = [j.record.overrides for j in jobs]
+    shared = set(lists[0]).intersection(*map(set, lists[1:])) if len(lists) > 1 else set()
+    return [o for o in lists[0] if o in shared]
+
+
+def load_jobs(path: Path) -> List[Job]:
+    """Every job under path (a sweep dir, or one run dir), ordered by job number."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ConfigError(f"{path} is not a directory; give a run or sweep directory")
+    records = read_jobs(path)
+    if not records:
+        raise ConfigError(f"{path}: no job directory under it (none holds summary.json or .hydra/); "
+                          "give a run or sweep directory")
+    labels = short_labels([r.overrides for r in records])
+    return [Job(r, r.num if r.num is not None else i, flatten(r.config) if r.config else {}, lab,
+                load_metrics(r.dir), load_series(r.dir, "probe"))
+            for i, (r, lab) in enumerate(zip(records, labels))]

@@ -1,0 +1,96 @@
+"""Configs to and from plain dicts (summary.json, checkpoints, Hydra's DictConfig), strictly.
+
+`from_dict` picks each section's dataclass by its `name` and rejects keys the schema lacks with a
+one-line ConfigError; `validate` adds the checks that involve more than one key.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Dict
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from ics.config.fields import ConfigError, check_fields, fmt_value, require
+from ics.config.schema import GROUPS, Config, schema_of
+
+
+def to_dict(cfg: Config) -> Dict[str, Any]:
+    return OmegaConf.to_container(OmegaConf.structured(cfg))
+
+
+def from_dict(d: Dict[str, Any]) -> Config:
+    """A plain nested dict (every key optional) -> Config. Unknown keys and wrong types raise."""
+    if isinstance(d, DictConfig):
+        d = OmegaConf.to_container(d, resolve=True)
+    d = {k: v for k, v in dict(d).items() if k != "hydra"}
+    _reject_unknown(d, Config, "")
+    kwargs = {}
+    for f in dataclasses.fields(Config):
+        if f.name not in d:
+            continue
+        value = d[f.name]
+        if isinstance(value, dict):
+            cls = schema_of(f.name, value.get("name")) if f.name in GROUPS else _field_type(Config, f.name)
+            _reject_unknown(value, cls, f.name + ".")
+            value = _build(cls, value, f.name)
+        kwargs[f.name] = value
+    return Config(**kwargs)
+
+
+def _field_type(cls, name: str):
+    default = getattr(cls(), name)
+    return type(default)
+
+
+def _build(cls, values: Dict[str, Any], key: str):
+    try:
+        node = OmegaConf.merge(OmegaConf.structured(cls), values)
+        return OmegaConf.to_object(node)
+    except OmegaConfBaseException as e:
+        full = getattr(e, "full_key", "") or ""
+        sub = full.split(".")[-1] if full else ""
+        where = f"{key}.{sub}" if sub else key
+        value = values.get(sub, "?") if sub else values
+        first = str(e).strip().splitlines()[0]
+        raise ConfigError(f"{where}={fmt_value(value)} is invalid: {first}") from None
+
+
+def _reject_unknown(d: Dict[str, Any], cls, prefix: str) -> None:
+    known = [f.name for f in dataclasses.fields(cls)]
+    for key in d:
+        if key not in known:
+            where = f"keys in {prefix.rstrip('.')}" if prefix else "top-level keys"
+            raise ConfigError(f"{prefix}{key} is not a config key; {where}: {', '.join(known)}")
+
+
+def validate(cfg: Config) -> None:
+    """Every per-key rule (ics.config.fields) plus the checks that involve several keys."""
+    from ics.config.schema import OPTIONS
+
+    check_fields(cfg)
+    m, o, t, d = cfg.model, cfg.optim, cfg.trainer, cfg.data
+    for group in GROUPS:
+        node = getattr(cfg, group)
+        name = getattr(node, "name", None)
+        if name is not None:
+            require(name in OPTIONS[group] and isinstance(node, OPTIONS[group][name]), f"{group}.name", name,
+                    f"is set by {group}=<option>; options: {', '.join(OPTIONS[group])}")
+    if hasattr(m, "kernel_size"):
+        require(m.kernel_size % 2 == 1, "model.kernel_size", m.kernel_size, "must be odd and > 0")
+    if hasattr(o, "nesterov"):
+        require(not o.nesterov or o.momentum > 0, "optim.nesterov", o.nesterov, "needs optim.momentum > 0")
+    if o.name == "momentum":
+        require(o.momentum > 0, "optim.momentum", o.momentum, "must be > 0 for optim=momentum (optim=sgd is plain SGD)")
+    if m.norm == "batch":
+        require(t.batch_size >= 2, "trainer.batch_size", t.batch_size,
+                "must be >= 2 with model.norm=batch (BN needs 2+ examples per batch)")
+    require(t.device in ("auto", "cpu", "cuda") or (str(t.device).startswith("cuda:") and
+                                                       str(t.device)[5:].isdigit()),
+            "trainer.device", t.device, "allowed: auto, cpu, cuda, cuda:N")
+    require(t.threads == "auto" or (isinstance(t.threads, int) and not isinstance(t.threads, bool) and t.threads > 0),
+            "trainer.threads", t.threads, "allowed: auto or a positive integer")
+    require(t.progress in ("auto", True, False), "trainer.progress", t.progress, "allowed: auto, true, false")
+    if getattr(d, "image_folder", None) == "???":
+        raise ConfigError(f"data.image_folder must be set for data={d.name} "
+                          "(a folder with train/<class>/ and test/<class>/ images)")

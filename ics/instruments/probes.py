@@ -1,0 +1,267 @@
+"""Layer-input distribution probes (Ioffe & Szegedy 2015, §2 and Fig. 1 b/c, extended to every layer).
+
+Every `probe.every` steps (and at step 0, before any update, and at the last step) a fixed probe
+set is run through the model under no_grad; forward hooks on the selected probe points capture each
+point's input, and percentiles, moments, saturation and drift (ics.instruments.stats) are computed
+on the device. One host sync per snapshot. The model is left exactly as it was found: parameters,
+BN running statistics and counters, train/eval mode, RNG states, and no hooks behind.
+"""
+from __future__ import annotations
+
+import fnmatch
+import zlib
+from contextlib import contextmanager
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from ics.config import ConfigError, ProbeConfig
+from ics.data import stratified_indices
+from ics.instruments.base import Instrument, RunContext
+from ics.instruments.stats import as_units, quantiles_sorted, safe_std, saturation, sort_rows, w1_sorted
+from ics.record import names
+from ics.registry import INSTRUMENTS
+
+MAX_SAMPLES = 4096  # per unit; conv channels have batch*H*W samples, a fixed random subset is kept
+DRIFT_METRICS = ("w1_ref", "w1_prev", "shift_ref", "log_std_ratio", "path")
+
+
+def select_points(model: nn.Module, patterns) -> Dict[str, tuple]:
+    points = model.probe_points()
+    chosen = {n: p for n, p in points.items() if any(fnmatch.fnmatchcase(n, pat) for pat in patterns)}
+    if not chosen:
+        raise ConfigError(f"probe.points={list(patterns)!r} matches no probe point; available: {', '.join(points)}")
+    return chosen
+
+
+class Capture:
+    """Forward hooks that record what flows through the given points; attach()/detach() symmetric."""
+
+    def __init__(self, points: Dict[str, tuple]):
+        self.points = points
+        self.values: Dict[str, torch.Tensor] = {}
+        self.handles: List = []
+
+    def attach(self) -> "Capture":
+        for name, (module, kind) in self.points.items():
+            if kind == "input":
+                h = module.register_forward_pre_hook(lambda m, args, n=name: self.values.__setitem__(n, args[0].detach()))
+            else:
+                h = module.register_forward_hook(lambda m, args, out, n=name: self.values.__setitem__(n, out.detach()))
+            self.handles.append(h)
+        return self
+
+    def detach(self) -> None:
+        for h in self.handles:
+            h.remove()
+        self.handles.clear()
+
+
+@contextmanager
+def probe_mode(model: nn.Module, bn_mode: str):
+    """Run the model for measurement only. batch: BN normalises with the batch's own statistics
+    (what the next layer sees in training) without touching running stats or counters; eval: BN
+    uses its running statistics."""
+    was_training = {m: m.training for m in model.modules()}
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    tracked = [bn.track_running_stats for bn in bns]
+    try:
+        if bn_mode == "batch":
+            model.train()
+            for bn in bns:
+                bn.track_running_stats = False  # train mode + no tracking = batch stats, no buffer update
+        else:
+            model.eval()
+        with torch.no_grad():
+            yield
+    finally:
+        for bn, t in zip(bns, tracked):
+            bn.track_running_stats = t
+        for m, t in was_training.items():
+            m.training = t
+
+
+def capture(model: nn.Module, points: Dict[str, tuple], x: torch.Tensor, bn_mode: str) -> Dict[str, torch.Tensor]:
+    """The values at `points` for input x, measured in probe_mode; hooks removed afterwards."""
+    cap = Capture(points).attach()
+    try:
+        with probe_mode(model, bn_mode):
+            model(x)
+    finally:
+        cap.detach()
+    return cap.values
+
+
+class PointState:
+    """Reference/previous snapshots of one probe point (sorted sample subset, per-unit moments)."""
+
+    def __init__(self, name: str, activation: Optional[str], n_units: int, n_samples: int, cfg: ProbeConfig, device):
+        self.name, self.activation = name, activation
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + zlib.crc32(name.encode()))
+        self.units = torch.randperm(n_units, generator=gen)[:min(cfg.units, n_units)].sort().values.tolist()
+        self.cols = None if n_samples <= MAX_SAMPLES else \
+            torch.randperm(n_samples, generator=gen)[:MAX_SAMPLES].sort().values.to(device)
+        self.ref = self.prev = None  # (sorted, mean, std)
+        self.path = torch.zeros(n_units, device=device)
+
+    def state_dict(self) -> dict:
+        cpu = lambda t: None if t is None else tuple(x.cpu() for x in t)  # noqa: E731
+        return {"units": self.units, "cols": None if self.cols is None else self.cols.cpu(),
+                "ref": cpu(self.ref), "prev": cpu(self.prev), "path": self.path.detach().cpu().clone()}
+
+    @classmethod
+    def from_state(cls, name: str, activation: Optional[str], s: dict, device) -> "PointState":
+        st = cls.__new__(cls)
+        dev = lambda t: None if t is None else tuple(x.to(device) for x in t)  # noqa: E731
+        st.name, st.activation = name, activation
+        st.units, st.ref, st.prev = list(s["units"]), dev(s["ref"]), dev(s["prev"])
+        st.cols = None if s["cols"] is None else s["cols"].to(device)
+        st.path = s["path"].to(device)
+        return st
+
+
+@INSTRUMENTS.register("probe")
+class LayerInputProbes(Instrument):
+    """Percentiles, moments, saturation and drift of each probe point's input on a fixed probe set."""
+
+    key = "probe"
+
+    def __init__(self, cfg: ProbeConfig, ctx: RunContext):
+        super().__init__(cfg, ctx)
+        self.points = select_points(ctx.model, cfg.points)
+        data = ctx.data
+        idx = stratified_indices(data.y_test.cpu(), cfg.size, cfg.seed).to(data.x_test.device)
+        self.x = data.x_test[idx]
+        self.activation = getattr(ctx.cfg.model, "activation", None)
+        self.qs = [q / 100 for q in cfg.percentiles]
+        self.qnames = [names.percentile_name(q) for q in cfg.percentiles]
+        self.state: Dict[str, PointState] = {}
+
+    @classmethod
+    def check(cls, section: ProbeConfig, cfg, model: nn.Module, spec) -> None:
+        select_points(model, section.points)
+        if spec.test_size is not None and section.size > spec.test_size:
+            raise ConfigError(f"probe.size={section.size} is invalid: must be <= the test split size "
+                              f"({spec.test_size} in {spec.where})")
+
+    def _act_of(self, name: str) -> Optional[str]:
+        return self.activation if name.endswith(".pre_act") else None
+
+    # --- the loop's questions -----------------------------------------------------------------------
+    def due(self, step: int, final: bool = False) -> bool:
+        return final or step % self.cfg.every == 0
+
+    def wants_batch(self, step: int) -> bool:
+        return self.cfg.on_train_batch and step > 0 and step % self.cfg.train_batch_every == 0
+
+    # --- one snapshot of the probe set --------------------------------------------------------------
+    def measure(self, step: int) -> None:
+        # the step-0 reference is always taken with batch statistics: at step 0 the running
+        # statistics are PyTorch's defaults (mean 0, var 1) and would not normalise at all
+        mode = "batch" if step == 0 else self.cfg.bn_mode
+        values = capture(self.ctx.model, self.points, self.x, mode)
+        tags, tensors, hist = [], [], {}
+        for name, act in values.items():
+            point_tags, flat, h = self._point_stats(name, as_units(act.float()))
+            tags += point_tags
+            tensors.append(flat)
+            hist[name] = h
+        host = dict(zip(tags, torch.cat(tensors).tolist()))  # the one host sync per snapshot
+        self.emit(step, host)
+        writer = self.ctx.writer
+        if writer is not None and step % self.cfg.histogram_every == 0:
+            for name, h in hist.items():
+                writer.add_histogram(names.hist_tag(name), h.flatten(), step)
+
+    def _point_stats(self, name: str, u: torch.Tensor):
+        """All statistics of one point as (tag names, one flat tensor, histogram sample)."""
+        st = self.state.get(name)
+        if st is None:
+            st = self.state[name] = PointState(name, self._act_of(name), u.shape[0], u.shape[1], self.cfg, u.device)
+        sub = u if st.cols is None else u[:, st.cols]
+        s = sort_rows(sub)
+        mu, sd = u.mean(dim=1), u.std(dim=1, unbiased=False)
+        if st.ref is None:
+            st.ref = st.prev = (s, mu, sd)
+        ref_s, ref_mu, ref_sd = st.ref
+        unit = safe_std(ref_sd)
+        q = quantiles_sorted(s, self.qs)  # (C, P)
+        w1_prev = w1_sorted(s, st.prev[0]) / unit
+        st.path = st.path + w1_prev  # not in place: an earlier state_dict stays a snapshot
+        drift = torch.stack([w1_sorted(s, ref_s) / unit, w1_prev, ((mu - ref_mu) / unit).abs(),
+                             torch.log(sd.clamp_min(1e-12) / unit).abs(), st.path])  # (5, C)
+        st.prev = (s, mu, sd)
+        sat = saturation(u, st.activation) if st.activation else {}
+        parts = [q.mean(dim=0), q[st.units].flatten(),
+                 torch.stack([mu.mean(), mu.std(unbiased=False), sd.mean(), sd.std(unbiased=False)]),
+                 torch.stack(list(sat.values())) if sat else q.new_zeros(0),
+                 torch.stack([drift.mean(dim=1), drift.amax(dim=1)], dim=1).flatten()]
+        return self._tags(name, st, list(sat)), torch.cat([p.float() for p in parts]), sub
+
+    def _tags(self, name: str, st: PointState, sat_keys: List[str]) -> List[str]:
+        """Tag names in the order _point_stats lays the values out."""
+        tags = [names.probe_tag(name, qn) for qn in self.qnames]
+        tags += [names.unit_tag(name, k, qn) for k in st.units for qn in self.qnames]
+        tags += [names.probe_tag(name, m) for m in ("mean", "mean_spread", "std", "std_spread")]
+        tags += [names.probe_tag(name, k) for k in sat_keys]
+        for metric in DRIFT_METRICS:
+            tags += [names.drift_tag(name, metric), names.drift_tag(name, metric + "_max")]
+        return tags
+
+    # --- optional: statistics of the real training mini-batches -------------------------------------
+    def observe_batch(self, batch) -> None:
+        out = {}
+        for name, act in capture(self.ctx.model, self.points, batch.x, "batch").items():
+            u = as_units(act.float())
+            q = quantiles_sorted(sort_rows(u), self.qs).mean(dim=0)
+            for j, qn in enumerate(self.qnames):
+                out[names.probe_train_tag(name, qn)] = q[j]
+            out[names.probe_train_tag(name, "mean")] = u.mean(dim=1).mean()
+            out[names.probe_train_tag(name, "std")] = u.std(dim=1, unbiased=False).mean()
+        host = dict(zip(out, torch.stack(list(out.values())).tolist()))
+        self.emit(batch.step, host, stream="train_batch")
+
+    # --- output -------------------------------------------------------------------------------------
+    def layout(self) -> dict:
+        """Custom Scalars: a Margin chart per probe point (middle percentile inside the outer band),
+        i.e. the BN paper's Fig. 1 b/c, for the unit average and each tracked unit; drift overlays."""
+        lo, mid, hi = self.qnames[0], self.qnames[len(self.qnames) // 2], self.qnames[-1]
+        margins = {}
+        for name, st in self.state.items():
+            for k, label in [(None, "mean over units")] + [(k, f"unit {k}") for k in st.units]:
+                tag = (lambda q: names.probe_tag(name, q)) if k is None else (lambda q, k=k: names.unit_tag(name, k, q))
+                margins[f"{name} {lo}/{mid}/{hi} ({label})"] = ["Margin", [tag(mid), tag(lo), tag(hi)]]
+        drift = {f"{m} (all points)": ["Multiline", [rf"drift/.*/{m}$"]] for m in DRIFT_METRICS}
+        return {"ICS: percentiles of layer inputs (Fig. 1 b/c)": margins, "ICS: drift": drift}
+
+    def meta(self) -> dict:
+        return {"points": list(self.state), "percentiles": list(self.cfg.percentiles),
+                "tracked_units": {n: st.units for n, st in self.state.items()},
+                "activation": self.activation, "bn_mode": self.cfg.bn_mode, "probe_size": int(self.x.shape[0]),
+                "reference_bn_mode": "batch"}  # step 0 is always measured with batch statistics
+
+    def arrays(self):
+        out = super().arrays()
+        out.setdefault("train_batch_steps", np.zeros(0, dtype=np.int64))  # stream of the probe_train/ tags
+        return out
+
+    def summary(self) -> Dict[str, Any]:
+        """Final drift (and saturation) per probe point, for summary.json."""
+        out = {}
+        for name in self.state:
+            keys = ["w1_ref", "w1_ref_max", "shift_ref", "log_std_ratio", "path"]
+            out[name] = {k: self.series[names.drift_tag(name, k)][-1] for k in keys
+                         if self.series.get(names.drift_tag(name, k))}
+            sat = self.series.get(names.probe_tag(name, "saturation"))
+            if sat:
+                out[name]["saturation"] = sat[-1]
+        return out
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "points": {n: st.state_dict() for n, st in self.state.items()}}
+
+    def load_state_dict(self, s: dict) -> None:
+        super().load_state_dict(s)
+        self.state = {n: PointState.from_state(n, self._act_of(n), ps, self.x.device) for n, ps in s["points"].items()}

@@ -1,0 +1,132 @@
+"""MLPs and CNNs built from one block: affine map -> [BatchNorm] -> nonlinearity.
+
+BN sits between the affine map and the nonlinearity (Ioffe & Szegedy 2015, §3.1), so a layer that
+feeds BN has no bias (BN's β plays its role). Every block exposes named *probe points*:
+
+  <block>.in       the input to the block's Linear/Conv layer
+  <block>.pre_act  the input to the block's nonlinearity (BN output γ·x̂+β, or the affine output)
+
+Probe points are (module, "input" | "output") pairs, so probes hook existing modules and a model
+without probes runs exactly the modules it would run anyway (no identity taps in the hot path).
+"""
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from typing import Dict, Optional, Sequence, Tuple
+
+import torch
+from torch import nn
+
+from ics.config import CNNConfig, MLPConfig, ModelConfig
+from ics.registry import ACTIVATIONS, MODELS, NORMS
+
+ACTIVATIONS.register("sigmoid")(nn.Sigmoid)
+ACTIVATIONS.register("tanh")(nn.Tanh)
+ACTIVATIONS.register("relu")(nn.ReLU)
+ACTIVATIONS.register("leaky_relu")(lambda: nn.LeakyReLU(0.01))
+ACTIVATIONS.register("elu")(nn.ELU)
+ACTIVATIONS.register("gelu")(nn.GELU)
+ACTIVATIONS.register("linear")(nn.Identity)
+
+
+@NORMS.register("none")
+def _no_norm(features: int, spatial: bool, cfg: ModelConfig) -> Optional[nn.Module]:
+    return None
+
+
+@NORMS.register("batch")
+def _batch_norm(features: int, spatial: bool, cfg: ModelConfig) -> nn.Module:
+    cls = nn.BatchNorm2d if spatial else nn.BatchNorm1d
+    return cls(features, eps=cfg.bn_eps, momentum=cfg.bn_momentum)
+
+
+ProbePoint = Tuple[nn.Module, str]  # (module, "input" | "output")
+
+
+class Block(nn.Module):
+    """affine -> [norm] -> activation [-> pool]. The affine layer has a bias only without norm."""
+
+    def __init__(self, affine: nn.Module, norm: Optional[nn.Module], act: nn.Module, pool: Optional[nn.Module] = None):
+        super().__init__()
+        self.affine = affine
+        self.norm = norm
+        self.act = act
+        self.pool = pool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.affine(x)
+        if self.norm is not None:
+            x = self.norm(x)
+        x = self.act(x)
+        return x if self.pool is None else self.pool(x)
+
+    def probe_points(self) -> Dict[str, ProbePoint]:
+        pre = self.norm if self.norm is not None else self.affine
+        return {"in": (self.affine, "input"), "pre_act": (pre, "output")}
+
+
+class Net(nn.Module):
+    """Blocks in order, then a linear output layer `out` (logits; softmax lives in the loss)."""
+
+    def __init__(self, blocks: "OrderedDict[str, nn.Module]", out: nn.Linear, flatten_first: bool):
+        super().__init__()
+        self.flatten_first = flatten_first
+        self.blocks = nn.ModuleDict(blocks)  # keys are block names: h1, h2, ... / c1, c2, ...
+        self.out = out
+        # conv features are flattened once, before the first Linear block (precomputed: hot path)
+        first_linear = next((n for n, b in blocks.items() if isinstance(b.affine, nn.Linear)), None)
+        self._flatten_before = None if flatten_first else first_linear
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.flatten_first:
+            x = x.flatten(1)
+        for name, block in self.blocks.items():
+            if name == self._flatten_before:
+                x = x.flatten(1)
+            x = block(x)
+        return self.out(x.flatten(1))
+
+    def probe_points(self) -> "OrderedDict[str, ProbePoint]":
+        """Stable, readable names, in forward order: h1.in, h1.pre_act, ..., out.in."""
+        points: "OrderedDict[str, ProbePoint]" = OrderedDict()
+        for name, block in self.blocks.items():
+            for kind, point in block.probe_points().items():
+                points[f"{name}.{kind}"] = point
+        points["out.in"] = (self.out, "input")
+        return points
+
+
+def _block(affine_cls, n_in: int, n_out: int, cfg: ModelConfig, spatial: bool, pool=None, **kw) -> Block:
+    norm = NORMS.get_or_raise(cfg.norm)(n_out, spatial, cfg)
+    affine = affine_cls(n_in, n_out, bias=norm is None, **kw)
+    return Block(affine, norm, ACTIVATIONS.get_or_raise(cfg.activation)(), pool)
+
+
+@MODELS.register("mlp")
+def build_mlp(cfg: MLPConfig, in_shape: Sequence[int], num_classes: int) -> Net:
+    n_in = math.prod(in_shape)
+    blocks: "OrderedDict[str, nn.Module]" = OrderedDict()
+    for i, width in enumerate(cfg.widths, start=1):
+        blocks[f"h{i}"] = _block(nn.Linear, n_in, width, cfg, spatial=False)
+        n_in = width
+    return Net(blocks, nn.Linear(n_in, num_classes), flatten_first=True)
+
+
+@MODELS.register("cnn")
+def build_cnn(cfg: CNNConfig, in_shape: Sequence[int], num_classes: int) -> Net:
+    c_in, h, w = in_shape
+    blocks: "OrderedDict[str, nn.Module]" = OrderedDict()
+    for i, c_out in enumerate(cfg.channels, start=1):
+        pool = None
+        if cfg.pool != "none" and min(h, w) >= 2:  # stop pooling once the map is 1x1
+            pool = nn.MaxPool2d(2) if cfg.pool == "max" else nn.AvgPool2d(2)
+            h, w = h // 2, w // 2
+        blocks[f"c{i}"] = _block(nn.Conv2d, c_in, c_out, cfg, spatial=True, pool=pool,
+                                 kernel_size=cfg.kernel_size, padding=cfg.kernel_size // 2)
+        c_in = c_out
+    n_in = c_in * h * w
+    for i, width in enumerate(cfg.widths, start=1):
+        blocks[f"h{i}"] = _block(nn.Linear, n_in, width, cfg, spatial=False)
+        n_in = width
+    return Net(blocks, nn.Linear(n_in, num_classes), flatten_first=False)

@@ -1,0 +1,78 @@
+"""The run lock: the process training in a directory holds an exclusive flock on `run.lock`.
+
+The kernel releases it when the process dies, however it dies (kill -9 included), so a reader can
+tell a live run from a dead one without trusting timestamps or pids: a record that says `running`
+whose lock is free belongs to a killed run.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Optional
+
+from ics.record import names
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on POSIX: no liveness information
+    fcntl = None
+
+
+class RunBusy(RuntimeError):
+    """Another live process is training in this directory."""
+
+
+class RunLock:
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / names.LOCK
+        self.fh = None
+
+    def acquire(self) -> "RunLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path, "a+")
+        if fcntl is not None:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                fh.seek(0)
+                owner = fh.read().strip() or "another process"
+                fh.close()
+                raise RunBusy(f"{self.path.parent} is in use by {owner}") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        fh.flush()
+        self.fh = fh
+        return self
+
+    def release(self) -> None:
+        if self.fh is not None:
+            if fcntl is not None:
+                fcntl.flock(self.fh.fileno(), fcntl.LOCK_UN)
+            self.fh.close()
+            self.fh = None
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def holder(run_dir: Path) -> Optional[str]:
+    """Who holds the run lock ("pid N on host"), or None when no live process does."""
+    path = Path(run_dir) / names.LOCK
+    if fcntl is None or not path.exists():
+        return None
+    try:
+        fh = open(path, "r")
+    except OSError:
+        return None
+    with fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return fh.read().strip() or "another process"
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        return None

@@ -1,0 +1,56 @@
+"""Every name in a run directory, defined once: files, metric arrays and TensorBoard tags.
+
+Writers (ics.train, ics.instruments) and readers (ics.analysis) both use these, so a renamed tag
+or file cannot silently split the two.
+"""
+from __future__ import annotations
+
+# files in a job directory
+SUMMARY = "summary.json"
+METRICS = "metrics.npz"
+CHECKPOINT = "checkpoint.pt"
+LOCK = "run.lock"  # held (flock) by the process training in this directory
+HYDRA_DIR = ".hydra"  # Hydra's config snapshot: config.yaml, overrides.yaml
+REPORT_DIR = "report"
+
+
+def instrument_file(key: str) -> str:
+    """The npz an instrument writes its series to (`probe` keeps its historical name)."""
+    return "probes.npz" if key == "probe" else f"{key}.npz"
+
+
+# arrays in metrics.npz
+EVAL_STEP, TEST_LOSS, TEST_ACC = "eval_step", "test_loss", "test_acc"
+TRAIN_STEP, TRAIN_LOSS, TRAIN_ACC = "train_step", "train_loss", "train_acc"
+METRIC_ARRAYS = (EVAL_STEP, TEST_LOSS, TEST_ACC, TRAIN_STEP, TRAIN_LOSS, TRAIN_ACC)
+
+# TensorBoard scalar tags written by the loop
+TAG_TRAIN_LOSS, TAG_TRAIN_ACC = "train/loss", "train/acc"
+TAG_TEST_LOSS, TAG_TEST_ACC = "test/loss", "test/acc"
+TAG_LR, TAG_STEPS_PER_SEC = "optim/lr", "perf/steps_per_sec"
+HPARAM_METRICS = ("hparams/final_test_acc", "hparams/best_test_acc", "hparams/diverged", "hparams/steps_per_sec")
+
+
+# tags of the layer-input probes (ics.instruments.probes); the npz arrays use the same names
+def probe_tag(point: str, stat: str) -> str:
+    return f"probe/{point}/{stat}"
+
+
+def unit_tag(point: str, unit: int, stat: str) -> str:
+    return f"probe/{point}/unit{unit}/{stat}"
+
+
+def drift_tag(point: str, metric: str) -> str:
+    return f"drift/{point}/{metric}"
+
+
+def probe_train_tag(point: str, stat: str) -> str:
+    return f"probe_train/{point}/{stat}"
+
+
+def hist_tag(point: str) -> str:
+    return f"hist/{point}"
+
+
+def percentile_name(q: float) -> str:
+    return f"p{q:g}"

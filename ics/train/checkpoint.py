@@ -1,0 +1,73 @@
+"""Checkpoints: everything needed to continue a run exactly, written atomically, read as data only.
+
+A checkpoint holds the model, the optimiser, the step, every RNG state (torch CPU and CUDA; the
+sampler's private generator and its position in the epoch), each instrument's state, the meter's
+pending window, the history, and the thread count the run used. It is loaded with
+`torch.load(weights_only=True)`: tensors, numbers, strings, lists and dicts only, never code.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+import torch
+
+from ics.config import ConfigError, to_dict
+from ics.config.schema import Config
+from ics.record import atomic_write, names
+
+FORMAT = 1
+# keys that say where or how fast a run goes, not what it computes: they may differ on resume
+NEUTRAL_KEYS = ("name", "data.root", "data.cache_dir", "data.download", "trainer.device", "trainer.threads",
+                "trainer.progress")
+NEUTRAL_PREFIXES = ("report.", "tolerance.")
+
+
+def save(path: Path, state: Dict[str, Any]) -> None:
+    atomic_write(Path(path), lambda p: torch.save({"format": FORMAT, **state}, p), fsync=True)
+
+
+def load(path: Path) -> Dict[str, Any]:
+    try:
+        state = torch.load(Path(path), weights_only=True, map_location="cpu")
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # truncated, foreign or unsafe content: never executed
+        raise ConfigError(f"cannot read checkpoint {path}: {str(e).strip().splitlines()[0]}") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise ConfigError(f"{path} is not an ics checkpoint (format {state.get('format') if isinstance(state, dict) else '?'})")
+    return state
+
+
+def flat(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def config_difference(cfg: Config, saved: Dict[str, Any]) -> Optional[Tuple[str, Any, Any]]:
+    """The first key (not neutral) whose value differs: (key, saved value, new value), or None."""
+    now, then = flat(to_dict(cfg)), flat(saved)
+    for key in sorted(set(now) | set(then)):
+        if key in NEUTRAL_KEYS or key.startswith(NEUTRAL_PREFIXES):
+            continue
+        if now.get(key, "<absent>") != then.get(key, "<absent>"):
+            return key, then.get(key, "<absent>"), now.get(key, "<absent>")
+    return None
+
+
+def check_matches(cfg: Config, run_dir: Path, saved: Dict[str, Any]) -> None:
+    diff = config_difference(cfg, saved)
+    if diff is not None:
+        key, old, new = diff
+        raise ConfigError(f"cannot resume {run_dir}: its checkpoint was written with {key}={old}, the config now "
+                          f"says {key}={new}; resume with the run's own config (`ics resume {run_dir}`) or start "
+                          "a new run directory")
+
+
+def path_of(run_dir: Path) -> Path:
+    return Path(run_dir) / names.CHECKPOINT

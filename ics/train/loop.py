@@ -1,0 +1,384 @@
+"""The training loop and what it records.
+
+A run directory holds: TensorBoard event files (directly in it, so `tensorboard --logdir <sweep>`
+shows one run per job), summary.json (the run record), metrics.npz (eval/train curves), one npz per
+instrument, and checkpoint.pt. Names: ics.record.names. Instruments: ics.instruments.
+
+Per step the loop does a forward/backward/step and three list appends (the meter); it syncs with
+the device only at logging, evaluation, measurement and checkpoint steps.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ics.config import Config, ConfigError, to_dict, validate
+from ics.data import DataBundle, load_data
+from ics.instruments import Batch, RunContext, build_instruments
+from ics.instruments.base import Instrument
+from ics.models import build_model
+from ics.record import Status, Summary, names, write_npz, write_summary
+from ics.train import checkpoint as ckpt
+from ics.train.device import device_name, resolve_device
+from ics.train.meter import Meter
+from ics.train.optim import build_optimizer
+from ics.data.sampler import IndexSampler
+from ics.train.signals import GracefulStop, RunInterrupted
+from ics.train.threads import resolve_threads
+
+SAMPLER_SEED_OFFSET = 10_007  # the sampler's generator must not replay the init RNG stream
+
+
+def check_fits(cfg: Config, data: DataBundle) -> None:
+    """Checks that need the decoded data's sizes."""
+    n_train, n_test = data.x_train.shape[0], data.x_test.shape[0]
+    if cfg.trainer.batch_size > n_train:
+        raise ConfigError(f"trainer.batch_size={cfg.trainer.batch_size} is invalid: must be <= the training set "
+                          f"size ({n_train})")
+    if cfg.probe.enabled and cfg.probe.size > n_test:
+        raise ConfigError(f"probe.size={cfg.probe.size} is invalid: must be <= the test split size ({n_test})")
+
+
+class Trainer:
+    def __init__(self, cfg: Config, out_dir: Optional[Path] = None, data: Optional[DataBundle] = None,
+                 overrides: Sequence[str] = (), max_threads: Optional[int] = None, console=None,
+                 threads: Optional[int] = None):
+        validate(cfg)
+        self.cfg, self.overrides, self.console = cfg, list(overrides), console
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.device = resolve_device(cfg.trainer.device)
+        self.data = data if data is not None else load_data(cfg.data, self.device)
+        check_fits(cfg, self.data)
+        t = cfg.trainer
+        torch.manual_seed(t.seed)
+        self.model = build_model(cfg.model, self.data.in_shape, self.data.num_classes).to(self.device)
+        self.threads = threads if threads is not None else resolve_threads(
+            t.threads, self.model, self.data.in_shape, self.data.num_classes, t.batch_size, self.device, max_threads)
+        torch.set_num_threads(self.threads)
+        self.opt = build_optimizer(self.model.parameters(), cfg.optim)
+        self.sampler = IndexSampler(self.data.x_train.shape[0], t.batch_size, t.seed + SAMPLER_SEED_OFFSET,
+                                    t.sampler, self.device)
+        self.loss_fn = F.cross_entropy
+        self.meter = Meter()
+        self.step = 0
+        self.status, self.diverged_at = Status.RUNNING, None
+        self.history: Dict[str, List[float]] = {k: [] for k in names.METRIC_ARRAYS}
+        self.timers: Dict[str, float] = defaultdict(float)
+        self.resumed_at: List[int] = []
+        self.writer = None
+        self.ctx = RunContext(cfg, self.model, self.opt, self.data, self.device, self.loss_fn, t.steps, t.seed)
+        self.instruments: List[Instrument] = build_instruments(cfg, self.ctx)  # may reject probe.points
+        # only instruments that look at training batches are asked every step
+        self.watchers = [i for i in self.instruments if type(i).wants_batch is not Instrument.wants_batch]
+
+    # --- the loop -----------------------------------------------------------------------------------
+    def fit(self) -> Summary:
+        t = self.cfg.trainer
+        x_train, y_train = self.data.x_train, self.data.y_train
+        self.t_start = time.perf_counter()
+        self._last_log = (self.step, self.t_start)
+        self._open()
+        with GracefulStop() as stop, self._progress() as bar:
+            if self.step == 0:
+                self.measure(0)  # the reference snapshot, before any update
+                self.evaluate()
+                self._write_layout()
+            while self.step < t.steps and not stop.requested:
+                idx = self.sampler.next()
+                x, y = x_train[idx], y_train[idx]
+                for inst in self.watchers:
+                    if inst.wants_batch(self.step):
+                        self._timed(inst.key, inst.observe_batch, Batch(self.step, x, y))
+                self.train_step(x, y)
+                self.step += 1
+                final = self.step == t.steps
+                if self.step % t.log_every == 0 or final:
+                    if not self.log_train(bar):  # diverged: a result, not a crash
+                        self.evaluate()
+                        self.measure(self.step, final=True)
+                        break
+                if self.step % t.eval_every == 0 or final:
+                    self.evaluate()
+                self.measure(self.step, final)
+                if t.checkpoint_every and self.step % t.checkpoint_every == 0 and not final:
+                    self.save_checkpoint()
+            bar.update(self.step, self.history[names.TRAIN_LOSS][-1] if self.history[names.TRAIN_LOSS] else None)
+        if stop.requested and self.status == Status.RUNNING and self.step < t.steps:
+            self.status = Status.INTERRUPTED
+            self.finish()
+            raise RunInterrupted(stop.signum, self.out_dir, self.step)
+        return self.finish()
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        logits = self.model(x)
+        loss = self.loss_fn(logits, y)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.meter.add(loss.detach(), logits.detach(), y)
+
+    def measure(self, step: int, final: bool = False) -> None:
+        for inst in self.instruments:
+            if inst.due(step, final):
+                self._timed(inst.key, inst.measure, step)
+
+    def _timed(self, key: str, fn, *args) -> None:
+        t0 = time.perf_counter()
+        fn(*args)
+        self.timers[f"instrument.{key}"] += time.perf_counter() - t0
+
+    def log_train(self, bar) -> bool:
+        """Log the window's train loss/acc; return False (and mark the run) if it diverged."""
+        last_step, last_t = self._last_log
+        m = self.meter.read()
+        now = time.perf_counter()
+        self._last_log = (self.step, now)
+        sps = (self.step - last_step) / max(now - last_t, 1e-9)
+        h = self.history
+        h[names.TRAIN_STEP].append(self.step)
+        h[names.TRAIN_LOSS].append(m["loss"])
+        h[names.TRAIN_ACC].append(m["acc"])
+        self._scalars({names.TAG_TRAIN_LOSS: m["loss"], names.TAG_TRAIN_ACC: m["acc"],
+                       names.TAG_LR: self.opt.param_groups[0]["lr"], names.TAG_STEPS_PER_SEC: sps})
+        bar.update(self.step, m["loss"])
+        if not math.isfinite(m["loss_max"]) or m["loss_max"] > self.cfg.trainer.divergence_loss:
+            self.status, self.diverged_at = Status.DIVERGED, self.step
+            return False
+        return True
+
+    @torch.no_grad()
+    def evaluate(self) -> Dict[str, float]:
+        """Full test set, model in eval mode (BN uses its running statistics)."""
+        t0 = time.perf_counter()
+        x, y, bs = self.data.x_test, self.data.y_test, self.cfg.trainer.eval_batch_size
+        self.model.eval()
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device)
+        for i in range(0, x.shape[0], bs):
+            logits = self.model(x[i:i + bs])
+            loss_sum += F.cross_entropy(logits, y[i:i + bs], reduction="sum")
+            correct += (logits.argmax(1) == y[i:i + bs]).sum()
+        self.model.train()
+        loss, acc = (torch.stack([loss_sum, correct]) / x.shape[0]).tolist()  # sync point
+        self.history[names.EVAL_STEP].append(self.step)
+        self.history[names.TEST_LOSS].append(loss)
+        self.history[names.TEST_ACC].append(acc)
+        self._scalars({names.TAG_TEST_LOSS: loss, names.TAG_TEST_ACC: acc})
+        self.timers["eval"] += time.perf_counter() - t0
+        return {"loss": loss, "acc": acc}
+
+    def _scalars(self, values: Dict[str, float]) -> None:
+        if self.writer is not None:
+            for tag, v in values.items():
+                self.writer.add_scalar(tag, v if math.isfinite(v) else float("nan"), self.step)
+
+    # --- files ---------------------------------------------------------------------------------------
+    def _open(self) -> None:
+        """The TensorBoard writer and a `running` record. A resumed run purges the events the killed
+        run wrote after its checkpoint; a fresh run in a used directory purges all old events."""
+        if self.out_dir is None:
+            return
+        from torch.utils.tensorboard import SummaryWriter
+        from omegaconf import OmegaConf
+
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        old_events = any(self.out_dir.glob("events.out.tfevents.*"))
+        purge = self.step if (self.step > 0 or old_events) else None
+        self.writer = SummaryWriter(log_dir=str(self.out_dir), flush_secs=20, purge_step=purge)
+        self.ctx.writer = self.writer
+        if self.step == 0:
+            text = OmegaConf.to_yaml(OmegaConf.structured(self.cfg))
+            self.writer.add_text("config", "```yaml\n" + text + "```\n\noverrides: `" + " ".join(self.overrides) + "`", 0)
+        write_summary(self.out_dir, self.summary())
+
+    def _write_layout(self) -> None:
+        layout = {}
+        for inst in self.instruments:
+            layout.update(inst.layout())
+        if self.writer is not None and layout:
+            self.writer.add_custom_scalars(layout)
+
+    def save_checkpoint(self) -> None:
+        """checkpoint.pt, then the record and the series as they stand: a kill loses at most one interval."""
+        if self.out_dir is None:
+            return
+        t0 = time.perf_counter()
+        ckpt.save(ckpt.path_of(self.out_dir), self.state_dict())
+        self._write_series()
+        write_summary(self.out_dir, self.summary())
+        if self.writer is not None:
+            self.writer.flush()
+        self.timers["checkpoint"] += time.perf_counter() - t0
+
+    def _write_series(self) -> None:
+        write_npz(self.out_dir / names.METRICS, {k: np.asarray(v, dtype=float) for k, v in self.history.items()})
+        for inst in self.instruments:
+            write_npz(self.out_dir / names.instrument_file(inst.key), inst.arrays())
+
+    def state_dict(self) -> dict:
+        return {
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "rng": {"torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+            "instruments": {inst.key: inst.state_dict() for inst in self.instruments},
+            "meter": self.meter.state_dict(),
+            "history": {k: list(v) for k, v in self.history.items()},
+            "threads": self.threads,
+            "resumed_at": list(self.resumed_at),
+            "config": to_dict(self.cfg),
+        }
+
+    def load_state_dict(self, s: dict) -> None:
+        """Continue exactly where a checkpoint left off."""
+        self.step = int(s["step"])
+        self.model.load_state_dict(s["model"])
+        self.opt.load_state_dict(s["optimizer"])
+        self.sampler.load_state_dict(s["sampler"])
+        torch.set_rng_state(s["rng"]["torch"])
+        if s["rng"]["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(s["rng"]["cuda"])
+        for inst in self.instruments:
+            if inst.key in s["instruments"]:
+                inst.load_state_dict(s["instruments"][inst.key])
+        self.meter.load_state_dict(s["meter"], self.device)
+        self.history = {k: list(s["history"].get(k, [])) for k in names.METRIC_ARRAYS}
+        self.resumed_at = list(s.get("resumed_at", [])) + [self.step]
+
+    # --- the end of a run ----------------------------------------------------------------------------
+    def finish(self) -> Summary:
+        for inst in self.instruments:
+            inst.close()  # hooks off: the model is left as built
+        if self.status == Status.RUNNING:
+            self.status = Status.COMPLETED
+            accs = self.history[names.TEST_ACC]
+            if accs and accs[-1] < self.chance_acc() + self.cfg.report.not_learning_margin:
+                self.status = Status.NOT_LEARNING
+        summary = self.summary()
+        if self.out_dir is not None:
+            if self.cfg.trainer.checkpoint_every:
+                ckpt.save(ckpt.path_of(self.out_dir), self.state_dict())
+            self._write_series()
+            write_summary(self.out_dir, summary)
+            if self.writer is not None:
+                self.writer.add_text("status", f"{summary.status} at step {summary.steps}", self.step)
+                if self.status != Status.INTERRUPTED:
+                    self._write_hparams(summary)
+                self.writer.flush()
+                self.writer.close()
+        return summary
+
+    def fail(self, error: BaseException) -> Summary:
+        """Record a crash mid-run (the last checkpoint stays, so the run can still be resumed)."""
+        import traceback
+
+        for inst in self.instruments:
+            inst.close()
+        self.status = Status.FAILED
+        summary = self.summary()
+        text = str(error).strip()
+        summary.error = f"{type(error).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
+        summary.traceback = "".join(traceback.format_exception(error))
+        if self.out_dir is not None:
+            self._write_series()
+            write_summary(self.out_dir, summary)
+            if self.writer is not None:
+                self.writer.close()
+        return summary
+
+    def chance_acc(self) -> float:
+        counts = torch.bincount(self.data.y_test.cpu(), minlength=self.data.num_classes)
+        return float(counts.max()) / float(counts.sum())
+
+    def steps_to_targets(self) -> Dict[str, Optional[int]]:
+        out = {}
+        for target in self.cfg.report.targets:
+            hits = [s for s, a in zip(self.history[names.EVAL_STEP], self.history[names.TEST_ACC]) if a >= target]
+            out[f"{target:g}"] = hits[0] if hits else None
+        return out
+
+    def summary(self) -> Summary:
+        h = self.history
+        accs = h[names.TEST_ACC]
+        finite = [a for a in accs if not math.isnan(a)]
+        best_i = int(np.nanargmax(accs)) if finite else None
+        wall = time.perf_counter() - getattr(self, "t_start", time.perf_counter())
+        steps_here = self.step - (self.resumed_at[-1] if self.resumed_at else 0)
+        spent = self.timers["eval"] + self.timers["checkpoint"] + \
+            sum(v for k, v in self.timers.items() if k.startswith("instrument."))
+        return Summary(
+            status=self.status, steps=self.step, steps_requested=self.cfg.trainer.steps,
+            diverged_at_step=self.diverged_at,
+            last_eval_step=h[names.EVAL_STEP][-1] if accs else None,
+            final_test_acc=accs[-1] if accs else None, final_test_loss=h[names.TEST_LOSS][-1] if accs else None,
+            best_test_acc=accs[best_i] if best_i is not None else None,
+            best_test_acc_step=h[names.EVAL_STEP][best_i] if best_i is not None else None,
+            final_train_loss=h[names.TRAIN_LOSS][-1] if h[names.TRAIN_LOSS] else None,
+            final_train_acc=h[names.TRAIN_ACC][-1] if h[names.TRAIN_ACC] else None,
+            steps_to_target=self.steps_to_targets(), chance_acc=self.chance_acc(),
+            steps_per_sec=steps_here / max(wall, 1e-9) if wall > 0 else None,
+            train_steps_per_sec=steps_here / max(wall - spent, 1e-9) if wall > 0 else None,
+            wall_time_sec=wall, eval_time_sec=self.timers["eval"],
+            instrument_time_sec={k.split(".", 1)[1]: v for k, v in self.timers.items() if k.startswith("instrument.")},
+            checkpoint_time_sec=self.timers["checkpoint"],
+            device=device_name(self.device), threads=self.threads,
+            dataset={"name": self.data.name, "train": int(self.data.x_train.shape[0]),
+                     "test": int(self.data.x_test.shape[0]), "source": self.data.source},
+            instruments={inst.key: inst.summary() for inst in self.instruments},
+            overrides=self.overrides, config=to_dict(self.cfg), resumed_at=list(self.resumed_at),
+        )
+
+    def _write_hparams(self, summary: Summary) -> None:
+        """HParams dashboard entry in this run's own directory (SummaryWriter.add_hparams would
+        create a second run folder): the experiment/session summaries go through the file writer."""
+        from torch.utils.tensorboard.summary import hparams
+
+        values = (summary.final_test_acc, summary.best_test_acc, float(summary.status == Status.DIVERGED),
+                  summary.steps_per_sec)
+        metrics = {k: float("nan") if v is None else float(v) for k, v in zip(names.HPARAM_METRICS, values)}
+        exp, ssi, sei = hparams(hparam_values(self.cfg, self.overrides), metrics)
+        for s in (exp, ssi, sei):
+            self.writer.file_writer.add_summary(s)
+        for tag, v in metrics.items():
+            self.writer.add_scalar(tag, v, self.step)
+
+    def _progress(self):
+        from ics.train.progress import RunProgress
+
+        show = self.cfg.trainer.progress
+        if show == "auto":
+            show = sys.stdout.isatty()
+        return RunProgress(self.cfg.trainer.steps, enabled=bool(show), console=self.console, start=self.step,
+                           test_acc=lambda: self.history[names.TEST_ACC][-1] if self.history[names.TEST_ACC] else None)
+
+
+HPARAM_KEYS = ("model.name", "model.activation", "model.norm", "model.init", "data.name", "optim.name", "optim.lr",
+               "trainer.batch_size", "trainer.steps", "trainer.seed")
+
+
+def hparam_values(cfg: Config, overrides: Sequence[str]) -> Dict[str, object]:
+    """The main knobs plus every overridden key, as TensorBoard-friendly scalars/strings."""
+    from omegaconf import OmegaConf
+
+    conf = OmegaConf.structured(cfg)
+    keys = list(HPARAM_KEYS) + [o.lstrip("+~").split("=")[0] for o in overrides if "=" in o]
+    out: Dict[str, object] = {}
+    for key in keys:
+        if key.startswith("hydra.") or key in out:
+            continue
+        val = OmegaConf.select(conf, key, default=None)
+        if isinstance(val, (bool, int, float, str)):
+            out[key] = val
+        elif val is not None:
+            out[key] = str(OmegaConf.to_container(val) if OmegaConf.is_config(val) else val)
+    return out
