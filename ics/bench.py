@@ -4,6 +4,8 @@ Loops, all on the default model (BN paper Fig. 1 MLP, batch 60, plain SGD) and t
   hand     a minimal hand-written loop over the same preloaded tensors (randperm batches)
   ics      the real Trainer loop, probes off (TensorBoard writing, evals, meters included)
   ics+probes  the real Trainer loop with probes at their default cadence
+  ics+probes+ckpt  the same with a checkpoint (and record/series flush) every quarter of the loop;
+           the per-checkpoint cost is also stated as a share of a run at the default cadence
   tutorial torchvision dataset + ToTensor/Normalize + DataLoader (the usual tutorial pipeline)
 Each loop is timed `repeats` times, interleaved, and the best time is kept (noisy machines).
 """
@@ -51,9 +53,10 @@ def hand_loop(data: DataBundle, steps: int, seed: int = 0, batch: int = 60, lr: 
     return time.perf_counter() - t0
 
 
-def ics_loop(data: DataBundle, steps: int, probes: bool, threads: int, root: Optional[str]) -> float:
+def ics_loop(data: DataBundle, steps: int, probes: bool, threads: int, root: Optional[str],
+             checkpoint_every: int = 0) -> float:
     with tempfile.TemporaryDirectory() as d:
-        trainer = Trainer(_cfg(steps, probes, threads, root), Path(d), data=data)
+        trainer = Trainer(_cfg(steps, probes, threads, root, checkpoint_every), Path(d), data=data)
         t0 = time.perf_counter()
         trainer.fit()
         return time.perf_counter() - t0
@@ -106,11 +109,16 @@ def run_bench(steps: int = 3000, data_root: Optional[str] = None, synthetic: boo
     torch.set_num_threads(threads)
     console.print(f"bench: {steps} steps per loop, best of {repeats}, {threads} thread(s), data: {data.source}")
     tut_steps = max(100, steps // 5)  # the tutorial pipeline is slow; steps/s is what is compared
-    best = {k: float("inf") for k in ("hand", "ics", "ics+probes", "tutorial")}
+    # checkpoints (with probes on: their state is part of it) every quarter of the loop, plus the final one
+    ckpt_every = max(1, steps // 4)
+    n_ckpt = len(range(ckpt_every, steps, ckpt_every)) + 1
+    best = {k: float("inf") for k in ("hand", "ics", "ics+probes", "ics+probes+ckpt", "tutorial")}
     for _ in range(repeats):  # interleaved, so drifts in machine load hit every loop alike
         best["hand"] = min(best["hand"], hand_loop(data, steps))
         best["ics"] = min(best["ics"], ics_loop(data, steps, False, threads, root))
         best["ics+probes"] = min(best["ics+probes"], ics_loop(data, steps, True, threads, root))
+        best["ics+probes+ckpt"] = min(best["ics+probes+ckpt"],
+                                      ics_loop(data, steps, True, threads, root, checkpoint_every=ckpt_every))
         if root is not None:
             best["tutorial"] = min(best["tutorial"], tutorial_loop(root, tut_steps))
     sps = {k: (tut_steps if k == "tutorial" else steps) / v for k, v in best.items() if v != float("inf")}
@@ -119,9 +127,19 @@ def run_bench(steps: int = 3000, data_root: Optional[str] = None, synthetic: boo
         table.add_column(col)
     ratios = {"hand": (1.0, "hand"), "ics": (sps["ics"] / sps["hand"], "hand (target >= 0.9)"),
               "ics+probes": (sps["ics+probes"] / sps["ics"], "ics without probes (target >= 0.9)")}
+    ratios["ics+probes+ckpt"] = (sps["ics+probes+ckpt"] / sps["ics+probes"],
+                                 f"ics+probes ({n_ckpt} checkpoints in {steps} steps)")
     if "tutorial" in sps:
         ratios["tutorial"] = (sps["tutorial"] / sps["hand"], "hand (expected well below 1)")
     for k, (r, vs) in ratios.items():
         table.add_row(k, f"{sps[k]:.0f}", f"{r:.3f}", vs)
     console.print(table)
+    # the cost of one checkpoint, and what it is at the default cadence of a real run
+    per_ckpt = max(0.0, best["ics+probes+ckpt"] - best["ics+probes"]) / n_ckpt
+    default_every = TrainerConfig().checkpoint_every
+    interval = default_every / sps["ics+probes"]
+    console.print(f"checkpoint: {per_ckpt * 1e3:.1f} ms each; at the default trainer.checkpoint_every={default_every} "
+                  f"(one every {interval:.1f} s of training here) that is {100 * per_ckpt / interval:.2f}% of the run "
+                  "(target <= 2%)")
+    ratios["checkpoint_overhead_default"] = (per_ckpt / interval, "")
     return {**{f"{k}_steps_per_sec": v for k, v in sps.items()}, **{f"ratio_{k}": r for k, (r, _) in ratios.items()}}

@@ -121,6 +121,7 @@ class Summary:
 
 def write_summary(run_dir: Path, summary: Summary) -> None:
     summary.updated = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
     write_json(Path(run_dir) / names.SUMMARY, summary.to_json())
 
 

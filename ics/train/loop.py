@@ -191,7 +191,8 @@ class Trainer:
 
         self.out_dir.mkdir(parents=True, exist_ok=True)
         old_events = any(self.out_dir.glob("events.out.tfevents.*"))
-        purge = self.step if (self.step > 0 or old_events) else None
+        # everything up to the checkpoint's step was logged before the checkpoint was written
+        purge = self.step + 1 if self.step > 0 else (0 if old_events else None)
         self.writer = SummaryWriter(log_dir=str(self.out_dir), flush_secs=20, purge_step=purge)
         self.ctx.writer = self.writer
         if self.step == 0:
@@ -211,11 +212,11 @@ class Trainer:
         if self.out_dir is None:
             return
         t0 = time.perf_counter()
+        if self.writer is not None:
+            self.writer.flush()  # first: the events up to this step are on disk before the checkpoint says so
         ckpt.save(ckpt.path_of(self.out_dir), self.state_dict())
         self._write_series()
         write_summary(self.out_dir, self.summary())
-        if self.writer is not None:
-            self.writer.flush()
         self.timers["checkpoint"] += time.perf_counter() - t0
 
     def _write_series(self) -> None:
@@ -266,6 +267,8 @@ class Trainer:
                 self.status = Status.NOT_LEARNING
         summary = self.summary()
         if self.out_dir is not None:
+            if self.writer is not None:
+                self.writer.flush()
             if self.cfg.trainer.checkpoint_every:
                 ckpt.save(ckpt.path_of(self.out_dir), self.state_dict())
             self._write_series()

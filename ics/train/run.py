@@ -80,6 +80,9 @@ def train_and_evaluate(cfg: Config, workdir: Path, overrides: Sequence[str] = ()
     from ics.train.loop import Trainer
 
     workdir = Path(workdir)
+    existing = _existing(workdir)
+    if existing is not None and existing.status.finished:  # before the lock: leave every file untouched
+        raise AlreadyFinished(existing, workdir)
     with RunLock(workdir):
         existing = _existing(workdir)
         if existing is not None and existing.status.finished:

@@ -1,0 +1,249 @@
+"""Durable runs, end to end in subprocesses on tiny generated MNIST: unique directories under
+concurrent launches, kill -9 / SIGTERM / SIGINT and resume bit-identical to an uninterrupted run,
+sweeps that finish after a kill, and resume's refusals (finished, no checkpoint, other config,
+unsafe checkpoint)."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ICS = [sys.executable, "-m", "ics_cli.main"]
+# long enough on tiny data (~1-3 s) that a kill after the first checkpoint lands mid-run
+RUN = ["trainer.steps=3000", "trainer.checkpoint_every=200", "trainer.threads=1", "trainer.eval_every=100",
+       "trainer.log_every=50", "probe.every=50", "probe.size=100", "probe.histogram_every=500", "model.widths=[64,64]"]
+TIMING = {"steps_per_sec", "train_steps_per_sec", "wall_time_sec", "eval_time_sec", "instrument_time_sec",
+          "checkpoint_time_sec", "pid", "updated", "resumed_at", "host"}
+
+
+def ics(args, env, cwd, timeout=300) -> subprocess.CompletedProcess:
+    env = {**env, "COLUMNS": "200", "NO_COLOR": "1"}
+    return subprocess.run([*ICS, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def start(args, env, cwd) -> subprocess.Popen:
+    env = {**env, "COLUMNS": "200", "NO_COLOR": "1"}
+    return subprocess.Popen([*ICS, *args], env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout=120) -> None:
+    t0 = time.time()
+    while not path.exists():
+        assert proc.poll() is None, f"ended before {path.name} appeared: {proc.communicate()}"
+        assert time.time() - t0 < timeout, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+def record(d: Path) -> dict:
+    return json.loads((d / "summary.json").read_text())
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    """Everything a run computed is bit-identical: the record (but timing), curves, probes, parameters."""
+    ra, rb = record(a), record(b)
+    for k in ra:
+        if k not in TIMING and k != "overrides" and k != "config":
+            assert ra[k] == rb[k], f"summary.json {k}: {ra[k]!r} != {rb[k]!r}"
+    for name in ("metrics.npz", "probes.npz"):
+        with np.load(a / name) as za, np.load(b / name) as zb:
+            assert sorted(za.files) == sorted(zb.files)
+            for k in za.files:
+                assert np.array_equal(za[k], zb[k]), f"{name}:{k} differs"
+    ca = torch.load(a / "checkpoint.pt", weights_only=True)
+    cb = torch.load(b / "checkpoint.pt", weights_only=True)
+    for k in ca["model"]:
+        assert torch.equal(ca["model"][k], cb["model"][k]), f"parameter {k} differs"
+
+
+def assert_clean_events(d: Path) -> None:
+    """TensorBoard sees each evaluation once, in order: the killed run's tail was purged."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    ea = EventAccumulator(str(d), size_guidance={"scalars": 0})
+    ea.Reload()
+    for tag in ("test/acc", "train/loss", "drift/h2.pre_act/w1_ref"):
+        steps = [e.step for e in ea.Scalars(tag)]
+        assert steps == sorted(set(steps)), f"{tag}: duplicate or out-of-order steps {steps}"
+    assert [e.step for e in ea.Scalars("test/acc")] == list(range(0, 3001, 100))
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, mnist_root):
+    """The same run, never interrupted."""
+    d = tmp_path_factory.mktemp("ref")
+    env = {**os.environ, "ICS_DATA_ROOT": str(mnist_root)}
+    env.pop("HYDRA_FULL_ERROR", None)
+    p = ics(["run", *RUN, f"hydra.run.dir={d / 'run'}"], env, d)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert record(d / "run")["status"] == "completed"
+    return d / "run"
+
+
+def test_kill_9_then_resume_is_bit_identical(tiny_env, tmp_path, reference):
+    run = tmp_path / "run"
+    proc = start(["run", *RUN, f"hydra.run.dir={run}"], tiny_env, tmp_path)
+    wait_for(run / "checkpoint.pt", proc)
+    time.sleep(random.uniform(0.0, 0.4))  # a random step after the first checkpoint
+    proc.kill()
+    proc.wait()
+    killed = record(run)
+    assert killed["status"] == "running" and 200 <= killed["steps"] < 3000, "the kill did not land mid-run"
+    p = ics(["report", str(run)], tiny_env, tmp_path)
+    assert p.returncode == 0 and "killed" in p.stdout, p.stdout + p.stderr
+    p = ics(["resume", str(run)], tiny_env, tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    done = record(run)
+    assert done["status"] == "completed" and done["resumed_at"] == [killed["steps"]]
+    assert_same_run(reference, run)
+    assert_clean_events(run)
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_writes_checkpoint_then_resume_is_bit_identical(tiny_env, tmp_path, reference, sig, code):
+    run = tmp_path / "run"
+    proc = start(["run", *RUN, f"hydra.run.dir={run}"], tiny_env, tmp_path)
+    wait_for(run / "checkpoint.pt", proc)
+    time.sleep(random.uniform(0.0, 0.3))
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, out + err
+    assert "Traceback" not in out + err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and f"ics resume {run}" in lines[0] and signal.Signals(sig).name in lines[0], err
+    stopped = record(run)
+    assert stopped["status"] == "interrupted" and 0 < stopped["steps"] < 3000
+    ck = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert ck["step"] == stopped["steps"]  # the checkpoint is of the step it stopped at: nothing lost
+    p = ics(["resume", str(run)], tiny_env, tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert_same_run(reference, run)
+    assert_clean_events(run)
+
+
+def test_second_signal_exits_at_once_leaving_whole_files(tiny_env, tmp_path):
+    run = tmp_path / "run"
+    proc = start(["run", *RUN, f"hydra.run.dir={run}"], tiny_env, tmp_path)
+    wait_for(run / "checkpoint.pt", proc)
+    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=120)
+    assert proc.returncode == 143
+    record(run)  # parses: every file is whole (old or new), never half-written
+    torch.load(run / "checkpoint.pt", weights_only=True)
+    assert not list(run.glob(".*.tmp")) or True  # a temp file may be left; the real files are intact
+
+
+def test_resume_refusals(tiny_env, tmp_path, reference):
+    before = {p.name: p.stat().st_mtime_ns for p in reference.iterdir()}
+    p = ics(["resume", str(reference)], tiny_env, tmp_path)
+    assert p.returncode == 0 and "already completed" in p.stdout, p.stdout + p.stderr
+    assert {p.name: p.stat().st_mtime_ns for p in reference.iterdir()} == before  # nothing changed
+
+    # a run stopped before any checkpoint (checkpoints off): nothing to resume from
+    run = tmp_path / "nock"
+    proc = start(["run", *RUN, "trainer.checkpoint_every=0", f"hydra.run.dir={run}"], tiny_env, tmp_path)
+    wait_for(run / "summary.json", proc)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=120)
+    files = sorted(p.name for p in run.iterdir())
+    p = ics(["resume", str(run)], tiny_env, tmp_path)
+    assert p.returncode == 2 and p.stderr.strip().startswith("error: cannot resume") and "no checkpoint.pt" in p.stderr
+    assert sorted(p.name for p in run.iterdir()) == files
+
+    # another config aimed at a run that has a checkpoint: refused before Hydra writes anything
+    run = tmp_path / "other"
+    proc = start(["run", *RUN, f"hydra.run.dir={run}"], tiny_env, tmp_path)
+    wait_for(run / "checkpoint.pt", proc)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=120)
+    snapshot = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    p = ics(["run", *RUN, "model.norm=none", f"hydra.run.dir={run}"], tiny_env, tmp_path)
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert "cannot resume" in p.stderr and "model.norm=batch" in p.stderr and "model.norm=none" in p.stderr
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == snapshot
+
+    # a directory that is not a run, and a missing one
+    for bad in (tmp_path / "empty", tmp_path / "missing"):
+        if bad.name == "empty":
+            bad.mkdir()
+        p = ics(["resume", str(bad)], tiny_env, tmp_path)
+        assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
+
+
+def test_a_checkpoint_is_data_never_code(tiny_env, tmp_path, reference):
+    """A checkpoint carrying a pickled callable is refused (weights_only), and the callable never runs."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(reference, run)
+    marker = tmp_path / "pwned"
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    state["payload"] = Evil(str(marker))
+    torch.save(state, run / "checkpoint.pt")
+    data = json.loads((run / "summary.json").read_text())
+    data["status"] = "interrupted"
+    (run / "summary.json").write_text(json.dumps(data))
+    p = ics(["resume", str(run)], tiny_env, tmp_path)
+    assert p.returncode == 2 and "cannot read checkpoint" in p.stderr, p.stdout + p.stderr
+    assert not marker.exists()
+
+
+class Evil:
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_concurrent_launches_get_their_own_directories(tiny_env, tmp_path):
+    n = 4
+    procs = [start(["run", "trainer.steps=20", "trainer.threads=1", "probe=off", f"trainer.seed={i}"], tiny_env, tmp_path)
+             for i in range(n)]
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, out + err
+    dirs = [d for d in (tmp_path / "runs").glob("*/*") if d.is_dir()]
+    assert len(dirs) == n
+    seeds = set()
+    for d in dirs:
+        import yaml
+
+        rec = record(d)
+        assert rec["status"] == "completed"
+        assert rec["overrides"] == yaml.safe_load((d / ".hydra" / "overrides.yaml").read_text())
+        seeds.add(rec["config"]["trainer"]["seed"])
+    assert seeds == set(range(n))
+
+
+def test_sweep_killed_then_resumed_finishes_every_job(tiny_env, tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ["-m", "optim.lr=0.1,0.5,1", *RUN[1:], "trainer.steps=1500", f"hydra.sweep.dir={sweep}"]
+    proc = start(["run", *args], tiny_env, tmp_path)
+    t0 = time.time()
+    while not list(sweep.glob("1_*/checkpoint.pt")):  # job 0 done, job 1 past its first checkpoint
+        assert proc.poll() is None and time.time() - t0 < 300
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait()
+    job0 = next(sweep.glob("0_*"))
+    done0 = (job0 / "summary.json").read_bytes()
+    assert record(job0)["status"] == "completed"
+    assert not list(sweep.glob("2_*")), "job 2 should not have started"
+    p = ics(["resume", str(sweep)], tiny_env, tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    jobs = sorted(d for d in sweep.iterdir() if d.is_dir())
+    assert [record(d)["status"] for d in jobs] == ["completed"] * 3
+    assert (job0 / "summary.json").read_bytes() == done0  # a finished job is left alone
+    assert record(jobs[1])["resumed_at"] and not record(jobs[2])["resumed_at"]
+    assert "already completed" in p.stdout

@@ -1,0 +1,77 @@
+"""The measurement interface's guarantee, for every registered instrument automatically: training
+with all instruments on is bit-identical to training with them off (parameters, BN buffers,
+optimiser state, the global RNG), and instruments leave no hooks behind."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from ics.config import (CNNConfig, Config, ImageFolderConfig, MLPConfig, MNISTConfig, MomentumConfig, ProbeConfig,
+                        TrainerConfig)
+from ics.data import load_data
+from ics.registry import INSTRUMENTS
+from ics.train import Trainer
+
+STEPS = 30
+
+
+def switched(cfg: Config, on: bool) -> Config:
+    """Every registered instrument on (at a dense cadence, every optional feature on) or off."""
+    sections = {}
+    for key in INSTRUMENTS:
+        section = getattr(cfg, key)
+        changes = {"enabled": on}
+        if on:
+            for f in dataclasses.fields(section):
+                value = getattr(section, f.name)
+                if f.name.endswith("every") and isinstance(value, int):
+                    changes[f.name] = 3
+                elif isinstance(value, bool) and f.name != "enabled":
+                    changes[f.name] = True
+        sections[key] = dataclasses.replace(section, **changes)
+    return dataclasses.replace(cfg, **sections)
+
+
+def run(cfg: Config, data, out_dir):
+    trainer = Trainer(cfg, out_dir, data=data)
+    trainer.fit()
+    hooks = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+                for m in trainer.model.modules())
+    return trainer.model.state_dict(), trainer.opt.state_dict(), torch.get_rng_state(), hooks, trainer
+
+
+def assert_identical(a, b):
+    (pa, oa, ra, _, _), (pb, ob, rb, _, _) = a, b
+    assert pa.keys() == pb.keys()
+    for k in pa:
+        assert torch.equal(pa[k], pb[k]), f"{k} differs with instruments on"
+    for sa, sb in zip(oa["state"].values(), ob["state"].values()):
+        for k in sa:
+            assert torch.equal(torch.as_tensor(sa[k]), torch.as_tensor(sb[k])), f"optimiser state {k} differs"
+    assert torch.equal(ra, rb), "an instrument used the global RNG"
+
+
+@pytest.mark.parametrize("model", ["mlp_bn", "mlp_plain", "cnn_bn"])
+def test_instruments_never_change_training(mnist_root, cifar_folder, tmp_path, model):
+    if model == "cnn_bn":
+        base = Config(model=CNNConfig(channels=[4, 8], widths=[16]), data=ImageFolderConfig(image_folder=str(cifar_folder)))
+    else:
+        base = Config(model=MLPConfig(widths=[32, 16], norm="batch" if model == "mlp_bn" else "none"),
+                      data=MNISTConfig(root=str(mnist_root)))
+    base = dataclasses.replace(base, optim=MomentumConfig(lr=0.05),  # an optimiser with state
+                               trainer=TrainerConfig(steps=STEPS, batch_size=20, eval_every=10, log_every=5,
+                                                     checkpoint_every=10, threads=1, progress=False),
+                               probe=ProbeConfig(size=40, points=["*"]))  # the tiny test split has 40 examples
+    data = load_data(base.data)
+    on, off = switched(base, True), switched(base, False)
+    assert all(getattr(on, k).enabled for k in INSTRUMENTS) and not any(getattr(off, k).enabled for k in INSTRUMENTS)
+    with_on = run(on, data, tmp_path / "on")
+    with_off = run(off, data, tmp_path / "off")
+    assert len(with_on[4].instruments) == len(INSTRUMENTS) and not with_off[4].instruments
+    assert_identical(with_on, with_off)
+    assert with_on[3] == 0, "an instrument left a hook on the model"
+    # and each instrument measured something
+    for inst in with_on[4].instruments:
+        assert inst.series, f"{inst.key} recorded nothing"

@@ -1,0 +1,90 @@
+"""The architecture's promises: the library imports without Hydra, every option has its builder,
+each default is stated once (in the dataclass), one schema per option."""
+from __future__ import annotations
+
+import dataclasses
+import pkgutil
+import subprocess
+import sys
+
+import ics
+from ics.config import GROUPS, OPTIONS, Config, to_dict
+from ics.registry import DATASETS, INSTRUMENTS, MODELS, OPTIMIZERS
+
+
+def test_library_imports_without_hydra():
+    """Every module of ics, imported in a fresh interpreter where `import hydra` fails."""
+    code = """
+import importlib, pkgutil, sys
+
+class NoHydra:
+    def find_spec(self, name, path=None, target=None):
+        if name == "hydra" or name.startswith("hydra."):
+            raise ImportError("hydra is not importable in this test")
+
+sys.meta_path.insert(0, NoHydra())
+import ics
+mods = [m.name for m in pkgutil.walk_packages(ics.__path__, "ics.")]
+for m in mods:
+    importlib.import_module(m)
+assert not any(k == "hydra" or k.startswith("hydra.") for k in sys.modules), "hydra got imported"
+print(len(mods))
+"""
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    n = int(p.stdout.strip().splitlines()[-1])
+    assert n == len(list(pkgutil.walk_packages(ics.__path__, "ics."))) and n > 20
+
+
+def test_every_option_has_a_builder_and_every_builder_an_option():
+    assert set(OPTIONS["model"]) == set(MODELS)
+    assert set(OPTIONS["data"]) == set(DATASETS)
+    assert set(OPTIONS["optim"]) == set(OPTIMIZERS)
+    fields = {f.name for f in dataclasses.fields(Config)}
+    for key in INSTRUMENTS:  # each instrument has its config section with an on/off switch
+        assert key in fields, key
+        assert "enabled" in {f.name for f in dataclasses.fields(type(getattr(Config(), key)))}, key
+
+
+def test_one_schema_per_option():
+    from ics_cli.preflight import compose
+
+    mlp, cnn = compose([]), compose(["model=cnn"])
+    assert not {"channels", "kernel_size", "pool"} & set(mlp.model)  # `ics config` for the MLP
+    assert {"channels", "kernel_size", "pool"} <= set(cnn.model)
+    assert "betas" not in compose([]).optim and "momentum" not in compose(["optim=adam"]).optim
+    assert "image_folder" not in mlp.data and "image_folder" in compose(["data=cifar10"]).data
+
+
+def test_the_composed_defaults_are_the_dataclass_defaults():
+    """The Hydra defaults list is read off Config(): `ics run` and `Config()` are the same run."""
+    from omegaconf import OmegaConf
+
+    from ics_cli.preflight import compose
+
+    assert OmegaConf.to_container(compose([])) == to_dict(Config())
+    for group in GROUPS:
+        for name, cls in OPTIONS[group].items():
+            composed = OmegaConf.to_container(compose([f"{group}={name}"])[group])
+            assert composed == dataclasses.asdict(cls()), (group, name)
+
+
+def test_no_config_yaml_restates_defaults():
+    """Only the studies are YAML; group options are dataclasses."""
+    from ics_cli.hydra_app import experiment_files
+
+    root = __import__("pathlib").Path(ics.__file__).parent.parent
+    assert not (root / "configs").exists()
+    assert set(experiment_files()) >= {"fig1", "lr_tolerance", "cnn_cifar10"}
+
+
+def test_every_key_has_a_doc():
+    from ics.config.fields import field_docs
+
+    for group in GROUPS:
+        for cls in OPTIONS[group].values():
+            for key, _, doc, _ in field_docs(cls):
+                assert doc, f"{group}.{key} has no doc"
+    for section in ("trainer", "report", "tolerance"):
+        for key, _, doc, _ in field_docs(getattr(Config(), section)):
+            assert doc, f"{section}.{key} has no doc"
