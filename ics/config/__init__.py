@@ -1,9 +1,12 @@
-"""The config: a dataclass schema (one class per option), per-key rules, strict dict conversion."""
+"""The config: a dataclass schema (one class per option, ics/config/schema.py), per-key rules
+(fields.py), strict dict conversion and cross-key validation (convert.py)."""
+from ics.config import schema as _schema
 from ics.config.convert import from_dict, to_dict, validate
 from ics.config.fields import ConfigError, field_docs
-from ics.config.schema import (GROUPS, OPTIONS, AdamConfig, CIFAR10Config, CIFAR100Config, CIFARConfig, CNNConfig,
-                               Config, DataConfig, FashionMNISTConfig, ImageFolderConfig, MLPConfig, MNISTConfig,
-                               ModelConfig, MomentumConfig, OptimConfig, ProbeAll, ProbeConfig, ProbeDefault, ProbeOff,
-                               ReportConfig, SGDConfig, ToleranceConfig, TrainerConfig, option_name, schema_of)
+from ics.config.schema import GROUPS, MISSING, OPTIONS, option_name, schema_of
+
+# every schema class (Config, MLPConfig, ProbeConfig, GradICSOn, ...) under ics.config
+globals().update({n: getattr(_schema, n) for n in dir(_schema) if n[:1].isupper() and isinstance(getattr(_schema, n), type)
+                  and n not in ("Any", "Dict", "List", "Optional", "Type", "Rule")})
 
 __all__ = [n for n in dir() if not n.startswith("_")]

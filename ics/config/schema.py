@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Type
 
 from ics import registry
-from ics.config.fields import between, each, ge, gt, opt
+from ics.config.fields import Rule, between, each, ge, gt, opt
 
 MISSING = "???"  # OmegaConf's marker for a value that must be given
 
@@ -50,10 +50,19 @@ class ModelConfig:
     activation: str = opt("sigmoid", "nonlinearity of every hidden block", choices=registry.ACTIVATIONS)
     norm: str = opt("batch", "normalisation between the affine map and the nonlinearity", choices=registry.NORMS)
     bn_eps: float = opt(1e-5, "BN's ε in x̂ = (x − μ)/√(σ² + ε)", rule=gt(0))
-    bn_momentum: float = opt(0.1, "BN running-statistics update: new = (1 − m)·old + m·batch (PyTorch's "
-                                  "convention; Keras's 0.99 means m = 0.01)", rule=between(0, 1))
-    init: str = opt("gaussian", "weight init: gaussian = N(0, init_std²) (BN paper §4.1), or PyTorch's default, "
-                                "xavier, kaiming", choices=registry.INITS)
+    bn_momentum: Optional[float] = opt(0.1, "BN running statistics: new = (1 − m)·old + m·batch (PyTorch's "
+                                            "convention; Keras's momentum 0.99 is m = 0.01); null: the cumulative "
+                                            "average of all batches so far (a population average)",
+                                       rule=Rule(lambda v: v is None or between(0, 1)(v), "must be in [0, 1] or null"))
+    noise: str = opt("none", "inject distributional shift after each norm (or the affine map with norm=none), "
+                             "training only: santurkar = Santurkar et al. 2018 §2.1 noisy BN",
+                     choices=("none", "santurkar"))
+    noise_mean_range: float = opt(0.5, "noise: per-step unit mean μ_j ~ U(−a, a); this is a", rule=ge(0))
+    noise_scale_max: float = opt(1.25, "noise: per-step unit scale σ_j ~ U(1, b); this is b", rule=ge(1))
+    noise_mean_jitter: float = opt(0.1, "noise: per-element shift m ~ U(μ_j − c, μ_j + c); this is c", rule=ge(0))
+    noise_scale_jitter: float = opt(0.1, "noise: per-element scale s ~ N(σ_j, d²); this is d", rule=ge(0))
+    init: str = opt("gaussian", "weight init: gaussian = N(0, init_std²) (BN paper §4.1), lecun = N(0, 1/fan_in), "
+                                "PyTorch's default, xavier, kaiming", choices=registry.INITS)
     init_std: float = opt(0.1, "std of the gaussian init", rule=gt(0))
 
 
@@ -78,6 +87,19 @@ class CNNConfig(ModelConfig):
     widths: List[int] = opt([128], "hidden widths of the Linear head after the conv blocks", rule=each(gt(0)))
     kernel_size: int = opt(3, "conv kernel size (odd)", rule=gt(0))
     pool: str = opt("max", "pooling after every conv block", choices=("max", "avg", "none"))
+
+
+@option("model", "dln")
+@dataclass
+class DLNConfig(ModelConfig):
+    """Deep linear network (Santurkar et al. 2018, gradient ICS): `depth` linear layers of `width`
+    units (the last one is the output layer), no nonlinearity, optional BN after each hidden one."""
+
+    name: str = redefault(ModelConfig, "name", "dln")
+    activation: str = redefault(ModelConfig, "activation", "linear")
+    init: str = redefault(ModelConfig, "init", "lecun")
+    depth: int = opt(25, "linear layers, the output layer included", rule=ge(2))
+    width: int = opt(10, "units of every hidden layer", rule=gt(0))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -121,6 +143,22 @@ class CIFAR10Config(CIFARConfig):
 @dataclass
 class CIFAR100Config(CIFARConfig):
     name: str = redefault(DataConfig, "name", "cifar100")
+
+
+@option("data", "gaussian_regression")
+@dataclass
+class GaussianRegressionConfig(DataConfig):
+    """Synthetic regression, generated (nothing to read): x ~ N(0, I_dim), y = A x (+ noise), with A a
+    fixed N(0, 1) matrix; squared loss. The deep-linear-network task of Santurkar et al. (2018)."""
+
+    name: str = redefault(DataConfig, "name", "gaussian_regression")
+    dim: int = opt(10, "input dimension", rule=gt(0))
+    out_dim: int = opt(10, "target dimension", rule=gt(0))
+    train_size: int = opt(1_000, "training examples", rule=ge(2))
+    test_size: int = opt(1_000, "test examples", rule=ge(2))
+    noise_std: float = opt(0.0, "std of Gaussian noise added to the targets", rule=ge(0))
+    seed: int = opt(0, "seed of A and of the examples (independent of the training seed)",
+                    rule=between(0, 2**31 - 1))
 
 
 @option("data", "image_folder")
@@ -235,6 +273,121 @@ class ProbeOff(ProbeConfig):
     enabled: bool = redefault(ProbeConfig, "enabled", False)
 
 
+@dataclass
+class GradICSConfig:
+    """Gradient-based ICS (Santurkar et al. 2018, Def. 2.1): ics.instruments.grad_ics."""
+
+    enabled: bool = opt(False, "measure gradient-based ICS")
+    every: int = opt(100, "measure every this many steps (steps)", rule=gt(0))
+    first: int = opt(10, "also measure each of the first this many steps (steps)", rule=ge(0))
+
+
+@option("grad_ics", "off")
+@dataclass
+class GradICSOff(GradICSConfig):
+    pass
+
+
+@option("grad_ics", "on")
+@dataclass
+class GradICSOn(GradICSConfig):
+    enabled: bool = redefault(GradICSConfig, "enabled", True)
+
+
+@dataclass
+class LandscapeConfig:
+    """Loss-landscape smoothness along the step (Santurkar et al. 2018, §3.2): ics.instruments.landscape."""
+
+    enabled: bool = opt(False, "measure loss and gradient changes along the training direction")
+    every: int = opt(100, "measure every this many steps (steps)", rule=gt(0))
+    direction: str = opt("gradient", "gradient: θ − η·g for η = lr × multipliers; update: θ + s·Δ with Δ the "
+                                     "optimiser's actual update (momentum, Adam)", choices=("gradient", "update"))
+    multipliers: List[float] = opt([0.25, 0.5, 1.0, 2.0, 4.0], "step sizes as multiples of lr (or of the update)",
+                                   rule=each(gt(0), 1))
+    hessian: bool = opt(False, "also the top Hessian eigenvalue (power iteration), logged next to 2/lr")
+    power_iters: int = opt(20, "power-iteration steps for the top eigenvalue", rule=ge(1))
+
+
+@option("landscape", "off")
+@dataclass
+class LandscapeOff(LandscapeConfig):
+    pass
+
+
+@option("landscape", "on")
+@dataclass
+class LandscapeOn(LandscapeConfig):
+    enabled: bool = redefault(LandscapeConfig, "enabled", True)
+
+
+@dataclass
+class BNStatsConfig:
+    """BN inference statistics at every evaluation (BN paper Alg. 2): ics.instruments.bn_stats."""
+
+    enabled: bool = opt(False, "evaluate with EMA, precise (population) and pure batch statistics")
+    batches: int = opt(200, "training batches averaged for precise BN (fvcore/detectron2 use 200)", rule=ge(1))
+    batch_size: Optional[int] = opt(None, "their size; null: trainer.batch_size",
+                                    rule=Rule(lambda v: v is None or (isinstance(v, int) and v >= 2),
+                                              "must be an integer >= 2 or null"))
+    test_batch_sizes: List[int] = opt([2, 8, 60, 1000], "test batch sizes evaluated with their own statistics",
+                                      rule=each(ge(2), 1))
+    test_subset: int = opt(2_000, "test examples used for the batch-statistics evaluations", rule=ge(2))
+    seed: int = opt(0, "seed of the precise-BN batches and of the test subset", rule=between(0, 2**31 - 1))
+    recalibrate_at_end: bool = opt(True, "write the final EMA / precise / batch accuracies into summary.json")
+
+
+@option("bn_stats", "off")
+@dataclass
+class BNStatsOff(BNStatsConfig):
+    pass
+
+
+@option("bn_stats", "on")
+@dataclass
+class BNStatsOn(BNStatsConfig):
+    enabled: bool = redefault(BNStatsConfig, "enabled", True)
+
+
+@dataclass
+class BNNoiseConfig:
+    """BN's own noise in Batch Renormalization terms r, d (Ioffe 2017): ics.instruments.bn_noise."""
+
+    enabled: bool = opt(False, "read r = σ_B/σ_pop and d = (μ_B − μ_pop)/σ_pop from the training forward")
+    every: int = opt(100, "read every this many steps (steps)", rule=gt(0))
+
+
+@option("bn_noise", "off")
+@dataclass
+class BNNoiseOff(BNNoiseConfig):
+    pass
+
+
+@option("bn_noise", "on")
+@dataclass
+class BNNoiseOn(BNNoiseConfig):
+    enabled: bool = redefault(BNNoiseConfig, "enabled", True)
+
+
+@dataclass
+class WeightsConfig:
+    """Weight norms, effective LR and angular updates (BN paper §3.3): ics.instruments.weights."""
+
+    enabled: bool = opt(False, "measure weight-row norms, η/‖w‖², angular updates, |cos(w, ∇w)|, γ and β")
+    every: int = opt(100, "measure every this many steps (steps)", rule=gt(0))
+
+
+@option("weights", "off")
+@dataclass
+class WeightsOff(WeightsConfig):
+    pass
+
+
+@option("weights", "on")
+@dataclass
+class WeightsOn(WeightsConfig):
+    enabled: bool = redefault(WeightsConfig, "enabled", True)
+
+
 # ----------------------------------------------------------------------------------------------
 # analysis settings (stored with the run, read by `ics report`)
 
@@ -258,17 +411,22 @@ class Config:
     optim: OptimConfig = field(default_factory=SGDConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     probe: ProbeConfig = field(default_factory=ProbeDefault)
+    grad_ics: GradICSConfig = field(default_factory=GradICSOff)
+    landscape: LandscapeConfig = field(default_factory=LandscapeOff)
+    bn_stats: BNStatsConfig = field(default_factory=BNStatsOff)
+    bn_noise: BNNoiseConfig = field(default_factory=BNNoiseOff)
+    weights: WeightsConfig = field(default_factory=WeightsOff)
     report: ReportConfig = field(default_factory=ReportConfig)
     tolerance: ToleranceConfig = field(default_factory=ToleranceConfig)
     name: str = opt("run", "a free-form label stored in the run record")
 
 
-GROUPS = tuple(OPTIONS)  # model, data, optim, probe
+GROUPS = tuple(OPTIONS)  # model, data, optim, probe, and one group per instrument
 
 
 def option_name(group: str, node: Any) -> str:
     """The option of `group` that a config section was built from (its `name`, or its preset class)."""
-    if getattr(node, "name", ""):
+    if isinstance(getattr(node, "name", None), str) and node.name:
         return node.name
     for name, cls in OPTIONS[group].items():
         if type(node) is cls:
@@ -281,5 +439,7 @@ def schema_of(group: str, name: Optional[str]) -> Type:
     options = OPTIONS[group]
     if name and name in options:
         return options[name]
-    base = type(getattr(Config(), group))
-    return base if group != "probe" else ProbeConfig
+    if group in ("model", "data", "optim"):
+        return type(getattr(Config(), group))
+    # presets share one schema: their common base class
+    return next(iter(options.values())).__mro__[1]

@@ -40,10 +40,28 @@ class DataBundle:
     mean: Tuple[float, ...]  # per channel, of the train pixels scaled to [0, 1]
     std: Tuple[float, ...]
     source: str  # where the data was read from
+    task: str = "classification"  # or "regression": y is float (N, out_dim)
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def out_features(self) -> int:
+        return self.y_train.shape[1] if self.task == "regression" else self.num_classes
+
+    # the DataSpec view of a loaded data set (instrument checks take either)
+    @property
+    def train_size(self) -> int:
+        return int(self.x_train.shape[0])
+
+    @property
+    def test_size(self) -> int:
+        return int(self.x_test.shape[0])
+
+    @property
+    def where(self) -> str:
+        return self.source
 
     @property
     def in_shape(self) -> Tuple[int, ...]:
@@ -69,6 +87,12 @@ def data_spec(cfg: DataConfig) -> DataSpec:
 def load_data(cfg: DataConfig, device: Union[torch.device, str] = "cpu") -> DataBundle:
     """Read (or fetch from the cache) the data set named by cfg and normalise it onto `device`."""
     src = _source(cfg)
+    if src.generated:
+        raw = src.decode()
+        dev = lambda t: t.to(device)  # noqa: E731
+        return DataBundle(name=cfg.name, x_train=dev(raw.x_train), y_train=dev(raw.y_train), x_test=dev(raw.x_test),
+                          y_test=dev(raw.y_test), classes=[], mean=(0.0,), std=(1.0,), source=src.spec.where,
+                          task=src.spec.task)
     path = cache_dir(cfg.cache_dir) / f"{cfg.name}-{cache_key(cfg.name, src.files)}.pt"
     raw = read_cache(path)
     if raw is None:

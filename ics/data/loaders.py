@@ -36,10 +36,17 @@ class DataSpec:
     train_size: Optional[int]  # None: known only once decoded (CIFAR pickles)
     test_size: Optional[int]
     where: str  # the folder it is read from
+    task: str = "classification"  # or "regression" (targets are vectors, squared loss)
+    out_dim: Optional[int] = None  # regression: target dimension
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def out_features(self) -> int:
+        """Outputs of the model's last layer: classes, or the target dimension."""
+        return self.out_dim if self.task == "regression" else self.num_classes
 
 
 @dataclass
@@ -47,6 +54,7 @@ class Source:
     spec: DataSpec
     files: List[Union[str, Path]]
     decode: Callable[[], RawData]
+    generated: bool = False  # made from a seed, not read: no cache, no pixel normalisation
 
 
 def _missing(what: str, expected: Path, extra: str = "") -> ConfigError:
@@ -188,6 +196,29 @@ def _cifar100(cfg: DataConfig, root: Path) -> Source:
     if getattr(cfg, "image_folder", None):
         return _image_folder_source(cfg, expect_count=100, expect_shape=(3, 32, 32))
     return _pickle_source(cfg, root, datasets.CIFAR100, 100)
+
+
+# ----------------------------------------------------------------------------------------------
+# Generated: Gaussian regression (the deep linear network's task)
+
+
+@DATASETS.register("gaussian_regression")
+def _gaussian_regression(cfg, root: Path) -> Source:
+    """x ~ N(0, I), y = A x + noise, A ~ N(0, 1) fixed by data.seed; float tensors, nothing cached."""
+    spec = DataSpec(cfg.name, (cfg.dim,), [], cfg.train_size, cfg.test_size, f"generated (data.seed={cfg.seed})",
+                    task="regression", out_dim=cfg.out_dim)
+
+    def generate() -> RawData:
+        gen = torch.Generator().manual_seed(cfg.seed)
+        a = torch.randn(cfg.out_dim, cfg.dim, generator=gen)
+        parts = []
+        for n in (cfg.train_size, cfg.test_size):
+            x = torch.randn(n, cfg.dim, generator=gen)
+            y = x @ a.T + cfg.noise_std * torch.randn(n, cfg.out_dim, generator=gen)
+            parts += [x, y]
+        return RawData(*parts, classes=[])
+
+    return Source(spec, [], generate, generated=True)
 
 
 # ----------------------------------------------------------------------------------------------

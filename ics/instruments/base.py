@@ -53,6 +53,7 @@ class RunContext:
     steps: int  # steps the run will take in total
     seed: int  # the run's seed: derive instrument generators from it (never the global RNG)
     writer: Any = None  # TensorBoard SummaryWriter, or None when the run writes nothing
+    training_forward: bool = False  # True only during the loop's own forward/backward (hooks read it)
 
 
 @dataclass
@@ -151,8 +152,12 @@ def instrument_configs(cfg) -> Dict[str, Any]:
 
 
 def build_instruments(cfg, ctx: RunContext) -> List[Instrument]:
-    """One instrument per enabled config section, in registry order."""
-    return [INSTRUMENTS[key](section, ctx) for key, section in instrument_configs(cfg).items()]
+    """One instrument per enabled config section, in registry order, each checked first."""
+    out = []
+    for key, section in instrument_configs(cfg).items():
+        INSTRUMENTS[key].check(section, cfg, ctx.model, ctx.data)
+        out.append(INSTRUMENTS[key](section, ctx))
+    return out
 
 
 def load_instrument_arrays(path) -> Optional[Dict[str, Any]]:

@@ -19,6 +19,7 @@ from torch import nn
 
 from ics.config import ConfigError, ProbeConfig
 from ics.data import stratified_indices
+from ics.models import noise_off
 from ics.instruments.base import Instrument, RunContext
 from ics.instruments.stats import as_units, quantiles_sorted, safe_std, saturation, sort_rows, w1_sorted
 from ics.record import names
@@ -87,7 +88,7 @@ def capture(model: nn.Module, points: Dict[str, tuple], x: torch.Tensor, bn_mode
     """The values at `points` for input x, measured in probe_mode; hooks removed afterwards."""
     cap = Capture(points).attach()
     try:
-        with probe_mode(model, bn_mode):
+        with probe_mode(model, bn_mode), noise_off(model):
             model(x)
     finally:
         cap.detach()
@@ -132,7 +133,12 @@ class LayerInputProbes(Instrument):
         super().__init__(cfg, ctx)
         self.points = select_points(ctx.model, cfg.points)
         data = ctx.data
-        idx = stratified_indices(data.y_test.cpu(), cfg.size, cfg.seed).to(data.x_test.device)
+        if data.task == "regression":  # no classes to stratify by: a plain random subset
+            gen = torch.Generator().manual_seed(cfg.seed)
+            idx = torch.randperm(data.x_test.shape[0], generator=gen)[:cfg.size].sort().values
+        else:
+            idx = stratified_indices(data.y_test.cpu(), cfg.size, cfg.seed)
+        idx = idx.to(data.x_test.device)
         self.x = data.x_test[idx]
         self.activation = getattr(ctx.cfg.model, "activation", None)
         self.qs = [q / 100 for q in cfg.percentiles]

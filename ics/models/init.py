@@ -25,6 +25,16 @@ def _init_gaussian(model: nn.Module, cfg: ModelConfig) -> None:
             nn.init.zeros_(m.bias)
 
 
+@INITS.register("lecun")
+def _init_lecun(model: nn.Module, cfg: ModelConfig) -> None:
+    """W ~ N(0, 1/fan_in), b = 0: variance-preserving for linear layers (the deep linear network's init)."""
+    for m in _affine_layers(model):
+        fan_in = m.weight[0].numel()
+        nn.init.normal_(m.weight, 0.0, fan_in ** -0.5)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+
+
 def _gain_name(activation: str) -> str:
     return {"relu": "relu", "leaky_relu": "leaky_relu", "tanh": "tanh", "sigmoid": "sigmoid"}.get(activation, "linear")
 

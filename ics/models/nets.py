@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
-from ics.config import CNNConfig, MLPConfig, ModelConfig
+from ics.config import CNNConfig, DLNConfig, MLPConfig, ModelConfig
+from ics.models.noise import ScaleShiftNoise
 from ics.registry import ACTIVATIONS, MODELS, NORMS
 
 ACTIVATIONS.register("sigmoid")(nn.Sigmoid)
@@ -38,19 +39,22 @@ def _no_norm(features: int, spatial: bool, cfg: ModelConfig) -> Optional[nn.Modu
 @NORMS.register("batch")
 def _batch_norm(features: int, spatial: bool, cfg: ModelConfig) -> nn.Module:
     cls = nn.BatchNorm2d if spatial else nn.BatchNorm1d
-    return cls(features, eps=cfg.bn_eps, momentum=cfg.bn_momentum)
+    return cls(features, eps=cfg.bn_eps, momentum=cfg.bn_momentum)  # momentum None: cumulative average
 
 
 ProbePoint = Tuple[nn.Module, str]  # (module, "input" | "output")
 
 
 class Block(nn.Module):
-    """affine -> [norm] -> activation [-> pool]. The affine layer has a bias only without norm."""
+    """affine -> [norm] -> [noise] -> activation [-> pool]. The affine layer has a bias only
+    without norm; noise (model.noise) acts in training mode only."""
 
-    def __init__(self, affine: nn.Module, norm: Optional[nn.Module], act: nn.Module, pool: Optional[nn.Module] = None):
+    def __init__(self, affine: nn.Module, norm: Optional[nn.Module], act: nn.Module, pool: Optional[nn.Module] = None,
+                 noise: Optional[nn.Module] = None):
         super().__init__()
         self.affine = affine
         self.norm = norm
+        self.noise = noise
         self.act = act
         self.pool = pool
 
@@ -58,6 +62,8 @@ class Block(nn.Module):
         x = self.affine(x)
         if self.norm is not None:
             x = self.norm(x)
+        if self.noise is not None:
+            x = self.noise(x)
         x = self.act(x)
         return x if self.pool is None else self.pool(x)
 
@@ -96,11 +102,25 @@ class Net(nn.Module):
         points["out.in"] = (self.out, "input")
         return points
 
+    def param_layers(self) -> "OrderedDict[str, Tuple[List[str], List[str]]]":
+        """Per parameterised layer in forward order (h1, ..., out): the names (as in
+        named_parameters) of its affine parameters and of its BN parameters (γ, β)."""
+        names = [n for n, _ in self.named_parameters()]
+        layers: "OrderedDict[str, Tuple[List[str], List[str]]]" = OrderedDict()
+        for name in list(self.blocks) + ["out"]:
+            prefix = "out." if name == "out" else f"blocks.{name}."
+            layers[name] = ([n for n in names if n.startswith(prefix + "affine.") or (name == "out" and n.startswith(prefix))],
+                            [n for n in names if n.startswith(prefix + "norm.")])
+        return layers
+
 
 def _block(affine_cls, n_in: int, n_out: int, cfg: ModelConfig, spatial: bool, pool=None, **kw) -> Block:
     norm = NORMS.get_or_raise(cfg.norm)(n_out, spatial, cfg)
     affine = affine_cls(n_in, n_out, bias=norm is None, **kw)
-    return Block(affine, norm, ACTIVATIONS.get_or_raise(cfg.activation)(), pool)
+    noise = None
+    if cfg.noise == "santurkar":
+        noise = ScaleShiftNoise(cfg.noise_mean_range, cfg.noise_scale_max, cfg.noise_mean_jitter, cfg.noise_scale_jitter)
+    return Block(affine, norm, ACTIVATIONS.get_or_raise(cfg.activation)(), pool, noise)
 
 
 @MODELS.register("mlp")
@@ -130,3 +150,14 @@ def build_cnn(cfg: CNNConfig, in_shape: Sequence[int], num_classes: int) -> Net:
         blocks[f"h{i}"] = _block(nn.Linear, n_in, width, cfg, spatial=False)
         n_in = width
     return Net(blocks, nn.Linear(n_in, num_classes), flatten_first=False)
+
+
+@MODELS.register("dln")
+def build_dln(cfg: DLNConfig, in_shape: Sequence[int], num_outputs: int) -> Net:
+    """depth - 1 hidden Linear(width) -> [BN] blocks with no nonlinearity, then the output layer."""
+    n_in = math.prod(in_shape)
+    blocks: "OrderedDict[str, nn.Module]" = OrderedDict()
+    for i in range(1, cfg.depth):
+        blocks[f"h{i}"] = _block(nn.Linear, n_in, cfg.width, cfg, spatial=False)
+        n_in = cfg.width
+    return Net(blocks, nn.Linear(n_in, num_outputs), flatten_first=True)

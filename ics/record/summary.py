@@ -59,6 +59,7 @@ class Summary:
     steps_requested: int = 0
     diverged_at_step: Optional[int] = None
     last_eval_step: Optional[int] = None
+    metric: str = "accuracy"  # what the *_acc fields hold: accuracy, or for regression tasks "r2" (R²)
     final_test_acc: Optional[float] = None  # at last_eval_step
     final_test_loss: Optional[float] = None
     best_test_acc: Optional[float] = None

@@ -43,8 +43,6 @@ def check_fits(cfg: Config, data: DataBundle) -> None:
     if cfg.trainer.batch_size > n_train:
         raise ConfigError(f"trainer.batch_size={cfg.trainer.batch_size} is invalid: must be <= the training set "
                           f"size ({n_train})")
-    if cfg.probe.enabled and cfg.probe.size > n_test:
-        raise ConfigError(f"probe.size={cfg.probe.size} is invalid: must be <= the test split size ({n_test})")
 
 
 class Trainer:
@@ -59,15 +57,18 @@ class Trainer:
         check_fits(cfg, self.data)
         t = cfg.trainer
         torch.manual_seed(t.seed)
-        self.model = build_model(cfg.model, self.data.in_shape, self.data.num_classes).to(self.device)
+        self.regression = self.data.task == "regression"
+        self.model = build_model(cfg.model, self.data.in_shape, self.data.out_features, seed=t.seed).to(self.device)
         self.threads = threads if threads is not None else resolve_threads(
-            t.threads, self.model, self.data.in_shape, self.data.num_classes, t.batch_size, self.device, max_threads)
+            t.threads, self.model, self.data.in_shape, self.data.out_features, t.batch_size, self.device, max_threads,
+            regression=self.regression)
         torch.set_num_threads(self.threads)
         self.opt = build_optimizer(self.model.parameters(), cfg.optim)
         self.sampler = IndexSampler(self.data.x_train.shape[0], t.batch_size, t.seed + SAMPLER_SEED_OFFSET,
                                     t.sampler, self.device)
-        self.loss_fn = F.cross_entropy
-        self.meter = Meter()
+        # classification: cross-entropy, score = accuracy; regression: mean squared error, score = R²
+        self.loss_fn = F.mse_loss if self.regression else F.cross_entropy
+        self.meter = Meter(classify=not self.regression)
         self.step = 0
         self.status, self.diverged_at = Status.RUNNING, None
         self.history: Dict[str, List[float]] = {k: [] for k in names.METRIC_ARRAYS}
@@ -118,8 +119,10 @@ class Trainer:
         return self.finish()
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.ctx.training_forward = True  # hooks of instruments read only this forward
         logits = self.model(x)
         loss = self.loss_fn(logits, y)
+        self.ctx.training_forward = False
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -156,18 +159,10 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self) -> Dict[str, float]:
-        """Full test set, model in eval mode (BN uses its running statistics)."""
+        """Full test set, model in eval mode (BN uses its running statistics). The score is the
+        accuracy, or for regression R² = 1 − SSE / SSE of predicting the training targets' mean."""
         t0 = time.perf_counter()
-        x, y, bs = self.data.x_test, self.data.y_test, self.cfg.trainer.eval_batch_size
-        self.model.eval()
-        loss_sum = torch.zeros((), device=self.device)
-        correct = torch.zeros((), device=self.device)
-        for i in range(0, x.shape[0], bs):
-            logits = self.model(x[i:i + bs])
-            loss_sum += F.cross_entropy(logits, y[i:i + bs], reduction="sum")
-            correct += (logits.argmax(1) == y[i:i + bs]).sum()
-        self.model.train()
-        loss, acc = (torch.stack([loss_sum, correct]) / x.shape[0]).tolist()  # sync point
+        loss, acc = evaluate_model(self.model, self.data, self.cfg.trainer.eval_batch_size)
         self.history[names.EVAL_STEP].append(self.step)
         self.history[names.TEST_LOSS].append(loss)
         self.history[names.TEST_ACC].append(acc)
@@ -300,6 +295,9 @@ class Trainer:
         return summary
 
     def chance_acc(self) -> float:
+        """The score of a model that learnt nothing: the majority-class rate; for regression R² = 0."""
+        if self.regression:
+            return 0.0
         counts = torch.bincount(self.data.y_test.cpu(), minlength=self.data.num_classes)
         return float(counts.max()) / float(counts.sum())
 
@@ -336,7 +334,8 @@ class Trainer:
             checkpoint_time_sec=self.timers["checkpoint"],
             device=device_name(self.device), threads=self.threads,
             dataset={"name": self.data.name, "train": int(self.data.x_train.shape[0]),
-                     "test": int(self.data.x_test.shape[0]), "source": self.data.source},
+                     "test": int(self.data.x_test.shape[0]), "source": self.data.source, "task": self.data.task},
+            metric="r2" if self.regression else "accuracy",
             instruments={inst.key: inst.summary() for inst in self.instruments},
             overrides=self.overrides, config=to_dict(self.cfg), resumed_at=list(self.resumed_at),
         )
@@ -363,6 +362,36 @@ class Trainer:
             show = sys.stdout.isatty()
         return RunProgress(self.cfg.trainer.steps, enabled=bool(show), console=self.console, start=self.step,
                            test_acc=lambda: self.history[names.TEST_ACC][-1] if self.history[names.TEST_ACC] else None)
+
+
+@torch.no_grad()
+def evaluate_model(model, data: DataBundle, batch_size: int, x=None, y=None) -> tuple:
+    """(mean loss, score) on the test split (or x, y) in eval mode; one host sync. Leaves the model
+    in train mode (the loop's mode)."""
+    x = data.x_test if x is None else x
+    y = data.y_test if y is None else y
+    model.eval()
+    try:
+        if data.task == "regression":
+            base = data.y_train.mean(dim=0)
+            sse = torch.zeros((), device=x.device)
+            sst = torch.zeros((), device=x.device)
+            for i in range(0, x.shape[0], batch_size):
+                out = model(x[i:i + batch_size])
+                sse += ((out - y[i:i + batch_size]) ** 2).sum()
+                sst += ((base - y[i:i + batch_size]) ** 2).sum()
+            sse, sst = torch.stack([sse, sst]).tolist()
+            return sse / y.numel(), 1.0 - sse / max(sst, 1e-30)
+        loss_sum = torch.zeros((), device=x.device)
+        correct = torch.zeros((), device=x.device)
+        for i in range(0, x.shape[0], batch_size):
+            logits = model(x[i:i + batch_size])
+            loss_sum += F.cross_entropy(logits, y[i:i + batch_size], reduction="sum")
+            correct += (logits.argmax(1) == y[i:i + batch_size]).sum()
+        loss, acc = (torch.stack([loss_sum, correct]) / x.shape[0]).tolist()
+        return loss, acc
+    finally:
+        model.train()
 
 
 HPARAM_KEYS = ("model.name", "model.activation", "model.norm", "model.init", "data.name", "optim.name", "optim.lr",

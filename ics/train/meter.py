@@ -14,7 +14,8 @@ class Meter:
 
     FOLD = 500
 
-    def __init__(self):
+    def __init__(self, classify: bool = True):
+        self.classify = classify  # regression has no accuracy: acc reads NaN
         self.reset()
 
     def reset(self) -> None:
@@ -26,14 +27,18 @@ class Meter:
 
     def add(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
         self.losses.append(loss)
-        self.logits.append(logits)
+        if self.classify:  # regression keeps only the losses
+            self.logits.append(logits)
         self.targets.append(y)
         if len(self.losses) >= self.FOLD:
             self._fold()
 
     def _fold(self) -> None:
         losses = torch.stack(self.losses)
-        correct = (torch.cat(self.logits).argmax(1) == torch.cat(self.targets)).sum().to(losses.dtype)
+        if self.classify:
+            correct = (torch.cat(self.logits).argmax(1) == torch.cat(self.targets)).sum().to(losses.dtype)
+        else:
+            correct = torch.full((), float("nan"), dtype=losses.dtype, device=losses.device)
         # max propagates NaN, so a divergence anywhere in the window is seen
         part = torch.stack([losses.sum(), losses.max(), correct])
         if self.sums is None:

@@ -48,7 +48,7 @@ def check_runnable(cfg: Config, data: bool = True) -> Optional[DataSpec]:
         raise ConfigError(f"trainer.batch_size={t.batch_size} is invalid: must be <= the training set size "
                           f"({spec.train_size} in {spec.where})")
     with torch.device("meta"):  # no memory, no RNG: only the structure is needed
-        model = build_model(cfg.model, spec.in_shape, spec.num_classes)
+        model = build_model(cfg.model, spec.in_shape, spec.out_features)
     for key, cls in INSTRUMENTS.items():
         section = getattr(cfg, key, None)
         if getattr(section, "enabled", False):

@@ -32,21 +32,23 @@ def _time_steps(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, thread
         t0 = time.perf_counter()
         for _ in range(steps):
             opt.zero_grad(set_to_none=True)
-            F.cross_entropy(model(x), y).backward()
+            out = model(x)
+            (F.mse_loss(out, y) if y.dtype.is_floating_point else F.cross_entropy(out, y)).backward()
             opt.step()
         best = min(best, time.perf_counter() - t0)
     return best
 
 
 def choose_threads(model: torch.nn.Module, in_shape: Sequence[int], num_classes: int, batch_size: int,
-                   max_threads: Optional[int] = None) -> int:
+                   max_threads: Optional[int] = None, regression: bool = False) -> int:
     """Fastest thread count for this model and batch on the CPU (1 .. max_threads)."""
     cap = max(1, min(max_threads or available_cores(), available_cores()))
     if cap == 1:
         return 1
     gen = torch.Generator().manual_seed(0)
     x = torch.randn((batch_size, *in_shape), generator=gen)
-    y = torch.randint(0, num_classes, (batch_size,), generator=gen)
+    y = torch.randn(batch_size, num_classes, generator=gen) if regression else \
+        torch.randint(0, num_classes, (batch_size,), generator=gen)
     probe_model = copy.deepcopy(model).train()
     before = torch.get_num_threads()
     try:
@@ -62,10 +64,10 @@ def choose_threads(model: torch.nn.Module, in_shape: Sequence[int], num_classes:
 
 
 def resolve_threads(setting, model, in_shape, num_classes, batch_size, device: torch.device,
-                    max_threads: Optional[int] = None) -> int:
+                    max_threads: Optional[int] = None, regression: bool = False) -> int:
     """Apply trainer.threads and return the thread count in force."""
     if setting == "auto" and device.type == "cpu":
-        n = choose_threads(model, in_shape, num_classes, batch_size, max_threads)
+        n = choose_threads(model, in_shape, num_classes, batch_size, max_threads, regression)
     elif setting == "auto":  # the GPU does the work; host threads only launch kernels
         n = max(1, min(available_cores(), max_threads or available_cores()))
     else:

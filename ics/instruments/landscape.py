@@ -1,0 +1,117 @@
+"""Loss-landscape smoothness along the training direction (Santurkar et al. 2018, §3.2, Fig. 4).
+
+At step t, with g = ∇L(θ_t; B_t) on the step's batch (BN with B_t's statistics):
+
+  direction=gradient  points θ_k = θ_t − η_k g,  η_k = lr × landscape.multipliers (0.25 … 4)
+  direction=update    points θ_k = θ_t + s_k Δ,  Δ = the optimiser's actual update (momentum/Adam)
+
+  loss_min, loss_max        min / max_k L(θ_k; B_t)                      (loss Lipschitzness: the range)
+  grad_change               max_k ‖∇L(θ_k) − g‖                          (gradient predictiveness)
+  grad_change_rel           grad_change / ‖g‖
+  beta                      max_k ‖∇L(θ_k) − g‖ / ‖θ_k − θ_t‖            (effective β-smoothness;
+                                                                          = ‖g_η − g‖ / (η‖g‖) for the gradient)
+  top_eig, two_over_lr      (landscape.hessian) the Hessian's top eigenvalue at θ_t by power
+                            iteration on Hessian-vector products, next to 2/lr: gradient descent
+                            is stable on a quadratic only while top_eig < 2/lr
+
+TensorBoard: landscape/<metric>. The power iteration starts from the instrument's own generator.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict
+
+import numpy as np
+import torch
+
+from ics.instruments.base import Batch, Instrument, RunContext
+from ics.instruments.functional import live_params, loss_and_grad, lr_of, optimizer_update
+from ics.registry import INSTRUMENTS
+
+
+def top_eigenvalue(model, params, x, y, loss_fn, iters: int, gen: torch.Generator) -> float:
+    """Largest-magnitude Hessian eigenvalue at params by power iteration (HVPs by double backward)."""
+    names = list(params)
+    v = {n: torch.randn(p.shape, generator=gen).to(p.device, p.dtype) for n, p in params.items()}
+    norm = torch.sqrt(sum((t * t).sum() for t in v.values()))
+    v = {n: t / norm for n, t in v.items()}
+    eig = torch.zeros(())
+    for _ in range(iters):
+        _, grads, leaves = loss_and_grad(model, params, x, y, loss_fn, create_graph=True)
+        dot = sum((grads[n] * v[n]).sum() for n in names)
+        hv = torch.autograd.grad(dot, [leaves[n] for n in names])
+        hv = {n: h.detach() for n, h in zip(names, hv)}
+        eig = sum((hv[n] * v[n]).sum() for n in names)  # Rayleigh quotient, v has unit norm
+        norm = torch.sqrt(sum((t * t).sum() for t in hv.values())).clamp_min(1e-30)
+        v = {n: t / norm for n, t in hv.items()}
+    return float(eig)
+
+
+@INSTRUMENTS.register("landscape")
+class LossLandscape(Instrument):
+    key = "landscape"
+
+    def __init__(self, cfg, ctx: RunContext):
+        super().__init__(cfg, ctx)
+        self.gen = torch.Generator().manual_seed(ctx.seed * 31 + 7)
+
+    def wants_batch(self, step: int) -> bool:
+        return step % self.cfg.every == 0
+
+    def observe_batch(self, batch: Batch) -> None:
+        ctx = self.ctx
+        params = live_params(ctx.model)
+        _, g = loss_and_grad(ctx.model, params, batch.x, batch.y, ctx.loss_fn)
+        lr = lr_of(ctx.optimizer)
+        if self.cfg.direction == "update":
+            delta = optimizer_update(ctx.model, ctx.optimizer, g)
+            steps = [{n: s * delta[n] for n in params} for s in self.cfg.multipliers]
+        else:
+            steps = [{n: -lr * m * g[n] for n in params} for m in self.cfg.multipliers]
+        g_norm = torch.sqrt(sum((t * t).sum() for t in g.values()))
+        losses, changes, betas = [], [], []
+        for step in steps:
+            loss_k, g_k = loss_and_grad(ctx.model, {n: params[n] + step[n] for n in params}, batch.x, batch.y,
+                                        ctx.loss_fn)
+            change = torch.sqrt(sum(((g_k[n] - g[n]) ** 2).sum() for n in params))
+            dist = torch.sqrt(sum((step[n] ** 2).sum() for n in params)).clamp_min(1e-30)
+            losses.append(loss_k)
+            changes.append(change)
+            betas.append(change / dist)
+        losses_t, changes_t = torch.stack(losses), torch.stack(changes)
+        values = torch.stack([losses_t.min(), losses_t.max(), changes_t.max(), changes_t.max() / g_norm.clamp_min(1e-30),
+                              torch.stack(betas).max(), g_norm]).tolist()
+        out = dict(zip(["landscape/loss_min", "landscape/loss_max", "landscape/grad_change",
+                        "landscape/grad_change_rel", "landscape/beta", "landscape/grad_norm"], values))
+        out["landscape/loss_range"] = out["landscape/loss_max"] - out["landscape/loss_min"]
+        if self.cfg.hessian:
+            out["landscape/top_eig"] = top_eigenvalue(ctx.model, params, batch.x, batch.y, ctx.loss_fn,
+                                                      self.cfg.power_iters, self.gen)
+            out["landscape/two_over_lr"] = 2.0 / lr
+        self.emit(batch.step, out)
+
+    def layout(self) -> dict:
+        charts = {"loss range along the step (min, max)": ["Multiline", [r"landscape/loss_(min|max)$"]],
+                  "gradient predictiveness ‖∇L(θ_k) − g‖": ["Multiline", [r"landscape/grad_change$"]],
+                  "effective β-smoothness": ["Multiline", [r"landscape/beta$"]]}
+        if self.cfg.hessian:
+            charts["top Hessian eigenvalue vs 2/lr"] = ["Multiline", [r"landscape/(top_eig|two_over_lr)$"]]
+        return {"Loss landscape (Santurkar et al. 2018, §3.2)": charts}
+
+    def meta(self) -> Dict[str, Any]:
+        return {"direction": self.cfg.direction, "multipliers": list(self.cfg.multipliers), "hessian": self.cfg.hessian}
+
+    def summary(self) -> Dict[str, Any]:
+        out = {}
+        for m in ("loss_range", "grad_change_rel", "beta", "top_eig"):
+            s = self.series.get(f"landscape/{m}")
+            if s:
+                out[m] = s[-1]
+                out[f"{m}_mean"] = float(np.nanmean(s))
+        return out
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "gen": self.gen.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.gen.set_state(state["gen"])

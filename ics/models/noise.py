@@ -1,0 +1,72 @@
+"""Noisy BN (Santurkar et al. 2018, §2.1): distributional shift injected on purpose.
+
+After each normalisation layer (or, with model.norm=none, at the same place: the affine output),
+in training mode only, every step draws for each unit j a mean μ_j ~ U(−a, a) and a scale
+σ_j ~ U(1, b); then every element gets its own m ~ U(μ_j − c, μ_j + c) and s ~ N(σ_j, d), and
+y ← s·y + m. Defaults a = 0.5, b = 1.25, c = 0.1, d = 0.1 (model.noise_*). For a conv layer, height
+and width count as batch dimensions (a unit is a channel).
+
+The draws come from the module's own generator (seeded from the run seed), whose state is part of
+the model's state_dict (so checkpoints resume the same noise). Evaluation and every instrument
+pass are noise-free: `noise_off(model)`.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+from torch import nn
+
+
+class ScaleShiftNoise(nn.Module):
+    def __init__(self, mean_range: float, scale_max: float, mean_jitter: float, scale_jitter: float):
+        super().__init__()
+        self.mean_range, self.scale_max = mean_range, scale_max
+        self.mean_jitter, self.scale_jitter = mean_jitter, scale_jitter
+        self.gen = torch.Generator()  # CPU: the same stream on CPU and GPU
+        self.active = True
+
+    def seed(self, seed: int) -> None:
+        self.gen.manual_seed(seed)
+
+    def draw(self, shape, channels: int):
+        """(s, m) for an input of `shape` with `channels` units along dim 1 (CPU tensors)."""
+        g = self.gen
+        mu = (torch.rand(channels, generator=g) * 2 - 1) * self.mean_range
+        sigma = 1 + torch.rand(channels, generator=g) * (self.scale_max - 1)
+        view = (1, channels) + (1,) * (len(shape) - 2)
+        m = mu.view(view) + (torch.rand(shape, generator=g) * 2 - 1) * self.mean_jitter
+        s = sigma.view(view) + torch.randn(shape, generator=g) * self.scale_jitter
+        return s, m
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and self.active):
+            return x
+        s, m = self.draw(x.shape, x.shape[1])
+        return x * s.to(x.device, x.dtype) + m.to(x.device, x.dtype)
+
+    # the generator's position travels with the weights: a resumed run draws the same noise
+    def get_extra_state(self) -> torch.Tensor:
+        return self.gen.get_state()
+
+    def set_extra_state(self, state: torch.Tensor) -> None:
+        self.gen.set_state(state)
+
+    def extra_repr(self) -> str:
+        return (f"mu~U(-{self.mean_range},{self.mean_range}), sigma~U(1,{self.scale_max}), "
+                f"jitter {self.mean_jitter}/{self.scale_jitter}")
+
+
+@contextmanager
+def noise_off(model: nn.Module) -> Iterator[None]:
+    """Measurement passes draw no noise and leave every noise generator where it was."""
+    mods = [m for m in model.modules() if isinstance(m, ScaleShiftNoise)]
+    was = [m.active for m in mods]
+    try:
+        for m in mods:
+            m.active = False
+        yield
+    finally:
+        for m, a in zip(mods, was):
+            m.active = a

@@ -1,0 +1,253 @@
+"""The new measurements on cases whose answers are known: gradient ICS (analytic cases),
+loss-landscape quantities, noisy-BN moments, precise BN against a full pass, BN's r/d, weight norms
+and the scale invariance under BN, and the deep linear network on Gaussian regression."""
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import ics  # noqa: F401  (fills the registries)
+from ics.config import (BNNoiseConfig, BNStatsConfig, Config, DLNConfig, GaussianRegressionConfig, GradICSConfig,
+                        LandscapeConfig, MLPConfig, MNISTConfig, ReportConfig, SGDConfig, TrainerConfig, WeightsConfig)
+from ics.data import DataBundle, load_data
+from ics.instruments import Batch, RunContext
+from ics.instruments.bn_stats import precise_statistics
+from ics.instruments.grad_ics import GradientICS
+from ics.instruments.landscape import LossLandscape
+from ics.models import Block, Net, build_model
+from ics.models.noise import ScaleShiftNoise
+from ics.train import train
+
+
+def scalar_net(w1: float, w2: float) -> Net:
+    """f(x) = w2 · w1 · x: two 1x1 linear layers without bias, no nonlinearity."""
+    l1, l2 = nn.Linear(1, 1, bias=False), nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        l1.weight.fill_(w1)
+        l2.weight.fill_(w2)
+    return Net(OrderedDict(h1=Block(l1, None, nn.Identity())), l2, flatten_first=True)
+
+
+def context(model, opt, loss_fn=F.mse_loss, seed=0, cfg=None) -> RunContext:
+    return RunContext(cfg or Config(), model, opt, None, torch.device("cpu"), loss_fn, 100, seed)
+
+
+def grad_ics_once(model, opt, x, y, loss_fn=F.mse_loss) -> dict:
+    inst = GradientICS(GradICSConfig(enabled=True), context(model, opt, loss_fn))
+    inst.observe_batch(Batch(0, x, y))
+    return {k: v[-1] for k, v in inst.series.items()}
+
+
+def test_grad_ics_two_layer_linear_by_hand():
+    w1, w2, x, y, lr = 0.7, -1.3, 2.0, 0.5, 0.05
+    model = scalar_net(w1, w2)
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    out = grad_ics_once(model, opt, torch.tensor([[x]]), torch.tensor([[y]]))
+    # L = (w2 w1 x − y)²: G1 = 2 r w2 x, G2 = 2 r w1 x with r = w2 w1 x − y
+    r = w2 * w1 * x - y
+    g1, g2 = 2 * r * w2 * x, 2 * r * w1 * x
+    w1_new = w1 - lr * g1  # layer 1's actual SGD step
+    g2_new = 2 * (w2 * w1_new * x - y) * w1_new * x
+    assert out["grad_ics/h1/cos"] == pytest.approx(1.0) and out["grad_ics/h1/l2"] == 0.0  # no earlier layer
+    assert out["grad_ics/out/grad_norm"] == pytest.approx(abs(g2), rel=1e-5)
+    assert out["grad_ics/out/l2"] == pytest.approx(abs(g2 - g2_new), rel=1e-5)
+    assert out["grad_ics/out/rel_l2"] == pytest.approx(abs(g2 - g2_new) / abs(g2), rel=1e-5)
+    assert out["grad_ics/out/cos"] == pytest.approx(math.copysign(1.0, g2 * g2_new))
+
+
+def test_grad_ics_is_zero_when_earlier_layers_cannot_move():
+    """W2 = 0 makes ∇W1 = 0: layer 1 takes no step, so layer 2's gradient cannot change."""
+    torch.manual_seed(0)
+    l1, l2 = nn.Linear(5, 4, bias=False), nn.Linear(4, 3, bias=False)
+    with torch.no_grad():
+        l2.weight.zero_()
+    model = Net(OrderedDict(h1=Block(l1, None, nn.Tanh())), l2, flatten_first=True)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    out = grad_ics_once(model, opt, torch.randn(16, 5), torch.randn(16, 3))
+    assert out["grad_ics/out/l2"] == 0.0 and out["grad_ics/out/cos"] == pytest.approx(1.0)
+    assert out["grad_ics/out/grad_norm"] > 0
+
+
+def test_grad_ics_uses_the_optimisers_actual_update():
+    """With momentum state, the update differs from −lr·g: G′ must follow the real step."""
+    torch.manual_seed(0)
+    model = build_model(MLPConfig(widths=[8], norm="none", activation="tanh"), (6,), 3)
+    x, y = torch.randn(20, 6), torch.randint(0, 3, (20,))
+    plain = torch.optim.SGD(model.parameters(), lr=0.1)
+    heavy = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    for _ in range(3):  # build up momentum, then restore the weights
+        saved = {k: v.clone() for k, v in model.state_dict().items()}
+        heavy.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        heavy.step()
+        model.load_state_dict(saved)
+    a = grad_ics_once(model, plain, x, y, F.cross_entropy)
+    b = grad_ics_once(model, heavy, x, y, F.cross_entropy)
+    assert a["grad_ics/out/l2"] != pytest.approx(b["grad_ics/out/l2"], rel=1e-3)
+    state = heavy.state_dict()["state"]
+    assert all("momentum_buffer" in s for s in state.values())  # the live optimiser kept its state
+
+
+def test_landscape_on_a_quadratic():
+    """L(w) = (w·x − y)² along −ηg is a parabola: the numbers have closed forms."""
+    model = scalar_net(1.0, 1.0)
+    with torch.no_grad():
+        model.blocks.h1.affine.weight.fill_(1.0)
+    lr = 0.1
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    cfg = LandscapeConfig(enabled=True, multipliers=[1.0], hessian=True, power_iters=50)
+    inst = LossLandscape(cfg, context(model, opt))
+    x, y = torch.tensor([[1.0]]), torch.tensor([[3.0]])
+    inst.observe_batch(Batch(0, x, y))
+    out = {k: v[-1] for k, v in inst.series.items()}
+    # f = w1 w2, L = (w1 w2 − 3)², at w = (1, 1): g = (2(1−3), 2(1−3)) = (−4, −4)
+    w = 1 + lr * 4  # both weights after the step −lr·g
+    assert out["landscape/loss_min"] == pytest.approx((w * w - 3) ** 2, rel=1e-5)
+    g_new = 2 * (w * w - 3) * w
+    change = math.sqrt(2) * abs(g_new + 4)
+    assert out["landscape/grad_change"] == pytest.approx(change, rel=1e-5)
+    assert out["landscape/beta"] == pytest.approx(change / (lr * math.sqrt(32)), rel=1e-5)
+    # Hessian at (1, 1): [[2, 2·2·1·1 − 6 + ...]]: d²L/dw1² = 2 w2², d²L/dw1dw2 = 2(2 w1 w2 − 3) → [[2, −2], [−2, 2]]
+    assert abs(out["landscape/top_eig"]) == pytest.approx(4.0, rel=1e-3)
+    assert out["landscape/two_over_lr"] == pytest.approx(2 / lr)
+
+
+def test_noise_moments_and_eval_mode():
+    torch.manual_seed(0)
+    noise = ScaleShiftNoise(0.5, 1.25, 0.1, 0.1)
+    noise.seed(1)
+    s, m = noise.draw((20_000, 64), 64)
+    mu_j, sigma_j = m.mean(dim=0), s.mean(dim=0)  # per unit: ≈ its drawn μ_j, σ_j
+    assert mu_j.min() >= -0.5 - 0.01 and mu_j.max() <= 0.5 + 0.01 and mu_j.std() > 0.2  # μ_j ~ U(−0.5, 0.5)
+    assert sigma_j.min() >= 1 - 0.01 and sigma_j.max() <= 1.25 + 0.01  # σ_j ~ U(1, 1.25)
+    assert ((m - mu_j).abs().max()) <= 0.1 + 2e-3  # m ~ U(μ_j − 0.1, μ_j + 0.1) (μ_j estimated: ±2e-3)
+    assert (m - mu_j).std() == pytest.approx(0.2 / math.sqrt(12), rel=0.02)
+    assert (s - sigma_j).std() == pytest.approx(0.1, rel=0.02)  # s ~ N(σ_j, 0.1)
+    # conv: per channel, H and W are batch dimensions
+    s4, m4 = noise.draw((50, 3, 8, 8), 3)
+    assert s4.shape == (50, 3, 8, 8) and m4[:, 0].mean().item() != pytest.approx(m4[:, 1].mean().item(), abs=1e-3)
+    # eval mode (and an instrument pass) leaves the input untouched
+    model = build_model(MLPConfig(widths=[16], noise="santurkar"), (1, 4, 4), 3, seed=2)
+    x = torch.randn(10, 1, 4, 4)
+    model.eval()
+    ref = build_model(MLPConfig(widths=[16]), (1, 4, 4), 3)
+    ref.load_state_dict({k: v for k, v in model.state_dict().items() if "noise" not in k})
+    ref.eval()
+    assert torch.equal(model(x), ref(x))
+    model.train()
+    assert not torch.equal(model(x), ref.train()(x))
+
+
+def test_noise_generator_travels_with_the_state_dict():
+    a = build_model(MLPConfig(widths=[8], noise="santurkar"), (4,), 2, seed=5)
+    b = build_model(MLPConfig(widths=[8], noise="santurkar"), (4,), 2, seed=6)
+    x = torch.randn(6, 4)
+    a(x)  # advance a's generator
+    b.load_state_dict(a.state_dict())
+    assert torch.equal(a(x), b(x))
+
+
+def test_precise_bn_equals_a_full_pass_average():
+    """One shuffled pass of equal batches: running mean = the mean over the whole training set;
+    running var = the mean of the batches' unbiased variances (Alg. 2's m/(m−1) factor)."""
+    torch.manual_seed(0)
+    model = build_model(MLPConfig(widths=[7]), (5,), 3)
+    x = torch.randn(600, 5) * 3 + 1
+    twin = precise_statistics(model, x, batches=10, batch_size=60, seed=4)
+    with torch.no_grad():
+        pre = model.blocks.h1.affine(x)
+    assert torch.allclose(twin.blocks.h1.norm.running_mean, pre.mean(dim=0), atol=1e-4)
+    perm = torch.randperm(600, generator=torch.Generator().manual_seed(4))
+    batch_vars = torch.stack([pre[perm[i:i + 60]].var(dim=0, unbiased=True) for i in range(0, 600, 60)])
+    assert torch.allclose(twin.blocks.h1.norm.running_var, batch_vars.mean(dim=0), atol=1e-4)
+    assert torch.equal(model.blocks.h1.norm.running_mean, torch.zeros(7))  # the live model is untouched
+
+
+def tiny_run(mnist_root, tmp_path, **sections):
+    cfg = Config(model=MLPConfig(widths=[32, 32]), data=MNISTConfig(root=str(mnist_root)),
+                 trainer=TrainerConfig(steps=60, batch_size=30, eval_every=20, log_every=10, threads=1,
+                                       progress=False, checkpoint_every=0), **sections)
+    from ics.config import ProbeOff
+
+    return train(dataclasses_replace(cfg, probe=ProbeOff()), tmp_path / "run")
+
+
+def dataclasses_replace(cfg, **kw):
+    import dataclasses
+
+    return dataclasses.replace(cfg, **kw)
+
+
+def test_bn_stats_bn_noise_and_weights_in_a_run(mnist_root, tmp_path):
+    from ics.analysis.load import load_series
+
+    s = tiny_run(mnist_root, tmp_path, bn_stats=BNStatsConfig(enabled=True, batches=10, test_batch_sizes=[2, 20]),
+                 bn_noise=BNNoiseConfig(enabled=True, every=10), weights=WeightsConfig(enabled=True, every=10))
+    bn = load_series(tmp_path / "run", "bn_stats")
+    assert list(bn.steps) == [0, 20, 40, 60]
+    for kind in ("ema", "precise", "batch2", "batch20"):
+        assert 0 <= bn.tags[f"test_bn/{kind}/acc"][-1] <= 1
+    assert bn.tags["test_bn/ema/acc"][-1] == pytest.approx(s.final_test_acc)  # the same evaluation as test/acc
+    assert set(s.instruments["bn_stats"]) == {"ema", "precise", "batch2", "batch20"}
+    assert bn.tags["test_bn/h1/mean_gap"][-1] >= 0
+    noise = load_series(tmp_path / "run", "bn_noise")
+    assert list(noise.steps) == [0, 10, 20, 30, 40, 50]
+    r = noise.tags["bn_noise/h1/r_mean"]
+    assert (r > 0).all() and noise.tags["bn_noise/h1/d_abs"].min() >= 0
+    w = load_series(tmp_path / "run", "weights")
+    assert list(w.steps) == [10, 20, 30, 40, 50, 60]
+    # under BN the loss is invariant to a row's scale: the gradient is orthogonal to the row
+    assert w.tags["weights/h1/grad_cos_median"].max() < 1e-3
+    assert w.tags["weights/out/grad_cos_median"].max() > 1e-3  # the output layer has no BN
+    lr = 0.5
+    assert w.tags["weights/h1/eff_lr_median"][0] == pytest.approx(lr / w.tags["weights/h1/row_norm_median"][0] ** 2,
+                                                                 rel=0.2)
+
+
+def test_bn_noise_r_and_d_at_the_first_step(mnist_root):
+    """At step 0 the running statistics are (0, 1): d is the batch mean, r the batch std (+eps)."""
+    from ics.instruments.bn_noise import BNNoise
+
+    data = load_data(MNISTConfig(root=str(mnist_root)))
+    torch.manual_seed(0)
+    model = build_model(MLPConfig(widths=[16]), data.in_shape, 10)
+    ctx = context(model, torch.optim.SGD(model.parameters(), lr=0.1), F.cross_entropy)
+    inst = BNNoise(BNNoiseConfig(enabled=True, every=1), ctx)
+    x = data.x_train[:50]
+    inst.observe_batch(Batch(0, x, data.y_train[:50]))
+    ctx.training_forward = True
+    model(x)
+    ctx.training_forward = False
+    inst.measure(1)
+    with torch.no_grad():
+        pre = model.blocks.h1.affine(x.flatten(1))
+    expect_r = torch.sqrt(pre.var(dim=0, unbiased=False) + 1e-5) / math.sqrt(1 + 1e-5)
+    assert inst.series["bn_noise/h1/r_mean"][-1] == pytest.approx(expect_r.mean().item(), rel=1e-4)
+    expect_d = pre.mean(dim=0) / math.sqrt(1 + 1e-5)
+    assert inst.series["bn_noise/h1/d_abs"][-1] == pytest.approx(expect_d.abs().mean().item(), rel=1e-4)
+    inst.close()
+    assert not model.blocks.h1.norm._forward_pre_hooks
+
+
+def test_deep_linear_network_regression(tmp_path):
+    cfg = Config(model=DLNConfig(depth=6, width=10, norm="none"), data=GaussianRegressionConfig(),
+                 optim=SGDConfig(lr=0.02),
+                 trainer=TrainerConfig(steps=200, batch_size=1000, eval_every=50, log_every=50, threads=1,
+                                       progress=False, checkpoint_every=0),
+                 grad_ics=GradICSConfig(enabled=True, every=50), report=ReportConfig(targets=[0.5]))
+    s = train(cfg, tmp_path / "dln")
+    assert s.metric == "r2" and s.status == "completed"
+    assert s.final_test_acc > 0.5  # R² of y = A x learnt by a 6-layer linear net
+    assert s.final_train_acc is None or math.isnan(s.final_train_acc)
+    cos = s.instruments["grad_ics"]["h3"]["cos"]
+    assert -1 <= cos <= 1
+    data = load_data(GaussianRegressionConfig())
+    assert data.task == "regression" and data.x_train.shape == (1000, 10) and data.y_train.shape == (1000, 10)
+    # y = A x exactly: least squares on the training set recovers it
+    a = torch.linalg.lstsq(data.x_train, data.y_train).solution
+    assert torch.allclose(data.x_test @ a, data.y_test, atol=1e-3)
