@@ -251,3 +251,70 @@ def test_deep_linear_network_regression(tmp_path):
     # y = A x exactly: least squares on the training set recovers it
     a = torch.linalg.lstsq(data.x_train, data.y_train).solution
     assert torch.allclose(data.x_test @ a, data.y_test, atol=1e-3)
+
+
+# ----------------------------------------------------------------------------------------------
+# drift in fair units (issue: "Drift in units that do not manufacture effects")
+
+
+def _sorted_gauss(n, mu=0.0, sd=1.0, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.randn(1, n, generator=g, dtype=torch.float64) * sd + mu)
+    return x.sort(dim=1).values, x.mean(dim=1), x.std(dim=1, unbiased=False)
+
+
+@pytest.mark.parametrize("mu, sd, raw", [
+    (1.5, 1.0, 1.5),                                   # N(0,1) -> N(μ,1): w1_raw = |μ|
+    (0.0, 3.0, 2.0 * math.sqrt(2 / math.pi)),          # N(0,1) -> N(0,σ²): |σ−1|·√(2/π)
+    (-2.0, 0.5, None),                                 # both: shape unchanged
+])
+def test_w1_raw_and_shape_on_gaussians(mu, sd, raw):
+    from ics.instruments.stats import w1_shape_sorted, w1_sorted
+
+    a, ma, sa = _sorted_gauss(200_000, seed=1)
+    b, mb, sb = _sorted_gauss(200_000, mu, sd, seed=1)  # the same draws, moved and scaled
+    if raw is not None:
+        assert w1_sorted(b, a).item() == pytest.approx(raw, rel=1e-2)
+    assert w1_shape_sorted(b, mb, sb, a, ma, sa).item() == pytest.approx(0.0, abs=1e-9)
+    c, mc, sc = _sorted_gauss(200_000, mu, sd, seed=2)  # independent draws: only sampling noise
+    assert w1_shape_sorted(c, mc, sc, a, ma, sa).item() < 0.01
+
+
+def test_w1_shape_sees_a_change_of_shape():
+    from ics.instruments.stats import w1_shape_sorted
+
+    a, ma, sa = _sorted_gauss(200_000)
+    e = torch.distributions.Exponential(1.0).sample((1, 200_000)).double().sort(dim=1).values
+    w = w1_shape_sorted(e, e.mean(dim=1), e.std(dim=1, unbiased=False), a, ma, sa).item()
+    assert w > 0.1  # a skewed distribution with the same mean and std is a different shape
+
+
+def test_probe_drift_units_through_a_model(mnist_root, tmp_path):
+    """Scaling the last hidden layer's weights by k after training moves w1_raw (k× the spread) while
+    w1_shape of its pre-activations stays 0: the instrument computes what the formulas say."""
+    from ics.instruments.probes import LayerInputProbes
+    from ics.config import ProbeConfig
+
+    data = load_data(MNISTConfig(root=str(mnist_root)))
+    torch.manual_seed(0)
+    model = build_model(MLPConfig(widths=[16, 16], norm="none"), data.in_shape, 10)
+    ctx = RunContext(Config(), model, torch.optim.SGD(model.parameters(), lr=0.1), data, torch.device("cpu"),
+                     F.cross_entropy, 10, 0)
+    inst = LayerInputProbes(ProbeConfig(size=100, points=["h2.pre_act"]), ctx)
+    inst.measure(0)
+    from ics.instruments.probes import capture
+
+    before = capture(model, inst.points, inst.x, "batch")["h2.pre_act"]  # (examples, units)
+    with torch.no_grad():
+        model.blocks.h2.affine.weight.mul_(3.0)
+        model.blocks.h2.affine.bias.mul_(3.0)
+    inst.measure(1)
+    last = {k: v[-1] for k, v in inst.series.items()}
+    assert last["drift/h2.pre_act/w1_shape"] == pytest.approx(0.0, abs=1e-5)
+    # x → 3x: W1 per unit = mean|3a − a| = 2·mean|a|; in σ_ref units divided by each unit's std
+    assert last["drift/h2.pre_act/w1_raw"] == pytest.approx((2 * before.abs().mean(dim=0)).mean().item(), rel=1e-4)
+    sd = before.std(dim=0, unbiased=False)
+    assert last["drift/h2.pre_act/w1_ref"] == pytest.approx((2 * before.abs().mean(dim=0) / sd).mean().item(), rel=1e-4)
+    # every percentile moved by 2 × its own value (x → 3x): pmove = mean over units of 2|p_q(ref)|
+    p50 = inst.series["probe/h2.pre_act/p50"]
+    assert last["drift/h2.pre_act/pmove_p50"] >= abs(2 * p50[0]) - 1e-6

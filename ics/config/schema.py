@@ -114,17 +114,27 @@ class DataConfig:
     root: Optional[str] = opt(None, "data root; None: $ICS_DATA_ROOT, then ~/.cache/ics/data")
     download: bool = opt(False, "let torchvision download the files into root")
     cache_dir: Optional[str] = opt(None, "decoded-tensor cache; None: $ICS_CACHE_DIR, then ~/.cache/ics/tensors")
+    val_size: int = opt(0, "examples held out of the training split as a validation set (stratified by class; "
+                           "0: none). Studies that choose hyper-parameters choose on it and report test", rule=ge(0))
+    split_seed: int = opt(0, "seed of the validation draw (independent of the training seed)",
+                          rule=between(0, 2**31 - 1))
+
+
+@dataclass
+class MNISTFamilyConfig(DataConfig):
+    binarize: bool = opt(False, "pixels become 0/1 (threshold 0.5 on the 0–1 scale) and are fed as they are, "
+                                "not standardised: the BN paper's binary 28×28 input (§4.1)")
 
 
 @option("data", "mnist")
 @dataclass
-class MNISTConfig(DataConfig):
+class MNISTConfig(MNISTFamilyConfig):
     name: str = redefault(DataConfig, "name", "mnist")
 
 
 @option("data", "fashion_mnist")
 @dataclass
-class FashionMNISTConfig(DataConfig):
+class FashionMNISTConfig(MNISTFamilyConfig):
     name: str = redefault(DataConfig, "name", "fashion_mnist")
 
 
@@ -215,6 +225,8 @@ class TrainerConfig:
     steps: int = opt(50_000, "optimiser steps (steps)", rule=gt(0))
     batch_size: int = opt(60, "examples per training mini-batch", rule=ge(1))
     eval_every: int = opt(1_000, "evaluate on the whole test split every this many steps (steps)", rule=gt(0))
+    eval_log_points: int = opt(8, "extra evaluations at log-spaced steps before the first eval_every (steps 10 … "
+                                  "eval_every): fine resolution where learning curves move fast", rule=ge(0))
     eval_batch_size: int = opt(2_000, "examples per forward pass during evaluation (memory only)", rule=gt(0))
     log_every: int = opt(100, "log the train loss/accuracy window every this many steps (steps); "
                               "divergence is checked at the same cadence", rule=gt(0))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -41,6 +41,8 @@ class DataBundle:
     std: Tuple[float, ...]
     source: str  # where the data was read from
     task: str = "classification"  # or "regression": y is float (N, out_dim)
+    x_val: Optional[torch.Tensor] = None  # data.val_size examples held out of the training split
+    y_val: Optional[torch.Tensor] = None
 
     @property
     def num_classes(self) -> int:
@@ -89,20 +91,46 @@ def load_data(cfg: DataConfig, device: Union[torch.device, str] = "cpu") -> Data
     src = _source(cfg)
     if src.generated:
         raw = src.decode()
-        dev = lambda t: t.to(device)  # noqa: E731
-        return DataBundle(name=cfg.name, x_train=dev(raw.x_train), y_train=dev(raw.y_train), x_test=dev(raw.x_test),
-                          y_test=dev(raw.y_test), classes=[], mean=(0.0,), std=(1.0,), source=src.spec.where,
-                          task=src.spec.task)
-    path = cache_dir(cfg.cache_dir) / f"{cfg.name}-{cache_key(cfg.name, src.files)}.pt"
-    raw = read_cache(path)
-    if raw is None:
-        raw = src.decode()
-        write_cache(path, raw)
-    mean, std = channel_stats(raw.x_train)
-    return DataBundle(name=cfg.name, x_train=_normalise(raw.x_train, mean, std, device),
-                      y_train=raw.y_train.to(device), x_test=_normalise(raw.x_test, mean, std, device),
-                      y_test=raw.y_test.to(device), classes=list(raw.classes), mean=mean, std=std,
-                      source=src.spec.where)
+    else:
+        path = cache_dir(cfg.cache_dir) / f"{cfg.name}-{cache_key(cfg.name, src.files)}.pt"
+        raw = read_cache(path)
+        if raw is None:
+            raw = src.decode()
+            write_cache(path, raw)
+    x_train, y_train, x_val, y_val = _split(raw, cfg.val_size, cfg.split_seed, src.spec.task)
+    source = src.spec.where
+    if src.generated:  # already standard normal: nothing to scale
+        mean, std = (0.0,), (1.0,)
+        prep = lambda x: x.to(device)  # noqa: E731
+    elif getattr(cfg, "binarize", False):  # the paper's binary input: 0/1, fed as it is
+        mean, std = (0.0,), (1.0 / 255,)
+        prep = lambda x: (x >= 128).to(device=device, dtype=torch.float32)  # noqa: E731  (p/255 >= 0.5)
+        source += " (binarised at 0.5)"
+    else:
+        mean, std = channel_stats(x_train)  # of the training part only
+        prep = lambda x: _normalise(x, mean, std, device)  # noqa: E731
+    return DataBundle(name=cfg.name, x_train=prep(x_train), y_train=y_train.to(device), x_test=prep(raw.x_test),
+                      y_test=raw.y_test.to(device), classes=list(raw.classes), mean=mean, std=std, source=source,
+                      task=src.spec.task, x_val=None if x_val is None else prep(x_val),
+                      y_val=None if y_val is None else y_val.to(device))
+
+
+def _split(raw: RawData, val_size: int, seed: int, task: str):
+    """(x_train, y_train, x_val, y_val): val_size examples held out (stratified by class)."""
+    if not val_size:
+        return raw.x_train, raw.y_train, None, None
+    n = raw.x_train.shape[0]
+    if val_size >= n:
+        from ics.config import ConfigError
+
+        raise ConfigError(f"data.val_size={val_size} is invalid: must be < the training split size ({n})")
+    if task == "regression":
+        val = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:val_size].sort().values
+    else:
+        val = stratified_indices(raw.y_train, val_size, seed)
+    keep = torch.ones(n, dtype=torch.bool)
+    keep[val] = False
+    return raw.x_train[keep], raw.y_train[keep], raw.x_train[val], raw.y_train[val]
 
 
 def channel_stats(x: torch.Tensor) -> Tuple[Tuple[float, ...], Tuple[float, ...]]:

@@ -21,12 +21,14 @@ from ics.config import ConfigError, ProbeConfig
 from ics.data import stratified_indices
 from ics.models import noise_off
 from ics.instruments.base import Instrument, RunContext
-from ics.instruments.stats import as_units, quantiles_sorted, safe_std, saturation, sort_rows, w1_sorted
+from ics.instruments.stats import (as_units, quantiles_sorted, safe_std, saturation, sort_rows, w1_shape_sorted,
+                                  w1_sorted)
 from ics.record import names
 from ics.registry import INSTRUMENTS
 
 MAX_SAMPLES = 4096  # per unit; conv channels have batch*H*W samples, a fixed random subset is kept
-DRIFT_METRICS = ("w1_ref", "w1_prev", "shift_ref", "log_std_ratio", "path")
+DRIFT_METRICS = ("w1_ref", "w1_prev", "shift_ref", "log_std_ratio", "path", "w1_raw", "w1_shape")
+MEDIAN_METRICS = ("w1_ref", "w1_raw", "w1_shape")  # also summarised by the median over units
 
 
 def select_points(model: nn.Module, patterns) -> Dict[str, tuple]:
@@ -194,16 +196,20 @@ class LayerInputProbes(Instrument):
         ref_s, ref_mu, ref_sd = st.ref
         unit = safe_std(ref_sd)
         q = quantiles_sorted(s, self.qs)  # (C, P)
+        raw = w1_sorted(s, ref_s)
         w1_prev = w1_sorted(s, st.prev[0]) / unit
         st.path = st.path + w1_prev  # not in place: an earlier state_dict stays a snapshot
-        drift = torch.stack([w1_sorted(s, ref_s) / unit, w1_prev, ((mu - ref_mu) / unit).abs(),
-                             torch.log(sd.clamp_min(1e-12) / unit).abs(), st.path])  # (5, C)
+        drift = torch.stack([raw / unit, w1_prev, ((mu - ref_mu) / unit).abs(),
+                             torch.log(sd.clamp_min(1e-12) / unit).abs(), st.path, raw,
+                             w1_shape_sorted(s, mu, sd, ref_s, ref_mu, ref_sd)])  # (7, C)
         st.prev = (s, mu, sd)
         sat = saturation(u, st.activation) if st.activation else {}
+        pmove = (q - quantiles_sorted(ref_s, self.qs)).abs().mean(dim=0)  # (P,): per unit, then the mean
+        medians = drift[[DRIFT_METRICS.index(m) for m in MEDIAN_METRICS]].median(dim=1).values
         parts = [q.mean(dim=0), q[st.units].flatten(),
                  torch.stack([mu.mean(), mu.std(unbiased=False), sd.mean(), sd.std(unbiased=False)]),
                  torch.stack(list(sat.values())) if sat else q.new_zeros(0),
-                 torch.stack([drift.mean(dim=1), drift.amax(dim=1)], dim=1).flatten()]
+                 torch.stack([drift.mean(dim=1), drift.amax(dim=1)], dim=1).flatten(), medians, pmove]
         return self._tags(name, st, list(sat)), torch.cat([p.float() for p in parts]), sub
 
     def _tags(self, name: str, st: PointState, sat_keys: List[str]) -> List[str]:
@@ -214,6 +220,8 @@ class LayerInputProbes(Instrument):
         tags += [names.probe_tag(name, k) for k in sat_keys]
         for metric in DRIFT_METRICS:
             tags += [names.drift_tag(name, metric), names.drift_tag(name, metric + "_max")]
+        tags += [names.drift_tag(name, m + "_median") for m in MEDIAN_METRICS]
+        tags += [names.drift_tag(name, f"pmove_{qn}") for qn in self.qnames]
         return tags
 
     # --- optional: statistics of the real training mini-batches -------------------------------------
@@ -239,7 +247,8 @@ class LayerInputProbes(Instrument):
             for k, label in [(None, "mean over units")] + [(k, f"unit {k}") for k in st.units]:
                 tag = (lambda q: names.probe_tag(name, q)) if k is None else (lambda q, k=k: names.unit_tag(name, k, q))
                 margins[f"{name} {lo}/{mid}/{hi} ({label})"] = ["Margin", [tag(mid), tag(lo), tag(hi)]]
-        drift = {f"{m} (all points)": ["Multiline", [rf"drift/.*/{m}$"]] for m in DRIFT_METRICS}
+        drift = {f"{m} (all points)": ["Multiline", [rf"drift/.*/{m}$"]]
+                 for m in ("w1_raw", "w1_shape", "w1_ref", "w1_prev", "shift_ref", "log_std_ratio", "path")}
         return {"ICS: percentiles of layer inputs (Fig. 1 b/c)": margins, "ICS: drift": drift}
 
     def meta(self) -> dict:
@@ -257,7 +266,8 @@ class LayerInputProbes(Instrument):
         """Final drift (and saturation) per probe point, for summary.json."""
         out = {}
         for name in self.state:
-            keys = ["w1_ref", "w1_ref_max", "shift_ref", "log_std_ratio", "path"]
+            keys = ["w1_ref", "w1_ref_max", "shift_ref", "log_std_ratio", "path", "w1_raw", "w1_shape",
+                    "w1_ref_median", "w1_raw_median", "w1_shape_median"]
             out[name] = {k: self.series[names.drift_tag(name, k)][-1] for k in keys
                          if self.series.get(names.drift_tag(name, k))}
             sat = self.series.get(names.probe_tag(name, "saturation"))

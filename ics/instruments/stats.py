@@ -13,6 +13,12 @@ magnitude; signed per-unit values would cancel in the mean.
   shift       = |μ_t − μ_ref| / σ_ref
   log_std     = |log(σ_t / σ_ref)|
   path        = Σ_k W1(P_{t_k}, P_{t_{k−1}}) / σ_ref (cumulative drift: the distribution's path length)
+
+Units matter (a small σ_ref manufactures large drift), so the same movement is also given
+  w1_raw      = W1(P_t, P_ref)                       (in the probed quantity's own units)
+  w1_shape    = W1(Z_t, Z_ref), Z = (x − μ)/σ each   (the change of shape alone: 0 for a shift or a rescaling)
+  pmove_q     = |p_q(t) − p_q(ref)|                   (percentile movement in raw units; per unit, so
+                                                      opposite-sign moves do not cancel)
 """
 from __future__ import annotations
 
@@ -54,6 +60,15 @@ def w1_sorted(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     if a.shape != b.shape:
         raise ValueError(f"w1_sorted needs equal shapes, got {tuple(a.shape)} and {tuple(b.shape)}")
     return (a - b).abs().mean(dim=1)
+
+
+def w1_shape_sorted(a: torch.Tensor, mu_a: torch.Tensor, sd_a: torch.Tensor, b: torch.Tensor, mu_b: torch.Tensor,
+                    sd_b: torch.Tensor) -> torch.Tensor:
+    """Per-row W1 between the two samples each standardised by its own mean and std: the change of
+    shape alone (a shift or a rescaling gives 0). Sorted order survives standardising."""
+    za = (a - mu_a[:, None]) / sd_a.clamp_min(1e-12)[:, None]
+    zb = (b - mu_b[:, None]) / sd_b.clamp_min(1e-12)[:, None]
+    return w1_sorted(za, zb)
 
 
 def safe_std(std: torch.Tensor) -> torch.Tensor:

@@ -22,11 +22,13 @@ def instrument_file(key: str) -> str:
 # arrays in metrics.npz
 EVAL_STEP, TEST_LOSS, TEST_ACC = "eval_step", "test_loss", "test_acc"
 TRAIN_STEP, TRAIN_LOSS, TRAIN_ACC = "train_step", "train_loss", "train_acc"
-METRIC_ARRAYS = (EVAL_STEP, TEST_LOSS, TEST_ACC, TRAIN_STEP, TRAIN_LOSS, TRAIN_ACC)
+VAL_LOSS, VAL_ACC = "val_loss", "val_acc"  # empty without data.val_size; otherwise at every eval_step
+METRIC_ARRAYS = (EVAL_STEP, TEST_LOSS, TEST_ACC, TRAIN_STEP, TRAIN_LOSS, TRAIN_ACC, VAL_LOSS, VAL_ACC)
 
 # TensorBoard scalar tags written by the loop
 TAG_TRAIN_LOSS, TAG_TRAIN_ACC = "train/loss", "train/acc"
 TAG_TEST_LOSS, TAG_TEST_ACC = "test/loss", "test/acc"
+TAG_VAL_LOSS, TAG_VAL_ACC = "val/loss", "val/acc"
 TAG_LR, TAG_STEPS_PER_SEC = "optim/lr", "perf/steps_per_sec"
 HPARAM_METRICS = ("hparams/final_test_acc", "hparams/best_test_acc", "hparams/diverged", "hparams/steps_per_sec")
 

@@ -66,7 +66,13 @@ class Summary:
     best_test_acc_step: Optional[int] = None
     final_train_loss: Optional[float] = None
     final_train_acc: Optional[float] = None
-    steps_to_target: Dict[str, Optional[int]] = field(default_factory=dict)
+    final_val_acc: Optional[float] = None  # with data.val_size: the held-out part of the training split
+    final_val_loss: Optional[float] = None
+    best_val_acc: Optional[float] = None
+    best_val_acc_step: Optional[int] = None
+    steps_to_target: Dict[str, Optional[int]] = field(default_factory=dict)  # first evaluation at/above target
+    steps_to_target_prev: Dict[str, Optional[int]] = field(default_factory=dict)  # the evaluation before it:
+    # the target was reached somewhere in (prev, steps] -- the resolution of the evaluation schedule
     chance_acc: Optional[float] = None  # majority-class rate of the test split
     steps_per_sec: Optional[float] = None
     train_steps_per_sec: Optional[float] = None  # excluding evaluation and instruments

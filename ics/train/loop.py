@@ -72,6 +72,7 @@ class Trainer:
         self.step = 0
         self.status, self.diverged_at = Status.RUNNING, None
         self.history: Dict[str, List[float]] = {k: [] for k in names.METRIC_ARRAYS}
+        self.eval_at = eval_schedule(t.steps, t.eval_every, t.eval_log_points)
         self.timers: Dict[str, float] = defaultdict(float)
         self.resumed_at: List[int] = []
         self.writer = None
@@ -106,7 +107,7 @@ class Trainer:
                         self.evaluate()
                         self.measure(self.step, final=True)
                         break
-                if self.step % t.eval_every == 0 or final:
+                if self.step in self.eval_at:
                     self.evaluate()
                 self.measure(self.step, final)
                 if t.checkpoint_every and self.step % t.checkpoint_every == 0 and not final:
@@ -167,6 +168,12 @@ class Trainer:
         self.history[names.TEST_LOSS].append(loss)
         self.history[names.TEST_ACC].append(acc)
         self._scalars({names.TAG_TEST_LOSS: loss, names.TAG_TEST_ACC: acc})
+        if self.data.x_val is not None:
+            vloss, vacc = evaluate_model(self.model, self.data, self.cfg.trainer.eval_batch_size,
+                                         self.data.x_val, self.data.y_val)
+            self.history[names.VAL_LOSS].append(vloss)
+            self.history[names.VAL_ACC].append(vacc)
+            self._scalars({names.TAG_VAL_LOSS: vloss, names.TAG_VAL_ACC: vacc})
         self.timers["eval"] += time.perf_counter() - t0
         return {"loss": loss, "acc": acc}
 
@@ -301,18 +308,23 @@ class Trainer:
         counts = torch.bincount(self.data.y_test.cpu(), minlength=self.data.num_classes)
         return float(counts.max()) / float(counts.sum())
 
-    def steps_to_targets(self) -> Dict[str, Optional[int]]:
-        out = {}
+    def steps_to_targets(self) -> tuple:
+        """{target: first evaluated step with test score >= target}, {target: the evaluation before it}."""
+        first, prev = {}, {}
+        steps, accs = self.history[names.EVAL_STEP], self.history[names.TEST_ACC]
         for target in self.cfg.report.targets:
-            hits = [s for s, a in zip(self.history[names.EVAL_STEP], self.history[names.TEST_ACC]) if a >= target]
-            out[f"{target:g}"] = hits[0] if hits else None
-        return out
+            hit = next((i for i, a in enumerate(accs) if a >= target), None)
+            first[f"{target:g}"] = steps[hit] if hit is not None else None
+            prev[f"{target:g}"] = steps[hit - 1] if hit else None
+        return first, prev
 
     def summary(self) -> Summary:
         h = self.history
-        accs = h[names.TEST_ACC]
+        accs, vaccs = h[names.TEST_ACC], h[names.VAL_ACC]
         finite = [a for a in accs if not math.isnan(a)]
         best_i = int(np.nanargmax(accs)) if finite else None
+        best_v = int(np.nanargmax(vaccs)) if [a for a in vaccs if not math.isnan(a)] else None
+        to_target, to_target_prev = self.steps_to_targets()
         wall = time.perf_counter() - getattr(self, "t_start", time.perf_counter())
         steps_here = self.step - (self.resumed_at[-1] if self.resumed_at else 0)
         spent = self.timers["eval"] + self.timers["checkpoint"] + \
@@ -326,7 +338,10 @@ class Trainer:
             best_test_acc_step=h[names.EVAL_STEP][best_i] if best_i is not None else None,
             final_train_loss=h[names.TRAIN_LOSS][-1] if h[names.TRAIN_LOSS] else None,
             final_train_acc=h[names.TRAIN_ACC][-1] if h[names.TRAIN_ACC] else None,
-            steps_to_target=self.steps_to_targets(), chance_acc=self.chance_acc(),
+            final_val_acc=vaccs[-1] if vaccs else None, final_val_loss=h[names.VAL_LOSS][-1] if vaccs else None,
+            best_val_acc=vaccs[best_v] if best_v is not None else None,
+            best_val_acc_step=h[names.EVAL_STEP][best_v] if best_v is not None else None,
+            steps_to_target=to_target, steps_to_target_prev=to_target_prev, chance_acc=self.chance_acc(),
             steps_per_sec=steps_here / max(wall, 1e-9) if wall > 0 else None,
             train_steps_per_sec=steps_here / max(wall - spent, 1e-9) if wall > 0 else None,
             wall_time_sec=wall, eval_time_sec=self.timers["eval"],
@@ -362,6 +377,15 @@ class Trainer:
             show = sys.stdout.isatty()
         return RunProgress(self.cfg.trainer.steps, enabled=bool(show), console=self.console, start=self.step,
                            test_acc=lambda: self.history[names.TEST_ACC][-1] if self.history[names.TEST_ACC] else None)
+
+
+def eval_schedule(steps: int, every: int, log_points: int) -> set:
+    """Steps to evaluate after: every `every` steps and the last, plus `log_points` log-spaced steps
+    from 10 up to the first `every` (dense early, where learning curves move fastest)."""
+    at = set(range(every, steps + 1, every)) | {steps}
+    if log_points and every > 10:
+        at |= {int(round(v)) for v in np.geomspace(10, every, log_points + 1)[:-1] if round(v) < steps}
+    return at
 
 
 @torch.no_grad()

@@ -44,9 +44,14 @@ def check_runnable(cfg: Config, data: bool = True) -> Optional[DataSpec]:
     if not data:
         return None
     spec = data_spec(cfg.data)
-    if spec.train_size is not None and t.batch_size > spec.train_size:
-        raise ConfigError(f"trainer.batch_size={t.batch_size} is invalid: must be <= the training set size "
-                          f"({spec.train_size} in {spec.where})")
+    if spec.train_size is not None:
+        val = cfg.data.val_size
+        if val and val >= spec.train_size:
+            raise ConfigError(f"data.val_size={val} is invalid: must be < the training split size "
+                              f"({spec.train_size} in {spec.where})")
+        if t.batch_size > spec.train_size - val:
+            what = f"the training set size ({spec.train_size}" + (f" minus data.val_size={val}" if val else "")
+            raise ConfigError(f"trainer.batch_size={t.batch_size} is invalid: must be <= {what} in {spec.where})")
     with torch.device("meta"):  # no memory, no RNG: only the structure is needed
         model = build_model(cfg.model, spec.in_shape, spec.out_features)
     for key, cls in INSTRUMENTS.items():
