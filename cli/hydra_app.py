@@ -41,6 +41,18 @@ def experiment_files() -> Dict[str, Path]:
     return {p.name[:-5]: Path(str(p)) for p in sorted(root.iterdir(), key=lambda p: p.name) if p.name.endswith(".yaml")}
 
 
+def load_experiment(path: Path) -> DictConfig:
+    """A study file. YAML 1.1 reads `override /probe: off` and `override /grad_ics: on` as booleans;
+    in a defaults list they can only mean the options named on/off, so they are read as such."""
+    node = OmegaConf.load(path)
+    for item in node.get("defaults") or []:
+        if isinstance(item, DictConfig):
+            for key, value in list(item.items()):
+                if isinstance(value, bool):
+                    item[key] = "on" if value else "off"
+    return node
+
+
 def primary_config() -> dict:
     base = Config()
     defaults: List = ["ics_schema"] + [{g: option_name(g, getattr(base, g))} for g in GROUPS]
@@ -69,7 +81,7 @@ def register() -> None:
     # experiments/ ships as the package ics.experiments; stored as the `experiment` group (global
     # package) because a pkg:// search path would need the folder to be *named* `experiment`
     for name, path in experiment_files().items():
-        cs.store(group="experiment", name=name, node=OmegaConf.load(path), package="_global_")
+        cs.store(group="experiment", name=name, node=load_experiment(path), package="_global_")
     cs.store(name=CONFIG_NAME, node=primary_config())
     _registered = True
 

@@ -192,6 +192,30 @@ def _resume_sweep(path: Path, extra: List[str]) -> None:
     _launch(["--multirun", *hydra, *extra, f"hydra.sweep.dir={quote(path)}", *task])
 
 
+@app.command()
+def recalibrate(path: Path = typer.Argument(..., help="A run directory with a checkpoint."),
+                batches: int = typer.Option(200, min=1, help="Training batches averaged for the population statistics."),
+                batch_size: Optional[int] = typer.Option(None, min=2, help="Their size (default: the run's)."),
+                seed: int = typer.Option(0, min=0, help="Seed of the batch draw.")) -> None:
+    """Recompute a BN run's statistics on the training set ("precise BN", BN paper Alg. 2) and
+    write the test accuracy with EMA and with population statistics into its summary.json.
+
+    Example: [bold]ics recalibrate runs/2026-11-28/12-00-00[/bold]
+    """
+    from ics.config import ConfigError
+    from ics.train.recalibrate import recalibrate as run_recalibrate
+
+    if not path.is_dir():
+        _fail(f"{path} is not a directory; give a run directory (one with checkpoint.pt)")
+    try:
+        r = run_recalibrate(path, batches, batch_size, seed)
+    except ConfigError as e:
+        _fail(str(e))
+    typer.echo(f"step {r['step']}: test accuracy with the EMA running statistics {r['ema_acc']:.4f}, with population "
+               f"statistics over {r['batches']} batches of {r['batch_size']} {r['precise_acc']:.4f} "
+               f"(written to {path / 'summary.json'})")
+
+
 @app.command(name="config", context_settings=PASS_THROUGH)
 def show_config(overrides: Optional[List[str]] = typer.Argument(None, help="Hydra overrides.")) -> None:
     """Print the composed config (no training).

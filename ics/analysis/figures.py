@@ -1,146 +1,136 @@
 """Figures of a report (object-oriented matplotlib: no pyplot state, works headless).
 
-They follow Ioffe & Szegedy (2015), Fig. 1: (a) test accuracy with and without BN, (b, c) the
-15/50/85th percentiles of one last-hidden-layer unit's input to its nonlinearity over training;
-plus LR tolerance (§3.3) and the drift of every probe point.
+One line per seed group: the mean over seeds with a shaded 95% confidence band (no band for a
+single seed). They follow Ioffe & Szegedy (2015), Fig. 1: (a) test accuracy with and without BN,
+(b, c) the 15/50/85th percentiles of a last-hidden-layer unit's input to its nonlinearity; plus the
+density of that input at a few steps, drift in three units, LR tolerance (§3.3), and one figure per
+instrument (Santurkar et al. 2018: gradient ICS, landscape; BN inference statistics; BN's noise).
 """
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ics.analysis.load import Job
+from ics.analysis.groups import Group
+from ics.analysis.load import Job, series
+from ics.analysis.stats import band
 from ics.analysis.tolerance import GroupTolerance, has_lr_grid
 from ics.record import Status, names
 
-MAX_PANELS = 12  # per-run panel figures show at most this many runs (readability)
-FIGURES = ("accuracy", "percentiles", "lr_tolerance", "drift")
+MAX_PANELS = 12
+FIGURES = ("accuracy", "percentiles", "density", "drift", "lr_tolerance", "grad_ics", "landscape", "bn_inference",
+           "bn_noise", "weights")
 NORM_COLOURS = {"batch": "Blues", "none": "Oranges"}  # colour families; other norms take the rest
 OTHER_COLOURS = ("Greens", "Purples", "Reds", "Greys")
+Getter = Callable[[Job], Optional[Tuple[np.ndarray, np.ndarray]]]
 
-def _figure(n_panels: int, panel_w: float = 4.2, panel_h: float = 3.2, sharey: bool = True):
+
+def _figure(nrows: int, ncols: int, w: float = 4.4, h: float = 3.3, sharex: bool = True, sharey: bool = False):
     from matplotlib.figure import Figure
 
-    ncols = min(4, n_panels)
-    nrows = math.ceil(n_panels / ncols)
-    fig = Figure(figsize=(panel_w * ncols, panel_h * nrows + 0.6), layout="constrained")
-    axes = fig.subplots(nrows, ncols, sharex=True, sharey=sharey, squeeze=False).ravel()
-    for ax in axes[n_panels:]:
-        ax.set_visible(False)
-    return fig, axes[:n_panels]
+    fig = Figure(figsize=(w * ncols + 2.2, h * nrows + 0.8), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharex=sharex, sharey=sharey)
+    return fig, axes
 
 
-def norm_colours(norms: Sequence[str]) -> List[Any]:
-    """A colour per item from its norm: one colour family per norm (BN blue, no BN orange),
-    shades within the family so runs of the same norm stay distinguishable."""
+def group_colours(groups: Sequence[Group]) -> List[Any]:
+    """One colour family per norm (BN blue, no BN orange), distinct shades within a family, and a
+    different family for every further value of a second varying key (noise, batch size ...)."""
     from matplotlib import colormaps
 
+    keys = [g.norm for g in groups]
     families = dict(NORM_COLOURS)
     spare = iter(OTHER_COLOURS)
-    out: List[Any] = [None] * len(norms)
-    for norm in sorted(set(norms)):
+    out: List[Any] = [None] * len(groups)
+    for norm in dict.fromkeys(keys):
         cmap = colormaps[families.setdefault(norm, next(spare, "Greys"))]
-        members = [i for i, n in enumerate(norms) if n == norm]
+        members = [i for i, n in enumerate(keys) if n == norm]
         for k, i in enumerate(members):
-            out[i] = cmap(0.95 - 0.45 * k / max(len(members) - 1, 1))  # darkest first, never near-white
+            out[i] = cmap(0.9 - 0.55 * k / max(len(members) - 1, 1))  # darkest first, never near-white
     return out
 
 
-def _markers(n_points: int) -> dict:
-    # few points (short runs, a run cut short by divergence): show them, a single point has no line
-    return {"marker": "o", "ms": 3} if n_points <= 12 else {}
+def _style(g: Group) -> str:
+    return "-" if g.norm == "batch" else "--"
 
 
-def _note_if_empty(ax, n_points: int, j: "Job") -> None:
-    """A run stopped before its second probe has nothing to draw over time: say why."""
-    if n_points < 2:
-        ax.text(0.5, 0.5, f"no probe after step 0\n({j.status_text})", transform=ax.transAxes,
-                ha="center", va="center", fontsize=9, color="dimgrey")
+def draw_groups(ax, groups: Sequence[Group], getter: Getter, colours, label: bool = True, log: bool = False) -> int:
+    """Mean ± 95% CI band over each group's seeds; returns how many groups had data."""
+    drawn = 0
+    for g, c in zip(groups, colours):
+        curves = [r for j in g.jobs if (r := getter(j)) is not None and len(r[0])]
+        if not curves:
+            continue
+        steps, mean, lo, hi, n = band([s for s, _ in curves], [v for _, v in curves])
+        keep = np.isfinite(mean) & ((mean > 0) if log else True)
+        text = f"{g.label} (n={len(curves)})" if label else None
+        ax.plot(steps[keep], mean[keep], _style(g), color=c, lw=1.7, label=text,
+                **({"marker": "o", "ms": 3} if keep.sum() <= 12 else {}))
+        multi = keep & (n > 1)
+        if multi.any():
+            ax.fill_between(steps[multi], np.maximum(lo[multi], 1e-12) if log else lo[multi], hi[multi], color=c,
+                            alpha=0.2, lw=0)
+        drawn += 1
+    if log:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3, which="both")
+    return drawn
 
 
-def _mark_off_scale(ax, arrays: Sequence[np.ndarray], lims: Tuple[float, float]) -> None:
-    """Say so in a panel whose values leave the shared y range."""
-    vals = np.concatenate([a[np.isfinite(a)] for a in arrays])
-    if vals.size and (vals.min() < lims[0] or vals.max() > lims[1]):
-        ax.text(0.5, 0.95, f"off scale: values in [{vals.min():.3g}, {vals.max():.3g}]", transform=ax.transAxes,
-                ha="center", va="top", fontsize=8, color="crimson",
-                bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "crimson"})
+def _legend(fig, axes_flat, n_groups: int) -> None:
+    handles, labels = axes_flat[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside right center", fontsize=8 if n_groups <= 16 else 6.5, frameon=False)
 
 
-def panel_jobs(items: Sequence[Tuple[Job, Any]], limit: int = MAX_PANELS) -> List[Tuple[Job, Any]]:
-    """At most `limit` (job, data) pairs for a per-run panel figure. When there are more, take the
-    lowest seed of every config first and alternate between norms, so BN and no-BN both show."""
-    if len(items) <= limit:
-        return list(items)
-    seeds = sorted({repr(j.config.get("trainer.seed")) for j, _ in items})
-    by_norm: Dict[str, List[Tuple[Job, Any]]] = {}
-    for it in sorted(items, key=lambda it: (seeds.index(repr(it[0].config.get("trainer.seed"))), it[0].num)):
-        by_norm.setdefault(it[0].norm, []).append(it)
-    queues, chosen = list(by_norm.values()), []
-    while len(chosen) < limit:
-        for q in queues:
-            if q and len(chosen) < limit:
-                chosen.append(q.pop(0))
-    return sorted(chosen, key=lambda it: it[0].num)
+def _title_of(groups: Sequence[Group]) -> str:
+    norms = sorted({g.norm for g in groups})
+    if norms == ["batch", "none"]:
+        return "BN (solid, blues) vs no BN (dashed, oranges)"
+    return {"batch": "all with BN", "none": "all without BN"}.get(norms[0], "") if len(norms) == 1 else ""
 
 
-def _panel_title(j: Job) -> str:
-    return f"#{j.num} {j.label}\n{j.status_text}"
+# ----------------------------------------------------------------------------------------------
+# Fig. 1a, b/c and the input distributions
 
 
-def robust_limits(arrays: Sequence[np.ndarray], pad: float = 0.08, q: float = 0.0) -> Optional[Tuple[float, float]]:
-    """y limits covering the q-th to (100-q)-th percentile of the finite values (q > 0: a few
-    blown-up values must not squash every other panel of a shared axis)."""
-    vals = np.concatenate([a[np.isfinite(a)] for a in arrays]) if arrays else np.array([])
-    if vals.size == 0:
-        return None
-    lo, hi = np.percentile(vals, [q, 100 - q])
-    span = hi - lo if hi > lo else max(abs(hi), 1.0)
-    return float(lo - pad * span), float(hi + pad * span)
+def _metric(field: str) -> Getter:
+    def get(j: Job):
+        m = j.metrics
+        if m is None:
+            return None
+        return m.eval_step, getattr(m, field)
+    return get
 
 
-def fig_accuracy(jobs: Sequence[Job]):
-    """Test accuracy vs training step, one line per run, coloured by norm (BN paper Fig. 1a)."""
-    have = [(i, j) for i, j in enumerate(jobs) if j.metrics is not None and len(j.metrics.eval_step) > 0]
-    if not have:
+def fig_accuracy(groups: Sequence[Group], score: str = "accuracy"):
+    if not any(j.metrics is not None and len(j.metrics.eval_step) for g in groups for j in g.jobs):
         return None, "no run has evaluation metrics (metrics.npz)"
-    from matplotlib.figure import Figure
-
-    colours = norm_colours([j.norm for j in jobs])
-    fig = Figure(figsize=(12 if len(have) <= 8 else 14, 5.6), layout="constrained")
-    full, zoom = fig.subplots(1, 2)
-    late = []  # accuracies after the first 10% of training: the zoomed panel's y range
-    for i, j in have:
-        steps, acc = j.metrics.eval_step, j.metrics.test_acc
-        style = "-" if j.norm == "batch" else "--"
-        label = f"#{j.num} {j.label}" + (f" ({j.status_text})" if j.status in (Status.DIVERGED, Status.FAILED) else "")
-        for ax in (full, zoom):
-            ax.plot(steps, acc, style, color=colours[i], lw=1.8, label=label if ax is full else None,
-                    **_markers(len(steps)))
-        if j.status == Status.DIVERGED:
-            ok = np.isfinite(acc)
-            if ok.any():
-                full.plot(steps[ok][-1], acc[ok][-1], "x", color=colours[i], ms=10, mew=2.5)
-        elif len(steps) > 1:
-            tail = acc[(steps >= 0.1 * steps[-1]) & np.isfinite(acc)]
-            late += list(tail)
-    full.set_ylim(0, 1.02)
-    full.set_title("whole range")
+    fig, axes = _figure(1, 2, w=5.2)
+    full, zoom = axes[0]
+    colours = group_colours(groups)
+    draw_groups(full, groups, _metric("test_acc"), colours)
+    draw_groups(zoom, groups, _metric("test_acc"), colours, label=False)
+    last = max(int(j.metrics.eval_step[-1]) for g in groups for j in g.jobs if j.metrics is not None
+               and len(j.metrics.eval_step))
+    start = 0.1 * last
+    late = [v for g in groups for j in g.jobs if j.metrics is not None and j.status != Status.DIVERGED
+            for s, v in zip(j.metrics.eval_step, j.metrics.test_acc) if s >= start and math.isfinite(v)]
     if late:
         lo, hi = float(np.min(late)), float(np.max(late))
-        pad = max(0.005, 0.05 * (hi - lo))
-        zoom.set_ylim(lo - pad, min(1.0, hi + pad))
-    zoom.set_title("zoom: after the first 10% of training")
+        pad = max(0.003, 0.05 * (hi - lo))
+        zoom.set_ylim(lo - pad, min(1.0, hi + pad) if score == "accuracy" else hi + pad)
+    zoom.set_xlim(start, last * 1.02)
+    full.set_ylim(0 if score == "accuracy" else None, 1.02 if score == "accuracy" else None)
+    full.set_title("whole run")
+    zoom.set_title(f"zoom: from step {start:,.0f} (10% of the run)")
     for ax in (full, zoom):
         ax.set_xlabel("training step")
-        ax.set_ylabel("test accuracy (fraction)")
-        ax.grid(alpha=0.3)
-    # a figure title: the axes are narrowed by the legend, an axes title would be clipped
-    fig.suptitle("Test accuracy over training: BN (solid, blues) vs no BN (dashed, oranges); × = diverged")
-    fig.legend(fontsize=8 if len(have) <= 24 else 6.5, loc="outside right center",
-               frameon=False, ncols=1 if len(have) <= 24 else 2)
+        ax.set_ylabel(f"test {score}")
+    fig.suptitle(f"Test {score} (mean ± 95% CI over seeds): {_title_of(groups)}".rstrip(": "))
+    _legend(fig, [full], len(groups))
     return fig, None
 
 
@@ -153,133 +143,267 @@ def tracked_unit(meta: dict) -> Optional[Tuple[str, int]]:
     return (pre[-1], units[0]) if units else None
 
 
-def _unit_series(j: Job) -> Optional[Tuple[str, int, np.ndarray, List[np.ndarray], List[str]]]:
-    """(point, unit, steps, [low, mid, high] percentile series, their names) of a job, or None."""
-    if j.probes is None:
-        return None
-    steps, series, meta = j.probes.steps, j.probes.tags, j.probes.meta
-    pu = tracked_unit(meta)
-    qs = [names.percentile_name(q) for q in meta.get("percentiles", [])]
-    if pu is None or len(qs) < 2:
-        return None
-    picked = [qs[0], qs[len(qs) // 2], qs[-1]]
-    tags = [names.unit_tag(pu[0], pu[1], q) for q in picked]
-    if not all(t in series for t in tags):
-        return None
-    return pu[0], pu[1], steps, [series[t] for t in tags], picked
-
-
-def fig_percentiles(jobs: Sequence[Job]):
-    """p15-p85 band and median of one last-layer unit's input to its nonlinearity (Fig. 1 b/c)."""
-    have = panel_jobs([(j, s) for j in jobs if (s := _unit_series(j)) is not None])
+def fig_percentiles(groups: Sequence[Group]):
+    """Fig. 1 b/c: p15–p85 band and median of one last-layer unit's input, mean over seeds."""
+    have = []
+    for g in groups:
+        metas = [j.probes.meta for j in g.jobs if j.probes is not None]
+        pu = tracked_unit(metas[0]) if metas else None
+        qs = [names.percentile_name(q) for q in metas[0].get("percentiles", [])] if metas else []
+        if pu and len(qs) >= 2:
+            have.append((g, pu, [qs[0], qs[len(qs) // 2], qs[-1]]))
     if not have:
         return None, "no run has probe percentiles of a tracked `*.pre_act` unit (probes.npz)"
-    fig, axes = _figure(len(have))
-    # the shared y range comes from the runs that trained normally, so a blown-up run does not
-    # flatten every other panel; its own panel says it is off scale
-    healthy = [a for j, s in have if j.status in (Status.COMPLETED, Status.INTERRUPTED) for a in s[3]]
-    lims = robust_limits(healthy) if healthy else robust_limits([a for _, s in have for a in s[3]], q=5)
-    for ax, (j, (point, unit, steps, (lo, mid, hi), qn)) in zip(axes, have):
-        colour = "tab:blue" if j.norm == "batch" else "tab:orange"
-        ax.fill_between(steps, lo, hi, color=colour, alpha=0.3, lw=0, label=f"{qn[0]}–{qn[2]}")
-        ax.plot(steps, mid, color=colour, lw=1.8, label=qn[1], **_markers(len(steps)))
-        ax.set_title(f"{_panel_title(j)} · {point} unit {unit}", fontsize=8.5)
+    have = have[:MAX_PANELS]
+    ncols = min(4, len(have))
+    fig, axes = _figure(math.ceil(len(have) / ncols), ncols, sharey=True)
+    flat = axes.ravel()
+    for ax in flat[len(have):]:
+        ax.set_visible(False)
+    for ax, (g, (point, unit), qn) in zip(flat, have):
+        colour = "tab:blue" if g.norm == "batch" else "tab:orange"
+        curves = []
+        for q in qn:
+            tag = names.unit_tag(point, unit, q)
+            cs = [(j.probes.steps, j.probes.tags[tag]) for j in g.jobs if j.probes is not None and tag in j.probes.tags]
+            curves.append(band([s for s, _ in cs], [v for _, v in cs]) if cs else None)
+        if None in curves:
+            continue
+        (st, lo, *_), (_, mid, *_), (_, hi, *_) = curves
+        ax.fill_between(st, lo, hi, color=colour, alpha=0.3, lw=0, label=f"{qn[0]}–{qn[2]}")
+        ax.plot(st, mid, color=colour, lw=1.8, label=qn[1])
+        ax.set_title(f"{g.label} (n={g.n})\n{point} unit {unit}", fontsize=8.5)
         ax.grid(alpha=0.3)
-        _note_if_empty(ax, len(steps), j)
-        if lims:
-            _mark_off_scale(ax, [lo, hi], lims)
-    if lims:
-        axes[0].set_ylim(*lims)
-    for ax in axes:
-        ax.label_outer()
-    axes[0].legend(fontsize=8, loc="best")
+    flat[0].legend(fontsize=8, loc="best")
     fig.supxlabel("training step")
-    fig.supylabel("input to the nonlinearity (pre-activation value)")
-    fig.suptitle("Evolution of one last-hidden-layer unit's input distribution (percentiles over the probe set)")
+    fig.supylabel("input to the nonlinearity")
+    fig.suptitle("Fig. 1 b/c: percentiles of one last-hidden-layer unit's input over the probe set (mean over seeds)")
     return fig, None
 
 
-def fig_lr_tolerance(groups: Sequence[GroupTolerance]):
-    """Final accuracy vs learning rate per group, error bars over seeds, × = a run diverged/failed."""
-    if not has_lr_grid(groups):
-        return None, "no group of runs was trained at two or more learning rates"
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(9, 5.2), layout="constrained")
-    ax = fig.subplots()
-    colours = norm_colours([str(dict(g.key).get("model.norm", "?")) for g in groups])
-    for g, c in zip(groups, colours):
-        lrs = np.array(g.lrs)
-        mean = np.array([p.mean_acc for p in g.points])
-        std = np.array([p.std_acc for p in g.points])
-        ax.errorbar(lrs, mean, yerr=std, color=c, marker="o", ms=5, capsize=3, lw=1.6, label=g.label)
-        bad = np.array([not p.stable for p in g.points])
-        if bad.any():
-            ax.plot(lrs[bad], mean[bad], "x", color=c, ms=12, mew=2.5)
-        if g.min_good_lr is not None:  # the qualifying range, drawn at the accuracy threshold
-            thr = g.fraction * g.best_acc
-            # end ticks: a single qualifying LR still shows up as a mark
-            ax.plot([g.min_good_lr, g.max_stable_lr], [thr, thr], ":", color=c, lw=3, alpha=0.8,
-                    marker="|", ms=14, mew=2.5)
-    ax.plot([], [], "x", color="k", ms=10, mew=2.5, label="≥1 run diverged or failed (counted at chance)")
-    ax.plot([], [], ":", color="k", lw=3, marker="|", ms=14, mew=2.5,
-            label=f"qualifying LRs (min good … max stable), at {groups[0].fraction:g} × best")
-    chance = [g.chance_acc for g in groups if g.chance_acc is not None]
-    if chance:
-        ax.axhline(float(np.median(chance)), color="grey", lw=1, ls="--", label="chance")
-    ax.set_xscale("log")
-    ax.set_ylim(0, 1.02)
-    ax.set_xlabel("learning rate (log scale)")
-    ax.set_ylabel("final test accuracy (fraction; mean ± std over seeds)")
-    ax.set_title("Learning-rate tolerance")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+def fig_density(groups: Sequence[Group]):
+    """The input of one unit as a distribution that moves: histogram + fitted normal at a few
+    steps, the first seed of each group (at most 4 groups) in rows."""
+    rows = []
+    for g in groups:
+        j = next((j for j in g.jobs if j.probes is not None and "sample_steps" in j.probes.tags
+                  and len(j.probes.tags["sample_steps"])), None)
+        pu = tracked_unit(j.probes.meta) if j else None
+        tag = f"samples/{pu[0]}/unit{pu[1]}" if pu else None
+        if j is not None and tag in j.probes.tags:
+            rows.append((g, j, pu, j.probes.tags["sample_steps"], j.probes.tags[tag]))
+    if not rows:
+        return None, "no run kept a tracked unit's probe-set values (probes.npz samples/, written since 0.2)"
+    rows = rows[:4]
+    steps = rows[0][3]
+    end = int(steps[-1])
+    wanted = [0, end // 50, end // 10, end]
+    cols = sorted({int(steps[np.argmin(np.abs(steps - w))]) for w in wanted})
+    fig, axes = _figure(len(rows), len(cols), w=3.2, h=2.4, sharex=False)
+    for r, (g, j, (point, unit), sst, values) in enumerate(rows):
+        lo, hi = np.nanpercentile(values, [0.5, 99.5])
+        for c, step in enumerate(cols):
+            ax = axes[r, c]
+            i = int(np.argmin(np.abs(sst - step)))
+            x = values[i][np.isfinite(values[i])]
+            colour = "tab:blue" if g.norm == "batch" else "tab:orange"
+            ax.hist(x, bins=40, range=(lo, hi), density=True, color=colour, alpha=0.45)
+            if x.size > 1 and x.std() > 0:
+                grid = np.linspace(lo, hi, 200)
+                mu, sd = float(x.mean()), float(x.std())
+                ax.plot(grid, np.exp(-0.5 * ((grid - mu) / sd) ** 2) / (sd * math.sqrt(2 * math.pi)), color="k", lw=1.2)
+                ax.axvline(mu, color="k", lw=0.8, ls=":")
+            ax.set_title(f"step {int(sst[i]):,}", fontsize=8.5)
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(f"{g.label}\nseed {j.seed}", fontsize=8)
+    fig.supxlabel(f"input to the nonlinearity ({rows[0][2][0]}, unit {rows[0][2][1]}; probe set)")
+    fig.suptitle("How one unit's input distribution moves: histogram and fitted normal (black) at a few steps")
     return fig, None
 
 
-def _drift_series(j: Job) -> Optional[Tuple[np.ndarray, Dict[str, np.ndarray]]]:
-    if j.probes is None:
-        return None
-    steps, series, meta = j.probes.steps, j.probes.tags, j.probes.meta
-    lines = {p: series[names.drift_tag(p, "w1_ref")] for p in meta.get("points", [])
-             if names.drift_tag(p, "w1_ref") in series}
-    return (steps, lines) if lines else None
+def _drift(point_of: Callable[[Job], Optional[str]], metric: str) -> Getter:
+    def get(j: Job):
+        p = point_of(j)
+        if j.probes is None or p is None:
+            return None
+        tag = names.drift_tag(p, metric)
+        return (j.probes.steps, j.probes.tags[tag]) if tag in j.probes.tags else None
+    return get
 
 
-def fig_drift(jobs: Sequence[Job]):
-    """W1 distance of every probe point's input distribution to its step-0 reference, per run."""
-    have = panel_jobs([(j, s) for j in jobs if (s := _drift_series(j)) is not None])
-    if not have:
-        return None, "no run has drift series (probes.npz with drift/<point>/w1_ref)"
-    from matplotlib import colormaps
+def _last_pre(j: Job) -> Optional[str]:
+    pre = [p for p in (j.probes.meta.get("points", []) if j.probes else []) if p.endswith(".pre_act")]
+    return pre[-1] if pre else None
 
-    fig, axes = _figure(len(have))
-    points = list(dict.fromkeys(p for _, (_, lines) in have for p in lines))
-    cmap = colormaps["viridis"]
-    colour = {p: cmap(0.85 * k / max(len(points) - 1, 1)) for k, p in enumerate(points)}
-    for ax, (j, (steps, lines)) in zip(axes, have):
-        for p, v in lines.items():
-            keep = np.isfinite(v) & (v > 0)  # log axis: step 0 is 0 by definition
-            ax.plot(steps[keep], v[keep], color=colour[p], lw=1.6, label=p, **_markers(int(keep.sum())))
-        _note_if_empty(ax, int(np.sum(steps > 0)), j)
-        ax.set_yscale("log")
-        ax.set_title(_panel_title(j), fontsize=8.5)
-        ax.grid(alpha=0.3, which="both")
-    for ax in axes:
-        ax.label_outer()
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside right upper", fontsize=8, title="probe point")
+
+def _first_pre(j: Job) -> Optional[str]:
+    pre = [p for p in (j.probes.meta.get("points", []) if j.probes else []) if p.endswith(".pre_act")]
+    return pre[0] if pre else None
+
+
+def fig_drift(groups: Sequence[Group]):
+    """Drift from step 0 of the first and the last hidden layer's pre-activations, in raw units,
+    shape-only, and σ_ref units (the unit that inflates small-spread layers) -- in that order."""
+    if not any(j.probes is not None for g in groups for j in g.jobs):
+        return None, "no run has drift series (probes.npz)"
+    fig, axes = _figure(2, 3, w=4.0, h=3.0)
+    colours = group_colours(groups)
+    units = [("w1_raw", "W1 raw (input units)"), ("w1_shape", "W1 shape (standardised)"), ("w1_ref", "W1 / σ_ref")]
+    for r, (where, point_of) in enumerate((("last hidden layer", _last_pre), ("first hidden layer", _first_pre))):
+        for c, (metric, title) in enumerate(units):
+            ax = axes[r, c]
+            draw_groups(ax, groups, _drift(point_of, metric), colours, label=(r == 0 and c == 0), log=True)
+            ax.set_title(f"{title}: {where}", fontsize=9)
     fig.supxlabel("training step")
-    fig.supylabel("W1 to step-0 distribution / σ_ref (log scale)")
-    fig.suptitle("Drift of each layer's input distribution from initialisation")
+    fig.supylabel("distance to the step-0 distribution (log)")
+    fig.suptitle("Drift of the pre-activation distribution from initialisation, in three units (mean ± 95% CI)")
+    _legend(fig, axes.ravel(), len(groups))
     return fig, None
-
-
-def make_figures(jobs: Sequence[Job], groups: Sequence[GroupTolerance]) -> Dict[str, Tuple[Any, Optional[str]]]:
-    """name -> (Figure or None, reason it was skipped or None)."""
-    return {"accuracy": fig_accuracy(jobs), "percentiles": fig_percentiles(jobs),
-            "lr_tolerance": fig_lr_tolerance(groups), "drift": fig_drift(jobs)}
 
 
 # ----------------------------------------------------------------------------------------------
-# The report
+# LR tolerance
+
+
+def fig_lr_tolerance(tol: Sequence[GroupTolerance]):
+    if not has_lr_grid(tol):
+        return None, "no group of runs was trained at two or more learning rates"
+    from matplotlib import colormaps
+
+    fig, axes = _figure(1, 1, w=7.5, h=4.6)
+    ax = axes[0, 0]
+    cmap = colormaps["tab10"]
+    for i, g in enumerate(tol):
+        c = cmap(i % 10)
+        lrs = np.array(g.lrs)
+        mean = np.array([p.score.mean for p in g.points])
+        half = np.array([p.score.half or 0.0 for p in g.points])
+        ax.errorbar(lrs, mean, yerr=half, color=c, marker="o", ms=4, capsize=3, lw=1.5, label=g.label)
+        bad = np.array([p.diverging for p in g.points])
+        if bad.any():
+            ax.plot(lrs[bad], mean[bad], "x", color=c, ms=11, mew=2.4)
+        if g.max_nondiverging_lr is not None:
+            ax.axvline(g.max_nondiverging_lr, color=c, ls=":", lw=1.4)
+        if g.max_good_lr is not None:
+            p = g.point(g.max_good_lr)
+            ax.plot([g.max_good_lr], [p.score.mean], marker="v", color=c, ms=12, mec="k")
+    ax.plot([], [], "x", color="k", ms=10, mew=2.4, label="≥1 seed diverged (counted at chance)")
+    ax.plot([], [], ":", color="k", label="max non-diverging LR")
+    ax.plot([], [], "v", color="w", mec="k", ms=10, label=f"max good LR (≥ {tol[0].fraction:g} × best)")
+    chance = [g.chance for g in tol if g.chance is not None]
+    if chance:
+        ax.axhline(float(np.median(chance)), color="grey", lw=1, ls="--", label="chance")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate (log scale)")
+    on = "validation" if any(g.on_validation for g in tol) else "test"
+    ax.set_ylabel(f"score: {on} accuracy, mean of the last evaluations (mean ± 95% CI)")
+    ax.set_title("Learning-rate tolerance: stability and accuracy")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7.5, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    return fig, None
+
+
+# ----------------------------------------------------------------------------------------------
+# instruments
+
+
+def _tag(key: str, tag: str) -> Getter:
+    def get(j: Job):
+        s = series(j, key)
+        if s is None or tag not in s.tags:
+            return None
+        return s.steps, s.tags[tag]
+    return get
+
+
+def _meta(groups: Sequence[Group], key: str) -> Optional[dict]:
+    return next((s.meta for g in groups for j in g.jobs if (s := series(j, key)) is not None), None)
+
+
+def _panels(groups, key: str, panels: List[Tuple[str, str, bool]], title: str, ncols: int = 4):
+    colours = group_colours(groups)
+    nrows = math.ceil(len(panels) / ncols)
+    fig, axes = _figure(nrows, min(ncols, len(panels)), w=3.9, h=2.9)
+    flat = axes.ravel()
+    for ax in flat[len(panels):]:
+        ax.set_visible(False)
+    for i, (ax, (tag, ylabel, log)) in enumerate(zip(flat, panels)):
+        draw_groups(ax, groups, _tag(key, tag), colours, label=(i == 0), log=log)
+        ax.set_title(ylabel, fontsize=9)
+    fig.supxlabel("training step")
+    fig.suptitle(title)
+    _legend(fig, flat, len(groups))
+    return fig
+
+
+def fig_grad_ics(groups: Sequence[Group]):
+    meta = _meta(groups, "grad_ics")
+    if meta is None:
+        return None, "no run measured gradient ICS (grad_ics=on)"
+    layers = meta["layers"]
+    pick = sorted({layers[0], layers[1] if len(layers) > 1 else layers[0], layers[len(layers) // 2], layers[-1]},
+                  key=layers.index)
+    panels = [(f"grad_ics/{l}/cos", f"cos(G, G′) {l}", False) for l in pick] + \
+             [(f"grad_ics/{l}/rel_l2", f"‖G − G′‖/‖G‖ {l}", True) for l in pick]
+    return _panels(groups, "grad_ics", panels, "Gradient ICS (Santurkar et al. 2018, Def. 2.1): mean ± 95% CI",
+                   ncols=len(pick)), None
+
+
+def fig_landscape(groups: Sequence[Group]):
+    meta = _meta(groups, "landscape")
+    if meta is None:
+        return None, "no run measured the loss landscape (landscape=on)"
+    panels = [("landscape/loss_range", "loss range along the step", True),
+              ("landscape/grad_change_rel", "max ‖∇L(θ_k) − g‖ / ‖g‖", True),
+              ("landscape/beta", "effective β-smoothness", True)]
+    fig = _panels(groups, "landscape", panels + ([("landscape/top_eig", "top Hessian eigenvalue (dashed: 2/lr)", True)]
+                                                  if meta.get("hessian") else []),
+                  "Loss landscape along the training step (Santurkar et al. 2018, §3.2)")
+    if meta.get("hessian"):
+        ax = fig.axes[3]
+        for g, c in zip(groups, group_colours(groups)):
+            lrs = {g.config.get("optim.lr")}
+            for lr in lrs:
+                if lr:
+                    ax.axhline(2 / float(lr), color=c, ls="--", lw=1)
+    return fig, None
+
+
+def fig_bn_inference(groups: Sequence[Group]):
+    meta = _meta(groups, "bn_stats")
+    if meta is None:
+        return None, "no run evaluated BN inference statistics (bn_stats=on)"
+    kinds = ["ema", "precise"] + [f"batch{b}" for b in meta["test_batch_sizes"]]
+    panels = [(f"test_bn/{k}/acc", f"test accuracy, {k} statistics", False) for k in kinds]
+    return _panels(groups, "bn_stats", panels, "BN inference statistics: EMA vs precise (population) vs batch",
+                   ncols=min(4, len(panels))), None
+
+
+def fig_bn_noise(groups: Sequence[Group]):
+    meta = _meta(groups, "bn_noise")
+    if meta is None:
+        return None, "no run measured BN's noise (bn_noise=on)"
+    panels = []
+    for l in meta["layers"][:4]:
+        panels += [(f"bn_noise/{l}/r_std", f"spread of r = σ_B/σ_pop, {l}", False),
+                   (f"bn_noise/{l}/d_abs", f"mean |d| = |μ_B − μ_pop|/σ_pop, {l}", False)]
+    return _panels(groups, "bn_noise", panels, "BN's own step-to-step noise (Batch Renormalization r, d)"), None
+
+
+def fig_weights(groups: Sequence[Group]):
+    meta = _meta(groups, "weights")
+    if meta is None:
+        return None, "no run measured weight norms (weights=on)"
+    layers = meta["layers"]
+    panels = [(f"weights/{l}/row_norm_median", f"median ‖w_k‖, {l}", True) for l in layers[:3]]
+    panels += [(f"weights/{l}/eff_lr_median", f"η/‖w_k‖², {l}", True) for l in meta.get("bn_layers", [])[:3]]
+    return _panels(groups, "weights", panels, "Weight-row norms and the effective learning rate (BN paper §3.3)"), None
+
+
+def make_figures(groups: Sequence[Group], tol: Sequence[GroupTolerance], score: str) -> Dict[str, Tuple[Any, Optional[str]]]:
+    """name -> (Figure or None, the reason it was skipped)."""
+    return {"accuracy": fig_accuracy(groups, score), "percentiles": fig_percentiles(groups),
+            "density": fig_density(groups), "drift": fig_drift(groups), "lr_tolerance": fig_lr_tolerance(tol),
+            "grad_ics": fig_grad_ics(groups), "landscape": fig_landscape(groups),
+            "bn_inference": fig_bn_inference(groups), "bn_noise": fig_bn_noise(groups), "weights": fig_weights(groups)}

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ics.analysis.tolerance import RunResult, flatten, format_value, parse_override, varying_keys
+from ics.analysis.configs import flatten, format_value, parse_override, varying_keys
+from ics.analysis.tolerance import RunResult
 from ics.config import ConfigError
 from ics.instruments.base import load_instrument_arrays
 from ics.record import JobRecord, Status, Summary, names, read_jobs
@@ -28,6 +29,8 @@ class Metrics:
     train_step: np.ndarray
     train_loss: np.ndarray
     train_acc: np.ndarray
+    val_loss: np.ndarray
+    val_acc: np.ndarray
 
 
 @dataclass
@@ -78,24 +81,52 @@ class Job:
             return f"{st} @ step {s.steps}"
         return str(st)
 
-    def result(self) -> Optional[RunResult]:
+    @property
+    def seed(self):
+        return self.config.get("trainer.seed")
+
+    def final(self, field: str = "final_test_acc") -> Optional[float]:
+        """A summary number, with a diverged or failed run's score taken as chance (what it learnt
+        before blowing up is not kept); None when the run has no result."""
+        s = self.summary
+        if s is None:
+            return None
+        if self.status.counts_as_chance and field in ("final_test_acc", "best_test_acc", "final_val_acc"):
+            return s.chance_acc
+        return getattr(s, field)
+
+    def score(self, k: int) -> Tuple[Optional[float], bool]:
+        """(mean of the last k evaluations, on validation?) from metrics.npz, else the summary."""
+        m = self.metrics
+        if m is not None and len(m.val_acc):
+            return float(np.mean(m.val_acc[-k:])), True
+        if m is not None and len(m.test_acc):
+            return float(np.mean(m.test_acc[-k:])), False
+        s = self.summary
+        return (s.final_test_acc if s else None), False
+
+    def result(self, k: int = 3) -> Optional[RunResult]:
         """The input to LR tolerance: finished or failed runs whose config is known."""
         if not self.config or not (self.status.finished or self.status == Status.FAILED):
             return None
         s = self.summary
-        return RunResult(self.config, self.status, s.final_test_acc if s else None, s.chance_acc if s else None)
+        score, on_val = self.score(k)
+        eff = [v.get("eff_lr_median") for v in ((s.instruments.get("weights") or {}) if s else {}).values()
+               if v.get("eff_lr_median") is not None]
+        return RunResult(self.config, self.status, score, s.final_test_acc if s else None,
+                         s.chance_acc if s else None, float(np.mean(eff)) if eff else None, on_val)
 
 
 def load_metrics(d: Path) -> Optional[Metrics]:
     try:
-        with np.load(d / names.METRICS) as z:
-            return Metrics(**{k: z[k] for k in names.METRIC_ARRAYS})
+        with np.load(d / names.METRICS) as z:  # val_* are absent in records written before 0.2
+            return Metrics(**{k: z[k] if k in z.files else np.zeros(0) for k in names.METRIC_ARRAYS})
     except (OSError, ValueError, KeyError, TypeError):  # missing (failed job) or unreadable
         return None
 
 
 def load_series(d: Path, key: str) -> Optional[Series]:
-    arrays = load_instrument_arrays(d / names.instrument_file(key))
+    arrays = load_instrument_arrays(Path(d) / names.instrument_file(key))
     if arrays is None or "steps" not in arrays:
         return None
     meta = arrays.pop("meta")
@@ -135,3 +166,11 @@ def load_jobs(path: Path) -> List[Job]:
     return [Job(r, r.num if r.num is not None else i, flatten(r.config) if r.config else {}, lab,
                 load_metrics(r.dir), load_series(r.dir, "probe"))
             for i, (r, lab) in enumerate(zip(records, labels))]
+
+
+def series(job: Job, key: str) -> Optional[Series]:
+    """An instrument's series of a job (loaded on demand, cached on the job)."""
+    cache = job.__dict__.setdefault("_series", {})
+    if key not in cache:
+        cache[key] = job.probes if key == "probe" else load_series(job.dir, key)
+    return cache[key]

@@ -1,84 +1,96 @@
 """`ics report <dir>`: tables, learning-rate tolerance and figures for a run or sweep directory.
 
-Reads what every job wrote through the run record (summary.json, metrics.npz, probes.npz; never
-the event files; jobs in any state, each with its own config) and writes into `<dir>/report/` (or `out`):
+Reads what every job wrote through the run record (summary.json, metrics.npz, the instruments'
+npz files; never the event files; jobs in any state, each with its own config) and writes into
+`<dir>/report/` (or `out`):
 
-* report.md   the tables in Markdown, links to the figures, short metric definitions;
-* runs.csv    one row per job, flat columns (summary scalars, drift per point, the whole config);
-* accuracy.png, percentiles.png, lr_tolerance.png, drift.png (a figure is skipped, with the
-  reason in report.md, when its data is absent);
-* a TensorBoard event file with the same figures, so `tensorboard --logdir <sweep>` shows the
-  report as one more "run" next to the jobs.
-
-Figures follow Ioffe & Szegedy (2015), Fig. 1: (a) test accuracy with and without BN, (b, c) the
-15/50/85th percentiles of one last-hidden-layer unit's input to its nonlinearity over training.
+* report.md    every table in Markdown, the figures, the definitions;
+* runs.csv     one row per job (summary numbers, drift per point in three units, the whole config);
+* groups.csv   one row per seed group: mean, CI half-width and n of the same numbers;
+* one PNG per figure (a figure is skipped, with the reason in report.md, when its data is absent);
+* a TensorBoard event file with the figures as images and the tables as text, so
+  `tensorboard --logdir <sweep>` shows the report as one more "run" next to the jobs.
 """
 from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
-from ics.analysis.figures import FIGURES, MAX_PANELS, make_figures
+from ics.analysis.figures import FIGURES, make_figures
+from ics.analysis.groups import Group, contrasts, seed_groups
 from ics.analysis.load import Job, common_overrides, load_jobs
-from ics.analysis.tables import (TextTable, lr_table, markdown_table, print_tables, run_rows, runs_table,
-                                 targets_of, tolerance_table, write_csv)
-from ics.analysis.tolerance import has_lr_grid, lr_tolerance
+from ics.analysis.tables import (TextTable, contrast_table, drift_table, effective_lr_table, group_rows, groups_table,
+                                 instrument_tables, lr_table, markdown_table, print_tables, run_rows, runs_table,
+                                 score_name, targets_of, tolerance_table, write_csv)
+from ics.analysis.tolerance import GroupTolerance, has_lr_grid, lr_tolerance
+
+MAX_CURVES = 16  # groups drawn in one curve figure; an LR sweep shows each group at its best LR
 
 DEFINITIONS = """\
-* **final / best acc**: test accuracy (fraction correct on the whole test split, BN in eval mode)
-  at the last evaluation / the best evaluation.
-* **steps→t**: first evaluated training step at which test accuracy reached t (`-`: never).
-* **max drift**: max over probe points of the final W1(ref): the Wasserstein-1 distance between a
-  unit's input distribution on the fixed probe set now and at step 0, in units of its step-0 std
-  (W1 / σ_ref), averaged over units. 0 = the layer's input distribution has not moved.
-* **LR tolerance** (runs grouped by config without `optim.lr` and `trainer.seed`): a diverged or
-  failed run counts as chance accuracy. Mean ± std are over seeds (sample std). An LR *qualifies*
-  when none of its runs diverged and its mean accuracy ≥ fraction × the group's best mean.
-  **max stable LR** / **min good LR** = largest / smallest qualifying LR; **width** =
-  log10(max stable / min good) in decades (0: one LR qualifies, `-`: none does); **per-seed max
-  stable** = the same criterion on each seed's own curve, mean ± std over seeds.
-  (BN paper §3.3: BN makes a layer's output invariant to its weights' scale, so higher learning
-  rates should be tolerated.)
+* **Seed groups**: runs that differ only in `trainer.seed`. Every group number is the mean over seeds
+  ± the half-width of its 95% confidence interval, x̄ ± t₀.₉₇₅,ₙ₋₁ · s/√n (Student t; s with ddof 1;
+  no ± for n = 1). A diverged or failed run counts as chance accuracy, everywhere.
+* **Differences**: groups that differ in exactly one key (`model.norm`, `model.noise`, ...): the
+  difference of mean final test accuracy, its 95% CI and the two-sided p-value of Welch's t-test.
+* **final / best acc**: test accuracy (whole test split, BN with its running statistics) at the last /
+  the best evaluation; for regression tasks the score is R² = 1 − SSE/SSE(predicting the training mean).
+* **steps→t**: first evaluated step with test score ≥ t, reached somewhere in (previous evaluation, step].
+* **Drift** of a layer's input distribution from step 0, per unit then averaged over units:
+  W1 raw = W1(P_t, P_0) in the probed quantity's units; W1 shape = W1 between the two distributions
+  each standardised by its own mean and std (0 for a pure shift or rescaling); W1/σ_ref = W1 raw
+  divided by the unit's step-0 std (inflated where that std is small, e.g. sigmoid inputs without BN).
+* **LR tolerance**: see `ics/analysis/tolerance.py`: max non-diverging LR (no seed's loss went
+  non-finite or above the divergence threshold) and max good LR (mean score ≥ fraction × the best)
+  are kept apart; per-seed limits are summarised by geometric mean ×/÷ geometric std.
 """
 
 
+def state_counts(jobs: Sequence[Job]) -> str:
+    """"3 completed, 1 killed": how many jobs are in each state."""
+    counts = Counter(str(j.status) for j in jobs)
+    return ", ".join(f"{n} {state}" for state, n in counts.most_common())
 
 
-def write_markdown(path: Path, src: Path, jobs: Sequence[Job], runs_tab: TextTable,
-                   tol_tabs: Sequence[TextTable], figures: Dict[str, Path], skipped: Dict[str, str]) -> None:
-    truncated = sum(1 for j in jobs if j.probes is not None) > MAX_PANELS
+def curve_groups(groups: List[Group], tol: Sequence[GroupTolerance]) -> List[Group]:
+    """The groups drawn in curve figures: all of them, or in a big LR sweep each tolerance
+    group at its best learning rate."""
+    if len(groups) <= MAX_CURVES or not tol:
+        return groups[:MAX_CURVES]
+    best = {(g.key, g.best_lr) for g in tol}
+    from ics.analysis.configs import LR_KEY, group_key
+
+    picked = [g for g in groups if (group_key(dict(g.key)), g.config.get(LR_KEY)) in best]
+    return picked[:MAX_CURVES] or groups[:MAX_CURVES]
+
+
+def write_markdown(path: Path, src: Path, jobs: Sequence[Job], tables: Sequence[TextTable], figures: Dict[str, Path],
+                   skipped: Dict[str, str], notes: Sequence[str]) -> str:
     parts = [f"# ICS report: `{src}`", "", f"{len(jobs)} job(s): {state_counts(jobs)}.", ""]
-    left_out = [j for j in jobs if j.result() is None]
-    if left_out and tol_tabs:
-        parts += [f"_{len(left_out)} job(s) without a final result or a known config are left out of the "
-                  f"tolerance tables: {', '.join(f'#{j.num} ({j.status})' for j in left_out)}._", ""]
-    parts += ["## Runs", "", markdown_table(runs_tab), ""]
-    if tol_tabs:
-        parts += ["## Learning-rate tolerance", ""]
-        for t in tol_tabs:
-            parts += [markdown_table(t), ""]
+    parts += [f"_{n}_\n" for n in notes]
+    for t in tables:
+        parts += [markdown_table(t), ""]
+    text_only = "\n".join(parts + ["## Definitions", "", DEFINITIONS])
     parts += ["## Figures", ""]
     for name in FIGURES:
         if name in figures:
             parts += [f"### {name}", "", f"![{name}]({figures[name].name})", ""]
-        else:
+        elif name in skipped:
             parts += [f"### {name}", "", f"_skipped: {skipped[name]}_", ""]
-    if truncated:
-        parts += [f"_Per-run panel figures (percentiles, drift) show {MAX_PANELS} of the runs with probes: "
-                  "the lowest seed of each config first, alternating between norms._", ""]
     parts += ["## Definitions", "", DEFINITIONS]
     path.write_text("\n".join(parts))
+    return text_only
 
 
-def _log_tensorboard(out: Path, figs: Dict[str, Any], markdown: str) -> None:
+def _log_tensorboard(out: Path, figs: Dict[str, Any], text: str) -> None:
+    """Figures as images (the Images tab) and the tables as self-contained text (no image links)."""
     from torch.utils.tensorboard import SummaryWriter
 
     writer = SummaryWriter(log_dir=str(out))
     try:
         for name, fig in figs.items():
             writer.add_figure(f"report/{name}", fig, global_step=0, close=False)
-        writer.add_text("report", markdown, 0)
+        writer.add_text("report", text, 0)
     finally:
         writer.close()
 
@@ -89,33 +101,51 @@ def make_report(path: Path, out: Optional[Path] = None, console=None) -> dict:
     jobs = load_jobs(path)
     out = Path(out) if out is not None else path / "report"
     out.mkdir(parents=True, exist_ok=True)
-
+    score = score_name(jobs)
+    targets = targets_of(jobs)
     rows = run_rows(jobs)
-    runs_tab = runs_table(rows, targets_of(jobs), f"{path}: {len(jobs)} jobs ({state_counts(jobs)})",
-                          common_overrides(jobs))
-    groups = lr_tolerance([r for j in jobs if (r := j.result()) is not None])
-    # the tolerance tables only mean something when some group was run at 2+ learning rates
-    tol_tabs = [tolerance_table(groups), lr_table(groups)] if has_lr_grid(groups) else []
-    print_tables([runs_tab] + tol_tabs, console)
+    groups = seed_groups(jobs)
+    k = next((int(j.config.get("tolerance.last_k", 3)) for j in jobs if j.config), 3)
+    tol = lr_tolerance([r for j in jobs if (r := j.result(k)) is not None])
+    notes = []
+    left_out = [j for j in jobs if j.result(k) is None]
+    if left_out:
+        notes.append(f"{len(left_out)} job(s) without a final result or a known config are listed but left out of "
+                     f"the group statistics: {', '.join(f'#{j.num} ({j.status})' for j in left_out)}.")
+
+    tables = [runs_table(rows, targets, f"{path}: {len(jobs)} jobs ({state_counts(jobs)})", common_overrides(jobs),
+                         score)]
+    if any(g.n > 1 for g in groups) or len(groups) > 1:
+        tables.append(groups_table(groups, targets, score))
+        contrast = contrasts(groups)
+        if contrast:
+            tables.append(contrast_table(contrast, score))
+    if any(j.summary is not None and j.summary.drift for j in jobs):
+        tables.append(drift_table(groups))
+    tables += instrument_tables(groups)
+    if has_lr_grid(tol):
+        tables += [tolerance_table(tol), lr_table(tol)]
+        eff = effective_lr_table(tol)
+        if eff is not None:
+            tables.append(eff)
+    print_tables(tables, console)
 
     written, skipped, figs = {}, {}, {}
-    for name, (fig, reason) in make_figures(jobs, groups).items():
+    for name, (fig, reason) in make_figures(curve_groups(groups, tol), tol, "R²" if score == "R²" else "accuracy").items():
         if fig is None:
             skipped[name] = reason
             continue
         written[name] = out / f"{name}.png"
-        fig.savefig(written[name], dpi=110)
+        fig.savefig(written[name], dpi=100)
         figs[name] = fig
-    csv_path, md_path = out / "runs.csv", out / "report.md"
+    csv_path, groups_path, md_path = out / "runs.csv", out / "groups.csv", out / "report.md"
     write_csv(csv_path, rows)
-    write_markdown(md_path, path, jobs, runs_tab, tol_tabs, written, skipped)
-    _log_tensorboard(out, figs, md_path.read_text())
-    return {"out": out, "report_md": md_path, "runs_csv": csv_path, "figures": written, "skipped": skipped,
-            "runs": rows, "runs_table": runs_tab, "tolerance": groups,
-            "tolerance_table": tol_tabs[0] if tol_tabs else None, "lr_table": tol_tabs[1] if tol_tabs else None}
-
-
-def state_counts(jobs: Sequence[Job]) -> str:
-    """"3 completed, 1 killed": how many jobs are in each state."""
-    counts = Counter(str(j.status) for j in jobs)
-    return ", ".join(f"{n} {state}" for state, n in counts.most_common())
+    write_csv(groups_path, group_rows(groups, targets))
+    text = write_markdown(md_path, path, jobs, tables, written, skipped, notes)
+    _log_tensorboard(out, figs, text)
+    by_title = {t.title: t for t in tables}
+    return {"out": out, "report_md": md_path, "runs_csv": csv_path, "groups_csv": groups_path, "figures": written,
+            "skipped": skipped, "runs": rows, "groups": groups, "tables": tables, "tolerance": tol,
+            "runs_table": tables[0], "tolerance_table": next((t for t in tables if t.title.startswith("LR tolerance")), None),
+            "lr_table": next((t for t in tables if t.title.startswith("Per learning rate")), None),
+            "by_title": by_title}

@@ -1,5 +1,10 @@
-"""Tables of a report: one row per job, LR tolerance per group, per (group, LR). The same
-`TextTable` is printed with rich, written to report.md, and (for runs) to runs.csv."""
+"""Tables of a report. Each is a `TextTable`, printed with rich, written to report.md and (runs,
+groups) to CSV, so the terminal, report.md and the CSV files show the same numbers.
+
+Per job: what each run recorded. Per seed group (runs that differ only in the seed): mean ± 95% CI
+over seeds (Student t; n shown; no ± for n = 1). A diverged or failed run's accuracy is counted as
+chance everywhere, and the tables say so.
+"""
 from __future__ import annotations
 
 import csv
@@ -8,70 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from ics.analysis.load import Job
-from ics.analysis.tolerance import DEFAULT_FRACTION, GroupTolerance, format_value
-from ics.record import Summary
-
-
-def max_drift(summary: Optional[Summary]) -> Optional[float]:
-    """Max over probe points of the final W1 to the step-0 reference (units of σ_ref)."""
-    if summary is None:
-        return None
-    vals = [v["w1_ref"] for v in summary.drift.values() if v.get("w1_ref") is not None]
-    finite = [v for v in vals if math.isfinite(v)]
-    if len(finite) < len(vals):
-        return float("inf")  # a NaN/inf drift means the layer blew up: the max is unbounded
-    return max(finite) if finite else None
-
-
-def targets_of(jobs: Sequence[Job]) -> List[str]:
-    """Target accuracies present in any summary's steps_to_target, ascending."""
-    keys = {k for j in jobs if j.summary is not None for k in j.summary.steps_to_target}
-    return sorted(keys, key=float)
-
-
-def run_rows(jobs: Sequence[Job]) -> List[Dict[str, Any]]:
-    """One flat dict per job: the runs table and runs.csv."""
-    targets = targets_of(jobs)
-    rows = []
-    for j in jobs:
-        s = j.summary
-        row: Dict[str, Any] = {"job": j.num, "label": j.label, "overrides": j.record.label, "dir": str(j.dir),
-                               "status": str(j.status), "status_text": j.status_text}
-        for k in ("diverged_at_step", "steps", "final_test_acc", "best_test_acc", "best_test_acc_step",
-                  "chance_acc", "steps_per_sec", "wall_time_sec", "error"):
-            row[k] = getattr(s, k) if s is not None else None
-        if s is None and j.record.problem:
-            row["error"] = j.record.problem
-        for t in targets:
-            row[f"steps_to_{t}"] = s.steps_to_target.get(t) if s is not None else None
-        row["max_drift_w1_ref"] = max_drift(s)
-        for point, d in (s.drift if s is not None else {}).items():
-            row[f"drift.{point}.w1_ref"] = d.get("w1_ref")
-        row.update({f"config.{k}": None if v is None else format_value(v) for k, v in j.config.items()})
-        rows.append(row)
-    return rows
-
-
-def _fmt(v: Any, spec: str = ".4f") -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return format(v, spec) if math.isfinite(v) else str(v)
-    return str(v)
-
-
-def runs_table(rows: Sequence[Dict[str, Any]], targets: Sequence[str], title: str,
-               common: Sequence[str] = ()) -> "TextTable":
-    """The per-job table; overrides = the ones that differ between jobs (common ones in the caption)."""
-    headers = ["job", "overrides", "status", "final acc", "best acc"] + [f"steps→{t}" for t in targets] + ["max drift"]
-    cells = []
-    for r in rows:
-        cells.append([str(r["job"]), r["label"], r["status_text"], _fmt(r["final_test_acc"]),
-                      _fmt(r["best_test_acc"])] + [_fmt(r[f"steps_to_{t}"]) for t in targets] +
-                     [_fmt(r["max_drift_w1_ref"], ".3f")])
-    caption = f"common overrides: {' '.join(common)}" if common else None
-    return TextTable(title, headers, cells, caption)
+from ics.analysis.configs import format_value
+from ics.analysis.groups import Contrast, Group
+from ics.analysis.load import Job, series
+from ics.analysis.stats import Estimate, fmt_p, geo_mean_std, mean_ci
+from ics.analysis.tolerance import GroupTolerance
+from ics.record import Status, Summary
 
 
 @dataclass
@@ -84,51 +31,319 @@ class TextTable:
     caption: Optional[str] = None
 
 
+def _fmt(v: Any, spec: str = ".4f") -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return format(v, spec) if math.isfinite(v) else str(v)
+    return str(v)
+
+
+def score_name(jobs: Sequence[Job]) -> str:
+    metrics = {j.summary.metric for j in jobs if j.summary is not None}
+    return "R²" if metrics == {"r2"} else ("acc" if metrics <= {"accuracy"} else "score")
+
+
+# ----------------------------------------------------------------------------------------------
+# per job
+
+
+def max_drift(summary: Optional[Summary], metric: str = "w1_raw") -> Optional[float]:
+    """Max over probe points of a final drift metric (w1_raw: in the probed quantity's units)."""
+    if summary is None:
+        return None
+    vals = [v.get(metric) for v in summary.drift.values() if v.get(metric) is not None]
+    finite = [v for v in vals if math.isfinite(v)]
+    return max(finite) if finite else None
+
+
+def targets_of(jobs: Sequence[Job]) -> List[str]:
+    """Target scores present in any summary's steps_to_target, ascending."""
+    keys = {k for j in jobs if j.summary is not None for k in j.summary.steps_to_target}
+    return sorted(keys, key=float)
+
+
+def run_rows(jobs: Sequence[Job]) -> List[Dict[str, Any]]:
+    """One flat dict per job: the runs table and runs.csv."""
+    targets = targets_of(jobs)
+    rows = []
+    for j in jobs:
+        s = j.summary
+        row: Dict[str, Any] = {"job": j.num, "label": j.label, "overrides": j.record.label, "dir": str(j.dir),
+                               "status": str(j.status), "status_text": j.status_text}
+        for k in ("diverged_at_step", "steps", "final_test_acc", "best_test_acc", "best_test_acc_step", "final_val_acc",
+                  "chance_acc", "steps_per_sec", "wall_time_sec", "error"):
+            row[k] = getattr(s, k) if s is not None else None
+        row["counted_test_acc"] = j.final("final_test_acc")  # chance for diverged/failed
+        if s is None and j.record.problem:
+            row["error"] = j.record.problem
+        for t in targets:
+            row[f"steps_to_{t}"] = s.steps_to_target.get(t) if s is not None else None
+            row[f"steps_to_{t}_after"] = s.steps_to_target_prev.get(t) if s is not None else None
+        for m in ("w1_raw", "w1_shape", "w1_ref"):
+            row[f"max_drift_{m}"] = max_drift(s, m)
+        for point, d in (s.drift if s is not None else {}).items():
+            for m in ("w1_raw", "w1_shape", "w1_ref"):
+                row[f"drift.{point}.{m}"] = d.get(m)
+        row.update({f"config.{k}": None if v is None else format_value(v) for k, v in j.config.items()})
+        rows.append(row)
+    return rows
+
+
+def _interval(first: Optional[int], prev: Optional[int]) -> str:
+    """Steps-to-target at the evaluation schedule's resolution: reached in (prev, first]."""
+    if first is None:
+        return "-"
+    return f"({prev}, {first}]" if prev is not None else f"≤{first}"
+
+
+def runs_table(rows: Sequence[Dict[str, Any]], targets: Sequence[str], title: str, common: Sequence[str] = (),
+               score: str = "acc") -> TextTable:
+    """The per-job table; overrides = the ones that differ between jobs (common ones in the caption)."""
+    headers = ["job", "overrides", "status", f"final {score}", f"best {score}"] + \
+        [f"steps→{t}" for t in targets] + ["max W1 raw"]
+    cells = []
+    for r in rows:
+        bad = r["status"] in (Status.DIVERGED, Status.FAILED)
+        final = f"{_fmt(r['counted_test_acc'])}*" if bad else _fmt(r["final_test_acc"])
+        cells.append([str(r["job"]), r["label"], r["status_text"], final, "-" if bad else _fmt(r["best_test_acc"])] +
+                     [_interval(r[f"steps_to_{t}"], r[f"steps_to_{t}_after"]) for t in targets] +
+                     [r["status"] if bad else _fmt(r["max_drift_w1_raw"], ".3f")])
+    notes = []
+    if common:
+        notes.append(f"common overrides: {' '.join(common)}")
+    if any(r["status"] in (Status.DIVERGED, Status.FAILED) for r in rows):
+        notes.append("* diverged/failed: counted at chance (what it learnt before is not kept)")
+    if targets:
+        notes.append("steps→t: reached between the previous evaluation and this one, (prev, step]")
+    return TextTable(title, headers, cells, "; ".join(notes) or None)
+
+
+# ----------------------------------------------------------------------------------------------
+# per seed group
+
+
+def group_rows(groups: Sequence[Group], targets: Sequence[str]) -> List[Dict[str, Any]]:
+    """groups.csv: one row per group, each number as mean, CI half-width and n."""
+    rows = []
+    for g in groups:
+        row: Dict[str, Any] = {"group": g.label, "n": g.n, "diverged": g.n_diverged}
+        for f in ("final_test_acc", "best_test_acc", "final_val_acc", "final_test_loss"):
+            e = g.estimate(f)
+            row[f], row[f"{f}_ci"], row[f"{f}_n"] = e.mean, e.half, e.n
+        for t in targets:
+            e = mean_ci([j.summary.steps_to_target.get(t) for j in g.jobs])
+            row[f"steps_to_{t}"], row[f"steps_to_{t}_ci"], row[f"steps_to_{t}_n"] = e.mean, e.half, e.n
+        for point in _points(g):
+            for m in ("w1_raw", "w1_shape", "w1_ref"):
+                e = mean_ci([j.summary.drift.get(point, {}).get(m) for j in g.jobs])
+                row[f"drift.{point}.{m}"], row[f"drift.{point}.{m}_ci"] = e.mean, e.half
+        row.update({f"config.{k}": format_value(v) for k, v in g.key})
+        rows.append(row)
+    return rows
+
+
+def _points(g: Group) -> List[str]:
+    return list(dict.fromkeys(p for j in g.jobs for p in j.summary.drift))
+
+
+def groups_table(groups: Sequence[Group], targets: Sequence[str], score: str = "acc") -> TextTable:
+    headers = ["group", "n", f"final test {score}", f"best test {score}"] + [f"steps→{t}" for t in targets]
+    cells = []
+    for g in groups:
+        final = g.estimate("final_test_acc").fmt(show_n=False) + (f" ({g.n_diverged} diverged*)" if g.n_diverged else "")
+        row = [g.label, str(g.n), final, g.estimate("best_test_acc").fmt(show_n=False)]
+        for t in targets:
+            hits = [j.summary.steps_to_target.get(t) for j in g.jobs]
+            e = mean_ci(hits)
+            reached = sum(h is not None for h in hits)
+            row.append(e.fmt(".0f", show_n=False) + ("" if reached == g.n else f" ({reached}/{g.n} reached)"))
+        cells.append(row)
+    return TextTable("Seed groups: mean ± 95% CI over seeds (Student t)", headers, cells,
+                     "* diverged/failed runs are counted at chance; steps→t: mean over the seeds that reached t")
+
+
+def drift_table(groups: Sequence[Group]) -> TextTable:
+    """Final drift of each probe point in three units: raw, shape, σ_ref (mean ± CI over seeds)."""
+    headers = ["group", "point", "W1 raw", "W1 shape", "W1 / σ_ref"]
+    cells = []
+    for g in groups:
+        for point in _points(g):
+            ests = [mean_ci([j.summary.drift.get(point, {}).get(m) for j in g.jobs if j.status != Status.DIVERGED])
+                    for m in ("w1_raw", "w1_shape", "w1_ref")]
+            cells.append([g.label, point] + [e.fmt(".3f", show_n=False) for e in ests])
+    return TextTable("Final drift from step 0: raw units first, then shape, then σ_ref units", headers, cells,
+                     "W1 raw: in the probed quantity's units; W1 shape: after standardising both distributions "
+                     "(shape change only); W1/σ_ref: divided by the step-0 std (inflated where that std is small). "
+                     "Diverged runs left out.")
+
+
+def contrast_table(items: Sequence[Contrast], score: str = "acc") -> TextTable:
+    headers = ["differs in", "a", "b", f"Δ final test {score} (a − b)", "95% CI", "p (Welch)", "n a/b"]
+    cells = []
+    for c in items:
+        r = c.result
+        if r is None:
+            continue
+        cells.append([c.key, c.a.label, c.b.label, f"{r.diff:+.4f}", "-" if r.half is None else f"± {r.half:.4f}",
+                      fmt_p(r.p), f"{r.n_a}/{r.n_b}"])
+    return TextTable("Differences between groups that differ in one key (Welch's t-test on final test accuracy)",
+                     headers, cells, "diverged/failed runs counted at chance")
+
+
+# ----------------------------------------------------------------------------------------------
+# instruments, per group
+
+
+def _last_mean(g: Group, key: str, tag: str) -> Estimate:
+    vals = []
+    for j in g.jobs:
+        s = series(j, key)
+        if s is not None and tag in s.tags and len(s.tags[tag]):
+            vals.append(float(s.tags[tag][-1]))
+    return mean_ci(vals)
+
+
+def _run_mean(g: Group, key: str, tag: str) -> Estimate:
+    """Per seed the mean over the run's measurements, then mean ± CI over seeds."""
+    import numpy as np
+
+    vals = []
+    for j in g.jobs:
+        s = series(j, key)
+        if s is not None and tag in s.tags and len(s.tags[tag]):
+            vals.append(float(np.nanmean(s.tags[tag])))
+    return mean_ci(vals)
+
+
+def instrument_tables(groups: Sequence[Group]) -> List[TextTable]:
+    out = []
+    meta = lambda key: next((s.meta for g in groups for j in g.jobs if (s := series(j, key)) is not None), None)  # noqa: E731
+    gm = meta("grad_ics")
+    if gm:
+        layers = gm["layers"]
+        pick = sorted({layers[0], layers[len(layers) // 2], layers[-2] if len(layers) > 1 else layers[0], layers[-1]},
+                      key=layers.index)
+        headers = ["group"] + [f"cos {l}" for l in pick] + [f"‖G−G′‖/‖G‖ {l}" for l in pick]
+        cells = [[g.label] + [_run_mean(g, "grad_ics", f"grad_ics/{l}/cos").fmt(".3f", False) for l in pick] +
+                 [_run_mean(g, "grad_ics", f"grad_ics/{l}/rel_l2").fmt(".3f", False) for l in pick] for g in groups]
+        out.append(TextTable("Gradient ICS (Santurkar et al. Def. 2.1): mean over the run, then over seeds", headers,
+                             cells, "cos = 1, rel = 0: earlier layers' updates leave layer i's gradient unchanged"))
+    if meta("landscape"):
+        ms = ["loss_range", "grad_change_rel", "beta", "top_eig", "two_over_lr"]
+        headers = ["group"] + ms
+        cells = [[g.label] + [_run_mean(g, "landscape", f"landscape/{m}").fmt(".3g", False) for m in ms] for g in groups]
+        out.append(TextTable("Loss landscape along the step (Santurkar et al. §3.2): mean over the run, then seeds",
+                             headers, cells))
+    bm = meta("bn_stats")
+    if bm:
+        kinds = ["ema", "precise"] + [f"batch{b}" for b in bm["test_batch_sizes"]]
+        headers = ["group"] + [f"final {k}" for k in kinds] + ["early ema", "early precise"]
+        cells = []
+        for g in groups:
+            row = [g.label] + [_last_mean(g, "bn_stats", f"test_bn/{k}/acc").fmt(".4f", False) for k in kinds]
+            early = [mean_ci([_nth(series(j, "bn_stats"), f"test_bn/{k}/acc", 1) for j in g.jobs]) for k in ("ema", "precise")]
+            cells.append(row + [e.fmt(".4f", False) for e in early])
+        out.append(TextTable("BN inference statistics: test accuracy by the statistics BN uses (mean ± CI over seeds)",
+                             headers, cells, "early: the first evaluation after step 0"))
+    nm = meta("bn_noise")
+    if nm:
+        layers = nm["layers"]
+        headers = ["group"] + [f"r std {l}" for l in layers] + [f"|d| {l}" for l in layers]
+        cells = [[g.label] + [_run_mean(g, "bn_noise", f"bn_noise/{l}/r_std").fmt(".3f", False) for l in layers] +
+                 [_run_mean(g, "bn_noise", f"bn_noise/{l}/d_abs").fmt(".3f", False) for l in layers] for g in groups]
+        out.append(TextTable("BN's own noise (Batch Renorm r = σ_B/σ_pop, d = (μ_B − μ_pop)/σ_pop)", headers, cells))
+    return out
+
+
+def _nth(s, tag: str, i: int) -> Optional[float]:
+    if s is None or tag not in s.tags or len(s.tags[tag]) <= i:
+        return None
+    return float(s.tags[tag][i])
+
+
+# ----------------------------------------------------------------------------------------------
+# LR tolerance
+
+
 def _lr(v: Optional[float]) -> str:
     return "-" if v is None else f"{v:g}"
 
 
+def _geo(values: Dict[Any, Optional[float]]) -> str:
+    found = [v for v in values.values() if v is not None]
+    gm, gs = geo_mean_std(found)
+    if gm is None:
+        return "-"
+    return f"{gm:.3g}" + (f" ×/÷ {gs:.2f}" if gs is not None else "") + f" (n={len(found)}/{len(values)})"
+
+
 def tolerance_table(groups: Sequence[GroupTolerance]) -> TextTable:
-    """One row per group: best, max stable, min good LR, width, per-seed max stable LR."""
-    headers = ["group", "LRs", "best LR (acc)", "max stable LR", "min good LR", "width (decades)",
-               "max stable LR per seed"]
+    on = "validation" if any(g.on_validation for g in groups) else "test"
+    headers = ["group", "LRs", "best LR (score)", "max non-diverging LR", "max good LR", "good range (decades)",
+               "per seed: max non-diverging", "per seed: max good"]
     cells = []
     for g in groups:
-        seed = "-" if g.seed_max_stable_mean is None else \
-            f"{g.seed_max_stable_mean:.3g} ± {g.seed_max_stable_std:.3g} (n={len(g.seed_max_stable)})"
-        cells.append([g.label, str(len(g.points)), f"{g.best_lr:g} ({g.best_acc:.3f})", _lr(g.max_stable_lr),
-                      _lr(g.min_good_lr), "-" if g.width_decades is None else f"{g.width_decades:.2f}", seed])
-    fraction = groups[0].fraction if groups else DEFAULT_FRACTION
-    return TextTable(f"LR tolerance (qualifying: no divergence, mean acc >= {fraction:g} x best)", headers, cells)
+        rng = "-" if g.good_range is None else f"{_lr(g.good_range[0])}–{_lr(g.good_range[1])} ({g.width_decades:.2f})"
+        if g.good_outside:
+            rng += f"; also good beyond a gap: {', '.join(_lr(v) for v in g.good_outside)}"
+        cells.append([g.label, str(len(g.points)), f"{_lr(g.best_lr)} ({g.best_score:.3f})", _lr(g.max_nondiverging_lr),
+                      _lr(g.max_good_lr), rng, _geo(g.seed_max_nondiverging), _geo(g.seed_max_good)])
+    fraction = groups[0].fraction if groups else 0.9
+    return TextTable(f"LR tolerance (score: mean of the last evaluations on {on}; good: >= {fraction:g} × best)",
+                     headers, cells, "non-diverging: no seed's loss went non-finite or above trainer.divergence_loss; "
+                     "per seed: geometric mean ×/÷ geometric std over seeds")
 
 
 def lr_table(groups: Sequence[GroupTolerance]) -> TextTable:
-    """One row per (group, LR): final accuracy mean ± std over seeds, diverged/failed counts."""
-    headers = ["group", "LR", "final acc (mean ± std)", "runs", "diverged", "failed", "qualifies"]
+    on = "val" if any(g.on_validation for g in groups) else "test"
+    headers = ["group", "LR", f"score ({on})", "test acc", "runs", "diverged", "good", "η/‖w‖² at the end"]
     cells = []
     for g in groups:
-        ok = set() if g.min_good_lr is None else \
-            {p.lr for p in g.points if p.stable and p.mean_acc >= g.fraction * g.best_acc}
+        good = set(g.good_lrs)
         for p in g.points:
-            cells.append([g.label, f"{p.lr:g}", f"{p.mean_acc:.4f} ± {p.std_acc:.4f}", str(p.n_runs),
-                          str(p.n_diverged), str(p.n_failed), "yes" if p.lr in ok else "no"])
-    return TextTable("Final test accuracy per learning rate (diverged/failed runs count as chance)", headers, cells)
+            eff = p.eff_lr
+            cells.append([g.label, f"{p.lr:g}", p.score.fmt(".4f", False), p.test.fmt(".4f", False), str(p.n_runs),
+                          str(p.n_diverged + p.n_failed), "yes" if p.lr in good else "no",
+                          "-" if eff is None else f"{eff:.3g}"])
+    return TextTable("Per learning rate: mean ± 95% CI over seeds (diverged/failed runs counted at chance)", headers,
+                     cells, "η/‖w‖²: effective step of the rows feeding BN (geometric mean over seeds), BN groups only")
 
 
-LABEL_COLUMNS = {"overrides", "group"}  # long text: these wrap, the short columns keep their width
+def effective_lr_table(groups: Sequence[GroupTolerance]) -> Optional[TextTable]:
+    """The tolerance limits in effective learning rate, for groups whose runs recorded it (BN)."""
+    rows = []
+    for g in groups:
+        pts = [g.point(g.max_nondiverging_lr), g.point(g.max_good_lr), g.point(g.best_lr)]
+        effs = [None if p is None else p.eff_lr for p in pts]
+        if all(e is None for e in effs):
+            continue
+        rows.append([g.label] + [f"{_lr(p.lr) if p else '-'} → {'-' if e is None else f'{e:.3g}'}"
+                                 for p, e in zip(pts, effs)])
+    if not rows:
+        return None
+    return TextTable("The same limits in effective LR η/‖w‖² (nominal → effective, at the end of training)",
+                     ["group", "max non-diverging", "max good", "best"], rows)
+
+
+# ----------------------------------------------------------------------------------------------
+# output
+
+
+LABEL_COLUMNS = {"overrides", "group", "a", "b", "differs in"}  # long text: these wrap
 
 
 def print_tables(tables: Sequence[TextTable], console=None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    # piped output (logs, CI) gets rich's 80-column default, which squeezes the label column to
-    # nothing: without a terminal there is no width to respect, so use a wide one
-    console = console or Console(width=None if Console().is_terminal else 160)
+    # piped output (logs, CI) has no width to respect: use a wide one so rows stay one line
+    console = console or Console(width=None if Console().is_terminal else 200)
     for t in tables:
-        table = Table(title=t.title, caption=t.caption)
+        table = Table(title=t.title, caption=t.caption, caption_justify="left")
         for h in t.headers:
-            table.add_column(h, no_wrap=h not in LABEL_COLUMNS, overflow="fold")
+            wrap = h in LABEL_COLUMNS
+            table.add_column(h, overflow="fold", min_width=12 if wrap else min(len(h), 8), no_wrap=False)
         for row in t.cells:
             table.add_row(*row)
         console.print(table)

@@ -257,7 +257,9 @@ class ProbeConfig:
     size: int = opt(1_000, "examples in the fixed probe set (a stratified draw from the test split)", rule=ge(2))
     seed: int = opt(0, "seed of the probe-set draw and of the tracked units", rule=between(0, 2**31 - 1))
     every: int = opt(500, "measure every this many steps (steps), plus step 0 and the last step", rule=gt(0))
-    histogram_every: int = opt(5_000, "write histograms every this many steps (steps)", rule=gt(0))
+    histogram_every: int = opt(0, "histograms, and the tracked units' raw values kept for density plots, every "
+                                  "this many steps (steps); 0: ten times over the run (plus step 0 and the end)",
+                               rule=ge(0))
     percentiles: List[float] = opt([15.0, 50.0, 85.0], "percentiles per unit (Fig. 1 b/c: 15/50/85)",
                                    rule=each(between(0, 100), 1))
     units: int = opt(5, "tracked units per probe point", rule=ge(1))
@@ -412,8 +414,10 @@ class ReportConfig:
 
 @dataclass
 class ToleranceConfig:
-    fraction: float = opt(0.9, "an LR is good when its mean accuracy >= fraction × the group's best",
+    fraction: float = opt(0.9, "an LR is good when its mean score >= fraction × the group's best",
                           rule=between(0, 1, lo_open=True))
+    last_k: int = opt(3, "a run's score is the mean of its last k evaluations (validation when held out)",
+                      rule=ge(1))
 
 
 @dataclass

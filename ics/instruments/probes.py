@@ -146,6 +146,10 @@ class LayerInputProbes(Instrument):
         self.qs = [q / 100 for q in cfg.percentiles]
         self.qnames = [names.percentile_name(q) for q in cfg.percentiles]
         self.state: Dict[str, PointState] = {}
+        every = cfg.histogram_every or max(cfg.every, round(ctx.steps / 10 / cfg.every) * cfg.every)
+        self.hist_every = every
+        self.samples: Dict[str, List[torch.Tensor]] = {}  # tag -> (tracked unit's values) per sample step
+        self.sample_steps: List[int] = []
 
     @classmethod
     def check(cls, section: ProbeConfig, cfg, model: nn.Module, spec) -> None:
@@ -178,10 +182,25 @@ class LayerInputProbes(Instrument):
             hist[name] = h
         host = dict(zip(tags, torch.cat(tensors).tolist()))  # the one host sync per snapshot
         self.emit(step, host)
-        writer = self.ctx.writer
-        if writer is not None and step % self.cfg.histogram_every == 0:
-            for name, h in hist.items():
-                writer.add_histogram(names.hist_tag(name), h.flatten(), step)
+        if step % self.hist_every == 0 or step == self.ctx.steps:
+            self._keep_samples(step, values)
+            writer = self.ctx.writer
+            if writer is not None:
+                for name, h in hist.items():
+                    writer.add_histogram(names.hist_tag(name), h.flatten(), step)
+
+    def _keep_samples(self, step: int, values: Dict[str, torch.Tensor]) -> None:
+        """The tracked units' raw values on the probe set (at most MAX_SAMPLES each), for density
+        plots of how a unit's input distribution moves (ics report)."""
+        if self.sample_steps and self.sample_steps[-1] == step:
+            return
+        self.sample_steps.append(step)
+        for name, act in values.items():
+            u = as_units(act.float())
+            st = self.state[name]
+            sub = u if st.cols is None else u[:, st.cols]
+            for k in st.units:
+                self.samples.setdefault(f"samples/{name}/unit{k}", []).append(sub[k].detach().cpu().clone())
 
     def _point_stats(self, name: str, u: torch.Tensor):
         """All statistics of one point as (tag names, one flat tensor, histogram sample)."""
@@ -260,6 +279,9 @@ class LayerInputProbes(Instrument):
     def arrays(self):
         out = super().arrays()
         out.setdefault("train_batch_steps", np.zeros(0, dtype=np.int64))  # stream of the probe_train/ tags
+        out["sample_steps"] = np.asarray(self.sample_steps, dtype=np.int64)
+        for tag, rows in self.samples.items():
+            out[tag] = torch.stack(rows).numpy().astype(np.float32)  # (sample steps, values)
         return out
 
     def summary(self) -> Dict[str, Any]:
@@ -276,8 +298,12 @@ class LayerInputProbes(Instrument):
         return out
 
     def state_dict(self) -> dict:
-        return {**super().state_dict(), "points": {n: st.state_dict() for n, st in self.state.items()}}
+        return {**super().state_dict(), "points": {n: st.state_dict() for n, st in self.state.items()},
+                "samples": {k: [t.clone() for t in v] for k, v in self.samples.items()},
+                "sample_steps": list(self.sample_steps)}
 
     def load_state_dict(self, s: dict) -> None:
         super().load_state_dict(s)
+        self.samples = {k: list(v) for k, v in s.get("samples", {}).items()}
+        self.sample_steps = list(s.get("sample_steps", []))
         self.state = {n: PointState.from_state(n, self._act_of(n), ps, self.x.device) for n, ps in s["points"].items()}

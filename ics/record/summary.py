@@ -87,6 +87,7 @@ class Summary:
     overrides: List[str] = field(default_factory=list)
     config: Dict[str, Any] = field(default_factory=dict)
     resumed_at: List[int] = field(default_factory=list)  # steps this run was resumed from
+    recalibrated: Dict[str, Any] = field(default_factory=dict)  # `ics recalibrate`: EMA vs precise-BN accuracy
     error: Optional[str] = None
     traceback: Optional[str] = None
     host: str = field(default_factory=socket.gethostname)
