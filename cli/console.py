@@ -27,19 +27,33 @@ def status_text(job: JobRecord) -> str:
 
 
 def print_status_table(jobs: List[JobRecord], sweep_dir: Path, console=None) -> None:
+    """One line per job; overrides every job shares go into the caption, not on every row."""
     from rich.console import Console
     from rich.table import Table
 
     console = console or Console()
-    table = Table(title=f"sweep {sweep_dir}: {len(jobs)} jobs")
-    for col in ("job", "overrides", "status", "final acc", "best acc", "steps/s"):
+    lists = [j.overrides for j in jobs]
+    common = set(lists[0]).intersection(*map(set, lists[1:])) if len(lists) > 1 else set()
+    caption = f"common to all jobs: {' '.join(o for o in lists[0] if o in common)}" if common else None
+    table = Table(title=f"sweep: {len(jobs)} jobs", caption=caption, caption_justify="left")
+    table.add_column("job", no_wrap=True)
+    table.add_column("overrides", overflow="fold", min_width=16)
+    for col in ("status", "final acc", "best acc", "steps/s"):
         table.add_column(col, overflow="fold")
     for job in jobs:
         s = job.summary
-        table.add_row("-" if job.num is None else str(job.num), job.label, status_text(job),
-                      _fmt(s.final_test_acc if s else None), _fmt(s.best_test_acc if s else None),
+        bad = job.status in (Status.DIVERGED, Status.FAILED)
+        final = _fmt(s.final_test_acc if s else None)
+        table.add_row("-" if job.num is None else str(job.num), " ".join(o for o in job.overrides if o not in common) or "-",
+                      status_text(job), "-" if bad else final, "-" if bad else _fmt(s.best_test_acc if s else None),
                       _fmt(s.steps_per_sec if s else None, "{:.0f}"))
     console.print(table)
+
+
+def next_steps(run_dir: Path) -> None:
+    """Where things went and what to do next; paths printed whole."""
+    print(f"results: {run_dir}")
+    print(f"next:    ics report {run_dir}    |    ics tensorboard {run_dir}")
 
 
 def print_run_summary(summary: Summary, out_dir: Path, console=None) -> None:
@@ -61,7 +75,7 @@ def print_run_summary(summary: Summary, out_dir: Path, console=None) -> None:
         rows.append(("resumed at step", ", ".join(map(str, summary.resumed_at))))
     for point, d in list(summary.drift.items())[-1:]:
         rows.append((f"drift {point} (W1/σ_ref vs step 0)", _fmt(d.get("w1_ref"))))
-    rows.append(("run dir", str(out_dir)))
     for r in rows:
         table.add_row(*r)
     console.print(table)
+    next_steps(out_dir)

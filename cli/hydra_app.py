@@ -26,7 +26,22 @@ CONFIG_NAME = "config"
 NAME_EXCLUDE_KEYS = ["data.root", "data.image_folder", "data.cache_dir", "trainer.device", "trainer.threads",
                      "trainer.progress", "experiment", "hydra.launcher.n_jobs"]
 
+HYDRA_HELP = """ics run / ics sweep pass Hydra's flags through:
+  -m, --multirun        one job per combination of comma-separated values (model.norm=none,batch)
+  --cfg job|hydra|all   print the composed config and exit (ics config prints the job config)
+  --resolve, --package  with --cfg: resolve interpolations / print one package
+  --info                Hydra's view of the config search path and defaults
+Config groups (group=option):
+$APP_CONFIG_GROUPS
+Hydra's groups (hydra/launcher=joblib | submitit_local | submitit_slurm ...):
+$HYDRA_CONFIG_GROUPS
+Shell completion for ics (commands and overrides): ics --install-completion
+"""
+
 HYDRA_SETTINGS = {
+    # Hydra's own INFO lines ("Launching jobs", the joblib launcher's repr) would fight the live view
+    "hydra_logging": {"root": {"level": "WARNING"}},
+    "hydra_help": {"template": HYDRA_HELP},
     "job": {"name": "ics", "chdir": False,
             "config": {"override_dirname": {"kv_sep": "=", "item_sep": ",", "exclude_keys": NAME_EXCLUDE_KEYS}}},
     # the CLI replaces these by a unique directory of the same shape (see cli/rundirs.py)
@@ -108,18 +123,28 @@ def task(cfg: DictConfig) -> None:
     from ics.train.threads import available_cores
     from ics_cli.console import print_run_summary
 
+    from ics.train.progress import LIVE_ENV
+    from ics_cli.sweeps import hparam_keys_of
+
     hc = HydraConfig.get()
     out_dir = Path(hc.runtime.output_dir)
     overrides = list(hc.overrides.task)
     sweep = hc.mode == RunMode.MULTIRUN
     job = f"job {hc.job.num}" if sweep else "run"
+    quiet = os.environ.get(LIVE_ENV) == "1"  # the CLI draws a live view of the sweep itself
+    say = (lambda text: None) if quiet else (lambda text: print(f"{job}: {text}", flush=True))
     config = None
     try:
         config = from_dict(cfg)
-        summary = train_and_evaluate(config, out_dir, overrides, console=None,
+        if not sweep:
+            print_start(config, out_dir)
+        summary = train_and_evaluate(config, out_dir, overrides, console=None, say=say,
+                                     label=f"{job} {hc.job.override_dirname}" if sweep else "",
+                                     hparam_keys=hparam_keys_of(Path(hc.sweep.dir)) if sweep else None,
                                      max_threads=max(1, available_cores() // parallel_jobs(hc.launcher)))
     except AlreadyFinished as e:
-        print(f"{job}: {out_dir} already {e.summary.status} at step {e.summary.steps}; left as it is")
+        if not quiet:
+            print(f"{job}: {out_dir} already {e.summary.status} at step {e.summary.steps}; left as it is")
         return
     except RunBusy as e:
         _say(f"{job}: {e}; not started")
@@ -149,10 +174,32 @@ def task(cfg: DictConfig) -> None:
         if not sweep:
             _say(f"error: {one_line(e)}")
             raise SystemExit(2 if isinstance(e, ConfigError) else 1)
-        print(f"{job} failed: {one_line(e)}")
+        if not quiet:
+            print(f"{job} failed: {one_line(e)}")
         return
     if not sweep:
         print_run_summary(summary, out_dir)
+
+
+def print_start(cfg: Config, out_dir: Path) -> None:
+    """The key lines of the resolved config, before anything slow happens."""
+    from ics.instruments import instrument_configs
+
+    m, d, o, t = cfg.model, cfg.data, cfg.optim, cfg.trainer
+    shape = getattr(m, "widths", None)
+    arch = f"{m.name} " + (f"channels {list(m.channels)} + " if hasattr(m, "channels") else "") + \
+        (f"widths {list(shape)}" if shape is not None else f"depth {getattr(m, 'depth', '?')} x {getattr(m, 'width', '?')}")
+    extras = [f"noise={m.noise}"] if getattr(m, "noise", "none") != "none" else []
+    lines = [f"run -> {out_dir}",
+             f"  model   {arch}, {m.activation}, norm={m.norm}, init={m.init}" + (", " + ", ".join(extras) if extras else ""),
+             f"  data    {d.name}" + (" (binarised)" if getattr(d, "binarize", False) else "") +
+             (f", {d.val_size} held out for validation" if d.val_size else ""),
+             f"  optim   {o.name} lr={o.lr:g}" + (f" momentum={o.momentum:g}" if getattr(o, "momentum", 0) else ""),
+             f"  train   {t.steps:,} steps x batch {t.batch_size}, seed {t.seed}, eval every {t.eval_every:,}, "
+             f"checkpoint every {t.checkpoint_every:,}" if t.checkpoint_every else
+             f"  train   {t.steps:,} steps x batch {t.batch_size}, seed {t.seed}, eval every {t.eval_every:,}, no checkpoints",
+             f"  measure {', '.join(instrument_configs(cfg)) or 'nothing'}"]
+    print("\n".join(lines), flush=True)
 
 
 def _say(msg: str) -> None:

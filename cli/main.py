@@ -47,10 +47,12 @@ def _hydra(argv: List[str]) -> None:
     hydra_main()
 
 
-def _launch(args: List[str], force_multirun: bool = False) -> None:
+def _launch(args: List[str], force_multirun: bool = False, study: Optional[str] = None) -> None:
     """Validate every job, claim a fresh directory, then hand over to Hydra's runtime."""
+    from ics_cli.hydra_app import NAME_EXCLUDE_KEYS
     from ics_cli.preflight import preflight
     from ics_cli.rundirs import claim, quote, remove_if_empty
+    from ics_cli.sweeps import run_name, sweep_keys
 
     try:
         plan = preflight(args, force_multirun=force_multirun)
@@ -67,14 +69,40 @@ def _launch(args: List[str], force_multirun: bool = False) -> None:
         target = Path(str(plan.hydra.sweep.dir if multirun else plan.hydra.run.dir))
         _check_user_dir(target, multirun, args)
     else:
-        target = claim(Path(str(plan.hydra.sweep.dir if multirun else plan.hydra.run.dir)))
+        base = Path(str(plan.hydra.sweep.dir if multirun else plan.hydra.run.dir))
+        suffix = (study or "sweep") if multirun else run_name(plan.jobs[0] if plan.jobs else [])
+        target = claim(base.with_name(f"{base.name}_{suffix}") if suffix else base)
         argv = argv + [f"{key}={quote(target)}"]
+    if multirun:
+        varying, constant = sweep_keys(plan.jobs)
+        # job directories are named by what varies: "3_norm=batch,seed=1", not every constant too
+        exclude = sorted(set(NAME_EXCLUDE_KEYS) | {k for k in constant if not k.startswith("hydra")})
+        argv = [a for a in argv if not a.startswith("hydra.job.config.override_dirname.exclude_keys=")]
+        argv.append("hydra.job.config.override_dirname.exclude_keys=[" + ",".join(exclude) + "]")
+        _start_sweep(target, plan, varying)
     try:
-        _hydra(argv)
+        if multirun:
+            from ics_cli.sweeps import LiveSweep, launcher_parallelism
+
+            with LiveSweep(target, len(plan.jobs), launcher_parallelism(plan.hydra)):
+                _hydra(argv)
+        else:
+            _hydra(argv)
     finally:
         remove_if_empty(target)
     if multirun:
         _after_sweep(target)
+
+
+def _start_sweep(target: Path, plan, varying) -> None:
+    from ics_cli.sweeps import HPARAMS_FILE, write_hparams
+
+    target.mkdir(parents=True, exist_ok=True)
+    if not (target / HPARAMS_FILE).exists():
+        write_hparams(target, varying)
+    launcher = str(plan.hydra.launcher.get("_target_", "")).split(".")[-1] or "basic"
+    swept = ", ".join(f"{k} ({len(v)})" for k, v in varying.items()) or "nothing"
+    typer.echo(f"sweep: {len(plan.jobs)} jobs into {target} (launcher {launcher}; swept: {swept})")
 
 
 def _check_user_dir(target: Path, multirun: bool, args: List[str]) -> None:
@@ -94,10 +122,11 @@ def _check_user_dir(target: Path, multirun: bool, args: List[str]) -> None:
 
 def _after_sweep(sweep_dir: Path) -> None:
     from ics.record import Status, read_jobs
-    from ics_cli.console import print_status_table
+    from ics_cli.console import next_steps, print_status_table
 
     jobs = read_jobs(sweep_dir)
     print_status_table(jobs, sweep_dir)
+    next_steps(sweep_dir)
     failed = [str(j.num) for j in jobs if j.status == Status.FAILED]
     if failed:  # diverged or not_learning jobs are results; a failed job is an error
         _fail(f"{len(failed)} job(s) failed: {', '.join(failed)} (see their summary.json)", code=1)
@@ -132,7 +161,7 @@ def sweep(experiment: str = typer.Argument(..., help="A study in experiments/ (s
 
     if experiment not in experiment_files():
         _fail(f"unknown experiment {experiment!r}; allowed: {', '.join(experiment_files())}")
-    _launch([f"experiment={experiment}", *(overrides or [])], force_multirun=True)
+    _launch([f"experiment={experiment}", *(overrides or [])], force_multirun=True, study=experiment)
 
 
 @app.command(context_settings=PASS_THROUGH)
@@ -183,7 +212,7 @@ def _resume_sweep(path: Path, extra: List[str]) -> None:
 
     saved = OmegaConf.load(path / "multirun.yaml")
     task = [str(o) for o in saved.hydra.overrides.task]
-    skip = ("hydra.sweep.dir", "hydra.run.dir", "hydra.mode")
+    skip = ("hydra.sweep.dir", "hydra.run.dir", "hydra.mode", "hydra.job.config.override_dirname.exclude_keys")
     hydra = [str(o) for o in saved.hydra.overrides.hydra if str(o).split("=", 1)[0] not in skip]
     given = {o.split("=", 1)[0] for o in extra}
     hydra = [o for o in hydra if o.split("=", 1)[0] not in given]

@@ -240,7 +240,9 @@ class TrainerConfig:
                        choices=("epoch", "replacement"))
     divergence_loss: float = opt(1e3, "a train loss above this (or non-finite) ends the run as `diverged`",
                                  rule=gt(0))
-    progress: Any = opt("auto", "progress bar: auto (only on a terminal), true, false")
+    progress: Any = opt("auto", "progress display: auto (a bar on a terminal, plain lines in logs), true, false")
+    progress_every_sec: float = opt(30.0, "without a terminal (logs, SLURM): a plain progress line every this many "
+                                          "seconds", rule=gt(0))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -48,17 +48,22 @@ def check_fits(cfg: Config, data: DataBundle) -> None:
 class Trainer:
     def __init__(self, cfg: Config, out_dir: Optional[Path] = None, data: Optional[DataBundle] = None,
                  overrides: Sequence[str] = (), max_threads: Optional[int] = None, console=None,
-                 threads: Optional[int] = None):
+                 threads: Optional[int] = None, say: Optional[Callable[[str], None]] = None, label: str = ""):
         validate(cfg)
-        self.cfg, self.overrides, self.console = cfg, list(overrides), console
+        self.cfg, self.overrides, self.console, self.label = cfg, list(overrides), console, label
+        self.say = say or (lambda text: None)
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.device = resolve_device(cfg.trainer.device)
+        if data is None:
+            self.say(f"loading data: {cfg.data.name}")
         self.data = data if data is not None else load_data(cfg.data, self.device)
         check_fits(cfg, self.data)
         t = cfg.trainer
         torch.manual_seed(t.seed)
         self.regression = self.data.task == "regression"
         self.model = build_model(cfg.model, self.data.in_shape, self.data.out_features, seed=t.seed).to(self.device)
+        if threads is None and t.threads == "auto" and self.device.type == "cpu":
+            self.say("choosing CPU threads (timing a few steps at 1 and at all cores)")
         self.threads = threads if threads is not None else resolve_threads(
             t.threads, self.model, self.data.in_shape, self.data.out_features, t.batch_size, self.device, max_threads,
             regression=self.regression)
@@ -76,6 +81,7 @@ class Trainer:
         self.timers: Dict[str, float] = defaultdict(float)
         self.resumed_at: List[int] = []
         self.writer = None
+        self.hparam_keys: Optional[Sequence[str]] = None  # None: the main knobs and the overrides
         self.ctx = RunContext(cfg, self.model, self.opt, self.data, self.device, self.loss_fn, t.steps, t.seed)
         self.instruments: List[Instrument] = build_instruments(cfg, self.ctx)  # may reject probe.points
         # only instruments that look at training batches are asked every step
@@ -112,7 +118,9 @@ class Trainer:
                 self.measure(self.step, final)
                 if t.checkpoint_every and self.step % t.checkpoint_every == 0 and not final:
                     self.save_checkpoint()
-            bar.update(self.step, self.history[names.TRAIN_LOSS][-1] if self.history[names.TRAIN_LOSS] else None)
+            # the display's last word is the final evaluation
+            bar.update(self.step, self.history[names.TRAIN_LOSS][-1] if self.history[names.TRAIN_LOSS] else None,
+                       self.history[names.TEST_ACC][-1] if self.history[names.TEST_ACC] else None, force=True)
         if stop.requested and self.status == Status.RUNNING and self.step < t.steps:
             self.status = Status.INTERRUPTED
             self.finish()
@@ -152,7 +160,7 @@ class Trainer:
         h[names.TRAIN_ACC].append(m["acc"])
         self._scalars({names.TAG_TRAIN_LOSS: m["loss"], names.TAG_TRAIN_ACC: m["acc"],
                        names.TAG_LR: self.opt.param_groups[0]["lr"], names.TAG_STEPS_PER_SEC: sps})
-        bar.update(self.step, m["loss"])
+        bar.update(self.step, m["loss"], self.history[names.TEST_ACC][-1] if self.history[names.TEST_ACC] else None, sps)
         if not math.isfinite(m["loss_max"]) or m["loss_max"] > self.cfg.trainer.divergence_loss:
             self.status, self.diverged_at = Status.DIVERGED, self.step
             return False
@@ -363,20 +371,20 @@ class Trainer:
         values = (summary.final_test_acc, summary.best_test_acc, float(summary.status == Status.DIVERGED),
                   summary.steps_per_sec)
         metrics = {k: float("nan") if v is None else float(v) for k, v in zip(names.HPARAM_METRICS, values)}
-        exp, ssi, sei = hparams(hparam_values(self.cfg, self.overrides), metrics)
-        for s in (exp, ssi, sei):
+        exp, ssi, sei = hparams(hparam_values(self.cfg, self.overrides, self.hparam_keys), metrics)
+        # in a sweep the CLI writes one experiment summary (the swept keys and their values) at the
+        # sweep's root; a job then only reports its own session
+        for s in ((ssi, sei) if self.hparam_keys is not None else (exp, ssi, sei)):
             self.writer.file_writer.add_summary(s)
         for tag, v in metrics.items():
             self.writer.add_scalar(tag, v, self.step)
 
     def _progress(self):
-        from ics.train.progress import RunProgress
+        from ics.train.progress import Progress, display_mode
 
-        show = self.cfg.trainer.progress
-        if show == "auto":
-            show = sys.stdout.isatty()
-        return RunProgress(self.cfg.trainer.steps, enabled=bool(show), console=self.console, start=self.step,
-                           test_acc=lambda: self.history[names.TEST_ACC][-1] if self.history[names.TEST_ACC] else None)
+        t = self.cfg.trainer
+        return Progress(t.steps, start=self.step, mode=display_mode(t.progress), out_dir=self.out_dir,
+                        label=self.label, every_sec=t.progress_every_sec, console=self.console)
 
 
 def eval_schedule(steps: int, every: int, log_points: int) -> set:
@@ -422,12 +430,14 @@ HPARAM_KEYS = ("model.name", "model.activation", "model.norm", "model.init", "da
                "trainer.batch_size", "trainer.steps", "trainer.seed")
 
 
-def hparam_values(cfg: Config, overrides: Sequence[str]) -> Dict[str, object]:
-    """The main knobs plus every overridden key, as TensorBoard-friendly scalars/strings."""
+def hparam_values(cfg: Config, overrides: Sequence[str], keys: Optional[Sequence[str]] = None) -> Dict[str, object]:
+    """The given keys (a sweep's varying keys), else the main knobs plus every overridden key, as
+    TensorBoard-friendly scalars/strings."""
     from omegaconf import OmegaConf
 
     conf = OmegaConf.structured(cfg)
-    keys = list(HPARAM_KEYS) + [o.lstrip("+~").split("=")[0] for o in overrides if "=" in o]
+    if keys is None:
+        keys = list(HPARAM_KEYS) + [o.lstrip("+~").split("=")[0] for o in overrides if "=" in o]
     out: Dict[str, object] = {}
     for key in keys:
         if key.startswith("hydra.") or key in out:

@@ -1,34 +1,103 @@
-"""A rich progress bar for one run: step, train loss, latest test accuracy. Off when not a TTY."""
+"""What a run shows while it trains.
+
+  a terminal, one run         a rich progress bar: step, train loss, last test accuracy, steps/s
+  no terminal (logs, SLURM)   a plain line every trainer.progress_every_sec seconds
+  inside a sweep the CLI      nothing on the terminal: the CLI draws one live line per running job
+  draws (ICS_LIVE=1)          from each job's progress.json
+
+Whatever is shown, a run with a directory keeps `progress.json` there up to date (at most once a
+second, written atomically): step, loss, accuracy, steps/s and the phase it is in.
+"""
 from __future__ import annotations
 
-from typing import Callable, Optional
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Optional
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+LIVE_ENV = "ICS_LIVE"  # set by the CLI when it draws a sweep's live lines itself
+PROGRESS_FILE = "progress.json"
 
 
-class RunProgress:
-    def __init__(self, total: int, enabled: bool, console=None, start: int = 0,
-                 test_acc: Callable[[], Optional[float]] = lambda: None):
-        self.total, self.enabled, self.start, self.test_acc = total, enabled, start, test_acc
-        self._progress = Progress(
-            TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}"), TextColumn("test acc {task.fields[acc]}"),
-            TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=not enabled, transient=False,
-        ) if enabled else None
+class Progress:
+    """Composite of a display (bar, lines or none) and the progress.json feed."""
 
-    def __enter__(self) -> "RunProgress":
-        if self._progress is not None:
-            self._progress.__enter__()
-            self._task = self._progress.add_task("train", total=self.total, completed=self.start, loss="-", acc="-")
+    def __init__(self, total: int, start: int = 0, mode: str = "none", out_dir: Optional[Path] = None,
+                 label: str = "", every_sec: float = 30.0, console=None):
+        self.total, self.start, self.mode, self.label = total, start, mode, label
+        self.out_dir, self.every_sec, self.console = out_dir, every_sec, console
+        self._bar = None
+        self._last_line = self._last_file = 0.0
+        self.state = {"step": start, "steps": total, "loss": None, "acc": None, "steps_per_sec": None,
+                      "phase": "starting", "pid": os.getpid(), "label": label}
+
+    # --- context -------------------------------------------------------------------------------------
+    def __enter__(self) -> "Progress":
+        if self.mode == "bar":
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn,
+                                       TimeElapsedColumn, TimeRemainingColumn)
+
+            self._bar = RichProgress(
+                TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
+                TextColumn("test acc {task.fields[acc]}"), TextColumn("{task.fields[sps]} steps/s"),
+                TimeElapsedColumn(), TimeRemainingColumn(), console=self.console, transient=False)
+            self._bar.__enter__()
+            self._task = self._bar.add_task("train", total=self.total, completed=self.start, loss="-", acc="-", sps="-")
+        self.phase("training")
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._progress is not None:
-            self._progress.__exit__(*exc)
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+            self._bar = None
+        self.state["phase"] = "finishing"
+        self._write(force=True)
 
-    def update(self, step: int, loss: Optional[float]) -> None:
-        # called at logging intervals only: redrawing every step would cost more than the step
-        if self._progress is not None:
-            acc = self.test_acc()
-            self._progress.update(self._task, completed=step, loss="-" if loss is None else f"{loss:.4f}",
-                                  acc="-" if acc is None else f"{acc:.4f}")
+    # --- updates -------------------------------------------------------------------------------------
+    def phase(self, text: str) -> None:
+        self.state["phase"] = text
+        self._write(force=True)
+
+    def update(self, step: int, loss: Optional[float], acc: Optional[float], sps: Optional[float] = None,
+               force: bool = False) -> None:
+        """Called at logging steps and after evaluations only (never per step)."""
+        self.state.update(step=step, loss=loss, acc=acc)
+        if sps is not None:
+            self.state["steps_per_sec"] = sps
+        fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
+        if self._bar is not None:
+            self._bar.update(self._task, completed=step, loss=fmt(loss, ".4f"), acc=fmt(acc, ".4f"),
+                             sps=fmt(self.state["steps_per_sec"], ",.0f"))
+        now = time.monotonic()
+        if self.mode == "lines" and (force or now - self._last_line >= self.every_sec):
+            self._last_line = now
+            who = f"[{self.label}] " if self.label else ""
+            print(f"{who}step {step:,}/{self.total:,}  loss {fmt(loss, '.4f')}  test acc {fmt(acc, '.4f')}  "
+                  f"{fmt(self.state['steps_per_sec'], ',.0f')} steps/s", flush=True)
+        self._write(force)
+
+    def _write(self, force: bool = False) -> None:
+        if self.out_dir is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._last_file < 1.0:
+            return
+        self._last_file = now
+        from ics.record.files import atomic_write
+
+        text = json.dumps({**self.state, "updated": time.time()})
+        try:
+            atomic_write(Path(self.out_dir) / PROGRESS_FILE, lambda p: p.write_text(text))
+        except OSError:
+            pass  # progress is a courtesy; never fail a run for it
+
+
+def display_mode(setting) -> str:
+    """bar | lines | none, from trainer.progress, the terminal and the CLI's live sweep display."""
+    if setting is False or os.environ.get(LIVE_ENV) == "1":
+        return "none"
+    if setting is True or sys.stdout.isatty():
+        return "bar" if sys.stdout.isatty() else "lines"
+    return "lines"

@@ -78,10 +78,13 @@ def check_resumable(cfg: Config, run_dir: Path) -> None:
 
 
 def train_and_evaluate(cfg: Config, workdir: Path, overrides: Sequence[str] = (), *, resume: str = "auto",
-                       max_threads: Optional[int] = None, console=None, data=None) -> Summary:
+                       max_threads: Optional[int] = None, console=None, data=None, say=None, label: str = "",
+                       hparam_keys: Optional[Sequence[str]] = None) -> Summary:
     """Train `cfg` in `workdir`. resume: "auto" continues from a checkpoint when there is one and
     starts fresh otherwise; "require" makes a missing checkpoint an error; "never" starts fresh.
-    A finished run in workdir raises AlreadyFinished; a live one raises RunBusy."""
+    A finished run in workdir raises AlreadyFinished; a live one raises RunBusy. say: a callback
+    for what is happening (loading data, ...); label: names the run in progress lines; hparam_keys:
+    the keys TensorBoard's HParams tab should show (default: the main knobs and the overrides)."""
     from ics.train.loop import Trainer
 
     workdir = Path(workdir)
@@ -96,13 +99,18 @@ def train_and_evaluate(cfg: Config, workdir: Path, overrides: Sequence[str] = ()
         if resume != "never" and path.is_file():
             state = ckpt.load(path)
             ckpt.check_matches(cfg, workdir, state["config"])
-            trainer = Trainer(cfg, workdir, data=data, overrides=overrides, console=console, threads=state["threads"])
+            if say:
+                say(f"resuming from the checkpoint at step {state['step']:,}")
+            trainer = Trainer(cfg, workdir, data=data, overrides=overrides, console=console, threads=state["threads"],
+                              say=say, label=label)
             trainer.load_state_dict(state)
         elif resume == "require":
             raise ConfigError(f"cannot resume {workdir}: it has no {path.name} (the run stopped before its first "
                               "checkpoint, or ran with trainer.checkpoint_every=0)")
         else:
-            trainer = Trainer(cfg, workdir, data=data, overrides=overrides, max_threads=max_threads, console=console)
+            trainer = Trainer(cfg, workdir, data=data, overrides=overrides, max_threads=max_threads, console=console,
+                              say=say, label=label)
+        trainer.hparam_keys = hparam_keys
         try:
             return trainer.fit()
         except (RunInterrupted, KeyboardInterrupt):
