@@ -17,6 +17,14 @@ HYDRA_FLAGS = ("-m/--multirun, --cfg job|hydra|all, --resolve, --package, --info
                "(see `ics run --hydra-help`)")
 
 
+# launchers that come from optional extras: say what to install instead of "not an option"
+LAUNCHER_EXTRAS = {
+    "joblib": "joblib launcher: pip install 'ics[joblib]' (or hydra-joblib-launcher)",
+    "submitit_local": "submitit launcher: pip install 'ics[submitit]' (or hydra-submitit-launcher)",
+    "submitit_slurm": "submitit launcher: pip install 'ics[submitit]' (or hydra-submitit-launcher)",
+}
+
+
 class UserError(Exception):
     """A one-line message for the user."""
 
@@ -68,6 +76,9 @@ def explain(e: Exception, overrides: List[str], group_options, allowed_keys) -> 
         group, _, option = missing.rpartition("/")
         if group:
             options = group_options(group)
+            hint = LAUNCHER_EXTRAS.get(option) if group == "hydra/launcher" else None
+            if hint:
+                return f"{group}={option} needs the {hint}; allowed now: {', '.join(options)}"
             if options:
                 return f"{group}={option} is not an option; allowed: {', '.join(options)}"
         return first_line(e)

@@ -7,10 +7,11 @@ from typing import List, Optional
 
 import typer
 
+from ics_cli.completion import complete_override, complete_study
 from ics_cli.hydra_compat import UserError
 
 app = typer.Typer(
-    name="ics", no_args_is_help=True, rich_markup_mode="rich", add_completion=False,
+    name="ics", no_args_is_help=True, rich_markup_mode="rich", add_completion=True,
     help="Train MLPs and CNNs with and without BatchNorm and measure internal covariate shift: how "
          "each layer's input distribution drifts during training.\n\n"
          "Example: [bold]ics run model=cnn data=cifar10 model.norm=none optim.lr=0.05[/bold]",
@@ -67,11 +68,21 @@ def _launch(args: List[str], force_multirun: bool = False, study: Optional[str] 
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     if plan.user_dir:
         target = Path(str(plan.hydra.sweep.dir if multirun else plan.hydra.run.dir))
+        _check_writable(target, key)
         _check_user_dir(target, multirun, args)
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            _fail(f"{key}={target} cannot be created: {e.strerror}; choose a writable place")
     else:
         base = Path(str(plan.hydra.sweep.dir if multirun else plan.hydra.run.dir))
         suffix = (study or "sweep") if multirun else run_name(plan.jobs[0] if plan.jobs else [])
-        target = claim(base.with_name(f"{base.name}_{suffix}") if suffix else base)
+        _check_writable(base, key)
+        try:
+            target = claim(base.with_name(f"{base.name}_{suffix}") if suffix else base)
+        except OSError as e:
+            _fail(f"cannot create the {'sweep' if multirun else 'run'} directory under {base.parent}: {e.strerror}; "
+                  f"run from a writable directory or set {key}=<a writable path>")
         argv = argv + [f"{key}={quote(target)}"]
     if multirun:
         varying, constant = sweep_keys(plan.jobs)
@@ -105,6 +116,18 @@ def _start_sweep(target: Path, plan, varying) -> None:
     typer.echo(f"sweep: {len(plan.jobs)} jobs into {target} (launcher {launcher}; swept: {swept})")
 
 
+def _check_writable(path: Path, key: str) -> None:
+    """The nearest existing parent of the run directory must be writable (nothing is created here)."""
+    import os
+
+    parent = Path(os.path.abspath(path))
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        _fail(f"{key}={path} is not writable: {parent} {'is not a directory' if not parent.is_dir() else 'is read-only'}; "
+              "choose a writable place")
+
+
 def _check_user_dir(target: Path, multirun: bool, args: List[str]) -> None:
     """A run aimed at an existing run directory resumes it: the configs must match."""
     if multirun or not target.is_dir():
@@ -134,7 +157,8 @@ def _after_sweep(sweep_dir: Path) -> None:
 
 @app.command(context_settings=PASS_THROUGH)
 def run(overrides: Optional[List[str]] = typer.Argument(
-        None, help="Hydra overrides and flags: key=value, group=option, -m/--multirun, --cfg job, ...")) -> None:
+        None, help="Hydra overrides and flags: key=value, group=option, -m/--multirun, --cfg job, ...",
+        autocompletion=complete_override)) -> None:
     """Train one run (or a Hydra multirun with -m) and log it to TensorBoard.
 
     Examples:
@@ -151,8 +175,10 @@ def run(overrides: Optional[List[str]] = typer.Argument(
 
 
 @app.command(context_settings=PASS_THROUGH)
-def sweep(experiment: str = typer.Argument(..., help="A study in experiments/ (see `ics list`)."),
-          overrides: Optional[List[str]] = typer.Argument(None, help="Extra Hydra overrides.")) -> None:
+def sweep(experiment: str = typer.Argument(..., help="A study in experiments/ (see `ics list`).",
+                                          autocompletion=complete_study),
+          overrides: Optional[List[str]] = typer.Argument(None, help="Extra Hydra overrides.",
+                                                          autocompletion=complete_override)) -> None:
     """Run a named study from experiments/ as a Hydra multirun.
 
     Example: [bold]ics sweep fig1 trainer.steps=5000[/bold]
@@ -222,6 +248,21 @@ def _resume_sweep(path: Path, extra: List[str]) -> None:
 
 
 @app.command()
+def tensorboard(path: Optional[Path] = typer.Argument(None, help="A run or sweep directory (default: runs/ and "
+                                                                 "multiruns/ here)."),
+                port: Optional[int] = typer.Option(None, min=1, max=65535, help="Port (default: a free one).")) -> None:
+    """Start TensorBoard on 127.0.0.1 and print its URL.
+
+    Example: [bold]ics tensorboard multiruns/2026-11-28/12-00-00_fig1[/bold]
+    """
+    from ics_cli.tensorboard import serve
+
+    if path is not None and not path.is_dir():
+        _fail(f"{path} is not a directory; give a run or sweep directory")
+    raise typer.Exit(serve(path, port))
+
+
+@app.command()
 def recalibrate(path: Path = typer.Argument(..., help="A run directory with a checkpoint."),
                 batches: int = typer.Option(200, min=1, help="Training batches averaged for the population statistics."),
                 batch_size: Optional[int] = typer.Option(None, min=2, help="Their size (default: the run's)."),
@@ -246,7 +287,8 @@ def recalibrate(path: Path = typer.Argument(..., help="A run directory with a ch
 
 
 @app.command(name="config", context_settings=PASS_THROUGH)
-def show_config(overrides: Optional[List[str]] = typer.Argument(None, help="Hydra overrides.")) -> None:
+def show_config(overrides: Optional[List[str]] = typer.Argument(None, help="Hydra overrides.",
+                                                                autocompletion=complete_override)) -> None:
     """Print the composed config (no training).
 
     Example: [bold]ics config model=cnn optim=adam[/bold]

@@ -75,7 +75,10 @@ def preflight(args: List[str], data: bool = True, force_multirun: bool = False) 
     ns = compat.parse_args(args)
     overrides = list(ns.overrides or [])
     flags = [a for a in args if a not in overrides]
-    if ns.help or ns.hydra_help or ns.info or ns.shell_completion:
+    if ns.shell_completion:
+        raise UserError("Hydra's -sc/--shell-completion does not apply to ics; install completion for commands "
+                        "and overrides with `ics --install-completion` (bash, zsh, fish)")
+    if ns.help or ns.hydra_help or ns.info:
         return Plan(flags + overrides, "show")
     modes = [f for f, on in (("--multirun", ns.multirun), ("--run", ns.run), ("--cfg", ns.cfg)) if on]
     if len(modes) > 1:

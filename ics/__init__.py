@@ -8,6 +8,5 @@ The library never imports Hydra; the `ics` command (ics_cli) is the Hydra edge.
 """
 __version__ = "0.2.0"
 
-# Importing the parts fills the registries in ics.registry.
-from ics import data, instruments, models  # noqa: E402,F401
-from ics.train import optim  # noqa: E402,F401
+# The parts (data sets, models, optimisers, instruments) register themselves when a registry in
+# ics.registry is first read; `import ics` alone stays light.

@@ -6,9 +6,23 @@ with @option; a test checks that every option has a registered builder and vice 
 """
 from __future__ import annotations
 
+import importlib
 from typing import Callable, Dict, TypeVar
 
 T = TypeVar("T")
+
+# the modules whose import fills the registries; imported on the first look-up, so that `import
+# ics.config` (the CLI's start, shell completion) does not pay for torch
+PARTS = ("ics.data", "ics.models", "ics.train.optim", "ics.instruments")
+_loaded = False
+
+
+def load_parts() -> None:
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        for module in PARTS:
+            importlib.import_module(module)
 
 
 class Registry(Dict[str, Callable]):
@@ -18,9 +32,42 @@ class Registry(Dict[str, Callable]):
         super().__init__()
         self.kind = kind
 
+    # every read fills the registries first
+    def __getitem__(self, key):
+        load_parts()
+        return super().__getitem__(key)
+
+    def __contains__(self, key) -> bool:
+        load_parts()
+        return super().__contains__(key)
+
+    def __iter__(self):
+        load_parts()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        load_parts()
+        return super().__len__()
+
+    def keys(self):
+        load_parts()
+        return super().keys()
+
+    def items(self):
+        load_parts()
+        return super().items()
+
+    def values(self):
+        load_parts()
+        return super().values()
+
+    def get(self, key, default=None):
+        load_parts()
+        return super().get(key, default)
+
     def register(self, name: str) -> Callable[[T], T]:
         def deco(fn: T) -> T:
-            if name in self:
+            if dict.__contains__(self, name):
                 raise KeyError(f"{self.kind} {name!r} is registered twice")
             self[name] = fn
             return fn

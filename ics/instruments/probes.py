@@ -188,6 +188,34 @@ class LayerInputProbes(Instrument):
             if writer is not None:
                 for name, h in hist.items():
                     writer.add_histogram(names.hist_tag(name), h.flatten(), step)
+                self._draw_fig1(step)
+
+    def _draw_fig1(self, step: int) -> None:
+        """The run's own Fig. 1 b/c so far, as an image: the first tracked unit of the last
+        `*.pre_act` point, its p15–p85 band and median over the steps measured up to now."""
+        pre = [n for n in self.state if n.endswith(".pre_act")]
+        if not pre or len(self.steps["main"]) < 2:
+            return
+        point, unit = pre[-1], self.state[pre[-1]].units[0]
+        lo, mid, hi = self.qnames[0], self.qnames[len(self.qnames) // 2], self.qnames[-1]
+        series = [self.series.get(names.unit_tag(point, unit, q)) for q in (lo, mid, hi)]
+        if any(s is None for s in series):
+            return
+        from matplotlib.figure import Figure
+
+        norm = getattr(self.ctx.cfg.model, "norm", "?")
+        fig = Figure(figsize=(5.2, 3.2), layout="constrained")
+        ax = fig.subplots()
+        colour = "tab:blue" if norm == "batch" else "tab:orange"
+        x = self.steps["main"]
+        ax.fill_between(x, series[0], series[2], color=colour, alpha=0.3, lw=0, label=f"{lo}–{hi}")
+        ax.plot(x, series[1], color=colour, lw=1.8, label=mid)
+        ax.set_title(f"{point} unit {unit}, model.norm={norm}", fontsize=9)
+        ax.set_xlabel("training step")
+        ax.set_ylabel("input to the nonlinearity")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        self.ctx.writer.add_figure(names.TAG_FIG1, fig, step, close=True)
 
     def _keep_samples(self, step: int, values: Dict[str, torch.Tensor]) -> None:
         """The tracked units' raw values on the probe set (at most MAX_SAMPLES each), for density
@@ -263,12 +291,15 @@ class LayerInputProbes(Instrument):
         lo, mid, hi = self.qnames[0], self.qnames[len(self.qnames) // 2], self.qnames[-1]
         margins = {}
         for name, st in self.state.items():
-            for k, label in [(None, "mean over units")] + [(k, f"unit {k}") for k in st.units]:
+            if not name.endswith(".pre_act"):
+                continue
+            for k, label in [(None, "mean over units"), (st.units[0], f"unit {st.units[0]}")]:
                 tag = (lambda q: names.probe_tag(name, q)) if k is None else (lambda q, k=k: names.unit_tag(name, k, q))
                 margins[f"{name} {lo}/{mid}/{hi} ({label})"] = ["Margin", [tag(mid), tag(lo), tag(hi)]]
         drift = {f"{m} (all points)": ["Multiline", [rf"drift/.*/{m}$"]]
                  for m in ("w1_raw", "w1_shape", "w1_ref", "w1_prev", "shift_ref", "log_std_ratio", "path")}
-        return {"ICS: percentiles of layer inputs (Fig. 1 b/c)": margins, "ICS: drift": drift}
+        return {"Fig. 1 b/c: percentiles of each nonlinearity's input (tick one run at a time to compare)": margins,
+                "ICS: drift": drift}
 
     def meta(self) -> dict:
         return {"points": list(self.state), "percentiles": list(self.cfg.percentiles),

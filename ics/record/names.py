@@ -25,10 +25,12 @@ TRAIN_STEP, TRAIN_LOSS, TRAIN_ACC = "train_step", "train_loss", "train_acc"
 VAL_LOSS, VAL_ACC = "val_loss", "val_acc"  # empty without data.val_size; otherwise at every eval_step
 METRIC_ARRAYS = (EVAL_STEP, TEST_LOSS, TEST_ACC, TRAIN_STEP, TRAIN_LOSS, TRAIN_ACC, VAL_LOSS, VAL_ACC)
 
-# TensorBoard scalar tags written by the loop
-TAG_TRAIN_LOSS, TAG_TRAIN_ACC = "train/loss", "train/acc"
-TAG_TEST_LOSS, TAG_TEST_ACC = "test/loss", "test/acc"
-TAG_VAL_LOSS, TAG_VAL_ACC = "val/loss", "val/acc"
+# TensorBoard scalar tags written by the loop. TensorBoard lists tag groups alphabetically: the
+# accuracy group ("acc/") comes first, so Fig. 1a (acc/test, BN vs no BN) is what a sweep opens on.
+TAG_TRAIN_LOSS, TAG_TRAIN_ACC = "loss/train", "acc/train"
+TAG_TEST_LOSS, TAG_TEST_ACC = "loss/test", "acc/test"
+TAG_VAL_LOSS, TAG_VAL_ACC = "loss/val", "acc/val"
+TAG_FIG1 = "fig1/percentiles"  # image: the run's own Fig. 1 b/c (Images tab), redrawn as it trains
 TAG_LR, TAG_STEPS_PER_SEC = "optim/lr", "perf/steps_per_sec"
 HPARAM_METRICS = ("hparams/final_test_acc", "hparams/best_test_acc", "hparams/diverged", "hparams/steps_per_sec")
 

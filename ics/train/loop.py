@@ -211,7 +211,9 @@ class Trainer:
         write_summary(self.out_dir, self.summary())
 
     def _write_layout(self) -> None:
-        layout = {}
+        # Custom Scalars: the accuracy first (Fig. 1a), then each instrument's charts
+        layout = {"Fig. 1a: test accuracy": {"test accuracy (all runs)": ["Multiline", [r"^acc/test$"]],
+                                             "train accuracy": ["Multiline", [r"^acc/train$"]]}}
         for inst in self.instruments:
             layout.update(inst.layout())
         if self.writer is not None and layout:
