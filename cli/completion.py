@@ -69,8 +69,22 @@ def _values(key: str, args: Sequence[str]) -> List[str]:
     return []
 
 
+def _joined(args: Sequence[str]) -> List[str]:
+    """bash's ["model", "=", "cnn"] -> ["model=cnn"]; a trailing ["key", "="] stays as it is."""
+    out: List[str] = []
+    i = 0
+    while i < len(args):
+        if i + 2 < len(args) and args[i + 1] == "=":
+            out.append(f"{args[i]}={args[i + 2]}")
+            i += 3
+        else:
+            out.append(args[i])
+            i += 1
+    return out
+
+
 def candidates(args: Sequence[str], incomplete: str) -> List[str]:
-    args = list(args)
+    args = _joined(list(args))
     if incomplete == "=" and args:  # bash, cursor right after '='
         return _values(args[-1], args)
     if len(args) >= 2 and args[-1] == "=":  # bash: key, '=', partial value

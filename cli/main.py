@@ -379,4 +379,4 @@ def report(path: Path = typer.Argument(..., help="A run or sweep directory."),
 
 
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    app(prog_name="ics")
