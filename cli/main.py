@@ -345,7 +345,8 @@ def list_options() -> None:
 def bench(steps: int = typer.Option(3000, min=100, help="Training steps per timed loop."),
           data_root: Optional[str] = typer.Option(None, help="Data root (default: $ICS_DATA_ROOT)."),
           synthetic: bool = typer.Option(False, help="Use random MNIST-shaped tensors instead of MNIST."),
-          repeats: int = typer.Option(3, min=1, help="Timed repeats per loop (the best is kept).")) -> None:
+          repeats: int = typer.Option(3, min=1, help="Timed repeats per loop (the best is kept)."),
+          cnn_steps: int = typer.Option(20, min=0, help="Steps per timed CNN loop (0: skip the CNN rows).")) -> None:
     """Throughput of the ics loop vs a hand-written loop and the tutorial DataLoader pipeline.
 
     Example: [bold]ICS_DATA_ROOT=/data ics bench --steps 3000[/bold]
@@ -354,7 +355,7 @@ def bench(steps: int = typer.Option(3000, min=100, help="Training steps per time
     from ics.config import ConfigError
 
     try:
-        run_bench(steps=steps, data_root=data_root, synthetic=synthetic, repeats=repeats)
+        run_bench(steps=steps, data_root=data_root, synthetic=synthetic, repeats=repeats, cnn_steps=cnn_steps)
     except ConfigError as e:
         _fail(str(e))
 

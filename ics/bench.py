@@ -11,6 +11,7 @@ Each loop is timed `repeats` times, interleaved, and the best time is kept (nois
 """
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 from pathlib import Path
@@ -95,7 +96,8 @@ def _synthetic() -> DataBundle:
                       classes=[str(i) for i in range(10)], mean=(0.0,), std=(1.0,), source="random tensors")
 
 
-def run_bench(steps: int = 3000, data_root: Optional[str] = None, synthetic: bool = False, repeats: int = 3) -> Dict[str, float]:
+def run_bench(steps: int = 3000, data_root: Optional[str] = None, synthetic: bool = False, repeats: int = 3,
+              cnn_steps: int = 20) -> Dict[str, float]:
     from rich.console import Console
     from rich.table import Table
 
@@ -142,4 +144,140 @@ def run_bench(steps: int = 3000, data_root: Optional[str] = None, synthetic: boo
                   f"(one every {interval:.1f} s of training here) that is {100 * per_ckpt / interval:.2f}% of the run "
                   "(target <= 2%)")
     ratios["checkpoint_overhead_default"] = (per_ckpt / interval, "")
-    return {**{f"{k}_steps_per_sec": v for k, v in sps.items()}, **{f"ratio_{k}": r for k, (r, _) in ratios.items()}}
+    out = {**{f"{k}_steps_per_sec": v for k, v in sps.items()}, **{f"ratio_{k}": r for k, (r, _) in ratios.items()}}
+    if cnn_steps:
+        out.update(run_cnn_bench(cnn_steps, repeats, console))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# the default CNN (CIFAR-10 shapes): memory format, the ics loop, evaluation, and the FLOP ceiling
+
+
+def _cifar_like(n_train: int = 10_000, n_test: int = 10_000) -> DataBundle:
+    gen = torch.Generator().manual_seed(0)
+    return DataBundle(name="synthetic-cifar", x_train=torch.randn(n_train, 3, 32, 32, generator=gen),
+                      y_train=torch.randint(0, 10, (n_train,), generator=gen),
+                      x_test=torch.randn(n_test, 3, 32, 32, generator=gen),
+                      y_test=torch.randint(0, 10, (n_test,), generator=gen),
+                      classes=[str(i) for i in range(10)], mean=(0.0,) * 3, std=(1.0,) * 3, source="random tensors")
+
+
+def step_flops(model: torch.nn.Module, x: torch.Tensor) -> float:
+    """FLOPs of one training step: 2 per multiply-add in the forward pass, and the backward pass
+    counted as twice the forward (gradients w.r.t. inputs and weights)."""
+    macs = [0]
+
+    def hook(m, args, out):
+        if isinstance(m, torch.nn.Conv2d):
+            k = m.kernel_size[0] * m.kernel_size[1] * m.in_channels // m.groups
+            macs[0] += out.numel() * k
+        elif isinstance(m, torch.nn.Linear):
+            macs[0] += out.numel() * m.in_features
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    with torch.no_grad():
+        model(x)
+    for h in handles:
+        h.remove()
+    return 3 * 2 * macs[0]
+
+
+def peak_gflops(threads: int, size: int = 1024, reps: int = 10) -> float:
+    """What this CPU does at its best: a large float32 matmul at the same thread count."""
+    torch.set_num_threads(threads)
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * size ** 3 * reps / best / 1e9
+
+
+def hand_cnn(data: DataBundle, steps: int, channels_last: bool, batch: int = 128) -> float:
+    from ics.config import CNNConfig
+
+    torch.manual_seed(0)
+    model = build_model(CNNConfig(), data.in_shape, data.num_classes)
+    x_all = data.x_train
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x_all = x_all.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    gen = torch.Generator().manual_seed(0)
+    for i in range(steps + 2):  # 2 warm-up steps
+        if i == 2:
+            t0 = time.perf_counter()
+        idx = torch.randint(0, x_all.shape[0], (batch,), generator=gen)
+        loss = F.cross_entropy(model(x_all[idx]), data.y_train[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return time.perf_counter() - t0
+
+
+def ics_cnn(data: DataBundle, steps: int, threads: int, channels_last) -> float:
+    from ics.config import CNNConfig, ProbeOff, SGDConfig
+
+    cfg = Config(model=CNNConfig(), optim=SGDConfig(lr=0.05), probe=ProbeOff(),
+                 trainer=TrainerConfig(steps=steps, batch_size=128, eval_every=10 * steps, eval_log_points=0,
+                                       threads=threads, progress=False, checkpoint_every=0, channels_last=channels_last))
+    trainer = Trainer(cfg, None, data=data)
+    trainer.evaluate = lambda: None  # the eval passes are timed on their own below
+    t0 = time.perf_counter()
+    trainer.fit()
+    return time.perf_counter() - t0
+
+
+def eval_time(data: DataBundle, channels_last: bool, batch: int) -> float:
+    from ics.config import CNNConfig
+    from ics.train.loop import evaluate_model
+
+    torch.manual_seed(0)
+    model = build_model(CNNConfig(), data.in_shape, data.num_classes)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        data = dataclasses.replace(data, x_test=data.x_test.contiguous(memory_format=torch.channels_last))
+    evaluate_model(model, data, batch)
+    t0 = time.perf_counter()
+    evaluate_model(model, data, batch)
+    return time.perf_counter() - t0
+
+
+def run_cnn_bench(steps: int, repeats: int, console) -> Dict[str, float]:
+    from rich.table import Table
+
+    from ics.config import CNNConfig
+    from ics.train.threads import available_cores
+
+    data = _cifar_like()
+    threads = available_cores()  # the CNN is compute-bound: all cores (what threads=auto picks for it)
+    torch.set_num_threads(threads)
+    best = {k: float("inf") for k in ("hand", "hand NHWC", "ics NHWC")}
+    for _ in range(repeats):
+        best["hand"] = min(best["hand"], hand_cnn(data, steps, False))
+        best["hand NHWC"] = min(best["hand NHWC"], hand_cnn(data, steps, True))
+        best["ics NHWC"] = min(best["ics NHWC"], ics_cnn(data, steps, threads, True))
+    sps = {k: steps / v for k, v in best.items()}
+    model = build_model(CNNConfig(), data.in_shape, 10)
+    gflop = step_flops(model, data.x_train[:128]) / 1e9
+    peak = peak_gflops(threads)
+    ceiling = peak / gflop
+    table = Table(title=f"CNN on CIFAR-10 shapes (32-64-128 conv + 128 head, batch 128), {threads} threads")
+    for col in ("loop", "steps/s", "ratio", "vs"):
+        table.add_column(col)
+    table.add_row("FLOP ceiling", f"{ceiling:.1f}", "1.000", f"{gflop:.2f} GFLOP/step at {peak:.0f} GFLOP/s (matmul)")
+    table.add_row("hand", f"{sps['hand']:.1f}", f"{sps['hand'] / ceiling:.3f}", "ceiling")
+    table.add_row("hand NHWC", f"{sps['hand NHWC']:.1f}", f"{sps['hand NHWC'] / sps['hand']:.3f}", "hand (NCHW)")
+    table.add_row("ics NHWC", f"{sps['ics NHWC']:.1f}", f"{sps['ics NHWC'] / sps['hand NHWC']:.3f}",
+                  f"hand NHWC; {sps['ics NHWC'] / ceiling:.3f} of the ceiling")
+    evals = {(cl, b): eval_time(data, cl, b) for cl in (False, True) for b in (500, 2000)}
+    for (cl, b), t in evals.items():
+        table.add_row(f"eval 10,000 {'NHWC' if cl else 'NCHW'} batch {b}", f"{t:.2f} s", f"{evals[(False, 2000)] / t:.2f}",
+                      "speed-up vs NCHW batch 2000")
+    console.print(table)
+    return {"cnn_ceiling_steps_per_sec": ceiling, **{f"cnn_{k.replace(' ', '_')}_steps_per_sec": v for k, v in sps.items()},
+            "cnn_eval_nchw_2000_sec": evals[(False, 2000)], "cnn_eval_nhwc_2000_sec": evals[(True, 2000)]}

@@ -8,7 +8,7 @@ LR_KEY, SEED_KEY = "optim.lr", "trainer.seed"
 # evaluated or checkpointed) and the report's own settings: runs differing only in these belong
 # together. Every instrument's section is neutral too: instruments never change training.
 NEUTRAL_KEYS = {"name", "data.root", "data.cache_dir", "data.download", "trainer.device", "trainer.threads",
-                "trainer.progress", "trainer.progress_every_sec", "trainer.checkpoint_every", "trainer.eval_every", "trainer.eval_batch_size",
+                "trainer.progress", "trainer.progress_every_sec", "trainer.channels_last", "trainer.checkpoint_every", "trainer.eval_every", "trainer.eval_batch_size",
                 "trainer.eval_log_points", "trainer.log_every"}
 NEUTRAL_PREFIXES = ("report.", "tolerance.")
 

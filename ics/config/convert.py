@@ -91,6 +91,8 @@ def validate(cfg: Config) -> None:
     require(t.threads == "auto" or (isinstance(t.threads, int) and not isinstance(t.threads, bool) and t.threads > 0),
             "trainer.threads", t.threads, "allowed: auto or a positive integer")
     require(t.progress in ("auto", True, False), "trainer.progress", t.progress, "allowed: auto, true, false")
+    require(t.channels_last in ("auto", True, False), "trainer.channels_last", t.channels_last,
+            "allowed: auto, true, false")
     if getattr(d, "image_folder", None) == "???":
         raise ConfigError(f"data.image_folder must be set for data={d.name} "
                           "(a folder with train/<class>/ and test/<class>/ images)")

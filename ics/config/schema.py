@@ -236,6 +236,8 @@ class TrainerConfig:
     device: str = opt("auto", "auto (cuda if available), cpu, cuda or cuda:N")
     threads: Any = opt("auto", "CPU threads: auto (timed at 1 and all cores, capped by parallel jobs) "
                                "or a number up to the available cores")
+    channels_last: Any = opt("auto", "conv models: NHWC memory format for model and data (faster convolutions "
+                                     "on CPU, measured in `ics bench`); auto: on for models with conv layers")
     sampler: str = opt("epoch", "epoch: a fresh randperm every epoch; replacement: i.i.d. draws",
                        choices=("epoch", "replacement"))
     divergence_loss: float = opt(1e3, "a train loss above this (or non-finite) ends the run as `diverged`",

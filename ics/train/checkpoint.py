@@ -19,7 +19,7 @@ from ics.record import atomic_write, names
 FORMAT = 1
 # keys that say where or how fast a run goes, not what it computes: they may differ on resume
 NEUTRAL_KEYS = ("name", "data.root", "data.cache_dir", "data.download", "trainer.device", "trainer.threads",
-                "trainer.progress", "trainer.progress_every_sec")
+                "trainer.progress", "trainer.progress_every_sec", "trainer.channels_last")
 NEUTRAL_PREFIXES = ("report.", "tolerance.")
 
 

@@ -62,6 +62,8 @@ class Trainer:
         torch.manual_seed(t.seed)
         self.regression = self.data.task == "regression"
         self.model = build_model(cfg.model, self.data.in_shape, self.data.out_features, seed=t.seed).to(self.device)
+        if uses_conv(self.model) and t.channels_last in ("auto", True):
+            self.model, self.data = to_channels_last(self.model, self.data)
         if threads is None and t.threads == "auto" and self.device.type == "cpu":
             self.say("choosing CPU threads (timing a few steps at 1 and at all cores)")
         self.threads = threads if threads is not None else resolve_threads(
@@ -387,6 +389,20 @@ class Trainer:
         t = self.cfg.trainer
         return Progress(t.steps, start=self.step, mode=display_mode(t.progress), out_dir=self.out_dir,
                         label=self.label, every_sec=t.progress_every_sec, console=self.console)
+
+
+def uses_conv(model) -> bool:
+    return any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+
+
+def to_channels_last(model, data: DataBundle):
+    """NHWC for the model and the 4-D data tensors (index lookups keep the format: no per-step copy)."""
+    import dataclasses
+
+    nhwc = lambda x: None if x is None or x.dim() != 4 else x.contiguous(memory_format=torch.channels_last)  # noqa: E731
+    data = dataclasses.replace(data, x_train=nhwc(data.x_train), x_test=nhwc(data.x_test),
+                               x_val=nhwc(data.x_val) if data.x_val is not None else None)
+    return model.to(memory_format=torch.channels_last), data
 
 
 def eval_schedule(steps: int, every: int, log_points: int) -> set:
