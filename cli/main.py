@@ -314,31 +314,77 @@ def show_config(overrides: Optional[List[str]] = typer.Argument(None, help="Hydr
 
 
 @app.command(name="list")
-def list_options() -> None:
-    """List every config group with its options, and every experiment.
+def list_options(section: Optional[str] = typer.Argument(
+        None, help="A config section or group (model, trainer, probe, grad_ics, ...; model=cnn for an option): "
+                   "list its keys with defaults, units and allowed values.")) -> None:
+    """List every config group with its options, and every study; or the keys of one section.
 
-    Example: [bold]ics list[/bold]
+    Examples: [bold]ics list[/bold]   [bold]ics list trainer[/bold]   [bold]ics list model=cnn[/bold]
     """
     from rich.console import Console
     from rich.table import Table
 
+    console = Console()
+    if section is not None:
+        _list_keys(section, console)
+        return
     from ics_cli.hydra_app import experiment_files
     from ics_cli.preflight import group_options
 
-    table = Table(title="config groups (choose with group=option)")
-    table.add_column("group")
+    table = Table(title="config groups (choose with group=option; `ics list <group>` for its keys)")
+    table.add_column("group", no_wrap=True)
     table.add_column("options")
     for group, options in group_options().items():
-        table.add_row(group, ", ".join(options))
-    Console().print(table)
-    exps = Table(title="experiments (ics sweep <name>, or ics run experiment=<name>)")
-    exps.add_column("experiment")
-    exps.add_column("question")
+        if group != "experiment":
+            table.add_row(group, ", ".join(options))
+    console.print(table)
+    exps = Table(title="studies (ics sweep <name>; `ics config experiment=<name>` shows one)", show_lines=True)
+    exps.add_column("study", no_wrap=True)
+    exps.add_column("jobs", justify="right")
+    exps.add_column("what it asks, and its measured time")
     for name, path in experiment_files().items():
-        first = next((ln.lstrip("# ").strip() for ln in path.read_text().splitlines()
-                      if ln.startswith("#") and "@package" not in ln), "")
-        exps.add_row(name, first)
-    Console().print(exps)
+        text = " ".join(ln.lstrip("#").strip() for ln in path.read_text().splitlines()
+                        if ln.startswith("#") and "@package" not in ln)
+        exps.add_row(name, _job_count(name), text)
+    console.print(exps)
+
+
+def _job_count(study: str) -> str:
+    from ics_cli import hydra_compat as compat
+    from ics_cli.preflight import compose
+
+    try:
+        base = compose([f"experiment={study}"], hydra_cfg=True)
+        params = base.hydra.sweeper.get("params") or {}
+        return str(len(compat.expand_sweep([], {k: str(v) for k, v in params.items()})))
+    except UserError:
+        return "?"
+
+
+def _list_keys(section: str, console) -> None:
+    from rich.table import Table
+
+    from ics.config import OPTIONS, Config, field_docs
+
+    group, _, option = section.partition("=")
+    base = Config()
+    if group not in {f for f in vars(base)}:
+        _fail(f"{section} is not a config section; allowed: {', '.join(vars(base))}")
+    if option:
+        if group not in OPTIONS or option not in OPTIONS[group]:
+            allowed = ", ".join(OPTIONS.get(group, {})) or "(this section has no options)"
+            _fail(f"{section} is not an option; allowed: {allowed}")
+        node = OPTIONS[group][option]()
+    else:
+        node = getattr(base, group)
+    if not hasattr(node, "__dataclass_fields__"):
+        _fail(f"{section} is a single key, not a section; see `ics config`")
+    table = Table(title=f"{section}: keys, defaults and what is allowed")
+    for col in ("key", "default", "meaning", "allowed"):
+        table.add_column(col, overflow="fold")
+    for key, value, doc, allowed in field_docs(node, f"{group}."):
+        table.add_row(key, str(value), doc, allowed)
+    console.print(table)
 
 
 @app.command()

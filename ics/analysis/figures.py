@@ -63,15 +63,20 @@ def draw_groups(ax, groups: Sequence[Group], getter: Getter, colours, label: boo
         curves = [r for j in g.jobs if (r := getter(j)) is not None and len(r[0])]
         if not curves:
             continue
+        if log:  # a log-scale quantity: geometric mean and its CI (the band of the log values)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                curves = [(st, np.where(np.asarray(v, float) > 0, np.log10(np.asarray(v, float)), np.nan))
+                          for st, v in curves]
         steps, mean, lo, hi, n = band([s for s, _ in curves], [v for _, v in curves])
+        if log:
+            mean, lo, hi = 10 ** mean, 10 ** lo, 10 ** hi
         keep = np.isfinite(mean) & ((mean > 0) if log else True)
         text = f"{g.label} (n={len(curves)})" if label else None
         ax.plot(steps[keep], mean[keep], _style(g), color=c, lw=1.7, label=text,
                 **({"marker": "o", "ms": 3} if keep.sum() <= 12 else {}))
         multi = keep & (n > 1)
         if multi.any():
-            ax.fill_between(steps[multi], np.maximum(lo[multi], 1e-12) if log else lo[multi], hi[multi], color=c,
-                            alpha=0.2, lw=0)
+            ax.fill_between(steps[multi], lo[multi], hi[multi], color=c, alpha=0.2, lw=0)
         drawn += 1
     if log:
         ax.set_yscale("log")
@@ -257,7 +262,8 @@ def fig_drift(groups: Sequence[Group]):
             ax.set_title(f"{title}: {where}", fontsize=9)
     fig.supxlabel("training step")
     fig.supylabel("distance to the step-0 distribution (log)")
-    fig.suptitle("Drift of the pre-activation distribution from initialisation, in three units (mean ± 95% CI)")
+    fig.suptitle("Drift of the pre-activation distribution from initialisation, in three units "
+                 "(geometric mean ± 95% CI over seeds)")
     _legend(fig, axes.ravel(), len(groups))
     return fig, None
 
@@ -341,13 +347,13 @@ def fig_grad_ics(groups: Sequence[Group]):
     meta = _meta(groups, "grad_ics")
     if meta is None:
         return None, "no run measured gradient ICS (grad_ics=on)"
-    layers = meta["layers"]
-    pick = sorted({layers[0], layers[1] if len(layers) > 1 else layers[0], layers[len(layers) // 2], layers[-1]},
+    layers = meta["layers"][1:] or meta["layers"]  # the first layer has no earlier layers: G′ = G by definition
+    pick = sorted({layers[0], layers[len(layers) // 2], layers[-2] if len(layers) > 1 else layers[0], layers[-1]},
                   key=layers.index)
     panels = [(f"grad_ics/{l}/cos", f"cos(G, G′) {l}", False) for l in pick] + \
              [(f"grad_ics/{l}/rel_l2", f"‖G − G′‖/‖G‖ {l}", True) for l in pick]
-    return _panels(groups, "grad_ics", panels, "Gradient ICS (Santurkar et al. 2018, Def. 2.1): mean ± 95% CI",
-                   ncols=len(pick)), None
+    return _panels(groups, "grad_ics", panels, "Gradient ICS (Santurkar et al. 2018, Def. 2.1): mean ± 95% CI "
+                   "(log panels: geometric)", ncols=len(pick)), None
 
 
 def fig_landscape(groups: Sequence[Group]):

@@ -187,7 +187,7 @@ def contrast_table(items: Sequence[Contrast], score: str = "acc") -> TextTable:
             continue
         cells.append([c.key, c.a.label, c.b.label, f"{r.diff:+.4f}", "-" if r.half is None else f"± {r.half:.4f}",
                       fmt_p(r.p), f"{r.n_a}/{r.n_b}"])
-    return TextTable("Differences between groups that differ in one key (Welch's t-test on final test accuracy)",
+    return TextTable(f"Differences between groups that differ in one key (Welch's t-test on final test {score})",
                      headers, cells, "diverged/failed runs counted at chance")
 
 
@@ -221,7 +221,7 @@ def instrument_tables(groups: Sequence[Group]) -> List[TextTable]:
     meta = lambda key: next((s.meta for g in groups for j in g.jobs if (s := series(j, key)) is not None), None)  # noqa: E731
     gm = meta("grad_ics")
     if gm:
-        layers = gm["layers"]
+        layers = gm["layers"][1:] or gm["layers"]  # layer 1 has no earlier layers: cos = 1 by definition
         pick = sorted({layers[0], layers[len(layers) // 2], layers[-2] if len(layers) > 1 else layers[0], layers[-1]},
                       key=layers.index)
         headers = ["group"] + [f"cos {l}" for l in pick] + [f"‖G−G′‖/‖G‖ {l}" for l in pick]
