@@ -53,8 +53,9 @@ def assert_nothing_created(tmp_path: Path, cwd: Path) -> None:
 
 def test_run_writes_a_run_directory(tiny_env, tmp_path, cwd):
     run = tmp_path / "run"
-    p = ics(["run", "trainer.steps=20", "trainer.eval_every=10", "probe.every=10", "trainer.threads=1",
-             f"hydra.run.dir={run}"], tiny_env, cwd)
+    # probe.size: the probe set is drawn from the tiny test split (200 examples)
+    p = ics(["run", "trainer.steps=20", "trainer.eval_every=10", "probe.every=10", "probe.size=100",
+             "trainer.threads=1", f"hydra.run.dir={run}"], tiny_env, cwd)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "Traceback" not in p.stdout + p.stderr
     summary = json.loads((run / "summary.json").read_text())
@@ -84,7 +85,8 @@ def test_list_shows_groups_options_and_experiments(tiny_env, cwd):
     p = ics(["list"], tiny_env, cwd)
     assert p.returncode == 0, p.stderr
     out = p.stdout
-    for word in ("model", "data", "optim", "trainer", "probe", "experiment",
+    # the trainer is a plain config section (trainer.steps=...), not a group with options
+    for word in ("model", "data", "optim", "probe", "experiment",
                  "mlp", "cnn", "mnist", "fashion_mnist", "cifar10", "cifar100", "sgd", "momentum", "adam",
                  "default", "off", "fig1"):
         assert word in out, word
@@ -163,7 +165,8 @@ def failures(mnist_root, tmp_path_factory):
     empty = tmp_path_factory.mktemp("empty-root")
     jobs = {}
     for name, (args, _) in BAD.items():
-        jobs[name] = (["run", "trainer.steps=5", "trainer.threads=1", *args], env)
+        # probe.size: the tiny test split has 200 examples (a bigger probe set is an error of its own)
+        jobs[name] = (["run", "trainer.steps=5", "trainer.threads=1", "probe.size=100", *args], env)
     jobs["missing-data"] = (["run", "trainer.steps=5", "trainer.threads=1"], {**env, "ICS_DATA_ROOT": str(empty)})
     # Hydra's default run dir (runs/<date>/<time> under the cwd): nothing may be left in the cwd
     jobs["missing-data-default-run-dir"] = (["run", "trainer.steps=5", "trainer.threads=1"],
@@ -232,8 +235,8 @@ def test_unknown_flag_is_one_line(tiny_env, tmp_path, cwd):
 
 def test_every_combination_of_a_sweep_is_checked_before_launch(tiny_env, tmp_path, cwd):
     # each value is fine on its own; only the combination (BN, batch 1) is invalid
-    p = ics(["run", "-m", "model.norm=none,batch", "trainer.batch_size=60,1", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
-            tiny_env, cwd)
+    p = ics(["run", "-m", "model.norm=none,batch", "trainer.batch_size=60,1", "probe.size=100",
+             f"hydra.sweep.dir={tmp_path / 'sweep'}"], tiny_env, cwd)
     assert_one_line_error(p, "trainer.batch_size=1", "model.norm=batch")
     assert_nothing_created(tmp_path, cwd)
 

@@ -1,26 +1,27 @@
-"""Config composition (Hydra Compose API over the packaged configs) and value validation."""
+"""Config composition (Hydra Compose API over the ConfigStore the CLI fills from the dataclasses)
+and value validation."""
 from __future__ import annotations
 
 import dataclasses
 
 import pytest
 import torch
-from hydra import compose, initialize_config_module
+from hydra import compose, initialize
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import OmegaConf
 
 import ics  # noqa: F401  (fills the registries)
-from ics.config import (Config, ConfigError, DataConfig, ModelConfig, OptimConfig, ProbeConfig, TrainerConfig,
-                        register_configs, to_config, validate)
+from ics.config import (OPTIONS, Config, ConfigError, MLPConfig, MomentumConfig, ProbeConfig, TrainerConfig,
+                        from_dict, to_dict, validate)
 from ics.models import build_model
+from ics_cli.hydra_app import register
 
-GROUPS = ("model", "data", "optim", "trainer", "probe", "experiment")
-# every option the packaged configs must provide (a missing file is a packaging/config bug)
+GROUPS = ("model", "data", "optim", "probe", "experiment")
+# every option the config store must provide (a missing one is a registration/config bug); the
+# trainer is a plain section of the schema, not a group with options
 EXPECTED_OPTIONS = {
     "model": {"mlp", "cnn"},
     "data": {"mnist", "fashion_mnist", "cifar10", "cifar100", "image_folder"},
     "optim": {"sgd", "momentum", "adam"},
-    "trainer": {"default"},
     "probe": {"default", "all", "off"},
     "experiment": {"fig1"},
 }
@@ -37,10 +38,10 @@ EXTRA = {("data", "image_folder"): ["data.image_folder=/nonexistent/folder"]}
 
 @pytest.fixture
 def hydra_ctx():
-    """A fresh Compose API session on the packaged config module; cleared afterwards."""
+    """A fresh Compose API session on the ConfigStore (primary config "config", no config path)."""
     GlobalHydra.instance().clear()
-    register_configs()
-    with initialize_config_module(config_module="ics.conf", version_base="1.3"):
+    register()
+    with initialize(config_path=None, version_base="1.3"):
         yield GlobalHydra.instance().config_loader()
     GlobalHydra.instance().clear()
 
@@ -63,22 +64,24 @@ def test_group_options_are_discoverable(hydra_ctx):
 
 
 def test_defaults_are_the_fig1_setup(hydra_ctx):
-    cfg = to_config(_compose())
+    cfg = from_dict(_compose())
     validate(cfg)
     assert isinstance(cfg, Config)
-    assert cfg.model == ModelConfig(name="mlp", widths=[100, 100, 100], activation="sigmoid", norm="batch",
-                                    init="gaussian", init_std=0.1)
+    assert cfg.model == MLPConfig(name="mlp", widths=[100, 100, 100], activation="sigmoid", norm="batch",
+                                  init="gaussian", init_std=0.1)
     assert cfg.data.name == "mnist"
     assert cfg.optim.name == "sgd" and cfg.optim.lr == 0.5
     assert cfg.trainer.batch_size == 60 and cfg.trainer.steps == 50_000
     assert cfg.probe.enabled and cfg.probe.points == ["*.pre_act"]
+    # the library's own defaults are the same run: Config() needs no Hydra
+    assert to_dict(Config()) == to_dict(cfg)
 
 
 @pytest.mark.parametrize("group,option", _options())
 def test_every_option_composes_converts_and_validates(hydra_ctx, group, option):
     overrides = [f"{group}={option}", *EXTRA.get((group, option), [])]
     raw = _compose(overrides)
-    cfg = to_config(raw)
+    cfg = from_dict(raw)
     assert isinstance(cfg, Config)
     for section in ("model", "data", "optim", "trainer", "probe"):
         assert dataclasses.is_dataclass(getattr(cfg, section)), section
@@ -91,13 +94,14 @@ def test_every_option_composes_converts_and_validates(hydra_ctx, group, option):
             assert cfg.probe.points == ["*"]
     if group == "experiment":
         assert cfg.name == option
-    # to_config drops Hydra's own node and round-trips through a structured config
-    assert "hydra" not in OmegaConf.to_container(OmegaConf.structured(cfg))
+    # from_dict drops Hydra's own node, and the config round-trips through a plain dict
+    assert "hydra" not in to_dict(cfg)
+    assert from_dict(to_dict(cfg)) == cfg
 
 
 def test_optim_option_values(hydra_ctx):
-    assert to_config(_compose(["optim=adam"])).optim.lr == pytest.approx(0.001)
-    mom = to_config(_compose(["optim=momentum"])).optim
+    assert from_dict(_compose(["optim=adam"])).optim.lr == pytest.approx(0.001)
+    mom = from_dict(_compose(["optim=momentum"])).optim
     assert mom.momentum == pytest.approx(0.9) and mom.lr == pytest.approx(0.05)
 
 
@@ -105,7 +109,7 @@ def test_fig1_experiment_is_a_multirun_over_norm(hydra_ctx):
     raw = compose(config_name="config", overrides=["experiment=fig1"], return_hydra_config=True)
     assert str(raw.hydra.mode) in ("RunMode.MULTIRUN", "MULTIRUN")
     assert raw.hydra.sweeper.params["model.norm"].replace(" ", "") == "none,batch"
-    cfg = to_config(raw)
+    cfg = from_dict(raw)
     validate(cfg)
     assert cfg.model.name == "mlp" and cfg.model.activation == "sigmoid" and cfg.data.name == "mnist"
 
@@ -125,7 +129,7 @@ def test_schema_rejects_unknown_keys_and_wrong_types(hydra_ctx, override):
 @pytest.mark.parametrize("data", sorted(EXPECTED_OPTIONS["data"]))
 def test_model_data_combinations_build(hydra_ctx, model, data, norm):
     overrides = [f"model={model}", f"data={data}", f"model.norm={norm}", *EXTRA.get(("data", data), [])]
-    cfg = to_config(_compose(overrides))
+    cfg = from_dict(_compose(overrides))
     validate(cfg)
     in_shape, num_classes = DATA_SHAPES[data]
     torch.manual_seed(0)
@@ -141,17 +145,31 @@ def test_model_data_combinations_build(hydra_ctx, model, data, norm):
 # validate: one-line errors naming the key and the value
 
 
+def section(group: str, values: dict):
+    """The option dataclass named by values["name"] (the group's default option for a name that is
+    not an option, so that validate sees the bad name)."""
+    values = dict(values or {})
+    default = type(getattr(Config(), group))
+    cls = OPTIONS[group].get(values.get("name"), default) if "name" in values else default
+    return cls(**values)
+
+
 def make_cfg(model=None, optim=None, trainer=None, data=None, probe=None) -> Config:
-    return Config(model=ModelConfig(**(model or {})), data=DataConfig(**(data or {})),
-                  optim=OptimConfig(**(optim or {})), trainer=TrainerConfig(**(trainer or {})),
+    return Config(model=section("model", model), data=section("data", data),
+                  optim=section("optim", optim), trainer=TrainerConfig(**(trainer or {})),
                   probe=ProbeConfig(**(probe or {})))
 
 
-def assert_one_line_error(cfg: Config, key: str, value: str, train_size=None) -> str:
-    with pytest.raises(ConfigError) as exc:
-        validate(cfg, train_size=train_size)
+def one_line(exc) -> str:
     msg = str(exc.value)
     assert "\n" not in msg.strip(), msg
+    return msg
+
+
+def assert_one_line_error(cfg: Config, key: str, value: str) -> str:
+    with pytest.raises(ConfigError) as exc:
+        validate(cfg)
+    msg = one_line(exc)
     assert key in msg, msg
     assert value in msg, msg
     return msg
@@ -185,12 +203,17 @@ def test_batch_one_is_fine_without_batchnorm():
     assert_one_line_error(make_cfg(model={"norm": "none"}, trainer={"batch_size": 0}), "trainer.batch_size", "0")
 
 
-def test_batch_larger_than_training_set():
-    cfg = make_cfg(trainer={"batch_size": 601})
+def test_batch_larger_than_training_set(mnist_root):
+    from ics.train import check_runnable
+
+    small_probe = {"size": 100}  # the tiny test split has 200 examples
+    cfg = make_cfg(trainer={"batch_size": 601}, data={"root": str(mnist_root)}, probe=small_probe)
     validate(cfg)  # the size is unknown without data
-    validate(make_cfg(trainer={"batch_size": 600}), train_size=600)
-    msg = assert_one_line_error(cfg, "trainer.batch_size", "601", train_size=600)
-    assert "600" in msg
+    check_runnable(make_cfg(trainer={"batch_size": 600}, data={"root": str(mnist_root)}, probe=small_probe))
+    with pytest.raises(ConfigError) as exc:
+        check_runnable(cfg)  # reads the size from the files' headers
+    msg = one_line(exc)
+    assert "trainer.batch_size" in msg and "601" in msg and "600" in msg
 
 
 @pytest.mark.parametrize("section,key,value", [
@@ -204,7 +227,8 @@ def test_batch_larger_than_training_set():
 def test_unknown_registry_names(section, key, value):
     cfg = make_cfg(**{section: {key: value}})
     msg = assert_one_line_error(cfg, f"{section}.{key}", value)
-    assert "allowed" in msg
+    # a group's name is chosen with group=<option>: the message lists the options
+    assert ("options: " if key == "name" else "allowed: ") in msg
 
 
 def test_unknown_name_error_lists_what_is_allowed():
@@ -219,30 +243,30 @@ def test_unknown_name_error_lists_what_is_allowed():
         assert ds in msg
 
 
-@pytest.mark.parametrize("section,key,value", [
-    ("model", "kernel_size", 2),
-    ("model", "pool", "median"),
-    ("model", "init_std", 0.0),
-    ("optim", "momentum", 1.0),
-    ("trainer", "eval_every", 0),
-    ("trainer", "sampler", "shuffle"),
-    ("trainer", "device", "tpu"),
-    ("trainer", "threads", 0),
-    ("probe", "size", 1),
-    ("probe", "bn_mode", "train"),
+@pytest.mark.parametrize("section,key,value,option", [
+    ("model", "kernel_size", 2, {"name": "cnn"}),
+    ("model", "pool", "median", {"name": "cnn"}),
+    ("model", "init_std", 0.0, {}),
+    ("optim", "momentum", 1.0, {}),
+    ("trainer", "eval_every", 0, {}),
+    ("trainer", "sampler", "shuffle", {}),
+    ("trainer", "device", "tpu", {}),
+    ("trainer", "threads", 0, {}),
+    ("probe", "size", 1, {}),
+    ("probe", "bn_mode", "train", {}),
 ])
-def test_other_bad_values(section, key, value):
-    assert_one_line_error(make_cfg(**{section: {key: value}}), f"{section}.{key}", str(value))
+def test_other_bad_values(section, key, value, option):
+    assert_one_line_error(make_cfg(**{section: {**option, key: value}}), f"{section}.{key}", str(value))
 
 
 @pytest.mark.parametrize("override,key,allowed", [("+foo=1", "foo", "trainer"),
                                                   ("+model.foo=1", "model.foo", "activation"),
                                                   ("+trainer.x.y=1", "trainer.x", "batch_size")])
 def test_appended_keys_the_schema_lacks_are_rejected(hydra_ctx, override, key, allowed):
-    # Hydra lets `+key=value` add a key to a typed node; to_config must still refuse it
+    # Hydra lets `+key=value` add a key to a typed node; from_dict must still refuse it
     cfg = compose(config_name="config", overrides=[override])
     with pytest.raises(ConfigError) as err:
-        to_config(cfg)
+        from_dict(cfg)
     msg = str(err.value)
     assert "\n" not in msg and msg.startswith(f"{key} is not a config key") and allowed in msg
 
@@ -251,26 +275,45 @@ def test_appended_keys_the_schema_lacks_are_rejected(hydra_ctx, override, key, a
     ("model", {"bn_eps": -1.0}, "model.bn_eps", "-1.0"),
     ("model", {"bn_momentum": 5.0}, "model.bn_momentum", "5.0"),
     ("optim", {"nesterov": True}, "optim.nesterov", "True"),
-    ("optim", {"name": "adam", "betas": [2.0, 3.0]}, "optim.betas", "[2.0, 3.0]"),
+    # list values are quoted the way they are written in an override: optim.betas=[2.0,3.0]
+    ("optim", {"name": "adam", "betas": [2.0, 3.0]}, "optim.betas", "[2.0,3.0]"),
     ("optim", {"name": "adam", "betas": [0.9]}, "optim.betas", "[0.9]"),
-    ("optim", {"name": "adam", "momentum": 0.9}, "optim.momentum", "0.9"),
     ("optim", {"name": "momentum", "momentum": 0.0}, "optim.momentum", "0.0"),
     ("trainer", {"seed": 2**70}, "trainer.seed", str(2**70)),
     ("trainer", {"seed": -1}, "trainer.seed", "-1"),
     ("probe", {"train_batch_every": 0}, "probe.train_batch_every", "0"),
-    ("data", {"image_folder": "/some/folder"}, "data.image_folder", "/some/folder"),
 ])
 def test_values_torch_would_reject_later_are_rejected_up_front(section, values, key, value):
     assert_one_line_error(make_cfg(**{section: values}), key, value)
 
 
+@pytest.mark.parametrize("section,values,key", [
+    # adam has no momentum/nesterov (its betas play that role); MNIST has no image folder variant
+    ("optim", {"name": "adam", "momentum": 0.9}, "optim.momentum"),
+    ("optim", {"name": "adam", "nesterov": True}, "optim.nesterov"),
+    ("data", {"name": "mnist", "image_folder": "/some/folder"}, "data.image_folder"),
+    ("data", {"name": "fashion_mnist", "image_folder": "/some/folder"}, "data.image_folder"),
+])
+def test_keys_the_chosen_option_lacks_are_rejected_up_front(section, values, key):
+    with pytest.raises(ConfigError) as exc:
+        from_dict({section: values})
+    msg = one_line(exc)
+    assert msg.startswith(f"{key} is not a config key; keys in {section}: "), msg
+    allowed = msg.split(": ", 1)[1].split(", ")
+    assert allowed == [f.name for f in dataclasses.fields(OPTIONS[section][values["name"]])]
+
+
 def test_channels_only_checked_for_the_cnn():
-    validate(make_cfg(model={"name": "mlp", "channels": []}))
+    # the MLP has no channels at all; the CNN needs at least one conv block
+    with pytest.raises(ConfigError) as exc:
+        from_dict({"model": {"name": "mlp", "channels": []}})
+    assert one_line(exc).startswith("model.channels is not a config key; keys in model: ")
+    validate(from_dict({"model": {"name": "mlp"}}))
     assert_one_line_error(make_cfg(model={"name": "cnn", "channels": []}), "model.channels", "[]")
 
 
 def test_momentum_optimizer_uses_the_configured_momentum():
-    from ics.optim import build_optimizer
+    from ics.train.optim import build_optimizer
 
     p = [torch.nn.Parameter(torch.zeros(2))]
-    assert build_optimizer(p, OptimConfig(name="momentum", lr=0.1, momentum=0.5)).param_groups[0]["momentum"] == 0.5
+    assert build_optimizer(p, MomentumConfig(lr=0.1, momentum=0.5)).param_groups[0]["momentum"] == 0.5

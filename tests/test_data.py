@@ -12,13 +12,16 @@ from PIL import Image
 
 import datagen
 import ics.data as data
-from ics.config import ConfigError, DataConfig
+import ics.data.loaders as loaders
+from ics.config import OPTIONS, ConfigError, DataConfig, MNISTConfig
 
 
-def cfg_for(tmp_path: Path, **kw) -> DataConfig:
-    """A DataConfig whose cache lives in tmp_path (tests must never write to ~/.cache)."""
+def cfg_for(tmp_path: Path, name: str, **kw) -> DataConfig:
+    """The data option's config (an unknown name: the base DataConfig), with its cache in tmp_path
+    (tests must never write to ~/.cache)."""
     kw.setdefault("cache_dir", str(tmp_path / "cache"))
-    return DataConfig(**kw)
+    cls = OPTIONS["data"].get(name)
+    return cls(**kw) if cls is not None else DataConfig(name=name, **kw)
 
 
 def tree(root: Path) -> set:
@@ -194,14 +197,14 @@ def _forbid(monkeypatch, attr):
     def fail(*a, **k):
         raise AssertionError(f"{attr} called: the cache was not used")
 
-    monkeypatch.setattr(data, attr, fail)
+    monkeypatch.setattr(loaders, attr, fail)
 
 
 def test_second_load_hits_cache(tmp_path, monkeypatch):
     datagen.write_idx_mnist(tmp_path / "root", n_train=100, n_test=20)
     cfg = cfg_for(tmp_path, name="mnist", root=str(tmp_path / "root"))
     first = data.load_data(cfg)
-    _forbid(monkeypatch, "_decode_torchvision")
+    _forbid(monkeypatch, "read_idx")  # decodes the IDX pixels/labels (headers are read on every load)
     second = data.load_data(cfg)
     assert torch.equal(first.x_train, second.x_train) and torch.equal(first.y_test, second.y_test)
     assert first.mean == second.mean and first.classes == second.classes
@@ -210,9 +213,11 @@ def test_second_load_hits_cache(tmp_path, monkeypatch):
 def test_image_folder_cache_hit_and_invalidation(tmp_path, monkeypatch):
     folder = datagen.write_image_folder(tmp_path / "f", ["a", "b"], 3, 1)
     cfg = cfg_for(tmp_path, name="image_folder", image_folder=str(folder))
+    # every image of the data set goes through _decode_images when decoded (the reader also
+    # decodes the first file on every load, for the shape in its DataSpec: not the data set)
     calls = []
-    real = data._decode_one
-    monkeypatch.setattr(data, "_decode_one", lambda p: calls.append(p) or real(p))
+    real = loaders._decode_images
+    monkeypatch.setattr(loaders, "_decode_images", lambda files: calls.extend(files) or real(files))
     data.load_data(cfg)
     assert len(calls) == 8
     data.load_data(cfg)
@@ -250,15 +255,15 @@ def test_locations_from_config_env_and_default(tmp_path, monkeypatch):
     monkeypatch.delenv("ICS_DATA_ROOT", raising=False)
     monkeypatch.delenv("ICS_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    plain = DataConfig()
+    plain = MNISTConfig()
     assert data.resolve_root(plain) == tmp_path / "xdg" / "ics" / "data"
-    assert data.cache_dir(plain) == tmp_path / "xdg" / "ics" / "tensors"
+    assert data.cache_dir(plain.cache_dir) == tmp_path / "xdg" / "ics" / "tensors"
     monkeypatch.setenv("ICS_DATA_ROOT", str(tmp_path / "env-root"))
     monkeypatch.setenv("ICS_CACHE_DIR", str(tmp_path / "env-cache"))
     assert data.resolve_root(plain) == tmp_path / "env-root"
-    assert data.cache_dir(plain) == tmp_path / "env-cache"
-    explicit = DataConfig(root=str(tmp_path / "r"), cache_dir=str(tmp_path / "c"))
-    assert data.resolve_root(explicit) == tmp_path / "r" and data.cache_dir(explicit) == tmp_path / "c"
+    assert data.cache_dir(plain.cache_dir) == tmp_path / "env-cache"
+    explicit = MNISTConfig(root=str(tmp_path / "r"), cache_dir=str(tmp_path / "c"))
+    assert data.resolve_root(explicit) == tmp_path / "r" and data.cache_dir(explicit.cache_dir) == tmp_path / "c"
 
 
 # ----------------------------------------------------------------------------------------------

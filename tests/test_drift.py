@@ -1,4 +1,4 @@
-"""Analytic checks of the distribution statistics and drift metrics in ics.drift.
+"""Analytic checks of the distribution statistics and drift metrics in ics.instruments.stats.
 
 Large samples (200k draws, fixed seed) against closed-form answers; small hand-built inputs where the
 answer is exact.
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from ics.drift import (as_units, quantiles_sorted, safe_std, saturation, sigmoid_flat_threshold,
-                       tanh_flat_threshold, w1_sorted)
+from ics.instruments.stats import (as_units, quantiles_sorted, safe_std, saturation, sigmoid_flat_threshold,
+                                   tanh_flat_threshold, w1_sorted)
 
 N = 200_000
 

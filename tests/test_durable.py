@@ -70,10 +70,12 @@ def assert_clean_events(d: Path) -> None:
 
     ea = EventAccumulator(str(d), size_guidance={"scalars": 0})
     ea.Reload()
-    for tag in ("test/acc", "train/loss", "drift/h2.pre_act/w1_ref"):
+    for tag in ("acc/test", "loss/train", "drift/h2.pre_act/w1_ref"):
         steps = [e.step for e in ea.Scalars(tag)]
         assert steps == sorted(set(steps)), f"{tag}: duplicate or out-of-order steps {steps}"
-    assert [e.step for e in ea.Scalars("test/acc")] == list(range(0, 3001, 100))
+    from ics.train.loop import eval_schedule
+
+    assert [e.step for e in ea.Scalars("acc/test")] == [0] + sorted(eval_schedule(3000, 100, 8))
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import ics  # noqa: F401  (fills the registries)
-from ics.config import ModelConfig
+from ics.config import CNNConfig, MLPConfig, ModelConfig
 from ics.models import Net, build_model
 
 DATA = {
@@ -24,8 +24,9 @@ SMALL_CNN = dict(channels=[4, 8], widths=[16])
 
 def model_cfg(name: str, **kw) -> ModelConfig:
     if name == "cnn":
-        kw = {**SMALL_CNN, "init": "kaiming", **kw}
-    return ModelConfig(name=name, **kw)
+        return CNNConfig(**{**SMALL_CNN, "init": "kaiming", **kw})
+    assert name == "mlp", name
+    return MLPConfig(**kw)
 
 
 def build(name="mlp", data="mnist", seed=0, **kw) -> Net:

@@ -1,5 +1,6 @@
-"""The wheel ships the configs (ics.conf), the experiments (ics.experiments), the CLI (ics_cli) and
-the `ics` console script: a non-editable install must find everything through the package."""
+"""The wheel ships the library with its config schema (ics.config), the experiments (ics.experiments),
+the CLI (ics_cli) and the `ics` console script: a non-editable install must find everything through
+the package."""
 from __future__ import annotations
 
 import shutil
@@ -34,36 +35,32 @@ def _names(zf: zipfile.ZipFile) -> set:
     return set(zf.namelist())
 
 
-def test_wheel_has_the_config_tree(wheel):
+def test_wheel_has_the_config_schema(wheel):
+    # the config groups come from the dataclasses (registered in Hydra's ConfigStore by ics_cli), so
+    # the schema modules are what a non-editable install needs; there is no YAML config tree any more
     names = _names(wheel)
-    expected = ["ics/conf/config.yaml", "ics/conf/model/mlp.yaml", "ics/conf/model/cnn.yaml",
-                "ics/conf/trainer/default.yaml", "ics/conf/__init__.py"]
-    for group in ("data", "optim", "probe"):
-        files = sorted(p.name for p in (REPO / "configs" / group).glob("*.yaml"))
-        assert files, group
-        expected += [f"ics/conf/{group}/{f}" for f in files]
-    for f in ("mnist", "fashion_mnist", "cifar10", "cifar100", "image_folder"):
-        expected.append(f"ics/conf/data/{f}.yaml")
-    for f in ("sgd", "momentum", "adam"):
-        expected.append(f"ics/conf/optim/{f}.yaml")
-    for f in ("default", "all", "off"):
-        expected.append(f"ics/conf/probe/{f}.yaml")
+    expected = ["ics/config/__init__.py", "ics/config/schema.py", "ics/config/fields.py", "ics/config/convert.py",
+                "ics_cli/hydra_app.py"]
     missing = sorted(set(expected) - names)
     assert not missing, f"missing from the wheel: {missing}"
+    assert not any(n.startswith("ics/conf/") for n in names), "ics.conf no longer exists"
 
 
-def test_every_source_yaml_is_shipped(wheel):
+def test_every_source_module_and_yaml_is_shipped(wheel):
+    # packages are listed one by one in pyproject.toml: a subpackage left out would be missing here
     names = _names(wheel)
-    for f in (REPO / "configs").rglob("*.yaml"):
-        assert f"ics/conf/{f.relative_to(REPO / 'configs').as_posix()}" in names, f
+    for f in (REPO / "ics").rglob("*.py"):
+        assert f"ics/{f.relative_to(REPO / 'ics').as_posix()}" in names, f
+    for f in (REPO / "cli").glob("*.py"):
+        assert f"ics_cli/{f.name}" in names, f
     for f in (REPO / "experiments").glob("*.yaml"):
         assert f"ics/experiments/{f.name}" in names, f
 
 
 def test_wheel_has_experiments_and_library(wheel):
     names = _names(wheel)
-    for path in ("ics/experiments/fig1.yaml", "ics/experiments/__init__.py", "ics/__init__.py", "ics/config.py",
-                 "ics/models.py", "ics/train.py", "ics/app.py"):
+    for path in ("ics/experiments/fig1.yaml", "ics/experiments/__init__.py", "ics/__init__.py",
+                 "ics/config/__init__.py", "ics/models/__init__.py", "ics/train/__init__.py", "ics_cli/hydra_app.py"):
         assert path in names, path
     assert not any(n.startswith(("tests/", "configs/", "experiments/", "cli/")) for n in names), \
         "source-tree folders must ship under their package names only"
@@ -73,9 +70,9 @@ def test_wheel_has_the_cli(wheel):
     names = _names(wheel)
     for path in ("ics_cli/__init__.py", "ics_cli/main.py", "ics_cli/preflight.py", "ics_cli/hydra_entry.py"):
         assert path in names, path
-    # the shipped hydra entry point reads its configs from the package, not from a source path
+    # the shipped hydra entry point reads its config from the ConfigStore, not from a source path
     entry = wheel.read("ics_cli/hydra_entry.py").decode()
-    assert "pkg://ics.conf" in entry
+    assert "config_path=None" in entry
 
 
 def test_console_script_entry_point(wheel):
@@ -87,5 +84,6 @@ def test_console_script_entry_point(wheel):
 
 
 def test_shipped_yaml_matches_the_source(wheel):
-    assert wheel.read("ics/conf/config.yaml").decode() == (REPO / "configs" / "config.yaml").read_text()
+    for f in (REPO / "experiments").glob("*.yaml"):
+        assert wheel.read(f"ics/experiments/{f.name}").decode() == f.read_text(), f
     assert wheel.read("ics/experiments/fig1.yaml").decode() == (REPO / "experiments" / "fig1.yaml").read_text()

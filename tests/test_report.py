@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
-from ics.config import (Config, ConfigError, DataConfig, ModelConfig, OptimConfig, ProbeConfig,
-                        TrainerConfig)
+from ics.analysis import make_report
+from ics.analysis.figures import FIGURES
+from ics.config import (Config, ConfigError, MLPConfig, MNISTConfig, ProbeConfig, SGDConfig, TrainerConfig,
+                        to_dict)
 from ics.data import DataBundle
-from ics.report import make_report
 from ics.train import Trainer
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -34,31 +36,35 @@ def tiny_data(n_train=300, n_test=120, classes=4, seed=0) -> DataBundle:
 
 
 def cfg(norm: str, lr: float) -> Config:
-    return Config(model=ModelConfig(widths=[16, 16], norm=norm),
-                  data=DataConfig(),
-                  optim=OptimConfig(lr=lr),
+    return Config(model=MLPConfig(widths=[16, 16], norm=norm),
+                  data=MNISTConfig(),
+                  optim=SGDConfig(lr=lr),
                   trainer=TrainerConfig(steps=60, batch_size=20, eval_every=20, log_every=10, device="cpu",
-                                        threads=1, progress=False, checkpoint=False),
+                                        threads=1, progress=False, checkpoint_every=0),
                   probe=ProbeConfig(every=10, size=60, units=2, histogram_every=1000))
 
 
 GOOD_LR = 2.0  # both nets reach > 0.9 test accuracy in 60 steps
+PROBE_FIGURES = {"percentiles", "density", "drift"}  # drawn from probes.npz
 JOBS = [("none", GOOD_LR), ("none", HUGE_LR), ("batch", GOOD_LR), ("batch", HUGE_LR)]
 
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory) -> Path:
-    """<tmp>/<num>_<overrides>/ like a Hydra multirun, plus one failed job (summary only)."""
+    """<tmp>/<num>_<overrides>/ like a Hydra multirun, plus one failed job (its summary.json holds only
+    the error and its overrides, as ics 0.1 wrote it; its config is in its own .hydra/ snapshot)."""
     root = tmp_path_factory.mktemp("sweep")
     data = tiny_data()
     for num, (norm, lr) in enumerate(JOBS):
         overrides = [f"model.norm={norm}", f"optim.lr={lr:g}", "trainer.steps=60"]
         Trainer(cfg(norm, lr), root / f"{num}_{','.join(overrides)}", data=data, overrides=overrides).fit()
     failed = root / "4_model.norm=batch,optim.lr=1"
-    failed.mkdir()
+    (failed / ".hydra").mkdir(parents=True)
+    overrides = ["model.norm=batch", "optim.lr=1", "trainer.steps=60"]
+    (failed / ".hydra" / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg("batch", 1.0))))
+    (failed / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
     (failed / "summary.json").write_text(json.dumps(
-        {"status": "failed", "error": "RuntimeError: boom", "traceback": "...",
-         "overrides": ["model.norm=batch", "optim.lr=1", "trainer.steps=60"]}))
+        {"status": "failed", "error": "RuntimeError: boom", "traceback": "...", "overrides": overrides}))
     return root
 
 
@@ -80,8 +86,10 @@ def test_artifacts_written(sweep, report):
     out = sweep / "report"
     assert report["out"] == out
     assert report["report_md"] == out / "report.md" and report["report_md"].is_file()
-    assert set(report["figures"]) == {"accuracy", "percentiles", "lr_tolerance", "drift"}
-    assert report["skipped"] == {}
+    assert set(report["figures"]) == {"accuracy", "lr_tolerance"} | PROBE_FIGURES
+    # every other figure belongs to an instrument these runs did not switch on, and says so
+    assert set(report["skipped"]) == set(FIGURES) - set(report["figures"])
+    assert all("=on" in reason for reason in report["skipped"].values()), report["skipped"]
     for png in report["figures"].values():
         assert_png(png)
     assert list(out.glob("events.out.tfevents.*")), "no TensorBoard event file in the report dir"
@@ -107,20 +115,20 @@ def test_diverged_run_shown_as_diverged(report):
     assert "diverged @ " in md
     (none_group,) = [g for g in report["tolerance"] if g.label == "model.norm=none"]
     assert none_group.points[-1].lr == HUGE_LR and none_group.points[-1].n_diverged == 1
-    assert none_group.max_stable_lr == GOOD_LR  # the diverged LR can never be "stable"
+    assert none_group.max_nondiverging_lr == GOOD_LR  # the diverged LR can never be "non-diverging"
 
 
 def test_tolerance_groups_and_table(report):
     groups = {g.label: g for g in report["tolerance"]}
     assert set(groups) == {"model.norm=none", "model.norm=batch"}
-    # the failed job joins the BN group from its overrides and counts as chance there
+    # the failed job joins the BN group through its own config (.hydra/) and counts as chance there
     assert groups["model.norm=batch"].lrs == [1.0, GOOD_LR, HUGE_LR]
     assert groups["model.norm=batch"].points[0].n_failed == 1
     t = report["tolerance_table"]
-    assert t.headers[0] == "group" and "max stable LR" in t.headers and len(t.cells) == 2
+    assert t.headers[0] == "group" and "max non-diverging LR" in t.headers and len(t.cells) == 2
     assert len(report["lr_table"].cells) == 5  # (group, LR) pairs: none x 2, batch x 3
     md = report["report_md"].read_text()
-    for name in ("accuracy.png", "percentiles.png", "lr_tolerance.png", "drift.png", "## Definitions"):
+    for name in ("accuracy.png", "percentiles.png", "density.png", "lr_tolerance.png", "drift.png", "## Definitions"):
         assert name in md
 
 
@@ -139,12 +147,14 @@ def test_run_without_probes(tmp_path):
     c.probe.enabled = False
     Trainer(c, tmp_path / "run", data=tiny_data()).fit()
     res = make_report(tmp_path / "run")
-    assert set(res["skipped"]) == {"percentiles", "drift", "lr_tolerance"}
+    assert set(res["figures"]) == {"accuracy"}
+    assert PROBE_FIGURES | {"lr_tolerance"} <= set(res["skipped"])
+    assert set(res["skipped"]) == set(FIGURES) - {"accuracy"}
     assert_png(res["figures"]["accuracy"])
 
 
 def test_bad_input(tmp_path):
-    with pytest.raises(ConfigError, match="no summary.json"):
+    with pytest.raises(ConfigError, match=r"no job directory under it \(none holds summary.json"):
         make_report(tmp_path)
     with pytest.raises(ConfigError, match="not a directory"):
         make_report(tmp_path / "missing")

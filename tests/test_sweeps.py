@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-TINY = ["trainer.steps=40", "trainer.eval_every=20", "trainer.log_every=10", "probe.every=20",
-        "trainer.threads=1", "trainer.checkpoint=false"]
+# probe.size: the probe set is drawn from the tiny test split (200 examples)
+TINY = ["trainer.steps=40", "trainer.eval_every=20", "trainer.log_every=10", "probe.every=20", "probe.size=100",
+        "trainer.threads=1", "trainer.checkpoint_every=0"]
 
 
 def ics(args, env, cwd, timeout=300):
@@ -37,10 +38,13 @@ def test_divergence_does_not_kill_the_sweep(tiny_env, tmp_path):
     assert 0 < by_lr[1e7]["diverged_at_step"] <= 40
     # the closing status table names each job's status
     assert "diverged @" in r.stdout and "completed" in r.stdout
-    # job dirs are named from their overrides: readable run names in TensorBoard
-    names = sorted(n.split("_", 1)[1] for n in runs)
-    assert names[0].startswith("model.norm=none,optim.lr=0.1,") and names[1].startswith("model.norm=none,optim.lr=1")
-    assert all("hydra.sweep.dir" not in n for n in names)
+    # job dirs are named from their swept overrides: readable run names in TensorBoard (keys that
+    # every job shares, like model.norm=none here, would only make the names long)
+    names = {n.split("_", 1)[1]: s for n, s in runs.items()}
+    for name, s in names.items():
+        key, value = name.split("=", 1)
+        assert key == "optim.lr" and float(value) == s["config"]["optim"]["lr"], name
+    assert all("hydra.sweep.dir" not in n and "model.norm" not in n for n in names)
 
 
 def test_joblib_launcher_runs_jobs_in_parallel_with_a_fair_thread_share(tiny_env, tmp_path):
@@ -72,32 +76,43 @@ def test_submitit_local_launcher(tiny_env, tmp_path):
 
 def test_hparams_land_in_the_jobs_own_run_dir(tiny_env, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    def read(d: Path):
+        acc = EventAccumulator(str(d), size_guidance={"scalars": 0, "tensors": 0})  # d's own event files only
+        acc.Reload()
+        return acc, acc.PluginTagToContent("hparams")
 
     sweep = tmp_path / "sweep"
     r = ics(["run", "-m", "optim.lr=0.1,0.3", *TINY, f"hydra.sweep.dir={sweep}"], tiny_env, tmp_path)
     assert r.returncode == 0, r.stderr
+    # the sweep's HParams experiment sits once at the sweep's root: the swept keys and their values
+    _, plugins = read(sweep)
+    exp = plugin_data_pb2.HParamsPluginData.FromString(plugins["_hparams_/experiment"]).experiment
+    assert [h.name for h in exp.hparam_infos] == ["optim.lr"]
+    assert sorted(v.number_value for v in exp.hparam_infos[0].domain_discrete.values) == pytest.approx([0.1, 0.3])
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
     assert len(jobs) == 2
     for job in jobs:
         # no sub-folder run (what SummaryWriter.add_hparams would create)
         assert [p for p in job.rglob("events.out.tfevents*")] == list(job.glob("events.out.tfevents*"))
-        acc = EventAccumulator(str(job), size_guidance={"scalars": 0, "tensors": 0})
-        acc.Reload()
-        plugins = acc.PluginTagToContent("hparams")
-        assert "_hparams_/experiment" in plugins and "_hparams_/session_start_info" in plugins
-        from tensorboard.plugins.hparams import plugin_data_pb2
-
+        acc, plugins = read(job)
+        assert "_hparams_/session_start_info" in plugins and "_hparams_/session_end_info" in plugins
         start = plugin_data_pb2.HParamsPluginData.FromString(plugins["_hparams_/session_start_info"]).session_start_info
         lr = json.loads((job / "summary.json").read_text())["config"]["optim"]["lr"]
         assert start.hparams["optim.lr"].number_value == pytest.approx(lr)
-        assert start.hparams["model.norm"].string_value == "batch"
+        # a job's session holds the keys its sweep varies (the experiment's), nothing it shares
+        assert set(start.hparams) == {"optim.lr"}
         assert "hparams/final_test_acc" in acc.Tags()["scalars"]
 
 
 def test_named_study_runs_as_a_sweep(tiny_env, tmp_path):
     sweep = tmp_path / "sweep"
-    r = ics(["sweep", "fig1", *TINY, f"hydra.sweep.dir={sweep}"], tiny_env, tmp_path)
+    # fig1 also sweeps the seed: one seed keeps this at one job per norm (a command-line value
+    # replaces the study's sweep of that key)
+    r = ics(["sweep", "fig1", *TINY, "trainer.seed=0", f"hydra.sweep.dir={sweep}"], tiny_env, tmp_path)
     assert r.returncode == 0, r.stderr
     runs = summaries(sweep)
     assert sorted(s["config"]["model"]["norm"] for s in runs.values()) == ["batch", "none"]
+    assert all(s["config"]["trainer"]["seed"] == 0 for s in runs.values())
     assert all(s["config"]["name"] == "fig1" for s in runs.values())

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from omegaconf import OmegaConf
 from torch import nn
 
 import ics  # noqa: F401  (fills the registries)
-from ics.config import Config, DataConfig, ModelConfig, OptimConfig, ProbeConfig, TrainerConfig
+from ics.config import OPTIONS, Config, MNISTConfig, ProbeConfig, SGDConfig, TrainerConfig, from_dict
 from ics.data import load_data
+from ics.record import Status, names
 from ics.train import Trainer
 
 STEPS = 100
@@ -24,11 +24,14 @@ EVERY = 25
 def make_cfg(mnist_root, *, model=None, optim=None, trainer=None, probe=None, data=None, cache_dir=None) -> Config:
     data_kw = {"name": "mnist", "root": str(mnist_root), **({"cache_dir": str(cache_dir)} if cache_dir else {}),
                **(data or {})}
-    trainer_kw = {"steps": STEPS, "eval_every": EVERY, "log_every": EVERY, "threads": 1, "progress": False,
-                  **(trainer or {})}
+    # eval_log_points=0: evaluations exactly every eval_every steps (no extra dense-early ones)
+    trainer_kw = {"steps": STEPS, "eval_every": EVERY, "eval_log_points": 0, "log_every": EVERY, "threads": 1,
+                  "progress": False, **(trainer or {})}
     probe_kw = {"every": EVERY, "size": 100, "histogram_every": 50, **(probe or {})}
-    return Config(model=ModelConfig(**(model or {})), data=DataConfig(**data_kw),
-                  optim=OptimConfig(**({"lr": 0.5} | (optim or {}))), trainer=TrainerConfig(**trainer_kw),
+    model_kw = model or {}
+    return Config(model=OPTIONS["model"][model_kw.get("name", "mlp")](**model_kw),
+                  data=OPTIONS["data"][data_kw["name"]](**data_kw),
+                  optim=SGDConfig(**({"lr": 0.5} | (optim or {}))), trainer=TrainerConfig(**trainer_kw),
                   probe=ProbeConfig(**probe_kw))
 
 
@@ -59,7 +62,9 @@ def test_event_file_scalar_tags(ref_run):
     cfg, out, _ = ref_run
     ea = read_events(out)
     tags = set(ea.Tags()["scalars"])
-    for tag in ("train/loss", "train/acc", "test/loss", "test/acc", "optim/lr", "perf/steps_per_sec"):
+    # the loop's tags are named once, in ics.record.names (train/test loss and accuracy, lr, speed)
+    for tag in (names.TAG_TRAIN_LOSS, names.TAG_TRAIN_ACC, names.TAG_TEST_LOSS, names.TAG_TEST_ACC, "optim/lr",
+                "perf/steps_per_sec"):
         assert tag in tags, tag
     for point in ("h1.in", "h1.pre_act", "h2.pre_act", "h3.pre_act", "out.in"):
         assert f"probe/{point}/p50" in tags, point
@@ -68,13 +73,13 @@ def test_event_file_scalar_tags(ref_run):
     assert "probe/h3.pre_act/saturation" in tags  # sigmoid inputs: fraction in the flat part
     assert any(t.startswith("drift/") for t in tags) and any(t.startswith("probe/") for t in tags)
 
-    test_steps = [e.step for e in ea.Scalars("test/acc")]
+    test_steps = [e.step for e in ea.Scalars(names.TAG_TEST_ACC)]
     assert test_steps == list(range(0, STEPS + 1, EVERY))  # step 0 (before any update) .. the last step
-    assert [e.step for e in ea.Scalars("train/loss")] == list(range(EVERY, STEPS + 1, EVERY))
+    assert [e.step for e in ea.Scalars(names.TAG_TRAIN_LOSS)] == list(range(EVERY, STEPS + 1, EVERY))
     assert [e.step for e in ea.Scalars("drift/h3.pre_act/w1_ref")] == list(range(0, STEPS + 1, EVERY))
     assert all(e.value == pytest.approx(cfg.optim.lr) for e in ea.Scalars("optim/lr"))
     assert all(e.value > 0 for e in ea.Scalars("perf/steps_per_sec"))
-    assert all(0 <= e.value <= 1 for e in ea.Scalars("train/acc") + ea.Scalars("test/acc"))
+    assert all(0 <= e.value <= 1 for e in ea.Scalars(names.TAG_TRAIN_ACC) + ea.Scalars(names.TAG_TEST_ACC))
     # the reference snapshot drifts zero from itself; training moves the distributions
     w1 = [e.value for e in ea.Scalars("drift/h1.pre_act/w1_ref")]
     assert w1[0] == pytest.approx(0.0, abs=1e-6) and w1[-1] > 0
@@ -104,18 +109,20 @@ def test_summary_json(ref_run):
     assert summary["dataset"]["name"] == "mnist"
     assert summary["dataset"]["train"] == 600 and summary["dataset"]["test"] == 200
     assert summary["chance_acc"] == pytest.approx(0.1)
-    assert set(summary["drift"]) >= {"h1.pre_act", "h3.pre_act"}
-    # the returned dict is what was written
-    assert summary["final_test_acc"] == pytest.approx(returned["final_test_acc"])
-    assert summary["status"] == returned["status"]
+    # the probe instrument's final drift per point
+    assert set(summary["instruments"]["probe"]) >= {"h1.pre_act", "h3.pre_act"}
+    # the returned Summary is what was written
+    assert summary["final_test_acc"] == pytest.approx(returned.final_test_acc)
+    assert summary["status"] == returned.status
+    assert summary["instruments"]["probe"] == returned.drift
     # the config round-trips into the same typed Config
-    back = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), summary["config"]))
+    back = from_dict(summary["config"])
     assert back == cfg
 
 
 def test_checkpoint(ref_run):
     cfg, out, _ = ref_run
-    ck = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
+    ck = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=True)  # data only, no code
     for key in ("model", "optimizer", "step", "sampler", "rng"):
         assert key in ck, key
     assert ck["step"] == STEPS
@@ -140,20 +147,20 @@ def test_other_run_files(ref_run):
 def test_bn_run_learns_the_tiny_data(ref_run):
     _, _, summary = ref_run
     ea = read_events(ref_run[1])
-    acc = [e.value for e in ea.Scalars("test/acc")]
+    acc = [e.value for e in ea.Scalars(names.TAG_TEST_ACC)]
     assert acc[0] < 0.35, "the untrained model should be near chance (0.1)"
-    assert summary["final_test_acc"] >= 0.9, summary["final_test_acc"]
-    loss = [e.value for e in ea.Scalars("train/loss")]
+    assert summary.final_test_acc >= 0.9, summary.final_test_acc
+    loss = [e.value for e in ea.Scalars(names.TAG_TRAIN_LOSS)]
     assert loss[-1] < loss[0] and loss[-1] < 0.5 * math.log(10)
-    assert summary["steps_to_target"]["0.9"] is not None
+    assert summary.steps_to_target["0.9"] is not None
 
 
 def test_no_bn_run_learns_too(mnist_root):
     cfg = make_cfg(mnist_root, model={"norm": "none"}, trainer={"steps": 200, "eval_every": 100},
                    probe={"every": 100})
     summary = Trainer(cfg, None).fit()
-    assert summary["status"] == "completed"
-    assert summary["final_test_acc"] >= 0.9
+    assert summary.status == Status.COMPLETED
+    assert summary.final_test_acc >= 0.9
 
 
 # ----------------------------------------------------------------------------------------------
@@ -169,7 +176,7 @@ def _final(mnist_root, data, seed, tmp=None):
 
 
 def test_same_seed_same_run_different_seed_different_run(mnist_root):
-    data = load_data(DataConfig(name="mnist", root=str(mnist_root)))
+    data = load_data(MNISTConfig(root=str(mnist_root)))
     a, sa = _final(mnist_root, data, seed=0)
     b, sb = _final(mnist_root, data, seed=0)
     c, sc = _final(mnist_root, data, seed=1)
@@ -177,10 +184,10 @@ def test_same_seed_same_run_different_seed_different_run(mnist_root):
     for k in a:
         assert torch.equal(a[k], b[k]), k
     for key in ("final_test_acc", "best_test_acc", "final_test_loss", "final_train_loss"):
-        assert sa[key] == sb[key], key
-    assert sa["drift"] == sb["drift"]
+        assert getattr(sa, key) == getattr(sb, key), key
+    assert sa.drift and sa.drift == sb.drift
     assert not all(torch.equal(a[k], c[k]) for k in a if a[k].is_floating_point())
-    assert sa["final_test_loss"] != sc["final_test_loss"]
+    assert sa.final_test_loss != sc.final_test_loss
 
 
 # ----------------------------------------------------------------------------------------------
@@ -191,7 +198,7 @@ def test_train_mode_for_steps_eval_mode_for_evaluation(mnist_root, monkeypatch):
     phase = {"now": "train"}
     records = []  # (phase, bn.training, grad enabled)
 
-    orig_eval, orig_probe = Trainer.evaluate, Trainer._probe
+    orig_eval, orig_probe = Trainer.evaluate, Trainer.measure  # measure: the instruments' snapshots
 
     def spy_eval(self, *a, **kw):
         phase["now"] = "eval"
@@ -208,7 +215,7 @@ def test_train_mode_for_steps_eval_mode_for_evaluation(mnist_root, monkeypatch):
             phase["now"] = "train"
 
     monkeypatch.setattr(Trainer, "evaluate", spy_eval)
-    monkeypatch.setattr(Trainer, "_probe", spy_probe)
+    monkeypatch.setattr(Trainer, "measure", spy_probe)
     steps = 20
     cfg = make_cfg(mnist_root, trainer={"steps": steps, "eval_every": 10, "log_every": 10}, probe={"every": 10})
     tr = Trainer(cfg, None)
@@ -233,8 +240,8 @@ def test_train_mode_for_steps_eval_mode_for_evaluation(mnist_root, monkeypatch):
         logits = tr.model(tr.data.x_test)
         loss = F.cross_entropy(logits, tr.data.y_test).item()
         acc = (logits.argmax(1) == tr.data.y_test).float().mean().item()
-    assert summary["final_test_loss"] == pytest.approx(loss, rel=1e-4, abs=1e-6)
-    assert summary["final_test_acc"] == pytest.approx(acc, abs=1e-6)
+    assert summary.final_test_loss == pytest.approx(loss, rel=1e-4, abs=1e-6)
+    assert summary.final_test_acc == pytest.approx(acc, abs=1e-6)
     # only training steps update BN's running statistics (evaluation and probes leave them alone)
     for bn in bns:
         assert int(bn.num_batches_tracked) == steps
@@ -249,12 +256,12 @@ def test_huge_lr_diverges_without_an_exception(mnist_root, tmp_path):
     cfg = make_cfg(mnist_root, model={"norm": "none"}, optim={"lr": 1e6},
                    trainer={"steps": 200, "log_every": 5, "eval_every": 50}, probe={"every": 50})
     summary = Trainer(cfg, tmp_path / "run").fit()
-    assert summary["status"] == "diverged"
-    assert summary["diverged_at_step"] is not None and 0 < summary["diverged_at_step"] <= 200
-    assert summary["diverged_at_step"] % 5 == 0  # seen at a logging step
-    assert summary["steps"] == summary["diverged_at_step"] < 200  # stopped early
+    assert summary.status == Status.DIVERGED
+    assert summary.diverged_at_step is not None and 0 < summary.diverged_at_step <= 200
+    assert summary.diverged_at_step % 5 == 0  # seen at a logging step
+    assert summary.steps == summary.diverged_at_step < 200  # stopped early
     written = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert written["status"] == "diverged" and written["diverged_at_step"] == summary["diverged_at_step"]
+    assert written["status"] == "diverged" and written["diverged_at_step"] == summary.diverged_at_step
     read_events(tmp_path / "run")  # the event file is still readable
 
 
@@ -267,19 +274,19 @@ def test_cnn_trains_on_cifar_image_folder(mnist_root, cifar_folder, tmp_path):
                                       "init": "kaiming"},
                    data={"name": "cifar10", "root": None, "image_folder": str(cifar_folder)},
                    optim={"lr": 0.05}, trainer={"steps": 10, "eval_every": 5, "log_every": 5, "batch_size": 20},
-                   probe={"every": 5})
+                   probe={"every": 5, "size": 40})  # the probe set is drawn from the 40 test images
     summary = Trainer(cfg, tmp_path / "cnn").fit()
-    assert summary["status"] in ("completed", "not_learning")
-    assert summary["steps"] == 10
-    assert summary["dataset"]["name"] == "cifar10"
-    assert summary["dataset"]["train"] == 120 and summary["dataset"]["test"] == 40
-    assert math.isfinite(summary["final_train_loss"])
+    assert summary.status in ("completed", "not_learning")
+    assert summary.steps == 10
+    assert summary.dataset["name"] == "cifar10"
+    assert summary.dataset["train"] == 120 and summary.dataset["test"] == 40
+    assert math.isfinite(summary.final_train_loss)
     tags = set(read_events(tmp_path / "cnn").Tags()["scalars"])
-    assert "probe/c1.pre_act/p50" in tags and "drift/c2.pre_act/w1_ref" in tags and "test/acc" in tags
+    assert "probe/c1.pre_act/p50" in tags and "drift/c2.pre_act/w1_ref" in tags and names.TAG_TEST_ACC in tags
 
 
 def test_meter_folding_matches_a_direct_computation(monkeypatch):
-    from ics.train import Meter
+    from ics.train.meter import Meter
 
     monkeypatch.setattr(Meter, "FOLD", 3)  # fold every 3 steps: 7 steps = two folds + a remainder
     gen = torch.Generator().manual_seed(0)
@@ -296,7 +303,7 @@ def test_meter_folding_matches_a_direct_computation(monkeypatch):
 
 
 def test_replacement_sampler_is_deterministic_and_resumable():
-    from ics.sampler import IndexSampler
+    from ics.data.sampler import IndexSampler
 
     a, b = IndexSampler(50, 8, seed=3, mode="replacement"), IndexSampler(50, 8, seed=3, mode="replacement")
     first = [a.next() for _ in range(300)]  # crosses a block boundary (BLOCK = 256)

@@ -11,7 +11,8 @@ al. 2019). So, per group of runs that differ only in learning rate and seed:
 * score of a run: the mean of its last `tolerance.last_k` evaluations (3), on the validation split
   when the runs held one out (data.val_size), else on test; a diverged or failed run scores chance;
 * **max non-diverging LR**: the largest LR at which no seed diverged (or failed);
-* **max good LR**: the largest LR whose mean score is >= `fraction` (0.9) × the group's best mean;
+* **max good LR**: the largest LR whose mean score is >= `fraction` (0.9) × the group's best mean
+  (and above chance: where nothing was learnt, no LR is good);
 * **good range**: the contiguous run of good LRs around the best LR on the grid; good LRs beyond a
   non-good one are listed separately (gaps are reported, not bridged);
 * per seed, the same two limits on that seed's own curve, summarised by the geometric mean and
@@ -113,8 +114,12 @@ class GroupTolerance:
 
     @property
     def good_lrs(self) -> List[float]:
-        return [p.lr for p in self.points if p.score.mean is not None and self.best_score is not None
-                and p.score.mean >= self.fraction * self.best_score]
+        """LRs whose mean score is >= fraction × the best, and above chance: where nothing was learnt
+        (every run diverged, or the best is chance) no LR is good."""
+        if self.best_score is None or (self.chance is not None and self.best_score <= self.chance):
+            return []
+        return [p.lr for p in self.points if p.score.mean is not None and p.score.mean >= self.fraction * self.best_score
+                and (self.chance is None or p.score.mean > self.chance)]
 
     @property
     def width_decades(self) -> Optional[float]:
@@ -152,12 +157,14 @@ def lr_points(runs: Sequence[RunResult], chance: Optional[float]) -> List[LRPoin
     return points
 
 
-def max_good(curve: Sequence[Tuple[float, float]], fraction: float) -> Optional[float]:
-    """The largest LR whose score is >= fraction × the curve's best score."""
+def max_good(curve: Sequence[Tuple[float, float]], fraction: float, chance: Optional[float] = None) -> Optional[float]:
+    """The largest LR whose score is >= fraction × the curve's best score (and above chance)."""
     if not curve:
         return None
     best = max(s for _, s in curve)
-    good = [lr for lr, s in curve if s >= fraction * best]
+    if chance is not None and best <= chance:
+        return None
+    good = [lr for lr, s in curve if s >= fraction * best and (chance is None or s > chance)]
     return max(good) if good else None
 
 
@@ -184,12 +191,13 @@ def group_tolerance(key, label: str, runs: Sequence[RunResult], fraction: float)
     g.max_nondiverging_lr = max(stable) if stable else None
     good = set(g.good_lrs)
     g.max_good_lr = max(good) if good else None
-    g.good_range, g.good_outside = contiguous_range(points, good, best.lr)
+    if good:
+        g.good_range, g.good_outside = contiguous_range(points, good, best.lr)
     for seed in g.seeds:
         curve = [(p.lr, sc, st) for p in points for s, sc, st in zip(p.seeds, p.scores, p.statuses) if s == seed]
         ok = [lr for lr, _, st in curve if not st.counts_as_chance]
         g.seed_max_nondiverging[seed] = max(ok) if ok else None
-        g.seed_max_good[seed] = max_good([(lr, sc) for lr, sc, _ in curve], fraction)
+        g.seed_max_good[seed] = max_good([(lr, sc) for lr, sc, _ in curve], fraction, chance)
     return g
 
 

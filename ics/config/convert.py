@@ -21,8 +21,8 @@ def to_dict(cfg: Config) -> Dict[str, Any]:
 
 def from_dict(d: Dict[str, Any]) -> Config:
     """A plain nested dict (every key optional) -> Config. Unknown keys and wrong types raise."""
-    if isinstance(d, DictConfig):
-        d = OmegaConf.to_container(d, resolve=True)
+    if isinstance(d, DictConfig):  # drop Hydra's node first: its interpolations resolve only inside a job
+        d = OmegaConf.to_container(OmegaConf.masked_copy(d, [k for k in d.keys() if k != "hydra"]), resolve=True)
     d = {k: v for k, v in dict(d).items() if k != "hydra"}
     _reject_unknown(d, Config, "")
     kwargs = {}
@@ -68,8 +68,11 @@ def validate(cfg: Config) -> None:
     """Every per-key rule (ics.config.fields) plus the checks that involve several keys."""
     from ics.config.schema import OPTIONS
 
-    check_fields(cfg)
     m, o, t, d = cfg.model, cfg.optim, cfg.trainer, cfg.data
+    if m.norm == "batch" and isinstance(t.batch_size, int) and t.batch_size < 2:  # the stricter rule first
+        require(False, "trainer.batch_size", t.batch_size,
+                "must be >= 2 with model.norm=batch (BN needs 2+ examples per batch)")
+    check_fields(cfg)
     for group in GROUPS:
         node = getattr(cfg, group)
         name = getattr(node, "name", None)

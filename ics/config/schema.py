@@ -430,12 +430,14 @@ class Config:
     data: DataConfig = field(default_factory=MNISTConfig)
     optim: OptimConfig = field(default_factory=SGDConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    probe: ProbeConfig = field(default_factory=ProbeDefault)
-    grad_ics: GradICSConfig = field(default_factory=GradICSOff)
-    landscape: LandscapeConfig = field(default_factory=LandscapeOff)
-    bn_stats: BNStatsConfig = field(default_factory=BNStatsOff)
-    bn_noise: BNNoiseConfig = field(default_factory=BNNoiseOff)
-    weights: WeightsConfig = field(default_factory=WeightsOff)
+    # presets (probe=default, grad_ics=off, ...) share their section's schema; the defaults are the
+    # schema classes themselves, so a config read back from a dict compares equal to Config()
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    grad_ics: GradICSConfig = field(default_factory=GradICSConfig)
+    landscape: LandscapeConfig = field(default_factory=LandscapeConfig)
+    bn_stats: BNStatsConfig = field(default_factory=BNStatsConfig)
+    bn_noise: BNNoiseConfig = field(default_factory=BNNoiseConfig)
+    weights: WeightsConfig = field(default_factory=WeightsConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     tolerance: ToleranceConfig = field(default_factory=ToleranceConfig)
     name: str = opt("run", "a free-form label stored in the run record")
@@ -445,11 +447,12 @@ GROUPS = tuple(OPTIONS)  # model, data, optim, probe, and one group per instrume
 
 
 def option_name(group: str, node: Any) -> str:
-    """The option of `group` that a config section was built from (its `name`, or its preset class)."""
+    """The option of `group` a config section is: its `name`, or the preset with the same values."""
     if isinstance(getattr(node, "name", None), str) and node.name:
         return node.name
+    values = dataclasses.asdict(node)
     for name, cls in OPTIONS[group].items():
-        if type(node) is cls:
+        if type(node) is cls or dataclasses.asdict(cls()) == values:
             return name
     return next(iter(OPTIONS[group]))
 

@@ -232,6 +232,9 @@ def _image_folder(cfg: DataConfig, root: Path) -> Source:
 
 def _image_folder_source(cfg, expect_classes: Optional[List[str]] = None, expect_count: Optional[int] = None,
                          expect_shape: Optional[Tuple[int, int, int]] = None) -> Source:
+    if cfg.image_folder in (None, "", "???"):
+        raise ConfigError(f"data.image_folder must be set for data={cfg.name} (a folder with train/<class>/ and "
+                          "test/<class>/ images)")
     folder = Path(cfg.image_folder).expanduser().absolute()
     if not folder.is_dir():
         raise ConfigError(f"data.image_folder={folder} is not a directory; it must hold train/<class>/ and "
