@@ -1,6 +1,7 @@
 """`ics`: Typer owns the commands; Hydra owns everything after the command name of run and sweep."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -392,7 +393,9 @@ def bench(steps: int = typer.Option(3000, min=100, help="Training steps per time
           data_root: Optional[str] = typer.Option(None, help="Data root (default: $ICS_DATA_ROOT)."),
           synthetic: bool = typer.Option(False, help="Use random MNIST-shaped tensors instead of MNIST."),
           repeats: int = typer.Option(3, min=1, help="Timed repeats per loop (the best is kept)."),
-          cnn_steps: int = typer.Option(20, min=0, help="Steps per timed CNN loop (0: skip the CNN rows).")) -> None:
+          cnn_steps: int = typer.Option(20, min=0, help="Steps per timed CNN loop (0: skip the CNN rows)."),
+          instruments: bool = typer.Option(False, help="Only the cost of each instrument at its default cadence, "
+                                                       "for the Fig. 1 MLP and the default CNN.")) -> None:
     """Throughput of the ics loop vs a hand-written loop and the tutorial DataLoader pipeline.
 
     Example: [bold]ICS_DATA_ROOT=/data ics bench --steps 3000[/bold]
@@ -401,6 +404,16 @@ def bench(steps: int = typer.Option(3000, min=100, help="Training steps per time
     from ics.config import ConfigError
 
     try:
+        if instruments:
+            from rich.console import Console
+
+            from ics.bench import instrument_costs
+
+            root = None if synthetic else (data_root or os.environ.get("ICS_DATA_ROOT"))
+            instrument_costs("mlp", steps, Console(), root)
+            if cnn_steps:
+                instrument_costs("cnn", max(cnn_steps, 50), Console())
+            return
         run_bench(steps=steps, data_root=data_root, synthetic=synthetic, repeats=repeats, cnn_steps=cnn_steps)
     except ConfigError as e:
         _fail(str(e))

@@ -281,3 +281,56 @@ def run_cnn_bench(steps: int, repeats: int, console) -> Dict[str, float]:
     console.print(table)
     return {"cnn_ceiling_steps_per_sec": ceiling, **{f"cnn_{k.replace(' ', '_')}_steps_per_sec": v for k, v in sps.items()},
             "cnn_eval_nchw_2000_sec": evals[(False, 2000)], "cnn_eval_nhwc_2000_sec": evals[(True, 2000)]}
+
+
+# ----------------------------------------------------------------------------------------------
+# what each instrument costs
+
+
+def instrument_costs(model: str, steps: int, console, data_root: Optional[str] = None) -> Dict[str, Dict[str, float]]:
+    """Per instrument at its default cadence: ms per measurement (or per observed batch) and its
+    share of a run, from a short run with only that instrument on, against the same run with none.
+    model: "mlp" (the Fig. 1 MLP on MNIST, or MNIST-shaped random data) or "cnn" (the default CNN on
+    CIFAR-10-shaped random data)."""
+    from rich.table import Table
+
+    from ics.config import CNNConfig, SGDConfig
+    from ics.registry import INSTRUMENTS
+    from ics.train.threads import available_cores
+
+    if model == "mlp":
+        data = load_data(MNISTConfig(root=data_root), "cpu") if data_root else _synthetic()
+        base = Config(model=MLPConfig(), trainer=TrainerConfig(steps=steps, threads=1, progress=False,
+                                                               checkpoint_every=0))
+    else:
+        data = _cifar_like(2_000, 2_000)
+        base = Config(model=CNNConfig(), optim=SGDConfig(lr=0.05),
+                      trainer=TrainerConfig(steps=steps, batch_size=128, eval_every=steps, eval_log_points=0,
+                                            threads=available_cores(), progress=False, checkpoint_every=0))
+    off = dataclasses.replace(base, **{k: dataclasses.replace(getattr(base, k), enabled=False) for k in INSTRUMENTS})
+    t0 = time.perf_counter()
+    Trainer(off, None, data=data).fit()
+    per_step = (time.perf_counter() - t0) / steps  # a training step, evaluations included
+    table = Table(title=f"instrument costs: {model}, {steps} steps, default cadences "
+                        f"({per_step * 1e3:.2f} ms per training step with none)")
+    for col in ("instrument", "measurements", "ms each", "% of a run"):
+        table.add_column(col)
+    out = {}
+    for key, cls in INSTRUMENTS.items():
+        section = dataclasses.replace(getattr(base, key), enabled=True)
+        cfg = dataclasses.replace(off, **{key: section})
+        try:
+            trainer = Trainer(cfg, None, data=data)
+        except Exception as e:  # e.g. BN statistics on a model without BN
+            table.add_row(key, "-", "-", f"n/a: {str(e).splitlines()[0][:60]}")
+            continue
+        summary = trainer.fit()
+        inst = trainer.instruments[0]
+        count = max(len(v) for v in inst.steps.values()) if inst.steps else 0
+        spent = summary.instrument_time_sec.get(key, 0.0)
+        ms = 1e3 * spent / max(count, 1)
+        share = spent / (spent + per_step * steps)
+        out[key] = {"measurements": count, "ms_each": ms, "share": share}
+        table.add_row(key, str(count), f"{ms:.1f}", f"{100 * share:.1f}%")
+    console.print(table)
+    return out

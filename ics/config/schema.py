@@ -349,7 +349,7 @@ class BNStatsConfig:
                                               "must be an integer >= 2 or null"))
     test_batch_sizes: List[int] = opt([2, 8, 60, 1000], "test batch sizes evaluated with their own statistics",
                                       rule=each(ge(2), 1))
-    test_subset: int = opt(2_000, "test examples used for the batch-statistics evaluations", rule=ge(2))
+    test_subset: int = opt(1_000, "test examples used for the batch-statistics evaluations", rule=ge(2))
     seed: int = opt(0, "seed of the precise-BN batches and of the test subset", rule=between(0, 2**31 - 1))
     recalibrate_at_end: bool = opt(True, "write the final EMA / precise / batch accuracies into summary.json")
 
