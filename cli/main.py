@@ -187,7 +187,7 @@ def sweep(experiment: str = typer.Argument(..., help="A study in experiments/ (s
     from ics_cli.hydra_app import experiment_files
 
     if experiment not in experiment_files():
-        _fail(f"unknown experiment {experiment!r}; allowed: {', '.join(experiment_files())}")
+        _fail(f"unknown study {experiment!r}; allowed: {', '.join(experiment_files())}")
     _launch([f"experiment={experiment}", *(overrides or [])], force_multirun=True, study=experiment)
 
 

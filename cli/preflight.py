@@ -46,13 +46,15 @@ def compose(overrides: List[str], hydra_cfg: bool = False) -> DictConfig:
     try:
         return hydra_compose(config_name=CONFIG_NAME, overrides=overrides, return_hydra_config=hydra_cfg)
     except compat.COMPOSE_ERRORS + (OmegaConfBaseException,) as e:
-        raise UserError(compat.explain(e, overrides, group_options, allowed_keys)) from None
+        choices = [o for o in overrides if _is_choice(o.split("=", 1)[0]) and "," not in o]
+        raise UserError(compat.explain(e, overrides, group_options, lambda k: allowed_keys(k, choices))) from None
 
 
-def allowed_keys(key: str) -> str:
+def allowed_keys(key: str, choices: List[str] = ()) -> str:
+    """The keys of the section `key` is in, with the options chosen on the command line."""
     parent = key.rpartition(".")[0]
     try:
-        base = compose([])
+        base = compose(list(choices))
         node = OmegaConf.select(base, parent) if parent else base
         if not isinstance(node, DictConfig):  # an unknown parent: list the top level
             node, parent = base, ""
@@ -134,17 +136,17 @@ def check_jobs(jobs: List[List[str]], data: bool = True) -> None:
             key = o.get_key_element()
             if o.input_line in choices or key.startswith("hydra"):
                 continue
-            _set(cfg, key.lstrip("+~"), o.value(), o.input_line)
+            _set(cfg, key.lstrip("+~"), o.value(), o.input_line, [c for c in choices if not c.startswith("hydra")])
         try:
             check_runnable(from_dict(cfg), data=data)
         except ConfigError as e:
             raise UserError(str(e)) from None
 
 
-def _set(cfg: DictConfig, key: str, value, text: str) -> None:
+def _set(cfg: DictConfig, key: str, value, text: str, choices: List[str] = ()) -> None:
     try:
         OmegaConf.update(cfg, key, value, merge=True)
     except (ConfigKeyError, ConfigAttributeError):
-        raise UserError(f"{key} is not a config key; {allowed_keys(key)}") from None
+        raise UserError(f"{key} is not a config key; {allowed_keys(key, choices)}") from None
     except OmegaConfBaseException as e:
         raise UserError(f"{text} is invalid: {compat.first_line(e)}") from None

@@ -9,7 +9,7 @@ import dataclasses
 from typing import Any, Dict
 
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from ics.config.fields import ConfigError, check_fields, fmt_value, require
 from ics.config.schema import GROUPS, Config, schema_of
@@ -47,6 +47,10 @@ def _build(cls, values: Dict[str, Any], key: str):
     try:
         node = OmegaConf.merge(OmegaConf.structured(cls), values)
         return OmegaConf.to_object(node)
+    except MissingMandatoryValue as e:
+        sub = (getattr(e, "full_key", "") or "").split(".")[-1]
+        raise ConfigError(f"{key}.{sub} must be set for {key}={values.get('name', cls.__name__)} (it has no default)") \
+            from None
     except OmegaConfBaseException as e:
         full = getattr(e, "full_key", "") or ""
         sub = full.split(".")[-1] if full else ""

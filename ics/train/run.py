@@ -132,7 +132,7 @@ def run_config(run_dir: Path) -> tuple:
     elif existing is not None and existing.config:
         saved = existing.config
     else:
-        raise ConfigError(f"cannot resume {run_dir}: it has no {path.name} and no readable summary.json")
+        raise ConfigError(f"{run_dir} holds no run: it has no {path.name} and no readable summary.json")
     return from_dict(saved), (existing.overrides if existing is not None else [])
 
 
