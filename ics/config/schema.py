@@ -31,6 +31,15 @@ def option(group: str, name: str):
     return deco
 
 
+def on_off(group: str, cls: Type) -> None:
+    """An instrument section's two options: `off` (its defaults, enabled false) and `on`."""
+    option(group, "off")(cls)
+    on = dataclasses.make_dataclass(f"{cls.__name__}On", [("enabled", bool, redefault(cls, "enabled", True))],
+                                    bases=(cls,))
+    on.__module__ = __name__
+    option(group, "on")(on)
+
+
 def redefault(cls: Type, name: str, value: Any) -> Any:
     """The same field as in the base class (doc, allowed values) with another default."""
     f = next(f for f in dataclasses.fields(cls) if f.name == name)
@@ -300,16 +309,7 @@ class GradICSConfig:
     first: int = opt(10, "also measure each of the first this many steps (steps)", rule=ge(0))
 
 
-@option("grad_ics", "off")
-@dataclass
-class GradICSOff(GradICSConfig):
-    pass
-
-
-@option("grad_ics", "on")
-@dataclass
-class GradICSOn(GradICSConfig):
-    enabled: bool = redefault(GradICSConfig, "enabled", True)
+on_off("grad_ics", GradICSConfig)
 
 
 @dataclass
@@ -326,16 +326,7 @@ class LandscapeConfig:
     power_iters: int = opt(20, "power-iteration steps for the top eigenvalue", rule=ge(1))
 
 
-@option("landscape", "off")
-@dataclass
-class LandscapeOff(LandscapeConfig):
-    pass
-
-
-@option("landscape", "on")
-@dataclass
-class LandscapeOn(LandscapeConfig):
-    enabled: bool = redefault(LandscapeConfig, "enabled", True)
+on_off("landscape", LandscapeConfig)
 
 
 @dataclass
@@ -354,16 +345,7 @@ class BNStatsConfig:
     recalibrate_at_end: bool = opt(True, "write the final EMA / precise / batch accuracies into summary.json")
 
 
-@option("bn_stats", "off")
-@dataclass
-class BNStatsOff(BNStatsConfig):
-    pass
-
-
-@option("bn_stats", "on")
-@dataclass
-class BNStatsOn(BNStatsConfig):
-    enabled: bool = redefault(BNStatsConfig, "enabled", True)
+on_off("bn_stats", BNStatsConfig)
 
 
 @dataclass
@@ -374,16 +356,7 @@ class BNNoiseConfig:
     every: int = opt(100, "read every this many steps (steps)", rule=gt(0))
 
 
-@option("bn_noise", "off")
-@dataclass
-class BNNoiseOff(BNNoiseConfig):
-    pass
-
-
-@option("bn_noise", "on")
-@dataclass
-class BNNoiseOn(BNNoiseConfig):
-    enabled: bool = redefault(BNNoiseConfig, "enabled", True)
+on_off("bn_noise", BNNoiseConfig)
 
 
 @dataclass
@@ -394,16 +367,7 @@ class WeightsConfig:
     every: int = opt(100, "measure every this many steps (steps)", rule=gt(0))
 
 
-@option("weights", "off")
-@dataclass
-class WeightsOff(WeightsConfig):
-    pass
-
-
-@option("weights", "on")
-@dataclass
-class WeightsOn(WeightsConfig):
-    enabled: bool = redefault(WeightsConfig, "enabled", True)
+on_off("weights", WeightsConfig)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -464,5 +428,4 @@ def schema_of(group: str, name: Optional[str]) -> Type:
         return options[name]
     if group in ("model", "data", "optim"):
         return type(getattr(Config(), group))
-    # presets share one schema: their common base class
-    return next(iter(options.values())).__mro__[1]
+    return type(getattr(Config(), group))  # presets share one schema: the section's own class

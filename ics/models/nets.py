@@ -123,13 +123,18 @@ def _block(affine_cls, n_in: int, n_out: int, cfg: ModelConfig, spatial: bool, p
     return Block(affine, norm, ACTIVATIONS.get_or_raise(cfg.activation)(), pool, noise)
 
 
-@MODELS.register("mlp")
-def build_mlp(cfg: MLPConfig, in_shape: Sequence[int], num_classes: int) -> Net:
-    n_in = math.prod(in_shape)
-    blocks: "OrderedDict[str, nn.Module]" = OrderedDict()
-    for i, width in enumerate(cfg.widths, start=1):
+def _dense(blocks: "OrderedDict[str, nn.Module]", n_in: int, widths: Sequence[int], cfg: ModelConfig) -> int:
+    """Append Linear blocks h1, h2, ... of the given widths; return the last width."""
+    for i, width in enumerate(widths, start=1):
         blocks[f"h{i}"] = _block(nn.Linear, n_in, width, cfg, spatial=False)
         n_in = width
+    return n_in
+
+
+@MODELS.register("mlp")
+def build_mlp(cfg: MLPConfig, in_shape: Sequence[int], num_classes: int) -> Net:
+    blocks: "OrderedDict[str, nn.Module]" = OrderedDict()
+    n_in = _dense(blocks, math.prod(in_shape), cfg.widths, cfg)
     return Net(blocks, nn.Linear(n_in, num_classes), flatten_first=True)
 
 
@@ -145,19 +150,13 @@ def build_cnn(cfg: CNNConfig, in_shape: Sequence[int], num_classes: int) -> Net:
         blocks[f"c{i}"] = _block(nn.Conv2d, c_in, c_out, cfg, spatial=True, pool=pool,
                                  kernel_size=cfg.kernel_size, padding=cfg.kernel_size // 2)
         c_in = c_out
-    n_in = c_in * h * w
-    for i, width in enumerate(cfg.widths, start=1):
-        blocks[f"h{i}"] = _block(nn.Linear, n_in, width, cfg, spatial=False)
-        n_in = width
+    n_in = _dense(blocks, c_in * h * w, cfg.widths, cfg)
     return Net(blocks, nn.Linear(n_in, num_classes), flatten_first=False)
 
 
 @MODELS.register("dln")
 def build_dln(cfg: DLNConfig, in_shape: Sequence[int], num_outputs: int) -> Net:
     """depth - 1 hidden Linear(width) -> [BN] blocks with no nonlinearity, then the output layer."""
-    n_in = math.prod(in_shape)
     blocks: "OrderedDict[str, nn.Module]" = OrderedDict()
-    for i in range(1, cfg.depth):
-        blocks[f"h{i}"] = _block(nn.Linear, n_in, cfg.width, cfg, spatial=False)
-        n_in = cfg.width
+    n_in = _dense(blocks, math.prod(in_shape), [cfg.width] * (cfg.depth - 1), cfg)
     return Net(blocks, nn.Linear(n_in, num_outputs), flatten_first=True)
