@@ -190,7 +190,13 @@ if _SubmititSlurmLauncher is not None:
                 ids = ",".join(sorted({j.job_id.split("_")[0] for j in jobs}, key=int))
                 log.info(f"submitted {len(jobs)} job(s) to SLURM: {ids}. Progress: squeue -j {ids}; job logs: "
                          f"{_log_folder(jobs[0])}")
-                ended = _wait({num: job for (num, _), job in zip(todo, jobs)})
+                try:
+                    ended = _wait({num: job for (num, _), job in zip(todo, jobs)})
+                except KeyboardInterrupt:
+                    print(f"stopped watching; the jobs go on in SLURM (squeue -j {ids}; scancel {ids} stops "
+                          f"them). Results: ics report {sweep_dir}; unfinished jobs: ics resume {sweep_dir}",
+                          file=sys.stderr)
+                    raise SystemExit(130)
                 for (num, overrides), job in zip(todo, jobs):
                     results[num] = _collect(num, job, overrides, ended.get(num))
                 unfinished = [f"#{num} ({ended[num]})" for num, _ in todo if ended.get(num)]
