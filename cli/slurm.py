@@ -89,7 +89,13 @@ class MissingSubmitit:  # pragma: no cover - only without the extra
 def register(cs) -> None:
     """Store the preset as hydra/launcher=slurm, make its launcher known to Hydra, and quiet
     submitit's sacct warnings (idempotent)."""
-    cs.store(group="hydra/launcher", name=PRESET, node=SlurmPreset, provider="ics")
+    node = SlurmPreset
+    if _QueueConf is not None:  # any sbatch option: hydra.launcher.additional_parameters={mail-type:END}
+        from omegaconf import OmegaConf
+
+        node = OmegaConf.structured(SlurmPreset)
+        OmegaConf.set_struct(node.additional_parameters, False)
+    cs.store(group="hydra/launcher", name=PRESET, node=node, provider="ics")
     if _SubmititSlurmLauncher is not None:
         # Hydra instantiates a launcher only if its _target_ is named hydra_plugins.* and is in its
         # plugin registry, which maps that name to the class it builds. ics ships no hydra_plugins
@@ -237,7 +243,8 @@ def _requeue(sig: int) -> None:
     handler = signal.getsignal(sig)
     if not callable(handler):
         return  # not under submitit's job runner: the job simply ends interrupted
-    print(f"{signal.Signals(sig).name}: checkpoint written; asking SLURM to requeue this job", file=sys.stderr)
+    print(f"{signal.Signals(sig).name} is SLURM's warning (time limit or pre-emption): asking SLURM to requeue this "
+          "job; it continues from the checkpoint when it restarts (no ics resume needed)", file=sys.stderr)
     try:
         handler(sig, None)
     except subprocess.SubprocessError as e:  # `scontrol requeue` refused (e.g. a pre-emption requeues it already)

@@ -230,7 +230,7 @@ def test_run_longer_than_its_time_limit_is_signalled_requeued_and_bit_identical(
     """A run of ~60 s with a 1-minute limit. SLURM sends SIGUSR2 10 s (+ up to 30 s of SLURM's
     resolution) before the limit, so at 20-50 s; the run checkpoints, the job requeues itself and
     continues from the checkpoint. The requeued job's limit is then raised so that it is not
-    signalled again (each requeue costs ~30 s here; the path it would take is the same)."""
+    signalled again (each requeue costs ~15 s on the toy cluster; the path it would take is the same)."""
     steps = steps_for(rate, 60)
     run = [*RUN, f"trainer.steps={steps}"]
     sweep = tmp_path / "sweep"
