@@ -78,7 +78,7 @@ if _QueueConf is not None:
 else:  # pragma: no cover
     @dataclass
     class SlurmPreset:
-        _target_: str = "ics_cli.slurm.MissingSubmitit"
+        _target_: str = HYDRA_TARGET  # builds MissingSubmitit, which says what to install
 
 
 class MissingSubmitit:  # pragma: no cover - only without the extra
@@ -96,14 +96,13 @@ def register(cs) -> None:
         node = OmegaConf.structured(SlurmPreset)
         OmegaConf.set_struct(node.additional_parameters, False)
     cs.store(group="hydra/launcher", name=PRESET, node=node, provider="ics")
-    if _SubmititSlurmLauncher is not None:
-        # Hydra instantiates a launcher only if its _target_ is named hydra_plugins.* and is in its
-        # plugin registry, which maps that name to the class it builds. ics ships no hydra_plugins
-        # package (that would need its own entry in the wheel), so the name is mapped here to
-        # ics_cli.slurm.SlurmLauncher, the class that is built, pickled for the nodes and imported there.
-        from hydra.core.plugins import Plugins
+    # Hydra instantiates a launcher only if its _target_ is named hydra_plugins.* and is in its
+    # plugin registry, which maps that name to the class it builds. ics ships no hydra_plugins
+    # package (that would need its own entry in the wheel), so the name is mapped here to
+    # ics_cli.slurm.SlurmLauncher, the class that is built, pickled for the nodes and imported there.
+    from hydra.core.plugins import Plugins
 
-        Plugins.instance().class_name_to_class.setdefault(HYDRA_TARGET, SlurmLauncher)
+    Plugins.instance().class_name_to_class.setdefault(HYDRA_TARGET, SlurmLauncher)
     quiet_sacct()
 
 
