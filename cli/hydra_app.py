@@ -18,6 +18,7 @@ from typing import Dict, List
 from omegaconf import DictConfig, OmegaConf
 
 from ics.config import GROUPS, OPTIONS, Config, ConfigError, from_dict, option_name, to_dict
+from ics_cli import slurm
 
 EXPERIMENTS_PACKAGE = "ics.experiments"
 CONFIG_NAME = "config"
@@ -98,6 +99,7 @@ def register() -> None:
     for name, path in experiment_files().items():
         cs.store(group="experiment", name=name, node=load_experiment(path), package="_global_")
     cs.store(name=CONFIG_NAME, node=primary_config())
+    slurm.register(cs)  # hydra/launcher=slurm (cli/slurm.py)
     _registered = True
 
 

@@ -3,6 +3,12 @@ step (it then writes a checkpoint and an `interrupted` record); a second one exi
 file is written through a rename, so an exit at any moment leaves each file whole (old or new).
 
 SIGTERM is what SLURM time limits, submitit, `timeout` and `docker stop` send.
+
+A scheduler may also warn a job before its time limit or pre-emption with a signal of its own
+(submitit on SLURM: SIGUSR2). `also_stop_on(sig)` makes that signal stop the run the same way; the
+process then ends with 128 + sig and whoever asked (e.g. ics_cli.slurm) requeues the job, which
+continues from the checkpoint. Such a signal arriving after a stop was asked for replaces the request
+(SIGTERM then SIGUSR2: stop and requeue) instead of forcing an exit.
 """
 from __future__ import annotations
 
@@ -12,6 +18,18 @@ import threading
 from typing import Optional
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_ALSO: set = set()  # signals added by also_stop_on (none unless a launcher asks)
+
+
+def also_stop_on(*signums: int) -> None:
+    """Make GracefulStop treat these signals like SIGTERM: stop after the current step, checkpoint,
+    `interrupted` record, RunInterrupted(signum). For a launcher whose scheduler warns a job before
+    its time limit or pre-emption; process-wide, for the runs that start after the call."""
+    _ALSO.update(int(s) for s in signums)
+
+
+def stop_signals() -> tuple:
+    return STOP_SIGNALS + tuple(sorted(_ALSO - set(STOP_SIGNALS)))
 
 
 class GracefulStop:
@@ -24,13 +42,14 @@ class GracefulStop:
         return self.signum is not None
 
     def _handle(self, signum, frame) -> None:
-        if self.signum is not None:
-            os._exit(128 + signum)  # the second signal: no questions asked
-        self.signum = signum
+        if self.signum is None or (signum in _ALSO and signum != self.signum):
+            self.signum = signum  # a scheduler's warning after a stop request: stop, then requeue
+            return
+        os._exit(128 + signum)  # the second signal: no questions asked
 
     def __enter__(self) -> "GracefulStop":
         if threading.current_thread() is threading.main_thread():  # handlers only work there
-            for s in STOP_SIGNALS:
+            for s in stop_signals():
                 self._old[s] = signal.signal(s, self._handle)
         return self
 
