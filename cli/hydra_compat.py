@@ -104,3 +104,12 @@ def explain(e: Exception, overrides: List[str], group_options, allowed_keys) -> 
 
 
 COMPOSE_ERRORS = (MissingConfigException, ConfigCompositionException, OverrideParseException)
+
+
+def register_launcher(target: str, cls) -> None:
+    """Make a launcher class known to Hydra under a `hydra_plugins.*` name (internal: Hydra builds a
+    launcher only from its plugin registry, Plugins.class_name_to_class, filled by scanning the
+    hydra_plugins namespace packages; ics ships none, so it adds its own entry)."""
+    from hydra.core.plugins import Plugins
+
+    Plugins.instance().class_name_to_class.setdefault(target, cls)

@@ -154,6 +154,10 @@ def _after_sweep(sweep_dir: Path) -> None:
     failed = [str(j.num) for j in jobs if j.status == Status.FAILED]
     if failed:  # diverged or not_learning jobs are results; a failed job is an error
         _fail(f"{len(failed)} job(s) failed: {', '.join(failed)} (see their summary.json)", code=1)
+    unfinished = [str(j.num) for j in jobs if j.status in (Status.INTERRUPTED, Status.KILLED)]
+    if unfinished:
+        _fail(f"{len(unfinished)} job(s) did not finish: {', '.join(unfinished)}; finish them with "
+              f"ics resume {sweep_dir}", code=1)
 
 
 @app.command(context_settings=PASS_THROUGH)

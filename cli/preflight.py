@@ -92,6 +92,10 @@ def preflight(args: List[str], data: bool = True, force_multirun: bool = False) 
     multirun = bool(ns.multirun) or force_multirun or OmegaConf.select(base, "hydra.mode") == "MULTIRUN"
     if ns.cfg:
         return Plan(flags + overrides, "show", base.hydra)
+    launcher = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] == "hydra/launcher"]
+    if not multirun and launcher and not launcher[-1].endswith("=basic"):
+        raise UserError(f"{launcher[-1]} launches sweeps; add -m (--multirun) to run through it "
+                        "(a single `ics run` trains here)")
     if not multirun and len(compat.expand_sweep(overrides)) > 1:
         raise UserError(f"{' '.join(o for o in overrides if ',' in o)} is a sweep; add -m (--multirun) to run "
                         "one job per value")
@@ -105,6 +109,10 @@ def preflight(args: List[str], data: bool = True, force_multirun: bool = False) 
 def _is_choice(key: str) -> bool:
     key = key.lstrip("+~")
     return key in CHOICE_GROUPS or "/" in key
+
+
+def _is_hydra(key: str) -> bool:
+    return key.lstrip("+~").startswith("hydra")
 
 
 def _subset(jobs: List[List[str]]) -> List[List[str]]:
@@ -130,11 +138,11 @@ def check_jobs(jobs: List[List[str]], data: bool = True) -> None:
         choices = tuple(o.input_line for o in parsed if _is_choice(o.get_key_element()) or o.is_delete())
         if choices not in composed:
             composed[choices] = compose([o.input_line for o in parsed if o.input_line in choices
-                                         or o.get_key_element().startswith("hydra")])
+                                         or _is_hydra(o.get_key_element())])
         cfg = copy.deepcopy(composed[choices])
         for o in parsed:
             key = o.get_key_element()
-            if o.input_line in choices or key.startswith("hydra"):
+            if o.input_line in choices or _is_hydra(key):
                 continue
             _set(cfg, key.lstrip("+~"), o.value(), o.input_line, [c for c in choices if not c.startswith("hydra")])
         try:

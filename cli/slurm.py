@@ -96,13 +96,11 @@ def register(cs) -> None:
         node = OmegaConf.structured(SlurmPreset)
         OmegaConf.set_struct(node.additional_parameters, False)
     cs.store(group="hydra/launcher", name=PRESET, node=node, provider="ics")
-    # Hydra instantiates a launcher only if its _target_ is named hydra_plugins.* and is in its
-    # plugin registry, which maps that name to the class it builds. ics ships no hydra_plugins
-    # package (that would need its own entry in the wheel), so the name is mapped here to
-    # ics_cli.slurm.SlurmLauncher, the class that is built, pickled for the nodes and imported there.
-    from hydra.core.plugins import Plugins
+    # ics ships no hydra_plugins package: the launcher's name is mapped to ics_cli.slurm.SlurmLauncher
+    # through Hydra's plugin registry (an internal: see cli/hydra_compat.py)
+    from ics_cli.hydra_compat import register_launcher
 
-    Plugins.instance().class_name_to_class.setdefault(HYDRA_TARGET, SlurmLauncher)
+    register_launcher(HYDRA_TARGET, SlurmLauncher)
     quiet_sacct()
 
 

@@ -75,3 +75,15 @@ def test_keys_added_with_plus_are_rejected_by_the_schema():
 
     with pytest.raises(UserError, match="trainer.foo is not a config key; keys in trainer: steps"):
         check_jobs([["+trainer.foo=1"]], data=False)
+
+
+def test_a_launcher_is_registered_by_name():
+    """The slurm preset's launcher is found through Hydra's plugin registry under its hydra_plugins name."""
+    from hydra.core.plugins import Plugins
+
+    from ics_cli.hydra_app import register
+    from ics_cli.slurm import HYDRA_TARGET
+
+    register()
+    assert HYDRA_TARGET.startswith("hydra_plugins.")
+    assert Plugins.instance().class_name_to_class[HYDRA_TARGET].__module__ == "ics_cli.slurm"
