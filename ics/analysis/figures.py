@@ -113,7 +113,7 @@ def _metric(field: str) -> Getter:
 def fig_accuracy(groups: Sequence[Group], score: str = "accuracy"):
     if not any(j.metrics is not None and len(j.metrics.eval_step) for g in groups for j in g.jobs):
         return None, "no run has evaluation metrics (metrics.npz)"
-    fig, axes = _figure(1, 2, w=5.2)
+    fig, axes = _figure(1, 2, w=5.2, sharex=False)
     full, zoom = axes[0]
     colours = group_colours(groups)
     draw_groups(full, groups, _metric("test_acc"), colours)
