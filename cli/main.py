@@ -92,18 +92,22 @@ def _launch(args: List[str], force_multirun: bool = False, study: Optional[str] 
         argv = [a for a in argv if not a.startswith("hydra.job.config.override_dirname.exclude_keys=")]
         argv.append("hydra.job.config.override_dirname.exclude_keys=[" + ",".join(exclude) + "]")
         _start_sweep(target, plan, varying)
+    stop = ForwardStop() if multirun else None
     try:
         if multirun:
             from ics_cli.sweeps import LiveSweep, launcher_parallelism
 
-            with LiveSweep(target, len(plan.jobs), launcher_parallelism(plan.hydra)):
+            with stop, LiveSweep(target, len(plan.jobs), launcher_parallelism(plan.hydra)):
                 _hydra(argv)
         else:
             _hydra(argv)
+    except (SystemExit, Exception):
+        if stop is None or stop.signum is None:
+            raise
     finally:
         remove_if_empty(target)
     if multirun:
-        _after_sweep(target)
+        _after_sweep(target, stop.signum if stop else None)
 
 
 def _start_sweep(target: Path, plan, varying) -> None:
@@ -144,13 +148,75 @@ def _check_user_dir(target: Path, multirun: bool, args: List[str]) -> None:
         _fail(str(e))
 
 
-def _after_sweep(sweep_dir: Path) -> None:
+class ForwardStop:
+    """A sweep's SIGINT/SIGTERM reaches its jobs: the signal is passed on to every process the CLI
+    started (joblib and submitit workers), each job checkpoints and ends `interrupted`, and the
+    sweep stops with its status table and how to resume. (A terminal's Ctrl-C reaches them anyway.)"""
+
+    def __init__(self):
+        self.signum = None
+        self._old = {}
+
+    def _handle(self, signum, frame) -> None:
+        import signal as sig
+
+        first = self.signum is None
+        self.signum = signum
+        for pid in _descendants(os.getpid()):
+            try:
+                os.kill(pid, signum)
+            except OSError:
+                pass
+        if first and signum == sig.SIGINT:
+            raise KeyboardInterrupt
+
+    def __enter__(self) -> "ForwardStop":
+        import signal as sig
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for s in (sig.SIGINT, sig.SIGTERM):
+                self._old[s] = sig.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        import signal as sig
+
+        for s, old in self._old.items():
+            sig.signal(s, old)
+        return exc[0] is KeyboardInterrupt and self.signum is not None  # handled: the table follows
+
+
+def _descendants(pid: int) -> List[int]:
+    """Every process below `pid` (Linux /proc; elsewhere none)."""
+    children: dict = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def _after_sweep(sweep_dir: Path, signum: Optional[int] = None) -> None:
     from ics.record import Status, read_jobs
     from ics_cli.console import next_steps, print_status_table
 
     jobs = read_jobs(sweep_dir)
     print_status_table(jobs, sweep_dir)
     next_steps(sweep_dir)
+    if signum is not None:
+        import signal as sig
+
+        typer.echo(f"sweep stopped by {sig.Signals(signum).name}: running jobs wrote checkpoints. "
+                   f"Finish it with: ics resume {sweep_dir}", err=True)
+        raise typer.Exit(128 + signum)
     failed = [str(j.num) for j in jobs if j.status == Status.FAILED]
     if failed:  # diverged or not_learning jobs are results; a failed job is an error
         _fail(f"{len(failed)} job(s) failed: {', '.join(failed)} (see their summary.json)", code=1)

@@ -249,3 +249,36 @@ def test_sweep_killed_then_resumed_finishes_every_job(tiny_env, tmp_path):
     assert (job0 / "summary.json").read_bytes() == done0  # a finished job is left alone
     assert record(jobs[1])["resumed_at"] and not record(jobs[2])["resumed_at"]
     assert "already completed" in p.stdout
+
+
+def test_sigterm_to_a_parallel_sweep_reaches_its_workers(tiny_env, tmp_path):
+    """`kill <ics pid>` (SLURM, timeout, a job manager) stops a joblib sweep cleanly: the workers get
+    the signal too, each running job checkpoints and ends interrupted, no queued job starts, no
+    worker is left behind, and `ics resume` finishes the sweep."""
+    sweep = tmp_path / "sweep"
+    args = ["run", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "optim.lr=0.1,0.2,0.3,0.4",
+            *RUN[1:], "trainer.steps=4000", f"hydra.sweep.dir={sweep}"]
+    proc = start(args, tiny_env, tmp_path)
+    t0 = time.time()
+    while len(list(sweep.glob("*/checkpoint.pt"))) < 2:
+        assert proc.poll() is None and time.time() - t0 < 300, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 143, out + err
+    assert f"ics resume {sweep}" in err and "Traceback" not in out + err
+    jobs = sorted(d for d in sweep.iterdir() if d.is_dir())
+    assert [record(d)["status"] for d in jobs] == ["interrupted", "interrupted"]  # jobs 2 and 3 never started
+    time.sleep(1)
+    left = [p for p in Path("/proc").glob("[0-9]*") if _cwd(p) == str(tmp_path)]
+    assert not left, "worker processes were left running"
+    p = ics(["resume", str(sweep)], tiny_env, tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert [record(d)["status"] for d in sorted(d for d in sweep.iterdir() if d.is_dir())] == ["completed"] * 4
+
+
+def _cwd(proc_dir: Path) -> str:
+    try:
+        return os.readlink(proc_dir / "cwd")
+    except OSError:
+        return ""
