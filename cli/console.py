@@ -38,7 +38,7 @@ def print_status_table(jobs: List[JobRecord], sweep_dir: Path, console=None) -> 
     table = Table(title=f"sweep: {len(jobs)} jobs", caption=caption, caption_justify="left")
     table.add_column("job", no_wrap=True)
     table.add_column("overrides", overflow="fold", min_width=16)
-    for col in ("status", "final acc", "best acc", "steps/s"):
+    for col in ("status", "final acc", "best acc", "steps/s (all in)"):
         table.add_column(col, overflow="fold")
     for job in jobs:
         s = job.summary
@@ -69,7 +69,8 @@ def print_run_summary(summary: Summary, out_dir: Path, console=None) -> None:
     rows = [("steps", str(summary.steps)), ("final test acc", _fmt(summary.final_test_acc)),
             ("best test acc", f"{_fmt(summary.best_test_acc)} (step {summary.best_test_acc_step})"),
             ("final test loss", _fmt(summary.final_test_loss)), ("final train loss", _fmt(summary.final_train_loss)),
-            ("steps/s", _fmt(summary.steps_per_sec, "{:.0f}")), ("wall time", _fmt(summary.wall_time_sec, "{:.1f} s")),
+            ("steps/s (with evaluation, instruments)", _fmt(summary.steps_per_sec, "{:.0f}")),
+            ("wall time", _fmt(summary.wall_time_total_sec or summary.wall_time_sec, "{:.1f} s")),
             ("device / threads", f"{summary.device} / {summary.threads}")]
     if summary.resumed_at:
         rows.append(("resumed at step", ", ".join(map(str, summary.resumed_at))))

@@ -68,6 +68,19 @@ def expand_sweep(overrides: List[str], sweeper_params: Optional[Dict[str, str]] 
     return [list(job) for job in jobs]
 
 
+def _plain(text: str) -> str:
+    """OmegaConf's type errors, said as what is allowed."""
+    if "could not be converted to Integer" in text:
+        return "must be an integer (e.g. 5000)"
+    if "could not be converted to Float" in text:
+        return "must be a number (e.g. 0.1)"
+    if "could not be converted to Boolean" in text:
+        return "must be true or false"
+    if "is not a ListConfig, list or tuple" in text:
+        return "must be a list, e.g. [100,100]"
+    return text
+
+
 def explain(e: Exception, overrides: List[str], group_options, allowed_keys) -> str:
     """Hydra's composition error -> one line naming the value and what is allowed. Reads Hydra's
     exception types and, where they carry no structure, its message text."""
@@ -85,13 +98,13 @@ def explain(e: Exception, overrides: List[str], group_options, allowed_keys) -> 
     cause = e.__cause__ or e.__context__
     msg = first_line(e)
     if msg.startswith("Error merging override ") and cause is not None:
-        return f"{msg.split(' ', 3)[3]} is invalid: {first_line(cause)}"
+        return f"{msg.split(' ', 3)[3]} is invalid: {_plain(first_line(cause))}"
     if "Could not override '" in msg or "Could not append to config" in msg:
         key = msg.split("'")[1] if "'" in msg else "?"
         given = next((o.split("=", 1)[1] for o in overrides if o.lstrip("+~").split("=")[0] == key), "?")
         if isinstance(cause, (ConfigKeyError, ConfigAttributeError)):
             return f"{key} is not a config key; {allowed_keys(key)}"
-        return f"{key}={given} is invalid: {first_line(cause) if cause else msg}"
+        return f"{key}={given} is invalid: {_plain(first_line(cause)) if cause else msg}"
     if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) and "Key '" in str(cause):
         text = str(cause)
         key = text.split("full_key: ")[-1].split()[0] if "full_key: " in text else text.split("'")[1]

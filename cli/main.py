@@ -85,6 +85,7 @@ def _launch(args: List[str], force_multirun: bool = False, study: Optional[str] 
             _fail(f"cannot create the {'sweep' if multirun else 'run'} directory under {base.parent}: {e.strerror}; "
                   f"run from a writable directory or set {key}=<a writable path>")
         argv = argv + [f"{key}={quote(target)}"]
+    varying: dict = {}
     if multirun:
         varying, constant = sweep_keys(plan.jobs)
         # job directories are named by what varies: "3_norm=batch,seed=1", not every constant too
@@ -97,7 +98,7 @@ def _launch(args: List[str], force_multirun: bool = False, study: Optional[str] 
         if multirun:
             from ics_cli.sweeps import LiveSweep, launcher_parallelism
 
-            with stop, LiveSweep(target, len(plan.jobs), launcher_parallelism(plan.hydra)):
+            with stop, LiveSweep(target, len(plan.jobs), launcher_parallelism(plan.hydra), swept=list(varying)):
                 _hydra(argv)
         else:
             _hydra(argv)
@@ -111,9 +112,13 @@ def _launch(args: List[str], force_multirun: bool = False, study: Optional[str] 
 
 
 def _start_sweep(target: Path, plan, varying) -> None:
+    import json
+
+    from ics.record import names
     from ics_cli.sweeps import HPARAMS_FILE, write_hparams
 
     target.mkdir(parents=True, exist_ok=True)
+    (target / names.PLANNED_JOBS).write_text(json.dumps(plan.jobs))  # lets a report name the jobs never started
     if not (target / HPARAMS_FILE).exists():
         write_hparams(target, varying)
     launcher = str(plan.hydra.launcher.get("_target_", "")).split(".")[-1] or "basic"
@@ -158,8 +163,6 @@ class ForwardStop:
         self._old = {}
 
     def _handle(self, signum, frame) -> None:
-        import signal as sig
-
         first = self.signum is None
         self.signum = signum
         for pid in _descendants(os.getpid()):
@@ -167,7 +170,7 @@ class ForwardStop:
                 os.kill(pid, signum)
             except OSError:
                 pass
-        if first and signum == sig.SIGINT:
+        if not first:  # a second signal: stop waiting for the jobs
             raise KeyboardInterrupt
 
     def __enter__(self) -> "ForwardStop":
@@ -290,8 +293,9 @@ def _resume_run(path: Path) -> None:
     from ics.train import resume as resume_run
     from ics_cli.console import print_run_summary
 
+    typer.echo(f"resuming {path} ...")
     try:
-        summary = resume_run(path)
+        summary = resume_run(path, say=lambda text: typer.echo(f"run: {text}"))
     except AlreadyFinished as e:
         typer.echo(f"{e}")
         return
@@ -330,6 +334,10 @@ def tensorboard(path: Optional[Path] = typer.Argument(None, help="A run or sweep
 
     if path is not None and not path.is_dir():
         _fail(f"{path} is not a directory; give a run or sweep directory")
+    where = [path] if path is not None else [Path(d) for d in ("runs", "multiruns") if Path(d).is_dir()]
+    if not any(next(d.rglob("events.out.tfevents.*"), None) for d in where):
+        _fail(f"no TensorBoard events under {', '.join(map(str, where)) or 'runs/ or multiruns/ here'}; "
+              "give a run or sweep directory (`ics tensorboard <dir>`)")
     raise typer.Exit(serve(path, port))
 
 
@@ -451,7 +459,8 @@ def _list_keys(section: str, console) -> None:
     if not hasattr(node, "__dataclass_fields__"):
         _fail(f"{section} is a single key, not a section; see `ics config`")
     table = Table(title=f"{section}: keys, defaults and what is allowed")
-    for col in ("key", "default", "meaning", "allowed"):
+    table.add_column("key", no_wrap=True)  # copyable whole
+    for col in ("default", "meaning", "allowed"):
         table.add_column(col, overflow="fold")
     for key, value, doc, allowed in field_docs(node, f"{group}."):
         table.add_row(key, str(value), doc, allowed)

@@ -86,6 +86,16 @@ def preflight(args: List[str], data: bool = True, force_multirun: bool = False) 
     if len(modes) > 1:
         raise UserError(f"{' and '.join(modes)} cannot be combined; to see a study's config: "
                         "`ics config experiment=<name>`")
+    bare = [o for o in overrides if "=" not in o and not o.startswith("~")]
+    if bare:
+        raise UserError(f"{bare[0]!r} is not an override; overrides are key=value or group=option "
+                        "(e.g. trainer.steps=5000, model=cnn); see `ics list`")
+    seen: Dict[str, str] = {}
+    for o in overrides:
+        key = o.lstrip("+~").split("=", 1)[0]
+        if key in seen:
+            raise UserError(f"{key} is given twice ({seen[key]} and {o}); give it once")
+        seen[key] = o
     fixed = [o.input_line for o in compat.parse_overrides(overrides) if not o.is_sweep_override()]
     first = compat.expand_sweep(overrides)[0]
     base = compose(first, hydra_cfg=True)
@@ -99,6 +109,7 @@ def preflight(args: List[str], data: bool = True, force_multirun: bool = False) 
     if not multirun and len(compat.expand_sweep(overrides)) > 1:
         raise UserError(f"{' '.join(o for o in overrides if ',' in o)} is a sweep; add -m (--multirun) to run "
                         "one job per value")
+    _check_launcher(base.hydra)
     params = OmegaConf.to_container(base.hydra.sweeper.params) if multirun and base.hydra.sweeper.get("params") else {}
     jobs = compat.expand_sweep(overrides, {k: str(v) for k, v in (params or {}).items()}) if multirun else [fixed]
     check_jobs(jobs, data)
@@ -109,6 +120,22 @@ def preflight(args: List[str], data: bool = True, force_multirun: bool = False) 
 def _is_choice(key: str) -> bool:
     key = key.lstrip("+~")
     return key in CHOICE_GROUPS or "/" in key
+
+
+def _check_launcher(hydra: DictConfig) -> None:
+    """What a parallel launcher is told to do must make sense on this machine."""
+    import os
+    import sys
+
+    launcher = hydra.launcher
+    if "joblib" in str(launcher.get("_target_", "")):
+        n = launcher.get("n_jobs")
+        cores = os.cpu_count() or 1
+        if isinstance(n, int) and (n == 0 or n < -1):
+            raise UserError(f"hydra.launcher.n_jobs={n} is invalid: allowed: -1 (all {cores} cores) or 1..{cores}")
+        if isinstance(n, int) and n > cores:
+            print(f"note: hydra.launcher.n_jobs={n} on {cores} cores: jobs share the cores (1 thread each)",
+                  file=sys.stderr)
 
 
 def _is_hydra(key: str) -> bool:
@@ -157,4 +184,4 @@ def _set(cfg: DictConfig, key: str, value, text: str, choices: List[str] = ()) -
     except (ConfigKeyError, ConfigAttributeError):
         raise UserError(f"{key} is not a config key; {allowed_keys(key, choices)}") from None
     except OmegaConfBaseException as e:
-        raise UserError(f"{text} is invalid: {compat.first_line(e)}") from None
+        raise UserError(f"{text} is invalid: {compat._plain(compat.first_line(e))}") from None

@@ -60,7 +60,9 @@ def write_hparams(sweep_dir: Path, varying: Dict[str, list]) -> None:
     from torch.utils.tensorboard import SummaryWriter
     from torch.utils.tensorboard.summary import hparams
 
-    keys = {k: v for k, v in varying.items() if not k.startswith("hydra")}
+    from ics.train.loop import hparam_value
+
+    keys = {k: [hparam_value(x) for x in v] for k, v in varying.items() if not k.startswith("hydra")}
     (sweep_dir / HPARAMS_FILE).write_text(json.dumps({"keys": list(keys)}))
     if not keys:
         return
@@ -90,10 +92,11 @@ class LiveSweep:
     and an overall line (done / failed / total, ETA), redrawn twice a second from the job
     directories, whichever launcher runs them. Only on a terminal; jobs then draw nothing."""
 
-    def __init__(self, sweep_dir: Path, total: int, parallel: int, console=None):
+    def __init__(self, sweep_dir: Path, total: int, parallel: int, console=None, swept: Sequence[str] = ()):
         from rich.console import Console
 
         self.sweep_dir, self.total, self.parallel = Path(sweep_dir), total, max(1, parallel)
+        self.swept = set(swept)  # the keys that vary: a job's label shows only those
         self.console = console or Console()
         self.enabled = self.console.is_terminal
         self.t0 = time.monotonic()
@@ -124,6 +127,8 @@ class LiveSweep:
         from rich.table import Table
 
         table = Table.grid(padding=(0, 2))
+        for _ in range(7):
+            table.add_column(no_wrap=True, overflow="ellipsis")
         try:
             jobs = read_jobs(self.sweep_dir) if self.sweep_dir.is_dir() else []
         except OSError:
@@ -137,7 +142,8 @@ class LiveSweep:
             step, steps = p.get("step") or 0, p.get("steps") or 0
             sps = p.get("steps_per_sec")
             fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
-            label = short(" ".join(j.overrides), 48)
+            mine = [o for o in j.overrides if o.lstrip("+~").split("=", 1)[0] in self.swept] or j.overrides
+            label = short(" ".join(mine), 48)
             if sps:
                 eta_parts.append((steps - step) / sps)
             table.add_row(f"job {j.num}", label, f"{p.get('phase', '')}", f"step {step:,}/{steps:,}",

@@ -33,7 +33,9 @@ def command(path: Optional[Path], port: int, host: str = "127.0.0.1") -> List[st
 def serve(path: Optional[Path], port: Optional[int]) -> int:
     port = port or free_port()
     where = path or ", ".join(d for d in ("runs", "multiruns") if Path(d).is_dir()) or "."
-    print(f"TensorBoard for {where}: http://127.0.0.1:{port}/  (Ctrl-C stops it)", flush=True)
+    print(f"TensorBoard for {where}: http://127.0.0.1:{port}/  (Ctrl-C stops it)\n"
+          "  set Smoothing to 0 for accuracy: evaluations are few and log-spaced, and the default 0.6 "
+          "draws a curve that lags them", flush=True)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     proc = subprocess.Popen(command(path, port), env=env, stderr=subprocess.DEVNULL)
     try:

@@ -49,7 +49,7 @@ def test_report_lists_every_state_with_its_own_config(tmp_path):
     groups = {g.label: g for g in result["tolerance"]}
     assert groups["model.norm=none"].lrs == [0.1] and groups["model.norm=batch"].lrs == [0.1, 1.0]
     md = (sweep / "report" / "report.md").read_text()
-    assert "6 job(s): 3 completed, 2 killed, 1 unreadable" in md
+    assert "6 jobs: 3 completed, 2 killed, 1 unreadable" in md
     assert "left out of the group statistics" in md and "#3 (unreadable)" in md and "#5 (killed)" in md
     csv_rows = (sweep / "report" / "runs.csv").read_text().splitlines()
     assert len(csv_rows) == 7
@@ -63,3 +63,32 @@ def test_a_job_without_any_record_is_still_listed(tmp_path):
     rows = make_report(sweep)["runs"]
     assert [r["status"] for r in rows] == ["completed", "killed"]
     assert json.loads(json.dumps(rows[1]["overrides"])) == "(defaults)"
+
+
+def test_damaged_series_files_are_named_not_fatal(tmp_path):
+    """A truncated metrics.npz or an instrument's npz: the report is still written and says which
+    file of which job it could not read; jobs of the sweep that never started are counted."""
+    import numpy as np
+
+    from ics.record import names
+
+    sweep = tmp_path / "sweep"
+    good = job(sweep, 0, "batch", 0.1, 0.9)
+    bad = job(sweep, 1, "none", 0.1, 0.8)
+    for d in (good, bad):
+        with open(d / names.METRICS, "wb") as fh:
+            np.savez(fh, eval_step=np.array([0, 10]), test_acc=np.array([0.1, 0.9]))
+    data = (bad / names.METRICS).read_bytes()
+    (bad / names.METRICS).write_bytes(data[: len(data) // 2])  # cut mid-write
+    (sweep / names.PLANNED_JOBS).write_text(json.dumps([["model.norm=batch", "optim.lr=0.1"],
+                                                        ["model.norm=none", "optim.lr=0.1"],
+                                                        ["model.norm=none", "optim.lr=1.0"]]))
+    for d in (good, bad):  # their records say they ran 100 steps
+        rec = json.loads((d / "summary.json").read_text())
+        rec["steps"] = 100
+        (d / "summary.json").write_text(json.dumps(rec))
+    result = make_report(sweep)
+    md = result["report_md"].read_text()
+    assert "#1: metrics.npz" in md
+    assert "1 of the sweep's 3 jobs never started: model.norm=none optim.lr=1.0" in md
+    assert (sweep / "report" / "runs.csv").is_file()

@@ -167,22 +167,21 @@ def fig_percentiles(groups: Sequence[Group]):
         ax.set_visible(False)
     for ax, (g, (point, unit), qn) in zip(flat, have):
         colour = "tab:blue" if g.norm == "batch" else "tab:orange"
-        curves = []
-        for q in qn:
-            tag = names.unit_tag(point, unit, q)
-            cs = [(j.probes.steps, j.probes.tags[tag]) for j in g.jobs if j.probes is not None and tag in j.probes.tags]
-            curves.append(band([s for s, _ in cs], [v for _, v in cs]) if cs else None)
-        if None in curves:
+        # one seed: "unit k" of another initialisation is another unit, so seeds are not averaged
+        j = next((j for j in g.jobs if j.probes is not None), None)
+        tags = [names.unit_tag(point, unit, q) for q in qn]
+        if j is None or not all(t in j.probes.tags for t in tags):
             continue
-        (st, lo, *_), (_, mid, *_), (_, hi, *_) = curves
+        st = j.probes.steps
+        lo, mid, hi = (j.probes.tags[t] for t in tags)
         ax.fill_between(st, lo, hi, color=colour, alpha=0.3, lw=0, label=f"{qn[0]}–{qn[2]}")
         ax.plot(st, mid, color=colour, lw=1.8, label=qn[1])
-        ax.set_title(f"{g.label} (n={g.n})\n{point} unit {unit}", fontsize=8.5)
+        ax.set_title(f"{g.label}, seed {j.seed}\n{point} unit {unit}", fontsize=8.5)
         ax.grid(alpha=0.3)
     flat[0].legend(fontsize=8, loc="best")
     fig.supxlabel("training step")
     fig.supylabel("input to the nonlinearity")
-    fig.suptitle("Fig. 1 b/c: percentiles of one last-hidden-layer unit's input over the probe set (mean over seeds)")
+    fig.suptitle("Fig. 1 b/c: percentiles of one last-hidden-layer unit's input over the probe set (one seed per group)")
     return fig, None
 
 

@@ -6,7 +6,7 @@ final result (running, killed, interrupted, unreadable) is listed in its state.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -53,6 +53,7 @@ class Job:
     label: str  # the overrides that differ between the jobs loaded together
     metrics: Optional[Metrics]
     probes: Optional[Series]
+    problems: List[str] = field(default_factory=list)  # files the job should have but that could not be read
 
     @property
     def dir(self) -> Path:
@@ -121,7 +122,7 @@ def load_metrics(d: Path) -> Optional[Metrics]:
     try:
         with np.load(d / names.METRICS) as z:  # val_* are absent in records written before 0.2
             return Metrics(**{k: z[k] if k in z.files else np.zeros(0) for k in names.METRIC_ARRAYS})
-    except (OSError, ValueError, KeyError, TypeError):  # missing (failed job) or unreadable
+    except Exception:  # missing (failed job), truncated (BadZipFile, EOFError) or foreign
         return None
 
 
@@ -163,9 +164,38 @@ def load_jobs(path: Path) -> List[Job]:
         raise ConfigError(f"{path}: no job directory under it (none holds summary.json or .hydra/); "
                           "give a run or sweep directory")
     labels = short_labels([r.overrides for r in records])
-    return [Job(r, r.num if r.num is not None else i, flatten(r.config) if r.config else {}, lab,
-                load_metrics(r.dir), load_series(r.dir, "probe"))
-            for i, (r, lab) in enumerate(zip(records, labels))]
+    jobs = []
+    for i, (r, lab) in enumerate(zip(records, labels)):
+        job = Job(r, r.num if r.num is not None else i, flatten(r.config) if r.config else {}, lab,
+                  load_metrics(r.dir), load_series(r.dir, "probe"))
+        job.problems = unreadable_files(job)
+        jobs.append(job)
+    return jobs
+
+
+def unreadable_files(job: Job) -> List[str]:
+    """The files a job's record says it wrote but that are missing or do not read."""
+    s = job.summary
+    if s is None or s.steps == 0:
+        return []
+    out = []
+    if job.metrics is None:
+        out.append(names.METRICS)
+    for key in s.instruments:
+        if key == "probe" and job.probes is None or key != "probe" and load_series(job.dir, key) is None:
+            out.append(names.instrument_file(key))
+    return out
+
+
+def planned_jobs(path: Path) -> Optional[List[List[str]]]:
+    """The override list of every job a sweep was launched with (written by the CLI), if known."""
+    import json
+
+    try:
+        jobs = json.loads((Path(path) / names.PLANNED_JOBS).read_text())
+        return [list(map(str, j)) for j in jobs] if isinstance(jobs, list) else None
+    except (OSError, ValueError):
+        return None
 
 
 def series(job: Job, key: str) -> Optional[Series]:

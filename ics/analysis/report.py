@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from ics.analysis.figures import FIGURES, make_figures
 from ics.analysis.groups import Group, contrasts, seed_groups
-from ics.analysis.load import Job, common_overrides, load_jobs
+from ics.analysis.load import Job, common_overrides, load_jobs, planned_jobs
 from ics.analysis.tables import (TextTable, contrast_table, drift_table, effective_lr_table, group_rows, groups_table,
                                  instrument_tables, lr_table, markdown_table, print_tables, run_rows, runs_table,
                                  score_name, targets_of, tolerance_table, write_csv)
@@ -46,6 +46,10 @@ DEFINITIONS = """\
 """
 
 
+def _n(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def state_counts(jobs: Sequence[Job]) -> str:
     """"3 completed, 1 killed": how many jobs are in each state."""
     counts = Counter(str(j.status) for j in jobs)
@@ -66,7 +70,7 @@ def curve_groups(groups: List[Group], tol: Sequence[GroupTolerance]) -> List[Gro
 
 def write_markdown(path: Path, src: Path, jobs: Sequence[Job], tables: Sequence[TextTable], figures: Dict[str, Path],
                    skipped: Dict[str, str], notes: Sequence[str]) -> str:
-    parts = [f"# ICS report: `{src}`", "", f"{len(jobs)} job(s): {state_counts(jobs)}.", ""]
+    parts = [f"# ICS report: `{src}`", "", f"{_n(len(jobs), 'job')}: {state_counts(jobs)}.", ""]
     parts += [f"_{n}_\n" for n in notes]
     for t in tables:
         parts += [markdown_table(t), ""]
@@ -108,13 +112,23 @@ def make_report(path: Path, out: Optional[Path] = None, console=None) -> dict:
     k = next((int(j.config.get("tolerance.last_k", 3)) for j in jobs if j.config), 3)
     tol = lr_tolerance([r for j in jobs if (r := j.result(k)) is not None])
     notes = []
+    planned = planned_jobs(path)
+    if planned and len(planned) > len(jobs):
+        present = {tuple(j.record.overrides) for j in jobs}
+        missing = [" ".join(p) for p in planned if tuple(p) not in present]
+        notes.append(f"{len(planned) - len(jobs)} of the sweep's {len(planned)} jobs never started: "
+                     + "; ".join(missing[:10]) + (" …" if len(missing) > 10 else "") + " (ics resume finishes them)")
+    unreadable = [j for j in jobs if j.problems]
+    if unreadable:
+        notes.append("files that could not be read (their figures leave these jobs out): " +
+                     "; ".join(f"#{j.num}: {', '.join(j.problems)}" for j in unreadable))
     left_out = [j for j in jobs if j.result(k) is None]
     if left_out:
         notes.append(f"{len(left_out)} job(s) without a final result or a known config are listed but left out of "
                      f"the group statistics: {', '.join(f'#{j.num} ({j.status})' for j in left_out)}.")
 
-    tables = [runs_table(rows, targets, f"{path}: {len(jobs)} jobs ({state_counts(jobs)})", common_overrides(jobs),
-                         score)]
+    tables = [runs_table(rows, targets, f"{path}: {_n(len(jobs), 'job')} ({state_counts(jobs)})",
+                         common_overrides(jobs), score)]
     if any(g.n > 1 for g in groups) or len(groups) > 1:
         tables.append(groups_table(groups, targets, score))
         contrast = contrasts(groups)
@@ -129,6 +143,8 @@ def make_report(path: Path, out: Optional[Path] = None, console=None) -> dict:
         if eff is not None:
             tables.append(eff)
     print_tables(tables, console)
+    for n in notes:
+        (console.print if console is not None else print)(f"note: {n}")
 
     written, skipped, figs = {}, {}, {}
     for name, (fig, reason) in make_figures(curve_groups(groups, tol), tol, "R²" if score == "R²" else "accuracy").items():
@@ -143,6 +159,9 @@ def make_report(path: Path, out: Optional[Path] = None, console=None) -> dict:
     write_csv(groups_path, group_rows(groups, targets))
     text = write_markdown(md_path, path, jobs, tables, written, skipped, notes)
     _log_tensorboard(out, figs, text)
+    (console.print if console is not None else print)(
+        f"wrote: {out}/ (report.md, runs.csv, groups.csv, {_n(len(written), 'figure')}: "
+        f"{', '.join(p.name for p in written.values())})")
     by_title = {t.title: t for t in tables}
     return {"out": out, "report_md": md_path, "runs_csv": csv_path, "groups_csv": groups_path, "figures": written,
             "skipped": skipped, "runs": rows, "groups": groups, "tables": tables, "tolerance": tol,

@@ -342,8 +342,9 @@ def print_tables(tables: Sequence[TextTable], console=None) -> None:
     for t in tables:
         table = Table(title=t.title, caption=t.caption, caption_justify="left")
         for h in t.headers:
-            wrap = h in LABEL_COLUMNS
-            table.add_column(h, overflow="fold", min_width=12 if wrap else min(len(h), 8), no_wrap=False)
+            label = h in LABEL_COLUMNS or h == "job"
+            # identifying columns never shrink below a readable width; numbers wrap at spaces
+            table.add_column(h, overflow="fold", min_width=(3 if h == "job" else 10) if label else 5, no_wrap=False)
         for row in t.cells:
             table.add_row(*row)
         console.print(table)

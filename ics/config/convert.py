@@ -57,6 +57,10 @@ def _build(cls, values: Dict[str, Any], key: str):
         where = f"{key}.{sub}" if sub else key
         value = values.get(sub, "?") if sub else values
         first = str(e).strip().splitlines()[0]
+        if "could not be converted to Integer" in first:
+            first = "must be an integer (e.g. 5000)"
+        elif "is not a ListConfig" in first:
+            first = "must be a list, e.g. [100,100]"
         raise ConfigError(f"{where}={fmt_value(value)} is invalid: {first}") from None
 
 

@@ -48,7 +48,8 @@ def between(lo: float, hi: float, lo_open: bool = False, hi_open: bool = False) 
     def test(v):
         return _num(v) and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
 
-    return Rule(test, f"must be in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}")
+    fmt = lambda x: f"2**{int(x + 1).bit_length() - 1} - 1" if isinstance(x, int) and x > 10**6 else f"{x:g}"  # noqa: E731
+    return Rule(test, f"must be in {'(' if lo_open else '['}{fmt(lo)}, {fmt(hi)}{')' if hi_open else ']'}")
 
 
 def each(rule: Rule, min_len: int = 0) -> Rule:

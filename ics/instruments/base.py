@@ -167,5 +167,5 @@ def load_instrument_arrays(path) -> Optional[Dict[str, Any]]:
             out = {k: z[k] for k in z.files if k != "meta"}
             out["meta"] = json.loads(str(z["meta"])) if "meta" in z.files else {}
             return out
-    except (OSError, ValueError, KeyError):
+    except Exception:  # missing, truncated (BadZipFile, EOFError), foreign: the reader says which
         return None

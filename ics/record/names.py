@@ -12,6 +12,7 @@ CHECKPOINT = "checkpoint.pt"
 LOCK = "run.lock"  # held (flock) by the process training in this directory
 HYDRA_DIR = ".hydra"  # Hydra's config snapshot: config.yaml, overrides.yaml
 REPORT_DIR = "report"
+PLANNED_JOBS = "jobs.json"  # at a sweep's root: every job's overrides, in launch order
 
 
 def instrument_file(key: str) -> str:

@@ -77,6 +77,7 @@ class Summary:
     steps_per_sec: Optional[float] = None
     train_steps_per_sec: Optional[float] = None  # excluding evaluation and instruments
     wall_time_sec: Optional[float] = None  # of this process (a resumed run: since the resume)
+    wall_time_total_sec: Optional[float] = None  # over every segment of a resumed run
     eval_time_sec: Optional[float] = None
     instrument_time_sec: Dict[str, float] = field(default_factory=dict)
     checkpoint_time_sec: Optional[float] = None

@@ -82,6 +82,7 @@ class Trainer:
         self.eval_at = eval_schedule(t.steps, t.eval_every, t.eval_log_points)
         self.timers: Dict[str, float] = defaultdict(float)
         self.resumed_at: List[int] = []
+        self.wall_before = 0.0  # wall time of the segments before a resume
         self.writer = None
         self.hparam_keys: Optional[Sequence[str]] = None  # None: the main knobs and the overrides
         self.ctx = RunContext(cfg, self.model, self.opt, self.data, self.device, self.loss_fn, t.steps, t.seed)
@@ -214,7 +215,7 @@ class Trainer:
 
     def _write_layout(self) -> None:
         # Custom Scalars: the accuracy first (Fig. 1a), then each instrument's charts
-        layout = {"Fig. 1a: test accuracy": {"test accuracy (all runs)": ["Multiline", [r"^acc/test$"]],
+        layout = {"Fig. 1a: test accuracy (set smoothing to 0)": {"test accuracy (all runs)": ["Multiline", [r"^acc/test$"]],
                                              "train accuracy": ["Multiline", [r"^acc/train$"]]}}
         for inst in self.instruments:
             layout.update(inst.layout())
@@ -251,6 +252,7 @@ class Trainer:
             "history": {k: list(v) for k, v in self.history.items()},
             "threads": self.threads,
             "resumed_at": list(self.resumed_at),
+            "wall_before": self.wall_before + (time.perf_counter() - self.t_start if hasattr(self, "t_start") else 0.0),
             "config": to_dict(self.cfg),
         }
 
@@ -269,6 +271,7 @@ class Trainer:
         self.meter.load_state_dict(s["meter"], self.device)
         self.history = {k: list(s["history"].get(k, [])) for k in names.METRIC_ARRAYS}
         self.resumed_at = list(s.get("resumed_at", [])) + [self.step]
+        self.wall_before = float(s.get("wall_before", 0.0))
 
     # --- the end of a run ----------------------------------------------------------------------------
     def finish(self) -> Summary:
@@ -356,7 +359,7 @@ class Trainer:
             steps_to_target=to_target, steps_to_target_prev=to_target_prev, chance_acc=self.chance_acc(),
             steps_per_sec=steps_here / max(wall, 1e-9) if wall > 0 else None,
             train_steps_per_sec=steps_here / max(wall - spent, 1e-9) if wall > 0 else None,
-            wall_time_sec=wall, eval_time_sec=self.timers["eval"],
+            wall_time_sec=wall, wall_time_total_sec=self.wall_before + wall, eval_time_sec=self.timers["eval"],
             instrument_time_sec={k.split(".", 1)[1]: v for k, v in self.timers.items() if k.startswith("instrument.")},
             checkpoint_time_sec=self.timers["checkpoint"],
             device=device_name(self.device), threads=self.threads,
@@ -448,6 +451,13 @@ HPARAM_KEYS = ("model.name", "model.activation", "model.norm", "model.init", "da
                "trainer.batch_size", "trainer.steps", "trainer.seed")
 
 
+def hparam_value(v):
+    """TensorBoard shows numbers with 4 decimals: integers (seeds, sizes) read better as text."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        return str(v)
+    return v
+
+
 def hparam_values(cfg: Config, overrides: Sequence[str], keys: Optional[Sequence[str]] = None) -> Dict[str, object]:
     """The given keys (a sweep's varying keys), else the main knobs plus every overridden key, as
     TensorBoard-friendly scalars/strings."""
@@ -462,7 +472,7 @@ def hparam_values(cfg: Config, overrides: Sequence[str], keys: Optional[Sequence
             continue
         val = OmegaConf.select(conf, key, default=None)
         if isinstance(val, (bool, int, float, str)):
-            out[key] = val
+            out[key] = hparam_value(val)
         elif val is not None:
             out[key] = str(OmegaConf.to_container(val) if OmegaConf.is_config(val) else val)
     return out

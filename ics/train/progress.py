@@ -30,7 +30,7 @@ class Progress:
         self.out_dir, self.every_sec, self.console = out_dir, every_sec, console
         self._bar = None
         self._last_line = self._last_file = 0.0
-        self._last_line_step = -1
+        self._last_line_step = None
         self.state = {"step": start, "steps": total, "loss": None, "acc": None, "steps_per_sec": None,
                       "phase": "starting", "pid": os.getpid(), "label": label}
 
@@ -72,8 +72,9 @@ class Progress:
             self._bar.update(self._task, completed=step, loss=fmt(loss, ".4f"), acc=fmt(acc, ".4f"),
                              sps=fmt(self.state["steps_per_sec"], ",.0f"))
         now = time.monotonic()
-        if self.mode == "lines" and step != self._last_line_step and (force or now - self._last_line >= self.every_sec):
-            self._last_line, self._last_line_step = now, step
+        line = (step, acc)
+        if self.mode == "lines" and line != self._last_line_step and (force or now - self._last_line >= self.every_sec):
+            self._last_line, self._last_line_step = now, line
             who = f"[{self.label}] " if self.label else ""
             print(f"{who}step {step:,}/{self.total:,}  loss {fmt(loss, '.4f')}  test acc {fmt(acc, '.4f')}  "
                   f"{fmt(self.state['steps_per_sec'], ',.0f')} steps/s", flush=True)

@@ -136,10 +136,10 @@ def run_config(run_dir: Path) -> tuple:
     return from_dict(saved), (existing.overrides if existing is not None else [])
 
 
-def resume(run_dir: Path, console=None) -> Summary:
+def resume(run_dir: Path, console=None, say=None) -> Summary:
     """Continue a run in its own directory with the config it was started with."""
     cfg, overrides = run_config(run_dir)
-    return train_and_evaluate(cfg, run_dir, overrides, resume="require", console=console)
+    return train_and_evaluate(cfg, run_dir, overrides, resume="require", console=console, say=say)
 
 
 __all__ = ["AlreadyFinished", "RunBusy", "check_runnable", "check_resumable", "train_and_evaluate", "resume",

@@ -15,7 +15,13 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from typing import Optional
+
+# A signal can reach a job twice within milliseconds: from the terminal (the whole process group)
+# and from the CLI, which passes a sweep's signal on to its workers. A repeat this soon is the same
+# request; a second signal after it forces the exit.
+REPEAT_WINDOW_SEC = 0.5
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _ALSO: set = set()  # signals added by also_stop_on (none unless a launcher asks)
@@ -35,6 +41,7 @@ def stop_signals() -> tuple:
 class GracefulStop:
     def __init__(self):
         self.signum: Optional[int] = None
+        self._at = 0.0
         self._old = {}
 
     @property
@@ -42,9 +49,12 @@ class GracefulStop:
         return self.signum is not None
 
     def _handle(self, signum, frame) -> None:
+        now = time.monotonic()
         if self.signum is None or (signum in _ALSO and signum != self.signum):
-            self.signum = signum  # a scheduler's warning after a stop request: stop, then requeue
+            self.signum, self._at = signum, now  # (a scheduler's warning after a stop request: stop, then requeue)
             return
+        if signum == self.signum and now - self._at < REPEAT_WINDOW_SEC:
+            return  # the same request delivered twice
         os._exit(128 + signum)  # the second signal: no questions asked
 
     def __enter__(self) -> "GracefulStop":
