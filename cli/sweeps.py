@@ -146,7 +146,8 @@ class LiveSweep:
             label = short(" ".join(mine), 48)
             if sps:
                 eta_parts.append((steps - step) / sps)
-            table.add_row(f"job {j.num}", label, f"{p.get('phase', '')}", f"step {step:,}/{steps:,}",
+            table.add_row(f"job {j.num}", label, f"{p.get('phase', 'starting')}",
+                          f"step {step:,}/{steps:,}" if steps else "",
                           f"loss {fmt(p.get('loss'), '.4f')}", f"acc {fmt(p.get('acc'), '.4f')}",
                           f"{fmt(sps, ',.0f')} steps/s")
         elapsed = time.monotonic() - self.t0
