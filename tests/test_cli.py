@@ -166,7 +166,9 @@ def failures(mnist_root, tmp_path_factory):
     jobs = {}
     for name, (args, _) in BAD.items():
         # probe.size: the tiny test split has 200 examples (a bigger probe set is an error of its own)
-        jobs[name] = (["run", "trainer.steps=5", "trainer.threads=1", "probe.size=100", *args], env)
+        given = {a.split("=", 1)[0] for a in args}
+        defaults = [d for d in ("trainer.steps=5", "trainer.threads=1", "probe.size=100") if d.split("=")[0] not in given]
+        jobs[name] = (["run", *defaults, *args], env)
     jobs["missing-data"] = (["run", "trainer.steps=5", "trainer.threads=1"], {**env, "ICS_DATA_ROOT": str(empty)})
     # Hydra's default run dir (runs/<date>/<time> under the cwd): nothing may be left in the cwd
     jobs["missing-data-default-run-dir"] = (["run", "trainer.steps=5", "trainer.threads=1"],

@@ -27,7 +27,17 @@ import torch
 ICS = [sys.executable, "-m", "ics_cli.main"]
 RUN = ["trainer.threads=1", "trainer.checkpoint_every=200", "trainer.eval_every=100", "trainer.log_every=50",
        "probe.every=50", "probe.size=100", "probe.histogram_every=500", "model.widths=[64,64]"]
-TIMING = {"steps_per_sec", "train_steps_per_sec", "wall_time_sec", "eval_time_sec", "instrument_time_sec",
+
+
+def merged(*args: str) -> list:
+    """Overrides with a later key=value replacing an earlier one (ics refuses a key given twice)."""
+    out: dict = {}
+    for a in args:
+        out[a.split("=", 1)[0] if "=" in a else a] = a
+    return list(out.values())
+
+TIMING = {"steps_per_sec", "train_steps_per_sec", "wall_time_sec", "wall_time_total_sec", "eval_time_sec",
+          "instrument_time_sec",
           "checkpoint_time_sec", "pid", "updated", "resumed_at", "host", "overrides", "config"}
 PARTITION = os.environ.get("ICS_SLURM_PARTITION")
 SLURM = ["hydra/launcher=slurm"] + ([f"hydra.launcher.partition={PARTITION}"] if PARTITION else [])
@@ -177,7 +187,7 @@ def rate(env, tmp_path_factory) -> float:
     """Training steps per second of the test runs here (one thread), so that runs last long enough
     on fast and slow machines alike."""
     d = tmp_path_factory.mktemp("rate")
-    p = ics(["run", *RUN, "trainer.steps=2000", f"hydra.run.dir={d / 'run'}"], env, d)
+    p = ics(merged("run", *RUN, "trainer.steps=2000", f"hydra.run.dir={d / 'run'}"), env, d)
     assert p.returncode == 0, p.stdout + p.stderr
     return float(record(d / "run")["steps_per_sec"])
 
@@ -185,7 +195,7 @@ def rate(env, tmp_path_factory) -> float:
 @pytest.fixture(scope="module")
 def mid_run(rate) -> List[str]:
     """A run of ~10 s: long enough to be stopped mid-way after its first checkpoint."""
-    return [*RUN, f"trainer.steps={steps_for(rate, 10)}"]
+    return merged(*RUN, f"trainer.steps={steps_for(rate, 10)}")
 
 
 @pytest.fixture(scope="module")
@@ -203,7 +213,7 @@ def mid_reference(env, tmp_path_factory, mid_run) -> Path:
 
 
 def test_two_job_sweep_through_the_preset_lands_where_the_basic_launcher_puts_it(env, tmp_path):
-    run = [*RUN, "trainer.steps=1500", "-m", "model.norm=none,batch"]
+    run = merged(*RUN, "trainer.steps=1500", "-m", "model.norm=none,batch")
     slurm = start(["run", *run, *SLURM, f"hydra.sweep.dir={tmp_path / 'slurm'}"], env, tmp_path)
     local = ics(["run", *run, f"hydra.sweep.dir={tmp_path / 'local'}"], env, tmp_path)
     p = finish(slurm)
@@ -232,7 +242,7 @@ def test_run_longer_than_its_time_limit_is_signalled_requeued_and_bit_identical(
     continues from the checkpoint. The requeued job's limit is then raised so that it is not
     signalled again (each requeue costs ~15 s on the toy cluster; the path it would take is the same)."""
     steps = steps_for(rate, 60)
-    run = [*RUN, f"trainer.steps={steps}"]
+    run = merged(*RUN, f"trainer.steps={steps}")
     sweep = tmp_path / "sweep"
     t0 = time.time()
     proc = start(["run", "-m", *run, *SLURM, "hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=10",
@@ -318,8 +328,8 @@ def test_scancel_of_one_job_the_other_completes_and_resume_finishes_it(env, tmp_
 
 def test_a_job_failing_on_the_node_shows_its_error_in_the_status_table(env, tmp_path):
     # the data root is fine where ics checks the sweep, and missing on the node
-    p = ics(["run", "-m", *RUN, "trainer.steps=50", *SLURM, 'hydra.launcher.setup=["export ICS_DATA_ROOT=/no/data/here"]',
-             f"hydra.sweep.dir={tmp_path / 'sweep'}"], env, tmp_path)
+    p = ics(merged("run", "-m", *RUN, "trainer.steps=50", *SLURM, 'hydra.launcher.setup=["export ICS_DATA_ROOT=/no/data/here"]',
+             f"hydra.sweep.dir={tmp_path / 'sweep'}"), env, tmp_path)
     out = p.stdout + p.stderr
     assert p.returncode == 1 and "Traceback" not in out, out
     rec = record(job_dir(tmp_path / "sweep", 0))
@@ -331,8 +341,8 @@ def test_a_job_failing_on_the_node_shows_its_error_in_the_status_table(env, tmp_
 
 def test_a_partition_slurm_refuses_is_one_line(env, tmp_path):
     sweep = tmp_path / "sweep"
-    p = ics(["run", "-m", *RUN, "trainer.steps=50", "hydra/launcher=slurm", "hydra.launcher.partition=no_such_partition",
-             f"hydra.sweep.dir={sweep}"], env, tmp_path)
+    p = ics(merged("run", "-m", *RUN, "trainer.steps=50", "hydra/launcher=slurm", "hydra.launcher.partition=no_such_partition",
+             f"hydra.sweep.dir={sweep}"), env, tmp_path)
     assert p.returncode == 2, p.stdout + p.stderr
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: SLURM did not take the jobs: ") and "partition" in lines[0]
