@@ -272,15 +272,19 @@ def fig_drift(groups: Sequence[Group]):
 
 
 def fig_lr_tolerance(tol: Sequence[GroupTolerance]):
+    """Score vs nominal LR (limits marked); and, for groups that recorded it (BN), score vs the
+    effective LR η/‖w‖² their runs ended with."""
     if not has_lr_grid(tol):
         return None, "no group of runs was trained at two or more learning rates"
     from matplotlib import colormaps
 
-    fig, axes = _figure(1, 1, w=7.5, h=4.6)
+    eff = [g for g in tol if any(p.eff_lr is not None for p in g.points)]
+    fig, axes = _figure(1, 2 if eff else 1, w=6.2, h=4.4, sharex=False, sharey=True)
     ax = axes[0, 0]
     cmap = colormaps["tab10"]
-    for i, g in enumerate(tol):
-        c = cmap(i % 10)
+    colour = {g.label: cmap(i % 10) for i, g in enumerate(tol)}
+    for g in tol:
+        c = colour[g.label]
         lrs = np.array(g.lrs)
         mean = np.array([p.score.mean for p in g.points])
         half = np.array([p.score.half or 0.0 for p in g.points])
@@ -299,13 +303,26 @@ def fig_lr_tolerance(tol: Sequence[GroupTolerance]):
     chance = [g.chance for g in tol if g.chance is not None]
     if chance:
         ax.axhline(float(np.median(chance)), color="grey", lw=1, ls="--", label="chance")
-    ax.set_xscale("log")
-    ax.set_xlabel("learning rate (log scale)")
     on = "validation" if any(g.on_validation for g in tol) else "test"
-    ax.set_ylabel(f"score: {on} accuracy, mean of the last evaluations (mean ± 95% CI)")
-    ax.set_title("Learning-rate tolerance: stability and accuracy")
+    ax.set_xscale("log")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("nominal learning rate η (log scale)")
+    ax.set_ylabel(f"{on} accuracy (mean ± 95% CI)")
+    ax.set_title("stability and accuracy vs the nominal LR", fontsize=10)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7.5, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    if eff:
+        ax2 = axes[0, 1]
+        for g in eff:
+            pts = [(p.eff_lr, p.score.mean) for p in g.points if p.eff_lr is not None and p.score.mean is not None]
+            if pts:
+                x, y = zip(*pts)
+                ax2.plot(x, y, marker="o", ms=4, color=colour[g.label], lw=1.5)
+        ax2.set_xscale("log")
+        ax2.set_xlabel("effective LR η/‖w‖² at the end (rows feeding BN; log scale)")
+        ax2.set_title("the BN groups against their effective LR", fontsize=10)
+        ax2.grid(alpha=0.3, which="both")
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside right center", fontsize=7.5, frameon=False)
+    fig.suptitle("Learning-rate tolerance (BN paper §3.3)")
     return fig, None
 
 
