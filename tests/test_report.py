@@ -95,6 +95,13 @@ def test_artifacts_written(sweep, report):
     assert list(out.glob("events.out.tfevents.*")), "no TensorBoard event file in the report dir"
 
 
+def test_rerun_replaces_the_tensorboard_report(sweep, tmp_path):
+    out = tmp_path / "rep"
+    make_report(sweep, out)
+    make_report(sweep, out)  # a second report must not add a second copy of every image
+    assert len(list(out.glob("events.out.tfevents.*"))) == 1
+
+
 def test_runs_csv_one_row_per_job(report):
     with open(report["runs_csv"]) as fh:
         rows = list(csv.DictReader(fh))

@@ -90,6 +90,8 @@ def _log_tensorboard(out: Path, figs: Dict[str, Any], text: str) -> None:
     """Figures as images (the Images tab) and the tables as self-contained text (no image links)."""
     from torch.utils.tensorboard import SummaryWriter
 
+    for old in out.glob("events.out.tfevents.*"):  # a re-run replaces the report, not adds a copy
+        old.unlink()
     writer = SummaryWriter(log_dir=str(out))
     try:
         for name, fig in figs.items():
