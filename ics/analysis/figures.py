@@ -129,7 +129,13 @@ def fig_accuracy(groups: Sequence[Group], score: str = "accuracy"):
         zoom.set_ylim(lo - pad, min(1.0, hi + pad) if score == "accuracy" else hi + pad)
     zoom.set_xlim(start, last * 1.02)
     full.set_ylim(0 if score == "accuracy" else None, 1.02 if score == "accuracy" else None)
-    full.set_title("whole run")
+    # the early evaluations are log-spaced and "trains faster" lives there: a log step axis (linear
+    # below the first evaluation after step 0, so step 0 stays on it)
+    first = min((float(s) for g in groups for j in g.jobs if j.metrics is not None
+                 for s in j.metrics.eval_step if s > 0), default=1.0)
+    full.set_xscale("symlog", linthresh=first, linscale=0.3)
+    full.set_xlim(0, last * 1.2)
+    full.set_title("whole run (log step axis)")
     zoom.set_title(f"zoom: from step {start:,.0f} (10% of the run)")
     for ax in (full, zoom):
         ax.set_xlabel("training step")
