@@ -165,3 +165,22 @@ def test_bad_input(tmp_path):
         make_report(tmp_path)
     with pytest.raises(ConfigError, match="not a directory"):
         make_report(tmp_path / "missing")
+
+
+def test_drift_table_reads_every_unit_from_the_runs(sweep, report):
+    """Raw, shape, σ_ref and the medians come from summary.json, the p50 movement from probes.npz:
+    a one-seed group shows exactly its run's numbers."""
+    import numpy as np
+
+    table = report["by_title"]["Final drift from step 0: raw units first, then shape, then σ_ref units"]
+    assert table.headers[-2:] == ["median unit: raw / shape", "p50 move"]
+    job = sweep / "0_model.norm=none,optim.lr=2,trainer.steps=60"
+    drift = json.loads((job / "summary.json").read_text())["instruments"]["probe"]
+    series = np.load(job / "probes.npz")
+    rows = [r for r in table.cells if r[0] == "model.norm=none optim.lr=2"]
+    assert {r[1] for r in rows} == set(drift)
+    for row in rows:
+        d = drift[row[1]]
+        assert row[2:5] == [f"{d['w1_raw']:.3f}", f"{d['w1_shape']:.3f}", f"{d['w1_ref']:.3f}"]
+        assert row[5] == f"{d['w1_raw_median']:.3f} / {d['w1_shape_median']:.3f}"
+        assert row[6] == f"{float(series[f'drift/{row[1]}/pmove_p50'][-1]):.3f}"

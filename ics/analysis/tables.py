@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from ics.analysis.configs import format_value
 from ics.analysis.groups import Contrast, Group
 from ics.analysis.load import Job, series
+from ics.record import names
 from ics.analysis.stats import Estimate, fmt_p, geo_mean_std, mean_ci
 from ics.analysis.tolerance import GroupTolerance
 from ics.record import Status, Summary
@@ -164,18 +165,27 @@ def groups_table(groups: Sequence[Group], targets: Sequence[str], score: str = "
 
 
 def drift_table(groups: Sequence[Group]) -> TextTable:
-    """Final drift of each probe point in three units: raw, shape, σ_ref (mean ± CI over seeds)."""
-    headers = ["group", "point", "W1 raw", "W1 shape", "W1 / σ_ref"]
+    """Final drift of each probe point in three units: raw, shape, σ_ref (mean over units, then mean
+    ± CI over seeds), the same W1s as medians over units, and the movement of the median without
+    sign cancellation (mean over units of |p50(t) − p50(0)|, raw units, from the probe series)."""
+    headers = ["group", "point", "W1 raw", "W1 shape", "W1 / σ_ref", "median unit: raw / shape", "p50 move"]
     cells = []
     for g in groups:
+        jobs = [j for j in g.jobs if j.status != Status.DIVERGED]
         for point in _points(g):
-            ests = [mean_ci([j.summary.drift.get(point, {}).get(m) for j in g.jobs if j.status != Status.DIVERGED])
-                    for m in ("w1_raw", "w1_shape", "w1_ref")]
-            cells.append([g.label, point] + [e.fmt(".3f", show_n=False) for e in ests])
+            est = {m: mean_ci([j.summary.drift.get(point, {}).get(m) for j in jobs])
+                   for m in ("w1_raw", "w1_shape", "w1_ref", "w1_raw_median", "w1_shape_median")}
+            pmove = _last_of(jobs, "probe", names.drift_tag(point, "pmove_p50"))
+            medians = " / ".join("-" if est[m].mean is None else f"{est[m].mean:.3f}"
+                                 for m in ("w1_raw_median", "w1_shape_median"))
+            cells.append([g.label, point] + [est[m].fmt(".3f", show_n=False) for m in ("w1_raw", "w1_shape", "w1_ref")]
+                         + [medians, pmove.fmt(".3f", show_n=False)])
     return TextTable("Final drift from step 0: raw units first, then shape, then σ_ref units", headers, cells,
                      "W1 raw: in the probed quantity's units; W1 shape: after standardising both distributions "
-                     "(shape change only); W1/σ_ref: divided by the step-0 std (inflated where that std is small). "
-                     "Diverged runs left out.")
+                     "(shape change only); W1/σ_ref: divided by the step-0 std (inflated where that std is small); "
+                     "each the mean over units, then mean ± 95% CI over seeds; median unit: the median over units "
+                     "(mean over seeds). p50 move: mean over units of |p50(t) − p50(0)| in raw units (no sign "
+                     "cancellation). Diverged runs left out.")
 
 
 def contrast_table(items: Sequence[Contrast], score: str = "acc") -> TextTable:
@@ -196,8 +206,13 @@ def contrast_table(items: Sequence[Contrast], score: str = "acc") -> TextTable:
 
 
 def _last_mean(g: Group, key: str, tag: str) -> Estimate:
+    return _last_of(g.jobs, key, tag)
+
+
+def _last_of(jobs: Sequence[Job], key: str, tag: str) -> Estimate:
+    """The last value of a series tag per job, then mean ± CI over the jobs."""
     vals = []
-    for j in g.jobs:
+    for j in jobs:
         s = series(j, key)
         if s is not None and tag in s.tags and len(s.tags[tag]):
             vals.append(float(s.tags[tag][-1]))
