@@ -70,7 +70,7 @@ def test_defaults_are_the_fig1_setup(hydra_ctx):
     assert cfg.model == MLPConfig(name="mlp", widths=[100, 100, 100], activation="sigmoid", norm="batch",
                                   init="gaussian", init_std=0.1)
     assert cfg.data.name == "mnist"
-    assert cfg.optim.name == "sgd" and cfg.optim.lr == 0.5
+    assert cfg.optim.name == "sgd" and cfg.optim.lr == 1.0
     assert cfg.trainer.batch_size == 60 and cfg.trainer.steps == 50_000
     assert cfg.probe.enabled and cfg.probe.points == ["*.pre_act"]
     # the library's own defaults are the same run: Config() needs no Hydra

@@ -194,7 +194,7 @@ class ImageFolderConfig(DataConfig):
 @dataclass
 class OptimConfig:
     name: str = opt("", "the optimiser (set by optim=<option>)")
-    lr: float = opt(0.5, "learning rate", rule=gt(0))
+    lr: float = opt(1.0, "learning rate (SGD default 1: chosen on validation by the default_lr study)", rule=gt(0))
     weight_decay: float = opt(0.0, "L2 penalty coefficient (added to the gradient)", rule=ge(0))
 
 
