@@ -126,7 +126,7 @@ def task(cfg: DictConfig) -> None:
     from ics_cli.console import print_run_summary
 
     from ics.train.progress import LIVE_ENV
-    from ics_cli.sweeps import hparam_keys_of
+    from ics_cli.sweeps import STOP_FILE, hparam_keys_of
 
     hc = HydraConfig.get()
     out_dir = Path(hc.runtime.output_dir)
@@ -135,6 +135,9 @@ def task(cfg: DictConfig) -> None:
     job = f"job {hc.job.num}" if sweep else "run"
     quiet = os.environ.get(LIVE_ENV) == "1"  # the CLI draws a live view of the sweep itself
     say = (lambda text: None) if quiet else (lambda text: print(f"{job}: {text}", flush=True))
+    if sweep and (Path(hc.sweep.dir) / STOP_FILE).exists():  # the sweep was stopped before this job began
+        _remove_untrained(out_dir, Path(hc.runtime.cwd))
+        return
     config = None
     try:
         config = from_dict(cfg)
@@ -157,6 +160,10 @@ def task(cfg: DictConfig) -> None:
         target = Path(hc.sweep.dir) if sweep else out_dir
         print(f"{job} interrupted by {e}: checkpoint and record written. Resume with: ics resume {target}",
               file=sys.stderr)
+        if sweep and "joblib" in str(hc.launcher.get("_target_", "")):
+            # a joblib worker: an exception would make joblib kill the other workers mid-checkpoint;
+            # the record says interrupted, and the CLI ends the sweep with 128 + signal
+            return
         raise SystemExit(e.exit_code)
     except KeyboardInterrupt:  # before training started: nothing worth keeping
         _remove_untrained(out_dir, Path(hc.runtime.cwd))

@@ -93,7 +93,7 @@ def _launch(args: List[str], force_multirun: bool = False, study: Optional[str] 
         argv = [a for a in argv if not a.startswith("hydra.job.config.override_dirname.exclude_keys=")]
         argv.append("hydra.job.config.override_dirname.exclude_keys=[" + ",".join(exclude) + "]")
         _start_sweep(target, plan, varying)
-    stop = ForwardStop() if multirun else None
+    stop = ForwardStop(target) if multirun else None
     try:
         if multirun:
             from ics_cli.sweeps import LiveSweep, launcher_parallelism
@@ -108,7 +108,11 @@ def _launch(args: List[str], force_multirun: bool = False, study: Optional[str] 
     finally:
         remove_if_empty(target)
     if multirun:
-        _after_sweep(target, stop.signum if stop else None)
+        from ics_cli.sweeps import STOP_FILE, stop_signal_of
+
+        signum = stop.signum or stop_signal_of(target)
+        (target / STOP_FILE).unlink(missing_ok=True)
+        _after_sweep(target, signum)
 
 
 def _start_sweep(target: Path, plan, varying) -> None:
@@ -117,7 +121,10 @@ def _start_sweep(target: Path, plan, varying) -> None:
     from ics.record import names
     from ics_cli.sweeps import HPARAMS_FILE, write_hparams
 
+    from ics_cli.sweeps import STOP_FILE
+
     target.mkdir(parents=True, exist_ok=True)
+    (target / STOP_FILE).unlink(missing_ok=True)  # a resumed sweep was stopped once; it runs now
     (target / names.PLANNED_JOBS).write_text(json.dumps(plan.jobs))  # lets a report name the jobs never started
     if not (target / HPARAMS_FILE).exists():
         write_hparams(target, varying)
@@ -158,13 +165,21 @@ class ForwardStop:
     started (joblib and submitit workers), each job checkpoints and ends `interrupted`, and the
     sweep stops with its status table and how to resume. (A terminal's Ctrl-C reaches them anyway.)"""
 
-    def __init__(self):
+    def __init__(self, sweep_dir: Path):
         self.signum = None
+        self.sweep_dir = sweep_dir
         self._old = {}
 
     def _handle(self, signum, frame) -> None:
+        from ics_cli.sweeps import STOP_FILE
+
         first = self.signum is None
         self.signum = signum
+        if first:
+            try:  # jobs not yet started see it and do not start
+                (self.sweep_dir / STOP_FILE).write_text(str(int(signum)))
+            except OSError:
+                pass
         for pid in _descendants(os.getpid()):
             try:
                 os.kill(pid, signum)

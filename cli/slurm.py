@@ -39,7 +39,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from ics.record import names
+from ics_cli.sweeps import HPARAMS_FILE
+
 log = logging.getLogger(__name__)
+# the CLI quiets Hydra's own INFO lines (root at WARNING); what this launcher says (job ids, squeue and
+# log hints, requeues) is the only view of a SLURM sweep, so it keeps INFO
+log.setLevel(logging.INFO)
 
 PRESET = "slurm"
 HYDRA_TARGET = "hydra_plugins.ics.SlurmLauncher"
@@ -265,7 +271,10 @@ def _forget(sweep_dir: Path) -> None:
         entries = {p.name for p in sweep_dir.iterdir()}
     except OSError:
         return
-    if not entries <= {"multirun.yaml", ".submitit"}:
+    # what the CLI and this launch write before any job runs: the plan, the HParams experiment
+    # (hparams.json and its events file), Hydra's multirun.yaml, submitit's pickles
+    launch_files = {"multirun.yaml", ".submitit", names.PLANNED_JOBS, HPARAMS_FILE}
+    if any(e not in launch_files and not e.startswith("events.out.tfevents.") for e in entries):
         return
     shutil.rmtree(sweep_dir, ignore_errors=True)
     stop, parent = Path.cwd().resolve(), sweep_dir.resolve().parent

@@ -15,6 +15,16 @@ from ics.record import Status, names, read_jobs
 from ics.train.progress import LIVE_ENV, PROGRESS_FILE
 
 HPARAMS_FILE = "hparams.json"  # the sweep's varying keys and their values, read by each job
+# written at a sweep's root when the CLI passes a signal on to its jobs: a job that starts after it
+# (queued in a joblib worker, or next in line) does not start; holds the signal's number
+STOP_FILE = ".stopped"
+
+
+def stop_signal_of(sweep_dir: Path) -> Optional[int]:
+    try:
+        return int((Path(sweep_dir) / STOP_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
 
 
 def sweep_keys(jobs: Sequence[Sequence[str]]) -> Tuple[Dict[str, list], List[str]]:

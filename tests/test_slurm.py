@@ -24,6 +24,8 @@ import numpy as np
 import pytest
 import torch
 
+from ics.record import names
+
 ICS = [sys.executable, "-m", "ics_cli.main"]
 RUN = ["trainer.threads=1", "trainer.checkpoint_every=200", "trainer.eval_every=100", "trainer.log_every=50",
        "probe.every=50", "probe.size=100", "probe.histogram_every=500", "model.widths=[64,64]"]
@@ -149,7 +151,7 @@ def assert_same_events(a: Path, b: Path) -> None:
         ea.Reload()
         return [(e.step, e.value) for e in ea.Scalars(tag)]
 
-    for tag in ("test/acc", "train/loss"):
+    for tag in (names.TAG_TEST_ACC, names.TAG_TRAIN_LOSS):
         sa = scalars(a, tag)
         assert [s for s, _ in sa] == sorted({s for s, _ in sa}), f"{tag}: duplicate or out-of-order steps"
         assert sa == scalars(b, tag), f"{tag} differs"
@@ -305,7 +307,9 @@ def test_scancel_of_one_job_the_other_completes_and_resume_finishes_it(env, tmp_
     subprocess.run(["scancel", sid], check=True)
     p = finish(proc)
     out = p.stdout + p.stderr
-    assert p.returncode == 0 and "Traceback" not in out, out
+    # a sweep with an unfinished job ends non-zero and names it, as a local sweep does
+    assert p.returncode == 1 and "Traceback" not in out, out
+    assert f"error: 1 job(s) did not finish: 1; finish them with ics resume {sweep}" in out, out
     assert record(job_dir(sweep, 0))["status"] == "completed"
     cancelled = record(job_dir(sweep, 1))
     assert cancelled["status"] == "interrupted" and 0 < cancelled["steps"], cancelled["status"]
