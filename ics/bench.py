@@ -33,8 +33,9 @@ def _cfg(steps: int, probes: bool, threads: int, root: Optional[str], checkpoint
                   probe=ProbeConfig() if probes else ProbeOff())
 
 
-def hand_loop(data: DataBundle, steps: int, seed: int = 0, batch: int = 60, lr: float = 0.5) -> float:
-    """The baseline: nothing but forward, loss, backward, step. Returns seconds."""
+def hand_loop(data: DataBundle, steps: int, seed: int = 0, batch: int = 60, lr: Optional[float] = None) -> float:
+    """The baseline: nothing but forward, loss, backward, step (at the default lr). Returns seconds."""
+    lr = Config().optim.lr if lr is None else lr
     torch.manual_seed(seed)
     model = build_model(MLPConfig(), data.in_shape, data.num_classes)
     opt = torch.optim.SGD(model.parameters(), lr=lr)
@@ -63,8 +64,9 @@ def ics_loop(data: DataBundle, steps: int, probes: bool, threads: int, root: Opt
         return time.perf_counter() - t0
 
 
-def tutorial_loop(root: str, steps: int, seed: int = 0, batch: int = 60, lr: float = 0.5) -> float:
+def tutorial_loop(root: str, steps: int, seed: int = 0, batch: int = 60, lr: Optional[float] = None) -> float:
     """torchvision MNIST + ToTensor + Normalize + DataLoader, decoding every sample every epoch."""
+    lr = Config().optim.lr if lr is None else lr
     from torchvision import datasets, transforms
 
     tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])

@@ -204,7 +204,7 @@ def test_bn_stats_bn_noise_and_weights_in_a_run(mnist_root, tmp_path):
     # under BN the loss is invariant to a row's scale: the gradient is orthogonal to the row
     assert w.tags["weights/h1/grad_cos_median"].max() < 1e-3
     assert w.tags["weights/out/grad_cos_median"].max() > 1e-3  # the output layer has no BN
-    lr = 0.5
+    lr = s.config["optim"]["lr"]  # the run's own (the default)
     assert w.tags["weights/h1/eff_lr_median"][0] == pytest.approx(lr / w.tags["weights/h1/row_norm_median"][0] ** 2,
                                                                  rel=0.2)
 

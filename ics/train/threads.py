@@ -1,10 +1,12 @@
 """CPU thread policy.
 
-Tiny models lose to threading: on a 2-core CPU the Fig. 1 MLP runs ~2.6x faster on one thread than
-on two, while a small CIFAR CNN is ~2x faster on two. No size rule separates those reliably across
+Whether threads help depends on the model and on the machine's load: on a 2-core CPU the Fig. 1
+MLP is faster on two threads while the other core is idle and far slower when it is busy (another
+job of a sweep), while a small CIFAR CNN gains from two. No size rule separates those reliably across
 machines, so `threads=auto` times a few training steps of the actual model at each candidate thread
 count (on a copy, with synthetic data from a private generator: the run's RNG streams are untouched)
-and keeps the fastest.
+and keeps the fastest, under the load of that moment; a joblib sweep gives each job its share of the
+cores as the upper bound.
 """
 from __future__ import annotations
 
