@@ -255,3 +255,17 @@ def test_probe_points_are_checked_against_the_model_before_a_sweep(tiny_env, tmp
                                          (["config", "foo.bar=1"], "top-level keys")])
 def test_config_command_errors(tiny_env, cwd, args, needle):
     assert_one_line_error(ics(args, tiny_env, cwd), needle)
+
+
+def test_bench_prints_every_loop_with_its_ratio(tiny_env, cwd):
+    """`ics bench` runs end to end (random MNIST-shaped tensors, short loops): every loop is timed
+    and compared with its baseline, and the checkpoint cost is stated. Speed itself is judged in
+    the bench's output, never here."""
+    p = ics(["bench", "--synthetic", "--steps", "100", "--repeats", "1", "--cnn-steps", "0"], tiny_env, cwd, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    rows = {m.group(1): (float(m.group(2).replace(",", "")), float(m.group(3)))
+            for m in re.finditer(r"│ (hand|ics|ics\+probes|ics\+probes\+ckpt) +│ ([\d.,]+) +│ ([\d.]+) +│", p.stdout)}
+    assert set(rows) == {"hand", "ics", "ics+probes", "ics+probes+ckpt"}, p.stdout
+    assert rows["hand"][1] == 1.0 and all(sps > 0 and ratio > 0 for sps, ratio in rows.values()), rows
+    assert re.search(r"checkpoint: [\d.]+ ms each", p.stdout), p.stdout
+    assert not list(cwd.iterdir()), "the bench writes nothing where it runs"
