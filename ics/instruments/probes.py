@@ -27,6 +27,8 @@ from ics.instruments.stats import (as_units, quantiles_sorted, safe_std, saturat
 from ics.record import names
 from ics.registry import INSTRUMENTS
 
+FIG_MIN_GAP = 10_000  # steps between two draws of the Fig. 1 b/c image (the last step is always drawn)
+
 MAX_SAMPLES = 4096  # per unit; conv channels have batch*H*W samples, a fixed random subset is kept
 DRIFT_METRICS = ("w1_ref", "w1_prev", "shift_ref", "log_std_ratio", "path", "w1_raw", "w1_shape")
 MEDIAN_METRICS = ("w1_ref", "w1_raw", "w1_shape")  # also summarised by the median over units
@@ -149,9 +151,10 @@ class LayerInputProbes(Instrument):
         self.state: Dict[str, PointState] = {}
         every = cfg.histogram_every or max(cfg.every, round(ctx.steps / 10 / cfg.every) * cfg.every)
         self.hist_every = every
-        # the Fig. 1 b/c image (TensorBoard's Images tab): at the quarter points of the run and the
-        # end; a matplotlib draw costs ~0.1 s, so it is drawn four times, not at every histogram
-        self.fig_every = max(cfg.every, math.ceil(ctx.steps / 4 / cfg.every) * cfg.every)
+        # the Fig. 1 b/c image (TensorBoard's Images tab): at the quarter points of the run, at
+        # least FIG_MIN_GAP steps apart, and at the end. A matplotlib draw costs ~0.1 s (~100 steps
+        # of the Fig. 1 MLP on a CPU core), so a draw per 10,000 steps stays near 1% of a run.
+        self.fig_every = max(cfg.every, math.ceil(max(ctx.steps / 4, FIG_MIN_GAP) / cfg.every) * cfg.every)
         self.samples: Dict[str, List[torch.Tensor]] = {}  # tag -> (tracked unit's values) per sample step
         self.sample_steps: List[int] = []
 
