@@ -361,8 +361,10 @@ def recalibrate(path: Path = typer.Argument(..., help="A run directory with a ch
                 batches: int = typer.Option(200, min=1, help="Training batches averaged for the population statistics."),
                 batch_size: Optional[int] = typer.Option(None, min=2, help="Their size (default: the run's)."),
                 seed: int = typer.Option(0, min=0, help="Seed of the batch draw.")) -> None:
-    """Recompute a BN run's statistics on the training set ("precise BN", BN paper Alg. 2) and
-    write the test accuracy with EMA and with population statistics into its summary.json.
+    """Precise BN (BN paper Alg. 2): a finished BN run's test accuracy with population statistics.
+
+    Recomputes the BN statistics on training batches and writes the test accuracy with EMA and
+    with population statistics into the run's summary.json.
 
     Example: [bold]ics recalibrate runs/2026-11-28/12-00-00[/bold]
     """
