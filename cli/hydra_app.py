@@ -160,7 +160,13 @@ def task(cfg: DictConfig) -> None:
         target = Path(hc.sweep.dir) if sweep else out_dir
         print(f"{job} interrupted by {e}: checkpoint and record written. Resume with: ics resume {target}",
               file=sys.stderr)
-        if sweep and "joblib" in str(hc.launcher.get("_target_", "")):
+        launcher = str(hc.launcher.get("_target_", ""))
+        if sweep and "BasicLauncher" in launcher:
+            # jobs run one after another in this process: the next ones must not start, and the CLI
+            # ends the sweep with its table and 128 + signal
+            (Path(hc.sweep.dir) / STOP_FILE).write_text(str(e.signum))
+            return
+        if sweep and "joblib" in launcher:
             # a joblib worker: an exception would make joblib kill the other workers mid-checkpoint;
             # the record says interrupted, and the CLI ends the sweep with 128 + signal
             return

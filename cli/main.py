@@ -180,7 +180,12 @@ class ForwardStop:
                 (self.sweep_dir / STOP_FILE).write_text(str(int(signum)))
             except OSError:
                 pass
-        for pid in _descendants(os.getpid()):
+        below = _descendants(os.getpid())
+        # the first signal goes to the processes training a job (they hold its run lock): an idle
+        # joblib worker has no handler and would die, and joblib would then kill the others
+        # mid-checkpoint; a job still loading its data is not signalled and finishes. A second
+        # signal goes to every process below: the jobs exit at once.
+        for pid in (_training(self.sweep_dir, below) if first else below):
             try:
                 os.kill(pid, signum)
             except OSError:
@@ -205,6 +210,23 @@ class ForwardStop:
         return exc[0] is KeyboardInterrupt and self.signum is not None  # handled: the table follows
 
 
+def _training(sweep_dir: Path, candidates: List[int]) -> List[int]:
+    """The processes among `candidates` that hold a job's run lock in this sweep, on this host."""
+    import socket
+
+    from ics.record.lock import holder
+
+    pids = []
+    for d in (p for p in sweep_dir.iterdir() if p.is_dir()) if sweep_dir.is_dir() else ():
+        who = (holder(d) or "").split()
+        if len(who) == 4 and who[0] == "pid" and who[2] == "on" and who[3] == socket.gethostname():
+            try:
+                pids.append(int(who[1]))
+            except ValueError:
+                continue
+    return [pid for pid in pids if pid in set(candidates)]
+
+
 def _descendants(pid: int) -> List[int]:
     """Every process below `pid` (Linux /proc; elsewhere none)."""
     children: dict = {}
@@ -227,12 +249,19 @@ def _after_sweep(sweep_dir: Path, signum: Optional[int] = None) -> None:
     from ics_cli.console import next_steps, print_status_table
 
     jobs = read_jobs(sweep_dir)
+    if signum is not None and not jobs:
+        import signal as sig
+
+        typer.echo(f"sweep stopped by {sig.Signals(signum).name} before any job started. "
+                   f"Start it with: ics resume {sweep_dir}", err=True)
+        raise typer.Exit(128 + signum)
     print_status_table(jobs, sweep_dir)
     next_steps(sweep_dir)
     if signum is not None:
         import signal as sig
 
-        typer.echo(f"sweep stopped by {sig.Signals(signum).name}: running jobs wrote checkpoints. "
+        typer.echo(f"sweep stopped by {sig.Signals(signum).name}: the table shows where each job stopped "
+                   f"(interrupted: checkpoint at that step; killed: its last periodic checkpoint). "
                    f"Finish it with: ics resume {sweep_dir}", err=True)
         raise typer.Exit(128 + signum)
     failed = [str(j.num) for j in jobs if j.status == Status.FAILED]

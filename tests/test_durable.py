@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -309,3 +310,27 @@ def _cwd(proc_dir: Path) -> str:
         return os.readlink(proc_dir / "cwd")
     except OSError:
         return ""
+
+
+def test_sigterm_to_a_sequential_sweep_stops_it_with_its_table(tiny_env, tmp_path):
+    """The basic launcher runs the jobs in the CLI's own process: a SIGTERM during job 1 ends it
+    `interrupted` with its checkpoint, job 2 does not start, and the sweep ends like a parallel one:
+    its table, how to resume, exit 143, no stop marker left behind."""
+    sweep = tmp_path / "sweep"
+    args = merged("-m", "optim.lr=0.1,0.2,0.3", *RUN, "trainer.steps=2000", f"hydra.sweep.dir={sweep}")
+    proc = start(["run", *args], tiny_env, tmp_path)
+    t0 = time.time()
+    while not list(sweep.glob("1_*/checkpoint.pt")):
+        assert proc.poll() is None and time.time() - t0 < 300, proc.communicate()
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 143, out + err
+    assert "sweep stopped by SIGTERM" in err and f"ics resume {sweep}" in err and "Traceback" not in out + err
+    assert re.search(r"│ 1 +│[^\n]*│ interrupted @ \d+", out), out
+    jobs = sorted(d for d in sweep.iterdir() if d.is_dir())
+    assert [record(d)["status"] for d in jobs] == ["completed", "interrupted"]  # job 2 never started
+    assert not (sweep / ".stopped").exists()
+    p = ics(["resume", str(sweep)], tiny_env, tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert [record(d)["status"] for d in sorted(d for d in sweep.iterdir() if d.is_dir())] == ["completed"] * 3

@@ -80,9 +80,12 @@ def test_damaged_series_files_are_named_not_fatal(tmp_path):
             np.savez(fh, eval_step=np.array([0, 10]), test_acc=np.array([0.1, 0.9]))
     data = (bad / names.METRICS).read_bytes()
     (bad / names.METRICS).write_bytes(data[: len(data) // 2])  # cut mid-write
-    (sweep / names.PLANNED_JOBS).write_text(json.dumps([["model.norm=batch", "optim.lr=0.1"],
-                                                        ["model.norm=none", "optim.lr=0.1"],
-                                                        ["model.norm=none", "optim.lr=1.0"]]))
+    # the plan holds each job's whole command line (launcher, sweep dir and constants included),
+    # while a job's record holds its own overrides: jobs are matched by number
+    argv = ["hydra/launcher=joblib", f"hydra.sweep.dir={sweep}", "trainer.threads=1"]
+    (sweep / names.PLANNED_JOBS).write_text(json.dumps([[*argv, "model.norm=batch", "optim.lr=0.1"],
+                                                        [*argv, "model.norm=none", "optim.lr=0.1"],
+                                                        [*argv, "model.norm=none", "optim.lr=1.0"]]))
     for d in (good, bad):  # their records say they ran 100 steps
         rec = json.loads((d / "summary.json").read_text())
         rec["steps"] = 100
@@ -90,5 +93,5 @@ def test_damaged_series_files_are_named_not_fatal(tmp_path):
     result = make_report(sweep)
     md = result["report_md"].read_text()
     assert "#1: metrics.npz" in md
-    assert "1 of the sweep's 3 jobs never started: model.norm=none optim.lr=1.0" in md
+    assert "1 of the sweep's 3 jobs have not started: #2 (model.norm=none, optim.lr=1.0) (once" in md
     assert (sweep / "report" / "runs.csv").is_file()

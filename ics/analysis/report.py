@@ -116,10 +116,10 @@ def make_report(path: Path, out: Optional[Path] = None, console=None) -> dict:
     notes = []
     planned = planned_jobs(path)
     if planned and len(planned) > len(jobs):
-        present = {tuple(j.record.overrides) for j in jobs}
-        missing = [" ".join(p) for p in planned if tuple(p) not in present]
-        notes.append(f"{len(planned) - len(jobs)} of the sweep's {len(planned)} jobs never started: "
-                     + "; ".join(missing[:10]) + (" …" if len(missing) > 10 else "") + " (ics resume finishes them)")
+        missing = [_planned_label(i, planned) for i in range(len(planned)) if i not in {j.num for j in jobs}]
+        notes.append(f"{len(missing)} of the sweep's {len(planned)} jobs have not started: "
+                     + "; ".join(missing[:10]) + (" …" if len(missing) > 10 else "")
+                     + " (once the sweep has ended, ics resume runs them)")
     unreadable = [j for j in jobs if j.problems]
     if unreadable:
         notes.append("files that could not be read (their figures leave these jobs out): " +
@@ -162,11 +162,25 @@ def make_report(path: Path, out: Optional[Path] = None, console=None) -> dict:
     text = write_markdown(md_path, path, jobs, tables, written, skipped, notes)
     _log_tensorboard(out, figs, text)
     (console.print if console is not None else print)(
-        f"wrote: {out}/ (report.md, runs.csv, groups.csv, {_n(len(written), 'figure')}: "
-        f"{', '.join(p.name for p in written.values())})")
+        f"wrote: {out}/ (report.md, runs.csv, groups.csv"
+        + (f", {_n(len(written), 'figure')}: {', '.join(p.name for p in written.values())})" if written
+           else "; no figure: see report.md for why)"))
     by_title = {t.title: t for t in tables}
     return {"out": out, "report_md": md_path, "runs_csv": csv_path, "groups_csv": groups_path, "figures": written,
             "skipped": skipped, "runs": rows, "groups": groups, "tables": tables, "tolerance": tol,
             "runs_table": tables[0], "tolerance_table": next((t for t in tables if t.title.startswith("LR tolerance")), None),
             "lr_table": next((t for t in tables if t.title.startswith("Per learning rate")), None),
             "by_title": by_title}
+
+
+def _planned_label(num: int, planned: List[List[str]]) -> str:
+    """A planned job by its number and the values that vary across the sweep (job numbers are the
+    launch order of the plan): '#2 (optim.lr=0.3)'."""
+    def pairs(job: List[str]) -> Dict[str, str]:
+        return dict(o.split("=", 1) for o in job if "=" in o and not o.lstrip("+~").startswith("hydra"))
+
+    all_pairs = [pairs(job) for job in planned]
+    keys = sorted({k for d in all_pairs for k in d} - {k for k in all_pairs[0]
+                                                       if all(d.get(k) == all_pairs[0][k] for d in all_pairs)})
+    swept = ", ".join(f"{k}={all_pairs[num][k]}" for k in keys if k in all_pairs[num])
+    return f"#{num}" + (f" ({swept})" if swept else "")
