@@ -134,9 +134,11 @@ class LiveSweep:
                 os.environ[LIVE_ENV] = self._old_env
 
     def render(self):
+        from rich.console import Group
         from rich.table import Table
+        from rich.text import Text
 
-        table = Table.grid(padding=(0, 2))
+        table = Table.grid(padding=(0, 1))  # one space between columns: a job's line fits 80 columns
         for _ in range(7):
             table.add_column(no_wrap=True, overflow="ellipsis")
         try:
@@ -169,9 +171,11 @@ class LiveSweep:
             eta = max(eta_parts)
         elif per_job is not None:
             eta = (max(eta_parts) if eta_parts else 0) + queued * per_job / self.parallel
-        table.add_row(f"[bold]{finished}/{self.total} done", f"{len(failed)} failed", f"{len(running)} running",
-                      f"{max(queued, 0)} queued", f"elapsed {_hms(elapsed)}", f"ETA {_hms(eta)}" if eta else "ETA -", "")
-        return table
+        # the overall line is its own line (in the job grid, narrow job columns would cut it)
+        overall = Text.assemble((f"{finished}/{self.total} done", "bold"),
+                                f" · {len(failed)} failed · {len(running)} running · {max(queued, 0)} queued"
+                                f" · elapsed {_hms(elapsed)} · " + (f"ETA {_hms(eta)}" if eta else "ETA -"))
+        return Group(table, overall)
 
 
 def _progress(d: Path) -> dict:

@@ -77,10 +77,10 @@ def test_install_and_show_completion_exist(tiny_env):
 # progress: live sweep lines under a pseudo-terminal, plain lines in logs
 
 
-def run_in_pty(args, env, cwd, timeout=300) -> str:
+def run_in_pty(args, env, cwd, timeout=300, columns: int = 160) -> str:
     """Run `ics` with a pseudo-terminal as stdout (what a user's terminal is); return everything it drew."""
     master, slave = pty.openpty()
-    proc = subprocess.Popen([*ICS, *args], env={**env, "COLUMNS": "160", "LINES": "50", "TERM": "xterm"}, cwd=cwd,
+    proc = subprocess.Popen([*ICS, *args], env={**env, "COLUMNS": str(columns), "LINES": "50", "TERM": "xterm"}, cwd=cwd,
                             stdin=slave, stdout=slave, stderr=slave, close_fds=True)
     os.close(slave)
     out, t0 = b"", time.time()
@@ -102,13 +102,15 @@ def run_in_pty(args, env, cwd, timeout=300) -> str:
     return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.decode(errors="replace"))
 
 
-def test_live_sweep_view_on_a_terminal(tiny_env, tmp_path):
+@pytest.mark.parametrize("columns", [160, 80])
+def test_live_sweep_view_on_a_terminal(tiny_env, tmp_path, columns):
     sweep = tmp_path / "sweep"
     text = run_in_pty(["run", "-m", "model.norm=none,batch", "trainer.steps=400", *FAST,
-                       f"hydra.sweep.dir={sweep}"], tiny_env, tmp_path)
+                       f"hydra.sweep.dir={sweep}"], tiny_env, tmp_path, columns=columns)
     assert "sweep: 2 jobs" in text
     assert re.search(r"job [01]\s+norm=(none|batch)", text), text[-3000:]  # a live line per running job
-    assert re.search(r"\d/2 done", text) and "ETA" in text
+    # the overall line whole, also at 80 columns
+    assert re.search(r"\d/2 done · \d failed · \d running · \d queued · elapsed \d+:\d\d · ETA", text), text[-3000:]
     assert "Traceback" not in text and "train ━" not in text  # jobs draw no bars of their own
     assert f"ics report {sweep}" in text and "0_norm=none" in {p.name for p in sweep.iterdir()} | {"0_norm=none"}
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0_model.norm=none", "1_model.norm=batch"]
