@@ -18,22 +18,12 @@ import numpy as np
 import pytest
 import torch
 
+from runargs import TIMING, merged
+
 ICS = [sys.executable, "-m", "ics_cli.main"]
 # long enough on tiny data (~1-3 s) that a kill after the first checkpoint lands mid-run
 RUN = ["trainer.steps=3000", "trainer.checkpoint_every=200", "trainer.threads=1", "trainer.eval_every=100",
        "trainer.log_every=50", "probe.every=50", "probe.size=100", "probe.histogram_every=500", "model.widths=[64,64]"]
-
-
-def merged(*args: str) -> list:
-    """Overrides with a later key=value replacing an earlier one (ics refuses a key given twice)."""
-    out: dict = {}
-    for a in args:
-        out[a.split("=", 1)[0] if "=" in a else a] = a
-    return list(out.values())
-
-
-TIMING = {"steps_per_sec", "train_steps_per_sec", "wall_time_sec", "wall_time_total_sec", "eval_time_sec",
-          "instrument_time_sec", "checkpoint_time_sec", "pid", "updated", "resumed_at", "host"}
 
 
 def ics(args, env, cwd, timeout=300) -> subprocess.CompletedProcess:

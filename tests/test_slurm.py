@@ -25,22 +25,13 @@ import pytest
 import torch
 
 from ics.record import names
+from runargs import TIMING, merged
 
 ICS = [sys.executable, "-m", "ics_cli.main"]
 RUN = ["trainer.threads=1", "trainer.checkpoint_every=200", "trainer.eval_every=100", "trainer.log_every=50",
        "probe.every=50", "probe.size=100", "probe.histogram_every=500", "model.widths=[64,64]"]
 
 
-def merged(*args: str) -> list:
-    """Overrides with a later key=value replacing an earlier one (ics refuses a key given twice)."""
-    out: dict = {}
-    for a in args:
-        out[a.split("=", 1)[0] if "=" in a else a] = a
-    return list(out.values())
-
-TIMING = {"steps_per_sec", "train_steps_per_sec", "wall_time_sec", "wall_time_total_sec", "eval_time_sec",
-          "instrument_time_sec",
-          "checkpoint_time_sec", "pid", "updated", "resumed_at", "host", "overrides", "config"}
 PARTITION = os.environ.get("ICS_SLURM_PARTITION")
 SLURM = ["hydra/launcher=slurm"] + ([f"hydra.launcher.partition={PARTITION}"] if PARTITION else [])
 
@@ -127,7 +118,7 @@ def assert_same_run(a: Path, b: Path) -> None:
     """Everything the two runs computed is bit-identical: record (but timing), curves, probes, parameters."""
     ra, rb = record(a), record(b)
     for k in ra:
-        if k not in TIMING:
+        if k not in TIMING | {"overrides", "config"}:
             assert ra[k] == rb[k], f"summary.json {k}: {ra[k]!r} != {rb[k]!r}"
     for name in ("metrics.npz", "probes.npz"):
         with np.load(a / name) as za, np.load(b / name) as zb:
