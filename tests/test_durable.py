@@ -14,11 +14,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-from runargs import TIMING, merged
+from runargs import assert_same_run, merged, record
 
 ICS = [sys.executable, "-m", "ics_cli.main"]
 # long enough on tiny data (~1-3 s) that a kill after the first checkpoint lands mid-run
@@ -42,27 +41,6 @@ def wait_for(path: Path, proc: subprocess.Popen, timeout=120) -> None:
         assert proc.poll() is None, f"ended before {path.name} appeared: {proc.communicate()}"
         assert time.time() - t0 < timeout, f"{path} never appeared"
         time.sleep(0.02)
-
-
-def record(d: Path) -> dict:
-    return json.loads((d / "summary.json").read_text())
-
-
-def assert_same_run(a: Path, b: Path) -> None:
-    """Everything a run computed is bit-identical: the record (but timing), curves, probes, parameters."""
-    ra, rb = record(a), record(b)
-    for k in ra:
-        if k not in TIMING and k != "overrides" and k != "config":
-            assert ra[k] == rb[k], f"summary.json {k}: {ra[k]!r} != {rb[k]!r}"
-    for name in ("metrics.npz", "probes.npz"):
-        with np.load(a / name) as za, np.load(b / name) as zb:
-            assert sorted(za.files) == sorted(zb.files)
-            for k in za.files:
-                assert np.array_equal(za[k], zb[k]), f"{name}:{k} differs"
-    ca = torch.load(a / "checkpoint.pt", weights_only=True)
-    cb = torch.load(b / "checkpoint.pt", weights_only=True)
-    for k in ca["model"]:
-        assert torch.equal(ca["model"][k], cb["model"][k]), f"parameter {k} differs"
 
 
 def assert_clean_events(d: Path) -> None:

@@ -9,7 +9,6 @@ a partition SLURM refuses. Set ICS_SLURM_PARTITION to run them on another partit
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -20,12 +19,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Dict, List, Optional
 
-import numpy as np
 import pytest
-import torch
 
 from ics.record import names
-from runargs import TIMING, merged
+from runargs import assert_same_run, merged, record
 
 ICS = [sys.executable, "-m", "ics_cli.main"]
 RUN = ["trainer.threads=1", "trainer.checkpoint_every=200", "trainer.eval_every=100", "trainer.log_every=50",
@@ -84,10 +81,6 @@ def finish(proc: subprocess.Popen, timeout=600) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-def record(d: Path) -> dict:
-    return json.loads((d / "summary.json").read_text())
-
-
 def job_dir(sweep: Path, num: int) -> Path:
     found = [d for d in sweep.glob(f"{num}_*") if d.is_dir()]
     assert len(found) == 1, f"job {num} in {sweep}: {found}"
@@ -112,24 +105,6 @@ def wait_until(cond, proc: subprocess.Popen, what: str, timeout=300.0, poll=0.1)
             pytest.fail(f"the sweep ended before {what}:\n{out}\n{err}")
         assert time.time() - t0 < timeout, f"{what}: not within {timeout} s"
         time.sleep(poll)
-
-
-def assert_same_run(a: Path, b: Path) -> None:
-    """Everything the two runs computed is bit-identical: record (but timing), curves, probes, parameters."""
-    ra, rb = record(a), record(b)
-    for k in ra:
-        if k not in TIMING | {"overrides", "config"}:
-            assert ra[k] == rb[k], f"summary.json {k}: {ra[k]!r} != {rb[k]!r}"
-    for name in ("metrics.npz", "probes.npz"):
-        with np.load(a / name) as za, np.load(b / name) as zb:
-            assert sorted(za.files) == sorted(zb.files)
-            for k in za.files:
-                assert np.array_equal(za[k], zb[k]), f"{name}:{k} differs"
-    ca = torch.load(a / "checkpoint.pt", weights_only=True)
-    cb = torch.load(b / "checkpoint.pt", weights_only=True)
-    assert ca["step"] == cb["step"]
-    for k in ca["model"]:
-        assert torch.equal(ca["model"][k], cb["model"][k]), f"parameter {k} differs"
 
 
 def assert_same_events(a: Path, b: Path) -> None:
