@@ -212,19 +212,10 @@ class ForwardStop:
 
 def _training(sweep_dir: Path, candidates: List[int]) -> List[int]:
     """The processes among `candidates` that hold a job's run lock in this sweep, on this host."""
-    import socket
+    from ics.record.lock import holder_pid
 
-    from ics.record.lock import holder
-
-    pids = []
-    for d in (p for p in sweep_dir.iterdir() if p.is_dir()) if sweep_dir.is_dir() else ():
-        who = (holder(d) or "").split()
-        if len(who) == 4 and who[0] == "pid" and who[2] == "on" and who[3] == socket.gethostname():
-            try:
-                pids.append(int(who[1]))
-            except ValueError:
-                continue
-    return [pid for pid in pids if pid in set(candidates)]
+    jobs = [d for d in sweep_dir.iterdir() if d.is_dir()] if sweep_dir.is_dir() else []
+    return [pid for pid in map(holder_pid, jobs) if pid is not None and pid in candidates]
 
 
 def _descendants(pid: int) -> List[int]:

@@ -174,13 +174,11 @@ def make_report(path: Path, out: Optional[Path] = None, console=None) -> dict:
 
 
 def _planned_label(num: int, planned: List[List[str]]) -> str:
-    """A planned job by its number and the values that vary across the sweep (job numbers are the
-    launch order of the plan): '#2 (optim.lr=0.3)'."""
-    def pairs(job: List[str]) -> Dict[str, str]:
-        return dict(o.split("=", 1) for o in job if "=" in o and not o.lstrip("+~").startswith("hydra"))
+    """A planned job by its number and the values that vary across the sweep, as they were typed
+    (job numbers are the launch order of the plan): '#2 (optim.lr=0.3)'."""
+    from ics.analysis.configs import parse_override, varying_keys
 
-    all_pairs = [pairs(job) for job in planned]
-    keys = sorted({k for d in all_pairs for k in d} - {k for k in all_pairs[0]
-                                                       if all(d.get(k) == all_pairs[0][k] for d in all_pairs)})
-    swept = ", ".join(f"{k}={all_pairs[num][k]}" for k in keys if k in all_pairs[num])
+    jobs = [{kv[0]: o.split("=", 1)[1] for o in job
+             if (kv := parse_override(o)) is not None and not kv[0].startswith("hydra")} for job in planned]
+    swept = ", ".join(f"{k}={jobs[num][k]}" for k in varying_keys(jobs) if k in jobs[num])
     return f"#{num}" + (f" ({swept})" if swept else "")

@@ -76,3 +76,15 @@ def holder(run_dir: Path) -> Optional[str]:
             return fh.read().strip() or "another process"
         fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
         return None
+
+
+def holder_pid(run_dir: Path) -> Optional[int]:
+    """The pid of the process on this host that holds the run lock, or None (no live holder, or
+    one on another host)."""
+    who = (holder(run_dir) or "").split()  # "pid N on host", as acquire() writes it
+    if len(who) == 4 and who[0] == "pid" and who[2] == "on" and who[3] == socket.gethostname():
+        try:
+            return int(who[1])
+        except ValueError:
+            return None
+    return None
