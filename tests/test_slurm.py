@@ -88,10 +88,12 @@ def job_dir(sweep: Path, num: int) -> Path:
 
 
 def slurm_ids(sweep: Path) -> List[str]:
-    """SLURM ids of the sweep's jobs (submitit keeps one folder per job: <id> or <array>_<index>)."""
+    """SLURM ids of the sweep's jobs (submitit keeps one folder per job: <id> or <array>_<index>).
+    When a job requeues, submitit replaces <id>_submitted.pkl by removing it and renaming
+    <id>_submitted.pkl.save_tmp, so either name marks a submitted job."""
     base = sweep / ".submitit"
     return sorted(d.name for d in base.iterdir() if re.fullmatch(r"\d+(_\d+)?", d.name)
-                  and list(d.glob("*_submitted.pkl"))) if base.is_dir() else []
+                  and list(d.glob("*_submitted.pkl*"))) if base.is_dir() else []
 
 
 def wait_until(cond, proc: subprocess.Popen, what: str, timeout=300.0, poll=0.1):
