@@ -16,10 +16,10 @@ LAUNCHERS = ["basic", "joblib", "submitit_local", "submitit_slurm", "slurm"]
 
 
 def _groups() -> Dict[str, List[str]]:
-    from ics.config import OPTIONS
+    from ics.config import KINDS
     from ics_cli.hydra_app import experiment_files
 
-    out = {g: sorted(o) for g, o in OPTIONS.items()}
+    out = {g: sorted(o) for g, o in KINDS.items()}
     out["experiment"] = sorted(experiment_files())
     out["hydra/launcher"] = LAUNCHERS
     return out
@@ -27,13 +27,13 @@ def _groups() -> Dict[str, List[str]]:
 
 def _sections(args: Sequence[str]):
     """(section name, dataclass) of every config section, with the options chosen on the line."""
-    from ics.config import OPTIONS, Config
+    from ics.config import KINDS, Config
 
     chosen = {}
     for a in args:
         key, _, value = a.partition("=")
-        if key in OPTIONS and value in OPTIONS[key]:
-            chosen[key] = OPTIONS[key][value]
+        if key in KINDS and value in KINDS[key]:
+            chosen[key] = KINDS[key][value]
     base = Config()
     for f in dataclasses.fields(base):
         value = getattr(base, f.name)

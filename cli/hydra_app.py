@@ -1,9 +1,12 @@
-"""The Hydra edge: ics's dataclasses registered as config groups, the primary config, and the task.
+"""The Hydra edge: the config folder, ics's dataclasses as its schema, and the task.
 
 Nothing here decides what a run does; it turns Hydra's composed config into an `ics.config.Config`
-and calls `ics.train.train_and_evaluate` in Hydra's job directory. Config groups mirror the
-schema: every `@option` class in ics/config/schema.py is a group option (`model=cnn`), and the
-defaults list is read off `Config()`, so each default is stated once, in the dataclass.
+and calls `ics.train.train_and_evaluate` in Hydra's job directory. Hydra composes from the top-level
+configs/ folder (installed as the package ics.configs: pkg://ics.configs), one YAML per option; the
+dataclasses of ics/config/schema.py are the schema it composes onto (`ics_schema`, and
+`schema/<group>/<kind>` for the kinds of model, data and optim, which their option files extend), and the studies
+of experiments/ are the `experiment` group (in the ConfigStore, so that a user's study of the same
+name, found on the search path first, takes precedence).
 """
 from __future__ import annotations
 
@@ -11,16 +14,15 @@ import os
 import shutil
 import sys
 import traceback
-from importlib import resources
 from pathlib import Path
-from typing import Dict, List
+from typing import Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-from ics.config import GROUPS, OPTIONS, Config, ConfigError, from_dict, option_name, to_dict
-from ics_cli import slurm
+from ics.config import KINDS, Config, ConfigError, from_dict, to_dict
+from ics_cli import hydra_compat, slurm
 
-EXPERIMENTS_PACKAGE = "ics.experiments"
+CONFIG_PATH = "pkg://ics.configs"  # the top-level configs/ folder, installed with the package
 CONFIG_NAME = "config"
 
 # paths and machine settings make poor run names
@@ -52,30 +54,31 @@ HYDRA_SETTINGS = {
 }
 
 
-def experiment_files() -> Dict[str, Path]:
-    root = resources.files(EXPERIMENTS_PACKAGE)
-    return {p.name[:-5]: Path(str(p)) for p in sorted(root.iterdir(), key=lambda p: p.name) if p.name.endswith(".yaml")}
+def schema_node() -> DictConfig:
+    """`ics_schema`: Config's sections as Hydra's schema. The single-schema sections (trainer, probe,
+    the instruments, ...) are typed by their dataclass, so an option file or override with an unknown
+    key or a wrong type fails while composing; model, data and optim stay open (their dataclass depends
+    on the kind an option names) and are checked by `from_dict` right after."""
+    typed = OmegaConf.structured(Config)
+    return OmegaConf.create({k: ("???" if k in KINDS else typed[k]) for k in typed.keys()})
 
 
-def load_experiment(path: Path) -> DictConfig:
-    """A study file. YAML 1.1 reads `override /probe: off` and `override /grad_ics: on` as booleans;
-    in a defaults list they can only mean the options named on/off, so they are read as such."""
-    node = OmegaConf.load(path)
-    for item in node.get("defaults") or []:
-        if isinstance(item, DictConfig):
-            for key, value in list(item.items()):
-                if isinstance(value, bool):
-                    item[key] = "on" if value else "off"
-    return node
+def plain_option_base(config_path: str, cfg) -> Optional[str]:
+    """The schema a model/data/optim option file with no defaults list extends: the kind its `name`
+    says, else its group's default kind (a plain `model/my_mlp.yaml` is an MLP)."""
+    group, _, _ = config_path.rpartition("/")
+    if group not in KINDS:
+        return None
+    name = cfg.get("name") if isinstance(cfg, DictConfig) else None
+    if not (isinstance(name, str) and name in KINDS[group]):
+        default = type(getattr(Config(), group))
+        name = next(k for k, cls in KINDS[group].items() if cls is default)
+    return f"/schema/{group}/{name}"
 
 
-def primary_config() -> dict:
-    base = Config()
-    defaults: List = ["ics_schema"] + [{g: option_name(g, getattr(base, g))} for g in GROUPS]
-    defaults += ["_self_", {"experiment": None}]
-    return {"defaults": defaults, "hydra": HYDRA_SETTINGS}
-
-
+# here, not in register(): a joblib worker unpickles the task (by value) and imports this module,
+# but never calls register(), and it composes its job's config with these readings
+hydra_compat.read_defaults_lists(plain_option_base)
 _registered = False
 
 
@@ -86,34 +89,22 @@ def register() -> None:
         return
     from hydra.core.config_store import ConfigStore
 
+    from ics_cli.configdirs import shipped_studies
+
     cs = ConfigStore.instance()
-    schema = OmegaConf.structured(Config)
-    for g in GROUPS:  # chosen by the defaults list; MISSING lets any option's dataclass take the slot
-        schema[g] = "???"
-    cs.store(name="ics_schema", node=schema)
-    for group, options in OPTIONS.items():
-        for name, cls in options.items():
-            cs.store(group=group, name=name, node=cls)
-    # experiments/ ships as the package ics.experiments; stored as the `experiment` group (global
-    # package) because a pkg:// search path would need the folder to be *named* `experiment`
-    for name, path in experiment_files().items():
-        cs.store(group="experiment", name=name, node=load_experiment(path), package="_global_")
-    cs.store(name=CONFIG_NAME, node=primary_config())
+    cs.store(name="ics_schema", node=schema_node())
+    for group, kinds in KINDS.items():  # what configs/model/mlp.yaml extends: `/schema/model/mlp@_here_`
+        for name, cls in kinds.items():
+            cs.store(group=f"schema/{group}", name=name, node=cls)
+    cs.store(name="ics_hydra", node={"hydra": HYDRA_SETTINGS})
+    for name, path in shipped_studies().items():
+        cs.store(group="experiment", name=name, node=OmegaConf.load(path), package="_global_")
     slurm.register(cs)  # hydra/launcher=slurm (cli/slurm.py)
     _registered = True
 
 
 # ----------------------------------------------------------------------------------------------
 # the task: one job = one run in Hydra's job directory
-
-
-def parallel_jobs(launcher: DictConfig) -> int:
-    """How many jobs run at once on this machine (joblib launcher: n_jobs; else 1)."""
-    if "joblib" not in str(launcher.get("_target_", "")):
-        return 1  # the basic and submitit launchers run one job per process/machine at a time
-    n = int(launcher.get("n_jobs", -1) or -1)
-    cores = os.cpu_count() or 1
-    return cores if n < 0 else max(1, min(n, cores))
 
 
 def task(cfg: DictConfig) -> None:
@@ -126,6 +117,7 @@ def task(cfg: DictConfig) -> None:
     from ics_cli.console import print_run_summary
 
     from ics.train.progress import LIVE_ENV
+    from ics_cli.launchers import launcher_of
     from ics_cli.sweeps import STOP_FILE, hparam_keys_of
 
     hc = HydraConfig.get()
@@ -146,7 +138,7 @@ def task(cfg: DictConfig) -> None:
         summary = train_and_evaluate(config, out_dir, overrides, console=None, say=say,
                                      label=f"{job} {hc.job.override_dirname}" if sweep else "",
                                      hparam_keys=hparam_keys_of(Path(hc.sweep.dir)) if sweep else None,
-                                     max_threads=max(1, available_cores() // parallel_jobs(hc.launcher)))
+                                     max_threads=max(1, available_cores() // launcher_of(hc.launcher).local_jobs(hc.launcher)))
     except AlreadyFinished as e:
         if not quiet:
             print(f"{job}: {out_dir} already {e.summary.status} at step {e.summary.steps}; left as it is")
@@ -160,13 +152,13 @@ def task(cfg: DictConfig) -> None:
         target = Path(hc.sweep.dir) if sweep else out_dir
         print(f"{job} interrupted by {e}: checkpoint and record written. Resume with: ics resume {target}",
               file=sys.stderr)
-        launcher = str(hc.launcher.get("_target_", ""))
-        if sweep and "BasicLauncher" in launcher:
+        how = launcher_of(hc.launcher).on_interrupt if sweep else "exit"
+        if how == "stop":
             # jobs run one after another in this process: the next ones must not start, and the CLI
             # ends the sweep with its table and 128 + signal
             (Path(hc.sweep.dir) / STOP_FILE).write_text(str(e.signum))
             return
-        if sweep and "joblib" in launcher:
+        if how == "return":
             # a joblib worker: an exception would make joblib kill the other workers mid-checkpoint;
             # the record says interrupted, and the CLI ends the sweep with 128 + signal
             return

@@ -1,13 +1,15 @@
 """Everything in ics that relies on Hydra internals or Hydra's message text, in one place.
 
 Hydra 1.3's public API covers composing a config and running a task; it does not cover parsing its
-command-line flags without running, expanding a sweep the way its basic sweeper will, or saying
-*which* value was wrong in one line. Those three live here, and tests/test_hydra_compat.py pins
+command-line flags without running, expanding a sweep the way its basic sweeper will, saying
+*which* value was wrong in one line, composing with extra config folders before a run, or reading
+`override /probe: off` in a defaults list (YAML 1.1 makes `off` a boolean, which Hydra refuses). Those
+live here, and tests/test_hydra_compat.py pins
 their behaviour so that a Hydra upgrade that changes them fails loudly in one obvious place.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
@@ -15,14 +17,6 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 HYDRA_FLAGS = ("-m/--multirun, --cfg job|hydra|all, --resolve, --package, --info, --hydra-help "
                "(see `ics run --hydra-help`)")
-
-
-# launchers that come from optional extras: say what to install instead of "not an option"
-LAUNCHER_EXTRAS = {
-    "joblib": "joblib launcher: pip install 'ics[joblib]' (or hydra-joblib-launcher)",
-    "submitit_local": "submitit launcher: pip install 'ics[submitit]' (or hydra-submitit-launcher)",
-    "submitit_slurm": "submitit launcher: pip install 'ics[submitit]' (or hydra-submitit-launcher)",
-}
 
 
 class UserError(Exception):
@@ -89,7 +83,9 @@ def explain(e: Exception, overrides: List[str], group_options, allowed_keys) -> 
         group, _, option = missing.rpartition("/")
         if group:
             options = group_options(group)
-            hint = LAUNCHER_EXTRAS.get(option) if group == "hydra/launcher" else None
+            from ics_cli.launchers import install_hint
+
+            hint = install_hint(option) if group == "hydra/launcher" else None
             if hint:
                 return f"{group}={option} needs the {hint}; allowed now: {', '.join(options)}"
             if options:
@@ -126,3 +122,67 @@ def register_launcher(target: str, cls) -> None:
     from hydra.core.plugins import Plugins
 
     Plugins.instance().class_name_to_class.setdefault(target, cls)
+
+
+# ----------------------------------------------------------------------------------------------
+# defaults lists: on/off, and a base for plain option files
+
+
+def read_defaults_lists(base_of: Callable[[str, Any], Optional[str]]) -> None:
+    """Two readings of every defaults list Hydra loads (idempotent; internal:
+    ConfigRepository._extract_defaults_list, which returns a config file's raw defaults list):
+
+    - `override /probe: off` means the option named off. YAML 1.1 (Hydra's loader) reads bare
+      on/off/yes/no as booleans, and Hydra refuses a boolean in a defaults list ("Unsupported item
+      value in defaults : bool"); a boolean there can only mean an option named on or off.
+    - An option file with no defaults list gets `base_of(config_path, cfg)` (e.g. /schema/model/mlp)
+      as its base, so that a plain `model/my_mlp.yaml` holding only `widths: [64]` is a whole, typed
+      MLP that `model.norm=none` can override, like the shipped files that name their schema.
+
+    Applies to the shipped studies, user folders and joblib's worker processes (which import this
+    module with the task) alike."""
+    from hydra._internal.config_repository import ConfigRepository
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    original = ConfigRepository._extract_defaults_list
+    if getattr(original, "_ics", False):
+        return
+
+    def extract_defaults_list(self, config_path, cfg):
+        defaults = original(self, config_path, cfg)
+        if isinstance(defaults, ListConfig):
+            for item in defaults:
+                if isinstance(item, DictConfig):
+                    for key in list(item.keys()):
+                        value = item._get_node(key)._value()
+                        if isinstance(value, bool):
+                            item[key] = "on" if value else "off"
+            if len(defaults) == 0 and config_path:
+                base = base_of(config_path, cfg)
+                if base:
+                    defaults = OmegaConf.create([f"{base}@_here_", "_self_"])
+        return defaults
+
+    extract_defaults_list._ics = True
+    ConfigRepository._extract_defaults_list = extract_defaults_list
+
+
+# ----------------------------------------------------------------------------------------------
+# composing with extra config folders
+
+
+def init_compose(main: str, dirs, config_name: Optional[str] = None) -> None:
+    """Start a Compose API session whose search path is Hydra's own, `main` (pkg://ics.configs),
+    then each user folder in order, then the ConfigStore — the order `hydra.main` uses with
+    --config-dir and hydra.searchpath (internal: create_config_search_path, Hydra.create_main_hydra2;
+    the public initialize_* functions take one folder only)."""
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import create_config_search_path
+    from hydra.core.config_search_path import SearchPathQuery
+    from hydra.core.global_hydra import GlobalHydra
+
+    search_path = create_config_search_path(main)
+    for d in dirs:
+        search_path.prepend(provider="ics config folder", path=f"file://{d}", anchor=SearchPathQuery(provider="schema"))
+    GlobalHydra.instance().clear()
+    Hydra.create_main_hydra2(task_name="ics", config_search_path=search_path)  # sets GlobalHydra

@@ -1,15 +1,16 @@
-"""The one @hydra.main of the project. The config comes from the ConfigStore (cli/hydra_app.py),
-so there is no config folder to find: a non-editable install works the same."""
+"""The one @hydra.main of the project. Its config folder is the installed package ics.configs (the
+top-level configs/), so a non-editable install works the same; the schema and the shipped studies
+come from the ConfigStore (cli/hydra_app.py)."""
 from __future__ import annotations
 
 import hydra
 from omegaconf import DictConfig
 
-from ics_cli.hydra_app import CONFIG_NAME, register, task
+from ics_cli.hydra_app import CONFIG_NAME, CONFIG_PATH, register, task
 
 register()
 
 
-@hydra.main(version_base="1.3", config_path=None, config_name=CONFIG_NAME)
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name=CONFIG_NAME)
 def hydra_main(cfg: DictConfig) -> None:
     task(cfg)

@@ -4,11 +4,12 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import typer
 
 from ics_cli.completion import complete_override, complete_study
+from ics_cli.configdirs import STAGE, ConfigDirs
 from ics_cli.hydra_compat import UserError
 
 app = typer.Typer(
@@ -49,15 +50,17 @@ def _hydra(argv: List[str]) -> None:
     hydra_main()
 
 
-def _launch(args: List[str], force_multirun: bool = False, study: Optional[str] = None) -> None:
-    """Validate every job, claim a fresh directory, then hand over to Hydra's runtime."""
+def _launch(args: List[str], force_multirun: bool = False, study: Optional[str] = None,
+            extra_dirs: Sequence[Path] = (), stage: Optional[Path] = None) -> None:
+    """Validate every job, claim a fresh directory, then hand over to Hydra's runtime. `stage`: a
+    temporary config folder holding a study given by path, moved into the sweep directory."""
     from ics_cli.hydra_app import NAME_EXCLUDE_KEYS
     from ics_cli.preflight import preflight
     from ics_cli.rundirs import claim, quote, remove_if_empty
     from ics_cli.sweeps import run_name, sweep_keys
 
     try:
-        plan = preflight(args, force_multirun=force_multirun)
+        plan = preflight(args, force_multirun=force_multirun, extra_dirs=extra_dirs)
     except UserError as e:
         _fail(str(e))
     argv = plan.argv if not force_multirun or "--multirun" in plan.argv or "-m" in plan.argv \
@@ -70,14 +73,16 @@ def _launch(args: List[str], force_multirun: bool = False, study: Optional[str] 
     if plan.user_dir:
         target = Path(str(plan.hydra.sweep.dir if multirun else plan.hydra.run.dir))
         _check_writable(target, key)
-        _check_user_dir(target, multirun, args)
+        _check_user_dir(target, multirun, plan.jobs[0] if plan.jobs else [])
         try:
             target.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             _fail(f"{key}={target} cannot be created: {e.strerror}; choose a writable place")
     else:
         base = Path(str(plan.hydra.sweep.dir if multirun else plan.hydra.run.dir))
-        suffix = (study or "sweep") if multirun else run_name(plan.jobs[0] if plan.jobs else [])
+        named = next((o.split("=", 1)[1] for o in plan.jobs[0] if o.startswith("experiment=")), None) \
+            if plan.jobs else None
+        suffix = (study or named or "sweep") if multirun else run_name(plan.jobs[0] if plan.jobs else [])
         _check_writable(base, key)
         try:
             target = claim(base.with_name(f"{base.name}_{suffix}") if suffix else base)
@@ -92,13 +97,23 @@ def _launch(args: List[str], force_multirun: bool = False, study: Optional[str] 
         exclude = sorted(set(NAME_EXCLUDE_KEYS) | {k for k in constant if not k.startswith("hydra")})
         argv = [a for a in argv if not a.startswith("hydra.job.config.override_dirname.exclude_keys=")]
         argv.append("hydra.job.config.override_dirname.exclude_keys=[" + ",".join(exclude) + "]")
-        _start_sweep(target, plan, varying)
+        if stage is not None:  # the study given by path: its copy lives in the sweep from now on
+            import shutil
+
+            kept = target / STAGE
+            shutil.copytree(stage, kept, dirs_exist_ok=True)
+            shutil.rmtree(stage, ignore_errors=True)
+            plan.dirs = [kept.resolve() if d == stage else d for d in plan.dirs]
+            argv = [a for a in argv if not a.startswith("hydra.searchpath=")]
+            argv[1:1] = ConfigDirs(dirs=plan.dirs).searchpath_override()
+        _start_sweep(target, plan, varying, study)
     stop = ForwardStop(target) if multirun else None
     try:
         if multirun:
-            from ics_cli.sweeps import LiveSweep, launcher_parallelism
+            from ics_cli.sweeps import LiveSweep
 
-            with stop, LiveSweep(target, len(plan.jobs), launcher_parallelism(plan.hydra), swept=list(varying)):
+            parallel = plan.launcher.parallelism(plan.hydra.launcher)
+            with stop, LiveSweep(target, len(plan.jobs), parallel, swept=list(varying)):
                 _hydra(argv)
         else:
             _hydra(argv)
@@ -115,8 +130,11 @@ def _launch(args: List[str], force_multirun: bool = False, study: Optional[str] 
         _after_sweep(target, signum)
 
 
-def _start_sweep(target: Path, plan, varying) -> None:
+def _start_sweep(target: Path, plan, varying, study: Optional[str]) -> None:
     import json
+
+    from ics_cli.configdirs import RECORD as SWEEP_RECORD
+    from ics_cli.configdirs import write_sweep_record
 
     from ics.record import names
     from ics_cli.sweeps import HPARAMS_FILE, write_hparams
@@ -128,9 +146,10 @@ def _start_sweep(target: Path, plan, varying) -> None:
     (target / names.PLANNED_JOBS).write_text(json.dumps(plan.jobs))  # lets a report name the jobs never started
     if not (target / HPARAMS_FILE).exists():
         write_hparams(target, varying)
-    launcher = str(plan.hydra.launcher.get("_target_", "")).split(".")[-1] or "basic"
+    if not (target / SWEEP_RECORD).exists():  # a resumed sweep keeps the record it was started with
+        write_sweep_record(target, study, plan.dirs, plan.config_name)
     swept = ", ".join(f"{k} ({len(v)})" for k, v in varying.items()) or "nothing"
-    typer.echo(f"sweep: {len(plan.jobs)} jobs into {target} (launcher {launcher}; swept: {swept})")
+    typer.echo(f"sweep: {len(plan.jobs)} jobs into {target} (launcher {plan.launcher.option}; swept: {swept})")
 
 
 def _check_writable(path: Path, key: str) -> None:
@@ -145,7 +164,7 @@ def _check_writable(path: Path, key: str) -> None:
               "choose a writable place")
 
 
-def _check_user_dir(target: Path, multirun: bool, args: List[str]) -> None:
+def _check_user_dir(target: Path, multirun: bool, overrides: List[str]) -> None:
     """A run aimed at an existing run directory resumes it: the configs must match."""
     if multirun or not target.is_dir():
         return
@@ -153,7 +172,6 @@ def _check_user_dir(target: Path, multirun: bool, args: List[str]) -> None:
     from ics.train import check_resumable
     from ics_cli.preflight import compose
 
-    overrides = [a for a in args if not a.startswith("-")]
     try:
         check_resumable(from_dict(compose(overrides)), target)
     except ConfigError as e:
@@ -284,19 +302,47 @@ def run(overrides: Optional[List[str]] = typer.Argument(
 
 
 @app.command(context_settings=PASS_THROUGH)
-def sweep(experiment: str = typer.Argument(..., help="A study in experiments/ (see `ics list`).",
+def sweep(experiment: str = typer.Argument(..., help="A study: its name (in your config folders' experiment/, then "
+                                                     "experiments/; see `ics list`) or a study file's path.",
                                           autocompletion=complete_study),
-          overrides: Optional[List[str]] = typer.Argument(None, help="Extra Hydra overrides.",
+          overrides: Optional[List[str]] = typer.Argument(None, help="Extra Hydra overrides, --config-dir DIR.",
                                                           autocompletion=complete_override)) -> None:
-    """Run a named study from experiments/ as a Hydra multirun.
+    """Run a study as a Hydra multirun, into multiruns/<date>/<time>_<study>.
 
-    Example: [bold]ics sweep fig1 trainer.steps=5000[/bold]
+    Examples: [bold]ics sweep fig1 trainer.steps=5000[/bold]   [bold]ics sweep my_study --config-dir conf[/bold]
+    [bold]ics sweep conf/experiment/my_study.yaml[/bold]
     """
-    from ics_cli.hydra_app import experiment_files
+    import tempfile
 
-    if experiment not in experiment_files():
-        _fail(f"unknown study {experiment!r}; allowed: {', '.join(experiment_files())}")
-    _launch([f"experiment={experiment}", *(overrides or [])], force_multirun=True, study=experiment)
+    from ics_cli import configdirs
+
+    args = list(overrides or [])
+    try:
+        found = configdirs.split(args)
+        if configdirs.is_study_path(experiment) or Path(experiment).is_file():
+            path = Path(experiment)
+            if not path.is_file():
+                raise UserError(f"{experiment} is not a study file (a YAML file like experiments/fig1.yaml)")
+            stage = Path(tempfile.mkdtemp(prefix="ics-study-"))
+            try:
+                name, root = configdirs.stage_study(path, stage)
+                configdirs.check_files(root, str(root))
+            except UserError:
+                import shutil
+
+                shutil.rmtree(stage, ignore_errors=True)
+                raise
+            _launch([f"experiment={name}", *args], force_multirun=True, study=name, extra_dirs=[stage, root],
+                    stage=stage)
+            return
+        known = configdirs.studies(found.dirs)
+    except UserError as e:
+        _fail(str(e))
+    if experiment not in known:
+        where = " and your config folders" if found.dirs else ""
+        _fail(f"unknown study {experiment!r}; allowed (experiments/{where}): {', '.join(known)}; "
+              "or give a study file's path")
+    _launch([f"experiment={experiment}", *args], force_multirun=True, study=experiment)
 
 
 @app.command(context_settings=PASS_THROUGH)
@@ -343,18 +389,61 @@ def _resume_run(path: Path) -> None:
 
 
 def _resume_sweep(path: Path, extra: List[str]) -> None:
-    """Re-run the sweep into its own directory: the task skips finished jobs and resumes the rest."""
-    from omegaconf import OmegaConf
+    """Re-run the sweep into its own directory: the task skips finished jobs and resumes the rest.
 
-    saved = OmegaConf.load(path / "multirun.yaml")
-    task = [str(o) for o in saved.hydra.overrides.task]
-    skip = ("hydra.sweep.dir", "hydra.run.dir", "hydra.mode", "hydra.job.config.override_dirname.exclude_keys")
-    hydra = [str(o) for o in saved.hydra.overrides.hydra if str(o).split("=", 1)[0] not in skip]
-    given = {o.split("=", 1)[0] for o in extra}
-    hydra = [o for o in hydra if o.split("=", 1)[0] not in given]
+    The sweep folder is data: of what multirun.yaml stored, only the task overrides (checked like a
+    fresh command) and the launcher choice come back; any other stored `hydra.*` value (setup lines,
+    env_set, callbacks, targets) is dropped, and said so. Config folders come from sweep.json."""
+    from ics_cli import configdirs
     from ics_cli.rundirs import quote
 
-    _launch(["--multirun", *hydra, *extra, f"hydra.sweep.dir={quote(path)}", *task])
+    try:
+        task, launcher, dropped = _sweep_command(path)
+        dirs, config_name = configdirs.read_sweep_record(path)
+    except UserError as e:
+        _fail(str(e))
+    given = {o.split("=", 1)[0] for o in extra}
+    launcher = [o for o in launcher if o.split("=", 1)[0] not in given]
+    if dropped:
+        typer.echo(f"resume: not re-applied from {path / 'multirun.yaml'}: {' '.join(dropped)}", err=True)
+    if dirs:
+        typer.echo(f"resume: config folders {', '.join(map(str, dirs))}")
+    cn = [f"--config-name={config_name}"] if config_name else []
+    _launch(["--multirun", *cn, *launcher, *extra, f"hydra.sweep.dir={quote(path)}", *task], extra_dirs=dirs)
+
+
+def _sweep_command(path: Path):
+    """(task overrides, launcher overrides, dropped hydra overrides) from a sweep's multirun.yaml,
+    read as untrusted data: anything malformed is one UserError naming the file."""
+    from omegaconf import DictConfig, ListConfig
+
+    from ics_cli import configdirs
+    from ics_cli.launchers import OPTIONS
+
+    f = path / "multirun.yaml"
+    node = configdirs.load_yaml(f)
+    overrides = node.get("hydra", {}).get("overrides") if isinstance(node, DictConfig) and \
+        isinstance(node.get("hydra"), DictConfig) else None
+    task = overrides.get("task") if isinstance(overrides, DictConfig) else None
+    stored = overrides.get("hydra", []) if isinstance(overrides, DictConfig) else None
+    if not isinstance(task, ListConfig) or not isinstance(stored, (ListConfig, list)) or \
+            not all(isinstance(o, str) for o in list(task) + list(stored)):
+        raise UserError(f"{f} is not a sweep record: hydra.overrides.task must be a list of overrides")
+    task = [str(o) for o in task]
+    if any(o.lstrip("+~").startswith("hydra") for o in task):
+        raise UserError(f"{f} stores a hydra setting among the task overrides; not resumable as it is")
+    launcher, dropped = [], []
+    internal = ("hydra.sweep.dir", "hydra.run.dir", "hydra.mode", "hydra.searchpath",
+                "hydra.job.config.override_dirname.exclude_keys")
+    for o in map(str, stored):
+        key, _, value = o.partition("=")
+        if key == "hydra/launcher" and value in OPTIONS:
+            launcher.append(o)
+        elif key == "hydra.launcher.n_jobs" and value.lstrip("-").isdigit():
+            launcher.append(o)
+        elif key not in internal:
+            dropped.append(o)
+    return task, launcher, dropped
 
 
 @app.command()
@@ -403,105 +492,151 @@ def recalibrate(path: Path = typer.Argument(..., help="A run directory with a ch
 
 
 @app.command(name="config", context_settings=PASS_THROUGH)
-def show_config(overrides: Optional[List[str]] = typer.Argument(None, help="Hydra overrides.",
+def show_config(overrides: Optional[List[str]] = typer.Argument(None, help="Hydra overrides; --config-dir DIR, "
+                                                                            "--config-name NAME.",
                                                                 autocompletion=complete_override)) -> None:
-    """Print the composed config (no training).
+    """Print the composed config, every key of every section (no training).
 
-    Example: [bold]ics config model=cnn optim=adam[/bold]
+    Example: [bold]ics config model=cnn optim=adam[/bold]   [bold]ics config --config-dir conf model=my_mlp[/bold]
     """
     from omegaconf import OmegaConf
 
+    from ics.config import from_dict, to_dict
+    from ics_cli import configdirs
     from ics_cli import hydra_compat as compat
-    from ics_cli.preflight import check_jobs, compose
+    from ics_cli.preflight import check_jobs, compose, use
 
-    args = list(overrides or [])
     try:
-        flags = [a for a in args if a.startswith("-")]
+        where = configdirs.split(list(overrides or []))
+        args = where.args
+        ns = compat.parse_args(args)
+        flags = [a for a in args if a not in (ns.overrides or []) and a != ns.config_name
+                 and not a.startswith(("-cn", "--config-name", "--config_name"))]
         if flags:
-            raise UserError(f"ics config takes overrides only (key=value), not {' '.join(flags)}; "
-                            "for Hydra's flags use `ics run`, e.g. `ics run --cfg job`")
+            raise UserError(f"ics config takes overrides (key=value), --config-dir and --config-name only, not "
+                            f"{' '.join(flags)}; for Hydra's flags use `ics run`, e.g. `ics run --cfg job`")
+        dirs = list(where.dirs)
+        if ns.config_name and where.config_dir is not None and where.config_dir not in dirs:
+            dirs.insert(0, where.config_dir)
+        use(dirs, ns.config_name)
+        args = list(ns.overrides or [])
         if any(o.is_sweep_override() for o in compat.parse_overrides(args)):
             raise UserError("ics config prints one config, not a sweep (a,b); run sweeps with `ics run -m`")
         check_jobs([args], data=False)
-        cfg = compose(args)
+        cfg = to_dict(from_dict(compose(args)))
     except UserError as e:
         _fail(str(e))
-    typer.echo(OmegaConf.to_yaml(cfg), nl=False)
+    typer.echo(OmegaConf.to_yaml(OmegaConf.create(cfg)), nl=False)
 
 
 @app.command(name="list")
 def list_options(section: Optional[str] = typer.Argument(
         None, help="A config section or group (model, trainer, probe, grad_ics, ...; model=cnn for an option): "
-                   "list its keys with defaults, units and allowed values.")) -> None:
-    """List every config group with its options, and every study; or the keys of one section.
+                   "list its keys with defaults, units and allowed values.", autocompletion=None),
+        config_dir: Optional[List[Path]] = typer.Option(None, "--config-dir", "-cd",
+                                                        help="A config folder of yours (repeatable); "
+                                                             "ICS_CONFIG_PATH adds more.")) -> None:
+    """List every config group with its options and where each comes from, and every study; or the keys
+    of one section or option.
 
-    Examples: [bold]ics list[/bold]   [bold]ics list trainer[/bold]   [bold]ics list model=cnn[/bold]
+    Examples: [bold]ics list[/bold]   [bold]ics list trainer[/bold]   [bold]ics list model=cnn_relu_bn[/bold]
     """
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
-    if section is not None:
-        _list_keys(section, console)
-        return
-    from ics_cli.hydra_app import experiment_files
-    from ics_cli.preflight import group_options
+    from ics_cli import configdirs
 
-    table = Table(title="config groups (choose with group=option; `ics list <group>` for its keys)")
+    console = Console()
+    try:
+        where = configdirs.split([a for d in (config_dir or []) for a in ("--config-dir", str(d))])
+    except UserError as e:
+        _fail(str(e))
+    if section is not None:
+        _list_keys(section, console, where.dirs)
+        return
+    from ics.config import GROUPS
+
+    table = Table(title="config groups (choose with group=option; `ics list <group>=<option>` for its keys)")
     table.add_column("group", no_wrap=True)
-    table.add_column("options")
-    for group, options in group_options().items():
-        if group != "experiment":
-            table.add_row(group, ", ".join(options))
+    table.add_column("options (configs/<group>/)")
+    table.add_column("from your folders", overflow="fold")
+    for group in GROUPS:
+        opts = configdirs.options(group, where.dirs)
+        shipped = [n for n, src in opts.items() if src == configdirs.SHIPPED]
+        mine = [f"{n} ({src})" for n, src in opts.items() if src != configdirs.SHIPPED]
+        table.add_row(group, ", ".join(shipped), ", ".join(mine))
     console.print(table)
+    for note in configdirs.shadowed(where.dirs, GROUPS):
+        console.print(f"note: {note}")
     exps = Table(title="studies (ics sweep <name>; `ics config experiment=<name>` shows one)", show_lines=True)
     exps.add_column("study", no_wrap=True)
     exps.add_column("jobs", justify="right")
-    exps.add_column("what it asks, and its measured time")
-    for name, path in experiment_files().items():
-        text = " ".join(ln.lstrip("#").strip() for ln in path.read_text().splitlines()
-                        if ln.startswith("#") and "@package" not in ln)
-        exps.add_row(name, _job_count(name), text)
+    exps.add_column("what it asks, and its measured time", overflow="fold")
+    for name, path in configdirs.studies(where.dirs).items():
+        jobs, problem = _job_count(name, where.dirs)
+        text = _study_text(path)
+        if path.parent != configdirs.experiments_dir():
+            text = f"[{path}] " + text
+        exps.add_row(name, jobs, text + (f" [bold red]cannot run: {problem}[/bold red]" if problem else ""))
     console.print(exps)
 
 
-def _job_count(study: str) -> str:
+def _study_text(path: Path) -> str:
+    try:
+        lines = path.read_bytes().decode("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return "(unreadable)"
+    return " ".join(ln.lstrip("#").strip() for ln in lines if ln.startswith("#") and "@package" not in ln)
+
+
+def _job_count(study: str, dirs) -> tuple:
+    """(number of jobs, None) or ("?", why the study cannot run)."""
     from ics_cli import hydra_compat as compat
-    from ics_cli.preflight import compose
+    from ics_cli.preflight import compose, use
 
     try:
+        use(dirs)
         base = compose([f"experiment={study}"], hydra_cfg=True)
         params = base.hydra.sweeper.get("params") or {}
-        return str(len(compat.expand_sweep([], {k: str(v) for k, v in params.items()})))
-    except UserError:
-        return "?"
+        return str(len(compat.expand_sweep([], {k: str(v) for k, v in params.items()}))), None
+    except UserError as e:
+        return "?", str(e)
 
 
-def _list_keys(section: str, console) -> None:
+def _list_keys(section: str, console, dirs) -> None:
     from rich.table import Table
 
-    from ics.config import OPTIONS, Config, field_docs
+    from ics.config import GROUPS, Config, ConfigError, field_docs, from_dict
+    from ics_cli import configdirs
+    from ics_cli.preflight import compose, use
 
     group, _, option = section.partition("=")
     base = Config()
     if group not in {f for f in vars(base)}:
         _fail(f"{section} is not a config section; allowed: {', '.join(vars(base))}")
-    if option:
-        if group not in OPTIONS or option not in OPTIONS[group]:
-            allowed = ", ".join(OPTIONS.get(group, {})) or "(this section has no options)"
-            _fail(f"{section} is not an option; allowed: {allowed}")
-        node = OPTIONS[group][option]()
-    else:
-        node = getattr(base, group)
-    if not hasattr(node, "__dataclass_fields__"):
+    if group not in GROUPS:
         _fail(f"{section} is a single key, not a section; see `ics config`")
-    table = Table(title=f"{section}: keys, defaults and what is allowed")
+    opts = configdirs.options(group, dirs)
+    if option and option not in opts:
+        _fail(f"{section} is not an option; allowed: {', '.join(opts)}")
+    try:
+        use(dirs)
+        cfg = compose([f"{group}={option}"] if option else [], hydra_cfg=True)
+        chosen = option or str(cfg.hydra.runtime.choices.get(group))
+        node = getattr(from_dict(cfg), group)
+    except (UserError, ConfigError) as e:
+        _fail(str(e))
+    source = configdirs.option_file(group, chosen, dirs)
+    table = Table(title=f"{group}={chosen} ({source}): keys, values and what is allowed")
     table.add_column("key", no_wrap=True)  # copyable whole
-    for col in ("default", "meaning", "allowed"):
+    for col in ("value", "meaning", "allowed"):
         table.add_column(col, overflow="fold")
     for key, value, doc, allowed in field_docs(node, f"{group}."):
         table.add_row(key, str(value), doc, allowed)
     console.print(table)
+    others = [n for n in opts if n != chosen]
+    if others:
+        console.print(f"other {group} options: {', '.join(others)} (`ics list {group}=<option>`)")
 
 
 @app.command()

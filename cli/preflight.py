@@ -8,8 +8,10 @@ data files, probe points. Hydra's multi-line errors become one line.
 from __future__ import annotations
 
 import copy
+import sys
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from hydra import compose as hydra_compose
 from hydra import initialize
@@ -19,17 +21,29 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 
 from ics.config import GROUPS, ConfigError, from_dict
 from ics_cli import hydra_compat as compat
-from ics_cli.hydra_app import CONFIG_NAME, register
+from ics_cli import configdirs
+from ics_cli.hydra_app import CONFIG_NAME, CONFIG_PATH, register
 from ics_cli.hydra_compat import UserError
 
 CHOICE_GROUPS = GROUPS + ("experiment",)
 MAX_FULL_CHECK = 5_000  # beyond this many jobs, check a subset in which every swept value occurs
 
+_session: Optional[Tuple[Tuple[Path, ...], str]] = None  # (user folders, primary config) of the compose session
+
+
+def use(dirs: Sequence[Path] = (), config_name: Optional[str] = None) -> None:
+    """Compose from configs/ plus these user folders (in order), with this primary config."""
+    global _session
+    key = (tuple(dirs), config_name or CONFIG_NAME)
+    if _session != key or not GlobalHydra.instance().is_initialized():
+        register()
+        compat.init_compose(CONFIG_PATH, list(dirs))
+        _session = key
+
 
 def _init() -> None:
-    if not GlobalHydra.instance().is_initialized():
-        register()
-        initialize(config_path=None, version_base="1.3")
+    if _session is None or not GlobalHydra.instance().is_initialized():
+        use()
 
 
 def group_options(group: Optional[str] = None):
@@ -44,8 +58,8 @@ def group_options(group: Optional[str] = None):
 def compose(overrides: List[str], hydra_cfg: bool = False) -> DictConfig:
     _init()
     try:
-        return hydra_compose(config_name=CONFIG_NAME, overrides=overrides, return_hydra_config=hydra_cfg)
-    except compat.COMPOSE_ERRORS + (OmegaConfBaseException,) as e:
+        return hydra_compose(config_name=_session[1], overrides=overrides, return_hydra_config=hydra_cfg)
+    except compat.COMPOSE_ERRORS + (OmegaConfBaseException, ValueError) as e:
         choices = [o for o in overrides if _is_choice(o.split("=", 1)[0]) and "," not in o]
         raise UserError(compat.explain(e, overrides, group_options, lambda k: allowed_keys(k, choices))) from None
 
@@ -71,17 +85,39 @@ class Plan:
     hydra: Optional[DictConfig] = None  # the composed hydra node of the first job
     jobs: List[List[str]] = field(default_factory=list)  # every job's overrides, in Hydra's order
     user_dir: bool = False  # hydra.run.dir / hydra.sweep.dir given on the command line
+    dirs: List[Path] = field(default_factory=list)  # user config folders, in search order
+    config_name: Optional[str] = None  # -cn: a primary config other than configs/config.yaml
+    launcher: Optional[object] = None  # its row in cli/launchers.py
 
 
-def preflight(args: List[str], data: bool = True, force_multirun: bool = False) -> Plan:
+def preflight(args: List[str], data: bool = True, force_multirun: bool = False,
+              extra_dirs: Sequence[Path] = ()) -> Plan:
+    from ics_cli.launchers import launcher_of
+
+    where = configdirs.split(args)
+    dirs = list(extra_dirs) + [d for d in where.dirs if d not in extra_dirs]
+    args = where.args
     ns = compat.parse_args(args)
+    if ns.config_path:
+        raise UserError(f"-cp/--config-path={ns.config_path} is not used by ics; add a config folder with "
+                        "--config-dir DIR (or hydra.searchpath, or ICS_CONFIG_PATH)")
     overrides = list(ns.overrides or [])
     flags = [a for a in args if a not in overrides]
     if ns.shell_completion:
         raise UserError("Hydra's -sc/--shell-completion does not apply to ics; install completion for commands "
                         "and overrides with `ics --install-completion` (bash, zsh, fish)")
+    config_name = ns.config_name
+    if config_name and where.config_dir is not None and where.config_dir not in dirs:
+        dirs.insert(0, where.config_dir)
+    # Hydra itself gets the folders as one hydra.searchpath override (recorded in a sweep), and the -cd
+    # folder again as --config-dir, where Hydra looks up a -cn primary config
+    hydra_args = ([f"--config-dir={where.config_dir}"] if where.config_dir is not None else []) + flags
+    searchpath = configdirs.ConfigDirs(dirs=dirs).searchpath_override()
     if ns.help or ns.hydra_help or ns.info:
-        return Plan(flags + overrides, "show")
+        return Plan(hydra_args + searchpath + overrides, "show", dirs=dirs, config_name=config_name)
+    use(dirs, config_name)
+    for note in configdirs.shadowed(dirs, CHOICE_GROUPS[:-1]):
+        print(f"note: {note}", file=sys.stderr)
     modes = [f for f, on in (("--multirun", ns.multirun), ("--run", ns.run), ("--cfg", ns.cfg)) if on]
     if len(modes) > 1:
         raise UserError(f"{' and '.join(modes)} cannot be combined; to see a study's config: "
@@ -100,21 +136,58 @@ def preflight(args: List[str], data: bool = True, force_multirun: bool = False) 
     first = compat.expand_sweep(overrides)[0]
     base = compose(first, hydra_cfg=True)
     multirun = bool(ns.multirun) or force_multirun or OmegaConf.select(base, "hydra.mode") == "MULTIRUN"
+    argv = hydra_args + searchpath + overrides
     if ns.cfg:
-        return Plan(flags + overrides, "show", base.hydra)
-    launcher = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] == "hydra/launcher"]
-    if not multirun and launcher and not launcher[-1].endswith("=basic"):
-        raise UserError(f"{launcher[-1]} launches sweeps; add -m (--multirun) to run through it "
+        return Plan(argv, "show", base.hydra, dirs=dirs, config_name=config_name)
+    launcher_choice = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] == "hydra/launcher"]
+    if not multirun and launcher_choice and not launcher_choice[-1].endswith("=basic"):
+        raise UserError(f"{launcher_choice[-1]} launches sweeps; add -m (--multirun) to run through it "
                         "(a single `ics run` trains here)")
     if not multirun and len(compat.expand_sweep(overrides)) > 1:
         raise UserError(f"{' '.join(o for o in overrides if ',' in o)} is a sweep; add -m (--multirun) to run "
                         "one job per value")
-    _check_launcher(base.hydra)
+    launcher = launcher_of(base.hydra.launcher)
+    _check_launcher(base.hydra, launcher)
+    _check_study_model(overrides, dirs)
     params = OmegaConf.to_container(base.hydra.sweeper.params) if multirun and base.hydra.sweeper.get("params") else {}
     jobs = compat.expand_sweep(overrides, {k: str(v) for k, v in (params or {}).items()}) if multirun else [fixed]
     check_jobs(jobs, data)
     user_dir = any(o.split("=", 1)[0] in ("hydra.run.dir", "hydra.sweep.dir") for o in overrides)
-    return Plan(flags + overrides, "multirun" if multirun else "run", base.hydra, jobs, user_dir)
+    return Plan(argv, "multirun" if multirun else "run", base.hydra, jobs, user_dir, dirs, config_name, launcher)
+
+
+def _check_study_model(overrides: List[str], dirs: Sequence[Path]) -> None:
+    """A study's architecture keys belong to its model option: a study that sets keys of one model kind
+    beside `override /model` cannot take another model from the command line (that would be a hybrid,
+    e.g. a CNN with an MLP's widths). Keys every kind has (activation, norm, ...) are fine."""
+    import dataclasses
+
+    from ics.config import DataConfig, ModelConfig, OptimConfig
+
+    chosen = {o.split("=", 1)[0]: o.split("=", 1)[1] for o in overrides if "=" in o}
+    study = chosen.get("experiment")
+    if study is None:
+        return
+    path = configdirs.studies(list(dirs)).get(study)
+    if path is None:
+        return
+    node = configdirs.load_yaml(path)
+    for item in node.get("defaults") or []:
+        if isinstance(item, DictConfig):
+            for key, value in item.items():
+                group = str(key).split()[-1].lstrip("/")
+                if group in chosen and group in ("model", "data", "optim") and str(value) != chosen[group]:
+                    print(f"note: {group}={chosen[group]} replaces experiment={study}'s {group}={value}",
+                          file=sys.stderr)
+    for group, base in (("model", ModelConfig), ("data", DataConfig), ("optim", OptimConfig)):
+        if group not in chosen or not isinstance(node.get(group), DictConfig):
+            continue
+        common = {f.name for f in dataclasses.fields(base)}
+        own = [k for k in node[group].keys() if k not in common]
+        if own:
+            raise UserError(f"{group}={chosen[group]} conflicts with experiment={study}, which sets "
+                            f"{group}.{own[0]} for its own {group}; put those keys in a {group} option "
+                            f"({group}/<name>.yaml) that the study chooses, or drop {group}={chosen[group]}")
 
 
 def _is_choice(key: str) -> bool:
@@ -122,13 +195,12 @@ def _is_choice(key: str) -> bool:
     return key in CHOICE_GROUPS or "/" in key
 
 
-def _check_launcher(hydra: DictConfig) -> None:
+def _check_launcher(hydra: DictConfig, row) -> None:
     """What a parallel launcher is told to do must make sense on this machine."""
     import os
-    import sys
 
     launcher = hydra.launcher
-    if "joblib" in str(launcher.get("_target_", "")):
+    if row.option == "joblib":
         n = launcher.get("n_jobs")
         cores = os.cpu_count() or 1
         if isinstance(n, int) and (n == 0 or n < -1):

@@ -190,14 +190,3 @@ def _hms(sec: Optional[float]) -> str:
         return "-"
     sec = int(sec)
     return f"{sec // 3600}:{sec % 3600 // 60:02d}:{sec % 60:02d}" if sec >= 3600 else f"{sec // 60}:{sec % 60:02d}"
-
-
-def launcher_parallelism(hydra_node) -> int:
-    launcher = hydra_node.launcher
-    target = str(launcher.get("_target_", ""))
-    if "joblib" in target:
-        n = int(launcher.get("n_jobs", -1) or -1)
-        return os.cpu_count() or 1 if n < 0 else n
-    if "submitit" in target:
-        return int(launcher.get("array_parallelism", 256) or 256)
-    return 1

@@ -21,7 +21,7 @@ from typing import Dict, Optional
 import torch
 import torch.nn.functional as F
 
-from ics.config import Config, MLPConfig, MNISTConfig, ProbeConfig, ProbeOff, TrainerConfig
+from ics.config import Config, MLPConfig, MNISTConfig, ProbeConfig, TrainerConfig
 from ics.data import DataBundle, load_data
 from ics.models import build_model
 from ics.train import Trainer
@@ -33,7 +33,7 @@ def _cfg(steps: int, probes: bool, threads: int, root: Optional[str], checkpoint
                   # (the log-spaced early evaluations are a measurement choice, ~0.07 s each here)
                   trainer=TrainerConfig(steps=steps, eval_every=steps, eval_log_points=0, threads=threads,
                                         progress=False, checkpoint_every=checkpoint_every),
-                  probe=ProbeConfig() if probes else ProbeOff())
+                  probe=ProbeConfig() if probes else ProbeConfig(enabled=False))
 
 
 def hand_loop(data: DataBundle, steps: int, seed: int = 0, batch: int = 60, lr: Optional[float] = None) -> float:
@@ -225,9 +225,9 @@ def hand_cnn(data: DataBundle, steps: int, channels_last: bool, batch: int = 128
 
 
 def ics_cnn(data: DataBundle, steps: int, threads: int, channels_last) -> float:
-    from ics.config import CNNConfig, ProbeOff, SGDConfig
+    from ics.config import CNNConfig, SGDConfig
 
-    cfg = Config(model=CNNConfig(), optim=SGDConfig(lr=0.05), probe=ProbeOff(),
+    cfg = Config(model=CNNConfig(), optim=SGDConfig(lr=0.05), probe=ProbeConfig(enabled=False),
                  trainer=TrainerConfig(steps=steps, batch_size=128, eval_every=10 * steps, eval_log_points=0,
                                        threads=threads, progress=False, checkpoint_every=0, channels_last=channels_last))
     trainer = Trainer(cfg, None, data=data)

@@ -10,7 +10,7 @@ from hydra import compose, initialize
 from hydra.core.global_hydra import GlobalHydra
 
 import ics  # noqa: F401  (fills the registries)
-from ics.config import (OPTIONS, Config, ConfigError, MLPConfig, MomentumConfig, ProbeConfig, TrainerConfig,
+from ics.config import (KINDS, Config, ConfigError, MLPConfig, MomentumConfig, ProbeConfig, TrainerConfig,
                         from_dict, to_dict, validate)
 from ics.models import build_model
 from ics_cli.hydra_app import register
@@ -150,7 +150,7 @@ def section(group: str, values: dict):
     not an option, so that validate sees the bad name)."""
     values = dict(values or {})
     default = type(getattr(Config(), group))
-    cls = OPTIONS[group].get(values.get("name"), default) if "name" in values else default
+    cls = KINDS[group].get(values.get("name"), default) if "name" in values else default
     return cls(**values)
 
 
@@ -300,7 +300,7 @@ def test_keys_the_chosen_option_lacks_are_rejected_up_front(section, values, key
     msg = one_line(exc)
     assert msg.startswith(f"{key} is not a config key; keys in {section}: "), msg
     allowed = msg.split(": ", 1)[1].split(", ")
-    assert allowed == [f.name for f in dataclasses.fields(OPTIONS[section][values["name"]])]
+    assert allowed == [f.name for f in dataclasses.fields(KINDS[section][values["name"]])]
 
 
 def test_channels_only_checked_for_the_cnn():

@@ -13,14 +13,14 @@ from PIL import Image
 import datagen
 import ics.data as data
 import ics.data.loaders as loaders
-from ics.config import OPTIONS, ConfigError, DataConfig, MNISTConfig
+from ics.config import KINDS, ConfigError, DataConfig, MNISTConfig
 
 
 def cfg_for(tmp_path: Path, name: str, **kw) -> DataConfig:
     """The data option's config (an unknown name: the base DataConfig), with its cache in tmp_path
     (tests must never write to ~/.cache)."""
     kw.setdefault("cache_dir", str(tmp_path / "cache"))
-    cls = OPTIONS["data"].get(name)
+    cls = KINDS["data"].get(name)
     return cls(**kw) if cls is not None else DataConfig(name=name, **kw)
 
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import ics
-from ics.config import GROUPS, OPTIONS, Config, to_dict
+from ics.config import GROUPS, KINDS, Config, to_dict
 from ics.registry import DATASETS, INSTRUMENTS, MODELS, OPTIMIZERS
 
 
@@ -37,9 +37,9 @@ print(len(mods))
 
 
 def test_every_option_has_a_builder_and_every_builder_an_option():
-    assert set(OPTIONS["model"]) == set(MODELS)
-    assert set(OPTIONS["data"]) == set(DATASETS)
-    assert set(OPTIONS["optim"]) == set(OPTIMIZERS)
+    assert set(KINDS["model"]) == set(MODELS)
+    assert set(KINDS["data"]) == set(DATASETS)
+    assert set(KINDS["optim"]) == set(OPTIMIZERS)
     fields = {f.name for f in dataclasses.fields(Config)}
     for key in INSTRUMENTS:  # each instrument has its config section with an on/off switch
         assert key in fields, key
@@ -64,7 +64,7 @@ def test_the_composed_defaults_are_the_dataclass_defaults():
 
     assert OmegaConf.to_container(compose([])) == to_dict(Config())
     for group in GROUPS:
-        for name, cls in OPTIONS[group].items():
+        for name, cls in KINDS[group].items():
             composed = OmegaConf.to_container(compose([f"{group}={name}"])[group])
             assert composed == dataclasses.asdict(cls()), (group, name)
 
@@ -82,7 +82,7 @@ def test_every_key_has_a_doc():
     from ics.config.fields import field_docs
 
     for group in GROUPS:
-        for cls in OPTIONS[group].values():
+        for cls in KINDS[group].values():
             for key, _, doc, _ in field_docs(cls):
                 assert doc, f"{group}.{key} has no doc"
     for section in ("trainer", "report", "tolerance"):

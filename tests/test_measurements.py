@@ -172,9 +172,9 @@ def tiny_run(mnist_root, tmp_path, **sections):
     cfg = Config(model=MLPConfig(widths=[32, 32]), data=MNISTConfig(root=str(mnist_root)),
                  trainer=TrainerConfig(steps=60, batch_size=30, eval_every=20, log_every=10, threads=1,
                                        progress=False, checkpoint_every=0), **sections)
-    from ics.config import ProbeOff
+    from ics.config import ProbeConfig
 
-    return train(dataclasses_replace(cfg, probe=ProbeOff()), tmp_path / "run")
+    return train(dataclasses_replace(cfg, probe=ProbeConfig(enabled=False)), tmp_path / "run")
 
 
 def dataclasses_replace(cfg, **kw):

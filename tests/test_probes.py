@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ics.analysis.load import load_series
-from ics.config import (CNNConfig, Config, ConfigError, MLPConfig, MNISTConfig, ProbeConfig, ProbeOff, SGDConfig,
+from ics.config import (CNNConfig, Config, ConfigError, MLPConfig, MNISTConfig, ProbeConfig, SGDConfig,
                         TrainerConfig)
 from ics.data import DataBundle
 from ics.instruments import Batch, RunContext
@@ -737,7 +737,7 @@ def test_probes_do_not_change_training(mnist_root, tmp_path, bn_mode):
                          points=["*"], bn_mode=bn_mode)
     t1 = Trainer(tiny_config(mnist_root, probed), tmp_path / "probed")
     s1 = t1.fit()
-    t2 = Trainer(tiny_config(mnist_root, ProbeOff()), None)
+    t2 = Trainer(tiny_config(mnist_root, ProbeConfig(enabled=False)), None)
     s2 = t2.fit()
     assert [i.key for i in t1.instruments] == ["probe"] and t2.instruments == []
     assert s1.status == s2.status

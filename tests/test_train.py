@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import ics  # noqa: F401  (fills the registries)
-from ics.config import OPTIONS, Config, MNISTConfig, ProbeConfig, SGDConfig, TrainerConfig, from_dict
+from ics.config import KINDS, Config, MNISTConfig, ProbeConfig, SGDConfig, TrainerConfig, from_dict
 from ics.data import load_data
 from ics.record import Status, names
 from ics.train import Trainer
@@ -29,8 +29,8 @@ def make_cfg(mnist_root, *, model=None, optim=None, trainer=None, probe=None, da
                   "progress": False, **(trainer or {})}
     probe_kw = {"every": EVERY, "size": 100, "histogram_every": 50, **(probe or {})}
     model_kw = model or {}
-    return Config(model=OPTIONS["model"][model_kw.get("name", "mlp")](**model_kw),
-                  data=OPTIONS["data"][data_kw["name"]](**data_kw),
+    return Config(model=KINDS["model"][model_kw.get("name", "mlp")](**model_kw),
+                  data=KINDS["data"][data_kw["name"]](**data_kw),
                   optim=SGDConfig(**({"lr": 0.5} | (optim or {}))), trainer=TrainerConfig(**trainer_kw),
                   probe=ProbeConfig(**probe_kw))
 

@@ -3,9 +3,9 @@
 from ics.config import schema as _schema
 from ics.config.convert import from_dict, to_dict, validate
 from ics.config.fields import ConfigError, field_docs
-from ics.config.schema import GROUPS, MISSING, OPTIONS, option_name, schema_of
+from ics.config.schema import GROUPS, KINDS, MISSING, schema_of
 
-# every schema class (Config, MLPConfig, ProbeConfig, GradICSOn, ...) under ics.config
+# every schema class (Config, MLPConfig, ProbeConfig, ...) under ics.config
 globals().update({n: getattr(_schema, n) for n in dir(_schema) if n[:1].isupper() and isinstance(getattr(_schema, n), type)
                   and n not in ("Any", "Dict", "List", "Optional", "Type", "Rule")})
 

@@ -74,19 +74,17 @@ def _reject_unknown(d: Dict[str, Any], cls, prefix: str) -> None:
 
 def validate(cfg: Config) -> None:
     """Every per-key rule (ics.config.fields) plus the checks that involve several keys."""
-    from ics.config.schema import OPTIONS
+    from ics.config.schema import KINDS
 
     m, o, t, d = cfg.model, cfg.optim, cfg.trainer, cfg.data
     if m.norm == "batch" and isinstance(t.batch_size, int) and t.batch_size < 2:  # the stricter rule first
         require(False, "trainer.batch_size", t.batch_size,
                 "must be >= 2 with model.norm=batch (BN needs 2+ examples per batch)")
     check_fields(cfg)
-    for group in GROUPS:
+    for group, kinds in KINDS.items():
         node = getattr(cfg, group)
-        name = getattr(node, "name", None)
-        if name is not None:
-            require(name in OPTIONS[group] and isinstance(node, OPTIONS[group][name]), f"{group}.name", name,
-                    f"is set by {group}=<option>; options: {', '.join(OPTIONS[group])}")
+        require(node.name in kinds and isinstance(node, kinds[node.name]), f"{group}.name", node.name,
+                f"is the {group} kind; allowed: {', '.join(kinds)}")
     if hasattr(m, "kernel_size"):
         require(m.kernel_size % 2 == 1, "model.kernel_size", m.kernel_size, "must be odd and > 0")
     if hasattr(o, "nesterov"):

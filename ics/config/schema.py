@@ -1,10 +1,13 @@
-"""The config schema: one dataclass per option, each default stated once.
+"""The config schema: one dataclass per section, each default stated once.
 
-`Config()` is the BN paper's Fig. 1 run (Ioffe & Szegedy 2015, §4.1). Groups whose options have
-different keys (model, data, optim) get one dataclass per option, chosen by its `name`; the probe
-presets (default, all, off) share one schema. The CLI registers these classes with Hydra as config
-groups (`model=cnn`), and derives the defaults list from `Config()`, so nothing here is repeated in
-YAML. The library itself never needs Hydra: build the dataclasses directly.
+`Config()` is the BN paper's Fig. 1 run (Ioffe & Szegedy 2015, §4.1). Every section of `Config` is a
+Hydra config group whose options are YAML files in the top-level configs/ folder (configs/model/*.yaml,
+...) or in a user's config folder. Sections whose kinds have different keys (model, data, optim) get
+one dataclass per kind, chosen by the section's `name` (`mlp`, `cnn`, ...; registered in KINDS); an
+option file names its kind (`name: cnn`) or extends another option (`defaults: [cnn]`), and a file that
+names neither is its group's default kind. The other sections have one dataclass each, and their option
+files (probe/off.yaml, grad_ics/on.yaml) only set keys. The library itself never needs Hydra: build the
+dataclasses directly.
 
 Units: settings that count optimiser steps say "(steps)"; sizes are numbers of examples.
 """
@@ -19,25 +22,17 @@ from ics.config.fields import Rule, between, each, ge, gt, opt
 
 MISSING = "???"  # OmegaConf's marker for a value that must be given
 
-# group -> option name -> dataclass. Filled by @option below; the CLI turns it into Hydra groups.
-OPTIONS: Dict[str, Dict[str, Type]] = {}
+# section -> kind name -> dataclass, for the sections whose kinds have different keys. Filled by
+# @kind below; a kind is the `name` an option file sets (configs/model/cnn.yaml: `name: cnn`).
+KINDS: Dict[str, Dict[str, Type]] = {}
 
 
-def option(group: str, name: str):
+def kind(group: str, name: str):
     def deco(cls):
-        OPTIONS.setdefault(group, {})[name] = cls
+        KINDS.setdefault(group, {})[name] = cls
         return cls
 
     return deco
-
-
-def on_off(group: str, cls: Type) -> None:
-    """An instrument section's two options: `off` (its defaults, enabled false) and `on`."""
-    option(group, "off")(cls)
-    on = dataclasses.make_dataclass(f"{cls.__name__}On", [("enabled", bool, redefault(cls, "enabled", True))],
-                                    bases=(cls,))
-    on.__module__ = __name__
-    option(group, "on")(on)
 
 
 def redefault(cls: Type, name: str, value: Any) -> Any:
@@ -55,7 +50,7 @@ def redefault(cls: Type, name: str, value: Any) -> Any:
 class ModelConfig:
     """Keys every model has. BN sits between the affine map and the nonlinearity (BN paper §3.1)."""
 
-    name: str = opt("", "the model option (set by model=<option>)")
+    name: str = opt("", "the model kind, which picks the schema: mlp, cnn or dln (set by the model option's file)")
     activation: str = opt("sigmoid", "nonlinearity of every hidden block", choices=registry.ACTIVATIONS)
     norm: str = opt("batch", "normalisation between the affine map and the nonlinearity", choices=registry.NORMS)
     bn_eps: float = opt(1e-5, "BN's ε in x̂ = (x − μ)/√(σ² + ε)", rule=gt(0))
@@ -75,7 +70,7 @@ class ModelConfig:
     init_std: float = opt(0.1, "std of the gaussian init", rule=gt(0))
 
 
-@option("model", "mlp")
+@kind("model", "mlp")
 @dataclass
 class MLPConfig(ModelConfig):
     """Fully connected: flatten, then one Linear → [BN] → activation block per hidden width."""
@@ -84,7 +79,7 @@ class MLPConfig(ModelConfig):
     widths: List[int] = opt([100, 100, 100], "hidden widths (Fig. 1: three layers of 100)", rule=each(gt(0), 1))
 
 
-@option("model", "cnn")
+@kind("model", "cnn")
 @dataclass
 class CNNConfig(ModelConfig):
     """conv(k×k) → [BN] → activation → 2×2 pool per entry of `channels`, then a Linear head."""
@@ -98,7 +93,7 @@ class CNNConfig(ModelConfig):
     pool: str = opt("max", "pooling after every conv block", choices=("max", "avg", "none"))
 
 
-@option("model", "dln")
+@kind("model", "dln")
 @dataclass
 class DLNConfig(ModelConfig):
     """Deep linear network (Santurkar et al. 2018, gradient ICS): `depth` linear layers of `width`
@@ -119,7 +114,7 @@ class DLNConfig(ModelConfig):
 class DataConfig:
     """Where a data set is read from. Pixels are normalised by the train split's per-channel stats."""
 
-    name: str = opt("", "the data set (set by data=<option>)")
+    name: str = opt("", "the data set kind, which picks the schema (set by the data option's file)")
     root: Optional[str] = opt(None, "data root; None: $ICS_DATA_ROOT, then ~/.cache/ics/data")
     download: bool = opt(False, "let torchvision download the files into root")
     cache_dir: Optional[str] = opt(None, "decoded-tensor cache; None: $ICS_CACHE_DIR, then ~/.cache/ics/tensors")
@@ -135,13 +130,13 @@ class MNISTFamilyConfig(DataConfig):
                                 "not standardised: the BN paper's binary 28×28 input (§4.1)")
 
 
-@option("data", "mnist")
+@kind("data", "mnist")
 @dataclass
 class MNISTConfig(MNISTFamilyConfig):
     name: str = redefault(DataConfig, "name", "mnist")
 
 
-@option("data", "fashion_mnist")
+@kind("data", "fashion_mnist")
 @dataclass
 class FashionMNISTConfig(MNISTFamilyConfig):
     name: str = redefault(DataConfig, "name", "fashion_mnist")
@@ -152,19 +147,19 @@ class CIFARConfig(DataConfig):
     image_folder: Optional[str] = opt(None, "read <dir>/{train,test}/<class>/ images instead of the pickles")
 
 
-@option("data", "cifar10")
+@kind("data", "cifar10")
 @dataclass
 class CIFAR10Config(CIFARConfig):
     name: str = redefault(DataConfig, "name", "cifar10")
 
 
-@option("data", "cifar100")
+@kind("data", "cifar100")
 @dataclass
 class CIFAR100Config(CIFARConfig):
     name: str = redefault(DataConfig, "name", "cifar100")
 
 
-@option("data", "gaussian_regression")
+@kind("data", "gaussian_regression")
 @dataclass
 class GaussianRegressionConfig(DataConfig):
     """Synthetic regression, generated (nothing to read): x ~ N(0, I_dim), y = A x (+ noise), with A a
@@ -180,7 +175,7 @@ class GaussianRegressionConfig(DataConfig):
                     rule=between(0, 2**31 - 1))
 
 
-@option("data", "image_folder")
+@kind("data", "image_folder")
 @dataclass
 class ImageFolderConfig(DataConfig):
     name: str = redefault(DataConfig, "name", "image_folder")
@@ -193,12 +188,12 @@ class ImageFolderConfig(DataConfig):
 
 @dataclass
 class OptimConfig:
-    name: str = opt("", "the optimiser (set by optim=<option>)")
+    name: str = opt("", "the optimiser kind, which picks the schema (set by the optim option's file)")
     lr: float = opt(1.0, "learning rate (SGD default 1: chosen on validation by the default_lr study)", rule=gt(0))
     weight_decay: float = opt(0.0, "L2 penalty coefficient (added to the gradient)", rule=ge(0))
 
 
-@option("optim", "sgd")
+@kind("optim", "sgd")
 @dataclass
 class SGDConfig(OptimConfig):
     """Plain SGD, as in the BN paper's Fig. 1."""
@@ -208,7 +203,7 @@ class SGDConfig(OptimConfig):
     nesterov: bool = opt(False, "Nesterov momentum (needs momentum > 0)")
 
 
-@option("optim", "momentum")
+@kind("optim", "momentum")
 @dataclass
 class MomentumConfig(SGDConfig):
     name: str = redefault(OptimConfig, "name", "momentum")
@@ -216,7 +211,7 @@ class MomentumConfig(SGDConfig):
     momentum: float = redefault(SGDConfig, "momentum", 0.9)
 
 
-@option("optim", "adam")
+@kind("optim", "adam")
 @dataclass
 class AdamConfig(OptimConfig):
     name: str = redefault(OptimConfig, "name", "adam")
@@ -283,24 +278,6 @@ class ProbeConfig:
     train_batch_every: int = opt(100, "cadence of the training-batch statistics (steps)", rule=gt(0))
 
 
-@option("probe", "default")
-@dataclass
-class ProbeDefault(ProbeConfig):
-    pass
-
-
-@option("probe", "all")
-@dataclass
-class ProbeAll(ProbeConfig):
-    points: List[str] = redefault(ProbeConfig, "points", ["*"])
-
-
-@option("probe", "off")
-@dataclass
-class ProbeOff(ProbeConfig):
-    enabled: bool = redefault(ProbeConfig, "enabled", False)
-
-
 @dataclass
 class GradICSConfig:
     """Gradient-based ICS (Santurkar et al. 2018, Def. 2.1): ics.instruments.grad_ics."""
@@ -309,8 +286,6 @@ class GradICSConfig:
     every: int = opt(100, "measure every this many steps (steps)", rule=gt(0))
     first: int = opt(10, "also measure each of the first this many steps (steps)", rule=ge(0))
 
-
-on_off("grad_ics", GradICSConfig)
 
 
 @dataclass
@@ -326,8 +301,6 @@ class LandscapeConfig:
     hessian: bool = opt(False, "also the top Hessian eigenvalue (power iteration), logged next to 2/lr")
     power_iters: int = opt(20, "power-iteration steps for the top eigenvalue", rule=ge(1))
 
-
-on_off("landscape", LandscapeConfig)
 
 
 @dataclass
@@ -346,8 +319,6 @@ class BNStatsConfig:
     recalibrate_at_end: bool = opt(True, "write the final EMA / precise / batch accuracies into summary.json")
 
 
-on_off("bn_stats", BNStatsConfig)
-
 
 @dataclass
 class BNNoiseConfig:
@@ -357,8 +328,6 @@ class BNNoiseConfig:
     every: int = opt(100, "read every this many steps (steps)", rule=gt(0))
 
 
-on_off("bn_noise", BNNoiseConfig)
-
 
 @dataclass
 class WeightsConfig:
@@ -367,8 +336,6 @@ class WeightsConfig:
     enabled: bool = opt(False, "measure weight-row norms, η/‖w‖², angular updates, |cos(w, ∇w)|, γ and β")
     every: int = opt(100, "measure every this many steps (steps)", rule=gt(0))
 
-
-on_off("weights", WeightsConfig)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -395,8 +362,7 @@ class Config:
     data: DataConfig = field(default_factory=MNISTConfig)
     optim: OptimConfig = field(default_factory=SGDConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    # presets (probe=default, grad_ics=off, ...) share their section's schema; the defaults are the
-    # schema classes themselves, so a config read back from a dict compares equal to Config()
+    # options of these sections (probe=off, grad_ics=on, ...) only set keys of one schema each
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     grad_ics: GradICSConfig = field(default_factory=GradICSConfig)
     landscape: LandscapeConfig = field(default_factory=LandscapeConfig)
@@ -408,25 +374,13 @@ class Config:
     name: str = opt("run", "a free-form label stored in the run record")
 
 
-GROUPS = tuple(OPTIONS)  # model, data, optim, probe, and one group per instrument
-
-
-def option_name(group: str, node: Any) -> str:
-    """The option of `group` a config section is: its `name`, or the preset with the same values."""
-    if isinstance(getattr(node, "name", None), str) and node.name:
-        return node.name
-    values = dataclasses.asdict(node)
-    for name, cls in OPTIONS[group].items():
-        if type(node) is cls or dataclasses.asdict(cls()) == values:
-            return name
-    return next(iter(OPTIONS[group]))
+# every section is a Hydra config group (configs/<section>/*.yaml)
+GROUPS = tuple(f.name for f in dataclasses.fields(Config) if f.default_factory is not dataclasses.MISSING)
 
 
 def schema_of(group: str, name: Optional[str]) -> Type:
-    """The dataclass for a section read back from a dict: by `name` for model/data/optim."""
-    options = OPTIONS[group]
-    if name and name in options:
-        return options[name]
-    if group in ("model", "data", "optim"):
-        return type(getattr(Config(), group))
-    return type(getattr(Config(), group))  # presets share one schema: the section's own class
+    """The dataclass of a section read back from a dict: its kind's (by `name`), else the section's
+    default class (an option file that names no kind is its group's default kind)."""
+    if name and name in KINDS.get(group, {}):
+        return KINDS[group][name]
+    return type(getattr(Config(), group))

@@ -1,0 +1,298 @@
+"""Where configs come from: the shipped configs/ folder, studies in experiments/, and user folders.
+
+A user config folder has the layout of configs/ (model/*.yaml, data/*.yaml, ..., experiment/*.yaml for
+studies). Folders are added, in this order, by `--config-dir DIR` / `-cd DIR`, by
+`hydra.searchpath=[file://DIR,...]` and by the environment variable ICS_CONFIG_PATH (colon-separated).
+They follow Hydra's search path: an option is looked up in the shipped configs/ first, then in the user
+folders in order; a study in the user folders first, then in experiments/ (the shipped studies sit in
+Hydra's ConfigStore, which Hydra searches last). A user file that a shipped one of the same name hides
+is reported, never silently ignored.
+
+Everything here reads files as data: YAML only (safe loader), and a user folder may not configure
+Hydra itself (no hydra/ folder; a study may set only hydra.mode, hydra.sweeper.params and
+hydra.launcher.n_jobs), since a folder on the search path may come from someone else's sweep.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from ics_cli.hydra_compat import UserError
+
+ENV = "ICS_CONFIG_PATH"
+STUDY_GROUP = "experiment"
+# what a study may set under `hydra:` (everything else there could run code: setup lines, env_set,
+# callbacks, launcher targets)
+STUDY_HYDRA_KEYS = {"mode": None, "sweeper": {"params"}, "launcher": {"n_jobs"}}
+STAGE = ".study"  # a sweep of a study given by path keeps a copy of it here (its own config folder)
+
+
+def shipped_dir() -> Path:
+    return Path(str(resources.files("ics.configs")))
+
+
+def experiments_dir() -> Path:
+    return Path(str(resources.files("ics.experiments")))
+
+
+def shipped_studies() -> Dict[str, Path]:
+    return {p.stem: p for p in sorted(experiments_dir().glob("*.yaml"))}
+
+
+@dataclass
+class ConfigDirs:
+    """The user folders of one command, in search order, and what the command line had besides."""
+
+    dirs: List[Path] = field(default_factory=list)
+    args: List[str] = field(default_factory=list)  # the arguments without -cd/--config-dir/hydra.searchpath
+    config_dir: Optional[Path] = None  # the -cd folder (Hydra looks up a -cn primary config there)
+
+    def searchpath_override(self) -> List[str]:
+        """The override that puts the folders on Hydra's search path (and records them in a sweep)."""
+        if not self.dirs:
+            return []
+        from ics_cli.rundirs import quote
+
+        return ["hydra.searchpath=[" + ",".join(quote(f"file://{d}") for d in self.dirs) + "]"]
+
+
+def split(args: List[str], env: Optional[str] = None) -> ConfigDirs:
+    """Take -cd/--config-dir and hydra.searchpath out of a command line and add ICS_CONFIG_PATH."""
+    out = ConfigDirs()
+    rest: List[str] = []
+    found: List[Tuple[str, str]] = []  # (how it was given, the folder)
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a in ("-cd", "--config-dir", "--config_dir"):
+            if i + 1 >= len(args):
+                raise UserError(f"{a} needs a folder: {a} DIR")
+            found.append((a, args[i + 1]))
+            out.config_dir = Path(args[i + 1])
+            i += 2
+            continue
+        if a.startswith(("--config-dir=", "--config_dir=")):
+            value = a.split("=", 1)[1]
+            found.append(("--config-dir", value))
+            out.config_dir = Path(value)
+        elif a.lstrip("+").startswith("hydra.searchpath="):
+            for entry in _searchpath_entries(a):
+                found.append(("hydra.searchpath", entry))
+        else:
+            rest.append(a)
+        i += 1
+    env = os.environ.get(ENV, "") if env is None else env
+    found += [(ENV, p) for p in env.split(os.pathsep) if p.strip()]
+    for how, value in found:
+        path = check_dir(how, value)
+        if path is not None and path not in out.dirs:
+            out.dirs.append(path)
+    if out.config_dir is not None:
+        out.config_dir = Path(os.path.abspath(out.config_dir))
+    out.args = rest
+    return out
+
+
+def _searchpath_entries(text: str) -> List[str]:
+    from ics_cli import hydra_compat as compat
+
+    (parsed,) = compat.parse_overrides([text.lstrip("+")])
+    value = parsed.value()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise UserError(f"{text} is invalid: hydra.searchpath must be a list of folders, e.g. "
+                        "hydra.searchpath=[file://my_configs]")
+    return value
+
+
+def check_dir(how: str, value: str) -> Optional[Path]:
+    """A user config folder as an absolute path, checked; None for a pkg:// entry (left to Hydra)."""
+    if value.startswith("pkg://"):
+        return None
+    text = value[len("file://"):] if value.startswith("file://") else value
+    path = Path(os.path.abspath(os.path.expanduser(text)))
+    shown = f"{how}={value}" if how != ENV else f"{ENV} entry {value}"
+    if not path.is_dir():
+        raise UserError(f"{shown} is not a folder; a config folder holds model/*.yaml, data/*.yaml, ..., "
+                        "experiment/*.yaml")
+    check_files(path, shown)
+    return path
+
+
+def check_files(path: Path, shown: str) -> None:
+    """Refuse a folder that would configure Hydra itself (its launcher, callbacks, job environment)."""
+    if (path / "hydra").exists():
+        raise UserError(f"{shown} has a hydra/ folder; a config folder may hold ics's groups and studies only "
+                        "(choose a launcher with hydra/launcher=<name> on the command line)")
+    for f in sorted(path.glob("*/*.yaml")):
+        if f.parent.name == STUDY_GROUP:
+            check_study_file(f)
+
+
+def load_yaml(path: Path):
+    """A YAML file as data (OmegaConf's safe loader), or a one-line UserError."""
+    from omegaconf import OmegaConf
+
+    try:
+        return OmegaConf.load(path)
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not UTF-8 text") from None
+    except Exception as e:  # noqa: BLE001 - yaml's and OmegaConf's errors: say where, in one line
+        from ics_cli.hydra_compat import first_line
+
+        raise UserError(f"{path} is not a valid config file: {first_line(e)}") from None
+
+
+def check_study_file(path: Path) -> None:
+    """A study may sweep and choose options; under `hydra:` it may set only what STUDY_HYDRA_KEYS allows."""
+    from omegaconf import DictConfig
+
+    node = load_yaml(path)
+    if not isinstance(node, DictConfig):
+        raise UserError(f"{path} is not a study: its top level must be a mapping (defaults:, keys, hydra:)")
+    hydra = node.get("hydra")
+    if hydra is not None:
+        if not isinstance(hydra, DictConfig):
+            raise UserError(f"{path}: hydra must be a mapping")
+        for key in hydra.keys():
+            allowed = STUDY_HYDRA_KEYS.get(str(key), False)
+            if allowed is False:
+                raise UserError(f"{path} sets hydra.{key}; a study may set only hydra.mode, hydra.sweeper.params "
+                                "and hydra.launcher.n_jobs")
+            if allowed is not None:
+                sub = hydra.get(key)
+                bad = [str(k) for k in (sub.keys() if isinstance(sub, DictConfig) else ["(a value)"]) if k not in allowed]
+                if bad:
+                    raise UserError(f"{path} sets hydra.{key}.{bad[0]}; a study may set only hydra.mode, "
+                                    "hydra.sweeper.params and hydra.launcher.n_jobs")
+    for item in node.get("defaults") or []:
+        if isinstance(item, DictConfig):
+            for key, value in item.items():
+                group = str(key).split()[-1].lstrip("/")
+                if group.startswith("hydra/") and (group != "hydra/launcher" or not _known_launcher(value)):
+                    raise UserError(f"{path} chooses {group}={value}; a study may choose hydra/launcher among "
+                                    "the known launchers only")
+
+
+def _known_launcher(value) -> bool:
+    from ics_cli.launchers import OPTIONS
+
+    return str(value) in OPTIONS
+
+
+# ----------------------------------------------------------------------------------------------
+# options and studies, with where each comes from
+
+
+SHIPPED = "configs"  # the source label of the shipped options
+
+
+def options(group: str, dirs: List[Path]) -> Dict[str, str]:
+    """{option: where it comes from ("configs" or a user folder)}, as Hydra finds them: configs/ first."""
+    out: Dict[str, str] = {}
+    for name in sorted(p.stem for p in (shipped_dir() / group).glob("*.yaml")):
+        out[name] = SHIPPED
+    for d in dirs:
+        for p in sorted((d / group).glob("*.yaml")):
+            out.setdefault(p.stem, str(d))
+    return out
+
+
+def option_file(group: str, name: str, dirs: List[Path]) -> str:
+    """The file an option is read from, for people: configs/<group>/<name>.yaml or a full path."""
+    source = options(group, dirs).get(name)
+    if source == SHIPPED:
+        return f"configs/{group}/{name}.yaml"
+    return str(Path(source) / group / f"{name}.yaml") if source else "?"
+
+
+def shadowed(dirs: List[Path], groups) -> List[str]:
+    """User option files that a shipped option of the same name hides (Hydra searches configs/ first)."""
+    out = []
+    for group in groups:
+        shipped = {p.stem for p in (shipped_dir() / group).glob("*.yaml")}
+        for d in dirs:
+            out += [f"{d / group / p.name} is hidden by the shipped {group}={p.stem}; rename it"
+                    for p in sorted((d / group).glob("*.yaml")) if p.stem in shipped]
+    return out
+
+
+def studies(dirs: List[Path]) -> Dict[str, Path]:
+    """{study: file}: the user folders first (in order), then experiments/."""
+    out: Dict[str, Path] = {}
+    for d in dirs:
+        for p in sorted((d / STUDY_GROUP).glob("*.yaml")):
+            out.setdefault(p.stem, p)
+    for name, p in shipped_studies().items():
+        out.setdefault(name, p)
+    return out
+
+
+def is_study_path(text: str) -> bool:
+    return text.endswith((".yaml", ".yml")) or os.sep in text or text.startswith(".")
+
+
+def stage_study(path: Path, into: Path) -> Tuple[str, Path]:
+    """Copy a study file into `into`/experiment/ (a config folder of its own); (its name, its folder root).
+    The root — the folder it sits in, or the one above an `experiment/` folder — joins the search
+    path, so the study's own model/data options beside it are found."""
+    name = path.stem
+    if not name.replace("_", "").replace("-", "").isalnum():
+        raise UserError(f"{path}: a study's file name must be letters, digits, _ and - (it names the sweep)")
+    check_study_file(path)
+    (into / STUDY_GROUP).mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, into / STUDY_GROUP / f"{name}.yaml")
+    root = path.parent.parent if path.parent.name == STUDY_GROUP else path.parent
+    return name, Path(os.path.abspath(root))
+
+
+# ----------------------------------------------------------------------------------------------
+# what a sweep remembers of its configs (read back by `ics resume`, as untrusted data)
+
+RECORD = "sweep.json"
+
+
+def write_sweep_record(sweep_dir: Path, study: Optional[str], dirs: List[Path], config_name: Optional[str]) -> None:
+    import json
+
+    staged = (sweep_dir / STAGE).resolve()
+    record = {"study": study, "config_dirs": [str(d) for d in dirs if Path(d).resolve() != staged],
+              "config_name": config_name, "staged_study": staged.is_dir()}
+    tmp = sweep_dir / (RECORD + ".tmp")
+    tmp.write_text(json.dumps(record, indent=1))
+    os.replace(tmp, sweep_dir / RECORD)
+
+
+def read_sweep_record(sweep_dir: Path) -> Tuple[List[Path], Optional[str]]:
+    """(config folders, primary config name) a sweep was launched with; every folder checked again
+    (it must exist and hold no Hydra settings) and a study copy kept in the sweep comes first."""
+    import json
+
+    path = sweep_dir / RECORD
+    dirs: List[Path] = []
+    if (sweep_dir / STAGE).is_dir():
+        dirs.append(Path(os.path.abspath(sweep_dir / STAGE)))
+        check_files(dirs[0], f"the study copy {dirs[0]}")
+    if not path.exists():  # a sweep from before config folders: the shipped configs only
+        return dirs, None
+    try:
+        record = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise UserError(f"{path} is unreadable ({type(e).__name__}); it should say which config folders the "
+                        "sweep used") from None
+    folders = record.get("config_dirs", []) if isinstance(record, dict) else None
+    name = record.get("config_name") if isinstance(record, dict) else None
+    if not isinstance(folders, list) or not all(isinstance(f, str) for f in folders) or \
+            not (name is None or (isinstance(name, str) and name.replace("_", "").replace("-", "").isalnum())):
+        raise UserError(f"{path} is not a sweep record: config_dirs must be a list of folders and config_name "
+                        "a config name")
+    for f in folders:
+        d = check_dir(f"{path.name} config folder", f)
+        if d is not None and d not in dirs:
+            dirs.append(d)
+    return dirs, name

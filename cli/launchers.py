@@ -1,0 +1,76 @@
+"""Everything ics knows about Hydra's launchers, in one table.
+
+A sweep is launched by one of five launchers (hydra/launcher=<option>). What differs between them —
+where jobs run, how many at once on this machine, how a stopped sweep keeps its queued jobs from
+starting, which pip extra brings them — is one `Launcher` row below; the CLI asks `launcher_of()`
+instead of testing class names. A launcher `_target_` that is not in the table is refused before
+anything runs: a launcher is code, and only these are known to be safe to run.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+from ics_cli.hydra_compat import UserError
+
+
+@dataclass(frozen=True)
+class Launcher:
+    option: str  # hydra/launcher=<option>
+    target: str  # the class Hydra builds
+    where: str  # "in-process" (one job after another in the CLI's process), "local" (worker processes
+    #             on this machine) or "cluster" (jobs on other machines)
+    # how a job interrupted by a signal ends: "stop" (the next jobs run in the same process: write the
+    # sweep's stop file so they do not start), "return" (a joblib worker: an exception would make
+    # joblib kill the other workers mid-checkpoint), "exit" (its own process: exit 128 + signal)
+    on_interrupt: str = "exit"
+    extra: Optional[str] = None  # the pip extra that provides it
+
+    def parallelism(self, node) -> int:
+        """How many jobs run at once (the live view's ETA divides by it)."""
+        if self.option == "joblib":  # n_jobs -1: one worker per core
+            n = node.get("n_jobs", -1)
+            n = -1 if n is None else int(n)
+            return (os.cpu_count() or 1) if n < 0 else max(1, n)
+        if self.option.startswith("submitit") or self.option == "slurm":
+            return max(1, int(node.get("array_parallelism", 256) or 256))
+        return 1
+
+    def local_jobs(self, node) -> int:
+        """How many jobs share this machine's cores at once: each job's threads are capped at
+        cores // this, so that parallel jobs never oversubscribe the cores."""
+        return self.parallelism(node) if self.where != "cluster" else 1
+
+
+_SUBMITIT = "hydra_plugins.hydra_submitit_launcher.submitit_launcher."
+LAUNCHERS = (
+    Launcher("basic", "hydra._internal.core_plugins.basic_launcher.BasicLauncher", "in-process", "stop"),
+    Launcher("joblib", "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher", "local", "return",
+             "joblib"),
+    Launcher("submitit_local", _SUBMITIT + "LocalLauncher", "local", extra="submitit"),
+    Launcher("submitit_slurm", _SUBMITIT + "SlurmLauncher", "cluster", extra="submitit"),
+    Launcher("slurm", "hydra_plugins.ics.SlurmLauncher", "cluster", extra="submitit"),  # cli/slurm.py (HYDRA_TARGET)
+)
+OPTIONS = tuple(launcher.option for launcher in LAUNCHERS)
+
+
+def launcher_of(node) -> Launcher:
+    """The row of a composed `hydra.launcher` node; an unknown `_target_` is a UserError."""
+    target = str(node.get("_target_", "") if node is not None else "")
+    for launcher in LAUNCHERS:
+        if target == launcher.target:
+            return launcher
+    raise UserError(f"hydra.launcher._target_={target or '(none)'} is not a launcher ics runs; "
+                    f"allowed: hydra/launcher={', '.join(OPTIONS)}")
+
+
+def by_option(option: str) -> Optional[Launcher]:
+    return next((launcher for launcher in LAUNCHERS if launcher.option == option), None)
+
+
+def install_hint(option: str) -> Optional[str]:
+    launcher = by_option(option)
+    if launcher is None or launcher.extra is None:
+        return None
+    return f"{option} launcher: pip install 'ics[{launcher.extra}]'"
