@@ -430,8 +430,18 @@ def fig_weights(groups: Sequence[Group]):
 
 
 def make_figures(groups: Sequence[Group], tol: Sequence[GroupTolerance], score: str) -> Dict[str, Tuple[Any, Optional[str]]]:
-    """name -> (Figure or None, the reason it was skipped)."""
-    return {"accuracy": fig_accuracy(groups, score), "percentiles": fig_percentiles(groups),
-            "density": fig_density(groups), "drift": fig_drift(groups), "lr_tolerance": fig_lr_tolerance(tol),
-            "grad_ics": fig_grad_ics(groups), "landscape": fig_landscape(groups),
-            "bn_inference": fig_bn_inference(groups), "bn_noise": fig_bn_noise(groups), "weights": fig_weights(groups)}
+    """name -> (Figure or None, the reason it was skipped). A figure that cannot be drawn from the
+    files read (a job's npz that is not what its instrument writes) is skipped with the reason; the
+    other figures and the report go on."""
+    makers = {"accuracy": lambda: fig_accuracy(groups, score), "percentiles": lambda: fig_percentiles(groups),
+              "density": lambda: fig_density(groups), "drift": lambda: fig_drift(groups),
+              "lr_tolerance": lambda: fig_lr_tolerance(tol), "grad_ics": lambda: fig_grad_ics(groups),
+              "landscape": lambda: fig_landscape(groups), "bn_inference": lambda: fig_bn_inference(groups),
+              "bn_noise": lambda: fig_bn_noise(groups), "weights": lambda: fig_weights(groups)}
+    out: Dict[str, Tuple[Any, Optional[str]]] = {}
+    for name, make in makers.items():
+        try:
+            out[name] = make()
+        except Exception as e:  # noqa: BLE001 - data from files anyone may have written
+            out[name] = (None, f"could not be drawn from these files ({type(e).__name__}: {str(e)[:100]})")
+    return out

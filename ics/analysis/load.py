@@ -80,7 +80,19 @@ class Job:
             return f"failed: {s.error[:60]}…" if len(s.error) > 60 else f"failed: {s.error}"
         if st in (Status.RUNNING, Status.INTERRUPTED, Status.KILLED) and s is not None:
             return f"{st} @ step {s.steps}"
+        if st == Status.UNREADABLE and self.record.problem:
+            return f"unreadable ({self.reason})"
         return str(st)
+
+    @property
+    def reason(self) -> str:
+        """Why the record is unreadable, short: the file relative to the job, then what is wrong."""
+        text = str(self.record.problem or "")
+        for prefix in (f"{self.dir}/", f"{self.dir}"):
+            if text.startswith(prefix):
+                text = text[len(prefix):]
+                break
+        return text if len(text) <= 80 else text[:79] + "…"
 
     @property
     def seed(self):
@@ -118,20 +130,51 @@ class Job:
                          s.chance_acc if s else None, float(np.mean(eff)) if eff else None, on_val)
 
 
+def _numeric(a: np.ndarray) -> bool:
+    return isinstance(a, np.ndarray) and a.dtype.kind in "biuf"
+
+
 def load_metrics(d: Path) -> Optional[Metrics]:
+    """metrics.npz as float arrays; None when missing, damaged or not shaped like a run's curves
+    (1-D numbers; each evaluation array as long as eval_step, each training one as train_step)."""
     try:
-        with np.load(d / names.METRICS) as z:  # val_* are absent in records written before 0.2
-            return Metrics(**{k: z[k] if k in z.files else np.zeros(0) for k in names.METRIC_ARRAYS})
-    except Exception:  # missing (failed job), truncated (BadZipFile, EOFError) or foreign
+        with np.load(d / names.METRICS, allow_pickle=False) as z:  # val_* are absent in records written before 0.2
+            arrays = {k: z[k] if k in z.files else np.zeros(0) for k in names.METRIC_ARRAYS}
+    except Exception:  # missing (failed job), truncated (BadZipFile, EOFError), object arrays or foreign
         return None
+    if not all(_numeric(a) and a.ndim == 1 for a in arrays.values()):
+        return None
+    arrays = {k: a.astype(float) for k, a in arrays.items()}
+    n_eval, n_train = len(arrays[names.EVAL_STEP]), len(arrays[names.TRAIN_STEP])
+    if any(len(arrays[k]) != n_eval for k in (names.TEST_LOSS, names.TEST_ACC)) or \
+            any(len(arrays[k]) not in (0, n_eval) for k in (names.VAL_LOSS, names.VAL_ACC)) or \
+            any(len(arrays[k]) not in (0, n_train) for k in (names.TRAIN_LOSS, names.TRAIN_ACC)):
+        return None
+    return Metrics(**arrays)
+
+
+def _plain_tree(v: Any, depth: int = 0) -> bool:
+    """JSON-like data: mappings with string keys, lists, strings, numbers, None."""
+    if depth > 20:
+        return False
+    if isinstance(v, dict):
+        return all(isinstance(k, str) and _plain_tree(x, depth + 1) for k, x in v.items())
+    if isinstance(v, list):
+        return all(_plain_tree(x, depth + 1) for x in v)
+    return v is None or isinstance(v, (str, int, float))
 
 
 def load_series(d: Path, key: str) -> Optional[Series]:
+    """An instrument's npz; None when missing, damaged, or not numbers with a 1-D `steps` and a
+    JSON mapping as meta."""
     arrays = load_instrument_arrays(Path(d) / names.instrument_file(key))
     if arrays is None or "steps" not in arrays:
         return None
     meta = arrays.pop("meta")
     steps = arrays.pop("steps")
+    if not isinstance(meta, dict) or not _plain_tree(meta) or not _numeric(steps) or steps.ndim != 1 or \
+            not all(_numeric(a) and a.ndim >= 1 for a in arrays.values()):
+        return None
     return Series(steps, arrays, meta)
 
 
@@ -174,11 +217,12 @@ def load_jobs(path: Path) -> List[Job]:
 
 
 def unreadable_files(job: Job) -> List[str]:
-    """The files a job's record says it wrote but that are missing or do not read."""
+    """The files of a job that do not read (its .hydra/ snapshot), and those
+    its record says it wrote but that are missing or do not read."""
+    out = list(job.record.file_problems)
     s = job.summary
     if s is None or s.steps == 0:
-        return []
-    out = []
+        return out
     if job.metrics is None:
         out.append(names.METRICS)
     for key in s.instruments:
@@ -188,14 +232,32 @@ def unreadable_files(job: Job) -> List[str]:
 
 
 def planned_jobs(path: Path) -> Optional[List[List[str]]]:
-    """The override list of every job a sweep was launched with (written by the CLI), if known."""
+    """The override list of every job a sweep was launched with (written by the CLI), if known;
+    None when absent or not a list of lists of strings (see planned_jobs_problem)."""
+    jobs, _ = _read_planned(path)
+    return jobs
+
+
+def planned_jobs_problem(path: Path) -> Optional[str]:
+    """One line when the sweep's jobs.json is there but cannot be read."""
+    return _read_planned(path)[1]
+
+
+def _read_planned(path: Path) -> Tuple[Optional[List[List[str]]], Optional[str]]:
     import json
 
+    from ics.record.files import one_line, read_text
+
+    where = Path(path) / names.PLANNED_JOBS
     try:
-        jobs = json.loads((Path(path) / names.PLANNED_JOBS).read_text())
-        return [list(map(str, j)) for j in jobs] if isinstance(jobs, list) else None
-    except (OSError, ValueError):
-        return None
+        jobs = json.loads(read_text(where, 64 << 20))
+    except FileNotFoundError:
+        return None, None
+    except (OSError, ValueError, RecursionError) as e:
+        return None, f"{names.PLANNED_JOBS}: {one_line(e)}"
+    if not isinstance(jobs, list) or not all(isinstance(j, list) and all(isinstance(o, str) for o in j) for j in jobs):
+        return None, f"{names.PLANNED_JOBS}: not a list of override lists"
+    return jobs, None
 
 
 def series(job: Job, key: str) -> Optional[Series]:

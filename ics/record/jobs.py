@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+import yaml
+
 from ics.record import names
 from ics.record.lock import holder
 from ics.record.summary import RecordError, Status, Summary, read_summary
@@ -26,6 +28,7 @@ class JobRecord:
     config: Optional[Dict[str, Any]] = None  # nested; None when neither the record nor .hydra/ has it
     problem: Optional[str] = None  # why the record is missing or unreadable
     owner: Optional[str] = None  # "pid N on host" of a live run
+    file_problems: List[str] = field(default_factory=list)  # other files of the job that do not read: one line each
 
     @property
     def has_checkpoint(self) -> bool:
@@ -69,41 +72,132 @@ def _order(job: Path, root: Path):
     return (str(job.parent), num if num is not None else 1 << 30, str(job))
 
 
+MAX_YAML_BYTES = 16 << 20
+
+
+class _PlainYamlLoader(yaml.SafeLoader):
+    """safe_load without aliases: Hydra never writes them, and a few nested aliases make a small
+    file expand to billions of values in whatever walks it."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.events.AliasEvent):
+            raise yaml.YAMLError("uses YAML aliases (*name), which Hydra never writes")
+        return super().compose_node(parent, index)
+
+
+def read_yaml(path: Path) -> Any:
+    """A YAML file from a run or sweep folder as plain data (never objects): ValueError with one
+    line (empty, not UTF-8, not YAML, aliases) when it cannot be read."""
+    from ics.record.files import one_line, read_text
+
+    text = read_text(path, MAX_YAML_BYTES)
+    try:
+        return yaml.load(text, Loader=_PlainYamlLoader)  # noqa: S506 - a SafeLoader subclass
+    except (yaml.YAMLError, RecursionError) as e:
+        raise ValueError(f"not YAML ({one_line(e)})") from None
+
+
 def _hydra_files(d: Path):
-    """(overrides, config) from Hydra's snapshot in .hydra/, each None when absent or unreadable."""
-    import yaml
+    """(overrides, config, problems) from Hydra's snapshot in .hydra/: overrides and config are None
+    when absent or unreadable; problems names each file that is there but does not read."""
+    from ics.record.files import one_line
 
     overrides = config = None
+    problems: List[str] = []
+    where = d / names.HYDRA_DIR
+    path = where / "overrides.yaml"
     try:
-        overrides = [str(o) for o in yaml.safe_load((d / names.HYDRA_DIR / "overrides.yaml").read_text()) or []]
-    except (OSError, yaml.YAMLError, TypeError):
+        loaded = read_yaml(path)
+        if not isinstance(loaded, list) or not all(isinstance(o, (str, int, float)) and not isinstance(o, bool)
+                                                   for o in loaded):
+            raise ValueError("not a list of overrides")
+        overrides = [str(o) for o in loaded]
+    except FileNotFoundError:
         pass
+    except (OSError, ValueError) as e:
+        problems.append(f"{names.HYDRA_DIR}/{path.name}: {one_line(e)}")
+    path = where / "config.yaml"
     try:
-        loaded = yaml.safe_load((d / names.HYDRA_DIR / "config.yaml").read_text())
-        config = loaded if isinstance(loaded, dict) else None
-    except (OSError, yaml.YAMLError):
+        loaded = read_yaml(path)
+        problem = "not a mapping" if not isinstance(loaded, dict) else _config_problem(loaded)
+        if problem:
+            raise ValueError(problem)
+        config = loaded
+    except FileNotFoundError:
         pass
-    return overrides, config
+    except (OSError, ValueError) as e:
+        problems.append(f"{names.HYDRA_DIR}/{path.name}: {one_line(e)}")
+    return overrides, config, problems
+
+
+def _config_problem(config: Dict[str, Any]) -> Optional[str]:
+    from ics.record.summary import _tree_problem
+
+    if not all(isinstance(k, str) for k in config):
+        return "a key is not a name"
+    return _tree_problem(config)
+
+
+def _checkpoint_step(d: Path) -> Optional[int]:
+    """The step of the job's checkpoint, read as data (weights_only); None if it does not read."""
+    from ics.train.checkpoint import step_of
+
+    try:
+        return step_of(d / names.CHECKPOINT)
+    except Exception:  # noqa: BLE001 - missing or corrupt: the caller keeps the record's own step
+        return None
 
 
 def read_job(d: Path, root: Optional[Path] = None) -> JobRecord:
     d = Path(d)
     num = job_number(d, Path(root)) if root is not None else None
     owner = holder(d)
-    h_overrides, h_config = _hydra_files(d)
+    h_overrides, h_config, problems = _hydra_files(d)
     try:
         s = read_summary(d)
     except FileNotFoundError:
         status = Status.RUNNING if owner else Status.KILLED
         problem = None if owner else "no summary.json: the job died before writing its record"
-        return JobRecord(d, num, status, None, h_overrides or [], h_config, problem, owner)
+        return JobRecord(d, num, status, None, h_overrides or [], h_config, problem, owner, problems)
     except (RecordError, OSError) as e:
-        return JobRecord(d, num, Status.UNREADABLE, None, h_overrides or [], h_config, str(e), owner)
+        return JobRecord(d, num, Status.UNREADABLE, None, h_overrides or [], h_config, str(e), owner, problems)
     status = s.status
     if status == Status.RUNNING and not owner:
         status = Status.KILLED
+    if s.checkpointing is not None and not owner:
+        # killed while putting a checkpoint in place: the one on disk says which step it holds
+        step = _checkpoint_step(d)
+        if step is not None:
+            s.steps = step
     overrides = s.overrides if s.overrides or h_overrides is None else h_overrides
-    return JobRecord(d, num, status, s, list(overrides), s.config or h_config, None, owner)
+    return JobRecord(d, num, status, s, list(overrides), s.config or h_config, None, owner, problems)
+
+
+def read_progress(d: Path) -> Dict[str, Any]:
+    """A running job's progress.json as data: {} when absent or unreadable; numbers that are not
+    numbers and strings that are not strings are dropped."""
+    import json
+
+    from ics.record.files import read_text
+
+    try:
+        data = json.loads(read_text(Path(d) / "progress.json", 1 << 20))
+    except (OSError, ValueError, RecursionError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    out: Dict[str, Any] = {}
+    for k in ("step", "steps", "pid"):
+        if isinstance(data.get(k), int) and not isinstance(data.get(k), bool):
+            out[k] = data[k]
+    for k in ("loss", "acc", "steps_per_sec", "updated"):
+        v = data.get(k)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[k] = float(v)
+    for k in ("phase", "label"):
+        if isinstance(data.get(k), str):
+            out[k] = data[k][:200]
+    return out
 
 
 def read_jobs(root: Path) -> List[JobRecord]:

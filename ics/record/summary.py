@@ -11,14 +11,16 @@ import dataclasses
 import json
 import os
 import socket
+import re
 import time
+import typing
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from ics.record import names
-from ics.record.files import write_json
+from ics.record.files import one_line, read_text, write_json
 
 SCHEMA_VERSION = 2
 
@@ -88,6 +90,8 @@ class Summary:
     overrides: List[str] = field(default_factory=list)
     config: Dict[str, Any] = field(default_factory=dict)
     resumed_at: List[int] = field(default_factory=list)  # steps this run was resumed from
+    checkpointing: Optional[int] = None  # written just before checkpoint.pt of this step is put in place: the
+    # checkpoint on disk is of this step or the one before; a reader of a dead run takes it from the checkpoint
     recalibrated: Dict[str, Any] = field(default_factory=dict)  # `ics recalibrate`: EMA vs precise-BN accuracy
     error: Optional[str] = None
     traceback: Optional[str] = None
@@ -107,9 +111,14 @@ class Summary:
 
     @classmethod
     def from_json(cls, d: Dict[str, Any]) -> "Summary":
+        """A record from parsed JSON. Every field is checked against its declared type (a record is
+        data from a folder anyone may have written): a wrong type is a RecordError, never a crash
+        later in a reader."""
         if not isinstance(d, dict) or "status" not in d:
             raise RecordError("not a run record (no status)")
         version = d.get("schema_version", 1)
+        if not _is_int(version):
+            raise RecordError(f"schema_version {_show(version)} is not a whole number")
         if version > SCHEMA_VERSION:
             raise RecordError(f"written by a newer ics (record schema {version}, this ics reads up to "
                               f"{SCHEMA_VERSION})")
@@ -118,14 +127,112 @@ class Summary:
             d["instruments"] = {"probe": d.pop("drift", {}) or {}}
             if d.get("probe_time_sec") is not None:
                 d["instrument_time_sec"] = {"probe": d.pop("probe_time_sec")}
+        if not isinstance(d["status"], str):
+            raise RecordError(f"status {_show(d['status'])} is not a string")
         try:
             status = Status(d["status"])
         except ValueError:
             raise RecordError(f"unknown status {d['status']!r}") from None
-        known = {f.name for f in dataclasses.fields(cls)}
-        kwargs = {k: v for k, v in d.items() if k in known}
+        hints = _field_types()
+        kwargs = {}
+        for k, v in d.items():
+            if k not in hints or k in ("status", "schema_version"):
+                continue
+            problem = _type_problem(v, hints[k])
+            if problem is None and k == "instruments":
+                problem = _instruments_problem(v)
+            if problem is None and k in ("config", "dataset", "recalibrated"):
+                problem = _tree_problem(v)
+            if problem is not None:
+                raise RecordError(f"{k} is {_show(v)}: {problem}")
+            kwargs[k] = v
         kwargs.update(status=status, schema_version=SCHEMA_VERSION)
         return cls(**kwargs)
+
+
+# --- checking a record's field types ----------------------------------------------------------------
+_HINTS: Optional[Dict[str, Any]] = None
+_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,99}$")  # an instrument's key names its npz file
+
+
+def _field_types() -> Dict[str, Any]:
+    global _HINTS
+    if _HINTS is None:
+        _HINTS = typing.get_type_hints(Summary)
+    return _HINTS
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _show(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _type_problem(v: Any, hint: Any) -> Optional[str]:
+    """Why v does not fit the type hint (None when it does)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return None
+    if origin is typing.Union:  # Optional[X]
+        if v is None and type(None) in args:
+            return None
+        return _type_problem(v, next(a for a in args if a is not type(None)))
+    if hint is int:
+        return None if _is_int(v) else "not a whole number"
+    if hint is float:
+        return None if _is_num(v) else "not a number"
+    if hint is str:
+        return None if isinstance(v, str) else "not a string"
+    if origin in (list, List):
+        if not isinstance(v, list):
+            return "not a list"
+        return next((f"an item {p}" for x in v if (p := _type_problem(x, args[0])) is not None), None)
+    if origin in (dict, Dict):
+        if not isinstance(v, dict):
+            return "not a mapping"
+        return next((f"{k!r}: {p}" for k, x in v.items() if (p := _type_problem(x, args[1])) is not None), None)
+    return None
+
+
+def _tree_problem(v: Any, depth: int = 0) -> Optional[str]:
+    """A config-like tree: mappings of names to scalars, lists of scalars, or mappings."""
+    if depth > 20:
+        return "nested too deeply"
+    for k, x in v.items():
+        if isinstance(x, dict):
+            p = _tree_problem(x, depth + 1)
+            if p is not None:
+                return p
+        elif isinstance(x, list):
+            if not all(x_ is None or isinstance(x_, (str, int, float)) for x_ in x):
+                return f"{k}: a list of something other than plain values"
+        elif not (x is None or isinstance(x, (str, int, float))):
+            return f"{k}: not a plain value"
+    return None
+
+
+def _instruments_problem(v: Dict[str, Any]) -> Optional[str]:
+    """{instrument key: {name: {metric: number}} or {name: number}}; the probe's drift is {point: {metric: number}}."""
+    for key, val in v.items():
+        if not _KEY.match(key):
+            return f"{key!r} is not an instrument name"
+        if not isinstance(val, dict):
+            return f"{key}: not a mapping"
+        for name, inner in val.items():
+            if isinstance(inner, dict):
+                bad = [m for m, x in inner.items() if x is not None and not _is_num(x)]
+                if bad:
+                    return f"{key}.{name}.{bad[0]}: not a number"
+            elif key == "probe" or inner is not None and not _is_num(inner):
+                return f"{key}.{name}: not a number or a mapping of numbers"
+    return None
 
 
 def write_summary(run_dir: Path, summary: Summary) -> None:
@@ -134,11 +241,19 @@ def write_summary(run_dir: Path, summary: Summary) -> None:
     write_json(Path(run_dir) / names.SUMMARY, summary.to_json())
 
 
+MAX_RECORD_BYTES = 16 << 20  # a record is a few kB; anything far larger is not one
+
+
 def read_summary(run_dir: Path) -> Summary:
-    """The record of a run directory. FileNotFoundError if there is none, RecordError if unreadable."""
+    """The record of a run directory. FileNotFoundError if there is none, RecordError (one line,
+    naming the file and what is wrong) if it cannot be read as a record."""
     path = Path(run_dir) / names.SUMMARY
-    text = path.read_text()
     try:
+        text = read_text(path, MAX_RECORD_BYTES)
         return Summary.from_json(json.loads(text))
-    except ValueError as e:  # JSONDecodeError is a ValueError
-        raise RecordError(f"{path}: {str(e).splitlines()[0]}") from None
+    except FileNotFoundError:
+        raise
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, RecordError and UnicodeDecodeError are ValueErrors
+        raise RecordError(f"{path}: {one_line(e)}") from None
+    except OSError as e:  # a folder where the file should be, no permission, an I/O error
+        raise RecordError(f"{path}: cannot be read ({e.strerror or type(e).__name__})") from None
