@@ -69,21 +69,42 @@ def reference(tmp_path_factory, mnist_root):
     return d / "run"
 
 
-def test_kill_9_then_resume_is_bit_identical(tiny_env, tmp_path, reference):
-    run = tmp_path / "run"
-    proc = start(merged("run", *RUN, f"hydra.run.dir={run}"), tiny_env, tmp_path)
-    wait_for(run / "checkpoint.pt", proc)
-    time.sleep(random.uniform(0.0, 0.4))  # a random step after the first checkpoint
-    proc.kill()
+def kill_after_line(proc: subprocess.Popen, step: int) -> None:
+    """kill -9 as soon as the run prints its progress line of `step` (synchronised on its output,
+    not on time): the run has written every checkpoint before `step` and may be writing the next."""
+    for line in proc.stdout:
+        m = re.match(r"step ([\d,]+)/", line)
+        if m and int(m.group(1).replace(",", "")) >= step:
+            proc.kill()
+            proc.wait()
+            return
     proc.wait()
-    killed = record(run)
-    assert killed["status"] == "running" and 200 <= killed["steps"] < 3000, "the kill did not land mid-run"
+    raise AssertionError(f"the run ended before step {step}: {proc.stderr.read()}")
+
+
+# step 250: mid-interval after the first checkpoint; step 400: the line printed just before the
+# checkpoint of step 400 is written, so the kill lands before, in or after that write
+@pytest.mark.parametrize("kill_at", [250, 400])
+def test_kill_9_then_resume_is_bit_identical(tiny_env, tmp_path, reference, kill_at):
+    from ics.record import read_job
+    from ics.train.checkpoint import step_of
+
+    run = tmp_path / "run"
+    # progress lines at every logging step (a neutral key: the run computes the same as the reference)
+    proc = start(merged("run", *RUN, "trainer.progress_every_sec=1e-9", f"hydra.run.dir={run}"), tiny_env, tmp_path)
+    kill_after_line(proc, kill_at)
+    job = read_job(run)
+    killed = job.summary.steps
+    assert str(job.status) == "killed" and 200 <= killed < 3000, "the kill did not land mid-run"
+    # the record is never behind the checkpoint: what the report says is where resume continues
+    assert step_of(run / "checkpoint.pt") == killed
     p = ics(["report", str(run)], tiny_env, tmp_path)
-    assert p.returncode == 0 and "killed" in p.stdout, p.stdout + p.stderr
+    assert p.returncode == 0 and f"killed @ step {killed}" in p.stdout, p.stdout + p.stderr
     p = ics(["resume", str(run)], tiny_env, tmp_path)
     assert p.returncode == 0, p.stdout + p.stderr
     done = record(run)
-    assert done["status"] == "completed" and done["resumed_at"] == [killed["steps"]]
+    assert done["status"] == "completed" and done["resumed_at"] == [killed]
+    assert not list(run.glob(".*.tmp")), "a temporary file of the killed run was left behind"
     assert_same_run(reference, run)
     assert_clean_events(run)
 

@@ -2,7 +2,8 @@
 
 The kernel releases it when the process dies, however it dies (kill -9 included), so a reader can
 tell a live run from a dead one without trusting timestamps or pids: a record that says `running`
-whose lock is free belongs to a killed run.
+whose lock is free belongs to a killed run. Whoever takes the lock is the folder's only writer, so
+it removes the temporary files (`.<name>.<pid>.tmp`) that a killed writer left behind.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Optional
 
 from ics.record import names
+from ics.record.files import remove_stale_temp_files
 
 try:
     import fcntl
@@ -44,6 +46,8 @@ class RunLock:
         fh.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
         fh.flush()
         self.fh = fh
+        # the one writer now: temporary files a killed writer left here (`.<name>.<pid>.tmp`) go
+        remove_stale_temp_files(self.path.parent)
         return self
 
     def release(self) -> None:

@@ -223,16 +223,25 @@ class Trainer:
             self.writer.add_custom_scalars(layout)
 
     def save_checkpoint(self) -> None:
-        """checkpoint.pt, then the record and the series as they stand: a kill loses at most one interval."""
+        """The series, checkpoint.pt and the record as they stand: a kill loses at most one interval."""
         if self.out_dir is None:
             return
         t0 = time.perf_counter()
         if self.writer is not None:
             self.writer.flush()  # first: the events up to this step are on disk before the checkpoint says so
-        ckpt.save(ckpt.path_of(self.out_dir), self.state_dict())
         self._write_series()
+        self._put_checkpoint()
         write_summary(self.out_dir, self.summary())
         self.timers["checkpoint"] += time.perf_counter() - t0
+
+    def _put_checkpoint(self) -> None:
+        """checkpoint.pt of this step, announced first by a `running` record saying `checkpointing`
+        at this step: whenever the process dies, the record is never behind the checkpoint (a reader
+        of a dead run whose record says checkpointing takes the step from the checkpoint itself)."""
+        pending = self.summary()
+        pending.status, pending.checkpointing = Status.RUNNING, self.step
+        write_summary(self.out_dir, pending)
+        ckpt.save(ckpt.path_of(self.out_dir), self.state_dict())
 
     def _write_series(self) -> None:
         write_npz(self.out_dir / names.METRICS, {k: np.asarray(v, dtype=float) for k, v in self.history.items()})
@@ -286,9 +295,9 @@ class Trainer:
         if self.out_dir is not None:
             if self.writer is not None:
                 self.writer.flush()
-            if self.cfg.trainer.checkpoint_every:
-                ckpt.save(ckpt.path_of(self.out_dir), self.state_dict())
             self._write_series()
+            if self.cfg.trainer.checkpoint_every:
+                self._put_checkpoint()
             write_summary(self.out_dir, summary)
             if self.writer is not None:
                 self.writer.add_text("status", f"{summary.status} at step {summary.steps}", self.step)
