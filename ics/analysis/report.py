@@ -10,20 +10,33 @@ npz files; never the event files; jobs in any state, each with its own config) a
 * one PNG per figure (a figure is skipped, with the reason in report.md, when its data is absent);
 * a TensorBoard event file with the figures as images and the tables as text, so
   `tensorboard --logdir <sweep>` shows the report as one more "run" next to the jobs.
+
+The output folder is the report's own: a run or sweep folder, the folder being reported, a folder
+holding TensorBoard events the report did not write, or a `report` that is a symbolic link, is
+refused before anything is written. Every file goes in through a fresh temporary file and a rename
+(a link planted under an output name is replaced, never followed), and `.ics-report.json` lists
+what the report wrote: a re-run removes only those files (e.g. its previous event file).
 """
 from __future__ import annotations
 
+import json
+import os
+import re
+import shutil
+import tempfile
 from collections import Counter
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from ics.analysis.figures import FIGURES, make_figures
 from ics.analysis.groups import Group, contrasts, seed_groups
-from ics.analysis.load import Job, common_overrides, load_jobs, planned_jobs
+from ics.analysis.load import Job, common_overrides, load_jobs, planned_jobs, planned_jobs_problem
 from ics.analysis.tables import (TextTable, contrast_table, drift_table, effective_lr_table, group_rows, groups_table,
                                  instrument_tables, lr_table, markdown_table, print_tables, run_rows, runs_table,
                                  score_name, targets_of, tolerance_table, write_csv)
 from ics.analysis.tolerance import GroupTolerance, has_lr_grid, lr_tolerance
+from ics.config import ConfigError
+from ics.record import names
 
 MAX_CURVES = 16  # groups drawn in one curve figure; an LR sweep shows each group at its best LR
 
@@ -86,27 +99,133 @@ def write_markdown(path: Path, src: Path, jobs: Sequence[Job], tables: Sequence[
     return text_only
 
 
-def _log_tensorboard(out: Path, figs: Dict[str, Any], text: str) -> None:
-    """Figures as images (the Images tab) and the tables as self-contained text (no image links)."""
-    from torch.utils.tensorboard import SummaryWriter
+# --- the output folder: the report's own -----------------------------------------------------------
+MANIFEST = ".ics-report.json"  # the files the last report wrote here: the only ones a re-run removes
+EVENTS = "events.out.tfevents."
+# what a report may name a file; a manifest (data in a folder anyone may have written) naming
+# anything else is ignored
+OWN_NAME = re.compile(r"^(report\.md|runs\.csv|groups\.csv|(" + "|".join(FIGURES) + r")\.png|"
+                      + re.escape(EVENTS) + r"[A-Za-z0-9_.\-]+)$")
+RUN_MARKERS = (names.SUMMARY, "multirun.yaml", names.HYDRA_DIR, names.CHECKPOINT, names.PLANNED_JOBS, names.LOCK,
+               names.METRICS)
 
-    for old in out.glob("events.out.tfevents.*"):  # a re-run replaces the report, not adds a copy
-        old.unlink()
-    writer = SummaryWriter(log_dir=str(out))
+
+def check_out(path: Path, out: Optional[Path]) -> Path:
+    """The report's output folder for `ics report path [--out out]`, or a one-line ConfigError if
+    writing there could touch anything but a report: a run or sweep folder, the folder reported
+    on, a folder with TensorBoard events the report did not write, a default `report` that is a
+    symbolic link (planted in a sweep, it could lead anywhere) or a file."""
+    default = out is None
+    out = Path(path) / names.REPORT_DIR if default else Path(out)
+    how = "remove it, or give --out a new folder" if default else "give --out a new folder (default: <dir>/report)"
+    if default and out.is_symlink():
+        raise ConfigError(f"{out} is a symbolic link; ics report writes only into a real folder of its own: {how}")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder; {how}")
+    if not out.exists():
+        return out
+    real = out.resolve()
+    held = next((m for m in RUN_MARKERS if (real / m).exists() or (real / m).is_symlink()), None)
+    if held is not None:
+        raise ConfigError(f"--out {out} is a run or sweep folder (it holds {held}); ics report never writes into "
+                          f"one: {how}")
+    if real == Path(path).resolve():
+        raise ConfigError(f"--out {out} is the folder being reported; {how}")
+    from ics.record.jobs import is_job_dir
+
     try:
-        for name, fig in figs.items():
-            writer.add_figure(f"report/{name}", fig, global_step=0, close=False)
-        writer.add_text("report", text, 0)
-    finally:
-        writer.close()
+        job = next((c for c in real.iterdir() if c.is_dir() and not c.is_symlink() and is_job_dir(c)), None)
+    except OSError as e:
+        raise ConfigError(f"--out {out} cannot be read ({e.strerror})") from None
+    if job is not None:
+        raise ConfigError(f"--out {out} is a sweep folder (it holds the job folder {job.name}); {how}")
+    previous = _previous_files(real)
+    foreign = sorted(p.name for p in real.glob(EVENTS + "*") if p.name not in previous)
+    if foreign:
+        raise ConfigError(f"--out {out} holds TensorBoard events ics report did not write ({foreign[0]}): a run's "
+                          f"history is never touched; {how}")
+    return out
+
+
+def _previous_files(out: Path) -> List[str]:
+    """Names of the files an earlier report wrote in out: from its manifest; for a report written
+    before manifests (report.md and runs.csv there, no manifest), every file with a report's name."""
+    from ics.record.files import read_text
+
+    try:
+        listed = json.loads(read_text(out / MANIFEST, 1 << 20)).get("files")
+    except FileNotFoundError:
+        if (out / "report.md").is_file() and (out / "runs.csv").is_file():
+            return sorted(p.name for p in out.iterdir() if OWN_NAME.match(p.name))
+        return []
+    except (OSError, ValueError, AttributeError, RecursionError):
+        return []
+    if not isinstance(listed, list):
+        return []
+    return [n for n in listed if isinstance(n, str) and OWN_NAME.match(n)]
+
+
+class ReportFolder:
+    """Writes the report's files into out, each through a new temporary file and a rename, and
+    keeps the list: finish() removes what the previous report wrote and this one did not, then
+    writes the manifest."""
+
+    def __init__(self, out: Path):
+        self.out = Path(out)
+        self.previous = _previous_files(self.out) if self.out.is_dir() else []
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.written: List[str] = []
+
+    def write(self, name: str, fn: Callable[[Path], Any]) -> Path:
+        fd, tmp = tempfile.mkstemp(dir=self.out, prefix=f".{name}.", suffix=".part")  # O_EXCL: never a planted link
+        os.close(fd)
+        try:
+            fn(Path(tmp))
+            os.replace(tmp, self.out / name)
+        finally:
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+        self.written.append(name)
+        return self.out / name
+
+    def tensorboard(self, figs: Dict[str, Any], text: str) -> None:
+        """Figures as images (the Images tab) and the tables as self-contained text (no image links),
+        written in a private folder, then moved in."""
+        from torch.utils.tensorboard import SummaryWriter
+
+        private = Path(tempfile.mkdtemp(dir=self.out, prefix=".tensorboard."))
+        try:
+            writer = SummaryWriter(log_dir=str(private))
+            try:
+                for name, fig in figs.items():
+                    writer.add_figure(f"report/{name}", fig, global_step=0, close=False)
+                writer.add_text("report", text, 0)
+            finally:
+                writer.close()
+            for f in private.glob(EVENTS + "*"):
+                if OWN_NAME.match(f.name):
+                    os.replace(f, self.out / f.name)
+                    self.written.append(f.name)
+        finally:
+            shutil.rmtree(private, ignore_errors=True)
+
+    def finish(self) -> None:
+        for name in self.previous:
+            p = self.out / name
+            if name not in self.written and (p.is_file() or p.is_symlink()):
+                try:
+                    p.unlink()  # a link is removed, never what it points to
+                except OSError:
+                    pass
+        files = json.dumps({"files": sorted(set(self.written))}, indent=1)
+        self.write(MANIFEST, lambda p: p.write_text(files))
 
 
 def make_report(path: Path, out: Optional[Path] = None, console=None) -> dict:
     """Build the report of a run or sweep directory; returns the paths written and the tables."""
     path = Path(path)
     jobs = load_jobs(path)
-    out = Path(out) if out is not None else path / "report"
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_out(path, out)
     score = score_name(jobs)
     targets = targets_of(jobs)
     rows = run_rows(jobs)
@@ -120,6 +239,10 @@ def make_report(path: Path, out: Optional[Path] = None, console=None) -> dict:
         notes.append(f"{len(missing)} of the sweep's {len(planned)} jobs have not started: "
                      + "; ".join(missing[:10]) + (" …" if len(missing) > 10 else "")
                      + " (once the sweep has ended, ics resume runs them)")
+    plan_problem = planned_jobs_problem(path)
+    if plan_problem:
+        notes.append(f"the sweep's list of planned jobs could not be read ({plan_problem}); jobs that never "
+                     "started are not counted")
     unreadable = [j for j in jobs if j.problems]
     if unreadable:
         notes.append("files that could not be read (their figures leave these jobs out): " +
@@ -138,7 +261,10 @@ def make_report(path: Path, out: Optional[Path] = None, console=None) -> dict:
             tables.append(contrast_table(contrast, score))
     if any(j.summary is not None and j.summary.drift for j in jobs):
         tables.append(drift_table(groups))
-    tables += instrument_tables(groups)
+    try:
+        tables += instrument_tables(groups)
+    except Exception as e:  # noqa: BLE001 - an instrument's files of some job are not what it writes
+        notes.append(f"the instrument tables could not be built from these files ({type(e).__name__}: {e})")
     if has_lr_grid(tol):
         tables += [tolerance_table(tol), lr_table(tol)]
         eff = effective_lr_table(tol)
@@ -148,19 +274,21 @@ def make_report(path: Path, out: Optional[Path] = None, console=None) -> dict:
     for n in notes:
         (console.print if console is not None else print)(f"note: {n}")
 
+    folder = ReportFolder(out)
     written, skipped, figs = {}, {}, {}
     for name, (fig, reason) in make_figures(curve_groups(groups, tol), tol, "R²" if score == "R²" else "accuracy").items():
         if fig is None:
             skipped[name] = reason
             continue
-        written[name] = out / f"{name}.png"
-        fig.savefig(written[name], dpi=100)
+        written[name] = folder.write(f"{name}.png", lambda p, fig=fig: fig.savefig(p, dpi=100, format="png"))
         figs[name] = fig
-    csv_path, groups_path, md_path = out / "runs.csv", out / "groups.csv", out / "report.md"
-    write_csv(csv_path, rows)
-    write_csv(groups_path, group_rows(groups, targets))
-    text = write_markdown(md_path, path, jobs, tables, written, skipped, notes)
-    _log_tensorboard(out, figs, text)
+    csv_path = folder.write("runs.csv", lambda p: write_csv(p, rows))
+    groups_path = folder.write("groups.csv", lambda p: write_csv(p, group_rows(groups, targets)))
+    texts: List[str] = []
+    md_path = folder.write("report.md", lambda p: texts.append(write_markdown(p, path, jobs, tables, written,
+                                                                            skipped, notes)))
+    folder.tensorboard(figs, texts[0])
+    folder.finish()
     (console.print if console is not None else print)(
         f"wrote: {out}/ (report.md, runs.csv, groups.csv"
         + (f", {_n(len(written), 'figure')}: {', '.join(p.name for p in written.values())})" if written

@@ -1,0 +1,154 @@
+"""`ics report` writes only its own output folder (issue 15, item 2): an `--out` that is a run or
+sweep folder, the folder reported on, or one holding TensorBoard events it did not write, and a
+`report` that is a symbolic link, are refused in one line before anything is written; a re-run
+removes only the files the previous report listed as its own; a link planted under an output
+name is replaced, never followed."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from ics.analysis import make_report
+from ics.config import Config, ConfigError, MLPConfig, MNISTConfig, SGDConfig, TrainerConfig
+from ics.data import DataBundle
+from ics.train import Trainer
+
+EVENTS = "events.out.tfevents.*"
+
+
+def tiny_data(n=120, classes=4) -> DataBundle:
+    gen = torch.Generator().manual_seed(0)
+
+    def split(n):
+        y = torch.arange(n) % classes
+        x = 0.5 * torch.randn(n, 1, 4, 4, generator=gen)
+        x[torch.arange(n), 0, y] += 2.0
+        return x, y
+
+    (x, y), (xt, yt) = split(n), split(n // 2)
+    return DataBundle("synthetic", x, y, xt, yt, [str(c) for c in range(classes)], (0.0,), (1.0,), "memory")
+
+
+@pytest.fixture(scope="module")
+def clean_sweep(tmp_path_factory) -> Path:
+    """Two tiny jobs (probe off: only the accuracy figures) with their TensorBoard history, and the
+    sweep's multirun.yaml."""
+    root = tmp_path_factory.mktemp("sweep")
+    for num, lr in enumerate((0.1, 0.5)):
+        c = Config(model=MLPConfig(widths=[8]), data=MNISTConfig(), optim=SGDConfig(lr=lr),
+                   trainer=TrainerConfig(steps=20, batch_size=10, eval_every=10, log_every=10, device="cpu",
+                                         threads=1, progress=False, checkpoint_every=10))
+        c.probe.enabled = False
+        Trainer(c, root / f"{num}_optim.lr={lr}", data=tiny_data(), overrides=[f"optim.lr={lr}"]).fit()
+    (root / "multirun.yaml").write_text("hydra: {}\n")
+    return root
+
+
+@pytest.fixture
+def sweep(clean_sweep, tmp_path) -> Path:
+    d = tmp_path / "sweep"
+    shutil.copytree(clean_sweep, d, symlinks=True)
+    return d
+
+
+def snapshot(d: Path) -> dict:
+    return {p: p.read_bytes() for p in sorted(Path(d).rglob("*")) if p.is_file() and not p.is_symlink()}
+
+
+def job(sweep: Path, num: int) -> Path:
+    return next(sweep.glob(f"{num}_*"))
+
+
+@pytest.mark.parametrize("where", ["the run itself", "another run", "the sweep", "a sweep without multirun.yaml",
+                                   "a folder with jobs.json", "a folder with TensorBoard history"])
+def test_an_out_that_is_not_the_reports_own_is_refused_and_untouched(sweep, tmp_path, where):
+    run = job(sweep, 1)
+    path, out = {
+        "the run itself": (run, run),
+        "another run": (run, job(sweep, 0)),
+        "the sweep": (sweep, sweep),
+        "a sweep without multirun.yaml": (run, sweep),
+        "a folder with jobs.json": (run, tmp_path / "plan"),
+        "a folder with TensorBoard history": (run, tmp_path / "tb"),
+    }[where]
+    if where == "a sweep without multirun.yaml":
+        (sweep / "multirun.yaml").unlink()
+    if where == "a folder with jobs.json":
+        out.mkdir()
+        (out / "jobs.json").write_text("[]")
+    if where == "a folder with TensorBoard history":
+        out.mkdir()
+        shutil.copy(next(run.glob(EVENTS)), out)
+    before = snapshot(tmp_path)
+    with pytest.raises(ConfigError) as e:
+        make_report(path, out)
+    assert "\n" not in str(e.value) and str(out) in str(e.value)
+    assert snapshot(tmp_path) == before, "a refused report changed files"
+    assert not list(tmp_path.rglob("report.md"))
+
+
+@pytest.mark.parametrize("leads_to", ["a run", "an empty folder elsewhere"])
+def test_a_report_link_planted_in_a_sweep_is_refused(sweep, tmp_path, leads_to):
+    target = job(sweep, 0) if leads_to == "a run" else tmp_path / "elsewhere"
+    target.mkdir(exist_ok=True)
+    (sweep / "report").symlink_to(target, target_is_directory=True)
+    before = snapshot(tmp_path)
+    with pytest.raises(ConfigError, match="symbolic link"):
+        make_report(sweep)
+    assert snapshot(tmp_path) == before and not list(target.glob("report.md"))
+
+
+def test_a_rerun_removes_only_what_the_report_wrote(sweep):
+    first = make_report(sweep)
+    out = first["out"]
+    manifest = json.loads((out / ".ics-report.json").read_text())["files"]
+    (old_events,) = [p.name for p in out.glob(EVENTS)]
+    assert set(manifest) == {"report.md", "runs.csv", "groups.csv", "accuracy.png", "lr_tolerance.png", old_events}
+    (out / "notes.txt").write_text("mine")
+    (out / "accuracy_old.png").write_bytes(b"mine too")
+    # a forged manifest cannot make the report delete anything but a report's own file names
+    (out / ".ics-report.json").write_text(json.dumps({"files": [*manifest, "notes.txt", "../0_optim.lr=0.1/summary.json"]}))
+    make_report(sweep)
+    (events,) = list(out.glob(EVENTS))
+    assert events.name != old_events  # the previous report's event file is replaced, not doubled
+    assert (out / "notes.txt").read_text() == "mine" and (out / "accuracy_old.png").exists()
+    assert (job(sweep, 0) / "summary.json").exists()
+    assert all(list(job(sweep, n).glob(EVENTS)) for n in (0, 1))
+
+
+def test_a_link_planted_under_an_output_name_is_replaced_not_followed(sweep, tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    out = sweep / "report"
+    out.mkdir()
+    (out / "runs.csv").symlink_to(victim)
+    (out / "accuracy.png").symlink_to(victim)
+    make_report(sweep)
+    assert victim.read_text() == "precious"
+    assert not (out / "runs.csv").is_symlink() and (out / "runs.csv").read_text().startswith("job,")
+
+
+def test_a_report_written_before_manifests_is_replaced(sweep):
+    out = sweep / "report"
+    out.mkdir()
+    for name in ("report.md", "runs.csv", "events.out.tfevents.1.host.1.0"):
+        (out / name).write_text("an older ics report")
+    make_report(sweep)
+    assert len(list(out.glob(EVENTS))) == 1 and not (out / "events.out.tfevents.1.host.1.0").exists()
+
+
+def test_report_out_run_on_the_command_line(sweep, tiny_env, tmp_path):
+    run = job(sweep, 1)
+    before = snapshot(run)
+    p = subprocess.run([sys.executable, "-m", "ics_cli.main", "report", str(run), "--out", str(run)], env=tiny_env,
+                       cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    err = p.stderr.strip().splitlines()
+    assert p.returncode == 2 and len(err) == 1 and err[0].startswith("error: ") and "run or sweep folder" in err[0], \
+        p.stdout + p.stderr
+    assert snapshot(run) == before
