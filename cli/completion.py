@@ -11,29 +11,46 @@ from __future__ import annotations
 import dataclasses
 from typing import Dict, List, Sequence
 
-FLAGS = ["-m", "--multirun", "--cfg", "--hydra-help"]
-LAUNCHERS = ["basic", "joblib", "submitit_local", "submitit_slurm", "slurm"]
+FLAGS = ["-m", "--multirun", "--cfg", "--hydra-help", "--config-dir", "--config-name"]
 
 
-def _groups() -> Dict[str, List[str]]:
-    from ics.config import KINDS
-    from ics_cli.hydra_app import experiment_files
+def _dirs(args: Sequence[str]) -> List:
+    """The user config folders on the line (-cd, --config-dir, hydra.searchpath) and in ICS_CONFIG_PATH."""
+    from ics_cli.configdirs import split
 
-    out = {g: sorted(o) for g, o in KINDS.items()}
-    out["experiment"] = sorted(experiment_files())
-    out["hydra/launcher"] = LAUNCHERS
+    try:
+        return split(list(args)).dirs
+    except Exception:  # a folder that does not exist (yet): complete from the others
+        try:
+            return split([]).dirs
+        except Exception:
+            return []
+
+
+def _groups(args: Sequence[str] = ()) -> Dict[str, List[str]]:
+    from ics.config import GROUPS
+    from ics_cli.configdirs import options, studies
+    from ics_cli.launchers import OPTIONS
+
+    dirs = _dirs(args)
+    out = {g: sorted(options(g, dirs)) for g in GROUPS}
+    out["experiment"] = sorted(studies(dirs))
+    out["hydra/launcher"] = list(OPTIONS)
     return out
 
 
 def _sections(args: Sequence[str]):
     """(section name, dataclass) of every config section, with the options chosen on the line."""
     from ics.config import KINDS, Config
+    from ics_cli.configdirs import kind_of
 
     chosen = {}
     for a in args:
         key, _, value = a.partition("=")
-        if key in KINDS and value in KINDS[key]:
-            chosen[key] = KINDS[key][value]
+        if key in KINDS and value:
+            kind = kind_of(key, value, _dirs(args))
+            if kind in KINDS[key]:
+                chosen[key] = KINDS[key][kind]
     base = Config()
     for f in dataclasses.fields(base):
         value = getattr(base, f.name)
@@ -51,7 +68,7 @@ def _keys(args: Sequence[str]) -> Dict[str, dataclasses.Field]:
 
 
 def _values(key: str, args: Sequence[str]) -> List[str]:
-    groups = _groups()
+    groups = _groups(args)
     if key.lstrip("+") in groups:
         return groups[key.lstrip("+")]
     f = _keys(args).get(key)
@@ -92,7 +109,7 @@ def candidates(args: Sequence[str], incomplete: str) -> List[str]:
     if "=" in incomplete:  # zsh (and bash with '=' removed from COMP_WORDBREAKS)
         key, _, part = incomplete.partition("=")
         return [f"{key}={v}" for v in _values(key, args) if v.startswith(part)]
-    words = [f"{g}=" for g in _groups()] + [f"{k}=" for k in _keys(args)] + FLAGS
+    words = [f"{g}=" for g in _groups(args)] + [f"{k}=" for k in _keys(args)] + FLAGS
     return [w for w in words if w.startswith(incomplete)]
 
 
@@ -123,6 +140,10 @@ def complete_override(ctx, args: List[str], incomplete: str) -> List[str]:
 
 
 def complete_study(incomplete: str) -> List[str]:
-    from ics_cli.hydra_app import experiment_files
+    from ics_cli.configdirs import studies
 
-    return [name for name in experiment_files() if name.startswith(incomplete)]
+    try:
+        words = _line_words()
+    except Exception:
+        words = []
+    return [name for name in studies(_dirs(words)) if name.startswith(incomplete)]

@@ -15,6 +15,7 @@ hydra.launcher.n_jobs), since a folder on the search path may come from someone 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from importlib import resources
@@ -155,6 +156,14 @@ def check_study_file(path: Path) -> None:
     node = load_yaml(path)
     if not isinstance(node, DictConfig):
         raise UserError(f"{path} is not a study: its top level must be a mapping (defaults:, keys, hydra:)")
+    header = []  # Hydra reads `# @KEY VALUE` lines at the very top only (blank lines skipped)
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not re.match(r"^\s*#\s*@", line):
+            break
+        header.append(line)
+    if not any(re.match(r"^\s*#\s*@package\s+_global_\s*$", ln) for ln in header):
+        raise UserError(f"{path} does not begin with `# @package _global_`; a study sets keys of the whole config "
+                        "(model.norm, trainer.steps), so its first line must say so, as in experiments/")
     hydra = node.get("hydra")
     if hydra is not None:
         if not isinstance(hydra, DictConfig):
@@ -209,6 +218,36 @@ def option_file(group: str, name: str, dirs: List[Path]) -> str:
     if source == SHIPPED:
         return f"configs/{group}/{name}.yaml"
     return str(Path(source) / group / f"{name}.yaml") if source else "?"
+
+
+def kind_of(group: str, option: str, dirs: List[Path], depth: int = 0) -> Optional[str]:
+    """The kind (schema) an option file of model/data/optim resolves to, read from its `name` or its
+    defaults list (for completion: no Hydra). None when it cannot tell."""
+    from ics.config import KINDS
+
+    source = options(group, dirs).get(option)
+    if source is None or depth > 8:
+        return option if option in KINDS.get(group, {}) else None
+    path = (shipped_dir() if source == SHIPPED else Path(source)) / group / f"{option}.yaml"
+    try:
+        node = load_yaml(path)
+    except UserError:
+        return None
+    name = node.get("name") if hasattr(node, "get") else None
+    if isinstance(name, str) and name in KINDS.get(group, {}):
+        return name
+    for item in (node.get("defaults") or []) if hasattr(node, "get") else []:
+        if isinstance(item, str) and item != "_self_":
+            ref = item.split("@")[0]
+            if ref.startswith(f"/schema/{group}/"):
+                return ref.rsplit("/", 1)[1]
+            if "/" not in ref:
+                return kind_of(group, ref, dirs, depth + 1)
+    default = next(iter(KINDS.get(group, {})), None)  # a plain file: its group's default kind
+    from ics.config import Config
+
+    cls = type(getattr(Config(), group))
+    return next((k for k, c in KINDS[group].items() if c is cls), default)
 
 
 def shadowed(dirs: List[Path], groups) -> List[str]:

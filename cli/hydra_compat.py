@@ -70,7 +70,7 @@ def _plain(text: str) -> str:
         return "must be a number (e.g. 0.1)"
     if "could not be converted to Boolean" in text:
         return "must be true or false"
-    if "is not a ListConfig, list or tuple" in text:
+    if "is not a ListConfig, list or tuple" in text or "Invalid value assigned: AnyNode is not a ListConfig" in text:
         return "must be a list, e.g. [100,100]"
     return text
 
@@ -93,6 +93,8 @@ def explain(e: Exception, overrides: List[str], group_options, allowed_keys) -> 
         return first_line(e)
     cause = e.__cause__ or e.__context__
     msg = first_line(e)
+    if msg.startswith("In '") and "raised while composing config" in msg:
+        return _in_file(str(e))
     if msg.startswith("Error merging override ") and cause is not None:
         return f"{msg.split(' ', 3)[3]} is invalid: {_plain(first_line(cause))}"
     if "Could not override '" in msg or "Could not append to config" in msg:
@@ -110,6 +112,28 @@ def explain(e: Exception, overrides: List[str], group_options, allowed_keys) -> 
     if cause is not None:
         return f"{msg} {first_line(cause)}"
     return msg
+
+
+def _in_file(text: str) -> str:
+    """Hydra's "In 'model/m1': ConfigKeyError raised while composing config: / Key 'x' not in
+    'MLPConfig' / full_key: model.x" (an option file that does not fit its schema) as one line."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    where = lines[0].split("'")[1] if "'" in lines[0] else "?"
+    detail = lines[1] if len(lines) > 1 else lines[0]
+    key = next((ln.split("full_key:", 1)[1].strip() for ln in lines if ln.startswith("full_key:")), "")
+    schema = next((ln.split("object_type=", 1)[1].strip() for ln in lines if ln.startswith("object_type=")), "")
+    if "ConfigKeyError" in lines[0] and key:
+        import dataclasses
+
+        import ics.config
+
+        cls = getattr(ics.config, schema, None)
+        keys = ", ".join(f.name for f in dataclasses.fields(cls)) if dataclasses.is_dataclass(cls) else ""
+        section = key.rpartition(".")[0]
+        return f"{key} is not a config key (in {where}.yaml)" + (f"; keys in {section}: {keys}" if keys else "")
+    if key:
+        return f"{key} is invalid (in {where}.yaml): {_plain(detail)}"
+    return f"{where}.yaml: {_plain(detail)}"
 
 
 COMPOSE_ERRORS = (MissingConfigException, ConfigCompositionException, OverrideParseException)

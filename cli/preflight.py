@@ -64,9 +64,16 @@ def compose(overrides: List[str], hydra_cfg: bool = False) -> DictConfig:
         raise UserError(compat.explain(e, overrides, group_options, lambda k: allowed_keys(k, choices))) from None
 
 
+_listing = False  # allowed_keys composes; a failure there must not ask allowed_keys again
+
+
 def allowed_keys(key: str, choices: List[str] = ()) -> str:
     """The keys of the section `key` is in, with the options chosen on the command line."""
+    global _listing
     parent = key.rpartition(".")[0]
+    if _listing:
+        return f"see `ics list {parent or 'model'}` for the keys"
+    _listing = True
     try:
         base = compose(list(choices))
         node = OmegaConf.select(base, parent) if parent else base
@@ -76,6 +83,8 @@ def allowed_keys(key: str, choices: List[str] = ()) -> str:
         return f"{where}: {', '.join(str(k) for k in node.keys() if k != 'hydra')}"
     except UserError:
         return "see `ics config` for the keys"
+    finally:
+        _listing = False
 
 
 @dataclass

@@ -239,7 +239,7 @@ def ics_cnn(data: DataBundle, steps: int, threads: int, channels_last) -> float:
 
 def eval_time(data: DataBundle, channels_last: bool, batch: int) -> float:
     from ics.config import CNNConfig
-    from ics.train.loop import evaluate_model
+    from ics.models.evaluate import evaluate_model
 
     torch.manual_seed(0)
     model = build_model(CNNConfig(), data.in_shape, data.num_classes)

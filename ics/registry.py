@@ -1,8 +1,10 @@
 """One registry per swappable part. Modules register their parts at import time (ics/__init__).
 
 To add a part, register it where its kind lives (a model in ics/models, a data set in ics/data, an
-instrument in ics/instruments) and, if it has settings, add its dataclass to ics/config/schema.py
-with @option; a test checks that every option has a registered builder and vice versa.
+instrument as a new module in ics/instruments, found without an import list); if it has settings,
+add its dataclass to ics/config/schema.py (@kind for a model, data set or optimiser) and its option
+file to configs/<group>/. Tests check that every kind has a registered builder and vice versa, and
+that every option file composes and validates.
 """
 from __future__ import annotations
 

@@ -250,7 +250,7 @@ def test_probe_points_are_checked_against_the_model_before_a_sweep(tiny_env, tmp
     assert_nothing_created(tmp_path, cwd)
 
 
-@pytest.mark.parametrize("args,needle", [(["config", "--cfg", "job"], "overrides only"),
+@pytest.mark.parametrize("args,needle", [(["config", "--cfg", "job"], "takes overrides (key=value)"),
                                          (["config", "model.norm=none,batch"], "ics run -m"),
                                          (["config", "foo.bar=1"], "top-level keys")])
 def test_config_command_errors(tiny_env, cwd, args, needle):

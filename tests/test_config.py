@@ -6,24 +6,25 @@ import dataclasses
 
 import pytest
 import torch
-from hydra import compose, initialize
-from hydra.core.global_hydra import GlobalHydra
+from hydra import compose
 
 import ics  # noqa: F401  (fills the registries)
 from ics.config import (KINDS, Config, ConfigError, MLPConfig, MomentumConfig, ProbeConfig, TrainerConfig,
                         from_dict, to_dict, validate)
 from ics.models import build_model
-from ics_cli.hydra_app import register
+from ics_cli.configdirs import shipped_studies
+from ics_cli.preflight import use
 
-GROUPS = ("model", "data", "optim", "probe", "experiment")
-# every option the config store must provide (a missing one is a registration/config bug); the
-# trainer is a plain section of the schema, not a group with options
+GROUPS = ("model", "data", "optim", "trainer", "probe", "experiment")
+# every option configs/ (and experiments/) must provide (a missing one is a config-folder bug)
 EXPECTED_OPTIONS = {
-    "model": {"mlp", "cnn"},
+    "model": {"mlp", "cnn", "dln", "mlp_sigmoid_bn", "mlp_sigmoid_nobn", "mlp_relu_bn", "mlp_relu_nobn",
+              "cnn_relu_bn", "cnn_relu_nobn", "cnn_sigmoid_bn", "cnn_sigmoid_nobn", "dln_bn", "dln_nobn"},
     "data": {"mnist", "fashion_mnist", "cifar10", "cifar100", "image_folder"},
     "optim": {"sgd", "momentum", "adam"},
+    "trainer": {"default", "smoke"},
     "probe": {"default", "all", "off"},
-    "experiment": {"fig1"},
+    "experiment": set(shipped_studies()),
 }
 DATA_SHAPES = {  # data option -> (in_shape, num_classes) the real data set has
     "mnist": ((1, 28, 28), 10),
@@ -38,12 +39,11 @@ EXTRA = {("data", "image_folder"): ["data.image_folder=/nonexistent/folder"]}
 
 @pytest.fixture
 def hydra_ctx():
-    """A fresh Compose API session on the ConfigStore (primary config "config", no config path)."""
-    GlobalHydra.instance().clear()
-    register()
-    with initialize(config_path=None, version_base="1.3"):
-        yield GlobalHydra.instance().config_loader()
-    GlobalHydra.instance().clear()
+    """A Compose API session on configs/ (primary config "config") and the ConfigStore."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    use()
+    return GlobalHydra.instance().config_loader()
 
 
 def _compose(overrides=()):
@@ -86,7 +86,7 @@ def test_every_option_composes_converts_and_validates(hydra_ctx, group, option):
     for section in ("model", "data", "optim", "trainer", "probe"):
         assert dataclasses.is_dataclass(getattr(cfg, section)), section
     validate(cfg)
-    if group in ("model", "data", "optim"):
+    if group in ("model", "data", "optim") and option in KINDS[group]:
         assert getattr(cfg, group).name == option
     if group == "probe":
         assert cfg.probe.enabled is (option != "off")
@@ -227,8 +227,8 @@ def test_batch_larger_than_training_set(mnist_root):
 def test_unknown_registry_names(section, key, value):
     cfg = make_cfg(**{section: {key: value}})
     msg = assert_one_line_error(cfg, f"{section}.{key}", value)
-    # a group's name is chosen with group=<option>: the message lists the options
-    assert ("options: " if key == "name" else "allowed: ") in msg
+    # a section's name is its kind: the message lists the kinds
+    assert "allowed: " in msg
 
 
 def test_unknown_name_error_lists_what_is_allowed():

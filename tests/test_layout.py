@@ -1,5 +1,6 @@
 """The architecture's promises: the library imports without Hydra, every option has its builder,
-each default is stated once (in the dataclass), one schema per option."""
+each default is stated once (in the dataclass; configs/ files that restate one must agree), one schema
+per kind."""
 from __future__ import annotations
 
 import dataclasses
@@ -57,34 +58,47 @@ def test_one_schema_per_option():
 
 
 def test_the_composed_defaults_are_the_dataclass_defaults():
-    """The Hydra defaults list is read off Config(): `ics run` and `Config()` are the same run."""
+    """configs/config.yaml is Config(): `ics run` and the library's defaults are the same run; each
+    kind's option file (model/cnn.yaml, optim/adam.yaml, ...) is exactly its dataclass's defaults, and
+    so is the option the primary config picks for every other section (a YAML that restated a default
+    differently would fail here)."""
     from omegaconf import OmegaConf
 
     from ics_cli.preflight import compose
 
+    top = compose([], hydra_cfg=True)
     assert OmegaConf.to_container(compose([])) == to_dict(Config())
     for group in GROUPS:
-        for name, cls in KINDS[group].items():
-            composed = OmegaConf.to_container(compose([f"{group}={name}"])[group])
-            assert composed == dataclasses.asdict(cls()), (group, name)
+        if group in KINDS:
+            for name, cls in KINDS[group].items():
+                composed = OmegaConf.to_container(compose([f"{group}={name}"])[group])
+                assert composed == dataclasses.asdict(cls()), (group, name)
+        else:
+            chosen = top.hydra.runtime.choices[group]
+            composed = OmegaConf.to_container(compose([f"{group}={chosen}"])[group])
+            assert composed == dataclasses.asdict(getattr(Config(), group)), (group, chosen)
 
 
-def test_no_config_yaml_restates_defaults():
-    """Only the studies are YAML; group options are dataclasses."""
-    from ics_cli.hydra_app import experiment_files
+def test_configs_folder_mirrors_the_schema():
+    """configs/ has one folder per section of Config and the primary config; every option file
+    starts with a comment that says what it is."""
+    from ics_cli.configdirs import shipped_dir
 
     root = __import__("pathlib").Path(ics.__file__).parent.parent
-    assert not (root / "configs").exists()
-    assert set(experiment_files()) >= {"fig1", "lr_tolerance", "cnn_cifar10"}
+    assert (root / "configs" / "config.yaml").is_file()
+    folders = {p.name for p in shipped_dir().iterdir() if p.is_dir() and not p.name.startswith("_")}
+    assert folders == set(GROUPS)
+    for f in shipped_dir().glob("*/*.yaml"):
+        assert f.read_text().startswith("# "), f"{f} does not start with a comment saying what it is"
 
 
 def test_every_key_has_a_doc():
     from ics.config.fields import field_docs
 
-    for group in GROUPS:
+    for group in KINDS:
         for cls in KINDS[group].values():
             for key, _, doc, _ in field_docs(cls):
                 assert doc, f"{group}.{key} has no doc"
-    for section in ("trainer", "report", "tolerance"):
+    for section in (g for g in GROUPS if g not in KINDS):
         for key, _, doc, _ in field_docs(getattr(Config(), section)):
             assert doc, f"{section}.{key} has no doc"

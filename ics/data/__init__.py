@@ -9,7 +9,7 @@ device; batches are index lookups into it (ics.data.sampler). Reading goes in th
 3. per-channel mean/std of the train split normalise both splits.
 
 To add a data set: a reader in loaders.py registered with @DATASETS.register("<name>"), and its
-option dataclass in ics/config/schema.py with @option("data", "<name>").
+kind dataclass in ics/config/schema.py with @kind("data", "<name>"), and configs/data/<name>.yaml.
 """
 from __future__ import annotations
 

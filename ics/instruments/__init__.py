@@ -9,7 +9,14 @@ weights.py    weight-row norms, effective learning rate, angular updates (BN pap
 stats.py      the distribution statistics the probes use (W1, quantiles, saturation)
 functional.py gradients and optimiser steps on copies (never the live model)
 """
-from ics.instruments import bn_noise, bn_stats, grad_ics, landscape, probes, weights  # noqa: F401  (registers them)
+import importlib
+import pkgutil
+
 from ics.instruments.base import Batch, Instrument, RunContext, build_instruments, instrument_configs, write_scalars
 
 __all__ = ["Batch", "Instrument", "RunContext", "build_instruments", "instrument_configs", "write_scalars"]
+
+# every module here registers what it defines (@INSTRUMENTS.register): a new instrument is a new module,
+# found here without an import list
+for _m in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_m.name}")

@@ -27,6 +27,7 @@ from torch import nn
 from ics.config import ConfigError
 from ics.instruments.base import Instrument, RunContext
 from ics.models import noise_off
+from ics.models.evaluate import evaluate_model
 from ics.registry import INSTRUMENTS
 
 BN = nn.modules.batchnorm._BatchNorm
@@ -108,8 +109,6 @@ class BNInferenceStatistics(Instrument):
         return final or step % self.ctx.cfg.trainer.eval_every == 0
 
     def measure(self, step: int) -> None:
-        from ics.train.loop import evaluate_model
-
         ctx, cfg = self.ctx, self.cfg
         bs = ctx.cfg.trainer.eval_batch_size
         out: Dict[str, float] = {}

@@ -2,7 +2,8 @@
 and their initialisations (ics.models.init).
 
 To add a model: a builder registered with @MODELS.register("<name>") that returns a `Net` (or any
-module with `probe_points()`), and its option dataclass in ics/config/schema.py.
+module with `probe_points()`), its kind dataclass in ics/config/schema.py (@kind("model", "<name>")),
+and its option file configs/model/<name>.yaml.
 """
 from __future__ import annotations
 

@@ -25,6 +25,7 @@ from ics.data import DataBundle, load_data
 from ics.instruments import Batch, RunContext, build_instruments
 from ics.instruments.base import Instrument
 from ics.models import build_model
+from ics.models.evaluate import evaluate_model
 from ics.record import Status, Summary, names, write_npz, write_summary
 from ics.train import checkpoint as ckpt
 from ics.train.device import device_name, resolve_device
@@ -424,36 +425,6 @@ def eval_schedule(steps: int, every: int, log_points: int) -> set:
     if log_points and every > 10:
         at |= {int(round(v)) for v in np.geomspace(10, every, log_points + 1)[:-1] if round(v) < steps}
     return at
-
-
-@torch.no_grad()
-def evaluate_model(model, data: DataBundle, batch_size: int, x=None, y=None) -> tuple:
-    """(mean loss, score) on the test split (or x, y) in eval mode; one host sync. Leaves the model
-    in train mode (the loop's mode)."""
-    x = data.x_test if x is None else x
-    y = data.y_test if y is None else y
-    model.eval()
-    try:
-        if data.task == "regression":
-            base = data.y_train.mean(dim=0)
-            sse = torch.zeros((), device=x.device)
-            sst = torch.zeros((), device=x.device)
-            for i in range(0, x.shape[0], batch_size):
-                out = model(x[i:i + batch_size])
-                sse += ((out - y[i:i + batch_size]) ** 2).sum()
-                sst += ((base - y[i:i + batch_size]) ** 2).sum()
-            sse, sst = torch.stack([sse, sst]).tolist()
-            return sse / y.numel(), 1.0 - sse / max(sst, 1e-30)
-        loss_sum = torch.zeros((), device=x.device)
-        correct = torch.zeros((), device=x.device)
-        for i in range(0, x.shape[0], batch_size):
-            logits = model(x[i:i + batch_size])
-            loss_sum += F.cross_entropy(logits, y[i:i + batch_size], reduction="sum")
-            correct += (logits.argmax(1) == y[i:i + batch_size]).sum()
-        loss, acc = (torch.stack([loss_sum, correct]) / x.shape[0]).tolist()
-        return loss, acc
-    finally:
-        model.train()
 
 
 HPARAM_KEYS = ("model.name", "model.activation", "model.norm", "model.init", "data.name", "optim.name", "optim.lr",

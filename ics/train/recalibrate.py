@@ -13,7 +13,7 @@ from ics.models import build_model
 from ics.record import read_summary, write_summary
 from ics.train import checkpoint as ckpt
 from ics.train.device import resolve_device
-from ics.train.loop import evaluate_model
+from ics.models.evaluate import evaluate_model
 from ics.train.run import run_config
 
 

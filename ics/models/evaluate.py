@@ -1,0 +1,41 @@
+"""A model's loss and score on held-out data. Below both the training loop and the instruments
+(bn_stats evaluates with EMA and with precise statistics), so neither imports the other."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from ics.data import DataBundle
+
+
+@torch.no_grad()
+def evaluate_model(model, data: DataBundle, batch_size: int, x=None, y=None) -> tuple:
+    """(mean loss, score) on the test split (or x, y) in eval mode; one host sync. Leaves the model
+    in train mode (the loop's mode)."""
+    x = data.x_test if x is None else x
+    y = data.y_test if y is None else y
+    model.eval()
+    try:
+        if data.task == "regression":
+            base = data.y_train.mean(dim=0)
+            sse = torch.zeros((), device=x.device)
+            sst = torch.zeros((), device=x.device)
+            for i in range(0, x.shape[0], batch_size):
+                out = model(x[i:i + batch_size])
+                sse += ((out - y[i:i + batch_size]) ** 2).sum()
+                sst += ((base - y[i:i + batch_size]) ** 2).sum()
+            sse, sst = torch.stack([sse, sst]).tolist()
+            return sse / y.numel(), 1.0 - sse / max(sst, 1e-30)
+        loss_sum = torch.zeros((), device=x.device)
+        correct = torch.zeros((), device=x.device)
+        for i in range(0, x.shape[0], batch_size):
+            logits = model(x[i:i + batch_size])
+            loss_sum += F.cross_entropy(logits, y[i:i + batch_size], reduction="sum")
+            correct += (logits.argmax(1) == y[i:i + batch_size]).sum()
+        loss, acc = (torch.stack([loss_sum, correct]) / x.shape[0]).tolist()
+        return loss, acc
+    finally:
+        model.train()
