@@ -152,3 +152,27 @@ def test_report_out_run_on_the_command_line(sweep, tiny_env, tmp_path):
     assert p.returncode == 2 and len(err) == 1 and err[0].startswith("error: ") and "run or sweep folder" in err[0], \
         p.stdout + p.stderr
     assert snapshot(run) == before
+
+
+def test_a_report_killed_half_way_does_not_block_the_next(sweep, monkeypatch):
+    from ics.analysis import report as rep
+
+    class Killed(BaseException):
+        pass
+
+    def die(self):
+        raise Killed()
+
+    make_report(sweep)
+    monkeypatch.setattr(rep.ReportFolder, "finish", die)
+    out = sweep / "report"
+    with pytest.raises(Killed):
+        make_report(sweep)  # killed after its new event file is in place, before the old one is removed
+    monkeypatch.undo()
+    assert len(list(out.glob(EVENTS))) == 2
+    (out / ".runs.csv.abc12345.part").write_text("half")  # what a kill mid-write leaves
+    (out / ".tensorboard.xyz12345").mkdir()
+    (out / ".tensorboard.xyz12345" / "events.out.tfevents.1.h.1.0").write_text("half")
+    make_report(sweep)  # both event files were listed before they were put in place: not refused
+    assert len(list(out.glob(EVENTS))) == 1
+    assert not list(out.glob(".*.part")) and not list(out.glob(".tensorboard.*"))

@@ -106,6 +106,8 @@ EVENTS = "events.out.tfevents."
 # anything else is ignored
 OWN_NAME = re.compile(r"^(report\.md|runs\.csv|groups\.csv|(" + "|".join(FIGURES) + r")\.png|"
                       + re.escape(EVENTS) + r"[A-Za-z0-9_.\-]+)$")
+LEFTOVER = re.compile(r"^\.(.+)\.[A-Za-z0-9_]+\.part$")  # ReportFolder's temporary files (mkstemp)
+PRIVATE_TB = re.compile(r"^\.tensorboard\.[A-Za-z0-9_]+$")  # and its private TensorBoard folder
 RUN_MARKERS = (names.SUMMARY, "multirun.yaml", names.HYDRA_DIR, names.CHECKPOINT, names.PLANNED_JOBS, names.LOCK,
                names.METRICS)
 
@@ -175,17 +177,44 @@ class ReportFolder:
         self.previous = _previous_files(self.out) if self.out.is_dir() else []
         self.out.mkdir(parents=True, exist_ok=True)
         self.written: List[str] = []
+        self._remove_leftovers()
+        umask = os.umask(0)
+        os.umask(umask)
+        self.mode = 0o666 & ~umask  # as an ordinary open() would create them (mkstemp makes 0600 files)
+
+    def _remove_leftovers(self) -> None:
+        """The temporary files and folders of a report that was killed while writing here."""
+        for p in self.out.iterdir():
+            if p.is_symlink():
+                continue
+            m = LEFTOVER.match(p.name)
+            if m and p.is_file() and (OWN_NAME.match(m.group(1)) or m.group(1) == MANIFEST):
+                p.unlink()
+            elif PRIVATE_TB.match(p.name) and p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+
+    def _list(self, name: str) -> None:
+        """Put name in the manifest before the file is in place: a report killed half-way leaves no
+        file of its own unlisted (an unlisted event file would make the next report refuse here)."""
+        if name != MANIFEST and name not in self.written:
+            self.written.append(name)
+            files = json.dumps({"files": sorted(set(self.previous) | set(self.written))}, indent=1)
+            self._put(MANIFEST, lambda p: p.write_text(files))
 
     def write(self, name: str, fn: Callable[[Path], Any]) -> Path:
+        self._list(name)
+        return self._put(name, fn)
+
+    def _put(self, name: str, fn: Callable[[Path], Any]) -> Path:
         fd, tmp = tempfile.mkstemp(dir=self.out, prefix=f".{name}.", suffix=".part")  # O_EXCL: never a planted link
         os.close(fd)
         try:
             fn(Path(tmp))
+            os.chmod(tmp, self.mode)
             os.replace(tmp, self.out / name)
         finally:
             if os.path.lexists(tmp):
                 os.unlink(tmp)
-        self.written.append(name)
         return self.out / name
 
     def tensorboard(self, figs: Dict[str, Any], text: str) -> None:
@@ -204,8 +233,8 @@ class ReportFolder:
                 writer.close()
             for f in private.glob(EVENTS + "*"):
                 if OWN_NAME.match(f.name):
+                    self._list(f.name)
                     os.replace(f, self.out / f.name)
-                    self.written.append(f.name)
         finally:
             shutil.rmtree(private, ignore_errors=True)
 
@@ -218,7 +247,7 @@ class ReportFolder:
                 except OSError:
                     pass
         files = json.dumps({"files": sorted(set(self.written))}, indent=1)
-        self.write(MANIFEST, lambda p: p.write_text(files))
+        self._put(MANIFEST, lambda p: p.write_text(files))
 
 
 def make_report(path: Path, out: Optional[Path] = None, console=None) -> dict:
@@ -245,7 +274,7 @@ def make_report(path: Path, out: Optional[Path] = None, console=None) -> dict:
                      "started are not counted")
     unreadable = [j for j in jobs if j.problems]
     if unreadable:
-        notes.append("files that could not be read (their figures leave these jobs out): " +
+        notes.append("files that could not be read (what they hold is left out of the figures and tables): " +
                      "; ".join(f"#{j.num}: {', '.join(j.problems)}" for j in unreadable))
     left_out = [j for j in jobs if j.result(k) is None]
     if left_out:
