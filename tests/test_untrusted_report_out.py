@@ -113,7 +113,8 @@ def test_a_rerun_removes_only_what_the_report_wrote(sweep):
     (out / "notes.txt").write_text("mine")
     (out / "accuracy_old.png").write_bytes(b"mine too")
     # a forged manifest cannot make the report delete anything but a report's own file names
-    (out / ".ics-report.json").write_text(json.dumps({"files": [*manifest, "notes.txt", "../0_optim.lr=0.1/summary.json"]}))
+    forged = [*manifest, "notes.txt", "../0_optim.lr=0.1/summary.json"]
+    (out / ".ics-report.json").write_text(json.dumps({"files": forged}))
     make_report(sweep)
     (events,) = list(out.glob(EVENTS))
     assert events.name != old_events  # the previous report's event file is replaced, not doubled
