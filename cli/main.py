@@ -556,6 +556,8 @@ def list_options(section: Optional[str] = typer.Argument(
         return
     from ics.config import GROUPS
 
+    from rich.markup import escape
+
     table = Table(title="config groups (choose with group=option; `ics list <group>=<option>` for its keys)")
     table.add_column("group", no_wrap=True)
     table.add_column("options (configs/<group>/)")
@@ -564,7 +566,7 @@ def list_options(section: Optional[str] = typer.Argument(
         opts = configdirs.options(group, where.dirs)
         shipped = [n for n, src in opts.items() if src == configdirs.SHIPPED]
         mine = [f"{n} ({src})" for n, src in opts.items() if src != configdirs.SHIPPED]
-        table.add_row(group, ", ".join(shipped), ", ".join(mine))
+        table.add_row(group, ", ".join(shipped), escape(", ".join(mine)))
     console.print(table)
     for note in configdirs.shadowed(where.dirs, GROUPS):
         console.print(f"note: {note}")
@@ -573,11 +575,14 @@ def list_options(section: Optional[str] = typer.Argument(
     exps.add_column("jobs", justify="right")
     exps.add_column("what it asks, and its measured time", overflow="fold")
     for name, path in configdirs.studies(where.dirs).items():
+        from rich.markup import escape
+
         jobs, problem = _job_count(name, where.dirs)
-        text = _study_text(path)
+        text = escape(_study_text(path))
         if path.parent != configdirs.experiments_dir():
-            text = f"[{path}] " + text
-        exps.add_row(name, jobs, text + (f" [bold red]cannot run: {problem}[/bold red]" if problem else ""))
+            text = f"(from {escape(str(path))}) " + text
+        exps.add_row(escape(name), jobs,
+                     text + (f" [bold red]cannot run: {escape(problem)}[/bold red]" if problem else ""))
     console.print(exps)
 
 
@@ -627,12 +632,14 @@ def _list_keys(section: str, console, dirs) -> None:
     except (UserError, ConfigError) as e:
         _fail(str(e))
     source = configdirs.option_file(group, chosen, dirs)
-    table = Table(title=f"{group}={chosen} ({source}): keys, values and what is allowed")
+    from rich.markup import escape
+
+    table = Table(title=escape(f"{group}={chosen} ({source}): keys, values and what is allowed"))
     table.add_column("key", no_wrap=True)  # copyable whole
     for col in ("value", "meaning", "allowed"):
         table.add_column(col, overflow="fold")
     for key, value, doc, allowed in field_docs(node, f"{group}."):
-        table.add_row(key, str(value), doc, allowed)
+        table.add_row(key, escape(str(value)), escape(doc), escape(allowed))
     console.print(table)
     others = [n for n in opts if n != chosen]
     if others:

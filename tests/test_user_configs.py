@@ -1,0 +1,417 @@
+"""configs/, user config folders and studies (issue 14): every shipped file composes and validates,
+every study passes the pre-run check, user folders work through --config-dir, hydra.searchpath and
+ICS_CONFIG_PATH for run, sweep, config, list, completion and resume, and every wrong file is one line."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import datagen
+from ics.config import KINDS, Config, ConfigError, from_dict, validate
+from ics_cli import configdirs
+from ics_cli.hydra_compat import UserError
+from ics_cli.preflight import check_jobs, compose, preflight, use
+
+ICS = [sys.executable, "-m", "ics_cli.main"]
+README = Path(__file__).resolve().parent.parent / "README.md"
+SHIPPED_FILES = sorted(configdirs.shipped_dir().glob("*/*.yaml"))
+# options that need a value to be complete (image_folder's folder has no default)
+NEEDS = {("data", "image_folder"): ["data.image_folder=/some/folder"]}
+
+
+@pytest.fixture(autouse=True)
+def _shipped_only(monkeypatch):
+    monkeypatch.delenv(configdirs.ENV, raising=False)
+    use()
+    yield
+    use()
+
+
+def write(root: Path, rel: str, text: str) -> Path:
+    p = root / rel
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(text)
+    return p
+
+
+STUDY = """# @package _global_
+# a user study in the shipped style: bare on/off, a model option of its own folder
+defaults:
+  - override /model: my_mlp
+  - override /probe: off
+  - override /weights: on
+name: my_study
+trainer:
+  steps: 20
+  eval_every: 10
+  eval_log_points: 0
+  threads: 1
+hydra:
+  mode: MULTIRUN
+  sweeper:
+    params:
+      model.norm: none,batch
+"""
+
+
+@pytest.fixture
+def user_dir(tmp_path) -> Path:
+    d = tmp_path / "conf"
+    write(d, "model/my_mlp.yaml", "# plain: only what it changes\nwidths: [16, 8]\nactivation: relu\n")
+    write(d, "model/my_ext.yaml", "# extends a shipped option\ndefaults: [mlp_sigmoid_nobn]\nwidths: [12]\n")
+    write(d, "data/my_data.yaml", "defaults: [mnist]\nval_size: 100\n")
+    write(d, "experiment/my_study.yaml", STUDY)
+    return d
+
+
+# ----------------------------------------------------------------------------------------------
+# the shipped folder
+
+
+@pytest.mark.parametrize("path", SHIPPED_FILES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_every_shipped_option_file_composes_and_validates(path):
+    group, option = path.parent.name, path.stem
+    cfg = from_dict(compose([f"{group}={option}", *NEEDS.get((group, option), [])]))
+    validate(cfg)
+
+
+@pytest.mark.parametrize("preset", sorted(p.stem for p in (configdirs.shipped_dir() / "model").glob("*_*bn.yaml")))
+def test_model_presets_are_what_their_names_say(preset):
+    kind, *act, norm = preset.split("_")
+    m = from_dict(compose([f"model={preset}"])).model
+    assert m.name == kind
+    assert m.norm == ("none" if norm == "nobn" else "batch")
+    if act:
+        assert m.activation == act[0]
+    if preset.startswith("mlp_sigmoid"):
+        assert m.widths == [100, 100, 100]  # the BN paper's Fig. 1 network
+
+
+def test_design_card_variants_are_in_configs_model():
+    names = {p.stem for p in (configdirs.shipped_dir() / "model").glob("*.yaml")}
+    assert {"mlp_sigmoid_bn", "mlp_sigmoid_nobn", "mlp_relu_bn", "mlp_relu_nobn", "cnn_relu_bn", "cnn_relu_nobn",
+            "cnn_sigmoid_bn", "cnn_sigmoid_nobn", "dln"} <= names
+
+
+@pytest.mark.parametrize("study", sorted(configdirs.shipped_studies()))
+def test_every_shipped_study_passes_the_pre_run_check(study):
+    plan = preflight([f"experiment={study}"], data=False, force_multirun=True)
+    assert plan.mode == "multirun" and len(plan.jobs) >= 2
+    for job in plan.jobs[:3]:
+        cfg = from_dict(compose(job))
+        validate(cfg)
+        assert cfg.name == study
+    # a study says what it asks and how long it took at the top
+    assert configdirs.shipped_studies()[study].read_text().startswith("# @package _global_\n# ")
+
+
+def test_a_preset_and_a_key_are_each_one_override():
+    assert from_dict(compose(["model=mlp_relu_nobn"])).model.norm == "none"
+    assert from_dict(compose(["model.norm=none"])).model.norm == "none"
+    both = from_dict(compose(["model=cnn_sigmoid_bn", "model.norm=none"])).model
+    assert (both.name, both.activation, both.norm) == ("cnn", "sigmoid", "none")
+
+
+def test_a_study_with_another_model_composes_that_model_not_a_hybrid(capsys):
+    from ics.config import CNNConfig
+
+    plan = preflight(["experiment=fig1", "model=cnn"], data=False, force_multirun=True)
+    cfg = from_dict(compose(plan.jobs[0]))
+    assert cfg.model == CNNConfig(norm=cfg.model.norm)  # the CNN's own widths, activation, init
+    assert "model=cnn replaces experiment=fig1's model=mlp_sigmoid_bn" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------------------
+# user folders, in-process
+
+
+def test_plain_and_extending_user_options_are_whole_typed_configs(user_dir):
+    use([user_dir])
+    plain = from_dict(compose(["model=my_mlp", "model.norm=none"])).model  # a key the file does not set
+    assert (plain.name, plain.widths, plain.activation, plain.norm) == ("mlp", [16, 8], "relu", "none")
+    assert plain.init_std == 0.1  # the rest is model=mlp's
+    ext = from_dict(compose(["model=my_ext"])).model
+    assert (ext.widths, ext.activation, ext.norm) == ([12], "sigmoid", "none")
+    assert from_dict(compose(["data=my_data"])).data.val_size == 100
+
+
+def test_a_plain_file_naming_its_kind_gets_that_kinds_schema(tmp_path):
+    d = tmp_path / "c"
+    write(d, "model/small_cnn.yaml", "name: cnn\nchannels: [4]\nwidths: []\n")
+    use([d])
+    m = from_dict(compose(["model=small_cnn"])).model
+    assert (m.name, m.channels, m.kernel_size, m.activation) == ("cnn", [4], 3, "relu")
+
+
+def test_user_study_in_the_shipped_style_composes(user_dir):
+    plan = preflight([f"--config-dir={user_dir}", "experiment=my_study"], data=False, force_multirun=True)
+    assert [j[0] for j in plan.jobs] == ["model.norm=none", "model.norm=batch"]
+    cfg = from_dict(compose(plan.jobs[0]))
+    assert cfg.probe.enabled is False and cfg.weights.enabled is True and cfg.model.widths == [16, 8]
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("widthz: [1]\n", "model.widthz is not a config key (in model/bad.yaml); keys in model: name,"),
+    ("widths: abc\n", "model.widths is invalid (in model/bad.yaml): must be a list"),
+    ("init_std: -1\n", "model.init_std=-1.0 is invalid: must be a finite number > 0"),
+    ("activation: swish\n", "model.activation='swish' is invalid: allowed: "),
+    ("name: resnet\n", "model.name='resnet' is invalid: is the model kind; allowed: mlp, cnn, dln"),
+    ("defaults: [nosuch]\n", "nosuch"),
+])
+def test_a_wrong_user_option_is_one_line(tmp_path, text, needle):
+    d = tmp_path / "c"
+    write(d, "model/bad.yaml", text)
+    with pytest.raises(UserError) as e:
+        preflight([f"--config-dir={d}", "model=bad"], data=False)
+    assert "\n" not in str(e.value) and needle in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("every: -1\n", "probe.every=-1 is invalid"),
+    ("evry: 1\n", "probe.evry is not a config key (in probe/bad.yaml); keys in probe: enabled"),
+    ("every: abc\n", "probe.every is invalid (in probe/bad.yaml): must be an integer"),
+])
+def test_a_wrong_single_schema_option_is_one_line(tmp_path, text, needle):
+    d = tmp_path / "c"
+    write(d, "probe/bad.yaml", text)
+    with pytest.raises(UserError) as e:
+        preflight([f"--config-dir={d}", "probe=bad"], data=False)
+    assert "\n" not in str(e.value) and needle in str(e.value), str(e.value)
+
+
+def test_a_study_that_sets_its_own_architecture_refuses_another_model(tmp_path):
+    d = tmp_path / "c"
+    write(d, "experiment/arch.yaml", "# @package _global_\ndefaults:\n  - override /model: mlp\n"
+                                     "model:\n  widths: [5]\n  norm: none\nhydra:\n  mode: MULTIRUN\n")
+    with pytest.raises(UserError, match=r"model=cnn conflicts with experiment=arch, which sets model.widths"):
+        preflight([f"--config-dir={d}", "experiment=arch", "model=cnn"], data=False, force_multirun=True)
+    preflight([f"--config-dir={d}", "experiment=arch"], data=False, force_multirun=True)  # alone it is fine
+
+
+@pytest.mark.parametrize("rel,text,needle", [
+    ("experiment/x.yaml", "defaults:\n  - override /probe: off\n", "does not begin with `# @package _global_`"),
+    ("experiment/x.yaml", "# @package _global_\nhydra:\n  launcher:\n    setup: [touch PWNED]\n",
+     "sets hydra.launcher.setup; a study may set only"),
+    ("experiment/x.yaml", "# @package _global_\nhydra:\n  job:\n    env_set: {ICS_CACHE_DIR: /tmp}\n",
+     "sets hydra.job; a study may set only"),
+    ("experiment/x.yaml", "# @package _global_\nhydra:\n  callbacks:\n    x: {_target_: os.system}\n",
+     "sets hydra.callbacks"),
+    ("experiment/x.yaml", "# @package _global_\ndefaults:\n  - override /hydra/launcher: evil\n",
+     "chooses hydra/launcher=evil"),
+    ("hydra/launcher/evil.yaml", "_target_: os.system\n", "has a hydra/ folder"),
+    ("experiment/x.yaml", "# @package _global_\n: [\n", "is not a valid config file"),
+])
+def test_a_folder_may_not_configure_hydra(tmp_path, rel, text, needle):
+    d = tmp_path / "c"
+    write(d, rel, text)
+    with pytest.raises(UserError) as e:
+        preflight([f"--config-dir={d}"], data=False)
+    assert "\n" not in str(e.value) and needle in str(e.value), str(e.value)
+    assert not Path("PWNED").exists()
+
+
+def test_a_user_file_hidden_by_a_shipped_one_is_reported(tmp_path, capsys):
+    d = tmp_path / "c"
+    write(d, "model/mlp.yaml", "widths: [3]\n")
+    assert configdirs.shadowed([d.resolve()], ["model"]) == [
+        f"{d.resolve() / 'model' / 'mlp.yaml'} is hidden by the shipped model=mlp; rename it"]
+    preflight([f"--config-dir={d}"], data=False)
+    assert "is hidden by the shipped model=mlp" in capsys.readouterr().err
+
+
+def test_folders_from_all_three_places_in_order(tmp_path, monkeypatch):
+    a, b, c = (tmp_path / n for n in "abc")
+    for d in (a, b, c):
+        d.mkdir()
+    monkeypatch.setenv(configdirs.ENV, str(c))
+    found = configdirs.split(["-cd", str(a), f"hydra.searchpath=[file://{b}]", "model=x"])
+    assert found.dirs == [a, b, c] and found.args == ["model=x"]
+    assert found.searchpath_override() == [f"hydra.searchpath=['file://{a}','file://{b}','file://{c}']"]
+    with pytest.raises(UserError, match="ICS_CONFIG_PATH entry /nonexistent is not a folder"):
+        configdirs.split([], env="/nonexistent")
+
+
+def test_completion_offers_user_options_studies_and_their_keys(user_dir, monkeypatch):
+    from ics_cli.completion import candidates, complete_study
+
+    assert "model=my_mlp" in candidates(["--config-dir", str(user_dir)], "model=my")
+    assert candidates(["-cd", str(user_dir), "model", "="], "my_") == ["my_ext", "my_mlp"]  # bash's split
+    assert "experiment=my_study" in candidates(["-cd", str(user_dir)], "experiment=")
+    assert candidates(["-cd", str(user_dir), "model=my_mlp"], "model.wid") == ["model.widths="]
+    assert candidates(["model=cnn_small"], "model.chan") == ["model.channels="]  # a preset's kind
+    monkeypatch.setenv(configdirs.ENV, str(user_dir))
+    monkeypatch.delenv("COMP_WORDS", raising=False)
+    monkeypatch.setenv("_TYPER_COMPLETE_ARGS", "ics sweep my")
+    assert "my_study" in complete_study("my") and "fig1" in complete_study("f")
+
+
+def test_sweep_record_and_command_are_read_as_data(tmp_path):
+    from ics_cli.main import _sweep_command
+
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "multirun.yaml").write_text(json.dumps({"hydra": {"overrides": {
+        "hydra": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.launcher.setup=['touch x']",
+                  "hydra.job.env_set.ICS_CACHE_DIR=/tmp", "hydra/launcher=evil", "hydra.sweep.dir=/x"],
+        "task": ["model.norm=none,batch"]}}}))
+    task, launcher, dropped = _sweep_command(sweep)
+    assert task == ["model.norm=none,batch"]
+    assert launcher == ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    assert dropped == ["hydra.launcher.setup=['touch x']", "hydra.job.env_set.ICS_CACHE_DIR=/tmp",
+                       "hydra/launcher=evil"]
+    for bad in (b"\xff\xfe", b"", b"- a\n- b\n", b"hydra: 5\n", b"hydra:\n  overrides:\n    task: 5\n", b"{{{"):
+        (sweep / "multirun.yaml").write_bytes(bad)
+        with pytest.raises(UserError) as e:
+            _sweep_command(sweep)
+        assert "\n" not in str(e.value) and "multirun.yaml" in str(e.value)
+    for bad in (b"\xff", b"[1]", b'{"config_dirs": 5}', b'{"config_dirs": ["/nonexistent"]}',
+                b'{"config_dirs": [], "config_name": "../x"}'):
+        (sweep / configdirs.RECORD).write_bytes(bad)
+        with pytest.raises(UserError) as e:
+            configdirs.read_sweep_record(sweep)
+        assert "\n" not in str(e.value)
+
+
+def test_an_unknown_launcher_target_is_refused_before_anything_runs(tmp_path):
+    with pytest.raises(UserError, match=r"hydra.launcher._target_=foo.Bar is not a launcher ics runs"):
+        preflight(["-m", "hydra.launcher._target_=foo.Bar", "trainer.seed=0,1"], data=False)
+
+
+# ----------------------------------------------------------------------------------------------
+# the CLI, end to end (subprocesses)
+
+
+def ics(args, env, cwd, timeout=300) -> subprocess.CompletedProcess:
+    env = {**env, "COLUMNS": "200", "NO_COLOR": "1"}
+    return subprocess.run([*ICS, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def ok(p: subprocess.CompletedProcess) -> str:
+    out = p.stdout + p.stderr
+    assert p.returncode == 0 and "Traceback" not in out, out
+    return out
+
+
+def one_line_error(p: subprocess.CompletedProcess, needle: str) -> None:
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip() and not ln.startswith("note: ")]
+    assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), p.stdout + p.stderr
+    assert needle in lines[0], lines[0]
+    assert "Traceback" not in p.stdout + p.stderr
+
+
+FAST = ["trainer.threads=1", "trainer.steps=20", "trainer.eval_every=10", "trainer.eval_log_points=0",
+        "probe.size=100"]
+
+
+@pytest.mark.slow
+def test_user_folder_through_every_entry_and_command(tiny_env, tmp_path, user_dir):
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    env = {k: v for k, v in tiny_env.items() if k != configdirs.ENV}
+    # run: --config-dir, -cd, hydra.searchpath (relative), ICS_CONFIG_PATH
+    for how, extra_env in ((["--config-dir", str(user_dir)], {}), (["-cd", str(user_dir)], {}),
+                           ([f"hydra.searchpath=[file://{Path('..') / 'conf'}]"], {}),
+                           ([], {configdirs.ENV: str(user_dir)})):
+        ok(ics(["run", *how, "model=my_mlp", *FAST], {**env, **extra_env}, cwd))
+    runs = sorted((cwd / "runs").glob("*/*"))
+    assert len(runs) == 4
+    for r in runs:
+        rec = json.loads((r / "summary.json").read_text())
+        assert rec["config"]["model"]["widths"] == [16, 8] and rec["status"] in ("completed", "not_learning")
+    # config and list
+    out = ok(ics(["config", "-cd", str(user_dir), "model=my_ext"], env, cwd))
+    assert "widths:\n  - 12" in out and "activation: sigmoid" in out
+    out = ok(ics(["list", "--config-dir", str(user_dir)], env, cwd))
+    assert "my_mlp" in out and str(user_dir) in out and "my_study" in out
+    out = ok(ics(["list", "model=my_mlp", "-cd", str(user_dir)], env, cwd))
+    assert str(user_dir / "model" / "my_mlp.yaml") in out and "[16, 8]" in out
+    # sweep by name, then by path, each resumed from another directory
+    ok(ics(["sweep", "my_study", "--config-dir", str(user_dir), "probe.size=100"], env, cwd))
+    ok(ics(["sweep", str(user_dir / "experiment" / "my_study.yaml"), "probe.size=100"], env, cwd))
+    sweeps = sorted((cwd / "multiruns").glob("*/*"))
+    assert len(sweeps) == 2 and all(s.name.endswith("_my_study") for s in sweeps)
+    assert (sweeps[1] / configdirs.STAGE / "experiment" / "my_study.yaml").read_text() == STUDY
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for s in sweeps:
+        job = next(s.glob("1_*"))
+        shutil.rmtree(job)  # as if never started
+        out = ok(ics(["resume", str(s)], env, elsewhere))
+        assert "config folders" in out
+        rec = json.loads((next(s.glob("1_*")) / "summary.json").read_text())
+        assert rec["config"]["model"]["widths"] == [16, 8] and rec["config"]["model"]["norm"] == "batch"
+    assert list(elsewhere.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_the_cases_of_issue_14_are_runs_or_one_line(tiny_env, tmp_path, user_dir):
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    env = {k: v for k, v in tiny_env.items() if k != configdirs.ENV}
+    write(user_dir, "my_config.yaml", "defaults: [config, _self_]\ntrainer:\n  steps: 20\n  eval_every: 10\n"
+                                      "  threads: 1\nprobe:\n  size: 100\n")
+    # -cn goes through the pre-run check: a bad value is one line before anything is written
+    one_line_error(ics(["run", "-cd", str(user_dir), "-cn", "my_config", "trainer.batch_size=0"], env, cwd),
+                   "trainer.batch_size=0 is invalid")
+    assert list(cwd.iterdir()) == []
+    ok(ics(["run", "-cd", str(user_dir), "-cn", "my_config"], env, cwd))
+    one_line_error(ics(["sweep", "nosuch"], env, cwd), "unknown study 'nosuch'")
+    one_line_error(ics(["sweep", "./nosuch.yaml"], env, cwd), "./nosuch.yaml is not a study file")
+    one_line_error(ics(["run", "model=my_mlp"], env, cwd), "model=my_mlp is not an option")
+    one_line_error(ics(["run", "--config-dir", "nope"], env, cwd), "--config-dir=nope is not a folder")
+    one_line_error(ics(["run", "-m", "hydra.launcher._target_=foo.Bar", "trainer.seed=0,1"], env, cwd),
+                   "hydra.launcher._target_=foo.Bar is not a launcher ics runs")
+    out = ok(ics(["config", "experiment=fig1", "model=cnn"], env, cwd))
+    model = out[out.index("model:"):out.index("data:")]
+    assert "channels:" in model and "widths:\n  - 128\n" in model  # the CNN's own head, not fig1's 3x100
+    assert [p.name for p in cwd.iterdir()] == ["runs"]
+
+
+def _readme_section() -> str:
+    text = README.read_text()
+    return text[text.index("## Your own configs"):text.index("## Durable runs")]
+
+
+@pytest.mark.slow
+def test_the_readme_user_config_examples_run_as_written(tmp_path, monkeypatch):
+    """The YAML files and commands of the README's 'Your own configs' section, as written (on a small
+    generated MNIST with a 1,000-example test split, so that the default probe set fits)."""
+    root = tmp_path / "data"
+    datagen.write_idx_mnist(root, "MNIST", n_train=1200, n_test=1000)
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    section = _readme_section()
+    for block in re.findall(r"```yaml\n(.*?)```", section, re.S):
+        rel = next(ln for ln in block.splitlines() if "my_configs/" in ln).lstrip("# ").split()[0]
+        write(cwd, rel, block)
+    import os
+
+    env = {**os.environ, "ICS_DATA_ROOT": str(root)}
+    env.pop(configdirs.ENV, None)
+    commands = re.findall(r"```bash\n(.*?)```", section, re.S)[0].splitlines()
+    ran = 0
+    for line in commands:
+        line = line.split("  #")[0].strip()
+        if "<" in line:  # `ics resume multiruns/<date>/...`: the sweep just made
+            line = line.replace(line.split()[-1], str(sorted((cwd / "multiruns").glob("*/*"))[-1]))
+        words = line.split()
+        extra = {}
+        while "=" in words[0]:  # VAR=value ics ...
+            k, v = words.pop(0).split("=", 1)
+            extra[k] = v
+        assert words[0] == "ics", line
+        ok(ics(words[1:], {**env, **extra}, cwd, timeout=600))
+        ran += 1
+    assert ran == 6
+    sweeps = sorted((cwd / "multiruns").glob("*/*_depth_study"))
+    assert len(sweeps) == 2
+    for s in sweeps:
+        states = [json.loads((j / "summary.json").read_text())["status"] for j in s.iterdir() if j.is_dir()
+                  and (j / "summary.json").exists()]
+        assert len(states) == 4 and all(st in ("completed", "not_learning") for st in states), states
