@@ -165,17 +165,49 @@ def _check_writable(path: Path, key: str) -> None:
 
 
 def _check_user_dir(target: Path, multirun: bool, overrides: List[str]) -> None:
-    """A run aimed at an existing run directory resumes it: the configs must match."""
-    if multirun or not target.is_dir():
+    """A launch aimed at an existing, non-empty folder (hydra.run.dir / hydra.sweep.dir) is checked
+    before Hydra writes anything there: it must be an ics run (or sweep); a run must not be live, and
+    must have been started with the same config (the launch then resumes it); a finished run is left
+    as it is. Refused in one line, with nothing written."""
+    if not target.is_dir() or not any(target.iterdir()):
+        return
+    from ics.record import names
+
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    if multirun:
+        if not ((target / "multirun.yaml").is_file() or (target / names.PLANNED_JOBS).is_file()):
+            _fail(f"{key}={target} is a non-empty folder that is not an ics sweep; choose a new or empty folder")
         return
     from ics.config import ConfigError, from_dict
+    from ics.record import RecordError, read_summary
+    from ics.record.lock import holder
     from ics.train import check_resumable
+    from ics.train import checkpoint as ckpt
     from ics_cli.preflight import compose
 
+    if not any((target / n).exists() for n in (names.SUMMARY, names.CHECKPOINT, names.LOCK, ".hydra")):
+        _fail(f"{key}={target} is a non-empty folder that is not an ics run; choose a new or empty folder")
+    who = holder(target)
+    if who:
+        _fail(f"{key}={target} is being trained by {who}; wait for it to end, or choose another folder")
     try:
-        check_resumable(from_dict(compose(overrides)), target)
+        cfg = from_dict(compose(overrides))
+        check_resumable(cfg, target)
+        try:
+            record = read_summary(target)
+        except (FileNotFoundError, RecordError):
+            record = None
+        if record is not None and isinstance(record.config, dict) and record.config:
+            diff = ckpt.config_difference(cfg, record.config)
+            if diff is not None:
+                raise ConfigError(f"{key}={target} holds a run started with {diff[0]}={diff[1]}; the config now "
+                                  f"says {diff[0]}={diff[2]}: resume it with `ics resume {target}`, or choose "
+                                  "another folder")
     except ConfigError as e:
         _fail(str(e))
+    if record is not None and record.status.finished:
+        typer.echo(f"run: {target} already {record.status} at step {record.steps}; left as it is")
+        raise typer.Exit(0)
 
 
 class ForwardStop:
@@ -409,6 +441,7 @@ def _resume_sweep(path: Path, extra: List[str]) -> None:
     if dirs:
         typer.echo(f"resume: config folders {', '.join(map(str, dirs))}")
     cn = [f"--config-name={config_name}"] if config_name else []
+    typer.echo(f"resume: runs ics run -m {' '.join([*cn, *task, *launcher, *extra])} into {path}")
     _launch(["--multirun", *cn, *launcher, *extra, f"hydra.sweep.dir={quote(path)}", *task], extra_dirs=dirs)
 
 
@@ -462,7 +495,11 @@ def tensorboard(path: Optional[Path] = typer.Argument(None, help="A run or sweep
     if not any(next(d.rglob("events.out.tfevents.*"), None) for d in where):
         _fail(f"no TensorBoard events under {', '.join(map(str, where)) or 'runs/ or multiruns/ here'}; "
               "give a run or sweep directory (`ics tensorboard <dir>`)")
-    raise typer.Exit(serve(path, port))
+    try:
+        code = serve(path, port)
+    except ValueError as e:
+        _fail(str(e))
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -478,13 +515,14 @@ def recalibrate(path: Path = typer.Argument(..., help="A run directory with a ch
     Example: [bold]ics recalibrate runs/2026-11-28/12-00-00[/bold]
     """
     from ics.config import ConfigError
+    from ics.record import RecordError
     from ics.train.recalibrate import recalibrate as run_recalibrate
 
     if not path.is_dir():
         _fail(f"{path} is not a directory; give a run directory (one with checkpoint.pt)")
     try:
         r = run_recalibrate(path, batches, batch_size, seed)
-    except ConfigError as e:
+    except (ConfigError, RecordError) as e:
         _fail(str(e))
     typer.echo(f"step {r['step']}: test accuracy with the EMA running statistics {r['ema_acc']:.4f}, with population "
                f"statistics over {r['batches']} batches of {r['batch_size']} {r['precise_acc']:.4f} "
@@ -653,7 +691,10 @@ def bench(steps: int = typer.Option(3000, min=100, help="Training steps per time
           repeats: int = typer.Option(3, min=1, help="Timed repeats per loop (the best is kept)."),
           cnn_steps: int = typer.Option(20, min=0, help="Steps per timed CNN loop (0: skip the CNN rows)."),
           instruments: bool = typer.Option(False, help="Only the cost of each instrument at its default cadence, "
-                                                       "for the Fig. 1 MLP and the default CNN.")) -> None:
+                                                       "for the Fig. 1 MLP and the default CNN."),
+          preflight_jobs: int = typer.Option(0, "--preflight", min=0,
+                                             help="Only the up-front check of an N-job seed sweep "
+                                                  "(trainer.seed=range(0,N)): seconds and peak memory.")) -> None:
     """Throughput of the ics loop vs a hand-written loop and the tutorial DataLoader pipeline.
 
     Example: [bold]ICS_DATA_ROOT=/data ics bench --steps 3000[/bold]
@@ -661,6 +702,9 @@ def bench(steps: int = typer.Option(3000, min=100, help="Training steps per time
     from ics.bench import run_bench
     from ics.config import ConfigError
 
+    if preflight_jobs:
+        _bench_preflight(preflight_jobs)
+        return
     try:
         if instruments:
             from rich.console import Console
@@ -675,6 +719,30 @@ def bench(steps: int = typer.Option(3000, min=100, help="Training steps per time
         run_bench(steps=steps, data_root=data_root, synthetic=synthetic, repeats=repeats, cnn_steps=cnn_steps)
     except ConfigError as e:
         _fail(str(e))
+
+
+def _bench_preflight(n: int) -> None:
+    """The pre-run check of an n-job sweep in a fresh interpreter: what `ics run -m` spends before the
+    first job starts (Hydra's sweep expansion, composition, every job's config checked; no data read)."""
+    import subprocess
+    import sys
+
+    code = ("import resource, time, sys\n"
+            "t0 = time.perf_counter()\n"
+            "from ics_cli.preflight import preflight\n"
+            "import torch  # check_runnable builds each distinct model on the meta device\n"
+            "t1 = time.perf_counter()\n"
+            "rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+            f"plan = preflight(['-m', 'trainer.seed=range(0,{n})'], data=False)\n"
+            "t2 = time.perf_counter()\n"
+            "print(len(plan.jobs), t1 - t0, t2 - t1, rss0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if p.returncode != 0:
+        _fail(f"the preflight benchmark failed: {(p.stderr.strip().splitlines() or ['?'])[-1]}", code=1)
+    jobs, imports, check, rss0, rss = (float(v) for v in p.stdout.split())
+    typer.echo(f"pre-run check of a {int(jobs):,}-job sweep: {check:.2f} s ({check / jobs * 1e3:.2f} ms a job), after "
+               f"{imports:.2f} s of imports; peak memory {rss:.0f} MB, of which {rss0:.0f} MB after the imports alone "
+               "(mostly torch, whose share depends on its wheel)")
 
 
 @app.command()

@@ -206,8 +206,10 @@ if _SubmititSlurmLauncher is not None:
                           f"them). Results: ics report {sweep_dir}; unfinished jobs: ics resume {sweep_dir}",
                           file=sys.stderr)
                     raise SystemExit(130)
-                for (num, overrides), job in zip(todo, jobs):
-                    results[num] = _collect(num, job, overrides, ended.get(num))
+                # the outcome of a job is its record (summary.json, read as data); submitit's result
+                # pickle is never loaded: unpickling a file from a sweep folder runs what it holds
+                for num, overrides in todo:
+                    results[num] = _placeholder(overrides)
                 unfinished = [f"#{num} ({ended[num]})" for num, _ in todo if ended.get(num)]
                 if unfinished:
                     log.warning(f"{len(unfinished)} job(s) ended without a result: {', '.join(unfinished)}; what "
@@ -272,8 +274,10 @@ def _forget(sweep_dir: Path) -> None:
     except OSError:
         return
     # what the CLI and this launch write before any job runs: the plan, the HParams experiment
-    # (hparams.json and its events file), Hydra's multirun.yaml, submitit's pickles
-    launch_files = {"multirun.yaml", ".submitit", names.PLANNED_JOBS, HPARAMS_FILE}
+    # (hparams.json and its events file, sweep.json, a study's copy), Hydra's multirun.yaml, submitit's pickles
+    from ics_cli.configdirs import RECORD, STAGE
+
+    launch_files = {"multirun.yaml", ".submitit", names.PLANNED_JOBS, HPARAMS_FILE, RECORD, STAGE}
     if any(e not in launch_files and not e.startswith("events.out.tfevents.") for e in entries):
         return
     shutil.rmtree(sweep_dir, ignore_errors=True)
@@ -380,26 +384,3 @@ def _placeholder(overrides: Sequence[str]):
     from hydra.core.utils import JobReturn, JobStatus
 
     return JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED, _return_value=None)
-
-
-def _collect(num: int, job, overrides: Sequence[str], ended: Optional[str]):
-    from hydra.core.utils import JobStatus
-
-    if ended:
-        return _placeholder(overrides)
-    try:
-        ret = job.results()[0]
-    except Exception as e:  # noqa: BLE001 - the job runner failed outside the task (e.g. not requeued)
-        log.warning(f"job #{num} ({job.job_id}): {_last_line(e)}; its log: {job.paths.stderr}")
-        return _placeholder(overrides)
-    if ret.status != JobStatus.COMPLETED:  # the task raised (ics's task records failures instead)
-        log.warning(f"job #{num} ({job.job_id}): {_last_line(ret._return_value)}")
-        return _placeholder(overrides)
-    return ret
-
-
-def _last_line(e: BaseException) -> str:
-    """The line that says what happened: the last non-empty line of a job's traceback, else the message."""
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip() and not set(ln.strip()) <= {"-"}]
-    trace = [ln for ln in lines if not ln.startswith(("You can check", "or at paths", "- /"))]
-    return (trace[-1] if trace else type(e).__name__)[:300]

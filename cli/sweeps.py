@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from ics.analysis.configs import format_value, parse_override
 from ics.record import Status, names, read_jobs
-from ics.train.progress import LIVE_ENV, PROGRESS_FILE
+from ics.train.progress import LIVE_ENV
 
 HPARAMS_FILE = "hparams.json"  # the sweep's varying keys and their values, read by each job
 # written at a sweep's root when the CLI passes a signal on to its jobs: a job that starts after it
@@ -179,10 +179,9 @@ class LiveSweep:
 
 
 def _progress(d: Path) -> dict:
-    try:
-        return json.loads((d / PROGRESS_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
+    from ics.record.jobs import read_progress
+
+    return read_progress(d)  # data: a damaged or hostile progress.json is {}
 
 
 def _hms(sec: Optional[float]) -> str:

@@ -30,7 +30,19 @@ def command(path: Optional[Path], port: int, host: str = "127.0.0.1") -> List[st
             "--reload_interval", "5"]
 
 
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def serve(path: Optional[Path], port: Optional[int]) -> int:
+    """Start TensorBoard and wait for it; a port in use is a ValueError (one line) before anything starts."""
+    if port is not None and not port_free(port):
+        raise ValueError(f"--port {port} is in use on 127.0.0.1; choose another, or leave --port out for a free one")
     port = port or free_port()
     where = path or ", ".join(d for d in ("runs", "multiruns") if Path(d).is_dir()) or "."
     print(f"TensorBoard for {where}: http://127.0.0.1:{port}/  (Ctrl-C stops it)\n"

@@ -70,9 +70,19 @@ def test_wheel_has_the_cli(wheel):
     names = _names(wheel)
     for path in ("ics_cli/__init__.py", "ics_cli/main.py", "ics_cli/preflight.py", "ics_cli/hydra_entry.py"):
         assert path in names, path
-    # the shipped hydra entry point reads its config from the ConfigStore, not from a source path
+    # the shipped hydra entry point reads its config folder from the installed package, not a source path
     entry = wheel.read("ics_cli/hydra_entry.py").decode()
-    assert "config_path=None" in entry
+    assert "config_path=CONFIG_PATH" in entry
+    assert 'CONFIG_PATH = "pkg://ics.configs"' in wheel.read("ics_cli/hydra_app.py").decode()
+
+
+def test_wheel_has_the_config_folder(wheel):
+    names = _names(wheel)
+    shipped = {f"ics/configs/{f.relative_to(REPO / 'configs')}" for f in (REPO / "configs").rglob("*.yaml")}
+    assert "ics/configs/config.yaml" in shipped and "ics/configs/model/mlp_sigmoid_bn.yaml" in shipped
+    assert shipped <= set(names), shipped - set(names)
+    for name in shipped:
+        assert wheel.read(name).decode() == (REPO / "configs" / name[len("ics/configs/"):]).read_text(), name
 
 
 def test_console_script_entry_point(wheel):

@@ -50,8 +50,9 @@ def test_completion_of_commands_groups_options_and_keys(tiny_env):
     assert {"run", "resume", "report"} <= set(complete_bash("ics r", 1, env))
     assert "model=" in complete_bash("ics run mod", 2, env)
     # bash splits at '=': "model", "=", "c"
-    assert complete_bash("ics run model = c", 4, env) == ["cnn"]
-    assert set(complete_bash("ics run model = ", 3, env)) == {"cnn", "dln", "mlp"}
+    assert complete_bash("ics run model = d", 4, env) == ["dln", "dln_bn", "dln_nobn"]
+    assert {"cnn", "dln", "mlp", "mlp_sigmoid_bn"} <= set(complete_bash("ics run model = ", 3, env))
+    assert "cnn_relu_nobn" in complete_bash("ics run model = cnn_r", 4, env)
     # keys follow the chosen option: the CNN has `pool`, the MLP has not
     assert "model.pool=" in complete_bash("ics run model = cnn model.po", 5, env)
     assert "model.pool=" not in complete_bash("ics run model.po", 2, env)

@@ -30,12 +30,15 @@ def from_dict(d: Dict[str, Any]) -> Config:
         if f.name not in d:
             continue
         value = d[f.name]
-        if isinstance(value, dict):
-            cls = schema_of(f.name, value.get("name")) if f.name in GROUPS else _field_type(Config, f.name)
-            _reject_unknown(value, cls, f.name + ".")
-            value = _build(cls, value, f.name)
-        kwargs[f.name] = value
+        kwargs[f.name] = section_from_dict(f.name, value) if isinstance(value, dict) else value
     return Config(**kwargs)
+
+
+def section_from_dict(name: str, value: Dict[str, Any]):
+    """One section of Config from a plain dict: its dataclass (by kind), unknown keys and types checked."""
+    cls = schema_of(name, value.get("name")) if name in GROUPS else _field_type(Config, name)
+    _reject_unknown(value, cls, name + ".")
+    return _build(cls, value, name)
 
 
 def _field_type(cls, name: str):

@@ -103,7 +103,12 @@ def train_and_evaluate(cfg: Config, workdir: Path, overrides: Sequence[str] = ()
                 say(f"resuming from the checkpoint at step {state['step']:,}")
             trainer = Trainer(cfg, workdir, data=data, overrides=overrides, console=console, threads=state["threads"],
                               say=say, label=label)
-            trainer.load_state_dict(state)
+            try:
+                trainer.load_state_dict(state)
+            except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as e:  # shapes or parts that do not fit
+                first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+                raise ConfigError(f"cannot resume from {path}: it does not fit this run's model or state ({first})") \
+                    from None
         elif resume == "require":
             raise ConfigError(f"cannot resume {workdir}: it has no {path.name} (the run stopped before its first "
                               "checkpoint, or ran with trainer.checkpoint_every=0)")

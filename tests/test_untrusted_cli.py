@@ -1,0 +1,108 @@
+"""A run or sweep folder is data (issue 15): `ics resume` re-applies only the task overrides and the
+launcher choice a sweep stored, nothing is unpickled, and a launch aimed at a folder that is live, not
+an ics run, or a different run is refused before anything is written there."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ICS = [sys.executable, "-m", "ics_cli.main"]
+ROOT = Path(__file__).resolve().parent.parent
+FAST = ["trainer.threads=1", "trainer.steps=20", "trainer.eval_every=10", "trainer.eval_log_points=0",
+        "probe.size=100"]
+
+
+def ics(args, env, cwd, timeout=300) -> subprocess.CompletedProcess:
+    env = {**env, "COLUMNS": "200", "NO_COLOR": "1"}
+    return subprocess.run([*ICS, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def one_line_error(p: subprocess.CompletedProcess, needle: str) -> str:
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), p.stdout + p.stderr
+    assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def test_nothing_in_ics_unpickles_a_file():
+    """Guard: no pickle.load, no submitit job.results() (it unpickles the result file), and every
+    torch.load is weights_only=True — in the library and the CLI."""
+    offenders = []
+    for f in list((ROOT / "ics").rglob("*.py")) + list((ROOT / "cli").rglob("*.py")):
+        for n, line in enumerate(f.read_text().splitlines(), 1):
+            code = line.split("#")[0]
+            if re.search(r"\bpickle\.loads?\(|\.results\(\)|\.result\(\)", code):
+                offenders.append(f"{f.name}:{n}: {line.strip()}")
+            if "torch.load(" in code and "weights_only=True" not in code:
+                offenders.append(f"{f.name}:{n}: {line.strip()}")
+    assert offenders == []
+
+
+@pytest.mark.slow
+def test_resume_drops_stored_hydra_settings_and_runs_nothing_from_them(tiny_env, tmp_path):
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    sweep = tmp_path / "sweep"
+    p = ics(["run", "-m", "model.norm=none,batch", *FAST, f"hydra.sweep.dir={sweep}"], tiny_env, cwd)
+    assert p.returncode == 0, p.stdout + p.stderr
+    job = next(sweep.glob("1_*"))
+    import shutil
+
+    shutil.rmtree(job)  # one job to resume
+    marker = tmp_path / "PWNED"
+    record = yaml.safe_load((sweep / "multirun.yaml").read_text())
+    record["hydra"]["overrides"]["hydra"] += [
+        "hydra/launcher=evil", f"hydra.launcher.setup=['touch {marker}']",
+        f"hydra.job.env_set.ICS_CACHE_DIR={tmp_path / 'redirected'}", "hydra.callbacks.x._target_=os.system"]
+    (sweep / "multirun.yaml").write_text(yaml.safe_dump(record))
+    p = ics(["resume", str(sweep)], tiny_env, cwd)
+    out = p.stdout + p.stderr
+    assert p.returncode == 0, out
+    assert "not re-applied from" in out and "hydra.launcher.setup" in out and "hydra/launcher=evil" in out
+    assert "resume: runs ics run -m model.norm=none,batch" in out  # what it runs, shown first
+    assert not marker.exists() and not (tmp_path / "redirected").exists()
+    rec = json.loads((next(sweep.glob("1_*")) / "summary.json").read_text())
+    assert rec["status"] in ("completed", "not_learning")
+
+
+@pytest.mark.slow
+def test_a_launch_into_a_live_run_is_refused_before_anything_is_written(tiny_env, tmp_path):
+    from ics.record.lock import RunLock
+
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    run = tmp_path / "run"
+    p = ics(["run", *FAST, "trainer.checkpoint_every=0", f"hydra.run.dir={run}"], tiny_env, cwd)
+    assert p.returncode == 0, p.stdout + p.stderr
+    (run / "summary.json").write_text(json.dumps({**json.loads((run / "summary.json").read_text()),
+                                                  "status": "running"}))
+    with RunLock(run):  # a live run holds its lock: the launch is refused without touching it
+        before = {f: f.read_bytes() for f in run.rglob("*") if f.is_file()}
+        one_line_error(ics(["run", *FAST, "model.norm=none", "trainer.seed=7", f"hydra.run.dir={run}"],
+                           tiny_env, cwd), "is being trained by pid")
+        assert {f: f.read_bytes() for f in run.rglob("*") if f.is_file()} == before
+    before = {f: f.read_bytes() for f in run.rglob("*") if f.is_file()}
+    # not live any more, but started with another config: refused too, nothing written
+    line = one_line_error(ics(["run", *FAST, "trainer.checkpoint_every=0", "trainer.seed=7",
+                               f"hydra.run.dir={run}"], tiny_env, cwd), "holds a run started with trainer.seed=0")
+    assert "ics resume" in line
+    assert {f: f.read_bytes() for f in run.rglob("*") if f.is_file()} == before
+
+
+@pytest.mark.slow
+def test_a_launch_into_a_folder_that_is_not_a_run_is_refused(tiny_env, tmp_path):
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    mine = tmp_path / "thesis"
+    mine.mkdir()
+    (mine / "chapter1.tex").write_text("precious")
+    one_line_error(ics(["run", *FAST, f"hydra.run.dir={mine}"], tiny_env, cwd), "is a non-empty folder that is not an ics run")
+    one_line_error(ics(["run", "-m", "trainer.seed=0,1", *FAST, f"hydra.sweep.dir={mine}"], tiny_env, cwd),
+                   "is a non-empty folder that is not an ics sweep")
+    assert [p.name for p in mine.iterdir()] == ["chapter1.tex"] and list(cwd.iterdir()) == []
