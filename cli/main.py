@@ -434,6 +434,10 @@ def _resume_sweep(path: Path, extra: List[str]) -> None:
         dirs, config_name = configdirs.read_sweep_record(path)
     except UserError as e:
         _fail(str(e))
+    links = sorted(p.name for p in path.iterdir() if p.is_symlink())
+    if links:
+        _fail(f"{path / links[0]} is a symbolic link; ics resume does not write through links (a sweep folder is "
+              "data): put the folder itself there, or remove it to run that job again")
     given = {o.split("=", 1)[0] for o in extra}
     launcher = [o for o in launcher if o.split("=", 1)[0] not in given]
     if dropped:
@@ -692,6 +696,8 @@ def bench(steps: int = typer.Option(3000, min=100, help="Training steps per time
           cnn_steps: int = typer.Option(20, min=0, help="Steps per timed CNN loop (0: skip the CNN rows)."),
           instruments: bool = typer.Option(False, help="Only the cost of each instrument at its default cadence, "
                                                        "for the Fig. 1 MLP and the default CNN."),
+          threads: bool = typer.Option(False, "--threads", help="Only trainer.threads=1, all cores and auto on the "
+                                                                 "Fig. 1 MLP, idle and with a busy process competing."),
           preflight_jobs: int = typer.Option(0, "--preflight", min=0,
                                              help="Only the up-front check of an N-job seed sweep "
                                                   "(trainer.seed=range(0,N)): seconds and peak memory.")) -> None:
@@ -704,6 +710,13 @@ def bench(steps: int = typer.Option(3000, min=100, help="Training steps per time
 
     if preflight_jobs:
         _bench_preflight(preflight_jobs)
+        return
+    if threads:
+        from rich.console import Console
+
+        from ics.bench import threads_under_load
+
+        threads_under_load(steps, Console(), None if synthetic else (data_root or os.environ.get("ICS_DATA_ROOT")))
         return
     try:
         if instruments:

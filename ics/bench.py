@@ -339,3 +339,48 @@ def instrument_costs(model: str, steps: int, console, data_root: Optional[str] =
         table.add_row(key, str(count), f"{ms:.1f}", f"{100 * share:.1f}%")
     console.print(table)
     return out
+
+
+def threads_under_load(steps: int, console, data_root: Optional[str] = None) -> Dict[str, Dict[str, float]]:
+    """`trainer.threads` = 1, all cores and auto on the Fig. 1 MLP (the real Trainer loop, probes off),
+    with the machine idle and with a busy process competing for a core (a spinning Python loop, like
+    another job of a sweep). Returns {condition: {setting: steps/s}}; auto's pick is shown."""
+    import subprocess
+    import sys
+
+    from rich.table import Table
+
+    from ics.train.threads import available_cores
+
+    data = load_data(MNISTConfig(root=data_root)) if data_root else _synthetic()
+    cores = available_cores()
+    settings = [1, cores, "auto"] if cores > 1 else [1, "auto"]
+    out: Dict[str, Dict[str, float]] = {}
+    picked: Dict[str, int] = {}
+    for condition in ("idle", "a busy neighbour"):
+        busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if condition != "idle" else None
+        try:
+            out[condition] = {}
+            for setting in settings:
+                with tempfile.TemporaryDirectory() as d:
+                    trainer = Trainer(_cfg(steps, False, setting, data_root), Path(d), data=data)
+                    t0 = time.perf_counter()
+                    trainer.fit()
+                    out[condition][str(setting)] = steps / (time.perf_counter() - t0)
+                    if setting == "auto":
+                        picked[condition] = trainer.threads
+        finally:
+            if busy is not None:
+                busy.kill()
+                busy.wait()
+    table = Table(title=f"trainer.threads on the Fig. 1 MLP, {steps:,} steps (steps/s; {cores} cores)")
+    table.add_column("machine")
+    for setting in settings:
+        table.add_column(f"threads={setting}", justify="right")
+    table.add_column("auto / best fixed", justify="right")
+    for condition, row in out.items():
+        fixed = [v for k, v in row.items() if k != "auto"]
+        table.add_row(condition, *[f"{row[str(s)]:,.0f}" + (f" (chose {picked[condition]})" if s == "auto" else "")
+                                   for s in settings], f"{row['auto'] / max(fixed):.2f}x")
+    console.print(table)
+    return out

@@ -106,3 +106,22 @@ def test_a_launch_into_a_folder_that_is_not_a_run_is_refused(tiny_env, tmp_path)
     one_line_error(ics(["run", "-m", "trainer.seed=0,1", *FAST, f"hydra.sweep.dir={mine}"], tiny_env, cwd),
                    "is a non-empty folder that is not an ics sweep")
     assert [p.name for p in mine.iterdir()] == ["chapter1.tex"] and list(cwd.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_a_symlinked_job_folder_is_listed_as_unreadable_and_not_written_through(tiny_env, tmp_path):
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    sweep = tmp_path / "sweep"
+    p = ics(["run", "-m", "trainer.seed=0,1", *FAST, f"hydra.sweep.dir={sweep}"], tiny_env, cwd)
+    assert p.returncode == 0, p.stdout + p.stderr
+    job = next(sweep.glob("1_*"))
+    elsewhere = tmp_path / "elsewhere"
+    job.rename(elsewhere)
+    job.symlink_to(elsewhere, target_is_directory=True)
+    before = sorted(str(f) for f in elsewhere.rglob("*"))
+    p = ics(["report", str(sweep)], tiny_env, cwd)
+    assert p.returncode == 0 and "Traceback" not in p.stdout + p.stderr, p.stdout + p.stderr
+    assert "the job folder is a symbolic link (not followed)" in (sweep / "report" / "report.md").read_text()
+    one_line_error(ics(["resume", str(sweep)], tiny_env, cwd), "is a symbolic link; ics resume does not write through")
+    assert sorted(str(f) for f in elsewhere.rglob("*")) == before

@@ -54,6 +54,12 @@ def find_job_dirs(root: Path) -> List[Path]:
             d = p.parent
             if names.REPORT_DIR not in d.relative_to(root).parts:
                 found.add(d)
+    # a job folder that is a symbolic link is listed (as unreadable: a sweep folder is data, and a
+    # link may lead anywhere), not followed and not mistaken for a job that never started
+    try:
+        found |= {c for c in root.iterdir() if c.is_symlink() and job_number(c, root) is not None}
+    except OSError:
+        pass
     # a job dir inside another job dir is not a job of the sweep (e.g. a copy): keep the outer one
     outer = {d for d in found if not any(o != d and o in d.parents for o in found)}
     return sorted(outer, key=lambda d: _order(d, root))
@@ -151,6 +157,9 @@ def _checkpoint_step(d: Path) -> Optional[int]:
 def read_job(d: Path, root: Optional[Path] = None) -> JobRecord:
     d = Path(d)
     num = job_number(d, Path(root)) if root is not None else None
+    if root is not None and d != Path(root) and d.is_symlink():
+        return JobRecord(d, num, Status.UNREADABLE, None, [], None,
+                         "the job folder is a symbolic link (not followed)", None, [])
     owner = holder(d)
     h_overrides, h_config, problems = _hydra_files(d)
     try:
