@@ -125,3 +125,17 @@ def test_a_symlinked_job_folder_is_listed_as_unreadable_and_not_written_through(
     assert "the job folder is a symbolic link (not followed)" in (sweep / "report" / "report.md").read_text()
     one_line_error(ics(["resume", str(sweep)], tiny_env, cwd), "is a symbolic link; ics resume does not write through")
     assert sorted(str(f) for f in elsewhere.rglob("*")) == before
+
+
+def test_a_busy_tensorboard_port_is_one_line(tmp_path):
+    import os
+    import socket
+
+    (tmp_path / "events.out.tfevents.1.host.0.0").write_bytes(b"")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        p = ics(["tensorboard", str(tmp_path), "--port", str(port)], dict(os.environ), tmp_path, timeout=60)
+    one_line_error(p, f"--port {port} is in use")
+    assert "http://" not in p.stdout
