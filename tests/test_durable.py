@@ -52,7 +52,7 @@ def assert_clean_events(d: Path) -> None:
     for tag in ("acc/test", "loss/train", "drift/h2.pre_act/w1_ref"):
         steps = [e.step for e in ea.Scalars(tag)]
         assert steps == sorted(set(steps)), f"{tag}: duplicate or out-of-order steps {steps}"
-    from ics.train.loop import eval_schedule
+    from ics.models.evaluate import eval_schedule
 
     assert [e.step for e in ea.Scalars("acc/test")] == [0] + sorted(eval_schedule(3000, 100, 8))
 

@@ -113,7 +113,8 @@ def test_landscape_on_a_quadratic():
     assert out["landscape/grad_change"] == pytest.approx(change, rel=1e-5)
     assert out["landscape/beta"] == pytest.approx(change / (lr * math.sqrt(32)), rel=1e-5)
     # Hessian at (1, 1): [[2, 2·2·1·1 − 6 + ...]]: d²L/dw1² = 2 w2², d²L/dw1dw2 = 2(2 w1 w2 − 3) → [[2, −2], [−2, 2]]
-    assert abs(out["landscape/top_eig"]) == pytest.approx(4.0, rel=1e-3)
+    assert out["landscape/top_eig"] == pytest.approx(4.0, rel=1e-6)
+    assert out["landscape/min_eig"] == pytest.approx(0.0, abs=1e-6)
     assert out["landscape/two_over_lr"] == pytest.approx(2 / lr)
 
 
@@ -189,7 +190,11 @@ def test_bn_stats_bn_noise_and_weights_in_a_run(mnist_root, tmp_path):
     s = tiny_run(mnist_root, tmp_path, bn_stats=BNStatsConfig(enabled=True, batches=10, test_batch_sizes=[2, 20]),
                  bn_noise=BNNoiseConfig(enabled=True, every=10), weights=WeightsConfig(enabled=True, every=10))
     bn = load_series(tmp_path / "run", "bn_stats")
-    assert list(bn.steps) == [0, 20, 40, 60]
+    # at every evaluation of the loop, the log-spaced early ones (10, 11, ...) included
+    from ics.models.evaluate import eval_schedule
+
+    assert list(bn.steps) == [0] + sorted(eval_schedule(60, 20, 8)) and 10 in bn.steps
+    assert len(bn.tags["test_bn/ema/acc"]) == len(bn.steps)
     for kind in ("ema", "precise", "batch2", "batch20"):
         assert 0 <= bn.tags[f"test_bn/{kind}/acc"][-1] <= 1
     assert bn.tags["test_bn/ema/acc"][-1] == pytest.approx(s.final_test_acc)  # the same evaluation as test/acc
@@ -318,3 +323,39 @@ def test_probe_drift_units_through_a_model(mnist_root, tmp_path):
     # every percentile moved by 2 × its own value (x → 3x): pmove = mean over units of 2|p_q(ref)|
     p50 = inst.series["probe/h2.pre_act/p50"]
     assert last["drift/h2.pre_act/pmove_p50"] >= abs(2 * p50[0]) - 1e-6
+
+
+def test_hessian_extremes_are_algebraic_where_the_most_negative_dominates():
+    """A depth-4 BN deep linear network at init (seed 0) sits where |λ_min| > λ_max: power iteration
+    finds λ_min (the largest magnitude); Lanczos gives both extremes, equal to a dense eigensolve."""
+    import numpy as np
+    import torch.nn.functional as F
+    from torch.func import functional_call
+
+    from ics.instruments.functional import live_params
+    from ics.instruments.landscape import hessian_extremes
+
+    torch.manual_seed(0)
+    model = build_model(DLNConfig(depth=4, width=3, norm="batch"), (3,), 3)
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(16, 3, generator=gen), torch.randn(16, 3, generator=gen)
+    params = {n: p.detach() for n, p in model.named_parameters()}
+    names, buffers = list(params), {n: b.clone() for n, b in model.named_buffers()}
+
+    def loss(flat):
+        parts = torch.split(flat, [params[n].numel() for n in names])
+        ps = {n: t.reshape(params[n].shape) for n, t in zip(names, parts)}
+        return F.mse_loss(functional_call(model, {**ps, **buffers}, (x,)), y)
+
+    dense = np.linalg.eigvalsh(torch.autograd.functional.hessian(
+        loss, torch.cat([params[n].reshape(-1) for n in names])).double().numpy())
+    assert abs(dense[0]) > dense[-1] > 0  # the case the issue found: a saddle dominated by λ_min
+    hi, lo = hessian_extremes(model, live_params(model), x, y, F.mse_loss, 20, torch.Generator().manual_seed(0))
+    assert hi == pytest.approx(dense[-1], rel=1e-4) and lo == pytest.approx(dense[0], rel=1e-4)
+    # what the replaced power iteration returned: the eigenvalue of largest magnitude, here λ_min
+    H = torch.autograd.functional.hessian(loss, torch.cat([params[n].reshape(-1) for n in names])).double()
+    v = torch.randn(H.shape[0], generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    for _ in range(500):
+        v = H @ v
+        v = v / v.norm()
+    assert float(v @ H @ v) == pytest.approx(dense[0], rel=1e-3)

@@ -298,8 +298,9 @@ class LandscapeConfig:
                                      "optimiser's actual update (momentum, Adam)", choices=("gradient", "update"))
     multipliers: List[float] = opt([0.25, 0.5, 1.0, 2.0, 4.0], "step sizes as multiples of lr (or of the update)",
                                    rule=each(gt(0), 1))
-    hessian: bool = opt(False, "also the top Hessian eigenvalue (power iteration), logged next to 2/lr")
-    power_iters: int = opt(20, "power-iteration steps for the top eigenvalue", rule=ge(1))
+    hessian: bool = opt(False, "also the Hessian's largest and smallest eigenvalues (Lanczos), logged next to 2/lr")
+    power_iters: int = opt(20, "Lanczos steps (Hessian-vector products) for the extreme eigenvalues (the name is "
+                               "kept from the power iteration it replaced)", rule=ge(1))
 
 
 

@@ -27,7 +27,7 @@ from torch import nn
 from ics.config import ConfigError
 from ics.instruments.base import Instrument, RunContext
 from ics.models import noise_off
-from ics.models.evaluate import evaluate_model
+from ics.models.evaluate import eval_schedule, evaluate_model
 from ics.registry import INSTRUMENTS
 
 BN = nn.modules.batchnorm._BatchNorm
@@ -96,6 +96,7 @@ class BNInferenceStatistics(Instrument):
         n = min(cfg.test_subset, ctx.data.x_test.shape[0])
         self.subset = torch.randperm(ctx.data.x_test.shape[0], generator=gen)[:n].to(ctx.data.x_test.device)
         self.batch_size = cfg.batch_size or ctx.cfg.trainer.batch_size
+        self._schedule = None  # the loop's evaluation steps (eval_schedule), made on first use
 
     @classmethod
     def check(cls, section, cfg, model, spec) -> None:
@@ -106,7 +107,12 @@ class BNInferenceStatistics(Instrument):
                               "must be >= 2 (BN needs 2+ examples)")
 
     def due(self, step: int, final: bool = False) -> bool:
-        return final or step % self.ctx.cfg.trainer.eval_every == 0
+        """At every evaluation of the loop: step 0, every eval_every, and the log-spaced early ones
+        (10, 13, ..., where EMA and population statistics differ most), and the last step."""
+        t = self.ctx.cfg.trainer
+        if self._schedule is None:
+            self._schedule = eval_schedule(t.steps, t.eval_every, t.eval_log_points) | {0}
+        return final or step in self._schedule
 
     def measure(self, step: int) -> None:
         ctx, cfg = self.ctx, self.cfg

@@ -10,15 +10,15 @@ At step t, with g = ∇L(θ_t; B_t) on the step's batch (BN with B_t's statistic
   grad_change_rel           grad_change / ‖g‖
   beta                      max_k ‖∇L(θ_k) − g‖ / ‖θ_k − θ_t‖            (effective β-smoothness;
                                                                           = ‖g_η − g‖ / (η‖g‖) for the gradient)
-  top_eig, two_over_lr      (landscape.hessian) the Hessian's top eigenvalue at θ_t by power
-                            iteration on Hessian-vector products, next to 2/lr: gradient descent
-                            is stable on a quadratic only while top_eig < 2/lr
+  top_eig, min_eig,         (landscape.hessian) the Hessian's largest and smallest *algebraic*
+  two_over_lr               eigenvalues at θ_t (Lanczos on Hessian-vector products), next to 2/lr:
+                            gradient descent is stable on a quadratic only while top_eig < 2/lr
 
-TensorBoard: landscape/<metric>. The power iteration starts from the instrument's own generator.
+TensorBoard: landscape/<metric>. The Lanczos start vector comes from the instrument's own generator.
 """
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Tuple
 
 import numpy as np
 import torch
@@ -28,22 +28,37 @@ from ics.instruments.functional import live_params, loss_and_grad, lr_of, optimi
 from ics.registry import INSTRUMENTS
 
 
-def top_eigenvalue(model, params, x, y, loss_fn, iters: int, gen: torch.Generator) -> float:
-    """Largest-magnitude Hessian eigenvalue at params by power iteration (HVPs by double backward)."""
+def hessian_extremes(model, params, x, y, loss_fn, iters: int, gen: torch.Generator) -> Tuple[float, float]:
+    """(largest, smallest) algebraic Hessian eigenvalue at params: `iters` Lanczos steps on
+    Hessian-vector products (double backward), with full reorthogonalisation; the extreme Ritz values
+    of the tridiagonal matrix. Power iteration would return the eigenvalue of largest *magnitude*,
+    which is the most negative one where |λ_min| > λ_max (a saddle) — not the one that bounds
+    gradient descent's stability (λ_max < 2/η)."""
     names = list(params)
-    v = {n: torch.randn(p.shape, generator=gen).to(p.device, p.dtype) for n, p in params.items()}
-    norm = torch.sqrt(sum((t * t).sum() for t in v.values()))
-    v = {n: t / norm for n, t in v.items()}
-    eig = torch.zeros(())
-    for _ in range(iters):
+
+    def hvp(v: torch.Tensor) -> torch.Tensor:
         _, grads, leaves = loss_and_grad(model, params, x, y, loss_fn, create_graph=True)
-        dot = sum((grads[n] * v[n]).sum() for n in names)
-        hv = torch.autograd.grad(dot, [leaves[n] for n in names])
-        hv = {n: h.detach() for n, h in zip(names, hv)}
-        eig = sum((hv[n] * v[n]).sum() for n in names)  # Rayleigh quotient, v has unit norm
-        norm = torch.sqrt(sum((t * t).sum() for t in hv.values())).clamp_min(1e-30)
-        v = {n: t / norm for n, t in hv.items()}
-    return float(eig)
+        g = torch.cat([grads[n].reshape(-1) for n in names])
+        hv = torch.autograd.grad(g @ v, [leaves[n] for n in names])
+        return torch.cat([h.detach().reshape(-1) for h in hv])
+
+    q = torch.cat([torch.randn(params[n].shape, generator=gen).reshape(-1) for n in names])
+    q = q.to(params[names[0]].device, params[names[0]].dtype)
+    q = q / q.norm()
+    basis, alphas, betas = [q], [], []
+    for k in range(max(1, min(iters, q.numel()))):
+        w = hvp(basis[-1])
+        alphas.append(float(w @ basis[-1]))
+        for b in basis:  # full reorthogonalisation: k is small, exactness matters more than memory
+            w = w - (w @ b) * b
+        beta = float(w.norm())
+        if beta < 1e-10 or k + 1 == iters:
+            break
+        betas.append(beta)
+        basis.append(w / beta)
+    t = np.diag(alphas) + np.diag(betas[:len(alphas) - 1], 1) + np.diag(betas[:len(alphas) - 1], -1)
+    ritz = np.linalg.eigvalsh(t)
+    return float(ritz[-1]), float(ritz[0])
 
 
 @INSTRUMENTS.register("landscape")
@@ -84,8 +99,8 @@ class LossLandscape(Instrument):
                         "landscape/grad_change_rel", "landscape/beta", "landscape/grad_norm"], values))
         out["landscape/loss_range"] = out["landscape/loss_max"] - out["landscape/loss_min"]
         if self.cfg.hessian:
-            out["landscape/top_eig"] = top_eigenvalue(ctx.model, params, batch.x, batch.y, ctx.loss_fn,
-                                                      self.cfg.power_iters, self.gen)
+            out["landscape/top_eig"], out["landscape/min_eig"] = hessian_extremes(
+                ctx.model, params, batch.x, batch.y, ctx.loss_fn, self.cfg.power_iters, self.gen)
             out["landscape/two_over_lr"] = 2.0 / lr
         self.emit(batch.step, out)
 
@@ -94,7 +109,7 @@ class LossLandscape(Instrument):
                   "gradient predictiveness ‖∇L(θ_k) − g‖": ["Multiline", [r"landscape/grad_change$"]],
                   "effective β-smoothness": ["Multiline", [r"landscape/beta$"]]}
         if self.cfg.hessian:
-            charts["top Hessian eigenvalue vs 2/lr"] = ["Multiline", [r"landscape/(top_eig|two_over_lr)$"]]
+            charts["Hessian λ_max (and λ_min) vs 2/lr"] = ["Multiline", [r"landscape/(top_eig|min_eig|two_over_lr)$"]]
         return {"Loss landscape (Santurkar et al. 2018, §3.2)": charts}
 
     def meta(self) -> Dict[str, Any]:
@@ -102,7 +117,7 @@ class LossLandscape(Instrument):
 
     def summary(self) -> Dict[str, Any]:
         out = {}
-        for m in ("loss_range", "grad_change_rel", "beta", "top_eig"):
+        for m in ("loss_range", "grad_change_rel", "beta", "top_eig", "min_eig"):
             s = self.series.get(f"landscape/{m}")
             if s:
                 out[m] = s[-1]

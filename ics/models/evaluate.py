@@ -1,9 +1,11 @@
-"""A model's loss and score on held-out data. Below both the training loop and the instruments
-(bn_stats evaluates with EMA and with precise statistics), so neither imports the other."""
+"""When a model is evaluated, and its loss and score on held-out data. Below both the training loop
+and the instruments (bn_stats evaluates with EMA and precise statistics at the same steps as the
+loop), so neither imports the other."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -39,3 +41,12 @@ def evaluate_model(model, data: DataBundle, batch_size: int, x=None, y=None) -> 
         return loss, acc
     finally:
         model.train()
+
+
+def eval_schedule(steps: int, every: int, log_points: int) -> set:
+    """Steps to evaluate after: every `every` steps and the last, plus `log_points` log-spaced steps
+    from 10 up to the first `every` (dense early, where learning curves move fastest)."""
+    at = set(range(every, steps + 1, every)) | {steps}
+    if log_points and every > 10:
+        at |= {int(round(v)) for v in np.geomspace(10, every, log_points + 1)[:-1] if round(v) < steps}
+    return at

@@ -25,7 +25,7 @@ from ics.data import DataBundle, load_data
 from ics.instruments import Batch, RunContext, build_instruments
 from ics.instruments.base import Instrument
 from ics.models import build_model
-from ics.models.evaluate import evaluate_model
+from ics.models.evaluate import eval_schedule, evaluate_model
 from ics.record import Status, Summary, names, write_npz, write_summary
 from ics.train import checkpoint as ckpt
 from ics.train.device import device_name, resolve_device
@@ -416,15 +416,6 @@ def to_channels_last(model, data: DataBundle):
     data = dataclasses.replace(data, x_train=nhwc(data.x_train), x_test=nhwc(data.x_test),
                                x_val=nhwc(data.x_val) if data.x_val is not None else None)
     return model.to(memory_format=torch.channels_last), data
-
-
-def eval_schedule(steps: int, every: int, log_points: int) -> set:
-    """Steps to evaluate after: every `every` steps and the last, plus `log_points` log-spaced steps
-    from 10 up to the first `every` (dense early, where learning curves move fastest)."""
-    at = set(range(every, steps + 1, every)) | {steps}
-    if log_points and every > 10:
-        at |= {int(round(v)) for v in np.geomspace(10, every, log_points + 1)[:-1] if round(v) < steps}
-    return at
 
 
 HPARAM_KEYS = ("model.name", "model.activation", "model.norm", "model.init", "data.name", "optim.name", "optim.lr",
