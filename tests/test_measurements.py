@@ -359,3 +359,33 @@ def test_hessian_extremes_are_algebraic_where_the_most_negative_dominates():
         v = H @ v
         v = v / v.norm()
     assert float(v @ H @ v) == pytest.approx(dense[0], rel=1e-3)
+
+
+def test_scale_invariant_landscape_does_not_move_when_bn_fed_weights_are_rescaled():
+    """BN makes the function invariant to the scale of each weight row feeding it: rescaling those rows
+    by 3 leaves the si/ measures unchanged, while the plain ones (measured along the actual step)
+    move — the confound of issue 16."""
+    torch.manual_seed(0)
+    # BN's ε breaks the invariance by ε/σ²; a tiny ε makes the symmetry exact enough to test to 1e-4
+    model = build_model(MLPConfig(widths=[20, 20], bn_eps=1e-12), (6,), 4).double()
+    gen = torch.Generator().manual_seed(1)
+    x, y = torch.randn(32, 6, generator=gen).double(), torch.randint(0, 4, (32,), generator=gen)
+    cfg = LandscapeConfig(enabled=True, scale_invariant=True)
+
+    def measure(m):
+        inst = LossLandscape(cfg, context(m, torch.optim.SGD(m.parameters(), lr=0.5), loss_fn=F.cross_entropy))
+        inst.observe_batch(Batch(0, x, y))
+        return {k: v[-1] for k, v in inst.series.items()}
+
+    before = measure(model)
+    scaled = __import__("copy").deepcopy(model)
+    with torch.no_grad():
+        for name in ("h1", "h2"):  # the rows that feed BN (the output layer's do not)
+            scaled.blocks[name].affine.weight.mul_(3.0)
+    after = measure(scaled)
+    with torch.no_grad():  # the same function, with the batch statistics the landscape uses
+        assert torch.allclose(model(x), scaled(x), atol=1e-9)
+    for k in ("loss_range", "grad_change_rel", "beta"):
+        assert after[f"landscape/si/{k}"] == pytest.approx(before[f"landscape/si/{k}"], rel=1e-9), k
+    for k in ("loss_range", "grad_change_rel", "beta"):  # the plain ones move (2-6% here, for a scale of 3)
+        assert after[f"landscape/{k}"] != pytest.approx(before[f"landscape/{k}"], rel=0.01), k

@@ -298,6 +298,8 @@ class LandscapeConfig:
                                      "optimiser's actual update (momentum, Adam)", choices=("gradient", "update"))
     multipliers: List[float] = opt([0.25, 0.5, 1.0, 2.0, 4.0], "step sizes as multiples of lr (or of the update)",
                                    rule=each(gt(0), 1))
+    scale_invariant: bool = opt(False, "also the loss range, gradient change and β at the point where every weight "
+                                       "row feeding BN has unit norm (invariant to BN's weight scale; twice the cost)")
     hessian: bool = opt(False, "also the Hessian's largest and smallest eigenvalues (Lanczos), logged next to 2/lr")
     power_iters: int = opt(20, "Lanczos steps (Hessian-vector products) for the extreme eigenvalues (the name is "
                                "kept from the power iteration it replaced)", rule=ge(1))

@@ -10,6 +10,13 @@ At step t, with g = ∇L(θ_t; B_t) on the step's batch (BN with B_t's statistic
   grad_change_rel           grad_change / ‖g‖
   beta                      max_k ‖∇L(θ_k) − g‖ / ‖θ_k − θ_t‖            (effective β-smoothness;
                                                                           = ‖g_η − g‖ / (η‖g‖) for the gradient)
+  si/loss_range, si/grad_change_rel, si/beta
+                            (landscape.scale_invariant, BN models) the same three at θ̂, where each
+                            weight row w_j that feeds a BN unit is replaced by w_j/‖w_j‖ (the
+                            network's function is unchanged), with ĝ = ∇L(θ̂) and points θ̂ − η_k ĝ.
+                            Rescaling BN-fed rows by any c_j > 0 leaves θ̂, hence these, unchanged;
+                            the plain measures move (the step is η‖g‖ while ‖g‖ ∝ 1/c), so BN's weight
+                            growth alone can make its landscape look smoother along the actual step
   top_eig, min_eig,         (landscape.hessian) the Hessian's largest and smallest *algebraic*
   two_over_lr               eigenvalues at θ_t (Lanczos on Hessian-vector products), next to 2/lr:
                             gradient descent is stable on a quadratic only while top_eig < 2/lr
@@ -18,7 +25,7 @@ TensorBoard: landscape/<metric>. The Lanczos start vector comes from the instrum
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 import torch
@@ -61,6 +68,45 @@ def hessian_extremes(model, params, x, y, loss_fn, iters: int, gen: torch.Genera
     return float(ritz[-1]), float(ritz[0])
 
 
+def bn_fed_weights(model) -> List[str]:
+    """Names of the affine weights whose every output unit (row; a conv's output channel) feeds a BN
+    unit: the network's function does not change when such a row is rescaled by any c > 0."""
+    out = []
+    for name, block in getattr(model, "blocks", {}).items():
+        if isinstance(getattr(block, "norm", None), torch.nn.modules.batchnorm._BatchNorm):
+            out.append(f"blocks.{name}.affine.weight")
+    return out
+
+
+def normalised_rows(params: Dict[str, torch.Tensor], names: List[str]) -> Dict[str, torch.Tensor]:
+    """params with each row of the named weights scaled to unit norm: the canonical point of the
+    rescaling symmetry, the same whatever scale the rows had."""
+    out = dict(params)
+    for n in names:
+        w = params[n]
+        norms = w.reshape(w.shape[0], -1).norm(dim=1).clamp_min(1e-30)
+        out[n] = w / norms.reshape(-1, *([1] * (w.dim() - 1)))
+    return out
+
+
+def along_gradient(model, params, g, x, y, loss_fn, etas) -> Dict[str, float]:
+    """Loss range, gradient change and effective β along θ − η g for each η (see the module doc)."""
+    g_norm = torch.sqrt(sum((t * t).sum() for t in g.values()))
+    losses, changes, betas = [], [], []
+    for eta in etas:
+        step = {n: -eta * g[n] for n in params}
+        loss_k, g_k = loss_and_grad(model, {n: params[n] + step[n] for n in params}, x, y, loss_fn)
+        change = torch.sqrt(sum(((g_k[n] - g[n]) ** 2).sum() for n in params))
+        dist = torch.sqrt(sum((step[n] ** 2).sum() for n in params)).clamp_min(1e-30)
+        losses.append(loss_k)
+        changes.append(change)
+        betas.append(change / dist)
+    losses_t, changes_t = torch.stack(losses), torch.stack(changes)
+    v = torch.stack([losses_t.max() - losses_t.min(), changes_t.max() / g_norm.clamp_min(1e-30),
+                     torch.stack(betas).max()]).tolist()
+    return {"loss_range": v[0], "grad_change_rel": v[1], "beta": v[2]}
+
+
 @INSTRUMENTS.register("landscape")
 class LossLandscape(Instrument):
     key = "landscape"
@@ -68,6 +114,7 @@ class LossLandscape(Instrument):
     def __init__(self, cfg, ctx: RunContext):
         super().__init__(cfg, ctx)
         self.gen = torch.Generator().manual_seed(ctx.seed * 31 + 7)
+        self.bn_fed = bn_fed_weights(ctx.model)
 
     def wants_batch(self, step: int) -> bool:
         return step % self.cfg.every == 0
@@ -98,6 +145,12 @@ class LossLandscape(Instrument):
         out = dict(zip(["landscape/loss_min", "landscape/loss_max", "landscape/grad_change",
                         "landscape/grad_change_rel", "landscape/beta", "landscape/grad_norm"], values))
         out["landscape/loss_range"] = out["landscape/loss_max"] - out["landscape/loss_min"]
+        if self.cfg.scale_invariant and self.bn_fed:
+            canon = normalised_rows(params, self.bn_fed)
+            _, g_hat = loss_and_grad(ctx.model, canon, batch.x, batch.y, ctx.loss_fn)
+            si = along_gradient(ctx.model, canon, g_hat, batch.x, batch.y, ctx.loss_fn,
+                                [lr * m for m in self.cfg.multipliers])
+            out.update({f"landscape/si/{k}": v for k, v in si.items()})
         if self.cfg.hessian:
             out["landscape/top_eig"], out["landscape/min_eig"] = hessian_extremes(
                 ctx.model, params, batch.x, batch.y, ctx.loss_fn, self.cfg.power_iters, self.gen)
@@ -108,6 +161,9 @@ class LossLandscape(Instrument):
         charts = {"loss range along the step (min, max)": ["Multiline", [r"landscape/loss_(min|max)$"]],
                   "gradient predictiveness ‖∇L(θ_k) − g‖": ["Multiline", [r"landscape/grad_change$"]],
                   "effective β-smoothness": ["Multiline", [r"landscape/beta$"]]}
+        if self.cfg.scale_invariant and self.bn_fed:
+            charts["scale-invariant (BN-fed rows at unit norm): loss range, β"] = [
+                "Multiline", [r"landscape/si/(loss_range|beta)$"]]
         if self.cfg.hessian:
             charts["Hessian λ_max (and λ_min) vs 2/lr"] = ["Multiline", [r"landscape/(top_eig|min_eig|two_over_lr)$"]]
         return {"Loss landscape (Santurkar et al. 2018, §3.2)": charts}
@@ -117,7 +173,8 @@ class LossLandscape(Instrument):
 
     def summary(self) -> Dict[str, Any]:
         out = {}
-        for m in ("loss_range", "grad_change_rel", "beta", "top_eig", "min_eig"):
+        for m in ("loss_range", "grad_change_rel", "beta", "top_eig", "min_eig", "si/loss_range",
+                  "si/grad_change_rel", "si/beta"):
             s = self.series.get(f"landscape/{m}")
             if s:
                 out[m] = s[-1]
