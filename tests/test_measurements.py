@@ -389,3 +389,42 @@ def test_scale_invariant_landscape_does_not_move_when_bn_fed_weights_are_rescale
         assert after[f"landscape/si/{k}"] == pytest.approx(before[f"landscape/si/{k}"], rel=1e-9), k
     for k in ("loss_range", "grad_change_rel", "beta"):  # the plain ones move (2-6% here, for a scale of 3)
         assert after[f"landscape/{k}"] != pytest.approx(before[f"landscape/{k}"], rel=0.01), k
+
+
+@pytest.mark.parametrize("replay", [True, False])
+def test_grad_ics_twin_update_is_the_real_step_under_noisy_bn(replay):
+    """With model.noise=santurkar, grad_ics's twin update (computed before the step) equals the update
+    the optimiser then takes, because its passes replay the step's noise draw; with the noise simply
+    switched off (what it did before) the twin update differs (cos ≈ 0.98 in the issue)."""
+    from ics.instruments.functional import live_params, loss_and_grad, optimizer_update
+    from ics.models import noise_off, noise_replay
+
+    torch.manual_seed(0)
+    model = build_model(MLPConfig(widths=[16, 16], noise="santurkar"), (6,), 4, seed=3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    gen = torch.Generator().manual_seed(2)
+    x, y = torch.randn(24, 6, generator=gen), torch.randint(0, 4, (24,), generator=gen)
+    for _ in range(2):  # momentum state that the twin must carry too
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    params = live_params(model)
+    if replay:
+        with noise_replay(model) as rewind:
+            rewind()
+            _, g = loss_and_grad(model, params, x, y, F.cross_entropy, noise=True)
+    else:
+        with noise_off(model):
+            _, g = loss_and_grad(model, params, x, y, F.cross_entropy)
+    twin = optimizer_update(model, opt, g)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt.zero_grad()
+    F.cross_entropy(model(x), y).backward()  # the real step draws its noise now
+    opt.step()
+    real = torch.cat([(p.detach() - before[n]).reshape(-1) for n, p in model.named_parameters()])
+    twin_flat = torch.cat([twin[n].reshape(-1) for n, _ in model.named_parameters()])
+    cos = float(real @ twin_flat / (real.norm() * twin_flat.norm()))
+    if replay:
+        assert torch.allclose(real, twin_flat, atol=1e-7, rtol=1e-5)
+    else:
+        assert not torch.allclose(real, twin_flat, atol=1e-7, rtol=1e-5) and cos < 0.9999

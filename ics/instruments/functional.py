@@ -2,12 +2,14 @@
 
 Everything here reads the live model and optimiser and changes neither: parameters are passed to
 `torch.func.functional_call` as detached copies, BN buffers as clones (so the running statistics
-a training-mode pass would update are the clones'), noise layers are switched off, and the
+a training-mode pass would update are the clones'), noise layers are switched off (or replay the
+step's own draw, for gradient ICS), and the
 optimiser's step is taken by a twin built from a deep copy of its state.
 """
 from __future__ import annotations
 
 import copy
+from contextlib import nullcontext
 from typing import Dict, List, Tuple
 
 import torch
@@ -24,12 +26,13 @@ def live_params(model: nn.Module) -> Params:
 
 
 def loss_and_grad(model: nn.Module, params: Params, x: torch.Tensor, y: torch.Tensor, loss_fn,
-                  create_graph: bool = False) -> Tuple[torch.Tensor, Params]:
+                  create_graph: bool = False, noise: bool = False) -> Tuple[torch.Tensor, Params]:
     """L(θ; x, y) and ∇θ L at θ = params, in the model's current mode (training: BN uses the
-    batch's statistics), with no effect on the live model."""
+    batch's statistics), with no effect on the live model. Noise layers are off unless `noise`
+    (then the caller replays the step's draw: ics.models.noise_replay)."""
     leaves = {n: p.detach().clone().requires_grad_(True) for n, p in params.items()}
     buffers = {n: b.detach().clone() for n, b in model.named_buffers()}
-    with noise_off(model), torch.enable_grad():
+    with (nullcontext() if noise else noise_off(model)), torch.enable_grad():
         out = functional_call(model, {**leaves, **buffers}, (x,))
         loss = loss_fn(out, y)
         grads = torch.autograd.grad(loss, list(leaves.values()), create_graph=create_graph)

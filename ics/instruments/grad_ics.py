@@ -13,7 +13,9 @@ and per parameterised layer i (h1, …, out):
 rel_l2 is the comparable form under BN, whose weight gradients scale as 1/‖w‖. With BN the same
 four numbers are also given with the layer's γ, β counted as part of "the layer" (suffix
 `_with_bn`). cos = 1 and l2 = 0 mean the earlier layers' updates did not change what layer i is
-asked to do: no ICS in this sense. Cadence: every `grad_ics.every` steps plus the first
+asked to do: no ICS in this sense. Under noisy BN (model.noise=santurkar) G, G′ and the update are
+computed with the noise the real step draws (ics.models.noise_replay), so the update is the one the
+optimiser actually takes, bit for bit. Cadence: every `grad_ics.every` steps plus the first
 `grad_ics.first` steps. TensorBoard: grad_ics/<layer>/<metric>.
 """
 from __future__ import annotations
@@ -26,6 +28,7 @@ import torch
 from ics.config import ConfigError
 from ics.instruments.base import Batch, Instrument, RunContext
 from ics.instruments.functional import flat, live_params, loss_and_grad, optimizer_update
+from ics.models import noise_replay
 from ics.registry import INSTRUMENTS
 
 METRICS = ("l2", "rel_l2", "cos", "grad_norm")
@@ -57,20 +60,23 @@ class GradientICS(Instrument):
     def observe_batch(self, batch: Batch) -> None:
         ctx = self.ctx
         params = live_params(ctx.model)
-        _, grads = loss_and_grad(ctx.model, params, batch.x, batch.y, ctx.loss_fn)
-        delta = optimizer_update(ctx.model, ctx.optimizer, grads)
-        tags, values, earlier = [], [], []
-        for layer, (w_names, bn_names) in self.layers.items():
-            if earlier:  # layer 1 has no earlier layers: G′ = G by definition
-                moved = {n: (p + delta[n] if n in earlier else p) for n, p in params.items()}
-                _, grads2 = loss_and_grad(ctx.model, moved, batch.x, batch.y, ctx.loss_fn)
-            else:
-                grads2 = grads
-            variants = [("", w_names)] + ([("_with_bn", w_names + bn_names)] if bn_names else [])
-            for suffix, ns in variants:
-                values += compare(flat(grads, ns), flat(grads2, ns))
-                tags += [f"grad_ics/{layer}/{m}{suffix}" for m in METRICS]
-            earlier += w_names + bn_names
+        with noise_replay(ctx.model) as rewind:  # noisy BN: every pass sees the real step's draw
+            rewind()
+            _, grads = loss_and_grad(ctx.model, params, batch.x, batch.y, ctx.loss_fn, noise=True)
+            delta = optimizer_update(ctx.model, ctx.optimizer, grads)
+            tags, values, earlier = [], [], []
+            for layer, (w_names, bn_names) in self.layers.items():
+                if earlier:  # layer 1 has no earlier layers: G′ = G by definition
+                    moved = {n: (p + delta[n] if n in earlier else p) for n, p in params.items()}
+                    rewind()
+                    _, grads2 = loss_and_grad(ctx.model, moved, batch.x, batch.y, ctx.loss_fn, noise=True)
+                else:
+                    grads2 = grads
+                variants = [("", w_names)] + ([("_with_bn", w_names + bn_names)] if bn_names else [])
+                for suffix, ns in variants:
+                    values += compare(flat(grads, ns), flat(grads2, ns))
+                    tags += [f"grad_ics/{layer}/{m}{suffix}" for m in METRICS]
+                earlier += w_names + bn_names
         host = torch.stack(values).tolist()  # one sync per measurement
         self.emit(batch.step, dict(zip(tags, host)))
 

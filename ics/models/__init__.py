@@ -12,10 +12,10 @@ from typing import Sequence
 from ics.config import ModelConfig
 from ics.models import init as _init  # noqa: F401  (fills the INITS registry)
 from ics.models.nets import Block, Net, ProbePoint
-from ics.models.noise import ScaleShiftNoise, noise_off
+from ics.models.noise import ScaleShiftNoise, noise_off, noise_replay
 from ics.registry import INITS, MODELS
 
-__all__ = ["Block", "Net", "ProbePoint", "ScaleShiftNoise", "build_model", "noise_off"]
+__all__ = ["Block", "Net", "ProbePoint", "ScaleShiftNoise", "build_model", "noise_off", "noise_replay"]
 
 
 def build_model(cfg: ModelConfig, in_shape: Sequence[int], num_outputs: int, seed: int = 0) -> Net:

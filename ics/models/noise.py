@@ -8,12 +8,13 @@ and width count as batch dimensions (a unit is a channel).
 
 The draws come from the module's own generator (seeded from the run seed), whose state is part of
 the model's state_dict (so checkpoints resume the same noise). Evaluation and every instrument
-pass are noise-free: `noise_off(model)`.
+pass are noise-free (`noise_off(model)`), except gradient ICS, whose passes replay the draw of the
+step about to be taken (`noise_replay(model)`), so that its twin update is the real one.
 """
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -69,4 +70,28 @@ def noise_off(model: nn.Module) -> Iterator[None]:
         yield
     finally:
         for m, a in zip(mods, was):
+            m.active = a
+
+
+@contextmanager
+def noise_replay(model: nn.Module) -> Iterator[Callable[[], None]]:
+    """Measurement passes that see the noise the next training step will draw. Call the yielded
+    `rewind()` before each pass: it puts every noise generator back where it was on entry (and
+    switches the noise on), so each pass draws exactly what the real step's forward will draw, in
+    the same order and shapes. On exit the generators are where they were: the real step still
+    draws that noise, and training is unchanged."""
+    mods = [m for m in model.modules() if isinstance(m, ScaleShiftNoise)]
+    states = [m.gen.get_state() for m in mods]
+    was = [m.active for m in mods]
+
+    def rewind() -> None:
+        for m, state in zip(mods, states):
+            m.gen.set_state(state)
+            m.active = True
+
+    try:
+        yield rewind
+    finally:
+        for m, state, a in zip(mods, states, was):
+            m.gen.set_state(state)
             m.active = a
