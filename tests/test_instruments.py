@@ -68,13 +68,14 @@ def assert_identical(a, b):
     assert torch.equal(ra, rb), "an instrument used the global RNG"
 
 
-@pytest.mark.parametrize("model", ["mlp_bn", "mlp_plain", "mlp_noisy", "cnn_bn"])
+@pytest.mark.parametrize("model", ["mlp_bn", "mlp_plain", "mlp_noisy", "mlp_dropout", "cnn_bn"])
 def test_instruments_never_change_training(mnist_root, cifar_folder, tmp_path, model):
     if model == "cnn_bn":
         base = Config(model=CNNConfig(channels=[4, 8], widths=[16]), data=ImageFolderConfig(image_folder=str(cifar_folder)))
     else:
         base = Config(model=MLPConfig(widths=[32, 16], norm="none" if model == "mlp_plain" else "batch",
-                                      noise="santurkar" if model == "mlp_noisy" else "none"),
+                                      noise="santurkar" if model == "mlp_noisy" else "none",
+                                      dropout=0.3 if model == "mlp_dropout" else 0.0),
                       data=MNISTConfig(root=str(mnist_root)))
     base = dataclasses.replace(base, optim=MomentumConfig(lr=0.05),  # an optimiser with state
                                trainer=TrainerConfig(steps=STEPS, batch_size=20, eval_every=10, log_every=5,

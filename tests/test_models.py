@@ -1,6 +1,7 @@
 """Model structure: shapes, where BatchNorm sits, biases, probe points and initialisation."""
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -278,3 +279,32 @@ def test_default_init_is_pytorch_uniform():
     bound = 1 / math.sqrt(784)  # kaiming_uniform(a=sqrt(5)) on a Linear: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
     assert w.abs().max().item() <= bound + 1e-6
     assert w.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.05)
+
+
+def test_dropout_is_training_only_and_has_its_own_resumable_stream():
+    """model.dropout: inverted dropout on each hidden block's output, training mode only; its masks
+    come from the layer's own generator (never the global RNG), which a state_dict carries."""
+    from ics.config import MLPConfig
+    from ics.models import Dropout, build_model, noise_off
+
+    torch.manual_seed(0)
+    plain = build_model(MLPConfig(widths=[50, 50]), (8,), 3)
+    torch.manual_seed(0)
+    dropped = build_model(MLPConfig(widths=[50, 50], dropout=0.5), (8,), 3, seed=1)
+    assert [type(b.dropout) for b in dropped.blocks.values()] == [Dropout, Dropout] and plain.blocks.h1.dropout is None
+    x = torch.randn(64, 8)
+    plain.eval(), dropped.eval()
+    assert torch.equal(plain(x), dropped(x))  # evaluation: the identity
+    plain.train(), dropped.train()
+    rng = torch.get_rng_state()
+    with noise_off(dropped):  # a measurement pass: no masks drawn
+        assert torch.equal(dropped(x), plain(x))
+    state = copy.deepcopy(dropped.state_dict())
+    a, b = dropped(x), dropped(x)
+    assert not torch.equal(a, b) and not torch.equal(a, plain(x))
+    assert torch.equal(torch.get_rng_state(), rng), "dropout drew from the global RNG"
+    dropped.load_state_dict(state)
+    assert torch.equal(dropped(x), a)  # the generator's position travels with the weights
+    h = dropped.blocks.h1
+    kept = (h.dropout(torch.ones(4000, 50)) != 0).float().mean()
+    assert 0.45 < kept < 0.55 and h.dropout(torch.ones(10, 5)).max() == 2.0  # kept 1 - p, scaled 1/(1 - p)

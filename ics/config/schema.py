@@ -65,6 +65,8 @@ class ModelConfig:
     noise_scale_max: float = opt(1.25, "noise: per-step unit scale σ_j ~ U(1, b); this is b", rule=ge(1))
     noise_mean_jitter: float = opt(0.1, "noise: per-element shift m ~ U(μ_j − c, μ_j + c); this is c", rule=ge(0))
     noise_scale_jitter: float = opt(0.1, "noise: per-element scale s ~ N(σ_j, d²); this is d", rule=ge(0))
+    dropout: float = opt(0.0, "dropout probability on each hidden block's output, after the nonlinearity (inverted "
+                              "dropout, training only; 0: none)", rule=between(0, 1, hi_open=True))
     init: str = opt("gaussian", "weight init: gaussian = N(0, init_std²) (BN paper §4.1), lecun = N(0, 1/fan_in), "
                                 "PyTorch's default, xavier, kaiming", choices=registry.INITS)
     init_std: float = opt(0.1, "std of the gaussian init", rule=gt(0))

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ics.config import CNNConfig, DLNConfig, MLPConfig, ModelConfig
-from ics.models.noise import ScaleShiftNoise
+from ics.models.noise import Dropout, ScaleShiftNoise
 from ics.registry import ACTIVATIONS, MODELS, NORMS
 
 ACTIVATIONS.register("sigmoid")(nn.Sigmoid)
@@ -46,17 +46,21 @@ ProbePoint = Tuple[nn.Module, str]  # (module, "input" | "output")
 
 
 class Block(nn.Module):
-    """affine -> [norm] -> [noise] -> activation [-> pool]. The affine layer has a bias only
-    without norm; noise (model.noise) acts in training mode only."""
+    """affine -> [norm] -> [noise] -> activation [-> pool] [-> dropout]. The affine layer has a bias
+    only without norm; noise (model.noise) and dropout (model.dropout) act in training mode only.
+    Dropout sits on the block's output, after the nonlinearity (and pooling), where Srivastava et al.
+    (2014) drop hidden units: it perturbs the next layer's *input*, and leaves the nonlinearity's input
+    (the probes' pre_act, and BN's statistics) as they were."""
 
     def __init__(self, affine: nn.Module, norm: Optional[nn.Module], act: nn.Module, pool: Optional[nn.Module] = None,
-                 noise: Optional[nn.Module] = None):
+                 noise: Optional[nn.Module] = None, dropout: Optional[nn.Module] = None):
         super().__init__()
         self.affine = affine
         self.norm = norm
         self.noise = noise
         self.act = act
         self.pool = pool
+        self.dropout = dropout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.affine(x)
@@ -65,7 +69,9 @@ class Block(nn.Module):
         if self.noise is not None:
             x = self.noise(x)
         x = self.act(x)
-        return x if self.pool is None else self.pool(x)
+        if self.pool is not None:
+            x = self.pool(x)
+        return x if self.dropout is None else self.dropout(x)
 
     def probe_points(self) -> Dict[str, ProbePoint]:
         pre = self.norm if self.norm is not None else self.affine
@@ -120,7 +126,8 @@ def _block(affine_cls, n_in: int, n_out: int, cfg: ModelConfig, spatial: bool, p
     noise = None
     if cfg.noise == "santurkar":
         noise = ScaleShiftNoise(cfg.noise_mean_range, cfg.noise_scale_max, cfg.noise_mean_jitter, cfg.noise_scale_jitter)
-    return Block(affine, norm, ACTIVATIONS.get_or_raise(cfg.activation)(), pool, noise)
+    dropout = Dropout(cfg.dropout) if cfg.dropout > 0 else None
+    return Block(affine, norm, ACTIVATIONS.get_or_raise(cfg.activation)(), pool, noise, dropout)
 
 
 def _dense(blocks: "OrderedDict[str, nn.Module]", n_in: int, widths: Sequence[int], cfg: ModelConfig) -> int:

@@ -20,16 +20,50 @@ import torch
 from torch import nn
 
 
-class ScaleShiftNoise(nn.Module):
-    def __init__(self, mean_range: float, scale_max: float, mean_jitter: float, scale_jitter: float):
+class Stochastic(nn.Module):
+    """A training-time random layer with its own generator (CPU: the same stream on CPU and GPU),
+    seeded from the run seed, its state part of the model's state_dict (a resumed run draws the same
+    numbers), and an `active` switch that measurement passes turn off (noise_off) or replay
+    (noise_replay). It never touches the global RNG."""
+
+    def __init__(self):
         super().__init__()
-        self.mean_range, self.scale_max = mean_range, scale_max
-        self.mean_jitter, self.scale_jitter = mean_jitter, scale_jitter
-        self.gen = torch.Generator()  # CPU: the same stream on CPU and GPU
+        self.gen = torch.Generator()
         self.active = True
 
     def seed(self, seed: int) -> None:
         self.gen.manual_seed(seed)
+
+    def get_extra_state(self) -> torch.Tensor:
+        return self.gen.get_state()
+
+    def set_extra_state(self, state: torch.Tensor) -> None:
+        self.gen.set_state(state)
+
+
+class Dropout(Stochastic):
+    """Inverted dropout (Srivastava et al. 2014): in training, each element is kept with probability
+    1 − p and scaled by 1/(1 − p); the identity in evaluation and in every measurement pass."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and self.active) or self.p == 0:
+            return x
+        keep = (torch.rand(x.shape, generator=self.gen) >= self.p).to(x.device, x.dtype)
+        return x * keep / (1 - self.p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class ScaleShiftNoise(Stochastic):
+    def __init__(self, mean_range: float, scale_max: float, mean_jitter: float, scale_jitter: float):
+        super().__init__()
+        self.mean_range, self.scale_max = mean_range, scale_max
+        self.mean_jitter, self.scale_jitter = mean_jitter, scale_jitter
 
     def draw(self, shape, channels: int):
         """(s, m) for an input of `shape` with `channels` units along dim 1 (CPU tensors)."""
@@ -47,13 +81,6 @@ class ScaleShiftNoise(nn.Module):
         s, m = self.draw(x.shape, x.shape[1])
         return x * s.to(x.device, x.dtype) + m.to(x.device, x.dtype)
 
-    # the generator's position travels with the weights: a resumed run draws the same noise
-    def get_extra_state(self) -> torch.Tensor:
-        return self.gen.get_state()
-
-    def set_extra_state(self, state: torch.Tensor) -> None:
-        self.gen.set_state(state)
-
     def extra_repr(self) -> str:
         return (f"mu~U(-{self.mean_range},{self.mean_range}), sigma~U(1,{self.scale_max}), "
                 f"jitter {self.mean_jitter}/{self.scale_jitter}")
@@ -61,8 +88,8 @@ class ScaleShiftNoise(nn.Module):
 
 @contextmanager
 def noise_off(model: nn.Module) -> Iterator[None]:
-    """Measurement passes draw no noise and leave every noise generator where it was."""
-    mods = [m for m in model.modules() if isinstance(m, ScaleShiftNoise)]
+    """Measurement passes draw no noise (nor dropout) and leave every generator where it was."""
+    mods = [m for m in model.modules() if isinstance(m, Stochastic)]
     was = [m.active for m in mods]
     try:
         for m in mods:
@@ -80,7 +107,7 @@ def noise_replay(model: nn.Module) -> Iterator[Callable[[], None]]:
     switches the noise on), so each pass draws exactly what the real step's forward will draw, in
     the same order and shapes. On exit the generators are where they were: the real step still
     draws that noise, and training is unchanged."""
-    mods = [m for m in model.modules() if isinstance(m, ScaleShiftNoise)]
+    mods = [m for m in model.modules() if isinstance(m, Stochastic)]
     states = [m.gen.get_state() for m in mods]
     was = [m.active for m in mods]
 
