@@ -428,3 +428,37 @@ def test_grad_ics_twin_update_is_the_real_step_under_noisy_bn(replay):
         assert torch.allclose(real, twin_flat, atol=1e-7, rtol=1e-5)
     else:
         assert not torch.allclose(real, twin_flat, atol=1e-7, rtol=1e-5) and cos < 0.9999
+
+
+def test_gradient_flow_matches_a_hand_computation_and_sees_vanishing():
+    """gradients: ‖∇W‖ of the step just taken and σ′'s saturation equal a hand computation; at init a
+    6-layer sigmoid MLP without BN passes its first layer a far smaller share of the gradient than
+    with BN."""
+    from ics.instruments.gradients import GradientFlow
+    from ics.config import GradientsConfig
+
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 10, generator=gen), torch.randint(0, 4, (64,), generator=gen)
+    ratios = {}
+    for norm in ("none", "batch"):
+        torch.manual_seed(0)
+        model = build_model(MLPConfig(widths=[50] * 6, norm=norm), (10,), 4)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        inst = GradientFlow(GradientsConfig(enabled=True, every=1), context(model, opt, loss_fn=F.cross_entropy))
+        assert inst.wants_batch(0)
+        inst.observe_batch(Batch(0, x, y))
+        with torch.no_grad():
+            pre = model.blocks.h3.norm(model.blocks.h3.affine(
+                torch.nn.Sequential(model.blocks.h1, model.blocks.h2)(x))) if norm == "batch" else None
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+        assert inst.due(1)
+        inst.measure(1)
+        out = {k: v[-1] for k, v in inst.series.items()}
+        assert out["gradients/h1/grad_norm"] == pytest.approx(float(model.blocks.h1.affine.weight.grad.norm()), rel=1e-6)
+        assert out["gradients/out/grad_ratio"] == pytest.approx(1.0)
+        if pre is not None:  # σ′(x)/σ′(0) < 5% ⇔ |x| > 4.36, on the batch statistics of the step's batch
+            assert out["gradients/h3/saturated"] == pytest.approx(float((pre.abs() > 4.3605).float().mean()), abs=1e-6)
+        ratios[norm] = out["gradients/h1/grad_ratio"]
+    assert ratios["none"] < 0.1 * ratios["batch"], ratios

@@ -343,6 +343,15 @@ class WeightsConfig:
 
 
 
+@dataclass
+class GradientsConfig:
+    """Gradient flow per layer: ‖∇W‖, its ratio to the output layer's, the nonlinearity's derivative
+    and saturation (vanishing gradients): ics.instruments.gradients."""
+
+    enabled: bool = opt(False, "measure per-layer gradient norms and the saturation of each nonlinearity")
+    every: int = opt(100, "measure every this many steps (steps)", rule=gt(0))
+
+
 # ----------------------------------------------------------------------------------------------
 # analysis settings (stored with the run, read by `ics report`)
 
@@ -374,6 +383,7 @@ class Config:
     bn_stats: BNStatsConfig = field(default_factory=BNStatsConfig)
     bn_noise: BNNoiseConfig = field(default_factory=BNNoiseConfig)
     weights: WeightsConfig = field(default_factory=WeightsConfig)
+    gradients: GradientsConfig = field(default_factory=GradientsConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     tolerance: ToleranceConfig = field(default_factory=ToleranceConfig)
     name: str = opt("run", "a free-form label stored in the run record")
