@@ -183,3 +183,21 @@ def test_helpers():
     key = dict(group_key(cfg))
     assert "optim.lr" not in key and "trainer.seed" not in key and "data.root" not in key
     assert key["model.norm"] == "batch"
+
+
+def test_steps_to_target_says_its_resolution_instead_of_a_ci_of_zero():
+    """Five seeds that cross 0.9 between the same two evaluations: the cell is that interval, not
+    "562 ± 0"; seeds in different cells: mean ± CI with the grid's half-width."""
+    from types import SimpleNamespace as NS
+
+    from ics.analysis.tables import _steps_cell
+
+    def group(brackets, n=None):
+        jobs = [NS(summary=NS(steps_to_target={"0.9": first}, steps_to_target_prev={"0.9": prev}))
+                for prev, first in brackets]
+        return NS(jobs=jobs, n=n or len(jobs))
+
+    assert _steps_cell(group([(440, 562)] * 5), "0.9") == "(440, 562] all 5"
+    cell = _steps_cell(group([(440, 562), (562, 750), (440, 562), (562, 750), (440, 562)]), "0.9")
+    assert "± 0" not in cell and cell.endswith("(grid ±74)") and cell.startswith("637 ± ")
+    assert _steps_cell(group([(None, None), (440, 562)]), "0.9") == "(440, 562] all 1 (1/2 reached)"

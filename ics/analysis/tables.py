@@ -11,7 +11,7 @@ import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ics.analysis.configs import format_value
 from ics.analysis.groups import Contrast, Group
@@ -135,6 +135,7 @@ def group_rows(groups: Sequence[Group], targets: Sequence[str]) -> List[Dict[str
         for t in targets:
             e = mean_ci([j.summary.steps_to_target.get(t) for j in g.jobs])
             row[f"steps_to_{t}"], row[f"steps_to_{t}_ci"], row[f"steps_to_{t}_n"] = e.mean, e.half, e.n
+            row[f"steps_to_{t}_resolution"] = _resolution(g, t)
         for point in _points(g):
             for m in ("w1_raw", "w1_shape", "w1_ref"):
                 e = mean_ci([j.summary.drift.get(point, {}).get(m) for j in g.jobs])
@@ -155,13 +156,42 @@ def groups_table(groups: Sequence[Group], targets: Sequence[str], score: str = "
         final = g.estimate("final_test_acc").fmt(show_n=False) + (f" ({g.n_diverged} diverged*)" if g.n_diverged else "")
         row = [g.label, str(g.n), final, g.estimate("best_test_acc").fmt(show_n=False)]
         for t in targets:
-            hits = [j.summary.steps_to_target.get(t) for j in g.jobs]
-            e = mean_ci(hits)
-            reached = sum(h is not None for h in hits)
-            row.append(e.fmt(".0f", show_n=False) + ("" if reached == g.n else f" ({reached}/{g.n} reached)"))
+            row.append(_steps_cell(g, t))
         cells.append(row)
     return TextTable("Seed groups: mean ± 95% CI over seeds (Student t)", headers, cells,
-                     "* diverged/failed runs are counted at chance; steps→t: mean over the seeds that reached t")
+                     "* diverged/failed runs are counted at chance; steps→t: the first evaluation at or above t, "
+                     "mean ± CI over the seeds that reached it, with the evaluation grid's resolution (the mean "
+                     "gap to the evaluation before); when every seed reached t between the same two evaluations "
+                     "that interval is given instead of a CI of 0. Finer: lower trainer.eval_every or raise "
+                     "trainer.eval_log_points")
+
+
+def _brackets(g: Group, t: str) -> List[Tuple[Optional[int], int]]:
+    """(evaluation before, first evaluation at or above t) of every seed that reached t."""
+    out = []
+    for j in g.jobs:
+        first = j.summary.steps_to_target.get(t)
+        if first is not None:
+            out.append((j.summary.steps_to_target_prev.get(t), first))
+    return out
+
+
+def _resolution(g: Group, t: str) -> Optional[float]:
+    """Mean width of the (prev, first] brackets: how finely the evaluation grid locates the crossing."""
+    gaps = [first - (prev or 0) for prev, first in _brackets(g, t)]
+    return sum(gaps) / len(gaps) if gaps else None
+
+
+def _steps_cell(g: Group, t: str) -> str:
+    brackets = _brackets(g, t)
+    reached = "" if len(brackets) == g.n else f" ({len(brackets)}/{g.n} reached)"
+    if not brackets:
+        return "-" + reached
+    if len(set(brackets)) == 1:  # every seed in one grid cell: the cell, not "± 0"
+        prev, first = brackets[0]
+        return f"{_interval(first, prev)} all {len(brackets)}" + reached
+    e = mean_ci([first for _, first in brackets])
+    return f"{e.fmt('.0f', show_n=False)} (grid ±{_resolution(g, t) / 2:.0f})" + reached
 
 
 def drift_table(groups: Sequence[Group]) -> TextTable:
