@@ -1,12 +1,15 @@
 """Writing run files: atomically (a killed run never leaves half a file) and in strict formats."""
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
 import os
 import re
+import threading
 from pathlib import Path
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import numpy as np
 
@@ -19,23 +22,97 @@ def temp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
-def atomic_write(path: Path, write: Callable[[Path], Any], fsync: bool = False) -> None:
+# --- writes that a signal never cuts ----------------------------------------------------------------
+# A signal handler runs on the main thread between two bytecodes: an exit it forces must wait until a
+# write in progress is whole. Writes on the main thread mark themselves here; ics.train.signals
+# defers what a signal asks for until the outermost marked write ends.
+_depth = 0
+_pending: Optional[Callable[[], None]] = None
+
+
+def _main() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+@contextlib.contextmanager
+def whole() -> Iterator[None]:
+    """The body runs to its end before anything a signal asks for happens (see `defer`)."""
+    global _depth, _pending
+    if not _main():
+        yield
+        return
+    _depth += 1
+    try:
+        yield
+    finally:
+        _depth -= 1
+        if _depth == 0 and _pending is not None:
+            fn, _pending = _pending, None
+            fn()  # may raise (a stop asked for during the write); it then replaces any error in flight
+
+
+def writing() -> bool:
+    """A write marked by `whole` is in progress on the main thread."""
+    return _depth > 0
+
+
+def defer(fn: Optional[Callable[[], None]]) -> None:
+    """Run fn when the write in progress ends (the last call wins; None cancels)."""
+    global _pending
+    _pending = fn
+
+
+# --- a full disk --------------------------------------------------------------------------------------
+NO_SPACE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+
+
+class NoSpace(OSError):
+    """A write that failed because the file system is full, over quota or read-only; filename: the
+    file being written."""
+
+
+def no_space(e: Optional[BaseException]) -> Optional[OSError]:
+    """The OSError for lack of space (ENOSPC, EDQUOT, EROFS) in e or what caused it, else None.
+    (torch.save wraps it in a RuntimeError; its cause or context is the OSError.)"""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in NO_SPACE_ERRNOS:
+            return e
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def atomic_write(path: Path, write: Callable[[Path], Any], fsync: bool = False,
+                 before_rename: Optional[Callable[[], None]] = None) -> None:
     """Write through a temporary file in the same folder, then rename over the target: readers see
-    the old file or the whole new one. fsync: also survive a machine crash (checkpoints)."""
+    the old file or the whole new one. fsync: also survive a machine crash (checkpoints). A signal
+    never cuts it (see `whole`); the temporary file is removed whatever happens. A failure for lack
+    of space is a NoSpace naming `path`. before_rename: a test hook (ics.train.signals.pause_point)."""
     path = Path(path)
     tmp = temp_path(path)
-    try:
-        write(tmp)
-        if fsync:
-            fd = os.open(tmp, os.O_RDONLY)
+    with whole():
+        try:
+            write(tmp)
+            if fsync:
+                fd = os.open(tmp, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            if before_rename is not None:
+                before_rename()
+            os.replace(tmp, path)
+        except Exception as e:
+            full = no_space(e)
+            if full is None:
+                raise
+            raise NoSpace(full.errno, full.strerror or os.strerror(full.errno), str(path)) from None
+        finally:
             try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+                tmp.unlink()
+            except FileNotFoundError:
+                pass
 
 
 def _finite(obj: Any) -> Any:
@@ -49,9 +126,9 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
-def write_json(path: Path, obj: Any) -> None:
+def write_json(path: Path, obj: Any, before_rename: Optional[Callable[[], None]] = None) -> None:
     text = json.dumps(_finite(obj), indent=2, allow_nan=False, default=float)
-    atomic_write(path, lambda p: p.write_text(text))
+    atomic_write(path, lambda p: p.write_text(text), before_rename=before_rename)
 
 
 def write_npz(path: Path, arrays: Dict[str, np.ndarray]) -> None:

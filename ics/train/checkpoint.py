@@ -23,8 +23,15 @@ NEUTRAL_KEYS = ("name", "data.root", "data.cache_dir", "data.download", "trainer
 NEUTRAL_PREFIXES = ("report.", "tolerance.")
 
 
-def save(path: Path, state: Dict[str, Any]) -> None:
-    atomic_write(Path(path), lambda p: torch.save({"format": FORMAT, **state}, p), fsync=True)
+def save(path: Path, state: Dict[str, Any], before_rename=None) -> None:
+    """Write atomically (temporary file, fsync, rename). Through a Python file object, so that a full
+    disk surfaces as an OSError (ENOSPC) and not as torch's bare "iostream error": a NoSpace naming
+    the file; the previous checkpoint stays. before_rename: a test hook."""
+    def write(p: Path) -> None:
+        with open(p, "wb") as fh:
+            torch.save({"format": FORMAT, **state}, fh)
+
+    atomic_write(Path(path), write, fsync=True, before_rename=before_rename)
 
 
 # what a checkpoint must hold for a resume, and of which type (checked before any of it is used)
@@ -118,8 +125,15 @@ def flat(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
 
 
 def config_difference(cfg: Config, saved: Dict[str, Any]) -> Optional[Tuple[str, Any, Any]]:
-    """The first key (not neutral) whose value differs: (key, saved value, new value), or None."""
-    now, then = flat(to_dict(cfg)), flat(saved)
+    """The first key (not neutral) whose value differs: (key, saved value, new value), or None. A key
+    the saved config predates (added to the schema since) counts as its default."""
+    from ics.config import from_dict
+
+    now = flat(to_dict(cfg))
+    try:
+        then = flat(to_dict(from_dict(saved)))
+    except (ConfigError, TypeError, ValueError):
+        then = flat(saved)
     for key in sorted(set(now) | set(then)):
         if key in NEUTRAL_KEYS or key.startswith(NEUTRAL_PREFIXES):
             continue
