@@ -112,7 +112,10 @@ def task(cfg: DictConfig) -> None:
     from hydra.types import RunMode
 
     from ics.record import RunBusy, Status, Summary, write_summary
+    from ics.record.files import whole
     from ics.train import AlreadyFinished, RunInterrupted, train_and_evaluate
+    from ics.train.run import NoSpaceLeft
+    from ics.train.signals import GracefulStop, SignalStop, signal_name
     from ics.train.threads import available_cores
     from ics_cli.console import print_run_summary
 
@@ -127,65 +130,111 @@ def task(cfg: DictConfig) -> None:
     job = f"job {hc.job.num}" if sweep else "run"
     quiet = os.environ.get(LIVE_ENV) == "1"  # the CLI draws a live view of the sweep itself
     say = (lambda text: None) if quiet else (lambda text: print(f"{job}: {text}", flush=True))
-    if sweep and (Path(hc.sweep.dir) / STOP_FILE).exists():  # the sweep was stopped before this job began
-        _remove_untrained(out_dir, Path(hc.runtime.cwd))
-        return
-    config = None
-    try:
-        config = from_dict(cfg)
-        if not sweep:
-            print_start(config, out_dir)
-        summary = train_and_evaluate(config, out_dir, overrides, console=None, say=say,
-                                     label=f"{job} {hc.job.override_dirname}" if sweep else "",
-                                     hparam_keys=hparam_keys_of(Path(hc.sweep.dir)) if sweep else None,
-                                     max_threads=max(1, available_cores() // launcher_of(hc.launcher).local_jobs(hc.launcher)))
-    except AlreadyFinished as e:
-        if not quiet:
-            print(f"{job}: {out_dir} already {e.summary.status} at step {e.summary.steps}; left as it is")
-        return
-    except RunBusy as e:
-        _say(f"{job}: {e}; not started")
-        if not sweep:
-            raise SystemExit(2)
-        return
-    except RunInterrupted as e:
-        target = Path(hc.sweep.dir) if sweep else out_dir
-        print(f"{job} interrupted by {e}: checkpoint and record written. Resume with: ics resume {target}",
-              file=sys.stderr)
-        how = launcher_of(hc.launcher).on_interrupt if sweep else "exit"
+    target = Path(hc.sweep.dir) if sweep else out_dir  # what `ics resume` takes
+
+    def stopped(signum: int, how: str) -> None:
+        """How an interrupted job ends: "stop" (the next jobs run in this process: the sweep's stop
+        file keeps them from starting), "return" (a joblib worker) or "exit" (128 + signal)."""
         if how == "stop":
-            # jobs run one after another in this process: the next ones must not start, and the CLI
-            # ends the sweep with its table and 128 + signal
-            (Path(hc.sweep.dir) / STOP_FILE).write_text(str(e.signum))
+            (Path(hc.sweep.dir) / STOP_FILE).write_text(str(signum))
             return
         if how == "return":
-            # a joblib worker: an exception would make joblib kill the other workers mid-checkpoint;
-            # the record says interrupted, and the CLI ends the sweep with 128 + signal
             return
-        raise SystemExit(e.exit_code)
-    except KeyboardInterrupt:  # before training started: nothing worth keeping
-        _remove_untrained(out_dir, Path(hc.runtime.cwd))
-        print(f"{job} interrupted before training started; nothing was kept", file=sys.stderr)
-        raise SystemExit(130)
-    except Exception as e:  # noqa: BLE001 - a failure is recorded; in a sweep the other jobs go on
-        if not sweep and os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        started = (out_dir / "summary.json").is_file()
-        if not started and not sweep:
+        raise SystemExit(128 + signum)
+
+    def before_training(signum: int) -> None:
+        """A signal before training started (or resumed): an untrained job folder is removed, a run
+        that has a checkpoint or record is left as it was; the line says which."""
+        with whole():  # a second signal waits for the folder to be removed and the line printed
             _remove_untrained(out_dir, Path(hc.runtime.cwd))
-        elif not started:
-            conf = to_dict(config) if config is not None else OmegaConf.to_container(cfg, resolve=False)
-            conf = {k: v for k, v in conf.items() if k != "hydra"}
-            write_summary(out_dir, Summary(status=Status.FAILED, error=one_line(e), traceback=traceback.format_exc(),
-                                           overrides=overrides, config=conf))
-        if not sweep:
-            _say(f"error: {one_line(e)}")
-            raise SystemExit(2 if isinstance(e, ConfigError) else 1)
-        if not quiet:
-            print(f"{job} failed: {one_line(e)}")
-        return
-    if not sweep:
-        print_run_summary(summary, out_dir)
+            name = signal_name(signum)
+            if not out_dir.exists():
+                msg = f"{job} interrupted by {name} before training started; nothing was kept"
+            elif (out_dir / "checkpoint.pt").is_file():
+                msg = (f"{job} interrupted by {name} before training resumed; {out_dir} is as it was. "
+                       f"Resume with: ics resume {target}")
+            else:
+                msg = f"{job} interrupted by {name} before training started; {out_dir} is as it was"
+            print(msg, file=sys.stderr, flush=True)
+        stopped(signum, launcher_of(hc.launcher).on_interrupt if sweep else "exit")
+
+    # one signal scope from the first line of the job to its last byte (ics.train.signals)
+    with GracefulStop() as scope:
+        code = 0
+        try:
+            try:
+                if sweep and (Path(hc.sweep.dir) / STOP_FILE).exists():  # the sweep was stopped before this job began
+                    _remove_untrained(out_dir, Path(hc.runtime.cwd))
+                    return
+                config = None
+                try:
+                    config = from_dict(cfg)
+                    if not sweep:
+                        print_start(config, out_dir)
+                    summary = train_and_evaluate(
+                        config, out_dir, overrides, console=None, say=say,
+                        label=f"{job} {hc.job.override_dirname}" if sweep else "",
+                        hparam_keys=hparam_keys_of(Path(hc.sweep.dir)) if sweep else None,
+                        max_threads=max(1, available_cores() // launcher_of(hc.launcher).local_jobs(hc.launcher)))
+                except AlreadyFinished as e:
+                    if not quiet:
+                        print(f"{job}: {out_dir} already {e.summary.status} at step {e.summary.steps}; left as it is")
+                    return
+                except RunBusy as e:
+                    _say(f"{job}: {e}; not started")
+                    if not sweep:
+                        raise SystemExit(2)
+                    return
+                except RunInterrupted as e:
+                    if not e.started:
+                        before_training(e.signum)
+                        return
+                    if (out_dir / "checkpoint.pt").is_file():
+                        print(f"{job} interrupted by {e}: checkpoint and record written. Resume with: ics resume "
+                              f"{target}", file=sys.stderr, flush=True)
+                    else:  # checkpoints off, or stopped at once before the first one
+                        print(f"{job} interrupted by {e}: record written; there is no checkpoint to resume from",
+                              file=sys.stderr, flush=True)
+                    # "stop": jobs run one after another in this process, the next ones must not start,
+                    # and the CLI ends the sweep with its table and 128 + signal; "return": a joblib
+                    # worker (an exception would make joblib kill the other workers mid-checkpoint)
+                    stopped(e.signum, launcher_of(hc.launcher).on_interrupt if sweep else "exit")
+                    return
+                except KeyboardInterrupt:  # (no handlers outside the main thread) before training started
+                    _remove_untrained(out_dir, Path(hc.runtime.cwd))
+                    print(f"{job} interrupted before training started; nothing was kept", file=sys.stderr)
+                    raise SystemExit(130)
+                except Exception as e:  # noqa: BLE001 - a failure is recorded; in a sweep the other jobs go on
+                    if not sweep and os.environ.get("HYDRA_FULL_ERROR") == "1":
+                        raise
+                    started = (out_dir / "summary.json").is_file()
+                    if not started and not sweep:
+                        _remove_untrained(out_dir, Path(hc.runtime.cwd))
+                    elif not started:
+                        conf = to_dict(config) if config is not None else OmegaConf.to_container(cfg, resolve=False)
+                        conf = {k: v for k, v in conf.items() if k != "hydra"}
+                        try:
+                            write_summary(out_dir, Summary(status=Status.FAILED, error=one_line(e),
+                                                           traceback=traceback.format_exc(), overrides=overrides,
+                                                           config=conf))
+                        except OSError:
+                            pass  # best effort (a full disk): the job then reads as killed
+                    if not sweep:
+                        _say(f"error: {one_line(e)}")
+                        raise SystemExit(1 if isinstance(e, NoSpaceLeft) else 2 if isinstance(e, ConfigError) else 1)
+                    if not quiet:
+                        print(f"{job} failed: {one_line(e)}")
+                    return
+                if not sweep:
+                    print_run_summary(summary, out_dir)
+            except SignalStop as e:  # a signal before train_and_evaluate took over (or while reporting)
+                before_training(e.signum)
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+            raise
+        finally:
+            if not sweep:
+                scope.linger(code)  # a signal while the process ends keeps this exit code
 
 
 def print_start(cfg: Config, out_dir: Path) -> None:

@@ -9,6 +9,8 @@ the device only at logging, evaluation, measurement and checkpoint steps.
 """
 from __future__ import annotations
 
+import contextlib
+import copy
 import math
 import sys
 import time
@@ -27,12 +29,14 @@ from ics.instruments.base import Instrument
 from ics.models import build_model
 from ics.models.evaluate import eval_schedule, evaluate_model
 from ics.record import Status, Summary, names, write_npz, write_summary
+from ics.record.files import NoSpace, no_space, whole
 from ics.train import checkpoint as ckpt
 from ics.train.device import device_name, resolve_device
 from ics.train.meter import Meter
 from ics.train.optim import build_optimizer
 from ics.data.sampler import IndexSampler
-from ics.train.signals import GracefulStop, RunInterrupted
+from ics.train import signals
+from ics.train.signals import ForcedStop, GracefulStop, RunInterrupted, pause_point
 from ics.train.threads import resolve_threads
 
 SAMPLER_SEED_OFFSET = 10_007  # the sampler's generator must not replay the init RNG stream
@@ -57,6 +61,7 @@ class Trainer:
         self.device = resolve_device(cfg.trainer.device)
         if data is None:
             self.say(f"loading data: {cfg.data.name}")
+            pause_point("loading-data")
         self.data = data if data is not None else load_data(cfg.data, self.device)
         check_fits(cfg, self.data)
         t = cfg.trainer
@@ -85,6 +90,7 @@ class Trainer:
         self.resumed_at: List[int] = []
         self.wall_before = 0.0  # wall time of the segments before a resume
         self.writer = None
+        self._kept: Optional[Summary] = None  # the record written with the checkpoint on disk (None: none yet)
         self.hparam_keys: Optional[Sequence[str]] = None  # None: the main knobs and the overrides
         self.ctx = RunContext(cfg, self.model, self.opt, self.data, self.device, self.loss_fn, t.steps, t.seed)
         self.instruments: List[Instrument] = build_instruments(cfg, self.ctx)  # may reject probe.points
@@ -95,41 +101,77 @@ class Trainer:
     def fit(self) -> Summary:
         t = self.cfg.trainer
         x_train, y_train = self.data.x_train, self.data.y_train
-        self.t_start = time.perf_counter()
-        self._last_log = (self.step, self.t_start)
-        self._open()
-        with GracefulStop() as stop, self._progress() as bar:
-            if self.step == 0:
-                self.measure(0)  # the reference snapshot, before any update
-                self.evaluate()
-                self._write_layout()
-            while self.step < t.steps and not stop.requested:
-                idx = self.sampler.next()
-                x, y = x_train[idx], y_train[idx]
-                for inst in self.watchers:
-                    if inst.wants_batch(self.step):
-                        self._timed(inst.key, inst.observe_batch, Batch(self.step, x, y))
-                self.train_step(x, y)
-                self.step += 1
-                final = self.step == t.steps
-                if self.step % t.log_every == 0 or final:
-                    if not self.log_train(bar):  # diverged: a result, not a crash
-                        self.evaluate()
-                        self.measure(self.step, final=True)
-                        break
-                if self.step in self.eval_at:
-                    self.evaluate()
-                self.measure(self.step, final)
-                if t.checkpoint_every and self.step % t.checkpoint_every == 0 and not final:
-                    self.save_checkpoint()
-            # the display's last word is the final evaluation
-            bar.update(self.step, self.history[names.TRAIN_LOSS][-1] if self.history[names.TRAIN_LOSS] else None,
-                       self.history[names.TEST_ACC][-1] if self.history[names.TEST_ACC] else None, force=True)
-        if stop.requested and self.status == Status.RUNNING and self.step < t.steps:
-            self.status = Status.INTERRUPTED
-            self.finish()
-            raise RunInterrupted(stop.signum, self.out_dir, self.step)
-        return self.finish()
+        with GracefulStop() as stop:
+            stop.training()  # from here a signal stops the loop after the current step
+            try:
+                with contextlib.ExitStack() as final:  # (a signal deferred by the final write acts at its end)
+                    self.t_start = time.perf_counter()
+                    self._last_log = (self.step, self.t_start)
+                    self._open()
+                    first = self.step + 1
+                    with self._progress() as bar:
+                        if self.step == 0:
+                            self.measure(0)  # the reference snapshot, before any update
+                            self.evaluate()
+                            self._write_layout()
+                        while self.step < t.steps and not stop.requested:
+                            idx = self.sampler.next()
+                            x, y = x_train[idx], y_train[idx]
+                            for inst in self.watchers:
+                                if inst.wants_batch(self.step):
+                                    self._timed(inst.key, inst.observe_batch, Batch(self.step, x, y))
+                            self.train_step(x, y)
+                            self.step += 1
+                            final_step = self.step == t.steps
+                            if self.step % t.log_every == 0 or final_step:
+                                if not self.log_train(bar):  # diverged: a result, not a crash
+                                    self.evaluate()
+                                    self.measure(self.step, final=True)
+                                    break
+                            if self.step in self.eval_at:
+                                self.evaluate()
+                            self.measure(self.step, final_step)
+                            if t.checkpoint_every and self.step % t.checkpoint_every == 0 and not final_step:
+                                self.save_checkpoint()
+                            if self.step == first:
+                                pause_point("first-step")
+                        # from here to the last byte: the final write, which a second signal never cuts
+                        final.enter_context(whole())
+                        # the display's last word is the final evaluation
+                        bar.update(self.step, self.history[names.TRAIN_LOSS][-1] if self.history[names.TRAIN_LOSS] else None,
+                                   self.history[names.TEST_ACC][-1] if self.history[names.TEST_ACC] else None, force=True)
+                    if stop.requested and self.status == Status.RUNNING and self.step < t.steps:
+                        self.status = Status.INTERRUPTED
+                        self.finish()
+                        raise RunInterrupted(stop.signum, self.out_dir, self.step)
+                    return self.finish()
+            except ForcedStop as e:
+                raise RunInterrupted(e.first, self.out_dir, self._record_forced_stop()) from None
+
+    def _record_forced_stop(self) -> int:
+        """A second signal stopped the run between two writes, mid-step: the checkpoint on disk is
+        the last periodic one, and the record says `interrupted` at its step (without a checkpoint:
+        at the step reached, with nothing to resume from). Returns that step."""
+        with whole():
+            record = copy.copy(self._kept) if self._kept is not None else None
+            if record is None:
+                try:
+                    record = self.summary()
+                except Exception:  # noqa: BLE001 - stopped mid-update: the record on disk stays
+                    record = None
+            if record is not None and self.out_dir is not None:
+                record.status, record.checkpointing = Status.INTERRUPTED, None
+                try:
+                    write_summary(self.out_dir, record)
+                except OSError:
+                    pass  # best effort: the record on disk stays whole
+            self._done()
+        return record.steps if record is not None else self.step
+
+    def _done(self) -> None:
+        scope = signals.current()
+        if scope is not None:
+            scope.done()
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
         self.ctx.training_forward = True  # hooks of instruments read only this forward
@@ -174,6 +216,8 @@ class Trainer:
     def evaluate(self) -> Dict[str, float]:
         """Full test set, model in eval mode (BN uses its running statistics). The score is the
         accuracy, or for regression R² = 1 − SSE / SSE of predicting the training targets' mean."""
+        if self.step == self.cfg.trainer.steps:
+            pause_point("final-evaluation")
         t0 = time.perf_counter()
         loss, acc = evaluate_model(self.model, self.data, self.cfg.trainer.eval_batch_size)
         self.history[names.EVAL_STEP].append(self.step)
@@ -207,12 +251,22 @@ class Trainer:
         old_events = any(self.out_dir.glob("events.out.tfevents.*"))
         # everything up to the checkpoint's step was logged before the checkpoint was written
         purge = self.step + 1 if self.step > 0 else (0 if old_events else None)
-        self.writer = SummaryWriter(log_dir=str(self.out_dir), flush_secs=20, purge_step=purge)
+        quiet_tensorboard_thread()
+        try:
+            self.writer = SummaryWriter(log_dir=str(self.out_dir), flush_secs=20, purge_step=purge)
+        except OSError as e:
+            full = no_space(e)
+            if full is None:
+                raise
+            raise NoSpace(full.errno, full.strerror, str(self.out_dir / "events.out.tfevents.*")) from None
         self.ctx.writer = self.writer
         if self.step == 0:
             text = OmegaConf.to_yaml(OmegaConf.structured(self.cfg))
             self.writer.add_text("config", "```yaml\n" + text + "```\n\noverrides: `" + " ".join(self.overrides) + "`", 0)
-        write_summary(self.out_dir, self.summary())
+        record = self.summary()
+        write_summary(self.out_dir, record)
+        if self.step > 0:
+            self._kept = record  # a resumed run: this is the record of the checkpoint it resumed from
 
     def _write_layout(self) -> None:
         # Custom Scalars: the accuracy first (Fig. 1a), then each instrument's charts
@@ -227,13 +281,16 @@ class Trainer:
         """The series, checkpoint.pt and the record as they stand: a kill loses at most one interval."""
         if self.out_dir is None:
             return
-        t0 = time.perf_counter()
-        if self.writer is not None:
-            self.writer.flush()  # first: the events up to this step are on disk before the checkpoint says so
-        self._write_series()
-        self._put_checkpoint()
-        write_summary(self.out_dir, self.summary())
-        self.timers["checkpoint"] += time.perf_counter() - t0
+        with whole():  # a second signal waits for the checkpoint and its record (tens of ms)
+            t0 = time.perf_counter()
+            if self.writer is not None:
+                self.writer.flush()  # first: the events up to this step are on disk before the checkpoint says so
+            self._write_series()
+            self._put_checkpoint()
+            record = self.summary()
+            write_summary(self.out_dir, record)
+            self._kept = record
+            self.timers["checkpoint"] += time.perf_counter() - t0
 
     def _put_checkpoint(self) -> None:
         """checkpoint.pt of this step, announced first by a `running` record saying `checkpointing`
@@ -242,7 +299,7 @@ class Trainer:
         pending = self.summary()
         pending.status, pending.checkpointing = Status.RUNNING, self.step
         write_summary(self.out_dir, pending)
-        ckpt.save(ckpt.path_of(self.out_dir), self.state_dict())
+        ckpt.save(ckpt.path_of(self.out_dir), self.state_dict(), before_rename=lambda: pause_point("mid-checkpoint"))
 
     def _write_series(self) -> None:
         write_npz(self.out_dir / names.METRICS, {k: np.asarray(v, dtype=float) for k, v in self.history.items()})
@@ -285,46 +342,89 @@ class Trainer:
 
     # --- the end of a run ----------------------------------------------------------------------------
     def finish(self) -> Summary:
-        for inst in self.instruments:
-            inst.close()  # hooks off: the model is left as built
-        if self.status == Status.RUNNING:
-            self.status = Status.COMPLETED
-            accs = self.history[names.TEST_ACC]
-            if accs and accs[-1] < self.chance_acc() + self.cfg.report.not_learning_margin:
-                self.status = Status.NOT_LEARNING
-        summary = self.summary()
-        if self.out_dir is not None:
-            if self.writer is not None:
-                self.writer.flush()
-            self._write_series()
-            if self.cfg.trainer.checkpoint_every:
-                self._put_checkpoint()
-            write_summary(self.out_dir, summary)
-            if self.writer is not None:
-                self.writer.add_text("status", f"{summary.status} at step {summary.steps}", self.step)
-                if self.status != Status.INTERRUPTED:
-                    self._write_hparams(summary)
-                self.writer.flush()
-                self.writer.close()
+        """The final series, checkpoint and record, as one write that no signal cuts."""
+        with whole():
+            for inst in self.instruments:
+                inst.close()  # hooks off: the model is left as built
+            if self.status == Status.RUNNING:
+                self.status = Status.COMPLETED
+                accs = self.history[names.TEST_ACC]
+                if accs and accs[-1] < self.chance_acc() + self.cfg.report.not_learning_margin:
+                    self.status = Status.NOT_LEARNING
+            summary = self.summary()
+            if self.out_dir is not None:
+                if self.writer is not None:
+                    self.writer.flush()
+                self._write_series()
+                if self.cfg.trainer.checkpoint_every:
+                    self._put_checkpoint()
+                write_summary(self.out_dir, summary, before_rename=lambda: pause_point("finish"))
+                self._kept = summary
+                if self.writer is not None:
+                    try:  # after the record: TensorBoard's last words are a view, never a reason to fail
+                        self.writer.add_text("status", f"{summary.status} at step {summary.steps}", self.step)
+                        if self.status != Status.INTERRUPTED:
+                            self._write_hparams(summary)
+                        self.writer.flush()
+                    except OSError:
+                        pass
+                    self._close_writer()
+            self._done()
         return summary
+
+    def _close_writer(self) -> None:
+        try:
+            self.writer.close()
+        except OSError:  # its thread already failed (a full disk): nothing more to save there
+            pass
+
+    def events_file(self) -> str:
+        """The TensorBoard events file this run writes."""
+        name = getattr(getattr(getattr(self.writer, "file_writer", None), "event_writer", None), "_file_name", None)
+        return str(name) if name else str(Path(self.out_dir or ".") / "events.out.tfevents.*")
 
     def fail(self, error: BaseException) -> Summary:
-        """Record a crash mid-run (the last checkpoint stays, so the run can still be resumed)."""
+        """Record a crash mid-run (the last checkpoint stays, so the run can still be resumed). A full
+        disk (ENOSPC, EDQUOT, EROFS) is recorded as `failed` at the step of the checkpoint on disk,
+        best effort: if even the record cannot be written, the old one stays whole."""
         import traceback
 
-        for inst in self.instruments:
-            inst.close()
-        self.status = Status.FAILED
-        summary = self.summary()
-        text = str(error).strip()
-        summary.error = f"{type(error).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
-        summary.traceback = "".join(traceback.format_exception(error))
-        if self.out_dir is not None:
-            self._write_series()
-            write_summary(self.out_dir, summary)
-            if self.writer is not None:
-                self.writer.close()
-        return summary
+        full = no_space(error)
+        with whole():
+            for inst in self.instruments:
+                try:
+                    inst.close()
+                except Exception:  # noqa: BLE001 - recording the failure comes first
+                    pass
+            self.status = Status.FAILED
+            summary = None
+            if full is not None:
+                if self._kept is not None:
+                    summary = copy.copy(self._kept)  # the record of the checkpoint on disk
+                elif not self.resumed_at:
+                    summary = self.summary()  # no checkpoint yet: the run as it stands
+                # (a resumed run that wrote nothing yet: the record on disk is that of its checkpoint)
+                if summary is not None:
+                    summary.status, summary.checkpointing = Status.FAILED, None
+                    summary.error = f"{no_space_reason(full)}: {full.filename or self.events_file()} at step {self.step}"
+                    summary.traceback = None
+            else:
+                summary = self.summary()
+                text = str(error).strip()
+                summary.error = f"{type(error).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
+                summary.traceback = "".join(traceback.format_exception(error))
+            if self.out_dir is not None:
+                try:
+                    if full is None:
+                        self._write_series()
+                    if summary is not None:
+                        write_summary(self.out_dir, summary)
+                except OSError:
+                    pass  # best effort: every file is whole (old or new) all the same
+                if self.writer is not None:
+                    self._close_writer()
+            self._done()
+        return summary if summary is not None else self.summary()
 
     def chance_acc(self) -> float:
         """The score of a model that learnt nothing: the majority-class rate; for regression R² = 0."""
@@ -402,6 +502,36 @@ class Trainer:
         t = self.cfg.trainer
         return Progress(t.steps, start=self.step, mode=display_mode(t.progress), out_dir=self.out_dir,
                         label=self.label, every_sec=t.progress_every_sec, console=self.console)
+
+
+def no_space_reason(e: OSError) -> str:
+    import errno
+
+    return {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
+            errno.EROFS: "read-only file system"}.get(e.errno, (e.strerror or "cannot write").lower())
+
+
+def quiet_tensorboard_thread() -> None:
+    """TensorBoard writes its events from a thread; on a full disk that thread dies with a traceback,
+    and the same error surfaces in the run at its next write or flush, where it is reported in one
+    line. So the thread's own traceback is not printed (other threads' still are)."""
+    import threading
+
+    try:
+        from tensorboard.summary.writer.event_file_writer import _AsyncWriterThread
+    except ImportError:  # pragma: no cover - another TensorBoard layout: leave the hook alone
+        return
+    hook = threading.excepthook
+    if getattr(hook, "_ics_quiet", False):
+        return
+
+    def quiet(args) -> None:
+        if isinstance(args.thread, _AsyncWriterThread) and isinstance(args.exc_value, OSError):
+            return
+        hook(args)
+
+    quiet._ics_quiet = True
+    threading.excepthook = quiet
 
 
 def uses_conv(model) -> bool:

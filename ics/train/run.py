@@ -19,8 +19,13 @@ from ics.record import RecordError, RunBusy, RunLock, Status, Summary, read_summ
 from ics.registry import INSTRUMENTS
 from ics.train import checkpoint as ckpt
 from ics.train.device import resolve_device
-from ics.train.signals import RunInterrupted
+from ics.train.signals import GracefulStop, RunInterrupted, SignalStop
 from ics.train.threads import available_cores
+
+
+class NoSpaceLeft(ConfigError):
+    """A write of the run failed for lack of space (ENOSPC, EDQUOT, EROFS). One line: the file, the
+    step, what was kept and how to go on. (A ConfigError so that every caller prints it as one line.)"""
 
 
 class AlreadyFinished(Exception):
@@ -85,13 +90,51 @@ def train_and_evaluate(cfg: Config, workdir: Path, overrides: Sequence[str] = ()
     A finished run in workdir raises AlreadyFinished; a live one raises RunBusy. say: a callback
     for what is happening (loading data, ...); label: names the run in progress lines; hparam_keys:
     the keys TensorBoard's HParams tab should show (default: the main knobs and the overrides)."""
+    workdir = Path(workdir)
+    # one signal scope from the first check to the last byte (the CLI's task may hold it already):
+    # before training a signal stops at once, nothing of the run written
+    with GracefulStop():
+        try:
+            return _train_and_evaluate(cfg, workdir, overrides, resume, max_threads, console, data, say, label,
+                                       hparam_keys)
+        except SignalStop as e:
+            raise RunInterrupted(e.signum, workdir, _checkpoint_step(workdir), started=False) from None
+
+
+def _checkpoint_step(workdir: Path) -> Optional[int]:
+    try:
+        return ckpt.step_of(ckpt.path_of(workdir))
+    except (OSError, ConfigError):
+        return None
+
+
+def _no_space(e: OSError, workdir: Path, step: Optional[int], file: Optional[str] = None) -> NoSpaceLeft:
+    from ics.train.loop import no_space_reason
+
+    kept = _checkpoint_step(workdir)
+    at = f" at step {step:,}" if step is not None else ""
+    if kept is not None:
+        then = f"its checkpoint (step {kept:,}) is kept; free some space, then: ics resume {workdir}"
+    else:
+        then = "no checkpoint was written yet; free some space and start the run again"
+    return NoSpaceLeft(f"{no_space_reason(e)} writing {file or e.filename or workdir}{at}: {then}")
+
+
+def _train_and_evaluate(cfg, workdir, overrides, resume, max_threads, console, data, say, label, hparam_keys):
+    from ics.record.files import no_space
     from ics.train.loop import Trainer
 
-    workdir = Path(workdir)
     existing = _existing(workdir)
     if existing is not None and existing.status.finished:  # before the lock: leave every file untouched
         raise AlreadyFinished(existing, workdir)
-    with RunLock(workdir):
+    lock = RunLock(workdir)
+    try:
+        lock.acquire()
+    except OSError as e:
+        if no_space(e) is None:
+            raise
+        raise _no_space(no_space(e), workdir, None, str(lock.path)) from None
+    try:
         existing = _existing(workdir)
         if existing is not None and existing.status.finished:
             raise AlreadyFinished(existing, workdir)
@@ -122,7 +165,12 @@ def train_and_evaluate(cfg: Config, workdir: Path, overrides: Sequence[str] = ()
             raise
         except Exception as e:  # a crash mid-run: recorded, then passed on
             trainer.fail(e)
+            full = no_space(e)
+            if full is not None:  # a full disk: one line, the checkpoint on disk is kept
+                raise _no_space(full, workdir, trainer.step, full.filename or trainer.events_file()) from None
             raise
+    finally:
+        lock.release()
 
 
 def run_config(run_dir: Path) -> tuple:
@@ -147,5 +195,5 @@ def resume(run_dir: Path, console=None, say=None) -> Summary:
     return train_and_evaluate(cfg, run_dir, overrides, resume="require", console=console, say=say)
 
 
-__all__ = ["AlreadyFinished", "RunBusy", "check_runnable", "check_resumable", "train_and_evaluate", "resume",
+__all__ = ["AlreadyFinished", "NoSpaceLeft", "RunBusy", "check_runnable", "check_resumable", "train_and_evaluate", "resume",
            "run_config", "Status"]

@@ -1,6 +1,20 @@
-"""SIGINT and SIGTERM end a run cleanly: the first one asks the loop to stop after the current
-step (it then writes a checkpoint and an `interrupted` record); a second one exits at once. Every
-file is written through a rename, so an exit at any moment leaves each file whole (old or new).
+"""SIGINT and SIGTERM end a run cleanly, whenever they come, from the first line of a job to its last
+byte written.
+
+One scope (`GracefulStop`, re-entrant: the CLI's task, train_and_evaluate and Trainer.fit share it)
+holds the handlers, and what a signal does depends on where the run is:
+
+  before training (loading data, choosing threads, taking the lock): the job stops at once
+      (SignalStop); the CLI removes the untrained job folder and exits 128 + signal.
+  training: the first signal asks the loop to stop after the current step; it then writes a
+      checkpoint and an `interrupted` record (RunInterrupted). A second signal (another one, or the
+      same one after REPEAT_WINDOW_SEC) stops at once (ForcedStop): the record then says
+      `interrupted` at the step of the last checkpoint.
+  after the last write: a signal changes nothing (the process is ending).
+
+Whatever the moment, a signal never cuts a write: ics.record.files.whole marks every write (and the
+final checkpoint-and-record sequence as a whole), and what a signal asks for happens when the write
+ends, or after FORCE_WAIT_SEC at most (a stuck file system: exit anyway).
 
 SIGTERM is what SLURM time limits, submitit, `timeout` and `docker stop` send.
 
@@ -9,22 +23,35 @@ A scheduler may also warn a job before its time limit or pre-emption with a sign
 process then ends with 128 + sig and whoever asked (e.g. ics_cli.slurm) requeues the job, which
 continues from the checkpoint. Such a signal arriving after a stop was asked for replaces the request
 (SIGTERM then SIGUSR2: stop and requeue) instead of forcing an exit.
+
+Tests stop a run at named phases (PAUSE_PHASES) through ICS_TEST_PAUSE_AT=<phase> and
+ICS_TEST_PAUSE_FILE=<path>: at that phase the process writes its pid to the file and waits (up to
+PAUSE_MAX_SEC) for a signal, so a test can deliver one exactly there, or for the file to be removed
+(to change something, e.g. fill the disk, and let the run go on). Unset, it costs nothing.
 """
 from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Optional
+
+from ics.record import files
 
 # A signal can reach a job twice within milliseconds: from the terminal (the whole process group)
 # and from the CLI, which passes a sweep's signal on to its workers. A repeat this soon is the same
 # request; a second signal after it forces the exit.
 REPEAT_WINDOW_SEC = 0.5
+# how long a forced exit waits for a write in progress to become whole
+FORCE_WAIT_SEC = 5.0
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _ALSO: set = set()  # signals added by also_stop_on (none unless a launcher asks)
+
+SETUP, TRAINING, STOPPING, DONE = "setup", "training", "stopping", "done"
 
 
 def also_stop_on(*signums: int) -> None:
@@ -38,45 +65,232 @@ def stop_signals() -> tuple:
     return STOP_SIGNALS + tuple(sorted(_ALSO - set(STOP_SIGNALS)))
 
 
+def signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+class SignalStop(BaseException):
+    """A signal before training started: stop at once (nothing of the run exists yet). A
+    BaseException, like KeyboardInterrupt, so that no `except Exception` on the way swallows it."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        super().__init__(signal_name(signum))
+
+
+class ForcedStop(BaseException):
+    """A second signal while training: stop without finishing the step or writing a checkpoint."""
+
+    def __init__(self, signum: int, first: int):
+        self.signum, self.first = signum, first
+        super().__init__(signal_name(signum))
+
+
+_active: Optional["GracefulStop"] = None
+
+
+def current() -> Optional["GracefulStop"]:
+    """The scope whose handlers are installed, if any."""
+    return _active
+
+
 class GracefulStop:
+    """The signal scope of a job. Entering it when one is active returns that one (the task,
+    train_and_evaluate and fit share it); the outermost exit restores the old handlers."""
+
     def __init__(self):
-        self.signum: Optional[int] = None
+        self.signum: Optional[int] = None  # the stop request's signal
+        self.state = SETUP
+        self.received = 0  # signals seen (the test pause waits on it)
         self._at = 0.0
         self._old = {}
+        self._depth = 0
+        self._outer: Optional[GracefulStop] = None
+        self._linger: Optional[int] = None
+        self._forced: Optional[int] = None
 
-    @property
-    def requested(self) -> bool:
-        return self.signum is not None
-
-    def _handle(self, signum, frame) -> None:
-        now = time.monotonic()
-        if self.signum is None or (signum in _ALSO and signum != self.signum):
-            self.signum, self._at = signum, now  # (a scheduler's warning after a stop request: stop, then requeue)
-            return
-        if signum == self.signum and now - self._at < REPEAT_WINDOW_SEC:
-            return  # the same request delivered twice
-        os._exit(128 + signum)  # the second signal: no questions asked
-
+    # --- the scope -------------------------------------------------------------------------------------
     def __enter__(self) -> "GracefulStop":
-        if threading.current_thread() is threading.main_thread():  # handlers only work there
+        global _active
+        if _active is not None and _active is not self:
+            self._outer = _active
+            _active._depth += 1
+            return _active
+        self._depth += 1
+        if self._depth == 1 and threading.current_thread() is threading.main_thread():  # handlers only work there
+            _active = self
             for s in stop_signals():
                 self._old[s] = signal.signal(s, self._handle)
         return self
 
     def __exit__(self, *exc) -> None:
+        global _active
+        if self._outer is not None:
+            outer, self._outer = self._outer, None
+            outer._depth -= 1
+            return
+        self._depth -= 1
+        if self._depth > 0:
+            return
+        if _active is self:
+            _active = None
+        code = self._linger
         for s, old in self._old.items():
-            signal.signal(s, old)
+            signal.signal(s, old if code is None else _exit_with(code))
+        if code is not None and self._old:
+            import atexit
+
+            # Python's finalization puts back the default handlers (a late SIGTERM would kill with
+            # -15): from the exit handlers on, stop signals are ignored instead
+            atexit.register(_ignore, tuple(self._old))
         self._old.clear()
+
+    def linger(self, code: int) -> None:
+        """After the scope, until the process ends, any stop signal exits at once with `code`: every
+        file is written, and the exit code and the line printed stay those of the run (a signal
+        during interpreter shutdown must not turn them into a silent -15)."""
+        self._linger = code
+
+    # --- where the run is -------------------------------------------------------------------------------
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    def training(self) -> None:
+        """From here a signal asks the loop to stop after the current step."""
+        if self.state == SETUP:
+            self.state = TRAINING
+
+    def done(self) -> None:
+        """Every file of the run is written: a signal changes nothing now."""
+        self.state = DONE
+        files.defer(None)
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + (self.signum or signal.SIGTERM)
+
+    # --- the handler --------------------------------------------------------------------------------------
+    def _handle(self, signum, frame) -> None:
+        now = time.monotonic()
+        self.received += 1
+        if self.state == DONE:
+            return  # everything is written; the process ends on its own in a moment
+        if self.signum is None or (signum in _ALSO and signum != self.signum and self.state == TRAINING):
+            self.signum, self._at = signum, now  # (a scheduler's warning after a stop request: stop, then requeue)
+            if self.state == SETUP:  # nothing of the run exists yet: stop at once, after any write in progress
+                self._when_whole(self._stop_before_training)
+            return
+        if signum == self.signum and now - self._at < REPEAT_WINDOW_SEC:
+            return  # the same request delivered twice
+        # a second signal: stop at once, but never in the middle of a write
+        self._forced = signum
+        if files.writing():
+            files.defer(self._force)
+            self._watchdog()
+            return
+        self._force()
+
+    def _when_whole(self, fn) -> None:
+        if files.writing():
+            files.defer(fn)
+        else:
+            fn()
+
+    def _stop_before_training(self) -> None:
+        if self.state == SETUP:
+            self.state = STOPPING
+            raise SignalStop(self.signum)
+
+    def _force(self) -> None:
+        if self.state == DONE or self._forced is None:
+            return
+        if self.state == SETUP:  # the first signal waited for a write: it stops the job now
+            self._stop_before_training()
+            return
+        if self.state == TRAINING:
+            self.state = STOPPING
+            raise ForcedStop(self._forced, self.signum)
+        _flush_and_exit(self.exit_code)  # stopping already (the untrained folder is being removed)
+
+    def _watchdog(self) -> None:
+        code = self.exit_code
+
+        def wait() -> None:
+            time.sleep(FORCE_WAIT_SEC)
+            if files.writing() and self.state != DONE and self._forced is not None:
+                print(f"a write was still in progress {FORCE_WAIT_SEC:g} s after the second signal; exiting "
+                      "anyway (its temporary file is removed when the run is next resumed)", file=sys.stderr)
+                _flush_and_exit(code)
+
+        threading.Thread(target=wait, name="ics-force-exit", daemon=True).start()
+
+
+def _flush_and_exit(code: int) -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a stream mid-write or closed: exit anyway
+            pass
+    os._exit(code)
+
+
+def _ignore(signums) -> None:
+    for s in signums:
+        signal.signal(s, signal.SIG_IGN)
+
+
+def _exit_with(code: int):
+    def handler(signum, frame) -> None:
+        _flush_and_exit(code)
+    return handler
 
 
 class RunInterrupted(Exception):
-    """Raised after an interrupted run has written its checkpoint and record."""
+    """Raised after an interrupted run has written its checkpoint and record; `started` False: the
+    signal came before training started (or resumed), and nothing of the run was written."""
 
-    def __init__(self, signum: int, run_dir, step: int):
-        self.signum, self.run_dir, self.step = signum, run_dir, step
-        name = signal.Signals(signum).name
-        super().__init__(f"{name} at step {step}")
+    def __init__(self, signum: int, run_dir, step: Optional[int], started: bool = True):
+        self.signum, self.run_dir, self.step, self.started = signum, run_dir, step, started
+        name = signal_name(signum)
+        if started:
+            text = f"{name} at step {step}"
+        elif step is not None:
+            text = f"{name} before training resumed from step {step}"
+        else:
+            text = f"{name} before training started"
+        super().__init__(text)
 
     @property
     def exit_code(self) -> int:
         return 128 + self.signum  # 130 for SIGINT, 143 for SIGTERM: the shell convention
+
+
+# --- named phases for tests ------------------------------------------------------------------------------
+PAUSE_ENV, PAUSE_FILE_ENV = "ICS_TEST_PAUSE_AT", "ICS_TEST_PAUSE_FILE"
+PAUSE_PHASES = ("loading-data", "first-step", "mid-checkpoint", "final-evaluation", "finish")
+PAUSE_MAX_SEC = 60.0
+_paused: set = set()
+
+
+def pause_point(phase: str) -> None:
+    """Test hook: with ICS_TEST_PAUSE_AT=<phase>, the first time the run reaches `phase` it writes its
+    pid to ICS_TEST_PAUSE_FILE and waits for a signal or for the file to be removed (at most
+    PAUSE_MAX_SEC), then goes on as the signal decides. Without the variable: nothing."""
+    if os.environ.get(PAUSE_ENV) != phase or phase in _paused:
+        return
+    _paused.add(phase)
+    marker = os.environ.get(PAUSE_FILE_ENV)
+    scope = _active
+    if not marker or scope is None:
+        return
+    seen = scope.received
+    tmp = Path(marker + ".tmp")
+    tmp.write_text(f"{os.getpid()} {phase}\n")
+    os.replace(tmp, marker)
+    deadline = time.monotonic() + PAUSE_MAX_SEC
+    while scope.received == seen and os.path.exists(marker) and time.monotonic() < deadline:
+        time.sleep(0.002)  # a signal interrupts the sleep; its handler runs (and may raise) here
