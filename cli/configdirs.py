@@ -9,8 +9,8 @@ Hydra's ConfigStore, which Hydra searches last). A user file that a shipped one 
 is reported, never silently ignored.
 
 Everything here reads files as data: YAML only (safe loader), and a user folder may not configure
-Hydra itself (no hydra/ folder; a study may set only hydra.mode, hydra.sweeper.params and
-hydra.launcher.n_jobs), since a folder on the search path may come from someone else's sweep.
+Hydra itself (no hydra/ folder; a study may set only hydra.mode and hydra.sweeper.params; launcher
+settings go on the command line), since a folder on the search path may come from someone else's sweep.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ ENV = "ICS_CONFIG_PATH"
 STUDY_GROUP = "experiment"
 # what a study may set under `hydra:` (everything else there could run code: setup lines, env_set,
 # callbacks, launcher targets)
-STUDY_HYDRA_KEYS = {"mode": None, "sweeper": {"params"}, "launcher": {"n_jobs"}}
+STUDY_HYDRA_KEYS = {"mode": None, "sweeper": {"params"}}
 STAGE = ".study"  # a sweep of a study given by path keeps a copy of it here (its own config folder)
 
 
@@ -114,6 +114,16 @@ def _searchpath_entries(text: str) -> List[str]:
 def check_dir(how: str, value: str) -> Optional[Path]:
     """A user config folder as an absolute path, checked; None for a pkg:// entry (left to Hydra)."""
     if value.startswith("pkg://"):
+        import importlib.util
+
+        module = value[len("pkg://"):].strip("/").replace("/", ".")
+        try:
+            found = bool(module) and importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise UserError(f"{how}={value} is not an importable package; a config folder is file://DIR or "
+                            "pkg://<an installed package>")
         return None
     text = value[len("file://"):] if value.startswith("file://") else value
     path = Path(os.path.abspath(os.path.expanduser(text)))
@@ -126,13 +136,21 @@ def check_dir(how: str, value: str) -> Optional[Path]:
 
 
 def check_files(path: Path, shown: str) -> None:
-    """Refuse a folder that would configure Hydra itself (its launcher, callbacks, job environment)."""
+    """Refuse a folder that would configure Hydra itself (its launcher, callbacks, job environment),
+    and name the first option file that is not valid YAML (Hydra would print hundreds of lines).
+    Studies are checked when one is chosen (check_study_file): one broken study does not block the
+    others, nor `ics list`."""
     if (path / "hydra").exists():
         raise UserError(f"{shown} has a hydra/ folder; a config folder may hold ics's groups and studies only "
                         "(choose a launcher with hydra/launcher=<name> on the command line)")
+    shipped = shipped_studies()
     for f in sorted(path.glob("*/*.yaml")):
         if f.parent.name == STUDY_GROUP:
-            check_study_file(f)
+            if f.stem in shipped:
+                raise UserError(f"{f} has the name of the shipped study {f.stem}; Hydra cannot tell them apart: "
+                                "rename it")
+            continue
+        load_yaml(f)
 
 
 def load_yaml(path: Path):
@@ -171,14 +189,15 @@ def check_study_file(path: Path) -> None:
         for key in hydra.keys():
             allowed = STUDY_HYDRA_KEYS.get(str(key), False)
             if allowed is False:
-                raise UserError(f"{path} sets hydra.{key}; a study may set only hydra.mode, hydra.sweeper.params "
-                                "and hydra.launcher.n_jobs")
+                raise UserError(f"{path} sets hydra.{key}; a study may set only hydra.mode and hydra.sweeper.params "
+                                "(launcher settings go on the command line: hydra/launcher=joblib "
+                                "hydra.launcher.n_jobs=2)")
             if allowed is not None:
                 sub = hydra.get(key)
                 bad = [str(k) for k in (sub.keys() if isinstance(sub, DictConfig) else ["(a value)"]) if k not in allowed]
                 if bad:
-                    raise UserError(f"{path} sets hydra.{key}.{bad[0]}; a study may set only hydra.mode, "
-                                    "hydra.sweeper.params and hydra.launcher.n_jobs")
+                    raise UserError(f"{path} sets hydra.{key}.{bad[0]}; a study may set only hydra.mode and "
+                                    "hydra.sweeper.params")
     for item in node.get("defaults") or []:
         if isinstance(item, DictConfig):
             for key, value in item.items():
@@ -307,9 +326,10 @@ def write_sweep_record(sweep_dir: Path, study: Optional[str], dirs: List[Path], 
     os.replace(tmp, sweep_dir / RECORD)
 
 
-def read_sweep_record(sweep_dir: Path) -> Tuple[List[Path], Optional[str]]:
-    """(config folders, primary config name) a sweep was launched with; every folder checked again
-    (it must exist and hold no Hydra settings) and a study copy kept in the sweep comes first."""
+def read_sweep_record(sweep_dir: Path) -> Tuple[List[Path], Optional[str], List[str]]:
+    """(config folders, primary config name, recorded folders that no longer exist) a sweep was
+    launched with; every folder checked again (it must hold no Hydra settings) and a study copy kept
+    in the sweep comes first."""
     import json
 
     path = sweep_dir / RECORD
@@ -318,7 +338,7 @@ def read_sweep_record(sweep_dir: Path) -> Tuple[List[Path], Optional[str]]:
         dirs.append(Path(os.path.abspath(sweep_dir / STAGE)))
         check_files(dirs[0], f"the study copy {dirs[0]}")
     if not path.exists():  # a sweep from before config folders: the shipped configs only
-        return dirs, None
+        return dirs, None, []
     try:
         record = json.loads(path.read_bytes().decode("utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as e:
@@ -330,8 +350,12 @@ def read_sweep_record(sweep_dir: Path) -> Tuple[List[Path], Optional[str]]:
             not (name is None or (isinstance(name, str) and name.replace("_", "").replace("-", "").isalnum())):
         raise UserError(f"{path} is not a sweep record: config_dirs must be a list of folders and config_name "
                         "a config name")
+    missing = []
     for f in folders:
+        if not f.startswith("pkg://") and not Path(f[len("file://"):] if f.startswith("file://") else f).is_dir():
+            missing.append(f)
+            continue
         d = check_dir(f"{path.name} config folder", f)
         if d is not None and d not in dirs:
             dirs.append(d)
-    return dirs, name
+    return dirs, name, missing

@@ -65,8 +65,8 @@ def _launch(args: List[str], force_multirun: bool = False, study: Optional[str] 
         _fail(str(e))
     argv = plan.argv if not force_multirun or "--multirun" in plan.argv or "-m" in plan.argv \
         else ["--multirun", *plan.argv]
-    if plan.mode == "show":
-        _hydra(argv)
+    if plan.mode == "show":  # --cfg, --info, --help: Hydra prints and exits (a study's --cfg needs no -m)
+        _hydra(plan.argv)
         return
     multirun = plan.mode == "multirun"
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
@@ -431,9 +431,16 @@ def _resume_sweep(path: Path, extra: List[str]) -> None:
 
     try:
         task, launcher, dropped = _sweep_command(path)
-        dirs, config_name = configdirs.read_sweep_record(path)
+        dirs, config_name, missing = configdirs.read_sweep_record(path)
+        given_dirs = configdirs.split(list(extra)).dirs
     except UserError as e:
         _fail(str(e))
+    if missing and not given_dirs:
+        _fail(f"{path / configdirs.RECORD} names config folder {missing[0]}, which is not there any more; give its "
+              f"new place: ics resume {path} --config-dir DIR")
+    if missing:
+        typer.echo(f"resume: recorded config folders not found, {' '.join(map(str, given_dirs))} used instead: "
+                   f"{', '.join(missing)}", err=True)
     links = sorted(p.name for p in path.iterdir() if p.is_symlink())
     if links:
         _fail(f"{path / links[0]} is a symbolic link; ics resume does not write through links (a sweep folder is "
@@ -445,6 +452,9 @@ def _resume_sweep(path: Path, extra: List[str]) -> None:
     if dirs:
         typer.echo(f"resume: config folders {', '.join(map(str, dirs))}")
     cn = [f"--config-name={config_name}"] if config_name else []
+    primary = next((d for d in [*given_dirs, *dirs] if (d / f"{config_name}.yaml").is_file()), None) if config_name else None
+    if primary is not None:  # Hydra looks up a -cn primary config in --config-dir, not on the search path
+        cn.append(f"--config-dir={primary}")
     typer.echo(f"resume: runs ics run -m {' '.join([*cn, *task, *launcher, *extra])} into {path}")
     _launch(["--multirun", *cn, *launcher, *extra, f"hydra.sweep.dir={quote(path)}", *task], extra_dirs=dirs)
 
@@ -452,18 +462,20 @@ def _resume_sweep(path: Path, extra: List[str]) -> None:
 def _sweep_command(path: Path):
     """(task overrides, launcher overrides, dropped hydra overrides) from a sweep's multirun.yaml,
     read as untrusted data: anything malformed is one UserError naming the file."""
-    from omegaconf import DictConfig, ListConfig
-
-    from ics_cli import configdirs
     from ics_cli.launchers import OPTIONS
 
+    import yaml
+
     f = path / "multirun.yaml"
-    node = configdirs.load_yaml(f)
-    overrides = node.get("hydra", {}).get("overrides") if isinstance(node, DictConfig) and \
-        isinstance(node.get("hydra"), DictConfig) else None
-    task = overrides.get("task") if isinstance(overrides, DictConfig) else None
-    stored = overrides.get("hydra", []) if isinstance(overrides, DictConfig) else None
-    if not isinstance(task, ListConfig) or not isinstance(stored, (ListConfig, list)) or \
+    try:  # plain YAML, safe loader: nothing is resolved (${now:...}, ${oc.env:...} stay text)
+        node = yaml.safe_load(f.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as e:
+        raise UserError(f"{f} does not read as a sweep record ({type(e).__name__})") from None
+    hydra = node.get("hydra") if isinstance(node, dict) else None
+    overrides = hydra.get("overrides") if isinstance(hydra, dict) else None
+    task = overrides.get("task") if isinstance(overrides, dict) else None
+    stored = overrides.get("hydra", []) if isinstance(overrides, dict) else None
+    if not isinstance(task, list) or not isinstance(stored, list) or \
             not all(isinstance(o, str) for o in list(task) + list(stored)):
         raise UserError(f"{f} is not a sweep record: hydra.overrides.task must be a list of overrides")
     task = [str(o) for o in task]

@@ -59,6 +59,9 @@ def compose(overrides: List[str], hydra_cfg: bool = False) -> DictConfig:
     _init()
     try:
         return hydra_compose(config_name=_session[1], overrides=overrides, return_hydra_config=hydra_cfg)
+    except RecursionError:
+        raise UserError(f"composing {' '.join(overrides) or 'the defaults'} never ends: an option's defaults list "
+                        "refers back to itself (e.g. model/x.yaml with defaults: [x])") from None
     except compat.COMPOSE_ERRORS + (OmegaConfBaseException, ValueError) as e:
         choices = [o for o in overrides if _is_choice(o.split("=", 1)[0]) and "," not in o]
         raise UserError(compat.explain(e, overrides, group_options, lambda k: allowed_keys(k, choices))) from None
@@ -141,6 +144,10 @@ def preflight(args: List[str], data: bool = True, force_multirun: bool = False,
         if key in seen:
             raise UserError(f"{key} is given twice ({seen[key]} and {o}); give it once")
         seen[key] = o
+    study = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0] == "experiment"), None)
+    path = configdirs.studies(list(dirs)).get(study) if study else None
+    if path is not None and path.parent != configdirs.experiments_dir():
+        configdirs.check_study_file(path)  # a user's study, before Hydra reads it: what it may set under hydra
     fixed = [o.input_line for o in compat.parse_overrides(overrides) if not o.is_sweep_override()]
     first = compat.expand_sweep(overrides)[0]
     base = compose(first, hydra_cfg=True)

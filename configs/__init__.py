@@ -1,1 +1,2 @@
-"""The Hydra config folder ics composes from (installed as the package ics.configs; see configs/README.md)."""
+"""The Hydra config folder ics composes from (installed as the package ics.configs; see the README's
+"Configuration" and "Your own configs")."""

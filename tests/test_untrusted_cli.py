@@ -139,3 +139,20 @@ def test_a_busy_tensorboard_port_is_one_line(tmp_path):
         p = ics(["tensorboard", str(tmp_path), "--port", str(port)], dict(os.environ), tmp_path, timeout=60)
     one_line_error(p, f"--port {port} is in use")
     assert "http://" not in p.stdout
+
+
+def test_a_planted_run_lock_link_or_fifo_is_refused_not_followed_nor_waited_on(tmp_path):
+    import os
+
+    from ics.record.lock import RunBusy, RunLock, holder
+
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    for name, plant in (("link", lambda p: p.symlink_to(victim)), ("fifo", lambda p: os.mkfifo(p))):
+        run = tmp_path / name
+        run.mkdir()
+        plant(run / "run.lock")
+        assert holder(run) is None  # a reader neither follows nor blocks
+        with pytest.raises(RunBusy, match="cannot be used as the run lock"):
+            RunLock(run).acquire()
+    assert victim.read_text() == "precious"

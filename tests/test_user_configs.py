@@ -33,10 +33,10 @@ def _shipped_only(monkeypatch):
     use()
 
 
-def write(root: Path, rel: str, text: str) -> Path:
+def write(root: Path, rel: str, text) -> Path:
     p = root / rel
     p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(text)
+    p.write_bytes(text) if isinstance(text, bytes) else p.write_text(text)
     return p
 
 
@@ -163,6 +163,7 @@ def test_user_study_in_the_shipped_style_composes(user_dir):
     ("activation: swish\n", "model.activation='swish' is invalid: allowed: "),
     ("name: resnet\n", "model.name='resnet' is invalid: is the model kind; allowed: mlp, cnn, dln"),
     ("defaults: [nosuch]\n", "nosuch"),
+    ("defaults: [bad]\n", "refers back to itself"),
 ])
 def test_a_wrong_user_option_is_one_line(tmp_path, text, needle):
     d = tmp_path / "c"
@@ -197,7 +198,9 @@ def test_a_study_that_sets_its_own_architecture_refuses_another_model(tmp_path):
 @pytest.mark.parametrize("rel,text,needle", [
     ("experiment/x.yaml", "defaults:\n  - override /probe: off\n", "does not begin with `# @package _global_`"),
     ("experiment/x.yaml", "# @package _global_\nhydra:\n  launcher:\n    setup: [touch PWNED]\n",
-     "sets hydra.launcher.setup; a study may set only"),
+     "sets hydra.launcher; a study may set only hydra.mode and hydra.sweeper.params"),
+    ("experiment/x.yaml", "# @package _global_\nhydra:\n  launcher:\n    n_jobs: 2\n",
+     "launcher settings go on the command line"),
     ("experiment/x.yaml", "# @package _global_\nhydra:\n  job:\n    env_set: {ICS_CACHE_DIR: /tmp}\n",
      "sets hydra.job; a study may set only"),
     ("experiment/x.yaml", "# @package _global_\nhydra:\n  callbacks:\n    x: {_target_: os.system}\n",
@@ -206,12 +209,17 @@ def test_a_study_that_sets_its_own_architecture_refuses_another_model(tmp_path):
      "chooses hydra/launcher=evil"),
     ("hydra/launcher/evil.yaml", "_target_: os.system\n", "has a hydra/ folder"),
     ("experiment/x.yaml", "# @package _global_\n: [\n", "is not a valid config file"),
+    ("experiment/fig1.yaml", "# @package _global_\n", "has the name of the shipped study fig1"),
+    ("model/y.yaml", "widths: [5\n", "model/y.yaml is not a valid config file"),
+    ("model/y.yaml", "widths:\n\t- 5\n", "model/y.yaml is not a valid config file"),
+    ("model/y.yaml", b"widths: [5]\n# \xff\n", "model/y.yaml is not UTF-8 text"),
 ])
 def test_a_folder_may_not_configure_hydra(tmp_path, rel, text, needle):
     d = tmp_path / "c"
     write(d, rel, text)
+    chosen = ["experiment=x"] if rel.startswith("experiment/") else []
     with pytest.raises(UserError) as e:
-        preflight([f"--config-dir={d}"], data=False)
+        preflight([f"--config-dir={d}", *chosen], data=False, force_multirun=bool(chosen))
     assert "\n" not in str(e.value) and needle in str(e.value), str(e.value)
     assert not Path("PWNED").exists()
 
@@ -223,6 +231,13 @@ def test_a_user_file_hidden_by_a_shipped_one_is_reported(tmp_path, capsys):
         f"{d.resolve() / 'model' / 'mlp.yaml'} is hidden by the shipped model=mlp; rename it"]
     preflight([f"--config-dir={d}"], data=False)
     assert "is hidden by the shipped model=mlp" in capsys.readouterr().err
+
+
+def test_a_search_path_entry_that_does_not_exist_is_one_line(tmp_path):
+    for entry, needle in (("file://typo", "is not a folder"), ("[pkg://nosuch_pkg]", "is not an importable package")):
+        with pytest.raises(UserError, match=needle):
+            preflight([f"hydra.searchpath={entry}"], data=False)
+    preflight(["hydra.searchpath=[pkg://ics.configs]"], data=False)
 
 
 def test_folders_from_all_three_places_in_order(tmp_path, monkeypatch):
@@ -270,8 +285,12 @@ def test_sweep_record_and_command_are_read_as_data(tmp_path):
         with pytest.raises(UserError) as e:
             _sweep_command(sweep)
         assert "\n" not in str(e.value) and "multirun.yaml" in str(e.value)
-    for bad in (b"\xff", b"[1]", b'{"config_dirs": 5}', b'{"config_dirs": ["/nonexistent"]}',
-                b'{"config_dirs": [], "config_name": "../x"}'):
+    (sweep / "multirun.yaml").write_text(json.dumps({"hydra": {"overrides": {
+        "hydra": ["hydra.verbose=${now:%H}", "hydra.job.name=${oc.env:HOME}"], "task": ["a=1"]}}}))
+    assert _sweep_command(sweep)[2] == ["hydra.verbose=${now:%H}", "hydra.job.name=${oc.env:HOME}"]  # text, unresolved
+    (sweep / configdirs.RECORD).write_text('{"config_dirs": ["/nonexistent"]}')
+    assert configdirs.read_sweep_record(sweep) == ([], None, ["/nonexistent"])  # moved: resume asks for --config-dir
+    for bad in (b"\xff", b"[1]", b'{"config_dirs": 5}', b'{"config_dirs": [], "config_name": "../x"}'):
         (sweep / configdirs.RECORD).write_bytes(bad)
         with pytest.raises(UserError) as e:
             configdirs.read_sweep_record(sweep)
@@ -415,3 +434,41 @@ def test_the_readme_user_config_examples_run_as_written(tmp_path, monkeypatch):
         states = [json.loads((j / "summary.json").read_text())["status"] for j in s.iterdir() if j.is_dir()
                   and (j / "summary.json").exists()]
         assert len(states) == 4 and all(st in ("completed", "not_learning") for st in states), states
+
+
+@pytest.mark.slow
+def test_resume_of_a_cn_sweep_a_moved_folder_and_a_planted_lock_link(tiny_env, tmp_path, user_dir):
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    env = {k: v for k, v in tiny_env.items() if k != configdirs.ENV}
+    write(user_dir, "mine.yaml", "defaults: [config, _self_]\ntrainer:\n  steps: 20\n  eval_every: 10\n"
+                                 "  threads: 1\nprobe:\n  size: 100\n")
+    sweep = tmp_path / "sweep"
+    ok(ics(["run", "-m", "-cd", str(user_dir), "-cn", "mine", "model=my_mlp", "trainer.seed=0,1",
+            f"hydra.sweep.dir={sweep}"], env, cwd))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.rmtree(next(sweep.glob("1_*")))
+    ok(ics(["resume", str(sweep)], env, elsewhere))  # -cn's primary config found again, from anywhere
+    rec = json.loads((next(sweep.glob("1_*")) / "summary.json").read_text())
+    assert rec["config"]["trainer"]["steps"] == 20 and rec["config"]["model"]["widths"] == [16, 8]
+    # the folder moved: one line saying how to go on, then --config-dir gives its new place
+    moved = tmp_path / "conf-moved"
+    user_dir.rename(moved)
+    shutil.rmtree(next(sweep.glob("1_*")))
+    one_line_error(ics(["resume", str(sweep)], env, elsewhere), "which is not there any more; give its new place")
+    ok(ics(["resume", str(sweep), "--config-dir", str(moved)], env, elsewhere))
+    assert json.loads((next(sweep.glob("1_*")) / "summary.json").read_text())["status"] in ("completed", "not_learning")
+    # a planted run.lock link in a job folder: nothing is written through it
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    job = next(sweep.glob("1_*"))
+    shutil.rmtree(job)
+    job.mkdir()
+    (job / "run.lock").symlink_to(victim)
+    p = ics(["resume", str(sweep), "--config-dir", str(moved)], env, elsewhere)
+    assert "Traceback" not in p.stdout + p.stderr and victim.read_text() == "precious"
+    assert "cannot be used as the run lock (a symbolic link)" in p.stdout + p.stderr
+    # a study's --cfg prints its config (no -m/--cfg clash)
+    out = ok(ics(["sweep", "fig1", "trainer.steps=5", "--cfg", "job"], env, cwd))
+    assert "steps: 5" in out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import stat
 from pathlib import Path
 from typing import Optional
 
@@ -32,7 +33,18 @@ class RunLock:
 
     def acquire(self) -> "RunLock":
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(self.path, "a+")
+        # a run folder is data: a planted link must not make the lock's write land elsewhere, nor a
+        # FIFO make the open wait forever
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | os.O_NONBLOCK, 0o644)
+        except OSError as e:
+            raise RunBusy(f"{self.path} cannot be used as the run lock ({_what(self.path) or e.strerror}); "
+                          "remove it") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise RunBusy(f"{self.path} cannot be used as the run lock ({_what(self.path)}); remove it")
+        os.set_blocking(fd, True)
+        fh = os.fdopen(fd, "a+")
         if fcntl is not None:
             try:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -64,13 +76,26 @@ class RunLock:
         self.release()
 
 
+def _what(path: Path) -> Optional[str]:
+    """What a path that should be a plain file is instead, or None if it is one (or absent)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    return {stat.S_IFLNK: "a symbolic link", stat.S_IFIFO: "a FIFO", stat.S_IFDIR: "a folder",
+            stat.S_IFSOCK: "a socket"}.get(stat.S_IFMT(mode), "not a plain file")
+
+
 def holder(run_dir: Path) -> Optional[str]:
-    """Who holds the run lock ("pid N on host"), or None when no live process does."""
+    """Who holds the run lock ("pid N on host"), or None when no live process does. A lock that is
+    not a plain file (a link, a FIFO) is never opened: nobody holds it."""
     path = Path(run_dir) / names.LOCK
-    if fcntl is None or not path.exists():
+    if fcntl is None or not path.exists() or _what(path) is not None:
         return None
     try:
-        fh = open(path, "r")
+        fh = os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | os.O_NONBLOCK), "r")
     except OSError:
         return None
     with fh:
