@@ -11,7 +11,6 @@ name, found on the search path first, takes precedence).
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import traceback
 from pathlib import Path
@@ -21,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ics.config import KINDS, Config, ConfigError, from_dict, to_dict
 from ics_cli import hydra_compat, slurm
+from ics_cli.rundirs import remove_untrained
 
 CONFIG_PATH = "pkg://ics.configs"  # the top-level configs/ folder, installed with the package
 CONFIG_NAME = "config"
@@ -146,7 +146,7 @@ def task(cfg: DictConfig) -> None:
         """A signal before training started (or resumed): an untrained job folder is removed, a run
         that has a checkpoint or record is left as it was; the line says which."""
         with whole():  # a second signal waits for the folder to be removed and the line printed
-            _remove_untrained(out_dir, Path(hc.runtime.cwd))
+            remove_untrained(out_dir, Path(hc.runtime.cwd))
             name = signal_name(signum)
             if not out_dir.exists():
                 msg = f"{job} interrupted by {name} before training started; nothing was kept"
@@ -164,7 +164,7 @@ def task(cfg: DictConfig) -> None:
         try:
             try:
                 if sweep and (Path(hc.sweep.dir) / STOP_FILE).exists():  # the sweep was stopped before this job began
-                    _remove_untrained(out_dir, Path(hc.runtime.cwd))
+                    remove_untrained(out_dir, Path(hc.runtime.cwd))
                     return
                 config = None
                 try:
@@ -201,7 +201,7 @@ def task(cfg: DictConfig) -> None:
                     stopped(e.signum, launcher_of(hc.launcher).on_interrupt if sweep else "exit")
                     return
                 except KeyboardInterrupt:  # (no handlers outside the main thread) before training started
-                    _remove_untrained(out_dir, Path(hc.runtime.cwd))
+                    remove_untrained(out_dir, Path(hc.runtime.cwd))
                     print(f"{job} interrupted before training started; nothing was kept", file=sys.stderr)
                     raise SystemExit(130)
                 except Exception as e:  # noqa: BLE001 - a failure is recorded; in a sweep the other jobs go on
@@ -209,7 +209,7 @@ def task(cfg: DictConfig) -> None:
                         raise
                     started = (out_dir / "summary.json").is_file()
                     if not started and not sweep:
-                        _remove_untrained(out_dir, Path(hc.runtime.cwd))
+                        remove_untrained(out_dir, Path(hc.runtime.cwd))
                     elif not started:
                         conf = to_dict(config) if config is not None else OmegaConf.to_container(cfg, resolve=False)
                         conf = {k: v for k, v in conf.items() if k != "hydra"}
@@ -266,16 +266,3 @@ def one_line(e: BaseException) -> str:
     text = str(e).strip()
     msg = text.splitlines()[0] if text else type(e).__name__
     return msg if isinstance(e, ConfigError) else f"{type(e).__name__}: {msg}"
-
-
-def _remove_untrained(out_dir: Path, stop: Path) -> None:
-    """Delete a job dir that holds only Hydra's bookkeeping (.hydra/, the job log, the run lock),
-    and the parents made for it (runs/<date>/) once empty, up to the working directory."""
-    keep_ok = (".hydra", "ics.log", "run.lock")
-    if not (out_dir.is_dir() and all(p.name in keep_ok for p in out_dir.iterdir())):
-        return
-    shutil.rmtree(out_dir)
-    parent, stop = out_dir.resolve().parent, stop.resolve()
-    while parent != stop and stop in parent.parents and not any(parent.iterdir()):
-        parent.rmdir()
-        parent = parent.parent

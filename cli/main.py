@@ -50,8 +50,83 @@ def _hydra(argv: List[str]) -> None:
     hydra_main()
 
 
+class _EarlyStop(BaseException):
+    """A stop signal before the run's task took over its own signals (preflight, claiming the folder,
+    Hydra writing .hydra/): a BaseException, so that Hydra's error reporting lets it through."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+class _StopBeforeRun:
+    """SIGINT/SIGTERM from the first line of `ics run` until the task's own handling begins: the
+    command stops at once, removes a run folder that holds only Hydra's bookkeeping, says so in one
+    true line and exits 128 + signal. Once the run has a record, a late signal (Hydra shutting down)
+    changes nothing."""
+
+    def __init__(self):
+        self.target: Optional[Path] = None
+        self._old: dict = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.target is not None and (self.target / "summary.json").exists():
+            return  # the run wrote its record and is ending: nothing to stop
+        raise _EarlyStop(signum)
+
+    def __enter__(self) -> "_StopBeforeRun":
+        import signal as sig
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for s in (sig.SIGINT, sig.SIGTERM):
+                self._old[s] = sig.signal(s, self._handle)
+        return self
+
+    def __exit__(self, kind, value, tb) -> bool:
+        import signal as sig
+
+        for s, old in self._old.items():
+            sig.signal(s, old)
+        if not isinstance(value, _EarlyStop):
+            return False
+        from ics_cli.rundirs import remove_untrained  # light: a signal may have cut an import short
+
+        kept = ""
+        if self.target is not None:
+            remove_untrained(self.target, Path.cwd())
+            if self.target.exists() and any(self.target.iterdir()):
+                kept = f" ({self.target} left as it was)"
+        typer.echo(f"run interrupted by {sig.Signals(value.signum).name} before training started; nothing was "
+                   f"kept{kept}", err=True)
+        raise typer.Exit(128 + value.signum)
+
+
+def _test_pause(phase: str) -> None:
+    """Test hook (as ics.train.signals.pause_point, for the CLI's own phases): with
+    ICS_TEST_PAUSE_AT=<phase>, write the pid to ICS_TEST_PAUSE_FILE and wait (60 s at most) for a
+    signal, whose handler raises here, or for the file to be removed. Without the variable: nothing."""
+    import time
+
+    marker = os.environ.get("ICS_TEST_PAUSE_FILE")
+    if os.environ.get("ICS_TEST_PAUSE_AT") != phase or not marker:
+        return
+    Path(marker + ".tmp").write_text(f"{os.getpid()} {phase}\n")
+    os.replace(marker + ".tmp", marker)
+    deadline = time.monotonic() + 60
+    while os.path.exists(marker) and time.monotonic() < deadline:
+        time.sleep(0.002)
+
+
 def _launch(args: List[str], force_multirun: bool = False, study: Optional[str] = None,
             extra_dirs: Sequence[Path] = (), stage: Optional[Path] = None) -> None:
+    early = _StopBeforeRun()
+    with early:
+        _launch_run(early, args, force_multirun, study, extra_dirs, stage)
+
+
+def _launch_run(early: "_StopBeforeRun", args: List[str], force_multirun: bool, study: Optional[str],
+                extra_dirs: Sequence[Path], stage: Optional[Path]) -> None:
     """Validate every job, claim a fresh directory, then hand over to Hydra's runtime. `stage`: a
     temporary config folder holding a study given by path, moved into the sweep directory."""
     from ics_cli.hydra_app import NAME_EXCLUDE_KEYS
@@ -90,6 +165,8 @@ def _launch(args: List[str], force_multirun: bool = False, study: Optional[str] 
             _fail(f"cannot create the {'sweep' if multirun else 'run'} directory under {base.parent}: {e.strerror}; "
                   f"run from a writable directory or set {key}=<a writable path>")
         argv = argv + [f"{key}={quote(target)}"]
+    if not multirun:
+        early.target = target
     varying: dict = {}
     if multirun:
         varying, constant = sweep_keys(plan.jobs)
@@ -116,6 +193,7 @@ def _launch(args: List[str], force_multirun: bool = False, study: Optional[str] 
             with stop, LiveSweep(target, len(plan.jobs), parallel, swept=list(varying)):
                 _hydra(argv)
         else:
+            _test_pause("launch")
             _hydra(argv)
     except (SystemExit, Exception):
         if stop is None or stop.signum is None:
@@ -404,19 +482,35 @@ def _resume_run(path: Path) -> None:
     from ics.record import RunBusy
     from ics.train import AlreadyFinished, RunInterrupted
     from ics.train import resume as resume_run
+    from ics.train.run import NoSpaceLeft
+    from ics.train.signals import GracefulStop, SignalStop, signal_name
     from ics_cli.console import print_run_summary
 
     typer.echo(f"resuming {path} ...")
-    try:
-        summary = resume_run(path, say=lambda text: typer.echo(f"run: {text}"))
-    except AlreadyFinished as e:
-        typer.echo(f"{e}")
-        return
-    except (ConfigError, RunBusy) as e:
-        _fail(str(e))
-    except RunInterrupted as e:
-        typer.echo(f"run interrupted by {e}: checkpoint and record written. Resume with: ics resume {path}", err=True)
-        raise typer.Exit(e.exit_code)
+    with GracefulStop() as scope:  # the run's one signal scope, from here to the process's end
+        try:
+            summary = resume_run(path, say=lambda text: typer.echo(f"run: {text}"))
+        except AlreadyFinished as e:
+            typer.echo(f"{e}")
+            scope.linger(0)
+            return
+        except NoSpaceLeft as e:
+            scope.linger(1)
+            _fail(str(e), code=1)
+        except (ConfigError, RunBusy) as e:
+            scope.linger(2)
+            _fail(str(e))
+        except (RunInterrupted, SignalStop) as e:
+            started = isinstance(e, RunInterrupted) and e.started
+            if not started:
+                typer.echo(f"resume interrupted by {signal_name(e.signum)} before training restarted; the run is as "
+                           f"it was. Resume with: ics resume {path}", err=True)
+            else:
+                typer.echo(f"run interrupted by {e}: checkpoint and record written. Resume with: ics resume {path}",
+                           err=True)
+            scope.linger(128 + e.signum)
+            raise typer.Exit(128 + e.signum)
+        scope.linger(0)
     print_run_summary(summary, path)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 from pathlib import Path
 
 
@@ -36,3 +37,16 @@ def remove_if_empty(path: Path) -> None:
         path.rmdir()
     except OSError:
         pass
+
+
+def remove_untrained(out_dir: Path, stop: Path) -> None:
+    """Delete a job dir that holds only Hydra's bookkeeping (.hydra/, the job log, the run lock),
+    and the parents made for it (runs/<date>/) once empty, up to the working directory."""
+    keep_ok = (".hydra", "ics.log", "run.lock")
+    if not (out_dir.is_dir() and all(p.name in keep_ok for p in out_dir.iterdir())):
+        return
+    shutil.rmtree(out_dir)
+    parent, stop = out_dir.resolve().parent, stop.resolve()
+    while parent != stop and stop in parent.parents and not any(parent.iterdir()):
+        parent.rmdir()
+        parent = parent.parent

@@ -156,3 +156,32 @@ def test_a_planted_run_lock_link_or_fifo_is_refused_not_followed_nor_waited_on(t
         with pytest.raises(RunBusy, match="cannot be used as the run lock"):
             RunLock(run).acquire()
     assert victim.read_text() == "precious"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_a_signal_before_the_task_starts_is_one_true_line_and_leaves_nothing(tiny_env, tmp_path, signame):
+    """Between the pre-run check and Hydra handing over (the run folder claimed, nothing trained),
+    a stop signal ends `ics run` with one line, 128 + signal, and no folder left behind."""
+    import os
+    import signal
+
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    run, marker = tmp_path / "run", tmp_path / "paused"
+    env = {**tiny_env, "ICS_TEST_PAUSE_AT": "launch", "ICS_TEST_PAUSE_FILE": str(marker), "NO_COLOR": "1"}
+    proc = subprocess.Popen([*ICS, "run", *FAST, f"hydra.run.dir={run}"], env=env, cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    import time
+
+    deadline = time.monotonic() + 120
+    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)  # polling for the marker file, not a timing assumption
+    assert marker.exists(), proc.communicate()
+    assert run.is_dir()  # claimed
+    os.kill(proc.pid, getattr(signal, signame))
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + getattr(signal, signame), out + err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert lines == [f"run interrupted by {signame} before training started; nothing was kept"], err
+    assert not run.exists() and list(cwd.iterdir()) == []
