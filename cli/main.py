@@ -702,9 +702,9 @@ def list_options(section: Optional[str] = typer.Argument(
     if section is not None:
         _list_keys(section, console, where.dirs)
         return
-    from ics.config import GROUPS
-
     from rich.markup import escape
+
+    from ics.config import GROUPS
 
     table = Table(title="config groups (choose with group=option; `ics list <group>=<option>` for its keys)")
     table.add_column("group", no_wrap=True)
@@ -723,8 +723,6 @@ def list_options(section: Optional[str] = typer.Argument(
     exps.add_column("jobs", justify="right")
     exps.add_column("what it asks, and its measured time", overflow="fold")
     for name, path in configdirs.studies(where.dirs).items():
-        from rich.markup import escape
-
         jobs, problem = _job_count(name, where.dirs)
         text = escape(_study_text(path))
         if path.parent != configdirs.experiments_dir():

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from hydra import compose as hydra_compose
-from hydra import initialize
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException

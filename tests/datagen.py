@@ -140,3 +140,22 @@ def accept_generated_cifar(monkeypatch) -> None:
     import torchvision.datasets.cifar as cifar
 
     monkeypatch.setattr(cifar, "check_integrity", lambda path, md5=None: os.path.isfile(path))
+
+
+def tiny_bundle(n: int = 120, classes: int = 4):
+    """A tiny in-memory classification DataBundle (1×4×4 inputs, class c lit at pixel c): learnable
+    in a few steps, no files."""
+    import torch
+
+    from ics.data import DataBundle
+
+    gen = torch.Generator().manual_seed(0)
+
+    def split(n):
+        y = torch.arange(n) % classes
+        x = 0.5 * torch.randn(n, 1, 4, 4, generator=gen)
+        x[torch.arange(n), 0, y] += 2.0
+        return x, y
+
+    (x, y), (xt, yt) = split(n), split(n // 2)
+    return DataBundle("synthetic", x, y, xt, yt, [str(c) for c in range(classes)], (0.0,), (1.0,), "memory")

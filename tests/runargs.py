@@ -20,6 +20,19 @@ def merged(*args: str) -> list:
     return list(out.values())
 
 
+def reference_run(root: Path, ics, run_args, mnist_root) -> Path:
+    """The same run, never interrupted: what an interrupted and resumed one must equal, bit for bit.
+    `ics(args, env, cwd)` runs the CLI the way the calling test file does."""
+    import os
+
+    env = {**os.environ, "ICS_DATA_ROOT": str(mnist_root)}
+    env.pop("HYDRA_FULL_ERROR", None)
+    p = ics(merged("run", *run_args, f"hydra.run.dir={Path(root) / 'run'}"), env, root)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert record(Path(root) / "run")["status"] == "completed"
+    return Path(root) / "run"
+
+
 def record(d: Path) -> dict:
     return json.loads((Path(d) / "summary.json").read_text())
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from runargs import assert_same_run, merged, record
+from runargs import assert_same_run, merged, record, reference_run
 
 ICS = [sys.executable, "-m", "ics_cli.main"]
 # long enough on tiny data (~1-3 s) that a kill after the first checkpoint lands mid-run
@@ -60,13 +60,7 @@ def assert_clean_events(d: Path) -> None:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, mnist_root):
     """The same run, never interrupted."""
-    d = tmp_path_factory.mktemp("ref")
-    env = {**os.environ, "ICS_DATA_ROOT": str(mnist_root)}
-    env.pop("HYDRA_FULL_ERROR", None)
-    p = ics(merged("run", *RUN, f"hydra.run.dir={d / 'run'}"), env, d)
-    assert p.returncode == 0, p.stdout + p.stderr
-    assert record(d / "run")["status"] == "completed"
-    return d / "run"
+    return reference_run(tmp_path_factory.mktemp("ref"), ics, RUN, mnist_root)
 
 
 def kill_after_line(proc: subprocess.Popen, step: int) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from runargs import assert_same_run, merged, record
+from runargs import assert_same_run, merged, record, reference_run
 
 pytestmark = pytest.mark.slow
 
@@ -74,12 +74,8 @@ def fill(folder: Path, leave: int = 0) -> Path:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, mnist_root):
-    d = tmp_path_factory.mktemp("ref")
-    env = {**os.environ, "ICS_DATA_ROOT": str(mnist_root)}
-    env.pop("HYDRA_FULL_ERROR", None)
-    p = ics(merged("run", *RUN, f"hydra.run.dir={d / 'run'}"), env, d)
-    assert p.returncode == 0, p.stdout + p.stderr
-    return d / "run"
+    """The same run, never interrupted."""
+    return reference_run(tmp_path_factory.mktemp("ref"), ics, RUN, mnist_root)
 
 
 def run_until_full(run: Path, env: dict, cwd: Path, leave_fraction: float):

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from runargs import assert_same_run, merged, record
+from runargs import assert_same_run, merged, record, reference_run
 
 pytestmark = pytest.mark.slow
 
@@ -42,15 +42,8 @@ def ics(args, env, cwd, timeout=300) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, mnist_root):
-    import os
-
-    d = tmp_path_factory.mktemp("ref")
-    env = {**os.environ, "ICS_DATA_ROOT": str(mnist_root)}
-    env.pop("HYDRA_FULL_ERROR", None)
-    p = ics(merged("run", *RUN, f"hydra.run.dir={d / 'run'}"), env, d)
-    assert p.returncode == 0, p.stdout + p.stderr
-    assert record(d / "run")["status"] == "completed"
-    return d / "run"
+    """The same run, never interrupted."""
+    return reference_run(tmp_path_factory.mktemp("ref"), ics, RUN, mnist_root)
 
 
 def stop_at(phase: str, signals, run: Path, env: dict, cwd: Path):

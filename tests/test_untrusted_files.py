@@ -17,6 +17,7 @@ import torch
 
 from ics.analysis import make_report
 from ics.config import Config, ConfigError, MLPConfig, MNISTConfig, ProbeConfig, SGDConfig, TrainerConfig
+import datagen
 from ics.data import DataBundle
 from ics.record import names, read_job
 from ics.train import Trainer
@@ -25,16 +26,7 @@ STEPS = 20
 
 
 def tiny_data(n=120, classes=4) -> DataBundle:
-    gen = torch.Generator().manual_seed(0)
-
-    def split(n):
-        y = torch.arange(n) % classes
-        x = 0.5 * torch.randn(n, 1, 4, 4, generator=gen)
-        x[torch.arange(n), 0, y] += 2.0
-        return x, y
-
-    (x, y), (xt, yt) = split(n), split(n // 2)
-    return DataBundle("synthetic", x, y, xt, yt, [str(c) for c in range(classes)], (0.0,), (1.0,), "memory")
+    return datagen.tiny_bundle(n, classes)
 
 
 def cfg(lr: float) -> Config:

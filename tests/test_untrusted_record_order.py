@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from ics.config import Config, MLPConfig, MNISTConfig, ProbeConfig, SGDConfig, TrainerConfig
+import datagen
 from ics.data import DataBundle
 from ics.record import RunLock, names, read_job
 from ics.train import Trainer
@@ -22,16 +22,7 @@ from ics.train.checkpoint import step_of
 
 
 def tiny_data(n=120, classes=4) -> DataBundle:
-    gen = torch.Generator().manual_seed(0)
-
-    def split(n):
-        y = torch.arange(n) % classes
-        x = 0.5 * torch.randn(n, 1, 4, 4, generator=gen)
-        x[torch.arange(n), 0, y] += 2.0
-        return x, y
-
-    (x, y), (xt, yt) = split(n), split(n // 2)
-    return DataBundle("synthetic", x, y, xt, yt, [str(c) for c in range(classes)], (0.0,), (1.0,), "memory")
+    return datagen.tiny_bundle(n, classes)
 
 
 def cfg() -> Config:
@@ -56,7 +47,7 @@ def run_killed_at(d: Path, n: int, monkeypatch) -> bool:
     real = files.atomic_write
     count = {"n": 0, "dead": False}
 
-    def write(path, fn, fsync=False):
+    def write(path, fn, fsync=False, **kw):
         if count["dead"]:
             raise Killed()
         if Path(path).name in RECORDED:
@@ -64,7 +55,7 @@ def run_killed_at(d: Path, n: int, monkeypatch) -> bool:
             if count["n"] == n:
                 count["dead"] = True
                 raise Killed()
-        return real(path, fn, fsync)
+        return real(path, fn, fsync, **kw)
 
     monkeypatch.setattr(files, "atomic_write", write)
     monkeypatch.setattr(ckpt, "atomic_write", write)
@@ -140,8 +131,12 @@ def test_a_resumed_run_leaves_no_temporary_file(tmp_path, monkeypatch):
         calls["n"] += 1
         if calls["n"] == 2:  # the second checkpoint: write half of it, then "die"
             real(obj, f, *a, **kw)
-            data = Path(f).read_bytes()
-            Path(f).write_bytes(data[: len(data) // 2])
+            if hasattr(f, "truncate"):  # checkpoint.save hands torch an open file
+                f.flush()
+                f.truncate(f.tell() // 2)
+            else:
+                data = Path(f).read_bytes()
+                Path(f).write_bytes(data[: len(data) // 2])
             raise Killed()
         return real(obj, f, *a, **kw)
 
