@@ -442,8 +442,13 @@ def sweep(experiment: str = typer.Argument(..., help="A study: its name (in your
 
                 shutil.rmtree(stage, ignore_errors=True)
                 raise
-            _launch([f"experiment={name}", *args], force_multirun=True, study=name, extra_dirs=[stage, root],
-                    stage=stage)
+            try:
+                _launch([f"experiment={name}", *args], force_multirun=True, study=name, extra_dirs=[stage, root],
+                        stage=stage)
+            finally:  # a refused launch leaves no staging folder behind (a launched one has moved it)
+                import shutil
+
+                shutil.rmtree(stage, ignore_errors=True)
             return
         known = configdirs.studies(found.dirs)
     except UserError as e:
