@@ -87,7 +87,8 @@ class _StopBeforeRun:
         import signal as sig
 
         for s, old in self._old.items():
-            sig.signal(s, old)
+            if sig.getsignal(s) == self._handle:  # the run's own scope may have left a handler that keeps
+                sig.signal(s, old)                # its exit code through shutdown: leave that one
         if not isinstance(value, _EarlyStop):
             return False
         from ics_cli.rundirs import remove_untrained  # light: a signal may have cut an import short
