@@ -16,11 +16,12 @@ import numpy as np
 from ics.analysis.groups import Group
 from ics.analysis.load import Job, series
 from ics.analysis.stats import band
+from ics.analysis.init_tolerance import InitTolerance, has_init_grid
 from ics.analysis.tolerance import GroupTolerance, has_lr_grid
 from ics.record import Status, names
 
 MAX_PANELS = 12
-FIGURES = ("accuracy", "percentiles", "density", "drift", "lr_tolerance", "grad_ics", "landscape", "bn_inference",
+FIGURES = ("accuracy", "percentiles", "density", "drift", "lr_tolerance", "init_tolerance", "grad_ics", "landscape", "bn_inference",
            "bn_noise", "weights")
 NORM_COLOURS = {"batch": "Blues", "none": "Oranges"}  # colour families; other norms take the rest
 OTHER_COLOURS = ("Greens", "Purples", "Reds", "Greys")
@@ -332,6 +333,45 @@ def fig_lr_tolerance(tol: Sequence[GroupTolerance]):
     return fig, None
 
 
+def fig_init_tolerance(itol: Sequence[InitTolerance]):
+    """Score vs the init std (log axis), mean ± 95% CI per group; each group's good range (thick bar)
+    and learning range (thin bar) drawn under the curves, one row per group."""
+    if not has_init_grid(itol):
+        return None, "no group of runs was trained at two or more init scales"
+    from matplotlib import colormaps
+
+    fig, axes = _figure(1, 1, w=7.4, h=4.8)
+    ax = axes[0, 0]
+    cmap = colormaps["tab10"]
+    for i, g in enumerate(itol):
+        c = cmap(i % 10)
+        x = np.array(g.scales)
+        mean = np.array([p.score.mean for p in g.points], dtype=float)
+        half = np.array([p.score.half or 0.0 for p in g.points])
+        ax.errorbar(x, mean, yerr=half, color=c, marker="o", ms=4, capsize=3, lw=1.5, label=g.label)
+        y = -0.05 - 0.045 * i  # the ranges sit below the axis' 0, one row per group
+        if g.learn_range is not None:
+            ax.plot(g.learn_range, [y, y], color=c, lw=2, solid_capstyle="butt", marker="|", ms=8)
+        if g.good_range is not None:
+            ax.plot(g.good_range, [y, y], color=c, lw=6, solid_capstyle="butt")
+    ax.plot([], [], color="k", lw=6, label=f"good range (>= {itol[0].fraction:g} × best)")
+    ax.plot([], [], color="k", lw=2, marker="|", ms=8, label="learns at all")
+    chance = [g.chance for g in itol if g.chance is not None]
+    if chance:
+        c0 = float(np.median(chance))
+        ax.axhline(c0, color="grey", lw=1, ls="--", label="chance")
+        ax.axhline(itol[0].learn_threshold(), color="grey", lw=1, ls=":", label="'learns' threshold")
+    on = "validation" if any(g.on_validation for g in itol) else "test"
+    ax.set_xscale("log")
+    ax.set_ylim(-0.07 - 0.045 * len(itol), 1.02)
+    ax.set_xlabel("init std s of N(0, s²) (log scale)")
+    ax.set_ylabel(f"{on} accuracy (mean ± 95% CI)")
+    ax.grid(alpha=0.3, which="both")
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside right center", fontsize=7.5, frameon=False)
+    fig.suptitle("Initialisation tolerance: which init scales train, with and without BN")
+    return fig, None
+
+
 # ----------------------------------------------------------------------------------------------
 # instruments
 
@@ -429,13 +469,15 @@ def fig_weights(groups: Sequence[Group]):
     return _panels(groups, "weights", panels, "Weight-row norms and the effective learning rate (BN paper §3.3)"), None
 
 
-def make_figures(groups: Sequence[Group], tol: Sequence[GroupTolerance], score: str) -> Dict[str, Tuple[Any, Optional[str]]]:
+def make_figures(groups: Sequence[Group], tol: Sequence[GroupTolerance], score: str,
+                 itol: Sequence[InitTolerance] = ()) -> Dict[str, Tuple[Any, Optional[str]]]:
     """name -> (Figure or None, the reason it was skipped). A figure that cannot be drawn from the
     files read (a job's npz that is not what its instrument writes) is skipped with the reason; the
     other figures and the report go on."""
     makers = {"accuracy": lambda: fig_accuracy(groups, score), "percentiles": lambda: fig_percentiles(groups),
               "density": lambda: fig_density(groups), "drift": lambda: fig_drift(groups),
-              "lr_tolerance": lambda: fig_lr_tolerance(tol), "grad_ics": lambda: fig_grad_ics(groups),
+              "lr_tolerance": lambda: fig_lr_tolerance(tol),
+              "init_tolerance": lambda: fig_init_tolerance(itol), "grad_ics": lambda: fig_grad_ics(groups),
               "landscape": lambda: fig_landscape(groups), "bn_inference": lambda: fig_bn_inference(groups),
               "bn_noise": lambda: fig_bn_noise(groups), "weights": lambda: fig_weights(groups)}
     out: Dict[str, Tuple[Any, Optional[str]]] = {}

@@ -82,3 +82,31 @@ def contrasts(groups: Sequence[Group], field: str = "final_test_acc", limit: int
                 out.append(Contrast(diff[0], first, second, field,
                                     welch(first.values(field), second.values(field))))
     return out[:limit]
+
+
+def baseline_group(groups: Sequence[Group], baseline: Sequence[str]) -> Tuple[Optional[Group], Optional[str]]:
+    """The one group whose config has every `key=value` of `report.baseline`, or None and why."""
+    from ics.analysis.configs import parse_override
+
+    if not isinstance(baseline, (list, tuple)):  # read from a run's files: anything may be there
+        return None, f"report.baseline ({str(baseline)[:80]}) is not a list of key=value texts; no baseline contrasts"
+    want = [kv for o in baseline if (kv := parse_override(str(o))) is not None]
+    if not want:
+        return None, None
+    match = [g for g in groups if all(k in g.config and g.config[k] == v for k, v in want)]
+    if len(match) == 1:
+        return match[0], None
+    text = " ".join(str(o) for o in baseline)
+    return None, (f"report.baseline ({text}) matches no group of this report" if not match else
+                  f"report.baseline ({text}) matches {len(match)} groups; it must pick one")
+
+
+def baseline_contrasts(groups: Sequence[Group], ref: Group, field: str = "final_test_acc") -> List[Contrast]:
+    """Every other group against the reference group (a − ref), whatever keys they differ in."""
+    out = []
+    for g in groups:
+        if g is ref:
+            continue
+        diff = sorted(k for k in set(g.config) | set(ref.config) if g.config.get(k) != ref.config.get(k))
+        out.append(Contrast(", ".join(diff), g, ref, field, welch(g.values(field), ref.values(field))))
+    return out

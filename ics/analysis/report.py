@@ -29,11 +29,13 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from ics.analysis.figures import FIGURES, make_figures
-from ics.analysis.groups import Group, contrasts, seed_groups
+from ics.analysis.groups import Group, baseline_contrasts, baseline_group, contrasts, seed_groups
 from ics.analysis.load import Job, common_overrides, load_jobs, planned_jobs, planned_jobs_problem
 from ics.analysis.tables import (TextTable, contrast_table, drift_table, effective_lr_table, group_rows, groups_table,
-                                 instrument_tables, lr_table, markdown_table, print_tables, run_rows, runs_table,
+                                 init_scale_table, init_tolerance_table, instrument_tables, lr_table, markdown_table,
+                                 print_tables, run_rows, runs_table,
                                  score_name, targets_of, tolerance_table, write_csv)
+from ics.analysis.init_tolerance import has_init_grid, init_tolerance
 from ics.analysis.tolerance import GroupTolerance, has_lr_grid, lr_tolerance
 from ics.config import ConfigError
 from ics.record import names
@@ -260,7 +262,8 @@ def make_report(path: Path, out: Optional[Path] = None, console=None) -> dict:
     rows = run_rows(jobs)
     groups = seed_groups(jobs)
     k = next((int(j.config.get("tolerance.last_k", 3)) for j in jobs if j.config), 3)
-    tol = lr_tolerance([r for j in jobs if (r := j.result(k)) is not None])
+    results = [r for j in jobs if (r := j.result(k)) is not None]
+    tol, itol = lr_tolerance(results), init_tolerance(results)
     notes = []
     planned = planned_jobs(path)
     if planned and len(planned) > len(jobs):
@@ -288,6 +291,16 @@ def make_report(path: Path, out: Optional[Path] = None, console=None) -> dict:
         contrast = contrasts(groups)
         if contrast:
             tables.append(contrast_table(contrast, score))
+        baseline = next((j.config.get("report.baseline") for j in jobs if j.config.get("report.baseline")), None)
+        if baseline:
+            ref, problem = baseline_group(groups, baseline)
+            if problem:
+                notes.append(problem)
+            if ref is not None:
+                for field in ("final_test_acc", "final_test_loss"):
+                    tables.append(contrast_table(baseline_contrasts(groups, ref, field), score,
+                                                 f"Each group against the baseline {ref.label} (report.baseline; "
+                                                 f"Welch's t-test on {field.replace('_', ' ')})"))
     if any(j.summary is not None and j.summary.drift for j in jobs):
         tables.append(drift_table(groups))
     try:
@@ -299,13 +312,16 @@ def make_report(path: Path, out: Optional[Path] = None, console=None) -> dict:
         eff = effective_lr_table(tol)
         if eff is not None:
             tables.append(eff)
+    if has_init_grid(itol):
+        tables += [init_tolerance_table(itol), init_scale_table(itol)]
     print_tables(tables, console)
     for n in notes:
         (console.print if console is not None else print)(f"note: {n}")
 
     folder = ReportFolder(out)
     written, skipped, figs = {}, {}, {}
-    for name, (fig, reason) in make_figures(curve_groups(groups, tol), tol, "R²" if score == "R²" else "accuracy").items():
+    for name, (fig, reason) in make_figures(curve_groups(groups, tol), tol, "R²" if score == "R²" else "accuracy",
+                                              itol).items():
         if fig is None:
             skipped[name] = reason
             continue
@@ -325,6 +341,7 @@ def make_report(path: Path, out: Optional[Path] = None, console=None) -> dict:
     by_title = {t.title: t for t in tables}
     return {"out": out, "report_md": md_path, "runs_csv": csv_path, "groups_csv": groups_path, "figures": written,
             "skipped": skipped, "runs": rows, "groups": groups, "tables": tables, "tolerance": tol,
+            "init_tolerance": itol,
             "runs_table": tables[0], "tolerance_table": next((t for t in tables if t.title.startswith("LR tolerance")), None),
             "lr_table": next((t for t in tables if t.title.startswith("Per learning rate")), None),
             "by_title": by_title}

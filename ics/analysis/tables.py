@@ -18,6 +18,7 @@ from ics.analysis.groups import Contrast, Group
 from ics.analysis.load import Job, series
 from ics.record import names
 from ics.analysis.stats import Estimate, fmt_p, geo_mean_std, mean_ci
+from ics.analysis.init_tolerance import InitTolerance
 from ics.analysis.tolerance import GroupTolerance
 from ics.record import Status, Summary
 
@@ -218,8 +219,9 @@ def drift_table(groups: Sequence[Group]) -> TextTable:
                      "cancellation). Diverged runs left out.")
 
 
-def contrast_table(items: Sequence[Contrast], score: str = "acc") -> TextTable:
-    headers = ["differs in", "a", "b", f"Δ final test {score} (a − b)", "95% CI", "p (Welch)", "n a/b"]
+def contrast_table(items: Sequence[Contrast], score: str = "acc", title: Optional[str] = None) -> TextTable:
+    what = {"final_test_loss": "final test loss"}.get(items[0].field if items else "", f"final test {score}")
+    headers = ["differs in", "a", "b", f"Δ {what} (a − b)", "95% CI", "p (Welch)", "n a/b"]
     cells = []
     for c in items:
         r = c.result
@@ -227,7 +229,7 @@ def contrast_table(items: Sequence[Contrast], score: str = "acc") -> TextTable:
             continue
         cells.append([c.key, c.a.label, c.b.label, f"{r.diff:+.4f}", "-" if r.half is None else f"± {r.half:.4f}",
                       fmt_p(r.p), f"{r.n_a}/{r.n_b}"])
-    return TextTable(f"Differences between groups that differ in one key (Welch's t-test on final test {score})",
+    return TextTable(title or f"Differences between groups that differ in one key (Welch's t-test on {what})",
                      headers, cells, "diverged/failed runs counted at chance")
 
 
@@ -369,6 +371,42 @@ def effective_lr_table(groups: Sequence[GroupTolerance]) -> Optional[TextTable]:
         return None
     return TextTable("The same limits in effective LR η/‖w‖² (nominal → effective, at the end of training)",
                      ["group", "max non-diverging", "max good", "best"], rows)
+
+
+# ----------------------------------------------------------------------------------------------
+# initialisation tolerance
+
+
+def _range(rng: Optional[Tuple[float, float]], outside: Sequence[float]) -> str:
+    if rng is None:
+        return "none"
+    text = f"only at {_lr(rng[0])}" if rng[0] == rng[1] else \
+        f"{_lr(rng[0])}–{_lr(rng[1])} ({math.log10(rng[1] / rng[0]):.0f} decades)"
+    return text + (f"; also beyond a gap: {', '.join(_lr(v) for v in outside)}" if outside else "")
+
+
+def init_tolerance_table(groups: Sequence[InitTolerance]) -> TextTable:
+    on = "validation" if any(g.on_validation for g in groups) else "test"
+    fraction = groups[0].fraction if groups else 0.9
+    cells = [[g.label, str(len(g.points)), f"{_lr(g.best_scale)} ({g.best_score:.3f})",
+              _range(g.good_range, g.good_outside), _range(g.learn_range, g.learn_outside)] for g in groups]
+    return TextTable(f"Initialisation tolerance over the init std s (score: mean of the last evaluations on {on})",
+                     ["group", "scales", "best s (score)", f"good: >= {fraction:g} × best", "learns at all"], cells,
+                     "learns: mean score >= chance + 0.1 × (1 − chance) and its 95% CI above chance; ranges are "
+                     "contiguous runs of grid points around the best s (resolution: the grid's step)")
+
+
+def init_scale_table(groups: Sequence[InitTolerance]) -> TextTable:
+    on = "val" if any(g.on_validation for g in groups) else "test"
+    cells = []
+    for g in groups:
+        good, learn = set(g.good_scales), set(g.learn_scales)
+        for p in g.points:
+            cells.append([g.label, f"{p.lr:g}", p.score.fmt(".4f", False), p.test.fmt(".4f", False), str(p.n_runs),
+                          str(p.n_diverged + p.n_failed), "yes" if p.lr in good else "no",
+                          "yes" if p.lr in learn else "no"])
+    return TextTable("Per init std: mean ± 95% CI over seeds (diverged/failed runs counted at chance)",
+                     ["group", "init std", f"score ({on})", "test acc", "runs", "diverged", "good", "learns"], cells)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ics.analysis.configs import LR_KEY, SEED_KEY, group_key, labels_for
+from ics.analysis.configs import LR_KEY, SEED_KEY, config_key, labels_for
 from ics.analysis.stats import Estimate, geo_mean_std, mean_ci
 from ics.record import Status
 
@@ -143,10 +143,11 @@ def counted(value: Optional[float], status: Status, chance: Optional[float]) -> 
     return float(value)
 
 
-def lr_points(runs: Sequence[RunResult], chance: Optional[float]) -> List[LRPoint]:
+def lr_points(runs: Sequence[RunResult], chance: Optional[float], axis: str = LR_KEY) -> List[LRPoint]:
+    """The runs at each value of `axis` (the learning rate; the init scale for init tolerance)."""
     by_lr: Dict[float, List[RunResult]] = {}
     for r in runs:
-        by_lr.setdefault(float(r.config[LR_KEY]), []).append(r)
+        by_lr.setdefault(float(r.config[axis]), []).append(r)
     points = []
     for lr in sorted(by_lr):
         rs = by_lr[lr]
@@ -209,13 +210,14 @@ def run_fraction(configs: Sequence[Dict[str, Any]], default: float = DEFAULT_FRA
     return default
 
 
-def group_runs(runs: Sequence[RunResult]) -> Dict[tuple, List[RunResult]]:
-    """Group key -> runs, in first-seen order. Runs without a learning rate are left out."""
+def group_runs(runs: Sequence[RunResult], axis: str = LR_KEY) -> Dict[tuple, List[RunResult]]:
+    """Group key (the config without `axis`, seed and neutral keys) -> runs, in first-seen order.
+    Runs without a value of `axis` are left out."""
     groups: Dict[tuple, List[RunResult]] = {}
     for r in runs:
-        if r.config.get(LR_KEY) is None:
+        if r.config.get(axis) is None:
             continue
-        groups.setdefault(group_key(r.config), []).append(r)
+        groups.setdefault(config_key(r.config, (axis, SEED_KEY)), []).append(r)
     return groups
 
 
