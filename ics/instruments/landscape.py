@@ -89,12 +89,12 @@ def normalised_rows(params: Dict[str, torch.Tensor], names: List[str]) -> Dict[s
     return out
 
 
-def along_gradient(model, params, g, x, y, loss_fn, etas) -> Dict[str, float]:
-    """Loss range, gradient change and effective β along θ − η g for each η (see the module doc)."""
+def along_steps(model, params, g, steps, x, y, loss_fn) -> Dict[str, float]:
+    """The loss and gradient at θ + s for each step s (see the module doc): loss min, max and range,
+    the largest gradient change (absolute, and relative to ‖g‖), effective β and ‖g‖."""
     g_norm = torch.sqrt(sum((t * t).sum() for t in g.values()))
     losses, changes, betas = [], [], []
-    for eta in etas:
-        step = {n: -eta * g[n] for n in params}
+    for step in steps:
         loss_k, g_k = loss_and_grad(model, {n: params[n] + step[n] for n in params}, x, y, loss_fn)
         change = torch.sqrt(sum(((g_k[n] - g[n]) ** 2).sum() for n in params))
         dist = torch.sqrt(sum((step[n] ** 2).sum() for n in params)).clamp_min(1e-30)
@@ -102,9 +102,17 @@ def along_gradient(model, params, g, x, y, loss_fn, etas) -> Dict[str, float]:
         changes.append(change)
         betas.append(change / dist)
     losses_t, changes_t = torch.stack(losses), torch.stack(changes)
-    v = torch.stack([losses_t.max() - losses_t.min(), changes_t.max() / g_norm.clamp_min(1e-30),
-                     torch.stack(betas).max()]).tolist()
-    return {"loss_range": v[0], "grad_change_rel": v[1], "beta": v[2]}
+    values = torch.stack([losses_t.min(), losses_t.max(), changes_t.max(), changes_t.max() / g_norm.clamp_min(1e-30),
+                          torch.stack(betas).max(), g_norm]).tolist()
+    out = dict(zip(["loss_min", "loss_max", "grad_change", "grad_change_rel", "beta", "grad_norm"], values))
+    out["loss_range"] = out["loss_max"] - out["loss_min"]
+    return out
+
+
+def along_gradient(model, params, g, x, y, loss_fn, etas) -> Dict[str, float]:
+    """Loss range, gradient change and effective β along θ − η g for each η (see the module doc)."""
+    out = along_steps(model, params, g, [{n: -eta * g[n] for n in params} for eta in etas], x, y, loss_fn)
+    return {k: out[k] for k in ("loss_range", "grad_change_rel", "beta")}
 
 
 @INSTRUMENTS.register("landscape")
@@ -129,22 +137,8 @@ class LossLandscape(Instrument):
             steps = [{n: s * delta[n] for n in params} for s in self.cfg.multipliers]
         else:
             steps = [{n: -lr * m * g[n] for n in params} for m in self.cfg.multipliers]
-        g_norm = torch.sqrt(sum((t * t).sum() for t in g.values()))
-        losses, changes, betas = [], [], []
-        for step in steps:
-            loss_k, g_k = loss_and_grad(ctx.model, {n: params[n] + step[n] for n in params}, batch.x, batch.y,
-                                        ctx.loss_fn)
-            change = torch.sqrt(sum(((g_k[n] - g[n]) ** 2).sum() for n in params))
-            dist = torch.sqrt(sum((step[n] ** 2).sum() for n in params)).clamp_min(1e-30)
-            losses.append(loss_k)
-            changes.append(change)
-            betas.append(change / dist)
-        losses_t, changes_t = torch.stack(losses), torch.stack(changes)
-        values = torch.stack([losses_t.min(), losses_t.max(), changes_t.max(), changes_t.max() / g_norm.clamp_min(1e-30),
-                              torch.stack(betas).max(), g_norm]).tolist()
-        out = dict(zip(["landscape/loss_min", "landscape/loss_max", "landscape/grad_change",
-                        "landscape/grad_change_rel", "landscape/beta", "landscape/grad_norm"], values))
-        out["landscape/loss_range"] = out["landscape/loss_max"] - out["landscape/loss_min"]
+        out = {f"landscape/{k}": v for k, v in along_steps(ctx.model, params, g, steps, batch.x, batch.y,
+                                                             ctx.loss_fn).items()}
         if self.cfg.scale_invariant and self.bn_fed:
             canon = normalised_rows(params, self.bn_fed)
             _, g_hat = loss_and_grad(ctx.model, canon, batch.x, batch.y, ctx.loss_fn)
