@@ -21,8 +21,8 @@ from ics.analysis.tolerance import GroupTolerance, has_lr_grid
 from ics.record import Status, names
 
 MAX_PANELS = 12
-FIGURES = ("accuracy", "percentiles", "density", "drift", "lr_tolerance", "init_tolerance", "grad_ics", "landscape", "bn_inference",
-           "bn_noise", "weights")
+FIGURES = ("accuracy", "percentiles", "density", "drift", "lr_tolerance", "init_tolerance", "grad_ics", "landscape",
+           "gradients", "bn_inference", "bn_noise", "weights")
 NORM_COLOURS = {"batch": "Blues", "none": "Oranges"}  # colour families; other norms take the rest
 OTHER_COLOURS = ("Greens", "Purples", "Reds", "Greys")
 Getter = Callable[[Job], Optional[Tuple[np.ndarray, np.ndarray]]]
@@ -425,17 +425,36 @@ def fig_landscape(groups: Sequence[Group]):
     panels = [("landscape/loss_range", "loss range along the step", True),
               ("landscape/grad_change_rel", "max ‖∇L(θ_k) − g‖ / ‖g‖", True),
               ("landscape/beta", "effective β-smoothness", True)]
-    fig = _panels(groups, "landscape", panels + ([("landscape/top_eig", "top Hessian eigenvalue (dashed: 2/lr)", True)]
-                                                  if meta.get("hessian") else []),
-                  "Loss landscape along the training step (Santurkar et al. 2018, §3.2)")
+    if meta.get("scale_invariant"):
+        panels += [("landscape/si/loss_range", "loss range, unit-norm BN-fed rows", True),
+                   ("landscape/si/grad_change_rel", "gradient change, unit-norm rows", True),
+                   ("landscape/si/beta", "effective β, unit-norm rows", True)]
+    n_before = len(panels)
     if meta.get("hessian"):
-        ax = fig.axes[3]
+        panels += [("landscape/top_eig", "largest Hessian eigenvalue (dashed: 2/lr)", True),
+                   ("landscape/min_eig", "most negative Hessian eigenvalue", False)]
+    fig = _panels(groups, "landscape", panels, "Loss landscape along the training step (Santurkar et al. 2018, §3.2)",
+                  ncols=3)
+    if meta.get("hessian"):
+        ax = fig.axes[n_before]
         for g, c in zip(groups, group_colours(groups)):
             lrs = {g.config.get("optim.lr")}
             for lr in lrs:
                 if lr:
                     ax.axhline(2 / float(lr), color=c, ls="--", lw=1)
     return fig, None
+
+
+def fig_gradients(groups: Sequence[Group]):
+    meta = _meta(groups, "gradients")
+    if meta is None:
+        return None, "no run measured gradient flow (gradients=on)"
+    layers, blocks = meta["layers"], meta.get("blocks", [])
+    pick = sorted({layers[0], layers[len(layers) // 2], layers[-2] if len(layers) > 1 else layers[0]}, key=layers.index)
+    panels = [(f"gradients/{l}/grad_ratio", f"‖∇W‖ / ‖∇W_out‖, {l}", True) for l in pick]
+    panels += [(f"gradients/{b}/saturated", f"saturated fraction of g′, {b}", False) for b in pick if b in blocks]
+    return _panels(groups, "gradients", panels, "Gradient flow: do the first layers' gradients vanish?",
+                   ncols=len(pick)), None
 
 
 def fig_bn_inference(groups: Sequence[Group]):
@@ -478,7 +497,8 @@ def make_figures(groups: Sequence[Group], tol: Sequence[GroupTolerance], score: 
               "density": lambda: fig_density(groups), "drift": lambda: fig_drift(groups),
               "lr_tolerance": lambda: fig_lr_tolerance(tol),
               "init_tolerance": lambda: fig_init_tolerance(itol), "grad_ics": lambda: fig_grad_ics(groups),
-              "landscape": lambda: fig_landscape(groups), "bn_inference": lambda: fig_bn_inference(groups),
+              "landscape": lambda: fig_landscape(groups), "gradients": lambda: fig_gradients(groups),
+              "bn_inference": lambda: fig_bn_inference(groups),
               "bn_noise": lambda: fig_bn_noise(groups), "weights": lambda: fig_weights(groups)}
     out: Dict[str, Tuple[Any, Optional[str]]] = {}
     for name, make in makers.items():

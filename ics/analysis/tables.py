@@ -276,12 +276,25 @@ def instrument_tables(groups: Sequence[Group]) -> List[TextTable]:
                  [_run_mean(g, "grad_ics", f"grad_ics/{l}/rel_l2").fmt(".3f", False) for l in pick] for g in groups]
         out.append(TextTable("Gradient ICS (Santurkar et al. Def. 2.1): mean over the run, then over seeds", headers,
                              cells, "cos = 1, rel = 0: earlier layers' updates leave layer i's gradient unchanged"))
-    if meta("landscape"):
-        ms = ["loss_range", "grad_change_rel", "beta", "top_eig", "two_over_lr"]
+    lm = meta("landscape")
+    if lm:
+        ms = ["loss_range", "grad_change_rel", "beta"] + (["top_eig", "min_eig", "two_over_lr"] if lm.get("hessian") else [])
+        ms += ["si/loss_range", "si/grad_change_rel", "si/beta"] if lm.get("scale_invariant") else []
         headers = ["group"] + ms
         cells = [[g.label] + [_run_mean(g, "landscape", f"landscape/{m}").fmt(".3g", False) for m in ms] for g in groups]
         out.append(TextTable("Loss landscape along the step (Santurkar et al. §3.2): mean over the run, then seeds",
                              headers, cells))
+    fm = meta("gradients")
+    if fm:
+        layers = fm["layers"]
+        pick = sorted({layers[0], layers[len(layers) // 2], layers[-2] if len(layers) > 1 else layers[0]}, key=layers.index)
+        blocks = [b for b in pick if b in fm.get("blocks", [])]
+        headers = ["group"] + [f"‖∇W‖ ratio {l}" for l in pick] + [f"saturated {b}" for b in blocks]
+        cells = [[g.label] + [_run_mean(g, "gradients", f"gradients/{l}/grad_ratio").fmt(".3g", False) for l in pick] +
+                 [_run_mean(g, "gradients", f"gradients/{b}/saturated").fmt(".3f", False) for b in blocks] for g in groups]
+        out.append(TextTable("Gradient flow: ‖∇W_layer‖ / ‖∇W_out‖ and the saturated fraction of g′, mean over the run, "
+                             "then over seeds", headers, cells, "a ratio far below 1 in the first layers is a vanishing "
+                             "gradient; saturated: g′(x) < 5% of its peak"))
     bm = meta("bn_stats")
     if bm:
         kinds = ["ema", "precise"] + [f"batch{b}" for b in bm["test_batch_sizes"]]

@@ -163,7 +163,8 @@ class LossLandscape(Instrument):
         return {"Loss landscape (Santurkar et al. 2018, §3.2)": charts}
 
     def meta(self) -> Dict[str, Any]:
-        return {"direction": self.cfg.direction, "multipliers": list(self.cfg.multipliers), "hessian": self.cfg.hessian}
+        return {"direction": self.cfg.direction, "multipliers": list(self.cfg.multipliers), "hessian": self.cfg.hessian,
+                "scale_invariant": bool(self.cfg.scale_invariant and self.bn_fed)}
 
     def summary(self) -> Dict[str, Any]:
         out = {}
