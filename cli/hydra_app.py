@@ -235,6 +235,12 @@ def task(cfg: DictConfig) -> None:
         finally:
             if not sweep:
                 scope.linger(code)  # a signal while the process ends keeps this exit code
+            elif scope.requested and not (Path(hc.sweep.dir) / STOP_FILE).exists():
+                # asked to stop while the job was finishing (its files were complete, so it completed):
+                # the jobs after it must not start
+                print(f"{job}: {signal_name(scope.signum)} while it was finishing: it completed; the sweep stops "
+                      "after it", file=sys.stderr, flush=True)
+                stopped(scope.signum, launcher_of(hc.launcher).on_interrupt)
 
 
 def print_start(cfg: Config, out_dir: Path) -> None:

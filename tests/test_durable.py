@@ -317,3 +317,24 @@ def test_sigterm_to_a_sequential_sweep_stops_it_with_its_table(tiny_env, tmp_pat
     p = ics(["resume", str(sweep)], tiny_env, tmp_path)
     assert p.returncode == 0, p.stdout + p.stderr
     assert [record(d)["status"] for d in sorted(d for d in sweep.iterdir() if d.is_dir())] == ["completed"] * 3
+
+
+@pytest.mark.slow
+def test_a_signal_while_a_sweep_job_finishes_stops_the_sweep_after_it(tiny_env, tmp_path):
+    """SIGINT while job 0 is finishing (its files complete, so it completes): job 1 must not start,
+    and the sweep ends as stopped (130), resumable. Synchronised on the test pause at "finish"."""
+    sweep, marker = tmp_path / "sweep", tmp_path / "paused"
+    args = merged("-m", "optim.lr=0.1,0.2", *RUN, "trainer.steps=300", f"hydra.sweep.dir={sweep}")
+    env = {**tiny_env, "ICS_TEST_PAUSE_AT": "finish", "ICS_TEST_PAUSE_FILE": str(marker)}
+    proc = start(["run", *args], env, tmp_path)
+    wait_for(marker, proc)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, out + err
+    assert "job 0: SIGINT while it was finishing: it completed; the sweep stops after it" in err
+    assert "sweep stopped by SIGINT" in err and "Traceback" not in out + err
+    jobs = sorted(d for d in sweep.iterdir() if d.is_dir())
+    assert [record(d)["status"] for d in jobs] == ["completed"]  # job 1 never started
+    p = ics(["resume", str(sweep)], tiny_env, tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert [record(d)["status"] for d in sorted(d for d in sweep.iterdir() if d.is_dir())] == ["completed"] * 2
