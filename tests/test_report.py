@@ -46,6 +46,7 @@ def cfg(norm: str, lr: float) -> Config:
 
 GOOD_LR = 2.0  # both nets reach > 0.9 test accuracy in 60 steps
 PROBE_FIGURES = {"percentiles", "density", "drift"}  # drawn from probes.npz
+SUMMARY_FIGURES = {"drift_layers"}  # drawn from the final drift in summary.json
 JOBS = [("none", GOOD_LR), ("none", HUGE_LR), ("batch", GOOD_LR), ("batch", HUGE_LR)]
 
 
@@ -86,7 +87,7 @@ def test_artifacts_written(sweep, report):
     out = sweep / "report"
     assert report["out"] == out
     assert report["report_md"] == out / "report.md" and report["report_md"].is_file()
-    assert set(report["figures"]) == {"accuracy", "lr_tolerance"} | PROBE_FIGURES
+    assert set(report["figures"]) == {"accuracy", "lr_tolerance"} | PROBE_FIGURES | SUMMARY_FIGURES
     # every other figure belongs to an instrument these runs did not switch on, and says so
     assert set(report["skipped"]) == set(FIGURES) - set(report["figures"])
     assert all("=on" in reason for reason in report["skipped"].values()), report["skipped"]
@@ -144,7 +145,8 @@ def test_single_run_skips_lr_figure(sweep, tmp_path):
     res = make_report(run, tmp_path / "rep")
     assert res["tolerance_table"] is None
     assert "lr_tolerance" in res["skipped"] and "lr_tolerance" not in res["figures"]
-    assert "skipped" in res["report_md"].read_text()
+    md = res["report_md"].read_text()
+    assert "lr_tolerance" not in md and "skipped" not in md  # a figure with nothing to show is left out
     for png in res["figures"].values():
         assert_png(png)
 
@@ -155,7 +157,7 @@ def test_run_without_probes(tmp_path):
     Trainer(c, tmp_path / "run", data=tiny_data()).fit()
     res = make_report(tmp_path / "run")
     assert set(res["figures"]) == {"accuracy"}
-    assert PROBE_FIGURES | {"lr_tolerance"} <= set(res["skipped"])
+    assert PROBE_FIGURES | SUMMARY_FIGURES | {"lr_tolerance"} <= set(res["skipped"])
     assert set(res["skipped"]) == set(FIGURES) - {"accuracy"}
     assert_png(res["figures"]["accuracy"])
 
