@@ -93,14 +93,14 @@ def test_artifacts_written(sweep, report):
     assert all("=on" in reason for reason in report["skipped"].values()), report["skipped"]
     for png in report["figures"].values():
         assert_png(png)
-    assert list(out.glob("events.out.tfevents.*")), "no TensorBoard event file in the report dir"
+    assert list(out.glob("groups/*/events.out.tfevents.*")), "no TensorBoard group run in the report dir"
 
 
 def test_rerun_replaces_the_tensorboard_report(sweep, tmp_path):
     out = tmp_path / "rep"
     make_report(sweep, out)
     make_report(sweep, out)  # a second report must not add a second copy of every image
-    assert len(list(out.glob("events.out.tfevents.*"))) == 1
+    assert len(list(out.glob("groups/*/events.out.tfevents.*"))) == len(list(out.glob("groups/*")))
 
 
 def test_runs_csv_one_row_per_job(report):
@@ -186,3 +186,47 @@ def test_drift_table_reads_every_unit_from_the_runs(sweep, report):
         assert row[2:5] == [f"{d['w1_raw']:.3f}", f"{d['w1_shape']:.3f}", f"{d['w1_ref']:.3f}"]
         assert row[5] == f"{d['w1_raw_median']:.3f} / {d['w1_shape_median']:.3f}"
         assert row[6] == f"{float(series[f'drift/{row[1]}/pmove_p50'][-1]):.3f}"
+
+
+def test_tensorboard_has_one_run_per_group_with_the_ics_result(sweep, report):
+    """groups/<label>/ event files: the group's accuracy curve and Fig. 1 b/c percentiles under the
+    jobs' own tags, its image, and an HParams session whose metrics carry drift, steps to target and
+    max good LR; no event file at the report's top (no extra `report` run)."""
+    import numpy as np
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    out = report["out"]
+    assert not list(out.glob("events.out.tfevents.*"))
+    runs = sorted(p.name for p in (out / "groups").iterdir())
+    assert runs == sorted(g.label.replace(" ", ",") for g in report["groups"])
+    acc = EventAccumulator(str(out / "groups" / "model.norm=none,optim.lr=2"), size_guidance={"scalars": 0, "tensors": 0})
+    acc.Reload()
+    job = json.loads((sweep / "0_model.norm=none,optim.lr=2,trainer.steps=60" / "summary.json").read_text())
+    with np.load(sweep / "0_model.norm=none,optim.lr=2,trainer.steps=60" / "metrics.npz") as m:
+        steps, test_acc = m["eval_step"], m["test_acc"]
+    curve = acc.Scalars("acc/test")  # one seed: the group's mean is the run's own curve
+    assert [e.step for e in curve] == steps.tolist()
+    assert [e.value for e in curve] == pytest.approx(test_acc.tolist(), rel=1e-6)
+    assert "acc/test_lo" not in acc.Tags()["scalars"]  # no band from one seed
+    assert {"probe/h2.pre_act/p15", "probe/h2.pre_act/p50", "probe/h2.pre_act/p85"} <= set(acc.Tags()["scalars"])
+    assert "fig1/percentiles" in acc.Tags()["images"]
+    plugins = acc.PluginTagToContent("hparams")
+    start = plugin_data_pb2.HParamsPluginData.FromString(plugins["_hparams_/session_start_info"]).session_start_info
+    assert start.hparams["model.norm"].string_value == "none" and start.hparams["optim.lr"].number_value == 2.0
+    last = job["instruments"]["probe"]["h2.pre_act"]
+    metric = lambda tag: acc.Scalars(tag)[0].value  # noqa: E731
+    assert metric("hparams/drift_w1_raw_last") == pytest.approx(last["w1_raw"], rel=1e-6)
+    assert metric("hparams/drift_w1_shape_last") == pytest.approx(last["w1_shape"], rel=1e-6)
+    assert metric("hparams/steps_to_target") == job["steps_to_target"]["0.9"]
+    assert metric("hparams/max_good_lr") == GOOD_LR  # the none group's, over its learning rates
+    assert metric("hparams/final_test_acc") == pytest.approx(job["final_test_acc"], rel=1e-6)
+
+
+def test_group_images_share_their_y_limits(report):
+    from ics.analysis.tboard import percentile_figures
+
+    figs = percentile_figures(report["groups"])
+    assert len(figs) == len(report["groups"]) - 1  # the failed job's group has no probes
+    limits = {tuple(round(v, 9) for v in f.axes[0].get_ylim()) for f in figs.values()}
+    assert len(limits) == 1, limits

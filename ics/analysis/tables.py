@@ -67,11 +67,13 @@ def targets_of(jobs: Sequence[Job]) -> List[str]:
 def run_rows(jobs: Sequence[Job]) -> List[Dict[str, Any]]:
     """One flat dict per job: the runs table and runs.csv."""
     targets = targets_of(jobs)
+    several = any(j.source for j in jobs)  # several sweeps: the sweep column first (job numbers repeat)
     rows = []
     for j in jobs:
         s = j.summary
-        row: Dict[str, Any] = {"sweep": j.source, "job": j.num, "label": j.label, "overrides": j.record.label, "dir": str(j.dir),
-                               "status": str(j.status), "status_text": j.status_text}
+        row: Dict[str, Any] = {"sweep": j.source} if several else {}
+        row |= {"job": j.num, "label": j.label, "overrides": j.record.label, "dir": str(j.dir),
+                "status": str(j.status), "status_text": j.status_text}
         for k in ("diverged_at_step", "steps", "final_test_acc", "best_test_acc", "best_test_acc_step", "final_val_acc",
                   "chance_acc", "steps_per_sec", "wall_time_sec", "error"):
             row[k] = getattr(s, k) if s is not None else None
@@ -101,14 +103,15 @@ def _interval(first: Optional[int], prev: Optional[int]) -> str:
 def runs_table(rows: Sequence[Dict[str, Any]], targets: Sequence[str], title: str, common: Sequence[str] = (),
                score: str = "acc") -> TextTable:
     """The per-job table; overrides = the ones that differ between jobs (common ones in the caption)."""
-    several = any(r["sweep"] for r in rows)  # job numbers repeat across sweeps: name the sweep too
+    several = any(r.get("sweep") for r in rows)  # job numbers repeat across sweeps: name the sweep too
     headers = (["sweep"] if several else []) + ["job", "overrides", "status", f"final {score}", f"best {score}"] + \
         [f"steps→{t}" for t in targets] + ["max W1 raw"]
     cells = []
     for r in rows:
         bad = r["status"] in (Status.DIVERGED, Status.FAILED)
         final = f"{_fmt(r['counted_test_acc'])}*" if bad else _fmt(r["final_test_acc"])
-        cells.append(([r["sweep"]] if several else []) + [str(r["job"]), r["label"], r["status_text"], final, "-" if bad else _fmt(r["best_test_acc"])] +
+        cells.append(([r["sweep"]] if several else []) +
+                     [str(r["job"]), r["label"], r["status_text"], final, "-" if bad else _fmt(r["best_test_acc"])] +
                      [_interval(r[f"steps_to_{t}"], r[f"steps_to_{t}_after"]) for t in targets] +
                      [r["status"] if bad else _fmt(r["max_drift_w1_raw"], ".3f")])
     notes = []
