@@ -205,11 +205,14 @@ def test_tensorboard_has_one_run_per_group_with_the_ics_result(sweep, report):
     job = json.loads((sweep / "0_model.norm=none,optim.lr=2,trainer.steps=60" / "summary.json").read_text())
     with np.load(sweep / "0_model.norm=none,optim.lr=2,trainer.steps=60" / "metrics.npz") as m:
         steps, test_acc = m["eval_step"], m["test_acc"]
+    series = dict(np.load(sweep / "0_model.norm=none,optim.lr=2,trainer.steps=60" / "probes.npz"))
     curve = acc.Scalars("acc/test")  # one seed: the group's mean is the run's own curve
     assert [e.step for e in curve] == steps.tolist()
     assert [e.value for e in curve] == pytest.approx(test_acc.tolist(), rel=1e-6)
     assert "acc/test_lo" not in acc.Tags()["scalars"]  # no band from one seed
-    assert {"probe/h2.pre_act/p15", "probe/h2.pre_act/p50", "probe/h2.pre_act/p85"} <= set(acc.Tags()["scalars"])
+    p50 = acc.Scalars("groups/probe/h2.pre_act/p50")
+    assert [e.value for e in p50] == pytest.approx(series["probe/h2.pre_act/p50"].tolist(), rel=1e-6)
+    assert {"groups/probe/h2.pre_act/p15", "groups/probe/h2.pre_act/p85"} <= set(acc.Tags()["scalars"])
     assert "fig1/percentiles" in acc.Tags()["images"]
     plugins = acc.PluginTagToContent("hparams")
     start = plugin_data_pb2.HParamsPluginData.FromString(plugins["_hparams_/session_start_info"]).session_start_info

@@ -17,6 +17,7 @@ from ics.analysis.groups import Group
 from ics.analysis.load import Job, series
 from ics.analysis.stats import MIN_CI_N, band, mean_ci
 from ics.analysis.tolerance import GroupTolerance, has_lr_grid
+from ics.instruments.probes import SATURATION
 from ics.record import Status, names
 
 MAX_PANELS = 12
@@ -182,6 +183,28 @@ def robust_limits(values: Sequence[np.ndarray], pad: float = 0.08) -> Optional[T
     return float(lo - pad * span), float(hi + pad * span)
 
 
+def percentile_limits(groups: Sequence[Group], values: Sequence[np.ndarray]) -> Optional[Tuple[float, float]]:
+    """The y-range of Fig. 1 b/c: for a saturating nonlinearity the one every run's own image uses
+    (±Y_SATURATED × the start of its flat part), so the report's panels and every Images card of a
+    sweep compare; otherwise robust limits of the values."""
+    from ics.instruments.probes import Y_SATURATED
+
+    sats = {SATURATION.get(str(g.config.get("model.activation", ""))) for g in groups}
+    if len(sats) == 1 and None not in sats:
+        sat = sats.pop()
+        return -Y_SATURATED * sat, Y_SATURATED * sat
+    return robust_limits(values)
+
+
+def shade_saturated(ax, g: Group, limits: Optional[Tuple[float, float]]) -> None:
+    """Grey bands where the group's nonlinearity is flat (sigmoid |x| > 4.36), on a y-axis of inputs."""
+    sat = SATURATION.get(str(g.config.get("model.activation", "")))
+    if sat is not None and limits is not None:
+        for a, b in ((limits[0], -sat), (sat, limits[1])):
+            if b > a:
+                ax.axhspan(a, b, color="grey", alpha=0.12, lw=0)
+
+
 def _grid_of(groups: Sequence[Group]):
     """Panels as rows × columns: with several learning rates, one row per group of the other keys
     (norm ...) and one column per LR; otherwise one panel per group, four to a row."""
@@ -222,7 +245,7 @@ def fig_percentiles(groups: Sequence[Group]):
         rows = rows[:4]
     fig, axes = _figure(len(rows), ncols, w=3.6 if ncols > 3 else 4.4, h=3.0, sharex=True, sharey=True)
     every = [(ok, v) for _, curves, oks in data.values() for c, ok in zip(curves, oks) for u in c[1].values() for v in u]
-    limits = robust_limits([v for ok, v in every if ok] or [v for _, v in every])
+    limits = percentile_limits(with_data, [v for ok, v in every if ok] or [v for _, v in every])
     qn = next(iter(data.values()))[1][0][3]
     point = next(iter(data.values()))[1][0][2]
     for r, (row_label, cells) in enumerate(rows):
@@ -247,6 +270,7 @@ def fig_percentiles(groups: Sequence[Group]):
             for i, ls in enumerate(("--", "-", "--")):
                 ax.plot(steps, np.nanmean(stack[i], axis=0), color=colour, lw=2.2, ls=ls,
                         label=f"{qn[i]} (mean)" if r == 0 and c == 0 else None)
+            shade_saturated(ax, g, limits)
             diverged = sum(j.status == Status.DIVERGED for j in g.jobs)
             title = g.label if lrs is None else f"{row_label}\nlr={lrs[c]:g}"
             ax.set_title(f"{title}\n{n_lines} units × seeds" + (f", {diverged} diverged" if diverged else ""),
@@ -263,7 +287,6 @@ def fig_percentiles(groups: Sequence[Group]):
     return fig, None
 
 
-SATURATION = {"sigmoid": 4.36, "tanh": 2.18}  # |x| beyond which the derivative is < 5% of its peak (σ': 0.25 -> 0.0125)
 
 
 def _pick_steps(steps: np.ndarray, n: int = 4) -> List[int]:

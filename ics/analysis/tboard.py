@@ -4,8 +4,8 @@ means a group (BN, no BN), not one seed.
 Each group run holds, at the jobs' own steps and under the jobs' own tags (so it overlays them):
 * acc/test: the mean over seeds, and acc/test_lo, acc/test_hi: its 95% CI (3+ seeds), drawn as one
   Custom Scalars margin chart per group;
-* probe/<last hidden layer>/<percentile>: Fig. 1 b/c, the mean over seeds of the unit-averaged
-  percentiles (a margin chart too);
+* groups/probe/<last hidden layer>/<percentile>: Fig. 1 b/c, the mean over seeds of the unit-averaged
+  percentiles (a margin chart too, of the group runs alone);
 * fig1/percentiles: the group's Fig. 1 b/c as an image, on the y-limits every group shares;
 * an HParams session: the group's values of the keys that vary, and as metrics the group means of
   final/best test accuracy, final drift of the last hidden layer (raw, shape), steps to the first
@@ -108,9 +108,9 @@ def write_group_runs(root: Path, groups: Sequence[Group], tol: Sequence[GroupTol
                                                    names.TAG_TEST_ACC + "_hi"]]}
             qn, point = _percentile_names(g), next((p for j in g.jobs if (p := _last_pre(j))), None)
             if qn and point:
-                tags = [names.probe_tag(point, q) for q in qn]
-                for tag in tags:
-                    got = _curves(g, lambda j, t=tag: (j.probes.steps, j.probes.tags[t])
+                tags = [GROUPS_DIR + "/" + names.probe_tag(point, q) for q in qn]  # only group runs match
+                for q, tag in zip(qn, tags):
+                    got = _curves(g, lambda j, t=names.probe_tag(point, q): (j.probes.steps, j.probes.tags[t])
                                   if j.probes is not None and t in j.probes.tags else None)
                     for step, m in zip(got[0], got[1]) if got is not None else ():
                         if np.isfinite(m):
@@ -137,14 +137,15 @@ def write_group_runs(root: Path, groups: Sequence[Group], tol: Sequence[GroupTol
 
 
 def percentile_figures(groups: Sequence[Group]) -> Dict[int, object]:
-    """Per group, its own Fig. 1 b/c panel, every group on the same y-limits (robust: a diverged
-    group is clipped, not allowed to stretch the others)."""
-    from ics.analysis.figures import _figure, _unit_curves, robust_limits
+    """Per group, its own Fig. 1 b/c panel, every group on the same y-limits: those of the jobs'
+    own images for a saturating nonlinearity, else robust ones (a diverged group is clipped, not
+    allowed to stretch the others)."""
+    from ics.analysis.figures import _figure, _unit_curves, percentile_limits, shade_saturated
 
     curves = {id(g): [(j, c) for j in g.jobs if (c := _unit_curves(j)) is not None] for g in groups}
     values = [v for pairs in curves.values() for j, c in pairs if j.status != Status.DIVERGED
               for u in c[1].values() for v in u]
-    limits = robust_limits(values)
+    limits = percentile_limits(groups, values)
     out = {}
     for g in groups:
         pairs = curves[id(g)]
@@ -164,6 +165,7 @@ def percentile_figures(groups: Sequence[Group]) -> Dict[int, object]:
             ax.plot(pairs[0][1][0][:common], np.nanmean(stack, axis=0), color=colour, lw=2.2, ls=ls, label=qn[i])
         if limits is not None:
             ax.set_ylim(*limits)
+        shade_saturated(ax, g, limits)
         ax.set_xlabel("training step")
         ax.set_ylabel("input to the nonlinearity")
         ax.set_title(f"{g.label}: {pairs[0][1][2]} {'/'.join(qn)}\nfaint: units × seeds; bold: mean; "
