@@ -233,3 +233,43 @@ def test_group_images_share_their_y_limits(report):
     assert len(figs) == len(report["groups"]) - 1  # the failed job's group has no probes
     limits = {tuple(round(v, 9) for v in f.axes[0].get_ylim()) for f in figs.values()}
     assert len(limits) == 1, limits
+
+
+def test_figures_share_their_axes(report):
+    """Fig. 1 b/c as a norm × LR grid on one y-scale (a sigmoid net: ±1.5 × 4.36, so the diverged
+    lr=1e4 runs cannot stretch it); the density at four matched steps, each column on one x-axis."""
+    from ics.analysis.figures import fig_density, fig_percentiles
+
+    fig, _ = fig_percentiles(report["groups"])
+    shown = [ax for ax in fig.axes if ax.get_visible() and ax.lines]
+    grid = {(ax.get_subplotspec().rowspan.start, ax.get_subplotspec().colspan.start) for ax in shown}
+    assert {r for r, _ in grid} == {0, 1} and {c for _, c in grid} <= {0, 1, 2}  # rows: norms; columns: LRs
+    assert {ax.get_ylim() for ax in shown} == {(-1.5 * 4.36, 1.5 * 4.36)}
+    fig, _ = fig_density(report["groups"])  # histograms every 1000 steps: only steps 0 and 60 were kept
+    assert {ax.get_title() for ax in fig.axes if ax.patches} == {"step 0", "step 60"}
+
+
+def test_density_at_four_steps_each_column_on_one_x_axis(tmp_path):
+    import numpy as np
+
+    from ics.analysis.figures import fig_density, robust_limits
+    from ics.analysis.groups import seed_groups
+    from ics.analysis.load import load_jobs
+
+    for num, norm in enumerate(("none", "batch")):
+        c = cfg(norm, GOOD_LR)
+        c.probe.histogram_every = 10  # the tracked unit's values kept every 10 steps: 7 to choose from
+        Trainer(c, tmp_path / f"{num}_model.norm={norm}", data=tiny_data(), overrides=[f"model.norm={norm}"]).fit()
+    fig, _ = fig_density(seed_groups(load_jobs(tmp_path)))
+    axes = [ax for ax in fig.axes if ax.patches]
+    columns = {}
+    for ax in axes:
+        columns.setdefault(ax.get_subplotspec().colspan.start, set()).add(ax.get_xlim())
+    assert len(axes) == 8 and len(columns) == 4 and all(len(lims) == 1 for lims in columns.values())
+    assert [ax.get_title() for ax in axes[:4]] == ["step 0", "step 10", "step 20", "step 60"]  # ~0, 2%, 10%, end
+    assert all(ax.get_ylabel().endswith("density") for ax in axes if ax.get_subplotspec().colspan.start == 0)
+    # robust limits: one blown-up curve is clipped instead of flattening the rest
+    import numpy as np
+
+    lo, hi = robust_limits([np.linspace(-1, 1, 1000), np.array([-36.0])])
+    assert -1.3 < lo < -1 and 1 < hi < 1.3
