@@ -224,6 +224,13 @@ def test_tensorboard_has_one_run_per_group_with_the_ics_result(sweep, report):
     assert metric("hparams/steps_to_target") == job["steps_to_target"]["0.9"]
     assert metric("hparams/max_good_lr") == GOOD_LR  # the none group's, over its learning rates
     assert metric("hparams/final_test_acc") == pytest.approx(job["final_test_acc"], rel=1e-6)
+    # the run itself writes the same ICS metrics at its end (all but max good LR, a group's)
+    own = EventAccumulator(str(sweep / "0_model.norm=none,optim.lr=2,trainer.steps=60"), size_guidance={"scalars": 0})
+    own.Reload()
+    assert own.Scalars("hparams/drift_w1_raw_last")[-1].value == pytest.approx(last["w1_raw"], rel=1e-6)
+    assert own.Scalars("hparams/drift_w1_shape_last")[-1].value == pytest.approx(last["w1_shape"], rel=1e-6)
+    assert own.Scalars("hparams/steps_to_target")[-1].value == job["steps_to_target"]["0.9"]
+    assert "hparams/max_good_lr" not in own.Tags()["scalars"]
 
 
 def test_group_images_share_their_y_limits(report):
