@@ -280,3 +280,20 @@ def test_density_at_four_steps_each_column_on_one_x_axis(tmp_path):
 
     lo, hi = robust_limits([np.linspace(-1, 1, 1000), np.array([-36.0])])
     assert -1.3 < lo < -1 and 1 < hi < 1.3
+
+
+def test_a_blown_up_panel_is_clipped_not_allowed_to_flatten_the_others():
+    """ReLU (no saturation range): the shared y-range is the union of the ordinary panels' ranges; a
+    panel 1000 × wider (an LR that blew up) is clipped and named."""
+    import numpy as np
+    from types import SimpleNamespace
+
+    from ics.analysis.figures import percentile_limits
+
+    relu = [SimpleNamespace(config={"model.activation": "relu"})] * 5
+    calm = [[np.linspace(-1, 1 + k / 10, 200)] for k in range(4)]
+    limits, clipped = percentile_limits(relu, calm + [[np.linspace(-8000, 5, 200)]])
+    assert clipped == [4] and -1.5 < limits[0] < -1 and 1.3 < limits[1] < 2
+    sigmoid = [SimpleNamespace(config={"model.activation": "sigmoid"})] * 5
+    limits, clipped = percentile_limits(sigmoid, calm + [[np.linspace(-8000, 5, 200)]])
+    assert limits == (-1.5 * 4.36, 1.5 * 4.36) and clipped == [4]

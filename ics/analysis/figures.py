@@ -183,17 +183,31 @@ def robust_limits(values: Sequence[np.ndarray], pad: float = 0.08) -> Optional[T
     return float(lo - pad * span), float(hi + pad * span)
 
 
-def percentile_limits(groups: Sequence[Group], values: Sequence[np.ndarray]) -> Optional[Tuple[float, float]]:
-    """The y-range of Fig. 1 b/c: for a saturating nonlinearity the one every run's own image uses
-    (±Y_SATURATED × the start of its flat part), so the report's panels and every Images card of a
-    sweep compare; otherwise robust limits of the values."""
+OUTLIER_SPAN = 10.0  # a panel whose range is this many times a typical panel's does not set the shared y-range
+
+
+def percentile_limits(groups: Sequence[Group], panels: Sequence[Sequence[np.ndarray]]) -> Tuple[Optional[Tuple[float, float]], List[int]]:
+    """The y-range of Fig. 1 b/c shared by every panel, and the panels it clips. For a saturating
+    nonlinearity: the range every run's own image uses (±Y_SATURATED × the start of its flat part),
+    so the report's panels and every Images card of a sweep compare. Otherwise the union of each
+    panel's robust range, leaving out panels whose range is OUTLIER_SPAN × a typical one's (the
+    lower quartile of the panels' ranges: a blown-up LR): those are clipped, and say so, instead of flattening every other panel."""
     from ics.instruments.probes import Y_SATURATED
 
     sats = {SATURATION.get(str(g.config.get("model.activation", ""))) for g in groups}
+    ranges = [robust_limits(p, pad=0.0) for p in panels]
     if len(sats) == 1 and None not in sats:
-        sat = sats.pop()
-        return -Y_SATURATED * sat, Y_SATURATED * sat
-    return robust_limits(values)
+        sat = sats.pop() * Y_SATURATED
+        return (-sat, sat), [i for i, r in enumerate(ranges) if r is not None and (r[0] < -sat or r[1] > sat)]
+    spans = [r[1] - r[0] for r in ranges if r is not None]
+    if not spans:
+        return None, []
+    typical = max(float(np.percentile(spans, 25)), 1e-6)  # a quarter of the panels may be blown up and not count
+    kept = [r for r in ranges if r is not None and r[1] - r[0] <= OUTLIER_SPAN * typical]
+    lo, hi = min(r[0] for r in kept), max(r[1] for r in kept)
+    pad = 0.08 * max(hi - lo, 1e-6)
+    clipped = [i for i, r in enumerate(ranges) if r is not None and (r[0] < lo - pad or r[1] > hi + pad)]
+    return (lo - pad, hi + pad), clipped
 
 
 def shade_saturated(ax, g: Group, limits: Optional[Tuple[float, float]]) -> None:
@@ -244,8 +258,14 @@ def fig_percentiles(groups: Sequence[Group]):
         rows, ncols = layout, len(lrs)
         rows = rows[:4]
     fig, axes = _figure(len(rows), ncols, w=3.6 if ncols > 3 else 4.4, h=3.0, sharex=True, sharey=True)
-    every = [(ok, v) for _, curves, oks in data.values() for c, ok in zip(curves, oks) for u in c[1].values() for v in u]
-    limits = percentile_limits(with_data, [v for ok, v in every if ok] or [v for _, v in every])
+    # each panel's values: its runs that did not diverge (all of them where every one did)
+    panel_values = []
+    for g in with_data:
+        _, curves, oks = data[id(g)]
+        pairs = [(ok, v) for c, ok in zip(curves, oks) for u in c[1].values() for v in u]
+        panel_values.append([v for ok, v in pairs if ok] or [v for _, v in pairs])
+    limits, clipped_at = percentile_limits(with_data, panel_values)
+    clipped = {id(with_data[i]) for i in clipped_at}
     qn = next(iter(data.values()))[1][0][3]
     point = next(iter(data.values()))[1][0][2]
     for r, (row_label, cells) in enumerate(rows):
@@ -273,8 +293,9 @@ def fig_percentiles(groups: Sequence[Group]):
             shade_saturated(ax, g, limits)
             diverged = sum(j.status == Status.DIVERGED for j in g.jobs)
             title = g.label if lrs is None else f"{row_label}\nlr={lrs[c]:g}"
-            ax.set_title(f"{title}\n{n_lines} units × seeds" + (f", {diverged} diverged" if diverged else ""),
-                         fontsize=8.5)
+            ax.set_title(f"{title}\n{n_lines} units × seeds" + (f", {diverged} diverged" if diverged else "")
+                         + (" (clipped)" if id(g) in clipped else ""), fontsize=8.5,
+                         color="firebrick" if id(g) in clipped else "black")
             ax.grid(alpha=0.3)
             ax.set_xlabel("training step")
             if c == 0:

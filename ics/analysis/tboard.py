@@ -143,9 +143,13 @@ def percentile_figures(groups: Sequence[Group]) -> Dict[int, object]:
     from ics.analysis.figures import _figure, _unit_curves, percentile_limits, shade_saturated
 
     curves = {id(g): [(j, c) for j in g.jobs if (c := _unit_curves(j)) is not None] for g in groups}
-    values = [v for pairs in curves.values() for j, c in pairs if j.status != Status.DIVERGED
-              for u in c[1].values() for v in u]
-    limits = percentile_limits(groups, values)
+    drawn = [g for g in groups if curves[id(g)]]
+    panels = []
+    for g in drawn:
+        pairs = [(j.status != Status.DIVERGED, v) for j, c in curves[id(g)] for u in c[1].values() for v in u]
+        panels.append([v for ok, v in pairs if ok] or [v for _, v in pairs])
+    limits, clipped_at = percentile_limits(drawn, panels)
+    clipped = {id(drawn[i]) for i in clipped_at}
     out = {}
     for g in groups:
         pairs = curves[id(g)]
@@ -169,7 +173,8 @@ def percentile_figures(groups: Sequence[Group]) -> Dict[int, object]:
         ax.set_xlabel("training step")
         ax.set_ylabel("input to the nonlinearity")
         ax.set_title(f"{g.label}: {pairs[0][1][2]} {'/'.join(qn)}\nfaint: units × seeds; bold: mean; "
-                     "y-limits shared by every group", fontsize=8.5)
+                     "y-limits shared by every group" + (" (this one clipped)" if id(g) in clipped else ""),
+                     fontsize=8.5)
         ax.legend(fontsize=7.5)
         ax.grid(alpha=0.3)
         out[id(g)] = fig
