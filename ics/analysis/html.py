@@ -22,6 +22,7 @@ CAPTIONS = {
     "density": "The input distribution of one unit at four matched steps; each column shares its x-axis.",
     "drift_layers": "Final drift from step 0 per layer, raw and shape units, mean ± 95% CI over seeds.",
     "lr_tolerance": "Accuracy against the learning rate: max non-diverging LR (dotted) and max good LR (triangle).",
+    "drift": "Drift from step 0 over training, first and last hidden layer, in raw, shape and σ_ref units.",
 }
 
 CHECK = """window.icsErrors = [];
