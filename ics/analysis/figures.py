@@ -322,12 +322,28 @@ def _pick_steps(steps: np.ndarray, n: int = 4) -> List[int]:
     return sorted(picked)[:n]
 
 
+def _best_lr_each(groups: Sequence[Group]) -> List[Group]:
+    """With several learning rates, each group of the other keys (BN, no BN) at the LR of its best
+    mean final score: the density rows compare like with like; otherwise the groups as given."""
+    from ics.analysis.configs import LR_KEY, group_key
+
+    if len({g.config.get(LR_KEY) for g in groups}) < 2:
+        return list(groups)
+    best: Dict[tuple, Group] = {}
+    for g in groups:
+        k, score = group_key(g.config), g.estimate("final_test_acc").mean
+        if score is not None and (k not in best or score > best[k].estimate("final_test_acc").mean):
+            best[k] = g
+    return list(best.values())
+
+
 def fig_density(groups: Sequence[Group]):
     """The input of one unit as a distribution that moves: histogram + fitted normal at four
-    matched steps, the first seed of each group (at most 4 groups) in rows. Each column (a step)
-    shares its x-axis across the groups; the nonlinearity's saturated region is shaded."""
+    matched steps, the first seed of each group (at most 4 groups; in an LR study each at its best
+    LR) in rows. Each column (a step) shares its x-axis across the groups; the nonlinearity's
+    saturated region is shaded."""
     rows = []
-    for g in groups:
+    for g in _best_lr_each(groups):
         j = next((j for j in g.jobs if j.probes is not None and "sample_steps" in j.probes.tags
                   and len(j.probes.tags["sample_steps"])), None)
         pu = tracked_unit(j.probes.meta) if j else None
@@ -341,7 +357,11 @@ def fig_density(groups: Sequence[Group]):
     fig, axes = _figure(len(rows), len(cols), w=3.2, h=2.4, sharex=False)
     picked = [[r[4][int(np.argmin(np.abs(r[3] - step)))] for step in cols] for r in rows]
     for c in range(len(cols)):  # one x-range per column: the groups at that step side by side
-        vals = [x[np.isfinite(x)] for row in picked for x in [row[c]] if np.isfinite(x).any()]
+        ranges = [robust_limits([row[c]], pad=0.0) for row in picked]
+        spans = [r[1] - r[0] for r in ranges if r is not None]
+        typical = max(float(np.percentile(spans, 25)), 1e-6) if spans else 1.0
+        # a row 10 × wider than a typical one (a blown-up run) is clipped, not allowed to squash the rest
+        vals = [row[c] for row, r in zip(picked, ranges) if r is not None and r[1] - r[0] <= OUTLIER_SPAN * typical]
         lim = robust_limits(vals, pad=0.05) or (-1.0, 1.0)
         for r, (g, j, (point, unit), sst, values) in enumerate(rows):
             ax = axes[r, c]
