@@ -869,20 +869,24 @@ def _bench_preflight(n: int) -> None:
 
 
 @app.command()
-def report(path: Path = typer.Argument(..., help="A run or sweep directory."),
-           out: Optional[Path] = typer.Option(None, help="Where to write report.md, runs.csv and figures "
-                                                          "(default: <path>/report).")) -> None:
-    """Tables, LR tolerance and figures for a run or sweep directory.
+def report(paths: List[Path] = typer.Argument(..., help="Run or sweep directories; several are pooled (replicas "
+                                                        "of one config and seed count once)."),
+           out: Optional[Path] = typer.Option(None, help="Where to write report.md, report.html, runs.csv and "
+                                                          "figures (default: <path>/report; required for several "
+                                                          "paths).")) -> None:
+    """Tables, LR tolerance and figures for a run or sweep directory, or several compared.
 
     Example: [bold]ics report multiruns/2026-11-26/12-00-00[/bold]
+    Several: [bold]ics report sweepA sweepB --out compare-AB[/bold]
     """
     from ics.analysis import make_report
     from ics.config import ConfigError
 
-    if not path.is_dir():
-        _fail(f"{path} is not a directory; give a run or sweep directory (one with summary.json files)")
+    for path in paths:
+        if not path.is_dir():
+            _fail(f"{path} is not a directory; give a run or sweep directory (one with summary.json files)")
     try:
-        make_report(path, out)
+        make_report(paths if len(paths) > 1 else paths[0], out)
     except ConfigError as e:
         _fail(str(e))
 

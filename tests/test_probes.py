@@ -717,6 +717,26 @@ def test_writer_receives_layout_scalars_and_histograms():
     assert [st for tag, _, st in w.scalars if tag == "drift/h1.pre_act/w1_ref"] == [0, 5, 10]
 
 
+def test_a_diverged_nets_inputs_leave_out_the_histogram_not_the_run(tmp_path):
+    """Inputs that are all inf/NaN (a ReLU net after its loss blew up) have no histogram: TensorBoard's
+    writer refuses an empty one, and that used to crash the run's final measurement."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    model = mlp()
+    writer = SummaryWriter(str(tmp_path))
+    try:
+        s = suite(model, probe_x(64), writer=writer, every=5, histogram_every=5)
+        measure(s, 0)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.fill_(float("inf"))
+        measure(s, 5)  # no exception: the scalars are recorded as non-finite, the histogram is left out
+    finally:
+        writer.close()
+    assert math.isfinite(s.series["probe/h1.pre_act/p50"][0])  # step 0, before the blow-up
+    assert not math.isfinite(s.series["probe/h1.pre_act/p50"][-1])
+
+
 # --- with the Trainer ----------------------------------------------------------------------------
 
 def tiny_config(mnist_root: Path, probe: ProbeConfig, steps: int = 60, norm: str = "batch") -> Config:

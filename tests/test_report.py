@@ -46,6 +46,7 @@ def cfg(norm: str, lr: float) -> Config:
 
 GOOD_LR = 2.0  # both nets reach > 0.9 test accuracy in 60 steps
 PROBE_FIGURES = {"percentiles", "density", "drift"}  # drawn from probes.npz
+SUMMARY_FIGURES = {"drift_layers"}  # drawn from the final drift in summary.json
 JOBS = [("none", GOOD_LR), ("none", HUGE_LR), ("batch", GOOD_LR), ("batch", HUGE_LR)]
 
 
@@ -86,7 +87,7 @@ def test_artifacts_written(sweep, report):
     out = sweep / "report"
     assert report["out"] == out
     assert report["report_md"] == out / "report.md" and report["report_md"].is_file()
-    assert set(report["figures"]) == {"accuracy", "lr_tolerance"} | PROBE_FIGURES
+    assert set(report["figures"]) == {"accuracy", "lr_tolerance"} | PROBE_FIGURES | SUMMARY_FIGURES
     # every other figure belongs to an instrument these runs did not switch on, and says so
     assert set(report["skipped"]) == set(FIGURES) - set(report["figures"])
     assert all("=on" in reason for name, reason in report["skipped"].items() if name != "init_tolerance"), \
@@ -94,14 +95,14 @@ def test_artifacts_written(sweep, report):
     assert report["skipped"]["init_tolerance"] == "no group of runs was trained at two or more init scales"
     for png in report["figures"].values():
         assert_png(png)
-    assert list(out.glob("events.out.tfevents.*")), "no TensorBoard event file in the report dir"
+    assert list(out.glob("groups/*/events.out.tfevents.*")), "no TensorBoard group run in the report dir"
 
 
 def test_rerun_replaces_the_tensorboard_report(sweep, tmp_path):
     out = tmp_path / "rep"
     make_report(sweep, out)
     make_report(sweep, out)  # a second report must not add a second copy of every image
-    assert len(list(out.glob("events.out.tfevents.*"))) == 1
+    assert len(list(out.glob("groups/*/events.out.tfevents.*"))) == len(list(out.glob("groups/*")))
 
 
 def test_runs_csv_one_row_per_job(report):
@@ -146,7 +147,8 @@ def test_single_run_skips_lr_figure(sweep, tmp_path):
     res = make_report(run, tmp_path / "rep")
     assert res["tolerance_table"] is None
     assert "lr_tolerance" in res["skipped"] and "lr_tolerance" not in res["figures"]
-    assert "skipped" in res["report_md"].read_text()
+    md = res["report_md"].read_text()
+    assert "lr_tolerance" not in md and "skipped" not in md  # a figure with nothing to show is left out
     for png in res["figures"].values():
         assert_png(png)
 
@@ -157,7 +159,7 @@ def test_run_without_probes(tmp_path):
     Trainer(c, tmp_path / "run", data=tiny_data()).fit()
     res = make_report(tmp_path / "run")
     assert set(res["figures"]) == {"accuracy"}
-    assert PROBE_FIGURES | {"lr_tolerance"} <= set(res["skipped"])
+    assert PROBE_FIGURES | SUMMARY_FIGURES | {"lr_tolerance"} <= set(res["skipped"])
     assert set(res["skipped"]) == set(FIGURES) - {"accuracy"}
     assert_png(res["figures"]["accuracy"])
 
@@ -186,3 +188,114 @@ def test_drift_table_reads_every_unit_from_the_runs(sweep, report):
         assert row[2:5] == [f"{d['w1_raw']:.3f}", f"{d['w1_shape']:.3f}", f"{d['w1_ref']:.3f}"]
         assert row[5] == f"{d['w1_raw_median']:.3f} / {d['w1_shape_median']:.3f}"
         assert row[6] == f"{float(series[f'drift/{row[1]}/pmove_p50'][-1]):.3f}"
+
+
+def test_tensorboard_has_one_run_per_group_with_the_ics_result(sweep, report):
+    """groups/<label>/ event files: the group's accuracy curve and Fig. 1 b/c percentiles under the
+    jobs' own tags, its image, and an HParams session whose metrics carry drift, steps to target and
+    max good LR; no event file at the report's top (no extra `report` run)."""
+    import numpy as np
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    out = report["out"]
+    assert not list(out.glob("events.out.tfevents.*"))
+    runs = sorted(p.name for p in (out / "groups").iterdir())
+    assert runs == sorted(g.label.replace(" ", ",") for g in report["groups"])
+    acc = EventAccumulator(str(out / "groups" / "model.norm=none,optim.lr=2"), size_guidance={"scalars": 0, "tensors": 0})
+    acc.Reload()
+    job = json.loads((sweep / "0_model.norm=none,optim.lr=2,trainer.steps=60" / "summary.json").read_text())
+    with np.load(sweep / "0_model.norm=none,optim.lr=2,trainer.steps=60" / "metrics.npz") as m:
+        steps, test_acc = m["eval_step"], m["test_acc"]
+    series = dict(np.load(sweep / "0_model.norm=none,optim.lr=2,trainer.steps=60" / "probes.npz"))
+    curve = acc.Scalars("acc/test")  # one seed: the group's mean is the run's own curve
+    assert [e.step for e in curve] == steps.tolist()
+    assert [e.value for e in curve] == pytest.approx(test_acc.tolist(), rel=1e-6)
+    assert "acc/test_lo" not in acc.Tags()["scalars"]  # no band from one seed
+    p50 = acc.Scalars("groups/probe/h2.pre_act/p50")
+    assert [e.value for e in p50] == pytest.approx(series["probe/h2.pre_act/p50"].tolist(), rel=1e-6)
+    assert {"groups/probe/h2.pre_act/p15", "groups/probe/h2.pre_act/p85"} <= set(acc.Tags()["scalars"])
+    assert "fig1/percentiles" in acc.Tags()["images"]
+    plugins = acc.PluginTagToContent("hparams")
+    start = plugin_data_pb2.HParamsPluginData.FromString(plugins["_hparams_/session_start_info"]).session_start_info
+    assert start.hparams["model.norm"].string_value == "none" and start.hparams["optim.lr"].number_value == 2.0
+    last = job["instruments"]["probe"]["h2.pre_act"]
+    metric = lambda tag: acc.Scalars(tag)[0].value  # noqa: E731
+    assert metric("hparams/drift_w1_raw_last") == pytest.approx(last["w1_raw"], rel=1e-6)
+    assert metric("hparams/drift_w1_shape_last") == pytest.approx(last["w1_shape"], rel=1e-6)
+    assert metric("hparams/steps_to_target") == job["steps_to_target"]["0.9"]
+    assert metric("hparams/max_good_lr") == GOOD_LR  # the none group's, over its learning rates
+    assert metric("hparams/final_test_acc") == pytest.approx(job["final_test_acc"], rel=1e-6)
+    # the run itself writes the same ICS metrics at its end (all but max good LR, a group's)
+    own = EventAccumulator(str(sweep / "0_model.norm=none,optim.lr=2,trainer.steps=60"), size_guidance={"scalars": 0})
+    own.Reload()
+    assert own.Scalars("hparams/drift_w1_raw_last")[-1].value == pytest.approx(last["w1_raw"], rel=1e-6)
+    assert own.Scalars("hparams/drift_w1_shape_last")[-1].value == pytest.approx(last["w1_shape"], rel=1e-6)
+    assert own.Scalars("hparams/steps_to_target")[-1].value == job["steps_to_target"]["0.9"]
+    assert "hparams/max_good_lr" not in own.Tags()["scalars"]
+
+
+def test_group_images_share_their_y_limits(report):
+    from ics.analysis.tboard import percentile_figures
+
+    figs = percentile_figures(report["groups"])
+    assert len(figs) == len(report["groups"]) - 1  # the failed job's group has no probes
+    limits = {tuple(round(v, 9) for v in f.axes[0].get_ylim()) for f in figs.values()}
+    assert len(limits) == 1, limits
+
+
+def test_figures_share_their_axes(report):
+    """Fig. 1 b/c as a norm × LR grid on one y-scale (a sigmoid net: ±1.5 × 4.36, so the diverged
+    lr=1e4 runs cannot stretch it); the density at four matched steps, each column on one x-axis."""
+    from ics.analysis.figures import fig_density, fig_percentiles
+
+    fig, _ = fig_percentiles(report["groups"])
+    shown = [ax for ax in fig.axes if ax.get_visible() and ax.lines]
+    grid = {(ax.get_subplotspec().rowspan.start, ax.get_subplotspec().colspan.start) for ax in shown}
+    assert {r for r, _ in grid} == {0, 1} and {c for _, c in grid} <= {0, 1, 2}  # rows: norms; columns: LRs
+    assert {ax.get_ylim() for ax in shown} == {(-1.5 * 4.36, 1.5 * 4.36)}
+    fig, _ = fig_density(report["groups"])  # histograms every 1000 steps: only steps 0 and 60 were kept
+    assert {ax.get_title() for ax in fig.axes if ax.patches} == {"step 0", "step 60"}
+
+
+def test_density_at_four_steps_each_column_on_one_x_axis(tmp_path):
+    import numpy as np
+
+    from ics.analysis.figures import fig_density, robust_limits
+    from ics.analysis.groups import seed_groups
+    from ics.analysis.load import load_jobs
+
+    for num, norm in enumerate(("none", "batch")):
+        c = cfg(norm, GOOD_LR)
+        c.probe.histogram_every = 10  # the tracked unit's values kept every 10 steps: 7 to choose from
+        Trainer(c, tmp_path / f"{num}_model.norm={norm}", data=tiny_data(), overrides=[f"model.norm={norm}"]).fit()
+    fig, _ = fig_density(seed_groups(load_jobs(tmp_path)))
+    axes = [ax for ax in fig.axes if ax.patches]
+    columns = {}
+    for ax in axes:
+        columns.setdefault(ax.get_subplotspec().colspan.start, set()).add(ax.get_xlim())
+    assert len(axes) == 8 and len(columns) == 4 and all(len(lims) == 1 for lims in columns.values())
+    assert [ax.get_title() for ax in axes[:4]] == ["step 0", "step 10", "step 20", "step 60"]  # ~0, 2%, 10%, end
+    assert all(ax.get_ylabel().endswith("density") for ax in axes if ax.get_subplotspec().colspan.start == 0)
+    # robust limits: one blown-up curve is clipped instead of flattening the rest
+    import numpy as np
+
+    lo, hi = robust_limits([np.linspace(-1, 1, 1000), np.array([-36.0])])
+    assert -1.3 < lo < -1 and 1 < hi < 1.3
+
+
+def test_a_blown_up_panel_is_clipped_not_allowed_to_flatten_the_others():
+    """ReLU (no saturation range): the shared y-range is the union of the ordinary panels' ranges; a
+    panel 1000 × wider (an LR that blew up) is clipped and named."""
+    import numpy as np
+    from types import SimpleNamespace
+
+    from ics.analysis.figures import percentile_limits
+
+    relu = [SimpleNamespace(config={"model.activation": "relu"})] * 5
+    calm = [[np.linspace(-1, 1 + k / 10, 200)] for k in range(4)]
+    limits, clipped = percentile_limits(relu, calm + [[np.linspace(-8000, 5, 200)]])
+    assert clipped == [4] and -1.5 < limits[0] < -1 and 1.3 < limits[1] < 2
+    sigmoid = [SimpleNamespace(config={"model.activation": "sigmoid"})] * 5
+    limits, clipped = percentile_limits(sigmoid, calm + [[np.linspace(-8000, 5, 200)]])
+    assert limits == (-1.5 * 4.36, 1.5 * 4.36) and clipped == [4]

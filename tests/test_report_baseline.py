@@ -63,6 +63,14 @@ def test_every_group_against_the_baseline(sweep, field):
         assert rows[label][3] == f"{w.diff:+.4f}" and rows[label][-1] == "3/3"
 
 
+def test_the_headline_leads_with_the_baseline_contrasts(sweep, capsys):
+    make_report(sweep)
+    first, second = capsys.readouterr().out.splitlines()[:2]
+    assert first.startswith("no BN vs BN (model.dropout=0): final test acc "), first  # one key differs
+    assert second.startswith("model.dropout=0.2 model.norm=none vs the baseline model.dropout=0 model.norm=batch: "
+                             "final test acc "), second
+
+
 def test_a_baseline_that_matches_no_group_is_a_note_not_a_table(tmp_path, capsys):
     res = make_report(make_sweep(tmp_path, ["model.norm=layer"]))
     assert not any(t.title.startswith("Each group against") for t in res["tables"])

@@ -52,6 +52,11 @@ def snapshot(d: Path) -> dict:
     return {p: p.read_bytes() for p in sorted(Path(d).rglob("*")) if p.is_file() and not p.is_symlink()}
 
 
+def group_events(out: Path) -> list:
+    """The report's TensorBoard event files (one run per group), relative to out."""
+    return sorted(str(p.relative_to(out)) for p in out.glob(f"groups/*/{EVENTS}"))
+
+
 def job(sweep: Path, num: int) -> Path:
     return next(sweep.glob(f"{num}_*"))
 
@@ -99,16 +104,18 @@ def test_a_rerun_removes_only_what_the_report_wrote(sweep):
     first = make_report(sweep)
     out = first["out"]
     manifest = json.loads((out / ".ics-report.json").read_text())["files"]
-    (old_events,) = [p.name for p in out.glob(EVENTS)]
-    assert set(manifest) == {"report.md", "runs.csv", "groups.csv", "accuracy.png", "lr_tolerance.png", old_events}
+    old_events = group_events(out)
+    assert len(old_events) == 2  # a TensorBoard run per group (optim.lr=0.1, optim.lr=0.5)
+    assert set(manifest) == {"report.md", "report.html", "runs.csv", "groups.csv", "accuracy.png", "lr_tolerance.png",
+                             *old_events}
     (out / "notes.txt").write_text("mine")
     (out / "accuracy_old.png").write_bytes(b"mine too")
     # a forged manifest cannot make the report delete anything but a report's own file names
     forged = [*manifest, "notes.txt", "../0_optim.lr=0.1/summary.json"]
     (out / ".ics-report.json").write_text(json.dumps({"files": forged}))
     make_report(sweep)
-    (events,) = list(out.glob(EVENTS))
-    assert events.name != old_events  # the previous report's event file is replaced, not doubled
+    events = group_events(out)
+    assert len(events) == 2 and not set(events) & set(old_events)  # the previous ones replaced, not doubled
     assert (out / "notes.txt").read_text() == "mine" and (out / "accuracy_old.png").exists()
     assert (job(sweep, 0) / "summary.json").exists()
     assert all(list(job(sweep, n).glob(EVENTS)) for n in (0, 1))
@@ -132,7 +139,7 @@ def test_a_report_written_before_manifests_is_replaced(sweep):
     for name in ("report.md", "runs.csv", "events.out.tfevents.1.host.1.0"):
         (out / name).write_text("an older ics report")
     make_report(sweep)
-    assert len(list(out.glob(EVENTS))) == 1 and not (out / "events.out.tfevents.1.host.1.0").exists()
+    assert not list(out.glob(EVENTS)) and len(group_events(out)) == 2
 
 
 def test_report_out_run_on_the_command_line(sweep, tiny_env, tmp_path):
@@ -161,10 +168,27 @@ def test_a_report_killed_half_way_does_not_block_the_next(sweep, monkeypatch):
     with pytest.raises(Killed):
         make_report(sweep)  # killed after its new event file is in place, before the old one is removed
     monkeypatch.undo()
-    assert len(list(out.glob(EVENTS))) == 2
+    assert len(group_events(out)) == 4
     (out / ".runs.csv.abc12345.part").write_text("half")  # what a kill mid-write leaves
     (out / ".tensorboard.xyz12345").mkdir()
     (out / ".tensorboard.xyz12345" / "events.out.tfevents.1.h.1.0").write_text("half")
-    make_report(sweep)  # both event files were listed before they were put in place: not refused
-    assert len(list(out.glob(EVENTS))) == 1
+    make_report(sweep)  # every event file was listed before it was put in place: not refused
+    assert len(group_events(out)) == 2
     assert not list(out.glob(".*.part")) and not list(out.glob(".tensorboard.*"))
+
+
+def test_a_link_planted_as_a_group_run_is_replaced_not_followed(sweep, tmp_path):
+    make_report(sweep)
+    out = sweep / "report"
+    victim = tmp_path / "elsewhere"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("precious")
+    first = sorted((out / "groups").iterdir())[0]
+    shutil.rmtree(first)
+    first.symlink_to(victim)  # the previous report's event file now "lies" behind a link
+    forged = json.loads((out / ".ics-report.json").read_text())["files"] + ["groups/../../0_optim.lr=0.1/x",
+                                                                             "groups/../" + "events.out.tfevents.1"]
+    (out / ".ics-report.json").write_text(json.dumps({"files": forged}))
+    make_report(sweep)
+    assert sorted(p.name for p in victim.iterdir()) == ["keep.txt"]
+    assert not first.is_symlink() and len(group_events(out)) == 2

@@ -15,14 +15,15 @@ import numpy as np
 
 from ics.analysis.groups import Group
 from ics.analysis.load import Job, series
-from ics.analysis.stats import band
+from ics.analysis.stats import MIN_CI_N, band, mean_ci
 from ics.analysis.init_tolerance import InitTolerance, has_init_grid
 from ics.analysis.tolerance import GroupTolerance, has_lr_grid
+from ics.instruments.probes import SATURATION
 from ics.record import Status, names
 
 MAX_PANELS = 12
-FIGURES = ("accuracy", "percentiles", "density", "drift", "lr_tolerance", "init_tolerance", "grad_ics", "landscape",
-           "gradients", "bn_inference", "bn_noise", "weights")
+FIGURES = ("accuracy", "percentiles", "density", "drift_layers", "drift", "lr_tolerance", "init_tolerance", "grad_ics",
+           "landscape", "gradients", "bn_inference", "bn_noise", "weights")
 NORM_COLOURS = {"batch": "Blues", "none": "Oranges"}  # colour families; other norms take the rest
 OTHER_COLOURS = ("Greens", "Purples", "Reds", "Greys")
 Getter = Callable[[Job], Optional[Tuple[np.ndarray, np.ndarray]]]
@@ -75,7 +76,7 @@ def draw_groups(ax, groups: Sequence[Group], getter: Getter, colours, label: boo
         text = f"{g.label} (n={len(curves)})" if label else None
         ax.plot(steps[keep], mean[keep], _style(g), color=c, lw=1.7, label=text,
                 **({"marker": "o", "ms": 3} if keep.sum() <= 12 else {}))
-        multi = keep & (n > 1)
+        multi = keep & (n >= MIN_CI_N)  # no band from fewer seeds: see stats.MIN_CI_N
         if multi.any():
             ax.fill_between(steps[multi], lo[multi], hi[multi], color=c, alpha=0.2, lw=0)
         drawn += 1
@@ -155,48 +156,195 @@ def tracked_unit(meta: dict) -> Optional[Tuple[str, int]]:
     return (pre[-1], units[0]) if units else None
 
 
-def fig_percentiles(groups: Sequence[Group]):
-    """Fig. 1 b/c: p15–p85 band and median of one last-layer unit's input, mean over seeds."""
-    have = []
-    for g in groups:
-        metas = [j.probes.meta for j in g.jobs if j.probes is not None]
-        pu = tracked_unit(metas[0]) if metas else None
-        qs = [names.percentile_name(q) for q in metas[0].get("percentiles", [])] if metas else []
-        if pu and len(qs) >= 2:
-            have.append((g, pu, [qs[0], qs[len(qs) // 2], qs[-1]]))
-    if not have:
-        return None, "no run has probe percentiles of a tracked `*.pre_act` unit (probes.npz)"
-    have = have[:MAX_PANELS]
-    ncols = min(4, len(have))
-    fig, axes = _figure(math.ceil(len(have) / ncols), ncols, sharey=True)
-    flat = axes.ravel()
-    for ax in flat[len(have):]:
-        ax.set_visible(False)
-    for ax, (g, (point, unit), qn) in zip(flat, have):
-        colour = "tab:blue" if g.norm == "batch" else "tab:orange"
-        # one seed: "unit k" of another initialisation is another unit, so seeds are not averaged
-        j = next((j for j in g.jobs if j.probes is not None), None)
+def _unit_curves(j: Job):
+    """(steps, {unit: (p_lo, p_mid, p_hi)}) of every tracked unit of the last hidden layer of a run."""
+    meta = j.probes.meta if j.probes is not None else {}
+    pu = tracked_unit(meta)
+    qs = [names.percentile_name(q) for q in meta.get("percentiles", [])]
+    if pu is None or len(qs) < 2:
+        return None
+    point = pu[0]
+    qn = [qs[0], qs[len(qs) // 2], qs[-1]]
+    out = {}
+    for unit in (meta.get("tracked_units") or {}).get(point) or []:
         tags = [names.unit_tag(point, unit, q) for q in qn]
-        if j is None or not all(t in j.probes.tags for t in tags):
-            continue
-        st = j.probes.steps
-        lo, mid, hi = (j.probes.tags[t] for t in tags)
-        ax.fill_between(st, lo, hi, color=colour, alpha=0.3, lw=0, label=f"{qn[0]}–{qn[2]}")
-        ax.plot(st, mid, color=colour, lw=1.8, label=qn[1])
-        ax.set_title(f"{g.label}, seed {j.seed}\n{point} unit {unit}", fontsize=8.5)
-        ax.grid(alpha=0.3)
-    flat[0].legend(fontsize=8, loc="best")
-    fig.supxlabel("training step")
-    fig.supylabel("input to the nonlinearity")
-    fig.suptitle("Fig. 1 b/c: percentiles of one last-hidden-layer unit's input over the probe set (one seed per group)")
+        if all(t in j.probes.tags and len(j.probes.tags[t]) == len(j.probes.steps) for t in tags):
+            out[unit] = tuple(np.asarray(j.probes.tags[t], float) for t in tags)
+    return (j.probes.steps, out, point, qn) if out else None
+
+
+def robust_limits(values: Sequence[np.ndarray], pad: float = 0.08) -> Optional[Tuple[float, float]]:
+    """y-limits that hold the bulk of the data: the 0.5th to 99.5th percentile of every finite value,
+    padded; one blown-up run is clipped instead of flattening every other panel."""
+    flat = np.concatenate([np.ravel(v)[np.isfinite(np.ravel(v))] for v in values]) if values else np.zeros(0)
+    if flat.size == 0:
+        return None
+    lo, hi = np.percentile(flat, [0.5, 99.5])
+    span = max(hi - lo, 1e-6)
+    return float(lo - pad * span), float(hi + pad * span)
+
+
+OUTLIER_SPAN = 10.0  # a panel whose range is this many times a typical panel's does not set the shared y-range
+
+
+def percentile_limits(groups: Sequence[Group], panels: Sequence[Sequence[np.ndarray]]) -> Tuple[Optional[Tuple[float, float]], List[int]]:
+    """The y-range of Fig. 1 b/c shared by every panel, and the panels it clips. For a saturating
+    nonlinearity: the range every run's own image uses (±Y_SATURATED × the start of its flat part),
+    so the report's panels and every Images card of a sweep compare. Otherwise the union of each
+    panel's robust range, leaving out panels whose range is OUTLIER_SPAN × a typical one's (the
+    lower quartile of the panels' ranges: a blown-up LR): those are clipped, and say so, instead of flattening every other panel."""
+    from ics.instruments.probes import Y_SATURATED
+
+    sats = {SATURATION.get(str(g.config.get("model.activation", ""))) for g in groups}
+    ranges = [robust_limits(p, pad=0.0) for p in panels]
+    if len(sats) == 1 and None not in sats:
+        sat = sats.pop() * Y_SATURATED
+        return (-sat, sat), [i for i, r in enumerate(ranges) if r is not None and (r[0] < -sat or r[1] > sat)]
+    spans = [r[1] - r[0] for r in ranges if r is not None]
+    if not spans:
+        return None, []
+    typical = max(float(np.percentile(spans, 25)), 1e-6)  # a quarter of the panels may be blown up and not count
+    kept = [r for r in ranges if r is not None and r[1] - r[0] <= OUTLIER_SPAN * typical]
+    lo, hi = min(r[0] for r in kept), max(r[1] for r in kept)
+    pad = 0.08 * max(hi - lo, 1e-6)
+    clipped = [i for i, r in enumerate(ranges) if r is not None and (r[0] < lo - pad or r[1] > hi + pad)]
+    return (lo - pad, hi + pad), clipped
+
+
+def shade_saturated(ax, g: Group, limits: Optional[Tuple[float, float]]) -> None:
+    """Grey bands where the group's nonlinearity is flat (sigmoid |x| > 4.36), on a y-axis of inputs."""
+    sat = SATURATION.get(str(g.config.get("model.activation", "")))
+    if sat is not None and limits is not None:
+        for a, b in ((limits[0], -sat), (sat, limits[1])):
+            if b > a:
+                ax.axhspan(a, b, color="grey", alpha=0.12, lw=0)
+
+
+def _grid_of(groups: Sequence[Group]):
+    """Panels as rows × columns: with several learning rates, one row per group of the other keys
+    (norm ...) and one column per LR; otherwise one panel per group, four to a row."""
+    from ics.analysis.configs import LR_KEY, group_key, labels_for
+
+    lrs = sorted({float(g.config[LR_KEY]) for g in groups if g.config.get(LR_KEY) is not None})
+    if len(lrs) < 2:
+        ncols = min(4, len(groups))
+        return [[groups[i:i + ncols]] for i in range(0, len(groups), ncols)], None
+    keys = list(dict.fromkeys(group_key(g.config) for g in groups))
+    labels = labels_for(keys)
+    rows = []
+    for k in keys:
+        cells = {float(g.config[LR_KEY]): g for g in groups if group_key(g.config) == k and g.config.get(LR_KEY) is not None}
+        rows.append((labels[k], [cells.get(lr) for lr in lrs]))
+    return rows, lrs
+
+
+def fig_percentiles(groups: Sequence[Group]):
+    """Fig. 1 b/c: the 15th/50th/85th percentiles of the last hidden layer's units' input over the
+    probe set. Every tracked unit of every seed is a faint line, the mean over them bold; all panels
+    on one y-scale (robust limits: a diverged run is clipped, not allowed to flatten the others); an
+    LR study is laid out as norm × learning rate."""
+    data = {}
+    for g in groups:
+        pairs = [(j, c) for j in g.jobs if (c := _unit_curves(j)) is not None]
+        if pairs:
+            data[id(g)] = (g, [c for _, c in pairs], [j.status != Status.DIVERGED for j, _ in pairs])
+    if not data:
+        return None, "no run has probe percentiles of a tracked `*.pre_act` unit (probes.npz)"
+    with_data = [g for g in groups if id(g) in data]
+    layout, lrs = _grid_of(with_data)
+    if lrs is None:
+        rows = [(None, [g for g in layout[i][0]]) for i in range(len(layout))]
+        ncols = max(len(r[1]) for r in rows)
+    else:
+        rows, ncols = layout, len(lrs)
+        rows = rows[:4]
+    fig, axes = _figure(len(rows), ncols, w=3.6 if ncols > 3 else 4.4, h=3.0, sharex=True, sharey=True)
+    # each panel's values: its runs that did not diverge (all of them where every one did)
+    panel_values = []
+    for g in with_data:
+        _, curves, oks = data[id(g)]
+        pairs = [(ok, v) for c, ok in zip(curves, oks) for u in c[1].values() for v in u]
+        panel_values.append([v for ok, v in pairs if ok] or [v for _, v in pairs])
+    limits, clipped_at = percentile_limits(with_data, panel_values)
+    clipped = {id(with_data[i]) for i in clipped_at}
+    qn = next(iter(data.values()))[1][0][3]
+    point = next(iter(data.values()))[1][0][2]
+    for r, (row_label, cells) in enumerate(rows):
+        for c in range(ncols):
+            ax = axes[r, c]
+            g = cells[c] if c < len(cells) else None
+            if g is None or id(g) not in data:
+                ax.set_visible(lrs is None)
+                ax.axis("off")
+                continue
+            colour = "tab:blue" if g.norm == "batch" else "tab:orange"
+            curves = data[id(g)][1]
+            n_lines = 0
+            for steps, units, _, _ in curves:
+                for lo, mid, hi in units.values():
+                    for v, lw in ((lo, 0.6), (mid, 0.8), (hi, 0.6)):
+                        ax.plot(steps, v, color=colour, alpha=0.25, lw=lw)
+                    n_lines += 1
+            common = min(len(s) for s, *_ in curves)
+            stack = [np.stack([u[i][:common] for _, units, *_ in curves for u in units.values()]) for i in range(3)]
+            steps = curves[0][0][:common]
+            for i, ls in enumerate(("--", "-", "--")):
+                ax.plot(steps, np.nanmean(stack[i], axis=0), color=colour, lw=2.2, ls=ls,
+                        label=f"{qn[i]} (mean)" if r == 0 and c == 0 else None)
+            shade_saturated(ax, g, limits)
+            diverged = sum(j.status == Status.DIVERGED for j in g.jobs)
+            title = g.label if lrs is None else f"{row_label}\nlr={lrs[c]:g}"
+            ax.set_title(f"{title}\n{n_lines} units × seeds" + (f", {diverged} diverged" if diverged else "")
+                         + (" (clipped)" if id(g) in clipped else ""), fontsize=8.5,
+                         color="firebrick" if id(g) in clipped else "black")
+            ax.grid(alpha=0.3)
+            ax.set_xlabel("training step")
+            if c == 0:
+                ax.set_ylabel("input to the nonlinearity")
+    if limits is not None:
+        axes[0, 0].set_ylim(*limits)
+    axes[0, 0].legend(fontsize=7.5, loc="best")
+    fig.suptitle(f"Fig. 1 b/c: {'/'.join(qn)} percentiles of the last hidden layer's input ({point}) over the probe "
+                 "set\nfaint: each tracked unit of each seed; bold: their mean; every panel on one y-scale")
     return fig, None
 
 
-def fig_density(groups: Sequence[Group]):
-    """The input of one unit as a distribution that moves: histogram + fitted normal at a few
-    steps, the first seed of each group (at most 4 groups) in rows."""
-    rows = []
+
+
+def _pick_steps(steps: np.ndarray, n: int = 4) -> List[int]:
+    """n distinct recorded steps near 0, 2%, 10% and 100% of the run (as many as were recorded)."""
+    steps = np.asarray(steps)
+    end = int(steps[-1])
+    picked: List[int] = []
+    for w in (0, end // 50, end // 10, end):
+        free = [int(s) for s in steps if int(s) not in picked]
+        if free:
+            picked.append(min(free, key=lambda s: abs(s - w)))
+    return sorted(picked)[:n]
+
+
+def _best_lr_each(groups: Sequence[Group]) -> List[Group]:
+    """With several learning rates, each group of the other keys (BN, no BN) at the LR of its best
+    mean final score: the density rows compare like with like; otherwise the groups as given."""
+    from ics.analysis.configs import LR_KEY, group_key
+
+    if len({g.config.get(LR_KEY) for g in groups}) < 2:
+        return list(groups)
+    best: Dict[tuple, Group] = {}
     for g in groups:
+        k, score = group_key(g.config), g.estimate("final_test_acc").mean
+        if score is not None and (k not in best or score > best[k].estimate("final_test_acc").mean):
+            best[k] = g
+    return list(best.values())
+
+
+def fig_density(groups: Sequence[Group]):
+    """The input of one unit as a distribution that moves: histogram + fitted normal at four
+    matched steps, the first seed of each group (at most 4 groups; in an LR study each at its best
+    LR) in rows. Each column (a step) shares its x-axis across the groups; the nonlinearity's
+    saturated region is shaded."""
+    rows = []
+    for g in _best_lr_each(groups):
         j = next((j for j in g.jobs if j.probes is not None and "sample_steps" in j.probes.tags
                   and len(j.probes.tags["sample_steps"])), None)
         pu = tracked_unit(j.probes.meta) if j else None
@@ -206,30 +354,40 @@ def fig_density(groups: Sequence[Group]):
     if not rows:
         return None, "no run kept a tracked unit's probe-set values (probes.npz samples/, written since 0.2)"
     rows = rows[:4]
-    steps = rows[0][3]
-    end = int(steps[-1])
-    wanted = [0, end // 50, end // 10, end]
-    cols = sorted({int(steps[np.argmin(np.abs(steps - w))]) for w in wanted})
+    cols = _pick_steps(rows[0][3])
     fig, axes = _figure(len(rows), len(cols), w=3.2, h=2.4, sharex=False)
-    for r, (g, j, (point, unit), sst, values) in enumerate(rows):
-        lo, hi = np.nanpercentile(values, [0.5, 99.5])
-        for c, step in enumerate(cols):
+    picked = [[r[4][int(np.argmin(np.abs(r[3] - step)))] for step in cols] for r in rows]
+    for c in range(len(cols)):  # one x-range per column: the groups at that step side by side
+        ranges = [robust_limits([row[c]], pad=0.0) for row in picked]
+        spans = [r[1] - r[0] for r in ranges if r is not None]
+        typical = max(float(np.percentile(spans, 25)), 1e-6) if spans else 1.0
+        # a row 10 × wider than a typical one (a blown-up run) is clipped, not allowed to squash the rest
+        vals = [row[c] for row, r in zip(picked, ranges) if r is not None and r[1] - r[0] <= OUTLIER_SPAN * typical]
+        lim = robust_limits(vals, pad=0.05) or (-1.0, 1.0)
+        for r, (g, j, (point, unit), sst, values) in enumerate(rows):
             ax = axes[r, c]
-            i = int(np.argmin(np.abs(sst - step)))
-            x = values[i][np.isfinite(values[i])]
+            x = picked[r][c][np.isfinite(picked[r][c])]
+            i = int(np.argmin(np.abs(sst - cols[c])))
             colour = "tab:blue" if g.norm == "batch" else "tab:orange"
-            ax.hist(x, bins=40, range=(lo, hi), density=True, color=colour, alpha=0.45)
+            sat = SATURATION.get(str(g.config.get("model.activation", "")))
+            if sat is not None:
+                for lo, hi in ((lim[0], -sat), (sat, lim[1])):
+                    if hi > lo:
+                        ax.axvspan(lo, hi, color="grey", alpha=0.15, lw=0)
+            ax.hist(np.clip(x, *lim), bins=40, range=lim, density=True, color=colour, alpha=0.5)
             if x.size > 1 and x.std() > 0:
-                grid = np.linspace(lo, hi, 200)
+                grid = np.linspace(*lim, 200)
                 mu, sd = float(x.mean()), float(x.std())
                 ax.plot(grid, np.exp(-0.5 * ((grid - mu) / sd) ** 2) / (sd * math.sqrt(2 * math.pi)), color="k", lw=1.2)
                 ax.axvline(mu, color="k", lw=0.8, ls=":")
+            ax.set_xlim(*lim)
             ax.set_title(f"step {int(sst[i]):,}", fontsize=8.5)
-            ax.set_yticks([])
             if c == 0:
-                ax.set_ylabel(f"{g.label}\nseed {j.seed}", fontsize=8)
-    fig.supxlabel(f"input to the nonlinearity ({rows[0][2][0]}, unit {rows[0][2][1]}; probe set)")
-    fig.suptitle("How one unit's input distribution moves: histogram and fitted normal (black) at a few steps")
+                ax.set_ylabel(f"{g.label}, seed {j.seed}\ndensity", fontsize=8)
+    sat = SATURATION.get(str(rows[0][0].config.get("model.activation", "")))
+    fig.supxlabel(f"input to the nonlinearity ({rows[0][2][0]}, unit {rows[0][2][1]}; probe set); each column shares "
+                  "its x-axis" + (f"; grey: saturated region |x| > {sat} (derivative < 5% of its peak)" if sat else ""))
+    fig.suptitle("How one unit's input distribution moves: histogram and fitted normal (black) at four steps")
     return fig, None
 
 
@@ -270,6 +428,37 @@ def fig_drift(groups: Sequence[Group]):
     fig.supylabel("distance to the step-0 distribution (log)")
     fig.suptitle("Drift of the pre-activation distribution from initialisation, in three units "
                  "(geometric mean ± 95% CI over seeds)")
+    _legend(fig, axes.ravel(), len(groups))
+    return fig, None
+
+
+def fig_drift_layers(groups: Sequence[Group]):
+    """Final drift of every probed layer's input from step 0 (summary.json), raw and shape units:
+    per group a bar per layer, mean over seeds with its 95% CI (diverged runs left out; no error bar
+    below MIN_CI_N seeds)."""
+    points = list(dict.fromkeys(p for g in groups for j in g.jobs if j.summary is not None
+                                for p in j.summary.drift if p.endswith(".pre_act")))
+    if not points:
+        return None, "no run recorded final drift (probe instrument)"
+    fig, axes = _figure(1, 2, w=max(4.4, 1.1 * len(points) * max(1, len(groups)) ** 0.5), h=3.4, sharex=False)
+    colours = group_colours(groups)
+    width = 0.8 / max(1, len(groups))
+    x = np.arange(len(points))
+    for ax, (metric, title) in zip(axes[0], (("w1_raw", "W1 raw (input units)"), ("w1_shape", "W1 shape (standardised)"))):
+        for k, (g, c) in enumerate(zip(groups, colours)):
+            est = [mean_ci([j.summary.drift.get(p, {}).get(metric) for j in g.jobs if j.status != Status.DIVERGED])
+                   for p in points]
+            mean = np.array([np.nan if e.mean is None else e.mean for e in est])
+            err = np.array([e.shown_half or 0.0 for e in est])
+            ax.bar(x + (k - (len(groups) - 1) / 2) * width, mean, width, yerr=err, color=c, capsize=3,
+                   label=f"{g.label} (n={max(e.n for e in est)})" if metric == "w1_raw" else None,
+                   hatch=None if g.norm == "batch" else "//", edgecolor="k", lw=0.4)
+        ax.set_xticks(x, [p.replace(".pre_act", "") for p in points])
+        ax.set_xlabel("layer (input to its nonlinearity)")
+        ax.set_ylabel(title)
+        ax.set_title(f"final drift from step 0: {title}", fontsize=9.5)
+        ax.grid(alpha=0.3, axis="y")
+    fig.suptitle("Final drift per layer, mean over units, then mean ± 95% CI over seeds")
     _legend(fig, axes.ravel(), len(groups))
     return fig, None
 
@@ -489,12 +678,15 @@ def fig_weights(groups: Sequence[Group]):
 
 
 def make_figures(groups: Sequence[Group], tol: Sequence[GroupTolerance], score: str,
+                 every: Optional[Sequence[Group]] = None,
                  itol: Sequence[InitTolerance] = ()) -> Dict[str, Tuple[Any, Optional[str]]]:
     """name -> (Figure or None, the reason it was skipped). A figure that cannot be drawn from the
     files read (a job's npz that is not what its instrument writes) is skipped with the reason; the
-    other figures and the report go on."""
-    makers = {"accuracy": lambda: fig_accuracy(groups, score), "percentiles": lambda: fig_percentiles(groups),
-              "density": lambda: fig_density(groups), "drift": lambda: fig_drift(groups),
+    other figures and the report go on. every: all the groups, for the percentile panels (norm × LR);
+    groups: those drawn as curves."""
+    makers = {"accuracy": lambda: fig_accuracy(groups, score), "percentiles": lambda: fig_percentiles(every or groups),
+              "density": lambda: fig_density(groups), "drift_layers": lambda: fig_drift_layers(groups),
+              "drift": lambda: fig_drift(groups),
               "lr_tolerance": lambda: fig_lr_tolerance(tol),
               "init_tolerance": lambda: fig_init_tolerance(itol), "grad_ics": lambda: fig_grad_ics(groups),
               "landscape": lambda: fig_landscape(groups), "gradients": lambda: fig_gradients(groups),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ics.analysis.configs import labels_for, seed_key
+from ics.analysis.configs import config_key, labels_for, seed_key
 from ics.analysis.load import Job
 from ics.analysis.stats import Comparison, Estimate, mean_ci, welch
 from ics.record import Status
@@ -49,12 +49,31 @@ class Group:
         return sum(j.status.finished or j.status == Status.FAILED for j in self.jobs)
 
 
-def seed_groups(jobs: Sequence[Job]) -> List[Group]:
-    """Jobs with a known config, grouped by everything but the seed (first-seen order). Jobs
-    without a result (running, killed, interrupted, unreadable) are left out."""
+def has_result(j: Job) -> bool:
+    return bool(j.config) and j.summary is not None and (j.status.finished or j.status == Status.FAILED)
+
+
+def replicas(jobs: Sequence[Job]) -> Tuple[List[Job], List[List[Job]]]:
+    """Jobs with a result whose config (neutral keys aside) and seed are identical are replicas of
+    one run -- a re-run of the same sweep, not another sample: only the first counts in statistics.
+    Returns (the jobs that count: every job but the later replicas, in order; each set of replicas,
+    first the one that counts)."""
     by: Dict[tuple, List[Job]] = {}
     for j in jobs:
-        if j.config and j.summary is not None and (j.status.finished or j.status == Status.FAILED):
+        if has_result(j):
+            by.setdefault(config_key(j.config), []).append(j)
+    sets = [js for js in by.values() if len(js) > 1]
+    extra = {id(j) for js in sets for j in js[1:]}
+    return [j for j in jobs if id(j) not in extra], sets
+
+
+def seed_groups(jobs: Sequence[Job]) -> List[Group]:
+    """Jobs with a known config, grouped by everything but the seed (first-seen order). Jobs
+    without a result (running, killed, interrupted, unreadable) are left out; pass the jobs
+    `replicas` keeps, so that a re-run never counts as one more seed."""
+    by: Dict[tuple, List[Job]] = {}
+    for j in jobs:
+        if has_result(j):
             by.setdefault(seed_key(j.config), []).append(j)
     labels = labels_for(list(by))
     return [Group(k, labels[k], js) for k, js in by.items()]

@@ -54,6 +54,7 @@ class Job:
     metrics: Optional[Metrics]
     probes: Optional[Series]
     problems: List[str] = field(default_factory=list)  # files the job should have but that could not be read
+    source: str = ""  # the sweep it came from when several are reported together ("" for one)
 
     @property
     def dir(self) -> Path:
@@ -197,23 +198,42 @@ def common_overrides(jobs: Sequence[Job]) -> List[str]:
     return [o for o in lists[0] if o in shared]
 
 
-def load_jobs(path: Path) -> List[Job]:
-    """Every job under path (a sweep dir, or one run dir), ordered by job number."""
-    path = Path(path)
-    if not path.is_dir():
-        raise ConfigError(f"{path} is not a directory; give a run or sweep directory")
-    records = read_jobs(path)
-    if not records:
-        raise ConfigError(f"{path}: no job directory under it (none holds summary.json or .hydra/); "
-                          "give a run or sweep directory")
-    labels = short_labels([r.overrides for r in records])
+def load_jobs(*paths: Path) -> List[Job]:
+    """Every job under each path (a sweep dir, or one run dir), ordered by path, then job number.
+    When the jobs come from more than one sweep folder, each job's `source` names its folder."""
+    records: List[Tuple[Path, JobRecord]] = []
+    for path in map(Path, paths):
+        if not path.is_dir():
+            raise ConfigError(f"{path} is not a directory; give a run or sweep directory")
+        found = read_jobs(path)
+        if not found:
+            raise ConfigError(f"{path}: no job directory under it (none holds summary.json or .hydra/); "
+                              "give a run or sweep directory")
+        records += [(path, r) for r in found]
+    sources = [_source(path, r.dir, len(paths) > 1) for path, r in records]
+    if len(set(sources)) == 1:
+        sources = [""] * len(records)
+    labels = short_labels([r.overrides for _, r in records])
     jobs = []
-    for i, (r, lab) in enumerate(zip(records, labels)):
+    for i, ((_, r), lab, src) in enumerate(zip(records, labels, sources)):
         job = Job(r, r.num if r.num is not None else i, flatten(r.config) if r.config else {}, lab,
-                  load_metrics(r.dir), load_series(r.dir, "probe"))
+                  load_metrics(r.dir), load_series(r.dir, "probe"), source=src)
         job.problems = unreadable_files(job)
         jobs.append(job)
     return jobs
+
+
+def _source(path: Path, job_dir: Path, several: bool) -> str:
+    """The sweep folder a job belongs to: the folder holding it, relative to the path given (the
+    path itself, as typed, when several were given)."""
+    holder = job_dir.parent if job_dir != path else path
+    try:
+        rel = holder.relative_to(path)
+    except ValueError:
+        rel = Path(".")
+    if several:
+        return str(path / rel) if str(rel) != "." else str(path)
+    return "." if str(rel) == "." else str(rel)
 
 
 def unreadable_files(job: Job) -> List[str]:

@@ -4,12 +4,16 @@ Reads what every job wrote through the run record (summary.json, metrics.npz, th
 npz files; never the event files; jobs in any state, each with its own config) and writes into
 `<dir>/report/` (or `out`):
 
-* report.md    every table in Markdown, the figures, the definitions;
+* report.md    the headline (one sentence per contrast), every table in Markdown, the figures, the
+               definitions; report.html  the same on one self-contained page, figures embedded;
 * runs.csv     one row per job (summary numbers, drift per point in three units, the whole config);
 * groups.csv   one row per seed group: mean, CI half-width and n of the same numbers;
-* one PNG per figure (a figure is skipped, with the reason in report.md, when its data is absent);
-* a TensorBoard event file with the figures as images and the tables as text, so
-  `tensorboard --logdir <sweep>` shows the report as one more "run" next to the jobs.
+* one PNG per figure (a figure whose data no run recorded is left out);
+* groups/<label>/  a TensorBoard run per seed group (tboard.py), so `tensorboard --logdir <sweep>`
+  colours groups, not seeds, and HParams compares groups.
+
+Several folders can be reported together (--out then required): a job whose config and seed repeat
+one already read is a replica and counts once in every statistic.
 
 The output folder is the report's own: a run or sweep folder, the folder being reported, a folder
 holding TensorBoard events the report did not write, or a `report` that is a symbolic link, is
@@ -29,7 +33,9 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from ics.analysis.figures import FIGURES, make_figures
-from ics.analysis.groups import Group, baseline_contrasts, baseline_group, contrasts, seed_groups
+from ics.analysis.groups import Group, baseline_contrasts, baseline_group, contrasts, replicas, seed_groups
+from ics.analysis.headline import headline
+from ics.analysis.html import write_html
 from ics.analysis.load import Job, common_overrides, load_jobs, planned_jobs, planned_jobs_problem
 from ics.analysis.tables import (TextTable, contrast_table, drift_table, effective_lr_table, group_rows, groups_table,
                                  init_scale_table, init_tolerance_table, instrument_tables, lr_table, markdown_table,
@@ -45,7 +51,8 @@ MAX_CURVES = 16  # groups drawn in one curve figure; an LR sweep shows each grou
 DEFINITIONS = """\
 * **Seed groups**: runs that differ only in `trainer.seed`. Every group number is the mean over seeds
   ± the half-width of its 95% confidence interval, x̄ ± t₀.₉₇₅,ₙ₋₁ · s/√n (Student t; s with ddof 1;
-  no ± for n = 1). A diverged or failed run counts as chance accuracy, everywhere.
+  computed from n = 2 but shown only from n = 3: with one degree of freedom t = 12.7 and the interval
+  says nothing). A diverged or failed run counts as chance accuracy, everywhere.
 * **Differences**: groups that differ in exactly one key (`model.norm`, `model.noise`, ...): the
   difference of mean final test accuracy, its 95% CI and the two-sided p-value of Welch's t-test.
 * **final / best acc**: test accuracy (whole test split, BN with its running statistics) at the last /
@@ -83,19 +90,21 @@ def curve_groups(groups: List[Group], tol: Sequence[GroupTolerance]) -> List[Gro
     return picked[:MAX_CURVES] or groups[:MAX_CURVES]
 
 
-def write_markdown(path: Path, src: Path, jobs: Sequence[Job], tables: Sequence[TextTable], figures: Dict[str, Path],
-                   skipped: Dict[str, str], notes: Sequence[str]) -> str:
-    parts = [f"# ICS report: `{src}`", "", f"{_n(len(jobs), 'job')}: {state_counts(jobs)}.", ""]
+def write_markdown(path: Path, src: str, jobs: Sequence[Job], lines: Sequence[str], tables: Sequence[TextTable],
+                   figures: Dict[str, Path], notes: Sequence[str]) -> str:
+    """report.md: the headline first, then the tables and the figures there are (a figure whose data
+    no run recorded is left out); returns the text without image links (TensorBoard's copy)."""
+    parts = [f"# ICS report: `{src}`", ""] + [f"**{line}**  " for line in lines] + \
+        ["", f"{_n(len(jobs), 'job')}: {state_counts(jobs)}.", ""]
     parts += [f"_{n}_\n" for n in notes]
     for t in tables:
         parts += [markdown_table(t), ""]
     text_only = "\n".join(parts + ["## Definitions", "", DEFINITIONS])
-    parts += ["## Figures", ""]
+    if figures:
+        parts += ["## Figures", ""]
     for name in FIGURES:
         if name in figures:
             parts += [f"### {name}", "", f"![{name}]({figures[name].name})", ""]
-        elif name in skipped:
-            parts += [f"### {name}", "", f"_skipped: {skipped[name]}_", ""]
     parts += ["## Definitions", "", DEFINITIONS]
     path.write_text("\n".join(parts))
     return text_only
@@ -106,8 +115,8 @@ MANIFEST = ".ics-report.json"  # the files the last report wrote here: the only 
 EVENTS = "events.out.tfevents."
 # what a report may name a file; a manifest (data in a folder anyone may have written) naming
 # anything else is ignored
-OWN_NAME = re.compile(r"^(report\.md|runs\.csv|groups\.csv|(" + "|".join(FIGURES) + r")\.png|"
-                      + re.escape(EVENTS) + r"[A-Za-z0-9_.\-]+)$")
+OWN_NAME = re.compile(r"^(report\.md|report\.html|runs\.csv|groups\.csv|(" + "|".join(FIGURES) + r")\.png|"
+                      r"(groups/(?!\.+/)[A-Za-z0-9=.,_+-]{1,120}/)?" + re.escape(EVENTS) + r"[A-Za-z0-9_.\-]+)$")
 LEFTOVER = re.compile(r"^\.(.+)\.[A-Za-z0-9_]+\.part$")  # ReportFolder's temporary files (mkstemp)
 PRIVATE_TB = re.compile(r"^\.tensorboard\.[A-Za-z0-9_]+$")  # and its private TensorBoard folder
 RUN_MARKERS = (names.SUMMARY, "multirun.yaml", names.HYDRA_DIR, names.CHECKPOINT, names.PLANNED_JOBS, names.LOCK,
@@ -144,7 +153,8 @@ def check_out(path: Path, out: Optional[Path]) -> Path:
     if job is not None:
         raise ConfigError(f"--out {out} is a sweep folder (it holds the job folder {job.name}); {how}")
     previous = _previous_files(real)
-    foreign = sorted(p.name for p in real.glob(EVENTS + "*") if p.name not in previous)
+    foreign = sorted(str(p.relative_to(real)) for p in [*real.glob(EVENTS + "*"), *real.glob(f"groups/*/{EVENTS}*")]
+                     if str(p.relative_to(real)) not in previous)
     if foreign:
         raise ConfigError(f"--out {out} holds TensorBoard events ics report did not write ({foreign[0]}): a run's "
                           f"history is never touched; {how}")
@@ -219,76 +229,99 @@ class ReportFolder:
                 os.unlink(tmp)
         return self.out / name
 
-    def tensorboard(self, figs: Dict[str, Any], text: str) -> None:
-        """Figures as images (the Images tab) and the tables as self-contained text (no image links),
-        written in a private folder, then moved in."""
-        from torch.utils.tensorboard import SummaryWriter
+    def tensorboard(self, groups: Sequence[Group], tol, text: str) -> None:
+        """One TensorBoard run per seed group (groups/<label>/: see tboard.py), written in a private
+        folder, then moved in."""
+        from ics.analysis.tboard import GROUPS_DIR, percentile_figures, write_group_runs
 
         private = Path(tempfile.mkdtemp(dir=self.out, prefix=".tensorboard."))
         try:
-            writer = SummaryWriter(log_dir=str(private))
-            try:
-                for name, fig in figs.items():
-                    writer.add_figure(f"report/{name}", fig, global_step=0, close=False)
-                writer.add_text("report", text, 0)
-            finally:
-                writer.close()
-            for f in private.glob(EVENTS + "*"):
-                if OWN_NAME.match(f.name):
-                    self._list(f.name)
-                    os.replace(f, self.out / f.name)
+            files = write_group_runs(private, groups, tol, text, percentile_figures(groups))
+            for f in files:
+                name = f"{GROUPS_DIR}/{f.parent.name}/{f.name}"
+                if not OWN_NAME.match(name):
+                    continue
+                self._list(name)
+                for d in (self.out / GROUPS_DIR, self.out / GROUPS_DIR / f.parent.name):
+                    if d.is_symlink() or (d.exists() and not d.is_dir()):
+                        d.unlink()  # planted in the report's own folder: replaced, never followed
+                    d.mkdir(exist_ok=True)
+                os.replace(f, self.out / name)
         finally:
             shutil.rmtree(private, ignore_errors=True)
 
     def finish(self) -> None:
         for name in self.previous:
             p = self.out / name
+            if any(d.is_symlink() for d in p.parents if self.out in d.parents):
+                continue  # groups/<x>/ replaced by a link: what it leads to is not the report's
             if name not in self.written and (p.is_file() or p.is_symlink()):
                 try:
                     p.unlink()  # a link is removed, never what it points to
+                    if p.parent != self.out:
+                        p.parent.rmdir()  # a group run no longer written: its folder, when empty
                 except OSError:
                     pass
         files = json.dumps({"files": sorted(set(self.written))}, indent=1)
         self._put(MANIFEST, lambda p: p.write_text(files))
 
 
-def make_report(path: Path, out: Optional[Path] = None, console=None) -> dict:
-    """Build the report of a run or sweep directory; returns the paths written and the tables."""
-    path = Path(path)
-    jobs = load_jobs(path)
-    out = check_out(path, out)
+def make_report(path, out: Optional[Path] = None, console=None) -> dict:
+    """Build the report of a run or sweep directory, or of several pooled (a list of paths: then
+    out is required); returns the paths written and the tables."""
+    paths = [Path(p) for p in path] if isinstance(path, (list, tuple)) else [Path(path)]
+    if len(paths) > 1 and out is None:
+        raise ConfigError(f"{len(paths)} folders are reported together: give --out, a new folder for the report "
+                          "(the default, <dir>/report, belongs to one sweep)")
+    jobs = load_jobs(*paths)
+    for p in paths:
+        out = check_out(p, out)
+    path = paths[0]
+    src = " + ".join(str(p) for p in paths)
     score = score_name(jobs)
     targets = targets_of(jobs)
     rows = run_rows(jobs)
-    groups = seed_groups(jobs)
+    counted, replica_sets = replicas(jobs)
+    groups = seed_groups(counted)
     k = next((int(j.config.get("tolerance.last_k", 3)) for j in jobs if j.config), 3)
-    results = [r for j in jobs if (r := j.result(k)) is not None]
+    results = [r for j in counted if (r := j.result(k)) is not None]
     tol, itol = lr_tolerance(results), init_tolerance(results)
     notes = []
-    planned = planned_jobs(path)
-    if planned and len(planned) > len(jobs):
-        missing = [_planned_label(i, planned) for i in range(len(planned)) if i not in {j.num for j in jobs}]
-        notes.append(f"{len(missing)} of the sweep's {len(planned)} jobs have not started: "
-                     + "; ".join(missing[:10]) + (" …" if len(missing) > 10 else "")
-                     + " (once the sweep has ended, ics resume runs them)")
-    plan_problem = planned_jobs_problem(path)
-    if plan_problem:
-        notes.append(f"the sweep's list of planned jobs could not be read ({plan_problem}); jobs that never "
-                     "started are not counted")
+    if replica_sets:
+        n_extra = sum(len(s) - 1 for s in replica_sets)
+        notes.append(f"{_n(n_extra, 'job')} repeat{'s' if n_extra == 1 else ''} a config and seed already run "
+                     f"({_n(len(replica_sets), 'run')} run more than once): replicas, not more seeds; each counts "
+                     "once in the statistics (the first): " + "; ".join(
+                         " = ".join(_job_name(j) for j in s) for s in replica_sets[:5])
+                     + (" …" if len(replica_sets) > 5 else ""))
+    for p in paths:
+        planned = planned_jobs(p)
+        present = {j.num for j in jobs if j.dir == p or p in j.dir.parents}
+        if planned and len(planned) > len(present):
+            missing = [_planned_label(i, planned) for i in range(len(planned)) if i not in present]
+            notes.append(f"{len(missing)} of the sweep's {len(planned)} jobs have not started"
+                         + (f" in {p}" if len(paths) > 1 else "") + ": "
+                         + "; ".join(missing[:10]) + (" …" if len(missing) > 10 else "")
+                         + " (once the sweep has ended, ics resume runs them)")
+        plan_problem = planned_jobs_problem(p)
+        if plan_problem:
+            notes.append(f"the sweep's list of planned jobs could not be read ({plan_problem}); jobs that never "
+                         "started are not counted")
     unreadable = [j for j in jobs if j.problems]
     if unreadable:
         notes.append("files that could not be read (what they hold is left out of the figures and tables): " +
-                     "; ".join(f"#{j.num}: {', '.join(j.problems)}" for j in unreadable))
+                     "; ".join(f"{_job_name(j)}: {', '.join(j.problems)}" for j in unreadable))
     left_out = [j for j in jobs if j.result(k) is None]
     if left_out:
         notes.append(f"{len(left_out)} job(s) without a final result or a known config are listed but left out of "
-                     f"the group statistics: {', '.join(f'#{j.num} ({j.status})' for j in left_out)}.")
+                     f"the group statistics: {', '.join(f'{_job_name(j)} ({j.status})' for j in left_out)}.")
 
-    tables = [runs_table(rows, targets, f"{path}: {_n(len(jobs), 'job')} ({state_counts(jobs)})",
+    tables = [runs_table(rows, targets, f"{src}: {_n(len(jobs), 'job')} ({state_counts(jobs)})",
                          common_overrides(jobs), score)]
+    contrast = contrasts(groups)
+    headline_items = contrast
     if any(g.n > 1 for g in groups) or len(groups) > 1:
         tables.append(groups_table(groups, targets, score))
-        contrast = contrasts(groups)
         if contrast:
             tables.append(contrast_table(contrast, score))
         baseline = next((j.config.get("report.baseline") for j in jobs if j.config.get("report.baseline")), None)
@@ -298,7 +331,10 @@ def make_report(path: Path, out: Optional[Path] = None, console=None) -> dict:
                 notes.append(problem)
             if ref is not None:
                 for field in ("final_test_acc", "final_test_loss"):
-                    tables.append(contrast_table(baseline_contrasts(groups, ref, field), score,
+                    against = baseline_contrasts(groups, ref, field)
+                    if field == "final_test_acc":
+                        headline_items = against  # the study's own contrasts lead the headline
+                    tables.append(contrast_table(against, score,
                                                  f"Each group against the baseline {ref.label} (report.baseline; "
                                                  f"Welch's t-test on {field.replace('_', ' ')})"))
     if any(j.summary is not None and j.summary.drift for j in jobs):
@@ -314,37 +350,48 @@ def make_report(path: Path, out: Optional[Path] = None, console=None) -> dict:
             tables.append(eff)
     if has_init_grid(itol):
         tables += [init_tolerance_table(itol), init_scale_table(itol)]
+    lines = headline(groups, headline_items, tol, score)
+    say = console.print if console is not None else print
+    for line in lines:
+        say(line)
     print_tables(tables, console)
     for n in notes:
-        (console.print if console is not None else print)(f"note: {n}")
+        say(f"note: {n}")
 
     folder = ReportFolder(out)
-    written, skipped, figs = {}, {}, {}
+    written, skipped = {}, {}
     for name, (fig, reason) in make_figures(curve_groups(groups, tol), tol, "R²" if score == "R²" else "accuracy",
-                                              itol).items():
+                                            groups, itol).items():
         if fig is None:
             skipped[name] = reason
             continue
         written[name] = folder.write(f"{name}.png", lambda p, fig=fig: fig.savefig(p, dpi=100, format="png"))
-        figs[name] = fig
     csv_path = folder.write("runs.csv", lambda p: write_csv(p, rows))
     groups_path = folder.write("groups.csv", lambda p: write_csv(p, group_rows(groups, targets)))
     texts: List[str] = []
-    md_path = folder.write("report.md", lambda p: texts.append(write_markdown(p, path, jobs, tables, written,
-                                                                            skipped, notes)))
-    folder.tensorboard(figs, texts[0])
+    md_path = folder.write("report.md", lambda p: texts.append(write_markdown(p, src, jobs, lines, tables, written,
+                                                                            notes)))
+    html_path = folder.write("report.html", lambda p: write_html(p, src, lines, f"{_n(len(jobs), 'job')}: "
+                                                                 f"{state_counts(jobs)}.", tables, written, notes,
+                                                                 DEFINITIONS))
+    folder.tensorboard(groups, tol, texts[0])
     folder.finish()
-    (console.print if console is not None else print)(
-        f"wrote: {out}/ (report.md, runs.csv, groups.csv"
+    say(f"wrote: {out}/ (report.md, report.html, runs.csv, groups.csv"
         + (f", {_n(len(written), 'figure')}: {', '.join(p.name for p in written.values())})" if written
-           else "; no figure: see report.md for why)"))
+           else "; no figure: no run recorded curves)"))
     by_title = {t.title: t for t in tables}
-    return {"out": out, "report_md": md_path, "runs_csv": csv_path, "groups_csv": groups_path, "figures": written,
+    return {"out": out, "report_md": md_path, "report_html": html_path, "runs_csv": csv_path,
+            "groups_csv": groups_path, "figures": written, "headline": lines, "replicas": replica_sets,
             "skipped": skipped, "runs": rows, "groups": groups, "tables": tables, "tolerance": tol,
             "init_tolerance": itol,
             "runs_table": tables[0], "tolerance_table": next((t for t in tables if t.title.startswith("LR tolerance")), None),
             "lr_table": next((t for t in tables if t.title.startswith("Per learning rate")), None),
             "by_title": by_title}
+
+
+def _job_name(j: Job) -> str:
+    """#3, or sweepA#3 when several sweeps are reported together (job numbers repeat)."""
+    return f"{j.source}#{j.num}" if j.source else f"#{j.num}"
 
 
 def _planned_label(num: int, planned: List[List[str]]) -> str:

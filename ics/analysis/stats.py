@@ -1,7 +1,7 @@
 """Statistics over seeds: means with Student-t 95% confidence intervals, Welch's t-test, and
 curves averaged over seeds with a confidence band.
 
-  CI of a mean      x̄ ± t_{0.975, n−1} · s / √n       (s: sample std, ddof = 1; none for n = 1)
+  CI of a mean      x̄ ± t_{0.975, n−1} · s / √n       (s: sample std, ddof = 1; none for n = 1, not shown for n = 2)
   Welch's t-test    t = (x̄_a − x̄_b) / √(s_a²/n_a + s_b²/n_b), Welch–Satterthwaite degrees of
                     freedom; the CI of the difference uses the same t quantile; two-sided p-value
 """
@@ -14,6 +14,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 LEVEL = 0.95
+MIN_CI_N = 3  # below this many seeds no interval is shown: at n = 2, t(0.975, 1) = 12.7 makes it meaningless
 
 
 @dataclass
@@ -26,9 +27,14 @@ class Estimate:
         if self.mean is None:
             return "-"
         text = format(self.mean, spec)
-        if self.half is not None:
+        if self.shown_half is not None:
             text += f" ± {format(self.half, spec)}"
         return text + (f" (n={self.n})" if show_n else "")
+
+    @property
+    def shown_half(self) -> Optional[float]:
+        """The half-width when there are enough seeds to show it (n >= MIN_CI_N), else None."""
+        return self.half if self.n >= MIN_CI_N else None
 
 
 def t_quantile(df: float, level: float = LEVEL) -> float:

@@ -2,7 +2,7 @@
 groups) to CSV, so the terminal, report.md and the CSV files show the same numbers.
 
 Per job: what each run recorded. Per seed group (runs that differ only in the seed): mean ± 95% CI
-over seeds (Student t; n shown; no ± for n = 1). A diverged or failed run's accuracy is counted as
+over seeds (Student t; n shown; no ± for n < 3). A diverged or failed run's accuracy is counted as
 chance everywhere, and the tables say so.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from ics.analysis.configs import format_value
 from ics.analysis.groups import Contrast, Group
 from ics.analysis.load import Job, series
 from ics.record import names
-from ics.analysis.stats import Estimate, fmt_p, geo_mean_std, mean_ci
+from ics.analysis.stats import MIN_CI_N, Estimate, fmt_p, geo_mean_std, mean_ci
 from ics.analysis.init_tolerance import InitTolerance
 from ics.analysis.tolerance import GroupTolerance
 from ics.record import Status, Summary
@@ -68,11 +68,13 @@ def targets_of(jobs: Sequence[Job]) -> List[str]:
 def run_rows(jobs: Sequence[Job]) -> List[Dict[str, Any]]:
     """One flat dict per job: the runs table and runs.csv."""
     targets = targets_of(jobs)
+    several = any(j.source for j in jobs)  # several sweeps: the sweep column first (job numbers repeat)
     rows = []
     for j in jobs:
         s = j.summary
-        row: Dict[str, Any] = {"job": j.num, "label": j.label, "overrides": j.record.label, "dir": str(j.dir),
-                               "status": str(j.status), "status_text": j.status_text}
+        row: Dict[str, Any] = {"sweep": j.source} if several else {}
+        row |= {"job": j.num, "label": j.label, "overrides": j.record.label, "dir": str(j.dir),
+                "status": str(j.status), "status_text": j.status_text}
         for k in ("diverged_at_step", "steps", "final_test_acc", "best_test_acc", "best_test_acc_step", "final_val_acc",
                   "chance_acc", "steps_per_sec", "wall_time_sec", "error"):
             row[k] = getattr(s, k) if s is not None else None
@@ -102,13 +104,15 @@ def _interval(first: Optional[int], prev: Optional[int]) -> str:
 def runs_table(rows: Sequence[Dict[str, Any]], targets: Sequence[str], title: str, common: Sequence[str] = (),
                score: str = "acc") -> TextTable:
     """The per-job table; overrides = the ones that differ between jobs (common ones in the caption)."""
-    headers = ["job", "overrides", "status", f"final {score}", f"best {score}"] + \
+    several = any(r.get("sweep") for r in rows)  # job numbers repeat across sweeps: name the sweep too
+    headers = (["sweep"] if several else []) + ["job", "overrides", "status", f"final {score}", f"best {score}"] + \
         [f"steps→{t}" for t in targets] + ["max W1 raw"]
     cells = []
     for r in rows:
         bad = r["status"] in (Status.DIVERGED, Status.FAILED)
         final = f"{_fmt(r['counted_test_acc'])}*" if bad else _fmt(r["final_test_acc"])
-        cells.append([str(r["job"]), r["label"], r["status_text"], final, "-" if bad else _fmt(r["best_test_acc"])] +
+        cells.append(([r["sweep"]] if several else []) +
+                     [str(r["job"]), r["label"], r["status_text"], final, "-" if bad else _fmt(r["best_test_acc"])] +
                      [_interval(r[f"steps_to_{t}"], r[f"steps_to_{t}_after"]) for t in targets] +
                      [r["status"] if bad else _fmt(r["max_drift_w1_raw"], ".3f")])
     notes = []
@@ -160,7 +164,7 @@ def groups_table(groups: Sequence[Group], targets: Sequence[str], score: str = "
             row.append(_steps_cell(g, t))
         cells.append(row)
     return TextTable("Seed groups: mean ± 95% CI over seeds (Student t)", headers, cells,
-                     "* diverged/failed runs are counted at chance; steps→t: the first evaluation at or above t, "
+                     "no ± where n < 3 (too few seeds for an interval); * diverged/failed runs are counted at chance; steps→t: the first evaluation at or above t, "
                      "mean ± CI over the seeds that reached it, with the evaluation grid's resolution (the mean "
                      "gap to the evaluation before); when every seed reached t between the same two evaluations "
                      "that interval is given instead of a CI of 0. Finer: lower trainer.eval_every or raise "
@@ -227,7 +231,9 @@ def contrast_table(items: Sequence[Contrast], score: str = "acc", title: Optiona
         r = c.result
         if r is None:
             continue
-        cells.append([c.key, c.a.label, c.b.label, f"{r.diff:+.4f}", "-" if r.half is None else f"± {r.half:.4f}",
+        few = min(r.n_a, r.n_b) < MIN_CI_N
+        cells.append([c.key, c.a.label, c.b.label, f"{r.diff:+.4f}",
+                      "- (n < 3)" if few else "-" if r.half is None else f"± {r.half:.4f}",
                       fmt_p(r.p), f"{r.n_a}/{r.n_b}"])
     return TextTable(title or f"Differences between groups that differ in one key (Welch's t-test on {what})",
                      headers, cells, "diverged/failed runs counted at chance")
@@ -426,7 +432,7 @@ def init_scale_table(groups: Sequence[InitTolerance]) -> TextTable:
 # output
 
 
-LABEL_COLUMNS = {"overrides", "group", "a", "b", "differs in"}  # long text: these wrap
+LABEL_COLUMNS = {"sweep", "overrides", "group", "a", "b", "differs in"}  # long text: these wrap
 
 
 def print_tables(tables: Sequence[TextTable], console=None) -> None:

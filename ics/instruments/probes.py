@@ -22,8 +22,8 @@ from ics.config import ConfigError, ProbeConfig
 from ics.data import stratified_indices
 from ics.models import noise_off
 from ics.instruments.base import Instrument, RunContext
-from ics.instruments.stats import (as_units, quantiles_sorted, safe_std, saturation, sort_rows, w1_shape_sorted,
-                                  w1_sorted)
+from ics.instruments.stats import (as_units, quantiles_sorted, safe_std, saturation, sigmoid_flat_threshold,
+                                  sort_rows, tanh_flat_threshold, w1_shape_sorted, w1_sorted)
 from ics.record import names
 from ics.registry import INSTRUMENTS
 
@@ -41,6 +41,11 @@ def select_points(model: nn.Module, patterns) -> Dict[str, tuple]:
         raise ConfigError(f"probe.points={list(patterns)!r} matches no probe point; available: {', '.join(points)}")
     return chosen
 
+
+# the flat part of a saturating nonlinearity starts at |x| = this (derivative < 5% of its peak: sigmoid 4.36,
+# tanh 2.18); figures of such nets share a y-range of ±Y_SATURATED × that, and shade the flat part
+SATURATION = {"sigmoid": round(sigmoid_flat_threshold(), 2), "tanh": round(tanh_flat_threshold(), 2)}
+Y_SATURATED = 1.5
 
 class Capture:
     """Forward hooks that record what flows through the given points; attach()/detach() symmetric."""
@@ -194,7 +199,10 @@ class LayerInputProbes(Instrument):
             writer = self.ctx.writer
             if writer is not None:
                 for name, h in hist.items():
-                    writer.add_histogram(names.hist_tag(name), h.flatten(), step)
+                    h = h.flatten()
+                    h = h[torch.isfinite(h)]  # a diverged net's inputs: inf/NaN have no bin
+                    if h.numel():  # all non-finite: no histogram (TensorBoard refuses an empty one)
+                        writer.add_histogram(names.hist_tag(name), h, step)
         if self.ctx.writer is not None and (step % self.fig_every == 0 or step == self.ctx.steps):
             self._draw_fig1(step)
 
@@ -220,7 +228,13 @@ class LayerInputProbes(Instrument):
         x = self.steps["main"]
         ax.fill_between(x, series[0], series[2], color=colour, alpha=0.3, lw=0, label=f"{lo}–{hi}")
         ax.plot(x, series[1], color=colour, lw=1.8, label=mid)
-        ax.set_title(f"{point} unit {unit}, model.norm={norm}", fontsize=9)
+        sat = SATURATION.get(str(getattr(self.ctx.cfg.model, "activation", "")))
+        if sat is not None:  # one y-range in every run of a sweep, so that the Images cards compare
+            ax.set_ylim(-Y_SATURATED * sat, Y_SATURATED * sat)
+            for a, b in ((-Y_SATURATED * sat, -sat), (sat, Y_SATURATED * sat)):
+                ax.axhspan(a, b, color="grey", alpha=0.12, lw=0)
+        ax.set_title(f"{point} unit {unit}, model.norm={norm}" + (f" (grey: saturated, |x| > {sat})" if sat else ""),
+                     fontsize=9)
         ax.set_xlabel("training step")
         ax.set_ylabel("input to the nonlinearity")
         ax.grid(alpha=0.3)

@@ -33,7 +33,13 @@ TAG_TEST_LOSS, TAG_TEST_ACC = "loss/test", "acc/test"
 TAG_VAL_LOSS, TAG_VAL_ACC = "loss/val", "acc/val"
 TAG_FIG1 = "fig1/percentiles"  # image: the run's own Fig. 1 b/c (Images tab), redrawn as it trains
 TAG_LR, TAG_STEPS_PER_SEC = "optim/lr", "perf/steps_per_sec"
-HPARAM_METRICS = ("hparams/final_test_acc", "hparams/best_test_acc", "hparams/diverged", "hparams/steps_per_sec")
+# HParams metrics: a run writes the first six at its end (drift: the last hidden layer's input, mean
+# over units, raw and shape units; steps to the first of report.targets); max good LR is a group's,
+# written by `ics report` into its group runs
+HPARAM_DRIFT_RAW, HPARAM_DRIFT_SHAPE = "hparams/drift_w1_raw_last", "hparams/drift_w1_shape_last"
+HPARAM_STEPS, HPARAM_MAX_GOOD_LR = "hparams/steps_to_target", "hparams/max_good_lr"
+HPARAM_METRICS = ("hparams/final_test_acc", "hparams/best_test_acc", "hparams/diverged", "hparams/steps_per_sec",
+                  HPARAM_DRIFT_RAW, HPARAM_DRIFT_SHAPE, HPARAM_STEPS, HPARAM_MAX_GOOD_LR)
 
 
 # tags of the layer-input probes (ics.instruments.probes); the npz arrays use the same names

@@ -486,7 +486,7 @@ class Trainer:
         from torch.utils.tensorboard.summary import hparams
 
         values = (summary.final_test_acc, summary.best_test_acc, float(summary.status == Status.DIVERGED),
-                  summary.steps_per_sec)
+                  summary.steps_per_sec) + hparam_result(summary, self.cfg.report.targets)
         metrics = {k: float("nan") if v is None else float(v) for k, v in zip(names.HPARAM_METRICS, values)}
         exp, ssi, sei = hparams(hparam_values(self.cfg, self.overrides, self.hparam_keys), metrics)
         # in a sweep the CLI writes one experiment summary (the swept keys and their values) at the
@@ -502,6 +502,15 @@ class Trainer:
         t = self.cfg.trainer
         return Progress(t.steps, start=self.step, mode=display_mode(t.progress), out_dir=self.out_dir,
                         label=self.label, every_sec=t.progress_every_sec, console=self.console)
+
+
+def hparam_result(summary: Summary, targets) -> tuple:
+    """The ICS result as HParams metrics: final drift of the last hidden layer's input (raw, shape)
+    and the steps to the first target accuracy (None where not measured or not reached)."""
+    pre = [p for p in summary.drift if p.endswith(".pre_act")]
+    last = summary.drift.get(pre[-1], {}) if pre else {}
+    first = f"{targets[0]:g}" if targets else None
+    return last.get("w1_raw"), last.get("w1_shape"), summary.steps_to_target.get(first) if first else None
 
 
 def no_space_reason(e: OSError) -> str:
