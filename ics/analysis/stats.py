@@ -77,7 +77,7 @@ def welch(a: Sequence[float], b: Sequence[float], level: float = LEVEL) -> Optio
     if se == 0:  # identical constant samples: no spread to test against
         return Comparison(diff, 0.0, 1.0 if diff == 0 else 0.0, int(a.size), int(b.size))
     df = (va + vb) ** 2 / (va ** 2 / (a.size - 1) + vb ** 2 / (b.size - 1))
-    p = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    p = float(2 * stats.t.sf(abs(diff) / se, df))  # = ttest_ind(equal_var=False), without its near-constant warning
     return Comparison(diff, t_quantile(df, level) * se, p, int(a.size), int(b.size))
 
 
