@@ -400,7 +400,7 @@ def _range(rng: Optional[Tuple[float, float]], outside: Sequence[float]) -> str:
     if rng is None:
         return "none"
     text = f"only at {_lr(rng[0])}" if rng[0] == rng[1] else \
-        f"{_lr(rng[0])}–{_lr(rng[1])} ({math.log10(rng[1] / rng[0]):.0f} decades)"
+        f"{_lr(rng[0])}–{_lr(rng[1])} ({(d := math.log10(rng[1] / rng[0])):.0f} decade{'' if round(d) == 1 else 's'})"
     return text + (f"; also beyond a gap: {', '.join(_lr(v) for v in outside)}" if outside else "")
 
 
