@@ -614,7 +614,7 @@ def fig_landscape(groups: Sequence[Group]):
     panels = [("landscape/loss_range", "loss range along the step", True),
               ("landscape/grad_change_rel", "max ‖∇L(θ_k) − g‖ / ‖g‖", True),
               ("landscape/beta", "effective β-smoothness", True)]
-    if meta.get("scale_invariant"):
+    if any((s := series(j, "landscape")) is not None and s.meta.get("scale_invariant") for g in groups for j in g.jobs):
         panels += [("landscape/si/loss_range", "loss range, unit-norm BN-fed rows", True),
                    ("landscape/si/grad_change_rel", "gradient change, unit-norm rows", True),
                    ("landscape/si/beta", "effective β, unit-norm rows", True)]

@@ -285,7 +285,9 @@ def instrument_tables(groups: Sequence[Group]) -> List[TextTable]:
     lm = meta("landscape")
     if lm:
         ms = ["loss_range", "grad_change_rel", "beta"] + (["top_eig", "min_eig", "two_over_lr"] if lm.get("hessian") else [])
-        ms += ["si/loss_range", "si/grad_change_rel", "si/beta"] if lm.get("scale_invariant") else []
+        si = any((sr := series(j, "landscape")) is not None and sr.meta.get("scale_invariant")
+                 for g in groups for j in g.jobs)  # only runs with BN-fed weights have them
+        ms += ["si/loss_range", "si/grad_change_rel", "si/beta"] if si else []
         headers = ["group"] + ms
         cells = [[g.label] + [_run_mean(g, "landscape", f"landscape/{m}").fmt(".3g", False) for m in ms] for g in groups]
         out.append(TextTable("Loss landscape along the step (Santurkar et al. §3.2): mean over the run, then seeds",
