@@ -130,10 +130,14 @@ def _launch_run(early: "_StopBeforeRun", args: List[str], force_multirun: bool, 
                 extra_dirs: Sequence[Path], stage: Optional[Path]) -> None:
     """Validate every job, claim a fresh directory, then hand over to Hydra's runtime. `stage`: a
     temporary config folder holding a study given by path, moved into the sweep directory."""
+    shows = any(a.split("=", 1)[0] in ("--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i") for a in args)
+    if sys.stdout.isatty() and not shows:  # the first word within a second of Enter: what follows imports torch
+        typer.echo("ics: checking the config" + (" of every job" if force_multirun or "-m" in args
+                                                 or "--multirun" in args else "") + " ...")
     from ics_cli.hydra_app import NAME_EXCLUDE_KEYS
     from ics_cli.preflight import preflight
     from ics_cli.rundirs import claim, quote, remove_if_empty
-    from ics_cli.sweeps import run_name, sweep_keys
+    from ics_cli.sweeps import run_name, sweep_keys, sweep_name
 
     try:
         plan = preflight(args, force_multirun=force_multirun, extra_dirs=extra_dirs)
@@ -158,7 +162,8 @@ def _launch_run(early: "_StopBeforeRun", args: List[str], force_multirun: bool, 
         base = Path(str(plan.hydra.sweep.dir if multirun else plan.hydra.run.dir))
         named = next((o.split("=", 1)[1] for o in plan.jobs[0] if o.startswith("experiment=")), None) \
             if plan.jobs else None
-        suffix = (study or named or "sweep") if multirun else run_name(plan.jobs[0] if plan.jobs else [])
+        suffix = (study or named or sweep_name(sweep_keys(plan.jobs)[0])) if multirun \
+            else run_name(plan.jobs[0] if plan.jobs else [])
         _check_writable(base, key)
         try:
             target = claim(base.with_name(f"{base.name}_{suffix}") if suffix else base)
@@ -175,6 +180,10 @@ def _launch_run(early: "_StopBeforeRun", args: List[str], force_multirun: bool, 
         exclude = sorted(set(NAME_EXCLUDE_KEYS) | {k for k in constant if not k.startswith("hydra")})
         argv = [a for a in argv if not a.startswith("hydra.job.config.override_dirname.exclude_keys=")]
         argv.append("hydra.job.config.override_dirname.exclude_keys=[" + ",".join(exclude) + "]")
+        named_keys = [k for k in varying if k not in exclude and not k.startswith("hydra")]
+        old_style = any(p.name.endswith("_") for p in target.iterdir()) if target.is_dir() else False
+        if not named_keys and not old_style and not any(a.startswith("hydra.sweep.subdir=") for a in argv):  # nothing in the names: job "0", not "0_" (a sweep that
+            argv.append("hydra.sweep.subdir=${hydra.job.num}")  # has "0_" folders is resumed as it is)
         if stage is not None:  # the study given by path: its copy lives in the sweep from now on
             import shutil
 
@@ -191,7 +200,8 @@ def _launch_run(early: "_StopBeforeRun", args: List[str], force_multirun: bool, 
             from ics_cli.sweeps import LiveSweep
 
             parallel = plan.launcher.parallelism(plan.hydra.launcher)
-            with stop, LiveSweep(target, len(plan.jobs), parallel, swept=list(varying)):
+            with stop, LiveSweep(target, len(plan.jobs), parallel, swept=list(varying),
+                                 every_sec=_progress_every(plan.jobs)):
                 _hydra(argv)
         else:
             _test_pause("launch")
@@ -207,6 +217,18 @@ def _launch_run(early: "_StopBeforeRun", args: List[str], force_multirun: bool, 
         signum = stop.signum or stop_signal_of(target)
         (target / STOP_FILE).unlink(missing_ok=True)
         _after_sweep(target, signum)
+
+
+def _progress_every(jobs) -> float:
+    """trainer.progress_every_sec of the sweep (its first job's override, else the default): how often a
+    sweep without a terminal logs each running job's progress."""
+    from ics.config import Config
+
+    given = [o.split("=", 1)[1] for o in (jobs[0] if jobs else []) if o.startswith("trainer.progress_every_sec=")]
+    try:
+        return max(float(given[-1]), 0.5) if given else float(Config().trainer.progress_every_sec)
+    except ValueError:
+        return float(Config().trainer.progress_every_sec)
 
 
 def _start_sweep(target: Path, plan, varying, study: Optional[str]) -> None:
@@ -365,7 +387,7 @@ def _descendants(pid: int) -> List[int]:
 
 
 def _after_sweep(sweep_dir: Path, signum: Optional[int] = None) -> None:
-    from ics.record import Status, read_jobs
+    from ics.record import Status, read_jobs, read_planned
     from ics_cli.console import next_steps, print_status_table
 
     jobs = read_jobs(sweep_dir)
@@ -375,7 +397,7 @@ def _after_sweep(sweep_dir: Path, signum: Optional[int] = None) -> None:
         typer.echo(f"sweep stopped by {sig.Signals(signum).name} before any job started. "
                    f"Start it with: ics resume {sweep_dir}", err=True)
         raise typer.Exit(128 + signum)
-    print_status_table(jobs, sweep_dir)
+    print_status_table(jobs, sweep_dir, planned=read_planned(sweep_dir))  # the jobs never started too
     next_steps(sweep_dir)
     if signum is not None:
         import signal as sig

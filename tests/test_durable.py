@@ -67,7 +67,7 @@ def kill_after_line(proc: subprocess.Popen, step: int) -> None:
     """kill -9 as soon as the run prints its progress line of `step` (synchronised on its output,
     not on time): the run has written every checkpoint before `step` and may be writing the next."""
     for line in proc.stdout:
-        m = re.match(r"step ([\d,]+)/", line)
+        m = re.search(r"\bstep ([\d,]+)/", line)
         if m and int(m.group(1).replace(",", "")) >= step:
             proc.kill()
             proc.wait()

@@ -72,11 +72,12 @@ class Progress:
             self._bar.update(self._task, completed=step, loss=fmt(loss, ".4f"), acc=fmt(acc, ".4f"),
                              sps=fmt(self.state["steps_per_sec"], ",.0f"))
         now = time.monotonic()
-        line = (step, acc)
-        if self.mode == "lines" and line != self._last_line_step and (force or now - self._last_line >= self.every_sec):
-            self._last_line, self._last_line_step = now, line
+        # the last step's line is the forced one after the final evaluation, printed once
+        due = force or (now - self._last_line >= self.every_sec and step < self.total)
+        if self.mode == "lines" and step != self._last_line_step and due:
+            self._last_line, self._last_line_step = now, step
             who = f"[{self.label}] " if self.label else ""
-            print(f"{who}step {step:,}/{self.total:,}  loss {fmt(loss, '.4f')}  test acc {fmt(acc, '.4f')}  "
+            print(f"{stamp()} {who}step {step:,}/{self.total:,}  loss {fmt(loss, '.4f')}  test acc {fmt(acc, '.4f')}  "
                   f"{fmt(self.state['steps_per_sec'], ',.0f')} steps/s", flush=True)
         self._write(force)
 
@@ -94,6 +95,11 @@ class Progress:
             atomic_write(Path(self.out_dir) / PROGRESS_FILE, lambda p: p.write_text(text))
         except OSError:
             pass  # progress is a courtesy; never fail a run for it
+
+
+def stamp() -> str:
+    """The local time a log line starts with (HH:MM:SS)."""
+    return time.strftime("%H:%M:%S")
 
 
 def display_mode(setting) -> str:
