@@ -620,8 +620,16 @@ def _sweep_command(path: Path):
 @app.command()
 def tensorboard(path: Optional[Path] = typer.Argument(None, help="A run or sweep directory (default: runs/ and "
                                                                  "multiruns/ here)."),
-                port: Optional[int] = typer.Option(None, min=1, max=65535, help="Port (default: a free one).")) -> None:
-    """Start TensorBoard on 127.0.0.1 and print its URL.
+                port: Optional[int] = typer.Option(None, min=1, max=65535, help="Port (default: a free one)."),
+                host: str = typer.Option("127.0.0.1", help="Address to listen on. 127.0.0.1: this machine only "
+                                                           "(reach it from elsewhere with ssh -L). 0.0.0.0: every "
+                                                           "network interface, so anyone who can reach this machine "
+                                                           "can read all the runs shown, without a password."),
+                open_browser: bool = typer.Option(True, "--open/--no-open",
+                                                  help="Open the URL in a browser where one can open.")) -> None:
+    """Start TensorBoard and print its URL (with smoothing 0: evaluations are few and log-spaced).
+
+    SIGINT, SIGTERM and SIGHUP stop TensorBoard too.
 
     Example: [bold]ics tensorboard multiruns/2026-11-28/12-00-00_fig1[/bold]
     """
@@ -634,7 +642,7 @@ def tensorboard(path: Optional[Path] = typer.Argument(None, help="A run or sweep
         _fail(f"no TensorBoard events under {', '.join(map(str, where)) or 'runs/ or multiruns/ here'}; "
               "give a run or sweep directory (`ics tensorboard <dir>`)")
     try:
-        code = serve(path, port)
+        code = serve(path, port, host, open_browser)
     except ValueError as e:
         _fail(str(e))
     raise typer.Exit(code)

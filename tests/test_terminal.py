@@ -194,6 +194,62 @@ def test_tensorboard_serves_a_sweep(tiny_env, tmp_path):
         server.wait(timeout=30)
 
 
+def _children(pid: int) -> list:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT", "SIGHUP"])
+def test_a_signal_to_ics_tensorboard_stops_tensorboard_too(tmp_path, signum):
+    """No orphan: synchronised on the URL line (printed once TensorBoard listens), then on ics's exit."""
+    import signal
+    import socket
+
+    (tmp_path / "events.out.tfevents.1.host.0.0").write_bytes(b"")
+    proc = subprocess.Popen([*ICS, "tensorboard", str(tmp_path), "--no-open"], cwd=tmp_path, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "COLUMNS": "200"})
+    try:
+        line = proc.stdout.readline()  # blocks until TensorBoard listens (or ics ends)
+        m = re.search(r"http://127\.0\.0\.1:(\d+)/\?smoothing=0", line)
+        assert m, line + proc.stderr.read()
+        children = _children(proc.pid)
+        assert len(children) == 1, children
+        with socket.create_connection(("127.0.0.1", int(m.group(1))), timeout=10):
+            pass  # it serves
+        proc.send_signal(getattr(signal, signum))
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert code == 128 + getattr(signal, signum), proc.stderr.read()
+    assert not Path(f"/proc/{children[0]}").exists()  # stopped and reaped by ics, not left running
+    assert "Traceback" not in proc.stderr.read()
+
+
+def test_tensorboard_errors_are_shown_and_the_host_is_checked(tmp_path):
+    (tmp_path / "events.out.tfevents.1.host.0.0").write_bytes(b"")
+    p = ics(["tensorboard", str(tmp_path), "--host", "192.0.2.1", "--no-open"], dict(os.environ), tmp_path, timeout=60)
+    assert one_line(p).startswith("error: --host 192.0.2.1 cannot be listened on here")
+    # an error of TensorBoard's own (a bad flag value it rejects after starting) reaches the user
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    (tmp_path / "tensorboard").mkdir()
+    (tmp_path / "tensorboard" / "__init__.py").write_text("")
+    (tmp_path / "tensorboard" / "main.py").write_text("import sys\nprint('boom: no such plugin', file=sys.stderr)\n"
+                                                      "sys.exit(3)\n")
+    p = ics(["tensorboard", str(tmp_path), "--no-open"], env, tmp_path, timeout=60)
+    assert p.returncode == 3 and "tensorboard: boom: no such plugin" in p.stderr, p.stderr
+    assert "http://" not in p.stdout  # no URL for a TensorBoard that never listened
+
+
 # ----------------------------------------------------------------------------------------------
 # inputs that are rejected with one line
 
