@@ -649,6 +649,26 @@ def tensorboard(path: Optional[Path] = typer.Argument(None, help="A run or sweep
 
 
 @app.command()
+def status(path: Optional[Path] = typer.Argument(None, help="Where to look (default: here).")) -> None:
+    """The runs and sweeps under a folder, newest first: state, progress and ETA.
+
+    Reads each job's progress.json and summary.json: use it from another terminal while they run.
+
+    Example: [bold]ics status[/bold]   [bold]ics status multiruns/2026-11-28[/bold]
+    """
+    from ics_cli.status import lines
+
+    root = path or Path(".")
+    if not root.is_dir():
+        _fail(f"{root} is not a directory; give a folder that holds runs or sweeps")
+    found = lines(root)
+    for line in found:
+        typer.echo(line)
+    if not found:
+        typer.echo(f"no runs or sweeps under {root}")
+
+
+@app.command()
 def recalibrate(path: Path = typer.Argument(..., help="A run directory with a checkpoint."),
                 batches: int = typer.Option(200, min=1, help="Training batches averaged for the population statistics."),
                 batch_size: Optional[int] = typer.Option(None, min=2, help="Their size (default: the run's)."),
