@@ -101,9 +101,10 @@ def describe(entry: Entry) -> Entry:
     finished = sum(c for s, c in counts.items() if s.finished)
     running = counts.get(Status.RUNNING, 0)
     stopped = sum(counts.get(s, 0) for s in (Status.INTERRUPTED, Status.KILLED))
-    failed = counts.get(Status.FAILED, 0) + counts.get(Status.UNREADABLE, 0)
-    entry.state = "running" if running else "finished" if finished + failed == n and not failed else \
-        "finished with failures" if finished + failed == n else "stopped" if jobs else "not started"
+    failed, unreadable = counts.get(Status.FAILED, 0), counts.get(Status.UNREADABLE, 0)
+    ended = finished + failed + unreadable
+    entry.state = "running" if running else "finished" if ended == n and ended == finished else \
+        "finished with failures" if ended == n else "stopped" if jobs else "not started"
     done = total = rate = 0.0
     known = []
     for j in jobs:
@@ -115,7 +116,8 @@ def describe(entry: Entry) -> Entry:
             rate += sps
     total += (n - len(known)) * (sum(known) / len(known) if known else 0)
     parts = [f"{finished}/{n} jobs done"] + [f"{c} {w}" for c, w in ((running, "running"), (stopped, "stopped"),
-                                                                        (failed, "failed")) if c]
+                                                                        (failed, "failed"), (unreadable, "unreadable"))
+                                       if c]
     if total:
         parts.append(f"{int(done):,}/{int(total):,} steps")
     entry.progress = " · ".join(parts)
