@@ -8,9 +8,9 @@ from typing import List, Optional, Sequence
 
 import typer
 
-from ics_cli.completion import complete_override, complete_study
+from ics_cli.completion import complete_override, complete_section, complete_study, use_own_scripts
 from ics_cli.configdirs import STAGE, ConfigDirs
-from ics_cli.hydra_compat import UserError
+from ics_cli.errors import UserError
 
 app = typer.Typer(
     name="ics", no_args_is_help=True, rich_markup_mode="rich", add_completion=True,
@@ -19,6 +19,7 @@ app = typer.Typer(
          "Example: [bold]ics run model=cnn data=cifar10 model.norm=none optim.lr=0.05[/bold]",
 )
 PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+use_own_scripts()  # bash: no space after a completed "key="
 
 
 def _fail(msg: str, code: int = 2) -> None:
@@ -736,7 +737,8 @@ def show_config(overrides: Optional[List[str]] = typer.Argument(None, help="Hydr
 @app.command(name="list")
 def list_options(section: Optional[str] = typer.Argument(
         None, help="A config section or group (model, trainer, probe, grad_ics, ...; model=cnn for an option): "
-                   "list its keys with defaults, units and allowed values.", autocompletion=None),
+                   "list its keys with defaults, units and allowed values.",
+        autocompletion=complete_section),
         config_dir: Optional[List[Path]] = typer.Option(None, "--config-dir", "-cd",
                                                         help="A config folder of yours (repeatable); "
                                                              "ICS_CONFIG_PATH adds more.")) -> None:

@@ -66,10 +66,59 @@ def test_completion_of_commands_groups_options_and_keys(tiny_env):
         complete_zsh("ics run model=cnn model.k", env)
 
 
+def test_completion_after_commas_of_list_and_of_a_study_from_a_config_dir(tiny_env, tmp_path):
+    env = {**tiny_env, "PROG_NAME": "ics"}
+    assert complete_bash("ics run model.norm = none,b", 4, env) == ["none,batch"]  # the value after the comma
+    assert "none,none" not in complete_bash("ics run model.norm = none,", 4, env)  # a value given is not offered
+    assert '"model.norm=none,batch"' in complete_zsh("ics run model.norm=none,b", env)
+    assert {"model", "trainer", "probe", "grad_ics"} <= set(complete_bash("ics list ", 2, env))
+    assert "name" not in complete_bash("ics list ", 2, env)  # a single key, not a section
+    conf = tmp_path / "conf"
+    (conf / "experiment").mkdir(parents=True)
+    (conf / "experiment" / "deepstudy.yaml").write_text("trainer:\n  steps: 10\n")
+    (conf / "model").mkdir()
+    (conf / "model" / "mine.yaml").write_text("widths: [10]\n")
+    assert "deepstudy" in complete_bash(f"ics sweep --config-dir {conf} de", 4, env)
+    assert "deepstudy" in complete_bash(f"ics sweep --config-dir = {conf} de", 5, env)  # bash splits at "="
+    assert "mine" in complete_bash(f"ics sweep --config-dir {conf} deepstudy model = m", 7, env)
+    # bash also splits at ':': hydra.searchpath=[file://...] is put back together to find the folder
+    assert "mine" in complete_bash(f"ics run hydra.searchpath = [file : //{conf}] model = mi", 9, env)
+    assert complete_bash("ics run 'hydra.searchpath=[file://x y", 2, env) == []  # an open quote: no traceback
+
+
+def test_completion_imports_neither_torch_nor_hydra(tiny_env):
+    """What keeps a Tab fast (README: the time measured): the completion path imports no torch, Hydra or
+    OmegaConf, not even for the values of a registry-backed key (model.activation=)."""
+    code = ("import sys\nfrom ics_cli.main import app\ntry:\n    app(prog_name='ics')\nexcept SystemExit:\n    pass\n"
+            "print('LOADED', *[m for m in ('torch', 'hydra', 'omegaconf', 'numpy', 'ics.train') if m in sys.modules],"
+            " file=sys.stderr)\n")
+    for words, cword in (("ics run model.nor", 2), ("ics run model = ", 3), ("ics run model.norm = b", 4),
+                         ("ics run model.activation = s", 4), ("ics run trainer.s", 2), ("ics sweep fi", 2),
+                         ("ics list ", 2), ("ics r", 1)):
+        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                           env={**tiny_env, "PROG_NAME": "ics", "_ICS_COMPLETE": "complete_bash", "COMP_WORDS": words,
+                                "COMP_CWORD": str(cword)})
+        assert p.stdout.strip(), (words, p.stderr)
+        assert p.stderr.strip().splitlines()[-1] == "LOADED", (words, p.stderr)
+
+
+def test_registry_names_read_from_the_sources_match_the_registries():
+    """Completion reads registry names from the parts' sources (no torch import): they must agree."""
+    import ics.registry as reg
+    from ics_cli.completion import registered_names
+
+    registries = [v for v in vars(reg).values() if isinstance(v, reg.Registry)]
+    assert len(registries) >= 7
+    scanned = {r.kind: set(registered_names(r)) for r in registries}
+    reg.load_parts()
+    assert scanned == {r.kind: set(r.keys()) for r in registries}
+
+
 def test_install_and_show_completion_exist(tiny_env):
     p = subprocess.run([*ICS, "--show-completion", "bash"], env={**tiny_env, "SHELL": "/bin/bash"},
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0 and "_ICS_COMPLETE=complete_bash" in p.stdout, p.stdout + p.stderr
+    assert "compopt -o nospace" in p.stdout  # no space after a completed "model.norm="
     p = subprocess.run([*ICS, "--help"], env=tiny_env, capture_output=True, text=True, timeout=60)
     assert "--install-completion" in p.stdout
 
