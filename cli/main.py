@@ -781,7 +781,7 @@ def list_options(section: Optional[str] = typer.Argument(
     exps.add_column("jobs", justify="right")
     exps.add_column("what it asks, and its measured time", overflow="fold")
     for name, path in configdirs.studies(where.dirs).items():
-        jobs, problem = _job_count(name, where.dirs)
+        jobs, problem = _job_count(name, where.dirs, path)
         text = escape(_study_text(path))
         if path.parent != configdirs.experiments_dir():
             text = f"(from {escape(str(path))}) " + text
@@ -798,15 +798,36 @@ def _study_text(path: Path) -> str:
     return " ".join(ln.lstrip("#").strip() for ln in lines if ln.startswith("#") and "@package" not in ln)
 
 
-def _job_count(study: str, dirs) -> tuple:
-    """(number of jobs, None) or ("?", why the study cannot run)."""
+def _job_count(study: str, dirs, path: Optional[Path] = None) -> tuple:
+    """(number of jobs, None) or ("?", why the study cannot run). Read from the study file itself (its
+    sweeper params; the options its defaults list chooses must exist), which keeps `ics list` fast; a
+    study whose defaults list takes in more than options is composed with Hydra."""
+    from omegaconf import DictConfig, OmegaConf
+
+    from ics.config import GROUPS
+    from ics_cli import configdirs
     from ics_cli import hydra_compat as compat
     from ics_cli.preflight import compose, use
 
     try:
-        use(dirs)
-        base = compose([f"experiment={study}"], hydra_cfg=True)
-        params = base.hydra.sweeper.get("params") or {}
+        node = configdirs.load_yaml(path) if path is not None else None
+        defaults = node.get("defaults") if isinstance(node, DictConfig) else None
+        simple = isinstance(node, DictConfig) and all(
+            d == "_self_" or (isinstance(d, DictConfig) and len(d) == 1 and str(next(iter(d))).startswith("override /"))
+            for d in (defaults or []))
+        if simple:
+            for d in defaults or []:
+                if d == "_self_":
+                    continue
+                group, value = str(next(iter(d)))[len("override /"):].strip(), next(iter(d.values()))
+                option = {True: "on", False: "off"}[value] if isinstance(value, bool) else str(value)  # YAML 1.1
+                if group in GROUPS and option not in configdirs.options(group, dirs):
+                    raise UserError(f"{group}={option} is not an option; allowed: "
+                                    f"{', '.join(configdirs.options(group, dirs))}")
+            params = OmegaConf.select(node, "hydra.sweeper.params") or {}
+        else:
+            use(dirs)
+            params = compose([f"experiment={study}"], hydra_cfg=True).hydra.sweeper.get("params") or {}
         return str(len(compat.expand_sweep([], {k: str(v) for k, v in params.items()}))), None
     except UserError as e:
         return "?", str(e)

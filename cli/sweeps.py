@@ -10,9 +10,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from ics.analysis.configs import parse_override
 from ics.record import Status, names, read_jobs
-from ics.train.progress import LIVE_ENV
 
 HPARAMS_FILE = "hparams.json"  # the sweep's varying keys and their values, read by each job
 # written at a sweep's root when the CLI passes a signal on to its jobs: a job that starts after it
@@ -29,6 +27,7 @@ def stop_signal_of(sweep_dir: Path) -> Optional[int]:
 
 def sweep_keys(jobs: Sequence[Sequence[str]]) -> Tuple[Dict[str, list], List[str]]:
     """({key: sorted distinct values} of the keys that vary between jobs, [keys that never vary])."""
+    from ics.analysis.configs import parse_override  # here: ics.analysis is heavy for the CLI's start
     values: Dict[str, list] = {}
     for job in jobs:
         for text in job:
@@ -230,6 +229,8 @@ class LiveSweep:
         self._done = 0  # finished jobs logged so far
 
     def __enter__(self) -> "LiveSweep":
+        from ics.train.progress import LIVE_ENV
+
         self._old_env = os.environ.get(LIVE_ENV)
         os.environ[LIVE_ENV] = "1"  # jobs (in-process or workers, which inherit it) stay quiet
         if self.terminal:
@@ -255,6 +256,8 @@ class LiveSweep:
             self._thread.join()
             self._thread = None
             self.log_once()
+        from ics.train.progress import LIVE_ENV
+
         if self._old_env is None:
             os.environ.pop(LIVE_ENV, None)
         else:
