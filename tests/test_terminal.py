@@ -152,6 +152,66 @@ def run_in_pty(args, env, cwd, timeout=300, columns: int = 160) -> str:
     return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.decode(errors="replace"))
 
 
+def test_a_live_job_line_keeps_number_values_step_loss_acc_and_drops_phase_and_speed_first():
+    from ics_cli.sweeps import job_line
+
+    args = (11, "norm=batch,seed=3", 1500, 25000, 0.16123, 0.95873, "finishing", 1234.0)
+    wide = job_line(*args, width=160)
+    assert wide == "job 11  norm=batch,seed=3  step 1,500/25,000  loss 0.1612  acc 0.9587  finishing  1,234 steps/s"
+    at80 = job_line(*args, width=80)
+    assert len(at80) <= 80 and "steps/s" not in at80
+    assert at80.startswith("job 11  norm=batch,seed=3  step 1,500/25,000  loss 0.1612  acc 0.9587")
+    at60 = job_line(*args, width=60)
+    assert at60 == "job 11  norm=batch,seed=3  step 1,500/25,000  loss 0.1612"
+    # long swept values are shortened, never the job number nor step/total
+    long = job_line(11, "norm=batch,lr=0.001,seed=3,activation=sigmoid,init=xavier", 1500, 25000, 0.16, 0.95,
+                    "training", 99.0, width=60)
+    assert len(long) <= 60 and long.startswith("job 11  norm=batch") and "…" in long and "step 1,500/25,000" in long
+    for width in range(8, 200):
+        assert len(job_line(*args, width=width)) <= width
+
+
+def test_the_sweep_eta_counts_steps_and_moves_smoothly():
+    from ics_cli.sweeps import Eta, bar_line
+
+    eta = Eta()
+    assert eta.update(0, 4000, 0.0) is None  # nothing has moved yet (loading data)
+    assert eta.update(100, 4000, 10.0) is None  # training starts: speed is measured from here
+    shown = [eta.update(100 + 100 * t, 4000, 10.0 + t) for t in range(2, 30)]  # 100 steps/s
+    assert shown[0] == pytest.approx(37.0)  # (4000 - 300) / 100 steps/s
+    assert all(a >= b for a, b in zip(shown, shown[1:]))  # counts down
+    # a job ending (or a new one starting) does not make it jump: a pause of 3 s
+    before = eta.update(3100, 4000, 40.0)
+    after = eta.update(3100, 4000, 43.0)
+    assert abs(after - before) < 5
+    assert bar_line(1, 4, 20) == "━━━╺───────────  25%" and len(bar_line(3, 4, 33)) == 33
+
+
+def test_the_closing_table_fits_or_turns_vertical_and_counts_jobs_never_started(tmp_path):
+    from rich.console import Console
+
+    from ics.record import JobRecord, Status, Summary
+    from ics_cli.console import print_status_table
+
+    jobs = [JobRecord(tmp_path / f"{i}", i, Status.COMPLETED, Summary(status=Status.COMPLETED, final_test_acc=0.9512,
+                                                                      best_test_acc=0.96, steps_per_sec=512.0),
+                      [f"model.norm={n}", f"optim.lr={lr}", f"trainer.seed={s}", "trainer.steps=3000"])
+            for i, (n, lr, s) in enumerate((n, lr, s) for n in ("none", "batch") for lr in (0.1, 1) for s in (0, 1, 2))]
+    planned = [j.overrides for j in jobs] + [["model.norm=batch", "optim.lr=10", "trainer.seed=0", "trainer.steps=3000"]]
+    for width, vertical in ((160, False), (80, False), (40, True)):
+        console = Console(width=width, record=True, color_system=None)
+        print_status_table(jobs[:11], tmp_path, console, planned=planned[:12])
+        text = console.export_text()
+        assert all(len(line) <= width for line in text.splitlines()), text
+        assert "sweep: 12 jobs" in text and "not started" in text  # job 11 never started: counted
+        if vertical:
+            assert "job 11  model.norm=batch" in text and "┃" not in text
+        else:
+            rows = [ln for ln in text.splitlines() if ln.startswith("│")]
+            assert all(ln.endswith("│") and ln.count("│") == 7 for ln in rows), text  # every column, both borders
+            assert re.search(r"┃ final", text) and re.search(r"┃ steps/s", text), text  # headers wrap, not cut
+
+
 @pytest.mark.parametrize("columns", [160, 80])
 def test_live_sweep_view_on_a_terminal(tiny_env, tmp_path, columns):
     sweep = tmp_path / "sweep"
@@ -161,6 +221,7 @@ def test_live_sweep_view_on_a_terminal(tiny_env, tmp_path, columns):
     assert re.search(r"job [01]\s+norm=(none|batch)", text), text[-3000:]  # a live line per running job
     # the overall line whole, also at 80 columns
     assert re.search(r"\d/2 done · \d failed · \d running · \d queued · elapsed \d+:\d\d · ETA", text), text[-3000:]
+    assert re.search(r"━* *\d+% [\d,]+/[\d,]+ steps", text), text[-3000:]  # the overall bar, counted in steps
     assert "Traceback" not in text and "train ━" not in text  # jobs draw no bars of their own
     assert f"ics report {sweep}" in text and "0_norm=none" in {p.name for p in sweep.iterdir()} | {"0_norm=none"}
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0_model.norm=none", "1_model.norm=batch"]
@@ -171,12 +232,31 @@ def test_plain_progress_lines_without_a_terminal(tiny_env, tmp_path):
     p = ics(["run", "trainer.steps=600", "trainer.progress_every_sec=0.01", *FAST, f"hydra.run.dir={run}"],
             tiny_env, tmp_path)
     assert p.returncode == 0, p.stdout + p.stderr
-    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("step ")]
-    assert len(lines) >= 3 and lines[-1].startswith("step 600/600")  # the last word is the final evaluation
-    assert p.stdout.index("model   mlp") < p.stdout.index("loading data") < p.stdout.index("step ")
+    lines = [ln for ln in p.stdout.splitlines() if re.match(r"\d\d:\d\d:\d\d step ", ln)]  # timestamped
+    assert len(lines) >= 3 and lines[-1][9:].startswith("step 600/600")  # the last word is the final evaluation
+    steps = [ln.split()[2] for ln in lines]
+    assert len(steps) == len(set(steps))  # no step's line twice (the last one included)
+    assert p.stdout.index("model   mlp") < p.stdout.index("loading data") < p.stdout.index(" step ")
     assert f"ics report {run}" in p.stdout and f"ics tensorboard {run}" in p.stdout
     prog = json.loads((run / "progress.json").read_text())
     assert prog["step"] == 600 and prog["steps"] == 600
+
+
+def test_a_sweep_without_a_terminal_logs_timestamped_progress_and_n_of_n_done(tiny_env, tmp_path):
+    sweep = tmp_path / "sweep"
+    p = ics(["run", "-m", "model.norm=none,batch", "trainer.steps=600", "trainer.progress_every_sec=0.5", *FAST,
+             f"hydra.sweep.dir={sweep}"], tiny_env, tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    out = p.stdout.splitlines()
+    log = out[1:next(i for i, ln in enumerate(out) if "sweep: 2 jobs" in ln and i > 0)]
+    assert log and all(re.match(r"\d\d:\d\d:\d\d ", ln) for ln in log), log  # a timestamp on every line
+    assert any(re.search(r"job 0  norm=none  started", ln) for ln in log), log
+    assert [re.search(r"(\d/2) done  job (\d)", ln).groups() for ln in log if " done  job " in ln] == \
+        [("1/2", "0"), ("2/2", "1")]
+    assert re.search(r"job 1  norm=batch  completed, final test acc [01]\.\d{4}", "\n".join(log))
+    # progress lines per job, each step once
+    progress = [ln[9:] for ln in log if re.search(r"step [\d,]+/600", ln)]
+    assert progress and len(progress) == len(set(progress)), progress
 
 
 # ----------------------------------------------------------------------------------------------
