@@ -311,6 +311,7 @@ def test_sigterm_to_a_sequential_sweep_stops_it_with_its_table(tiny_env, tmp_pat
     assert proc.returncode == 143, out + err
     assert "sweep stopped by SIGTERM" in err and f"ics resume {sweep}" in err and "Traceback" not in out + err
     assert re.search(r"│ 1 +│[^\n]*│ interrupted @ \d+", out), out
+    assert "sweep: 3 jobs" in out and re.search(r"│ 2 +│[^\n]*│ not started", out), out  # every job counted
     jobs = sorted(d for d in sweep.iterdir() if d.is_dir())
     assert [record(d)["status"] for d in jobs] == ["completed", "interrupted"]  # job 2 never started
     assert not (sweep / ".stopped").exists()
