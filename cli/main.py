@@ -181,10 +181,11 @@ def _launch_run(early: "_StopBeforeRun", args: List[str], force_multirun: bool, 
         exclude = sorted(set(NAME_EXCLUDE_KEYS) | {k for k in constant if not k.startswith("hydra")})
         argv = [a for a in argv if not a.startswith("hydra.job.config.override_dirname.exclude_keys=")]
         argv.append("hydra.job.config.override_dirname.exclude_keys=[" + ",".join(exclude) + "]")
+        # nothing swept shows in the names: job "0", not "0_" (a sweep made with "0_" folders keeps them)
         named_keys = [k for k in varying if k not in exclude and not k.startswith("hydra")]
         old_style = any(p.name.endswith("_") for p in target.iterdir()) if target.is_dir() else False
-        if not named_keys and not old_style and not any(a.startswith("hydra.sweep.subdir=") for a in argv):  # nothing in the names: job "0", not "0_" (a sweep that
-            argv.append("hydra.sweep.subdir=${hydra.job.num}")  # has "0_" folders is resumed as it is)
+        if not named_keys and not old_style and not any(a.startswith("hydra.sweep.subdir=") for a in argv):
+            argv.append("hydra.sweep.subdir=${hydra.job.num}")
         if stage is not None:  # the study given by path: its copy lives in the sweep from now on
             import shutil
 
