@@ -44,7 +44,8 @@ def status_rows(jobs: List[JobRecord], planned: Optional[List[List[str]]] = None
         bad = job.status in (Status.DIVERGED, Status.FAILED)
         rows.append(("-" if job.num is None else str(job.num), mine(job.overrides), status_text(job),
                      "-" if bad else _fmt(s.final_test_acc if s else None),
-                     "-" if bad else _fmt(s.best_test_acc if s else None), _fmt(s.steps_per_sec if s else None, "{:.0f}")))
+                     "-" if bad else _fmt(s.best_test_acc if s else None),
+                     _fmt(s.steps_per_sec if s else None, "{:.0f}")))
     rows += [(str(i), mine(o), "not started", "-", "-", "-") for i, o in missing]
     rows.sort(key=lambda r: (not r[0].isdigit(), int(r[0]) if r[0].isdigit() else 0))
     return rows, caption
