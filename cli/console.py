@@ -106,10 +106,24 @@ def vertical_block(row, width: int) -> List[str]:
         wrap(values)
 
 
+def say(text: str) -> None:
+    """A line of prose: on a terminal wrapped at spaces (a narrow one cuts no number or word), in a log
+    left whole."""
+    import sys
+
+    if not sys.stdout.isatty():
+        print(text, flush=True)
+        return
+    from rich.console import Console
+
+    Console(highlight=False).print(text, markup=False, emoji=False)
+
+
 def next_steps(run_dir: Path) -> None:
-    """Where things went and what to do next; paths printed whole."""
+    """Where things went and what to do next; paths printed whole, one command a line."""
     print(f"results: {run_dir}")
-    print(f"next:    ics report {run_dir}    |    ics tensorboard {run_dir}")
+    print(f"next:    ics report {run_dir}")
+    print(f"         ics tensorboard {run_dir}")
 
 
 def print_run_summary(summary: Summary, out_dir: Path, console=None) -> None:

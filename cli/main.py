@@ -252,7 +252,9 @@ def _start_sweep(target: Path, plan, varying, study: Optional[str]) -> None:
     if not (target / SWEEP_RECORD).exists():  # a resumed sweep keeps the record it was started with
         write_sweep_record(target, study, plan.dirs, plan.config_name)
     swept = ", ".join(f"{k} ({len(v)})" for k, v in varying.items()) or "nothing"
-    typer.echo(f"sweep: {len(plan.jobs)} jobs into {target} (launcher {plan.launcher.option}; swept: {swept})")
+    from ics_cli.console import say
+
+    say(f"sweep: {len(plan.jobs)} jobs into {target} (launcher {plan.launcher.option}; swept: {swept})")
 
 
 def _check_writable(path: Path, key: str) -> None:

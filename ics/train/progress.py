@@ -37,13 +37,17 @@ class Progress:
     # --- context -------------------------------------------------------------------------------------
     def __enter__(self) -> "Progress":
         if self.mode == "bar":
+            from rich.console import Console
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn,
-                                       TimeElapsedColumn, TimeRemainingColumn)
+                                       TimeRemainingColumn)
 
+            # the text columns take ~66 characters at 50,000 steps: the bar gets what is left (at 80
+            # columns, 10), so that no number is cut
+            width = (self.console or Console()).width
             self._bar = RichProgress(
-                TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
-                TextColumn("test acc {task.fields[acc]}"), TextColumn("{task.fields[sps]} steps/s"),
-                TimeElapsedColumn(), TimeRemainingColumn(), console=self.console, transient=False)
+                TextColumn("[bold]train"), BarColumn(bar_width=max(4, min(40, width - 70))), MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]}"), TextColumn("test acc {task.fields[acc]}"),
+                TextColumn("{task.fields[sps]} steps/s"), TimeRemainingColumn(), console=self.console, transient=False)
             self._bar.__enter__()
             self._task = self._bar.add_task("train", total=self.total, completed=self.start, loss="-", acc="-", sps="-")
         self.phase("training")
