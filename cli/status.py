@@ -120,12 +120,27 @@ def describe(entry: Entry) -> Entry:
                                        if c]
     if total:
         parts.append(f"{int(done):,}/{int(total):,} steps")
-    entry.progress = " · ".join(parts)
+    launcher = launcher_option(entry.path)
+    entry.progress = " · ".join(parts) + (f" · launcher {launcher}" if launcher else "")
     if running and rate:
         entry.eta = max(total - done, 0) / rate  # the running jobs' speed; queued jobs run at it too
     if planned is None and (entry.path / names.PLANNED_JOBS).exists():
         entry.note = f"{names.PLANNED_JOBS} does not read: jobs never started are not counted"
     return entry
+
+
+def launcher_option(sweep: Path) -> Optional[str]:
+    """The sweep's launcher by its option name (joblib, not its class), from multirun.yaml; None when
+    that does not read or names no launcher ics knows."""
+    from ics.record.jobs import read_yaml
+    from ics_cli.launchers import LAUNCHERS
+
+    try:
+        node = read_yaml(sweep / "multirun.yaml")
+        target = node["hydra"]["launcher"]["_target_"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return next((launcher.option for launcher in LAUNCHERS if launcher.target == target), None)
 
 
 def hms(sec: Optional[float]) -> str:

@@ -45,6 +45,10 @@ def test_status_lists_runs_and_sweeps_newest_first_with_progress_and_eta(tmp_pat
     assert out[1].startswith("runs/a  run  completed  step 100/100 · final test acc 0.9100")
     # the lock released: the job died without a word
     assert "1 stopped" in lines(tmp_path)[0]
+    # the launcher by its option name, not its class
+    (sweep / "multirun.yaml").write_text("hydra:\n  launcher:\n    _target_: "
+                                         "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher\n")
+    assert "· launcher joblib  (started" in lines(tmp_path)[0] and "JoblibLauncher" not in "\n".join(lines(tmp_path))
 
 
 def test_corrupt_files_are_one_line_notes_and_names_are_printed_safely(tmp_path):
@@ -60,6 +64,7 @@ def test_corrupt_files_are_one_line_notes_and_names_are_printed_safely(tmp_path)
     (sweep / "0_x=1").mkdir()
     (sweep / "0_x=1" / names.SUMMARY).write_text(json.dumps({"status": "completed", "steps": "many"}))
     (sweep / "1").symlink_to("/", target_is_directory=True)
+    (sweep / "multirun.yaml").write_text("hydra: [*a, &a x]\n")  # not YAML Hydra writes
     out = lines(tmp_path)
     text = "\n".join(out)
     assert "\x1b" not in text and "bad?[2Jname  run  unreadable" in text, text
