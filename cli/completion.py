@@ -13,6 +13,32 @@ from typing import Dict, List, Sequence
 
 FLAGS = ["-m", "--multirun", "--cfg", "--hydra-help", "--config-dir", "--config-name"]
 
+# Typer's bash script, plus: a lone candidate ending in '=' (model.norm=) waits for its value, so
+# bash adds no space after it
+BASH_SCRIPT = """
+%(complete_func)s() {
+    local IFS=$'\\n'
+    COMPREPLY=( $( env COMP_WORDS="${COMP_WORDS[*]}" \\
+                   COMP_CWORD=$COMP_CWORD \\
+                   %(autocomplete_var)s=complete_bash $1 ) )
+    if [[ ${#COMPREPLY[@]} -eq 1 && ${COMPREPLY[0]} == *= ]]; then
+        compopt -o nospace
+    fi
+    return 0
+}
+
+complete -o default -F %(complete_func)s %(prog_name)s
+"""
+
+
+def use_own_scripts() -> None:
+    """Make `ics --install-completion` / `--show-completion` write BASH_SCRIPT (Typer keeps its
+    scripts in a table; both modules are imported with typer already)."""
+    from typer import _completion_classes, _completion_shared
+
+    _completion_shared._completion_scripts["bash"] = BASH_SCRIPT
+    _completion_classes.BashComplete.source_template = BASH_SCRIPT
+
 
 def _dirs(args: Sequence[str]) -> List:
     """The user config folders on the line (-cd, --config-dir, hydra.searchpath) and in ICS_CONFIG_PATH."""
@@ -76,8 +102,9 @@ def _values(key: str, args: Sequence[str]) -> List[str]:
         return []
     choices = f.metadata.get("choices")
     if choices is not None:
-        if hasattr(choices, "keys") and not len(choices):  # a registry: fill it (imports torch)
-            import ics  # noqa: F401
+        # a registry not filled yet (its own len() would fill it, importing torch)
+        if isinstance(choices, dict) and not dict.__len__(choices):
+            return registered_names(choices)
         from ics.config.fields import allowed
 
         return allowed(choices)
@@ -86,18 +113,50 @@ def _values(key: str, args: Sequence[str]) -> List[str]:
     return []
 
 
+def registered_names(registry) -> List[str]:
+    """The names a registry will hold, read from the parts' sources (`NORMS.register("batch")`) rather
+    than by importing them, which imports torch (a Tab must answer at once; a test checks the two agree)."""
+    import re
+    from pathlib import Path
+
+    from ics import registry as reg
+
+    var = next((name for name, value in vars(reg).items() if value is registry), None)
+    if var is None:
+        return []
+    pattern = re.compile(rf"\b{var}\.register\(\s*[\"']([A-Za-z0-9_.-]+)[\"']")  # not "<name>" in a docstring
+    names: List[str] = []
+    root = Path(reg.__file__).parent  # the ics package (find_spec would import the parent packages)
+    for module in reg.PARTS:
+        where = root.joinpath(*module.split(".")[1:])
+        files = sorted(where.rglob("*.py")) if where.is_dir() else [where.with_suffix(".py")]
+        for path in files:
+            names += [n for n in pattern.findall(path.read_text(encoding="utf-8")) if n not in names]
+    return names
+
+
 def _joined(args: Sequence[str]) -> List[str]:
-    """bash's ["model", "=", "cnn"] -> ["model=cnn"]; a trailing ["key", "="] stays as it is."""
+    """bash splits words at '=' and ':' (COMP_WORDBREAKS): ["model", "=", "cnn"] -> ["model=cnn"] and
+    ["hydra.searchpath", "=", "[file", ":", "//conf]"] -> ["hydra.searchpath=[file://conf]"]; a trailing
+    ["key", "="] stays as it is (the cursor is right after the '=')."""
     out: List[str] = []
     i = 0
     while i < len(args):
-        if i + 2 < len(args) and args[i + 1] == "=":
-            out.append(f"{args[i]}={args[i + 2]}")
-            i += 3
+        if args[i] in ("=", ":") and out and i + 1 < len(args):
+            out[-1] += args[i] + args[i + 1]
+            i += 2
         else:
             out.append(args[i])
             i += 1
     return out
+
+
+def _after_comma(values: List[str], part: str) -> List[str]:
+    """Values of a sweep being typed ("none,ba" -> "none,batch"): the last item is completed, the items
+    before it stay, and values already listed are not offered again."""
+    head, comma, last = part.rpartition(",")
+    given = set(head.split(",")) if comma else set()
+    return [head + comma + v for v in values if v.startswith(last) and v not in given]
 
 
 def candidates(args: Sequence[str], incomplete: str) -> List[str]:
@@ -105,10 +164,10 @@ def candidates(args: Sequence[str], incomplete: str) -> List[str]:
     if incomplete == "=" and args:  # bash, cursor right after '='
         return _values(args[-1], args)
     if len(args) >= 2 and args[-1] == "=":  # bash: key, '=', partial value
-        return [v for v in _values(args[-2], args) if v.startswith(incomplete)]
+        return _after_comma(_values(args[-2], args), incomplete)
     if "=" in incomplete:  # zsh (and bash with '=' removed from COMP_WORDBREAKS)
         key, _, part = incomplete.partition("=")
-        return [f"{key}={v}" for v in _values(key, args) if v.startswith(part)]
+        return [f"{key}={v}" for v in _after_comma(_values(key, args), part)]
     words = [f"{g}=" for g in _groups(args)] + [f"{k}=" for k in _keys(args)] + FLAGS
     return [w for w in words if w.startswith(incomplete)]
 
@@ -117,33 +176,68 @@ def _line_words() -> List[str]:
     """The words before the one being completed, from the shell's completion variables (Typer
     hands the callback only this parameter's values, not '=' tokens nor earlier overrides)."""
     import os
-    import shlex
 
     if "COMP_WORDS" in os.environ:  # bash
-        words = shlex.split(os.environ["COMP_WORDS"])
+        words = _split(os.environ["COMP_WORDS"])
         cword = int(os.environ.get("COMP_CWORD", len(words)))
         # click turns a current word of "=" into "": keep the '=' so the key before it is known
         return words[1:cword] + (["="] if cword < len(words) and words[cword] == "=" else [])
-    words = shlex.split(os.environ.get("_TYPER_COMPLETE_ARGS", ""))  # zsh, fish: the last is incomplete
+    words = _split(os.environ.get("_TYPER_COMPLETE_ARGS", ""))  # zsh, fish: the last is incomplete
     return words[1:-1] if words else []
+
+
+def _split(line: str) -> List[str]:
+    """Shell words; a line cut inside quotes (a quoted override still being typed) splits at spaces."""
+    import shlex
+
+    try:
+        return shlex.split(line)
+    except ValueError:
+        return line.split()
 
 
 def complete_override(ctx, args: List[str], incomplete: str) -> List[str]:
     """Typer's autocompletion hook for the overrides argument."""
     try:
         words = _line_words()
-        if words and words[0] in ("run", "sweep", "config"):
-            words = words[2:] if words[0] == "sweep" else words[1:]
+        if words and words[0] == "sweep":
+            words = _joined(words[1:])
+            study = next((i for i, w in enumerate(words) if not w.startswith("-") and
+                          (i == 0 or words[i - 1] not in ("-cd", "--config-dir", "--config_dir"))), None)
+            if study is None:  # `ics sweep --config-dir X de<Tab>`: the study is what is being typed
+                return [name for name in _studies(words) if name.startswith(incomplete)]
+            words = words[:study] + words[study + 1:]
+        elif words and words[0] in ("run", "config"):
+            words = words[1:]
         return candidates(words, incomplete)
     except Exception:  # never print a traceback into a shell prompt
         return []
 
 
-def complete_study(incomplete: str) -> List[str]:
+def _studies(words: Sequence[str]) -> List[str]:
     from ics_cli.configdirs import studies
 
+    return list(studies(_dirs(words)))
+
+
+def complete_study(incomplete: str) -> List[str]:
     try:
-        words = _line_words()
+        words = _joined(_line_words())
     except Exception:
         words = []
-    return [name for name in studies(_dirs(words)) if name.startswith(incomplete)]
+    return [name for name in _studies(words) if name.startswith(incomplete)]
+
+
+def complete_section(incomplete: str) -> List[str]:
+    """`ics list <Tab>`: the config sections; "group=" (zsh keeps it whole) gives that group's options."""
+    try:
+        from ics.config import Config
+
+        if "=" in incomplete:
+            group, _, part = incomplete.partition("=")
+            return [f"{group}={v}" for v in _groups([]).get(group, []) if v.startswith(part)]
+        base = Config()
+        return [name for name in vars(base) if dataclasses.is_dataclass(getattr(base, name))
+                and name.startswith(incomplete)]
+    except Exception:  # never print a traceback into a shell prompt
+        return []

@@ -22,7 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from ics_cli.hydra_compat import UserError
+from ics_cli.errors import UserError
 
 ENV = "ICS_CONFIG_PATH"
 STUDY_GROUP = "experiment"

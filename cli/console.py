@@ -26,34 +26,104 @@ def status_text(job: JobRecord) -> str:
     return str(st)
 
 
-def print_status_table(jobs: List[JobRecord], sweep_dir: Path, console=None) -> None:
-    """One line per job; overrides every job shares go into the caption, not on every row."""
+COLUMNS = ("job", "overrides", "status", "final test acc", "best test acc", "steps/s (all in)")
+
+
+def status_rows(jobs: List[JobRecord], planned: Optional[List[List[str]]] = None):
+    """(rows, caption): one row per job of the sweep, the ones never started too (from jobs.json);
+    overrides every job shares go into the caption, not on every row."""
+    started = {j.num for j in jobs}
+    missing = [(i, o) for i, o in enumerate(planned or []) if i not in started]
+    lists = [j.overrides for j in jobs] + [o for _, o in missing]
+    common = set(lists[0]).intersection(*map(set, lists[1:])) if len(lists) > 1 else set()
+    caption = f"common to all jobs: {' '.join(o for o in lists[0] if o in common)}" if common else None
+    mine = lambda overrides: " ".join(o for o in overrides if o not in common) or "-"  # noqa: E731
+    rows = []
+    for job in jobs:
+        s = job.summary
+        bad = job.status in (Status.DIVERGED, Status.FAILED)
+        rows.append(("-" if job.num is None else str(job.num), mine(job.overrides), status_text(job),
+                     "-" if bad else _fmt(s.final_test_acc if s else None),
+                     "-" if bad else _fmt(s.best_test_acc if s else None),
+                     _fmt(s.steps_per_sec if s else None, "{:.0f}")))
+    rows += [(str(i), mine(o), "not started", "-", "-", "-") for i, o in missing]
+    rows.sort(key=lambda r: (not r[0].isdigit(), int(r[0]) if r[0].isdigit() else 0))
+    return rows, caption
+
+
+def print_status_table(jobs: List[JobRecord], sweep_dir: Path, console=None,
+                       planned: Optional[List[List[str]]] = None) -> None:
+    """The sweep's closing table; too narrow a terminal for its columns gets one block per job instead
+    (a table never loses a column or its border)."""
     from rich.console import Console
     from rich.table import Table
 
     console = console or Console()
-    lists = [j.overrides for j in jobs]
-    common = set(lists[0]).intersection(*map(set, lists[1:])) if len(lists) > 1 else set()
-    caption = f"common to all jobs: {' '.join(o for o in lists[0] if o in common)}" if common else None
-    table = Table(title=f"sweep: {len(jobs)} jobs", caption=caption, caption_justify="left")
-    table.add_column("job", no_wrap=True)
-    table.add_column("overrides", overflow="fold", min_width=16)
-    for col in ("status", "final acc", "best acc", "steps/s (all in)"):
-        table.add_column(col, overflow="fold")
-    for job in jobs:
-        s = job.summary
-        bad = job.status in (Status.DIVERGED, Status.FAILED)
-        final = _fmt(s.final_test_acc if s else None)
-        table.add_row("-" if job.num is None else str(job.num), " ".join(o for o in job.overrides if o not in common) or "-",
-                      status_text(job), "-" if bad else final, "-" if bad else _fmt(s.best_test_acc if s else None),
-                      _fmt(s.steps_per_sec if s else None, "{:.0f}"))
-    console.print(table)
+    rows, caption = status_rows(jobs, planned)
+    title = f"sweep: {len(rows)} jobs"
+    table = Table(title=title, caption=caption, caption_justify="left")
+    widths = fit_widths(rows, console.width - 3 * len(COLUMNS) - 1)  # 3 per column + 1: borders, padding
+    for col, w in zip(COLUMNS, widths or [None] * len(COLUMNS)):
+        table.add_column(col, width=w, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    if widths is not None:
+        console.print(table)
+        return
+    console.print(title, style="bold", highlight=False)
+    for row in rows:
+        for line in vertical_block(row, console.width):
+            console.print(line, highlight=False, soft_wrap=True)
+    if caption:
+        console.print(caption, highlight=False)
+
+
+def fit_widths(rows, room: int) -> Optional[List[int]]:
+    """Column widths that fit `room` characters without cutting a word (cells then wrap at spaces):
+    each column as wide as its longest cell, the widest narrowed first; None when even the longest
+    words do not fit."""
+    cells = [[name] + [str(r[i]) for r in rows] for i, name in enumerate(COLUMNS)]
+    least = [max(len(w) for c in col for w in (c.split() or [""])) for col in cells]
+    widths = [max(len(c) for c in col) for col in cells]
+    if sum(least) > room:
+        return None
+    # headers wrap first (down to their longest word or the widest cell), then cells, widest first
+    for floor in ([max(max(map(len, col[0].split())), max(map(len, col[1:]), default=0)) for col in cells], least):
+        while sum(widths) > room and any(w > f for w, f in zip(widths, floor)):
+            i = max((i for i in range(len(widths)) if widths[i] > floor[i]), key=lambda i: widths[i])
+            widths[i] -= 1
+    return widths
+
+
+def vertical_block(row, width: int) -> List[str]:
+    """One job as lines no wider than `width`: "job N  overrides", then its values, wrapped."""
+    import textwrap
+
+    wrap = lambda text: textwrap.wrap(text, width, initial_indent="  ", subsequent_indent="  ",  # noqa: E731
+                                      break_on_hyphens=False)
+    values = " · ".join([row[2]] + [f"{name} {value}" for name, value in zip(COLUMNS[3:], row[3:])])
+    return textwrap.wrap(f"job {row[0]}  {row[1]}", width, subsequent_indent="  ", break_on_hyphens=False) + \
+        wrap(values)
+
+
+def say(text: str) -> None:
+    """A line of prose: on a terminal wrapped at spaces (a narrow one cuts no number or word), in a log
+    left whole."""
+    import sys
+
+    if not sys.stdout.isatty():
+        print(text, flush=True)
+        return
+    from rich.console import Console
+
+    Console(highlight=False).print(text, markup=False, emoji=False)
 
 
 def next_steps(run_dir: Path) -> None:
-    """Where things went and what to do next; paths printed whole."""
+    """Where things went and what to do next; paths printed whole, one command a line."""
     print(f"results: {run_dir}")
-    print(f"next:    ics report {run_dir}    |    ics tensorboard {run_dir}")
+    print(f"next:    ics report {run_dir}")
+    print(f"         ics tensorboard {run_dir}")
 
 
 def print_run_summary(summary: Summary, out_dir: Path, console=None) -> None:
@@ -74,8 +144,10 @@ def print_run_summary(summary: Summary, out_dir: Path, console=None) -> None:
             ("device / threads", f"{summary.device} / {summary.threads}")]
     if summary.resumed_at:
         rows.append(("resumed at step", ", ".join(map(str, summary.resumed_at))))
-    for point, d in list(summary.drift.items())[-1:]:
-        rows.append((f"drift {point} (W1/σ_ref vs step 0)", _fmt(d.get("w1_ref"))))
+    for point, d in list(summary.drift.items())[-1:]:  # raw and shape first: W1/σ_ref inflates a wide start
+        rows.append((f"drift {point} vs step 0: W1 raw (input units)", _fmt(d.get("w1_raw"))))
+        rows.append((f"drift {point} vs step 0: W1 shape (standardised)", _fmt(d.get("w1_shape"))))
+        rows.append((f"drift {point} vs step 0: W1/σ_ref", _fmt(d.get("w1_ref"))))
     for r in rows:
         table.add_row(*r)
     console.print(table)

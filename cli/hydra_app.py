@@ -261,7 +261,10 @@ def print_start(cfg: Config, out_dir: Path) -> None:
              f"checkpoint every {t.checkpoint_every:,}" if t.checkpoint_every else
              f"  train   {t.steps:,} steps x batch {t.batch_size}, seed {t.seed}, eval every {t.eval_every:,}, no checkpoints",
              f"  measure {', '.join(instrument_configs(cfg)) or 'nothing'}"]
-    print("\n".join(lines), flush=True)
+    from ics_cli.console import say
+
+    for line in lines:
+        say(line)
 
 
 def _say(msg: str) -> None:

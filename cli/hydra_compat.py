@@ -15,12 +15,10 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
+from ics_cli.errors import UserError  # noqa: F401 - re-exported: the CLI's modules import it from here
+
 HYDRA_FLAGS = ("-m/--multirun, --cfg job|hydra|all, --resolve, --package, --info, --hydra-help "
                "(see `ics run --hydra-help`)")
-
-
-class UserError(Exception):
-    """A one-line message for the user."""
 
 
 def first_line(e: BaseException) -> str:

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
-from ics_cli.hydra_compat import UserError
+from ics_cli.errors import UserError
 
 
 @dataclass(frozen=True)

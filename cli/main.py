@@ -8,9 +8,9 @@ from typing import List, Optional, Sequence
 
 import typer
 
-from ics_cli.completion import complete_override, complete_study
+from ics_cli.completion import complete_override, complete_section, complete_study, use_own_scripts
 from ics_cli.configdirs import STAGE, ConfigDirs
-from ics_cli.hydra_compat import UserError
+from ics_cli.errors import UserError
 
 app = typer.Typer(
     name="ics", no_args_is_help=True, rich_markup_mode="rich", add_completion=True,
@@ -19,6 +19,7 @@ app = typer.Typer(
          "Example: [bold]ics run model=cnn data=cifar10 model.norm=none optim.lr=0.05[/bold]",
 )
 PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+use_own_scripts()  # bash: no space after a completed "key="
 
 
 def _fail(msg: str, code: int = 2) -> None:
@@ -130,10 +131,14 @@ def _launch_run(early: "_StopBeforeRun", args: List[str], force_multirun: bool, 
                 extra_dirs: Sequence[Path], stage: Optional[Path]) -> None:
     """Validate every job, claim a fresh directory, then hand over to Hydra's runtime. `stage`: a
     temporary config folder holding a study given by path, moved into the sweep directory."""
+    shows = any(a.split("=", 1)[0] in ("--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i") for a in args)
+    if sys.stdout.isatty() and not shows:  # the first word within a second of Enter: what follows imports torch
+        typer.echo("ics: checking the config" + (" of every job" if force_multirun or "-m" in args
+                                                 or "--multirun" in args else "") + " ...")
     from ics_cli.hydra_app import NAME_EXCLUDE_KEYS
     from ics_cli.preflight import preflight
     from ics_cli.rundirs import claim, quote, remove_if_empty
-    from ics_cli.sweeps import run_name, sweep_keys
+    from ics_cli.sweeps import run_name, sweep_keys, sweep_name
 
     try:
         plan = preflight(args, force_multirun=force_multirun, extra_dirs=extra_dirs)
@@ -158,7 +163,8 @@ def _launch_run(early: "_StopBeforeRun", args: List[str], force_multirun: bool, 
         base = Path(str(plan.hydra.sweep.dir if multirun else plan.hydra.run.dir))
         named = next((o.split("=", 1)[1] for o in plan.jobs[0] if o.startswith("experiment=")), None) \
             if plan.jobs else None
-        suffix = (study or named or "sweep") if multirun else run_name(plan.jobs[0] if plan.jobs else [])
+        suffix = (study or named or sweep_name(sweep_keys(plan.jobs)[0])) if multirun \
+            else run_name(plan.jobs[0] if plan.jobs else [])
         _check_writable(base, key)
         try:
             target = claim(base.with_name(f"{base.name}_{suffix}") if suffix else base)
@@ -175,6 +181,11 @@ def _launch_run(early: "_StopBeforeRun", args: List[str], force_multirun: bool, 
         exclude = sorted(set(NAME_EXCLUDE_KEYS) | {k for k in constant if not k.startswith("hydra")})
         argv = [a for a in argv if not a.startswith("hydra.job.config.override_dirname.exclude_keys=")]
         argv.append("hydra.job.config.override_dirname.exclude_keys=[" + ",".join(exclude) + "]")
+        # nothing swept shows in the names: job "0", not "0_" (a sweep made with "0_" folders keeps them)
+        named_keys = [k for k in varying if k not in exclude and not k.startswith("hydra")]
+        old_style = any(p.name.endswith("_") for p in target.iterdir()) if target.is_dir() else False
+        if not named_keys and not old_style and not any(a.startswith("hydra.sweep.subdir=") for a in argv):
+            argv.append("hydra.sweep.subdir=${hydra.job.num}")
         if stage is not None:  # the study given by path: its copy lives in the sweep from now on
             import shutil
 
@@ -191,7 +202,8 @@ def _launch_run(early: "_StopBeforeRun", args: List[str], force_multirun: bool, 
             from ics_cli.sweeps import LiveSweep
 
             parallel = plan.launcher.parallelism(plan.hydra.launcher)
-            with stop, LiveSweep(target, len(plan.jobs), parallel, swept=list(varying)):
+            with stop, LiveSweep(target, len(plan.jobs), parallel, swept=list(varying),
+                                 every_sec=_progress_every(plan.jobs)):
                 _hydra(argv)
         else:
             _test_pause("launch")
@@ -207,6 +219,18 @@ def _launch_run(early: "_StopBeforeRun", args: List[str], force_multirun: bool, 
         signum = stop.signum or stop_signal_of(target)
         (target / STOP_FILE).unlink(missing_ok=True)
         _after_sweep(target, signum)
+
+
+def _progress_every(jobs) -> float:
+    """trainer.progress_every_sec of the sweep (its first job's override, else the default): how often a
+    sweep without a terminal logs each running job's progress."""
+    from ics.config import Config
+
+    given = [o.split("=", 1)[1] for o in (jobs[0] if jobs else []) if o.startswith("trainer.progress_every_sec=")]
+    try:
+        return max(float(given[-1]), 0.5) if given else float(Config().trainer.progress_every_sec)
+    except ValueError:
+        return float(Config().trainer.progress_every_sec)
 
 
 def _start_sweep(target: Path, plan, varying, study: Optional[str]) -> None:
@@ -228,7 +252,9 @@ def _start_sweep(target: Path, plan, varying, study: Optional[str]) -> None:
     if not (target / SWEEP_RECORD).exists():  # a resumed sweep keeps the record it was started with
         write_sweep_record(target, study, plan.dirs, plan.config_name)
     swept = ", ".join(f"{k} ({len(v)})" for k, v in varying.items()) or "nothing"
-    typer.echo(f"sweep: {len(plan.jobs)} jobs into {target} (launcher {plan.launcher.option}; swept: {swept})")
+    from ics_cli.console import say
+
+    say(f"sweep: {len(plan.jobs)} jobs into {target} (launcher {plan.launcher.option}; swept: {swept})")
 
 
 def _check_writable(path: Path, key: str) -> None:
@@ -365,7 +391,7 @@ def _descendants(pid: int) -> List[int]:
 
 
 def _after_sweep(sweep_dir: Path, signum: Optional[int] = None) -> None:
-    from ics.record import Status, read_jobs
+    from ics.record import Status, read_jobs, read_planned
     from ics_cli.console import next_steps, print_status_table
 
     jobs = read_jobs(sweep_dir)
@@ -375,7 +401,7 @@ def _after_sweep(sweep_dir: Path, signum: Optional[int] = None) -> None:
         typer.echo(f"sweep stopped by {sig.Signals(signum).name} before any job started. "
                    f"Start it with: ics resume {sweep_dir}", err=True)
         raise typer.Exit(128 + signum)
-    print_status_table(jobs, sweep_dir)
+    print_status_table(jobs, sweep_dir, planned=read_planned(sweep_dir))  # the jobs never started too
     next_steps(sweep_dir)
     if signum is not None:
         import signal as sig
@@ -598,8 +624,16 @@ def _sweep_command(path: Path):
 @app.command()
 def tensorboard(path: Optional[Path] = typer.Argument(None, help="A run or sweep directory (default: runs/ and "
                                                                  "multiruns/ here)."),
-                port: Optional[int] = typer.Option(None, min=1, max=65535, help="Port (default: a free one).")) -> None:
-    """Start TensorBoard on 127.0.0.1 and print its URL.
+                port: Optional[int] = typer.Option(None, min=1, max=65535, help="Port (default: a free one)."),
+                host: str = typer.Option("127.0.0.1", help="Address to listen on. 127.0.0.1: this machine only "
+                                                           "(reach it from elsewhere with ssh -L). 0.0.0.0: every "
+                                                           "network interface, so anyone who can reach this machine "
+                                                           "can read all the runs shown, without a password."),
+                open_browser: bool = typer.Option(True, "--open/--no-open",
+                                                  help="Open the URL in a browser where one can open.")) -> None:
+    """Start TensorBoard and print its URL (with smoothing 0: evaluations are few and log-spaced).
+
+    SIGINT, SIGTERM and SIGHUP stop TensorBoard too.
 
     Example: [bold]ics tensorboard multiruns/2026-11-28/12-00-00_fig1[/bold]
     """
@@ -612,10 +646,30 @@ def tensorboard(path: Optional[Path] = typer.Argument(None, help="A run or sweep
         _fail(f"no TensorBoard events under {', '.join(map(str, where)) or 'runs/ or multiruns/ here'}; "
               "give a run or sweep directory (`ics tensorboard <dir>`)")
     try:
-        code = serve(path, port)
+        code = serve(path, port, host, open_browser)
     except ValueError as e:
         _fail(str(e))
     raise typer.Exit(code)
+
+
+@app.command()
+def status(path: Optional[Path] = typer.Argument(None, help="Where to look (default: here).")) -> None:
+    """The runs and sweeps under a folder, newest first: state, progress and ETA.
+
+    Reads each job's progress.json and summary.json: use it from another terminal while they run.
+
+    Example: [bold]ics status[/bold]   [bold]ics status multiruns/2026-11-28[/bold]
+    """
+    from ics_cli.status import lines
+
+    root = path or Path(".")
+    if not root.is_dir():
+        _fail(f"{root} is not a directory; give a folder that holds runs or sweeps")
+    found = lines(root)
+    for line in found:
+        typer.echo(line)
+    if not found:
+        typer.echo(f"no runs or sweeps under {root}")
 
 
 @app.command()
@@ -686,7 +740,8 @@ def show_config(overrides: Optional[List[str]] = typer.Argument(None, help="Hydr
 @app.command(name="list")
 def list_options(section: Optional[str] = typer.Argument(
         None, help="A config section or group (model, trainer, probe, grad_ics, ...; model=cnn for an option): "
-                   "list its keys with defaults, units and allowed values.", autocompletion=None),
+                   "list its keys with defaults, units and allowed values.",
+        autocompletion=complete_section),
         config_dir: Optional[List[Path]] = typer.Option(None, "--config-dir", "-cd",
                                                         help="A config folder of yours (repeatable); "
                                                              "ICS_CONFIG_PATH adds more.")) -> None:
@@ -729,7 +784,7 @@ def list_options(section: Optional[str] = typer.Argument(
     exps.add_column("jobs", justify="right")
     exps.add_column("what it asks, and its measured time", overflow="fold")
     for name, path in configdirs.studies(where.dirs).items():
-        jobs, problem = _job_count(name, where.dirs)
+        jobs, problem = _job_count(name, where.dirs, path)
         text = escape(_study_text(path))
         if path.parent != configdirs.experiments_dir():
             text = f"(from {escape(str(path))}) " + text
@@ -746,15 +801,36 @@ def _study_text(path: Path) -> str:
     return " ".join(ln.lstrip("#").strip() for ln in lines if ln.startswith("#") and "@package" not in ln)
 
 
-def _job_count(study: str, dirs) -> tuple:
-    """(number of jobs, None) or ("?", why the study cannot run)."""
+def _job_count(study: str, dirs, path: Optional[Path] = None) -> tuple:
+    """(number of jobs, None) or ("?", why the study cannot run). Read from the study file itself (its
+    sweeper params; the options its defaults list chooses must exist), which keeps `ics list` fast; a
+    study whose defaults list takes in more than options is composed with Hydra."""
+    from omegaconf import DictConfig, OmegaConf
+
+    from ics.config import GROUPS
+    from ics_cli import configdirs
     from ics_cli import hydra_compat as compat
     from ics_cli.preflight import compose, use
 
     try:
-        use(dirs)
-        base = compose([f"experiment={study}"], hydra_cfg=True)
-        params = base.hydra.sweeper.get("params") or {}
+        node = configdirs.load_yaml(path) if path is not None else None
+        defaults = node.get("defaults") if isinstance(node, DictConfig) else None
+        simple = isinstance(node, DictConfig) and all(
+            d == "_self_" or (isinstance(d, DictConfig) and len(d) == 1 and str(next(iter(d))).startswith("override /"))
+            for d in (defaults or []))
+        if simple:
+            for d in defaults or []:
+                if d == "_self_":
+                    continue
+                group, value = str(next(iter(d)))[len("override /"):].strip(), next(iter(d.values()))
+                option = {True: "on", False: "off"}[value] if isinstance(value, bool) else str(value)  # YAML 1.1
+                if group in GROUPS and option not in configdirs.options(group, dirs):
+                    raise UserError(f"{group}={option} is not an option; allowed: "
+                                    f"{', '.join(configdirs.options(group, dirs))}")
+            params = OmegaConf.select(node, "hydra.sweeper.params") or {}
+        else:
+            use(dirs)
+            params = compose([f"experiment={study}"], hydra_cfg=True).hydra.sweeper.get("params") or {}
         return str(len(compat.expand_sweep([], {k: str(v) for k, v in params.items()}))), None
     except UserError as e:
         return "?", str(e)

@@ -22,7 +22,7 @@ from ics.config import GROUPS, ConfigError, from_dict, validate
 from ics_cli import hydra_compat as compat
 from ics_cli import configdirs
 from ics_cli.hydra_app import CONFIG_NAME, CONFIG_PATH, register
-from ics_cli.hydra_compat import UserError
+from ics_cli.errors import UserError
 
 CHOICE_GROUPS = GROUPS + ("experiment",)
 MAX_FULL_CHECK = 5_000  # beyond this many jobs, check a subset in which every swept value occurs

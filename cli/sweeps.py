@@ -10,9 +10,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from ics.analysis.configs import format_value, parse_override
 from ics.record import Status, names, read_jobs
-from ics.train.progress import LIVE_ENV
 
 HPARAMS_FILE = "hparams.json"  # the sweep's varying keys and their values, read by each job
 # written at a sweep's root when the CLI passes a signal on to its jobs: a job that starts after it
@@ -29,6 +27,7 @@ def stop_signal_of(sweep_dir: Path) -> Optional[int]:
 
 def sweep_keys(jobs: Sequence[Sequence[str]]) -> Tuple[Dict[str, list], List[str]]:
     """({key: sorted distinct values} of the keys that vary between jobs, [keys that never vary])."""
+    from ics.analysis.configs import parse_override  # here: ics.analysis is heavy for the CLI's start
     values: Dict[str, list] = {}
     for job in jobs:
         for text in job:
@@ -43,14 +42,15 @@ def sweep_keys(jobs: Sequence[Sequence[str]]) -> Tuple[Dict[str, list], List[str
 
 
 def short(text: str, limit: int = 60) -> str:
-    """A directory-name-safe short form of overrides: last key component, no spaces or slashes."""
+    """A directory-name-safe short form of overrides: last key component, no spaces or slashes; values
+    as typed (`grad_ics=on` stays `on`, not YAML's True)."""
     parts = []
     for o in text.split():
-        kv = parse_override(o)
-        if kv is None:
+        if "=" not in o:
             continue
-        key = kv[0].split(".")[-1].split("/")[-1]
-        parts.append(f"{key}={format_value(kv[1])}")
+        key, value = o.split("=", 1)
+        key = key.lstrip("+~").split(".")[-1].split("/")[-1]
+        parts.append(f"{key}={value}")
     name = re.sub(r"[^A-Za-z0-9=.,_+-]", "", ",".join(parts))
     return name[:limit].rstrip(",")
 
@@ -62,6 +62,13 @@ def run_name(overrides: Sequence[str], label: Optional[str] = None) -> str:
     skip = ("data.root", "data.image_folder", "data.cache_dir", "trainer.device", "trainer.threads",
             "trainer.progress", "hydra")
     return short(" ".join(o for o in overrides if not o.lstrip("+~").startswith(skip) and "=" in o))
+
+
+def sweep_name(varying: Dict[str, list], limit: int = 40) -> str:
+    """An ad-hoc sweep's folder suffix: the keys it sweeps ("norm,lr"), or "sweep" when none varies."""
+    keys = [k.split(".")[-1].split("/")[-1] for k in varying if not k.startswith("hydra")]
+    name = re.sub(r"[^A-Za-z0-9,_+-]", "", ",".join(keys))[:limit].rstrip(",")
+    return name or "sweep"
 
 
 def write_hparams(sweep_dir: Path, varying: Dict[str, list]) -> None:
@@ -97,85 +104,225 @@ def hparam_keys_of(sweep_dir: Path) -> Optional[List[str]]:
 # the live view
 
 
-class LiveSweep:
-    """One line per running job (number, its swept values, step, loss, last test accuracy, steps/s)
-    and an overall line (done / failed / total, ETA), redrawn twice a second from the job
-    directories, whichever launcher runs them. Only on a terminal; jobs then draw nothing."""
+def job_line(num, label: str, step: Optional[int], steps: Optional[int], loss, acc, phase: str, sps,
+             width: int) -> str:
+    """A running job in at most `width` characters. Fields go in by priority (job number, swept values,
+    step/total, loss, accuracy, then the phase word and speed) and are shown in that order; one that
+    does not fit whole is left out, except the swept values, which are shortened to fit."""
+    fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
+    head = f"job {num}"
+    rest = [f"step {step or 0:,}/{steps:,}" if steps else "", f"loss {fmt(loss, '.4f')}", f"acc {fmt(acc, '.4f')}",
+            phase, f"{fmt(sps, ',.0f')} steps/s" if sps else ""]
+    room = width - len(head) - 2
+    if room <= 0:
+        return head[:width]
+    # the swept values keep what they need of the room left after step/total (when that fits)
+    keep = room - (len(rest[0]) + 2 if rest[0] and len(label) + len(rest[0]) + 2 > room else 0)
+    label = label if len(label) <= max(keep, 8) else label[:max(keep, 8) - 1] + "…"
+    parts, used = [head, label], len(head) + 2 + len(label)
+    for field in rest:
+        if field and used + 2 + len(field) <= width:
+            parts.append(field)
+            used += 2 + len(field)
+    return "  ".join(p for p in parts if p)[:width]
 
-    def __init__(self, sweep_dir: Path, total: int, parallel: int, console=None, swept: Sequence[str] = ()):
+
+def bar_line(done: float, total: float, width: int) -> str:
+    """A text progress bar of `done` out of `total` steps, with the percentage, `width` characters."""
+    frac = min(max(done / total, 0.0), 1.0) if total else 0.0
+    pct = f" {frac * 100:3.0f}%"
+    cells = max(width - len(pct), 0)
+    full = int(frac * cells)
+    return "━" * full + "╺" * (full < cells) + "─" * max(cells - full - 1, 0) + pct
+
+
+class Eta:
+    """Seconds left from the steps done across all jobs (not from finished jobs, which jump as each
+    ends): steps left / the steps-per-second since training first moved (time spent loading before that
+    does not count; loading between later jobs does), given after 2 s of movement and eased: a new
+    estimate moves the shown one a fifth of the way, which counts down in between."""
+
+    def __init__(self):
+        self.first: Optional[Tuple[float, float]] = None  # (time, steps done) when steps first moved
+        self.base: Optional[float] = None  # steps done at the first look (a resumed sweep's earlier work)
+        self.shown: Optional[float] = None
+        self.at = 0.0
+
+    def update(self, done: float, total: float, now: float) -> Optional[float]:
+        if self.base is None:
+            self.base = done
+        if self.first is None:
+            if done > self.base:
+                self.first = (now, done)
+            return None
+        t1, d1 = self.first
+        if now - t1 < 2.0 or done <= d1 or total <= 0:
+            return self.shown
+        new = max(total - done, 0.0) * (now - t1) / (done - d1)
+        self.shown = new if self.shown is None else max(self.shown - (now - self.at), 0.0) * 0.8 + new * 0.2
+        self.at = now
+        return self.shown
+
+
+class SweepState:
+    """One look at a sweep's job folders: per job its status, label and progress; steps done/total."""
+
+    def __init__(self, sweep_dir: Path, total: int, swept: set):
+        try:
+            jobs = read_jobs(sweep_dir) if sweep_dir.is_dir() else []
+        except OSError:
+            jobs = []
+        self.jobs, self.total = jobs, total
+        self.progress = {j.dir: _progress(j.dir) for j in jobs}
+        self.labels = {}
+        for j in jobs:
+            mine = [o for o in j.overrides if o.lstrip("+~").split("=", 1)[0] in swept] or j.overrides
+            self.labels[j.dir] = short(" ".join(mine), 48) or "-"
+        self.finished = [j for j in jobs if j.status.finished or j.status == Status.FAILED]
+        self.failed = [j for j in jobs if j.status == Status.FAILED]
+        self.running = [j for j in jobs if j.status == Status.RUNNING]
+        self.queued = max(total - len(self.finished) - len(self.running), 0)
+
+    def steps(self) -> Tuple[float, float]:
+        """(steps done, steps in all): a finished job counts whole; a job whose length is not known yet
+        (not started, or starting) counts as the mean length of the others."""
+        done = total = 0.0
+        unknown = max(self.total - len(self.jobs), 0)
+        lengths = []
+        for j in self.jobs:
+            p = self.progress[j.dir]
+            n = p.get("steps") or (j.summary.steps if j.summary else 0) or 0
+            if not n:
+                unknown += 1
+            elif j in self.finished:
+                done, total = done + n, total + n
+            elif j in self.running:
+                done, total = done + min(p.get("step") or 0, n), total + n
+            lengths += [n] if n else []
+        return done, total + unknown * (sum(lengths) / len(lengths) if lengths else 0)
+
+
+class LiveSweep:
+    """What a sweep shows while its jobs run, whichever launcher runs them (jobs then print nothing).
+
+    On a terminal: one line per running job (see job_line) and an overall bar with the ETA, redrawn
+    twice a second. Without one (a log file): a timestamped line as each job starts, a progress line
+    per running job every `every_sec` seconds (only when its step moved), and "n/N done" as jobs end."""
+
+    def __init__(self, sweep_dir: Path, total: int, parallel: int, console=None, swept: Sequence[str] = (),
+                 every_sec: float = 30.0):
         from rich.console import Console
 
         self.sweep_dir, self.total, self.parallel = Path(sweep_dir), total, max(1, parallel)
         self.swept = set(swept)  # the keys that vary: a job's label shows only those
         self.console = console or Console()
-        self.enabled = self.console.is_terminal
+        self.terminal = self.console.is_terminal
+        self.every_sec = every_sec
         self.t0 = time.monotonic()
+        self.eta = Eta()
         self._live = None
         self._old_env = None
+        self._thread = None
+        self._stop = threading.Event()
+        self._seen: Dict[Path, str] = {}  # job folder -> the state last logged ("running" / its status)
+        self._logged: Dict[Path, Tuple[float, Optional[int]]] = {}  # job -> (time, step) of its last line
+        self._done = 0  # finished jobs logged so far
 
     def __enter__(self) -> "LiveSweep":
-        if self.enabled:
+        from ics.train.progress import LIVE_ENV
+
+        self._old_env = os.environ.get(LIVE_ENV)
+        os.environ[LIVE_ENV] = "1"  # jobs (in-process or workers, which inherit it) stay quiet
+        if self.terminal:
             from rich.live import Live
 
-            self._old_env = os.environ.get(LIVE_ENV)
-            os.environ[LIVE_ENV] = "1"  # jobs (in-process or workers, which inherit it) stay quiet
             self._live = Live(get_renderable=self.render, console=self.console, refresh_per_second=2,
                               redirect_stdout=True, redirect_stderr=False, transient=True)
             self._live.__enter__()
+        else:
+            before = SweepState(self.sweep_dir, self.total, self.swept).finished  # a resumed sweep's results
+            self._seen.update({j.dir: str(j.status) for j in before})
+            self._done = len(before)
+            self._thread = threading.Thread(target=self._log_loop, daemon=True)
+            self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         if self._live is not None:
             self._live.__exit__(*exc)
             self._live = None
-            if self._old_env is None:
-                os.environ.pop(LIVE_ENV, None)
-            else:
-                os.environ[LIVE_ENV] = self._old_env
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._thread = None
+            self.log_once()
+        from ics.train.progress import LIVE_ENV
 
+        if self._old_env is None:
+            os.environ.pop(LIVE_ENV, None)
+        else:
+            os.environ[LIVE_ENV] = self._old_env
+
+    # --- without a terminal: log lines ----------------------------------------------------------
+    def _log_loop(self) -> None:
+        while not self._stop.wait(0.5):
+            try:
+                self.log_once()
+            except Exception:  # noqa: BLE001 - a display problem never stops the sweep
+                pass
+
+    def log_once(self) -> None:
+        from ics_cli.console import status_text
+
+        from ics.train.progress import stamp
+
+        state = SweepState(self.sweep_dir, self.total, self.swept)
+        now = time.monotonic()
+        out = []
+        for j in state.finished:
+            if self._seen.get(j.dir) in (None, "running"):
+                self._seen[j.dir] = str(j.status)
+                self._done += 1
+                acc = j.summary.final_test_acc if j.summary and j.status != Status.FAILED else None
+                out.append(f"{self._done}/{self.total} done  job {j.num}  {state.labels[j.dir]}  {status_text(j)}"
+                           + (f", final test acc {acc:.4f}" if acc is not None else ""))
+        for j in state.running:
+            label, p = state.labels[j.dir], state.progress[j.dir]
+            if self._seen.get(j.dir) != "running":
+                self._seen[j.dir] = "running"
+                self._logged[j.dir] = (now, p.get("step"))
+                out.append(f"job {j.num}  {label}  started")
+                continue
+            last_t, last_step = self._logged[j.dir]
+            if now - last_t >= self.every_sec and p.get("step") and p.get("step") != last_step:
+                self._logged[j.dir] = (now, p.get("step"))
+                out.append(job_line(j.num, label, p.get("step"), p.get("steps"), p.get("loss"), p.get("acc"),
+                                    "", p.get("steps_per_sec"), 1000))
+        for line in out:
+            print(f"{stamp()} {line}", flush=True)
+
+    # --- on a terminal: the live view -----------------------------------------------------------
     def render(self):
         from rich.console import Group
-        from rich.table import Table
         from rich.text import Text
 
-        table = Table.grid(padding=(0, 1))  # one space between columns: a job's line fits 80 columns
-        for _ in range(7):
-            table.add_column(no_wrap=True, overflow="ellipsis")
-        try:
-            jobs = read_jobs(self.sweep_dir) if self.sweep_dir.is_dir() else []
-        except OSError:
-            jobs = []
-        done = [j for j in jobs if j.status.finished]
-        failed = [j for j in jobs if j.status == Status.FAILED]
-        running = [j for j in jobs if j.status == Status.RUNNING]
-        eta_parts = []
-        for j in running:
-            p = _progress(j.dir)
-            step, steps = p.get("step") or 0, p.get("steps") or 0
-            sps = p.get("steps_per_sec")
-            fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
-            mine = [o for o in j.overrides if o.lstrip("+~").split("=", 1)[0] in self.swept] or j.overrides
-            label = short(" ".join(mine), 48)
-            if sps:
-                eta_parts.append((steps - step) / sps)
-            table.add_row(f"job {j.num}", label, f"{p.get('phase', 'starting')}",
-                          f"step {step:,}/{steps:,}" if steps else "",
-                          f"loss {fmt(p.get('loss'), '.4f')}", f"acc {fmt(p.get('acc'), '.4f')}",
-                          f"{fmt(sps, ',.0f')} steps/s")
-        elapsed = time.monotonic() - self.t0
-        finished = len(done) + len(failed)
-        queued = self.total - finished - len(running)
-        per_job = elapsed / finished * min(self.parallel, self.total) if finished else None
-        eta = None
-        if queued <= 0 and eta_parts:
-            eta = max(eta_parts)
-        elif per_job is not None:
-            eta = (max(eta_parts) if eta_parts else 0) + queued * per_job / self.parallel
-        # the overall line is its own line (in the job grid, narrow job columns would cut it)
-        overall = Text.assemble((f"{finished}/{self.total} done", "bold"),
-                                f" · {len(failed)} failed · {len(running)} running · {max(queued, 0)} queued"
-                                f" · elapsed {_hms(elapsed)} · " + (f"ETA {_hms(eta)}" if eta else "ETA -"))
-        return Group(table, overall)
+        state = SweepState(self.sweep_dir, self.total, self.swept)
+        width = self.console.width
+        lines = []
+        for j in state.running:
+            p = state.progress[j.dir]
+            lines.append(Text(job_line(j.num, state.labels[j.dir], p.get("step"), p.get("steps"), p.get("loss"),
+                                       p.get("acc"), p.get("phase", "starting"), p.get("steps_per_sec"), width),
+                              no_wrap=True, overflow="crop"))
+        now = time.monotonic()
+        done, total = state.steps()
+        eta = self.eta.update(done, total, now) if state.jobs else None
+        counts = (f"{len(state.finished)}/{self.total} done · {len(state.failed)} failed · {len(state.running)} "
+                  f"running · {state.queued} queued · elapsed {_hms(now - self.t0)} · ETA {_hms(eta)}")
+        steps = f" {int(done):,}/{int(total):,} steps" if total else ""
+        lines.append(Text(bar_line(done, total, max(width - len(steps), 10)) + steps, no_wrap=True, overflow="crop"))
+        lines.append(Text(counts, style="bold"))  # wraps at 80 columns rather than lose the ETA
+        return Group(*lines)
 
 
 def _progress(d: Path) -> dict:

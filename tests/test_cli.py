@@ -127,7 +127,7 @@ def test_multirun(tiny_env, tmp_path, cwd):
     assert norms == {"none", "batch"}
     # the status table after the sweep: a title with the job count, a status column, one row per job
     assert re.search(r"2\s+jobs", p.stdout), p.stdout
-    assert "status" in p.stdout and "final acc" in p.stdout
+    assert "status" in p.stdout and "final test acc" in p.stdout
     assert p.stdout.count("completed") + p.stdout.count("not_learning") >= 2, p.stdout
 
 

@@ -67,7 +67,7 @@ def kill_after_line(proc: subprocess.Popen, step: int) -> None:
     """kill -9 as soon as the run prints its progress line of `step` (synchronised on its output,
     not on time): the run has written every checkpoint before `step` and may be writing the next."""
     for line in proc.stdout:
-        m = re.match(r"step ([\d,]+)/", line)
+        m = re.search(r"\bstep ([\d,]+)/", line)
         if m and int(m.group(1).replace(",", "")) >= step:
             proc.kill()
             proc.wait()
@@ -311,6 +311,7 @@ def test_sigterm_to_a_sequential_sweep_stops_it_with_its_table(tiny_env, tmp_pat
     assert proc.returncode == 143, out + err
     assert "sweep stopped by SIGTERM" in err and f"ics resume {sweep}" in err and "Traceback" not in out + err
     assert re.search(r"│ 1 +│[^\n]*│ interrupted @ \d+", out), out
+    assert "sweep: 3 jobs" in out and re.search(r"│ 2 +│[^\n]*│ not started", out), out  # every job counted
     jobs = sorted(d for d in sweep.iterdir() if d.is_dir())
     assert [record(d)["status"] for d in jobs] == ["completed", "interrupted"]  # job 2 never started
     assert not (sweep / ".stopped").exists()

@@ -116,3 +116,26 @@ def test_named_study_runs_as_a_sweep(tiny_env, tmp_path):
     assert sorted(s["config"]["model"]["norm"] for s in runs.values()) == ["batch", "none"]
     assert all(s["config"]["trainer"]["seed"] == 0 for s in runs.values())
     assert all(s["config"]["name"] == "fig1" for s in runs.values())
+
+
+def test_names_keep_values_as_typed_and_say_what_was_swept():
+    from ics_cli.sweeps import run_name, short, sweep_keys, sweep_name
+
+    assert short("grad_ics=on optim.lr=1e-3") == "grad_ics=on,lr=1e-3"  # not True, not 0.001
+    assert run_name(["grad_ics=on", "trainer.threads=1"]) == "grad_ics=on"
+    varying, _ = sweep_keys([["model.norm=none", "optim.lr=0.1", "trainer.steps=9"],
+                             ["model.norm=batch", "optim.lr=0.5", "trainer.steps=9"]])
+    assert sweep_name(varying) == "norm,lr"
+    assert sweep_name({}) == "sweep" and sweep_name({"hydra.launcher.n_jobs": [1, 2]}) == "sweep"
+
+
+def test_an_ad_hoc_sweep_is_named_by_its_keys_and_an_unswept_job_by_its_number(tiny_env, tmp_path):
+    r = ics(["run", "-m", "trainer.seed=0", "grad_ics=on", *TINY], tiny_env, tmp_path)
+    assert r.returncode == 0, r.stderr
+    sweep = next((tmp_path / "multiruns").glob("*/*"))
+    assert sweep.name.endswith("_sweep") and [p.name for p in sweep.iterdir() if p.is_dir()] == ["0"]
+    r = ics(["run", "-m", "model.norm=none,batch", *TINY], tiny_env, tmp_path)
+    assert r.returncode == 0, r.stderr
+    named = [p for p in (tmp_path / "multiruns").glob("*/*") if p != sweep]
+    assert [p.name.split("_", 1)[1] for p in named] == ["norm"], named
+    assert "final test acc" in r.stdout and "final acc" not in r.stdout.replace("final test acc", "")

@@ -66,10 +66,59 @@ def test_completion_of_commands_groups_options_and_keys(tiny_env):
         complete_zsh("ics run model=cnn model.k", env)
 
 
+def test_completion_after_commas_of_list_and_of_a_study_from_a_config_dir(tiny_env, tmp_path):
+    env = {**tiny_env, "PROG_NAME": "ics"}
+    assert complete_bash("ics run model.norm = none,b", 4, env) == ["none,batch"]  # the value after the comma
+    assert "none,none" not in complete_bash("ics run model.norm = none,", 4, env)  # a value given is not offered
+    assert '"model.norm=none,batch"' in complete_zsh("ics run model.norm=none,b", env)
+    assert {"model", "trainer", "probe", "grad_ics"} <= set(complete_bash("ics list ", 2, env))
+    assert "name" not in complete_bash("ics list ", 2, env)  # a single key, not a section
+    conf = tmp_path / "conf"
+    (conf / "experiment").mkdir(parents=True)
+    (conf / "experiment" / "deepstudy.yaml").write_text("trainer:\n  steps: 10\n")
+    (conf / "model").mkdir()
+    (conf / "model" / "mine.yaml").write_text("widths: [10]\n")
+    assert "deepstudy" in complete_bash(f"ics sweep --config-dir {conf} de", 4, env)
+    assert "deepstudy" in complete_bash(f"ics sweep --config-dir = {conf} de", 5, env)  # bash splits at "="
+    assert "mine" in complete_bash(f"ics sweep --config-dir {conf} deepstudy model = m", 7, env)
+    # bash also splits at ':': hydra.searchpath=[file://...] is put back together to find the folder
+    assert "mine" in complete_bash(f"ics run hydra.searchpath = [file : //{conf}] model = mi", 9, env)
+    assert complete_bash("ics run 'hydra.searchpath=[file://x y", 2, env) == []  # an open quote: no traceback
+
+
+def test_completion_imports_neither_torch_nor_hydra(tiny_env):
+    """What keeps a Tab fast (README: the time measured): the completion path imports no torch, Hydra or
+    OmegaConf, not even for the values of a registry-backed key (model.activation=)."""
+    code = ("import sys\nfrom ics_cli.main import app\ntry:\n    app(prog_name='ics')\nexcept SystemExit:\n    pass\n"
+            "print('LOADED', *[m for m in ('torch', 'hydra', 'omegaconf', 'numpy', 'ics.train') if m in sys.modules],"
+            " file=sys.stderr)\n")
+    for words, cword in (("ics run model.nor", 2), ("ics run model = ", 3), ("ics run model.norm = b", 4),
+                         ("ics run model.activation = s", 4), ("ics run trainer.s", 2), ("ics sweep fi", 2),
+                         ("ics list ", 2), ("ics r", 1)):
+        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                           env={**tiny_env, "PROG_NAME": "ics", "_ICS_COMPLETE": "complete_bash", "COMP_WORDS": words,
+                                "COMP_CWORD": str(cword)})
+        assert p.stdout.strip(), (words, p.stderr)
+        assert p.stderr.strip().splitlines()[-1] == "LOADED", (words, p.stderr)
+
+
+def test_registry_names_read_from_the_sources_match_the_registries():
+    """Completion reads registry names from the parts' sources (no torch import): they must agree."""
+    import ics.registry as reg
+    from ics_cli.completion import registered_names
+
+    registries = [v for v in vars(reg).values() if isinstance(v, reg.Registry)]
+    assert len(registries) >= 7
+    scanned = {r.kind: set(registered_names(r)) for r in registries}
+    reg.load_parts()
+    assert scanned == {r.kind: set(r.keys()) for r in registries}
+
+
 def test_install_and_show_completion_exist(tiny_env):
     p = subprocess.run([*ICS, "--show-completion", "bash"], env={**tiny_env, "SHELL": "/bin/bash"},
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0 and "_ICS_COMPLETE=complete_bash" in p.stdout, p.stdout + p.stderr
+    assert "compopt -o nospace" in p.stdout  # no space after a completed "model.norm="
     p = subprocess.run([*ICS, "--help"], env=tiny_env, capture_output=True, text=True, timeout=60)
     assert "--install-completion" in p.stdout
 
@@ -103,6 +152,66 @@ def run_in_pty(args, env, cwd, timeout=300, columns: int = 160) -> str:
     return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.decode(errors="replace"))
 
 
+def test_a_live_job_line_keeps_number_values_step_loss_acc_and_drops_phase_and_speed_first():
+    from ics_cli.sweeps import job_line
+
+    args = (11, "norm=batch,seed=3", 1500, 25000, 0.16123, 0.95873, "finishing", 1234.0)
+    wide = job_line(*args, width=160)
+    assert wide == "job 11  norm=batch,seed=3  step 1,500/25,000  loss 0.1612  acc 0.9587  finishing  1,234 steps/s"
+    at80 = job_line(*args, width=80)
+    assert len(at80) <= 80 and "steps/s" not in at80
+    assert at80.startswith("job 11  norm=batch,seed=3  step 1,500/25,000  loss 0.1612  acc 0.9587")
+    at60 = job_line(*args, width=60)
+    assert at60 == "job 11  norm=batch,seed=3  step 1,500/25,000  loss 0.1612"
+    # long swept values are shortened, never the job number nor step/total
+    long = job_line(11, "norm=batch,lr=0.001,seed=3,activation=sigmoid,init=xavier", 1500, 25000, 0.16, 0.95,
+                    "training", 99.0, width=60)
+    assert len(long) <= 60 and long.startswith("job 11  norm=batch") and "…" in long and "step 1,500/25,000" in long
+    for width in range(8, 200):
+        assert len(job_line(*args, width=width)) <= width
+
+
+def test_the_sweep_eta_counts_steps_and_moves_smoothly():
+    from ics_cli.sweeps import Eta, bar_line
+
+    eta = Eta()
+    assert eta.update(0, 4000, 0.0) is None  # nothing has moved yet (loading data)
+    assert eta.update(100, 4000, 10.0) is None  # training starts: speed is measured from here
+    shown = [eta.update(100 + 100 * t, 4000, 10.0 + t) for t in range(2, 30)]  # 100 steps/s
+    assert shown[0] == pytest.approx(37.0)  # (4000 - 300) / 100 steps/s
+    assert all(a >= b for a, b in zip(shown, shown[1:]))  # counts down
+    # a job ending (or a new one starting) does not make it jump: a pause of 3 s
+    before = eta.update(3100, 4000, 40.0)
+    after = eta.update(3100, 4000, 43.0)
+    assert abs(after - before) < 5
+    assert bar_line(1, 4, 20) == "━━━╺───────────  25%" and len(bar_line(3, 4, 33)) == 33
+
+
+def test_the_closing_table_fits_or_turns_vertical_and_counts_jobs_never_started(tmp_path):
+    from rich.console import Console
+
+    from ics.record import JobRecord, Status, Summary
+    from ics_cli.console import print_status_table
+
+    jobs = [JobRecord(tmp_path / f"{i}", i, Status.COMPLETED, Summary(status=Status.COMPLETED, final_test_acc=0.9512,
+                                                                      best_test_acc=0.96, steps_per_sec=512.0),
+                      [f"model.norm={n}", f"optim.lr={lr}", f"trainer.seed={s}", "trainer.steps=3000"])
+            for i, (n, lr, s) in enumerate((n, lr, s) for n in ("none", "batch") for lr in (0.1, 1) for s in (0, 1, 2))]
+    planned = [j.overrides for j in jobs] + [["model.norm=batch", "optim.lr=10", "trainer.seed=0", "trainer.steps=3000"]]
+    for width, vertical in ((160, False), (80, False), (40, True)):
+        console = Console(width=width, record=True, color_system=None)
+        print_status_table(jobs[:11], tmp_path, console, planned=planned[:12])
+        text = console.export_text()
+        assert all(len(line) <= width for line in text.splitlines()), text
+        assert "sweep: 12 jobs" in text and "not started" in text  # job 11 never started: counted
+        if vertical:
+            assert "job 11  model.norm=batch" in text and "┃" not in text
+        else:
+            rows = [ln for ln in text.splitlines() if ln.startswith("│")]
+            assert all(ln.endswith("│") and ln.count("│") == 7 for ln in rows), text  # every column, both borders
+            assert re.search(r"┃ final", text) and re.search(r"┃ steps/s", text), text  # headers wrap, not cut
+
+
 @pytest.mark.parametrize("columns", [160, 80])
 def test_live_sweep_view_on_a_terminal(tiny_env, tmp_path, columns):
     sweep = tmp_path / "sweep"
@@ -112,6 +221,7 @@ def test_live_sweep_view_on_a_terminal(tiny_env, tmp_path, columns):
     assert re.search(r"job [01]\s+norm=(none|batch)", text), text[-3000:]  # a live line per running job
     # the overall line whole, also at 80 columns
     assert re.search(r"\d/2 done · \d failed · \d running · \d queued · elapsed \d+:\d\d · ETA", text), text[-3000:]
+    assert re.search(r"━* *\d+% [\d,]+/[\d,]+ steps", text), text[-3000:]  # the overall bar, counted in steps
     assert "Traceback" not in text and "train ━" not in text  # jobs draw no bars of their own
     assert f"ics report {sweep}" in text and "0_norm=none" in {p.name for p in sweep.iterdir()} | {"0_norm=none"}
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0_model.norm=none", "1_model.norm=batch"]
@@ -122,12 +232,60 @@ def test_plain_progress_lines_without_a_terminal(tiny_env, tmp_path):
     p = ics(["run", "trainer.steps=600", "trainer.progress_every_sec=0.01", *FAST, f"hydra.run.dir={run}"],
             tiny_env, tmp_path)
     assert p.returncode == 0, p.stdout + p.stderr
-    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("step ")]
-    assert len(lines) >= 3 and lines[-1].startswith("step 600/600")  # the last word is the final evaluation
-    assert p.stdout.index("model   mlp") < p.stdout.index("loading data") < p.stdout.index("step ")
+    lines = [ln for ln in p.stdout.splitlines() if re.match(r"\d\d:\d\d:\d\d step ", ln)]  # timestamped
+    assert len(lines) >= 3 and lines[-1][9:].startswith("step 600/600")  # the last word is the final evaluation
+    steps = [ln.split()[2] for ln in lines]
+    assert len(steps) == len(set(steps))  # no step's line twice (the last one included)
+    assert p.stdout.index("model   mlp") < p.stdout.index("loading data") < p.stdout.index(" step ")
     assert f"ics report {run}" in p.stdout and f"ics tensorboard {run}" in p.stdout
     prog = json.loads((run / "progress.json").read_text())
     assert prog["step"] == 600 and prog["steps"] == 600
+
+
+def test_a_sweep_without_a_terminal_logs_timestamped_progress_and_n_of_n_done(tiny_env, tmp_path):
+    sweep = tmp_path / "sweep"
+    p = ics(["run", "-m", "model.norm=none,batch", "trainer.steps=600", "trainer.progress_every_sec=0.5", *FAST,
+             f"hydra.sweep.dir={sweep}"], tiny_env, tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    out = p.stdout.splitlines()
+    log = out[1:next(i for i, ln in enumerate(out) if "sweep: 2 jobs" in ln and i > 0)]
+    assert log and all(re.match(r"\d\d:\d\d:\d\d ", ln) for ln in log), log  # a timestamp on every line
+    # (which progress lines appear depends on timing: see the next test for them)
+    assert [re.search(r"(\d/2) done  job (\d)", ln).groups() for ln in log if " done  job " in ln] == \
+        [("1/2", "0"), ("2/2", "1")]
+    assert re.search(r"job 1  norm=batch  completed, final test acc [01]\.\d{4}", "\n".join(log))
+
+
+def test_the_sweep_log_says_started_progress_once_per_step_and_done(tmp_path, capsys):
+    """LiveSweep's log without a terminal, step by step on a sweep folder written by hand (no timing)."""
+    from rich.console import Console
+
+    from ics.record import RunLock, Status, Summary, names, write_summary
+    from ics_cli.sweeps import LiveSweep
+
+    (tmp_path / names.PLANNED_JOBS).write_text(json.dumps([["x=1"], ["x=2"]]))
+    job = tmp_path / "0_x=1"
+    write_summary(job, Summary(status=Status.RUNNING, overrides=["x=1"]))
+    progress = lambda step: (job / "progress.json").write_text(  # noqa: E731
+        json.dumps({"step": step, "steps": 600, "loss": 0.5, "acc": 0.8, "steps_per_sec": 100.0}))
+    progress(100)
+    log = LiveSweep(tmp_path, 2, 1, console=Console(file=open(os.devnull, "w")), swept=["x"], every_sec=0)
+    lines = []
+
+    def look():
+        log.log_once()
+        lines.append([ln[9:] for ln in capsys.readouterr().out.splitlines()])
+
+    with RunLock(job):  # held: the job reads as running
+        look()
+        progress(200)
+        look()
+        look()  # nothing moved: nothing said
+    write_summary(job, Summary(status=Status.COMPLETED, steps=600, final_test_acc=0.9, overrides=["x=1"]))
+    look()
+    look()
+    assert lines == [["job 0  x=1  started"], ["job 0  x=1  step 200/600  loss 0.5000  acc 0.8000  100 steps/s"], [],
+                     ["1/2 done  job 0  x=1  completed, final test acc 0.9000"], []]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -192,6 +350,62 @@ def test_tensorboard_serves_a_sweep(tiny_env, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def _children(pid: int) -> list:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT", "SIGHUP"])
+def test_a_signal_to_ics_tensorboard_stops_tensorboard_too(tmp_path, signum):
+    """No orphan: synchronised on the URL line (printed once TensorBoard listens), then on ics's exit."""
+    import signal
+    import socket
+
+    (tmp_path / "events.out.tfevents.1.host.0.0").write_bytes(b"")
+    proc = subprocess.Popen([*ICS, "tensorboard", str(tmp_path), "--no-open"], cwd=tmp_path, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "COLUMNS": "200"})
+    try:
+        line = proc.stdout.readline()  # blocks until TensorBoard listens (or ics ends)
+        m = re.search(r"http://127\.0\.0\.1:(\d+)/\?smoothing=0", line)
+        assert m, line + proc.stderr.read()
+        children = _children(proc.pid)
+        assert len(children) == 1, children
+        with socket.create_connection(("127.0.0.1", int(m.group(1))), timeout=10):
+            pass  # it serves
+        proc.send_signal(getattr(signal, signum))
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert code == 128 + getattr(signal, signum), proc.stderr.read()
+    assert not Path(f"/proc/{children[0]}").exists()  # stopped and reaped by ics, not left running
+    assert "Traceback" not in proc.stderr.read()
+
+
+def test_tensorboard_errors_are_shown_and_the_host_is_checked(tmp_path):
+    (tmp_path / "events.out.tfevents.1.host.0.0").write_bytes(b"")
+    p = ics(["tensorboard", str(tmp_path), "--host", "192.0.2.1", "--no-open"], dict(os.environ), tmp_path, timeout=60)
+    assert one_line(p).startswith("error: --host 192.0.2.1 cannot be listened on here")
+    # an error of TensorBoard's own (a bad flag value it rejects after starting) reaches the user
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    (tmp_path / "tensorboard").mkdir()
+    (tmp_path / "tensorboard" / "__init__.py").write_text("")
+    (tmp_path / "tensorboard" / "main.py").write_text("import sys\nprint('boom: no such plugin', file=sys.stderr)\n"
+                                                      "sys.exit(3)\n")
+    p = ics(["tensorboard", str(tmp_path), "--no-open"], env, tmp_path, timeout=60)
+    assert p.returncode == 3 and "tensorboard: boom: no such plugin" in p.stderr, p.stderr
+    assert "http://" not in p.stdout  # no URL for a TensorBoard that never listened
 
 
 # ----------------------------------------------------------------------------------------------

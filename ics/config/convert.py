@@ -6,22 +6,27 @@ one-line ConfigError; `validate` adds the checks that involve more than one key.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from typing import Any, Dict
-
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from ics.config.fields import ConfigError, check_fields, fmt_value, require
 from ics.config.schema import GROUPS, Config, schema_of
 
 
+# OmegaConf is imported where it is used: shell completion imports this module on every Tab
+
+
 def to_dict(cfg: Config) -> Dict[str, Any]:
+    from omegaconf import OmegaConf
+
     return OmegaConf.to_container(OmegaConf.structured(cfg))
 
 
 def from_dict(d: Dict[str, Any]) -> Config:
     """A plain nested dict (every key optional) -> Config. Unknown keys and wrong types raise."""
-    if isinstance(d, DictConfig):  # drop Hydra's node first: its interpolations resolve only inside a job
+    if _is_dictconfig(d):  # drop Hydra's node first: its interpolations resolve only inside a job
+        from omegaconf import OmegaConf
+
         d = OmegaConf.to_container(OmegaConf.masked_copy(d, [k for k in d.keys() if k != "hydra"]), resolve=True)
     d = {k: v for k, v in dict(d).items() if k != "hydra"}
     _reject_unknown(d, Config, "")
@@ -32,6 +37,12 @@ def from_dict(d: Dict[str, Any]) -> Config:
         value = d[f.name]
         kwargs[f.name] = section_from_dict(f.name, value) if isinstance(value, dict) else value
     return Config(**kwargs)
+
+
+def _is_dictconfig(d) -> bool:
+    """Without omegaconf imported, nothing is a DictConfig (and this module need not import it)."""
+    omegaconf = sys.modules.get("omegaconf")
+    return omegaconf is not None and isinstance(d, omegaconf.DictConfig)
 
 
 def section_from_dict(name: str, value: Dict[str, Any]):
@@ -47,6 +58,9 @@ def _field_type(cls, name: str):
 
 
 def _build(cls, values: Dict[str, Any], key: str):
+    from omegaconf import OmegaConf
+    from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+
     try:
         node = OmegaConf.merge(OmegaConf.structured(cls), values)
         return OmegaConf.to_object(node)

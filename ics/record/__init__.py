@@ -6,10 +6,10 @@ jobs.py     job directories in any state (running, killed, unreadable ...)
 """
 from ics.record import names
 from ics.record.files import atomic_write, write_json, write_npz
-from ics.record.jobs import JobRecord, find_job_dirs, read_job, read_jobs
+from ics.record.jobs import JobRecord, find_job_dirs, read_job, read_jobs, read_planned
 from ics.record.lock import RunBusy, RunLock, holder
 from ics.record.summary import SCHEMA_VERSION, RecordError, Status, Summary, read_summary, write_summary
 
 __all__ = ["names", "atomic_write", "write_json", "write_npz", "JobRecord", "find_job_dirs", "read_job", "read_jobs",
-           "RunBusy", "RunLock", "holder", "SCHEMA_VERSION", "RecordError", "Status", "Summary", "read_summary",
-           "write_summary"]
+           "read_planned", "RunBusy", "RunLock", "holder", "SCHEMA_VERSION", "RecordError", "Status", "Summary",
+           "read_summary", "write_summary"]

@@ -212,3 +212,19 @@ def read_progress(d: Path) -> Dict[str, Any]:
 def read_jobs(root: Path) -> List[JobRecord]:
     root = Path(root)
     return [read_job(d, root) for d in find_job_dirs(root)]
+
+
+def read_planned(root: Path) -> Optional[List[List[str]]]:
+    """A sweep's jobs.json (every job's overrides, in launch order) as data: None when absent or not
+    a list of override lists."""
+    import json
+
+    from ics.record.files import read_text
+
+    try:
+        jobs = json.loads(read_text(Path(root) / names.PLANNED_JOBS, 64 << 20))
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not isinstance(jobs, list) or not all(isinstance(j, list) and all(isinstance(o, str) for o in j) for j in jobs):
+        return None
+    return jobs

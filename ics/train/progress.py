@@ -37,13 +37,17 @@ class Progress:
     # --- context -------------------------------------------------------------------------------------
     def __enter__(self) -> "Progress":
         if self.mode == "bar":
+            from rich.console import Console
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn,
-                                       TimeElapsedColumn, TimeRemainingColumn)
+                                       TimeRemainingColumn)
 
+            # the text columns take ~66 characters at 50,000 steps: the bar gets what is left (at 80
+            # columns, 10), so that no number is cut
+            width = (self.console or Console()).width
             self._bar = RichProgress(
-                TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
-                TextColumn("test acc {task.fields[acc]}"), TextColumn("{task.fields[sps]} steps/s"),
-                TimeElapsedColumn(), TimeRemainingColumn(), console=self.console, transient=False)
+                TextColumn("[bold]train"), BarColumn(bar_width=max(4, min(40, width - 70))), MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]}"), TextColumn("test acc {task.fields[acc]}"),
+                TextColumn("{task.fields[sps]} steps/s"), TimeRemainingColumn(), console=self.console, transient=False)
             self._bar.__enter__()
             self._task = self._bar.add_task("train", total=self.total, completed=self.start, loss="-", acc="-", sps="-")
         self.phase("training")
@@ -72,11 +76,12 @@ class Progress:
             self._bar.update(self._task, completed=step, loss=fmt(loss, ".4f"), acc=fmt(acc, ".4f"),
                              sps=fmt(self.state["steps_per_sec"], ",.0f"))
         now = time.monotonic()
-        line = (step, acc)
-        if self.mode == "lines" and line != self._last_line_step and (force or now - self._last_line >= self.every_sec):
-            self._last_line, self._last_line_step = now, line
+        # the last step's line is the forced one after the final evaluation, printed once
+        due = force or (now - self._last_line >= self.every_sec and step < self.total)
+        if self.mode == "lines" and step != self._last_line_step and due:
+            self._last_line, self._last_line_step = now, step
             who = f"[{self.label}] " if self.label else ""
-            print(f"{who}step {step:,}/{self.total:,}  loss {fmt(loss, '.4f')}  test acc {fmt(acc, '.4f')}  "
+            print(f"{stamp()} {who}step {step:,}/{self.total:,}  loss {fmt(loss, '.4f')}  test acc {fmt(acc, '.4f')}  "
                   f"{fmt(self.state['steps_per_sec'], ',.0f')} steps/s", flush=True)
         self._write(force)
 
@@ -94,6 +99,11 @@ class Progress:
             atomic_write(Path(self.out_dir) / PROGRESS_FILE, lambda p: p.write_text(text))
         except OSError:
             pass  # progress is a courtesy; never fail a run for it
+
+
+def stamp() -> str:
+    """The local time a log line starts with (HH:MM:SS)."""
+    return time.strftime("%H:%M:%S")
 
 
 def display_mode(setting) -> str:
