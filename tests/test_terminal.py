@@ -216,7 +216,7 @@ def one_line(p) -> str:
     (["hydra.run.dir=/proc/none/run"], "hydra.run.dir=/proc/none/run cannot be created"),
     (["data.val_size=600"], "data.val_size=600 is invalid: must be < the training split size (600"),
     (["grad_ics=maybe"], "grad_ics=maybe is not an option; allowed: off, on"),
-    (["model.norm=none", "bn_stats=on"], "bn_stats.enabled=true is invalid: the model has no BN layer"),
+    (["model.norm=none", "bn_stats=on"], "bn_stats.enabled=true is invalid with model.norm=none: it needs a normaliser with batch statistics"),
 ])
 def test_more_bad_inputs(tiny_env, tmp_path, args, needle):
     probe = [] if any(a.startswith("probe.size") for a in args) else ["probe.size=100"]  # the tiny test split: 200
