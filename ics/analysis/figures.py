@@ -21,9 +21,9 @@ from ics.record import Status, names
 
 MAX_PANELS = 12
 FIGURES = ("accuracy", "percentiles", "density", "drift", "lr_tolerance", "grad_ics", "landscape", "bn_inference",
-           "bn_noise", "weights")
+           "bn_noise", "weights", "normalizers")
 NORM_COLOURS = {"batch": "Blues", "none": "Oranges"}  # colour families; other norms take the rest
-OTHER_COLOURS = ("Greens", "Purples", "Reds", "Greys")
+OTHER_COLOURS = ("Greens", "Purples", "Reds", "Greys", "YlOrBr", "PuRd", "BuGn")
 Getter = Callable[[Job], Optional[Tuple[np.ndarray, np.ndarray]]]
 
 
@@ -429,7 +429,43 @@ def fig_weights(groups: Sequence[Group]):
     return _panels(groups, "weights", panels, "Weight-row norms and the effective learning rate (BN paper §3.3)"), None
 
 
-def make_figures(groups: Sequence[Group], tol: Sequence[GroupTolerance], score: str) -> Dict[str, Tuple[Any, Optional[str]]]:
+def fig_normalizers(groups: Sequence[Group], targets: Sequence[str]):
+    """One bar per seed group (mean, 95% CI whiskers) for each of the per-normaliser table's numbers."""
+    from ics.analysis.tables import is_norm_study, last_hidden, norm_measures
+
+    if not is_norm_study(groups):
+        return None, "the groups do not compare normalisers beyond none/batch (model.norm)"
+    point, layer = last_hidden(groups)
+    rows = [norm_measures(g, targets, point, layer) for g in groups]
+    names_ = [c for c in rows[0] if c != "β" and any(r[c].mean is not None for r in rows)]
+    log = {"eff LR"}
+    ncols = min(4, len(names_))
+    fig, axes = _figure(math.ceil(len(names_) / ncols), ncols, w=3.6, h=2.9, sharex=False)
+    flat = axes.ravel()
+    for ax in flat[len(names_):]:
+        ax.set_visible(False)
+    colours = group_colours(groups)
+    x = np.arange(len(groups))
+    for ax, name in zip(flat, names_):
+        est = [r[name] for r in rows]
+        mean = np.array([np.nan if e.mean is None else e.mean for e in est])
+        err = np.array([0.0 if e.half is None else e.half for e in est])
+        ax.bar(x, np.nan_to_num(mean), yerr=err, color=colours, capsize=3)
+        if name in log and np.nanmin(np.where(mean > 0, mean, np.nan), initial=np.inf) < np.inf:
+            ax.set_yscale("log")
+        if name == "final test acc" and np.isfinite(mean).any():
+            lo = np.nanmin(mean - err)
+            ax.set_ylim(max(0.0, lo - 0.02), min(1.0, np.nanmax(mean + err) + 0.01))
+        ax.set_title(name + (f" ({layer})" if name in ("grad-ICS cos", "eff LR") else "")
+                     + (f" ({point})" if name.startswith("drift") else ""), fontsize=9)
+        ax.set_xticks(x, [g.label.replace("model.", "") for g in groups], rotation=60, ha="right", fontsize=7)
+        ax.grid(alpha=0.3, axis="y")
+    fig.suptitle("Normalisers side by side: mean ± 95% CI over seeds (a missing bar: not measured / not defined)")
+    return fig, None
+
+
+def make_figures(groups: Sequence[Group], tol: Sequence[GroupTolerance], score: str,
+                 targets: Sequence[str] = ()) -> Dict[str, Tuple[Any, Optional[str]]]:
     """name -> (Figure or None, the reason it was skipped). A figure that cannot be drawn from the
     files read (a job's npz that is not what its instrument writes) is skipped with the reason; the
     other figures and the report go on."""
@@ -437,7 +473,8 @@ def make_figures(groups: Sequence[Group], tol: Sequence[GroupTolerance], score: 
               "density": lambda: fig_density(groups), "drift": lambda: fig_drift(groups),
               "lr_tolerance": lambda: fig_lr_tolerance(tol), "grad_ics": lambda: fig_grad_ics(groups),
               "landscape": lambda: fig_landscape(groups), "bn_inference": lambda: fig_bn_inference(groups),
-              "bn_noise": lambda: fig_bn_noise(groups), "weights": lambda: fig_weights(groups)}
+              "bn_noise": lambda: fig_bn_noise(groups), "weights": lambda: fig_weights(groups),
+              "normalizers": lambda: fig_normalizers(groups, targets)}
     out: Dict[str, Tuple[Any, Optional[str]]] = {}
     for name, make in makers.items():
         try:

@@ -32,8 +32,9 @@ from ics.analysis.figures import FIGURES, make_figures
 from ics.analysis.groups import Group, contrasts, seed_groups
 from ics.analysis.load import Job, common_overrides, load_jobs, planned_jobs, planned_jobs_problem
 from ics.analysis.tables import (TextTable, contrast_table, drift_table, effective_lr_table, group_rows, groups_table,
-                                 instrument_tables, lr_table, markdown_table, print_tables, run_rows, runs_table,
-                                 score_name, targets_of, tolerance_table, write_csv)
+                                 instrument_tables, is_norm_study, lr_table, markdown_table, normalizer_table,
+                                 print_tables, run_rows, runs_table, score_name, targets_of, tolerance_table,
+                                 write_csv)
 from ics.analysis.tolerance import GroupTolerance, has_lr_grid, lr_tolerance
 from ics.config import ConfigError
 from ics.record import names
@@ -288,6 +289,8 @@ def make_report(path: Path, out: Optional[Path] = None, console=None) -> dict:
         contrast = contrasts(groups)
         if contrast:
             tables.append(contrast_table(contrast, score))
+    if is_norm_study(groups):
+        tables.append(normalizer_table(groups, targets))
     if any(j.summary is not None and j.summary.drift for j in jobs):
         tables.append(drift_table(groups))
     try:
@@ -305,7 +308,8 @@ def make_report(path: Path, out: Optional[Path] = None, console=None) -> dict:
 
     folder = ReportFolder(out)
     written, skipped, figs = {}, {}, {}
-    for name, (fig, reason) in make_figures(curve_groups(groups, tol), tol, "R²" if score == "R²" else "accuracy").items():
+    for name, (fig, reason) in make_figures(curve_groups(groups, tol), tol, "R²" if score == "R²" else "accuracy",
+                                            targets).items():
         if fig is None:
             skipped[name] = reason
             continue
