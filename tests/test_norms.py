@@ -45,8 +45,9 @@ def test_every_norm_is_registered_and_builds_for_mlp_cnn_and_dln():
 
 def test_batch_statistics_norms_are_per_unit_over_the_batch():
     """BN: each unit is normalised by its own batch statistics, so scaling (or shifting) one unit's
-    pre-activations over the batch leaves the output as it was; ℓp divides by a norm, so scaling
-    leaves it and shifting does not (nothing is subtracted). Both depend on the other examples."""
+    pre-activations over the batch leaves the output as it was; ℓp subtracts the mean but divides by
+    the ℓp average of the uncentred values, so scaling leaves it and shifting does not. Both depend
+    on the other examples."""
     torch.manual_seed(1)
     z = torch.randn(16, 5, dtype=torch.float64) * 3 + 1
     for norm, p in (("batch", "2"), ("batch_renorm", "2"), ("lp", "1"), ("lp", "2"), ("lp", "inf")):
@@ -67,11 +68,19 @@ def test_batch_statistics_norms_are_per_unit_over_the_batch():
         assert not torch.allclose(call(other)[0], base[0]), (norm, p)
 
 
-def test_lp_divides_by_the_mean_lp_norm_over_the_batch():
-    z = torch.randn(10, 3, dtype=torch.float64)
+def test_lp_centres_and_divides_by_the_average_lp_norm_over_the_batch():
+    """Santurkar et al. §3.3: the first moment fixed as in BN, then divided by the average ℓp norm of
+    the activations before the mean is subtracted; its output mean is 0 but its variance is not 1."""
+    z = torch.randn(10, 3, dtype=torch.float64) + 1.5
     for p, s in (("1", z.abs().mean(0)), ("2", z.pow(2).mean(0).sqrt()), ("inf", z.abs().amax(0))):
         mod = NORMS["lp"](3, False, MLPConfig(norm="lp", norm_p=p, bn_eps=1e-12)).double().train()
-        assert torch.allclose(mod(z), z / s, atol=1e-9), p
+        out = mod(z)
+        assert torch.allclose(out, (z - z.mean(0)) / s, atol=1e-9), p
+        assert torch.allclose(out.mean(0), torch.zeros(3, dtype=torch.float64), atol=1e-9)
+        assert not torch.allclose(out.var(0, unbiased=False), torch.ones(3, dtype=torch.float64), atol=0.05), p
+        mod.eval()  # evaluation: the running μ and s (one batch so far, momentum 0.1)
+        mu, s_run = 0.1 * z.mean(0), torch.sqrt(0.9 + 0.1 * s * s)
+        assert torch.allclose(mod(z), (z - mu) / s_run, atol=1e-9), p
 
 
 def test_layer_norm_is_per_example():
@@ -290,14 +299,14 @@ def test_bn_stats_and_bn_noise_are_refused_without_batch_statistics(norm):
         BNNoise.check(BNNoiseConfig(enabled=True), c, m, None)
 
 
-def test_bn_noise_reads_lp_scale_and_zero_shift():
+def test_bn_noise_reads_what_lp_subtracts_and_divides_by():
     from ics.models.norms import moments
 
     mod = NORMS["lp"](3, False, MLPConfig(norm="lp", norm_p="1"))
     z = torch.randn(50, 3) + 2
     (mu_b, s_b), (mu_pop, s_pop) = moments(mod, z)
-    assert torch.equal(mu_b, torch.zeros(3)) and torch.allclose(s_b, z.abs().mean(0), atol=1e-4)
-    assert torch.allclose(s_pop, torch.ones(3), atol=1e-4)  # running_var starts at 1
+    assert torch.allclose(mu_b, z.mean(0)) and torch.allclose(s_b, z.abs().mean(0), atol=1e-4)
+    assert torch.equal(mu_pop, torch.zeros(3)) and torch.allclose(s_pop, torch.ones(3), atol=1e-4)  # (0, 1) at start
 
 
 def test_group_refusals_are_one_line():

@@ -61,8 +61,8 @@ class ModelConfig:
                                        rule=Rule(lambda v: v is None or between(0, 1)(v), "must be in [0, 1] or null"))
     norm_groups: int = opt(32, "norm=group: groups per block (Wu & He's 32), capped at the block's channels; must "
                                "divide every block's width", rule=ge(1))
-    norm_p: str = opt("2", "norm=lp: the p of Santurkar et al.'s ℓp normalisation (divide by the mean ℓp norm over "
-                           "the batch)", choices=("1", "2", "inf"))
+    norm_p: str = opt("2", "norm=lp: the p of Santurkar et al.'s ℓp normalisation (subtract the batch mean, divide "
+                           "by the average ℓp norm over the batch)", choices=("1", "2", "inf"))
     renorm_r_max: float = opt(3.0, "norm=batch_renorm: r_max once warmed up (Ioffe 2017: 3)", rule=ge(1))
     renorm_d_max: float = opt(5.0, "norm=batch_renorm: d_max once warmed up (Ioffe 2017: 5)", rule=ge(0))
     renorm_start: int = opt(1_000, "norm=batch_renorm: steps of plain BN (r_max = 1, d_max = 0) before the "
