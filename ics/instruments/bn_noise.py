@@ -7,8 +7,8 @@ From the training forward pass itself (forward pre-hooks on the BN layers; no ex
 
 with μ_B, σ_B the mini-batch's statistics (σ² biased, + ε: what BN divides by) and μ_pop, σ_pop the
 running statistics before this step's update (σ_pop = √(running_var + ε)). For the other
-normalisers with batch statistics: Batch Renorm as BN; ℓp (which subtracts nothing and divides by
-the mean ℓp norm s) r = s_B/s_pop and d = 0 (ics.models.norms.moments). r = 1, d = 0 would be a
+normalisers with batch statistics: Batch Renorm as BN; ℓp (which divides by the average ℓp norm s
+instead of σ) r = s_B/s_pop and d = (μ_B − μ_pop)/s_pop (ics.models.norms.moments). r = 1, d = 0 would be a
 batch that looks exactly like the population; their spread is the distribution shift BN itself
 injects every step. Logged: r_mean, r_std, d_mean, d_std (over units), d_abs (mean |d|);
 summary.json adds their spread over steps. TensorBoard: bn_noise/<layer>/<metric>.
