@@ -23,7 +23,7 @@ MAX_PANELS = 12
 FIGURES = ("accuracy", "percentiles", "density", "drift", "lr_tolerance", "grad_ics", "landscape", "bn_inference",
            "bn_noise", "weights", "normalizers")
 NORM_COLOURS = {"batch": "Blues", "none": "Oranges"}  # colour families; other norms take the rest
-OTHER_COLOURS = ("Greens", "Purples", "Reds", "Greys", "YlOrBr", "PuRd", "BuGn")
+OTHER_COLOURS = ("Greens", "Purples", "Reds", "Greys", "PuRd", "BuGn", "YlOrBr")
 Getter = Callable[[Job], Optional[Tuple[np.ndarray, np.ndarray]]]
 
 
@@ -45,7 +45,9 @@ def group_colours(groups: Sequence[Group]) -> List[Any]:
     spare = iter(OTHER_COLOURS)
     out: List[Any] = [None] * len(groups)
     for norm in dict.fromkeys(keys):
-        cmap = colormaps[families.setdefault(norm, next(spare, "Greys"))]
+        if norm not in families:  # (not setdefault: that would use up a spare family for batch and none too)
+            families[norm] = next(spare, "Greys")
+        cmap = colormaps[families[norm]]
         members = [i for i, n in enumerate(keys) if n == norm]
         for k, i in enumerate(members):
             out[i] = cmap(0.9 - 0.55 * k / max(len(members) - 1, 1))  # darkest first, never near-white

@@ -346,7 +346,8 @@ def normalizer_table(groups: Sequence[Group], targets: Sequence[str]) -> TextTab
     cols = [c for c in cols if any(r[c].mean is not None for r in rows.values())]  # measured by some group
     spec = {"final test acc": ".4f", "drift raw": ".3f", "drift shape": ".3f", "grad-ICS cos": ".3f",
             "ema acc": ".4f", "precise acc": ".4f"}
-    cells = [[label] + [r[c].fmt(spec.get(c, ".0f" if c.startswith("steps") else ".3g"), show_n=False) for c in cols]
+    steps = {g.label: {f"steps→{t}": _steps_cell(g, t) for t in targets} for g in groups}  # as the groups table
+    cells = [[label] + [steps[label].get(c) or r[c].fmt(spec.get(c, ".3g"), show_n=False) for c in cols]
              for label, r in rows.items()]
     return TextTable(f"Normalisers side by side (last hidden layer {layer or '-'}): mean ± 95% CI over seeds",
                      ["group"] + cols, cells,
@@ -354,7 +355,8 @@ def normalizer_table(groups: Sequence[Group], targets: Sequence[str]) -> TextTab
                      f"grad-ICS cos: cos(G, G′) of {layer or '-'}, mean over the run; si β: effective β-smoothness "
                      "at the normaliser's scale-invariant point (none without one), β: along the actual step, both "
                      f"means over the run; eff LR: η/‖w‖² of {layer or '-'}'s scale-invariant weights at the end "
-                     "(- where the normaliser makes none: norm=none); steps→t over the seeds that reached t; "
+                     "(- where the normaliser makes none: norm=none; LayerNorm's is η/‖W‖² of the whole layer); steps→t as in "
+                     "the seed-group table; "
                      "ema / precise acc: bn_stats' final test accuracy with running / population statistics")
 
 
