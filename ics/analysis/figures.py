@@ -460,7 +460,7 @@ def fig_normalizers(groups: Sequence[Group], targets: Sequence[str]):
             ax.set_ylim(max(0.0, lo - 0.02), min(1.0, np.nanmax(mean + err) + 0.01))
         ax.set_title(name + (f" ({layer})" if name in ("grad-ICS cos", "eff LR") else "")
                      + (f" ({point})" if name.startswith("drift") else ""), fontsize=9)
-        ax.set_xticks(x, [g.label.replace("model.", "") for g in groups], rotation=60, ha="right", fontsize=7)
+        ax.set_xticks(x, [g.label.replace("model.", "").replace("trainer.", "") for g in groups], rotation=60, ha="right", fontsize=7)
         ax.grid(alpha=0.3, axis="y")
     fig.suptitle("Normalisers side by side: mean ± 95% CI over seeds (a missing bar: not measured / not defined)")
     return fig, None

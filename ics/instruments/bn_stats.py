@@ -10,7 +10,10 @@ At every evaluation (trainer.eval_every, and the last step) the test split is al
             (the same batches every time).
             PyTorch averages the unbiased batch variances, i.e. Var = m/(m−1)·E[σ²_B] as in Alg. 2
   batch{b}  pure batch statistics: the test set (a fixed subset of bn_stats.test_subset examples in
-            a fixed random order) in batches of b, each normalised by its own statistics
+            a fixed random order) in batches of b, each normalised by its own statistics — the
+            normaliser's training-mode forward without updating anything; for Batch Renorm that is
+            the batch's statistics corrected by r, d towards the running ones (what it computes in
+            training), for ℓp the batch's μ and ℓp average
 
 and per BN layer |μ_EMA − μ_pop| / σ_pop and |log σ²_EMA / σ²_pop| (means over units), where pop
 is the precise estimate. TensorBoard: test_bn/<kind>/acc|loss and test_bn/<layer>/mean_gap|log_var_gap.
