@@ -360,3 +360,13 @@ def test_resume_is_bit_identical(mnist_root, norm):
     if norm == "batch_renorm":
         assert int(a["blocks.h1.norm.num_batches_tracked"]) == 30
     assert whole.history == resumed.history
+
+
+def test_batch_of_one_is_refused_for_every_batch_statistics_norm():
+    from ics.config import validate
+
+    for norm in ("batch", "batch_renorm", "lp"):
+        with pytest.raises(ConfigError, match=f"trainer.batch_size=1 is invalid: must be >= 2 with model.norm={norm}"):
+            validate(Config(model=MLPConfig(norm=norm), trainer=TrainerConfig(batch_size=1)))
+    for norm in ("layer", "weight", "none"):  # nothing over the batch: one example is a batch
+        validate(Config(model=MLPConfig(norm=norm), trainer=TrainerConfig(batch_size=1)))

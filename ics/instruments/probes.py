@@ -194,7 +194,10 @@ class LayerInputProbes(Instrument):
             writer = self.ctx.writer
             if writer is not None:
                 for name, h in hist.items():
-                    writer.add_histogram(names.hist_tag(name), h.flatten(), step)
+                    h = h.flatten()
+                    h = h[torch.isfinite(h)]  # a diverged run's NaN/inf values have no histogram
+                    if h.numel():
+                        writer.add_histogram(names.hist_tag(name), h, step)
         if self.ctx.writer is not None and (step % self.fig_every == 0 or step == self.ctx.steps):
             self._draw_fig1(step)
 
