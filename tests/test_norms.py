@@ -3,7 +3,6 @@ evaluation mode, what the instruments read from them, refusals, and a bit-identi
 from __future__ import annotations
 
 import copy
-import dataclasses
 import io
 
 import pytest

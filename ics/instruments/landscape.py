@@ -27,7 +27,7 @@ TensorBoard: landscape/<metric>. The Lanczos start vector comes from the instrum
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, Tuple
 
 import numpy as np
 import torch
