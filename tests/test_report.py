@@ -206,6 +206,7 @@ def test_normalizer_table_and_figure(tmp_path):
     rep = make_report(tmp_path / "sweep")
     table = next(t for t in rep["tables"] if t.title.startswith("Normalisers side by side"))
     assert "last hidden layer h2" in table.title
+    assert "acc @ 10" in table.headers  # 60 steps: the first evaluation at or after step 7.5 (the early ones: 10, 13, ...)
     rows = {r[0]: dict(zip(table.headers, r)) for r in table.cells}
     assert set(rows) == {"model.norm=none", "model.norm=batch", "model.norm=layer", "model.norm=lp"}
     for label, row in rows.items():

@@ -455,10 +455,11 @@ def fig_normalizers(groups: Sequence[Group], targets: Sequence[str]):
         ax.bar(x, np.nan_to_num(mean), yerr=err, color=colours, capsize=3)
         if name in log and np.nanmin(np.where(mean > 0, mean, np.nan), initial=np.inf) < np.inf:
             ax.set_yscale("log")
-        if name == "final test acc" and np.isfinite(mean).any():
+        if name in ("final test acc", "early acc") and np.isfinite(mean).any():
             lo = np.nanmin(mean - err)
             ax.set_ylim(max(0.0, lo - 0.02), min(1.0, np.nanmax(mean + err) + 0.01))
-        ax.set_title(name + (f" ({layer})" if name in ("grad-ICS cos", "eff LR") else "")
+        ax.set_title(name + (" (an eighth into the run)" if name == "early acc" else "")
+                     + (f" ({layer})" if name in ("grad-ICS cos", "eff LR") else "")
                      + (f" ({point})" if name.startswith("drift") else ""), fontsize=9)
         ax.set_xticks(x, [g.label.replace("model.", "").replace("trainer.", "") for g in groups], rotation=60, ha="right", fontsize=7)
         ax.grid(alpha=0.3, axis="y")

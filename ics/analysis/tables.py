@@ -321,11 +321,21 @@ def last_hidden(groups: Sequence[Group]) -> Tuple[Optional[str], Optional[str]]:
     return point, point.split(".")[0]
 
 
+def early_acc(j: Job) -> Tuple[Optional[int], Optional[float]]:
+    """(step, test score) at the first evaluation at or after an eighth of the run: how far each
+    normaliser has got early in training (the accuracy figure has the whole curve)."""
+    m, steps = j.metrics, j.config.get("trainer.steps")
+    if m is None or not isinstance(steps, (int, float)) or not len(m.eval_step):
+        return None, None
+    at = [i for i, s in enumerate(m.eval_step) if s >= steps / 8]
+    return (int(m.eval_step[at[0]]), float(m.test_acc[at[0]])) if at else (None, None)
+
+
 def norm_measures(g: Group, targets: Sequence[str], point: Optional[str], layer: Optional[str]) -> Dict[str, Estimate]:
     """The per-normaliser numbers of one seed group (mean ± CI over seeds): what normalizer_table
     shows and fig_normalizers draws."""
     jobs = [j for j in g.jobs if j.status != Status.DIVERGED]
-    out = {"final test acc": g.estimate("final_test_acc")}
+    out = {"final test acc": g.estimate("final_test_acc"), "early acc": mean_ci([early_acc(j)[1] for j in g.jobs])}
     for t in targets:
         out[f"steps→{t}"] = mean_ci([j.summary.steps_to_target.get(t) for j in g.jobs])
     for m, name in (("w1_raw", "drift raw"), ("w1_shape", "drift shape")):
@@ -344,13 +354,16 @@ def normalizer_table(groups: Sequence[Group], targets: Sequence[str]) -> TextTab
     rows = {g.label: norm_measures(g, targets, point, layer) for g in groups}
     cols = list(next(iter(rows.values())))
     cols = [c for c in cols if any(r[c].mean is not None for r in rows.values())]  # measured by some group
-    spec = {"final test acc": ".4f", "drift raw": ".3f", "drift shape": ".3f", "grad-ICS cos": ".3f",
+    spec = {"final test acc": ".4f", "early acc": ".3f", "drift raw": ".3f", "drift shape": ".3f", "grad-ICS cos": ".3f",
             "ema acc": ".4f", "precise acc": ".4f"}
     steps = {g.label: {f"steps→{t}": _steps_cell(g, t) for t in targets} for g in groups}  # as the groups table
     cells = [[label] + [steps[label].get(c) or r[c].fmt(spec.get(c, ".3g"), show_n=False) for c in cols]
              for label, r in rows.items()]
+    early = sorted({e for g in groups for j in g.jobs if (e := early_acc(j)[0]) is not None})
+    headers = [f"acc @ {'/'.join(map(str, early))}" if c == "early acc" and early else c for c in cols]
     return TextTable(f"Normalisers side by side (last hidden layer {layer or '-'}): mean ± 95% CI over seeds",
-                     ["group"] + cols, cells,
+                     ["group"] + headers, cells,
+                     "acc @ s: test score at the first evaluation at or after an eighth of the run (step s); "
                      f"drift: W1 of {point or '-'} from step 0, raw units and shape (diverged runs left out); "
                      f"grad-ICS cos: cos(G, G′) of {layer or '-'}, mean over the run; si β: effective β-smoothness "
                      "at the normaliser's scale-invariant point (none without one), β: along the actual step, both "
