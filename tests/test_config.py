@@ -218,7 +218,7 @@ def test_batch_larger_than_training_set(mnist_root):
 
 @pytest.mark.parametrize("section,key,value", [
     ("model", "activation", "swish"),
-    ("model", "norm", "layer"),
+    ("model", "norm", "instance"),
     ("model", "init", "orthogonal"),
     ("model", "name", "resnet"),
     ("optim", "name", "rmsprop"),

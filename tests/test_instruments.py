@@ -68,14 +68,23 @@ def assert_identical(a, b):
     assert torch.equal(ra, rb), "an instrument used the global RNG"
 
 
-@pytest.mark.parametrize("model", ["mlp_bn", "mlp_plain", "mlp_noisy", "mlp_dropout", "cnn_bn"])
+# the normalisers beyond BN (ics/models/norms), each with noisy-BN injection after it where it has batch stats
+NORMS = {"mlp_renorm": "batch_renorm", "mlp_lp": "lp", "mlp_layer": "layer", "mlp_weight": "weight",
+         "cnn_group": "group", "cnn_layer": "layer"}
+WITHOUT_BATCH_STATS = {"mlp_plain", "mlp_layer", "mlp_weight", "cnn_group", "cnn_layer"}  # no bn_stats, bn_noise
+
+
+@pytest.mark.parametrize("model", ["mlp_bn", "mlp_plain", "mlp_noisy", "mlp_dropout", "cnn_bn", *NORMS])
 def test_instruments_never_change_training(mnist_root, cifar_folder, tmp_path, model):
-    if model == "cnn_bn":
-        base = Config(model=CNNConfig(channels=[4, 8], widths=[16]), data=ImageFolderConfig(image_folder=str(cifar_folder)))
+    norm = NORMS.get(model, "batch")
+    if model.startswith("cnn"):
+        base = Config(model=CNNConfig(channels=[4, 8], widths=[16], norm=norm, norm_groups=2),
+                      data=ImageFolderConfig(image_folder=str(cifar_folder)))
     else:
-        base = Config(model=MLPConfig(widths=[32, 16], norm="none" if model == "mlp_plain" else "batch",
-                                      noise="santurkar" if model == "mlp_noisy" else "none",
-                                      dropout=0.3 if model == "mlp_dropout" else 0.0),
+        base = Config(model=MLPConfig(widths=[32, 16], norm="none" if model == "mlp_plain" else norm,
+                                      noise="santurkar" if model in ("mlp_noisy", "mlp_lp") else "none",
+                                      dropout=0.3 if model == "mlp_dropout" else 0.0,
+                                      renorm_start=5, renorm_ramp=5),  # Batch Renorm opens within the 30 steps
                       data=MNISTConfig(root=str(mnist_root)))
     base = dataclasses.replace(base, optim=MomentumConfig(lr=0.05),  # an optimiser with state
                                trainer=TrainerConfig(steps=STEPS, batch_size=20, eval_every=10, log_every=5,
@@ -84,8 +93,10 @@ def test_instruments_never_change_training(mnist_root, cifar_folder, tmp_path, m
     data = load_data(base.data)
     on, off = switched(base, True, data), switched(base, False, data)
     expected = {k for k in INSTRUMENTS if applicable(base, k, data)}
-    if model != "mlp_plain":
-        assert expected == set(INSTRUMENTS)  # with BN every instrument applies
+    if model not in WITHOUT_BATCH_STATS:
+        assert expected == set(INSTRUMENTS)  # with batch statistics every instrument applies
+    else:
+        assert expected == set(INSTRUMENTS) - {"bn_stats", "bn_noise"}
     with_on = run(on, data, tmp_path / "on")
     with_off = run(off, data, tmp_path / "off")
     assert {i.key for i in with_on[4].instruments} == expected and not with_off[4].instruments

@@ -827,3 +827,18 @@ def test_trainer_writes_probes_npz_and_tensorboard(mnist_root, tmp_path):
     margins = [ch for c in layout.category for ch in c.chart if ch.HasField("margin")]
     assert any(s.value == "probe/h1.pre_act/p50" and s.lower == "probe/h1.pre_act/p15"
                and s.upper == "probe/h1.pre_act/p85" for ch in margins for s in ch.margin.series)
+
+
+def test_a_run_whose_activations_become_nan_ends_diverged_with_its_histograms(tmp_path):
+    """A diverging run's last probe snapshot holds NaN/inf: its histograms take the finite values (or
+    none), and the run is recorded as diverged instead of crashing in TensorBoard's histogram."""
+    from ics.config import DLNConfig, GaussianRegressionConfig
+
+    cfg = Config(model=DLNConfig(), data=GaussianRegressionConfig(), optim=SGDConfig(lr=100.0),
+                 trainer=TrainerConfig(steps=30, batch_size=1000, eval_every=10, log_every=10, threads=1,
+                                       progress=False, checkpoint_every=0),
+                 probe=ProbeConfig(size=100, every=10, histogram_every=10))
+    summary = Trainer(cfg, tmp_path / "run").fit()
+    assert str(summary.status) == "diverged"
+    series = load_series(tmp_path / "run", "probe")
+    assert series is not None and not all(np.isfinite(v).all() for v in series.tags.values())  # NaN reached the probes

@@ -90,9 +90,10 @@ def test_artifacts_written(sweep, report):
     assert set(report["figures"]) == {"accuracy", "lr_tolerance"} | PROBE_FIGURES | SUMMARY_FIGURES
     # every other figure belongs to an instrument these runs did not switch on, and says so
     assert set(report["skipped"]) == set(FIGURES) - set(report["figures"])
-    assert all("=on" in reason for name, reason in report["skipped"].items() if name != "init_tolerance"), \
-        report["skipped"]
+    assert all("=on" in reason for name, reason in report["skipped"].items()
+               if name not in ("init_tolerance", "normalizers")), report["skipped"]
     assert report["skipped"]["init_tolerance"] == "no group of runs was trained at two or more init scales"
+    assert "model.norm" in report["skipped"]["normalizers"]  # the per-normaliser figure: only for a norm study
     for png in report["figures"].values():
         assert_png(png)
     assert list(out.glob("groups/*/events.out.tfevents.*")), "no TensorBoard group run in the report dir"
@@ -299,3 +300,30 @@ def test_a_blown_up_panel_is_clipped_not_allowed_to_flatten_the_others():
     sigmoid = [SimpleNamespace(config={"model.activation": "sigmoid"})] * 5
     limits, clipped = percentile_limits(sigmoid, calm + [[np.linspace(-8000, 5, 200)]])
     assert limits == (-1.5 * 4.36, 1.5 * 4.36) and clipped == [4]
+def test_normalizer_table_and_figure(tmp_path):
+    """A sweep over normalisers beyond none/batch gets the per-normaliser table (accuracy, drift,
+    grad-ICS cos, scale-invariant β, effective LR, each mean ± CI over seeds) and figure; the
+    effective LR is '-' where the normaliser makes no weight scale-invariant (norm=none)."""
+    import dataclasses
+
+    from ics.config import GradICSConfig, LandscapeConfig, WeightsConfig
+
+    data = tiny_data()
+    for num, (norm, seed) in enumerate([(n, s) for n in ("none", "batch", "layer", "lp") for s in (0, 1)]):
+        c = dataclasses.replace(cfg(norm, GOOD_LR), grad_ics=GradICSConfig(enabled=True, every=20),
+                                landscape=LandscapeConfig(enabled=True, every=20, scale_invariant=True),
+                                weights=WeightsConfig(enabled=True, every=20))
+        c = dataclasses.replace(c, trainer=dataclasses.replace(c.trainer, seed=seed))
+        overrides = [f"model.norm={norm}", f"trainer.seed={seed}"]
+        Trainer(c, tmp_path / "sweep" / f"{num}_{','.join(overrides)}", data=data, overrides=overrides).fit()
+    rep = make_report(tmp_path / "sweep")
+    table = next(t for t in rep["tables"] if t.title.startswith("Normalisers side by side"))
+    assert "last hidden layer h2" in table.title
+    assert "acc @ 10" in table.headers  # 60 steps: the first evaluation at or after step 7.5 (the early ones: 10, 13, ...)
+    rows = {r[0]: dict(zip(table.headers, r)) for r in table.cells}
+    assert set(rows) == {"model.norm=none", "model.norm=batch", "model.norm=layer", "model.norm=lp"}
+    for label, row in rows.items():
+        assert "±" in row["final test acc"] and "±" in row["grad-ICS cos"] and "±" in row["drift raw"], row
+        assert (row["eff LR"] == "-") == (label == "model.norm=none"), row
+        assert (row["si β"] == "-") == (label == "model.norm=none"), row
+    assert_png(rep["figures"]["normalizers"])

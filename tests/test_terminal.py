@@ -430,7 +430,10 @@ def one_line(p) -> str:
     (["hydra.run.dir=/proc/none/run"], "hydra.run.dir=/proc/none/run cannot be created"),
     (["data.val_size=600"], "data.val_size=600 is invalid: must be < the training split size (600"),
     (["grad_ics=maybe"], "grad_ics=maybe is not an option; allowed: off, on"),
-    (["model.norm=none", "bn_stats=on"], "bn_stats.enabled=true is invalid: the model has no BN layer"),
+    (["model.norm=none", "bn_stats=on"], "bn_stats.enabled=true is invalid with model.norm=none: it needs a normaliser with batch statistics"),
+    (["model.norm=layer", "bn_noise=on"], "bn_noise.enabled=true is invalid with model.norm=layer: it needs a normaliser with batch"),
+    (["model.norm=group"], "model.norm_groups=32 is invalid for a block of 100 units"),
+    (["model.norm=lp", "model.norm_p=3"], "model.norm_p='3' is invalid: allowed: 1, 2, inf"),
 ])
 def test_more_bad_inputs(tiny_env, tmp_path, args, needle):
     probe = [] if any(a.startswith("probe.size") for a in args) else ["probe.size=100"]  # the tiny test split: 200

@@ -23,9 +23,9 @@ from ics.record import Status, names
 
 MAX_PANELS = 12
 FIGURES = ("accuracy", "percentiles", "density", "drift_layers", "drift", "lr_tolerance", "init_tolerance", "grad_ics",
-           "landscape", "gradients", "bn_inference", "bn_noise", "weights")
+           "landscape", "gradients", "bn_inference", "bn_noise", "weights", "normalizers")
 NORM_COLOURS = {"batch": "Blues", "none": "Oranges"}  # colour families; other norms take the rest
-OTHER_COLOURS = ("Greens", "Purples", "Reds", "Greys")
+OTHER_COLOURS = ("Greens", "Purples", "Reds", "Greys", "PuRd", "BuGn", "YlOrBr")
 Getter = Callable[[Job], Optional[Tuple[np.ndarray, np.ndarray]]]
 
 
@@ -47,7 +47,9 @@ def group_colours(groups: Sequence[Group]) -> List[Any]:
     spare = iter(OTHER_COLOURS)
     out: List[Any] = [None] * len(groups)
     for norm in dict.fromkeys(keys):
-        cmap = colormaps[families.setdefault(norm, next(spare, "Greys"))]
+        if norm not in families:  # (not setdefault: that would use up a spare family for batch and none too)
+            families[norm] = next(spare, "Greys")
+        cmap = colormaps[families[norm]]
         members = [i for i, n in enumerate(keys) if n == norm]
         for k, i in enumerate(members):
             out[i] = cmap(0.9 - 0.55 * k / max(len(members) - 1, 1))  # darkest first, never near-white
@@ -677,9 +679,46 @@ def fig_weights(groups: Sequence[Group]):
     return _panels(groups, "weights", panels, "Weight-row norms and the effective learning rate (BN paper §3.3)"), None
 
 
+def fig_normalizers(groups: Sequence[Group], targets: Sequence[str]):
+    """One bar per seed group (mean, 95% CI whiskers) for each of the per-normaliser table's numbers."""
+    from ics.analysis.tables import is_norm_study, last_hidden, norm_measures
+
+    if not is_norm_study(groups):
+        return None, "the groups do not compare normalisers beyond none/batch (model.norm)"
+    point, layer = last_hidden(groups)
+    rows = [norm_measures(g, targets, point, layer) for g in groups]
+    names_ = [c for c in rows[0] if c != "β" and any(r[c].mean is not None for r in rows)]
+    log = {"eff LR"}
+    ncols = min(4, len(names_))
+    fig, axes = _figure(math.ceil(len(names_) / ncols), ncols, w=3.6, h=2.9, sharex=False)
+    flat = axes.ravel()
+    for ax in flat[len(names_):]:
+        ax.set_visible(False)
+    colours = group_colours(groups)
+    x = np.arange(len(groups))
+    for ax, name in zip(flat, names_):
+        est = [r[name] for r in rows]
+        mean = np.array([np.nan if e.mean is None else e.mean for e in est])
+        err = np.array([0.0 if e.half is None else e.half for e in est])
+        ax.bar(x, np.nan_to_num(mean), yerr=err, color=colours, capsize=3)
+        if name in log and np.nanmin(np.where(mean > 0, mean, np.nan), initial=np.inf) < np.inf:
+            ax.set_yscale("log")
+        if name in ("final test acc", "early acc") and np.isfinite(mean).any():
+            lo = np.nanmin(mean - err)
+            ax.set_ylim(max(0.0, lo - 0.02), min(1.0, np.nanmax(mean + err) + 0.01))
+        ax.set_title(name + (" (an eighth into the run)" if name == "early acc" else "")
+                     + (f" ({layer})" if name in ("grad-ICS cos", "eff LR") else "")
+                     + (f" ({point})" if name.startswith("drift") else ""), fontsize=9)
+        ax.set_xticks(x, [g.label.replace("model.", "").replace("trainer.", "") for g in groups], rotation=60, ha="right", fontsize=7)
+        ax.grid(alpha=0.3, axis="y")
+    fig.suptitle("Normalisers side by side: mean ± 95% CI over seeds (a missing bar: not measured / not defined)")
+    return fig, None
+
+
 def make_figures(groups: Sequence[Group], tol: Sequence[GroupTolerance], score: str,
                  every: Optional[Sequence[Group]] = None,
-                 itol: Sequence[InitTolerance] = ()) -> Dict[str, Tuple[Any, Optional[str]]]:
+                 itol: Sequence[InitTolerance] = (),
+                 targets: Sequence[str] = ()) -> Dict[str, Tuple[Any, Optional[str]]]:
     """name -> (Figure or None, the reason it was skipped). A figure that cannot be drawn from the
     files read (a job's npz that is not what its instrument writes) is skipped with the reason; the
     other figures and the report go on. every: all the groups, for the percentile panels (norm × LR);
@@ -691,7 +730,8 @@ def make_figures(groups: Sequence[Group], tol: Sequence[GroupTolerance], score: 
               "init_tolerance": lambda: fig_init_tolerance(itol), "grad_ics": lambda: fig_grad_ics(groups),
               "landscape": lambda: fig_landscape(groups), "gradients": lambda: fig_gradients(groups),
               "bn_inference": lambda: fig_bn_inference(groups),
-              "bn_noise": lambda: fig_bn_noise(groups), "weights": lambda: fig_weights(groups)}
+              "bn_noise": lambda: fig_bn_noise(groups), "weights": lambda: fig_weights(groups),
+              "normalizers": lambda: fig_normalizers(groups, targets)}
     out: Dict[str, Tuple[Any, Optional[str]]] = {}
     for name, make in makers.items():
         try:

@@ -11,7 +11,7 @@ from ics.analysis.stats import Comparison, Estimate, mean_ci, welch
 from ics.record import Status
 
 # contrasts the report tests between groups that differ in exactly one of these keys
-CONTRAST_KEYS = ("model.norm", "model.noise", "data.binarize", "model.activation", "trainer.batch_size",
+CONTRAST_KEYS = ("model.norm", "model.norm_p", "model.noise", "data.binarize", "model.activation", "trainer.batch_size",
                  "model.bn_momentum", "optim.name")
 
 

@@ -38,9 +38,9 @@ from ics.analysis.headline import headline
 from ics.analysis.html import write_html
 from ics.analysis.load import Job, common_overrides, load_jobs, planned_jobs, planned_jobs_problem
 from ics.analysis.tables import (TextTable, contrast_table, drift_table, effective_lr_table, group_rows, groups_table,
-                                 init_scale_table, init_tolerance_table, instrument_tables, lr_table, markdown_table,
-                                 print_tables, run_rows, runs_table,
-                                 score_name, targets_of, tolerance_table, write_csv)
+                                 init_scale_table, init_tolerance_table, instrument_tables, is_norm_study, lr_table,
+                                 markdown_table, normalizer_table, print_tables, run_rows, runs_table, score_name,
+                                 targets_of, tolerance_table, write_csv)
 from ics.analysis.init_tolerance import has_init_grid, init_tolerance
 from ics.analysis.tolerance import GroupTolerance, has_lr_grid, lr_tolerance
 from ics.config import ConfigError
@@ -337,6 +337,8 @@ def make_report(path, out: Optional[Path] = None, console=None) -> dict:
                     tables.append(contrast_table(against, score,
                                                  f"Each group against the baseline {ref.label} (report.baseline; "
                                                  f"Welch's t-test on {field.replace('_', ' ')})"))
+    if is_norm_study(groups):
+        tables.append(normalizer_table(groups, targets))
     if any(j.summary is not None and j.summary.drift for j in jobs):
         tables.append(drift_table(groups))
     try:
@@ -361,7 +363,7 @@ def make_report(path, out: Optional[Path] = None, console=None) -> dict:
     folder = ReportFolder(out)
     written, skipped = {}, {}
     for name, (fig, reason) in make_figures(curve_groups(groups, tol), tol, "R²" if score == "R²" else "accuracy",
-                                            groups, itol).items():
+                                            groups, itol, targets).items():
         if fig is None:
             skipped[name] = reason
             continue

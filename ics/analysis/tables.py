@@ -324,6 +324,78 @@ def instrument_tables(groups: Sequence[Group]) -> List[TextTable]:
     return out
 
 
+# ----------------------------------------------------------------------------------------------
+# normalisers side by side (experiments/normalizers*.yaml, small_batch.yaml)
+
+
+def is_norm_study(groups: Sequence[Group]) -> bool:
+    """Groups that compare normalisers beyond none/batch (model.norm: layer, lp, ...)."""
+    norms = {g.norm for g in groups}
+    return len(groups) > 1 and bool(norms - {"none", "batch", "?"})
+
+
+def last_hidden(groups: Sequence[Group]) -> Tuple[Optional[str], Optional[str]]:
+    """(probe point, layer) of the last hidden layer: the last `*.pre_act` any job's drift has, and
+    its block name (h3, c3 ...), the layer whose input Fig. 1 watches."""
+    points = [p for g in groups for p in _points(g) if p.endswith(".pre_act")]
+    if not points:
+        return None, None
+    point = max(dict.fromkeys(points), key=lambda p: (p[0] == "h", int("".join(c for c in p.split(".")[0] if c.isdigit()) or 0)))
+    return point, point.split(".")[0]
+
+
+def early_acc(j: Job) -> Tuple[Optional[int], Optional[float]]:
+    """(step, test score) at the first evaluation at or after an eighth of the run: how far each
+    normaliser has got early in training (the accuracy figure has the whole curve)."""
+    m, steps = j.metrics, j.config.get("trainer.steps")
+    if m is None or not isinstance(steps, (int, float)) or not len(m.eval_step):
+        return None, None
+    at = [i for i, s in enumerate(m.eval_step) if s >= steps / 8]
+    return (int(m.eval_step[at[0]]), float(m.test_acc[at[0]])) if at else (None, None)
+
+
+def norm_measures(g: Group, targets: Sequence[str], point: Optional[str], layer: Optional[str]) -> Dict[str, Estimate]:
+    """The per-normaliser numbers of one seed group (mean ± CI over seeds): what normalizer_table
+    shows and fig_normalizers draws."""
+    jobs = [j for j in g.jobs if j.status != Status.DIVERGED]
+    out = {"final test acc": g.estimate("final_test_acc"), "early acc": mean_ci([early_acc(j)[1] for j in g.jobs])}
+    for t in targets:
+        out[f"steps→{t}"] = mean_ci([j.summary.steps_to_target.get(t) for j in g.jobs])
+    for m, name in (("w1_raw", "drift raw"), ("w1_shape", "drift shape")):
+        out[name] = mean_ci([j.summary.drift.get(point, {}).get(m) for j in jobs]) if point else mean_ci([])
+    out["grad-ICS cos"] = _run_mean(g, "grad_ics", f"grad_ics/{layer}/cos")
+    out["si β"] = _run_mean(g, "landscape", "landscape/si/beta")
+    out["β"] = _run_mean(g, "landscape", "landscape/beta")
+    out["eff LR"] = _last_mean(g, "weights", f"weights/{layer}/eff_lr_median")
+    out["ema acc"] = _last_mean(g, "bn_stats", "test_bn/ema/acc")
+    out["precise acc"] = _last_mean(g, "bn_stats", "test_bn/precise/acc")
+    return out
+
+
+def normalizer_table(groups: Sequence[Group], targets: Sequence[str]) -> TextTable:
+    point, layer = last_hidden(groups)
+    rows = {g.label: norm_measures(g, targets, point, layer) for g in groups}
+    cols = list(next(iter(rows.values())))
+    cols = [c for c in cols if any(r[c].mean is not None for r in rows.values())]  # measured by some group
+    spec = {"final test acc": ".4f", "early acc": ".3f", "drift raw": ".3f", "drift shape": ".3f", "grad-ICS cos": ".3f",
+            "ema acc": ".4f", "precise acc": ".4f"}
+    steps = {g.label: {f"steps→{t}": _steps_cell(g, t) for t in targets} for g in groups}  # as the groups table
+    cells = [[label] + [steps[label].get(c) or r[c].fmt(spec.get(c, ".3g"), show_n=False) for c in cols]
+             for label, r in rows.items()]
+    early = sorted({e for g in groups for j in g.jobs if (e := early_acc(j)[0]) is not None})
+    headers = [f"acc @ {'/'.join(map(str, early))}" if c == "early acc" and early else c for c in cols]
+    return TextTable(f"Normalisers side by side (last hidden layer {layer or '-'}): mean ± 95% CI over seeds",
+                     ["group"] + headers, cells,
+                     "acc @ s: test score at the first evaluation at or after an eighth of the run (step s); "
+                     f"drift: W1 of {point or '-'} from step 0, raw units and shape (diverged runs left out); "
+                     f"grad-ICS cos: cos(G, G′) of {layer or '-'}, mean over the run; si β: effective β-smoothness "
+                     "at the normaliser's scale-invariant point (none without one), β: along the actual step, both "
+                     f"means over the run; eff LR: η/‖w‖² of {layer or '-'}'s scale-invariant weights at the end "
+                     "(- where the normaliser makes none: norm=none; LayerNorm's is η/‖W‖² of the whole layer); steps→t as in "
+                     "the seed-group table; "
+                     "ema / precise acc: bn_stats' final test accuracy with running / population statistics")
+
+
 def _nth(s, tag: str, i: int) -> Optional[float]:
     if s is None or tag not in s.tags or len(s.tags[tag]) <= i:
         return None

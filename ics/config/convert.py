@@ -89,14 +89,21 @@ def _reject_unknown(d: Dict[str, Any], cls, prefix: str) -> None:
             raise ConfigError(f"{prefix}{key} is not a config key; {where}: {', '.join(known)}")
 
 
+BATCH_STATISTICS = ("batch", "batch_renorm", "lp")  # the normalisers that normalise by the training batch
+
+
+def _two_per_batch(norm: str) -> str:
+    why = "BN needs" if norm == "batch" else "its batch statistics need"
+    return f"must be >= 2 with model.norm={norm} ({why} 2+ examples per batch)"
+
+
 def validate(cfg: Config) -> None:
     """Every per-key rule (ics.config.fields) plus the checks that involve several keys."""
     from ics.config.schema import KINDS
 
     m, o, t, d = cfg.model, cfg.optim, cfg.trainer, cfg.data
-    if m.norm == "batch" and isinstance(t.batch_size, int) and t.batch_size < 2:  # the stricter rule first
-        require(False, "trainer.batch_size", t.batch_size,
-                "must be >= 2 with model.norm=batch (BN needs 2+ examples per batch)")
+    if m.norm in BATCH_STATISTICS and isinstance(t.batch_size, int) and t.batch_size < 2:  # the stricter rule first
+        require(False, "trainer.batch_size", t.batch_size, _two_per_batch(m.norm))
     check_fields(cfg)
     for group, kinds in KINDS.items():
         node = getattr(cfg, group)
@@ -108,9 +115,8 @@ def validate(cfg: Config) -> None:
         require(not o.nesterov or o.momentum > 0, "optim.nesterov", o.nesterov, "needs optim.momentum > 0")
     if o.name == "momentum":
         require(o.momentum > 0, "optim.momentum", o.momentum, "must be > 0 for optim=momentum (optim=sgd is plain SGD)")
-    if m.norm == "batch":
-        require(t.batch_size >= 2, "trainer.batch_size", t.batch_size,
-                "must be >= 2 with model.norm=batch (BN needs 2+ examples per batch)")
+    if m.norm in BATCH_STATISTICS:
+        require(t.batch_size >= 2, "trainer.batch_size", t.batch_size, _two_per_batch(m.norm))
     require(t.device in ("auto", "cpu", "cuda") or (str(t.device).startswith("cuda:") and
                                                        str(t.device)[5:].isdigit()),
             "trainer.device", t.device, "allowed: auto, cpu, cuda, cuda:N")

@@ -6,7 +6,9 @@ From the training forward pass itself (forward pre-hooks on the BN layers; no ex
   r_j = σ_B,j / σ_pop,j         d_j = (μ_B,j − μ_pop,j) / σ_pop,j
 
 with μ_B, σ_B the mini-batch's statistics (σ² biased, + ε: what BN divides by) and μ_pop, σ_pop the
-running statistics before this step's update (σ_pop = √(running_var + ε)). r = 1, d = 0 would be a
+running statistics before this step's update (σ_pop = √(running_var + ε)). For the other
+normalisers with batch statistics: Batch Renorm as BN; ℓp (which divides by the average ℓp norm s
+instead of σ) r = s_B/s_pop and d = (μ_B − μ_pop)/s_pop (ics.models.norms.moments). r = 1, d = 0 would be a
 batch that looks exactly like the population; their spread is the distribution shift BN itself
 injects every step. Logged: r_mean, r_std, d_mean, d_std (over units), d_abs (mean |d|);
 summary.json adds their spread over steps. TensorBoard: bn_noise/<layer>/<metric>.
@@ -20,7 +22,8 @@ import torch
 
 from ics.config import ConfigError
 from ics.instruments.base import Batch, Instrument, RunContext
-from ics.instruments.bn_stats import bn_layers
+from ics.instruments.bn_stats import NOT_BATCH_STATS, bn_layers
+from ics.models.norms import moments
 from ics.registry import INSTRUMENTS
 
 METRICS = ("r_mean", "r_std", "d_mean", "d_std", "d_abs")
@@ -41,18 +44,16 @@ class BNNoise(Instrument):
     @classmethod
     def check(cls, section, cfg, model, spec) -> None:
         if not bn_layers(model):
-            raise ConfigError("bn_noise.enabled=true is invalid: the model has no BN layer; allowed with model.norm=batch")
+            raise ConfigError(f"bn_noise.enabled=true is invalid with model.norm={cfg.model.norm}: {NOT_BATCH_STATS}")
 
     def _hook(self, name: str, bn, x: torch.Tensor) -> None:
         # only the loop's own training forward: never an instrument's pass through the same modules
         if self.armed is None or not self.ctx.training_forward or not bn.training:
             return
         with torch.no_grad():
-            u = x.detach().transpose(0, 1).reshape(x.shape[1], -1)  # (units, samples)
-            mu_b, var_b = u.mean(dim=1), u.var(dim=1, unbiased=False)
-            sd_pop = torch.sqrt(bn.running_var + bn.eps)
-            r = torch.sqrt(var_b + bn.eps) / sd_pop
-            d = (mu_b - bn.running_mean) / sd_pop
+            (mu_b, sd_b), (mu_pop, sd_pop) = moments(bn, x.detach())
+            r = sd_b / sd_pop
+            d = (mu_b - mu_pop) / sd_pop
             self.captured[name] = torch.stack([r.mean(), r.std(), d.mean(), d.std(), d.abs().mean()])
 
     def wants_batch(self, step: int) -> bool:

@@ -10,7 +10,10 @@ At every evaluation (trainer.eval_every, and the last step) the test split is al
             (the same batches every time).
             PyTorch averages the unbiased batch variances, i.e. Var = m/(m−1)·E[σ²_B] as in Alg. 2
   batch{b}  pure batch statistics: the test set (a fixed subset of bn_stats.test_subset examples in
-            a fixed random order) in batches of b, each normalised by its own statistics
+            a fixed random order) in batches of b, each normalised by its own statistics — the
+            normaliser's training-mode forward without updating anything; for Batch Renorm that is
+            the batch's statistics corrected by r, d towards the running ones (what it computes in
+            training), for ℓp the batch's μ and ℓp average
 
 and per BN layer |μ_EMA − μ_pop| / σ_pop and |log σ²_EMA / σ²_pop| (means over units), where pop
 is the precise estimate. TensorBoard: test_bn/<kind>/acc|loss and test_bn/<layer>/mean_gap|log_var_gap.
@@ -30,7 +33,9 @@ from ics.models import noise_off
 from ics.models.evaluate import eval_schedule, evaluate_model
 from ics.registry import INSTRUMENTS
 
-BN = nn.modules.batchnorm._BatchNorm
+BN = nn.modules.batchnorm._BatchNorm  # BN and the other batch-statistics normalisers (Batch Renorm, ℓp)
+NOT_BATCH_STATS = ("it needs a normaliser with batch statistics; allowed: model.norm=batch, batch_renorm or lp "
+                   "(layer, group and weight norms have no batch or running statistics)")
 
 
 def bn_layers(model: nn.Module) -> Dict[str, BN]:
@@ -53,6 +58,8 @@ def precise_statistics(model: nn.Module, x_train: torch.Tensor, batches: int, ba
         if isinstance(bn, BN):
             bn.reset_running_stats()
             bn.momentum = None  # cumulative moving average
+            if hasattr(bn, "correct"):
+                bn.correct = False  # Batch Renorm: the population statistics of the batch-normalised net, as BN's
     gen = torch.Generator().manual_seed(seed)
     twin.train()
     n = x_train.shape[0]
@@ -101,7 +108,7 @@ class BNInferenceStatistics(Instrument):
     @classmethod
     def check(cls, section, cfg, model, spec) -> None:
         if not bn_layers(model):
-            raise ConfigError("bn_stats.enabled=true is invalid: the model has no BN layer; allowed with model.norm=batch")
+            raise ConfigError(f"bn_stats.enabled=true is invalid with model.norm={cfg.model.norm}: {NOT_BATCH_STATS}")
         if min(section.test_batch_sizes) < 2:
             raise ConfigError(f"bn_stats.test_batch_sizes={list(section.test_batch_sizes)} is invalid: every size "
                               "must be >= 2 (BN needs 2+ examples)")

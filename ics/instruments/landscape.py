@@ -11,10 +11,12 @@ At step t, with g = ∇L(θ_t; B_t) on the step's batch (BN with B_t's statistic
   beta                      max_k ‖∇L(θ_k) − g‖ / ‖θ_k − θ_t‖            (effective β-smoothness;
                                                                           = ‖g_η − g‖ / (η‖g‖) for the gradient)
   si/loss_range, si/grad_change_rel, si/beta
-                            (landscape.scale_invariant, BN models) the same three at θ̂, where each
-                            weight row w_j that feeds a BN unit is replaced by w_j/‖w_j‖ (the
-                            network's function is unchanged), with ĝ = ∇L(θ̂) and points θ̂ − η_k ĝ.
-                            Rescaling BN-fed rows by any c_j > 0 leaves θ̂, hence these, unchanged;
+                            (landscape.scale_invariant) the same three at θ̂, where each weight row w_j
+                            that feeds a BN (ℓp, weight-norm) unit is replaced by w_j/‖w_j‖ — under
+                            LayerNorm the whole weight, under GroupNorm each group's rows, scaled to
+                            unit norm together (bn_fed_weights; the network's function is unchanged),
+                            with ĝ = ∇L(θ̂) and points θ̂ − η_k ĝ. None for norm=none, batch_renorm.
+                            Rescaling those rows by any c_j > 0 leaves θ̂, hence these, unchanged;
                             the plain measures move (the step is η‖g‖ while ‖g‖ ∝ 1/c), so BN's weight
                             growth alone can make its landscape look smoother along the actual step
   top_eig, min_eig,         (landscape.hessian) the Hessian's largest and smallest *algebraic*
@@ -25,13 +27,14 @@ TensorBoard: landscape/<metric>. The Lanczos start vector comes from the instrum
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, Tuple
 
 import numpy as np
 import torch
 
 from ics.instruments.base import Batch, Instrument, RunContext
 from ics.instruments.functional import live_params, loss_and_grad, lr_of, optimizer_update
+from ics.models.norms import scale_invariant_weights
 from ics.registry import INSTRUMENTS
 
 
@@ -68,24 +71,24 @@ def hessian_extremes(model, params, x, y, loss_fn, iters: int, gen: torch.Genera
     return float(ritz[-1]), float(ritz[0])
 
 
-def bn_fed_weights(model) -> List[str]:
-    """Names of the affine weights whose every output unit (row; a conv's output channel) feeds a BN
-    unit: the network's function does not change when such a row is rescaled by any c > 0."""
-    out = []
-    for name, block in getattr(model, "blocks", {}).items():
-        if isinstance(getattr(block, "norm", None), torch.nn.modules.batchnorm._BatchNorm):
-            out.append(f"blocks.{name}.affine.weight")
-    return out
+def bn_fed_weights(model) -> Dict[str, int]:
+    """Affine weight name -> number of row groups that are each scale-invariant *in the network's
+    function* (ics.models.norms.scale_invariant_weights, exact only): every row under BN, ℓp and
+    weight norm; the whole weight under LayerNorm; each group's rows under GroupNorm. Batch Renorm
+    is left out: its forward depends on ‖w_k‖ through r and d once they open."""
+    return scale_invariant_weights(model, exact_only=True)
 
 
-def normalised_rows(params: Dict[str, torch.Tensor], names: List[str]) -> Dict[str, torch.Tensor]:
-    """params with each row of the named weights scaled to unit norm: the canonical point of the
-    rescaling symmetry, the same whatever scale the rows had."""
+def normalised_rows(params: Dict[str, torch.Tensor], names) -> Dict[str, torch.Tensor]:
+    """params with each scale-invariant group of rows of the named weights scaled to unit norm (a
+    list of names, or name -> groups: a list means one group per row): the canonical point of the
+    rescaling symmetry, the same whatever scale the groups had."""
+    groups = names if isinstance(names, dict) else {n: params[n].shape[0] for n in names}
     out = dict(params)
-    for n in names:
+    for n, g in groups.items():
         w = params[n]
-        norms = w.reshape(w.shape[0], -1).norm(dim=1).clamp_min(1e-30)
-        out[n] = w / norms.reshape(-1, *([1] * (w.dim() - 1)))
+        norms = w.reshape(g, -1).norm(dim=1).clamp_min(1e-30)
+        out[n] = (w.reshape(g, -1) / norms[:, None]).reshape(w.shape)
     return out
 
 
@@ -156,7 +159,7 @@ class LossLandscape(Instrument):
                   "gradient predictiveness ‖∇L(θ_k) − g‖": ["Multiline", [r"landscape/grad_change$"]],
                   "effective β-smoothness": ["Multiline", [r"landscape/beta$"]]}
         if self.cfg.scale_invariant and self.bn_fed:
-            charts["scale-invariant (BN-fed rows at unit norm): loss range, β"] = [
+            charts["scale-invariant (normalised rows at unit norm): loss range, β"] = [
                 "Multiline", [r"landscape/si/(loss_range|beta)$"]]
         if self.cfg.hessian:
             charts["Hessian λ_max (and λ_min) vs 2/lr"] = ["Multiline", [r"landscape/(top_eig|min_eig|two_over_lr)$"]]

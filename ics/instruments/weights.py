@@ -6,7 +6,11 @@ a step of nominal size η moves the row's direction by about η‖∇‖/‖w‖
 learning rate falls as the weights grow. Every `weights.every` steps, per layer:
 
   row_norm_median, row_norm_iqr   median and inter-quartile range of ‖w_k‖ over rows
-  eff_lr_median                   median of η / ‖w_k‖² (rows that feed BN only)
+  eff_lr_median                   median of η / ‖w_k‖² over the scale-invariant weights only: each row
+                                  under BN, Batch Renorm, ℓp and weight norm (its v); under LayerNorm the
+                                  whole layer (one value, η/‖W‖²); under GroupNorm each group's rows
+                                  together (η/‖W_g‖²). Layers with none (model.norm=none, the output
+                                  layer) log none; meta.json's `eff_lr` says which applies where
   angle_median                    median of ∠(w_k,t, w_k,t+1), the angle one update turns a row (radians)
   grad_cos_median                 median of |⟨w_k, ∇w_k⟩| / (‖w_k‖ ‖∇w_k‖): ≈ 0 when the layer is
                                   scale-invariant (under BN), the check of the claim above
@@ -24,6 +28,7 @@ import torch
 
 from ics.instruments.base import Batch, Instrument, RunContext
 from ics.instruments.functional import lr_of
+from ics.models.norms import scale_invariant_weights
 from ics.registry import INSTRUMENTS
 
 
@@ -44,6 +49,10 @@ class WeightNorms(Instrument):
             gamma = next((n for n in bn_names if n.endswith("weight")), None)
             beta = next((n for n in bn_names if n.endswith("bias")), None)
             self.layers[layer] = (params[weight], params[gamma] if gamma else None, params[beta] if beta else None)
+        # layer -> number of scale-invariant row groups of its weight (rows, 1 for LayerNorm, G for GroupNorm)
+        invariant = scale_invariant_weights(ctx.model)
+        self.groups = {layer: invariant[n] for layer, (ws, _) in ctx.model.param_layers().items()
+                       for n in ws if n in invariant}
         self.before: Dict[str, torch.Tensor] = {}
 
     def wants_batch(self, step: int) -> bool:
@@ -70,8 +79,10 @@ class WeightNorms(Instrument):
                 g = w.grad.detach().reshape(w.shape[0], -1)
                 gc = (w0 * g).sum(dim=1).abs() / (n0 * g.norm(dim=1)).clamp_min(1e-30)
                 stats["grad_cos_median"] = quantile(gc, 0.5)
+            if layer in self.groups:  # ‖W_g‖ of each invariant group of consecutive rows
+                g_norm = w0.reshape(self.groups[layer], -1).norm(dim=1)
+                stats["eff_lr_median"] = quantile(lr / g_norm.clamp_min(1e-30) ** 2, 0.5)
             if gamma is not None:
-                stats["eff_lr_median"] = quantile(lr / n0.clamp_min(1e-30) ** 2, 0.5)
                 stats["gamma_mean"] = gamma.detach().abs().mean()
                 stats["gamma_std"] = gamma.detach().std()
                 stats["beta_mean"] = beta.detach().mean()
@@ -83,12 +94,15 @@ class WeightNorms(Instrument):
     def layout(self) -> dict:
         return {"Weight norms and effective LR (BN paper §3.3)": {
             "median row norm ‖w_k‖": ["Multiline", [r"weights/.*/row_norm_median$"]],
-            "effective LR η/‖w‖² (rows feeding BN)": ["Multiline", [r"weights/.*/eff_lr_median$"]],
+            "effective LR η/‖w‖² (scale-invariant weights)": ["Multiline", [r"weights/.*/eff_lr_median$"]],
             "angular update per step": ["Multiline", [r"weights/.*/angle_median$"]],
             "|cos(w, ∇w)| (≈0: scale-invariant)": ["Multiline", [r"weights/.*/grad_cos_median$"]]}}
 
     def meta(self) -> Dict[str, Any]:
-        return {"layers": list(self.layers), "bn_layers": [n for n, (_, g, _) in self.layers.items() if g is not None]}
+        kinds = {n: ("row" if g == self.layers[n][0].shape[0] else "layer" if g == 1 else f"{g} groups")
+                 for n, g in self.groups.items()}
+        return {"layers": list(self.layers), "bn_layers": list(self.groups),  # the layers with an effective LR
+                "eff_lr": {n: kinds.get(n, "none: not scale-invariant") for n in self.layers}}
 
     def summary(self) -> Dict[str, Any]:
         out = {}

@@ -1,5 +1,6 @@
-"""Models: MLPs and CNNs built from one block, affine -> [BN] -> nonlinearity (ics.models.nets),
-and their initialisations (ics.models.init).
+"""Models: MLPs and CNNs built from one block, affine -> [norm] -> nonlinearity (ics.models.nets),
+their normalisers (ics.models.norms: BN, Batch Renorm, LayerNorm, GroupNorm, weight norm, ℓp) and
+their initialisations (ics.models.init).
 
 To add a model: a builder registered with @MODELS.register("<name>") that returns a `Net` (or any
 module with `probe_points()`), its kind dataclass in ics/config/schema.py (@kind("model", "<name>")),

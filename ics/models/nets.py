@@ -1,10 +1,11 @@
-"""MLPs and CNNs built from one block: affine map -> [BatchNorm] -> nonlinearity.
+"""MLPs and CNNs built from one block: affine map -> [norm] -> nonlinearity.
 
-BN sits between the affine map and the nonlinearity (Ioffe & Szegedy 2015, §3.1), so a layer that
-feeds BN has no bias (BN's β plays its role). Every block exposes named *probe points*:
+The normaliser (model.norm: BN or another, ics/models/norms) sits between the affine map and the
+nonlinearity (Ioffe & Szegedy 2015, §3.1), so a layer that feeds it has no bias (its β plays that role). Every block exposes named *probe points*:
 
   <block>.in       the input to the block's Linear/Conv layer
-  <block>.pre_act  the input to the block's nonlinearity (BN output γ·x̂+β, or the affine output)
+  <block>.pre_act  the input to the block's nonlinearity (the normaliser's output, e.g. BN's γ·x̂+β,
+                   or the affine output)
 
 Probe points are (module, "input" | "output") pairs, so probes hook existing modules and a model
 without probes runs exactly the modules it would run anyway (no identity taps in the hot path).
@@ -19,6 +20,7 @@ import torch
 from torch import nn
 
 from ics.config import CNNConfig, DLNConfig, MLPConfig, ModelConfig
+from ics.models import norms as _norms  # noqa: F401  (fills the NORMS registry)
 from ics.models.noise import Dropout, ScaleShiftNoise
 from ics.registry import ACTIVATIONS, MODELS, NORMS
 
@@ -29,17 +31,6 @@ ACTIVATIONS.register("leaky_relu")(lambda: nn.LeakyReLU(0.01))
 ACTIVATIONS.register("elu")(nn.ELU)
 ACTIVATIONS.register("gelu")(nn.GELU)
 ACTIVATIONS.register("linear")(nn.Identity)
-
-
-@NORMS.register("none")
-def _no_norm(features: int, spatial: bool, cfg: ModelConfig) -> Optional[nn.Module]:
-    return None
-
-
-@NORMS.register("batch")
-def _batch_norm(features: int, spatial: bool, cfg: ModelConfig) -> nn.Module:
-    cls = nn.BatchNorm2d if spatial else nn.BatchNorm1d
-    return cls(features, eps=cfg.bn_eps, momentum=cfg.bn_momentum)  # momentum None: cumulative average
 
 
 ProbePoint = Tuple[nn.Module, str]  # (module, "input" | "output")
@@ -110,7 +101,8 @@ class Net(nn.Module):
 
     def param_layers(self) -> "OrderedDict[str, Tuple[List[str], List[str]]]":
         """Per parameterised layer in forward order (h1, ..., out): the names (as in
-        named_parameters) of its affine parameters and of its BN parameters (γ, β)."""
+        named_parameters) of its affine parameters and of its normaliser's parameters (BN's γ, β;
+        weight norm's g, b)."""
         names = [n for n, _ in self.named_parameters()]
         layers: "OrderedDict[str, Tuple[List[str], List[str]]]" = OrderedDict()
         for name in list(self.blocks) + ["out"]:
@@ -123,6 +115,8 @@ class Net(nn.Module):
 def _block(affine_cls, n_in: int, n_out: int, cfg: ModelConfig, spatial: bool, pool=None, **kw) -> Block:
     norm = NORMS.get_or_raise(cfg.norm)(n_out, spatial, cfg)
     affine = affine_cls(n_in, n_out, bias=norm is None, **kw)
+    if hasattr(norm, "bind"):  # weight norm reads the affine layer's weight
+        norm.bind(affine)
     noise = None
     if cfg.noise == "santurkar":
         noise = ScaleShiftNoise(cfg.noise_mean_range, cfg.noise_scale_max, cfg.noise_mean_jitter, cfg.noise_scale_jitter)

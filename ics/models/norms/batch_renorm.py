@@ -1,0 +1,94 @@
+"""model.norm=batch_renorm: Batch Renormalization (Ioffe 2017, Alg. 1).
+
+In training, per unit, with μ_B, σ_B = √(σ²_B + ε) the batch's and μ, σ = √(running_var + ε) the
+running statistics before this step's update:
+
+  r = clip(σ_B/σ, 1/r_max, r_max),  d = clip((μ_B − μ)/σ, −d_max, d_max)   (constants: no gradient)
+  y = γ·((x − μ_B)/σ_B · r + d) + β
+
+so that, unclipped, y = γ·(x − μ)/σ + β: the training output uses the running statistics the
+evaluation uses, with the batch's only in the gradient. In evaluation y = γ·(x − μ)/σ + β (as BN).
+r_max, d_max follow a warm-up in steps (counted by num_batches_tracked, part of the checkpoint):
+(1, 0) — plain BN — until model.renorm_start, then linear to (model.renorm_r_max,
+model.renorm_d_max) over model.renorm_ramp steps. Running statistics are updated as BN's are
+(model.bn_momentum; the unbiased batch variance), after r and d are taken. The gradient of w_k is
+orthogonal to w_k (r, d are constants), but the forward is not invariant to ‖w_k‖ once r, d are
+unclipped: `exact = False`.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ics.registry import NORMS
+
+
+class RunningStatsNorm(nn.modules.batchnorm._BatchNorm):
+    """A _BatchNorm that does its own training-mode normalisation (subclasses: `forward_train`)."""
+
+    def _check_input_dim(self, x: torch.Tensor) -> None:
+        if x.dim() not in (2, 4):
+            raise ValueError(f"expected a 2D or 4D input, got {x.dim()}D")
+
+    def dims(self, x: torch.Tensor):
+        return [0] if x.dim() == 2 else [0, 2, 3]
+
+    def view(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return t.view((1, -1) + (1,) * (x.dim() - 2))
+
+    def update(self, mean: torch.Tensor, var: torch.Tensor) -> None:
+        """running ← (1 − f)·running + f·batch, f = momentum (None: 1/batches so far), as BN."""
+        with torch.no_grad():
+            self.num_batches_tracked += 1
+            f = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+            self.running_mean.mul_(1 - f).add_(mean.detach(), alpha=f)
+            self.running_var.mul_(1 - f).add_(var.detach(), alpha=f)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input_dim(x)
+        if not self.training:
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+        return self.forward_train(x)
+
+
+class BatchRenorm(RunningStatsNorm):
+    invariance = "row"
+    exact = False
+
+    def __init__(self, features: int, eps: float, momentum, r_max: float, d_max: float, start: int, ramp: int):
+        super().__init__(features, eps=eps, momentum=momentum)
+        self.r_max, self.d_max, self.start, self.ramp = r_max, d_max, start, ramp
+        self.correct = True  # False: plain BN in training (precise BN recomputes BN's population statistics)
+
+    def limits(self, step: int):
+        """(r_max, d_max) at `step` (steps): (1, 0) before start, linear over ramp, then the configured."""
+        t = 1.0 if step >= self.start + self.ramp else max(0.0, (step - self.start) / self.ramp) if self.ramp else 0.0
+        return 1 + t * (self.r_max - 1), t * self.d_max
+
+    def forward_train(self, x: torch.Tensor) -> torch.Tensor:
+        dims = self.dims(x)
+        mean, var = x.mean(dim=dims), x.var(dim=dims, unbiased=False)
+        sd_b = torch.sqrt(var + self.eps)
+        xhat = (x - self.view(mean, x)) / self.view(sd_b, x)
+        if self.correct:
+            r_max, d_max = self.limits(int(self.num_batches_tracked))
+            with torch.no_grad():
+                sd = torch.sqrt(self.running_var + self.eps)
+                r = (sd_b / sd).clamp(1 / r_max, r_max)
+                d = ((mean - self.running_mean) / sd).clamp(-d_max, d_max)
+            xhat = xhat * self.view(r, x) + self.view(d, x)
+        if self.track_running_stats:
+            n = x.numel() // x.shape[1]
+            self.update(mean, var * n / max(n - 1, 1))
+        return xhat * self.view(self.weight, x) + self.view(self.bias, x)
+
+    def extra_repr(self) -> str:
+        return (f"{super().extra_repr()}, r_max={self.r_max}, d_max={self.d_max}, "
+                f"from step {self.start} over {self.ramp} steps")
+
+
+@NORMS.register("batch_renorm")
+def batch_renorm(features: int, spatial: bool, cfg) -> nn.Module:
+    return BatchRenorm(features, cfg.bn_eps, cfg.bn_momentum, cfg.renorm_r_max, cfg.renorm_d_max,
+                       cfg.renorm_start, cfg.renorm_ramp)
