@@ -309,7 +309,7 @@ def test_normalizer_table_and_figure(tmp_path):
     from ics.config import GradICSConfig, LandscapeConfig, WeightsConfig
 
     data = tiny_data()
-    for num, (norm, seed) in enumerate([(n, s) for n in ("none", "batch", "layer", "lp") for s in (0, 1)]):
+    for num, (norm, seed) in enumerate([(n, s) for n in ("none", "batch", "layer", "lp") for s in (0, 1, 2)]):
         c = dataclasses.replace(cfg(norm, GOOD_LR), grad_ics=GradICSConfig(enabled=True, every=20),
                                 landscape=LandscapeConfig(enabled=True, every=20, scale_invariant=True),
                                 weights=WeightsConfig(enabled=True, every=20))
