@@ -69,3 +69,11 @@ def test_the_check_catches_a_broken_image_and_a_script_error(report, tmp_path):
     check = browser_check(page)
     assert check["broken"] == 1 and check["images"] == len(report["figures"])
     assert any("notDefinedAnywhere" in e for e in check["errors"]), check
+
+
+def test_definitions_are_a_list_with_bold_terms_and_everything_else_escaped():
+    from ics.analysis.html import _definitions
+
+    html = _definitions("* **Seed groups**: runs that\n  differ only in `trainer.seed` <b>x</b>.\n* **Drift**: W1")
+    assert html == ("<ul><li><b>Seed groups</b>: runs that differ only in <code>trainer.seed</code> "
+                    "&lt;b&gt;x&lt;/b&gt;.</li><li><b>Drift</b>: W1</li></ul>")

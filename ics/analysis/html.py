@@ -9,6 +9,7 @@ any script error, in `<body data-check="...">`: what the browser test reads (--d
 from __future__ import annotations
 
 import base64
+import re
 from html import escape
 from pathlib import Path
 from typing import Dict, Sequence
@@ -23,6 +24,9 @@ CAPTIONS = {
     "drift_layers": "Final drift from step 0 per layer, raw and shape units, mean ± 95% CI over seeds.",
     "lr_tolerance": "Accuracy against the learning rate: max non-diverging LR (dotted) and max good LR (triangle).",
     "drift": "Drift from step 0 over training, first and last hidden layer, in raw, shape and σ_ref units.",
+    "init_tolerance": "Accuracy against the init std: good range (thick bar) and the range that learns at all (thin).",
+    "gradients": "Gradient flow: each layer's ‖∇W‖ relative to the output layer's, and the saturated fraction of g′.",
+    "normalizers": "The normalisers side by side: mean ± 95% CI over seeds of each per-normaliser number.",
 }
 
 CHECK = """window.icsErrors = [];
@@ -55,6 +59,14 @@ def _image(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
 
+def _definitions(text: str) -> str:
+    """report.md's "* **term**: ..." bullets as an HTML list (bold and `code` kept, all else escaped)."""
+    items = [" ".join(line.strip() for line in item.splitlines()) for item in re.split(r"\n(?=\* )", text.strip())]
+    items = [i[2:] if i.startswith("* ") else i for i in items if i]
+    html = [re.sub(r"`([^`]+)`", r"<code>\1</code>", re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", escape(i))) for i in items]
+    return "<ul>" + "".join(f"<li>{h}</li>" for h in html) + "</ul>"
+
+
 def write_html(path: Path, src: str, lines: Sequence[str], counts: str, tables: Sequence[TextTable],
                figures: Dict[str, Path], notes: Sequence[str], definitions: str) -> None:
     parts = ["<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -70,5 +82,5 @@ def write_html(path: Path, src: str, lines: Sequence[str], counts: str, tables: 
             parts.append(f'<figure><img alt="{escape(name)}" src="{_image(figures[name])}">'
                          f"<figcaption>{escape(caption)}</figcaption></figure>")
     parts += ["<h2>Tables</h2>"] + [_table(t) for t in tables]
-    parts += ["<h2>Definitions</h2>", f"<pre>{escape(definitions)}</pre>", "</body></html>"]
+    parts += ["<h2>Definitions</h2>", _definitions(definitions), "</body></html>"]
     Path(path).write_text("\n".join(parts), encoding="utf-8")
