@@ -961,6 +961,11 @@ def report(paths: List[Path] = typer.Argument(..., help="Run or sweep directorie
     for path in paths:
         if not path.is_dir():
             _fail(f"{path} is not a directory; give a run or sweep directory (one with summary.json files)")
+    seen = {}
+    for path in paths:
+        if path.resolve() in seen:
+            _fail(f"{path} is given twice (as {seen[path.resolve()]} too); give each run or sweep directory once")
+        seen[path.resolve()] = path
     try:
         make_report(paths if len(paths) > 1 else paths[0], out)
     except ConfigError as e:

@@ -93,7 +93,7 @@ def test_two_seeds_give_no_interval(tmp_path):
     groups = res["by_title"]["Seed groups: mean ± 95% CI over seeds (Student t)"]
     assert all(" ± " not in cell for row in groups.cells for cell in row), groups.cells  # "grid ±22" is the grid
     contrast = next(t for t in res["tables"] if t.title.startswith("Differences"))
-    assert contrast.cells[0][4] == "- (n < 3)"
+    assert contrast.cells[0][4] == "- (n < 3)" and contrast.cells[0][5] == "- (n < 3)"  # no p either
 
 
 def test_several_paths_need_an_out(three):
@@ -113,3 +113,28 @@ def test_report_takes_several_paths_on_the_command_line(three, tmp_path):
     assert p.returncode != 0 and "Traceback" not in p.stderr
     assert p.stderr.strip().splitlines() == ["error: 2 folders are reported together: give --out, a new folder for "
                                               "the report (the default, <dir>/report, belongs to one sweep)"]
+
+
+@pytest.mark.parametrize("out, says", [
+    ("", "is the current folder"),  # typer reads "" as "."
+    (".", "is the current folder"),
+    ("parent", "holds runs or sweeps ("),
+    ("a_file/report", "cannot be created"),
+])
+def test_bad_out_folders_are_one_line(three, tmp_path, out, says):
+    (tmp_path / "a_file").write_text("x")
+    target = {"parent": str(three)}.get(out, out)
+    p = subprocess.run([sys.executable, "-m", "ics_cli.main", "report", str(three / "10-00-00"), "--out", target],
+                       capture_output=True, text=True, cwd=tmp_path)
+    assert p.returncode != 0 and "Traceback" not in p.stderr, p.stderr
+    (line,) = p.stderr.strip().splitlines()
+    assert line.startswith("error: --out ") and says in line, line
+    assert not (tmp_path / "report.md").exists() and not (tmp_path / "a_file").is_dir()
+
+
+def test_the_same_folder_twice_is_refused(three, tmp_path):
+    p = subprocess.run([sys.executable, "-m", "ics_cli.main", "report", str(three / "10-00-00"),
+                        str(three / "10-00-00") + "/", "--out", str(tmp_path / "x")], capture_output=True, text=True)
+    assert p.returncode != 0 and "Traceback" not in p.stderr
+    (line,) = p.stderr.strip().splitlines()
+    assert "is given twice" in line and not (tmp_path / "x").exists()

@@ -28,6 +28,7 @@ import os
 import re
 import shutil
 import tempfile
+from itertools import islice
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
@@ -133,6 +134,8 @@ def check_out(path: Path, out: Optional[Path]) -> Path:
     how = "remove it, or give --out a new folder" if default else "give --out a new folder (default: <dir>/report)"
     if default and out.is_symlink():
         raise ConfigError(f"{out} is a symbolic link; ics report writes only into a real folder of its own: {how}")
+    if not default and (str(out) == "." or out.resolve() == Path.cwd().resolve()):
+        raise ConfigError(f"--out {str(out) or '(empty)'} is the current folder; {how}")
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file, not a folder; {how}")
     if not out.exists():
@@ -152,6 +155,17 @@ def check_out(path: Path, out: Optional[Path]) -> Path:
         raise ConfigError(f"--out {out} cannot be read ({e.strerror})") from None
     if job is not None:
         raise ConfigError(f"--out {out} is a sweep folder (it holds the job folder {job.name}); {how}")
+    def holds_runs(c: Path) -> bool:  # a run folder, or a sweep folder (job folders inside)
+        if any((c / m).exists() for m in RUN_MARKERS):
+            return True
+        return any(g.is_dir() and not g.is_symlink() and is_job_dir(g) for g in islice(c.iterdir(), 200))
+
+    try:
+        holder = next((c for c in real.iterdir() if c.is_dir() and not c.is_symlink() and holds_runs(c)), None)
+    except OSError:
+        holder = None
+    if holder is not None:
+        raise ConfigError(f"--out {out} holds runs or sweeps ({holder.name}); {how}")
     previous = _previous_files(real)
     foreign = sorted(str(p.relative_to(real)) for p in [*real.glob(EVENTS + "*"), *real.glob(f"groups/*/{EVENTS}*")]
                      if str(p.relative_to(real)) not in previous)
@@ -187,7 +201,11 @@ class ReportFolder:
     def __init__(self, out: Path):
         self.out = Path(out)
         self.previous = _previous_files(self.out) if self.out.is_dir() else []
-        self.out.mkdir(parents=True, exist_ok=True)
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # a read-only place, /proc, a path through a file ...
+            raise ConfigError(f"--out {self.out} cannot be created ({e.strerror or type(e).__name__}); "
+                              "give --out a folder in a writable place") from None
         self.written: List[str] = []
         self._remove_leftovers()
         umask = os.umask(0)

@@ -194,7 +194,7 @@ def _steps_cell(g: Group, t: str) -> str:
         return "-" + reached
     if len(set(brackets)) == 1:  # every seed in one grid cell: the cell, not "± 0"
         prev, first = brackets[0]
-        return f"{_interval(first, prev)} all {len(brackets)}" + reached
+        return f"{_interval(first, prev)}" + (reached or f" all {len(brackets)}")
     e = mean_ci([first for _, first in brackets])
     return f"{e.fmt('.0f', show_n=False)} (grid ±{_resolution(g, t) / 2:.0f})" + reached
 
@@ -234,7 +234,7 @@ def contrast_table(items: Sequence[Contrast], score: str = "acc", title: Optiona
         few = min(r.n_a, r.n_b) < MIN_CI_N
         cells.append([c.key, c.a.label, c.b.label, f"{r.diff:+.4f}",
                       "- (n < 3)" if few else "-" if r.half is None else f"± {r.half:.4f}",
-                      fmt_p(r.p), f"{r.n_a}/{r.n_b}"])
+                      "- (n < 3)" if few else fmt_p(r.p), f"{r.n_a}/{r.n_b}"])
     return TextTable(title or f"Differences between groups that differ in one key (Welch's t-test on {what})",
                      headers, cells, "diverged/failed runs counted at chance")
 
