@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 from typing import List, Optional, Sequence
 
@@ -254,7 +255,8 @@ def _start_sweep(target: Path, plan, varying, study: Optional[str]) -> None:
     swept = ", ".join(f"{k} ({len(v)})" for k, v in varying.items()) or "nothing"
     from ics_cli.console import say
 
-    say(f"sweep: {len(plan.jobs)} jobs into {target} (launcher {plan.launcher.option}; swept: {swept})")
+    stamp = "" if sys.stdout.isatty() else time.strftime("%H:%M:%S ")  # a log: every line timestamped
+    say(f"{stamp}sweep: {len(plan.jobs)} jobs into {target} (launcher {plan.launcher.option}; swept: {swept})")
 
 
 def _check_writable(path: Path, key: str) -> None:

@@ -248,8 +248,9 @@ def test_a_sweep_without_a_terminal_logs_timestamped_progress_and_n_of_n_done(ti
              f"hydra.sweep.dir={sweep}"], tiny_env, tmp_path)
     assert p.returncode == 0, p.stdout + p.stderr
     out = p.stdout.splitlines()
-    log = out[1:next(i for i, ln in enumerate(out) if "sweep: 2 jobs" in ln and i > 0)]
+    log = out[:next(i for i, ln in enumerate(out) if "sweep: 2 jobs" in ln and i > 0)]
     assert log and all(re.match(r"\d\d:\d\d:\d\d ", ln) for ln in log), log  # a timestamp on every line
+    assert log[0][9:].startswith("sweep: 2 jobs into ")
     # (which progress lines appear depends on timing: see the next test for them)
     assert [re.search(r"(\d/2) done  job (\d)", ln).groups() for ln in log if " done  job " in ln] == \
         [("1/2", "0"), ("2/2", "1")]
