@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Optional
@@ -177,8 +178,11 @@ def task(cfg: DictConfig) -> None:
                         hparam_keys=hparam_keys_of(Path(hc.sweep.dir)) if sweep else None,
                         max_threads=max(1, available_cores() // launcher_of(hc.launcher).local_jobs(hc.launcher)))
                 except AlreadyFinished as e:
+                    line = f"{job}: {out_dir} already {e.summary.status} at step {e.summary.steps}; left as it is"
                     if not quiet:
-                        print(f"{job}: {out_dir} already {e.summary.status} at step {e.summary.steps}; left as it is")
+                        print(line)
+                    elif not sys.stdout.isatty():  # the sweep's log (no live view to disturb): say it, stamped
+                        print(f"{time.strftime('%H:%M:%S')} {line}", flush=True)
                     return
                 except RunBusy as e:
                     _say(f"{job}: {e}; not started")

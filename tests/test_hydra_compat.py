@@ -55,7 +55,7 @@ def test_argument_parser_errors_are_one_line():
 
 
 @pytest.mark.parametrize("overrides, expected", [
-    (["model=foo"], "model=foo is not an option; allowed: cnn, cnn_relu_bn, cnn_relu_nobn"),
+    (["model=foo"], "model=foo is not an option; allowed: cnn, cnn_group, cnn_relu_bn, cnn_relu_nobn"),
     (["trainer.stepz=5"], "trainer.stepz is not a config key; keys in trainer: steps, batch_size"),
     (["optim.lr=abc"], "optim.lr=abc is invalid"),
     (["model.channels=[1]"], "model.channels is not a config key; keys in model:"),

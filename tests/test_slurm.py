@@ -81,8 +81,15 @@ def finish(proc: subprocess.Popen, timeout=600) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
+def jobs_numbered(sweep: Path, num: int) -> List[Path]:
+    """Job folders of number num: `<num>_<swept values>`, or `<num>` when nothing is swept."""
+    if not sweep.is_dir():
+        return []
+    return [d for d in sweep.iterdir() if d.is_dir() and (d.name == str(num) or d.name.startswith(f"{num}_"))]
+
+
 def job_dir(sweep: Path, num: int) -> Path:
-    found = [d for d in sweep.glob(f"{num}_*") if d.is_dir()]
+    found = jobs_numbered(sweep, num)
     assert len(found) == 1, f"job {num} in {sweep}: {found}"
     return found[0]
 
@@ -218,7 +225,7 @@ def test_run_longer_than_its_time_limit_is_signalled_requeued_and_bit_identical(
     proc = start(["run", "-m", *run, *SLURM, "hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=10",
                   f"hydra.sweep.dir={sweep}"], env, tmp_path)
     reference = start(["run", *run, f"hydra.run.dir={tmp_path / 'reference'}"], env, tmp_path)  # meanwhile
-    job = wait_until(lambda: next(iter(d for d in sweep.glob("0_*") if (d / "summary.json").is_file()), None),
+    job = wait_until(lambda: next(iter(d for d in jobs_numbered(sweep, 0) if (d / "summary.json").is_file()), None),
                      proc, "the job started", timeout=120)
     wait_until(lambda: record(job)["status"] == "interrupted", proc, "the time-limit signal", timeout=180)
     stopped = record(job)["steps"]
@@ -254,7 +261,7 @@ def test_preempted_job_checkpoints_is_requeued_and_bit_identical(env, tmp_path, 
         pytest.skip("needs the toy cluster's pre-empting partition `urgent` (cluster/toy-slurm.sh)")
     sweep = tmp_path / "sweep"
     proc = start(["run", "-m", *mid_run, "model.norm=batch", *SLURM, f"hydra.sweep.dir={sweep}"], env, tmp_path)
-    job = wait_until(lambda: next(iter(sweep.glob("0_*/checkpoint.pt")), None), proc, "the first checkpoint").parent
+    job = wait_until(lambda: next(iter(d / "checkpoint.pt" for d in jobs_numbered(sweep, 0) if (d / "checkpoint.pt").is_file()), None), proc, "the first checkpoint").parent
     urgent = subprocess.run(["sbatch", "-p", "urgent", "--exclusive", "--mem=100M", "-o", str(tmp_path / "urgent.out"),
                              "--wrap", "sleep 2"], capture_output=True, text=True, check=True)
     p = finish(proc)
@@ -270,7 +277,7 @@ def test_preempted_job_checkpoints_is_requeued_and_bit_identical(env, tmp_path, 
 def test_scancel_of_one_job_the_other_completes_and_resume_finishes_it(env, tmp_path, mid_run, mid_reference):
     sweep = tmp_path / "sweep"
     proc = start(["run", "-m", *mid_run, "model.norm=none,batch", *SLURM, f"hydra.sweep.dir={sweep}"], env, tmp_path)
-    wait_until(lambda: list(sweep.glob("1_*/checkpoint.pt")), proc, "job 1's first checkpoint")
+    wait_until(lambda: [d for d in jobs_numbered(sweep, 1) if (d / "checkpoint.pt").is_file()], proc, "job 1's first checkpoint")
     (sid,) = [s for s in slurm_ids(sweep) if s.endswith("_1")]
     subprocess.run(["scancel", sid], check=True)
     p = finish(proc)

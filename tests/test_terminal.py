@@ -68,7 +68,7 @@ def test_completion_of_commands_groups_options_and_keys(tiny_env):
 
 def test_completion_after_commas_of_list_and_of_a_study_from_a_config_dir(tiny_env, tmp_path):
     env = {**tiny_env, "PROG_NAME": "ics"}
-    assert complete_bash("ics run model.norm = none,b", 4, env) == ["none,batch"]  # the value after the comma
+    assert complete_bash("ics run model.norm = none,b", 4, env) == ["none,batch", "none,batch_renorm"]  # the value after the comma
     assert "none,none" not in complete_bash("ics run model.norm = none,", 4, env)  # a value given is not offered
     assert '"model.norm=none,batch"' in complete_zsh("ics run model.norm=none,b", env)
     assert {"model", "trainer", "probe", "grad_ics"} <= set(complete_bash("ics list ", 2, env))
