@@ -361,6 +361,14 @@ def test_hessian_extremes_are_algebraic_where_the_most_negative_dominates():
     assert float(v @ H @ v) == pytest.approx(dense[0], rel=1e-3)
 
 
+def landscape_once(m, x, y) -> dict:
+    """Every landscape measure (the scale-invariant ones too) at one batch, with SGD at lr 0.5."""
+    cfg = LandscapeConfig(enabled=True, scale_invariant=True)
+    inst = LossLandscape(cfg, context(m, torch.optim.SGD(m.parameters(), lr=0.5), loss_fn=F.cross_entropy))
+    inst.observe_batch(Batch(0, x, y))
+    return {k: v[-1] for k, v in inst.series.items()}
+
+
 def test_scale_invariant_landscape_does_not_move_when_bn_fed_weights_are_rescaled():
     """BN makes the function invariant to the scale of each weight row feeding it: rescaling those rows
     by 3 leaves the si/ measures unchanged, while the plain ones (measured along the actual step)
@@ -370,13 +378,7 @@ def test_scale_invariant_landscape_does_not_move_when_bn_fed_weights_are_rescale
     model = build_model(MLPConfig(widths=[20, 20], bn_eps=1e-12), (6,), 4).double()
     gen = torch.Generator().manual_seed(1)
     x, y = torch.randn(32, 6, generator=gen).double(), torch.randint(0, 4, (32,), generator=gen)
-    cfg = LandscapeConfig(enabled=True, scale_invariant=True)
-
-    def measure(m):
-        inst = LossLandscape(cfg, context(m, torch.optim.SGD(m.parameters(), lr=0.5), loss_fn=F.cross_entropy))
-        inst.observe_batch(Batch(0, x, y))
-        return {k: v[-1] for k, v in inst.series.items()}
-
+    measure = lambda m: landscape_once(m, x, y)  # noqa: E731
     before = measure(model)
     scaled = __import__("copy").deepcopy(model)
     with torch.no_grad():

@@ -217,22 +217,12 @@ def test_scale_invariant_landscape_does_not_move_when_invariant_groups_are_resca
     """The landscape's si/ measures sit at the canonical point of each normaliser's own symmetry: under
     LayerNorm all of W rescaled together, under GroupNorm each group's rows, under weight norm and ℓp
     each row — none of which changes the function — leave them unchanged."""
-    from test_measurements import context
-
-    from ics.config import LandscapeConfig
-    from ics.instruments.base import Batch
-    from ics.instruments.landscape import LossLandscape
+    from test_measurements import landscape_once
 
     model = mlp(norm, bn_eps=1e-12)
     gen = torch.Generator().manual_seed(1)
     x, y = torch.randn(32, 6, generator=gen).double(), torch.randint(0, 3, (32,), generator=gen)
-    cfg = LandscapeConfig(enabled=True, scale_invariant=True)
-
-    def measure(m):
-        inst = LossLandscape(cfg, context(m, torch.optim.SGD(m.parameters(), lr=0.5), loss_fn=F.cross_entropy))
-        inst.observe_batch(Batch(0, x, y))
-        return {k: v[-1] for k, v in inst.series.items()}
-
+    measure = lambda m: landscape_once(m, x, y)  # noqa: E731
     before = measure(model)
     scaled = copy.deepcopy(model)
     groups = {"layer": 1, "group": 2}.get(norm, 8)
