@@ -94,9 +94,31 @@ def _open_browser(address: str) -> None:
         pass
 
 
+def exposure(host: str) -> Optional[str]:
+    """The warning for a --host that other machines can reach (TensorBoard asks no password), or None."""
+    import ipaddress
+
+    name = host.strip("[]")
+    if name == "localhost":
+        return None
+    try:
+        ip = ipaddress.ip_address(name)
+    except ValueError:  # a host name: whatever it resolves to may be reachable
+        return f"warning: --host {host}: anyone who can reach {host} on this port reads every run shown (no password)"
+    if ip.is_loopback:
+        return None
+    if ip.is_unspecified:
+        return (f"warning: --host {host} listens on every interface: anyone who can reach this machine on this "
+                "port reads every run shown (no password)")
+    return f"warning: --host {host} is reachable from other machines: anyone who can reach it reads every run shown"
+
+
 def serve(path: Optional[Path], port: Optional[int], host: str = "127.0.0.1", open_browser: bool = True) -> int:
     """Start TensorBoard and wait for it; a port in use is a ValueError (one line) before anything
     starts. Returns TensorBoard's exit code, or 128 + signal when a signal stopped it."""
+    if not host.strip():  # "" would bind every interface without saying so
+        raise ValueError("--host is empty; allowed: an address of this machine, e.g. 127.0.0.1 (this machine "
+                         "only) or 0.0.0.0 (every interface)")
     try:
         free = free_port(host)
     except (OSError, UnicodeError) as e:
@@ -106,6 +128,9 @@ def serve(path: Optional[Path], port: Optional[int], host: str = "127.0.0.1", op
     if port is not None and not port_free(port, host):
         raise ValueError(f"--port {port} is in use on {host}; choose another, or leave --port out for a free one")
     port = port or free
+    warning = exposure(host)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     where = path or ", ".join(d for d in ("runs", "multiruns") if Path(d).is_dir()) or "."
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 

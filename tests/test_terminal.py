@@ -394,6 +394,18 @@ def test_a_signal_to_ics_tensorboard_stops_tensorboard_too(tmp_path, signum):
     assert "Traceback" not in proc.stderr.read()
 
 
+def test_a_host_other_machines_reach_is_warned_about_and_an_empty_one_refused(tmp_path):
+    from ics_cli.tensorboard import exposure
+
+    assert exposure("127.0.0.1") is None and exposure("::1") is None and exposure("localhost") is None
+    assert "every interface" in exposure("0.0.0.0") and "every interface" in exposure("::")
+    assert "reachable from other machines" in exposure("192.168.1.5")
+    assert "no password" in exposure("myhost.example")
+    (tmp_path / "events.out.tfevents.1.host.0.0").write_bytes(b"")
+    p = ics(["tensorboard", str(tmp_path), "--host", "", "--no-open"], dict(os.environ), tmp_path, timeout=60)
+    assert p.returncode != 0 and one_line(p).startswith("error: --host is empty; allowed: ")
+
+
 def test_tensorboard_errors_are_shown_and_the_host_is_checked(tmp_path):
     (tmp_path / "events.out.tfevents.1.host.0.0").write_bytes(b"")
     p = ics(["tensorboard", str(tmp_path), "--host", "192.0.2.1", "--no-open"], dict(os.environ), tmp_path, timeout=60)
