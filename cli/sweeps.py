@@ -51,8 +51,16 @@ def short(text: str, limit: int = 60) -> str:
         key, value = o.split("=", 1)
         key = key.lstrip("+~").split(".")[-1].split("/")[-1]
         parts.append(f"{key}={value}")
-    name = re.sub(r"[^A-Za-z0-9=.,_+-]", "", ",".join(parts))
-    return name[:limit].rstrip(",")
+    parts = [re.sub(r"[^A-Za-z0-9=.,_+-]", "", p) for p in parts]
+    kept: List[str] = []
+    for i, part in enumerate(parts):  # whole key=value pairs only: a value cut short would mislead
+        rest = len(parts) - i - 1
+        if len(",".join(kept + [part])) + (len(f",+{rest}") if rest else 0) > limit:
+            if not kept:  # one long value: its key says what was set
+                return part.split("=", 1)[0][:limit] + (f",+{rest}" if rest else "")
+            return ",".join(kept) + f",+{rest + 1}"  # "+N": N more overrides, in .hydra/overrides.yaml
+        kept.append(part)
+    return ",".join(kept)
 
 
 def run_name(overrides: Sequence[str], label: Optional[str] = None) -> str:

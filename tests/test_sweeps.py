@@ -122,6 +122,10 @@ def test_names_keep_values_as_typed_and_say_what_was_swept():
     from ics_cli.sweeps import run_name, short, sweep_keys, sweep_name
 
     assert short("grad_ics=on optim.lr=1e-3") == "grad_ics=on,lr=1e-3"  # not True, not 0.001
+    # a long name keeps whole key=value pairs and counts the rest (a value cut to "tru" would mislead)
+    assert short("model=mlp model.norm=batch_renorm landscape=on landscape.scale_invariant=true "
+                 "trainer.steps=30") == "model=mlp,norm=batch_renorm,landscape=on,+2"
+    assert short("model.widths=[" + ",".join(["100"] * 16) + "] trainer.steps=30") == "widths,+1"
     assert run_name(["grad_ics=on", "trainer.threads=1"]) == "grad_ics=on"
     varying, _ = sweep_keys([["model.norm=none", "optim.lr=0.1", "trainer.steps=9"],
                              ["model.norm=batch", "optim.lr=0.5", "trainer.steps=9"]])
