@@ -58,11 +58,13 @@ def print_status_table(jobs: List[JobRecord], sweep_dir: Path, console=None,
     from rich.console import Console
     from rich.table import Table
 
+    from ics.analysis.tables import fit_widths
+
     console = console or Console()
     rows, caption = status_rows(jobs, planned)
     title = f"sweep: {len(rows)} jobs"
     table = Table(title=title, caption=caption, caption_justify="left")
-    widths = fit_widths(rows, console.width - 3 * len(COLUMNS) - 1)  # 3 per column + 1: borders, padding
+    widths = fit_widths(COLUMNS, rows, console.width - 3 * len(COLUMNS) - 1)  # 3 per column + 1: borders, padding
     for col, w in zip(COLUMNS, widths or [None] * len(COLUMNS)):
         table.add_column(col, width=w, overflow="fold")
     for row in rows:
@@ -76,23 +78,6 @@ def print_status_table(jobs: List[JobRecord], sweep_dir: Path, console=None,
             console.print(line, highlight=False, soft_wrap=True)
     if caption:
         console.print(caption, highlight=False)
-
-
-def fit_widths(rows, room: int) -> Optional[List[int]]:
-    """Column widths that fit `room` characters without cutting a word (cells then wrap at spaces):
-    each column as wide as its longest cell, the widest narrowed first; None when even the longest
-    words do not fit."""
-    cells = [[name] + [str(r[i]) for r in rows] for i, name in enumerate(COLUMNS)]
-    least = [max(len(w) for c in col for w in (c.split() or [""])) for col in cells]
-    widths = [max(len(c) for c in col) for col in cells]
-    if sum(least) > room:
-        return None
-    # headers wrap first (down to their longest word or the widest cell), then cells, widest first
-    for floor in ([max(max(map(len, col[0].split())), max(map(len, col[1:]), default=0)) for col in cells], least):
-        while sum(widths) > room and any(w > f for w, f in zip(widths, floor)):
-            i = max((i for i in range(len(widths)) if widths[i] > floor[i]), key=lambda i: widths[i])
-            widths[i] -= 1
-    return widths
 
 
 def vertical_block(row, width: int) -> List[str]:

@@ -172,10 +172,11 @@ def task(cfg: DictConfig) -> None:
                     config = from_dict(cfg)
                     if not sweep:
                         print_start(config, out_dir)
+                    spec = hparam_keys_of(Path(hc.sweep.dir)) if sweep else None
                     summary = train_and_evaluate(
                         config, out_dir, overrides, console=None, say=say,
                         label=f"{job} {hc.job.override_dirname}" if sweep else "",
-                        hparam_keys=hparam_keys_of(Path(hc.sweep.dir)) if sweep else None,
+                        hparam_keys=spec[0] if spec else None, hparam_domains=spec[1] if spec else None,
                         max_threads=max(1, available_cores() // launcher_of(hc.launcher).local_jobs(hc.launcher)))
                 except AlreadyFinished as e:
                     line = f"{job}: {out_dir} already {e.summary.status} at step {e.summary.steps}; left as it is"

@@ -80,32 +80,31 @@ def sweep_name(varying: Dict[str, list], limit: int = 40) -> str:
 
 
 def write_hparams(sweep_dir: Path, varying: Dict[str, list]) -> None:
-    """The sweep's HParams experiment: its varying keys with their values as discrete domains, at the
-    sweep's root, so TensorBoard's HParams tab shows exactly what was swept."""
-    from torch.utils.tensorboard import SummaryWriter
-    from torch.utils.tensorboard.summary import hparams
-
+    """The sweep's HParams experiment, read by each job: its varying keys and, where one type holds
+    all of a key's values, those values as a discrete domain. Each job writes the experiment summary
+    into its own run folder (TensorBoard takes it from any run), so the sweep's root holds no event
+    file and shows no `.` run."""
     from ics.train.loop import hparam_value
 
     keys = {k: [hparam_value(x) for x in v] for k, v in varying.items() if not k.startswith("hydra")}
-    (sweep_dir / HPARAMS_FILE).write_text(json.dumps({"keys": list(keys)}))
-    if not keys:
-        return
-    first = {k: (v[0] if isinstance(v[0], (bool, int, float, str)) else str(v[0])) for k, v in keys.items()}
-    domains = {k: [x if isinstance(x, (bool, int, float, str)) else str(x) for x in v] for k, v in keys.items()
+    domains = {k: v for k, v in keys.items()
                if all(isinstance(x, (bool, int, float, str)) for x in v) and len({type(x) for x in v}) == 1}
-    metrics = {m: 0.0 for m in names.HPARAM_METRICS}
-    exp, _, _ = hparams(first, metrics, hparam_domain_discrete=domains)
-    writer = SummaryWriter(log_dir=str(sweep_dir))
-    writer.file_writer.add_summary(exp)
-    writer.close()
+    (sweep_dir / HPARAMS_FILE).write_text(json.dumps({"keys": list(keys), "domains": domains}))
 
 
-def hparam_keys_of(sweep_dir: Path) -> Optional[List[str]]:
+def hparam_keys_of(sweep_dir: Path) -> Optional[Tuple[List[str], Dict[str, list]]]:
+    """The keys a sweep varies and their discrete domains, as written by write_hparams; None where the
+    file is missing or not what write_hparams writes (it is read from a folder: untrusted)."""
     try:
-        return json.loads((Path(sweep_dir) / HPARAMS_FILE).read_text())["keys"]
-    except (OSError, ValueError, KeyError):
+        spec = json.loads((Path(sweep_dir) / HPARAMS_FILE).read_text())
+        keys, domains = spec["keys"], spec.get("domains", {})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
+    if not (isinstance(keys, list) and all(isinstance(k, str) for k in keys) and isinstance(domains, dict)):
+        return None
+    ok = (bool, int, float, str)
+    return keys, {k: v for k, v in domains.items() if k in keys and isinstance(v, list) and v
+                  and all(isinstance(x, ok) for x in v)}
 
 
 # ----------------------------------------------------------------------------------------------

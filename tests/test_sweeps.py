@@ -86,17 +86,18 @@ def test_hparams_land_in_the_jobs_own_run_dir(tiny_env, tmp_path):
     sweep = tmp_path / "sweep"
     r = ics(["run", "-m", "optim.lr=0.1,0.3", *TINY, f"hydra.sweep.dir={sweep}"], tiny_env, tmp_path)
     assert r.returncode == 0, r.stderr
-    # the sweep's HParams experiment sits once at the sweep's root: the swept keys and their values
-    _, plugins = read(sweep)
-    exp = plugin_data_pb2.HParamsPluginData.FromString(plugins["_hparams_/experiment"]).experiment
-    assert [h.name for h in exp.hparam_infos] == ["optim.lr"]
-    assert sorted(v.number_value for v in exp.hparam_infos[0].domain_discrete.values) == pytest.approx([0.1, 0.3])
+    # no event file at the sweep's root: TensorBoard lists no `.` run
+    assert not list(sweep.glob("events.out.tfevents*"))
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
     assert len(jobs) == 2
     for job in jobs:
         # no sub-folder run (what SummaryWriter.add_hparams would create)
         assert [p for p in job.rglob("events.out.tfevents*")] == list(job.glob("events.out.tfevents*"))
         acc, plugins = read(job)
+        # each job carries the sweep's experiment: the swept keys with all their values
+        exp = plugin_data_pb2.HParamsPluginData.FromString(plugins["_hparams_/experiment"]).experiment
+        assert [h.name for h in exp.hparam_infos] == ["optim.lr"]
+        assert sorted(v.number_value for v in exp.hparam_infos[0].domain_discrete.values) == pytest.approx([0.1, 0.3])
         assert "_hparams_/session_start_info" in plugins and "_hparams_/session_end_info" in plugins
         start = plugin_data_pb2.HParamsPluginData.FromString(plugins["_hparams_/session_start_info"]).session_start_info
         lr = json.loads((job / "summary.json").read_text())["config"]["optim"]["lr"]
@@ -143,3 +144,18 @@ def test_an_ad_hoc_sweep_is_named_by_its_keys_and_an_unswept_job_by_its_number(t
     named = [p for p in (tmp_path / "multiruns").glob("*/*") if p != sweep]
     assert [p.name.split("_", 1)[1] for p in named] == ["norm"], named
     assert "final test acc" in r.stdout and "final acc" not in r.stdout.replace("final test acc", "")
+
+
+@pytest.mark.parametrize("text", ["", "{", "[]", '{"keys": "optim.lr"}', '{"keys": [1]}', '{"keys": ["a"], "domains": 3}',
+                                  '{"domains": {}}', "\x00\xff"])
+def test_a_broken_hparams_file_is_ignored(tmp_path, text):
+    """hparams.json is read from a sweep folder (untrusted): anything but what write_hparams writes means
+    no sweep keys (the job falls back to its main knobs), never a crash."""
+    from ics_cli.sweeps import HPARAMS_FILE, hparam_keys_of, write_hparams
+
+    (tmp_path / HPARAMS_FILE).write_text(text, errors="surrogateescape")
+    assert hparam_keys_of(tmp_path) is None
+    write_hparams(tmp_path, {"optim.lr": [0.1, 0.3], "trainer.seed": [0, 1], "optim.momentum": [0.9, 1]})
+    keys, domains = hparam_keys_of(tmp_path)
+    assert keys == ["optim.lr", "trainer.seed", "optim.momentum"]
+    assert domains == {"optim.lr": [0.1, 0.3], "trainer.seed": ["0", "1"]}  # 0.9 and "1": no domain

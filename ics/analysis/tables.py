@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -509,21 +510,69 @@ def init_scale_table(groups: Sequence[InitTolerance]) -> TextTable:
 LABEL_COLUMNS = {"sweep", "overrides", "group", "a", "b", "differs in"}  # long text: these wrap
 
 
+HEAD_COLUMNS = LABEL_COLUMNS | {"job", "point", "LR", "init std"}  # name a row in the vertical layout
+
+
 def print_tables(tables: Sequence[TextTable], console=None) -> None:
+    """Each table at the console's width without cutting a column, a border or a word: columns narrowed
+    (cells wrap at spaces) where that is enough, else one block of lines per row."""
     from rich.console import Console
     from rich.table import Table
 
     # piped output (logs, CI) has no width to respect: use a wide one so rows stay one line
     console = console or Console(width=None if Console().is_terminal else 200)
     for t in tables:
+        widths = fit_widths(t.headers, t.cells, console.width - 3 * len(t.headers) - 1)  # 3 a column + 1: borders
+        if widths is None:
+            console.print(t.title, style="bold", highlight=False, markup=False)
+            for row in t.cells:
+                for line in vertical_lines(t.headers, row, console.width):
+                    console.print(line, highlight=False, markup=False, soft_wrap=True)
+            if t.caption:
+                console.print(t.caption, highlight=False, markup=False)
+            continue
         table = Table(title=t.title, caption=t.caption, caption_justify="left")
-        for h in t.headers:
-            label = h in LABEL_COLUMNS or h == "job"
-            # identifying columns never shrink below a readable width; numbers wrap at spaces
-            table.add_column(h, overflow="fold", min_width=(3 if h == "job" else 10) if label else 5, no_wrap=False)
+        for h, w in zip(t.headers, widths):
+            table.add_column(h, width=w, overflow="fold")
         for row in t.cells:
             table.add_row(*row)
         console.print(table)
+
+
+def fit_widths(headers: Sequence[str], rows, room: int) -> Optional[List[int]]:
+    """Column widths that fit `room` characters without cutting a word (cells then wrap at spaces):
+    each column as wide as its longest cell, the widest narrowed first; None when even the longest
+    words do not fit."""
+    cells = [[name] + [str(r[i]) for r in rows] for i, name in enumerate(headers)]
+    least = [max(len(w) for c in col for w in (c.split() or [""])) for col in cells]
+    widths = [max(len(c) for c in col) for col in cells]
+    if sum(least) > room:
+        return None
+    # headers wrap first (down to their longest word or the widest cell), then cells at spaces that do
+    # not split "mean ± ci", then at any space; the widest column narrowed first
+    units = [max(len(u) for c in col[1:] + [""] for u in (re.split(r"(?<!±) (?!±)", c.strip()) or [""])) for col in cells]
+    heads = [max(len(w) for w in col[0].split() or [""]) for col in cells]
+    for floor in ([max(h, max(map(len, col[1:]), default=0)) for h, col in zip(heads, cells)],
+                  [max(h, u, m) for h, u, m in zip(heads, units, least)], least):
+        while sum(widths) > room and any(w > f for w, f in zip(widths, floor)):
+            i = max((i for i in range(len(widths)) if widths[i] > floor[i]), key=lambda i: widths[i])
+            widths[i] -= 1
+    return widths
+
+
+def vertical_lines(headers: Sequence[str], row: Sequence[str], width: int) -> List[str]:
+    """One row as lines no wider than `width`: the naming cells (job, group, point, ...) on the first
+    line, then "header: value" pairs, wrapped at spaces."""
+    import textwrap
+
+    n = next((i for i, h in enumerate(headers) if h not in HEAD_COLUMNS), len(headers)) or 1
+    pair = lambda h, c: f"{h}: {c}".replace(" ", "\xa0")  # noqa: E731  textwrap breaks between pairs only
+    head = "  ".join(str(c) if h in ("job", "group", "overrides", "sweep") else pair(h, c)
+                     for h, c in zip(headers[:n], row[:n]))
+    values = " · ".join(pair(h, c) for h, c in zip(headers[n:], row[n:]))
+    wrap = lambda text, first: [line.replace("\xa0", " ") for line in textwrap.wrap(  # noqa: E731
+        text, width, initial_indent=first, subsequent_indent="    ", break_on_hyphens=False)]
+    return wrap(head, "") + (wrap(values, "  ") if values else [])
 
 
 def markdown_table(t: TextTable) -> str:

@@ -92,6 +92,7 @@ class Trainer:
         self.writer = None
         self._kept: Optional[Summary] = None  # the record written with the checkpoint on disk (None: none yet)
         self.hparam_keys: Optional[Sequence[str]] = None  # None: the main knobs and the overrides
+        self.hparam_domains: Dict[str, list] = {}  # a sweep's values of those keys
         self.ctx = RunContext(cfg, self.model, self.opt, self.data, self.device, self.loss_fn, t.steps, t.seed)
         self.instruments: List[Instrument] = build_instruments(cfg, self.ctx)  # may reject probe.points
         # only instruments that look at training batches are asked every step
@@ -488,10 +489,14 @@ class Trainer:
         values = (summary.final_test_acc, summary.best_test_acc, float(summary.status == Status.DIVERGED),
                   summary.steps_per_sec) + hparam_result(summary, self.cfg.report.targets)
         metrics = {k: float("nan") if v is None else float(v) for k, v in zip(names.HPARAM_METRICS, values)}
-        exp, ssi, sei = hparams(hparam_values(self.cfg, self.overrides, self.hparam_keys), metrics)
-        # in a sweep the CLI writes one experiment summary (the swept keys and their values) at the
-        # sweep's root; a job then only reports its own session
-        for s in ((ssi, sei) if self.hparam_keys is not None else (exp, ssi, sei)):
+        values = hparam_values(self.cfg, self.overrides, self.hparam_keys)
+        # a domain whose values are not of this run's type (lr=1 in a float sweep) is left out: the
+        # HParams tab then lists the values it sees
+        domains = {k: v for k, v in self.hparam_domains.items()
+                   if k in values and all(type(x) is type(values[k]) for x in v)}
+        # every run, also each job of a sweep, carries the experiment summary in its own folder:
+        # TensorBoard takes it from any run, so no extra `.` run at the sweep's root is needed
+        for s in hparams(values, metrics, hparam_domain_discrete=domains):
             self.writer.file_writer.add_summary(s)
         for tag, v in metrics.items():
             self.writer.add_scalar(tag, v, self.step)

@@ -84,19 +84,20 @@ def check_resumable(cfg: Config, run_dir: Path) -> None:
 
 def train_and_evaluate(cfg: Config, workdir: Path, overrides: Sequence[str] = (), *, resume: str = "auto",
                        max_threads: Optional[int] = None, console=None, data=None, say=None, label: str = "",
-                       hparam_keys: Optional[Sequence[str]] = None) -> Summary:
+                       hparam_keys: Optional[Sequence[str]] = None, hparam_domains: Optional[dict] = None) -> Summary:
     """Train `cfg` in `workdir`. resume: "auto" continues from a checkpoint when there is one and
     starts fresh otherwise; "require" makes a missing checkpoint an error; "never" starts fresh.
     A finished run in workdir raises AlreadyFinished; a live one raises RunBusy. say: a callback
     for what is happening (loading data, ...); label: names the run in progress lines; hparam_keys:
-    the keys TensorBoard's HParams tab should show (default: the main knobs and the overrides)."""
+    the keys TensorBoard's HParams tab should show (default: the main knobs and the overrides);
+    hparam_domains: a sweep's values of those keys ({key: [values]}), for the HParams experiment."""
     workdir = Path(workdir)
     # one signal scope from the first check to the last byte (the CLI's task may hold it already):
     # before training a signal stops at once, nothing of the run written
     with GracefulStop():
         try:
             return _train_and_evaluate(cfg, workdir, overrides, resume, max_threads, console, data, say, label,
-                                       hparam_keys)
+                                       hparam_keys, hparam_domains)
         except SignalStop as e:
             raise RunInterrupted(e.signum, workdir, _checkpoint_step(workdir), started=False) from None
 
@@ -120,7 +121,8 @@ def _no_space(e: OSError, workdir: Path, step: Optional[int], file: Optional[str
     return NoSpaceLeft(f"{no_space_reason(e)} writing {file or e.filename or workdir}{at}: {then}")
 
 
-def _train_and_evaluate(cfg, workdir, overrides, resume, max_threads, console, data, say, label, hparam_keys):
+def _train_and_evaluate(cfg, workdir, overrides, resume, max_threads, console, data, say, label, hparam_keys,
+                        hparam_domains):
     from ics.record.files import no_space
     from ics.train.loop import Trainer
 
@@ -158,7 +160,7 @@ def _train_and_evaluate(cfg, workdir, overrides, resume, max_threads, console, d
         else:
             trainer = Trainer(cfg, workdir, data=data, overrides=overrides, max_threads=max_threads, console=console,
                               say=say, label=label)
-        trainer.hparam_keys = hparam_keys
+        trainer.hparam_keys, trainer.hparam_domains = hparam_keys, hparam_domains or {}
         try:
             return trainer.fit()
         except (RunInterrupted, KeyboardInterrupt):
