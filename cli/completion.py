@@ -32,12 +32,36 @@ complete -o default -F %(complete_func)s %(prog_name)s
 
 
 def use_own_scripts() -> None:
-    """Make `ics --install-completion` / `--show-completion` write BASH_SCRIPT (Typer keeps its
-    scripts in a table; both modules are imported with typer already)."""
+    """Make `ics --install-completion` / `--show-completion` write BASH_SCRIPT, and zsh's answers leave
+    no space after a key= (Typer keeps its scripts in a table and its shells as classes; both modules
+    are imported with typer already)."""
     from typer import _completion_classes, _completion_shared
 
     _completion_shared._completion_scripts["bash"] = BASH_SCRIPT
     _completion_classes.BashComplete.source_template = BASH_SCRIPT
+    _completion_classes.ZshComplete.complete = zsh_answer
+
+
+def zsh_answer(self) -> str:
+    """What Typer's zsh function evaluates: the candidates through _describe, and those ending in '='
+    (model.norm=) with compadd's -S '' so that zsh adds no space and the value can follow. Typer's own
+    answer (_arguments) always adds a space."""
+    args, incomplete = self.get_completion_args()
+    items = self.get_completions(args, incomplete)
+    if not items:
+        return "_files"
+
+    def entry(item) -> str:  # 'value:help', quoted for zsh; ':' in a value is escaped for _describe
+        text = item.value.replace("\\", "\\\\").replace(":", "\\:")
+        text += f":{' '.join(str(item.help).split())}" if item.help else ""
+        return "'" + text.replace("'", "'\\''") + "'"
+
+    out = ["local -a _ics_c;"]
+    for more, group in (("", [i for i in items if not i.value.endswith("=")]),
+                        (" -S ''", [i for i in items if i.value.endswith("=")])):
+        if group:
+            out.append(f"_ics_c=({' '.join(map(entry, group))}); _describe -t values value _ics_c{more};")
+    return " ".join(out)
 
 
 def _dirs(args: Sequence[str]) -> List:

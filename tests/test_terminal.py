@@ -8,6 +8,8 @@ import os
 import pty
 import re
 import select
+import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -45,6 +47,18 @@ def complete_zsh(line: str, env) -> str:
     return p.stdout
 
 
+def zsh_candidates(answer: str) -> dict:
+    """{candidate: zsh adds a space after it} from what the zsh function evaluates (see
+    ics_cli.completion.zsh_answer): groups of `_ics_c=(...)` handed to _describe, -S '' = no space."""
+    import shlex
+
+    out = {}
+    for group, nospace in re.findall(r"_ics_c=\((.*?)\); _describe -t values value _ics_c( -S '')?;", answer):
+        for word in shlex.split(group):
+            out[re.split(r"(?<!\\):", word)[0].replace("\\:", ":")] = not nospace
+    return out
+
+
 def test_completion_of_commands_groups_options_and_keys(tiny_env):
     env = {**tiny_env, "PROG_NAME": "ics"}
     assert {"run", "resume", "report"} <= set(complete_bash("ics r", 1, env))
@@ -61,16 +75,52 @@ def test_completion_of_commands_groups_options_and_keys(tiny_env):
     assert "fig1" in complete_bash("ics sweep fi", 2, env)
     assert "joblib" in complete_bash("ics run hydra/launcher = j", 4, env)
     # zsh keeps "model=cn" whole
-    assert '"model=cnn"' in complete_zsh("ics run model=cn", env)
+    assert zsh_candidates(complete_zsh("ics run model=cn", env))["model=cnn"] is True  # a value: then a space
     assert "_files" not in complete_zsh("ics run model=cnn model.k", env) and "model.kernel_size=" in \
         complete_zsh("ics run model=cnn model.k", env)
+
+
+def test_zsh_adds_no_space_after_a_key_and_one_after_a_value(tiny_env):
+    """Typer's zsh answer (_arguments) adds a space after every candidate, so `model.nor<Tab>` gave
+    `model.norm= `. A key= now goes to _describe with compadd's -S '' (no suffix); values keep the space."""
+    env = {**tiny_env, "PROG_NAME": "ics"}
+    keys = zsh_candidates(complete_zsh("ics run optim.l", env))
+    assert keys == {"optim.lr=": False}
+    both = zsh_candidates(complete_zsh("ics run model", env))
+    assert both["model="] is False and both["model.norm="] is False
+    assert zsh_candidates(complete_zsh("ics run model.norm=ba", env)) == {"model.norm=batch": True,
+                                                                         "model.norm=batch_renorm": True}
+
+
+@pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed (.ci/run installs it where it can)")
+def test_the_zsh_answer_is_valid_zsh(tiny_env, tmp_path):
+    """The answer evaluated by a real zsh, through the function `ics` installs: _describe (a stand-in that
+    prints its arguments) gets every candidate and -S '' for the keys; quotes and colons survive."""
+    env = {**tiny_env, "PROG_NAME": "ics", "_ICS_COMPLETE": "source_zsh"}
+    source = subprocess.run([sys.executable, "-m", "ics_cli.main"], env=env, capture_output=True, text=True,
+                            timeout=60).stdout
+    assert "_ics_completion()" in source
+    script = tmp_path / "t.zsh"
+    script.write_text("compdef() { :; }\n"
+                      "_describe() { print -r -- \"describe $*\"; print -rl -- \"${(@P)4}\"; }\n"
+                      + source + "\nwords=(ics run optim.l); CURRENT=3; _ics_completion\n"
+                      "words=(ics run model.norm=ba); CURRENT=3; _ics_completion\n")
+    shim = tmp_path / "bin" / "ics"  # the function runs `env ... ics`: this interpreter's ics
+    shim.parent.mkdir()
+    shim.write_text(f"#!/bin/sh\nexec {shlex.join([sys.executable, '-m', 'ics_cli.main'])} \"$@\"\n")
+    shim.chmod(0o755)
+    p = subprocess.run(["zsh", "-f", str(script)], env={**env, "_ICS_COMPLETE": "", "PATH": f"{shim.parent}:{os.environ['PATH']}"},
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and not p.stderr, p.stderr
+    assert p.stdout.splitlines() == ["describe -t values value _ics_c -S ", "optim.lr=",
+                                     "describe -t values value _ics_c", "model.norm=batch", "model.norm=batch_renorm"]
 
 
 def test_completion_after_commas_of_list_and_of_a_study_from_a_config_dir(tiny_env, tmp_path):
     env = {**tiny_env, "PROG_NAME": "ics"}
     assert complete_bash("ics run model.norm = none,b", 4, env) == ["none,batch", "none,batch_renorm"]  # the value after the comma
     assert "none,none" not in complete_bash("ics run model.norm = none,", 4, env)  # a value given is not offered
-    assert '"model.norm=none,batch"' in complete_zsh("ics run model.norm=none,b", env)
+    assert "model.norm=none,batch" in zsh_candidates(complete_zsh("ics run model.norm=none,b", env))
     assert {"model", "trainer", "probe", "grad_ics"} <= set(complete_bash("ics list ", 2, env))
     assert "name" not in complete_bash("ics list ", 2, env)  # a single key, not a section
     conf = tmp_path / "conf"
