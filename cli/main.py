@@ -133,9 +133,10 @@ def _launch_run(early: "_StopBeforeRun", args: List[str], force_multirun: bool, 
     """Validate every job, claim a fresh directory, then hand over to Hydra's runtime. `stage`: a
     temporary config folder holding a study given by path, moved into the sweep directory."""
     shows = any(a.split("=", 1)[0] in ("--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i") for a in args)
-    if sys.stdout.isatty() and not shows:  # the first word within a second of Enter: what follows imports torch
-        typer.echo("ics: checking the config" + (" of every job" if force_multirun or "-m" in args
-                                                 or "--multirun" in args else "") + " ...")
+    if not shows:  # the first word within a second of Enter: what follows imports torch (a log: stamped)
+        stamp = "" if sys.stdout.isatty() else time.strftime("%H:%M:%S ")
+        typer.echo(stamp + "ics: checking the config" + (" of every job" if force_multirun or "-m" in args
+                                                         or "--multirun" in args else "") + " ...")
     from ics_cli.hydra_app import NAME_EXCLUDE_KEYS
     from ics_cli.preflight import preflight
     from ics_cli.rundirs import claim, quote, remove_if_empty

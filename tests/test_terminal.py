@@ -323,6 +323,7 @@ def test_plain_progress_lines_without_a_terminal(tiny_env, tmp_path):
     assert len(lines) >= 3 and lines[-1][9:].startswith("step 600/600")  # the last word is the final evaluation
     steps = [ln.split()[2] for ln in lines]
     assert len(steps) == len(set(steps))  # no step's line twice (the last one included)
+    assert re.fullmatch(r"\d\d:\d\d:\d\d ics: checking the config \.\.\.", p.stdout.splitlines()[0])  # first, stamped
     assert p.stdout.index("model   mlp") < p.stdout.index("loading data") < p.stdout.index(" step ")
     assert f"ics report {run}" in p.stdout and f"ics tensorboard {run}" in p.stdout
     prog = json.loads((run / "progress.json").read_text())
@@ -335,9 +336,9 @@ def test_a_sweep_without_a_terminal_logs_timestamped_progress_and_n_of_n_done(ti
              f"hydra.sweep.dir={sweep}"], tiny_env, tmp_path)
     assert p.returncode == 0, p.stdout + p.stderr
     out = p.stdout.splitlines()
-    log = out[:next(i for i, ln in enumerate(out) if "sweep: 2 jobs" in ln and i > 0)]
+    log = out[:next(i for i, ln in enumerate(out) if "sweep: 2 jobs" in ln and i > 1)]  # up to the closing table
     assert log and all(re.match(r"\d\d:\d\d:\d\d ", ln) for ln in log), log  # a timestamp on every line
-    assert log[0][9:].startswith("sweep: 2 jobs into ")
+    assert log[0][9:] == "ics: checking the config of every job ..." and log[1][9:].startswith("sweep: 2 jobs into ")
     # (which progress lines appear depends on timing: see the next test for them)
     assert [re.search(r"(\d/2) done  job (\d)", ln).groups() for ln in log if " done  job " in ln] == \
         [("1/2", "0"), ("2/2", "1")]
