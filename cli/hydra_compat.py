@@ -9,6 +9,8 @@ their behaviour so that a Hydra upgrade that changes them fails loudly in one ob
 """
 from __future__ import annotations
 
+import re
+
 from typing import Any, Callable, Dict, List, Optional
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -70,7 +72,26 @@ def _plain(text: str) -> str:
         return "must be true or false"
     if "is not a ListConfig, list or tuple" in text or "Invalid value assigned: AnyNode is not a ListConfig" in text:
         return "must be a list, e.g. [100,100]"
+    missing = re.search(r"field '([\w.]+)' is not Optional", text)
+    if missing:  # null given where the key needs a value
+        return _needs_value(missing.group(1))
     return text
+
+
+def _needs_value(key: str) -> str:
+    """What a key that cannot be null allows, from the schema (its choices where it has them)."""
+    import dataclasses
+
+    from ics.config import KINDS, Config
+    from ics.config.fields import allowed
+
+    group, _, name = key.partition(".")
+    section = getattr(Config(), group, None)
+    for cls in ([type(section)] if dataclasses.is_dataclass(section) else []) + list(KINDS.get(group, {}).values()):
+        f = {f.name: f for f in dataclasses.fields(cls)}.get(name)
+        if f is not None and f.metadata.get("choices") is not None:
+            return f"allowed: {', '.join(allowed(f.metadata['choices']))}"
+    return "must be set (null is not allowed)"
 
 
 def explain(e: Exception, overrides: List[str], group_options, allowed_keys) -> str:

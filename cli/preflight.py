@@ -257,6 +257,7 @@ def check_jobs(jobs: List[List[str]], data: bool = True) -> None:
     composed: Dict[Tuple[str, ...], Tuple[DictConfig, object]] = {}
     sections: Dict[tuple, object] = {}
     checked: Dict[str, None] = {}
+    norms: set = set()  # the model.norm of the jobs: keys of another normaliser get a note
     for job in _subset(jobs):
         parsed = compat.parse_overrides(job)
         choices = tuple(o.input_line for o in parsed if _is_choice(o.get_key_element()) or o.is_delete())
@@ -297,6 +298,7 @@ def check_jobs(jobs: List[List[str]], data: bool = True) -> None:
                 new[name] = sections[memo]
             cfg = dataclasses.replace(base, **new) if new else base
             validate(cfg)
+            norms.add(cfg.model.norm)
             heavy = repr((cfg.data, cfg.model, cfg.trainer.batch_size, cfg.trainer.device, cfg.trainer.threads,
                           [getattr(cfg, g) for g in GROUPS if g not in ("model", "data", "optim", "trainer")]))
             if heavy not in checked:
@@ -304,6 +306,28 @@ def check_jobs(jobs: List[List[str]], data: bool = True) -> None:
                 checked[heavy] = None
         except ConfigError as e:
             raise UserError(str(e)) from None
+    for note in unused_norm_keys(jobs, norms):
+        print(f"note: {note}", file=sys.stderr)
+
+
+def unused_norm_keys(jobs: List[List[str]], norms: set) -> List[str]:
+    """Overrides of one normaliser's keys (model.norm_groups: "norm=group: ...") where no job uses that
+    normaliser: they change nothing, yet they would name the run. Read from the schema's docs."""
+    import dataclasses
+    import re
+
+    from ics.config import ModelConfig
+
+    owner = {f.name: m.group(1) for f in dataclasses.fields(ModelConfig)
+             if (m := re.match(r"norm=(\w+):", f.metadata.get("doc", "")))}
+    out = []
+    for key in dict.fromkeys(o.lstrip("+~").split("=", 1)[0] for job in jobs for o in job if "=" in o):
+        name = key[len("model."):] if key.startswith("model.") else None
+        if name in owner and owner[name] not in norms:
+            used = ", ".join(sorted(norms)) or "-"
+            who = "this run uses" if len(jobs) == 1 else "these jobs use"
+            out.append(f"{key} has no effect: it applies to model.norm={owner[name]} ({who} {used})")
+    return out
 
 
 _SCALARS = {"int": (int,), "float": (float, int), "str": (str,), "bool": (bool,)}

@@ -149,6 +149,9 @@ BAD = {
     "sweep-with-one-bad-value": (["-m", "optim.lr=0.1,-1"], ("optim.lr", "-1", "> 0")),
     # only known once the model is built: must not leave a run dir with an event file behind
     "probe-points-match-nothing": (["probe.points=[nomatch]"], ("probe.points", "nomatch", "h1.pre_act")),
+    # null where a value is needed: the allowed values, not OmegaConf's "is not Optional"
+    "norm-null": (["model.norm=null"], ("model.norm=null is invalid: allowed: batch, batch_renorm, group, layer, lp",)),
+    "steps-null": (["trainer.steps=null"], ("trainer.steps=null is invalid: must be set (null is not allowed)",)),
 }
 
 

@@ -359,3 +359,29 @@ def test_batch_of_one_is_refused_for_every_batch_statistics_norm():
             validate(Config(model=MLPConfig(norm=norm), trainer=TrainerConfig(batch_size=1)))
     for norm in ("layer", "weight", "none"):  # nothing over the batch: one example is a batch
         validate(Config(model=MLPConfig(norm=norm), trainer=TrainerConfig(batch_size=1)))
+
+
+@pytest.mark.parametrize("given, canonical", [("1.0", "1"), (2.0, "2"), ("Infinity", "inf"), ("inf", "inf"), ("2", "2")])
+def test_norm_p_written_as_a_number_is_taken(given, canonical):
+    from ics.config.convert import validate
+
+    cfg = Config(model=MLPConfig(norm="lp", norm_p=given))
+    validate(cfg)
+    assert cfg.model.norm_p == canonical
+    with pytest.raises(ConfigError, match=r"model.norm_p='3' is invalid: allowed: 1, 2, inf"):
+        validate(Config(model=MLPConfig(norm="lp", norm_p="3")))
+
+
+def test_keys_of_a_normaliser_no_job_uses_get_a_note():
+    """model.norm_groups with model.norm=batch changes nothing (and would name the run): said, not silent."""
+    from ics_cli.preflight import unused_norm_keys
+
+    assert unused_norm_keys([["model.norm=batch", "model.norm_groups=4"]], {"batch"}) == \
+        ["model.norm_groups has no effect: it applies to model.norm=group (this run uses batch)"]
+    notes = unused_norm_keys([["model.norm=batch", "model.renorm_r_max=2", "model.norm_p=inf"],
+                              ["model.norm=layer", "model.renorm_r_max=2", "model.norm_p=inf"]], {"batch", "layer"})
+    assert notes == ["model.renorm_r_max has no effect: it applies to model.norm=batch_renorm (these jobs use batch, layer)",
+                     "model.norm_p has no effect: it applies to model.norm=lp (these jobs use batch, layer)"]
+    # a sweep where one job uses the key: no note
+    assert unused_norm_keys([["model.norm=batch", "model.norm_groups=4"], ["model.norm=group", "model.norm_groups=4"]],
+                            {"batch", "group"}) == []

@@ -9,7 +9,7 @@ import dataclasses
 import sys
 from typing import Any, Dict
 
-from ics.config.fields import ConfigError, check_fields, fmt_value, require
+from ics.config.fields import ConfigError, allowed, check_fields, fmt_value, require
 from ics.config.schema import GROUPS, Config, schema_of
 
 
@@ -78,6 +78,10 @@ def _build(cls, values: Dict[str, Any], key: str):
             first = "must be an integer (e.g. 5000)"
         elif "is not a ListConfig" in first:
             first = "must be a list, e.g. [100,100]"
+        elif "is not Optional" in first:  # null where a value is needed: say which values are
+            f = next((f for f in dataclasses.fields(cls) if f.name == sub), None)
+            choices = f.metadata.get("choices") if f is not None else None
+            first = f"allowed: {', '.join(allowed(choices))}" if choices is not None else "must be set (not null)"
         raise ConfigError(f"{where}={fmt_value(value)} is invalid: {first}") from None
 
 
@@ -97,11 +101,22 @@ def _two_per_batch(norm: str) -> str:
     return f"must be >= 2 with model.norm={norm} ({why} 2+ examples per batch)"
 
 
+def _canonical_p(p):
+    """model.norm_p as 1, 2 or inf however written (1.0, 2.0, Infinity); anything else as given."""
+    try:
+        v = float(str(p))
+    except ValueError:
+        return p
+    return "inf" if v == float("inf") else (str(int(v)) if v in (1.0, 2.0) else p)
+
+
 def validate(cfg: Config) -> None:
-    """Every per-key rule (ics.config.fields) plus the checks that involve several keys."""
+    """Every per-key rule (ics.config.fields) plus the checks that involve several keys; model.norm_p is
+    rewritten in its canonical form (1.0 -> 1)."""
     from ics.config.schema import KINDS
 
     m, o, t, d = cfg.model, cfg.optim, cfg.trainer, cfg.data
+    m.norm_p = _canonical_p(m.norm_p)
     if m.norm in BATCH_STATISTICS and isinstance(t.batch_size, int) and t.batch_size < 2:  # the stricter rule first
         require(False, "trainer.batch_size", t.batch_size, _two_per_batch(m.norm))
     check_fields(cfg)
