@@ -44,7 +44,19 @@ def parse_overrides(overrides: List[str]):
     try:
         return OverridesParser.create().parse_overrides(overrides)
     except OverrideParseException as e:
-        raise UserError(f"cannot parse overrides {overrides}: {first_line(e)}") from None
+        raise UserError(unparsable(overrides, first_line(e))) from None
+
+
+def unparsable(overrides: List[str], msg: str) -> str:
+    """Hydra's parse error; for key=[a=b] (list items holding '=', e.g. report.baseline) the quoting
+    Hydra's grammar needs."""
+    for o in overrides:
+        m = re.fullmatch(r"([\w./+~-]+)=\[([^\]\"']*=[^\]\"']*)\]", o)
+        if m:
+            items = ",".join(f'"{i.strip()}"' for i in m.group(2).split(","))
+            return (f"{o} cannot be parsed: list items holding '=' must be quoted: '{m.group(1)}=[{items}]' "
+                    "(the outer single quotes are for the shell)")
+    return f"cannot parse overrides {overrides}: {msg}"
 
 
 def expand_sweep(overrides: List[str], sweeper_params: Optional[Dict[str, str]] = None) -> List[List[str]]:
@@ -127,7 +139,7 @@ def explain(e: Exception, overrides: List[str], group_options, allowed_keys) -> 
         key = text.split("full_key: ")[-1].split()[0] if "full_key: " in text else text.split("'")[1]
         return f"{key} is not a config key; {allowed_keys(key)}"
     if isinstance(e, OverrideParseException):
-        return f"cannot parse overrides {overrides}: {msg}"
+        return unparsable(overrides, msg)
     if cause is not None:
         return f"{msg} {first_line(cause)}"
     return msg

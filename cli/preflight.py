@@ -251,13 +251,16 @@ def check_jobs(jobs: List[List[str]], data: bool = True) -> None:
     the model (on the meta device) run once per distinct data/model/instrument settings."""
     import dataclasses
 
-    from ics.config.convert import section_from_dict
+    from ics.analysis.configs import flatten
+    from ics.config.convert import section_from_dict, to_dict
     from ics.train import check_runnable
 
     composed: Dict[Tuple[str, ...], Tuple[DictConfig, object]] = {}
     sections: Dict[tuple, object] = {}
     checked: Dict[str, None] = {}
     norms: set = set()  # the model.norm of the jobs: keys of another normaliser get a note
+    si_norms: set = set()  # ... and those of jobs that ask for the scale-invariant landscape
+    flats: List[Dict] = []  # each checked job's config, flat: report.baseline must name one of them
     for job in _subset(jobs):
         parsed = compat.parse_overrides(job)
         choices = tuple(o.input_line for o in parsed if _is_choice(o.get_key_element()) or o.is_delete())
@@ -299,6 +302,9 @@ def check_jobs(jobs: List[List[str]], data: bool = True) -> None:
             cfg = dataclasses.replace(base, **new) if new else base
             validate(cfg)
             norms.add(cfg.model.norm)
+            flats.append(flatten(to_dict(cfg)))
+            if cfg.landscape.enabled and cfg.landscape.scale_invariant:
+                si_norms.add(cfg.model.norm)
             heavy = repr((cfg.data, cfg.model, cfg.trainer.batch_size, cfg.trainer.device, cfg.trainer.threads,
                           [getattr(cfg, g) for g in GROUPS if g not in ("model", "data", "optim", "trainer")]))
             if heavy not in checked:
@@ -306,8 +312,40 @@ def check_jobs(jobs: List[List[str]], data: bool = True) -> None:
                 checked[heavy] = None
         except ConfigError as e:
             raise UserError(str(e)) from None
-    for note in unused_norm_keys(jobs, norms):
+    check_baseline(flats, sweep=len(jobs) > 1)
+    for note in unused_norm_keys(jobs, norms) + no_scale_invariance(si_norms):
         print(f"note: {note}", file=sys.stderr)
+
+
+def no_scale_invariance(norms: set) -> List[str]:
+    """landscape.scale_invariant where the normaliser leaves no weight scale-invariant in the network's
+    function (none; Batch Renorm, whose r and d depend on ‖w‖): those jobs record no si measures."""
+    from ics.models.norms import exactly_invariant
+
+    without = sorted(n for n in norms if not exactly_invariant(n))
+    if not without:
+        return []
+    why = "; Batch Renorm's r and d depend on ‖w‖" if "batch_renorm" in without else ""
+    return [f"landscape.scale_invariant=true records nothing with model.norm={', '.join(without)}: no weight "
+            f"there is scale-invariant in the network's function{why}"]
+
+
+def check_baseline(flats: List[Dict], sweep: bool) -> None:
+    """report.baseline at launch, not when the report is made: every key=value names a config key,
+    and in a sweep a value some job has (a typo found hours later is a wasted sweep)."""
+    from ics.analysis.configs import parse_override
+
+    baselines = {tuple(f.get("report.baseline") or ()) for f in flats}
+    for baseline in baselines:
+        for item in baseline:
+            key, value = parse_override(str(item)) or (str(item), None)
+            if all(key not in f for f in flats):
+                raise UserError(f"report.baseline item {item} names no config key: {key} is not one "
+                                f"(e.g. model.norm=batch)")
+            taken = list(dict.fromkeys(f[key] for f in flats if key in f))
+            if sweep and value not in taken:
+                raise UserError(f"report.baseline item {item} matches no job of this sweep: {key} takes "
+                                f"{', '.join(map(str, taken))}")
 
 
 def unused_norm_keys(jobs: List[List[str]], norms: set) -> List[str]:

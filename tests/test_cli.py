@@ -152,6 +152,12 @@ BAD = {
     # null where a value is needed: the allowed values, not OmegaConf's "is not Optional"
     "norm-null": (["model.norm=null"], ("model.norm=null is invalid: allowed: batch, batch_renorm, group, layer, lp",)),
     "steps-null": (["trainer.steps=null"], ("trainer.steps=null is invalid: must be set (null is not allowed)",)),
+    # report.baseline is checked at launch: Hydra's quoting, a key that is not one, a value no job has
+    "baseline-unquoted": (["report.baseline=[model.norm=batch]"],
+                          ("must be quoted", "'report.baseline=[\"model.norm=batch\"]'")),
+    "baseline-no-key": (['report.baseline=["model.nrm=batch"]'], ("report.baseline item model.nrm=batch", "model.nrm is not one")),
+    "baseline-no-job": (["-m", "model.norm=none,layer", 'report.baseline=["model.norm=batch"]'],
+                        ("matches no job of this sweep: model.norm takes none, layer",)),
 }
 
 

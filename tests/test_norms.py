@@ -385,3 +385,14 @@ def test_keys_of_a_normaliser_no_job_uses_get_a_note():
     # a sweep where one job uses the key: no note
     assert unused_norm_keys([["model.norm=batch", "model.norm_groups=4"], ["model.norm=group", "model.norm_groups=4"]],
                             {"batch", "group"}) == []
+
+
+def test_a_scale_invariant_landscape_where_no_weight_is_invariant_gets_a_note():
+    """landscape.scale_invariant with model.norm=batch_renorm (or none) records no si measures: said at launch."""
+    from ics.models.norms import exactly_invariant
+    from ics_cli.preflight import no_scale_invariance
+
+    assert {n for n in NORMS.keys() if exactly_invariant(n)} == {"batch", "layer", "group", "weight", "lp"}
+    assert no_scale_invariance({"batch", "layer"}) == []
+    [note] = no_scale_invariance(set(NORMS.keys()))
+    assert note.startswith("landscape.scale_invariant=true records nothing with model.norm=batch_renorm, none: ")

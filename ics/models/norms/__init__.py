@@ -44,6 +44,14 @@ def invariance_groups(norm: Optional[nn.Module], rows: int, exact_only: bool = F
     return {"row": rows, "layer": 1, "group": getattr(norm, "num_groups", 1)}[kind]
 
 
+def exactly_invariant(name: str) -> bool:
+    """Whether model.norm=`name` makes its affine weights scale-invariant in the network's function
+    (what landscape.scale_invariant needs): read from a 4-unit module of that normaliser."""
+    from ics.config import MLPConfig
+
+    return invariance_groups(NORMS[name](4, False, MLPConfig(norm=name, norm_groups=2)), 4, exact_only=True) > 0
+
+
 def scale_invariant_weights(model: nn.Module, exact_only: bool = False) -> Dict[str, int]:
     """Affine weight name -> number of scale-invariant row groups, for every block whose normaliser
     makes its weight scale-invariant (exact_only: the network's function, not only its gradient)."""
