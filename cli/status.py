@@ -88,7 +88,8 @@ def describe(entry: Entry) -> Entry:
         if job.status == Status.RUNNING and total and sps:
             entry.eta = max(total - step, 0) / sps
         if job.summary is not None and job.summary.final_test_acc is not None and job.status.finished:
-            entry.progress += f" · final test acc {job.summary.final_test_acc:.4f}"
+            score = "R²" if job.summary.metric == "r2" else "acc"
+            entry.progress += f" · final test {score} {job.summary.final_test_acc:.4f}"
         if job.problem and job.status == Status.UNREADABLE:
             entry.note = job.problem
         return entry

@@ -112,13 +112,15 @@ def hparam_keys_of(sweep_dir: Path) -> Optional[Tuple[List[str], Dict[str, list]
 
 
 def job_line(num, label: str, step: Optional[int], steps: Optional[int], loss, acc, phase: str, sps,
-             width: int) -> str:
+             width: int, metric=None) -> str:
     """A running job in at most `width` characters. Fields go in by priority (job number, swept values,
     step/total, loss, accuracy, then the phase word and speed) and are shown in that order; one that
-    does not fit whole is left out, except the swept values, which are shortened to fit."""
+    does not fit whole is left out, except the swept values, which are shortened to fit. metric: "r2"
+    for a regression run (its score is R², not accuracy)."""
     fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
     head = f"job {num}"
-    rest = [f"step {step or 0:,}/{steps:,}" if steps else "", f"loss {fmt(loss, '.4f')}", f"acc {fmt(acc, '.4f')}",
+    rest = [f"step {step or 0:,}/{steps:,}" if steps else "", f"loss {fmt(loss, '.4f')}",
+            f"{'R²' if metric == 'r2' else 'acc'} {fmt(acc, '.4f')}",
             phase, f"{fmt(sps, ',.0f')} steps/s" if sps else ""]
     room = width - len(head) - 2
     if room <= 0:
@@ -291,8 +293,9 @@ class LiveSweep:
                 self._seen[j.dir] = str(j.status)
                 self._done += 1
                 acc = j.summary.final_test_acc if j.summary and j.status != Status.FAILED else None
+                score = "R²" if j.summary and j.summary.metric == "r2" else "acc"
                 out.append(f"{self._done}/{self.total} done  job {j.num}  {state.labels[j.dir]}  {status_text(j)}"
-                           + (f", final test acc {acc:.4f}" if acc is not None else ""))
+                           + (f", final test {score} {acc:.4f}" if acc is not None else ""))
         for j in state.running:
             label, p = state.labels[j.dir], state.progress[j.dir]
             if self._seen.get(j.dir) != "running":
@@ -304,7 +307,7 @@ class LiveSweep:
             if now - last_t >= self.every_sec and p.get("step") and p.get("step") != last_step:
                 self._logged[j.dir] = (now, p.get("step"))
                 out.append(job_line(j.num, label, p.get("step"), p.get("steps"), p.get("loss"), p.get("acc"),
-                                    "", p.get("steps_per_sec"), 1000))
+                                    "", p.get("steps_per_sec"), 1000, p.get("metric")))
         for line in out:
             print(f"{stamp()} {line}", flush=True)
 
@@ -319,7 +322,8 @@ class LiveSweep:
         for j in state.running:
             p = state.progress[j.dir]
             lines.append(Text(job_line(j.num, state.labels[j.dir], p.get("step"), p.get("steps"), p.get("loss"),
-                                       p.get("acc"), p.get("phase", "starting"), p.get("steps_per_sec"), width),
+                                       p.get("acc"), p.get("phase", "starting"), p.get("steps_per_sec"), width,
+                                       p.get("metric")),
                               no_wrap=True, overflow="crop"))
         now = time.monotonic()
         done, total = state.steps()

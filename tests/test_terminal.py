@@ -219,6 +219,17 @@ def test_a_live_job_line_keeps_number_values_step_loss_acc_and_drops_phase_and_s
     assert len(long) <= 60 and long.startswith("job 11  norm=batch") and "…" in long and "step 1,500/25,000" in long
     for width in range(8, 200):
         assert len(job_line(*args, width=width)) <= width
+    # a regression run's score is R² (progress.json says "metric": "r2"), not accuracy
+    assert "  R² 0.9587  " in job_line(*args, width=160, metric="r2")
+
+
+def test_a_regression_run_says_r2_in_its_progress_lines(tmp_path, capsys):
+    from ics.train.progress import Progress
+
+    with Progress(100, mode="lines", out_dir=tmp_path, every_sec=0, metric="r2") as p:
+        p.update(50, 0.25, 0.875, 10.0, force=True)
+    assert "loss 0.2500  test R² 0.8750" in capsys.readouterr().out
+    assert json.loads((tmp_path / "progress.json").read_text())["metric"] == "r2"
 
 
 def test_the_sweep_eta_counts_steps_and_moves_smoothly():

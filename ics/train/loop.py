@@ -506,7 +506,8 @@ class Trainer:
 
         t = self.cfg.trainer
         return Progress(t.steps, start=self.step, mode=display_mode(t.progress), out_dir=self.out_dir,
-                        label=self.label, every_sec=t.progress_every_sec, console=self.console)
+                        label=self.label, every_sec=t.progress_every_sec, console=self.console,
+                        metric="r2" if self.regression else "accuracy")
 
 
 def hparam_result(summary: Summary, targets) -> tuple:

@@ -25,14 +25,15 @@ class Progress:
     """Composite of a display (bar, lines or none) and the progress.json feed."""
 
     def __init__(self, total: int, start: int = 0, mode: str = "none", out_dir: Optional[Path] = None,
-                 label: str = "", every_sec: float = 30.0, console=None):
+                 label: str = "", every_sec: float = 30.0, console=None, metric: str = "accuracy"):
         self.total, self.start, self.mode, self.label = total, start, mode, label
+        self.score = "test R²" if metric == "r2" else "test acc"  # what the last evaluation's number is
         self.out_dir, self.every_sec, self.console = out_dir, every_sec, console
         self._bar = None
         self._last_line = self._last_file = 0.0
         self._last_line_step = None
         self.state = {"step": start, "steps": total, "loss": None, "acc": None, "steps_per_sec": None,
-                      "phase": "starting", "pid": os.getpid(), "label": label}
+                      "phase": "starting", "pid": os.getpid(), "label": label, "metric": metric}
 
     # --- context -------------------------------------------------------------------------------------
     def __enter__(self) -> "Progress":
@@ -46,7 +47,7 @@ class Progress:
             width = (self.console or Console()).width
             self._bar = RichProgress(
                 TextColumn("[bold]train"), BarColumn(bar_width=max(4, min(40, width - 70))), MofNCompleteColumn(),
-                TextColumn("loss {task.fields[loss]}"), TextColumn("test acc {task.fields[acc]}"),
+                TextColumn("loss {task.fields[loss]}"), TextColumn(self.score + " {task.fields[acc]}"),
                 TextColumn("{task.fields[sps]} steps/s"), TimeRemainingColumn(), console=self.console, transient=False)
             self._bar.__enter__()
             self._task = self._bar.add_task("train", total=self.total, completed=self.start, loss="-", acc="-", sps="-")
@@ -81,7 +82,7 @@ class Progress:
         if self.mode == "lines" and step != self._last_line_step and due:
             self._last_line, self._last_line_step = now, step
             who = f"[{self.label}] " if self.label else ""
-            print(f"{stamp()} {who}step {step:,}/{self.total:,}  loss {fmt(loss, '.4f')}  test acc {fmt(acc, '.4f')}  "
+            print(f"{stamp()} {who}step {step:,}/{self.total:,}  loss {fmt(loss, '.4f')}  {self.score} {fmt(acc, '.4f')}  "
                   f"{fmt(self.state['steps_per_sec'], ',.0f')} steps/s", flush=True)
         self._write(force)
 
