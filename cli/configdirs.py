@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -320,7 +321,8 @@ def write_sweep_record(sweep_dir: Path, study: Optional[str], dirs: List[Path], 
 
     staged = (sweep_dir / STAGE).resolve()
     record = {"study": study, "config_dirs": [str(d) for d in dirs if Path(d).resolve() != staged],
-              "config_name": config_name, "staged_study": staged.is_dir()}
+              "config_name": config_name, "staged_study": staged.is_dir(),
+              "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}  # ics status: a copied sweep keeps it
     tmp = sweep_dir / (RECORD + ".tmp")
     tmp.write_text(json.dumps(record, indent=1))
     os.replace(tmp, sweep_dir / RECORD)

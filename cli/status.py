@@ -38,10 +38,11 @@ def find(root: Path) -> List[Entry]:
         d, depth = todo.pop()
         try:
             if any((d / m).is_file() for m in SWEEP_MARKERS):
-                found.append(Entry(d, "sweep", _started(d, SWEEP_MARKERS)))
+                found.append(Entry(d, "sweep", _recorded(d / "sweep.json") or _started(d, SWEEP_MARKERS)))
                 continue
             if is_job_dir(d):
-                found.append(Entry(d, "run", _started(d, (f"{names.HYDRA_DIR}/config.yaml", names.SUMMARY))))
+                found.append(Entry(d, "run", _recorded(d / names.SUMMARY) or
+                                   _started(d, (f"{names.HYDRA_DIR}/config.yaml", names.SUMMARY))))
                 continue
             if depth >= MAX_DEPTH:
                 continue
@@ -54,7 +55,23 @@ def find(root: Path) -> List[Entry]:
     return sorted(found, key=lambda e: e.started, reverse=True)
 
 
+def _recorded(path: Path) -> Optional[float]:
+    """The start time a sweep record or run summary holds ("started", ISO 8601), which a copied folder
+    keeps (its files' times are the copy's); None where absent or not a time (untrusted file)."""
+    import json
+    from datetime import datetime
+
+    try:
+        if path.stat().st_size > 50_000_000:
+            return None
+        text = json.loads(path.read_bytes().decode("utf-8")).get("started")
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S%z").timestamp() if isinstance(text, str) else None
+    except (OSError, ValueError, AttributeError, OverflowError, RecursionError):
+        return None
+
+
 def _started(d: Path, files) -> float:
+    """The earliest modification time of a folder's start files (a folder from before "started")."""
     times = []
     for f in files:
         try:

@@ -9,7 +9,8 @@ import torch
 
 # summary.json fields that legitimately differ between two runs of the same config
 TIMING = {"steps_per_sec", "train_steps_per_sec", "wall_time_sec", "wall_time_total_sec", "eval_time_sec",
-          "instrument_time_sec", "checkpoint_time_sec", "pid", "updated", "resumed_at", "host"}
+          "instrument_time_sec", "checkpoint_time_sec", "pid", "updated", "resumed_at", "host",
+          "started"}
 
 
 def merged(*args: str) -> list:

@@ -123,6 +123,7 @@ def test_signal_writes_checkpoint_then_resume_is_bit_identical(tiny_env, tmp_pat
     assert p.returncode == 0, p.stdout + p.stderr
     assert_same_run(reference, run)
     assert_clean_events(run)
+    assert record(run)["started"] == stopped["started"] is not None  # the run began once: a resume keeps it
 
 
 def test_second_signal_exits_at_once_leaving_whole_files(tiny_env, tmp_path):

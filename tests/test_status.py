@@ -75,3 +75,28 @@ def test_corrupt_files_are_one_line_notes_and_names_are_printed_safely(tmp_path)
     p = subprocess.run([sys.executable, "-m", "ics_cli.main", "status", str(tmp_path / "nothing")], capture_output=True,
                        text=True, timeout=60)
     assert p.returncode == 2 and p.stderr.strip().count("\n") == 0 and "is not a directory" in p.stderr
+
+
+def test_the_start_comes_from_the_record_so_a_copied_folder_keeps_it(tmp_path):
+    """cp -r gives every file the copy's time: the run's summary ("started") and the sweep's sweep.json
+    keep when it began. A start that is not a time (untrusted) falls back to the files' times."""
+    import shutil
+    import time
+
+    from ics_cli.status import find, lines
+
+    run = tmp_path / "orig" / "run"
+    write_summary(run, Summary(status=Status.COMPLETED, steps=10, steps_requested=10, started="2026-03-04T05:06:07+0000",
+                               config={"trainer": {"steps": 10}}))
+    sweep = tmp_path / "orig" / "sweep"
+    sweep.mkdir()
+    (sweep / names.PLANNED_JOBS).write_text(json.dumps([["x=1"]]))
+    (sweep / "sweep.json").write_text(json.dumps({"study": None, "started": "2026-05-06T07:08:09+0000"}))
+    shutil.copytree(tmp_path / "orig", tmp_path / "copy", copy_function=shutil.copy)  # new file times, like cp -r
+    times = {e.path.name: e.started for e in find(tmp_path / "copy")}
+    assert times == {"run": 1772600767.0, "sweep": 1778051289.0}
+    assert [ln.split()[0] for ln in lines(tmp_path / "copy")] == ["sweep", "run"]  # newest first, by the record
+    for bad in ("yesterday", 12, ["x"], "9999-99-99T00:00:00+0000"):
+        (tmp_path / "copy" / "sweep" / "sweep.json").write_text(json.dumps({"started": bad}))
+        started = {e.path.name: e.started for e in find(tmp_path / "copy")}["sweep"]
+        assert abs(started - time.time()) < 3600  # the copy's file times

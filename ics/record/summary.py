@@ -98,6 +98,7 @@ class Summary:
     host: str = field(default_factory=socket.gethostname)
     pid: int = field(default_factory=os.getpid)
     updated: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    started: Optional[str] = None  # when the run began (kept over resumes; a copied folder keeps it too)
 
     @property
     def drift(self) -> Dict[str, Dict[str, float]]:

@@ -89,6 +89,7 @@ class Trainer:
         self.timers: Dict[str, float] = defaultdict(float)
         self.resumed_at: List[int] = []
         self.wall_before = 0.0  # wall time of the segments before a resume
+        self.started = time.strftime("%Y-%m-%dT%H:%M:%S%z")  # when the run began (a resume keeps the first)
         self.writer = None
         self._kept: Optional[Summary] = None  # the record written with the checkpoint on disk (None: none yet)
         self.hparam_keys: Optional[Sequence[str]] = None  # None: the main knobs and the overrides
@@ -322,6 +323,7 @@ class Trainer:
             "resumed_at": list(self.resumed_at),
             "wall_before": self.wall_before + (time.perf_counter() - self.t_start if hasattr(self, "t_start") else 0.0),
             "config": to_dict(self.cfg),
+            "started": self.started,
         }
 
     def load_state_dict(self, s: dict) -> None:
@@ -340,6 +342,7 @@ class Trainer:
         self.history = {k: list(s["history"].get(k, [])) for k in names.METRIC_ARRAYS}
         self.resumed_at = list(s.get("resumed_at", [])) + [self.step]
         self.wall_before = float(s.get("wall_before", 0.0))
+        self.started = str(s.get("started", self.started))
 
     # --- the end of a run ----------------------------------------------------------------------------
     def finish(self) -> Summary:
@@ -478,7 +481,7 @@ class Trainer:
                      "test": int(self.data.x_test.shape[0]), "source": self.data.source, "task": self.data.task},
             metric="r2" if self.regression else "accuracy",
             instruments={inst.key: inst.summary() for inst in self.instruments},
-            overrides=self.overrides, config=to_dict(self.cfg), resumed_at=list(self.resumed_at),
+            overrides=self.overrides, config=to_dict(self.cfg), resumed_at=list(self.resumed_at), started=self.started,
         )
 
     def _write_hparams(self, summary: Summary) -> None:
