@@ -29,6 +29,12 @@ def status_text(job: JobRecord) -> str:
 COLUMNS = ("job", "overrides", "status", "final test acc", "best test acc", "steps/s (all in)")
 
 
+def columns(jobs: List[JobRecord]) -> tuple:
+    """COLUMNS, with R² for the score where every job with a record is a regression run."""
+    metrics = {j.summary.metric for j in jobs if j.summary is not None}
+    return COLUMNS if metrics != {"r2"} else COLUMNS[:3] + ("final test R²", "best test R²") + COLUMNS[5:]
+
+
 def status_rows(jobs: List[JobRecord], planned: Optional[List[List[str]]] = None):
     """(rows, caption): one row per job of the sweep, the ones never started too (from jobs.json);
     overrides every job shares go into the caption, not on every row."""
@@ -60,33 +66,37 @@ def print_status_table(jobs: List[JobRecord], sweep_dir: Path, console=None,
 
     from ics.analysis.tables import fit_widths
 
+    from rich.text import Text
+
     console = console or Console()
     rows, caption = status_rows(jobs, planned)
+    cols = columns(jobs)
     title = f"sweep: {len(rows)} jobs"
-    table = Table(title=title, caption=caption, caption_justify="left")
-    widths = fit_widths(COLUMNS, rows, console.width - 3 * len(COLUMNS) - 1)  # 3 per column + 1: borders, padding
-    for col, w in zip(COLUMNS, widths or [None] * len(COLUMNS)):
+    # cells are text read from run folders: Text, so that a '[' in them is never Rich markup
+    table = Table(title=title, caption=Text(caption) if caption else None, caption_justify="left")
+    widths = fit_widths(cols, rows, console.width - 3 * len(cols) - 1)  # 3 per column + 1: borders, padding
+    for col, w in zip(cols, widths or [None] * len(cols)):
         table.add_column(col, width=w, overflow="fold")
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*map(Text, row))
     if widths is not None:
         console.print(table)
         return
     console.print(title, style="bold", highlight=False)
     for row in rows:
-        for line in vertical_block(row, console.width):
-            console.print(line, highlight=False, soft_wrap=True)
+        for line in vertical_block(row, console.width, cols):
+            console.print(line, highlight=False, soft_wrap=True, markup=False)
     if caption:
-        console.print(caption, highlight=False)
+        console.print(caption, highlight=False, markup=False)
 
 
-def vertical_block(row, width: int) -> List[str]:
+def vertical_block(row, width: int, cols=COLUMNS) -> List[str]:
     """One job as lines no wider than `width`: "job N  overrides", then its values, wrapped."""
     import textwrap
 
     wrap = lambda text: textwrap.wrap(text, width, initial_indent="  ", subsequent_indent="  ",  # noqa: E731
                                       break_on_hyphens=False)
-    values = " · ".join([row[2]] + [f"{name} {value}" for name, value in zip(COLUMNS[3:], row[3:])])
+    values = " · ".join([row[2]] + [f"{name} {value}" for name, value in zip(cols[3:], row[3:])])
     return textwrap.wrap(f"job {row[0]}  {row[1]}", width, subsequent_indent="  ", break_on_hyphens=False) + \
         wrap(values)
 
@@ -133,7 +143,9 @@ def print_run_summary(summary: Summary, out_dir: Path, console=None) -> None:
         rows.append((f"drift {point} vs step 0: W1 raw (input units)", _fmt(d.get("w1_raw"))))
         rows.append((f"drift {point} vs step 0: W1 shape (standardised)", _fmt(d.get("w1_shape"))))
         rows.append((f"drift {point} vs step 0: W1/σ_ref", _fmt(d.get("w1_ref"))))
-    for r in rows:
-        table.add_row(*r)
+    from rich.text import Text
+
+    for r in rows:  # the run's values and point names: text, never Rich markup
+        table.add_row(*(Text(str(c)) for c in r))
     console.print(table)
     next_steps(out_dir)

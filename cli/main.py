@@ -132,7 +132,8 @@ def _launch_run(early: "_StopBeforeRun", args: List[str], force_multirun: bool, 
                 extra_dirs: Sequence[Path], stage: Optional[Path]) -> None:
     """Validate every job, claim a fresh directory, then hand over to Hydra's runtime. `stage`: a
     temporary config folder holding a study given by path, moved into the sweep directory."""
-    shows = any(a.split("=", 1)[0] in ("--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i") for a in args)
+    shows = any(a.split("=", 1)[0] in ("--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i", "--version",
+                                       "-sc", "--shell-completion") for a in args)
     if not shows:  # the first word within a second of Enter: what follows imports torch (a log: stamped)
         stamp = "" if sys.stdout.isatty() else time.strftime("%H:%M:%S ")
         typer.echo(stamp + "ics: checking the config" + (" of every job" if force_multirun or "-m" in args

@@ -318,12 +318,14 @@ def check_jobs(jobs: List[List[str]], data: bool = True) -> None:
 
 
 def no_scale_invariance(norms: set) -> List[str]:
-    """landscape.scale_invariant where the normaliser leaves no weight scale-invariant in the network's
-    function (none; Batch Renorm, whose r and d depend on ‖w‖): those jobs record no si measures."""
+    """landscape.scale_invariant where no job's normaliser leaves a weight scale-invariant in the
+    network's function (none; Batch Renorm, whose r and d depend on ‖w‖), so that nothing would be
+    recorded. A study that compares such jobs with invariant ones (landscape: none vs batch) asks for
+    exactly that and gets no note."""
     from ics.models.norms import exactly_invariant
 
     without = sorted(n for n in norms if not exactly_invariant(n))
-    if not without:
+    if not without or len(without) < len(norms):
         return []
     why = "; Batch Renorm's r and d depend on ‖w‖" if "batch_renorm" in without else ""
     return [f"landscape.scale_invariant=true records nothing with model.norm={', '.join(without)}: no weight "
@@ -333,7 +335,7 @@ def no_scale_invariance(norms: set) -> List[str]:
 def check_baseline(flats: List[Dict], sweep: bool) -> None:
     """report.baseline at launch, not when the report is made: every key=value names a config key,
     and in a sweep a value some job has (a typo found hours later is a wasted sweep)."""
-    from ics.analysis.configs import parse_override
+    from ics.analysis.configs import parse_override, same_value
 
     baselines = {tuple(f.get("report.baseline") or ()) for f in flats}
     for baseline in baselines:
@@ -343,7 +345,7 @@ def check_baseline(flats: List[Dict], sweep: bool) -> None:
                 raise UserError(f"report.baseline item {item} names no config key: {key} is not one "
                                 f"(e.g. model.norm=batch)")
             taken = list(dict.fromkeys(f[key] for f in flats if key in f))
-            if sweep and value not in taken:
+            if sweep and not any(same_value(value, t) for t in taken):
                 raise UserError(f"report.baseline item {item} matches no job of this sweep: {key} takes "
                                 f"{', '.join(map(str, taken))}")
 

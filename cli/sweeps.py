@@ -96,9 +96,12 @@ def hparam_keys_of(sweep_dir: Path) -> Optional[Tuple[List[str], Dict[str, list]
     """The keys a sweep varies and their discrete domains, as written by write_hparams; None where the
     file is missing or not what write_hparams writes (it is read from a folder: untrusted)."""
     try:
-        spec = json.loads((Path(sweep_dir) / HPARAMS_FILE).read_text())
+        path = Path(sweep_dir) / HPARAMS_FILE
+        if path.stat().st_size > 1_000_000:  # what write_hparams writes is a few kB
+            return None
+        spec = json.loads(path.read_bytes().decode("utf-8"))
         keys, domains = spec["keys"], spec.get("domains", {})
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return None
     if not (isinstance(keys, list) and all(isinstance(k, str) for k in keys) and isinstance(domains, dict)):
         return None

@@ -79,6 +79,9 @@ def test_version(tiny_env, cwd):
     p = subprocess.run([*cmd, "--version"], env=tiny_env, cwd=cwd, capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == f"ics {__version__}"
+    # `ics run --version` is Hydra's: it checks no config, so it does not say it does
+    p = ics(["run", "--version"], tiny_env, cwd)
+    assert p.returncode == 0 and p.stdout.startswith("Hydra ") and "checking the config" not in p.stdout, p.stdout
 
 
 def test_list_shows_groups_options_and_experiments(tiny_env, cwd):

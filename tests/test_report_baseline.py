@@ -75,3 +75,18 @@ def test_a_baseline_that_matches_no_group_is_a_note_not_a_table(tmp_path, capsys
     res = make_report(make_sweep(tmp_path, ["model.norm=layer"]))
     assert not any(t.title.startswith("Each group against") for t in res["tables"])
     assert "report.baseline (model.norm=layer) matches no group of this report" in capsys.readouterr().out
+
+
+def test_a_baseline_value_matches_however_the_number_is_written():
+    """report.baseline is text (model.norm_p=1) while model.norm_p is stored as the text "1" and lr as a
+    float: 1, 1.0, "1" match; inf and "inf" match; none of them match 2 or a word."""
+    from ics.analysis.configs import parse_override, same_value
+    from ics.analysis.groups import Group, baseline_group
+
+    assert same_value(parse_override("model.norm_p=1")[1], "1") and same_value(parse_override("x=inf")[1], "inf")
+    assert same_value(parse_override("model.dropout=0")[1], 0.0) and same_value(parse_override("x=1e-3")[1], 0.001)
+    assert not same_value(1, "2") and not same_value("batch", "none") and not same_value(True, 1)
+    groups = [Group(key=(("model.norm", "lp"), ("model.norm_p", p)), label=p, jobs=[]) for p in ("1", "2", "inf")]
+    for text, p in (("model.norm_p=1", "1"), ("model.norm_p=inf", "inf"), ("model.norm_p=2.0", "2")):
+        ref, why = baseline_group(groups, [text])
+        assert why is None and ref.config["model.norm_p"] == p

@@ -310,6 +310,37 @@ def test_report_tables_keep_every_column_border_and_word_at_80_columns():
                 assert rows and all(ln.endswith("│") and ln.count("│") == len(t.headers) + 1 for ln in rows), text
 
 
+def test_text_from_run_folders_is_never_rich_markup(tmp_path):
+    """A config value like data.image_folder=/x/[/b] ends up in a cell: printed as written, no MarkupError
+    (the report and the sweep's closing table, wide and narrow)."""
+    from rich.console import Console
+
+    from ics.analysis.tables import TextTable, print_tables
+    from ics.record import JobRecord, Status, Summary
+    from ics_cli.console import print_status_table
+
+    t = TextTable("runs of [bold]x", ["job", "overrides", "final acc"], [["0", "data.image_folder=/x/[/b]", "0.9"]],
+                  "caption [/i]")
+    jobs = [JobRecord(tmp_path / "0", 0, Status.COMPLETED, Summary(status=Status.COMPLETED, final_test_acc=0.5),
+                      ["data.image_folder=/x/[/b]", "model.norm=[red]none"])]
+    for width in (200, 80, 20):
+        console = Console(width=width, record=True, color_system=None)
+        print_tables([t], console)
+        print_status_table(jobs, tmp_path, console)
+        text = console.export_text().replace("│", " ").replace("\n", " ")
+        for word in ("[bold]x", "/x/[/b]", "[/i]", "model.norm=[red]none"):
+            assert word in text.replace(" ", "") or word in text, (word, text)
+
+
+def test_a_regression_sweep_closing_table_says_r2(tmp_path):
+    from ics.record import JobRecord, Status, Summary
+    from ics_cli.console import COLUMNS, columns
+
+    r2 = [JobRecord(tmp_path / "0", 0, Status.COMPLETED, Summary(status=Status.COMPLETED, metric="r2"), ["x=1"])]
+    acc = [JobRecord(tmp_path / "1", 1, Status.COMPLETED, Summary(status=Status.COMPLETED), ["x=2"])]
+    assert columns(r2)[3:5] == ("final test R²", "best test R²") and columns(r2 + acc) == COLUMNS == columns(acc)
+
+
 @pytest.mark.parametrize("columns", [160, 80])
 def test_live_sweep_view_on_a_terminal(tiny_env, tmp_path, columns):
     sweep = tmp_path / "sweep"

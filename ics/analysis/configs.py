@@ -51,6 +51,19 @@ def parse_override(text: str) -> Optional[Tuple[str, Any]]:
     return key, tuple(value) if isinstance(value, list) else value
 
 
+def same_value(want: Any, have: Any) -> bool:
+    """A value given as text (report.baseline's key=value) against a run's config value: equal, or the
+    same number however written (model.norm_p is the text "1"; 1, 1.0 and "1" match; inf and "inf")."""
+    if isinstance(want, bool) or isinstance(have, bool):  # True is not 1 here
+        return type(want) is type(have) and want == have
+    if want == have or str(want) == str(have):
+        return True
+    try:
+        return float(want) == float(have)
+    except (TypeError, ValueError, OverflowError):
+        return False
+
+
 def config_key(cfg: Dict[str, Any], drop: Iterable[str] = ()) -> Tuple[Tuple[str, Any], ...]:
     """The config without neutral keys and `drop`, as a sorted hashable tuple."""
     skip = set(drop) | NEUTRAL_KEYS

@@ -105,14 +105,14 @@ def contrasts(groups: Sequence[Group], field: str = "final_test_acc", limit: int
 
 def baseline_group(groups: Sequence[Group], baseline: Sequence[str]) -> Tuple[Optional[Group], Optional[str]]:
     """The one group whose config has every `key=value` of `report.baseline`, or None and why."""
-    from ics.analysis.configs import parse_override
+    from ics.analysis.configs import parse_override, same_value
 
     if not isinstance(baseline, (list, tuple)):  # read from a run's files: anything may be there
         return None, f"report.baseline ({str(baseline)[:80]}) is not a list of key=value texts; no baseline contrasts"
     want = [kv for o in baseline if (kv := parse_override(str(o))) is not None]
     if not want:
         return None, None
-    match = [g for g in groups if all(k in g.config and g.config[k] == v for k, v in want)]
+    match = [g for g in groups if all(k in g.config and same_value(v, g.config[k]) for k, v in want)]
     if len(match) == 1:
         return match[0], None
     text = " ".join(str(o) for o in baseline)

@@ -518,10 +518,11 @@ def print_tables(tables: Sequence[TextTable], console=None) -> None:
     (cells wrap at spaces) where that is enough, else one block of lines per row."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     # piped output (logs, CI) has no width to respect: use a wide one so rows stay one line
     console = console or Console(width=None if Console().is_terminal else 200)
-    for t in tables:
+    for t in tables:  # cells come from run folders: Text throughout, so a '[' is never Rich markup
         widths = fit_widths(t.headers, t.cells, console.width - 3 * len(t.headers) - 1)  # 3 a column + 1: borders
         if widths is None:
             console.print(t.title, style="bold", highlight=False, markup=False)
@@ -531,11 +532,11 @@ def print_tables(tables: Sequence[TextTable], console=None) -> None:
             if t.caption:
                 console.print(t.caption, highlight=False, markup=False)
             continue
-        table = Table(title=t.title, caption=t.caption, caption_justify="left")
+        table = Table(title=Text(t.title), caption=Text(t.caption) if t.caption else None, caption_justify="left")
         for h, w in zip(t.headers, widths):
-            table.add_column(h, width=w, overflow="fold")
+            table.add_column(Text(h), width=w, overflow="fold")
         for row in t.cells:
-            table.add_row(*row)
+            table.add_row(*(Text(str(c)) for c in row))
         console.print(table)
 
 

@@ -89,7 +89,7 @@ class Trainer:
         self.timers: Dict[str, float] = defaultdict(float)
         self.resumed_at: List[int] = []
         self.wall_before = 0.0  # wall time of the segments before a resume
-        self.started = time.strftime("%Y-%m-%dT%H:%M:%S%z")  # when the run began (a resume keeps the first)
+        self.started: Optional[str] = time.strftime("%Y-%m-%dT%H:%M:%S%z")  # when the run began (kept by resumes)
         self.writer = None
         self._kept: Optional[Summary] = None  # the record written with the checkpoint on disk (None: none yet)
         self.hparam_keys: Optional[Sequence[str]] = None  # None: the main knobs and the overrides
@@ -342,7 +342,8 @@ class Trainer:
         self.history = {k: list(s["history"].get(k, [])) for k in names.METRIC_ARRAYS}
         self.resumed_at = list(s.get("resumed_at", [])) + [self.step]
         self.wall_before = float(s.get("wall_before", 0.0))
-        self.started = str(s.get("started", self.started))
+        # a checkpoint from before "started": unknown (ics status then falls back to the files' times)
+        self.started = s["started"] if isinstance(s.get("started"), str) else None
 
     # --- the end of a run ----------------------------------------------------------------------------
     def finish(self) -> Summary:
