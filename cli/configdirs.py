@@ -319,32 +319,52 @@ RECORD = "sweep.json"
 def write_sweep_record(sweep_dir: Path, study: Optional[str], dirs: List[Path], config_name: Optional[str]) -> None:
     import json
 
+    from ics.record.files import write_text
+
     staged = (sweep_dir / STAGE).resolve()
     record = {"study": study, "config_dirs": [str(d) for d in dirs if Path(d).resolve() != staged],
               "config_name": config_name, "staged_study": staged.is_dir(),
               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}  # ics status: a copied sweep keeps it
-    tmp = sweep_dir / (RECORD + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1))
-    os.replace(tmp, sweep_dir / RECORD)
+    write_text(sweep_dir / RECORD, json.dumps(record, indent=1))
+
+
+MAX_RECORD_BYTES = 1 << 20  # what write_sweep_record writes is well under 1 kB per config folder
+
+
+def check_study_copy(stage: Path) -> None:
+    """Every YAML file of a sweep's study copy read first as plain data with the capped reader (size,
+    nesting depth, no aliases): the copy is data from the sweep folder, and Hydra or OmegaConf would
+    expand a few nested aliases into billions of values. One UserError naming the file."""
+    from ics.record.files import read_yaml
+
+    for f in sorted([*stage.glob("*.yaml"), *stage.glob("*/*.yaml")]):
+        try:
+            read_yaml(f)
+        except (OSError, ValueError) as e:
+            from ics.record.files import one_line
+
+            raise UserError(f"{f} (the sweep's copy of its study) does not read: {one_line(e)}") from None
 
 
 def read_sweep_record(sweep_dir: Path) -> Tuple[List[Path], Optional[str], List[str]]:
     """(config folders, primary config name, recorded folders that no longer exist) a sweep was
     launched with; every folder checked again (it must hold no Hydra settings) and a study copy kept
-    in the sweep comes first."""
-    import json
+    in the sweep comes first. Everything here is read as untrusted data: sweep.json and the study
+    copy through the capped readers, one UserError line for anything that does not read."""
+    from ics.record.files import one_line, read_json
 
     path = sweep_dir / RECORD
     dirs: List[Path] = []
     if (sweep_dir / STAGE).is_dir():
         dirs.append(Path(os.path.abspath(sweep_dir / STAGE)))
+        check_study_copy(dirs[0])
         check_files(dirs[0], f"the study copy {dirs[0]}")
-    if not path.exists():  # a sweep from before config folders: the shipped configs only
+    if not os.path.lexists(path):  # a sweep from before config folders: the shipped configs only
         return dirs, None, []
     try:
-        record = json.loads(path.read_bytes().decode("utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise UserError(f"{path} is unreadable ({type(e).__name__}); it should say which config folders the "
+        record = read_json(path, MAX_RECORD_BYTES)
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path} is unreadable ({one_line(e)}); it should say which config folders the "
                         "sweep used") from None
     folders = record.get("config_dirs", []) if isinstance(record, dict) else None
     name = record.get("config_name") if isinstance(record, dict) else None

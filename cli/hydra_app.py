@@ -122,7 +122,7 @@ def task(cfg: DictConfig) -> None:
 
     from ics.train.progress import LIVE_ENV
     from ics_cli.launchers import launcher_of
-    from ics_cli.sweeps import STOP_FILE, hparam_keys_of
+    from ics_cli.sweeps import STOP_FILE, hparam_keys_of, write_stop_file
 
     hc = HydraConfig.get()
     out_dir = Path(hc.runtime.output_dir)
@@ -137,7 +137,7 @@ def task(cfg: DictConfig) -> None:
         """How an interrupted job ends: "stop" (the next jobs run in this process: the sweep's stop
         file keeps them from starting), "return" (a joblib worker) or "exit" (128 + signal)."""
         if how == "stop":
-            (Path(hc.sweep.dir) / STOP_FILE).write_text(str(signum))
+            write_stop_file(Path(hc.sweep.dir), signum)
             return
         if how == "return":
             return

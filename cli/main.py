@@ -243,13 +243,14 @@ def _start_sweep(target: Path, plan, varying, study: Optional[str]) -> None:
     from ics_cli.configdirs import write_sweep_record
 
     from ics.record import names
+    from ics.record.files import write_text
     from ics_cli.sweeps import HPARAMS_FILE, write_hparams
 
     from ics_cli.sweeps import STOP_FILE
 
     target.mkdir(parents=True, exist_ok=True)
     (target / STOP_FILE).unlink(missing_ok=True)  # a resumed sweep was stopped once; it runs now
-    (target / names.PLANNED_JOBS).write_text(json.dumps(plan.jobs))  # lets a report name the jobs never started
+    write_text(target / names.PLANNED_JOBS, json.dumps(plan.jobs))  # lets a report name the jobs never started
     if not (target / HPARAMS_FILE).exists():
         write_hparams(target, varying)
     if not (target / SWEEP_RECORD).exists():  # a resumed sweep keeps the record it was started with
@@ -330,13 +331,13 @@ class ForwardStop:
         self._old = {}
 
     def _handle(self, signum, frame) -> None:
-        from ics_cli.sweeps import STOP_FILE
+        from ics_cli.sweeps import write_stop_file
 
         first = self.signum is None
         self.signum = signum
         if first:
             try:  # jobs not yet started see it and do not start
-                (self.sweep_dir / STOP_FILE).write_text(str(int(signum)))
+                write_stop_file(self.sweep_dir, signum)
             except OSError:
                 pass
         below = _descendants(os.getpid())
@@ -594,13 +595,13 @@ def _sweep_command(path: Path):
     read as untrusted data: anything malformed is one UserError naming the file."""
     from ics_cli.launchers import OPTIONS
 
-    import yaml
+    from ics.record.files import one_line, read_yaml
 
     f = path / "multirun.yaml"
-    try:  # plain YAML, safe loader: nothing is resolved (${now:...}, ${oc.env:...} stay text)
-        node = yaml.safe_load(f.read_bytes().decode("utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as e:
-        raise UserError(f"{f} does not read as a sweep record ({type(e).__name__})") from None
+    try:  # the capped plain reader: no aliases, nothing resolved (${now:...}, ${oc.env:...} stay text)
+        node = read_yaml(f)
+    except (OSError, ValueError) as e:
+        raise UserError(f"{f} does not read as a sweep record ({one_line(e)})") from None
     hydra = node.get("hydra") if isinstance(node, dict) else None
     overrides = hydra.get("overrides") if isinstance(hydra, dict) else None
     task = overrides.get("task") if isinstance(overrides, dict) else None

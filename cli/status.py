@@ -10,7 +10,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from ics.record import JobRecord, Status, names, read_job, read_planned
 from ics.record.jobs import find_job_dirs, is_job_dir, read_progress
@@ -58,15 +58,14 @@ def find(root: Path) -> List[Entry]:
 def _recorded(path: Path) -> Optional[float]:
     """The start time a sweep record or run summary holds ("started", ISO 8601), which a copied folder
     keeps (its files' times are the copy's); None where absent or not a time (untrusted file)."""
-    import json
     from datetime import datetime
 
+    from ics.record.files import read_json
+
     try:
-        if path.stat().st_size > 50_000_000:
-            return None
-        text = json.loads(path.read_bytes().decode("utf-8")).get("started")
+        text = read_json(path, 16 << 20).get("started")
         return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S%z").timestamp() if isinstance(text, str) else None
-    except (OSError, ValueError, AttributeError, OverflowError, RecursionError):
+    except (OSError, ValueError, AttributeError, OverflowError):
         return None
 
 
@@ -138,27 +137,55 @@ def describe(entry: Entry) -> Entry:
                                        if c]
     if total:
         parts.append(f"{int(done):,}/{int(total):,} steps")
-    launcher = launcher_option(entry.path)
+    launcher, problem = _launcher(entry.path)
     entry.progress = " · ".join(parts) + (f" · launcher {launcher}" if launcher else "")
     if running and rate:
         entry.eta = max(total - done, 0) / rate  # the running jobs' speed; queued jobs run at it too
+    notes = []
     if planned is None and (entry.path / names.PLANNED_JOBS).exists():
-        entry.note = f"{names.PLANNED_JOBS} does not read: jobs never started are not counted"
+        notes.append(f"{names.PLANNED_JOBS} does not read: jobs never started are not counted")
+    notes += [problem] if problem else []
+    notes += _record_problem(entry.path / "sweep.json")
+    entry.note = "; ".join(notes)
     return entry
+
+
+def _record_problem(path: Path) -> List[str]:
+    """A sweep record that is there but does not read, as a note naming it (its start time is then
+    the files' own)."""
+    from ics.record.files import one_line, read_json
+
+    try:
+        read_json(path, 16 << 20)
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as e:
+        return [f"{path.name} does not read ({one_line(e)})"]
+    return []
 
 
 def launcher_option(sweep: Path) -> Optional[str]:
     """The sweep's launcher by its option name (joblib, not its class), from multirun.yaml; None when
     that does not read or names no launcher ics knows."""
-    from ics.record.jobs import read_yaml
+    return _launcher(sweep)[0]
+
+
+def _launcher(sweep: Path) -> Tuple[Optional[str], Optional[str]]:
+    """(launcher_option, a note naming multirun.yaml when it is there but does not read)."""
+    from ics.record.files import one_line, read_yaml
     from ics_cli.launchers import LAUNCHERS
 
     try:
         node = read_yaml(sweep / "multirun.yaml")
+    except FileNotFoundError:
+        return None, None
+    except (OSError, ValueError) as e:
+        return None, f"multirun.yaml does not read ({one_line(e)})"
+    try:
         target = node["hydra"]["launcher"]["_target_"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return next((launcher.option for launcher in LAUNCHERS if launcher.target == target), None)
+    except (KeyError, TypeError):
+        return None, None
+    return next((launcher.option for launcher in LAUNCHERS if launcher.target == target), None), None
 
 
 def hms(sec: Optional[float]) -> str:

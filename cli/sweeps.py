@@ -19,10 +19,19 @@ STOP_FILE = ".stopped"
 
 
 def stop_signal_of(sweep_dir: Path) -> Optional[int]:
+    from ics.record.files import read_text
+
     try:
-        return int((Path(sweep_dir) / STOP_FILE).read_text().strip())
+        return int(read_text(Path(sweep_dir) / STOP_FILE, 64).strip())
     except (OSError, ValueError):
         return None
+
+
+def write_stop_file(sweep_dir: Path, signum: int) -> None:
+    """The stop file, written like every file of a sweep folder (ics.record.files.atomic_write)."""
+    from ics.record.files import write_text
+
+    write_text(Path(sweep_dir) / STOP_FILE, str(int(signum)))
 
 
 def sweep_keys(jobs: Sequence[Sequence[str]]) -> Tuple[Dict[str, list], List[str]]:
@@ -89,19 +98,20 @@ def write_hparams(sweep_dir: Path, varying: Dict[str, list]) -> None:
     keys = {k: [hparam_value(x) for x in v] for k, v in varying.items() if not k.startswith("hydra")}
     domains = {k: v for k, v in keys.items()
                if all(isinstance(x, (bool, int, float, str)) for x in v) and len({type(x) for x in v}) == 1}
-    (sweep_dir / HPARAMS_FILE).write_text(json.dumps({"keys": list(keys), "domains": domains}))
+    from ics.record.files import write_text
+
+    write_text(sweep_dir / HPARAMS_FILE, json.dumps({"keys": list(keys), "domains": domains}))
 
 
 def hparam_keys_of(sweep_dir: Path) -> Optional[Tuple[List[str], Dict[str, list]]]:
     """The keys a sweep varies and their discrete domains, as written by write_hparams; None where the
     file is missing or not what write_hparams writes (it is read from a folder: untrusted)."""
+    from ics.record.files import read_json
+
     try:
-        path = Path(sweep_dir) / HPARAMS_FILE
-        if path.stat().st_size > 1_000_000:  # what write_hparams writes is a few kB
-            return None
-        spec = json.loads(path.read_bytes().decode("utf-8"))
+        spec = read_json(Path(sweep_dir) / HPARAMS_FILE, 1_000_000)  # what write_hparams writes is a few kB
         keys, domains = spec["keys"], spec.get("domains", {})
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     if not (isinstance(keys, list) and all(isinstance(k, str) for k in keys) and isinstance(domains, dict)):
         return None

@@ -264,16 +264,14 @@ def planned_jobs_problem(path: Path) -> Optional[str]:
 
 
 def _read_planned(path: Path) -> Tuple[Optional[List[List[str]]], Optional[str]]:
-    import json
-
-    from ics.record.files import one_line, read_text
+    from ics.record.files import one_line, read_json
 
     where = Path(path) / names.PLANNED_JOBS
     try:
-        jobs = json.loads(read_text(where, 64 << 20))
+        jobs = read_json(where)
     except FileNotFoundError:
         return None, None
-    except (OSError, ValueError, RecursionError) as e:
+    except (OSError, ValueError) as e:
         return None, f"{names.PLANNED_JOBS}: {one_line(e)}"
     if not isinstance(jobs, list) or not all(isinstance(j, list) and all(isinstance(o, str) for o in j) for j in jobs):
         return None, f"{names.PLANNED_JOBS}: not a list of override lists"

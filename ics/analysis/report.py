@@ -15,18 +15,20 @@ npz files; never the event files; jobs in any state, each with its own config) a
 Several folders can be reported together (--out then required): a job whose config and seed repeat
 one already read is a replica and counts once in every statistic.
 
-The output folder is the report's own: a run or sweep folder, the folder being reported, a folder
-holding TensorBoard events the report did not write, or a `report` that is a symbolic link, is
-refused before anything is written. Every file goes in through a fresh temporary file and a rename
-(a link planted under an output name is replaced, never followed), and `.ics-report.json` lists
-what the report wrote: a re-run removes only those files (e.g. its previous event file).
+The output folder is the report's own: a run or sweep folder, any folder inside one (but the
+reported folder's own `report`), the folder being reported, a folder holding TensorBoard events the
+report did not write, or a `report` that is a symbolic link, is refused before anything is written.
+`.ics-report.json` lists each file the report wrote with its sha256: a later report replaces or
+removes a file only when the manifest lists it and it still has that digest, and otherwise refuses
+in one line before writing anything (a file of the user's, or one changed since, is never touched;
+a manifest naming anything outside the folder is refused, never followed). Every file goes in
+through ics.record.files.atomic_write (a new unguessable temporary file and a rename).
 """
 from __future__ import annotations
 
 import json
 import os
 import re
-import shutil
 import tempfile
 from itertools import islice
 from collections import Counter
@@ -107,28 +109,29 @@ def write_markdown(path: Path, src: str, jobs: Sequence[Job], lines: Sequence[st
         if name in figures:
             parts += [f"### {name}", "", f"![{name}]({figures[name].name})", ""]
     parts += ["## Definitions", "", DEFINITIONS]
-    path.write_text("\n".join(parts))
+    Path(path).write_text("\n".join(parts), encoding="utf-8")  # into the report's private staging folder
     return text_only
 
 
 # --- the output folder: the report's own -----------------------------------------------------------
-MANIFEST = ".ics-report.json"  # the files the last report wrote here: the only ones a re-run removes
+MANIFEST = ".ics-report.json"  # each file the report wrote here, with its sha256: the only files a re-run replaces
 EVENTS = "events.out.tfevents."
 # what a report may name a file; a manifest (data in a folder anyone may have written) naming
-# anything else is ignored
+# anything else is refused
 OWN_NAME = re.compile(r"^(report\.md|report\.html|runs\.csv|groups\.csv|(" + "|".join(FIGURES) + r")\.png|"
                       r"(groups/(?!\.+/)[A-Za-z0-9=.,_+-]{1,120}/)?" + re.escape(EVENTS) + r"[A-Za-z0-9_.\-]+)$")
-LEFTOVER = re.compile(r"^\.(.+)\.[A-Za-z0-9_]+\.part$")  # ReportFolder's temporary files (mkstemp)
-PRIVATE_TB = re.compile(r"^\.tensorboard\.[A-Za-z0-9_]+$")  # and its private TensorBoard folder
+# what marks a run or sweep folder: a report is never written into one, nor anywhere below one
 RUN_MARKERS = (names.SUMMARY, "multirun.yaml", names.HYDRA_DIR, names.CHECKPOINT, names.PLANNED_JOBS, names.LOCK,
-               names.METRICS)
+               names.METRICS, "sweep.json", "hparams.json")
+MAX_MANIFEST_BYTES = 1 << 20
 
 
-def check_out(path: Path, out: Optional[Path]) -> Path:
+def check_out(path: Path, out: Optional[Path], reported: Sequence[Path] = ()) -> Path:
     """The report's output folder for `ics report path [--out out]`, or a one-line ConfigError if
-    writing there could touch anything but a report: a run or sweep folder, the folder reported
-    on, a folder with TensorBoard events the report did not write, a default `report` that is a
-    symbolic link (planted in a sweep, it could lead anywhere) or a file."""
+    writing there could touch anything but a report: a run or sweep folder or any folder inside one
+    (other than the reported folder's own `report`), the folder reported on, a folder with
+    TensorBoard events the report did not write, a default `report` that is a symbolic link (planted
+    in a sweep, it could lead anywhere) or a file. reported: every folder of this report."""
     default = out is None
     out = Path(path) / names.REPORT_DIR if default else Path(out)
     how = "remove it, or give --out a new folder" if default else "give --out a new folder (default: <dir>/report)"
@@ -138,9 +141,20 @@ def check_out(path: Path, out: Optional[Path]) -> Path:
         raise ConfigError(f"--out {str(out) or '(empty)'} is the current folder; {how}")
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file, not a folder; {how}")
+    real = out.resolve()
+    own = {(Path(p).resolve() / names.REPORT_DIR) for p in [path, *reported]}  # a reported folder's own report
+    if real not in own:
+        for p in [path, *reported]:
+            if Path(p).resolve() in real.parents:
+                raise ConfigError(f"--out {out} is inside {p}, the folder being reported (its report goes in "
+                                  f"{Path(p) / names.REPORT_DIR}); {how}")
+        for above in real.parents:
+            held = next((m for m in RUN_MARKERS if os.path.lexists(above / m)), None)
+            if held is not None:
+                raise ConfigError(f"--out {out} is inside the run or sweep folder {above} (it holds {held}); ics "
+                                  f"report never writes into one: {how}")
     if not out.exists():
         return out
-    real = out.resolve()
     held = next((m for m in RUN_MARKERS if (real / m).exists() or (real / m).is_symlink()), None)
     if held is not None:
         raise ConfigError(f"--out {out} is a run or sweep folder (it holds {held}); ics report never writes into "
@@ -166,7 +180,7 @@ def check_out(path: Path, out: Optional[Path]) -> Path:
         holder = None
     if holder is not None:
         raise ConfigError(f"--out {out} holds runs or sweeps ({holder.name}); {how}")
-    previous = _previous_files(real)
+    previous = read_manifest(real, out)
     foreign = sorted(str(p.relative_to(real)) for p in [*real.glob(EVENTS + "*"), *real.glob(f"groups/*/{EVENTS}*")]
                      if str(p.relative_to(real)) not in previous)
     if foreign:
@@ -175,113 +189,145 @@ def check_out(path: Path, out: Optional[Path]) -> Path:
     return out
 
 
-def _previous_files(out: Path) -> List[str]:
-    """Names of the files an earlier report wrote in out: from its manifest; for a report written
-    before manifests (report.md and runs.csv there, no manifest), every file with a report's name."""
-    from ics.record.files import read_text
+def _not_ours(path: Path) -> ConfigError:
+    return ConfigError(f"{path} was not written by ics report (or was changed since): move it or choose another "
+                       "--out")
+
+
+def read_manifest(real: Path, shown: Optional[Path] = None) -> Dict[str, List[str]]:
+    """{file name: the sha256 digests ics report wrote it with} from the manifest in the output
+    folder ({} when there is none). The manifest is data in a folder anyone may write: a manifest
+    that is a link, does not read, or lists anything but a report's own file name (a path outside
+    the folder, `..`, absolute, through a symbolic link) is a one-line ConfigError; nothing it names
+    is followed. A manifest of an older ics (a list of names, no digests) vouches for nothing."""
+    from ics.record.files import one_line, read_json
+
+    shown = Path(shown) if shown is not None else real
+    where = shown / MANIFEST
+    if os.path.islink(real / MANIFEST):
+        raise _not_ours(where)
+    try:
+        data = read_json(real / MANIFEST, MAX_MANIFEST_BYTES)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{where} does not read ({one_line(e)}): move it or choose another --out") from None
+    listed = data.get("files") if isinstance(data, dict) else None
+    if isinstance(listed, list):  # before digests: names only
+        listed = {n: [] for n in listed}
+    if not isinstance(listed, dict):
+        raise ConfigError(f"{where} is not a manifest of ics report: move it or choose another --out")
+    out: Dict[str, List[str]] = {}
+    for name, digests in listed.items():
+        if not isinstance(name, str) or not OWN_NAME.match(name) or ".." in name.split("/") or name.startswith("/"):
+            raise ConfigError(f"{where} lists {str(name)[:80]!r}, not a file ics report writes in this folder "
+                              "(a path outside it, .., or absolute): refused, nothing it names is touched")
+        inner = real / name
+        link = next((d for d in [inner, *inner.parents] if real in d.parents and os.path.islink(d)), None)
+        if link is not None:
+            raise ConfigError(f"{where} lists {name}, but {shown / link.relative_to(real)} is a symbolic link: "
+                              "refused, not followed")
+        digests = [digests] if isinstance(digests, str) else digests
+        if not isinstance(digests, list) or not all(isinstance(d, str) and re.fullmatch(r"[0-9a-f]{64}", d)
+                                                    for d in digests):
+            raise ConfigError(f"{where} is not a manifest of ics report ({name}: not a list of sha256 digests): "
+                              "move it or choose another --out")
+        out[name] = digests[:4]
+    return out
+
+
+def _sha256(path: Path, cap: int = 1 << 30) -> Optional[str]:
+    """The sha256 of a plain file (never through a link; None for anything else or beyond cap)."""
+    import hashlib
+    import stat
 
     try:
-        listed = json.loads(read_text(out / MANIFEST, 1 << 20)).get("files")
-    except FileNotFoundError:
-        if (out / "report.md").is_file() and (out / "runs.csv").is_file():
-            return sorted(p.name for p in out.iterdir() if OWN_NAME.match(p.name))
-        return []
-    except (OSError, ValueError, AttributeError, RecursionError):
-        return []
-    if not isinstance(listed, list):
-        return []
-    return [n for n in listed if isinstance(n, str) and OWN_NAME.match(n)]
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > cap:
+            return None
+        h = hashlib.sha256()
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 class ReportFolder:
-    """Writes the report's files into out, each through a new temporary file and a rename, and
-    keeps the list: finish() removes what the previous report wrote and this one did not, then
-    writes the manifest."""
+    """The report's output folder. Nothing is written until every file is ready: the files are made
+    in a private temporary folder elsewhere, then `commit` checks that every file it would replace
+    or remove is one ics report wrote (listed in the manifest, same sha256) and only then writes,
+    each file through ics.record.files.atomic_write (a new unguessable temporary file, a rename; a
+    link is never written through)."""
 
     def __init__(self, out: Path):
         self.out = Path(out)
-        self.previous = _previous_files(self.out) if self.out.is_dir() else []
+        self.previous = read_manifest(self.out) if self.out.is_dir() else {}
+
+    def _check(self, files: Dict[str, bytes]) -> None:
+        """A one-line ConfigError, before anything is written, for the first file this report would
+        replace or remove that it did not write, and for a folder of the report that is not one."""
+        for name in sorted(set(files) | set(self.previous)):
+            p = self.out / name
+            for d in reversed([d for d in p.parents if self.out in d.parents]):  # groups/, groups/<label>/
+                if os.path.islink(d) or (os.path.lexists(d) and not d.is_dir()):
+                    raise _not_ours(d)
+            if not os.path.lexists(p):
+                continue
+            digests = self.previous.get(name)
+            if not digests or os.path.islink(p) or _sha256(p) not in digests:
+                raise _not_ours(p)
+
+    def _manifest(self, files: Dict[str, List[str]]) -> None:
+        from ics.record.files import write_text
+
+        write_text(self.out / MANIFEST, json.dumps({"files": dict(sorted(files.items()))}, indent=1))
+
+    def commit(self, files: Dict[str, bytes]) -> Dict[str, Path]:
+        """Put files ({name relative to out: content}) in place, remove what the previous report
+        wrote and this one did not, and leave the manifest listing exactly these files."""
+        import hashlib
+
+        from ics.record.files import write_bytes
+
+        self._check(files)
         try:
             self.out.mkdir(parents=True, exist_ok=True)
         except OSError as e:  # a read-only place, /proc, a path through a file ...
             raise ConfigError(f"--out {self.out} cannot be created ({e.strerror or type(e).__name__}); "
                               "give --out a folder in a writable place") from None
-        self.written: List[str] = []
-        self._remove_leftovers()
-        umask = os.umask(0)
-        os.umask(umask)
-        self.mode = 0o666 & ~umask  # as an ordinary open() would create them (mkstemp makes 0600 files)
-
-    def _remove_leftovers(self) -> None:
-        """The temporary files and folders of a report that was killed while writing here."""
-        for p in self.out.iterdir():
-            if p.is_symlink():
-                continue
-            m = LEFTOVER.match(p.name)
-            if m and p.is_file() and (OWN_NAME.match(m.group(1)) or m.group(1) == MANIFEST):
-                p.unlink()
-            elif PRIVATE_TB.match(p.name) and p.is_dir():
-                shutil.rmtree(p, ignore_errors=True)
-
-    def _list(self, name: str) -> None:
-        """Put name in the manifest before the file is in place: a report killed half-way leaves no
-        file of its own unlisted (an unlisted event file would make the next report refuse here)."""
-        if name != MANIFEST and name not in self.written:
-            self.written.append(name)
-            files = json.dumps({"files": sorted(set(self.previous) | set(self.written))}, indent=1)
-            self._put(MANIFEST, lambda p: p.write_text(files))
-
-    def write(self, name: str, fn: Callable[[Path], Any]) -> Path:
-        self._list(name)
-        return self._put(name, fn)
-
-    def _put(self, name: str, fn: Callable[[Path], Any]) -> Path:
-        fd, tmp = tempfile.mkstemp(dir=self.out, prefix=f".{name}.", suffix=".part")  # O_EXCL: never a planted link
-        os.close(fd)
-        try:
-            fn(Path(tmp))
-            os.chmod(tmp, self.mode)
-            os.replace(tmp, self.out / name)
-        finally:
-            if os.path.lexists(tmp):
-                os.unlink(tmp)
-        return self.out / name
-
-    def tensorboard(self, groups: Sequence[Group], tol, text: str) -> None:
-        """One TensorBoard run per seed group (groups/<label>/: see tboard.py), written in a private
-        folder, then moved in."""
-        from ics.analysis.tboard import GROUPS_DIR, percentile_figures, write_group_runs
-
-        private = Path(tempfile.mkdtemp(dir=self.out, prefix=".tensorboard."))
-        try:
-            files = write_group_runs(private, groups, tol, text, percentile_figures(groups))
-            for f in files:
-                name = f"{GROUPS_DIR}/{f.parent.name}/{f.name}"
-                if not OWN_NAME.match(name):
-                    continue
-                self._list(name)
-                for d in (self.out / GROUPS_DIR, self.out / GROUPS_DIR / f.parent.name):
-                    if d.is_symlink() or (d.exists() and not d.is_dir()):
-                        d.unlink()  # planted in the report's own folder: replaced, never followed
-                    d.mkdir(exist_ok=True)
-                os.replace(f, self.out / name)
-        finally:
-            shutil.rmtree(private, ignore_errors=True)
-
-    def finish(self) -> None:
-        for name in self.previous:
+        digests = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+        # listed (old digests kept) before any file is in place: a report killed half-way leaves
+        # nothing of its own that the next one would take for someone else's
+        both = {n: list(d) for n, d in self.previous.items()}
+        for name, d in digests.items():
+            both[name] = both.get(name, []) + [d]
+        self._manifest(both)
+        for name, data in files.items():
             p = self.out / name
-            if any(d.is_symlink() for d in p.parents if self.out in d.parents):
-                continue  # groups/<x>/ replaced by a link: what it leads to is not the report's
-            if name not in self.written and (p.is_file() or p.is_symlink()):
+            for d in reversed([d for d in p.parents if self.out in d.parents]):
+                d.mkdir(exist_ok=True)
+            write_bytes(p, data)
+        for name in self.previous:
+            if name in files:
+                continue
+            p = self.out / name
+            if os.path.lexists(p) and not os.path.islink(p) and _sha256(p) in self.previous[name]:
+                p.unlink()
+            if p.parent != self.out and not os.path.islink(p.parent):
                 try:
-                    p.unlink()  # a link is removed, never what it points to
-                    if p.parent != self.out:
-                        p.parent.rmdir()  # a group run no longer written: its folder, when empty
+                    p.parent.rmdir()  # a group run no longer written: its folder, when empty
                 except OSError:
                     pass
-        files = json.dumps({"files": sorted(set(self.written))}, indent=1)
-        self._put(MANIFEST, lambda p: p.write_text(files))
+        self._manifest({n: [d] for n, d in digests.items()})
+        return {name: self.out / name for name in files}
+
+
+def stage_files(stage: Path) -> Dict[str, bytes]:
+    """Every file under the private staging folder, by its name relative to it."""
+    return {str(f.relative_to(stage)): f.read_bytes() for f in sorted(stage.rglob("*")) if f.is_file()}
 
 
 def make_report(path, out: Optional[Path] = None, console=None) -> dict:
@@ -293,7 +339,7 @@ def make_report(path, out: Optional[Path] = None, console=None) -> dict:
                           "(the default, <dir>/report, belongs to one sweep)")
     jobs = load_jobs(*paths)
     for p in paths:
-        out = check_out(p, out)
+        out = check_out(p, out, paths)
     path = paths[0]
     src = " + ".join(str(p) for p in paths)
     score = score_name(jobs)
@@ -378,24 +424,31 @@ def make_report(path, out: Optional[Path] = None, console=None) -> dict:
     for n in notes:
         say(f"note: {n}")
 
-    folder = ReportFolder(out)
+    folder = ReportFolder(out)  # a manifest that does not read is refused here, before any work
     written, skipped = {}, {}
-    for name, (fig, reason) in make_figures(curve_groups(groups, tol), tol, "R²" if score == "R²" else "accuracy",
-                                            groups, itol, targets).items():
-        if fig is None:
-            skipped[name] = reason
-            continue
-        written[name] = folder.write(f"{name}.png", lambda p, fig=fig: fig.savefig(p, dpi=100, format="png"))
-    csv_path = folder.write("runs.csv", lambda p: write_csv(p, rows))
-    groups_path = folder.write("groups.csv", lambda p: write_csv(p, group_rows(groups, targets)))
     texts: List[str] = []
-    md_path = folder.write("report.md", lambda p: texts.append(write_markdown(p, src, jobs, lines, tables, written,
-                                                                            notes)))
-    html_path = folder.write("report.html", lambda p: write_html(p, src, lines, f"{_n(len(jobs), 'job')}: "
-                                                                 f"{state_counts(jobs)}.", tables, written, notes,
-                                                                 DEFINITIONS))
-    folder.tensorboard(groups, tol, texts[0])
-    folder.finish()
+    with tempfile.TemporaryDirectory(prefix="ics-report-") as tmp:
+        stage = Path(tmp)  # private (0700, outside out): nothing reaches out before the check
+        for name, (fig, reason) in make_figures(curve_groups(groups, tol), tol, "R²" if score == "R²" else "accuracy",
+                                                groups, itol, targets).items():
+            if fig is None:
+                skipped[name] = reason
+                continue
+            written[name] = stage / f"{name}.png"
+            fig.savefig(written[name], dpi=100, format="png")
+        write_csv(stage / "runs.csv", rows)
+        write_csv(stage / "groups.csv", group_rows(groups, targets))
+        texts.append(write_markdown(stage / "report.md", src, jobs, lines, tables, written, notes))
+        write_html(stage / "report.html", src, lines, f"{_n(len(jobs), 'job')}: {state_counts(jobs)}.", tables,
+                   written, notes, DEFINITIONS)
+        from ics.analysis.tboard import GROUPS_DIR, percentile_figures, write_group_runs
+
+        write_group_runs(stage / GROUPS_DIR, groups, tol, texts[0], percentile_figures(groups))
+        files = {n: b for n, b in stage_files(stage).items() if OWN_NAME.match(n)}
+    placed = folder.commit(files)
+    written = {name: placed[f"{name}.png"] for name in written}
+    md_path, html_path = placed["report.md"], placed["report.html"]
+    csv_path, groups_path = placed["runs.csv"], placed["groups.csv"]
     say(f"wrote: {out}/ (report.md, report.html, runs.csv, groups.csv"
         + (f", {_n(len(written), 'figure')}: {', '.join(p.name for p in written.values())})" if written
            else "; no figure: no run recorded curves)"))

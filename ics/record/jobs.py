@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-import yaml
-
 from ics.record import names
 from ics.record.lock import holder
 from ics.record.summary import RecordError, Status, Summary, read_summary
@@ -78,29 +76,13 @@ def _order(job: Path, root: Path):
     return (str(job.parent), num if num is not None else 1 << 30, str(job))
 
 
-MAX_YAML_BYTES = 16 << 20
-
-
-class _PlainYamlLoader(yaml.SafeLoader):
-    """safe_load without aliases: Hydra never writes them, and a few nested aliases make a small
-    file expand to billions of values in whatever walks it."""
-
-    def compose_node(self, parent, index):
-        if self.check_event(yaml.events.AliasEvent):
-            raise yaml.YAMLError("uses YAML aliases (*name), which Hydra never writes")
-        return super().compose_node(parent, index)
-
-
 def read_yaml(path: Path) -> Any:
     """A YAML file from a run or sweep folder as plain data (never objects): ValueError with one
-    line (empty, not UTF-8, not YAML, aliases) when it cannot be read."""
-    from ics.record.files import one_line, read_text
+    line (empty, not UTF-8, too large, not YAML, aliases, nested too deeply) when it cannot be read.
+    (ics.record.files.read_yaml: the one capped reader.)"""
+    from ics.record.files import read_yaml as capped
 
-    text = read_text(path, MAX_YAML_BYTES)
-    try:
-        return yaml.load(text, Loader=_PlainYamlLoader)  # noqa: S506 - a SafeLoader subclass
-    except (yaml.YAMLError, RecursionError) as e:
-        raise ValueError(f"not YAML ({one_line(e)})") from None
+    return capped(path)
 
 
 def _hydra_files(d: Path):
@@ -185,13 +167,11 @@ def read_job(d: Path, root: Optional[Path] = None) -> JobRecord:
 def read_progress(d: Path) -> Dict[str, Any]:
     """A running job's progress.json as data: {} when absent or unreadable; numbers that are not
     numbers and strings that are not strings are dropped."""
-    import json
-
-    from ics.record.files import read_text
+    from ics.record.files import read_json
 
     try:
-        data = json.loads(read_text(Path(d) / "progress.json", 1 << 20))
-    except (OSError, ValueError, RecursionError):
+        data = read_json(Path(d) / "progress.json", 1 << 20)
+    except (OSError, ValueError):
         return {}
     if not isinstance(data, dict):
         return {}
@@ -217,13 +197,11 @@ def read_jobs(root: Path) -> List[JobRecord]:
 def read_planned(root: Path) -> Optional[List[List[str]]]:
     """A sweep's jobs.json (every job's overrides, in launch order) as data: None when absent or not
     a list of override lists."""
-    import json
-
-    from ics.record.files import read_text
+    from ics.record.files import read_json
 
     try:
-        jobs = json.loads(read_text(Path(root) / names.PLANNED_JOBS, 64 << 20))
-    except (OSError, ValueError, RecursionError):
+        jobs = read_json(Path(root) / names.PLANNED_JOBS)
+    except (OSError, ValueError):
         return None
     if not isinstance(jobs, list) or not all(isinstance(j, list) and all(isinstance(o, str) for o in j) for j in jobs):
         return None

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from ics.record import names
-from ics.record.files import one_line, read_text, write_json
+from ics.record.files import one_line, read_json, write_json
 
 SCHEMA_VERSION = 2
 
@@ -252,8 +252,7 @@ def read_summary(run_dir: Path) -> Summary:
     naming the file and what is wrong) if it cannot be read as a record."""
     path = Path(run_dir) / names.SUMMARY
     try:
-        text = read_text(path, MAX_RECORD_BYTES)
-        return Summary.from_json(json.loads(text))
+        return Summary.from_json(read_json(path, MAX_RECORD_BYTES))
     except FileNotFoundError:
         raise
     except (ValueError, RecursionError) as e:  # JSONDecodeError, RecordError and UnicodeDecodeError are ValueErrors

@@ -27,11 +27,8 @@ def save(path: Path, state: Dict[str, Any], before_rename=None) -> None:
     """Write atomically (temporary file, fsync, rename). Through a Python file object, so that a full
     disk surfaces as an OSError (ENOSPC) and not as torch's bare "iostream error": a NoSpace naming
     the file; the previous checkpoint stays. before_rename: a test hook."""
-    def write(p: Path) -> None:
-        with open(p, "wb") as fh:
-            torch.save({"format": FORMAT, **state}, fh)
-
-    atomic_write(Path(path), write, fsync=True, before_rename=before_rename)
+    atomic_write(Path(path), lambda fh: torch.save({"format": FORMAT, **state}, fh), fsync=True,
+                 before_rename=before_rename, fileobj=True)
 
 
 # what a checkpoint must hold for a resume, and of which type (checked before any of it is used)

@@ -97,7 +97,7 @@ class Progress:
 
         text = json.dumps({**self.state, "updated": time.time()})
         try:
-            atomic_write(Path(self.out_dir) / PROGRESS_FILE, lambda p: p.write_text(text))
+            atomic_write(Path(self.out_dir) / PROGRESS_FILE, lambda fh: fh.write(text.encode("utf-8")), fileobj=True)
         except OSError:
             pass  # progress is a courtesy; never fail a run for it
 
