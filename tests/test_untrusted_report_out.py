@@ -1,11 +1,13 @@
-"""`ics report` writes only its own output folder (issue 15, item 2): an `--out` that is a run or
-sweep folder, the folder reported on, or one holding TensorBoard events it did not write, and a
-`report` that is a symbolic link, are refused in one line before anything is written; a re-run
-removes only the files the previous report listed as its own; a link planted under an output
-name is replaced, never followed."""
+"""`ics report` writes only its own output folder (issue 15, item 2; issue 22): an `--out` that is a
+run or sweep folder or inside one, the folder reported on, or one holding TensorBoard events it did
+not write, and a `report` that is a symbolic link, are refused in one line before anything is
+written; a re-run replaces or removes only files the previous report's manifest lists with the
+digest they still have; a user's file, a changed file, a link planted under an output name, or a
+manifest naming anything outside the folder is one line, and nothing is written."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -49,7 +51,20 @@ def sweep(clean_sweep, tmp_path) -> Path:
 
 
 def snapshot(d: Path) -> dict:
-    return {p: p.read_bytes() for p in sorted(Path(d).rglob("*")) if p.is_file() and not p.is_symlink()}
+    """Every path under d (hidden ones and links too) with the bytes of each plain file."""
+    return {p: (p.read_bytes() if p.is_file() and not p.is_symlink() else os.readlink(p) if p.is_symlink() else None)
+            for p in sorted(Path(d).rglob("*"))}
+
+
+def refused(make, where: Path, *names) -> str:
+    """make() is refused in one line naming each of names; nothing under where changed."""
+    before = snapshot(where)
+    with pytest.raises(ConfigError) as e:
+        make()
+    msg = str(e.value)
+    assert "\n" not in msg and all(str(n) in msg for n in names), msg
+    assert snapshot(where) == before, "a refused report changed files"
+    return msg
 
 
 def group_events(out: Path) -> list:
@@ -108,38 +123,124 @@ def test_a_rerun_removes_only_what_the_report_wrote(sweep):
     assert len(old_events) == 2  # a TensorBoard run per group (optim.lr=0.1, optim.lr=0.5)
     assert set(manifest) == {"report.md", "report.html", "runs.csv", "groups.csv", "accuracy.png", "lr_tolerance.png",
                              *old_events}
+    import hashlib
+
+    assert all(d == [hashlib.sha256((out / n).read_bytes()).hexdigest()] for n, d in manifest.items())
     (out / "notes.txt").write_text("mine")
     (out / "accuracy_old.png").write_bytes(b"mine too")
-    # a forged manifest cannot make the report delete anything but a report's own file names
-    forged = [*manifest, "notes.txt", "../0_optim.lr=0.1/summary.json"]
-    (out / ".ics-report.json").write_text(json.dumps({"files": forged}))
     make_report(sweep)
     events = group_events(out)
     assert len(events) == 2 and not set(events) & set(old_events)  # the previous ones replaced, not doubled
-    assert (out / "notes.txt").read_text() == "mine" and (out / "accuracy_old.png").exists()
-    assert (job(sweep, 0) / "summary.json").exists()
+    assert (out / "notes.txt").read_text() == "mine" and (out / "accuracy_old.png").read_bytes() == b"mine too"
     assert all(list(job(sweep, n).glob(EVENTS)) for n in (0, 1))
 
 
-def test_a_link_planted_under_an_output_name_is_replaced_not_followed(sweep, tmp_path):
+@pytest.mark.parametrize("name", ["report.md", "runs.csv", "accuracy.png", "report.html"])
+def test_a_users_file_under_an_output_name_is_refused_and_untouched(sweep, tmp_path, name):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / name).write_bytes(b"the user's own " + name.encode())
+    (out / "other.txt").write_text("also the user's")
+    msg = refused(lambda: make_report(sweep, out), tmp_path, out / name)
+    assert "was not written by ics report" in msg and "--out" in msg
+
+
+@pytest.mark.parametrize("name", ["report.md", "runs.csv", "accuracy.png"])
+def test_a_file_changed_since_the_report_wrote_it_is_refused(sweep, tmp_path, name):
+    out = tmp_path / "rep"
+    make_report(sweep, out)
+    (out / name).write_bytes(b"edited by hand")
+    refused(lambda: make_report(sweep, out), tmp_path, out / name)
+
+
+def test_a_file_changed_since_is_not_removed_either(sweep, tmp_path):
+    """A file the previous report wrote and this one would remove (an event file of a group run) is
+    removed only while it has the digest the manifest recorded."""
+    out = tmp_path / "rep"
+    make_report(sweep, out)
+    old = out / group_events(out)[0]
+    old.write_bytes(b"appended to by someone")
+    refused(lambda: make_report(sweep, out), tmp_path, old)
+
+
+@pytest.mark.parametrize("entry", ["../0_optim.lr=0.1/summary.json", "/etc/passwd", "notes.txt",
+                                   "groups/../../victim.txt", "groups/x/../../../victim.txt", "..", "", 5])
+def test_a_forged_manifest_is_refused_and_nothing_it_names_is_touched(sweep, tmp_path, entry):
+    out = tmp_path / "rep"
+    make_report(sweep, out)
+    (tmp_path / "victim.txt").write_text("precious")
+    (out / "notes.txt").write_text("mine")
+    listed = json.loads((out / ".ics-report.json").read_text())["files"]
+    forged = {**listed, entry: listed["runs.csv"]} if isinstance(entry, str) else {**listed, "x": entry}
+    (out / ".ics-report.json").write_text(json.dumps({"files": forged}))
+    refused(lambda: make_report(sweep, out), tmp_path, out / ".ics-report.json")
+
+
+@pytest.mark.parametrize("how", ["a link as the manifest", "a folder linked in as groups", "not JSON",
+                                 "nested too deep", "names only (no digests)"])
+def test_a_manifest_that_vouches_for_nothing_is_refused(sweep, tmp_path, how):
+    out = tmp_path / "rep"
+    make_report(sweep, out)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    manifest = out / ".ics-report.json"
+    listed = json.loads(manifest.read_text())["files"]
+    if how == "a link as the manifest":
+        (elsewhere / "m.json").write_text(manifest.read_text())
+        manifest.unlink()
+        manifest.symlink_to(elsewhere / "m.json")
+    elif how == "a folder linked in as groups":
+        for f in (out / "groups").rglob("*"):
+            rel = f.relative_to(out / "groups")
+            (elsewhere / rel).parent.mkdir(parents=True, exist_ok=True)
+            if f.is_file():
+                shutil.copy(f, elsewhere / rel)
+        shutil.rmtree(out / "groups")
+        (out / "groups").symlink_to(elsewhere, target_is_directory=True)
+    elif how == "not JSON":
+        manifest.write_bytes(b"\xff\x00")
+    elif how == "nested too deep":
+        manifest.write_text("[" * 100_000 + "]" * 100_000)
+    else:
+        manifest.write_text(json.dumps({"files": sorted(listed)}))
+    refused(lambda: make_report(sweep, out), tmp_path, out)
+
+
+def test_a_link_planted_under_an_output_name_is_refused_not_followed(sweep, tmp_path):
     victim = tmp_path / "victim.txt"
     victim.write_text("precious")
     out = sweep / "report"
     out.mkdir()
     (out / "runs.csv").symlink_to(victim)
-    (out / "accuracy.png").symlink_to(victim)
-    make_report(sweep)
+    refused(lambda: make_report(sweep), tmp_path, out / "runs.csv")
     assert victim.read_text() == "precious"
-    assert not (out / "runs.csv").is_symlink() and (out / "runs.csv").read_text().startswith("job,")
 
 
-def test_a_report_written_before_manifests_is_replaced(sweep):
+def test_a_report_written_before_manifests_is_not_taken_for_ours(sweep):
+    """Without a manifest nothing says which files ics wrote: a report.md there is refused, whoever
+    wrote it (the user moves it, or chooses another --out)."""
     out = sweep / "report"
     out.mkdir()
-    for name in ("report.md", "runs.csv", "events.out.tfevents.1.host.1.0"):
+    for name in ("report.md", "runs.csv"):
         (out / name).write_text("an older ics report")
-    make_report(sweep)
-    assert not list(out.glob(EVENTS)) and len(group_events(out)) == 2
+    refused(lambda: make_report(sweep), sweep, out / "report.md")
+
+
+@pytest.mark.parametrize("where", ["<sweep>/x", "<job>/rep", "<job>/.hydra", "<job>/.hydra/x", "<job>/a/b",
+                                   "<sweep>/report/../x"])
+def test_an_out_inside_a_run_or_sweep_folder_is_refused(sweep, tmp_path, where):
+    run = job(sweep, 1)
+    out = Path(where.replace("<sweep>", str(sweep)).replace("<job>", str(run)))
+    other = tmp_path / "other_sweep"
+    shutil.copytree(sweep, other, symlinks=True)
+    msg = refused(lambda: make_report(other, out), tmp_path, "--out")
+    assert "run or sweep folder" in msg
+
+
+def test_an_out_inside_the_reported_folder_is_refused_but_its_own_report_is_not(sweep, tmp_path):
+    (sweep / "multirun.yaml").unlink()  # a sweep known by its job folders only
+    refused(lambda: make_report(sweep, sweep / "elsewhere"), tmp_path, "folder being reported")
+    assert make_report(sweep, sweep / "report")["report_md"].is_file()
 
 
 def test_report_out_run_on_the_command_line(sweep, tiny_env, tmp_path):
@@ -154,30 +255,38 @@ def test_report_out_run_on_the_command_line(sweep, tiny_env, tmp_path):
 
 
 def test_a_report_killed_half_way_does_not_block_the_next(sweep, monkeypatch):
-    from ics.analysis import report as rep
+    import ics.record.files as files
 
     class Killed(BaseException):
         pass
 
-    def die(self):
-        raise Killed()
-
     make_report(sweep)
-    monkeypatch.setattr(rep.ReportFolder, "finish", die)
     out = sweep / "report"
+    real = files.write_bytes
+    seen = {"n": 0}
+
+    def write_some(path, data, fsync=False):  # the new event files go in, then the report "dies"
+        if Path(path).name.startswith("events.out") and seen["n"] == 1:
+            raise Killed()
+        seen["n"] += Path(path).name.startswith("events.out")
+        return real(path, data, fsync)
+
+    monkeypatch.setattr(files, "write_bytes", write_some)
     with pytest.raises(Killed):
-        make_report(sweep)  # killed after its new event file is in place, before the old one is removed
+        make_report(sweep)  # killed after one new event file is in place, before the old ones are removed
     monkeypatch.undo()
-    assert len(group_events(out)) == 4
-    (out / ".runs.csv.abc12345.part").write_text("half")  # what a kill mid-write leaves
-    (out / ".tensorboard.xyz12345").mkdir()
-    (out / ".tensorboard.xyz12345" / "events.out.tfevents.1.h.1.0").write_text("half")
+    assert len(group_events(out)) == 3
+    # what a kill in the middle of a write leaves: a temporary file of a writer that is gone
+    monkeypatch.setattr(files, "_alive", lambda pid: pid != 999_999)
+    (out / ".runs.csv.999999-abc12345.tmp").write_text("half")
     make_report(sweep)  # every event file was listed before it was put in place: not refused
     assert len(group_events(out)) == 2
-    assert not list(out.glob(".*.part")) and not list(out.glob(".tensorboard.*"))
+    manifest = json.loads((out / ".ics-report.json").read_text())["files"]
+    assert set(group_events(out)) <= set(manifest) and all(len(d) == 1 for d in manifest.values())
+    assert not (out / ".runs.csv.999999-abc12345.tmp").exists()
 
 
-def test_a_link_planted_as_a_group_run_is_replaced_not_followed(sweep, tmp_path):
+def test_a_link_planted_as_a_group_run_is_refused_not_followed(sweep, tmp_path):
     make_report(sweep)
     out = sweep / "report"
     victim = tmp_path / "elsewhere"
@@ -186,9 +295,5 @@ def test_a_link_planted_as_a_group_run_is_replaced_not_followed(sweep, tmp_path)
     first = sorted((out / "groups").iterdir())[0]
     shutil.rmtree(first)
     first.symlink_to(victim)  # the previous report's event file now "lies" behind a link
-    forged = json.loads((out / ".ics-report.json").read_text())["files"] + ["groups/../../0_optim.lr=0.1/x",
-                                                                             "groups/../" + "events.out.tfevents.1"]
-    (out / ".ics-report.json").write_text(json.dumps({"files": forged}))
-    make_report(sweep)
+    refused(lambda: make_report(sweep), tmp_path, first)
     assert sorted(p.name for p in victim.iterdir()) == ["keep.txt"]
-    assert not first.is_symlink() and len(group_events(out)) == 2

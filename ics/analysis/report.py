@@ -290,7 +290,7 @@ class ReportFolder:
         wrote and this one did not, and leave the manifest listing exactly these files."""
         import hashlib
 
-        from ics.record.files import write_bytes
+        from ics.record.files import remove_stale_temp_files, write_bytes
 
         self._check(files)
         try:
@@ -298,6 +298,9 @@ class ReportFolder:
         except OSError as e:  # a read-only place, /proc, a path through a file ...
             raise ConfigError(f"--out {self.out} cannot be created ({e.strerror or type(e).__name__}); "
                               "give --out a folder in a writable place") from None
+        # a report killed while writing left a temporary file (its process is gone): the only files
+        # removed that no manifest lists, recognised by atomic_write's own naming
+        remove_stale_temp_files(self.out)
         digests = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
         # listed (old digests kept) before any file is in place: a report killed half-way leaves
         # nothing of its own that the next one would take for someone else's
