@@ -192,8 +192,10 @@ def _launch_run(early: "_StopBeforeRun", args: List[str], force_multirun: bool, 
         if stage is not None:  # the study given by path: its copy lives in the sweep from now on
             import shutil
 
+            from ics.record.files import copy_tree
+
             kept = target / STAGE
-            shutil.copytree(stage, kept, dirs_exist_ok=True)
+            copy_tree(stage, kept)  # into a sweep folder: never through a link planted there
             shutil.rmtree(stage, ignore_errors=True)
             plan.dirs = [kept.resolve() if d == stage else d for d in plan.dirs]
             argv = [a for a in argv if not a.startswith("hydra.searchpath=")]

@@ -181,3 +181,38 @@ def test_a_stop_signal_with_a_planted_stop_file_link_is_not_written_through(tmp_
     stop = ForwardStop(sweep)
     stop._handle(15, None)  # the OSError is swallowed: the sweep still stops
     assert stop.signum == 15 and outside.read_text() == "precious"
+
+
+@pytest.mark.parametrize("planted", [".study", ".study/experiment", ".study/experiment/mine.yaml"])
+def test_a_study_copy_is_never_written_through_a_link_planted_in_the_sweep(tmp_path, outside, planted):
+    from ics.record.files import copy_tree
+
+    stage = tmp_path / "stage"
+    (stage / "experiment").mkdir(parents=True)
+    (stage / "experiment" / "mine.yaml").write_text("# @package _global_\n")
+    sweep = tmp_path / "sweep"
+    (sweep / ".study").mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "experiment").mkdir(parents=True)
+    link = sweep / planted
+    if link.exists():
+        link.rmdir()
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(outside if planted.endswith(".yaml") else elsewhere)
+    with pytest.raises(UnsafePath):
+        copy_tree(stage, sweep / ".study")
+    assert outside.read_text() == "precious" and list((elsewhere / "experiment").iterdir()) == []
+
+
+def test_a_study_copy_into_a_real_folder_is_whole(tmp_path):
+    from ics.record.files import copy_tree
+
+    stage = tmp_path / "stage"
+    (stage / "experiment").mkdir(parents=True)
+    (stage / "experiment" / "mine.yaml").write_text("# @package _global_\n")
+    (stage / "model").mkdir()
+    (stage / "model" / "wide.yaml").write_text("widths: [8]\n")
+    copy_tree(stage, tmp_path / "sweep" / ".study")
+    got = {str(p.relative_to(tmp_path / "sweep" / ".study")): p.read_text()
+           for p in (tmp_path / "sweep" / ".study").rglob("*.yaml")}
+    assert got == {"experiment/mine.yaml": "# @package _global_\n", "model/wide.yaml": "widths: [8]\n"}

@@ -181,6 +181,22 @@ def write_text(path: Path, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
+def copy_tree(src: Path, dst: Path, max_bytes: int = 16 << 20) -> None:
+    """Copy the plain files of a private folder (a study staged by the CLI) into dst, a folder of a
+    sweep: each file through atomic_write, dst and every folder below it refused (UnsafePath) when it
+    is a symbolic link (shutil.copytree would write through one planted in a resumed sweep)."""
+    src, dst = Path(src), Path(dst)
+    for d in [dst, *sorted(p for p in src.rglob("*") if p.is_dir() and not p.is_symlink())]:
+        target = dst / d.relative_to(src) if d != dst else dst
+        if os.path.islink(target):
+            raise UnsafePath(errno.ELOOP, "is a symbolic link; ics never writes through a link (remove the link)",
+                             str(target))
+        target.mkdir(parents=True, exist_ok=True)
+    for f in sorted(src.rglob("*")):
+        if f.is_file() and not f.is_symlink():
+            write_bytes(dst / f.relative_to(src), read_bytes(f, max_bytes))
+
+
 def _finite(obj: Any) -> Any:
     """NaN/inf -> None: strict JSON (jq, JavaScript, CSV tools) has no non-finite numbers."""
     if isinstance(obj, float):
