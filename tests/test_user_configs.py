@@ -19,7 +19,7 @@ from ics_cli.hydra_compat import UserError
 from ics_cli.preflight import check_jobs, compose, preflight, use
 
 ICS = [sys.executable, "-m", "ics_cli.main"]
-README = Path(__file__).resolve().parent.parent / "README.md"
+GUIDE = Path(__file__).resolve().parent.parent / "docs" / "guide.md"
 SHIPPED_FILES = sorted(configdirs.shipped_dir().glob("*/*.yaml"))
 # options that need a value to be complete (image_folder's folder has no default)
 NEEDS = {("data", "image_folder"): ["data.image_folder=/some/folder"]}
@@ -392,20 +392,23 @@ def test_the_cases_of_issue_14_are_runs_or_one_line(tiny_env, tmp_path, user_dir
     assert [p.name for p in cwd.iterdir()] == ["runs"]
 
 
-def _readme_section() -> str:
-    text = README.read_text()
-    return text[text.index("## Your own configs"):text.index("## Durable runs")]
+def _guide_section() -> str:
+    """docs/guide.md's 'Your own configs' section, up to the next section."""
+    text = GUIDE.read_text(encoding="utf-8")
+    start = text.index("\n## Your own configs\n")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end >= 0 else len(text)]
 
 
 @pytest.mark.slow
-def test_the_readme_user_config_examples_run_as_written(tmp_path, monkeypatch):
-    """The YAML files and commands of the README's 'Your own configs' section, as written (on a small
-    generated MNIST with a 1,000-example test split, so that the default probe set fits)."""
+def test_the_guide_user_config_examples_run_as_written(tmp_path, monkeypatch):
+    """The YAML files and commands of the guide's 'Your own configs' section (docs/guide.md), as written
+    (on a small generated MNIST with a 1,000-example test split, so that the default probe set fits)."""
     root = tmp_path / "data"
     datagen.write_idx_mnist(root, "MNIST", n_train=1200, n_test=1000)
     cwd = tmp_path / "work"
     cwd.mkdir()
-    section = _readme_section()
+    section = _guide_section()
     for block in re.findall(r"```yaml\n(.*?)```", section, re.S):
         rel = next(ln for ln in block.splitlines() if "my_configs/" in ln).lstrip("# ").split()[0]
         write(cwd, rel, block)
