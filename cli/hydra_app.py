@@ -110,24 +110,10 @@ def register() -> None:
 
 
 def objective_value(summary, config) -> Optional[float]:
-    """What a job returns to Hydra's sweeper: `sweep.objective` from its record. A run that diverged
-    or never evaluated scores what it learnt, chance (accuracies) or trainer.divergence_loss (losses),
-    so that a search through a diverging learning rate goes on rather than failing the trial."""
-    import math
+    """What a job returns to Hydra's sweeper: its sweep.objective (ics.record.summary.objective_value)."""
+    from ics.record.summary import objective_value as value_of
 
-    from ics.config.schema import objective_direction
-
-    if summary is None:
-        return None
-    name = config.sweep.objective
-    field = {"val_acc": "final_val_acc", "best_val_acc": "best_val_acc", "val_loss": "final_val_loss",
-             "test_acc": "final_test_acc", "train_loss": "final_train_loss"}[name]
-    value = getattr(summary, field, None)
-    if isinstance(value, (int, float)) and math.isfinite(value):
-        return float(value)
-    if objective_direction(name) == "maximize":
-        return float(summary.chance_acc) if summary.chance_acc is not None else 0.0
-    return float(config.trainer.divergence_loss)
+    return value_of(summary, config.sweep.objective, config.trainer.divergence_loss)
 
 
 def task(cfg: DictConfig) -> Optional[float]:

@@ -205,6 +205,8 @@ def _launch_run(early: "_StopBeforeRun", args: List[str], force_multirun: bool, 
             from ics_cli.sweeps import LiveSweep
 
             parallel = plan.launcher.parallelism(plan.hydra.launcher)
+            if plan.sweeper is not None and plan.sweeper.option == "optuna":
+                _quiet_optuna()
             with stop, LiveSweep(target, plan.total or 0, parallel, swept=list(varying),
                                  every_sec=_progress_every(plan.jobs)):
                 _hydra(argv)
@@ -222,6 +224,17 @@ def _launch_run(early: "_StopBeforeRun", args: List[str], force_multirun: bool, 
         signum = stop.signum or stop_signal_of(target)
         (target / STOP_FILE).unlink(missing_ok=True)
         _after_sweep(target, signum)
+
+
+def _quiet_optuna() -> None:
+    """Optuna logs each study and trial at INFO on its own handler: under the live view that is noise
+    (the sweep's table and `ics report` say what it found); warnings still show."""
+    try:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    except ImportError:
+        pass
 
 
 def _progress_every(jobs) -> float:
@@ -299,6 +312,12 @@ def _check_user_dir(target: Path, multirun: bool, overrides: List[str]) -> None:
     if not target.is_dir() or not any(target.iterdir()):
         return
     from ics.record import names
+    from ics_cli.rundirs import planted_link
+
+    link = planted_link(target)
+    if link is not None:
+        _fail(f"{link} is a symbolic link; ics does not write through links in a run or sweep folder: remove it, "
+              "or choose a new folder")
 
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     if multirun:
@@ -579,6 +598,8 @@ def _resume_sweep(path: Path, extra: List[str]) -> None:
     resumed is named with its reason (exit 1)."""
     from ics_cli import resume as plan
 
+    if "${" in str(path.resolve()):
+        _fail(f"{path} holds '${{' in its path, which Hydra would read as an interpolation; rename the folder")
     try:
         plan.check_extra(extra)
         what = plan.plan_resume(path.resolve())

@@ -59,6 +59,7 @@ def plan_resume(sweep: Path) -> ResumePlan:
     from ics.record import Status, read_jobs
     from ics.record.plan import PlanError, read_plan
     from ics_cli.launchers import OPTIONS
+    from ics_cli.rundirs import planted_link
     from ics_cli.sweeps import sweep_keys
 
     try:
@@ -90,6 +91,11 @@ def plan_resume(sweep: Path) -> ResumePlan:
             continue
         if rec.status.finished:
             out.finished.append(name)
+            continue
+        link = planted_link(rec.dir, depth=2)
+        if link is not None:
+            out.refused.append((name, f"{link.relative_to(rec.dir)} in it is a symbolic link; ics does not write "
+                                      "through links: remove it"))
             continue
         if rec.status == Status.RUNNING:
             out.refused.append((name, f"it is being trained ({rec.owner}); resume it when that ends"))

@@ -197,31 +197,30 @@ def test_a_study_that_sets_its_own_architecture_refuses_another_model(tmp_path):
 
 @pytest.mark.parametrize("rel,text,needle", [
     ("experiment/x.yaml", "defaults:\n  - override /probe: off\n", "does not begin with `# @package _global_`"),
-    ("experiment/x.yaml", "# @package _global_\nhydra:\n  launcher:\n    setup: [touch PWNED]\n",
-     "sets hydra.launcher; a study may set only hydra.mode and hydra.sweeper.params"),
-    ("experiment/x.yaml", "# @package _global_\nhydra:\n  launcher:\n    n_jobs: 2\n",
-     "launcher settings go on the command line"),
-    ("experiment/x.yaml", "# @package _global_\nhydra:\n  job:\n    env_set: {ICS_CACHE_DIR: /tmp}\n",
-     "sets hydra.job; a study may set only"),
-    ("experiment/x.yaml", "# @package _global_\nhydra:\n  callbacks:\n    x: {_target_: os.system}\n",
-     "sets hydra.callbacks"),
-    ("experiment/x.yaml", "# @package _global_\ndefaults:\n  - override /hydra/launcher: evil\n",
-     "chooses hydra/launcher=evil"),
-    ("hydra/launcher/evil.yaml", "_target_: os.system\n", "has a hydra/ folder"),
     ("experiment/x.yaml", "# @package _global_\n: [\n", "is not a valid config file"),
     ("experiment/fig1.yaml", "# @package _global_\n", "has the name of the shipped study fig1"),
     ("model/y.yaml", "widths: [5\n", "model/y.yaml is not a valid config file"),
     ("model/y.yaml", "widths:\n\t- 5\n", "model/y.yaml is not a valid config file"),
     ("model/y.yaml", b"widths: [5]\n# \xff\n", "model/y.yaml is not UTF-8 text"),
 ])
-def test_a_folder_may_not_configure_hydra(tmp_path, rel, text, needle):
+def test_a_broken_user_file_is_one_line(tmp_path, rel, text, needle):
     d = tmp_path / "c"
     write(d, rel, text)
     chosen = ["experiment=x"] if rel.startswith("experiment/") else []
     with pytest.raises(UserError) as e:
         preflight([f"--config-dir={d}", *chosen], data=False, force_multirun=bool(chosen))
     assert "\n" not in str(e.value) and needle in str(e.value), str(e.value)
-    assert not Path("PWNED").exists()
+
+
+def test_a_users_own_study_may_choose_and_configure_hydras_plugins(tmp_path):
+    """A folder the user names is the user's own: what Hydra allows there is allowed (a launcher
+    choice and its settings, a launcher preset in a hydra/ folder)."""
+    d = tmp_path / "c"
+    write(d, "hydra/launcher/two.yaml", "defaults: [joblib]\nn_jobs: 2\n")
+    write(d, "experiment/x.yaml", "# @package _global_\ndefaults:\n  - override /hydra/launcher: two\n"
+                                  "hydra:\n  mode: MULTIRUN\n  sweeper:\n    params:\n      trainer.seed: 0,1\n")
+    plan = preflight([f"--config-dir={d}", "experiment=x"], data=False, force_multirun=True)
+    assert plan.launcher.option == "joblib" and plan.hydra.launcher.n_jobs == 2 and len(plan.jobs) == 2
 
 
 def test_a_user_file_hidden_by_a_shipped_one_is_reported(tmp_path, capsys):
@@ -266,39 +265,8 @@ def test_completion_offers_user_options_studies_and_their_keys(user_dir, monkeyp
     assert "my_study" in complete_study("my") and "fig1" in complete_study("f")
 
 
-def test_sweep_record_and_command_are_read_as_data(tmp_path):
-    from ics_cli.main import _sweep_command
-
-    sweep = tmp_path / "sweep"
-    sweep.mkdir()
-    (sweep / "multirun.yaml").write_text(json.dumps({"hydra": {"overrides": {
-        "hydra": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.launcher.setup=['touch x']",
-                  "hydra.job.env_set.ICS_CACHE_DIR=/tmp", "hydra/launcher=evil", "hydra.sweep.dir=/x"],
-        "task": ["model.norm=none,batch"]}}}))
-    task, launcher, dropped = _sweep_command(sweep)
-    assert task == ["model.norm=none,batch"]
-    assert launcher == ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
-    assert dropped == ["hydra.launcher.setup=['touch x']", "hydra.job.env_set.ICS_CACHE_DIR=/tmp",
-                       "hydra/launcher=evil"]
-    for bad in (b"\xff\xfe", b"", b"- a\n- b\n", b"hydra: 5\n", b"hydra:\n  overrides:\n    task: 5\n", b"{{{"):
-        (sweep / "multirun.yaml").write_bytes(bad)
-        with pytest.raises(UserError) as e:
-            _sweep_command(sweep)
-        assert "\n" not in str(e.value) and "multirun.yaml" in str(e.value)
-    (sweep / "multirun.yaml").write_text(json.dumps({"hydra": {"overrides": {
-        "hydra": ["hydra.verbose=${now:%H}", "hydra.job.name=${oc.env:HOME}"], "task": ["a=1"]}}}))
-    assert _sweep_command(sweep)[2] == ["hydra.verbose=${now:%H}", "hydra.job.name=${oc.env:HOME}"]  # text, unresolved
-    (sweep / configdirs.RECORD).write_text('{"config_dirs": ["/nonexistent"]}')
-    assert configdirs.read_sweep_record(sweep) == ([], None, ["/nonexistent"])  # moved: resume asks for --config-dir
-    for bad in (b"\xff", b"[1]", b'{"config_dirs": 5}', b'{"config_dirs": [], "config_name": "../x"}'):
-        (sweep / configdirs.RECORD).write_bytes(bad)
-        with pytest.raises(UserError) as e:
-            configdirs.read_sweep_record(sweep)
-        assert "\n" not in str(e.value)
-
-
-def test_an_unknown_launcher_target_is_refused_before_anything_runs(tmp_path):
-    with pytest.raises(UserError, match=r"hydra.launcher._target_=foo.Bar is not a launcher ics runs"):
+def test_a_launcher_target_that_does_not_import_is_refused_before_anything_runs(tmp_path):
+    with pytest.raises(UserError, match=r"hydra.launcher._target_=foo.Bar cannot be imported"):
         preflight(["-m", "hydra.launcher._target_=foo.Bar", "trainer.seed=0,1"], data=False)
 
 
