@@ -205,9 +205,10 @@ COMPOSE_ERRORS = (MissingConfigException, ConfigCompositionException, OverridePa
 
 
 def register_launcher(target: str, cls) -> None:
-    """Make a launcher class known to Hydra under a `hydra_plugins.*` name (internal: Hydra builds a
-    launcher only from its plugin registry, Plugins.class_name_to_class, filled by scanning the
-    hydra_plugins namespace packages; ics ships none, so it adds its own entry)."""
+    """Make a launcher class of ics's `hydra_plugins.ics` package known to Hydra where its plugin scan
+    missed it (internal: Hydra builds a launcher only from its plugin registry,
+    Plugins.class_name_to_class, filled by scanning the hydra_plugins namespace; an editable install's
+    import hook hides the package from pkgutil's scan, while an installed wheel is found as usual)."""
     from hydra.core.plugins import Plugins
 
     Plugins.instance().class_name_to_class.setdefault(target, cls)

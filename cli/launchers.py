@@ -51,7 +51,7 @@ LAUNCHERS = (
              "joblib"),
     Launcher("submitit_local", _SUBMITIT + "LocalLauncher", "local", extra="submitit"),
     Launcher("submitit_slurm", _SUBMITIT + "SlurmLauncher", "cluster", extra="submitit"),
-    Launcher("slurm", "hydra_plugins.ics.SlurmLauncher", "cluster", extra="submitit"),  # cli/slurm.py (HYDRA_TARGET)
+    Launcher("slurm", "hydra_plugins.ics.slurm_launcher.SlurmLauncher", "cluster", extra="submitit"),  # cli/plugins
 )
 OPTIONS = tuple(launcher.option for launcher in LAUNCHERS)
 
