@@ -70,7 +70,9 @@ def expand_sweep(overrides: List[str], sweeper_params: Optional[Dict[str, str]] 
     try:
         (jobs,) = BasicSweeper.split_arguments(parsed, None)
     except Exception as e:  # e.g. an interval sweep the basic sweeper cannot run
-        raise UserError(first_line(e)) from None
+        hint = "; interval() is searched by an optimising sweeper: add hydra/sweeper=optuna (pip install " \
+               "'ics[optuna]')" if "INTERVAL_SWEEP" in str(e) else ""
+        raise UserError(first_line(e) + hint) from None
     return [list(job) for job in jobs]
 
 

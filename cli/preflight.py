@@ -220,7 +220,8 @@ def _search_plan(argv, base, sweeper, overrides, fixed, data, dirs, config_name)
         raise UserError(f"sweep.objective={objective} is to be {want}d but {key}={have}: "
                         f"add {key}={sweeper.direction_value(want)}")
     total = sweeper.trials(base.hydra.sweeper)
-    return Plan(argv, "multirun", base.hydra, jobs, False, dirs, config_name, launcher, sweeper=sweeper,
+    user_dir = any(o.split("=", 1)[0] in ("hydra.run.dir", "hydra.sweep.dir") for o in overrides)
+    return Plan(argv, "multirun", base.hydra, jobs, user_dir, dirs, config_name, launcher, sweeper=sweeper,
                 configs=[], total=total, objective={"metric": objective, "direction": want},
                 searched=list(space))
 
