@@ -8,9 +8,10 @@ folders in order; a study in the user folders first, then in experiments/ (the s
 Hydra's ConfigStore, which Hydra searches last). A user file that a shipped one of the same name hides
 is reported, never silently ignored.
 
-Everything here reads files as data: YAML only (safe loader), and a user folder may not configure
-Hydra itself (no hydra/ folder; a study may set only hydra.mode and hydra.sweeper.params; launcher
-settings go on the command line), since a folder on the search path may come from someone else's sweep.
+A folder the user names (on the command line or in ICS_CONFIG_PATH) is the user's own: what Hydra allows
+there is allowed (a study may choose a sweeper and set its options, a hydra/ folder may add a launcher
+preset). Nothing that a run or sweep folder names is ever put on the search path: `ics resume`
+rebuilds jobs from data (cli/resume.py), and the study copy a sweep keeps is a record for people.
 """
 from __future__ import annotations
 
@@ -27,9 +28,6 @@ from ics_cli.errors import UserError
 
 ENV = "ICS_CONFIG_PATH"
 STUDY_GROUP = "experiment"
-# what a study may set under `hydra:` (everything else there could run code: setup lines, env_set,
-# callbacks, launcher targets)
-STUDY_HYDRA_KEYS = {"mode": None, "sweeper": {"params"}}
 STAGE = ".study"  # a sweep of a study given by path keeps a copy of it here (its own config folder)
 
 
@@ -141,9 +139,6 @@ def check_files(path: Path, shown: str) -> None:
     and name the first option file that is not valid YAML (Hydra would print hundreds of lines).
     Studies are checked when one is chosen (check_study_file): one broken study does not block the
     others, nor `ics list`."""
-    if (path / "hydra").exists():
-        raise UserError(f"{shown} has a hydra/ folder; a config folder may hold ics's groups and studies only "
-                        "(choose a launcher with hydra/launcher=<name> on the command line)")
     shipped = shipped_studies()
     for f in sorted(path.glob("*/*.yaml")):
         if f.parent.name == STUDY_GROUP:
@@ -169,7 +164,7 @@ def load_yaml(path: Path):
 
 
 def check_study_file(path: Path) -> None:
-    """A study may sweep and choose options; under `hydra:` it may set only what STUDY_HYDRA_KEYS allows."""
+    """A study sets keys of the whole config: its file must say so (`# @package _global_`) and be a mapping."""
     from omegaconf import DictConfig
 
     node = load_yaml(path)
@@ -184,34 +179,8 @@ def check_study_file(path: Path) -> None:
         raise UserError(f"{path} does not begin with `# @package _global_`; a study sets keys of the whole config "
                         "(model.norm, trainer.steps), so its first line must say so, as in experiments/")
     hydra = node.get("hydra")
-    if hydra is not None:
-        if not isinstance(hydra, DictConfig):
-            raise UserError(f"{path}: hydra must be a mapping")
-        for key in hydra.keys():
-            allowed = STUDY_HYDRA_KEYS.get(str(key), False)
-            if allowed is False:
-                raise UserError(f"{path} sets hydra.{key}; a study may set only hydra.mode and hydra.sweeper.params "
-                                "(launcher settings go on the command line: hydra/launcher=joblib "
-                                "hydra.launcher.n_jobs=2)")
-            if allowed is not None:
-                sub = hydra.get(key)
-                bad = [str(k) for k in (sub.keys() if isinstance(sub, DictConfig) else ["(a value)"]) if k not in allowed]
-                if bad:
-                    raise UserError(f"{path} sets hydra.{key}.{bad[0]}; a study may set only hydra.mode and "
-                                    "hydra.sweeper.params")
-    for item in node.get("defaults") or []:
-        if isinstance(item, DictConfig):
-            for key, value in item.items():
-                group = str(key).split()[-1].lstrip("/")
-                if group.startswith("hydra/") and (group != "hydra/launcher" or not _known_launcher(value)):
-                    raise UserError(f"{path} chooses {group}={value}; a study may choose hydra/launcher among "
-                                    "the known launchers only")
-
-
-def _known_launcher(value) -> bool:
-    from ics_cli.launchers import OPTIONS
-
-    return str(value) in OPTIONS
+    if hydra is not None and not isinstance(hydra, DictConfig):
+        raise UserError(f"{path}: hydra must be a mapping")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -311,73 +280,16 @@ def stage_study(path: Path, into: Path) -> Tuple[str, Path]:
 
 
 # ----------------------------------------------------------------------------------------------
-# what a sweep remembers of its configs (read back by `ics resume`, as untrusted data)
+# what a sweep remembers of its configs, for people and `ics status` (never read back as a source of configs)
 
 RECORD = "sweep.json"
 
 
 def write_sweep_record(sweep_dir: Path, study: Optional[str], dirs: List[Path], config_name: Optional[str]) -> None:
-    import json
-
-    from ics.record.files import write_text
-
     staged = (sweep_dir / STAGE).resolve()
     record = {"study": study, "config_dirs": [str(d) for d in dirs if Path(d).resolve() != staged],
               "config_name": config_name, "staged_study": staged.is_dir(),
               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}  # ics status: a copied sweep keeps it
-    write_text(sweep_dir / RECORD, json.dumps(record, indent=1))
+    from ics.record.files import write_json
 
-
-MAX_RECORD_BYTES = 1 << 20  # what write_sweep_record writes is well under 1 kB per config folder
-
-
-def check_study_copy(stage: Path) -> None:
-    """Every YAML file of a sweep's study copy read first as plain data with the capped reader (size,
-    nesting depth, no aliases): the copy is data from the sweep folder, and Hydra or OmegaConf would
-    expand a few nested aliases into billions of values. One UserError naming the file."""
-    from ics.record.files import read_yaml
-
-    for f in sorted([*stage.glob("*.yaml"), *stage.glob("*/*.yaml")]):
-        try:
-            read_yaml(f)
-        except (OSError, ValueError) as e:
-            from ics.record.files import one_line
-
-            raise UserError(f"{f} (the sweep's copy of its study) does not read: {one_line(e)}") from None
-
-
-def read_sweep_record(sweep_dir: Path) -> Tuple[List[Path], Optional[str], List[str]]:
-    """(config folders, primary config name, recorded folders that no longer exist) a sweep was
-    launched with; every folder checked again (it must hold no Hydra settings) and a study copy kept
-    in the sweep comes first. Everything here is read as untrusted data: sweep.json and the study
-    copy through the capped readers, one UserError line for anything that does not read."""
-    from ics.record.files import one_line, read_json
-
-    path = sweep_dir / RECORD
-    dirs: List[Path] = []
-    if (sweep_dir / STAGE).is_dir():
-        dirs.append(Path(os.path.abspath(sweep_dir / STAGE)))
-        check_study_copy(dirs[0])
-        check_files(dirs[0], f"the study copy {dirs[0]}")
-    if not os.path.lexists(path):  # a sweep from before config folders: the shipped configs only
-        return dirs, None, []
-    try:
-        record = read_json(path, MAX_RECORD_BYTES)
-    except (OSError, ValueError) as e:
-        raise UserError(f"{path} is unreadable ({one_line(e)}); it should say which config folders the "
-                        "sweep used") from None
-    folders = record.get("config_dirs", []) if isinstance(record, dict) else None
-    name = record.get("config_name") if isinstance(record, dict) else None
-    if not isinstance(folders, list) or not all(isinstance(f, str) for f in folders) or \
-            not (name is None or (isinstance(name, str) and name.replace("_", "").replace("-", "").isalnum())):
-        raise UserError(f"{path} is not a sweep record: config_dirs must be a list of folders and config_name "
-                        "a config name")
-    missing = []
-    for f in folders:
-        if not f.startswith("pkg://") and not Path(f[len("file://"):] if f.startswith("file://") else f).is_dir():
-            missing.append(f)
-            continue
-        d = check_dir(f"{path.name} config folder", f)
-        if d is not None and d not in dirs:
-            dirs.append(d)
-    return dirs, name, missing
+    write_json(sweep_dir / RECORD, record)

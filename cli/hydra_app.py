@@ -23,6 +23,7 @@ from ics.config import KINDS, Config, ConfigError, from_dict, to_dict
 from ics_cli import hydra_compat, slurm
 from ics_cli.rundirs import remove_untrained
 
+RESUME_KEY = "ics_resume"  # set by `ics resume` (cli/resume.py): the job folder to continue
 CONFIG_PATH = "pkg://ics.configs"  # the top-level configs/ folder, installed with the package
 CONFIG_NAME = "config"
 
@@ -108,7 +109,14 @@ def register() -> None:
 # the task: one job = one run in Hydra's job directory
 
 
-def task(cfg: DictConfig) -> None:
+def objective_value(summary, config) -> Optional[float]:
+    """What a job returns to Hydra's sweeper: its sweep.objective (ics.record.summary.objective_value)."""
+    from ics.record.summary import objective_value as value_of
+
+    return value_of(summary, config.sweep.objective, config.trainer.divergence_loss)
+
+
+def task(cfg: DictConfig) -> Optional[float]:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -169,13 +177,16 @@ def task(cfg: DictConfig) -> None:
                     return
                 config = None
                 try:
-                    config = from_dict(cfg)
+                    if RESUME_KEY in cfg:  # `ics resume`: the job's config is data in its folder or the plan
+                        config, overrides = resumed_job(out_dir, Path(hc.sweep.dir))
+                    else:
+                        config = from_dict(cfg)
                     if not sweep:
                         print_start(config, out_dir)
                     spec = hparam_keys_of(Path(hc.sweep.dir)) if sweep else None
                     summary = train_and_evaluate(
                         config, out_dir, overrides, console=None, say=say,
-                        label=f"{job} {hc.job.override_dirname}" if sweep else "",
+                        label=f"{job} {out_dir.name if RESUME_KEY in cfg else hc.job.override_dirname}" if sweep else "",
                         hparam_keys=spec[0] if spec else None, hparam_domains=spec[1] if spec else None,
                         max_threads=max(1, available_cores() // launcher_of(hc.launcher).local_jobs(hc.launcher)))
                 except AlreadyFinished as e:
@@ -215,7 +226,7 @@ def task(cfg: DictConfig) -> None:
                     started = (out_dir / "summary.json").is_file()
                     if not started and not sweep:
                         remove_untrained(out_dir, Path(hc.runtime.cwd))
-                    elif not started:
+                    elif not started and not (RESUME_KEY in cfg and config is None):
                         conf = to_dict(config) if config is not None else OmegaConf.to_container(cfg, resolve=False)
                         conf = {k: v for k, v in conf.items() if k != "hydra"}
                         try:
@@ -232,6 +243,7 @@ def task(cfg: DictConfig) -> None:
                     return
                 if not sweep:
                     print_run_summary(summary, out_dir)
+                return objective_value(summary, config)
             except SignalStop as e:  # a signal before train_and_evaluate took over (or while reporting)
                 before_training(e.signum)
         except SystemExit as e:
@@ -246,6 +258,25 @@ def task(cfg: DictConfig) -> None:
                 print(f"{job}: {signal_name(scope.signum)} while it was finishing: it completed; the sweep stops "
                       "after it", file=sys.stderr, flush=True)
                 stopped(scope.signum, launcher_of(hc.launcher).on_interrupt)
+
+
+def resumed_job(out_dir: Path, sweep_dir: Path):
+    """(Config, overrides) of a job `ics resume` launched, read from data only (cli/resume.py); the
+    folder must be a plain folder directly in the sweep."""
+    from ics.record.plan import PlanError, read_plan
+    from ics.record.jobs import job_number
+    from ics_cli.resume import job_source
+
+    if out_dir.parent.resolve() != sweep_dir.resolve() or out_dir.is_symlink():
+        raise ConfigError(f"{out_dir} is not a plain job folder of {sweep_dir}; not resumed")
+    try:
+        plan = read_plan(sweep_dir)
+    except PlanError as e:
+        raise ConfigError(str(e)) from None
+    num = job_number(out_dir, sweep_dir)
+    planned = plan.job(num) if plan is not None and num is not None else None
+    config, overrides, _, _ = job_source(out_dir, planned)
+    return config, overrides
 
 
 def print_start(cfg: Config, out_dir: Path) -> None:

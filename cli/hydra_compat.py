@@ -70,8 +70,44 @@ def expand_sweep(overrides: List[str], sweeper_params: Optional[Dict[str, str]] 
     try:
         (jobs,) = BasicSweeper.split_arguments(parsed, None)
     except Exception as e:  # e.g. an interval sweep the basic sweeper cannot run
-        raise UserError(first_line(e)) from None
+        hint = "; interval() is searched by an optimising sweeper: add hydra/sweeper=optuna (pip install " \
+               "'ics[optuna]')" if "INTERVAL_SWEEP" in str(e) else ""
+        raise UserError(first_line(e) + hint) from None
     return [list(job) for job in jobs]
+
+
+def search_space(overrides: List[str], sweeper_params: Optional[Dict[str, str]] = None) -> Dict[str, List[str]]:
+    """{key: values to check} of an optimising sweeper's search space, as override values: each choice
+    of a choice/list sweep, the first and last value of a range, both ends of an interval (as the
+    sweeper would draw them: an int interval as ints). The sweeper puts hydra.sweeper.params first and
+    the command line after; a later value of a key replaces an earlier one. (Reads the parsed sweep
+    objects of hydra.core.override_parser.types, which sweeper plugins use too.)"""
+    from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSweep
+
+    params = [f"{k}={v}" for k, v in (sweeper_params or {}).items()]
+    space: Dict[str, List[str]] = {}
+    for o in parse_overrides(params + list(overrides)):
+        if not o.is_sweep_override():
+            space.pop(o.get_key_element(), None)
+            continue
+        value = o.value()
+        if isinstance(value, IntervalSweep):
+            ends = [value.start, value.end]
+            if "int" in (value.tags or set()) or (isinstance(value.start, int) and isinstance(value.end, int)
+                                                  and not isinstance(value.start, bool)):
+                ends = [int(v) for v in ends]
+            values = [str(v) for v in ends]
+        elif isinstance(value, RangeSweep):
+            items = list(o.sweep_string_iterator())
+            values = [items[0], items[-1]] if items else []
+        elif isinstance(value, ChoiceSweep):
+            values = list(o.sweep_string_iterator())
+        else:  # a glob or another sweep: Hydra's own iterator says what it means
+            values = list(o.sweep_string_iterator())
+        if not values:
+            raise UserError(f"{o.input_line} gives the sweeper nothing to choose from")
+        space[o.get_key_element()] = values
+    return space
 
 
 def _plain(text: str) -> str:
@@ -171,9 +207,10 @@ COMPOSE_ERRORS = (MissingConfigException, ConfigCompositionException, OverridePa
 
 
 def register_launcher(target: str, cls) -> None:
-    """Make a launcher class known to Hydra under a `hydra_plugins.*` name (internal: Hydra builds a
-    launcher only from its plugin registry, Plugins.class_name_to_class, filled by scanning the
-    hydra_plugins namespace packages; ics ships none, so it adds its own entry)."""
+    """Make a launcher class of ics's `hydra_plugins.ics` package known to Hydra where its plugin scan
+    missed it (internal: Hydra builds a launcher only from its plugin registry,
+    Plugins.class_name_to_class, filled by scanning the hydra_plugins namespace; an editable install's
+    import hook hides the package from pkgutil's scan, while an installed wheel is found as usual)."""
     from hydra.core.plugins import Plugins
 
     Plugins.instance().class_name_to_class.setdefault(target, cls)

@@ -4,6 +4,8 @@ come from the ConfigStore (cli/hydra_app.py)."""
 from __future__ import annotations
 
 import hydra
+from typing import Optional
+
 from omegaconf import DictConfig
 
 from ics_cli.hydra_app import CONFIG_NAME, CONFIG_PATH, register, task
@@ -12,5 +14,5 @@ register()
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name=CONFIG_NAME)
-def hydra_main(cfg: DictConfig) -> None:
-    task(cfg)
+def hydra_main(cfg: DictConfig) -> Optional[float]:
+    return task(cfg)  # the job's sweep.objective: what an optimising sweeper (Optuna, ...) searches on

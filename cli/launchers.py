@@ -3,8 +3,9 @@
 A sweep is launched by one of five launchers (hydra/launcher=<option>). What differs between them —
 where jobs run, how many at once on this machine, how a stopped sweep keeps its queued jobs from
 starting, which pip extra brings them — is one `Launcher` row below; the CLI asks `launcher_of()`
-instead of testing class names. A launcher `_target_` that is not in the table is refused before
-anything runs: a launcher is code, and only these are known to be safe to run.
+instead of testing class names. A launcher the user installed that is not in the table runs as one
+whose jobs have processes of their own. `ics resume` takes from a sweep folder at most the option
+name of a launcher in this table (cli/resume.py), never a target or a setting.
 """
 from __future__ import annotations
 
@@ -50,19 +51,30 @@ LAUNCHERS = (
              "joblib"),
     Launcher("submitit_local", _SUBMITIT + "LocalLauncher", "local", extra="submitit"),
     Launcher("submitit_slurm", _SUBMITIT + "SlurmLauncher", "cluster", extra="submitit"),
-    Launcher("slurm", "hydra_plugins.ics.SlurmLauncher", "cluster", extra="submitit"),  # cli/slurm.py (HYDRA_TARGET)
+    Launcher("slurm", "hydra_plugins.ics.slurm_launcher.SlurmLauncher", "cluster", extra="submitit"),  # cli/plugins
 )
 OPTIONS = tuple(launcher.option for launcher in LAUNCHERS)
 
 
 def launcher_of(node) -> Launcher:
-    """The row of a composed `hydra.launcher` node; an unknown `_target_` is a UserError."""
+    """The row of a composed `hydra.launcher` node. A launcher ics has no row for (one the user
+    installed) runs too, as jobs in processes of their own; a `_target_` that does not import is a
+    UserError."""
     target = str(node.get("_target_", "") if node is not None else "")
     for launcher in LAUNCHERS:
         if target == launcher.target:
             return launcher
-    raise UserError(f"hydra.launcher._target_={target or '(none)'} is not a launcher ics runs; "
-                    f"allowed: hydra/launcher={', '.join(OPTIONS)}")
+    module, _, name = target.rpartition(".")
+    try:
+        import importlib
+
+        found = bool(module) and hasattr(importlib.import_module(module), name)
+    except Exception:  # noqa: BLE001 - any import failure: the launcher cannot run
+        found = False
+    if not found:
+        raise UserError(f"hydra.launcher._target_={target or '(none)'} cannot be imported; choose an installed "
+                        f"launcher: hydra/launcher={', '.join(OPTIONS)} or a plugin's option")
+    return Launcher(name.lower().removesuffix("launcher") or "launcher", target, "local")
 
 
 def by_option(option: str) -> Optional[Launcher]:

@@ -207,7 +207,9 @@ def _launch_run(early: "_StopBeforeRun", args: List[str], force_multirun: bool, 
             from ics_cli.sweeps import LiveSweep
 
             parallel = plan.launcher.parallelism(plan.hydra.launcher)
-            with stop, LiveSweep(target, len(plan.jobs), parallel, swept=list(varying),
+            if plan.sweeper is not None and plan.sweeper.option == "optuna":
+                _quiet_optuna()
+            with stop, LiveSweep(target, plan.total or 0, parallel, swept=list(varying),
                                  every_sec=_progress_every(plan.jobs)):
                 _hydra(argv)
         else:
@@ -224,6 +226,17 @@ def _launch_run(early: "_StopBeforeRun", args: List[str], force_multirun: bool, 
         signum = stop.signum or stop_signal_of(target)
         (target / STOP_FILE).unlink(missing_ok=True)
         _after_sweep(target, signum)
+
+
+def _quiet_optuna() -> None:
+    """Optuna logs each study and trial at INFO on its own handler: under the live view that is noise
+    (the sweep's table and `ics report` say what it found); warnings still show."""
+    try:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    except ImportError:
+        pass
 
 
 def _progress_every(jobs) -> float:
@@ -245,22 +258,39 @@ def _start_sweep(target: Path, plan, varying, study: Optional[str]) -> None:
     from ics_cli.configdirs import write_sweep_record
 
     from ics.record import names
-    from ics.record.files import write_text
     from ics_cli.sweeps import HPARAMS_FILE, write_hparams
 
     from ics_cli.sweeps import STOP_FILE
 
+    from ics.record.files import write_json
+    from ics.record.plan import Plan as JobPlan
+    from ics.record.plan import PlannedJob, write_plan
+
     target.mkdir(parents=True, exist_ok=True)
     (target / STOP_FILE).unlink(missing_ok=True)  # a resumed sweep was stopped once; it runs now
-    write_text(target / names.PLANNED_JOBS, json.dumps(plan.jobs))  # lets a report name the jobs never started
-    if not (target / HPARAMS_FILE).exists():
-        write_hparams(target, varying)
+    search = plan.sweeper is not None and plan.sweeper.option != "basic"
+    if not search:  # lets a report name the jobs never started (a search's jobs are not known in advance)
+        write_json(target / names.PLANNED_JOBS, plan.jobs)
+    # every job as data: what `ics resume` rebuilds the jobs from, never composing again
+    write_plan(target, JobPlan(launcher=plan.launcher.option, sweeper=plan.sweeper.option if plan.sweeper else None,
+                               objective=plan.objective,
+                               jobs=[PlannedJob(i, [o for o in job if not o.lstrip("+~").startswith("hydra")], config)
+                                     for i, (job, config)
+                                     in enumerate(zip(plan.jobs, plan.configs))] if not search else []))
+    if not (target / HPARAMS_FILE).exists():  # a search's values are drawn as it goes: keys, no domains
+        write_hparams(target, {k: [] for k in plan.searched} if search else varying)
     if not (target / SWEEP_RECORD).exists():  # a resumed sweep keeps the record it was started with
         write_sweep_record(target, study, plan.dirs, plan.config_name)
     swept = ", ".join(f"{k} ({len(v)})" for k, v in varying.items()) or "nothing"
     from ics_cli.console import say
 
     stamp = "" if sys.stdout.isatty() else time.strftime("%H:%M:%S ")  # a log: every line timestamped
+    if search:
+        trials = f"{plan.total} trials" if plan.total else "trials"
+        say(f"{stamp}search: {trials} of hydra/sweeper={plan.sweeper.option} into {target} (launcher "
+            f"{plan.launcher.option}; {plan.objective['direction']} sweep.objective={plan.objective['metric']} over "
+            f"{', '.join(plan.searched)})")
+        return
     say(f"{stamp}sweep: {len(plan.jobs)} jobs into {target} (launcher {plan.launcher.option}; swept: {swept})")
 
 
@@ -284,6 +314,12 @@ def _check_user_dir(target: Path, multirun: bool, overrides: List[str]) -> None:
     if not target.is_dir() or not any(target.iterdir()):
         return
     from ics.record import names
+    from ics_cli.rundirs import planted_link
+
+    link = planted_link(target)
+    if link is not None:
+        _fail(f"{link} is a symbolic link; ics does not write through links in a run or sweep folder: remove it, "
+              "or choose a new folder")
 
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     if multirun:
@@ -397,7 +433,7 @@ def _descendants(pid: int) -> List[int]:
     return out
 
 
-def _after_sweep(sweep_dir: Path, signum: Optional[int] = None) -> None:
+def _after_sweep(sweep_dir: Path, signum: Optional[int] = None, refused: Sequence[str] = ()) -> None:
     from ics.record import Status, read_jobs, read_planned
     from ics_cli.console import next_steps, print_status_table
 
@@ -420,7 +456,12 @@ def _after_sweep(sweep_dir: Path, signum: Optional[int] = None) -> None:
     failed = [str(j.num) for j in jobs if j.status == Status.FAILED]
     if failed:  # diverged or not_learning jobs are results; a failed job is an error
         _fail(f"{len(failed)} job(s) failed: {', '.join(failed)} (see their summary.json)", code=1)
-    unfinished = [str(j.num) for j in jobs if j.status in (Status.INTERRUPTED, Status.KILLED)]
+    cannot = [str(j.num) for j in jobs if j.dir.name in refused]
+    unfinished = [str(j.num) for j in jobs if j.status in (Status.INTERRUPTED, Status.KILLED) and j.dir.name not in refused]
+    if cannot:  # resume named each with its reason: resuming again would not help
+        _fail(f"{len(cannot)} job(s) cannot be resumed: {', '.join(cannot)} (see why above)"
+              + (f"; {len(unfinished)} did not finish: {', '.join(unfinished)}, finish them with ics resume "
+                 f"{sweep_dir}" if unfinished else ""), code=1)
     if unfinished:
         _fail(f"{len(unfinished)} job(s) did not finish: {', '.join(unfinished)}; finish them with "
               f"ics resume {sweep_dir}", code=1)
@@ -508,7 +549,7 @@ def resume(path: Path = typer.Argument(..., help="A run directory, or a sweep di
     """
     if not path.is_dir():
         _fail(f"{path} is not a directory; give a run directory or a sweep directory")
-    if (path / "multirun.yaml").is_file():
+    if (path / "multirun.yaml").is_file() or (path / "plan.json").is_file():
         _resume_sweep(path, list(overrides or []))
     else:
         if overrides:
@@ -554,78 +595,69 @@ def _resume_run(path: Path) -> None:
 
 
 def _resume_sweep(path: Path, extra: List[str]) -> None:
-    """Re-run the sweep into its own directory: the task skips finished jobs and resumes the rest.
+    """Finish a sweep in its own folder, every job rebuilt from data (cli/resume.py): finished jobs are
+    left alone, the others continue from their checkpoints or run from step 0, and what cannot be
+    resumed is named with its reason (exit 1)."""
+    from ics_cli import resume as plan
 
-    The sweep folder is data: of what multirun.yaml stored, only the task overrides (checked like a
-    fresh command) and the launcher choice come back; any other stored `hydra.*` value (setup lines,
-    env_set, callbacks, targets) is dropped, and said so. Config folders come from sweep.json."""
-    from ics_cli import configdirs
-    from ics_cli.rundirs import quote
-
+    if "${" in str(path.resolve()):
+        _fail(f"{path} holds '${{' in its path, which Hydra would read as an interpolation; rename the folder")
     try:
-        task, launcher, dropped = _sweep_command(path)
-        dirs, config_name, missing = configdirs.read_sweep_record(path)
-        given_dirs = configdirs.split(list(extra)).dirs
+        plan.check_extra(extra)
+        what = plan.plan_resume(path.resolve())
     except UserError as e:
         _fail(str(e))
-    if missing and not given_dirs:
-        _fail(f"{path / configdirs.RECORD} names config folder {missing[0]}, which is not there any more; give its "
-              f"new place: ics resume {path} --config-dir DIR")
-    if missing:
-        typer.echo(f"resume: recorded config folders not found, {' '.join(map(str, given_dirs))} used instead: "
-                   f"{', '.join(missing)}", err=True)
-    links = sorted(p.name for p in path.iterdir() if p.is_symlink())
+    written = ("multirun.yaml", "plan.json", "jobs.json", "hparams.json", "sweep.json", ".stopped", ".submitit")
+    links = [name for name in written if (path / name).is_symlink()]  # what Hydra or ics writes at the root
     if links:
         _fail(f"{path / links[0]} is a symbolic link; ics resume does not write through links (a sweep folder is "
-              "data): put the folder itself there, or remove it to run that job again")
-    given = {o.split("=", 1)[0] for o in extra}
-    launcher = [o for o in launcher if o.split("=", 1)[0] not in given]
-    if dropped:
-        typer.echo(f"resume: not re-applied from {path / 'multirun.yaml'}: {' '.join(dropped)}", err=True)
-    if dirs:
-        typer.echo(f"resume: config folders {', '.join(map(str, dirs))}")
-    cn = [f"--config-name={config_name}"] if config_name else []
-    primary = next((d for d in [*given_dirs, *dirs] if (d / f"{config_name}.yaml").is_file()), None) if config_name else None
-    if primary is not None:  # Hydra looks up a -cn primary config in --config-dir, not on the search path
-        cn.append(f"--config-dir={primary}")
-    typer.echo(f"resume: runs ics run -m {' '.join([*cn, *task, *launcher, *extra])} into {path}")
-    _launch(["--multirun", *cn, *launcher, *extra, f"hydra.sweep.dir={quote(path)}", *task], extra_dirs=dirs)
+              "data): put the file itself there, or remove it")
+    if what.launcher_note:
+        typer.echo(f"resume: {what.launcher_note}", err=True)
+    for line in plan.describe(what):
+        typer.echo(line)
+    for name, why in what.refused:
+        typer.echo(f"resume: cannot resume {path / name}: {why}", err=True)
+    if what.todo:
+        n_jobs = [o.split("=", 1)[1] for o in extra if o.startswith("hydra.launcher.n_jobs=")]
+        parallel = int(n_jobs[-1]) if n_jobs and n_jobs[-1].isdigit() else 1
+        _relaunch(path.resolve(), plan.resume_argv(path.resolve(), what, extra), len(what.todo) + len(what.finished),
+                  parallel, [name for name, _ in what.refused])
+    elif not what.refused:
+        typer.echo(f"resume: nothing to do: every job of {path} has finished")
+    if what.refused:
+        _fail(f"{len(what.refused)} job(s) cannot be resumed (said above, with why); the others "
+              f"{'ran' if what.todo else 'are finished'}", code=1)
 
 
-def _sweep_command(path: Path):
-    """(task overrides, launcher overrides, dropped hydra overrides) from a sweep's multirun.yaml,
-    read as untrusted data: anything malformed is one UserError naming the file."""
-    from ics_cli.launchers import OPTIONS
+def _relaunch(target: Path, argv: List[str], total: int, parallel: int, refused: Sequence[str] = ()) -> None:
+    """The resume's Hydra sweep, with the live view, signal forwarding and closing table of a sweep.
+    Hydra rewrites multirun.yaml at the sweep's root: the sweep's own copy is put back after."""
+    from ics.record.files import atomic_write
+    from ics_cli.sweeps import STOP_FILE, LiveSweep, stop_signal_of
 
-    from ics.record.files import one_line, read_yaml
+    from ics.record.files import MAX_YAML_BYTES, one_line, read_bytes
 
-    f = path / "multirun.yaml"
-    try:  # the capped plain reader: no aliases, nothing resolved (${now:...}, ${oc.env:...} stay text)
-        node = read_yaml(f)
+    record = target / "multirun.yaml"
+    try:  # data: read with a cap (a sparse 1 GB file would otherwise be read whole)
+        kept = read_bytes(record, MAX_YAML_BYTES) if record.is_file() and not record.is_symlink() else None
     except (OSError, ValueError) as e:
-        raise UserError(f"{f} does not read as a sweep record ({one_line(e)})") from None
-    hydra = node.get("hydra") if isinstance(node, dict) else None
-    overrides = hydra.get("overrides") if isinstance(hydra, dict) else None
-    task = overrides.get("task") if isinstance(overrides, dict) else None
-    stored = overrides.get("hydra", []) if isinstance(overrides, dict) else None
-    if not isinstance(task, list) or not isinstance(stored, list) or \
-            not all(isinstance(o, str) for o in list(task) + list(stored)):
-        raise UserError(f"{f} is not a sweep record: hydra.overrides.task must be a list of overrides")
-    task = [str(o) for o in task]
-    if any(o.lstrip("+~").startswith("hydra") for o in task):
-        raise UserError(f"{f} stores a hydra setting among the task overrides; not resumable as it is")
-    launcher, dropped = [], []
-    internal = ("hydra.sweep.dir", "hydra.run.dir", "hydra.mode", "hydra.searchpath",
-                "hydra.job.config.override_dirname.exclude_keys")
-    for o in map(str, stored):
-        key, _, value = o.partition("=")
-        if key == "hydra/launcher" and value in OPTIONS:
-            launcher.append(o)
-        elif key == "hydra.launcher.n_jobs" and value.lstrip("-").isdigit():
-            launcher.append(o)
-        elif key not in internal:
-            dropped.append(o)
-    return task, launcher, dropped
+        _fail(f"{record} does not read ({one_line(e)}); move it away to resume")
+    (target / STOP_FILE).unlink(missing_ok=True)
+    stop = ForwardStop(target)
+    early = _StopBeforeRun()
+    try:
+        with early, stop, LiveSweep(target, total, parallel, swept=[], every_sec=_progress_every([])):
+            _hydra(argv)
+    except (SystemExit, Exception):
+        if stop.signum is None:
+            raise
+    finally:
+        if kept is not None:
+            atomic_write(record, lambda p: p.write_bytes(kept))
+    signum = stop.signum or stop_signal_of(target)
+    (target / STOP_FILE).unlink(missing_ok=True)
+    _after_sweep(target, signum, refused)
 
 
 @app.command()

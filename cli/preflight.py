@@ -23,6 +23,7 @@ from ics_cli import hydra_compat as compat
 from ics_cli import configdirs
 from ics_cli.hydra_app import CONFIG_NAME, CONFIG_PATH, register
 from ics_cli.errors import UserError
+from ics_cli.sweepers import sweeper_of
 
 CHOICE_GROUPS = GROUPS + ("experiment",)
 MAX_FULL_CHECK = 5_000  # beyond this many jobs, check a subset in which every swept value occurs
@@ -99,6 +100,11 @@ class Plan:
     dirs: List[Path] = field(default_factory=list)  # user config folders, in search order
     config_name: Optional[str] = None  # -cn: a primary config other than configs/config.yaml
     launcher: Optional[object] = None  # its row in cli/launchers.py
+    sweeper: Optional[object] = None  # its row in cli/sweepers.py
+    configs: List[Dict] = field(default_factory=list)  # every job's config as plain data (a search: none)
+    total: Optional[int] = None  # how many jobs the sweep will run (a search: its trial count, if known)
+    objective: Optional[Dict[str, str]] = None  # a search's objective: {"metric", "direction"}
+    searched: List[str] = field(default_factory=list)  # a search's keys
 
 
 def preflight(args: List[str], data: bool = True, force_multirun: bool = False,
@@ -147,13 +153,21 @@ def preflight(args: List[str], data: bool = True, force_multirun: bool = False,
     path = configdirs.studies(list(dirs)).get(study) if study else None
     if path is not None and path.parent != configdirs.experiments_dir():
         configdirs.check_study_file(path)  # a user's study, before Hydra reads it: what it may set under hydra
-    fixed = [o.input_line for o in compat.parse_overrides(overrides) if not o.is_sweep_override()]
-    first = compat.expand_sweep(overrides)[0]
-    base = compose(first, hydra_cfg=True)
+    parsed = compat.parse_overrides(overrides)
+    fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
+    # the sweeper decides how the sweep overrides are read: compose without them first to learn which
+    base = compose(fixed, hydra_cfg=True)
+    sweeper = sweeper_of(base.hydra.sweeper)
+    if sweeper.option == "basic":
+        base = compose(compat.expand_sweep(overrides)[0], hydra_cfg=True)
     multirun = bool(ns.multirun) or force_multirun or OmegaConf.select(base, "hydra.mode") == "MULTIRUN"
     argv = hydra_args + searchpath + overrides
     if ns.cfg:
         return Plan(argv, "show", base.hydra, dirs=dirs, config_name=config_name)
+    if sweeper.option != "basic":
+        if not multirun:
+            raise UserError(f"hydra/sweeper={sweeper.option} runs sweeps; add -m (--multirun)")
+        return _search_plan(argv, base, sweeper, overrides, fixed, data, dirs, config_name)
     launcher_choice = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] == "hydra/launcher"]
     if not multirun and launcher_choice and not launcher_choice[-1].endswith("=basic"):
         raise UserError(f"{launcher_choice[-1]} launches sweeps; add -m (--multirun) to run through it "
@@ -166,9 +180,50 @@ def preflight(args: List[str], data: bool = True, force_multirun: bool = False,
     _check_study_model(overrides, dirs)
     params = OmegaConf.to_container(base.hydra.sweeper.params) if multirun and base.hydra.sweeper.get("params") else {}
     jobs = compat.expand_sweep(overrides, {k: str(v) for k, v in (params or {}).items()}) if multirun else [fixed]
-    check_jobs(jobs, data)
+    configs = check_jobs(jobs, data)
     user_dir = any(o.split("=", 1)[0] in ("hydra.run.dir", "hydra.sweep.dir") for o in overrides)
-    return Plan(argv, "multirun" if multirun else "run", base.hydra, jobs, user_dir, dirs, config_name, launcher)
+    return Plan(argv, "multirun" if multirun else "run", base.hydra, jobs, user_dir, dirs, config_name, launcher,
+                sweeper=sweeper, configs=configs, total=len(jobs))
+
+
+def _search_plan(argv, base, sweeper, overrides, fixed, data, dirs, config_name) -> "Plan":
+    """An optimising sweeper (Optuna, Nevergrad, Ax, ...) makes its jobs as it goes: check the base
+    config, every value at the edges of the search space (each searched key at each end of its
+    interval, or each of its choices, the others at their first), and the objective it will get;
+    each job the sweeper makes is checked again when it starts (a bad one is a failed job)."""
+    from ics.config.schema import objective_direction
+    from ics_cli.launchers import launcher_of
+
+    launcher = launcher_of(base.hydra.launcher)
+    _check_launcher(base.hydra, launcher)
+    params = OmegaConf.to_container(base.hydra.sweeper.params) if base.hydra.sweeper.get("params") else {}
+    space = compat.search_space(overrides, {str(k): str(v) for k, v in (params or {}).items()})
+    if not space:
+        raise UserError(f"hydra/sweeper={sweeper.option} has nothing to search: give a key a range, e.g. "
+                        "'optim.lr=tag(log,interval(0.001,3))', or hydra.sweeper.params in a study")
+    firsts = {key: values[0] for key, values in space.items()}
+    jobs = [fixed + [f"{k}={v}" for k, v in firsts.items()]]
+    for key, values in space.items():
+        for value in values[1:]:
+            jobs.append(fixed + [f"{k}={value if k == key else v}" for k, v in firsts.items()])
+    configs = check_jobs(jobs, data)
+    cfg = from_dict(configs[0])
+    objective = cfg.sweep.objective
+    if objective.startswith("val") and not cfg.data.val_size:
+        raise UserError(f"sweep.objective={objective} needs a validation split: set data.val_size (e.g. "
+                        "data.val_size=10000), or choose sweep.objective=test_acc knowing that it tunes on the "
+                        "test split")
+    want = objective_direction(objective)
+    have = sweeper.direction(base.hydra.sweeper)
+    if have is not None and have != want:
+        key = f"hydra.sweeper.{sweeper.direction_key}"
+        raise UserError(f"sweep.objective={objective} is to be {want}d but {key}={have}: "
+                        f"add {key}={sweeper.direction_value(want)}")
+    total = sweeper.trials(base.hydra.sweeper)
+    user_dir = any(o.split("=", 1)[0] in ("hydra.run.dir", "hydra.sweep.dir") for o in overrides)
+    return Plan(argv, "multirun", base.hydra, jobs, user_dir, dirs, config_name, launcher, sweeper=sweeper,
+                configs=[], total=total, objective={"metric": objective, "direction": want},
+                searched=list(space))
 
 
 def _check_study_model(overrides: List[str], dirs: Sequence[Path]) -> None:
@@ -242,8 +297,9 @@ def _subset(jobs: List[List[str]]) -> List[List[str]]:
     return keep
 
 
-def check_jobs(jobs: List[List[str]], data: bool = True) -> None:
-    """Compose and check every job's config; the first problem is a UserError.
+def check_jobs(jobs: List[List[str]], data: bool = True) -> List[Dict]:
+    """Compose and check every job's config; the first problem is a UserError. Returns each job's
+    config as plain data (what the sweep's plan.json keeps for `ics resume`).
 
     Fast for big sweeps (a 2,000-seed sweep: see `ics bench --preflight`): Hydra composes once per
     combination of group choices; a job's plain values are applied to a copy of only the sections
@@ -261,7 +317,10 @@ def check_jobs(jobs: List[List[str]], data: bool = True) -> None:
     norms: set = set()  # the model.norm of the jobs: keys of another normaliser get a note
     si_norms: set = set()  # ... and those of jobs that ask for the scale-invariant landscape
     flats: List[Dict] = []  # each checked job's config, flat: report.baseline must name one of them
-    for job in _subset(jobs):
+    configs: List[Dict] = []
+    subset = {id(job) for job in _subset(jobs)}
+    as_data: Dict[tuple, Dict] = {}  # jobs share sections: convert each combination once
+    for job in jobs:
         parsed = compat.parse_overrides(job)
         choices = tuple(o.input_line for o in parsed if _is_choice(o.get_key_element()) or o.is_delete())
         if choices not in composed:
@@ -300,7 +359,15 @@ def check_jobs(jobs: List[List[str]], data: bool = True) -> None:
                         sections[memo] = section_from_dict(name, OmegaConf.to_container(wrapper[name], resolve=True))
                 new[name] = sections[memo]
             cfg = dataclasses.replace(base, **new) if new else base
-            validate(cfg)
+            # the sections live on in the memos above, so their ids name this combination
+            key = (id(base), tuple(sorted((k, id(v)) for k, v in new.items())))
+            if id(job) in subset:
+                validate(cfg)
+            if key not in as_data:
+                as_data[key] = dataclasses.asdict(cfg)
+            configs.append(as_data[key])
+            if id(job) not in subset:
+                continue
             norms.add(cfg.model.norm)
             flats.append(flatten(to_dict(cfg)))
             if cfg.landscape.enabled and cfg.landscape.scale_invariant:
@@ -315,6 +382,7 @@ def check_jobs(jobs: List[List[str]], data: bool = True) -> None:
     check_baseline(flats, sweep=len(jobs) > 1)
     for note in unused_norm_keys(jobs, norms) + no_scale_invariance(si_norms):
         print(f"note: {note}", file=sys.stderr)
+    return configs
 
 
 def no_scale_invariance(norms: set) -> List[str]:

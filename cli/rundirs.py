@@ -50,3 +50,25 @@ def remove_untrained(out_dir: Path, stop: Path) -> None:
     while parent != stop and stop in parent.parents and not any(parent.iterdir()):
         parent.rmdir()
         parent = parent.parent
+
+
+def planted_link(folder: Path, depth: int = 3):
+    """The first symbolic link at or below `folder`, `depth` levels down (a job folder, its .hydra/ and
+    what is in it), never following one; None when there is none. Hydra writes .hydra/*.yaml and the
+    job log with plain open(), which would follow a link planted there."""
+    folder = Path(folder)
+    if folder.is_symlink():
+        return folder
+    todo = [(folder, 0)]
+    while todo:
+        d, level = todo.pop()
+        try:
+            entries = list(os.scandir(d))
+        except OSError:
+            continue
+        for e in entries:
+            if e.is_symlink():
+                return Path(e.path)
+            if level + 1 < depth and e.is_dir(follow_symlinks=False):
+                todo.append((Path(e.path), level + 1))
+    return None

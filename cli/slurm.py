@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 log.setLevel(logging.INFO)
 
 PRESET = "slurm"
-HYDRA_TARGET = "hydra_plugins.ics.SlurmLauncher"
+HYDRA_TARGET = "hydra_plugins.ics.slurm_launcher.SlurmLauncher"  # cli/plugins/slurm_launcher.py
 SACCT_WARNING = "Bypassing sacct error"
 # squeue states after which a job will not run again (unless someone requeues it by hand)
 ENDED = {"BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",
@@ -73,7 +73,7 @@ if _QueueConf is not None:
     class SlurmPreset(_QueueConf):
         """hydra/launcher=slurm: submitit's SLURM settings with defaults for ics jobs. Every field is a
         hydra.launcher.<field> override (partition, account, qos, gpus_per_node, setup, ...)."""
-        _target_: str = HYDRA_TARGET  # builds ics_cli.slurm.SlurmLauncher (see register)
+        _target_: str = HYDRA_TARGET  # hydra_plugins.ics.slurm_launcher.SlurmLauncher (see register)
         name: str = "ics"  # the job name squeue shows
         cpus_per_task: Optional[int] = 1  # ics trains on one core well; raise it for CNNs or GPU jobs
         mem_gb: Optional[int] = 4
@@ -102,11 +102,17 @@ def register(cs) -> None:
         node = OmegaConf.structured(SlurmPreset)
         OmegaConf.set_struct(node.additional_parameters, False)
     cs.store(group="hydra/launcher", name=PRESET, node=node, provider="ics")
-    # ics ships no hydra_plugins package: the launcher's name is mapped to ics_cli.slurm.SlurmLauncher
-    # through Hydra's plugin registry (an internal: see cli/hydra_compat.py)
+    # Hydra's plugin scan finds hydra_plugins.ics in an installed wheel; an editable install hides it
+    # from that scan, so the class is named to Hydra directly when the scan missed it (an internal:
+    # see cli/hydra_compat.py)
     from ics_cli.hydra_compat import register_launcher
 
-    register_launcher(HYDRA_TARGET, SlurmLauncher)
+    if SlurmLauncherBase is not None:
+        from hydra_plugins.ics.slurm_launcher import SlurmLauncher
+
+        register_launcher(HYDRA_TARGET, SlurmLauncher)
+    else:  # pragma: no cover - without the submitit extra: the preset says what to install
+        register_launcher(HYDRA_TARGET, MissingSubmitit)
     quiet_sacct()
 
 
@@ -152,7 +158,7 @@ def requeue_signal() -> int:
 
 
 if _SubmititSlurmLauncher is not None:
-    class SlurmLauncher(_SubmititSlurmLauncher):
+    class SlurmLauncherBase(_SubmititSlurmLauncher):
         # --- on the node: one job ---------------------------------------------------------------
         def __call__(self, sweep_overrides, job_dir_key, job_num, job_id, singleton_state):
             from ics.train.signals import also_stop_on
@@ -180,7 +186,9 @@ if _SubmititSlurmLauncher is not None:
                 _forget(sweep_dir)
                 _refuse("hydra/launcher=slurm submits with sbatch and watches with squeue, which are not on PATH "
                         "here: run ics on a login node of the cluster (or start a toy cluster: cluster/toy-slurm.sh)")
-            finished = _finished_jobs(sweep_dir)
+            # `ics resume` launches only unfinished jobs, named by folder (+ics_resume=...), numbered anew
+            resuming = any(str(o).startswith("+ics_resume=") for ov in job_overrides for o in ov)
+            finished = {} if resuming else _finished_jobs(sweep_dir)
             todo: List[Tuple[int, List[str]]] = []
             results: Dict[int, Any] = {}
             for k, overrides in enumerate(job_overrides):
@@ -239,7 +247,7 @@ if _SubmititSlurmLauncher is not None:
                 _refuse(f"SLURM did not take the jobs: {_sbatch_reason(e, captured.getvalue())}")
             raise AssertionError("unreachable")
 else:  # pragma: no cover
-    SlurmLauncher = MissingSubmitit
+    SlurmLauncherBase = None
 
 
 def _requeue(sig: int) -> None:

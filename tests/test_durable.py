@@ -259,7 +259,8 @@ def test_sweep_killed_then_resumed_finishes_every_job(tiny_env, tmp_path):
     assert [record(d)["status"] for d in jobs] == ["completed"] * 3
     assert (job0 / "summary.json").read_bytes() == done0  # a finished job is left alone
     assert record(jobs[1])["resumed_at"] and not record(jobs[2])["resumed_at"]
-    assert "already completed" in p.stdout
+    assert "1 finished (left as they are), 1 to continue from their checkpoints" in p.stdout
+    assert "never started" in p.stdout and "start    2_" in p.stdout
 
 
 def test_sigterm_to_a_parallel_sweep_reaches_its_workers(tiny_env, tmp_path):

@@ -87,3 +87,18 @@ def test_a_launcher_is_registered_by_name():
     register()
     assert HYDRA_TARGET.startswith("hydra_plugins.")
     assert Plugins.instance().class_name_to_class[HYDRA_TARGET].__module__ == "ics_cli.slurm"
+
+
+def test_search_space_reads_each_sweep_type_at_its_edges():
+    """What the pre-run check of an optimising sweeper checks: each choice, the ends of a range and of
+    an interval; the command line after hydra.sweeper.params, a plain value removing a searched key."""
+    space = compat.search_space(["optim.lr=tag(log,interval(0.01,3))", "trainer.seed=range(0,5)",
+                                 "model.norm=choice(none,batch)", "trainer.steps=100"],
+                                {"trainer.steps": "interval(10,20)", "optim.momentum": "choice(0.5,0.9)"})
+    assert space == {"optim.momentum": ["0.5", "0.9"], "optim.lr": ["0.01", "3.0"], "trainer.seed": ["0", "4"],
+                     "model.norm": ["none", "batch"]}
+
+
+def test_an_interval_without_an_optimising_sweeper_says_which_to_add():
+    with pytest.raises(UserError, match=r"INTERVAL_SWEEP; interval\(\) is searched by an optimising sweeper"):
+        compat.expand_sweep(["optim.lr=interval(0.01,3)"])

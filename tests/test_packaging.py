@@ -97,3 +97,19 @@ def test_shipped_yaml_matches_the_source(wheel):
     for f in (REPO / "experiments").glob("*.yaml"):
         assert wheel.read(f"ics/experiments/{f.name}").decode() == f.read_text(), f
     assert wheel.read("ics/experiments/fig1.yaml").decode() == (REPO / "experiments" / "fig1.yaml").read_text()
+
+
+def test_the_wheel_ships_a_hydra_plugin_package_that_hydras_scan_finds(wheel, tmp_path):
+    """ics's launcher lives in Hydra's documented plugin namespace (hydra_plugins.ics): installed from
+    the wheel, Hydra's own plugin scan registers it, with no help from ics_cli."""
+    names = _names(wheel)
+    assert "hydra_plugins/ics/slurm_launcher.py" in names and "hydra_plugins/ics/__init__.py" in names
+    assert "hydra_plugins/__init__.py" not in names  # a namespace shared with every other plugin
+    target = tmp_path / "site"
+    wheel.extractall(target)
+    code = ("import sys; sys.path.insert(0, sys.argv[1])\n"
+            "from hydra.core.plugins import Plugins\n"
+            "print(sorted(k for k in Plugins.instance().class_name_to_class if k.startswith('hydra_plugins.ics.')))")
+    p = subprocess.run([sys.executable, "-c", code, str(target)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "hydra_plugins.ics.slurm_launcher.SlurmLauncher" in p.stdout, p.stdout + p.stderr

@@ -1,7 +1,7 @@
 """Every file read from a run or sweep folder has a size cap, a nesting-depth cap and no YAML
-aliases, and is one line when it does not read (issue 22, item 3): a sparse 1 GB sweep.json or
-multirun.yaml is refused by its size before a byte is read; a YAML alias bomb in a sweep's study
-copy or multirun.yaml is refused without being expanded; `[[[[...]]]]` 100k deep is one line, not a
+aliases, and is one line when it does not read (issue 22, item 3): a sparse 1 GB sweep.json,
+plan.json or multirun.yaml is refused by its size before a byte is read; a YAML alias bomb in
+multirun.yaml or a job's .hydra/ files is refused without being expanded; `[[[[...]]]]` 100k deep is one line, not a
 RecursionError; `ics status` and `ics report` go on past a folder that does not read and name the
 file. Memory is checked deterministically: the readers must refuse on the size they stat, and a
 test makes every whole-file read fail."""
@@ -137,45 +137,24 @@ def sweep_with(tmp_path: Path, name: str, how: str) -> Path:
 
 
 @pytest.mark.parametrize("how", ["sparse", "deep"])
-def test_a_hostile_sweep_record_is_one_line(tmp_path, how, no_whole_reads):
-    from ics_cli.configdirs import read_sweep_record
-    from ics_cli.errors import UserError
+def test_a_hostile_sweep_plan_is_one_line_for_resume(tmp_path, how, no_whole_reads):
+    from ics.record.plan import PlanError, read_plan
 
-    sweep = sweep_with(tmp_path, "sweep.json", how)
-    with pytest.raises(UserError) as e:
-        read_sweep_record(sweep)
+    sweep = sweep_with(tmp_path, names.JOB_PLAN, how)
+    with pytest.raises(PlanError) as e:
+        read_plan(sweep)
     msg = str(e.value)
-    assert "\n" not in msg and str(sweep / "sweep.json") in msg, msg
+    assert "\n" not in msg and str(sweep / names.JOB_PLAN) in msg, msg
     assert ("1 GB" in msg) if how == "sparse" else ("nested more than" in msg)
 
 
-@pytest.mark.parametrize("where", [".study/experiment/mine.yaml", ".study/model/wide.yaml", ".study/mine.yaml"])
-def test_an_alias_bomb_in_a_study_copy_is_refused_before_hydra_sees_it(tmp_path, where, monkeypatch):
-    from ics_cli import configdirs
-    from ics_cli.errors import UserError
-
-    sweep = sweep_with(tmp_path, where, "bomb")
-
-    def never(path):
-        raise AssertionError(f"{path} was handed to OmegaConf before the capped reader refused it")
-
-    monkeypatch.setattr(configdirs, "load_yaml", never)
-    with pytest.raises(UserError) as e:
-        configdirs.read_sweep_record(sweep)
-    assert "\n" not in str(e.value) and str(sweep / where) in str(e.value) and "aliases" in str(e.value)
-
-
 @pytest.mark.parametrize("how", ["sparse", "deep", "bomb"])
-def test_a_hostile_multirun_yaml_is_one_line_for_resume(tmp_path, how, no_whole_reads):
-    from ics_cli.errors import UserError
-    from ics_cli.main import _sweep_command
-
+def test_a_hostile_multirun_yaml_is_one_line(tmp_path, how, no_whole_reads):
     sweep = sweep_with(tmp_path, "multirun.yaml", how)
-    with pytest.raises(UserError) as e:
-        _sweep_command(sweep)
+    with pytest.raises(UnreadableText) as e:
+        read_yaml(sweep / "multirun.yaml")
     msg = str(e.value)
-    assert "\n" not in msg and str(sweep / "multirun.yaml") in msg, msg
-    assert {"sparse": "1 GB", "deep": "nested more than", "bomb": "aliases"}[how] in msg, msg
+    assert "\n" not in msg and {"sparse": "1 GB", "deep": "nested more than", "bomb": "aliases"}[how] in msg, msg
 
 
 def test_planned_jobs_and_progress_of_a_gigabyte_are_refused_by_size(tmp_path, no_reads_beyond):
@@ -210,6 +189,7 @@ def test_status_goes_on_past_hostile_folders_and_names_each_file(tmp_path):
     run(deep / "0_x=1")
     (deep / "multirun.yaml").write_text(bomb())
     (deep / "sweep.json").write_text(DEEP_JSON)
+    sparse(big / "sweep.json")
     huge = tmp_path / "runs" / "huge"
     huge.mkdir(parents=True)
     sparse(huge / names.SUMMARY)
@@ -220,6 +200,7 @@ def test_status_goes_on_past_hostile_folders_and_names_each_file(tmp_path):
     assert "multirun.yaml does not read (1 GB" in out
     assert "multirun.yaml does not read (not YAML (uses YAML aliases" in out
     assert "sweep.json does not read (nested more than 64 levels deep" in out
+    assert "sweep.json does not read (1 GB" in out
     assert f"runs/huge  run  unreadable" in out and "summary.json: 1 GB" in out
     assert all(len(line) < 400 for line in out.splitlines())
 

@@ -19,7 +19,7 @@ from ics_cli.hydra_compat import UserError
 from ics_cli.preflight import check_jobs, compose, preflight, use
 
 ICS = [sys.executable, "-m", "ics_cli.main"]
-README = Path(__file__).resolve().parent.parent / "README.md"
+GUIDE = Path(__file__).resolve().parent.parent / "docs" / "guide.md"
 SHIPPED_FILES = sorted(configdirs.shipped_dir().glob("*/*.yaml"))
 # options that need a value to be complete (image_folder's folder has no default)
 NEEDS = {("data", "image_folder"): ["data.image_folder=/some/folder"]}
@@ -197,31 +197,30 @@ def test_a_study_that_sets_its_own_architecture_refuses_another_model(tmp_path):
 
 @pytest.mark.parametrize("rel,text,needle", [
     ("experiment/x.yaml", "defaults:\n  - override /probe: off\n", "does not begin with `# @package _global_`"),
-    ("experiment/x.yaml", "# @package _global_\nhydra:\n  launcher:\n    setup: [touch PWNED]\n",
-     "sets hydra.launcher; a study may set only hydra.mode and hydra.sweeper.params"),
-    ("experiment/x.yaml", "# @package _global_\nhydra:\n  launcher:\n    n_jobs: 2\n",
-     "launcher settings go on the command line"),
-    ("experiment/x.yaml", "# @package _global_\nhydra:\n  job:\n    env_set: {ICS_CACHE_DIR: /tmp}\n",
-     "sets hydra.job; a study may set only"),
-    ("experiment/x.yaml", "# @package _global_\nhydra:\n  callbacks:\n    x: {_target_: os.system}\n",
-     "sets hydra.callbacks"),
-    ("experiment/x.yaml", "# @package _global_\ndefaults:\n  - override /hydra/launcher: evil\n",
-     "chooses hydra/launcher=evil"),
-    ("hydra/launcher/evil.yaml", "_target_: os.system\n", "has a hydra/ folder"),
     ("experiment/x.yaml", "# @package _global_\n: [\n", "is not a valid config file"),
     ("experiment/fig1.yaml", "# @package _global_\n", "has the name of the shipped study fig1"),
     ("model/y.yaml", "widths: [5\n", "model/y.yaml is not a valid config file"),
     ("model/y.yaml", "widths:\n\t- 5\n", "model/y.yaml is not a valid config file"),
     ("model/y.yaml", b"widths: [5]\n# \xff\n", "model/y.yaml is not UTF-8 text"),
 ])
-def test_a_folder_may_not_configure_hydra(tmp_path, rel, text, needle):
+def test_a_broken_user_file_is_one_line(tmp_path, rel, text, needle):
     d = tmp_path / "c"
     write(d, rel, text)
     chosen = ["experiment=x"] if rel.startswith("experiment/") else []
     with pytest.raises(UserError) as e:
         preflight([f"--config-dir={d}", *chosen], data=False, force_multirun=bool(chosen))
     assert "\n" not in str(e.value) and needle in str(e.value), str(e.value)
-    assert not Path("PWNED").exists()
+
+
+def test_a_users_own_study_may_choose_and_configure_hydras_plugins(tmp_path):
+    """A folder the user names is the user's own: what Hydra allows there is allowed (a launcher
+    choice and its settings, a launcher preset in a hydra/ folder)."""
+    d = tmp_path / "c"
+    write(d, "hydra/launcher/two.yaml", "defaults: [joblib]\nn_jobs: 2\n")
+    write(d, "experiment/x.yaml", "# @package _global_\ndefaults:\n  - override /hydra/launcher: two\n"
+                                  "hydra:\n  mode: MULTIRUN\n  sweeper:\n    params:\n      trainer.seed: 0,1\n")
+    plan = preflight([f"--config-dir={d}", "experiment=x"], data=False, force_multirun=True)
+    assert plan.launcher.option == "joblib" and plan.hydra.launcher.n_jobs == 2 and len(plan.jobs) == 2
 
 
 def test_a_user_file_hidden_by_a_shipped_one_is_reported(tmp_path, capsys):
@@ -266,39 +265,8 @@ def test_completion_offers_user_options_studies_and_their_keys(user_dir, monkeyp
     assert "my_study" in complete_study("my") and "fig1" in complete_study("f")
 
 
-def test_sweep_record_and_command_are_read_as_data(tmp_path):
-    from ics_cli.main import _sweep_command
-
-    sweep = tmp_path / "sweep"
-    sweep.mkdir()
-    (sweep / "multirun.yaml").write_text(json.dumps({"hydra": {"overrides": {
-        "hydra": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.launcher.setup=['touch x']",
-                  "hydra.job.env_set.ICS_CACHE_DIR=/tmp", "hydra/launcher=evil", "hydra.sweep.dir=/x"],
-        "task": ["model.norm=none,batch"]}}}))
-    task, launcher, dropped = _sweep_command(sweep)
-    assert task == ["model.norm=none,batch"]
-    assert launcher == ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
-    assert dropped == ["hydra.launcher.setup=['touch x']", "hydra.job.env_set.ICS_CACHE_DIR=/tmp",
-                       "hydra/launcher=evil"]
-    for bad in (b"\xff\xfe", b"", b"- a\n- b\n", b"hydra: 5\n", b"hydra:\n  overrides:\n    task: 5\n", b"{{{"):
-        (sweep / "multirun.yaml").write_bytes(bad)
-        with pytest.raises(UserError) as e:
-            _sweep_command(sweep)
-        assert "\n" not in str(e.value) and "multirun.yaml" in str(e.value)
-    (sweep / "multirun.yaml").write_text(json.dumps({"hydra": {"overrides": {
-        "hydra": ["hydra.verbose=${now:%H}", "hydra.job.name=${oc.env:HOME}"], "task": ["a=1"]}}}))
-    assert _sweep_command(sweep)[2] == ["hydra.verbose=${now:%H}", "hydra.job.name=${oc.env:HOME}"]  # text, unresolved
-    (sweep / configdirs.RECORD).write_text('{"config_dirs": ["/nonexistent"]}')
-    assert configdirs.read_sweep_record(sweep) == ([], None, ["/nonexistent"])  # moved: resume asks for --config-dir
-    for bad in (b"\xff", b"[1]", b'{"config_dirs": 5}', b'{"config_dirs": [], "config_name": "../x"}'):
-        (sweep / configdirs.RECORD).write_bytes(bad)
-        with pytest.raises(UserError) as e:
-            configdirs.read_sweep_record(sweep)
-        assert "\n" not in str(e.value)
-
-
-def test_an_unknown_launcher_target_is_refused_before_anything_runs(tmp_path):
-    with pytest.raises(UserError, match=r"hydra.launcher._target_=foo.Bar is not a launcher ics runs"):
+def test_a_launcher_target_that_does_not_import_is_refused_before_anything_runs(tmp_path):
+    with pytest.raises(UserError, match=r"hydra.launcher._target_=foo.Bar cannot be imported"):
         preflight(["-m", "hydra.launcher._target_=foo.Bar", "trainer.seed=0,1"], data=False)
 
 
@@ -361,8 +329,8 @@ def test_user_folder_through_every_entry_and_command(tiny_env, tmp_path, user_di
     for s in sweeps:
         job = next(s.glob("1_*"))
         shutil.rmtree(job)  # as if never started
-        out = ok(ics(["resume", str(s)], env, elsewhere))
-        assert "config folders" in out
+        out = ok(ics(["resume", str(s)], env, elsewhere))  # no config folder needed: the plan holds the config
+        assert "start    1_" in out
         rec = json.loads((next(s.glob("1_*")) / "summary.json").read_text())
         assert rec["config"]["model"]["widths"] == [16, 8] and rec["config"]["model"]["norm"] == "batch"
     assert list(elsewhere.iterdir()) == []
@@ -385,27 +353,30 @@ def test_the_cases_of_issue_14_are_runs_or_one_line(tiny_env, tmp_path, user_dir
     one_line_error(ics(["run", "model=my_mlp"], env, cwd), "model=my_mlp is not an option")
     one_line_error(ics(["run", "--config-dir", "nope"], env, cwd), "--config-dir=nope is not a folder")
     one_line_error(ics(["run", "-m", "hydra.launcher._target_=foo.Bar", "trainer.seed=0,1"], env, cwd),
-                   "hydra.launcher._target_=foo.Bar is not a launcher ics runs")
+                   "hydra.launcher._target_=foo.Bar cannot be imported")
     out = ok(ics(["config", "experiment=fig1", "model=cnn"], env, cwd))
     model = out[out.index("model:"):out.index("data:")]
     assert "channels:" in model and "widths:\n  - 128\n" in model  # the CNN's own head, not fig1's 3x100
     assert [p.name for p in cwd.iterdir()] == ["runs"]
 
 
-def _readme_section() -> str:
-    text = README.read_text()
-    return text[text.index("## Your own configs"):text.index("## Durable runs")]
+def _guide_section() -> str:
+    """docs/guide.md's 'Your own configs' section, up to the next section."""
+    text = GUIDE.read_text(encoding="utf-8")
+    start = text.index("\n## Your own configs\n")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end >= 0 else len(text)]
 
 
 @pytest.mark.slow
-def test_the_readme_user_config_examples_run_as_written(tmp_path, monkeypatch):
-    """The YAML files and commands of the README's 'Your own configs' section, as written (on a small
-    generated MNIST with a 1,000-example test split, so that the default probe set fits)."""
+def test_the_guide_user_config_examples_run_as_written(tmp_path, monkeypatch):
+    """The YAML files and commands of the guide's 'Your own configs' section (docs/guide.md), as written
+    (on a small generated MNIST with a 1,000-example test split, so that the default probe set fits)."""
     root = tmp_path / "data"
     datagen.write_idx_mnist(root, "MNIST", n_train=1200, n_test=1000)
     cwd = tmp_path / "work"
     cwd.mkdir()
-    section = _readme_section()
+    section = _guide_section()
     for block in re.findall(r"```yaml\n(.*?)```", section, re.S):
         rel = next(ln for ln in block.splitlines() if "my_configs/" in ln).lstrip("# ").split()[0]
         write(cwd, rel, block)
@@ -437,7 +408,7 @@ def test_the_readme_user_config_examples_run_as_written(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_resume_of_a_cn_sweep_a_moved_folder_and_a_planted_lock_link(tiny_env, tmp_path, user_dir):
+def test_resume_of_a_cn_sweep_a_removed_folder_and_a_planted_lock_link(tiny_env, tmp_path, user_dir):
     cwd = tmp_path / "work"
     cwd.mkdir()
     env = {k: v for k, v in tiny_env.items() if k != configdirs.ENV}
@@ -452,23 +423,22 @@ def test_resume_of_a_cn_sweep_a_moved_folder_and_a_planted_lock_link(tiny_env, t
     ok(ics(["resume", str(sweep)], env, elsewhere))  # -cn's primary config found again, from anywhere
     rec = json.loads((next(sweep.glob("1_*")) / "summary.json").read_text())
     assert rec["config"]["trainer"]["steps"] == 20 and rec["config"]["model"]["widths"] == [16, 8]
-    # the folder moved: one line saying how to go on, then --config-dir gives its new place
+    # the folder moved away: resume needs none of it (each job's config is in the sweep's plan)
     moved = tmp_path / "conf-moved"
     user_dir.rename(moved)
     shutil.rmtree(next(sweep.glob("1_*")))
-    one_line_error(ics(["resume", str(sweep)], env, elsewhere), "which is not there any more; give its new place")
-    ok(ics(["resume", str(sweep), "--config-dir", str(moved)], env, elsewhere))
+    ok(ics(["resume", str(sweep)], env, elsewhere))
     assert json.loads((next(sweep.glob("1_*")) / "summary.json").read_text())["status"] in ("completed", "not_learning")
-    # a planted run.lock link in a job folder: nothing is written through it
+    # a planted run.lock link in a job folder: named, nothing is written through it
     victim = tmp_path / "victim"
     victim.write_text("precious")
     job = next(sweep.glob("1_*"))
     shutil.rmtree(job)
     job.mkdir()
     (job / "run.lock").symlink_to(victim)
-    p = ics(["resume", str(sweep), "--config-dir", str(moved)], env, elsewhere)
-    assert "Traceback" not in p.stdout + p.stderr and victim.read_text() == "precious"
-    assert "cannot be used as the run lock (a symbolic link)" in p.stdout + p.stderr
+    p = ics(["resume", str(sweep)], env, elsewhere)
+    assert "Traceback" not in p.stdout + p.stderr and victim.read_text() == "precious" and p.returncode == 1
+    assert "run.lock in it is a symbolic link" in p.stdout + p.stderr
     # a study's --cfg prints its config (no -m/--cfg clash)
     out = ok(ics(["sweep", "fig1", "trainer.steps=5", "--cfg", "job"], env, cwd))
     assert "steps: 5" in out

@@ -10,7 +10,7 @@ LR_KEY, SEED_KEY = "optim.lr", "trainer.seed"
 NEUTRAL_KEYS = {"name", "data.root", "data.cache_dir", "data.download", "trainer.device", "trainer.threads",
                 "trainer.progress", "trainer.progress_every_sec", "trainer.channels_last", "trainer.checkpoint_every", "trainer.eval_every", "trainer.eval_batch_size",
                 "trainer.eval_log_points", "trainer.log_every"}
-NEUTRAL_PREFIXES = ("report.", "tolerance.")
+NEUTRAL_PREFIXES = ("report.", "tolerance.", "sweep.")
 
 
 def neutral_prefixes() -> Tuple[str, ...]:

@@ -118,7 +118,7 @@ MANIFEST = ".ics-report.json"  # each file the report wrote here, with its sha25
 EVENTS = "events.out.tfevents."
 # what a report may name a file; a manifest (data in a folder anyone may have written) naming
 # anything else is refused
-OWN_NAME = re.compile(r"^(report\.md|report\.html|runs\.csv|groups\.csv|(" + "|".join(FIGURES) + r")\.png|"
+OWN_NAME = re.compile(r"^(report\.md|report\.html|runs\.csv|groups\.csv|(" + "|".join((*FIGURES, "search")) + r")\.png|"
                       r"(groups/(?!\.+/)[A-Za-z0-9=.,_+-]{1,120}/)?" + re.escape(EVENTS) + r"[A-Za-z0-9_.\-]+)$")
 # what marks a run or sweep folder: a report is never written into one, nor anywhere below one
 RUN_MARKERS = (names.SUMMARY, "multirun.yaml", names.HYDRA_DIR, names.CHECKPOINT, names.PLANNED_JOBS, names.LOCK,
@@ -334,6 +334,8 @@ def stage_files(stage: Path) -> Dict[str, bytes]:
 
 
 def make_report(path, out: Optional[Path] = None, console=None) -> dict:
+    from ics.analysis.search import fig_search, search_lines, search_of, search_table
+
     """Build the report of a run or sweep directory, or of several pooled (a list of paths: then
     out is required); returns the paths written and the tables."""
     paths = [Path(p) for p in path] if isinstance(path, (list, tuple)) else [Path(path)]
@@ -385,9 +387,13 @@ def make_report(path, out: Optional[Path] = None, console=None) -> dict:
 
     tables = [runs_table(rows, targets, f"{src}: {_n(len(jobs), 'job')} ({state_counts(jobs)})",
                          common_overrides(jobs), score)]
-    contrast = contrasts(groups)
+    search = search_of(paths, jobs)  # an optimising sweeper's trials: ranked, not seed groups
+    if search is not None:
+        tables.append(search_table(jobs, search))
+        tol, itol = [], []
+    contrast = contrasts(groups) if search is None else []
     headline_items = contrast
-    if any(g.n > 1 for g in groups) or len(groups) > 1:
+    if search is None and (any(g.n > 1 for g in groups) or len(groups) > 1):
         tables.append(groups_table(groups, targets, score))
         if contrast:
             tables.append(contrast_table(contrast, score))
@@ -419,7 +425,7 @@ def make_report(path, out: Optional[Path] = None, console=None) -> dict:
             tables.append(eff)
     if has_init_grid(itol):
         tables += [init_tolerance_table(itol), init_scale_table(itol)]
-    lines = headline(groups, headline_items, tol, score)
+    lines = headline(groups, headline_items, tol, score) if search is None else search_lines(jobs, search)
     say = console.print if console is not None else print
     for line in lines:
         say(line)
@@ -432,8 +438,11 @@ def make_report(path, out: Optional[Path] = None, console=None) -> dict:
     texts: List[str] = []
     with tempfile.TemporaryDirectory(prefix="ics-report-") as tmp:
         stage = Path(tmp)  # private (0700, outside out): nothing reaches out before the check
-        for name, (fig, reason) in make_figures(curve_groups(groups, tol), tol, "R²" if score == "R²" else "accuracy",
-                                                groups, itol, targets).items():
+        figures = make_figures(curve_groups(groups, tol), tol, "R²" if score == "R²" else "accuracy", groups, itol,
+                               targets)
+        if search is not None:
+            figures = {"search": fig_search(jobs, search), **figures}
+        for name, (fig, reason) in figures.items():
             if fig is None:
                 skipped[name] = reason
                 continue

@@ -28,6 +28,8 @@ def from_dict(d: Dict[str, Any]) -> Config:
         from omegaconf import OmegaConf
 
         d = OmegaConf.to_container(OmegaConf.masked_copy(d, [k for k in d.keys() if k != "hydra"]), resolve=True)
+    else:  # plain data (a record, a checkpoint, a plan): taken as it is, never resolved
+        reject_interpolations(d)
     d = {k: v for k, v in dict(d).items() if k != "hydra"}
     _reject_unknown(d, Config, "")
     kwargs = {}
@@ -37,6 +39,22 @@ def from_dict(d: Dict[str, Any]) -> Config:
         value = d[f.name]
         kwargs[f.name] = section_from_dict(f.name, value) if isinstance(value, dict) else value
     return Config(**kwargs)
+
+
+def reject_interpolations(d: Any, prefix: str = "") -> None:
+    """A config read as data holds plain values only. A string holding `${` would be resolved by
+    OmegaConf when the dataclass is built (`${oc.env:TOKEN}` would read the reader's environment), so
+    it is refused, naming the key."""
+    if isinstance(d, dict):
+        for k, v in d.items():
+            reject_interpolations(v, f"{prefix}{k}.")
+    elif isinstance(d, (list, tuple)):
+        for i, v in enumerate(d):
+            reject_interpolations(v, f"{prefix}{i}.")
+    elif isinstance(d, str) and "${" in d:
+        shown = d if len(d) <= 60 else d[:57] + "..."
+        raise ConfigError(f"{prefix.rstrip('.')}={shown} is an interpolation; a stored config holds plain values "
+                          "only and is never resolved")
 
 
 def _is_dictconfig(d) -> bool:

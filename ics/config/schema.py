@@ -385,6 +385,24 @@ class ToleranceConfig:
                       rule=ge(1))
 
 
+OBJECTIVES = ("val_acc", "best_val_acc", "val_loss", "test_acc", "train_loss")
+
+
+@dataclass
+class SweepConfig:
+    """What a job returns to Hydra's sweeper: an optimising sweeper (hydra/sweeper=optuna, nevergrad,
+    ax) searches on it. Accuracies (R² for regression) are maximised, losses minimised."""
+
+    objective: str = opt("val_acc", "the value each job returns to the sweeper: val_acc (final validation "
+                         "accuracy; needs data.val_size), best_val_acc, val_loss, test_acc (tunes on the test "
+                         "split: for checks only), train_loss", choices=OBJECTIVES)
+
+
+def objective_direction(objective: str) -> str:
+    """maximize for accuracies (and R²), minimize for losses."""
+    return "minimize" if objective.endswith("loss") else "maximize"
+
+
 @dataclass
 class Config:
     model: ModelConfig = field(default_factory=MLPConfig)
@@ -401,6 +419,7 @@ class Config:
     gradients: GradientsConfig = field(default_factory=GradientsConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     tolerance: ToleranceConfig = field(default_factory=ToleranceConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
     name: str = opt("run", "a free-form label stored in the run record")
 
 

@@ -136,6 +136,9 @@ def _checkpoint_step(d: Path) -> Optional[int]:
         return None
 
 
+checkpoint_step = _checkpoint_step  # public: the step a job's checkpoint holds, None if it does not read
+
+
 def read_job(d: Path, root: Optional[Path] = None) -> JobRecord:
     d = Path(d)
     num = job_number(d, Path(root)) if root is not None else None

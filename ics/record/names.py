@@ -13,6 +13,7 @@ LOCK = "run.lock"  # held (flock) by the process training in this directory
 HYDRA_DIR = ".hydra"  # Hydra's config snapshot: config.yaml, overrides.yaml
 REPORT_DIR = "report"
 PLANNED_JOBS = "jobs.json"  # at a sweep's root: every job's overrides, in launch order
+JOB_PLAN = "plan.json"  # at a sweep's root: every job's resolved config as data (ics.record.plan)
 
 
 def instrument_file(key: str) -> str:

@@ -259,3 +259,24 @@ def read_summary(run_dir: Path) -> Summary:
         raise RecordError(f"{path}: {one_line(e)}") from None
     except OSError as e:  # a folder where the file should be, no permission, an I/O error
         raise RecordError(f"{path}: cannot be read ({e.strerror or type(e).__name__})") from None
+
+
+# sweep.objective -> the summary field that holds it
+OBJECTIVE_FIELDS = {"val_acc": "final_val_acc", "best_val_acc": "best_val_acc", "val_loss": "final_val_loss",
+                    "test_acc": "final_test_acc", "train_loss": "final_train_loss"}
+
+
+def objective_value(summary: Optional["Summary"], objective: str, worst_loss: float) -> Optional[float]:
+    """A job's sweep.objective from its record. A run that diverged or never evaluated scores what it
+    learnt: chance for an accuracy, `worst_loss` (trainer.divergence_loss) for a loss, so that a search
+    through a diverging learning rate goes on rather than failing the trial. None without a record."""
+    import math
+
+    if summary is None or objective not in OBJECTIVE_FIELDS:
+        return None
+    value = getattr(summary, OBJECTIVE_FIELDS[objective], None)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    if objective.endswith("loss"):
+        return float(worst_loss)
+    return float(summary.chance_acc) if summary.chance_acc is not None else 0.0

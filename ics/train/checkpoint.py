@@ -20,7 +20,7 @@ FORMAT = 1
 # keys that say where or how fast a run goes, not what it computes: they may differ on resume
 NEUTRAL_KEYS = ("name", "data.root", "data.cache_dir", "data.download", "trainer.device", "trainer.threads",
                 "trainer.progress", "trainer.progress_every_sec", "trainer.channels_last")
-NEUTRAL_PREFIXES = ("report.", "tolerance.")
+NEUTRAL_PREFIXES = ("report.", "tolerance.", "sweep.")
 
 
 def save(path: Path, state: Dict[str, Any], before_rename=None) -> None:
