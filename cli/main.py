@@ -141,7 +141,7 @@ def _launch_run(early: "_StopBeforeRun", args: List[str], force_multirun: bool, 
     from ics_cli.hydra_app import NAME_EXCLUDE_KEYS
     from ics_cli.preflight import preflight
     from ics_cli.rundirs import claim, quote, remove_if_empty
-    from ics_cli.sweeps import run_name, sweep_keys, sweep_name
+    from ics_cli.sweeps import keys_left_out_of_names, run_name, sweep_keys, sweep_name
 
     try:
         plan = preflight(args, force_multirun=force_multirun, extra_dirs=extra_dirs)
@@ -182,6 +182,11 @@ def _launch_run(early: "_StopBeforeRun", args: List[str], force_multirun: bool, 
         varying, constant = sweep_keys(plan.jobs)
         # job directories are named by what varies: "3_norm=batch,seed=1", not every constant too
         exclude = sorted(set(NAME_EXCLUDE_KEYS) | {k for k in constant if not k.startswith("hydra")})
+        too_long = keys_left_out_of_names(plan.jobs, exclude)  # a folder name has at most 255 bytes
+        if too_long:
+            exclude = sorted(set(exclude) | set(too_long))
+            typer.echo(f"note: job folders are named without {', '.join(too_long)} (its values make names longer "
+                       "than a folder name may be); each job's overrides are in its .hydra/overrides.yaml", err=True)
         argv = [a for a in argv if not a.startswith("hydra.job.config.override_dirname.exclude_keys=")]
         argv.append("hydra.job.config.override_dirname.exclude_keys=[" + ",".join(exclude) + "]")
         # nothing swept shows in the names: job "0", not "0_" (a sweep made with "0_" folders keeps them)

@@ -8,6 +8,7 @@ data files, probe points. Hydra's multi-line errors become one line.
 from __future__ import annotations
 
 import copy
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,13 +59,29 @@ def group_options(group: Optional[str] = None):
 def compose(overrides: List[str], hydra_cfg: bool = False) -> DictConfig:
     _init()
     try:
-        return hydra_compose(config_name=_session[1], overrides=overrides, return_hydra_config=hydra_cfg)
+        cfg = hydra_compose(config_name=_session[1], overrides=overrides, return_hydra_config=hydra_cfg)
+        if hydra_cfg:
+            _resolve_dirs(cfg, overrides)
+        return cfg
     except RecursionError:
         raise UserError(f"composing {' '.join(overrides) or 'the defaults'} never ends: an option's defaults list "
                         "refers back to itself (e.g. model/x.yaml with defaults: [x])") from None
     except compat.COMPOSE_ERRORS + (OmegaConfBaseException, ValueError) as e:
         choices = [o for o in overrides if _is_choice(o.split("=", 1)[0]) and "," not in o]
         raise UserError(compat.explain(e, overrides, group_options, lambda k: allowed_keys(k, choices))) from None
+
+
+def _resolve_dirs(cfg: DictConfig, overrides: List[str]) -> None:
+    """hydra.run.dir / hydra.sweep.dir given on the command line resolve now, when a bad
+    interpolation in them is one line, not a traceback where the CLI first reads them."""
+    from omegaconf.errors import InterpolationResolutionError, UnsupportedInterpolationType
+
+    for key in ("hydra.run.dir", "hydra.sweep.dir"):
+        if any(o.split("=", 1)[0] == key for o in overrides):
+            try:
+                OmegaConf.select(cfg, key)
+            except (InterpolationResolutionError, UnsupportedInterpolationType) as e:
+                raise UserError(unresolvable(e, [overrides])) from None
 
 
 _listing = False  # allowed_keys composes; a failure there must not ask allowed_keys again
@@ -143,6 +160,7 @@ def preflight(args: List[str], data: bool = True, force_multirun: bool = False,
     if bare:
         raise UserError(f"{bare[0]!r} is not an override; overrides are key=value or group=option "
                         "(e.g. trainer.steps=5000, model=cnn); see `ics list`")
+    refuse_deletions(overrides)
     seen: Dict[str, str] = {}
     for o in overrides:
         key = o.lstrip("+~").split("=", 1)[0]
@@ -298,8 +316,30 @@ def _subset(jobs: List[List[str]]) -> List[List[str]]:
 
 
 def check_jobs(jobs: List[List[str]], data: bool = True) -> List[Dict]:
-    """Compose and check every job's config; the first problem is a UserError. Returns each job's
-    config as plain data (what the sweep's plan.json keeps for `ics resume`).
+    """Compose and check every job's config (_check_jobs); the first problem is a UserError, an
+    interpolation that cannot be resolved (`name=${oc.env:UNSET}`) included. Returns each job's
+    config as plain data (what the sweep's plan.json keeps for `ics resume`)."""
+    from omegaconf.errors import InterpolationResolutionError, UnsupportedInterpolationType
+
+    try:
+        return _check_jobs(jobs, data)
+    except (InterpolationResolutionError, UnsupportedInterpolationType) as e:
+        raise UserError(unresolvable(e, jobs)) from None
+
+
+def unresolvable(e: Exception, jobs: List[List[str]]) -> str:
+    """One line naming the key, the interpolation given for it and why it does not resolve."""
+    key = (getattr(e, "full_key", None) or "?").split("[", 1)[0]  # model.widths[0] -> model.widths
+    given = next((o for job in jobs for o in job if o.lstrip("+~").split("=", 1)[0] == key), None)
+    why = compat.first_line(e).split("raised while resolving interpolation:")[-1].strip().strip('"')
+    why = why or "its value does not resolve"
+    # as typed: Hydra's job overrides escape the interpolation's characters (hydra.run.dir=$\{oc.env\:X\})
+    where = re.sub(r"\\(.)", r"\1", given) if given is not None else f"{key} (in the composed config)"
+    return f"{where} cannot be resolved: {why}; give a plain value, or an interpolation that resolves here"
+
+
+def _check_jobs(jobs: List[List[str]], data: bool = True) -> List[Dict]:
+    """Compose and check every job's config; the first problem is a UserError.
 
     Fast for big sweeps (a 2,000-seed sweep: see `ics bench --preflight`): Hydra composes once per
     combination of group choices; a job's plain values are applied to a copy of only the sections
@@ -311,12 +351,14 @@ def check_jobs(jobs: List[List[str]], data: bool = True) -> List[Dict]:
     from ics.config.convert import section_from_dict, to_dict
     from ics.train import check_runnable
 
+    check_job_list_size(jobs)
+    refuse_deletions(jobs[0] if jobs else [])  # a deletion cannot be swept: the first job has them all
     composed: Dict[Tuple[str, ...], Tuple[DictConfig, object]] = {}
     sections: Dict[tuple, object] = {}
     checked: Dict[str, None] = {}
     norms: set = set()  # the model.norm of the jobs: keys of another normaliser get a note
     si_norms: set = set()  # ... and those of jobs that ask for the scale-invariant landscape
-    flats: List[Dict] = []  # each checked job's config, flat: report.baseline must name one of them
+    cfgs: List = []  # each checked job's config: report.baseline must name one of them
     configs: List[Dict] = []
     subset = {id(job) for job in _subset(jobs)}
     as_data: Dict[tuple, Dict] = {}  # jobs share sections: convert each combination once
@@ -343,7 +385,9 @@ def check_jobs(jobs: List[List[str]], data: bool = True) -> List[Dict]:
                 if memo not in sections:
                     sections[memo] = _plain_values(getattr(base, name, None), overrides)
                 if sections[memo] is None:
-                    node = copy.deepcopy(raw[name]) if isinstance(raw.get(name), DictConfig) else None
+                    # an interpolation may refer to another section: resolved in the whole config
+                    whole = any("${" in o.input_line for o in overrides)
+                    node = copy.deepcopy(raw[name]) if isinstance(raw.get(name), DictConfig) and not whole else None
                     if node is None:  # a top-level key (name=...) or one the schema lacks
                         cfg = copy.deepcopy(raw)
                         for o in overrides:
@@ -369,7 +413,7 @@ def check_jobs(jobs: List[List[str]], data: bool = True) -> List[Dict]:
             if id(job) not in subset:
                 continue
             norms.add(cfg.model.norm)
-            flats.append(flatten(to_dict(cfg)))
+            cfgs.append(cfg)
             if cfg.landscape.enabled and cfg.landscape.scale_invariant:
                 si_norms.add(cfg.model.norm)
             heavy = repr((cfg.data, cfg.model, cfg.trainer.batch_size, cfg.trainer.device, cfg.trainer.threads,
@@ -379,10 +423,42 @@ def check_jobs(jobs: List[List[str]], data: bool = True) -> List[Dict]:
                 checked[heavy] = None
         except ConfigError as e:
             raise UserError(str(e)) from None
+    # flattened only when a baseline is set: to_dict costs ~50 ms a job, an hour for a big sweep
+    flats = [flatten(to_dict(c)) for c in cfgs] if any(c.report.baseline for c in cfgs) else []
     check_baseline(flats, sweep=len(jobs) > 1)
     for note in unused_norm_keys(jobs, norms) + no_scale_invariance(si_norms):
         print(f"note: {note}", file=sys.stderr)
     return configs
+
+
+def refuse_deletions(overrides: Sequence[str]) -> None:
+    """`~model` left the model section without a kind (an AttributeError deep in validation) and
+    `~probe` silently fell back to the schema's defaults: every section and key always has a value in
+    ics, so a deletion is refused in one line that says what to do instead."""
+    for o in overrides:
+        if not o.startswith("~"):
+            continue
+        key = o[1:].split("=", 1)[0]
+        section = key.split(".")[0].split("/")[0]
+        if _is_choice(key):
+            instead = f"choose another option ({key}=<option>; see `ics list`)"
+        else:
+            instead = f"set its value ({key}=<value>; see `ics list {section}`)"
+        raise UserError(f"{o}: deleting a config group or key is not supported; {instead}")
+
+
+MAX_JOB_LIST = 64 << 20  # bytes of a sweep's jobs.json that ics.record.jobs and ics.analysis.load read back
+
+
+def check_job_list_size(jobs: List[List[str]]) -> None:
+    """A sweep's jobs.json (every job's overrides) must be small enough to be read back by `ics report`
+    and `ics status`, which stop at MAX_JOB_LIST bytes: refused before anything is written."""
+    import json
+
+    size = len(json.dumps(jobs).encode())
+    if size > MAX_JOB_LIST:
+        raise UserError(f"this sweep's job list would be {size / 2**20:,.0f} MB ({len(jobs):,} jobs); at most "
+                        f"{MAX_JOB_LIST >> 20} MB is read back: sweep fewer jobs or shorter values")
 
 
 def no_scale_invariance(norms: set) -> List[str]:

@@ -16,6 +16,9 @@ HPARAMS_FILE = "hparams.json"  # the sweep's varying keys and their values, read
 # written at a sweep's root when the CLI passes a signal on to its jobs: a job that starts after it
 # (queued in a joblib worker, or next in line) does not start; holds the signal's number
 STOP_FILE = ".stopped"
+# hparams.json is read back up to this size; a sweep of 100,000 values of a key (a float domain of
+# ~2 MB) keeps its keys and leaves that domain out (TensorBoard then shows the values it finds)
+MAX_HPARAMS = 1_000_000
 
 
 def stop_signal_of(sweep_dir: Path) -> Optional[int]:
@@ -38,12 +41,18 @@ def sweep_keys(jobs: Sequence[Sequence[str]]) -> Tuple[Dict[str, list], List[str
     """({key: sorted distinct values} of the keys that vary between jobs, [keys that never vary])."""
     from ics.analysis.configs import parse_override  # here: ics.analysis is heavy for the CLI's start
     values: Dict[str, list] = {}
+    seen: set = set()  # (key, value) pairs listed: a list lookup per job made 100,000 seeds take minutes
     for job in jobs:
         for text in job:
             kv = parse_override(text)
             if kv is not None:
                 values.setdefault(kv[0], [])
-                if kv[1] not in values[kv[0]]:
+                try:
+                    new = kv not in seen  # == as the list lookup (1 == 1.0), in O(1)
+                    seen.add(kv)
+                except TypeError:  # a list or dict value: unhashable
+                    new = kv[1] not in values[kv[0]]
+                if new:
                     values[kv[0]].append(kv[1])
     varying = {k: sorted(v, key=lambda x: (str(type(x)), x)) for k, v in values.items() if len(v) > 1}
     constant = [k for k, v in values.items() if len(v) == 1]
@@ -88,6 +97,29 @@ def sweep_name(varying: Dict[str, list], limit: int = 40) -> str:
     return name or "sweep"
 
 
+NAME_MAX = 255  # bytes in a file name (ext4, xfs, btrfs, tmpfs, NFS): a job folder's name must fit
+
+
+def keys_left_out_of_names(jobs: Sequence[Sequence[str]], exclude: Sequence[str], limit: int = NAME_MAX) -> List[str]:
+    """Keys to leave out of the job folder names (`<num>_<key=value,...>`, Hydra's override_dirname) so
+    that every name fits in `limit` bytes: while a job's name is too long, the key of its longest
+    override goes. Whole key=value pairs stay; names stay unique (each begins with the job number);
+    the choice depends only on the jobs, so `ics resume` names the folders the same way. A job's
+    overrides are all in its .hydra/overrides.yaml and summary.json."""
+    from ics_cli.hydra_compat import override_dirname
+
+    out: List[str] = []
+    while True:
+        gone = set(exclude) | set(out)
+        long_job = next((job for num, job in enumerate(jobs)
+                         if len(f"{num}_{override_dirname(list(job), gone)}".encode()) > limit), None)
+        if long_job is None:
+            return out
+        named = [o for o in long_job if o.split("=", 1)[0].lstrip("+~") not in gone]
+        longest = max(named, key=lambda o: (len(o.encode()), o))
+        out.append(longest.split("=", 1)[0].lstrip("+~"))
+
+
 def write_hparams(sweep_dir: Path, varying: Dict[str, list]) -> None:
     """The sweep's HParams experiment, read by each job: its varying keys and, where one type holds
     all of a key's values, those values as a discrete domain. Each job writes the experiment summary
@@ -100,7 +132,11 @@ def write_hparams(sweep_dir: Path, varying: Dict[str, list]) -> None:
                if all(isinstance(x, (bool, int, float, str)) for x in v) and len({type(x) for x in v}) == 1}
     from ics.record.files import write_text
 
-    write_text(sweep_dir / HPARAMS_FILE, json.dumps({"keys": list(keys), "domains": domains}))
+    text = json.dumps({"keys": list(keys), "domains": domains})
+    while len(text.encode()) > MAX_HPARAMS and domains:  # hparam_keys_of ignores a bigger file: keep the keys,
+        del domains[max(domains, key=lambda k: len(json.dumps(domains[k])))]  # drop the biggest domains
+        text = json.dumps({"keys": list(keys), "domains": domains})
+    write_text(sweep_dir / HPARAMS_FILE, text)
 
 
 def hparam_keys_of(sweep_dir: Path) -> Optional[Tuple[List[str], Dict[str, list]]]:
@@ -109,7 +145,7 @@ def hparam_keys_of(sweep_dir: Path) -> Optional[Tuple[List[str], Dict[str, list]
     from ics.record.files import read_json
 
     try:
-        spec = read_json(Path(sweep_dir) / HPARAMS_FILE, 1_000_000)  # what write_hparams writes is a few kB
+        spec = read_json(Path(sweep_dir) / HPARAMS_FILE, MAX_HPARAMS)  # what write_hparams writes is a few kB
         keys, domains = spec["keys"], spec.get("domains", {})
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None

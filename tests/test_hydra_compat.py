@@ -102,3 +102,55 @@ def test_search_space_reads_each_sweep_type_at_its_edges():
 def test_an_interval_without_an_optimising_sweeper_says_which_to_add():
     with pytest.raises(UserError, match=r"INTERVAL_SWEEP; interval\(\) is searched by an optimising sweeper"):
         compat.expand_sweep(["optim.lr=interval(0.01,3)"])
+
+
+# ----------------------------------------------------------------------------------------------
+# job counts without expanding (issue 22): sweep_sizes reads Hydra's parsed sweep objects
+
+
+@pytest.mark.parametrize("overrides, params", [
+    (["a=1,2", "b=x"], {"c": "3,4", "a": "9"}),  # a command-line key replaces the study's
+    (["x=range(0,10)", "y=range(10,0,-3)", "z=range(5,5)"], None),  # empty and descending ranges
+    (["x=range(0,1,0.1)", "y=range(1.5,0,-0.5)", "w=range(0.1,0.35,0.05)"], None),  # Hydra's Decimal float ranges
+    (["x=choice(a,b,c)", "y=[1,2]", "z=shuffle(range(0,4))", "u=1,2", "u=3"], None),
+    ([], {"trainer.seed": "range(0,7)", "model.norm": "none,batch"}),
+])
+def test_job_count_is_computed_without_expanding_and_matches_the_expansion(overrides, params):
+    parsed = compat.parse_overrides([f"{k}={v}" for k, v in (params or {}).items()] + overrides)
+    assert compat.check_job_count(parsed) == len(compat.expand_sweep(overrides, params))
+
+
+def test_a_sweep_over_the_job_cap_is_refused_before_it_is_expanded():
+    """`ics run -m trainer.seed='range(0,100000000)'` expanded 10**8 jobs (7.8 GB) before any check."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(UserError) as e:
+            compat.expand_sweep(["model.norm=none,batch", "trainer.seed=range(0,100000000)"])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 5_000_000, peak
+    msg = str(e.value)
+    assert "\n" not in msg and "200,000,000 jobs" in msg and f"at most {compat.MAX_JOBS:,}" in msg
+    # how to split it: parts that keep both norms and fit the cap
+    assert "trainer.seed=range(0,50000) then trainer.seed=range(50000,100000)" in msg, msg
+    assert len(compat.expand_sweep(["model.norm=none,batch", "trainer.seed=range(0,50000)"])) == compat.MAX_JOBS
+    with pytest.raises(UserError, match=r"sweep fewer values of the other keys"):
+        compat.check_job_count(compat.parse_overrides(["a=range(0,1000)", "b=range(0,1000)"]), limit=999)
+    with pytest.raises(UserError, match=r"at most 2 of x's 3 values"):
+        compat.check_job_count(compat.parse_overrides(["x=a,b,c"]), limit=2)
+
+
+def test_override_dirname_is_the_one_hydra_builds():
+    """keys_left_out_of_names measures job folder names with compat.override_dirname; Hydra names the
+    folders with its own get_overrides_dirname (kv_sep "=", item_sep ",": cli/hydra_app.py)."""
+    from hydra._internal.config_loader_impl import get_overrides_dirname
+
+    jobs = compat.expand_sweep(["model.norm=none,batch", "optim.lr=0.1,1", "model.widths=[10,10]",
+                                "data.root=/x", "name=a,'b c'"])
+    for exclude in ([], ["data.root"], ["data.root", "model.widths", "name"]):
+        for job in jobs:
+            assert compat.override_dirname(job, exclude) == get_overrides_dirname(
+                compat.parse_overrides(job), exclude, item_sep=",", kv_sep="=")

@@ -159,3 +159,22 @@ def test_a_broken_hparams_file_is_ignored(tmp_path, text):
     keys, domains = hparam_keys_of(tmp_path)
     assert keys == ["optim.lr", "trainer.seed", "optim.momentum"]
     assert domains == {"optim.lr": [0.1, 0.3], "trainer.seed": ["0", "1"]}  # 0.9 and "1": no domain
+
+
+def test_sweep_keys_of_a_big_sweep_are_linear_and_keep_equal_values_once():
+    from ics_cli.sweeps import sweep_keys
+
+    jobs = [[f"trainer.seed={i}", "model.norm=batch", f"optim.lr={1 if i % 2 else 1.0}"] for i in range(50_000)]
+    varying, constant = sweep_keys(jobs)  # a list lookup per job took minutes here
+    assert varying == {"trainer.seed": list(range(50_000))} and constant == ["model.norm", "optim.lr"]
+    assert sweep_keys([["m.w=[1,2]"], ["m.w=[1,2]"], ["m.w=[3]"]])[0] == {"m.w": [(1, 2), (3,)]}
+
+
+def test_hparams_of_a_sweep_of_many_values_stay_readable(tmp_path):
+    """A float domain of 100,000 values is ~2 MB, past what hparam_keys_of reads: the file keeps every
+    key and leaves that domain out, rather than being ignored whole."""
+    from ics_cli.sweeps import MAX_HPARAMS, HPARAMS_FILE, hparam_keys_of, write_hparams
+
+    write_hparams(tmp_path, {"optim.lr": [i / 7 for i in range(100_000)], "model.norm": ["none", "batch"]})
+    assert (tmp_path / HPARAMS_FILE).stat().st_size <= MAX_HPARAMS
+    assert hparam_keys_of(tmp_path) == (["optim.lr", "model.norm"], {"model.norm": ["none", "batch"]})

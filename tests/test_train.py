@@ -313,3 +313,69 @@ def test_replacement_sampler_is_deterministic_and_resumable():
     c = IndexSampler(50, 8, seed=99, mode="replacement")
     c.load_state_dict(state)
     assert all(torch.equal(a.next(), c.next()) for _ in range(300))
+
+
+# ----------------------------------------------------------------------------------------------
+# the evaluation schedule (issue 22): answered arithmetically, the same steps as before
+
+
+def _set_schedule(steps: int, every: int, log_points: int) -> set:
+    """The schedule as it was built before issue 22 (a set of every evaluation step), kept here as the
+    reference the arithmetic schedule must reproduce step for step."""
+    import numpy as np
+
+    at = set(range(every, steps + 1, every)) | {steps}
+    if log_points and every > 10:
+        at |= {int(round(v)) for v in np.geomspace(10, every, log_points + 1)[:-1] if round(v) < steps}
+    return at
+
+
+@pytest.mark.parametrize("steps,every,log_points", [
+    (50_000, 1_000, 8),  # the defaults
+    (100, 25, 0), (100, 25, 8), (3000, 100, 8), (60, 20, 8),  # sizes the other tests train
+    (7, 1_000, 8), (10, 1_000, 8), (11, 1_000, 8),  # a run shorter than its first eval_every
+    (1_001, 1_000, 8), (999, 10, 8), (50, 11, 40), (500, 12, 300),  # a remainder; points rounding up to every
+    (1, 1, 0), (5, 3, 0), (12_345, 678, 20),
+])
+def test_eval_schedule_matches_the_set_it_replaced(steps, every, log_points):
+    from ics.models.evaluate import eval_schedule
+
+    schedule = eval_schedule(steps, every, log_points)
+    reference = _set_schedule(steps, every, log_points)
+    assert list(schedule) == sorted(reference)  # iterated in order, no duplicates
+    assert {s for s in range(0, steps + 3) if s in schedule} == reference
+
+
+def test_eval_schedule_memory_does_not_grow_with_steps():
+    """`ics run trainer.steps=1000000000000` died of MemoryError building a set of every eval step."""
+    import tracemalloc
+
+    from ics.models.evaluate import eval_schedule
+
+    tracemalloc.start()
+    try:
+        schedule = eval_schedule(1_000_000, 1, 8)  # the old set: a million ints (~60 MB)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000, peak  # checked first: the old code would not return from the next line
+    big = eval_schedule(10**12, 1_000, 8)
+    assert 1_000_000 in schedule and 999_999 in schedule and 0 not in schedule
+    assert 10**12 in big and 10**12 - 1_000 in big and 10**12 - 1 not in big and 10 in big
+    first = []
+    for s in big:  # lazily generated: the first few without the rest
+        first.append(s)
+        if len(first) == 10:
+            break
+    assert first == sorted(_set_schedule(2_000, 1_000, 8))  # 8 log-spaced points, then 1000, 2000
+
+
+def test_steps_and_eval_log_points_have_documented_upper_bounds():
+    from ics.config import ConfigError, validate
+    from ics.config.schema import MAX_STEPS
+
+    validate(Config(trainer=TrainerConfig(steps=MAX_STEPS)))
+    for trainer, needle in (({"steps": MAX_STEPS + 1}, "trainer.steps"),
+                            ({"eval_log_points": 10_001}, "trainer.eval_log_points")):
+        with pytest.raises(ConfigError, match=needle):
+            validate(Config(trainer=TrainerConfig(**trainer)))

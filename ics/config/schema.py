@@ -20,6 +20,7 @@ from typing import Any, Dict, List, Optional, Type
 from ics import registry
 from ics.config.fields import Rule, between, each, ge, gt, opt
 
+MAX_STEPS = 2**53 - 1  # trainer.steps: the largest step a float64 (metrics.npz) records exactly
 MISSING = "???"  # OmegaConf's marker for a value that must be given
 
 # section -> kind name -> dataclass, for the sections whose kinds have different keys. Filled by
@@ -239,11 +240,15 @@ class AdamConfig(OptimConfig):
 
 @dataclass
 class TrainerConfig:
-    steps: int = opt(50_000, "optimiser steps (steps)", rule=gt(0))
+    # bounded because metrics.npz stores steps as float64, exact up to 2**53 (nothing else grows with steps)
+    steps: int = opt(50_000, "optimiser steps (steps; at most 2**53 - 1: metrics.npz records steps as float64)",
+                     rule=Rule(lambda v: gt(0)(v) and v <= MAX_STEPS, "must be a finite number > 0 and <= 2**53 - 1 "
+                                                                       "(metrics.npz records steps as float64)"))
     batch_size: int = opt(60, "examples per training mini-batch", rule=ge(1))
     eval_every: int = opt(1_000, "evaluate on the whole test split every this many steps (steps)", rule=gt(0))
     eval_log_points: int = opt(8, "extra evaluations at log-spaced steps before the first eval_every (steps 10 … "
-                                  "eval_every): fine resolution where learning curves move fast", rule=ge(0))
+                                  "eval_every; at most 10,000): fine resolution where learning curves move fast",
+                                 rule=between(0, 10_000))
     eval_batch_size: int = opt(500, "examples per forward pass during evaluation (speed and memory only; 500: "
                                     "fastest for the CNN in `ics bench`)", rule=gt(0))
     log_every: int = opt(100, "log the train loss/accuracy window every this many steps (steps); "

@@ -118,8 +118,8 @@ class BNInferenceStatistics(Instrument):
         (10, 13, ..., where EMA and population statistics differ most), and the last step."""
         t = self.ctx.cfg.trainer
         if self._schedule is None:
-            self._schedule = eval_schedule(t.steps, t.eval_every, t.eval_log_points) | {0}
-        return final or step in self._schedule
+            self._schedule = eval_schedule(t.steps, t.eval_every, t.eval_log_points)
+        return final or step == 0 or step in self._schedule
 
     def measure(self, step: int) -> None:
         ctx, cfg = self.ctx, self.cfg

@@ -43,10 +43,30 @@ def evaluate_model(model, data: DataBundle, batch_size: int, x=None, y=None) -> 
         model.train()
 
 
-def eval_schedule(steps: int, every: int, log_points: int) -> set:
-    """Steps to evaluate after: every `every` steps and the last, plus `log_points` log-spaced steps
-    from 10 up to the first `every` (dense early, where learning curves move fastest)."""
-    at = set(range(every, steps + 1, every)) | {steps}
-    if log_points and every > 10:
-        at |= {int(round(v)) for v in np.geomspace(10, every, log_points + 1)[:-1] if round(v) < steps}
-    return at
+class EvalSchedule:
+    """The steps to evaluate after, answered arithmetically: every `every` steps and the last, plus
+    `log_points` log-spaced steps from 10 up to the first `every` (dense early, where learning curves
+    move fastest). Memory does not grow with `steps` (a set of every eval step of a 10**12-step run
+    would not fit in memory); `step in schedule` is O(1) and iterating yields the steps in order."""
+
+    def __init__(self, steps: int, every: int, log_points: int):
+        self.steps, self.every = int(steps), int(every)
+        early = set()
+        if log_points and every > 10:  # at most min(log_points, every) distinct values
+            early = {int(round(v)) for v in np.geomspace(10, every, log_points + 1)[:-1] if round(v) < steps}
+        self.early = frozenset(early)
+
+    def __contains__(self, step: int) -> bool:
+        return step == self.steps or (0 < step <= self.steps and step % self.every == 0) or step in self.early
+
+    def __iter__(self):
+        # the early points are < every (a point that rounds up to `every` is the first multiple)
+        yield from sorted(s for s in self.early if s < self.every)
+        yield from range(self.every, self.steps + 1, self.every)
+        if self.steps % self.every:
+            yield self.steps
+
+
+def eval_schedule(steps: int, every: int, log_points: int) -> EvalSchedule:
+    """Steps to evaluate after (see EvalSchedule): `step in eval_schedule(...)`, or iterate in order."""
+    return EvalSchedule(steps, every, log_points)
