@@ -78,7 +78,8 @@ def test_keys_added_with_plus_are_rejected_by_the_schema():
 
 
 def test_a_launcher_is_registered_by_name():
-    """The slurm preset's launcher is found through Hydra's plugin registry under its hydra_plugins name."""
+    """The slurm preset's launcher is found through Hydra's plugin registry under its hydra_plugins name
+    (an editable install hides hydra_plugins.ics from Hydra's scan: register_launcher names it)."""
     from hydra.core.plugins import Plugins
 
     from ics_cli.hydra_app import register
@@ -86,7 +87,7 @@ def test_a_launcher_is_registered_by_name():
 
     register()
     assert HYDRA_TARGET.startswith("hydra_plugins.")
-    assert Plugins.instance().class_name_to_class[HYDRA_TARGET].__module__ == "ics_cli.slurm"
+    assert Plugins.instance().class_name_to_class[HYDRA_TARGET].__module__ == "hydra_plugins.ics.slurm_launcher"
 
 
 def test_search_space_reads_each_sweep_type_at_its_edges():
