@@ -118,6 +118,25 @@ def test_summary_json(ref_run):
     # the config round-trips into the same typed Config
     back = from_dict(summary["config"])
     assert back == cfg
+    # what float rounding depends on beyond the config: versions, CPU kernels, threads, device
+    env = summary["environment"]
+    assert env["torch"] == torch.__version__ and env["threads"] == summary["threads"] and env["device"] == "cpu"
+    assert env["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert {"python", "numpy", "machine", "deterministic"} <= set(env)
+
+
+def test_a_report_says_when_pooled_runs_differ_in_their_environment():
+    from types import SimpleNamespace
+
+    from ics.analysis.report import environment_note
+
+    def job(**env):
+        return SimpleNamespace(summary=SimpleNamespace(environment={"torch": "2.14.1", "cpu_capability": "AVX512",
+                                                                    "threads": 1, **env}))
+
+    assert environment_note([job(), job()]) is None
+    note = environment_note([job(), job(cpu_capability="AVX2"), job()])
+    assert "cpu_capability: AVX512 (2 runs), AVX2 (1 run)" in note and "torch" not in note
 
 
 def test_checkpoint(ref_run):

@@ -376,6 +376,9 @@ def make_report(path, out: Optional[Path] = None, console=None) -> dict:
         if plan_problem:
             notes.append(f"the sweep's list of planned jobs could not be read ({plan_problem}); jobs that never "
                          "started are not counted")
+    mixed = environment_note(jobs)
+    if mixed:
+        notes.append(mixed)
     unreadable = [j for j in jobs if j.problems]
     if unreadable:
         notes.append("files that could not be read (what they hold is left out of the figures and tables): " +
@@ -472,6 +475,28 @@ def make_report(path, out: Optional[Path] = None, console=None) -> dict:
             "runs_table": tables[0], "tolerance_table": next((t for t in tables if t.title.startswith("LR tolerance")), None),
             "lr_table": next((t for t in tables if t.title.startswith("Per learning rate")), None),
             "by_title": by_title}
+
+
+def environment_note(jobs: Sequence[Job]) -> Optional[str]:
+    """Runs reported together that ran under different versions, CPU kernels, thread counts or
+    devices: their last digits may differ for that reason alone (summary.json's `environment`)."""
+    values: Dict[str, Dict[str, int]] = {}
+    unknown = 0
+    for j in jobs:
+        env = j.summary.environment if j.summary is not None else {}
+        if not env:
+            unknown += 1
+            continue
+        for k, v in env.items():
+            values.setdefault(str(k), {}).setdefault(str(v), 0)
+            values[str(k)][str(v)] += 1
+    differ = {k: v for k, v in values.items() if len(v) > 1}
+    if not differ:
+        return None
+    said = "; ".join(f"{k}: " + ", ".join(f"{v} ({n} runs)" if n != 1 else f"{v} (1 run)" for v, n in vs.items())
+                     for k, vs in differ.items())
+    return (f"the runs differ in their environment ({said}){f'; {unknown} record none' if unknown else ''}: "
+            "float rounding differs between them, so identical configs may differ in the last digits")
 
 
 def _job_name(j: Job) -> str:

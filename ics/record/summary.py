@@ -99,6 +99,7 @@ class Summary:
     pid: int = field(default_factory=os.getpid)
     updated: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     started: Optional[str] = None  # when the run began (kept over resumes; a copied folder keeps it too)
+    environment: Dict[str, Any] = field(default_factory=dict)  # versions, CPU kernels, threads, device (ics.train.device)
 
     @property
     def drift(self) -> Dict[str, Dict[str, float]]:
@@ -142,7 +143,7 @@ class Summary:
             problem = _type_problem(v, hints[k])
             if problem is None and k == "instruments":
                 problem = _instruments_problem(v)
-            if problem is None and k in ("config", "dataset", "recalibrated"):
+            if problem is None and k in ("config", "dataset", "recalibrated", "environment"):
                 problem = _tree_problem(v)
             if problem is not None:
                 raise RecordError(f"{k} is {_show(v)}: {problem}")

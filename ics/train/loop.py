@@ -31,7 +31,7 @@ from ics.models.evaluate import eval_schedule, evaluate_model
 from ics.record import Status, Summary, names, write_npz, write_summary
 from ics.record.files import NoSpace, no_space, whole
 from ics.train import checkpoint as ckpt
-from ics.train.device import device_name, resolve_device
+from ics.train.device import device_name, environment, resolve_device
 from ics.train.meter import Meter
 from ics.train.optim import build_optimizer
 from ics.data.sampler import IndexSampler
@@ -483,6 +483,7 @@ class Trainer:
             metric="r2" if self.regression else "accuracy",
             instruments={inst.key: inst.summary() for inst in self.instruments},
             overrides=self.overrides, config=to_dict(self.cfg), resumed_at=list(self.resumed_at), started=self.started,
+            environment=environment(self.device, self.threads),
         )
 
     def _write_hparams(self, summary: Summary) -> None:
