@@ -138,3 +138,20 @@ def test_the_same_folder_twice_is_refused(three, tmp_path):
     assert p.returncode != 0 and "Traceback" not in p.stderr
     (line,) = p.stderr.strip().splitlines()
     assert "is given twice" in line and not (tmp_path / "x").exists()
+
+
+def test_runs_csv_groupby_counted_gives_the_reports_n(three, tmp_path):
+    """A pooled report's runs.csv lists every job, with the group it belongs to and whether it counts:
+    a groupby over the counted rows gives the report's n (3 per group), not 9."""
+    import csv
+    from collections import Counter
+
+    res = make_report(three, tmp_path / "parent")
+    with open(res["runs_csv"], newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 18 and {r["group"] for r in rows} == {"model.norm=none", "model.norm=batch"}
+    n = Counter(r["group"] for r in rows if r["counted"] == "True")
+    assert n == {g.label: g.n for g in res["groups"]} == {"model.norm=none": 3, "model.norm=batch": 3}
+    later = [r for r in rows if r["replica_of"]]
+    assert len(later) == 12 and all(r["counted"] == "False" for r in later)
+    assert all(r["replica_of"].startswith("10-00-00") for r in later)  # the first sweep's job counts

@@ -352,6 +352,7 @@ def make_report(path, out: Optional[Path] = None, console=None) -> dict:
     rows = run_rows(jobs)
     counted, replica_sets = replicas(jobs)
     groups = seed_groups(counted)
+    label_rows(jobs, rows, groups, replica_sets)
     k = next((int(j.config.get("tolerance.last_k", 3)) for j in jobs if j.config), 3)
     results = [r for j in counted if (r := j.result(k)) is not None]
     tol, itol = lr_tolerance(results), init_tolerance(results)
@@ -475,6 +476,19 @@ def make_report(path, out: Optional[Path] = None, console=None) -> dict:
             "runs_table": tables[0], "tolerance_table": next((t for t in tables if t.title.startswith("LR tolerance")), None),
             "lr_table": next((t for t in tables if t.title.startswith("Per learning rate")), None),
             "by_title": by_title}
+
+
+def label_rows(jobs: Sequence[Job], rows: List[Dict[str, Any]], groups, replica_sets) -> None:
+    """runs.csv says which seed group each job is in and whether it counts, so that a groupby on it
+    gives the report's n: `counted` is false for a later replica of a config and seed already run
+    (`replica_of` names the one that counts) and for jobs without a result."""
+    group_of = {id(j): g.label for g in groups for j in g.jobs}
+    first_of = {id(j): s[0] for s in replica_sets for j in s[1:]}
+    for j, row in zip(jobs, rows):
+        first = first_of.get(id(j))
+        row["group"] = group_of.get(id(first) if first is not None else id(j), "")
+        row["counted"] = id(j) in group_of
+        row["replica_of"] = _job_name(first) if first is not None else ""
 
 
 def environment_note(jobs: Sequence[Job]) -> Optional[str]:
