@@ -139,7 +139,8 @@ def task(cfg: DictConfig) -> Optional[float]:
     job = f"job {hc.job.num}" if sweep else "run"
     quiet = os.environ.get(LIVE_ENV) == "1"  # the CLI draws a live view of the sweep itself
     say = (lambda text: None) if quiet else (lambda text: print(f"{job}: {text}", flush=True))
-    target = Path(hc.sweep.dir) if sweep else out_dir  # what `ics resume` takes
+    # what `ics resume` takes, absolute: the hint is copied into another shell, often elsewhere
+    target = (Path(hc.sweep.dir) if sweep else out_dir).absolute()
 
     def stopped(signum: int, how: str) -> None:
         """How an interrupted job ends: "stop" (the next jobs run in this process: the sweep's stop

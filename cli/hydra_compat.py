@@ -233,7 +233,9 @@ def explain(e: Exception, overrides: List[str], group_options, allowed_keys) -> 
             if hint:
                 return f"{group}={option} needs the {hint}; allowed now: {', '.join(options)}"
             if options:
-                return f"{group}={option} is not an option; allowed: {', '.join(options)}"
+                mine = "" if group.startswith("hydra/") else \
+                    " (an option of your own: add its folder with --config-dir DIR or ICS_CONFIG_PATH)"
+                return f"{group}={option} is not an option; allowed: {', '.join(options)}{mine}"
         return first_line(e)
     cause = e.__cause__ or e.__context__
     msg = first_line(e)

@@ -439,6 +439,7 @@ def _descendants(pid: int) -> List[int]:
 
 
 def _after_sweep(sweep_dir: Path, signum: Optional[int] = None, refused: Sequence[str] = ()) -> None:
+    sweep_dir = sweep_dir.absolute()  # the resume hints below are copied into other shells
     from ics.record import Status, read_jobs, read_planned
     from ics_cli.console import next_steps, print_status_table
 
@@ -563,6 +564,7 @@ def resume(path: Path = typer.Argument(..., help="A run directory, or a sweep di
 
 
 def _resume_run(path: Path) -> None:
+    path = path.absolute()  # every path printed for copying is absolute
     from ics.config import ConfigError
     from ics.record import RunBusy
     from ics.train import AlreadyFinished, RunInterrupted
