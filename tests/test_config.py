@@ -114,10 +114,31 @@ def test_fig1_experiment_is_a_multirun_over_norm(hydra_ctx):
     assert cfg.model.name == "mlp" and cfg.model.activation == "sigmoid" and cfg.data.name == "mnist"
 
 
-@pytest.mark.parametrize("override", ["trainer.stepz=5", "model.widthz=[3]", "optim.lr=abc", "model=foo"])
-def test_schema_rejects_unknown_keys_and_wrong_types(hydra_ctx, override):
-    with pytest.raises(Exception):
+@pytest.mark.parametrize("override, error, says", [
+    ("trainer.stepz=5", "ConfigCompositionException", "Could not override 'trainer.stepz'"),
+    ("model.widthz=[3]", "ConfigCompositionException", "Could not override 'model.widthz'"),
+    ("optim.lr=abc", "ValidationError", "could not be converted to Float"),
+    ("trainer.steps=many", "ValidationError", "could not be converted to Integer"),
+    ("model.widths=3", "ValidationError", "is not a ListConfig"),
+    ("model=foo", "MissingConfigException", "Could not find 'model/foo'"),
+])
+def test_schema_rejects_unknown_keys_and_wrong_types(hydra_ctx, override, error, says):
+    """The named error, for the named reason: a bare `raises(Exception)` would pass on any crash
+    (an import error, a typo in the test). A wrong type is the schema's ValidationError, which Hydra
+    wraps in a ConfigCompositionException."""
+    from hydra.errors import HydraException
+
+    with pytest.raises(HydraException) as e:
         _compose([override])
+    cause = e.value.__cause__ if error == "ValidationError" else e.value
+    assert type(cause).__name__ == error, repr(e.value)
+    assert says in str(cause), str(cause)
+
+
+def test_the_schema_rejects_a_key_added_with_plus_when_converted(hydra_ctx):
+    # Hydra lets `+key=value` append to any config; the dataclass conversion is what refuses it
+    with pytest.raises(ConfigError, match="trainer.stepz is not a config key"):
+        from_dict(_compose(["+trainer.stepz=5"]))
 
 
 # ----------------------------------------------------------------------------------------------

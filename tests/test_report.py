@@ -279,7 +279,6 @@ def test_density_at_four_steps_each_column_on_one_x_axis(tmp_path):
     assert [ax.get_title() for ax in axes[:4]] == ["step 0", "step 10", "step 20", "step 60"]  # ~0, 2%, 10%, end
     assert all(ax.get_ylabel().endswith("density") for ax in axes if ax.get_subplotspec().colspan.start == 0)
     # robust limits: one blown-up curve is clipped instead of flattening the rest
-    import numpy as np
 
     lo, hi = robust_limits([np.linspace(-1, 1, 1000), np.array([-36.0])])
     assert -1.3 < lo < -1 and 1 < hi < 1.3

@@ -7,18 +7,17 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import datagen
-from ics.config import KINDS, Config, ConfigError, from_dict, validate
+from ics.config import from_dict, validate
 from ics_cli import configdirs
 from ics_cli.hydra_compat import UserError
-from ics_cli.preflight import check_jobs, compose, preflight, use
+from ics_cli.preflight import compose, preflight, use
 
-ICS = [sys.executable, "-m", "ics_cli.main"]
+from clirun import ics
 README = Path(__file__).resolve().parent.parent / "README.md"
 SHIPPED_FILES = sorted(configdirs.shipped_dir().glob("*/*.yaml"))
 # options that need a value to be complete (image_folder's folder has no default)
@@ -304,11 +303,6 @@ def test_an_unknown_launcher_target_is_refused_before_anything_runs(tmp_path):
 
 # ----------------------------------------------------------------------------------------------
 # the CLI, end to end (subprocesses)
-
-
-def ics(args, env, cwd, timeout=300) -> subprocess.CompletedProcess:
-    env = {**env, "COLUMNS": "200", "NO_COLOR": "1"}
-    return subprocess.run([*ICS, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
 def ok(p: subprocess.CompletedProcess) -> str:
