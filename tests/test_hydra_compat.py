@@ -30,6 +30,7 @@ def test_sweep_expansion_order_and_precedence():
         compat.expand_sweep(["x=interval(0,1)"])  # the basic sweeper cannot run it: one line, not a crash
 
 
+@pytest.mark.slow
 def test_expansion_matches_the_jobs_hydra_launches(tiny_env, tmp_path):
     """The job list preflight checks is the job list Hydra runs (numbers, order, overrides)."""
     sweep = tmp_path / "sweep"

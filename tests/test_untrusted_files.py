@@ -141,7 +141,17 @@ CASES = ([(names.SUMMARY, c) for c in SUMMARY_CASES]
          + [(names.PLANNED_JOBS, c) for c in ("empty", "binary", "truncated", "numbers", "latin1")])
 
 
-@pytest.mark.parametrize("name, how", CASES, ids=[f"{n}-{h}" for n, h in CASES])
+def _tiered(cases):
+    """Each case is a whole report (figures included: seconds each): the first damage of each file is
+    in the fast tier, so that every reader is exercised there; the other damages are slow."""
+    seen = set()
+    for name, how in cases:
+        marks = [pytest.mark.slow] if name in seen else []
+        seen.add(name)
+        yield pytest.param(name, how, marks=marks, id=f"{name}-{how}")
+
+
+@pytest.mark.parametrize("name, how", list(_tiered(CASES)))
 def test_a_damaged_file_is_one_line_and_the_report_goes_on(clean_sweep, tmp_path, name, how):
     sweep = tmp_path / "sweep"
     shutil.copytree(clean_sweep, sweep)
