@@ -99,6 +99,7 @@ def test_artifacts_written(sweep, report):
     assert list(out.glob("groups/*/events.out.tfevents.*")), "no TensorBoard group run in the report dir"
 
 
+@pytest.mark.slow  # two more whole reports of the sweep (the fast tier makes one, in the `report` fixture)
 def test_rerun_replaces_the_tensorboard_report(sweep, tmp_path):
     out = tmp_path / "rep"
     make_report(sweep, out)
@@ -143,6 +144,7 @@ def test_tolerance_groups_and_table(report):
         assert name in md
 
 
+@pytest.mark.slow  # another whole report
 def test_single_run_skips_lr_figure(sweep, tmp_path):
     run = next(sweep.glob("0_*"))
     res = make_report(run, tmp_path / "rep")
@@ -299,6 +301,7 @@ def test_a_blown_up_panel_is_clipped_not_allowed_to_flatten_the_others():
     sigmoid = [SimpleNamespace(config={"model.activation": "sigmoid"})] * 5
     limits, clipped = percentile_limits(sigmoid, calm + [[np.linspace(-8000, 5, 200)]])
     assert limits == (-1.5 * 4.36, 1.5 * 4.36) and clipped == [4]
+@pytest.mark.slow  # twelve trainings with every instrument, then a report
 def test_normalizer_table_and_figure(tmp_path):
     """A sweep over normalisers beyond none/batch gets the per-normaliser table (accuracy, drift,
     grad-ICS cos, scale-invariant β, effective LR, each mean ± CI over seeds) and figure; the
