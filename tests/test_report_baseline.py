@@ -46,7 +46,9 @@ def sweep(tmp_path_factory) -> Path:
     return make_sweep(tmp_path_factory.mktemp("baseline"), ["model.norm=batch", "model.dropout=0"])
 
 
-@pytest.mark.parametrize("field", ["final_test_acc", "final_test_loss"])
+# each test makes a whole report (seconds): the fast tier keeps the accuracy contrasts; the loss, the
+# headline and the note for a baseline that matches nothing are slow
+@pytest.mark.parametrize("field", ["final_test_acc", pytest.param("final_test_loss", marks=pytest.mark.slow)])
 def test_every_group_against_the_baseline(sweep, field):
     res = make_report(sweep)
     table = next(t for t in res["tables"] if t.title.startswith("Each group against the baseline")
@@ -63,6 +65,7 @@ def test_every_group_against_the_baseline(sweep, field):
         assert rows[label][3] == f"{w.diff:+.4f}" and rows[label][-1] == "3/3"
 
 
+@pytest.mark.slow
 def test_the_headline_leads_with_the_baseline_contrasts(sweep, capsys):
     make_report(sweep)
     first, second = capsys.readouterr().out.splitlines()[:2]
@@ -71,6 +74,7 @@ def test_the_headline_leads_with_the_baseline_contrasts(sweep, capsys):
                              "final test acc "), second
 
 
+@pytest.mark.slow
 def test_a_baseline_that_matches_no_group_is_a_note_not_a_table(tmp_path, capsys):
     res = make_report(make_sweep(tmp_path, ["model.norm=layer"]))
     assert not any(t.title.startswith("Each group against") for t in res["tables"])
