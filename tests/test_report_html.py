@@ -54,7 +54,8 @@ def test_every_image_loads_without_a_script_error(report, tmp_path):
     assert p.returncode == 0 and shot.read_bytes()[:8] == PNG_MAGIC and shot.stat().st_size > 50_000, p.stderr[-2000:]
 
 
-def test_the_page_is_self_contained(report):  # needs no browser: runs everywhere
+@pytest.mark.slow  # its `report` fixture trains two runs and reports them; it needs no browser: never skipped
+def test_the_page_is_self_contained(report):
     text = report["report_html"].read_text()
     assert not re.search(r'(src|href)="(?!data:)', text)  # nothing fetched: no file, no server, no network
     assert text.count('src="data:image/png;base64,') == len(report["figures"])

@@ -572,7 +572,16 @@ def one_line(p) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("args, needle", [
+FAST_BAD = ("probe.size=", "data.val_size=", "hydra.run.dir=")  # see test_more_bad_inputs
+
+
+def _tier_bad(cases):
+    for args, needle in cases:
+        fast = any(a.startswith(FAST_BAD) for a in args)
+        yield pytest.param(args, needle, marks=[] if fast else [pytest.mark.slow])
+
+
+@pytest.mark.parametrize("args, needle", _tier_bad([
     (["trainer.threads=999"], "trainer.threads=999 is invalid: this machine has"),
     (["optim.lr=inf"], "optim.lr=inf is invalid: must be a finite number > 0"),
     (["probe.size=5000"], "probe.size=5000 is invalid: must be <= the test split size (200"),
@@ -586,8 +595,10 @@ def one_line(p) -> str:
     (["model.norm=layer", "bn_noise=on"], "bn_noise.enabled=true is invalid with model.norm=layer: it needs a normaliser with batch"),
     (["model.norm=group"], "model.norm_groups=32 is invalid for a block of 100 units"),
     (["model.norm=lp", "model.norm_p=3"], "model.norm_p='3' is invalid: allowed: 1, 2, inf"),
-])
+]))
 def test_more_bad_inputs(tiny_env, tmp_path, args, needle):
+    """In-process; each value's rule is tested directly in test_config.py, so the fast tier keeps the
+    cases known only once the data is read (probe.size, data.val_size) and the run-dir check."""
     probe = [] if any(a.startswith("probe.size") for a in args) else ["probe.size=100"]  # the tiny test split: 200
     line = one_line(invoke(["run", *args, *probe], tmp_path))
     assert needle in line, line

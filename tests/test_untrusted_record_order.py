@@ -69,6 +69,7 @@ def run_killed_at(d: Path, n: int, monkeypatch) -> bool:
     return count["dead"]
 
 
+@pytest.mark.slow  # one short training per file write of the run, until a run completes (dozens)
 def test_a_reader_never_sees_a_checkpoint_newer_than_the_record(tmp_path, monkeypatch):
     n, seen = 0, set()
     while True:

@@ -73,7 +73,21 @@ def user_dir(tmp_path) -> Path:
 # the shipped folder
 
 
-@pytest.mark.parametrize("path", SHIPPED_FILES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def _first_of_each_group(paths):
+    """Each file, the first of each group in the fast tier (test_config.py composes every option there
+    too, through Hydra's compose); the others slow."""
+    seen = set()
+    for p in paths:
+        yield pytest.param(p, marks=[pytest.mark.slow] if p.parent.name in seen else [], id=f"{p.parent.name}/{p.stem}")
+        seen.add(p.parent.name)
+
+
+# a study's pre-run check composes and checks every job (seconds each): fig1 (the paper's), a CIFAR study
+# and a deep linear network's (gradient_ics) in the fast tier, every study in the slow one
+FAST_STUDIES = {"fig1", "cnn_cifar10", "gradient_ics"}
+
+
+@pytest.mark.parametrize("path", list(_first_of_each_group(SHIPPED_FILES)))
 def test_every_shipped_option_file_composes_and_validates(path):
     group, option = path.parent.name, path.stem
     cfg = from_dict(compose([f"{group}={option}", *NEEDS.get((group, option), [])]))
@@ -98,7 +112,8 @@ def test_design_card_variants_are_in_configs_model():
             "cnn_sigmoid_bn", "cnn_sigmoid_nobn", "dln"} <= names
 
 
-@pytest.mark.parametrize("study", sorted(configdirs.shipped_studies()))
+@pytest.mark.parametrize("study", [pytest.param(s, marks=[] if s in FAST_STUDIES else [pytest.mark.slow])
+                                   for s in sorted(configdirs.shipped_studies())])
 def test_every_shipped_study_passes_the_pre_run_check(study):
     plan = preflight([f"experiment={study}"], data=False, force_multirun=True)
     assert plan.mode == "multirun" and len(plan.jobs) >= 2
