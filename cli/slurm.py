@@ -213,7 +213,7 @@ if _SubmititSlurmLauncher is not None:
                     print(f"stopped watching; the jobs go on in SLURM (squeue -j {ids}; scancel {ids} stops "
                           f"them). Results: ics report {sweep_dir}; unfinished jobs: ics resume {sweep_dir}",
                           file=sys.stderr)
-                    raise SystemExit(130)
+                    raise SystemExit(130) from None
                 # the outcome of a job is its record (summary.json, read as data); submitit's result
                 # pickle is never loaded: unpickling a file from a sweep folder runs what it holds
                 for num, overrides in todo:

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from ics.record import Status, names, read_jobs
+from ics.record import Status, read_jobs
 
 HPARAMS_FILE = "hparams.json"  # the sweep's varying keys and their values, read by each job
 # written at a sweep's root when the CLI passes a signal on to its jobs: a job that starts after it

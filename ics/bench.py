@@ -321,7 +321,7 @@ def instrument_costs(model: str, steps: int, console, data_root: Optional[str] =
     for col in ("instrument", "measurements", "ms each", "% of a run"):
         table.add_column(col)
     out = {}
-    for key, cls in INSTRUMENTS.items():
+    for key in INSTRUMENTS:
         section = dataclasses.replace(getattr(base, key), enabled=True)
         cfg = dataclasses.replace(off, **{key: section})
         try:

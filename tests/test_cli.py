@@ -1,23 +1,19 @@
-"""The `ics` CLI end to end, in subprocesses, on tiny generated MNIST (tiny_env)."""
+"""The `ics` CLI end to end on tiny generated MNIST (tiny_env): in-process (clirun.invoke, the fast
+tier) where the logic is the point, in subprocesses (slow) where the process is: the console script,
+a real run and sweep, the exit and the one stderr line of a real interpreter."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-ICS = [sys.executable, "-m", "ics_cli.main"]
+from clirun import ICS, ics, invoke
+
 FAST = ["trainer.threads=1", "trainer.eval_every=10", "probe.every=10", "probe.size=100"]
-
-
-def ics(args, env, cwd: Path, timeout=120) -> subprocess.CompletedProcess:
-    env = {**env, "COLUMNS": "200", "NO_COLOR": "1"}
-    return subprocess.run([*ICS, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture
@@ -51,6 +47,7 @@ def assert_nothing_created(tmp_path: Path, cwd: Path) -> None:
 # happy paths
 
 
+@pytest.mark.slow
 def test_run_writes_a_run_directory(tiny_env, tmp_path, cwd):
     run = tmp_path / "run"
     # probe.size: the probe set is drawn from the tiny test split (200 examples)
@@ -70,6 +67,7 @@ def test_run_writes_a_run_directory(tiny_env, tmp_path, cwd):
     assert list(cwd.iterdir()) == []  # hydra.run.dir was honoured, nothing in the cwd
 
 
+@pytest.mark.slow
 def test_version(tiny_env, cwd):
     """Through the installed console script (`ics = ics_cli.main:app`) when the venv has one."""
     from ics import __version__
@@ -85,7 +83,7 @@ def test_version(tiny_env, cwd):
 
 
 def test_list_shows_groups_options_and_experiments(tiny_env, cwd):
-    p = ics(["list"], tiny_env, cwd)
+    p = invoke(["list"], cwd)
     assert p.returncode == 0, p.stderr
     out = p.stdout
     # the trainer is a plain config section (trainer.steps=...), not a group with options
@@ -96,7 +94,7 @@ def test_list_shows_groups_options_and_experiments(tiny_env, cwd):
 
 
 def test_config_prints_the_composed_yaml(tiny_env, cwd):
-    p = ics(["config", "model=cnn"], tiny_env, cwd)
+    p = invoke(["config", "model=cnn"], cwd)
     assert p.returncode == 0, p.stderr
     assert "name: cnn" in p.stdout
     assert "kernel_size: 3" in p.stdout
@@ -104,7 +102,7 @@ def test_config_prints_the_composed_yaml(tiny_env, cwd):
 
 
 def test_run_cfg_job_prints_and_trains_nothing(tiny_env, tmp_path, cwd):
-    p = ics(["run", "--cfg", "job", "trainer.steps=5", f"hydra.run.dir={tmp_path / 'run'}"], tiny_env, cwd)
+    p = invoke(["run", "--cfg", "job", "trainer.steps=5", f"hydra.run.dir={tmp_path / 'run'}"], cwd)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "steps: 5" in p.stdout and "name: mlp" in p.stdout
     assert not (tmp_path / "run").exists()
@@ -112,6 +110,7 @@ def test_run_cfg_job_prints_and_trains_nothing(tiny_env, tmp_path, cwd):
     assert list(cwd.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_multirun(tiny_env, tmp_path, cwd):
     sweep = tmp_path / "sweep"
     p = ics(["run", "-m", "model.norm=none,batch", "trainer.steps=20", *FAST, f"hydra.sweep.dir={sweep}"],
@@ -136,8 +135,8 @@ def test_multirun(tiny_env, tmp_path, cwd):
 
 # ----------------------------------------------------------------------------------------------
 # bad input: exit != 0, one `error:` line naming the value and what is allowed, nothing created.
-# Each `ics` start costs seconds (torch + Hydra imports), so the failing commands are launched
-# together, two at a time, by one module fixture; each case is still checked by its own test.
+# In-process (each `ics` process start costs seconds of torch + Hydra imports); one real process for
+# a check before and one after the data is loaded.
 
 BAD = {
     "unknown-group-option": (["model=foo"], ("model=foo", "allowed", "mlp", "cnn")),
@@ -164,100 +163,98 @@ BAD = {
 }
 
 
-@pytest.fixture(scope="module")
-def failures(mnist_root, tmp_path_factory):
-    """Run every failing command (plus missing data and `ics sweep nope`) once, concurrently.
-
-    Same environment as the `tiny_env` fixture (which is function-scoped): the tiny MNIST root and a
-    private tensor cache."""
-    env = dict(os.environ)
-    env.pop("HYDRA_FULL_ERROR", None)
-    env["ICS_DATA_ROOT"] = str(mnist_root)
-    env["ICS_CACHE_DIR"] = str(tmp_path_factory.getbasetemp() / "tensor-cache")
-    empty = tmp_path_factory.mktemp("empty-root")
-    jobs = {}
-    for name, (args, _) in BAD.items():
-        # probe.size: the tiny test split has 200 examples (a bigger probe set is an error of its own)
-        given = {a.split("=", 1)[0] for a in args}
-        defaults = [d for d in ("trainer.steps=5", "trainer.threads=1", "probe.size=100") if d.split("=")[0] not in given]
-        jobs[name] = (["run", *defaults, *args], env)
-    jobs["missing-data"] = (["run", "trainer.steps=5", "trainer.threads=1"], {**env, "ICS_DATA_ROOT": str(empty)})
-    # Hydra's default run dir (runs/<date>/<time> under the cwd): nothing may be left in the cwd
-    jobs["missing-data-default-run-dir"] = (["run", "trainer.steps=5", "trainer.threads=1"],
-                                            {**env, "ICS_DATA_ROOT": str(empty)})
-    jobs["unknown-experiment"] = (["sweep", "nope"], env)
-
-    def launch(name):
-        args, job_env = jobs[name]
-        base = tmp_path_factory.mktemp(name)
-        work = base / "cwd"
-        work.mkdir()
-        full = [*args, f"hydra.run.dir={base / 'run'}", f"hydra.sweep.dir={base / 'sweep'}"] \
-            if args[0] == "run" and "default-run-dir" not in name else args
-        return name, (ics(full, job_env, work), base, work)
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        results = dict(pool.map(launch, jobs))
-    results["empty_root"] = empty
-    return results
+def bad_run(name: str, tmp_path: Path, root: Path = None, monkeypatch=None):
+    """`ics run` with the failing overrides of BAD[name] (in-process), in its own cwd and with its own
+    run and sweep dirs; returns (result, base, cwd)."""
+    args = BAD[name][0]
+    # probe.size: the tiny test split has 200 examples (a bigger probe set is an error of its own)
+    given = {a.split("=", 1)[0] for a in args}
+    defaults = [d for d in ("trainer.steps=5", "trainer.threads=1", "probe.size=100") if d.split("=")[0] not in given]
+    work = tmp_path / "cwd"
+    work.mkdir()
+    full = ["run", *defaults, *args, f"hydra.run.dir={tmp_path / 'run'}", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    return invoke(full, work), tmp_path, work
 
 
 @pytest.mark.parametrize("case", list(BAD))
-def test_bad_input_is_one_line_and_creates_nothing(failures, case):
-    p, base, work = failures[case]
+def test_bad_input_is_one_line_and_creates_nothing(tiny_env, tmp_path, case):
+    p, base, work = bad_run(case, tmp_path)
     assert_one_line_error(p, *BAD[case][1])
     assert_nothing_created(base, work)
 
 
-def test_missing_data_names_the_expected_path(failures):
-    p, base, work = failures["missing-data"]
-    line = assert_one_line_error(p, str(failures["empty_root"]), "MNIST")
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["typo-key", "batch-over-train-size"])
+def test_bad_input_in_a_real_process_is_one_line_and_creates_nothing(tiny_env, tmp_path, case):
+    """The same, from a fresh interpreter: nothing printed at import or by Hydra's own logging adds a
+    line, and the exit code is the process's (one case before and one after the data is loaded)."""
+    args = BAD[case][0]
+    work = tmp_path / "cwd"
+    work.mkdir()
+    p = ics(["run", "trainer.steps=5", "trainer.threads=1", "probe.size=100", *args,
+             f"hydra.run.dir={tmp_path / 'run'}"], tiny_env, work)
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert_one_line_error(p, *BAD[case][1])
+    assert_nothing_created(tmp_path, work)
+
+
+def test_missing_data_names_the_expected_path(tiny_env, tmp_path, monkeypatch):
+    empty = tmp_path / "empty-root"
+    empty.mkdir()
+    monkeypatch.setenv("ICS_DATA_ROOT", str(empty))
+    work = tmp_path / "cwd"
+    work.mkdir()
+    p = invoke(["run", "trainer.steps=5", "trainer.threads=1", f"hydra.run.dir={tmp_path / 'run'}"], work)
+    line = assert_one_line_error(p, str(empty), "MNIST")
     assert "not found" in line or "expected" in line
-    assert_nothing_created(base, work)
+    assert_nothing_created(tmp_path, work)
 
 
-def test_failed_run_leaves_nothing_under_the_default_run_dir(failures):
-    p, base, work = failures["missing-data-default-run-dir"]
-    assert_one_line_error(p, str(failures["empty_root"]))
+def test_failed_run_leaves_nothing_under_the_default_run_dir(tiny_env, tmp_path, monkeypatch):
+    # Hydra's default run dir (runs/<date>/<time> under the cwd): nothing may be left in the cwd
+    empty = tmp_path / "empty-root"
+    empty.mkdir()
+    monkeypatch.setenv("ICS_DATA_ROOT", str(empty))
+    work = tmp_path / "cwd"
+    work.mkdir()
+    assert_one_line_error(invoke(["run", "trainer.steps=5", "trainer.threads=1"], work), str(empty))
     left = sorted(str(x.relative_to(work)) for x in work.rglob("*"))
     assert left == [], f"left behind in the working directory: {left}"
 
 
-def test_unknown_experiment_lists_experiments(failures):
-    p, base, work = failures["unknown-experiment"]
-    assert_one_line_error(p, "nope", "fig1")
-    assert list(work.iterdir()) == []
+def test_unknown_experiment_lists_experiments(tiny_env, cwd):
+    assert_one_line_error(invoke(["sweep", "nope"], cwd), "nope", "fig1")
+    assert list(cwd.iterdir()) == []
 
 
-def test_missing_data_in_a_sweep_fails_before_any_job(tiny_env, tmp_path):
+def test_missing_data_in_a_sweep_fails_before_any_job(tiny_env, tmp_path, monkeypatch):
     # every job of a sweep would fail on it: it is caught up front, in one line, with no sweep dir
-    env = dict(tiny_env, ICS_DATA_ROOT=str(tmp_path / "empty"))
+    monkeypatch.setenv("ICS_DATA_ROOT", str(tmp_path / "empty"))
     sweep = tmp_path / "sweep"
-    r = subprocess.run([sys.executable, "-m", "ics_cli.main", "run", "-m", "model.norm=none,batch",
-                        f"hydra.sweep.dir={sweep}"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    r = invoke(["run", "-m", "model.norm=none,batch", f"hydra.sweep.dir={sweep}"], tmp_path)
     assert r.returncode != 0
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: mnist data not found: expected ")
+    assert len(lines) == 1 and lines[0].startswith("error: mnist data not found: expected "), r.stderr
     assert str(tmp_path / "empty" / "MNIST" / "raw") in lines[0]
     assert not sweep.exists()
 
 
 def test_unknown_flag_is_one_line(tiny_env, tmp_path, cwd):
-    assert_one_line_error(ics(["run", "--foo"], tiny_env, cwd), "--foo", "--multirun")
+    assert_one_line_error(invoke(["run", "--foo"], cwd), "--foo", "--multirun")
     assert_nothing_created(tmp_path, cwd)
 
 
 def test_every_combination_of_a_sweep_is_checked_before_launch(tiny_env, tmp_path, cwd):
     # each value is fine on its own; only the combination (BN, batch 1) is invalid
-    p = ics(["run", "-m", "model.norm=none,batch", "trainer.batch_size=60,1", "probe.size=100",
-             f"hydra.sweep.dir={tmp_path / 'sweep'}"], tiny_env, cwd)
+    p = invoke(["run", "-m", "model.norm=none,batch", "trainer.batch_size=60,1", "probe.size=100",
+                f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd)
     assert_one_line_error(p, "trainer.batch_size=1", "model.norm=batch")
     assert_nothing_created(tmp_path, cwd)
 
 
 def test_probe_points_are_checked_against_the_model_before_a_sweep(tiny_env, tmp_path, cwd):
-    p = ics(["run", "-m", "probe.points=[nomatch]", "optim.lr=0.1,0.2", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
-            tiny_env, cwd)
+    p = invoke(["run", "-m", "probe.points=[nomatch]", "optim.lr=0.1,0.2", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+               cwd)
     assert_one_line_error(p, "nomatch", "h1.pre_act")
     assert_nothing_created(tmp_path, cwd)
 
@@ -266,14 +263,15 @@ def test_probe_points_are_checked_against_the_model_before_a_sweep(tiny_env, tmp
                                          (["config", "model.norm=none,batch"], "ics run -m"),
                                          (["config", "foo.bar=1"], "top-level keys")])
 def test_config_command_errors(tiny_env, cwd, args, needle):
-    assert_one_line_error(ics(args, tiny_env, cwd), needle)
+    assert_one_line_error(invoke(args, cwd), needle)
 
 
+@pytest.mark.slow  # in-process, but it trains four timed loops (tens of seconds on a busy machine)
 def test_bench_prints_every_loop_with_its_ratio(tiny_env, cwd):
     """`ics bench` runs end to end (random MNIST-shaped tensors, short loops): every loop is timed
     and compared with its baseline, and the checkpoint cost is stated. Speed itself is judged in
     the bench's output, never here."""
-    p = ics(["bench", "--synthetic", "--steps", "100", "--repeats", "1", "--cnn-steps", "0"], tiny_env, cwd, timeout=300)
+    p = invoke(["bench", "--synthetic", "--steps", "100", "--repeats", "1", "--cnn-steps", "0"], cwd)
     assert p.returncode == 0, p.stdout + p.stderr
     rows = {m.group(1): (float(m.group(2).replace(",", "")), float(m.group(3)))
             for m in re.finditer(r"│ (hand|ics|ics\+probes|ics\+probes\+ckpt) +│ ([\d.,]+) +│ ([\d.]+) +│", p.stdout)}

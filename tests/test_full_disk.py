@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from clirun import ICS, ics
 from runargs import assert_same_run, merged, record, reference_run
 
 pytestmark = pytest.mark.slow
-
-ICS = [sys.executable, "-m", "ics_cli.main"]
 RUN = ["trainer.steps=300", "trainer.checkpoint_every=100", "trainer.threads=1", "trainer.eval_every=100",
        "trainer.log_every=50", "probe.every=50", "probe.size=100", "probe.histogram_every=500",
        "model.widths=[32,32]"]
@@ -27,10 +25,6 @@ RUN = ["trainer.steps=300", "trainer.checkpoint_every=100", "trainer.threads=1",
 
 def _env(env: dict) -> dict:
     return {**env, "COLUMNS": "200", "NO_COLOR": "1"}
-
-
-def ics(args, env, cwd, timeout=300) -> subprocess.CompletedProcess:
-    return subprocess.run([*ICS, *args], env=_env(env), cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
 def lines(text: str) -> list:

@@ -3,8 +3,6 @@ changes any of it, these fail here, in one obvious place, not as a vague preflig
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import hydra
 import pytest
@@ -12,6 +10,8 @@ import pytest
 from ics_cli import hydra_compat as compat
 from ics_cli.hydra_compat import UserError
 from ics_cli.preflight import compose
+
+from clirun import invoke
 
 
 def test_hydra_is_the_version_this_module_was_written_for():
@@ -30,13 +30,13 @@ def test_sweep_expansion_order_and_precedence():
         compat.expand_sweep(["x=interval(0,1)"])  # the basic sweeper cannot run it: one line, not a crash
 
 
+@pytest.mark.slow
 def test_expansion_matches_the_jobs_hydra_launches(tiny_env, tmp_path):
     """The job list preflight checks is the job list Hydra runs (numbers, order, overrides)."""
     sweep = tmp_path / "sweep"
     args = ["optim.lr=0.1,1", "model.norm=none,batch", "trainer.steps=2", "trainer.threads=1", "probe=off",
             "trainer.eval_every=2"]
-    p = subprocess.run([sys.executable, "-m", "ics_cli.main", "run", "-m", *args, f"hydra.sweep.dir={sweep}"],
-                       env=tiny_env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    p = invoke(["run", "-m", *args, f"hydra.sweep.dir={sweep}"], tmp_path)
     assert p.returncode == 0, p.stdout + p.stderr
     ran = {}
     for d in sweep.iterdir():

@@ -9,6 +9,8 @@ from ics.config import Config, MLPConfig, MNISTConfig, ProbeConfig, SGDConfig, T
 from ics.record import Status
 from ics.train import Trainer
 
+pytestmark = pytest.mark.slow  # 3,000 steps on the real MNIST, twice
+
 
 @pytest.mark.real_data
 @pytest.mark.parametrize("norm", ["batch", "none"])

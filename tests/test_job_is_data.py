@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
+
+from clirun import ics
 
 from ics.config import Config, ConfigError, from_dict, to_dict
 from ics.record import names
@@ -24,7 +24,6 @@ from ics_cli import resume as resume_mod
 from ics_cli.errors import UserError
 from ics_cli.main import app
 
-ICS = [sys.executable, "-m", "ics_cli.main"]
 FAST = ["trainer.threads=1", "trainer.steps=20", "trainer.eval_every=10", "trainer.eval_log_points=0", "probe.size=100"]
 # what a hostile option would do if it were ever composed: write this file (callbacks, setup lines)
 PAYLOAD = """# @package _global_
@@ -204,11 +203,6 @@ def test_a_launch_into_a_run_folder_with_a_planted_hydra_link_is_refused(tiny_en
 
 # ----------------------------------------------------------------------------------------------
 # end to end: a hostile sweep folder resumed by someone else; an Optuna search
-
-
-def ics(args, env, cwd, timeout=600) -> subprocess.CompletedProcess:
-    env = {**env, "COLUMNS": "200", "NO_COLOR": "1"}
-    return subprocess.run([*ICS, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.mark.slow

@@ -8,11 +8,14 @@ import pkgutil
 import subprocess
 import sys
 
+import pytest
+
 import ics
 from ics.config import GROUPS, KINDS, Config, to_dict
 from ics.registry import DATASETS, INSTRUMENTS, MODELS, OPTIMIZERS
 
 
+@pytest.mark.slow
 def test_library_imports_without_hydra():
     """Every module of ics, imported in a fresh interpreter where `import hydra` fails."""
     code = """

@@ -14,7 +14,7 @@ from torch import nn
 import ics  # noqa: F401  (fills the registries)
 from ics.config import (BNNoiseConfig, BNStatsConfig, Config, DLNConfig, GaussianRegressionConfig, GradICSConfig,
                         LandscapeConfig, MLPConfig, MNISTConfig, ReportConfig, SGDConfig, TrainerConfig, WeightsConfig)
-from ics.data import DataBundle, load_data
+from ics.data import load_data
 from ics.instruments import Batch, RunContext
 from ics.instruments.bn_stats import precise_statistics
 from ics.instruments.grad_ics import GradientICS

@@ -54,7 +54,10 @@ def test_batch_statistics_norms_are_per_unit_over_the_batch():
         mod = NORMS[norm](5, False, MLPConfig(norm=norm, norm_p=p, bn_eps=1e-12)).double().train()
         with torch.no_grad():
             mod.weight.uniform_(0.5, 2), mod.bias.uniform_(-1, 1)
-        call = lambda t: copy.deepcopy(mod)(t)  # a fresh copy each time: the running statistics stay put
+
+        def call(t, mod=mod):  # a fresh copy each time: the running statistics stay put
+            return copy.deepcopy(mod)(t)
+
         base = call(z)
         scaled = z.clone()
         scaled[:, 2] *= 7.0

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # builds a wheel with pip (a subprocess, ~10 s)
+
 REPO = Path(__file__).resolve().parent.parent
 # build from a copy: building in place would write build/ and *.egg-info into the working tree
 SKIP = shutil.ignore_patterns(".venv", ".git", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache",

@@ -99,6 +99,7 @@ def test_artifacts_written(sweep, report):
     assert list(out.glob("groups/*/events.out.tfevents.*")), "no TensorBoard group run in the report dir"
 
 
+@pytest.mark.slow  # two more whole reports of the sweep (the fast tier makes one, in the `report` fixture)
 def test_rerun_replaces_the_tensorboard_report(sweep, tmp_path):
     out = tmp_path / "rep"
     make_report(sweep, out)
@@ -143,6 +144,7 @@ def test_tolerance_groups_and_table(report):
         assert name in md
 
 
+@pytest.mark.slow  # another whole report
 def test_single_run_skips_lr_figure(sweep, tmp_path):
     run = next(sweep.glob("0_*"))
     res = make_report(run, tmp_path / "rep")
@@ -279,7 +281,6 @@ def test_density_at_four_steps_each_column_on_one_x_axis(tmp_path):
     assert [ax.get_title() for ax in axes[:4]] == ["step 0", "step 10", "step 20", "step 60"]  # ~0, 2%, 10%, end
     assert all(ax.get_ylabel().endswith("density") for ax in axes if ax.get_subplotspec().colspan.start == 0)
     # robust limits: one blown-up curve is clipped instead of flattening the rest
-    import numpy as np
 
     lo, hi = robust_limits([np.linspace(-1, 1, 1000), np.array([-36.0])])
     assert -1.3 < lo < -1 and 1 < hi < 1.3
@@ -300,6 +301,7 @@ def test_a_blown_up_panel_is_clipped_not_allowed_to_flatten_the_others():
     sigmoid = [SimpleNamespace(config={"model.activation": "sigmoid"})] * 5
     limits, clipped = percentile_limits(sigmoid, calm + [[np.linspace(-8000, 5, 200)]])
     assert limits == (-1.5 * 4.36, 1.5 * 4.36) and clipped == [4]
+@pytest.mark.slow  # twelve trainings with every instrument, then a report
 def test_normalizer_table_and_figure(tmp_path):
     """A sweep over normalisers beyond none/batch gets the per-normaliser table (accuracy, drift,
     grad-ICS cos, scale-invariant β, effective LR, each mean ± CI over seeds) and figure; the

@@ -46,6 +46,9 @@ def sweep(tmp_path_factory) -> Path:
     return make_sweep(tmp_path_factory.mktemp("baseline"), ["model.norm=batch", "model.dropout=0"])
 
 
+# each test below makes a whole report of a sweep it trains (seconds each): slow; the parsing of a
+# baseline value is fast
+@pytest.mark.slow
 @pytest.mark.parametrize("field", ["final_test_acc", "final_test_loss"])
 def test_every_group_against_the_baseline(sweep, field):
     res = make_report(sweep)
@@ -63,6 +66,7 @@ def test_every_group_against_the_baseline(sweep, field):
         assert rows[label][3] == f"{w.diff:+.4f}" and rows[label][-1] == "3/3"
 
 
+@pytest.mark.slow
 def test_the_headline_leads_with_the_baseline_contrasts(sweep, capsys):
     make_report(sweep)
     first, second = capsys.readouterr().out.splitlines()[:2]
@@ -71,6 +75,7 @@ def test_the_headline_leads_with_the_baseline_contrasts(sweep, capsys):
                              "final test acc "), second
 
 
+@pytest.mark.slow
 def test_a_baseline_that_matches_no_group_is_a_note_not_a_table(tmp_path, capsys):
     res = make_report(make_sweep(tmp_path, ["model.norm=layer"]))
     assert not any(t.title.startswith("Each group against") for t in res["tables"])

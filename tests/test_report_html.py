@@ -17,8 +17,9 @@ from ics.train import Trainer
 from test_report import GOOD_LR, PNG_MAGIC, cfg, tiny_data
 
 BROWSER = next((b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
-pytestmark = pytest.mark.skipif(BROWSER is None, reason="no headless Chromium (apt-get install chromium; .ci/run "
-                                                        "installs it when it runs as root)")
+# the browser tests are slow (a browser per check, and a sweep to report); the escaping of the page's
+# text needs no browser and runs everywhere
+NO_BROWSER = "no headless Chromium (apt-get install chromium; .ci/run installs it when it runs as root)"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000"]
 
 
@@ -40,6 +41,8 @@ def browser_check(page) -> dict:
     return json.loads(html.unescape(m.group(1)))
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(BROWSER is None, reason=NO_BROWSER)
 def test_every_image_loads_without_a_script_error(report, tmp_path):
     page = report["report_html"]
     check = browser_check(page)
@@ -51,6 +54,7 @@ def test_every_image_loads_without_a_script_error(report, tmp_path):
     assert p.returncode == 0 and shot.read_bytes()[:8] == PNG_MAGIC and shot.stat().st_size > 50_000, p.stderr[-2000:]
 
 
+@pytest.mark.slow  # its `report` fixture trains two runs and reports them; it needs no browser: never skipped
 def test_the_page_is_self_contained(report):
     text = report["report_html"].read_text()
     assert not re.search(r'(src|href)="(?!data:)', text)  # nothing fetched: no file, no server, no network
@@ -59,6 +63,8 @@ def test_the_page_is_self_contained(report):
     assert text.index(headline) < text.index("<figure")  # the answer before the figures
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(BROWSER is None, reason=NO_BROWSER)
 def test_the_check_catches_a_broken_image_and_a_script_error(report, tmp_path):
     """The same check on a damaged copy: what the first test relies on can fail."""
     text = report["report_html"].read_text()

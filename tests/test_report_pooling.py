@@ -4,8 +4,6 @@ contrast, and below three seeds it gives no interval instead of a meaningless on
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 
 import pytest
 import yaml
@@ -13,6 +11,8 @@ import yaml
 from ics.analysis import make_report
 from ics.config import ConfigError
 from ics.record import Status, Summary, write_summary
+
+from clirun import invoke
 
 CHANCE = 0.1
 # final test accuracy per (norm, seed): BN ahead by about 0.01 with some spread between seeds
@@ -103,13 +103,11 @@ def test_several_paths_need_an_out(three):
 
 def test_report_takes_several_paths_on_the_command_line(three, tmp_path):
     out = tmp_path / "compare"
-    p = subprocess.run([sys.executable, "-m", "ics_cli.main", "report", str(three / "10-00-00"),
-                        str(three / "11-00-00"), "--out", str(out)], capture_output=True, text=True)
+    p = invoke(["report", str(three / "10-00-00"), str(three / "11-00-00"), "--out", str(out)])
     assert p.returncode == 0, p.stderr
     assert p.stdout.startswith("BN vs no BN: final test acc +0.0097 [95% CI")
     assert (out / "report.html").is_file() and (out / "report.md").is_file()
-    p = subprocess.run([sys.executable, "-m", "ics_cli.main", "report", str(three / "10-00-00"),
-                        str(three / "11-00-00")], capture_output=True, text=True)
+    p = invoke(["report", str(three / "10-00-00"), str(three / "11-00-00")])
     assert p.returncode != 0 and "Traceback" not in p.stderr
     assert p.stderr.strip().splitlines() == ["error: 2 folders are reported together: give --out, a new folder for "
                                               "the report (the default, <dir>/report, belongs to one sweep)"]
@@ -124,8 +122,7 @@ def test_report_takes_several_paths_on_the_command_line(three, tmp_path):
 def test_bad_out_folders_are_one_line(three, tmp_path, out, says):
     (tmp_path / "a_file").write_text("x")
     target = {"parent": str(three)}.get(out, out)
-    p = subprocess.run([sys.executable, "-m", "ics_cli.main", "report", str(three / "10-00-00"), "--out", target],
-                       capture_output=True, text=True, cwd=tmp_path)
+    p = invoke(["report", str(three / "10-00-00"), "--out", target], tmp_path)
     assert p.returncode != 0 and "Traceback" not in p.stderr, p.stderr
     (line,) = p.stderr.strip().splitlines()
     assert line.startswith("error: --out ") and says in line, line
@@ -133,8 +130,7 @@ def test_bad_out_folders_are_one_line(three, tmp_path, out, says):
 
 
 def test_the_same_folder_twice_is_refused(three, tmp_path):
-    p = subprocess.run([sys.executable, "-m", "ics_cli.main", "report", str(three / "10-00-00"),
-                        str(three / "10-00-00") + "/", "--out", str(tmp_path / "x")], capture_output=True, text=True)
+    p = invoke(["report", str(three / "10-00-00"), str(three / "10-00-00") + "/", "--out", str(tmp_path / "x")])
     assert p.returncode != 0 and "Traceback" not in p.stderr
     (line,) = p.stderr.strip().splitlines()
     assert "is given twice" in line and not (tmp_path / "x").exists()

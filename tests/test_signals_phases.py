@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
 
+from clirun import ICS, ics
 from runargs import assert_same_run, merged, record, reference_run
 
 pytestmark = pytest.mark.slow
-
-ICS = [sys.executable, "-m", "ics_cli.main"]
 STEPS = 300
 RUN = [f"trainer.steps={STEPS}", "trainer.checkpoint_every=100", "trainer.threads=1", "trainer.eval_every=100",
        "trainer.log_every=50", "probe.every=50", "probe.size=100", "probe.histogram_every=500",
@@ -34,10 +32,6 @@ PAIR_GAP_SEC = 0.03  # part of the scenario (a second signal 30 ms after the fir
 
 def _env(env: dict) -> dict:
     return {**env, "COLUMNS": "200", "NO_COLOR": "1"}
-
-
-def ics(args, env, cwd, timeout=300) -> subprocess.CompletedProcess:
-    return subprocess.run([*ICS, *args], env=_env(env), cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -22,9 +21,8 @@ from typing import Dict, List, Optional
 import pytest
 
 from ics.record import names
+from clirun import finish, ics, start
 from runargs import assert_same_run, merged, record
-
-ICS = [sys.executable, "-m", "ics_cli.main"]
 RUN = ["trainer.threads=1", "trainer.checkpoint_every=200", "trainer.eval_every=100", "trainer.log_every=50",
        "probe.every=50", "probe.size=100", "probe.histogram_every=500", "model.widths=[64,64]"]
 
@@ -54,7 +52,7 @@ def _no_scheduler() -> Optional[str]:
 
 
 NO_SCHEDULER = _no_scheduler()
-pytestmark = pytest.mark.skipif(NO_SCHEDULER is not None, reason=NO_SCHEDULER or "")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(NO_SCHEDULER is not None, reason=NO_SCHEDULER or "")]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -65,20 +63,6 @@ def _env(root: Path) -> Dict[str, str]:
     env = {**os.environ, "ICS_DATA_ROOT": str(root), "COLUMNS": "200", "NO_COLOR": "1"}
     env.pop("HYDRA_FULL_ERROR", None)
     return env
-
-
-def ics(args: List[str], env, cwd, timeout=600) -> subprocess.CompletedProcess:
-    return subprocess.run([*ICS, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-
-
-def start(args: List[str], env, cwd) -> subprocess.Popen:
-    return subprocess.Popen([*ICS, *args], env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-
-
-def finish(proc: subprocess.Popen, timeout=600) -> subprocess.CompletedProcess:
-    out, err = proc.communicate(timeout=timeout)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def jobs_numbered(sweep: Path, num: int) -> List[Path]:
@@ -290,7 +274,7 @@ def test_scancel_of_one_job_the_other_completes_and_resume_finishes_it(env, tmp_
     assert cancelled["status"] == "interrupted" and 0 < cancelled["steps"], cancelled["status"]
     assert (job_dir(sweep, 1) / "checkpoint.pt").is_file()
     assert re.search(rf"│ 1 +│[^\n]*│ interrupted @ {cancelled['steps']} \(resumable\)", out), out
-    assert f"ended CANCELLED without a result" in out and f"ics resume {sweep}" in out, out
+    assert "ended CANCELLED without a result" in out and f"ics resume {sweep}" in out, out
     err = "".join(f.read_text() for f in (sweep / ".submitit" / sid).glob("*_log.err"))
     assert f"interrupted by SIGTERM at step {cancelled['steps']}" in err, err
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 from ics.record import RunLock, Status, Summary, names, write_summary
+
+from clirun import invoke
 
 
 def job(d: Path, status: Status, steps: int, total: int, acc=None) -> Path:
@@ -69,11 +69,9 @@ def test_corrupt_files_are_one_line_notes_and_names_are_printed_safely(tmp_path)
     text = "\n".join(out)
     assert "\x1b" not in text and "bad?[2Jname  run  unreadable" in text, text
     assert "note: jobs.json does not read" in text
-    p = subprocess.run([sys.executable, "-m", "ics_cli.main", "status", str(tmp_path)], capture_output=True, text=True,
-                       timeout=60)
+    p = invoke(["status", str(tmp_path)])
     assert p.returncode == 0 and "Traceback" not in p.stdout + p.stderr and p.stdout.strip(), p.stdout + p.stderr
-    p = subprocess.run([sys.executable, "-m", "ics_cli.main", "status", str(tmp_path / "nothing")], capture_output=True,
-                       text=True, timeout=60)
+    p = invoke(["status", str(tmp_path / "nothing")])
     assert p.returncode == 2 and p.stderr.strip().count("\n") == 0 and "is not a directory" in p.stderr
 
 

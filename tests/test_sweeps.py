@@ -2,26 +2,22 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from clirun import ics
 
 # probe.size: the probe set is drawn from the tiny test split (200 examples)
 TINY = ["trainer.steps=40", "trainer.eval_every=20", "trainer.log_every=10", "probe.every=20", "probe.size=100",
         "trainer.threads=1", "trainer.checkpoint_every=0"]
 
 
-def ics(args, env, cwd, timeout=300):
-    return subprocess.run([sys.executable, "-m", "ics_cli.main", *args], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout)
-
-
 def summaries(sweep: Path) -> dict:
     return {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("*/summary.json")}
 
 
+@pytest.mark.slow
 def test_divergence_does_not_kill_the_sweep(tiny_env, tmp_path):
     sweep = tmp_path / "sweep"
     r = ics(["run", "-m", "model.norm=none", "optim.lr=0.1,1e7", *TINY, f"hydra.sweep.dir={sweep}"], tiny_env, tmp_path)
@@ -47,6 +43,7 @@ def test_divergence_does_not_kill_the_sweep(tiny_env, tmp_path):
     assert all("hydra.sweep.dir" not in n and "model.norm" not in n for n in names)
 
 
+@pytest.mark.slow
 def test_joblib_launcher_runs_jobs_in_parallel_with_a_fair_thread_share(tiny_env, tmp_path):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     sweep = tmp_path / "sweep"
@@ -62,6 +59,7 @@ def test_joblib_launcher_runs_jobs_in_parallel_with_a_fair_thread_share(tiny_env
     assert all(s["status"] == "completed" and 1 <= s["threads"] <= share for s in runs.values())
 
 
+@pytest.mark.slow
 def test_submitit_local_launcher(tiny_env, tmp_path):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     sweep = tmp_path / "sweep"
@@ -74,6 +72,7 @@ def test_submitit_local_launcher(tiny_env, tmp_path):
     assert list(sweep.glob(".submitit/*")), "jobs did not go through submitit"
 
 
+@pytest.mark.slow
 def test_hparams_land_in_the_jobs_own_run_dir(tiny_env, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import plugin_data_pb2
@@ -107,6 +106,7 @@ def test_hparams_land_in_the_jobs_own_run_dir(tiny_env, tmp_path):
         assert "hparams/final_test_acc" in acc.Tags()["scalars"]
 
 
+@pytest.mark.slow
 def test_named_study_runs_as_a_sweep(tiny_env, tmp_path):
     sweep = tmp_path / "sweep"
     # fig1 also sweeps the seed: one seed keeps this at one job per norm (a command-line value
@@ -134,6 +134,7 @@ def test_names_keep_values_as_typed_and_say_what_was_swept():
     assert sweep_name({}) == "sweep" and sweep_name({"hydra.launcher.n_jobs": [1, 2]}) == "sweep"
 
 
+@pytest.mark.slow
 def test_an_ad_hoc_sweep_is_named_by_its_keys_and_an_unswept_job_by_its_number(tiny_env, tmp_path):
     r = ics(["run", "-m", "trainer.seed=0", "grad_ics=on", *TINY], tiny_env, tmp_path)
     assert r.returncode == 0, r.stderr

@@ -18,13 +18,8 @@ from pathlib import Path
 
 import pytest
 
-ICS = [sys.executable, "-m", "ics_cli.main"]
+from clirun import ICS, ics, invoke
 FAST = ["trainer.threads=1", "trainer.eval_every=20", "probe.every=20", "probe.size=100", "trainer.log_every=10"]
-
-
-def ics(args, env, cwd, timeout=300, extra_env=None):
-    env = {**env, "COLUMNS": "200", "NO_COLOR": "1", **(extra_env or {})}
-    return subprocess.run([*ICS, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -59,6 +54,7 @@ def zsh_candidates(answer: str) -> dict:
     return out
 
 
+@pytest.mark.slow
 def test_completion_of_commands_groups_options_and_keys(tiny_env):
     env = {**tiny_env, "PROG_NAME": "ics"}
     assert {"run", "resume", "report"} <= set(complete_bash("ics r", 1, env))
@@ -80,6 +76,7 @@ def test_completion_of_commands_groups_options_and_keys(tiny_env):
         complete_zsh("ics run model=cnn model.k", env)
 
 
+@pytest.mark.slow
 def test_zsh_adds_no_space_after_a_key_and_one_after_a_value(tiny_env):
     """Typer's zsh answer (_arguments) adds a space after every candidate, so `model.nor<Tab>` gave
     `model.norm= `. A key= now goes to _describe with compadd's -S '' (no suffix); values keep the space."""
@@ -92,6 +89,7 @@ def test_zsh_adds_no_space_after_a_key_and_one_after_a_value(tiny_env):
                                                                          "model.norm=batch_renorm": True}
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed (.ci/run installs it where it can)")
 def test_the_zsh_answer_is_valid_zsh(tiny_env, tmp_path):
     """The answer evaluated by a real zsh, through the function `ics` installs: _describe (a stand-in that
@@ -116,6 +114,7 @@ def test_the_zsh_answer_is_valid_zsh(tiny_env, tmp_path):
                                      "describe -t values value _ics_c", "model.norm=batch", "model.norm=batch_renorm"]
 
 
+@pytest.mark.slow
 def test_completion_after_commas_of_list_and_of_a_study_from_a_config_dir(tiny_env, tmp_path):
     env = {**tiny_env, "PROG_NAME": "ics"}
     assert complete_bash("ics run model.norm = none,b", 4, env) == ["none,batch", "none,batch_renorm"]  # the value after the comma
@@ -136,6 +135,7 @@ def test_completion_after_commas_of_list_and_of_a_study_from_a_config_dir(tiny_e
     assert complete_bash("ics run 'hydra.searchpath=[file://x y", 2, env) == []  # an open quote: no traceback
 
 
+@pytest.mark.slow
 def test_completion_imports_neither_torch_nor_hydra(tiny_env):
     """What keeps a Tab fast (README: the time measured): the completion path imports no torch, Hydra or
     OmegaConf, not even for the values of a registry-backed key (model.activation=)."""
@@ -164,6 +164,7 @@ def test_registry_names_read_from_the_sources_match_the_registries():
     assert scanned == {r.kind: set(r.keys()) for r in registries}
 
 
+@pytest.mark.slow
 def test_install_and_show_completion_exist(tiny_env):
     p = subprocess.run([*ICS, "--show-completion", "bash"], env={**tiny_env, "SHELL": "/bin/bash"},
                        capture_output=True, text=True, timeout=60)
@@ -341,6 +342,7 @@ def test_a_regression_sweep_closing_table_says_r2(tmp_path):
     assert columns(r2)[3:5] == ("final test R²", "best test R²") and columns(r2 + acc) == COLUMNS == columns(acc)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("columns", [160, 80])
 def test_live_sweep_view_on_a_terminal(tiny_env, tmp_path, columns):
     sweep = tmp_path / "sweep"
@@ -356,6 +358,7 @@ def test_live_sweep_view_on_a_terminal(tiny_env, tmp_path, columns):
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0_model.norm=none", "1_model.norm=batch"]
 
 
+@pytest.mark.slow
 def test_plain_progress_lines_without_a_terminal(tiny_env, tmp_path):
     run = tmp_path / "run"
     p = ics(["run", "trainer.steps=600", "trainer.progress_every_sec=0.01", *FAST, f"hydra.run.dir={run}"],
@@ -372,6 +375,7 @@ def test_plain_progress_lines_without_a_terminal(tiny_env, tmp_path):
     assert prog["step"] == 600 and prog["steps"] == 600
 
 
+@pytest.mark.slow
 def test_a_sweep_without_a_terminal_logs_timestamped_progress_and_n_of_n_done(tiny_env, tmp_path):
     sweep = tmp_path / "sweep"
     p = ics(["run", "-m", "model.norm=none,batch", "trainer.steps=600", "trainer.progress_every_sec=0.5", *FAST,
@@ -434,6 +438,7 @@ def _post(url: str, body: dict):
         return json.loads(r.read())
 
 
+@pytest.mark.slow
 def test_tensorboard_serves_a_sweep(tiny_env, tmp_path):
     from ics_cli.tensorboard import command, free_port
 
@@ -495,6 +500,7 @@ def _children(pid: int) -> list:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT", "SIGHUP"])
 def test_a_signal_to_ics_tensorboard_stops_tensorboard_too(tmp_path, signum):
@@ -534,10 +540,11 @@ def test_a_host_other_machines_reach_is_warned_about_and_an_empty_one_refused(tm
     assert "reachable from other machines" in exposure("192.168.1.5")
     assert "no password" in exposure("myhost.example")
     (tmp_path / "events.out.tfevents.1.host.0.0").write_bytes(b"")
-    p = ics(["tensorboard", str(tmp_path), "--host", "", "--no-open"], dict(os.environ), tmp_path, timeout=60)
+    p = invoke(["tensorboard", str(tmp_path), "--host", "", "--no-open"], tmp_path)  # refused before it starts one
     assert p.returncode != 0 and one_line(p).startswith("error: --host is empty; allowed: ")
 
 
+@pytest.mark.slow
 def test_tensorboard_errors_are_shown_and_the_host_is_checked(tmp_path):
     (tmp_path / "events.out.tfevents.1.host.0.0").write_bytes(b"")
     p = ics(["tensorboard", str(tmp_path), "--host", "192.0.2.1", "--no-open"], dict(os.environ), tmp_path, timeout=60)
@@ -565,7 +572,16 @@ def one_line(p) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("args, needle", [
+FAST_BAD = ("probe.size=", "data.val_size=", "hydra.run.dir=")  # see test_more_bad_inputs
+
+
+def _tier_bad(cases):
+    for args, needle in cases:
+        fast = any(a.startswith(FAST_BAD) for a in args)
+        yield pytest.param(args, needle, marks=[] if fast else [pytest.mark.slow])
+
+
+@pytest.mark.parametrize("args, needle", _tier_bad([
     (["trainer.threads=999"], "trainer.threads=999 is invalid: this machine has"),
     (["optim.lr=inf"], "optim.lr=inf is invalid: must be a finite number > 0"),
     (["probe.size=5000"], "probe.size=5000 is invalid: must be <= the test split size (200"),
@@ -579,15 +595,17 @@ def one_line(p) -> str:
     (["model.norm=layer", "bn_noise=on"], "bn_noise.enabled=true is invalid with model.norm=layer: it needs a normaliser with batch"),
     (["model.norm=group"], "model.norm_groups=32 is invalid for a block of 100 units"),
     (["model.norm=lp", "model.norm_p=3"], "model.norm_p='3' is invalid: allowed: 1, 2, inf"),
-])
+]))
 def test_more_bad_inputs(tiny_env, tmp_path, args, needle):
+    """In-process; each value's rule is tested directly in test_config.py, so the fast tier keeps the
+    cases known only once the data is read (probe.size, data.val_size) and the run-dir check."""
     probe = [] if any(a.startswith("probe.size") for a in args) else ["probe.size=100"]  # the tiny test split: 200
-    line = one_line(ics(["run", *args, *probe], tiny_env, tmp_path))
+    line = one_line(invoke(["run", *args, *probe], tmp_path))
     assert needle in line, line
     assert not list(tmp_path.iterdir()), "something was written"
 
 
-def test_corrupt_idx_files_are_named(tiny_env, tmp_path):
+def test_corrupt_idx_files_are_named(tiny_env, tmp_path, monkeypatch):
     import shutil
 
     root = tmp_path / "data"
@@ -598,9 +616,10 @@ def test_corrupt_idx_files_are_named(tiny_env, tmp_path):
     images.write_bytes(bytes(data))
     cwd = tmp_path / "cwd"
     cwd.mkdir()
-    line = one_line(ics(["run"], {**tiny_env, "ICS_DATA_ROOT": str(root)}, cwd))
+    monkeypatch.setenv("ICS_DATA_ROOT", str(root))
+    line = one_line(invoke(["run"], cwd))
     assert str(images) in line and "magic number" in line
     data[3] = 0x03
     images.write_bytes(bytes(data[:-100]))  # truncated
-    line = one_line(ics(["run"], {**tiny_env, "ICS_DATA_ROOT": str(root)}, cwd))
+    line = one_line(invoke(["run"], cwd))
     assert str(images) in line and "truncated" in line

@@ -6,21 +6,15 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-ICS = [sys.executable, "-m", "ics_cli.main"]
+from clirun import ICS, ics
 ROOT = Path(__file__).resolve().parent.parent
 FAST = ["trainer.threads=1", "trainer.steps=20", "trainer.eval_every=10", "trainer.eval_log_points=0",
         "probe.size=100"]
-
-
-def ics(args, env, cwd, timeout=300) -> subprocess.CompletedProcess:
-    env = {**env, "COLUMNS": "200", "NO_COLOR": "1"}
-    return subprocess.run([*ICS, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
 def one_line_error(p: subprocess.CompletedProcess, needle: str) -> str:
@@ -129,6 +123,7 @@ def test_a_symlinked_job_folder_is_listed_as_unreadable_and_not_written_through(
     assert sorted(str(f) for f in elsewhere.rglob("*")) == before
 
 
+@pytest.mark.slow
 def test_a_busy_tensorboard_port_is_one_line(tmp_path):
     import os
     import socket

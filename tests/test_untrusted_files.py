@@ -141,7 +141,22 @@ CASES = ([(names.SUMMARY, c) for c in SUMMARY_CASES]
          + [(names.PLANNED_JOBS, c) for c in ("empty", "binary", "truncated", "numbers", "latin1")])
 
 
-@pytest.mark.parametrize("name, how", CASES, ids=[f"{n}-{h}" for n, h in CASES])
+# the files whose damage takes the most distinct paths: the record (the job becomes unreadable, a resume
+# still works) and the checkpoint (every loader must refuse it, nothing unpickled)
+FAST_FILES = {names.SUMMARY, names.CHECKPOINT}
+
+
+def _tiered(cases):
+    """Each case is a whole report (figures included: seconds each): the first damage of each file of
+    FAST_FILES is in the fast tier; every other case is slow."""
+    seen = set()
+    for name, how in cases:
+        marks = [pytest.mark.slow] if name in seen or name not in FAST_FILES else []
+        seen.add(name)
+        yield pytest.param(name, how, marks=marks, id=f"{name}-{how}")
+
+
+@pytest.mark.parametrize("name, how", list(_tiered(CASES)))
 def test_a_damaged_file_is_one_line_and_the_report_goes_on(clean_sweep, tmp_path, name, how):
     sweep = tmp_path / "sweep"
     shutil.copytree(clean_sweep, sweep)
@@ -191,22 +206,19 @@ def test_a_damaged_file_is_one_line_and_the_report_goes_on(clean_sweep, tmp_path
 
 
 def test_the_report_lists_an_unreadable_job_in_one_line_on_the_command_line(clean_sweep, tmp_path, tiny_env):
-    import subprocess
-    import sys
+    from clirun import invoke
 
     sweep = tmp_path / "sweep"
     shutil.copytree(clean_sweep, sweep)
     (sweep / JOB / names.SUMMARY).write_bytes(BINARY)
     (sweep / "0_optim.lr=0.1" / ".hydra" / "config.yaml").write_bytes(BINARY)
-    p = subprocess.run([sys.executable, "-m", "ics_cli.main", "report", str(sweep)], env={**tiny_env, "COLUMNS": "250"},
-                       cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    p = invoke(["report", str(sweep)], tmp_path, extra_env={"COLUMNS": "250"})
     assert p.returncode == 0 and "Traceback" not in p.stdout + p.stderr, p.stdout + p.stderr
     assert "unreadable (summary.json: not UTF-8 text" in p.stdout, p.stdout
     assert ".hydra/config.yaml: not UTF-8 text" in p.stdout, p.stdout
 
     (sweep / JOB / names.CHECKPOINT).write_bytes(b"")
-    p = subprocess.run([sys.executable, "-m", "ics_cli.main", "resume", str(sweep / JOB)], env=tiny_env, cwd=tmp_path,
-                       capture_output=True, text=True, timeout=300)
+    p = invoke(["resume", str(sweep / JOB)], tmp_path)
     assert p.returncode == 2 and "Traceback" not in p.stderr, p.stdout + p.stderr
     err = p.stderr.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: cannot read checkpoint") and "empty" in err[0], p.stderr

@@ -7,8 +7,6 @@ with the checkpoint: the step `ics report` shows is the step `ics resume` contin
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -71,6 +69,7 @@ def run_killed_at(d: Path, n: int, monkeypatch) -> bool:
     return count["dead"]
 
 
+@pytest.mark.slow  # one short training per file write of the run, until a run completes (dozens)
 def test_a_reader_never_sees_a_checkpoint_newer_than_the_record(tmp_path, monkeypatch):
     n, seen = 0, set()
     while True:
@@ -91,11 +90,9 @@ def test_a_reader_never_sees_a_checkpoint_newer_than_the_record(tmp_path, monkey
     assert seen == {10, 20, 30} and n > 10  # every checkpoint, each killed around at every write
 
 
-def test_resume_removes_the_temporary_files_a_killed_run_left(tmp_path):
+def test_resume_removes_the_temporary_files_a_killed_run_left(tmp_path, dead_pid):
     run = tmp_path / "run"
     run.mkdir()
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    dead_pid = int(dead.stdout)  # a process that has ended
     target = tmp_path / "elsewhere.txt"
     target.write_text("keep me")
     left = [run / f".checkpoint.pt.{dead_pid}.tmp", run / f".summary.json.{dead_pid}.tmp",
@@ -117,7 +114,7 @@ def test_resume_removes_the_temporary_files_a_killed_run_left(tmp_path):
     assert target.read_text() == "keep me"
 
 
-def test_a_resumed_run_leaves_no_temporary_file(tmp_path, monkeypatch):
+def test_a_resumed_run_leaves_no_temporary_file(tmp_path, monkeypatch, dead_pid):
     """End to end in-process: die in the middle of writing the checkpoint (its temporary file is
     on disk), then resume: the leftover is gone and the run completes."""
     import ics.train.checkpoint as ckpt
@@ -151,8 +148,7 @@ def test_a_resumed_run_leaves_no_temporary_file(tmp_path, monkeypatch):
     left = list(d.glob(".checkpoint.pt.*.tmp"))
     assert left, "the simulated kill left no temporary file"
     # the leftover carries this (live) process's pid: give it a dead one, as after a real kill
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    os.rename(left[0], d / f".checkpoint.pt.{int(dead.stdout)}.tmp")
+    os.rename(left[0], d / f".checkpoint.pt.{dead_pid}.tmp")
     assert read_job(d).summary.steps == step_of(d / names.CHECKPOINT) == 10
     s = train_and_evaluate(cfg(), d, data=tiny_data(), resume="require")
     assert str(s.status) == "completed" and s.resumed_at == [10]

@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,8 @@ from ics.config import Config, ConfigError, MLPConfig, MNISTConfig, SGDConfig, T
 import datagen
 from ics.data import DataBundle
 from ics.train import Trainer
+
+from clirun import invoke
 
 EVENTS = "events.out.tfevents.*"
 
@@ -246,8 +246,7 @@ def test_an_out_inside_the_reported_folder_is_refused_but_its_own_report_is_not(
 def test_report_out_run_on_the_command_line(sweep, tiny_env, tmp_path):
     run = job(sweep, 1)
     before = snapshot(run)
-    p = subprocess.run([sys.executable, "-m", "ics_cli.main", "report", str(run), "--out", str(run)], env=tiny_env,
-                       cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    p = invoke(["report", str(run), "--out", str(run)], tmp_path)
     err = p.stderr.strip().splitlines()
     assert p.returncode == 2 and len(err) == 1 and err[0].startswith("error: ") and "run or sweep folder" in err[0], \
         p.stdout + p.stderr

@@ -7,18 +7,17 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import datagen
-from ics.config import KINDS, Config, ConfigError, from_dict, validate
+from ics.config import from_dict, validate
 from ics_cli import configdirs
 from ics_cli.hydra_compat import UserError
-from ics_cli.preflight import check_jobs, compose, preflight, use
+from ics_cli.preflight import compose, preflight, use
 
-ICS = [sys.executable, "-m", "ics_cli.main"]
+from clirun import ics
 GUIDE = Path(__file__).resolve().parent.parent / "docs" / "guide.md"
 SHIPPED_FILES = sorted(configdirs.shipped_dir().glob("*/*.yaml"))
 # options that need a value to be complete (image_folder's folder has no default)
@@ -74,7 +73,21 @@ def user_dir(tmp_path) -> Path:
 # the shipped folder
 
 
-@pytest.mark.parametrize("path", SHIPPED_FILES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def _first_of_each_group(paths):
+    """Each file, the first of each group in the fast tier (test_config.py composes every option there
+    too, through Hydra's compose); the others slow."""
+    seen = set()
+    for p in paths:
+        yield pytest.param(p, marks=[pytest.mark.slow] if p.parent.name in seen else [], id=f"{p.parent.name}/{p.stem}")
+        seen.add(p.parent.name)
+
+
+# a study's pre-run check composes and checks every job (seconds each): fig1 (the paper's), a CIFAR study
+# and a deep linear network's (gradient_ics) in the fast tier, every study in the slow one
+FAST_STUDIES = {"fig1", "cnn_cifar10", "gradient_ics"}
+
+
+@pytest.mark.parametrize("path", list(_first_of_each_group(SHIPPED_FILES)))
 def test_every_shipped_option_file_composes_and_validates(path):
     group, option = path.parent.name, path.stem
     cfg = from_dict(compose([f"{group}={option}", *NEEDS.get((group, option), [])]))
@@ -99,7 +112,8 @@ def test_design_card_variants_are_in_configs_model():
             "cnn_sigmoid_bn", "cnn_sigmoid_nobn", "dln"} <= names
 
 
-@pytest.mark.parametrize("study", sorted(configdirs.shipped_studies()))
+@pytest.mark.parametrize("study", [pytest.param(s, marks=[] if s in FAST_STUDIES else [pytest.mark.slow])
+                                   for s in sorted(configdirs.shipped_studies())])
 def test_every_shipped_study_passes_the_pre_run_check(study):
     plan = preflight([f"experiment={study}"], data=False, force_multirun=True)
     assert plan.mode == "multirun" and len(plan.jobs) >= 2
@@ -272,11 +286,6 @@ def test_a_launcher_target_that_does_not_import_is_refused_before_anything_runs(
 
 # ----------------------------------------------------------------------------------------------
 # the CLI, end to end (subprocesses)
-
-
-def ics(args, env, cwd, timeout=300) -> subprocess.CompletedProcess:
-    env = {**env, "COLUMNS": "200", "NO_COLOR": "1"}
-    return subprocess.run([*ICS, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
 def ok(p: subprocess.CompletedProcess) -> str:

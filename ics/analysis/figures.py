@@ -366,7 +366,7 @@ def fig_density(groups: Sequence[Group]):
         # a row 10 × wider than a typical one (a blown-up run) is clipped, not allowed to squash the rest
         vals = [row[c] for row, r in zip(picked, ranges) if r is not None and r[1] - r[0] <= OUTLIER_SPAN * typical]
         lim = robust_limits(vals, pad=0.05) or (-1.0, 1.0)
-        for r, (g, j, (point, unit), sst, values) in enumerate(rows):
+        for r, (g, j, _point_unit, sst, _values) in enumerate(rows):
             ax = axes[r, c]
             x = picked[r][c][np.isfinite(picked[r][c])]
             i = int(np.argmin(np.abs(sst - cols[c])))

@@ -110,7 +110,7 @@ def write_group_runs(root: Path, groups: Sequence[Group], tol: Sequence[GroupTol
             if qn and point:
                 tags = [GROUPS_DIR + "/" + names.probe_tag(point, q) for q in qn]  # only group runs match
                 for q, tag in zip(qn, tags):
-                    got = _curves(g, lambda j, t=names.probe_tag(point, q): (j.probes.steps, j.probes.tags[t])
+                    got = _curves(g, lambda j, t=names.probe_tag(point, q): (j.probes.steps, j.probes.tags[t])  # noqa: B008 - binds this q
                                   if j.probes is not None and t in j.probes.tags else None)
                     for step, m in zip(got[0], got[1]) if got is not None else ():
                         if np.isfinite(m):

@@ -5,6 +5,11 @@ from ics.config.convert import from_dict, to_dict, validate
 from ics.config.fields import ConfigError, field_docs
 from ics.config.schema import GROUPS, KINDS, MISSING, schema_of
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the names the globals().update below adds, for type checkers
+    from ics.config.schema import *  # noqa: F403
+
 # every schema class (Config, MLPConfig, ProbeConfig, ...) under ics.config
 globals().update({n: getattr(_schema, n) for n in dir(_schema) if n[:1].isupper() and isinstance(getattr(_schema, n), type)
                   and n not in ("Any", "Dict", "List", "Optional", "Type", "Rule")})

@@ -318,7 +318,8 @@ class LayerInputProbes(Instrument):
             if not name.endswith(".pre_act"):
                 continue
             for k, label in [(None, "mean over units"), (st.units[0], f"unit {st.units[0]}")]:
-                tag = (lambda q: names.probe_tag(name, q)) if k is None else (lambda q, k=k: names.unit_tag(name, k, q))
+                tag = (lambda q, name=name: names.probe_tag(name, q)) if k is None else \
+                    (lambda q, k=k, name=name: names.unit_tag(name, k, q))
                 margins[f"{name} {lo}/{mid}/{hi} ({label})"] = ["Margin", [tag(mid), tag(lo), tag(hi)]]
         drift = {f"{m} (all points)": ["Multiline", [rf"drift/.*/{m}$"]]
                  for m in ("w1_raw", "w1_shape", "w1_ref", "w1_prev", "shift_ref", "log_std_ratio", "path")}

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -44,7 +43,7 @@ SAMPLER_SEED_OFFSET = 10_007  # the sampler's generator must not replay the init
 
 def check_fits(cfg: Config, data: DataBundle) -> None:
     """Checks that need the decoded data's sizes."""
-    n_train, n_test = data.x_train.shape[0], data.x_test.shape[0]
+    n_train = data.x_train.shape[0]
     if cfg.trainer.batch_size > n_train:
         raise ConfigError(f"trainer.batch_size={cfg.trainer.batch_size} is invalid: must be <= the training set "
                           f"size ({n_train})")

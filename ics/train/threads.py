@@ -20,10 +20,10 @@ import os
 import time
 from typing import Optional, Sequence
 
-MIN_GAIN = 1.5  # threads > 1 must beat one thread by this factor to be chosen
-
 import torch
 import torch.nn.functional as F
+
+MIN_GAIN = 1.5  # threads > 1 must beat one thread by this factor to be chosen
 
 
 def available_cores() -> int:
