@@ -175,7 +175,7 @@ def task(cfg: DictConfig) -> Optional[float]:
             try:
                 if sweep and (Path(hc.sweep.dir) / STOP_FILE).exists():  # the sweep was stopped before this job began
                     remove_untrained(out_dir, Path(hc.runtime.cwd))
-                    return
+                    return None
                 config = None
                 try:
                     if RESUME_KEY in cfg:  # `ics resume`: the job's config is data in its folder or the plan
@@ -196,16 +196,16 @@ def task(cfg: DictConfig) -> Optional[float]:
                         print(line)
                     elif not sys.stdout.isatty():  # the sweep's log (no live view to disturb): say it, stamped
                         print(f"{time.strftime('%H:%M:%S')} {line}", flush=True)
-                    return
+                    return None
                 except RunBusy as e:
                     _say(f"{job}: {e}; not started")
                     if not sweep:
                         raise SystemExit(2)
-                    return
+                    return None
                 except RunInterrupted as e:
                     if not e.started:
                         before_training(e.signum)
-                        return
+                        return None
                     if (out_dir / "checkpoint.pt").is_file():
                         print(f"{job} interrupted by {e}: checkpoint and record written. Resume with: ics resume "
                               f"{target}", file=sys.stderr, flush=True)
@@ -216,7 +216,7 @@ def task(cfg: DictConfig) -> Optional[float]:
                     # and the CLI ends the sweep with its table and 128 + signal; "return": a joblib
                     # worker (an exception would make joblib kill the other workers mid-checkpoint)
                     stopped(e.signum, launcher_of(hc.launcher).on_interrupt if sweep else "exit")
-                    return
+                    return None
                 except KeyboardInterrupt:  # (no handlers outside the main thread) before training started
                     remove_untrained(out_dir, Path(hc.runtime.cwd))
                     print(f"{job} interrupted before training started; nothing was kept", file=sys.stderr)
@@ -241,7 +241,7 @@ def task(cfg: DictConfig) -> Optional[float]:
                         raise SystemExit(1 if isinstance(e, NoSpaceLeft) else 2 if isinstance(e, ConfigError) else 1)
                     if not quiet:
                         print(f"{job} failed: {one_line(e)}")
-                    return
+                    return None
                 if not sweep:
                     print_run_summary(summary, out_dir)
                 return objective_value(summary, config)
@@ -259,6 +259,7 @@ def task(cfg: DictConfig) -> Optional[float]:
                 print(f"{job}: {signal_name(scope.signum)} while it was finishing: it completed; the sweep stops "
                       "after it", file=sys.stderr, flush=True)
                 stopped(scope.signum, launcher_of(hc.launcher).on_interrupt)
+    return None  # reached only when a signal ended the job before its result
 
 
 def resumed_job(out_dir: Path, sweep_dir: Path):

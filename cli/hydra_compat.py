@@ -96,7 +96,7 @@ def search_space(overrides: List[str], sweeper_params: Optional[Dict[str, str]] 
             ends = [value.start, value.end]
             if "int" in (value.tags or set()) or (isinstance(value.start, int) and isinstance(value.end, int)
                                                   and not isinstance(value.start, bool)):
-                ends = [int(v) for v in ends]
+                ends = [int(v) for v in ends if v is not None]
             values = [str(v) for v in ends]
         elif isinstance(value, RangeSweep):
             items = list(o.sweep_string_iterator())
@@ -120,7 +120,6 @@ def sweep_sizes(parsed) -> Dict[str, int]:
     hydra.core.override_parser.types, whose ranges BasicSweeper enumerates with Python's range or
     Hydra's Decimal FloatRange). A sweep the basic sweeper cannot enumerate (interval, glob) counts
     as 1: expanding it gives its own one-line error."""
-    import decimal
     import math
 
     from hydra.core.override_parser.types import ChoiceSweep, RangeSweep
@@ -135,7 +134,7 @@ def sweep_sizes(parsed) -> Dict[str, int]:
             if isinstance(r, range):
                 n = len(r)  # O(1)
             else:  # FloatRange: start + k·step for k = 0, 1, ... while short of stop, in Decimal
-                n = max(0, math.ceil((r.stop - r.start) / r.step)) if r.step else 1
+                n = max(0, math.ceil((r.stop - r.start) / r.step)) if r.step else 1  # type: ignore[operator]
         elif o.is_sweep_override() and isinstance(value, list):
             n = len(value)
         sizes[o.get_key_element()] = n

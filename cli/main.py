@@ -257,7 +257,6 @@ def _progress_every(jobs) -> float:
 
 
 def _start_sweep(target: Path, plan, varying, study: Optional[str]) -> None:
-    import json
 
     from ics_cli.configdirs import RECORD as SWEEP_RECORD
     from ics_cli.configdirs import write_sweep_record

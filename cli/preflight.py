@@ -12,7 +12,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, cast
 
 from hydra import compose as hydra_compose
 from hydra.core.global_hydra import GlobalHydra
@@ -408,7 +408,7 @@ def _check_jobs(jobs: List[List[str]], data: bool = True) -> List[Dict]:
             if id(job) in subset:
                 validate(cfg)
             if key not in as_data:
-                as_data[key] = dataclasses.asdict(cfg)
+                as_data[key] = dataclasses.asdict(cast(Any, cfg))  # a Config (the name also holds DictConfigs above)
             configs.append(as_data[key])
             if id(job) not in subset:
                 continue

@@ -8,7 +8,6 @@ Nothing may run, nothing outside the folder may change, nothing of the resumer's
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 

@@ -201,7 +201,7 @@ def test_status_goes_on_past_hostile_folders_and_names_each_file(tmp_path):
     assert "multirun.yaml does not read (not YAML (uses YAML aliases" in out
     assert "sweep.json does not read (nested more than 64 levels deep" in out
     assert "sweep.json does not read (1 GB" in out
-    assert f"runs/huge  run  unreadable" in out and "summary.json: 1 GB" in out
+    assert "runs/huge  run  unreadable" in out and "summary.json: 1 GB" in out
     assert all(len(line) < 400 for line in out.splitlines())
 
 

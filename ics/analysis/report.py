@@ -33,7 +33,7 @@ import tempfile
 from itertools import islice
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from ics.analysis.figures import FIGURES, make_figures
 from ics.analysis.groups import Group, baseline_contrasts, baseline_group, contrasts, replicas, seed_groups
@@ -310,8 +310,8 @@ class ReportFolder:
         self._manifest(both)
         for name, data in files.items():
             p = self.out / name
-            for d in reversed([d for d in p.parents if self.out in d.parents]):
-                d.mkdir(exist_ok=True)
+            for parent in reversed([q for q in p.parents if self.out in q.parents]):
+                parent.mkdir(exist_ok=True)
             write_bytes(p, data)
         for name in self.previous:
             if name in files:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ics.analysis.load import Job
 from ics.analysis.tables import TextTable
@@ -54,7 +54,7 @@ def search_of(paths: Sequence[Path], jobs: Sequence[Job]) -> Optional[Search]:
         return None
     keys = list(dict.fromkeys(k for f in found for k in f.keys))
     if not keys:  # no record of them: the keys whose values differ between the trials
-        values = {}
+        values: Dict[str, set] = {}
         for j in jobs:
             for k, v in j.config.items():
                 values.setdefault(k, set()).add(repr(v))

@@ -13,7 +13,6 @@ record (summary.json, checkpoint) is the only source of its config.
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -8,7 +8,6 @@ run lock was killed; a file that does not parse is unreadable.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import socket
 import re
