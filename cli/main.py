@@ -327,7 +327,7 @@ def _check_user_dir(target: Path, multirun: bool, overrides: List[str]) -> None:
 
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     if multirun:
-        if not ((target / "multirun.yaml").is_file() or (target / names.PLANNED_JOBS).is_file()):
+        if not any((target / n).is_file() for n in ("multirun.yaml", names.PLANNED_JOBS, names.JOB_PLAN)):
             _fail(f"{key}={target} is a non-empty folder that is not an ics sweep; choose a new or empty folder")
         return
     from ics.config import ConfigError, from_dict

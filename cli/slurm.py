@@ -285,7 +285,7 @@ def _forget(sweep_dir: Path) -> None:
     # (hparams.json and its events file, sweep.json, a study's copy), Hydra's multirun.yaml, submitit's pickles
     from ics_cli.configdirs import RECORD, STAGE
 
-    launch_files = {"multirun.yaml", ".submitit", names.PLANNED_JOBS, HPARAMS_FILE, RECORD, STAGE}
+    launch_files = {"multirun.yaml", ".submitit", names.PLANNED_JOBS, names.JOB_PLAN, HPARAMS_FILE, RECORD, STAGE}
     if any(e not in launch_files and not e.startswith("events.out.tfevents.") for e in entries):
         return
     shutil.rmtree(sweep_dir, ignore_errors=True)

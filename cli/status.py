@@ -16,7 +16,7 @@ from ics.record import JobRecord, Status, names, read_job, read_planned
 from ics.record.jobs import find_job_dirs, is_job_dir, read_progress
 
 MAX_DEPTH = 6  # runs/<date>/<time> and multiruns/<date>/<time> are 3 deep; leave room for user layouts
-SWEEP_MARKERS = ("multirun.yaml", names.PLANNED_JOBS)
+SWEEP_MARKERS = ("multirun.yaml", names.PLANNED_JOBS, names.JOB_PLAN)  # a search (Optuna) writes no multirun.yaml
 
 
 @dataclass

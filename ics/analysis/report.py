@@ -121,8 +121,8 @@ EVENTS = "events.out.tfevents."
 OWN_NAME = re.compile(r"^(report\.md|report\.html|runs\.csv|groups\.csv|(" + "|".join((*FIGURES, "search")) + r")\.png|"
                       r"(groups/(?!\.+/)[A-Za-z0-9=.,_+-]{1,120}/)?" + re.escape(EVENTS) + r"[A-Za-z0-9_.\-]+)$")
 # what marks a run or sweep folder: a report is never written into one, nor anywhere below one
-RUN_MARKERS = (names.SUMMARY, "multirun.yaml", names.HYDRA_DIR, names.CHECKPOINT, names.PLANNED_JOBS, names.LOCK,
-               names.METRICS, "sweep.json", "hparams.json")
+RUN_MARKERS = (names.SUMMARY, "multirun.yaml", names.HYDRA_DIR, names.CHECKPOINT, names.PLANNED_JOBS, names.JOB_PLAN,
+               names.LOCK, names.METRICS, "sweep.json", "hparams.json")
 MAX_MANIFEST_BYTES = 1 << 20
 
 
