@@ -233,9 +233,20 @@ def _launch_run(early: "_StopBeforeRun", args: List[str], force_multirun: bool, 
         _after_sweep(target, signum)
 
 
+class _NoResultLines:
+    """A logging filter for the Optuna sweeper's lines about a trial that returned nothing: ics returns
+    no objective only for a job that was stopped or failed, and says so itself (its line, the table)."""
+
+    def filter(self, record) -> bool:
+        return "Got 'None'" not in record.getMessage()
+
+
 def _quiet_optuna() -> None:
     """Optuna logs each study and trial at INFO on its own handler: under the live view that is noise
     (the sweep's table and `ics report` say what it found); warnings still show."""
+    import logging
+
+    logging.getLogger("hydra_plugins.hydra_optuna_sweeper._impl").addFilter(_NoResultLines())
     try:
         import optuna
 
@@ -437,6 +448,26 @@ def _descendants(pid: int) -> List[int]:
     return out
 
 
+def _best_trial(sweep_dir: Path) -> None:
+    """After a search (an optimising sweeper), the trial it found best, by the objective it searched on."""
+    from ics.record.plan import PlanError, read_plan
+
+    try:
+        plan = read_plan(sweep_dir)
+    except PlanError:
+        return
+    if plan is None or plan.sweeper in (None, "basic"):
+        return
+    from ics.analysis.load import load_jobs
+    from ics.analysis.search import search_lines, search_of
+
+    jobs = load_jobs(sweep_dir)
+    search = search_of([sweep_dir], jobs)
+    if search is not None:
+        for line in search_lines(jobs, search):
+            typer.echo(line)
+
+
 def _after_sweep(sweep_dir: Path, signum: Optional[int] = None, refused: Sequence[str] = ()) -> None:
     sweep_dir = sweep_dir.absolute()  # the resume hints below are copied into other shells
     from ics.record import Status, read_jobs, read_planned
@@ -450,6 +481,7 @@ def _after_sweep(sweep_dir: Path, signum: Optional[int] = None, refused: Sequenc
                    f"Start it with: ics resume {sweep_dir}", err=True)
         raise typer.Exit(128 + signum)
     print_status_table(jobs, sweep_dir, planned=read_planned(sweep_dir))  # the jobs never started too
+    _best_trial(sweep_dir)
     next_steps(sweep_dir)
     if signum is not None:
         import signal as sig
@@ -461,7 +493,7 @@ def _after_sweep(sweep_dir: Path, signum: Optional[int] = None, refused: Sequenc
     failed = [str(j.num) for j in jobs if j.status == Status.FAILED]
     if failed:  # diverged or not_learning jobs are results; a failed job is an error
         _fail(f"{len(failed)} job(s) failed: {', '.join(failed)} (see their summary.json)", code=1)
-    cannot = [str(j.num) for j in jobs if j.dir.name in refused]
+    cannot = [name.split("_", 1)[0] for name in dict.fromkeys(refused)]
     unfinished = [str(j.num) for j in jobs if j.status in (Status.INTERRUPTED, Status.KILLED) and j.dir.name not in refused]
     if cannot:  # resume named each with its reason: resuming again would not help
         _fail(f"{len(cannot)} job(s) cannot be resumed: {', '.join(cannot)} (see why above)"
@@ -628,7 +660,7 @@ def _resume_sweep(path: Path, extra: List[str]) -> None:
         n_jobs = [o.split("=", 1)[1] for o in extra if o.startswith("hydra.launcher.n_jobs=")]
         parallel = int(n_jobs[-1]) if n_jobs and n_jobs[-1].isdigit() else 1
         _relaunch(path.resolve(), plan.resume_argv(path.resolve(), what, extra), len(what.todo) + len(what.finished),
-                  parallel, [name for name, _ in what.refused])
+                  parallel, [name for name, _ in what.refused], [t.name for t in what.todo])
     elif not what.refused:
         typer.echo(f"resume: nothing to do: every job of {path} has finished")
     if what.refused:
@@ -636,9 +668,11 @@ def _resume_sweep(path: Path, extra: List[str]) -> None:
               f"{'ran' if what.todo else 'are finished'}", code=1)
 
 
-def _relaunch(target: Path, argv: List[str], total: int, parallel: int, refused: Sequence[str] = ()) -> None:
+def _relaunch(target: Path, argv: List[str], total: int, parallel: int, refused: Sequence[str] = (),
+              todo: Sequence[str] = ()) -> None:
     """The resume's Hydra sweep, with the live view, signal forwarding and closing table of a sweep.
-    Hydra rewrites multirun.yaml at the sweep's root: the sweep's own copy is put back after."""
+    Hydra rewrites multirun.yaml at the sweep's root: the sweep's own copy is put back after (and a
+    search's folder, which had none, gets none). A job of `todo` that ended without a record is named."""
     from ics.record.files import atomic_write
     from ics_cli.sweeps import STOP_FILE, LiveSweep, stop_signal_of
 
@@ -661,8 +695,18 @@ def _relaunch(target: Path, argv: List[str], total: int, parallel: int, refused:
     finally:
         if kept is not None:
             atomic_write(record, lambda p: p.write_bytes(kept))
+        elif record.is_file() and not record.is_symlink():
+            record.unlink()  # the resume's own Hydra record: it would misdescribe the sweep
     signum = stop.signum or stop_signal_of(target)
     (target / STOP_FILE).unlink(missing_ok=True)
+    if signum is None:
+        from ics.record import read_job
+
+        missing = [name for name in todo if read_job(target / name, target).summary is None]
+        if missing:  # a job that failed before it could write anything (the live view shows no line for it)
+            refused = [*refused, *missing]
+            for name in missing:
+                typer.echo(f"resume: {target / name} ended without a record (it could not start)", err=True)
     _after_sweep(target, signum, refused)
 
 

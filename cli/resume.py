@@ -33,6 +33,7 @@ class Todo:
     num: Optional[int]
     action: str  # "continue" (from its checkpoint), "restart" (record, no checkpoint: from step 0), "start"
     step: Optional[int] = None  # the checkpoint's step, for "continue"
+    note: str = ""  # what else resume says of it (a record that does not read and is written anew)
 
 
 @dataclass
@@ -106,7 +107,9 @@ def plan_resume(sweep: Path) -> ResumePlan:
         except ConfigError as e:
             out.refused.append((name, str(e)))
             continue
-        out.todo.append(Todo(name, rec.num, action, step))
+        note = f" (its summary.json does not read: {rec.problem}; written anew)" \
+            if rec.summary is None and rec.problem and (rec.dir / "summary.json").exists() else ""
+        out.todo.append(Todo(name, rec.num, action, step, note))
     if plan is not None:
         varying = list(sweep_keys([j.overrides for j in plan.jobs])[0])
         names_now = {t.name for t in out.todo} | set(out.finished) | {n for n, _ in out.refused}
@@ -116,6 +119,13 @@ def plan_resume(sweep: Path) -> ResumePlan:
             name = _name_of(job.num, job.overrides, varying)
             if name in names_now or not SAFE_NAME.match(name):
                 name = str(job.num)
+            try:  # checked here, not first in the job (where a refusal would only be a failed job)
+                from ics.config import from_dict
+
+                from_dict(job.config)
+            except ConfigError as e:
+                out.refused.append((name, f"its entry in plan.json: {e}"))
+                continue
             out.todo.append(Todo(name, job.num, "start"))
     out.todo.sort(key=lambda t: (t.num if t.num is not None else 1 << 30, t.name))
     return out
@@ -192,12 +202,13 @@ def describe(plan: ResumePlan) -> List[str]:
                  f"checkpoints, {len(restart)} to run again from step 0 (no checkpoint), {len(start)} never started; "
                  f"launcher {plan.launcher}")
     for t in cont:
-        lines.append(f"  continue {t.name} from step {t.step:,}")
+        lines.append(f"  continue {t.name} from step {t.step:,}{t.note}")
     for t in restart:
-        lines.append(f"  restart  {t.name} (no checkpoint yet: from step 0)")
+        lines.append(f"  restart  {t.name} (no checkpoint yet: from step 0){t.note}")
     for t in start:
-        lines.append(f"  start    {t.name}")
+        lines.append(f"  start    {t.name}{t.note}")
     if plan.sweeper:
         lines.append(f"resume: this sweep was driven by the {plan.sweeper} sweeper: resume finishes the trials it "
-                     "started and asks it for no new ones; to search further, start the search again")
+                     "started and asks it for no new ones; to search further, start the search again. The "
+                     "sweeper's own result file is from when it stopped: ics report ranks every finished trial")
     return lines

@@ -144,6 +144,47 @@ def test_resume_takes_launcher_settings_from_the_command_line_only(tmp_path):
     assert what.launcher == "basic" and "not one ics knows" in what.launcher_note
 
 
+def test_an_interpolation_planted_in_the_plan_is_named_before_anything_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("ICS_TEST_SECRET", "hunter2")
+    sweep = _sweep_folder(tmp_path, jobs=3, statuses=("completed",))
+    stored = json.loads((sweep / names.JOB_PLAN).read_text())
+    stored["base"]["name"] = "${oc.env:ICS_TEST_SECRET}"
+    (sweep / names.JOB_PLAN).write_text(json.dumps(stored))
+    what = resume_mod.plan_resume(sweep)
+    assert what.todo == []  # never started, and its planned config cannot be used: not launched
+    refused = dict(what.refused)
+    assert set(refused) == {"1_trainer.seed=1", "2_trainer.seed=2"}
+    assert all("plan.json" in why and "is an interpolation" in why and "hunter2" not in why
+               for why in refused.values())
+    result = CliRunner().invoke(app, ["resume", str(sweep)])
+    assert result.exit_code == 1 and "2 job(s) cannot be resumed" in result.output, result.output
+
+
+def test_a_record_that_does_not_read_is_said_before_it_is_written_anew(tmp_path):
+    sweep = _sweep_folder(tmp_path, jobs=1, statuses=("interrupted",))
+    job = sweep / "0_trainer.seed=0"
+    (job / names.SUMMARY).write_bytes(b"\xff\xfe")
+    plan = resume_mod.plan_resume(sweep)
+    (todo,) = plan.todo
+    assert todo.action == "start"  # no checkpoint, no readable record: from the plan
+    said = [line for line in resume_mod.describe(plan) if "0_trainer.seed=0" in line]
+    assert len(said) == 1 and "its summary.json does not read" in said[0] and "written anew" in said[0]
+
+
+def test_a_record_that_is_a_link_is_not_read_through(tmp_path):
+    from ics.record import Status, read_job
+
+    outside = tmp_path / "other_run"
+    outside.mkdir()
+    (outside / names.SUMMARY).write_text(json.dumps({"status": "completed", "steps": 5}))
+    sweep = _sweep_folder(tmp_path, jobs=1, statuses=("completed",))
+    job = sweep / "0_trainer.seed=0"
+    (job / names.SUMMARY).unlink()
+    (job / names.SUMMARY).symlink_to(outside / names.SUMMARY)
+    rec = read_job(job, sweep)
+    assert rec.status == Status.UNREADABLE and "symbolic link" in rec.problem
+
+
 def test_names_that_could_break_out_of_a_quoted_override_are_refused(tmp_path):
     sweep = _sweep_folder(tmp_path, jobs=1, statuses=("interrupted",))
     for name in ("1_a'b", "2_${oc.env:HOME}", "3_a\\b"):

@@ -280,12 +280,17 @@ def read_bytes(path: Path, max_bytes: int) -> bytes:
     """The bytes of a file from a run or sweep folder, read as untrusted data, with memory bounded
     by max_bytes: a file larger than that is refused by its size before a byte is read (a sparse
     1 GB file costs nothing on disk but would cost 1 GB to read); a FIFO, a device or a folder is
-    refused without waiting on it; an empty file is refused. FileNotFoundError when absent; every
-    other refusal is an UnreadableText with one line."""
+    refused without waiting on it; an empty file is refused; a symbolic link is not followed (it may
+    lead out of the folder: another run's record read as this one's). FileNotFoundError when absent;
+    every other refusal is an UnreadableText with one line."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0))
     except IsADirectoryError:
         raise UnreadableText("a folder, not a file") from None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise UnreadableText("a symbolic link (not followed)") from None
+        raise
     with os.fdopen(fd, "rb") as fh:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
