@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 SETUP_COMMANDS = (
     'python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[all]" && ICS_DATA_ROOT=../shared/data ics run',
-    "ICS_DATA_ROOT=../shared/data python -m pytest -q",
+    "ICS_DATA_ROOT=../shared/data python -m pytest -q -n 2 --dist loadfile",
 )
 
 FENCE = re.compile(r"^\s{0,3}(```|~~~)")

@@ -282,7 +282,8 @@ def test_scancel_of_one_job_the_other_completes_and_resume_finishes_it(env, tmp_
     p = ics(["resume", str(sweep)], env, tmp_path)
     out = p.stdout + p.stderr
     assert p.returncode == 0, out
-    assert "already completed; not submitted" in out and "submitted 1 job(s) to SLURM" in out, out
+    # the finished job is left out of the resume's plan; only the cancelled one goes to SLURM again
+    assert "1 finished (left as they are), 1 to continue" in out and "submitted 1 job(s) to SLURM" in out, out
     assert (job_dir(sweep, 0) / "summary.json").read_bytes() == done0  # left alone
     resumed = record(job_dir(sweep, 1))
     assert resumed["status"] == "completed" and resumed["resumed_at"] == [cancelled["steps"]]
