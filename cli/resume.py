@@ -48,8 +48,10 @@ class ResumePlan:
 
 def _name_of(num: int, overrides: List[str], varying: List[str]) -> str:
     """The folder of a planned job that never started: its number and what varies, as a sweep names them."""
-    shown = sorted(o for o in overrides if o.lstrip("+~").split("=", 1)[0] in varying)  # as Hydra names them
-    text = ",".join(shown)
+    from ics_cli.hydra_compat import override_dirname
+
+    keys = {o.lstrip("+~").split("=", 1)[0] for o in overrides}
+    text = override_dirname(overrides, keys - set(varying))  # as Hydra names a sweep's job folders
     return f"{num}_{text}" if text and len(text) < 200 else str(num)
 
 
