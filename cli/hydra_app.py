@@ -123,8 +123,7 @@ def task(cfg: DictConfig) -> Optional[float]:
     from ics.record import RunBusy, Status, Summary, write_summary
     from ics.record.files import whole
     from ics.train import AlreadyFinished, RunInterrupted, train_and_evaluate
-    from ics.train.run import NoSpaceLeft
-    from ics.train.signals import GracefulStop, SignalStop, signal_name
+    from ics.train.stopping import GracefulStop, RunDiskFull, SignalStop, signal_name
     from ics.train.threads import available_cores
     from ics_cli.console import print_run_summary
 
@@ -168,7 +167,7 @@ def task(cfg: DictConfig) -> Optional[float]:
             print(msg, file=sys.stderr, flush=True)
         stopped(signum, launcher_of(hc.launcher).on_interrupt if sweep else "exit")
 
-    # one signal scope from the first line of the job to its last byte (ics.train.signals)
+    # one signal scope from the first line of the job to its last byte (ics.train.stopping)
     with GracefulStop() as scope:
         code = 0
         try:
@@ -224,6 +223,7 @@ def task(cfg: DictConfig) -> Optional[float]:
                 except Exception as e:  # noqa: BLE001 - a failure is recorded; in a sweep the other jobs go on
                     if not sweep and os.environ.get("HYDRA_FULL_ERROR") == "1":
                         raise
+                    line = str(e) if isinstance(e, RunDiskFull) else one_line(e)  # (RunDiskFull: one line already)
                     started = (out_dir / "summary.json").is_file()
                     if not started and not sweep:
                         remove_untrained(out_dir, Path(hc.runtime.cwd))
@@ -231,16 +231,16 @@ def task(cfg: DictConfig) -> Optional[float]:
                         conf = to_dict(config) if config is not None else OmegaConf.to_container(cfg, resolve=False)
                         conf = {k: v for k, v in conf.items() if k != "hydra"}
                         try:
-                            write_summary(out_dir, Summary(status=Status.FAILED, error=one_line(e),
+                            write_summary(out_dir, Summary(status=Status.FAILED, error=line,
                                                            traceback=traceback.format_exc(), overrides=overrides,
                                                            config=conf))
                         except OSError:
                             pass  # best effort (a full disk): the job then reads as killed
                     if not sweep:
-                        _say(f"error: {one_line(e)}")
-                        raise SystemExit(1 if isinstance(e, NoSpaceLeft) else 2 if isinstance(e, ConfigError) else 1)
+                        _say(f"error: {line}")
+                        raise SystemExit(2 if isinstance(e, ConfigError) else 1)
                     if not quiet:
-                        print(f"{job} failed: {one_line(e)}")
+                        print(f"{job} failed: {line}")
                     return None
                 if not sweep:
                     print_run_summary(summary, out_dir)

@@ -105,22 +105,6 @@ class _StopBeforeRun:
         raise typer.Exit(128 + value.signum)
 
 
-def _test_pause(phase: str) -> None:
-    """Test hook (as ics.train.signals.pause_point, for the CLI's own phases): with
-    ICS_TEST_PAUSE_AT=<phase>, write the pid to ICS_TEST_PAUSE_FILE and wait (60 s at most) for a
-    signal, whose handler raises here, or for the file to be removed. Without the variable: nothing."""
-    import time
-
-    marker = os.environ.get("ICS_TEST_PAUSE_FILE")
-    if os.environ.get("ICS_TEST_PAUSE_AT") != phase or not marker:
-        return
-    Path(marker + ".tmp").write_text(f"{os.getpid()} {phase}\n")
-    os.replace(marker + ".tmp", marker)
-    deadline = time.monotonic() + 60
-    while os.path.exists(marker) and time.monotonic() < deadline:
-        time.sleep(0.002)
-
-
 def _launch(args: List[str], force_multirun: bool = False, study: Optional[str] = None,
             extra_dirs: Sequence[Path] = (), stage: Optional[Path] = None) -> None:
     early = _StopBeforeRun()
@@ -218,7 +202,9 @@ def _launch_run(early: "_StopBeforeRun", args: List[str], force_multirun: bool, 
                                  every_sec=_progress_every(plan.jobs)):
                 _hydra(argv)
         else:
-            _test_pause("launch")
+            from ics.train import stopping
+
+            stopping.reached("launch")  # (a named phase: tests stop the command here)
             _hydra(argv)
     except (SystemExit, Exception):
         if stop is None or stop.signum is None:
@@ -600,8 +586,7 @@ def _resume_run(path: Path) -> None:
     from ics.record import RunBusy
     from ics.train import AlreadyFinished, RunInterrupted
     from ics.train import resume as resume_run
-    from ics.train.run import NoSpaceLeft
-    from ics.train.signals import GracefulStop, SignalStop, signal_name
+    from ics.train.stopping import GracefulStop, RunDiskFull, SignalStop, signal_name
     from ics_cli.console import print_run_summary
 
     typer.echo(f"resuming {path} ...")
@@ -612,7 +597,7 @@ def _resume_run(path: Path) -> None:
             typer.echo(f"{e}")
             scope.linger(0)
             return
-        except NoSpaceLeft as e:
+        except RunDiskFull as e:
             scope.linger(1)
             _fail(str(e), code=1)
         except (ConfigError, RunBusy) as e:

@@ -12,7 +12,7 @@ The launcher is hydra-submitit-launcher's SLURM launcher (one job array per swee
   the sweep still ends with its status table.
 * Time limits and pre-emption: SLURM sends the job SIGUSR2 `signal_delay_s` seconds before its
   limit (and at pre-emption on clusters with SlurmctldParameters=preempt_send_user_signal). The run
-  treats it like SIGTERM (ics.train.signals.also_stop_on): it stops after the current step and
+  treats it like SIGTERM (ics.train.stopping.also_stop_on): it stops after the current step and
   writes its checkpoint and an `interrupted` record; then the job hands over to submitit's own
   handler, which dumps the resubmission and runs `scontrol requeue`. The requeued job runs the same
   task in the same job directory, which continues from the checkpoint (train_and_evaluate resumes
@@ -161,7 +161,7 @@ if _SubmititSlurmLauncher is not None:
     class SlurmLauncherBase(_SubmititSlurmLauncher):
         # --- on the node: one job ---------------------------------------------------------------
         def __call__(self, sweep_overrides, job_dir_key, job_num, job_id, singleton_state):
-            from ics.train.signals import also_stop_on
+            from ics.train.stopping import also_stop_on
 
             sig = requeue_signal()
             also_stop_on(sig)  # the warning stops the run like SIGTERM, after a checkpoint

@@ -125,7 +125,7 @@ def write_hparams(sweep_dir: Path, varying: Dict[str, list]) -> None:
     all of a key's values, those values as a discrete domain. Each job writes the experiment summary
     into its own run folder (TensorBoard takes it from any run), so the sweep's root holds no event
     file and shows no `.` run."""
-    from ics.train.loop import hparam_value
+    from ics.train.hooks.tensorboard import hparam_value
 
     keys = {k: [hparam_value(x) for x in v] for k, v in varying.items() if not k.startswith("hydra")}
     domains = {k: v for k, v in keys.items()

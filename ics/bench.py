@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from ics.config import Config, MLPConfig, MNISTConfig, ProbeConfig, TrainerConfig
 from ics.data import DataBundle, load_data
 from ics.models import build_model
-from ics.train import Trainer
+from ics.train import build_trainer
 
 
 def _cfg(steps: int, probes: bool, threads: int, root: Optional[str], checkpoint_every: int = 0) -> Config:
@@ -61,7 +61,7 @@ def hand_loop(data: DataBundle, steps: int, seed: int = 0, batch: int = 60, lr: 
 def ics_loop(data: DataBundle, steps: int, probes: bool, threads: int, root: Optional[str],
              checkpoint_every: int = 0) -> float:
     with tempfile.TemporaryDirectory() as d:
-        trainer = Trainer(_cfg(steps, probes, threads, root, checkpoint_every), Path(d), data=data)
+        trainer = build_trainer(_cfg(steps, probes, threads, root, checkpoint_every), Path(d), data=data)
         t0 = time.perf_counter()
         trainer.fit()
         return time.perf_counter() - t0
@@ -230,8 +230,10 @@ def ics_cnn(data: DataBundle, steps: int, threads: int, channels_last) -> float:
     cfg = Config(model=CNNConfig(), optim=SGDConfig(lr=0.05), probe=ProbeConfig(enabled=False),
                  trainer=TrainerConfig(steps=steps, batch_size=128, eval_every=10 * steps, eval_log_points=0,
                                        threads=threads, progress=False, checkpoint_every=0, channels_last=channels_last))
-    trainer = Trainer(cfg, None, data=data)
-    trainer.evaluate = lambda: None  # the eval passes are timed on their own below
+    from ics.train.hooks import Evaluation, default_hooks
+
+    # no evaluations: the eval passes are timed on their own below
+    trainer = build_trainer(cfg, None, data=data, hooks=[h for h in default_hooks() if not isinstance(h, Evaluation)])
     t0 = time.perf_counter()
     trainer.fit()
     return time.perf_counter() - t0
@@ -314,7 +316,7 @@ def instrument_costs(model: str, steps: int, console, data_root: Optional[str] =
                                             threads=available_cores(), progress=False, checkpoint_every=0))
     off = dataclasses.replace(base, **{k: dataclasses.replace(getattr(base, k), enabled=False) for k in INSTRUMENTS})
     t0 = time.perf_counter()
-    Trainer(off, None, data=data).fit()
+    build_trainer(off, None, data=data).fit()
     per_step = (time.perf_counter() - t0) / steps  # a training step, evaluations included
     table = Table(title=f"instrument costs: {model}, {steps} steps, default cadences "
                         f"({per_step * 1e3:.2f} ms per training step with none)")
@@ -325,7 +327,7 @@ def instrument_costs(model: str, steps: int, console, data_root: Optional[str] =
         section = dataclasses.replace(getattr(base, key), enabled=True)
         cfg = dataclasses.replace(off, **{key: section})
         try:
-            trainer = Trainer(cfg, None, data=data)
+            trainer = build_trainer(cfg, None, data=data)
         except Exception as e:  # e.g. BN statistics on a model without BN
             table.add_row(key, "-", "-", f"n/a: {str(e).splitlines()[0][:60]}")
             continue
@@ -363,7 +365,7 @@ def threads_under_load(steps: int, console, data_root: Optional[str] = None) -> 
             out[condition] = {}
             for setting in settings:
                 with tempfile.TemporaryDirectory() as d:
-                    trainer = Trainer(_cfg(steps, False, setting, data_root), Path(d), data=data)
+                    trainer = build_trainer(_cfg(steps, False, setting, data_root), Path(d), data=data)
                     t0 = time.perf_counter()
                     trainer.fit()
                     out[condition][str(setting)] = steps / (time.perf_counter() - t0)

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from clirun import ics, lines, start
+from clirun import ics, lines, plain, start
+from pausing import pausing_ics
 from runargs import assert_same_run, merged, record, reference_run
 
 pytestmark = pytest.mark.slow  # every test here drives `ics` in subprocesses: kills, signals, resumes
@@ -335,11 +336,11 @@ def test_sigterm_to_a_sequential_sweep_stops_it_with_its_table(tiny_env, tmp_pat
 
 def test_a_signal_while_a_sweep_job_finishes_stops_the_sweep_after_it(tiny_env, tmp_path):
     """SIGINT while job 0 is finishing (its files complete, so it completes): job 1 must not start,
-    and the sweep ends as stopped (130), resumable. Synchronised on the test pause at "finish"."""
+    and the sweep ends as stopped (130), resumable. Synchronised on a pause at the "finish" phase (tests/pausing.py)."""
     sweep, marker = tmp_path / "sweep", tmp_path / "paused"
     args = merged("-m", "optim.lr=0.1,0.2", *RUN, "trainer.steps=300", f"hydra.sweep.dir={sweep}")
-    env = {**tiny_env, "ICS_TEST_PAUSE_AT": "finish", "ICS_TEST_PAUSE_FILE": str(marker)}
-    proc = start(["run", *args], env, tmp_path)
+    proc = subprocess.Popen([*pausing_ics("finish", marker), "run", *args], env=plain(tiny_env), cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for(marker, proc)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=300)

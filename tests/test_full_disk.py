@@ -1,6 +1,6 @@
 """A full disk (issue 15, case 5), on a small tmpfs the test mounts (root only; skipped elsewhere).
 
-The run pauses in the middle of its first checkpoint (ICS_TEST_PAUSE_AT=mid-checkpoint), the test
+The run pauses in the middle of its first checkpoint (started through tests/pausing.py), the test
 fills the disk, then lets it go on by removing the pause file. Then: one line naming the file, the
 step and `ics resume <dir>`; the record says failed (no space left) or, when even the record could
 not be written, stays whole; the previous checkpoint survives; `ics resume` on the still-full disk is
@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from clirun import ICS, ics
+from clirun import ics
+from pausing import pausing_ics
 from runargs import assert_same_run, merged, record, reference_run
 
 pytestmark = pytest.mark.slow
@@ -76,8 +77,8 @@ def run_until_full(run: Path, env: dict, cwd: Path, leave_fraction: float):
     """Start the run, pause it mid-way through its first checkpoint (step 100), fill the disk leaving
     `leave_fraction` of a checkpoint's size free, let it go on; returns (rc, out, err, filler)."""
     marker = cwd / "paused"
-    env = {**_env(env), "ICS_TEST_PAUSE_AT": "mid-checkpoint", "ICS_TEST_PAUSE_FILE": str(marker)}
-    proc = subprocess.Popen([*ICS, *merged("run", *RUN, f"hydra.run.dir={run}")], env=env, cwd=cwd,
+    proc = subprocess.Popen([*pausing_ics("mid-checkpoint", marker), *merged("run", *RUN, f"hydra.run.dir={run}")],
+                            env=_env(env), cwd=cwd,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     t0 = time.time()
     while not marker.exists():

@@ -12,7 +12,7 @@ from ics.config import (CNNConfig, Config, ImageFolderConfig, MLPConfig, MNISTCo
                         TrainerConfig)
 from ics.data import load_data
 from ics.registry import INSTRUMENTS
-from ics.train import Trainer
+from ics.train import build_trainer
 
 STEPS = 30
 
@@ -50,7 +50,7 @@ def switched(cfg: Config, on: bool, data) -> Config:
 
 
 def run(cfg: Config, data, out_dir):
-    trainer = Trainer(cfg, out_dir, data=data)
+    trainer = build_trainer(cfg, out_dir, data=data)
     trainer.fit()
     hooks = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
                 for m in trainer.model.modules())

@@ -7,7 +7,7 @@ import pytest
 
 from ics.config import Config, MLPConfig, MNISTConfig, ProbeConfig, SGDConfig, TrainerConfig
 from ics.record import Status
-from ics.train import Trainer
+from ics.train import build_trainer
 
 pytestmark = pytest.mark.slow  # 3,000 steps on the real MNIST, twice
 
@@ -19,7 +19,7 @@ def test_fig1_net_learns_real_mnist(norm, tmp_path):
                  optim=SGDConfig(lr=0.5),
                  trainer=TrainerConfig(steps=3000, eval_every=1000, threads="auto", progress=False, checkpoint_every=0),
                  probe=ProbeConfig(every=1000))
-    summary = Trainer(cfg, tmp_path).fit()
+    summary = build_trainer(cfg, tmp_path).fit()
     assert summary.dataset["train"] == 60_000 and summary.dataset["test"] == 10_000
     assert summary.status == Status.COMPLETED
     # a correct Fig. 1 net is above 0.95 after 3,000 steps of batch 60 (3 epochs); a broken loss,

@@ -318,7 +318,8 @@ def test_resume_is_bit_identical(mnist_root, norm):
     bit-identical to one that never stopped: Batch Renorm's running statistics and step counter (its
     warm-up) travel in the checkpoint."""
     from ics.data import load_data
-    from ics.train import Trainer
+    from ics.train import build_trainer
+    from ics.train.hooks import Checkpoint
 
     cfg = Config(model=MLPConfig(widths=[12, 12], norm=norm, norm_groups=3, renorm_start=5, renorm_ramp=10),
                  data=MNISTConfig(root=str(mnist_root)), optim=MomentumConfig(lr=0.05),
@@ -327,22 +328,22 @@ def test_resume_is_bit_identical(mnist_root, norm):
                  probe=ProbeConfig(size=40, every=5))
     data = load_data(cfg.data)
     saved = {}
-    orig = Trainer.save_checkpoint
+    orig = Checkpoint.save
 
-    def keep(self):
-        if self.step == 20:
+    def keep(self, trainer):
+        if trainer.step == 20:
             buf = io.BytesIO()
-            torch.save(self.state_dict(), buf)
+            torch.save(trainer.state_dict(), buf)
             saved["state"] = buf.getvalue()
-        orig(self)
+        orig(self, trainer)
 
-    Trainer.save_checkpoint = keep
+    Checkpoint.save = keep
     try:
-        whole = Trainer(cfg, None, data=data)
+        whole = build_trainer(cfg, None, data=data)
         whole.fit()
     finally:
-        Trainer.save_checkpoint = orig
-    resumed = Trainer(cfg, None, data=data)
+        Checkpoint.save = orig
+    resumed = build_trainer(cfg, None, data=data)
     resumed.load_state_dict(torch.load(io.BytesIO(saved["state"]), weights_only=False))
     resumed.fit()
     a, b = whole.model.state_dict(), resumed.model.state_dict()

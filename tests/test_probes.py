@@ -20,7 +20,7 @@ from ics.instruments.base import load_instrument_arrays
 from ics.instruments.probes import MAX_SAMPLES, LayerInputProbes, select_points
 from ics.models import build_model
 from ics.record import write_npz
-from ics.train import Trainer
+from ics.train import build_trainer
 
 IN_SHAPE = (1, 28, 28)
 
@@ -755,9 +755,9 @@ def test_probes_do_not_change_training(mnist_root, tmp_path, bn_mode):
     """The spec's invariance: the same seed with and without probes trains bit-identically."""
     probed = ProbeConfig(size=100, every=5, histogram_every=5, on_train_batch=True, train_batch_every=5,
                          points=["*"], bn_mode=bn_mode)
-    t1 = Trainer(tiny_config(mnist_root, probed), tmp_path / "probed")
+    t1 = build_trainer(tiny_config(mnist_root, probed), tmp_path / "probed")
     s1 = t1.fit()
-    t2 = Trainer(tiny_config(mnist_root, ProbeConfig(enabled=False)), None)
+    t2 = build_trainer(tiny_config(mnist_root, ProbeConfig(enabled=False)), None)
     s2 = t2.fit()
     assert [i.key for i in t1.instruments] == ["probe"] and t2.instruments == []
     assert s1.status == s2.status
@@ -780,7 +780,7 @@ def test_trainer_leaves_no_hooks_on_the_model_after_fit(mnist_root):
     """With probe.on_train_batch the probes look at the model during the whole run; once fit() returns,
     the trained model (Trainer.model, handed to the library user) must carry no probe hooks."""
     probe = ProbeConfig(size=50, every=5, on_train_batch=True, train_batch_every=5, points=["*"])
-    t = Trainer(tiny_config(mnist_root, probe, steps=10), None)
+    t = build_trainer(tiny_config(mnist_root, probe, steps=10), None)
     t.fit()
     assert any(k.startswith("probe_train/") for k in t.instruments[0].series)
     for name, m in t.model.named_modules():
@@ -794,7 +794,7 @@ def test_trainer_writes_probes_npz_and_tensorboard(mnist_root, tmp_path):
 
     out = tmp_path / "run"
     probe = ProbeConfig(size=100, every=5, histogram_every=10, on_train_batch=True, train_batch_every=10)
-    summary = Trainer(tiny_config(mnist_root, probe, steps=20), out).fit()
+    summary = build_trainer(tiny_config(mnist_root, probe, steps=20), out).fit()
     loaded = load_series(out, "probe")  # probes.npz
     steps, series, meta = loaded.steps, loaded.tags, loaded.meta
     assert steps.tolist() == [0, 5, 10, 15, 20]
@@ -838,7 +838,7 @@ def test_a_run_whose_activations_become_nan_ends_diverged_with_its_histograms(tm
                  trainer=TrainerConfig(steps=30, batch_size=1000, eval_every=10, log_every=10, threads=1,
                                        progress=False, checkpoint_every=0),
                  probe=ProbeConfig(size=100, every=10, histogram_every=10))
-    summary = Trainer(cfg, tmp_path / "run").fit()
+    summary = build_trainer(cfg, tmp_path / "run").fit()
     assert str(summary.status) == "diverged"
     series = load_series(tmp_path / "run", "probe")
     assert series is not None and not all(np.isfinite(v).all() for v in series.tags.values())  # NaN reached the probes

@@ -9,8 +9,8 @@ import signal
 import pytest
 
 from ics.record import files
-from ics.train import signals
-from ics.train.signals import ForcedStop, GracefulStop, SignalStop
+from ics.train import stopping as signals
+from ics.train.stopping import ForcedStop, GracefulStop, SignalStop
 
 INT, TERM = signal.SIGINT, signal.SIGTERM
 

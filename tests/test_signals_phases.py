@@ -2,7 +2,7 @@
 a checkpoint (temporary file written, not yet renamed), the final evaluation and the final record
 write. At each, a single SIGINT, a single SIGTERM, and pairs 30 ms apart (the same signal twice: one
 request; SIGINT then SIGTERM: the second forces the stop). The process pauses at the phase
-(ICS_TEST_PAUSE_AT, ics.train.signals.pause_point) and writes a marker file; the first signal is sent
+(started through tests/pausing.py) and writes a marker file; the first signal is sent
 when the marker appears, never after a sleep. Afterwards: the exit code, the one line printed is
 true, the record agrees with the checkpoint (or the folder is gone when stopped before training), no
 temporary file is left, and `ics resume` finishes bit-identically to a run never interrupted."""
@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from clirun import ICS, ics
+from clirun import ics
+from pausing import pausing_ics
 from runargs import assert_same_run, merged, record, reference_run
 
 pytestmark = pytest.mark.slow
@@ -42,8 +43,7 @@ def reference(tmp_path_factory, mnist_root):
 
 def stop_at(phase: str, signals, run: Path, env: dict, cwd: Path):
     marker = cwd / "paused"
-    env = {**_env(env), "ICS_TEST_PAUSE_AT": phase, "ICS_TEST_PAUSE_FILE": str(marker)}
-    proc = subprocess.Popen([*ICS, *merged("run", *RUN, f"hydra.run.dir={run}")], env=env, cwd=cwd,
+    proc = subprocess.Popen([*pausing_ics(phase, marker), *merged("run", *RUN, f"hydra.run.dir={run}")], env=_env(env), cwd=cwd,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     t0 = time.time()
     while not marker.exists():  # synchronised on the file the paused process writes

@@ -15,7 +15,7 @@ import ics  # noqa: F401  (fills the registries)
 from ics.config import KINDS, Config, MNISTConfig, ProbeConfig, SGDConfig, TrainerConfig, from_dict
 from ics.data import load_data
 from ics.record import Status, names
-from ics.train import Trainer
+from ics.train import build_trainer
 
 STEPS = 100
 EVERY = 25
@@ -50,7 +50,7 @@ def ref_run(mnist_root, tmp_path_factory):
     base = tmp_path_factory.mktemp("ref")
     cfg = make_cfg(mnist_root, probe={"points": ["*"]}, cache_dir=base / "cache")
     out = base / "run"
-    summary = Trainer(cfg, out).fit()
+    summary = build_trainer(cfg, out).fit()
     return cfg, out, summary
 
 
@@ -177,7 +177,7 @@ def test_bn_run_learns_the_tiny_data(ref_run):
 def test_no_bn_run_learns_too(mnist_root):
     cfg = make_cfg(mnist_root, model={"norm": "none"}, trainer={"steps": 200, "eval_every": 100},
                    probe={"every": 100})
-    summary = Trainer(cfg, None).fit()
+    summary = build_trainer(cfg, None).fit()
     assert summary.status == Status.COMPLETED
     assert summary.final_test_acc >= 0.9
 
@@ -189,7 +189,7 @@ def test_no_bn_run_learns_too(mnist_root):
 def _final(mnist_root, data, seed, tmp=None):
     cfg = make_cfg(mnist_root, trainer={"steps": 30, "eval_every": 15, "log_every": 15, "seed": seed},
                    probe={"every": 15})
-    tr = Trainer(cfg, tmp, data=data)
+    tr = build_trainer(cfg, tmp, data=data)
     summary = tr.fit()
     return {k: v.detach().clone() for k, v in tr.model.state_dict().items()}, summary
 
@@ -217,7 +217,9 @@ def test_train_mode_for_steps_eval_mode_for_evaluation(mnist_root, monkeypatch):
     phase = {"now": "train"}
     records = []  # (phase, bn.training, grad enabled)
 
-    orig_eval, orig_probe = Trainer.evaluate, Trainer.measure  # measure: the instruments' snapshots
+    from ics.train.hooks import evaluation, instruments
+
+    orig_eval, orig_probe = evaluation.Evaluation.evaluate, instruments.measure  # measure: the instruments' snapshots
 
     def spy_eval(self, *a, **kw):
         phase["now"] = "eval"
@@ -226,18 +228,18 @@ def test_train_mode_for_steps_eval_mode_for_evaluation(mnist_root, monkeypatch):
         finally:
             phase["now"] = "train"
 
-    def spy_probe(self, *a, **kw):
+    def spy_probe(*a, **kw):
         phase["now"] = "probe"
         try:
-            return orig_probe(self, *a, **kw)
+            return orig_probe(*a, **kw)
         finally:
             phase["now"] = "train"
 
-    monkeypatch.setattr(Trainer, "evaluate", spy_eval)
-    monkeypatch.setattr(Trainer, "measure", spy_probe)
+    monkeypatch.setattr(evaluation.Evaluation, "evaluate", spy_eval)
+    monkeypatch.setattr(instruments, "measure", spy_probe)
     steps = 20
     cfg = make_cfg(mnist_root, trainer={"steps": steps, "eval_every": 10, "log_every": 10}, probe={"every": 10})
-    tr = Trainer(cfg, None)
+    tr = build_trainer(cfg, None)
     bns = [m for m in tr.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     assert bns
     for bn in bns:
@@ -274,7 +276,7 @@ def test_train_mode_for_steps_eval_mode_for_evaluation(mnist_root, monkeypatch):
 def test_huge_lr_diverges_without_an_exception(mnist_root, tmp_path):
     cfg = make_cfg(mnist_root, model={"norm": "none"}, optim={"lr": 1e6},
                    trainer={"steps": 200, "log_every": 5, "eval_every": 50}, probe={"every": 50})
-    summary = Trainer(cfg, tmp_path / "run").fit()
+    summary = build_trainer(cfg, tmp_path / "run").fit()
     assert summary.status == Status.DIVERGED
     assert summary.diverged_at_step is not None and 0 < summary.diverged_at_step <= 200
     assert summary.diverged_at_step % 5 == 0  # seen at a logging step
@@ -294,7 +296,7 @@ def test_cnn_trains_on_cifar_image_folder(mnist_root, cifar_folder, tmp_path):
                    data={"name": "cifar10", "root": None, "image_folder": str(cifar_folder)},
                    optim={"lr": 0.05}, trainer={"steps": 10, "eval_every": 5, "log_every": 5, "batch_size": 20},
                    probe={"every": 5, "size": 40})  # the probe set is drawn from the 40 test images
-    summary = Trainer(cfg, tmp_path / "cnn").fit()
+    summary = build_trainer(cfg, tmp_path / "cnn").fit()
     assert summary.status in ("completed", "not_learning")
     assert summary.steps == 10
     assert summary.dataset["name"] == "cifar10"

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from clirun import ICS, ics
+from clirun import ics
+from pausing import pausing_ics
 ROOT = Path(__file__).resolve().parent.parent
 FAST = ["trainer.threads=1", "trainer.steps=20", "trainer.eval_every=10", "trainer.eval_log_points=0",
         "probe.size=100"]
@@ -166,8 +167,8 @@ def test_a_signal_before_the_task_starts_is_one_true_line_and_leaves_nothing(tin
     cwd = tmp_path / "work"
     cwd.mkdir()
     run, marker = tmp_path / "run", tmp_path / "paused"
-    env = {**tiny_env, "ICS_TEST_PAUSE_AT": "launch", "ICS_TEST_PAUSE_FILE": str(marker), "NO_COLOR": "1"}
-    proc = subprocess.Popen([*ICS, "run", *FAST, f"hydra.run.dir={run}"], env=env, cwd=cwd,
+    env = {**tiny_env, "NO_COLOR": "1"}
+    proc = subprocess.Popen([*pausing_ics("launch", marker), "run", *FAST, f"hydra.run.dir={run}"], env=env, cwd=cwd,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     import time
 

@@ -87,7 +87,7 @@ def write_group_runs(root: Path, groups: Sequence[Group], tol: Sequence[GroupTol
     from torch.utils.tensorboard import SummaryWriter
     from torch.utils.tensorboard.summary import hparams
 
-    from ics.train.loop import hparam_value
+    from ics.train.hooks.tensorboard import hparam_value
 
     keys = [k for k in varying_keys([g.config for g in groups])]
     first_target = next((min(j.summary.steps_to_target, key=float) for g in groups for j in g.jobs

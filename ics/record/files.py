@@ -59,7 +59,7 @@ def check_not_link(path: Path) -> None:
 
 # --- writes that a signal never cuts ----------------------------------------------------------------
 # A signal handler runs on the main thread between two bytecodes: an exit it forces must wait until a
-# write in progress is whole. Writes on the main thread mark themselves here; ics.train.signals
+# write in progress is whole. Writes on the main thread mark themselves here; ics.train.stopping
 # defers what a signal asks for until the outermost marked write ends.
 _depth = 0
 _pending: Optional[Callable[[], None]] = None
@@ -98,21 +98,21 @@ def defer(fn: Optional[Callable[[], None]]) -> None:
 
 
 # --- a full disk --------------------------------------------------------------------------------------
-NO_SPACE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+FULL_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 
 
-class NoSpace(OSError):
+class FullDiskError(OSError):
     """A write that failed because the file system is full, over quota or read-only; filename: the
-    file being written."""
+    file being written. (What a run does about it: ics.train.stopping.)"""
 
 
-def no_space(e: Optional[BaseException]) -> Optional[OSError]:
+def full_disk_cause(e: Optional[BaseException]) -> Optional[OSError]:
     """The OSError for lack of space (ENOSPC, EDQUOT, EROFS) in e or what caused it, else None.
     (torch.save wraps it in a RuntimeError; its cause or context is the OSError.)"""
     seen = set()
     while e is not None and id(e) not in seen:
         seen.add(id(e))
-        if isinstance(e, OSError) and e.errno in NO_SPACE_ERRNOS:
+        if isinstance(e, OSError) and e.errno in FULL_DISK_ERRNOS:
             return e
         e = e.__cause__ or e.__context__
     return None
@@ -128,8 +128,8 @@ def atomic_write(path: Path, write: Callable[[Any], Any], fsync: bool = False,
     written. write: gets the open binary file (fileobj=True: nothing reopens the file by name) or,
     for writers that need a name, the temporary file's path. fsync: also survive a machine crash
     (checkpoints). A signal never cuts it (see `whole`); the temporary file is removed whatever
-    happens. A failure for lack of space is a NoSpace naming `path`. before_rename: a test hook
-    (ics.train.signals.pause_point)."""
+    happens. A failure for lack of space is a FullDiskError naming `path`. before_rename: called with
+    the new file written, before the rename (a checkpoint names the phase there: ics.train.stopping.reached)."""
     path = Path(path)
     check_not_link(path)
     with whole():
@@ -159,10 +159,10 @@ def atomic_write(path: Path, write: Callable[[Any], Any], fsync: bool = False,
             check_not_link(path)  # a link put in place while this wrote: still never replaced by a file
             os.replace(tmp, path)  # a rename replaces a name, never writes through it
         except Exception as e:
-            full = no_space(e)
+            full = full_disk_cause(e)
             if full is None:
                 raise
-            raise NoSpace(full.errno, full.strerror or os.strerror(full.errno), str(path)) from None
+            raise FullDiskError(full.errno, full.strerror or os.strerror(full.errno), str(path)) from None
         finally:
             if fd >= 0:
                 os.close(fd)

@@ -237,8 +237,8 @@ def _instruments_problem(v: Dict[str, Any]) -> Optional[str]:
 
 
 def write_summary(run_dir: Path, summary: Summary, before_rename=None) -> None:
-    """Write the record atomically (a NoSpace naming the file when the disk is full: the old record
-    then stays whole). before_rename: a test hook (ics.train.signals.pause_point)."""
+    """Write the record atomically (a FullDiskError naming the file when the disk is full: the old record
+    then stays whole). before_rename: see files.atomic_write."""
     summary.updated = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     write_json(Path(run_dir) / names.SUMMARY, summary.to_json(), before_rename=before_rename)

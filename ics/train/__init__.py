@@ -1,20 +1,27 @@
 """Training: the loop (loop.py) and its parts, and the entry points (run.py).
 
-loop.py        Trainer: the loop that fits on a screen, evaluation, records, checkpoints
+loop.py        Trainer: the loop (batch, before_step hooks, update, after_step hooks) and a run's state
+hooks/         what happens periodically: evaluation, checkpoints, TensorBoard, progress, the record,
+               the instruments (one module each; hooks/__init__.py lists them in call order)
+build.py       build_trainer(cfg, ...): the data, model, optimiser, sampler, instruments and hooks
+summary.py     the run record's fields, the series, the records of a failure or a forced stop
 run.py         check_runnable, train_and_evaluate(cfg, workdir), resume(workdir)
+stopping.py    how a run stops and fails: signals, stop reasons, a full disk, the named phases
 checkpoint.py  what a checkpoint holds; safe loading; config matching on resume
-meter.py       train loss/acc window     signals.py  SIGINT/SIGTERM -> checkpoint and stop
-optim.py       optimisers (registry)     threads.py  CPU thread policy    device.py  devices
+meter.py       train loss/acc window     optim.py    optimisers (registry)
+threads.py     CPU thread policy         device.py   devices
 """
-from ics.train.loop import Trainer, hparam_values
+from ics.train.build import build_trainer
+from ics.train.hooks.tensorboard import hparam_values
+from ics.train.loop import Trainer
 from ics.train.run import AlreadyFinished, check_resumable, check_runnable, resume, run_config, train_and_evaluate
-from ics.train.signals import RunInterrupted
+from ics.train.stopping import RunDiskFull, RunInterrupted
 
 
 def train(cfg, out_dir=None, data=None, **kw):
     """Library shortcut: build, fit, return the Summary (no run-directory semantics, no Hydra)."""
-    return Trainer(cfg, out_dir, data=data, **kw).fit()
+    return build_trainer(cfg, out_dir, data=data, **kw).fit()
 
 
-__all__ = ["Trainer", "hparam_values", "AlreadyFinished", "check_resumable", "check_runnable", "resume", "run_config",
+__all__ = ["Trainer", "build_trainer", "hparam_values", "RunDiskFull", "AlreadyFinished", "check_resumable", "check_runnable", "resume", "run_config",
            "train_and_evaluate", "RunInterrupted", "train"]

@@ -25,8 +25,8 @@ NEUTRAL_PREFIXES = ("report.", "tolerance.", "sweep.")
 
 def save(path: Path, state: Dict[str, Any], before_rename=None) -> None:
     """Write atomically (temporary file, fsync, rename). Through a Python file object, so that a full
-    disk surfaces as an OSError (ENOSPC) and not as torch's bare "iostream error": a NoSpace naming
-    the file; the previous checkpoint stays. before_rename: a test hook."""
+    disk surfaces as an OSError (ENOSPC) and not as torch's bare "iostream error": a FullDiskError naming
+    the file; the previous checkpoint stays. before_rename: see atomic_write."""
     atomic_write(Path(path), lambda fh: torch.save({"format": FORMAT, **state}, fh), fsync=True,
                  before_rename=before_rename, fileobj=True)
 

@@ -19,13 +19,8 @@ from ics.record import RecordError, RunBusy, RunLock, Status, Summary, read_summ
 from ics.registry import INSTRUMENTS
 from ics.train import checkpoint as ckpt
 from ics.train.device import resolve_device
-from ics.train.signals import GracefulStop, RunInterrupted, SignalStop
+from ics.train.stopping import GracefulStop, RunDiskFull, RunInterrupted, SignalStop, run_disk_full
 from ics.train.threads import available_cores
-
-
-class NoSpaceLeft(ConfigError):
-    """A write of the run failed for lack of space (ENOSPC, EDQUOT, EROFS). One line: the file, the
-    step, what was kept and how to go on. (A ConfigError so that every caller prints it as one line.)"""
 
 
 class AlreadyFinished(Exception):
@@ -87,7 +82,7 @@ def train_and_evaluate(cfg: Config, workdir: Path, overrides: Sequence[str] = ()
                        hparam_keys: Optional[Sequence[str]] = None, hparam_domains: Optional[dict] = None) -> Summary:
     """Train `cfg` in `workdir`. resume: "auto" continues from a checkpoint when there is one and
     starts fresh otherwise; "require" makes a missing checkpoint an error; "never" starts fresh.
-    A finished run in workdir raises AlreadyFinished; a live one raises RunBusy. say: a callback
+    A finished run in workdir raises AlreadyFinished; a live one raises RunBusy; a full disk RunDiskFull. say: a callback
     for what is happening (loading data, ...); label: names the run in progress lines; hparam_keys:
     the keys TensorBoard's HParams tab should show (default: the main knobs and the overrides);
     hparam_domains: a sweep's values of those keys ({key: [values]}), for the HParams experiment."""
@@ -109,22 +104,11 @@ def _checkpoint_step(workdir: Path) -> Optional[int]:
         return None
 
 
-def _no_space(e: OSError, workdir: Path, step: Optional[int], file: Optional[str] = None) -> NoSpaceLeft:
-    from ics.train.loop import no_space_reason
-
-    kept = _checkpoint_step(workdir)
-    at = f" at step {step:,}" if step is not None else ""
-    if kept is not None:
-        then = f"its checkpoint (step {kept:,}) is kept; free some space, then: ics resume {workdir}"
-    else:
-        then = "no checkpoint was written yet; free some space and start the run again"
-    return NoSpaceLeft(f"{no_space_reason(e)} writing {file or e.filename or workdir}{at}: {then}")
-
-
 def _train_and_evaluate(cfg, workdir, overrides, resume, max_threads, console, data, say, label, hparam_keys,
                         hparam_domains):
-    from ics.record.files import no_space
-    from ics.train.loop import Trainer
+    from ics.record.files import full_disk_cause
+    from ics.train.build import build_trainer
+    from ics.train.hooks.tensorboard import events_file
 
     existing = _existing(workdir)
     if existing is not None and existing.status.finished:  # before the lock: leave every file untouched
@@ -133,9 +117,10 @@ def _train_and_evaluate(cfg, workdir, overrides, resume, max_threads, console, d
     try:
         lock.acquire()
     except OSError as e:
-        if no_space(e) is None:
+        full = full_disk_cause(e)
+        if full is None:
             raise
-        raise _no_space(no_space(e), workdir, None, str(lock.path)) from None
+        raise run_disk_full(full, workdir, None, str(lock.path), _checkpoint_step(workdir)) from None
     try:
         existing = _existing(workdir)
         if existing is not None and existing.status.finished:
@@ -146,8 +131,8 @@ def _train_and_evaluate(cfg, workdir, overrides, resume, max_threads, console, d
             ckpt.check_matches(cfg, workdir, state["config"])
             if say:
                 say(f"resuming from the checkpoint at step {state['step']:,}")
-            trainer = Trainer(cfg, workdir, data=data, overrides=overrides, console=console, threads=state["threads"],
-                              say=say, label=label)
+            trainer = build_trainer(cfg, workdir, data=data, overrides=overrides, console=console,
+                                    threads=state["threads"], say=say, label=label)
             try:
                 trainer.load_state_dict(state)
             except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as e:  # shapes or parts that do not fit
@@ -158,8 +143,8 @@ def _train_and_evaluate(cfg, workdir, overrides, resume, max_threads, console, d
             raise ConfigError(f"cannot resume {workdir}: it has no {path.name} (the run stopped before its first "
                               "checkpoint, or ran with trainer.checkpoint_every=0)")
         else:
-            trainer = Trainer(cfg, workdir, data=data, overrides=overrides, max_threads=max_threads, console=console,
-                              say=say, label=label)
+            trainer = build_trainer(cfg, workdir, data=data, overrides=overrides, max_threads=max_threads,
+                                    console=console, say=say, label=label)
         trainer.hparam_keys, trainer.hparam_domains = hparam_keys, hparam_domains or {}
         try:
             return trainer.fit()
@@ -167,9 +152,10 @@ def _train_and_evaluate(cfg, workdir, overrides, resume, max_threads, console, d
             raise
         except Exception as e:  # a crash mid-run: recorded, then passed on
             trainer.fail(e)
-            full = no_space(e)
+            full = full_disk_cause(e)
             if full is not None:  # a full disk: one line, the checkpoint on disk is kept
-                raise _no_space(full, workdir, trainer.step, full.filename or trainer.events_file()) from None
+                raise run_disk_full(full, workdir, trainer.step, full.filename or events_file(trainer),
+                                    _checkpoint_step(workdir)) from None
             raise
     finally:
         lock.release()
@@ -197,5 +183,5 @@ def resume(run_dir: Path, console=None, say=None) -> Summary:
     return train_and_evaluate(cfg, run_dir, overrides, resume="require", console=console, say=say)
 
 
-__all__ = ["AlreadyFinished", "NoSpaceLeft", "RunBusy", "check_runnable", "check_resumable", "train_and_evaluate", "resume",
+__all__ = ["AlreadyFinished", "RunDiskFull", "RunBusy", "check_runnable", "check_resumable", "train_and_evaluate", "resume",
            "run_config", "Status"]

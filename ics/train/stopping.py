@@ -1,4 +1,4 @@
-"""SIGINT and SIGTERM end a run cleanly, whenever they come, from the first line of a job to its last
+"""How a run stops and fails: SIGINT and SIGTERM end a run cleanly, whenever they come, from the first line of a job to its last
 byte written.
 
 One scope (`GracefulStop`, re-entrant: the CLI's task, train_and_evaluate and Trainer.fit share it)
@@ -24,10 +24,11 @@ process then ends with 128 + sig and whoever asked (e.g. ics_cli.slurm) requeues
 continues from the checkpoint. Such a signal arriving after a stop was asked for replaces the request
 (SIGTERM then SIGUSR2: stop and requeue) instead of forcing an exit.
 
-Tests stop a run at named phases (PAUSE_PHASES) through ICS_TEST_PAUSE_AT=<phase> and
-ICS_TEST_PAUSE_FILE=<path>: at that phase the process writes its pid to the file and waits (up to
-PAUSE_MAX_SEC) for a signal, so a test can deliver one exactly there, or for the file to be removed
-(to change something, e.g. fill the disk, and let the run go on). Unset, it costs nothing.
+A write that fails for lack of space (ics.record.files.FullDiskError, found in an error's chain by
+full_disk_cause) ends the run as `failed` at the step of its checkpoint, with one line (RunDiskFull).
+
+The named phases (PHASES, `reached`) mark where these rules differ; tests stop a run exactly there by
+replacing `reached` (tests/pausing.py), never through the environment.
 """
 from __future__ import annotations
 
@@ -104,7 +105,7 @@ class GracefulStop:
     def __init__(self):
         self.signum: Optional[int] = None  # the stop request's signal
         self.state = SETUP
-        self.received = 0  # signals seen (the test pause waits on it)
+        self.received = 0  # signals seen (a pause at a named phase waits on it)
         self._at = 0.0
         self._old = {}
         self._depth = 0
@@ -269,28 +270,38 @@ class RunInterrupted(Exception):
         return 128 + self.signum  # 130 for SIGINT, 143 for SIGTERM: the shell convention
 
 
-# --- named phases for tests ------------------------------------------------------------------------------
-PAUSE_ENV, PAUSE_FILE_ENV = "ICS_TEST_PAUSE_AT", "ICS_TEST_PAUSE_FILE"
-PAUSE_PHASES = ("loading-data", "first-step", "mid-checkpoint", "final-evaluation", "finish")
-PAUSE_MAX_SEC = 60.0
-_paused: set = set()
+# --- a full disk -----------------------------------------------------------------------------------------
+class RunDiskFull(Exception):
+    """A run stopped because one of its writes failed for lack of space (ENOSPC, EDQUOT, EROFS). Its
+    message is the one line to print: the reason, the file, the step, what was kept and how to go on."""
 
 
-def pause_point(phase: str) -> None:
-    """Test hook: with ICS_TEST_PAUSE_AT=<phase>, the first time the run reaches `phase` it writes its
-    pid to ICS_TEST_PAUSE_FILE and waits for a signal or for the file to be removed (at most
-    PAUSE_MAX_SEC), then goes on as the signal decides. Without the variable: nothing."""
-    if os.environ.get(PAUSE_ENV) != phase or phase in _paused:
-        return
-    _paused.add(phase)
-    marker = os.environ.get(PAUSE_FILE_ENV)
-    scope = _active
-    if not marker or scope is None:
-        return
-    seen = scope.received
-    tmp = Path(marker + ".tmp")
-    tmp.write_text(f"{os.getpid()} {phase}\n")
-    os.replace(tmp, marker)
-    deadline = time.monotonic() + PAUSE_MAX_SEC
-    while scope.received == seen and os.path.exists(marker) and time.monotonic() < deadline:
-        time.sleep(0.002)  # a signal interrupts the sleep; its handler runs (and may raise) here
+def full_disk_reason(e: OSError) -> str:
+    """Why a write failed for lack of space, in the words a person reads."""
+    import errno
+
+    return {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
+            errno.EROFS: "read-only file system"}.get(e.errno or 0, (e.strerror or "cannot write").lower())
+
+
+def run_disk_full(e: OSError, workdir: Path, step: Optional[int], file: Optional[str],
+                  kept: Optional[int]) -> RunDiskFull:
+    """The one-line error of a run in `workdir` whose write failed on a full disk; kept: the step of
+    the checkpoint on disk (None: none)."""
+    at = f" at step {step:,}" if step is not None else ""
+    if kept is not None:
+        then = f"its checkpoint (step {kept:,}) is kept; free some space, then: ics resume {workdir}"
+    else:
+        then = "no checkpoint was written yet; free some space and start the run again"
+    return RunDiskFull(f"{full_disk_reason(e)} writing {file or e.filename or workdir}{at}: {then}")
+
+
+# --- named phases --------------------------------------------------------------------------------------
+# Points of a run where a signal or a full disk has its own consequences. A debugger, or a test that
+# must act exactly there (tests/pausing.py), replaces `reached`; by default it does nothing.
+PHASES = ("launch", "loading-data", "first-step", "mid-checkpoint", "final-evaluation", "finish")
+
+
+def reached(phase: str) -> None:
+    """The run is at `phase` (one of PHASES). Called as `stopping.reached(...)`, so that a replacement
+    set on this module takes effect."""
