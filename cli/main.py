@@ -52,46 +52,33 @@ def _hydra(argv: List[str]) -> None:
     hydra_main()
 
 
-class _EarlyStop(BaseException):
-    """A stop signal before the run's task took over its own signals (preflight, claiming the folder,
-    Hydra writing .hydra/): a BaseException, so that Hydra's error reporting lets it through."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-
 class _StopBeforeRun:
-    """SIGINT/SIGTERM from the first line of `ics run` until the task's own handling begins: the
-    command stops at once, removes a run folder that holds only Hydra's bookkeeping, says so in one
-    true line and exits 128 + signal. Once the run has a record, a late signal (Hydra shutting down)
-    changes nothing."""
+    """ics.train.stopping.StopBeforeRun for `ics run` and `ics resume` of a sweep: a stop signal before
+    the task's own handling ends the command at once, removes a run folder that holds only Hydra's
+    bookkeeping, says so in one true line and exits 128 + signal."""
 
     def __init__(self):
-        self.target: Optional[Path] = None
-        self._old: dict = {}
+        from ics.train.stopping import StopBeforeRun
 
-    def _handle(self, signum, frame) -> None:
-        if self.target is not None and (self.target / "summary.json").exists():
-            return  # the run wrote its record and is ending: nothing to stop
-        raise _EarlyStop(signum)
+        self.scope = StopBeforeRun()
+
+    @property
+    def target(self) -> Optional[Path]:
+        return self.scope.target
+
+    @target.setter
+    def target(self, path: Optional[Path]) -> None:
+        self.scope.target = path
 
     def __enter__(self) -> "_StopBeforeRun":
-        import signal as sig
-        import threading
-
-        if threading.current_thread() is threading.main_thread():
-            for s in (sig.SIGINT, sig.SIGTERM):
-                self._old[s] = sig.signal(s, self._handle)
+        self.scope.__enter__()
         return self
 
     def __exit__(self, kind, value, tb) -> bool:
-        import signal as sig
+        from ics.train.stopping import LaunchStopped, signal_name
 
-        for s, old in self._old.items():
-            if sig.getsignal(s) == self._handle:  # the run's own scope may have left a handler that keeps
-                sig.signal(s, old)                # its exit code through shutdown: leave that one
-        if not isinstance(value, _EarlyStop):
+        self.scope.__exit__(kind, value, tb)
+        if not isinstance(value, LaunchStopped):
             return False
         from ics_cli.rundirs import remove_untrained  # light: a signal may have cut an import short
 
@@ -100,7 +87,7 @@ class _StopBeforeRun:
             remove_untrained(self.target, Path.cwd())
             if self.target.exists() and any(self.target.iterdir()):
                 kept = f" ({self.target} left as it was)"
-        typer.echo(f"run interrupted by {sig.Signals(value.signum).name} before training started; nothing was "
+        typer.echo(f"run interrupted by {signal_name(value.signum)} before training started; nothing was "
                    f"kept{kept}", err=True)
         raise typer.Exit(128 + value.signum)
 
@@ -190,7 +177,7 @@ def _launch_run(early: "_StopBeforeRun", args: List[str], force_multirun: bool, 
             argv = [a for a in argv if not a.startswith("hydra.searchpath=")]
             argv[1:1] = ConfigDirs(dirs=plan.dirs).searchpath_override()
         _start_sweep(target, plan, varying, study)
-    stop = ForwardStop(target) if multirun else None
+    stop = _forward_stop(target) if multirun else None
     try:
         if multirun:
             from ics_cli.sweeps import LiveSweep
@@ -359,79 +346,13 @@ def _check_user_dir(target: Path, multirun: bool, overrides: List[str]) -> None:
         raise typer.Exit(0)
 
 
-class ForwardStop:
-    """A sweep's SIGINT/SIGTERM reaches its jobs: the signal is passed on to every process the CLI
-    started (joblib and submitit workers), each job checkpoints and ends `interrupted`, and the
-    sweep stops with its status table and how to resume. (A terminal's Ctrl-C reaches them anyway.)"""
+def _forward_stop(sweep_dir: Path):
+    """A sweep's SIGINT/SIGTERM passed on to its jobs (ics.train.stopping.ForwardStop); the first one
+    also writes the sweep's stop file, so that jobs not yet started do not start."""
+    from ics.train.stopping import ForwardStop
+    from ics_cli.sweeps import write_stop_file
 
-    def __init__(self, sweep_dir: Path):
-        self.signum = None
-        self.sweep_dir = sweep_dir
-        self._old = {}
-
-    def _handle(self, signum, frame) -> None:
-        from ics_cli.sweeps import write_stop_file
-
-        first = self.signum is None
-        self.signum = signum
-        if first:
-            try:  # jobs not yet started see it and do not start
-                write_stop_file(self.sweep_dir, signum)
-            except OSError:
-                pass
-        below = _descendants(os.getpid())
-        # the first signal goes to the processes training a job (they hold its run lock): an idle
-        # joblib worker has no handler and would die, and joblib would then kill the others
-        # mid-checkpoint; a job still loading its data is not signalled and finishes. A second
-        # signal goes to every process below: the jobs exit at once.
-        for pid in (_training(self.sweep_dir, below) if first else below):
-            try:
-                os.kill(pid, signum)
-            except OSError:
-                pass
-        if not first:  # a second signal: stop waiting for the jobs
-            raise KeyboardInterrupt
-
-    def __enter__(self) -> "ForwardStop":
-        import signal as sig
-        import threading
-
-        if threading.current_thread() is threading.main_thread():
-            for s in (sig.SIGINT, sig.SIGTERM):
-                self._old[s] = sig.signal(s, self._handle)
-        return self
-
-    def __exit__(self, *exc) -> bool:
-        import signal as sig
-
-        for s, old in self._old.items():
-            sig.signal(s, old)
-        return exc[0] is KeyboardInterrupt and self.signum is not None  # handled: the table follows
-
-
-def _training(sweep_dir: Path, candidates: List[int]) -> List[int]:
-    """The processes among `candidates` that hold a job's run lock in this sweep, on this host."""
-    from ics.record.lock import holder_pid
-
-    jobs = [d for d in sweep_dir.iterdir() if d.is_dir()] if sweep_dir.is_dir() else []
-    return [pid for pid in map(holder_pid, jobs) if pid is not None and pid in candidates]
-
-
-def _descendants(pid: int) -> List[int]:
-    """Every process below `pid` (Linux /proc; elsewhere none)."""
-    children: dict = {}
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    out, todo = [], [pid]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            out.append(c)
-            todo.append(c)
-    return out
+    return ForwardStop(sweep_dir, on_first=lambda signum: write_stop_file(sweep_dir, signum))
 
 
 def _best_trial(sweep_dir: Path) -> None:
@@ -669,7 +590,7 @@ def _relaunch(target: Path, argv: List[str], total: int, parallel: int, refused:
     except (OSError, ValueError) as e:
         _fail(f"{record} does not read ({one_line(e)}); move it away to resume")
     (target / STOP_FILE).unlink(missing_ok=True)
-    stop = ForwardStop(target)
+    stop = _forward_stop(target)
     early = _StopBeforeRun()
     try:
         with early, stop, LiveSweep(target, total, parallel, swept=[], every_sec=_progress_every([])):

@@ -169,16 +169,16 @@ def test_the_clis_sweep_files_are_written_through_atomic_write(tmp_path, outside
 
 
 def test_a_stop_signal_with_a_planted_stop_file_link_is_not_written_through(tmp_path, outside, monkeypatch):
-    import ics_cli.main as cli
-    from ics_cli.main import ForwardStop
+    from ics.train import stopping
+    from ics_cli.main import _forward_stop
     from ics_cli.sweeps import STOP_FILE
 
-    monkeypatch.setattr(cli, "_descendants", lambda pid: [])  # nothing of the test's is signalled
+    monkeypatch.setattr(stopping, "descendants", lambda pid: [])  # nothing of the test's is signalled
 
     sweep = tmp_path / "sweep"
     sweep.mkdir()
     (sweep / STOP_FILE).symlink_to(outside)
-    stop = ForwardStop(sweep)
+    stop = _forward_stop(sweep)
     stop._handle(15, None)  # the OSError is swallowed: the sweep still stops
     assert stop.signum == 15 and outside.read_text() == "precious"
 

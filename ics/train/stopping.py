@@ -16,6 +16,10 @@ Whatever the moment, a signal never cuts a write: ics.record.files.whole marks e
 final checkpoint-and-record sequence as a whole), and what a signal asks for happens when the write
 ends, or after FORCE_WAIT_SEC at most (a stuck file system: exit anyway).
 
+Before the scope, from the first line of a command that starts a run (pre-run checks, claiming the
+folder), StopBeforeRun makes a signal stop at once (LaunchStopped); a sweep's command passes its
+signals on to the jobs it started (ForwardStop).
+
 SIGTERM is what SLURM time limits, submitit, `timeout` and `docker stop` send.
 
 A scheduler may also warn a job before its time limit or pre-emption with a signal of its own
@@ -38,7 +42,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, List, Optional
 
 from ics.record import files
 
@@ -268,6 +272,117 @@ class RunInterrupted(Exception):
     @property
     def exit_code(self) -> int:
         return 128 + self.signum  # 130 for SIGINT, 143 for SIGTERM: the shell convention
+
+
+# --- before the run's scope: the command that starts it ----------------------------------------------------
+class LaunchStopped(BaseException):
+    """A stop signal while a command prepares a run, before the run's own scope took over (pre-run
+    checks, claiming the folder, Hydra writing .hydra/): a BaseException, so that Hydra's error
+    reporting lets it through."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+class StopBeforeRun:
+    """SIGINT/SIGTERM from a command's first line until the run's own scope (GracefulStop) takes
+    over: the signal raises LaunchStopped at once, wherever the command is. Once `target` holds a
+    record, a late signal (Hydra shutting down) changes nothing. The caller says what was kept."""
+
+    def __init__(self):
+        self.target: Optional[Path] = None
+        self._old: dict = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.target is not None and (self.target / "summary.json").exists():
+            return  # the run wrote its record and is ending: nothing to stop
+        raise LaunchStopped(signum)
+
+    def __enter__(self) -> "StopBeforeRun":
+        if threading.current_thread() is threading.main_thread():
+            for s in STOP_SIGNALS:
+                self._old[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, kind, value, tb) -> Optional[bool]:
+        for s, old in self._old.items():
+            if signal.getsignal(s) == self._handle:  # the run's own scope may have left a handler that keeps
+                signal.signal(s, old)                # its exit code through shutdown: leave that one
+        self._old.clear()
+        return None
+
+
+# --- a sweep's signal reaches its jobs ----------------------------------------------------------------------
+class ForwardStop:
+    """A sweep's SIGINT/SIGTERM reaches its jobs: the signal is passed on to every process the command
+    started (joblib and submitit workers), each job checkpoints and ends `interrupted`, and the sweep
+    stops. on_first(signum): what the first signal also does (the sweep's stop file, which keeps jobs
+    not yet started from starting; an OSError there is ignored). A terminal's Ctrl-C reaches the jobs
+    anyway; a second signal stops waiting for them (KeyboardInterrupt, handled by the scope)."""
+
+    def __init__(self, sweep_dir: Path, on_first: Optional[Callable[[int], None]] = None):
+        self.signum: Optional[int] = None
+        self.sweep_dir = sweep_dir
+        self.on_first = on_first
+        self._old: dict = {}
+
+    def _handle(self, signum, frame) -> None:
+        first = self.signum is None
+        self.signum = signum
+        if first and self.on_first is not None:
+            try:
+                self.on_first(signum)
+            except OSError:
+                pass
+        below = descendants(os.getpid())
+        # the first signal goes to the processes training a job (they hold its run lock): an idle
+        # joblib worker has no handler and would die, and joblib would then kill the others
+        # mid-checkpoint; a job still loading its data is not signalled and finishes. A second
+        # signal goes to every process below: the jobs exit at once.
+        for pid in (training_processes(self.sweep_dir, below) if first else below):
+            try:
+                os.kill(pid, signum)
+            except OSError:
+                pass
+        if not first:  # a second signal: stop waiting for the jobs
+            raise KeyboardInterrupt
+
+    def __enter__(self) -> "ForwardStop":
+        if threading.current_thread() is threading.main_thread():
+            for s in STOP_SIGNALS:
+                self._old[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        for s, old in self._old.items():
+            signal.signal(s, old)
+        return exc[0] is KeyboardInterrupt and self.signum is not None  # handled: the caller's table follows
+
+
+def training_processes(sweep_dir: Path, candidates: List[int]) -> List[int]:
+    """The processes among `candidates` that hold a job's run lock in this sweep, on this host."""
+    from ics.record.lock import holder_pid
+
+    jobs = [d for d in sweep_dir.iterdir() if d.is_dir()] if sweep_dir.is_dir() else []
+    return [pid for pid in map(holder_pid, jobs) if pid is not None and pid in candidates]
+
+
+def descendants(pid: int) -> List[int]:
+    """Every process below `pid` (Linux /proc; elsewhere none)."""
+    children: dict = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
 
 
 # --- a full disk -----------------------------------------------------------------------------------------
