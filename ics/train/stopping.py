@@ -1,5 +1,5 @@
-"""How a run stops and fails: SIGINT and SIGTERM end a run cleanly, whenever they come, from the first line of a job to its last
-byte written.
+"""How a run stops and fails. SIGINT and SIGTERM end a run cleanly, whenever they come, from the
+first line of a job to its last byte written.
 
 One scope (`GracefulStop`, re-entrant: the CLI's task, train_and_evaluate and Trainer.fit share it)
 holds the handlers, and what a signal does depends on where the run is:
