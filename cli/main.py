@@ -1,4 +1,10 @@
-"""`ics`: Typer owns the commands; Hydra owns everything after the command name of run and sweep."""
+"""`ics`: Typer owns the commands; Hydra owns everything after the command name of run and sweep.
+
+Each command parses its options and calls what does the work: cli/launch.py (run, sweep and resume
+around Hydra's runtime), cli/listing.py (list, config), cli/resume.py, cli/preflight.py (the checks
+before a launch), cli/status.py, cli/tensorboard.py and the library (ics.*). Those are imported inside
+the commands: `ics --help` and a Tab import none of Hydra, torch or the library.
+"""
 from __future__ import annotations
 
 import os
@@ -186,7 +192,10 @@ def _launch_run(early: "_StopBeforeRun", args: List[str], force_multirun: bool, 
     if multirun:
         signum = stop.signum or stop_signal_of(target)
         (target / STOP_FILE).unlink(missing_ok=True)
-        _after_sweep(target, signum)
+        try:
+            launch.after_sweep(target, signum)  # the closing table; the exit code
+        except UserError as e:
+            _fail(str(e), e.code)
 
 
 class ForwardStop:
@@ -264,16 +273,6 @@ def _descendants(pid: int) -> List[int]:
     return out
 
 
-def _after_sweep(sweep_dir: Path, signum: Optional[int] = None, refused: Sequence[str] = ()) -> None:
-    """The sweep's closing table and exit code (cli/launch.py)."""
-    from ics_cli import launch  # imports Hydra and the library (see _launch_run)
-
-    try:
-        launch.after_sweep(sweep_dir, signum, refused)
-    except UserError as e:
-        _fail(str(e), e.code)
-
-
 @app.command(context_settings=PASS_THROUGH)
 def run(overrides: Optional[List[str]] = typer.Argument(
         None, help="Hydra overrides and flags: key=value, group=option, -m/--multirun, --cfg job, ...",
@@ -349,6 +348,7 @@ def resume(path: Path = typer.Argument(..., help="A run directory, or a sweep di
 
 def _resume_run(path: Path) -> None:
     path = path.absolute()  # every path printed for copying is absolute
+    # torch: imported only when the command runs, never for `ics --help` or a Tab
     from ics.config import ConfigError
     from ics.record import RunBusy
     from ics.train import AlreadyFinished, RunInterrupted
@@ -389,7 +389,7 @@ def _resume_sweep(path: Path, extra: List[str]) -> None:
     """Finish a sweep in its own folder, every job rebuilt from data (cli/resume.py): finished jobs are
     left alone, the others continue from their checkpoints or run from step 0, and what cannot be
     resumed is named with its reason (exit 1)."""
-    from ics_cli import resume as plan  # imports the library (see _launch_run)
+    from ics_cli import resume as plan  # imports the library, which `ics --help` and a Tab must not
 
     try:
         what = plan.prepare(path, extra)
@@ -416,7 +416,8 @@ def _relaunch(target: Path, argv: List[str], total: int, parallel: int, refused:
     """The resume's Hydra sweep, with the live view, signal forwarding and closing table of a sweep.
     Hydra rewrites multirun.yaml at the sweep's root: the sweep's own copy is put back after (and a
     search's folder, which had none, gets none). A job of `todo` that ended without a record is named."""
-    from ics_cli import launch  # imports Hydra and the library (see _launch_run)
+    # imported here, not at the top: they import Hydra and the library, which `ics --help` and a Tab must not
+    from ics_cli import launch
     from ics_cli.sweeps import STOP_FILE, LiveSweep, stop_signal_of
 
     try:
@@ -438,7 +439,10 @@ def _relaunch(target: Path, argv: List[str], total: int, parallel: int, refused:
     (target / STOP_FILE).unlink(missing_ok=True)
     if signum is None:
         refused = [*refused, *launch.unrecorded(target, todo)]
-    _after_sweep(target, signum, refused)
+    try:
+        launch.after_sweep(target, signum, refused)  # the closing table; the exit code
+    except UserError as e:
+        _fail(str(e), e.code)
 
 
 @app.command()
@@ -457,7 +461,7 @@ def tensorboard(path: Optional[Path] = typer.Argument(None, help="A run or sweep
 
     Example: [bold]ics tensorboard multiruns/2026-11-28/12-00-00_fig1[/bold]
     """
-    from ics_cli.tensorboard import serve
+    from ics_cli.tensorboard import serve  # TensorBoard's own modules: only when the command runs
 
     if path is not None and not path.is_dir():
         _fail(f"{path} is not a directory; give a run or sweep directory")
@@ -480,7 +484,7 @@ def status(path: Optional[Path] = typer.Argument(None, help="Where to look (defa
 
     Example: [bold]ics status[/bold]   [bold]ics status multiruns/2026-11-28[/bold]
     """
-    from ics_cli.status import lines
+    from ics_cli.status import lines  # the record's readers (numpy): only when the command runs
 
     root = path or Path(".")
     if not root.is_dir():
@@ -551,9 +555,9 @@ def list_options(section: Optional[str] = typer.Argument(
 
     Examples: [bold]ics list[/bold]   [bold]ics list trainer[/bold]   [bold]ics list model=cnn_relu_bn[/bold]
     """
-    from rich.console import Console
+    from rich.console import Console  # rich's console: only when the command runs
 
-    from ics_cli import configdirs, listing  # listing imports Hydra, which `ics --help` and a Tab must not
+    from ics_cli import listing  # imports Hydra, which `ics --help` and a Tab must not
 
     console = Console()
     try:
@@ -623,6 +627,7 @@ def report(paths: List[Path] = typer.Argument(..., help="Run or sweep directorie
     Example: [bold]ics report multiruns/2026-11-26/12-00-00[/bold]
     Several: [bold]ics report sweepA sweepB --out compare-AB[/bold]
     """
+    # the report's modules (torch, matplotlib): imported only when the command runs, never for a Tab
     from ics.analysis import make_report
     from ics.config import ConfigError
 
