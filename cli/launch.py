@@ -24,8 +24,6 @@ from ics.record.files import MAX_YAML_BYTES, atomic_write, copy_tree, one_line, 
 from ics.record.lock import holder
 from ics.record.plan import Plan as JobPlan
 from ics.record.plan import PlanError, PlannedJob, read_plan, write_plan
-from ics.train import check_resumable
-from ics.train import checkpoint as ckpt
 from ics_cli.configdirs import RECORD as SWEEP_RECORD
 from ics_cli.configdirs import STAGE, ConfigDirs, write_sweep_record
 from ics_cli.console import next_steps, print_status_table, say
@@ -74,6 +72,10 @@ def check_user_dir(target: Path, multirun: bool, overrides: List[str]) -> Option
     who = holder(target)
     if who:
         raise UserError(f"{key}={target} is being trained by {who}; wait for it to end, or choose another folder")
+    # torch: only for a launch into an existing run folder (`ics run --cfg job` and the like import none)
+    from ics.train import check_resumable
+    from ics.train import checkpoint as ckpt
+
     try:
         cfg = from_dict(compose(overrides))
         check_resumable(cfg, target)
