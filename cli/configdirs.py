@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from importlib import resources
@@ -277,6 +278,23 @@ def stage_study(path: Path, into: Path) -> Tuple[str, Path]:
     shutil.copyfile(path, into / STUDY_GROUP / f"{name}.yaml")
     root = path.parent.parent if path.parent.name == STUDY_GROUP else path.parent
     return name, Path(os.path.abspath(root))
+
+
+def stage_study_file(given: str) -> Tuple[str, Path, Path]:
+    """`ics sweep <path>`: the study file staged in a fresh temporary folder (a launched sweep moves it
+    into its own folder; the caller removes it otherwise): (its name, its folder root, the temporary
+    folder). A refused study leaves no temporary folder behind."""
+    path = Path(given)
+    if not path.is_file():
+        raise UserError(f"{given} is not a study file (a YAML file like experiments/fig1.yaml)")
+    stage = Path(tempfile.mkdtemp(prefix="ics-study-"))
+    try:
+        name, root = stage_study(path, stage)
+        check_files(root, str(root))
+    except UserError:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return name, root, stage
 
 
 # ----------------------------------------------------------------------------------------------

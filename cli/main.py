@@ -1,7 +1,14 @@
-"""`ics`: Typer owns the commands; Hydra owns everything after the command name of run and sweep."""
+"""`ics`: Typer owns the commands; Hydra owns everything after the command name of run and sweep.
+
+Each command parses its options and calls what does the work: cli/launch.py (run, sweep and resume
+around Hydra's runtime), cli/listing.py (list, config), cli/resume.py, cli/preflight.py (the checks
+before a launch), cli/status.py, cli/tensorboard.py and the library (ics.*). Those are imported inside
+the commands: `ics --help` and a Tab import none of Hydra, torch or the library.
+"""
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -9,8 +16,8 @@ from typing import List, Optional, Sequence
 
 import typer
 
+from ics_cli import configdirs
 from ics_cli.completion import complete_override, complete_section, complete_study, use_own_scripts
-from ics_cli.configdirs import STAGE, ConfigDirs
 from ics_cli.errors import UserError
 
 app = typer.Typer(
@@ -43,13 +50,9 @@ def main(version: bool = typer.Option(False, "--version", callback=_version, is_
 
 
 def _hydra(argv: List[str]) -> None:
-    from hydra.core.global_hydra import GlobalHydra
+    from ics_cli import hydra_entry  # Hydra and torch: only once a run or sweep starts
 
-    from ics_cli.hydra_entry import hydra_main
-
-    GlobalHydra.instance().clear()  # preflight's compose session; hydra.main starts its own
-    sys.argv = ["ics", *argv]
-    hydra_main()
+    hydra_entry.run(argv)
 
 
 class _StopBeforeRun:
@@ -109,10 +112,11 @@ def _launch_run(early: "_StopBeforeRun", args: List[str], force_multirun: bool, 
         stamp = "" if sys.stdout.isatty() else time.strftime("%H:%M:%S ")
         typer.echo(stamp + "ics: checking the config" + (" of every job" if force_multirun or "-m" in args
                                                          or "--multirun" in args else "") + " ...")
-    from ics_cli.hydra_app import NAME_EXCLUDE_KEYS
+    # imported here, not at the top: they import Hydra and torch, which `ics --help` and a Tab must not
+    from ics_cli import launch
     from ics_cli.preflight import preflight
-    from ics_cli.rundirs import claim, quote, remove_if_empty
-    from ics_cli.sweeps import keys_left_out_of_names, run_name, sweep_keys, sweep_name
+    from ics_cli.rundirs import remove_if_empty
+    from ics_cli.sweeps import STOP_FILE, LiveSweep, stop_signal_of
 
     try:
         plan = preflight(args, force_multirun=force_multirun, extra_dirs=extra_dirs)
@@ -124,69 +128,29 @@ def _launch_run(early: "_StopBeforeRun", args: List[str], force_multirun: bool, 
         _hydra(plan.argv)
         return
     multirun = plan.mode == "multirun"
-    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-    if plan.user_dir:
-        target = Path(str(plan.hydra.sweep.dir if multirun else plan.hydra.run.dir))
-        _check_writable(target, key)
-        _check_user_dir(target, multirun, plan.jobs[0] if plan.jobs else [])
-        try:
-            target.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            _fail(f"{key}={target} cannot be created: {e.strerror}; choose a writable place")
-    else:
-        base = Path(str(plan.hydra.sweep.dir if multirun else plan.hydra.run.dir))
-        named = next((o.split("=", 1)[1] for o in plan.jobs[0] if o.startswith("experiment=")), None) \
-            if plan.jobs else None
-        suffix = (study or named or sweep_name(sweep_keys(plan.jobs)[0])) if multirun \
-            else run_name(plan.jobs[0] if plan.jobs else [])
-        _check_writable(base, key)
-        try:
-            target = claim(base.with_name(f"{base.name}_{suffix}") if suffix else base)
-        except OSError as e:
-            _fail(f"cannot create the {'sweep' if multirun else 'run'} directory under {base.parent}: {e.strerror}; "
-                  f"run from a writable directory or set {key}=<a writable path>")
-        argv = argv + [f"{key}={quote(target)}"]
+    try:
+        target, argv, finished = launch.target_of(plan, multirun, study, argv)
+    except UserError as e:
+        _fail(str(e), e.code)
+    if finished is not None:  # a run in a folder of the user's that has finished: left as it is
+        typer.echo(finished)
+        raise typer.Exit(0)
     if not multirun:
         early.target = target
     varying: dict = {}
     if multirun:
-        varying, constant = sweep_keys(plan.jobs)
-        # job directories are named by what varies: "3_norm=batch,seed=1", not every constant too
-        exclude = sorted(set(NAME_EXCLUDE_KEYS) | {k for k in constant if not k.startswith("hydra")})
-        too_long = keys_left_out_of_names(plan.jobs, exclude)  # a folder name has at most 255 bytes
-        if too_long:
-            exclude = sorted(set(exclude) | set(too_long))
-            typer.echo(f"note: job folders are named without {', '.join(too_long)} (its values make names longer "
-                       "than a folder name may be); each job's overrides are in its .hydra/overrides.yaml", err=True)
-        argv = [a for a in argv if not a.startswith("hydra.job.config.override_dirname.exclude_keys=")]
-        argv.append("hydra.job.config.override_dirname.exclude_keys=[" + ",".join(exclude) + "]")
-        # nothing swept shows in the names: job "0", not "0_" (a sweep made with "0_" folders keeps them)
-        named_keys = [k for k in varying if k not in exclude and not k.startswith("hydra")]
-        old_style = any(p.name.endswith("_") for p in target.iterdir()) if target.is_dir() else False
-        if not named_keys and not old_style and not any(a.startswith("hydra.sweep.subdir=") for a in argv):
-            argv.append("hydra.sweep.subdir=${hydra.job.num}")
+        argv, varying = launch.name_jobs(plan, argv, target)
         if stage is not None:  # the study given by path: its copy lives in the sweep from now on
-            import shutil
-
-            from ics.record.files import copy_tree
-
-            kept = target / STAGE
-            copy_tree(stage, kept)  # into a sweep folder: never through a link planted there
-            shutil.rmtree(stage, ignore_errors=True)
-            plan.dirs = [kept.resolve() if d == stage else d for d in plan.dirs]
-            argv = [a for a in argv if not a.startswith("hydra.searchpath=")]
-            argv[1:1] = ConfigDirs(dirs=plan.dirs).searchpath_override()
-        _start_sweep(target, plan, varying, study)
+            argv = launch.keep_study(stage, target, plan, argv)
+        launch.start_sweep(target, plan, varying, study)
     stop = _forward_stop(target) if multirun else None
     try:
         if multirun:
-            from ics_cli.sweeps import LiveSweep
-
             parallel = plan.launcher.parallelism(plan.hydra.launcher)
             if plan.sweeper is not None and plan.sweeper.option == "optuna":
-                _quiet_optuna()
+                launch.quiet_optuna()
             with stop, LiveSweep(target, plan.total or 0, parallel, swept=list(varying),
-                                 every_sec=_progress_every(plan.jobs)):
+                                 every_sec=launch.progress_every(plan.jobs)):
                 _hydra(argv)
         else:
             from ics.train import stopping
@@ -199,151 +163,12 @@ def _launch_run(early: "_StopBeforeRun", args: List[str], force_multirun: bool, 
     finally:
         remove_if_empty(target)
     if multirun:
-        from ics_cli.sweeps import STOP_FILE, stop_signal_of
-
         signum = stop.signum or stop_signal_of(target)
         (target / STOP_FILE).unlink(missing_ok=True)
-        _after_sweep(target, signum)
-
-
-class _NoResultLines:
-    """A logging filter for the Optuna sweeper's lines about a trial that returned nothing: ics returns
-    no objective only for a job that was stopped or failed, and says so itself (its line, the table)."""
-
-    def filter(self, record) -> bool:
-        return "Got 'None'" not in record.getMessage()
-
-
-def _quiet_optuna() -> None:
-    """Optuna logs each study and trial at INFO on its own handler: under the live view that is noise
-    (the sweep's table and `ics report` say what it found); warnings still show."""
-    import logging
-
-    logging.getLogger("hydra_plugins.hydra_optuna_sweeper._impl").addFilter(_NoResultLines())
-    try:
-        import optuna
-
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-    except ImportError:
-        pass
-
-
-def _progress_every(jobs) -> float:
-    """trainer.progress_every_sec of the sweep (its first job's override, else the default): how often a
-    sweep without a terminal logs each running job's progress."""
-    from ics.config import Config
-
-    given = [o.split("=", 1)[1] for o in (jobs[0] if jobs else []) if o.startswith("trainer.progress_every_sec=")]
-    try:
-        return max(float(given[-1]), 0.5) if given else float(Config().trainer.progress_every_sec)
-    except ValueError:
-        return float(Config().trainer.progress_every_sec)
-
-
-def _start_sweep(target: Path, plan, varying, study: Optional[str]) -> None:
-
-    from ics_cli.configdirs import RECORD as SWEEP_RECORD
-    from ics_cli.configdirs import write_sweep_record
-
-    from ics.record import names
-    from ics_cli.sweeps import HPARAMS_FILE, write_hparams
-
-    from ics_cli.sweeps import STOP_FILE
-
-    from ics.record.files import write_json
-    from ics.record.plan import Plan as JobPlan
-    from ics.record.plan import PlannedJob, write_plan
-
-    target.mkdir(parents=True, exist_ok=True)
-    (target / STOP_FILE).unlink(missing_ok=True)  # a resumed sweep was stopped once; it runs now
-    search = plan.sweeper is not None and plan.sweeper.option != "basic"
-    if not search:  # lets a report name the jobs never started (a search's jobs are not known in advance)
-        write_json(target / names.PLANNED_JOBS, plan.jobs)
-    # every job as data: what `ics resume` rebuilds the jobs from, never composing again
-    write_plan(target, JobPlan(launcher=plan.launcher.option, sweeper=plan.sweeper.option if plan.sweeper else None,
-                               objective=plan.objective,
-                               jobs=[PlannedJob(i, [o for o in job if not o.lstrip("+~").startswith("hydra")], config)
-                                     for i, (job, config)
-                                     in enumerate(zip(plan.jobs, plan.configs))] if not search else []))
-    if not (target / HPARAMS_FILE).exists():  # a search's values are drawn as it goes: keys, no domains
-        write_hparams(target, {k: [] for k in plan.searched} if search else varying)
-    if not (target / SWEEP_RECORD).exists():  # a resumed sweep keeps the record it was started with
-        write_sweep_record(target, study, plan.dirs, plan.config_name)
-    swept = ", ".join(f"{k} ({len(v)})" for k, v in varying.items()) or "nothing"
-    from ics_cli.console import say
-
-    stamp = "" if sys.stdout.isatty() else time.strftime("%H:%M:%S ")  # a log: every line timestamped
-    if search:
-        trials = f"{plan.total} trials" if plan.total else "trials"
-        say(f"{stamp}search: {trials} of hydra/sweeper={plan.sweeper.option} into {target} (launcher "
-            f"{plan.launcher.option}; {plan.objective['direction']} sweep.objective={plan.objective['metric']} over "
-            f"{', '.join(plan.searched)})")
-        return
-    say(f"{stamp}sweep: {len(plan.jobs)} jobs into {target} (launcher {plan.launcher.option}; swept: {swept})")
-
-
-def _check_writable(path: Path, key: str) -> None:
-    """The nearest existing parent of the run directory must be writable (nothing is created here)."""
-    import os
-
-    parent = Path(os.path.abspath(path))
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        _fail(f"{key}={path} is not writable: {parent} {'is not a directory' if not parent.is_dir() else 'is read-only'}; "
-              "choose a writable place")
-
-
-def _check_user_dir(target: Path, multirun: bool, overrides: List[str]) -> None:
-    """A launch aimed at an existing, non-empty folder (hydra.run.dir / hydra.sweep.dir) is checked
-    before Hydra writes anything there: it must be an ics run (or sweep); a run must not be live, and
-    must have been started with the same config (the launch then resumes it); a finished run is left
-    as it is. Refused in one line, with nothing written."""
-    if not target.is_dir() or not any(target.iterdir()):
-        return
-    from ics.record import names
-    from ics_cli.rundirs import planted_link
-
-    link = planted_link(target)
-    if link is not None:
-        _fail(f"{link} is a symbolic link; ics does not write through links in a run or sweep folder: remove it, "
-              "or choose a new folder")
-
-    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-    if multirun:
-        if not any((target / n).is_file() for n in ("multirun.yaml", names.PLANNED_JOBS, names.JOB_PLAN)):
-            _fail(f"{key}={target} is a non-empty folder that is not an ics sweep; choose a new or empty folder")
-        return
-    from ics.config import ConfigError, from_dict
-    from ics.record import RecordError, read_summary
-    from ics.record.lock import holder
-    from ics.train import check_resumable
-    from ics.train import checkpoint as ckpt
-    from ics_cli.preflight import compose
-
-    if not any((target / n).exists() for n in (names.SUMMARY, names.CHECKPOINT, names.LOCK, ".hydra")):
-        _fail(f"{key}={target} is a non-empty folder that is not an ics run; choose a new or empty folder")
-    who = holder(target)
-    if who:
-        _fail(f"{key}={target} is being trained by {who}; wait for it to end, or choose another folder")
-    try:
-        cfg = from_dict(compose(overrides))
-        check_resumable(cfg, target)
         try:
-            record = read_summary(target)
-        except (FileNotFoundError, RecordError):
-            record = None
-        if record is not None and isinstance(record.config, dict) and record.config:
-            diff = ckpt.config_difference(cfg, record.config)
-            if diff is not None:
-                raise ConfigError(f"{key}={target} holds a run started with {diff[0]}={diff[1]}; the config now "
-                                  f"says {diff[0]}={diff[2]}: resume it with `ics resume {target}`, or choose "
-                                  "another folder")
-    except ConfigError as e:
-        _fail(str(e))
-    if record is not None and record.status.finished:
-        typer.echo(f"run: {target} already {record.status} at step {record.steps}; left as it is")
-        raise typer.Exit(0)
+            launch.after_sweep(target, signum)  # the closing table; the exit code
+        except UserError as e:
+            _fail(str(e), e.code)
 
 
 def _forward_stop(sweep_dir: Path):
@@ -353,62 +178,6 @@ def _forward_stop(sweep_dir: Path):
     from ics_cli.sweeps import write_stop_file
 
     return ForwardStop(sweep_dir, on_first=lambda signum: write_stop_file(sweep_dir, signum))
-
-
-def _best_trial(sweep_dir: Path) -> None:
-    """After a search (an optimising sweeper), the trial it found best, by the objective it searched on."""
-    from ics.record.plan import PlanError, read_plan
-
-    try:
-        plan = read_plan(sweep_dir)
-    except PlanError:
-        return
-    if plan is None or plan.sweeper in (None, "basic"):
-        return
-    from ics.analysis.load import load_jobs
-    from ics.analysis.search import search_lines, search_of
-
-    jobs = load_jobs(sweep_dir)
-    search = search_of([sweep_dir], jobs)
-    if search is not None:
-        for line in search_lines(jobs, search):
-            typer.echo(line)
-
-
-def _after_sweep(sweep_dir: Path, signum: Optional[int] = None, refused: Sequence[str] = ()) -> None:
-    sweep_dir = sweep_dir.absolute()  # the resume hints below are copied into other shells
-    from ics.record import Status, read_jobs, read_planned
-    from ics_cli.console import next_steps, print_status_table
-
-    jobs = read_jobs(sweep_dir)
-    if signum is not None and not jobs:
-        import signal as sig
-
-        typer.echo(f"sweep stopped by {sig.Signals(signum).name} before any job started. "
-                   f"Start it with: ics resume {sweep_dir}", err=True)
-        raise typer.Exit(128 + signum)
-    print_status_table(jobs, sweep_dir, planned=read_planned(sweep_dir))  # the jobs never started too
-    _best_trial(sweep_dir)
-    next_steps(sweep_dir)
-    if signum is not None:
-        import signal as sig
-
-        typer.echo(f"sweep stopped by {sig.Signals(signum).name}: the table shows where each job stopped "
-                   f"(interrupted: checkpoint at that step; killed: its last periodic checkpoint). "
-                   f"Finish it with: ics resume {sweep_dir}", err=True)
-        raise typer.Exit(128 + signum)
-    failed = [str(j.num) for j in jobs if j.status == Status.FAILED]
-    if failed:  # diverged or not_learning jobs are results; a failed job is an error
-        _fail(f"{len(failed)} job(s) failed: {', '.join(failed)} (see their summary.json)", code=1)
-    cannot = [name.split("_", 1)[0] for name in dict.fromkeys(refused)]
-    unfinished = [str(j.num) for j in jobs if j.status in (Status.INTERRUPTED, Status.KILLED) and j.dir.name not in refused]
-    if cannot:  # resume named each with its reason: resuming again would not help
-        _fail(f"{len(cannot)} job(s) cannot be resumed: {', '.join(cannot)} (see why above)"
-              + (f"; {len(unfinished)} did not finish: {', '.join(unfinished)}, finish them with ics resume "
-                 f"{sweep_dir}" if unfinished else ""), code=1)
-    if unfinished:
-        _fail(f"{len(unfinished)} job(s) did not finish: {', '.join(unfinished)}; finish them with "
-              f"ics resume {sweep_dir}", code=1)
 
 
 @app.command(context_settings=PASS_THROUGH)
@@ -441,32 +210,15 @@ def sweep(experiment: str = typer.Argument(..., help="A study: its name (in your
     Examples: [bold]ics sweep fig1 trainer.steps=5000[/bold]   [bold]ics sweep my_study --config-dir conf[/bold]
     [bold]ics sweep conf/experiment/my_study.yaml[/bold]
     """
-    import tempfile
-
-    from ics_cli import configdirs
-
     args = list(overrides or [])
     try:
         found = configdirs.split(args)
         if configdirs.is_study_path(experiment) or Path(experiment).is_file():
-            path = Path(experiment)
-            if not path.is_file():
-                raise UserError(f"{experiment} is not a study file (a YAML file like experiments/fig1.yaml)")
-            stage = Path(tempfile.mkdtemp(prefix="ics-study-"))
-            try:
-                name, root = configdirs.stage_study(path, stage)
-                configdirs.check_files(root, str(root))
-            except UserError:
-                import shutil
-
-                shutil.rmtree(stage, ignore_errors=True)
-                raise
+            name, root, stage = configdirs.stage_study_file(experiment)
             try:
                 _launch([f"experiment={name}", *args], force_multirun=True, study=name, extra_dirs=[stage, root],
                         stage=stage)
             finally:  # a refused launch leaves no staging folder behind (a launched one has moved it)
-                import shutil
-
                 shutil.rmtree(stage, ignore_errors=True)
             return
         known = configdirs.studies(found.dirs)
@@ -503,6 +255,7 @@ def resume(path: Path = typer.Argument(..., help="A run directory, or a sweep di
 
 def _resume_run(path: Path) -> None:
     path = path.absolute()  # every path printed for copying is absolute
+    # torch: imported only when the command runs, never for `ics --help` or a Tab
     from ics.config import ConfigError
     from ics.record import RunBusy
     from ics.train import AlreadyFinished, RunInterrupted
@@ -542,20 +295,12 @@ def _resume_sweep(path: Path, extra: List[str]) -> None:
     """Finish a sweep in its own folder, every job rebuilt from data (cli/resume.py): finished jobs are
     left alone, the others continue from their checkpoints or run from step 0, and what cannot be
     resumed is named with its reason (exit 1)."""
-    from ics_cli import resume as plan
+    from ics_cli import resume as plan  # imports the library, which `ics --help` and a Tab must not
 
-    if "${" in str(path.resolve()):
-        _fail(f"{path} holds '${{' in its path, which Hydra would read as an interpolation; rename the folder")
     try:
-        plan.check_extra(extra)
-        what = plan.plan_resume(path.resolve())
+        what = plan.prepare(path, extra)
     except UserError as e:
         _fail(str(e))
-    written = ("multirun.yaml", "plan.json", "jobs.json", "hparams.json", "sweep.json", ".stopped", ".submitit")
-    links = [name for name in written if (path / name).is_symlink()]  # what Hydra or ics writes at the root
-    if links:
-        _fail(f"{path / links[0]} is a symbolic link; ics resume does not write through links (a sweep folder is "
-              "data): put the file itself there, or remove it")
     if what.launcher_note:
         typer.echo(f"resume: {what.launcher_note}", err=True)
     for line in plan.describe(what):
@@ -563,10 +308,8 @@ def _resume_sweep(path: Path, extra: List[str]) -> None:
     for name, why in what.refused:
         typer.echo(f"resume: cannot resume {path / name}: {why}", err=True)
     if what.todo:
-        n_jobs = [o.split("=", 1)[1] for o in extra if o.startswith("hydra.launcher.n_jobs=")]
-        parallel = int(n_jobs[-1]) if n_jobs and n_jobs[-1].isdigit() else 1
         _relaunch(path.resolve(), plan.resume_argv(path.resolve(), what, extra), len(what.todo) + len(what.finished),
-                  parallel, [name for name, _ in what.refused], [t.name for t in what.todo])
+                  plan.parallelism(extra), [name for name, _ in what.refused], [t.name for t in what.todo])
     elif not what.refused:
         typer.echo(f"resume: nothing to do: every job of {path} has finished")
     if what.refused:
@@ -579,41 +322,33 @@ def _relaunch(target: Path, argv: List[str], total: int, parallel: int, refused:
     """The resume's Hydra sweep, with the live view, signal forwarding and closing table of a sweep.
     Hydra rewrites multirun.yaml at the sweep's root: the sweep's own copy is put back after (and a
     search's folder, which had none, gets none). A job of `todo` that ended without a record is named."""
-    from ics.record.files import atomic_write
+    # imported here, not at the top: they import Hydra and the library, which `ics --help` and a Tab must not
+    from ics_cli import launch
     from ics_cli.sweeps import STOP_FILE, LiveSweep, stop_signal_of
 
-    from ics.record.files import MAX_YAML_BYTES, one_line, read_bytes
-
-    record = target / "multirun.yaml"
-    try:  # data: read with a cap (a sparse 1 GB file would otherwise be read whole)
-        kept = read_bytes(record, MAX_YAML_BYTES) if record.is_file() and not record.is_symlink() else None
-    except (OSError, ValueError) as e:
-        _fail(f"{record} does not read ({one_line(e)}); move it away to resume")
+    try:
+        kept = launch.read_sweep_record(target)
+    except UserError as e:
+        _fail(str(e))
     (target / STOP_FILE).unlink(missing_ok=True)
     stop = _forward_stop(target)
     early = _StopBeforeRun()
     try:
-        with early, stop, LiveSweep(target, total, parallel, swept=[], every_sec=_progress_every([])):
+        with early, stop, LiveSweep(target, total, parallel, swept=[], every_sec=launch.progress_every([])):
             _hydra(argv)
     except (SystemExit, Exception):
         if stop.signum is None:
             raise
     finally:
-        if kept is not None:
-            atomic_write(record, lambda p: p.write_bytes(kept))
-        elif record.is_file() and not record.is_symlink():
-            record.unlink()  # the resume's own Hydra record: it would misdescribe the sweep
+        launch.put_back_sweep_record(target, kept)
     signum = stop.signum or stop_signal_of(target)
     (target / STOP_FILE).unlink(missing_ok=True)
     if signum is None:
-        from ics.record import read_job
-
-        missing = [name for name in todo if read_job(target / name, target).summary is None]
-        if missing:  # a job that failed before it could write anything (the live view shows no line for it)
-            refused = [*refused, *missing]
-            for name in missing:
-                typer.echo(f"resume: {target / name} ended without a record (it could not start)", err=True)
-    _after_sweep(target, signum, refused)
+        refused = [*refused, *launch.unrecorded(target, todo)]
+    try:
+        launch.after_sweep(target, signum, refused)  # the closing table; the exit code
+    except UserError as e:
+        _fail(str(e), e.code)
 
 
 @app.command()
@@ -632,7 +367,7 @@ def tensorboard(path: Optional[Path] = typer.Argument(None, help="A run or sweep
 
     Example: [bold]ics tensorboard multiruns/2026-11-28/12-00-00_fig1[/bold]
     """
-    from ics_cli.tensorboard import serve
+    from ics_cli.tensorboard import serve  # TensorBoard's own modules: only when the command runs
 
     if path is not None and not path.is_dir():
         _fail(f"{path} is not a directory; give a run or sweep directory")
@@ -655,7 +390,7 @@ def status(path: Optional[Path] = typer.Argument(None, help="Where to look (defa
 
     Example: [bold]ics status[/bold]   [bold]ics status multiruns/2026-11-28[/bold]
     """
-    from ics_cli.status import lines
+    from ics_cli.status import lines  # the record's readers (numpy): only when the command runs
 
     root = path or Path(".")
     if not root.is_dir():
@@ -679,7 +414,9 @@ def recalibrate(path: Path = typer.Argument(..., help="A run directory with a ch
 
     Example: [bold]ics recalibrate runs/2026-11-28/12-00-00[/bold]
     """
+    # torch: imported only when the command runs, never for `ics --help` or a Tab
     from ics.config import ConfigError
+    from ics.data.vision import TorchvisionMismatch
     from ics.record import RecordError
     from ics.train.recalibrate import recalibrate as run_recalibrate
 
@@ -687,7 +424,7 @@ def recalibrate(path: Path = typer.Argument(..., help="A run directory with a ch
         _fail(f"{path} is not a directory; give a run directory (one with checkpoint.pt)")
     try:
         r = run_recalibrate(path, batches, batch_size, seed)
-    except (ConfigError, RecordError) as e:
+    except (ConfigError, RecordError, TorchvisionMismatch) as e:
         _fail(str(e))
     typer.echo(f"step {r['step']}: test accuracy with the EMA running statistics {r['ema_acc']:.4f}, with population "
                f"statistics over {r['batches']} batches of {r['batch_size']} {r['precise_acc']:.4f} "
@@ -702,34 +439,13 @@ def show_config(overrides: Optional[List[str]] = typer.Argument(None, help="Hydr
 
     Example: [bold]ics config model=cnn optim=adam[/bold]   [bold]ics config --config-dir conf model=my_mlp[/bold]
     """
-    from omegaconf import OmegaConf
-
-    from ics.config import from_dict, to_dict
-    from ics_cli import configdirs
-    from ics_cli import hydra_compat as compat
-    from ics_cli.preflight import check_jobs, compose, use
+    from ics_cli import listing  # imports Hydra, which `ics --help` and a Tab must not
 
     try:
-        where = configdirs.split(list(overrides or []))
-        args = where.args
-        ns = compat.parse_args(args)
-        flags = [a for a in args if a not in (ns.overrides or []) and a != ns.config_name
-                 and not a.startswith(("-cn", "--config-name", "--config_name"))]
-        if flags:
-            raise UserError(f"ics config takes overrides (key=value), --config-dir and --config-name only, not "
-                            f"{' '.join(flags)}; for Hydra's flags use `ics run`, e.g. `ics run --cfg job`")
-        dirs = list(where.dirs)
-        if ns.config_name and where.config_dir is not None and where.config_dir not in dirs:
-            dirs.insert(0, where.config_dir)
-        use(dirs, ns.config_name)
-        args = list(ns.overrides or [])
-        if any(o.is_sweep_override() for o in compat.parse_overrides(args)):
-            raise UserError("ics config prints one config, not a sweep (a,b); run sweeps with `ics run -m`")
-        check_jobs([args], data=False)
-        cfg = to_dict(from_dict(compose(args)))
+        text = listing.composed_yaml(list(overrides or []))
     except UserError as e:
         _fail(str(e))
-    typer.echo(OmegaConf.to_yaml(OmegaConf.create(cfg)), nl=False)
+    typer.echo(text, nl=False)
 
 
 @app.command(name="list")
@@ -745,128 +461,19 @@ def list_options(section: Optional[str] = typer.Argument(
 
     Examples: [bold]ics list[/bold]   [bold]ics list trainer[/bold]   [bold]ics list model=cnn_relu_bn[/bold]
     """
-    from rich.console import Console
-    from rich.table import Table
+    from rich.console import Console  # rich's console: only when the command runs
 
-    from ics_cli import configdirs
+    from ics_cli import listing  # imports Hydra, which `ics --help` and a Tab must not
 
     console = Console()
     try:
         where = configdirs.split([a for d in (config_dir or []) for a in ("--config-dir", str(d))])
-    except UserError as e:
-        _fail(str(e))
-    if section is not None:
-        _list_keys(section, console, where.dirs)
-        return
-    from rich.markup import escape
-
-    from ics.config import GROUPS
-
-    table = Table(title="config groups (choose with group=option; `ics list <group>=<option>` for its keys)")
-    table.add_column("group", no_wrap=True)
-    table.add_column("options (configs/<group>/)")
-    table.add_column("from your folders", overflow="fold")
-    for group in GROUPS:
-        opts = configdirs.options(group, where.dirs)
-        shipped = [n for n, src in opts.items() if src == configdirs.SHIPPED]
-        mine = [f"{n} ({src})" for n, src in opts.items() if src != configdirs.SHIPPED]
-        table.add_row(group, ", ".join(shipped), escape(", ".join(mine)))
-    console.print(table)
-    for note in configdirs.shadowed(where.dirs, GROUPS):
-        console.print(f"note: {note}")
-    exps = Table(title="studies (ics sweep <name>; `ics config experiment=<name>` shows one)", show_lines=True)
-    exps.add_column("study", no_wrap=True)
-    exps.add_column("jobs", justify="right")
-    exps.add_column("what it asks, and its measured time", overflow="fold")
-    for name, path in configdirs.studies(where.dirs).items():
-        jobs, problem = _job_count(name, where.dirs, path)
-        text = escape(_study_text(path))
-        if path.parent != configdirs.experiments_dir():
-            text = f"(from {escape(str(path))}) " + text
-        exps.add_row(escape(name), jobs,
-                     text + (f" [bold red]cannot run: {escape(problem)}[/bold red]" if problem else ""))
-    console.print(exps)
-
-
-def _study_text(path: Path) -> str:
-    try:
-        lines = path.read_bytes().decode("utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return "(unreadable)"
-    return " ".join(ln.lstrip("#").strip() for ln in lines if ln.startswith("#") and "@package" not in ln)
-
-
-def _job_count(study: str, dirs, path: Optional[Path] = None) -> tuple:
-    """(number of jobs, None) or ("?", why the study cannot run). Read from the study file itself (its
-    sweeper params; the options its defaults list chooses must exist), which keeps `ics list` fast; a
-    study whose defaults list takes in more than options is composed with Hydra."""
-    from omegaconf import DictConfig, OmegaConf
-
-    from ics.config import GROUPS
-    from ics_cli import configdirs
-    from ics_cli import hydra_compat as compat
-    from ics_cli.preflight import compose, use
-
-    try:
-        node = configdirs.load_yaml(path) if path is not None else None
-        defaults = node.get("defaults") if isinstance(node, DictConfig) else None
-        simple = isinstance(node, DictConfig) and all(
-            d == "_self_" or (isinstance(d, DictConfig) and len(d) == 1 and str(next(iter(d))).startswith("override /"))
-            for d in (defaults or []))
-        if simple:
-            for d in defaults or []:
-                if d == "_self_":
-                    continue
-                group, value = str(next(iter(d)))[len("override /"):].strip(), next(iter(d.values()))
-                option = {True: "on", False: "off"}[value] if isinstance(value, bool) else str(value)  # YAML 1.1
-                if group in GROUPS and option not in configdirs.options(group, dirs):
-                    raise UserError(f"{group}={option} is not an option; allowed: "
-                                    f"{', '.join(configdirs.options(group, dirs))}")
-            params = OmegaConf.select(node, "hydra.sweeper.params") or {}
+        if section is not None:
+            listing.print_keys(section, console, where.dirs)
         else:
-            use(dirs)
-            params = compose([f"experiment={study}"], hydra_cfg=True).hydra.sweeper.get("params") or {}
-        return str(len(compat.expand_sweep([], {k: str(v) for k, v in params.items()}))), None
+            listing.print_groups(console, where.dirs)
     except UserError as e:
-        return "?", str(e)
-
-
-def _list_keys(section: str, console, dirs) -> None:
-    from rich.table import Table
-
-    from ics.config import GROUPS, Config, ConfigError, field_docs, from_dict
-    from ics_cli import configdirs
-    from ics_cli.preflight import compose, use
-
-    group, _, option = section.partition("=")
-    base = Config()
-    if group not in {f for f in vars(base)}:
-        _fail(f"{section} is not a config section; allowed: {', '.join(vars(base))}")
-    if group not in GROUPS:
-        _fail(f"{section} is a single key, not a section; see `ics config`")
-    opts = configdirs.options(group, dirs)
-    if option and option not in opts:
-        _fail(f"{section} is not an option; allowed: {', '.join(opts)}")
-    try:
-        use(dirs)
-        cfg = compose([f"{group}={option}"] if option else [], hydra_cfg=True)
-        chosen = option or str(cfg.hydra.runtime.choices.get(group))
-        node = getattr(from_dict(cfg), group)
-    except (UserError, ConfigError) as e:
         _fail(str(e))
-    source = configdirs.option_file(group, chosen, dirs)
-    from rich.markup import escape
-
-    table = Table(title=escape(f"{group}={chosen} ({source}): keys, values and what is allowed"))
-    table.add_column("key", no_wrap=True)  # copyable whole
-    for col in ("value", "meaning", "allowed"):
-        table.add_column(col, overflow="fold")
-    for key, value, doc, allowed in field_docs(node, f"{group}."):
-        table.add_row(key, escape(str(value)), escape(doc), escape(allowed))
-    console.print(table)
-    others = [n for n in opts if n != chosen]
-    if others:
-        console.print(f"other {group} options: {', '.join(others)} (`ics list {group}=<option>`)")
 
 
 @app.command()
@@ -886,57 +493,33 @@ def bench(steps: int = typer.Option(3000, min=100, help="Training steps per time
 
     Example: [bold]ICS_DATA_ROOT=/data ics bench --steps 3000[/bold]
     """
-    from ics.bench import run_bench
-    from ics.config import ConfigError
-
     if preflight_jobs:
-        _bench_preflight(preflight_jobs)
-        return
-    if threads:
-        from rich.console import Console
+        from ics_cli.preflight import measure  # Hydra: not for `ics --help` or a Tab
 
-        from ics.bench import threads_under_load
-
-        threads_under_load(steps, Console(), None if synthetic else (data_root or os.environ.get("ICS_DATA_ROOT")))
+        try:
+            typer.echo(measure(preflight_jobs))
+        except UserError as e:
+            _fail(str(e), e.code)
         return
+    from rich.console import Console
+
+    # torch: imported only when the command runs, never for `ics --help` or a Tab
+    from ics.bench import instrument_costs, run_bench, threads_under_load
+    from ics.config import ConfigError
+    from ics.data.vision import TorchvisionMismatch
+
+    root = None if synthetic else (data_root or os.environ.get("ICS_DATA_ROOT"))
     try:
-        if instruments:
-            from rich.console import Console
-
-            from ics.bench import instrument_costs
-
-            root = None if synthetic else (data_root or os.environ.get("ICS_DATA_ROOT"))
+        if threads:
+            threads_under_load(steps, Console(), root)
+        elif instruments:
             instrument_costs("mlp", steps, Console(), root)
             if cnn_steps:
                 instrument_costs("cnn", max(cnn_steps, 50), Console())
-            return
-        run_bench(steps=steps, data_root=data_root, synthetic=synthetic, repeats=repeats, cnn_steps=cnn_steps)
-    except ConfigError as e:
+        else:
+            run_bench(steps=steps, data_root=data_root, synthetic=synthetic, repeats=repeats, cnn_steps=cnn_steps)
+    except (ConfigError, TorchvisionMismatch) as e:
         _fail(str(e))
-
-
-def _bench_preflight(n: int) -> None:
-    """The pre-run check of an n-job sweep in a fresh interpreter: what `ics run -m` spends before the
-    first job starts (Hydra's sweep expansion, composition, every job's config checked; no data read)."""
-    import subprocess
-    import sys
-
-    code = ("import resource, time, sys\n"
-            "t0 = time.perf_counter()\n"
-            "from ics_cli.preflight import preflight\n"
-            "import torch  # check_runnable builds each distinct model on the meta device\n"
-            "t1 = time.perf_counter()\n"
-            "rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
-            f"plan = preflight(['-m', 'trainer.seed=range(0,{n})'], data=False)\n"
-            "t2 = time.perf_counter()\n"
-            "print(len(plan.jobs), t1 - t0, t2 - t1, rss0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    if p.returncode != 0:
-        _fail(f"the preflight benchmark failed: {(p.stderr.strip().splitlines() or ['?'])[-1]}", code=1)
-    jobs, imports, check, rss0, rss = (float(v) for v in p.stdout.split())
-    typer.echo(f"pre-run check of a {int(jobs):,}-job sweep: {check:.2f} s ({check / jobs * 1e3:.2f} ms a job), after "
-               f"{imports:.2f} s of imports; peak memory {rss:.0f} MB, of which {rss0:.0f} MB after the imports alone "
-               "(mostly torch, whose share depends on its wheel)")
 
 
 @app.command()
@@ -950,6 +533,7 @@ def report(paths: List[Path] = typer.Argument(..., help="Run or sweep directorie
     Example: [bold]ics report multiruns/2026-11-26/12-00-00[/bold]
     Several: [bold]ics report sweepA sweepB --out compare-AB[/bold]
     """
+    # the report's modules (torch, matplotlib): imported only when the command runs, never for a Tab
     from ics.analysis import make_report
     from ics.config import ConfigError
 

@@ -349,6 +349,7 @@ def _check_jobs(jobs: List[List[str]], data: bool = True) -> List[Dict]:
 
     from ics.analysis.configs import flatten
     from ics.config.convert import section_from_dict, to_dict
+    from ics.data.vision import TorchvisionMismatch
     from ics.train import check_runnable
 
     check_job_list_size(jobs)
@@ -421,7 +422,7 @@ def _check_jobs(jobs: List[List[str]], data: bool = True) -> List[Dict]:
             if heavy not in checked:
                 check_runnable(cfg, data=data)
                 checked[heavy] = None
-        except ConfigError as e:
+        except (ConfigError, TorchvisionMismatch) as e:  # a bad value; a torchvision built for another torch
             raise UserError(str(e)) from None
     # flattened only when a baseline is set: to_dict costs ~50 ms a job, an hour for a big sweep
     flats = [flatten(to_dict(c)) for c in cfgs] if any(c.report.baseline for c in cfgs) else []
@@ -547,3 +548,27 @@ def _set(cfg: DictConfig, key: str, value, text: str, choices: List[str] = ()) -
         raise UserError(f"{key} is not a config key; {allowed_keys(key, choices)}") from None
     except OmegaConfBaseException as e:
         raise UserError(f"{text} is invalid: {compat._plain(compat.first_line(e))}") from None
+
+
+def measure(n: int) -> str:
+    """`ics bench --preflight N`: this check of an N-job seed sweep, timed in a fresh interpreter: what
+    `ics run -m` spends before the first job starts (Hydra's sweep expansion, composition, every job's
+    config checked; no data read). One line: seconds and peak memory."""
+    import subprocess  # only this benchmark starts a process
+
+    code = ("import resource, time, sys\n"
+            "t0 = time.perf_counter()\n"
+            "from ics_cli.preflight import preflight\n"
+            "import torch  # check_runnable builds each distinct model on the meta device\n"
+            "t1 = time.perf_counter()\n"
+            "rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+            f"plan = preflight(['-m', 'trainer.seed=range(0,{n})'], data=False)\n"
+            "t2 = time.perf_counter()\n"
+            "print(len(plan.jobs), t1 - t0, t2 - t1, rss0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if p.returncode != 0:
+        raise UserError(f"the preflight benchmark failed: {(p.stderr.strip().splitlines() or ['?'])[-1]}", code=1)
+    jobs, imports, check, rss0, rss = (float(v) for v in p.stdout.split())
+    return (f"pre-run check of a {int(jobs):,}-job sweep: {check:.2f} s ({check / jobs * 1e3:.2f} ms a job), after "
+            f"{imports:.2f} s of imports; peak memory {rss:.0f} MB, of which {rss0:.0f} MB after the imports alone "
+            "(mostly torch, whose share depends on its wheel)")

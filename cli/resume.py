@@ -214,3 +214,29 @@ def describe(plan: ResumePlan) -> List[str]:
                      "started and asks it for no new ones; to search further, start the search again. The "
                      "sweeper's own result file is from when it stopped: ics report ranks every finished trial")
     return lines
+
+
+# what Hydra or ics writes at a sweep's root on resume: none of it may be a link planted there
+WRITTEN = ("multirun.yaml", "plan.json", "jobs.json", "hparams.json", "sweep.json", ".stopped", ".submitit")
+
+
+def prepare(path: Path, extra: List[str]) -> ResumePlan:
+    """`ics resume <sweep> [launcher settings]`: the plan, after every check that refuses the resume
+    before anything is written (a path Hydra would read as an interpolation, settings other than the
+    launcher's, a link where the resume writes)."""
+    if "${" in str(path.resolve()):
+        raise UserError(f"{path} holds '${{' in its path, which Hydra would read as an interpolation; rename the "
+                        "folder")
+    check_extra(extra)
+    plan = plan_resume(path.resolve())
+    links = [name for name in WRITTEN if (path / name).is_symlink()]
+    if links:
+        raise UserError(f"{path / links[0]} is a symbolic link; ics resume does not write through links (a sweep "
+                        "folder is data): put the file itself there, or remove it")
+    return plan
+
+
+def parallelism(extra: List[str]) -> int:
+    """How many jobs the resumed sweep runs at once, for the live view: hydra.launcher.n_jobs, else 1."""
+    n_jobs = [o.split("=", 1)[1] for o in extra if o.startswith("hydra.launcher.n_jobs=")]
+    return int(n_jobs[-1]) if n_jobs and n_jobs[-1].isdigit() else 1

@@ -70,7 +70,9 @@ def ics_loop(data: DataBundle, steps: int, probes: bool, threads: int, root: Opt
 def tutorial_loop(root: str, steps: int, seed: int = 0, batch: int = 60, lr: Optional[float] = None) -> float:
     """torchvision MNIST + ToTensor + Normalize + DataLoader, decoding every sample every epoch."""
     lr = Config().optim.lr if lr is None else lr
-    from torchvision import datasets, transforms
+    from ics.data import vision
+
+    datasets, transforms = vision.load("torchvision.datasets"), vision.load("torchvision.transforms")
 
     tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
     ds = datasets.MNIST(root, train=True, download=False, transform=tf)

@@ -38,8 +38,8 @@ def _names(zf: zipfile.ZipFile) -> set:
 
 
 def test_wheel_has_the_config_schema(wheel):
-    # the config groups come from the dataclasses (registered in Hydra's ConfigStore by ics_cli), so
-    # the schema modules are what a non-editable install needs; there is no YAML config tree any more
+    # the config groups' schema: the dataclasses (registered in Hydra's ConfigStore by ics_cli) beside the
+    # YAML options of configs/ (shipped as ics.configs, checked below); ics.conf is an old name
     names = _names(wheel)
     expected = ["ics/config/__init__.py", "ics/config/schema.py", "ics/config/fields.py", "ics/config/convert.py",
                 "ics_cli/hydra_app.py"]
@@ -49,12 +49,15 @@ def test_wheel_has_the_config_schema(wheel):
 
 
 def test_every_source_module_and_yaml_is_shipped(wheel):
-    # packages are listed one by one in pyproject.toml: a subpackage left out would be missing here
+    # packages are listed one by one in pyproject.toml (tests/test_packages.py keeps the list complete):
+    # a subpackage left out would be missing here
     names = _names(wheel)
     for f in (REPO / "ics").rglob("*.py"):
         assert f"ics/{f.relative_to(REPO / 'ics').as_posix()}" in names, f
-    for f in (REPO / "cli").glob("*.py"):
-        assert f"ics_cli/{f.name}" in names, f
+    for f in (REPO / "cli").rglob("*.py"):
+        rel = f.relative_to(REPO / "cli").as_posix()
+        assert (f"hydra_plugins/ics/{rel[len('plugins/'):]}" if rel.startswith("plugins/") else f"ics_cli/{rel}") \
+            in names, f
     for f in (REPO / "experiments").glob("*.yaml"):
         assert f"ics/experiments/{f.name}" in names, f
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ics.config import ConfigError, DataConfig
+from ics.data import vision
 from ics.data.cache import RawData
 from ics.registry import DATASETS
 
@@ -136,14 +137,14 @@ def _download(cls, root: Path) -> None:
 
 @DATASETS.register("mnist")
 def _mnist(cfg: DataConfig, root: Path) -> Source:
-    from torchvision import datasets
+    datasets = vision.load("torchvision.datasets")
 
     return _idx_source(cfg, root, datasets.MNIST)
 
 
 @DATASETS.register("fashion_mnist")
 def _fashion_mnist(cfg: DataConfig, root: Path) -> Source:
-    from torchvision import datasets
+    datasets = vision.load("torchvision.datasets")
 
     return _idx_source(cfg, root, datasets.FashionMNIST)
 
@@ -182,7 +183,7 @@ def _pickle_source(cfg: DataConfig, root: Path, cls, n_classes: int) -> Source:
 
 @DATASETS.register("cifar10")
 def _cifar10(cfg: DataConfig, root: Path) -> Source:
-    from torchvision import datasets
+    datasets = vision.load("torchvision.datasets")
 
     if getattr(cfg, "image_folder", None):
         return _image_folder_source(cfg, expect_classes=CIFAR10_CLASSES, expect_shape=(3, 32, 32))
@@ -191,7 +192,7 @@ def _cifar10(cfg: DataConfig, root: Path) -> Source:
 
 @DATASETS.register("cifar100")
 def _cifar100(cfg: DataConfig, root: Path) -> Source:
-    from torchvision import datasets
+    datasets = vision.load("torchvision.datasets")
 
     if getattr(cfg, "image_folder", None):
         return _image_folder_source(cfg, expect_count=100, expect_shape=(3, 32, 32))
@@ -316,9 +317,10 @@ def _decode_chunk(files: List[str]) -> List[torch.Tensor]:
 
 def _decode_one(path: str) -> torch.Tensor:
     """One image file -> uint8 (C, H, W) with C = 1 (grey) or 3 (anything else, alpha dropped)."""
-    from torchvision.io import ImageReadMode, decode_jpeg, read_file
+    tvio = vision.load("torchvision.io")
+    ImageReadMode, decode_jpeg = tvio.ImageReadMode, tvio.decode_jpeg
 
-    raw = read_file(str(path))
+    raw = tvio.read_file(str(path))
     # torchvision.io decodes JPEG ~1.5x faster than PIL; everything else (palettes, alpha, CMYK,
     # BMP, ...) goes through PIL, whose mode conversions are the reference behaviour.
     if raw[:2].tolist() == [0xFF, 0xD8]:

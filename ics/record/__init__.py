@@ -3,6 +3,7 @@
 names.py    every file, array and tag name        summary.py  Status and the typed summary.json
 files.py    atomic writes, strict JSON/npz         lock.py     the run lock (is a run alive?)
 jobs.py     job directories in any state (running, killed, unreadable ...)
+checkpoint.py  a checkpoint read back as data (its step; the whole state for a resume)
 """
 from ics.record import names
 from ics.record.files import atomic_write, write_json, write_npz

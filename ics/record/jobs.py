@@ -128,7 +128,7 @@ def _config_problem(config: Dict[str, Any]) -> Optional[str]:
 
 def _checkpoint_step(d: Path) -> Optional[int]:
     """The step of the job's checkpoint, read as data (weights_only); None if it does not read."""
-    from ics.train.checkpoint import step_of
+    from ics.record.checkpoint import step_of  # imports torch: only when a job's step is asked for
 
     try:
         return step_of(d / names.CHECKPOINT)
