@@ -15,7 +15,7 @@ from ics.analysis.figures import FIGURES
 from ics.config import (Config, ConfigError, MLPConfig, MNISTConfig, ProbeConfig, SGDConfig, TrainerConfig,
                         to_dict)
 from ics.data import DataBundle
-from ics.train import Trainer
+from ics.train import build_trainer
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 HUGE_LR = 1e4  # far past what a sigmoid MLP without BN survives: the train loss blows past 1e3
@@ -58,7 +58,7 @@ def sweep(tmp_path_factory) -> Path:
     data = tiny_data()
     for num, (norm, lr) in enumerate(JOBS):
         overrides = [f"model.norm={norm}", f"optim.lr={lr:g}", "trainer.steps=60"]
-        Trainer(cfg(norm, lr), root / f"{num}_{','.join(overrides)}", data=data, overrides=overrides).fit()
+        build_trainer(cfg(norm, lr), root / f"{num}_{','.join(overrides)}", data=data, overrides=overrides).fit()
     failed = root / "4_model.norm=batch,optim.lr=1"
     (failed / ".hydra").mkdir(parents=True)
     overrides = ["model.norm=batch", "optim.lr=1", "trainer.steps=60"]
@@ -159,7 +159,7 @@ def test_single_run_skips_lr_figure(sweep, tmp_path):
 def test_run_without_probes(tmp_path):
     c = cfg("batch", GOOD_LR)
     c.probe.enabled = False
-    Trainer(c, tmp_path / "run", data=tiny_data()).fit()
+    build_trainer(c, tmp_path / "run", data=tiny_data()).fit()
     res = make_report(tmp_path / "run")
     assert set(res["figures"]) == {"accuracy"}
     assert PROBE_FIGURES | SUMMARY_FIGURES | {"lr_tolerance"} <= set(res["skipped"])
@@ -271,7 +271,7 @@ def test_density_at_four_steps_each_column_on_one_x_axis(tmp_path):
     for num, norm in enumerate(("none", "batch")):
         c = cfg(norm, GOOD_LR)
         c.probe.histogram_every = 10  # the tracked unit's values kept every 10 steps: 7 to choose from
-        Trainer(c, tmp_path / f"{num}_model.norm={norm}", data=tiny_data(), overrides=[f"model.norm={norm}"]).fit()
+        build_trainer(c, tmp_path / f"{num}_model.norm={norm}", data=tiny_data(), overrides=[f"model.norm={norm}"]).fit()
     fig, _ = fig_density(seed_groups(load_jobs(tmp_path)))
     axes = [ax for ax in fig.axes if ax.patches]
     columns = {}
@@ -317,7 +317,7 @@ def test_normalizer_table_and_figure(tmp_path):
                                 weights=WeightsConfig(enabled=True, every=20))
         c = dataclasses.replace(c, trainer=dataclasses.replace(c.trainer, seed=seed))
         overrides = [f"model.norm={norm}", f"trainer.seed={seed}"]
-        Trainer(c, tmp_path / "sweep" / f"{num}_{','.join(overrides)}", data=data, overrides=overrides).fit()
+        build_trainer(c, tmp_path / "sweep" / f"{num}_{','.join(overrides)}", data=data, overrides=overrides).fit()
     rep = make_report(tmp_path / "sweep")
     table = next(t for t in rep["tables"] if t.title.startswith("Normalisers side by side"))
     assert "last hidden layer h2" in table.title

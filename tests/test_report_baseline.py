@@ -12,7 +12,7 @@ from ics.analysis import make_report
 from ics.analysis.stats import welch
 from ics.config import ReportConfig
 from tests.test_report import GOOD_LR, cfg, tiny_data
-from ics.train import Trainer
+from ics.train import build_trainer
 
 GROUPS = [("none", 0.0), ("batch", 0.0), ("none", 0.2)]
 SEEDS = (0, 1, 2)
@@ -28,7 +28,7 @@ def make_sweep(root: Path, baseline) -> Path:
                                     trainer=dataclasses.replace(c.trainer, seed=seed, steps=40),
                                     report=ReportConfig(baseline=baseline))
             overrides = [f"model.norm={norm}", f"model.dropout={p:g}", f"trainer.seed={seed}"]
-            Trainer(c, root / f"{num}_{','.join(overrides)}", data=data, overrides=overrides).fit()
+            build_trainer(c, root / f"{num}_{','.join(overrides)}", data=data, overrides=overrides).fit()
             num += 1
     return root
 

@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from ics.analysis import make_report
-from ics.train import Trainer
+from ics.train import build_trainer
 from test_report import GOOD_LR, PNG_MAGIC, cfg, tiny_data
 
 BROWSER = next((b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
@@ -29,7 +29,7 @@ def report(tmp_path_factory):
     data = tiny_data()
     for num, norm in enumerate(("none", "batch")):
         overrides = [f"model.norm={norm}"]
-        Trainer(cfg(norm, GOOD_LR), root / f"{num}_model.norm={norm}", data=data, overrides=overrides).fit()
+        build_trainer(cfg(norm, GOOD_LR), root / f"{num}_model.norm={norm}", data=data, overrides=overrides).fit()
     return make_report(root)
 
 

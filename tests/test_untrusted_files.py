@@ -20,7 +20,7 @@ from ics.config import Config, ConfigError, MLPConfig, MNISTConfig, ProbeConfig,
 import datagen
 from ics.data import DataBundle
 from ics.record import names, read_job
-from ics.train import Trainer
+from ics.train import build_trainer
 
 STEPS = 20
 
@@ -53,7 +53,7 @@ def clean_sweep(tmp_path_factory) -> Path:
         (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
         (d / ".hydra" / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg(lr))))
         (d / "progress.json").write_text(json.dumps({"step": STEPS, "steps": STEPS, "phase": "finishing"}))
-        Trainer(cfg(lr), d, data=tiny_data(), overrides=overrides).fit()
+        build_trainer(cfg(lr), d, data=tiny_data(), overrides=overrides).fit()
         plan.append(overrides)
     (root / names.PLANNED_JOBS).write_text(json.dumps(plan))
     return root

@@ -15,7 +15,7 @@ from ics.config import Config, MLPConfig, MNISTConfig, ProbeConfig, SGDConfig, T
 import datagen
 from ics.data import DataBundle
 from ics.record import RunLock, names, read_job
-from ics.train import Trainer
+from ics.train import build_trainer
 from ics.train.checkpoint import step_of
 
 
@@ -57,7 +57,7 @@ def run_killed_at(d: Path, n: int, monkeypatch) -> bool:
 
     monkeypatch.setattr(files, "atomic_write", write)
     monkeypatch.setattr(ckpt, "atomic_write", write)
-    trainer = Trainer(cfg(), d, data=tiny_data())
+    trainer = build_trainer(cfg(), d, data=tiny_data())
     try:
         trainer.fit()
     except Killed:
@@ -140,7 +140,7 @@ def test_a_resumed_run_leaves_no_temporary_file(tmp_path, monkeypatch, dead_pid)
     monkeypatch.setattr(ckpt.torch, "save", half_save)
     # the dying process would not have removed its own temporary file: neither may this one
     monkeypatch.setattr(Path, "unlink", lambda self, missing_ok=False: None)
-    trainer = Trainer(cfg(), d, data=tiny_data())
+    trainer = build_trainer(cfg(), d, data=tiny_data())
     with pytest.raises(Killed):
         trainer.fit()
     trainer.writer.close()

@@ -17,7 +17,7 @@ from ics.analysis import make_report
 from ics.config import Config, ConfigError, MLPConfig, MNISTConfig, SGDConfig, TrainerConfig
 import datagen
 from ics.data import DataBundle
-from ics.train import Trainer
+from ics.train import build_trainer
 
 from clirun import invoke
 
@@ -38,7 +38,7 @@ def clean_sweep(tmp_path_factory) -> Path:
                    trainer=TrainerConfig(steps=20, batch_size=10, eval_every=10, log_every=10, device="cpu",
                                          threads=1, progress=False, checkpoint_every=10))
         c.probe.enabled = False
-        Trainer(c, root / f"{num}_optim.lr={lr}", data=tiny_data(), overrides=[f"optim.lr={lr}"]).fit()
+        build_trainer(c, root / f"{num}_optim.lr={lr}", data=tiny_data(), overrides=[f"optim.lr={lr}"]).fit()
     (root / "multirun.yaml").write_text("hydra: {}\n")
     return root
 
