@@ -20,9 +20,9 @@ import torch
 from torch import nn
 
 from ics.config import CNNConfig, DLNConfig, MLPConfig, ModelConfig
-from ics.models import norms as _norms  # noqa: F401  (fills the NORMS registry)
+from ics.models import norms as _norms
 from ics.models.noise import Dropout, ScaleShiftNoise
-from ics.registry import ACTIVATIONS, MODELS, NORMS
+from ics.registry import ACTIVATIONS, MODELS
 
 ACTIVATIONS.register("sigmoid")(nn.Sigmoid)
 ACTIVATIONS.register("tanh")(nn.Tanh)
@@ -113,7 +113,7 @@ class Net(nn.Module):
 
 
 def _block(affine_cls, n_in: int, n_out: int, cfg: ModelConfig, spatial: bool, pool=None, **kw) -> Block:
-    norm = NORMS.get_or_raise(cfg.norm)(n_out, spatial, cfg)
+    norm = _norms.build_norm(cfg.norm, n_out, spatial, cfg)
     affine = affine_cls(n_in, n_out, bias=norm is None, **kw)
     if hasattr(norm, "bind"):  # weight norm reads the affine layer's weight
         norm.bind(affine)
