@@ -21,3 +21,8 @@ def invariant() -> List[str]:
 def normalisers() -> List[str]:
     """Every declared normaliser but none (the baseline, in every test of its own)."""
     return [n for n in declared() if n != "none"]
+
+
+def beyond_bn() -> List[str]:
+    """Every declared normaliser but none and batch (BN's own tests cover it, e.g. test_train's resume)."""
+    return [n for n in normalisers() if n != "batch"]

@@ -16,7 +16,7 @@ from ics.models import build_model
 from ics.config.norms import declared
 from ics.models.norms import scale_invariant_weights
 from ics.registry import NORMS
-from norm_cases import invariant, names, normalisers
+from norm_cases import beyond_bn, invariant, names, normalisers
 
 
 def mlp(norm, **kw):
@@ -371,7 +371,7 @@ def test_group_refusals_are_one_line():
         assert "\n" not in str(e.value)
 
 
-@pytest.mark.parametrize("norm", [n for n in normalisers() if n != "batch"])  # BN: test_train's resume tests
+@pytest.mark.parametrize("norm", beyond_bn())
 def test_resume_is_bit_identical(mnist_root, norm):
     """A run stopped at a checkpoint and continued from it (through torch.save/load, as on disk) ends
     bit-identical to one that never stopped: Batch Renorm's running statistics and step counter (its
