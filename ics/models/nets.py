@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from ics.config import CNNConfig, DLNConfig, MLPConfig, ModelConfig
+from ics.config import CNNConfig, ConfigError, DLNConfig, MLPConfig, ModelConfig
 from ics.models import norms as _norms
 from ics.models.noise import Dropout, ScaleShiftNoise
 from ics.registry import ACTIVATIONS, MODELS
@@ -141,6 +141,9 @@ def build_mlp(cfg: MLPConfig, in_shape: Sequence[int], num_classes: int) -> Net:
 
 @MODELS.register("cnn")
 def build_cnn(cfg: CNNConfig, in_shape: Sequence[int], num_classes: int) -> Net:
+    if len(in_shape) != 3:  # e.g. data=gaussian_regression: vectors, not images
+        raise ConfigError(f"model=cnn needs images (channels, height, width); this data set's inputs have shape "
+                          f"{tuple(in_shape)}: use model=mlp or model=dln")
     c_in, h, w = in_shape
     blocks: "OrderedDict[str, nn.Module]" = OrderedDict()
     for i, c_out in enumerate(cfg.channels, start=1):
