@@ -13,14 +13,15 @@ from ics.config import (KINDS, Config, ConfigError, MLPConfig, MomentumConfig, P
                         from_dict, to_dict, validate)
 from ics.models import build_model
 from ics.registry import DATASETS
-from ics_cli.configdirs import shipped_studies
+from ics_cli.configdirs import shipped_dir, shipped_studies
 from ics_cli.preflight import use
 
 GROUPS = ("model", "data", "optim", "trainer", "probe", "experiment")
 # every option configs/ (and experiments/) must provide (a missing one is a config-folder bug)
 EXPECTED_OPTIONS = {
     "model": {"mlp", "cnn", "dln", "mlp_sigmoid_bn", "mlp_sigmoid_nobn", "mlp_relu_bn", "mlp_relu_nobn",
-              "cnn_relu_bn", "cnn_relu_nobn", "cnn_sigmoid_bn", "cnn_sigmoid_nobn", "dln_bn", "dln_nobn"},
+              "cnn_relu_bn", "cnn_relu_nobn", "cnn_sigmoid_bn", "cnn_sigmoid_nobn", "dln_bn", "dln_nobn"}
+             | {p.stem for p in (shipped_dir() / "model").glob("*.yaml")},  # a normaliser's mlp_<name>.yaml too
     "data": set(DATASETS),  # every registered data set has configs/data/<name>.yaml
     "optim": {"sgd", "momentum", "adam"},
     "trainer": {"default", "smoke"},
