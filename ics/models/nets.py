@@ -115,8 +115,9 @@ class Net(nn.Module):
 def _block(affine_cls, n_in: int, n_out: int, cfg: ModelConfig, spatial: bool, pool=None, **kw) -> Block:
     norm = _norms.build_norm(cfg.norm, n_out, spatial, cfg)
     affine = affine_cls(n_in, n_out, bias=norm is None, **kw)
-    if hasattr(norm, "bind"):  # weight norm reads the affine layer's weight
-        norm.bind(affine)
+    bind = getattr(norm, "bind", None)
+    if bind is not None:  # weight norm reads the affine layer's weight
+        bind(affine)
     noise = None
     if cfg.noise == "santurkar":
         noise = ScaleShiftNoise(cfg.noise_mean_range, cfg.noise_scale_max, cfg.noise_mean_jitter, cfg.noise_scale_jitter)

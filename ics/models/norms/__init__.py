@@ -44,9 +44,9 @@ def invariance_groups(norm: Optional[nn.Module], rows: int, exact_only: bool = F
     """How many groups of consecutive rows of the affine weight (rows = output units/channels) are
     each scale-invariant under `norm`: rows (per row), 1 (the whole layer), G (GroupNorm), 0 (none)."""
     spec: Optional[Norm] = getattr(norm, "norm_spec", None)
-    kind = spec.invariance if spec is not None else None
-    if kind is None or (exact_only and not spec.exact):
+    if spec is None or spec.invariance is None or (exact_only and not spec.exact):
         return 0
+    kind = spec.invariance
     return {"row": rows, "layer": 1, "group": getattr(norm, "num_groups", 1)}[kind]
 
 
