@@ -464,15 +464,17 @@ def check_job_list_size(jobs: List[List[str]]) -> None:
 
 def no_scale_invariance(norms: set) -> List[str]:
     """landscape.scale_invariant where no job's normaliser leaves a weight scale-invariant in the
-    network's function (none; Batch Renorm, whose r and d depend on ‖w‖), so that nothing would be
-    recorded. A study that compares such jobs with invariant ones (landscape: none vs batch) asks for
-    exactly that and gets no note."""
+    network's function (none; one whose invariance holds for the gradient only, as Batch Renorm's), so
+    that nothing would be recorded. A study that compares such jobs with invariant ones (landscape:
+    none vs batch) asks for exactly that and gets no note. Read from the normalisers' declarations."""
+    from ics.config.norms import declared
     from ics.models.norms import exactly_invariant
 
     without = sorted(n for n in norms if not exactly_invariant(n))
     if not without or len(without) < len(norms):
         return []
-    why = "; Batch Renorm's r and d depend on ‖w‖" if "batch_renorm" in without else ""
+    gradient_only = [n for n in without if declared()[n].invariance is not None]
+    why = f"; {', '.join(gradient_only)} invariant in the gradient only" if gradient_only else ""
     return [f"landscape.scale_invariant=true records nothing with model.norm={', '.join(without)}: no weight "
             f"there is scale-invariant in the network's function{why}"]
 
@@ -496,15 +498,11 @@ def check_baseline(flats: List[Dict], sweep: bool) -> None:
 
 
 def unused_norm_keys(jobs: List[List[str]], norms: set) -> List[str]:
-    """Overrides of one normaliser's keys (model.norm_groups: "norm=group: ...") where no job uses that
-    normaliser: they change nothing, yet they would name the run. Read from the schema's docs."""
-    import dataclasses
-    import re
+    """Overrides of one normaliser's keys (model.norm_groups: group's) where no job uses that
+    normaliser: they change nothing, yet they would name the run. Read from the declarations' keys."""
+    from ics.config.norms import owned_keys
 
-    from ics.config import ModelConfig
-
-    owner = {f.name: m.group(1) for f in dataclasses.fields(ModelConfig)
-             if (m := re.match(r"norm=(\w+):", f.metadata.get("doc", "")))}
+    owner = owned_keys()
     out = []
     for key in dict.fromkeys(o.lstrip("+~").split("=", 1)[0] for job in jobs for o in job if "=" in o):
         name = key[len("model."):] if key.startswith("model.") else None

@@ -87,8 +87,10 @@ def test_list_shows_groups_options_and_experiments(tiny_env, cwd):
     assert p.returncode == 0, p.stderr
     out = p.stdout
     # the trainer is a plain config section (trainer.steps=...), not a group with options
+    from ics.registry import DATASETS
+
     for word in ("model", "data", "optim", "probe", "experiment",
-                 "mlp", "cnn", "mnist", "fashion_mnist", "cifar10", "cifar100", "sgd", "momentum", "adam",
+                 "mlp", "cnn", *DATASETS, "sgd", "momentum", "adam",
                  "default", "off", "fig1"):
         assert word in out, word
 

@@ -10,6 +10,7 @@ import torch
 
 from ics.config import (CNNConfig, Config, ImageFolderConfig, MLPConfig, MNISTConfig, MomentumConfig, ProbeConfig,
                         TrainerConfig)
+from ics.config.norms import declared
 from ics.data import load_data
 from ics.registry import INSTRUMENTS
 from ics.train import build_trainer
@@ -68,10 +69,13 @@ def assert_identical(a, b):
     assert torch.equal(ra, rb), "an instrument used the global RNG"
 
 
-# the normalisers beyond BN (ics/models/norms), each with noisy-BN injection after it where it has batch stats
-NORMS = {"mlp_renorm": "batch_renorm", "mlp_lp": "lp", "mlp_layer": "layer", "mlp_weight": "weight",
-         "cnn_group": "group", "cnn_layer": "layer"}
-WITHOUT_BATCH_STATS = {"mlp_plain", "mlp_layer", "mlp_weight", "cnn_group", "cnn_layer"}  # no bn_stats, bn_noise
+def cases() -> dict:
+    """case -> model.norm: BN with and without noise or dropout, no norm, and every other declared normaliser
+    (ics/config/norms.py) in an MLP, plus GroupNorm and LayerNorm in a CNN."""
+    out = {"mlp_bn": "batch", "mlp_plain": "none", "mlp_noisy": "batch", "mlp_dropout": "batch", "cnn_bn": "batch"}
+    out.update({f"mlp_{n}": n for n in declared() if n not in ("batch", "none")})
+    out.update({"cnn_group": "group", "cnn_layer": "layer"})
+    return out
 
 
 # each case trains twice with every instrument on (10-40 s on a busy 2-core machine): the fast tier keeps
@@ -81,15 +85,17 @@ FAST = {"mlp_bn", "mlp_plain"}
 
 
 @pytest.mark.parametrize("model", [pytest.param(m, marks=[] if m in FAST else [pytest.mark.slow])
-                                   for m in ["mlp_bn", "mlp_plain", "mlp_noisy", "mlp_dropout", "cnn_bn", *NORMS]])
+                                   for m in cases()])
 def test_instruments_never_change_training(mnist_root, cifar_folder, tmp_path, model):
-    norm = NORMS.get(model, "batch")
+    norm = cases()[model]
+    batch_stats = declared()[norm].batch_statistics  # with them, noisy-BN injection after the norm too
     if model.startswith("cnn"):
         base = Config(model=CNNConfig(channels=[4, 8], widths=[16], norm=norm, norm_groups=2),
                       data=ImageFolderConfig(image_folder=str(cifar_folder)))
     else:
-        base = Config(model=MLPConfig(widths=[32, 16], norm="none" if model == "mlp_plain" else norm,
-                                      noise="santurkar" if model in ("mlp_noisy", "mlp_lp") else "none",
+        base = Config(model=MLPConfig(widths=[32, 16], norm=norm, norm_groups=2,
+                                      noise="santurkar" if model == "mlp_noisy" or (batch_stats and norm != "batch")
+                                      else "none",
                                       dropout=0.3 if model == "mlp_dropout" else 0.0,
                                       renorm_start=5, renorm_ramp=5),  # Batch Renorm opens within the 30 steps
                       data=MNISTConfig(root=str(mnist_root)))
@@ -100,7 +106,7 @@ def test_instruments_never_change_training(mnist_root, cifar_folder, tmp_path, m
     data = load_data(base.data)
     on, off = switched(base, True, data), switched(base, False, data)
     expected = {k for k in INSTRUMENTS if applicable(base, k, data)}
-    if model not in WITHOUT_BATCH_STATS:
+    if batch_stats:
         assert expected == set(INSTRUMENTS)  # with batch statistics every instrument applies
     else:
         assert expected == set(INSTRUMENTS) - {"bn_stats", "bn_noise"}

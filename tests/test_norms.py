@@ -1,5 +1,6 @@
-"""Normalisers beyond BN (ics/models/norms): each one's defining invariance, Batch Renorm against BN,
-evaluation mode, what the instruments read from them, refusals, and a bit-identical resume."""
+"""Normalisers (ics/models/norms): each one's defining invariance, Batch Renorm against BN, and, for every
+declared normaliser (tests/norm_cases.py), that its declaration holds (invariance, batch statistics,
+evaluation mode), what the instruments read from them, refusals, and a bit-identical resume."""
 from __future__ import annotations
 
 import copy
@@ -12,10 +13,10 @@ from torch.nn import functional as F
 from ics.config import CNNConfig, Config, ConfigError, DLNConfig, MLPConfig, MNISTConfig, MomentumConfig, ProbeConfig, \
     TrainerConfig
 from ics.models import build_model
+from ics.config.norms import declared
 from ics.models.norms import scale_invariant_weights
 from ics.registry import NORMS
-
-NEW = ["batch_renorm", "layer", "group", "weight", "lp"]
+from norm_cases import beyond_bn, invariant, names, normalisers
 
 
 def mlp(norm, **kw):
@@ -29,8 +30,31 @@ def block_out(model, x, name="h1"):
     return b.norm(b.affine(x))
 
 
+def test_every_declared_norm_is_registered_and_read_from_its_source_as_imported():
+    """The declarations read without torch (from the sources) are the modules' own, one per factory."""
+    import sys
+
+    assert set(declared()) == set(NORMS)
+    for name, fn in NORMS.items():
+        assert sys.modules[fn.__module__].DECLARED == declared()[name], name
+
+
+@pytest.mark.parametrize("norm", normalisers())
+def test_batch_statistics_are_as_declared(norm):
+    """A normaliser that declares batch statistics is a _BatchNorm (what bn_stats, bn_noise and the probes
+    read) and makes each example's output depend on the others in training; one that does not, neither."""
+    model = mlp(norm)
+    mod = model.blocks.h1.norm
+    assert mod.norm_spec is declared()[norm]
+    assert isinstance(mod, torch.nn.modules.batchnorm._BatchNorm) == declared()[norm].batch_statistics
+    x = torch.randn(10, 6, dtype=torch.float64)
+    other = x.clone()
+    other[3] += 1.0
+    moved = not torch.allclose(copy.deepcopy(model).train()(other)[0], copy.deepcopy(model).train()(x)[0])
+    assert moved == declared()[norm].batch_statistics
+
+
 def test_every_norm_is_registered_and_builds_for_mlp_cnn_and_dln():
-    assert set(NEW) | {"none", "batch"} == set(NORMS)
     for norm in NORMS:
         kw = {"norm": norm, "norm_groups": 2}
         for cfg, shape in ((MLPConfig(widths=[8, 4], **kw), (6,)), (CNNConfig(channels=[4, 8], widths=[6], **kw), (3, 8, 8)),
@@ -192,7 +216,7 @@ def test_batch_renorm_warm_up_schedule():
     assert rn.limits(20) == pytest.approx((2, 2.5)) and rn.limits(30) == (3, 5) and rn.limits(10_000) == (3, 5)
 
 
-@pytest.mark.parametrize("norm", ["batch", "batch_renorm", "lp"])
+@pytest.mark.parametrize("norm", names(eval_mode="running"))
 def test_eval_mode_uses_running_statistics_per_example(norm):
     model = mlp(norm)
     x = torch.randn(20, 6, dtype=torch.float64)
@@ -201,6 +225,40 @@ def test_eval_mode_uses_running_statistics_per_example(norm):
     model.eval()
     assert torch.allclose(model(x[:1]), model(x)[:1])  # nothing from the batch
     assert not torch.allclose(model.train()(x)[:1], model.eval()(x)[:1], atol=1e-6)
+
+
+@pytest.mark.parametrize("norm", names(eval_mode="same"))
+def test_eval_mode_same_is_the_training_function(norm):
+    model = mlp(norm)
+    x = torch.randn(20, 6, dtype=torch.float64)
+    assert torch.equal(model.train()(x), model.eval()(x)) and torch.allclose(model(x[:1]), model(x)[:1])
+
+
+@pytest.mark.parametrize("norm", invariant())
+def test_declared_invariance_holds(norm):
+    """Scaling each invariant group of rows of the affine weights by its own c > 0 leaves the network's
+    function unchanged where the declaration says exact, and its gradient orthogonal to each group
+    (⟨w, ∇w⟩ = 0) everywhere it declares an invariance."""
+    model = mlp(norm, bn_eps=1e-12).train()
+    x, y = torch.randn(16, 6, dtype=torch.float64), torch.randint(0, 3, (16,))
+    groups = scale_invariant_weights(model)
+    assert len(groups) == 2  # both hidden layers' weights
+    scaled = copy.deepcopy(model)
+    with torch.no_grad():
+        for name, n in groups.items():
+            w = dict(scaled.named_parameters())[name]
+            c = torch.linspace(0.3, 4, n, dtype=torch.float64).repeat_interleave(w.shape[0] // n)
+            w.mul_(c.view((-1,) + (1,) * (w.dim() - 1)))
+    if declared()[norm].exact:
+        assert torch.allclose(copy.deepcopy(model)(x), scaled(x), atol=1e-6)
+    F.cross_entropy(copy.deepcopy(model)(x), y).backward()
+    model.zero_grad()
+    F.cross_entropy(model(x), y).backward()
+    params = dict(model.named_parameters())
+    for name, n in groups.items():
+        w, g = params[name].detach(), params[name].grad
+        dots = (w * g).reshape(n, -1).sum(dim=1)
+        assert torch.allclose(dots, torch.zeros(n, dtype=torch.float64), atol=1e-8), (norm, name)
 
 
 def test_scale_invariant_weights_per_norm():
@@ -215,7 +273,8 @@ def test_scale_invariant_weights_per_norm():
         assert got == (expected if exact is None else exact), norm
 
 
-@pytest.mark.parametrize("norm", ["layer", "group", "weight", "lp"])
+@pytest.mark.parametrize("norm", names(exact=True, invariance="layer") + names(exact=True, invariance="group") +
+                         [n for n in names(exact=True, invariance="row") if n != "batch"])  # BN: test_measurements
 def test_scale_invariant_landscape_does_not_move_when_invariant_groups_are_rescaled(norm):
     """The landscape's si/ measures sit at the canonical point of each normaliser's own symmetry: under
     LayerNorm all of W rescaled together, under GroupNorm each group's rows, under weight norm and ℓp
@@ -228,7 +287,7 @@ def test_scale_invariant_landscape_does_not_move_when_invariant_groups_are_resca
     measure = lambda m: landscape_once(m, x, y)  # noqa: E731
     before = measure(model)
     scaled = copy.deepcopy(model)
-    groups = {"layer": 1, "group": 2}.get(norm, 8)
+    groups = scale_invariant_weights(model)["blocks.h1.affine.weight"]
     c = torch.linspace(0.3, 4, groups, dtype=torch.float64).repeat_interleave(8 // groups)[:, None]
     with torch.no_grad():
         for name in ("h1", "h2"):
@@ -270,7 +329,7 @@ def test_weights_reports_effective_lr_where_there_is_scale_invariance():
         assert meta["h1"] == {"layer": "layer", "group": "2 groups"}.get(norm, "row")
 
 
-@pytest.mark.parametrize("norm", ["layer", "group", "weight"])
+@pytest.mark.parametrize("norm", [n for n in names(batch_statistics=False) if n != "none"])
 def test_bn_stats_and_bn_noise_are_refused_without_batch_statistics(norm):
     from ics.config import BNNoiseConfig, BNStatsConfig
     from ics.instruments.bn_noise import BNNoise
@@ -281,9 +340,9 @@ def test_bn_stats_and_bn_noise_are_refused_without_batch_statistics(norm):
         model = build_model(cfg.model, (784,), 10)
     for cls, section in ((BNInferenceStatistics, BNStatsConfig(enabled=True)), (BNNoise, BNNoiseConfig(enabled=True))):
         with pytest.raises(ConfigError, match=f"invalid with model.norm={norm}: it needs a normaliser with batch "
-                                              "statistics; allowed: model.norm=batch, batch_renorm or lp"):
+                                              "statistics; allowed: model.norm=batch, batch_renorm, lp"):
             cls.check(section, cfg, model, None)
-    for ok in ("batch_renorm", "lp"):
+    for ok in names(batch_statistics=True):
         c = Config(model=MLPConfig(norm=ok))
         with torch.device("meta"):
             m = build_model(c.model, (784,), 10)
@@ -312,7 +371,7 @@ def test_group_refusals_are_one_line():
         assert "\n" not in str(e.value)
 
 
-@pytest.mark.parametrize("norm", ["batch_renorm", "lp", "weight", "group", "layer"])
+@pytest.mark.parametrize("norm", beyond_bn())
 def test_resume_is_bit_identical(mnist_root, norm):
     """A run stopped at a checkpoint and continued from it (through torch.save/load, as on disk) ends
     bit-identical to one that never stopped: Batch Renorm's running statistics and step counter (its
@@ -355,14 +414,36 @@ def test_resume_is_bit_identical(mnist_root, norm):
     assert whole.history == resumed.history
 
 
-def test_batch_of_one_is_refused_for_every_batch_statistics_norm():
+@pytest.mark.parametrize("norm", list(declared()))
+def test_batch_of_one_is_refused_for_every_batch_statistics_norm(norm):
+    """Read from the declaration: refused where it normalises by the batch; elsewhere one example is a batch."""
     from ics.config import validate
 
-    for norm in ("batch", "batch_renorm", "lp"):
+    cfg = Config(model=MLPConfig(norm=norm, norm_groups=1), trainer=TrainerConfig(batch_size=1))
+    if declared()[norm].batch_statistics:
         with pytest.raises(ConfigError, match=f"trainer.batch_size=1 is invalid: must be >= 2 with model.norm={norm}"):
-            validate(Config(model=MLPConfig(norm=norm), trainer=TrainerConfig(batch_size=1)))
-    for norm in ("layer", "weight", "none"):  # nothing over the batch: one example is a batch
-        validate(Config(model=MLPConfig(norm=norm), trainer=TrainerConfig(batch_size=1)))
+            validate(cfg)
+    else:
+        validate(cfg)
+
+
+@pytest.mark.parametrize("norm", [n for n, d in declared().items() if d.keys])
+def test_keys_of_every_normaliser_are_schema_keys_with_a_note_when_unused(norm):
+    """Each key a normaliser declares is a key of every model kind (its user-facing name), documented as
+    its own, and an override of it where no job uses that normaliser gets the pre-run note."""
+    import dataclasses
+
+    from ics.config import KINDS
+    from ics_cli.preflight import unused_norm_keys
+
+    other = next(n for n in declared() if n != norm)
+    for key in declared()[norm].keys:
+        for cls in KINDS["model"].values():
+            f = next(f for f in dataclasses.fields(cls) if f.name == key)
+            assert f.metadata["doc"].startswith(f"norm={norm}: ")
+        assert unused_norm_keys([[f"model.norm={other}", f"model.{key}=1"]], {other}) == \
+            [f"model.{key} has no effect: it applies to model.norm={norm} (this run uses {other})"]
+        assert unused_norm_keys([[f"model.norm={norm}", f"model.{key}=1"]], {norm}) == []
 
 
 @pytest.mark.parametrize("given, canonical", [("1.0", "1"), (2.0, "2"), ("Infinity", "inf"), ("inf", "inf"), ("2", "2")])
@@ -396,7 +477,8 @@ def test_a_scale_invariant_landscape_where_no_weight_is_invariant_gets_a_note():
     from ics.models.norms import exactly_invariant
     from ics_cli.preflight import no_scale_invariance
 
-    assert {n for n in NORMS.keys() if exactly_invariant(n)} == {"batch", "layer", "group", "weight", "lp"}
+    invariant_ = {n for n in NORMS.keys() if exactly_invariant(n)}
+    assert {"batch", "layer", "group", "weight", "lp"} <= invariant_ and not {"none", "batch_renorm"} & invariant_
     assert no_scale_invariance({"batch", "layer"}) == []
     assert no_scale_invariance(set(NORMS.keys())) == []  # a study comparing both kinds asks for exactly that
     [note] = no_scale_invariance({"none", "batch_renorm"})

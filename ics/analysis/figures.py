@@ -22,8 +22,19 @@ from ics.instruments.probes import SATURATION
 from ics.record import Status, names
 
 MAX_PANELS = 12
-FIGURES = ("accuracy", "percentiles", "density", "drift_layers", "drift", "lr_tolerance", "init_tolerance", "grad_ics",
-           "landscape", "gradients", "bn_inference", "bn_noise", "weights", "normalizers")
+BUILT_IN = ("accuracy", "percentiles", "density", "drift_layers", "drift", "lr_tolerance", "init_tolerance", "grad_ics",
+            "landscape", "gradients", "bn_inference", "bn_noise", "weights", "normalizers")
+
+
+def shown_instruments() -> Dict[str, Any]:
+    """Instrument key -> its `shown` declaration (ics.instruments.shown), for every registered instrument
+    that declares how the report shows it: a figure, a table and a caption with no edit here."""
+    from ics.registry import INSTRUMENTS
+
+    return {k: cls.shown for k, cls in INSTRUMENTS.items() if getattr(cls, "shown", None) is not None}
+
+
+FIGURES = BUILT_IN + tuple(k for k in shown_instruments() if k not in BUILT_IN)  # the report's order
 NORM_COLOURS = {"batch": "Blues", "none": "Oranges"}  # colour families; other norms take the rest
 OTHER_COLOURS = ("Greens", "Purples", "Reds", "Greys", "PuRd", "BuGn", "YlOrBr")
 Getter = Callable[[Job], Optional[Tuple[np.ndarray, np.ndarray]]]
@@ -679,6 +690,17 @@ def fig_weights(groups: Sequence[Group]):
     return _panels(groups, "weights", panels, "Weight-row norms and the effective learning rate (BN paper §3.3)"), None
 
 
+def fig_shown(groups: Sequence[Group], key: str, shown):
+    """The figure an instrument declares (ics.instruments.shown): one panel per column."""
+    meta = _meta(groups, key)
+    if meta is None:
+        return None, f"no run measured {key} ({key}=on)"
+    panels = [(c.tag, c.label, c.log) for c in shown.expand(meta)]
+    if not panels:
+        return None, f"{key}'s runs list no {shown.over}"
+    return _panels(groups, key, panels, shown.title), None
+
+
 def fig_normalizers(groups: Sequence[Group], targets: Sequence[str]):
     """One bar per seed group (mean, 95% CI whiskers) for each of the per-normaliser table's numbers."""
     from ics.analysis.tables import is_norm_study, last_hidden, norm_measures
@@ -732,6 +754,8 @@ def make_figures(groups: Sequence[Group], tol: Sequence[GroupTolerance], score: 
               "bn_inference": lambda: fig_bn_inference(groups),
               "bn_noise": lambda: fig_bn_noise(groups), "weights": lambda: fig_weights(groups),
               "normalizers": lambda: fig_normalizers(groups, targets)}
+    for key, shown in shown_instruments().items():  # bound now: the loop variables move on
+        makers.setdefault(key, lambda key=key, shown=shown: fig_shown(groups, key, shown))
     out: Dict[str, Tuple[Any, Optional[str]]] = {}
     for name, make in makers.items():
         try:

@@ -14,7 +14,7 @@ from html import escape
 from pathlib import Path
 from typing import Dict, Sequence
 
-from ics.analysis.figures import FIGURES
+from ics.analysis.figures import FIGURES, shown_instruments
 from ics.analysis.tables import TextTable
 
 CAPTIONS = {
@@ -76,9 +76,10 @@ def write_html(path: Path, src: str, lines: Sequence[str], counts: str, tables: 
         parts.append('<div class="headline">' + "".join(f"<p>{escape(line)}</p>" for line in lines) + "</div>")
     parts.append(f"<p>{escape(counts)}</p>")
     parts += [f'<p class="note">{escape(n)}</p>' for n in notes]
-    for name in FIGURES:
+    shown = shown_instruments()  # an instrument's own caption (ics.instruments.shown)
+    for name in FIGURES + tuple(k for k in shown if k not in FIGURES):  # FIGURES, then instruments registered since
         if name in figures:
-            caption = CAPTIONS.get(name, name.replace("_", " "))
+            caption = CAPTIONS.get(name) or getattr(shown.get(name), "caption", "") or name.replace("_", " ")
             parts.append(f'<figure><img alt="{escape(name)}" src="{_image(figures[name])}">'
                          f"<figcaption>{escape(caption)}</figcaption></figure>")
     parts += ["<h2>Tables</h2>"] + [_table(t) for t in tables]

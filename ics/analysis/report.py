@@ -35,7 +35,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from ics.analysis.figures import FIGURES, make_figures
+from ics.analysis.figures import FIGURES, make_figures, shown_instruments
 from ics.analysis.groups import Group, baseline_contrasts, baseline_group, contrasts, replicas, seed_groups
 from ics.analysis.headline import headline
 from ics.analysis.html import write_html
@@ -105,7 +105,7 @@ def write_markdown(path: Path, src: str, jobs: Sequence[Job], lines: Sequence[st
     text_only = "\n".join(parts + ["## Definitions", "", DEFINITIONS])
     if figures:
         parts += ["## Figures", ""]
-    for name in FIGURES:
+    for name in FIGURES + tuple(n for n in shown_instruments() if n not in FIGURES):
         if name in figures:
             parts += [f"### {name}", "", f"![{name}]({figures[name].name})", ""]
     parts += ["## Definitions", "", DEFINITIONS]
@@ -118,7 +118,8 @@ MANIFEST = ".ics-report.json"  # each file the report wrote here, with its sha25
 EVENTS = "events.out.tfevents."
 # what a report may name a file; a manifest (data in a folder anyone may have written) naming
 # anything else is refused
-OWN_NAME = re.compile(r"^(report\.md|report\.html|runs\.csv|groups\.csv|(" + "|".join((*FIGURES, "search")) + r")\.png|"
+# figures: the built-in ones, and one per instrument key (an instrument that declares `shown`)
+OWN_NAME = re.compile(r"^(report\.md|report\.html|runs\.csv|groups\.csv|[a-z][a-z0-9_]{0,63}\.png|"
                       r"(groups/(?!\.+/)[A-Za-z0-9=.,_+-]{1,120}/)?" + re.escape(EVENTS) + r"[A-Za-z0-9_.\-]+)$")
 # what marks a run or sweep folder: a report is never written into one, nor anywhere below one
 RUN_MARKERS = (names.SUMMARY, "multirun.yaml", names.HYDRA_DIR, names.CHECKPOINT, names.PLANNED_JOBS, names.JOB_PLAN,

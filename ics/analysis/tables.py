@@ -322,6 +322,25 @@ def instrument_tables(groups: Sequence[Group]) -> List[TextTable]:
         cells = [[g.label] + [_run_mean(g, "bn_noise", f"bn_noise/{l}/r_std").fmt(".3f", False) for l in layers] +
                  [_run_mean(g, "bn_noise", f"bn_noise/{l}/d_abs").fmt(".3f", False) for l in layers] for g in groups]
         out.append(TextTable("BN's own noise (Batch Renorm r = σ_B/σ_pop, d = (μ_B − μ_pop)/σ_pop)", headers, cells))
+    return out + shown_tables(groups)
+
+
+def shown_tables(groups: Sequence[Group]) -> List[TextTable]:
+    """A table for each instrument that declares how the report shows it (ics.instruments.shown)."""
+    from ics.analysis.figures import shown_instruments
+
+    out = []
+    for key, shown in shown_instruments().items():
+        meta = next((s.meta for g in groups for j in g.jobs if (s := series(j, key)) is not None), None)
+        if meta is None:
+            continue
+        cols = shown.expand(meta)
+        cells = [[g.label] + [(_last_mean if c.last else _run_mean)(g, key, c.tag).fmt(c.fmt, False) for c in cols]
+                 for g in groups]
+        how = "last value" if all(c.last for c in cols) else "mean over the run" if not any(c.last for c in cols) \
+            else "mean over the run or last value"
+        out.append(TextTable(f"{shown.title}: {how}, then mean ± CI over seeds", ["group"] + [c.label for c in cols],
+                             cells, shown.caption))
     return out
 
 

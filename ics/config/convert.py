@@ -10,6 +10,7 @@ import sys
 from typing import Any, Dict
 
 from ics.config.fields import ConfigError, allowed, check_fields, fmt_value, require
+from ics.config.norms import batch_statistics
 from ics.config.schema import GROUPS, Config, schema_of
 
 
@@ -111,9 +112,6 @@ def _reject_unknown(d: Dict[str, Any], cls, prefix: str) -> None:
             raise ConfigError(f"{prefix}{key} is not a config key; {where}: {', '.join(known)}")
 
 
-BATCH_STATISTICS = ("batch", "batch_renorm", "lp")  # the normalisers that normalise by the training batch
-
-
 def _two_per_batch(norm: str) -> str:
     why = "BN needs" if norm == "batch" else "its batch statistics need"
     return f"must be >= 2 with model.norm={norm} ({why} 2+ examples per batch)"
@@ -135,7 +133,7 @@ def validate(cfg: Config) -> None:
 
     m, o, t, d = cfg.model, cfg.optim, cfg.trainer, cfg.data
     m.norm_p = _canonical_p(m.norm_p)
-    if m.norm in BATCH_STATISTICS and isinstance(t.batch_size, int) and t.batch_size < 2:  # the stricter rule first
+    if m.norm in batch_statistics() and isinstance(t.batch_size, int) and t.batch_size < 2:  # the stricter rule first
         require(False, "trainer.batch_size", t.batch_size, _two_per_batch(m.norm))
     check_fields(cfg)
     for group, kinds in KINDS.items():
@@ -148,7 +146,7 @@ def validate(cfg: Config) -> None:
         require(not o.nesterov or o.momentum > 0, "optim.nesterov", o.nesterov, "needs optim.momentum > 0")
     if o.name == "momentum":
         require(o.momentum > 0, "optim.momentum", o.momentum, "must be > 0 for optim=momentum (optim=sgd is plain SGD)")
-    if m.norm in BATCH_STATISTICS:
+    if m.norm in batch_statistics():
         require(t.batch_size >= 2, "trainer.batch_size", t.batch_size, _two_per_batch(m.norm))
     require(t.device in ("auto", "cpu", "cuda") or (str(t.device).startswith("cuda:") and
                                                        str(t.device)[5:].isdigit()),

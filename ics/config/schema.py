@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Optional, Type
 
 from ics import registry
 from ics.config.fields import Rule, between, each, ge, gt, opt
+from ics.config.norms import declared
 
 MAX_STEPS = 2**53 - 1  # trainer.steps: the largest step a float64 (metrics.npz) records exactly
 MISSING = "???"  # OmegaConf's marker for a value that must be given
@@ -47,29 +48,41 @@ def redefault(cls: Type, name: str, value: Any) -> Any:
 # model
 
 
+def with_norm_keys(cls):
+    """Add the keys each normaliser declares it owns (ics/models/norms/*.py, `keys`), after
+    bn_momentum, with their user-facing names (model.norm_groups, model.renorm_r_max, ...): a new
+    normaliser's keys come with its module, not with an edit here."""
+    rules = {"gt": gt, "ge": ge, "between": between}
+    added = {}
+    for norm in declared().values():
+        for key, (default, doc, *allow) in norm.keys.items():
+            how = allow[0] if allow else None
+            choices = tuple(how[1:]) if how and how[0] == "choices" else None
+            rule = rules[how[0]](*how[1:]) if how and how[0] != "choices" else None
+            setattr(cls, key, opt(default, f"norm={norm.name}: {doc}", choices=choices, rule=rule))
+            added[key] = type(default).__name__
+    at = list(cls.__annotations__).index("bn_momentum") + 1
+    items = list(cls.__annotations__.items())
+    cls.__annotations__ = dict(items[:at] + list(added.items()) + items[at:])
+    return cls
+
+
 @dataclass
+@with_norm_keys
 class ModelConfig:
-    """Keys every model has. BN sits between the affine map and the nonlinearity (BN paper §3.1)."""
+    """Keys every model has. BN sits between the affine map and the nonlinearity (BN paper §3.1).
+    bn_eps and bn_momentum are shared by the normalisers; the keys of one normaliser alone are
+    declared in its module (ics/config/norms.py)."""
 
     name: str = opt("", "the model kind, which picks the schema: mlp, cnn or dln (set by the model option's file)")
     activation: str = opt("sigmoid", "nonlinearity of every hidden block", choices=registry.ACTIVATIONS)
-    norm: str = opt("batch", "normalisation between the affine map and the nonlinearity (ics/models/norms): batch, "
-                             "batch_renorm, layer, group, weight, lp, none", choices=registry.NORMS)
+    norm: str = opt("batch", "normalisation between the affine map and the nonlinearity (ics/models/norms): "
+                             + "; ".join(f"{n.name} = {n.doc}" for n in declared().values()), choices=declared())
     bn_eps: float = opt(1e-5, "BN's ε in x̂ = (x − μ)/√(σ² + ε)", rule=gt(0))
     bn_momentum: Optional[float] = opt(0.1, "BN running statistics: new = (1 − m)·old + m·batch (PyTorch's "
                                             "convention; Keras's momentum 0.99 is m = 0.01); null: the cumulative "
                                             "average of all batches so far (a population average)",
                                        rule=Rule(lambda v: v is None or between(0, 1)(v), "must be in [0, 1] or null"))
-    norm_groups: int = opt(32, "norm=group: groups per block (Wu & He's 32), capped at the block's channels; must "
-                               "divide every block's width", rule=ge(1))
-    norm_p: str = opt("2", "norm=lp: the p of Santurkar et al.'s ℓp normalisation (subtract the batch mean, divide "
-                           "by the average ℓp norm over the batch)", choices=("1", "2", "inf"))
-    renorm_r_max: float = opt(3.0, "norm=batch_renorm: r_max once warmed up (Ioffe 2017: 3)", rule=ge(1))
-    renorm_d_max: float = opt(5.0, "norm=batch_renorm: d_max once warmed up (Ioffe 2017: 5)", rule=ge(0))
-    renorm_start: int = opt(1_000, "norm=batch_renorm: steps of plain BN (r_max = 1, d_max = 0) before the "
-                                   "warm-up (steps)", rule=ge(0))
-    renorm_ramp: int = opt(4_000, "norm=batch_renorm: steps over which r_max, d_max grow linearly to their "
-                                  "values (steps; 0: at once)", rule=ge(0))
     noise: str = opt("none", "inject distributional shift after each norm (or the affine map with norm=none), "
                              "training only: santurkar = Santurkar et al. 2018 §2.1 noisy BN",
                      choices=("none", "santurkar"))

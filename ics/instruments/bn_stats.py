@@ -28,14 +28,17 @@ import torch
 from torch import nn
 
 from ics.config import ConfigError
+from ics.config.norms import declared
 from ics.instruments.base import Instrument, RunContext
 from ics.models import noise_off
 from ics.models.evaluate import eval_schedule, evaluate_model
 from ics.registry import INSTRUMENTS
 
-BN = nn.modules.batchnorm._BatchNorm  # BN and the other batch-statistics normalisers (Batch Renorm, ℓp)
-NOT_BATCH_STATS = ("it needs a normaliser with batch statistics; allowed: model.norm=batch, batch_renorm or lp "
-                   "(layer, group and weight norms have no batch or running statistics)")
+BN = nn.modules.batchnorm._BatchNorm  # every normaliser that declares batch statistics subclasses it
+_with = [n for n, norm in declared().items() if norm.batch_statistics]
+_without = [n for n, norm in declared().items() if not norm.batch_statistics and n != "none"]
+NOT_BATCH_STATS = (f"it needs a normaliser with batch statistics; allowed: model.norm={', '.join(_with)} "
+                   f"({', '.join(_without)} have no batch or running statistics)")
 
 
 def bn_layers(model: nn.Module) -> Dict[str, BN]:

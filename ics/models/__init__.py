@@ -1,5 +1,5 @@
 """Models: MLPs and CNNs built from one block, affine -> [norm] -> nonlinearity (ics.models.nets),
-their normalisers (ics.models.norms: BN, Batch Renorm, LayerNorm, GroupNorm, weight norm, ℓp) and
+their normalisers (ics.models.norms: one module each, with its declared rules) and
 their initialisations (ics.models.init).
 
 To add a model: a builder registered with @MODELS.register("<name>") that returns a `Net` (or any

@@ -19,10 +19,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from ics.config import CNNConfig, DLNConfig, MLPConfig, ModelConfig
-from ics.models import norms as _norms  # noqa: F401  (fills the NORMS registry)
+from ics.config import CNNConfig, ConfigError, DLNConfig, MLPConfig, ModelConfig
+from ics.models import norms as _norms
 from ics.models.noise import Dropout, ScaleShiftNoise
-from ics.registry import ACTIVATIONS, MODELS, NORMS
+from ics.registry import ACTIVATIONS, MODELS
 
 ACTIVATIONS.register("sigmoid")(nn.Sigmoid)
 ACTIVATIONS.register("tanh")(nn.Tanh)
@@ -113,10 +113,11 @@ class Net(nn.Module):
 
 
 def _block(affine_cls, n_in: int, n_out: int, cfg: ModelConfig, spatial: bool, pool=None, **kw) -> Block:
-    norm = NORMS.get_or_raise(cfg.norm)(n_out, spatial, cfg)
+    norm = _norms.build_norm(cfg.norm, n_out, spatial, cfg)
     affine = affine_cls(n_in, n_out, bias=norm is None, **kw)
-    if hasattr(norm, "bind"):  # weight norm reads the affine layer's weight
-        norm.bind(affine)
+    bind = getattr(norm, "bind", None)
+    if bind is not None:  # weight norm reads the affine layer's weight
+        bind(affine)
     noise = None
     if cfg.noise == "santurkar":
         noise = ScaleShiftNoise(cfg.noise_mean_range, cfg.noise_scale_max, cfg.noise_mean_jitter, cfg.noise_scale_jitter)
@@ -141,6 +142,9 @@ def build_mlp(cfg: MLPConfig, in_shape: Sequence[int], num_classes: int) -> Net:
 
 @MODELS.register("cnn")
 def build_cnn(cfg: CNNConfig, in_shape: Sequence[int], num_classes: int) -> Net:
+    if len(in_shape) != 3:  # e.g. data=gaussian_regression: vectors, not images
+        raise ConfigError(f"model=cnn needs images (channels, height, width); this data set's inputs have shape "
+                          f"{tuple(in_shape)}: use model=mlp or model=dln")
     c_in, h, w = in_shape
     blocks: "OrderedDict[str, nn.Module]" = OrderedDict()
     for i, c_out in enumerate(cfg.channels, start=1):

@@ -1,55 +1,60 @@
 """Normalisers (model.norm), one module each, all placed where BN is: affine -> norm -> [noise] -> act.
 
-A normaliser is a factory registered with @NORMS.register("<name>") that takes (features, spatial,
-cfg) and returns a module or None; its settings are keys of ModelConfig (ics/config/schema.py) and
-its option file is configs/model/mlp_<name>.yaml. A factory refuses a block it makes no sense for
-with a one-line ConfigError (raised while the model is built on the meta device, before anything
-is written). The returned module may declare, as class attributes, what the instruments need:
+A normaliser is one module here (found without an import list) holding
 
-  invariance   which scalings of the affine weight W leave the normaliser's output unchanged:
-               "row" (each row w_k on its own: BN, ℓp, weight norm's v), "layer" (all of W at once:
-               LayerNorm), "group" (the rows of one group at once: GroupNorm), None (nothing)
-  exact        False where the invariance holds for the gradient only (Batch Renorm: r, d are
-               constants in backward, so ⟨w, ∇w⟩ = 0, but the forward depends on ‖w‖ through r)
-  bind(affine) called with the block's affine layer (weight norm reads its weight)
+  DECLARED = Norm(...)  its rules, read by the schema, the checks, the instruments and the tests
+                        (ics/config/norms.py: its keys, batch statistics, evaluation mode, invariance)
+  a factory             registered with @NORMS.register("<name>"), that takes (features, spatial, cfg)
+                        and returns a module or None
 
-Normalisers that use batch statistics subclass torch's _BatchNorm (running_mean, running_var,
-num_batches_tracked, eps, momentum), so probes' batch mode, precise BN (bn_stats) and bn_noise
-treat them as BN; `moments` gives the (shift, scale) each one divides by.
+plus its option file configs/model/mlp_<name>.yaml and its own test. A factory refuses a block it
+makes no sense for with a one-line ConfigError (raised while the model is built on the meta device,
+before anything is written). The returned module may have `bind(affine)`, called with the block's
+affine layer (weight norm reads its weight). `build_norm` gives every module its declaration as
+`norm_spec`, which the instruments read. A normaliser with batch statistics subclasses torch's
+_BatchNorm (running_mean, running_var, num_batches_tracked, eps, momentum), so that the probes' batch
+mode, precise BN (bn_stats) and bn_noise treat it as BN; `moments` gives the (shift, scale) each one
+divides by.
 """
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from typing import Dict, Optional, Tuple
 
 import torch
 from torch import nn
 
-from ics.models.norms import batch, batch_renorm, group, layer, lp, weight  # noqa: F401  (fill NORMS)
+from ics.config.norms import Norm, declared
 from ics.registry import NORMS
 
-BATCH_STATISTICS = nn.modules.batchnorm._BatchNorm
+for _m in pkgutil.iter_modules(__path__):  # each module registers its factory (@NORMS.register)
+    importlib.import_module(f"{__name__}.{_m.name}")
 
 
-@NORMS.register("none")
-def _no_norm(features: int, spatial: bool, cfg) -> Optional[nn.Module]:
-    return None
+def build_norm(name: str, features: int, spatial: bool, cfg) -> Optional[nn.Module]:
+    """The normaliser `name` for a block of `features` units or channels, carrying its declaration."""
+    module = NORMS.get_or_raise(name)(features, spatial, cfg)
+    if module is not None:
+        module.norm_spec = declared()[name]
+    return module
 
 
 def invariance_groups(norm: Optional[nn.Module], rows: int, exact_only: bool = False) -> int:
     """How many groups of consecutive rows of the affine weight (rows = output units/channels) are
     each scale-invariant under `norm`: rows (per row), 1 (the whole layer), G (GroupNorm), 0 (none)."""
-    kind = getattr(norm, "invariance", "row" if isinstance(norm, BATCH_STATISTICS) else None)
-    if kind is None or (exact_only and not getattr(norm, "exact", True)):
+    spec: Optional[Norm] = getattr(norm, "norm_spec", None)
+    if spec is None or spec.invariance is None or (exact_only and not spec.exact):
         return 0
+    kind = spec.invariance
     return {"row": rows, "layer": 1, "group": getattr(norm, "num_groups", 1)}[kind]
 
 
 def exactly_invariant(name: str) -> bool:
     """Whether model.norm=`name` makes its affine weights scale-invariant in the network's function
-    (what landscape.scale_invariant needs): read from a 4-unit module of that normaliser."""
-    from ics.config import MLPConfig
-
-    return invariance_groups(NORMS[name](4, False, MLPConfig(norm=name, norm_groups=2)), 4, exact_only=True) > 0
+    (what landscape.scale_invariant needs), as it declares."""
+    norm = declared()[name]
+    return norm.invariance is not None and norm.exact
 
 
 def scale_invariant_weights(model: nn.Module, exact_only: bool = False) -> Dict[str, int]:

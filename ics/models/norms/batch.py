@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from torch import nn
 
+from ics.config.norms import Norm
 from ics.registry import NORMS
+
+DECLARED = Norm(name="batch", doc="BatchNorm (Ioffe & Szegedy 2015)", batch_statistics=True, eval_mode="running",
+                invariance="row")
 
 
 @NORMS.register("batch")

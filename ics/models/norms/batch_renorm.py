@@ -21,7 +21,17 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ics.config.norms import Norm
 from ics.registry import NORMS
+
+DECLARED = Norm(
+    name="batch_renorm", doc="Batch Renormalization (Ioffe 2017)", batch_statistics=True, eval_mode="running",
+    invariance="row", exact=False,  # r and d are constants in backward: the gradient is invariant, the forward is not
+    keys={"renorm_r_max": (3.0, "r_max once warmed up (Ioffe 2017: 3)", ("ge", 1)),
+          "renorm_d_max": (5.0, "d_max once warmed up (Ioffe 2017: 5)", ("ge", 0)),
+          "renorm_start": (1_000, "steps of plain BN (r_max = 1, d_max = 0) before the warm-up (steps)", ("ge", 0)),
+          "renorm_ramp": (4_000, "steps over which r_max, d_max grow linearly to their values (steps; 0: at once)",
+                          ("ge", 0))})
 
 
 class RunningStatsNorm(nn.modules.batchnorm._BatchNorm):
@@ -53,9 +63,6 @@ class RunningStatsNorm(nn.modules.batchnorm._BatchNorm):
 
 
 class BatchRenorm(RunningStatsNorm):
-    invariance = "row"
-    exact = False
-
     def __init__(self, features: int, eps: float, momentum, r_max: float, d_max: float, start: int, ramp: int):
         super().__init__(features, eps=eps, momentum=momentum)
         self.r_max, self.d_max, self.start, self.ramp = r_max, d_max, start, ramp

@@ -12,11 +12,13 @@ from __future__ import annotations
 from torch import nn
 
 from ics.config import ConfigError
+from ics.config.norms import Norm
 from ics.registry import NORMS
 
-
-class GroupNorm(nn.GroupNorm):
-    invariance = "group"
+DECLARED = Norm(name="group", doc="GroupNorm (Wu & He 2018)", batch_statistics=False, eval_mode="same",
+                invariance="group",
+                keys={"norm_groups": (32, "groups per block (Wu & He's 32), capped at the block's channels; must "
+                                          "divide every block's width", ("ge", 1))})
 
 
 @NORMS.register("group")
@@ -29,4 +31,4 @@ def group_norm(features: int, spatial: bool, cfg) -> nn.Module:
     if not spatial and features // groups < 2:
         raise ConfigError(f"model.norm_groups={cfg.norm_groups} is invalid for a Linear block of {what}: a group "
                           f"needs >= 2 units (allowed: a divisor of {features} up to {features // 2})")
-    return GroupNorm(groups, features, eps=cfg.bn_eps)
+    return nn.GroupNorm(groups, features, eps=cfg.bn_eps)

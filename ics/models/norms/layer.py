@@ -10,20 +10,18 @@ from __future__ import annotations
 
 from torch import nn
 
+from ics.config.norms import Norm
 from ics.registry import NORMS
 
-
-class LayerNorm(nn.LayerNorm):
-    invariance = "layer"
+DECLARED = Norm(name="layer", doc="LayerNorm (Ba et al. 2016)", batch_statistics=False, eval_mode="same",
+                invariance="layer")
 
 
 class LayerNorm2d(nn.GroupNorm):
-    invariance = "layer"
-
     def __init__(self, channels: int, eps: float):
         super().__init__(1, channels, eps=eps)
 
 
 @NORMS.register("layer")
 def layer_norm(features: int, spatial: bool, cfg) -> nn.Module:
-    return LayerNorm2d(features, cfg.bn_eps) if spatial else LayerNorm(features, eps=cfg.bn_eps)
+    return LayerNorm2d(features, cfg.bn_eps) if spatial else nn.LayerNorm(features, eps=cfg.bn_eps)

@@ -19,12 +19,16 @@ import torch
 from torch import nn
 
 from ics.models.norms.batch_renorm import RunningStatsNorm
+from ics.config.norms import Norm
 from ics.registry import NORMS
+
+DECLARED = Norm(name="lp", doc="ℓp normalisation (Santurkar et al. 2018, §3.3)", batch_statistics=True,
+                eval_mode="running", invariance="row",
+                keys={"norm_p": ("2", "the p of Santurkar et al.'s ℓp normalisation (subtract the batch mean, divide "
+                                      "by the average ℓp norm over the batch)", ("choices", "1", "2", "inf"))})
 
 
 class LpNorm(RunningStatsNorm):
-    invariance = "row"
-
     def __init__(self, features: int, eps: float, momentum, p: str):
         super().__init__(features, eps=eps, momentum=momentum)
         self.p = p

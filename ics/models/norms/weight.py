@@ -11,12 +11,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ics.config.norms import Norm
 from ics.registry import NORMS
+
+DECLARED = Norm(name="weight", doc="weight normalisation (Salimans & Kingma 2016)", batch_statistics=False,
+                eval_mode="same", invariance="row")
 
 
 class WeightNorm(nn.Module):
-    invariance = "row"
-
     def __init__(self, features: int):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(features))  # g (named like BN's γ: the instruments read it so)
