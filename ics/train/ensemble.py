@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -214,7 +215,9 @@ class Ensemble:
     def member_state_dict(self, k: int) -> dict:
         """Member k as its single run's checkpoint holds it: model (with the noise generators'
         states), optimizer and sampler state, each a copy (saving a view would save the whole stack)."""
-        model = {n: v.clone() if torch.is_tensor(v) else copy.deepcopy(v) for n, v in self.members[k].state_dict().items()}
+        view = self.members[k].state_dict()
+        model = OrderedDict((n, v.clone() if torch.is_tensor(v) else copy.deepcopy(v)) for n, v in view.items())
+        model._metadata = getattr(view, "_metadata", None)  # type: ignore[attr-defined]  # (module versions)
         full = self.opt.state_dict()
         shapes = [p.shape for p in self.params.values()]
         state = {i: {key: _member_slice(v, k, shapes[i]) for key, v in s.items()} for i, s in full["state"].items()}
