@@ -975,7 +975,11 @@ def bench(steps: int = typer.Option(3000, min=100, help="Training steps per time
                                                                  "Fig. 1 MLP, idle and with a busy process competing."),
           preflight_jobs: int = typer.Option(0, "--preflight", min=0,
                                              help="Only the up-front check of an N-job seed sweep "
-                                                  "(trainer.seed=range(0,N)): seconds and peak memory.")) -> None:
+                                                  "(trainer.seed=range(0,N)): seconds and peak memory."),
+          ensemble: Optional[str] = typer.Option(None, "--ensemble", help="Only seeds trained as one vectorised "
+                                                 "model vs one after the other, for these member counts (e.g. 5,16)."),
+          device: str = typer.Option("cpu", help="--ensemble only: the device (cpu: one thread; cuda)."),
+          ) -> None:
     """Throughput of the ics loop vs a hand-written loop and the tutorial DataLoader pipeline.
 
     Example: [bold]ICS_DATA_ROOT=/data ics bench --steps 3000[/bold]
@@ -985,6 +989,9 @@ def bench(steps: int = typer.Option(3000, min=100, help="Training steps per time
 
     if preflight_jobs:
         _bench_preflight(preflight_jobs)
+        return
+    if ensemble is not None:
+        _bench_ensemble(ensemble, steps, repeats, device, None if synthetic else (data_root or os.environ.get("ICS_DATA_ROOT")))
         return
     if threads:
         from rich.console import Console
@@ -1005,6 +1012,21 @@ def bench(steps: int = typer.Option(3000, min=100, help="Training steps per time
                 instrument_costs("cnn", max(cnn_steps, 50), Console())
             return
         run_bench(steps=steps, data_root=data_root, synthetic=synthetic, repeats=repeats, cnn_steps=cnn_steps)
+    except ConfigError as e:
+        _fail(str(e))
+
+
+def _bench_ensemble(sizes: str, steps: int, repeats: int, device: str, root: Optional[str]) -> None:
+    from rich.console import Console
+
+    from ics.bench import ensemble_bench
+    from ics.config import ConfigError
+
+    counts = [p.strip() for p in sizes.split(",")]
+    if not all(c.isdigit() and int(c) > 0 for c in counts):
+        _fail(f"--ensemble {sizes!r} is invalid: allowed a comma-separated list of member counts > 0, e.g. 5,16")
+    try:
+        ensemble_bench([int(c) for c in counts], steps, repeats, Console(), root, device)
     except ConfigError as e:
         _fail(str(e))
 
