@@ -28,7 +28,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, cast
 
 import torch
 import torch.nn.functional as F
@@ -38,7 +38,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from ics.config import Config, ConfigError, validate
 from ics.data import DataBundle, load_data
 from ics.data.sampler import IndexSampler
-from ics.models import Dropout, ScaleShiftNoise, Stochastic, build_model
+from ics.models import Block, Dropout, ScaleShiftNoise, Stochastic, build_model
 from ics.train.device import resolve_device
 from ics.train.loop import SAMPLER_SEED_OFFSET, check_fits
 from ics.train.optim import build_optimizer
@@ -57,9 +57,9 @@ class _Drawn(nn.Module):
         self.drawn: Tuple[torch.Tensor, ...] = ()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.apply(x, self.drawn)
+        return self.use(x, self.drawn)
 
-    def apply(self, x: torch.Tensor, drawn: Tuple[torch.Tensor, ...]) -> torch.Tensor:
+    def use(self, x: torch.Tensor, drawn: Tuple[torch.Tensor, ...]) -> torch.Tensor:
         if self.p:
             return x * drawn[0] / (1 - self.p)
         s, m = drawn
@@ -166,7 +166,7 @@ class Ensemble:
         out: Dict[str, Tuple[torch.Tensor, ...]] = {}
         dtype = self.data.x_train.dtype
         for name, shape in self._shapes.items():
-            draws = []
+            draws: List[Tuple[torch.Tensor, ...]] = []
             for member in self.members:
                 mod = member.get_submodule(name)
                 if isinstance(mod, Dropout):  # the same calls as Dropout.forward
@@ -195,14 +195,15 @@ class Ensemble:
         statistics over the B examples of each member, its running statistics the stacked buffers,
         updated in place), with no layout copy between layers."""
         p, net = self.params, self.members[0]
+        blocks: nn.ModuleDict = net.blocks  # type: ignore[assignment]  # a Net (batched_ok)
         h = x.flatten(2).transpose(1, 2)  # (K, in, B): a view; bmm reads it transposed
         k, b = h.shape[0], h.shape[2]
-        for name, block in net.blocks.items():
-            pre = f"blocks.{name}."
+        for name, module in blocks.items():
+            block, pre = cast(Block, module), f"blocks.{name}."
             w = p[pre + "affine.weight"]
             h = torch.baddbmm(p[pre + "affine.bias"].unsqueeze(2), w, h) if pre + "affine.bias" in p else torch.bmm(w, h)
             if block.norm is not None:
-                norm, units = block.norm, h.shape[1]
+                norm, units = cast(nn.BatchNorm1d, block.norm), h.shape[1]
                 counter = self.counters[pre + "norm." + COUNTER]
                 counter.add_(1)
                 f = 1.0 / float(counter[0]) if norm.momentum is None else norm.momentum  # as _BatchNorm.forward
@@ -221,7 +222,7 @@ class Ensemble:
     def _apply_drawn(self, slot: str, h: torch.Tensor, drawn) -> torch.Tensor:
         if slot not in drawn:
             return h
-        return self._slots[slot].apply(h, tuple(t.transpose(1, 2) for t in drawn[slot]))  # drawn as (K, B, F)
+        return self._slots[slot].use(h, tuple(t.transpose(1, 2) for t in drawn[slot]))  # drawn as (K, B, F)
 
     def next_batches(self) -> Tuple[torch.Tensor, torch.Tensor]:
         """Each member's next mini-batch from its own sampler: x (K, B, ...), y (K, B[, out])."""
