@@ -205,3 +205,27 @@ def test_cuda_ensemble_matches_the_cpu_one():
         sa = a.state_dict()
         sb = {n: v.cpu() if torch.is_tensor(v) else v for n, v in b.state_dict().items()}
         assert max_diff(sa, sb) <= 1e-4  # other kernels (TF32 off for float32 matmul by default)
+
+
+@pytest.mark.parametrize("value", ["5,x", "0", "5,,16"])
+def test_bench_refuses_a_bad_member_list_in_one_line(value, tmp_path):
+    from clirun import invoke
+
+    p = invoke(["bench", "--ensemble", value, "--synthetic"], tmp_path)
+    out = (p.stdout + p.stderr).strip()
+    assert p.returncode != 0 and f"--ensemble {value!r} is invalid" in out and len(out.splitlines()) == 1, out
+
+
+@pytest.mark.slow  # in-process, but it times eight short training loops
+def test_bench_ensemble_prints_a_ratio_per_model_and_size(tmp_path):
+    """Speed itself is judged in the bench's output, never here."""
+    import re
+
+    from clirun import invoke
+
+    p = invoke(["bench", "--ensemble", "1,2", "--synthetic", "--steps", "100", "--repeats", "1"], tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    rows = re.findall(r"│ (Fig\. 1 MLP, (?:no )?BN) +│ (\d+) +│ (\d+) +│ (\d+) +│ ([\d.]+)x │", p.stdout)
+    assert {(r[0], r[1]) for r in rows} == {(m, k) for m in ("Fig. 1 MLP, BN", "Fig. 1 MLP, no BN") for k in "12"}, p.stdout
+    assert all(float(r[4]) > 0 for r in rows)
+    assert not list(tmp_path.iterdir()), "the bench writes nothing where it runs"
