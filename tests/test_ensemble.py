@@ -229,3 +229,33 @@ def test_bench_ensemble_prints_a_ratio_per_model_and_size(tmp_path):
     assert {(r[0], r[1]) for r in rows} == {(m, k) for m in ("Fig. 1 MLP, BN", "Fig. 1 MLP, no BN") for k in "12"}, p.stdout
     assert all(float(r[4]) > 0 for r in rows)
     assert not list(tmp_path.iterdir()), "the bench writes nothing where it runs"
+
+
+@pytest.mark.parametrize("path", ["auto", "vmap"])
+def test_regression_members_equal_their_seeds_alone(path):
+    base = learnable(n_train=200, n_test=60)
+    g = torch.Generator().manual_seed(1)
+    proj = torch.randn(16, 2, generator=g)
+    target = lambda x: x.flatten(1) @ proj  # noqa: E731
+    data = dataclasses.replace(base, task="regression", y_train=target(base.x_train), y_test=target(base.x_test))
+    cfg = quiet(MLPConfig(widths=[8, 8]), SGDConfig(lr=0.02))
+    ens = Ensemble(cfg, [0, 1], data, path=path)
+    ens.fit()
+    for k, seed in enumerate([0, 1]):
+        single = alone(cfg, seed, data)
+        assert max_diff(single.model.state_dict(), ens.members[k].state_dict()) <= WEIGHT_TOL
+
+
+def test_evaluating_members_mid_training_changes_nothing():
+    """Member views are evaluated with the ordinary code (eval mode, no noise) between steps: the
+    training that follows is bit-identical to one without."""
+    data = learnable()
+    cfg = quiet(MLPConfig(widths=[8, 8], noise="santurkar", dropout=0.1), MOMENTUM, steps=12)
+    watched, plain = Ensemble(cfg, [0, 1], data), Ensemble(cfg, [0, 1], data)
+    watched.fit(6)
+    for member in watched.members:
+        evaluate_model(member, data, 50)
+    watched.fit()
+    plain.fit()
+    for a, b in zip(watched.members, plain.members):
+        assert max_diff(a.state_dict(), b.state_dict()) == 0.0
