@@ -488,7 +488,11 @@ def bench(steps: int = typer.Option(3000, min=100, help="Training steps per time
                                                                  "Fig. 1 MLP, idle and with a busy process competing."),
           preflight_jobs: int = typer.Option(0, "--preflight", min=0,
                                              help="Only the up-front check of an N-job seed sweep "
-                                                  "(trainer.seed=range(0,N)): seconds and peak memory.")) -> None:
+                                                  "(trainer.seed=range(0,N)): seconds and peak memory."),
+          ensemble: Optional[str] = typer.Option(None, "--ensemble", help="Only seeds trained as one vectorised "
+                                                 "model vs one after the other, for these member counts (e.g. 5,16)."),
+          device: str = typer.Option("cpu", help="--ensemble only: the device (cpu: one thread; cuda)."),
+          ) -> None:
     """Throughput of the ics loop vs a hand-written loop and the tutorial DataLoader pipeline.
 
     Example: [bold]ICS_DATA_ROOT=/data ics bench --steps 3000[/bold]
@@ -504,13 +508,15 @@ def bench(steps: int = typer.Option(3000, min=100, help="Training steps per time
     from rich.console import Console
 
     # torch: imported only when the command runs, never for `ics --help` or a Tab
-    from ics.bench import instrument_costs, run_bench, threads_under_load
+    from ics.bench import ensemble_bench, ensemble_sizes, instrument_costs, run_bench, threads_under_load
     from ics.config import ConfigError
     from ics.data.vision import TorchvisionMismatch
 
     root = None if synthetic else (data_root or os.environ.get("ICS_DATA_ROOT"))
     try:
-        if threads:
+        if ensemble is not None:
+            ensemble_bench(ensemble_sizes(ensemble), steps, repeats, Console(), root, device)
+        elif threads:
             threads_under_load(steps, Console(), root)
         elif instruments:
             instrument_costs("mlp", steps, Console(), root)

@@ -16,12 +16,12 @@ import dataclasses
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
 
-from ics.config import Config, MLPConfig, MNISTConfig, ProbeConfig, TrainerConfig
+from ics.config import Config, ConfigError, MLPConfig, MNISTConfig, ProbeConfig, TrainerConfig
 from ics.data import DataBundle, load_data
 from ics.models import build_model
 from ics.train import build_trainer
@@ -386,5 +386,99 @@ def threads_under_load(steps: int, console, data_root: Optional[str] = None) -> 
         fixed = [v for k, v in row.items() if k != "auto"]
         table.add_row(condition, *[f"{row[str(s)]:,.0f}" + (f" (chose {picked[condition]})" if s == "auto" else "")
                                    for s in settings], f"{row['auto'] / max(fixed):.2f}x")
+    console.print(table)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# the seeds of one config as one vectorised model (ics.train.ensemble) vs one after the other
+
+
+def _members_alone(cfg: Config, seeds, data: DataBundle, steps: int) -> float:
+    """The members trained one after the other, each as its single run steps (its own model,
+    optimiser and sampler; forward, loss, backward, step). Returns seconds for all of them."""
+    from ics.data.sampler import IndexSampler
+    from ics.train.build import SAMPLER_SEED_OFFSET
+    from ics.train.optim import build_optimizer
+
+    device = data.x_train.device
+    total = 0.0
+    for seed in seeds:
+        torch.manual_seed(seed)
+        model = build_model(cfg.model, data.in_shape, data.out_features, seed=seed).to(device)
+        opt = build_optimizer(model.parameters(), cfg.optim)
+        sampler = IndexSampler(data.x_train.shape[0], cfg.trainer.batch_size, seed + SAMPLER_SEED_OFFSET,
+                               cfg.trainer.sampler, device)
+        _sync(device)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            idx = sampler.next()
+            loss = F.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        _sync(device)
+        total += time.perf_counter() - t0
+    return total
+
+
+def _members_together(cfg: Config, seeds, data: DataBundle, steps: int) -> float:
+    from ics.train.ensemble import Ensemble
+
+    ens = Ensemble(cfg, seeds, data)
+    ens.train_step()  # the first vmapped step builds its plan: not part of a long run's rate
+    _sync(data.x_train.device)
+    t0 = time.perf_counter()
+    ens.fit(steps + 1)
+    _sync(data.x_train.device)
+    return time.perf_counter() - t0
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def ensemble_sizes(text: str) -> List[int]:
+    """`--ensemble 5,16` as member counts; anything else is one line naming the value."""
+    counts = [p.strip() for p in text.split(",")]
+    if not all(c.isdigit() and int(c) > 0 for c in counts):
+        raise ConfigError(f"--ensemble {text!r} is invalid: allowed a comma-separated list of member counts > 0, "
+                          "e.g. 5,16")
+    return [int(c) for c in counts]
+
+
+def ensemble_bench(sizes, steps: int, repeats: int, console, data_root: Optional[str] = None,
+                   device: str = "cpu") -> Dict[str, float]:
+    """Member-steps/s of K seeds trained as one vectorised model vs the same K trained one after the
+    other, for each K in `sizes`, on the Fig. 1 MLP with and without BN (batch 60, SGD), one CPU
+    thread (or `device`), timed interleaved, best of `repeats`. Steps only: no evaluation in either."""
+    from rich.table import Table
+
+    from ics.train.device import device_name, resolve_device
+
+    dev = resolve_device(device)
+    torch.set_num_threads(1)
+    data = load_data(MNISTConfig(root=data_root), dev) if data_root else _synthetic()
+    data = dataclasses.replace(data, **{f: getattr(data, f).to(dev) for f in ("x_train", "y_train", "x_test", "y_test")})
+    models = {"Fig. 1 MLP, BN": MLPConfig(), "Fig. 1 MLP, no BN": MLPConfig(norm="none")}
+    table = Table(title=f"seeds as one vectorised model vs one after the other: {steps} steps per member, best of "
+                        f"{repeats}, {'1 thread' if dev.type == 'cpu' else device_name(dev)}, data: {data.source}")
+    for col in ("model", "members", "alone member-steps/s", "together member-steps/s", "ratio"):
+        table.add_column(col)
+    out: Dict[str, float] = {}
+    for label, model in models.items():
+        cfg = Config(model=model, trainer=TrainerConfig(steps=steps, threads=1, device=str(dev), progress=False))
+        for k in sizes:
+            seeds = list(range(k))
+            best = {"alone": float("inf"), "together": float("inf")}
+            for _ in range(repeats):  # interleaved: drifts in machine load hit both alike
+                best["alone"] = min(best["alone"], _members_alone(cfg, seeds, data, steps))
+                best["together"] = min(best["together"], _members_together(cfg, seeds, data, steps))
+            alone, together = k * steps / best["alone"], k * steps / best["together"]
+            key = f"{'bn' if model.norm != 'none' else 'nobn'}_{k}"
+            out[f"ensemble_{key}_alone"], out[f"ensemble_{key}_together"] = alone, together
+            out[f"ensemble_{key}_ratio"] = together / alone
+            table.add_row(label, str(k), f"{alone:.0f}", f"{together:.0f}", f"{together / alone:.2f}x")
     console.print(table)
     return out

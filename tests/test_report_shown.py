@@ -14,7 +14,7 @@ from ics.instruments import Instrument
 from ics.instruments.shown import Column, Shown
 from ics.record import names
 from ics.registry import INSTRUMENTS
-from ics.train import Trainer
+from ics.train import build_trainer
 from test_report import GOOD_LR, cfg, tiny_data
 
 KEY = "throwaway_ratio"
@@ -36,7 +36,7 @@ def runs(tmp_path_factory):
     for num, norm in enumerate(("none", "batch")):
         overrides = [f"model.norm={norm}", f"optim.lr={GOOD_LR:g}"]
         run = root / f"{num}_{','.join(overrides)}"
-        Trainer(cfg(norm, GOOD_LR), run, data=data, overrides=overrides).fit()
+        build_trainer(cfg(norm, GOOD_LR), run, data=data, overrides=overrides).fit()
         steps = np.arange(0, 60, 10)
         np.savez(run / names.instrument_file(KEY), steps=steps, meta=np.asarray(json.dumps({"layers": ["h1", "h2", "out"]})),
                  **{f"{KEY}/h1/ratio": 1.0 + steps + num, f"{KEY}/h2/ratio": 2.0 + steps, f"{KEY}/out/ratio": steps * 0.0,
