@@ -39,8 +39,8 @@ def contrast_sentence(c: Contrast, score: str = "acc") -> str:
     if min(r.n_a, r.n_b) < MIN_CI_N:
         return f"{head}, {_seeds(r.n_a, r.n_b)}: too few seeds for a 95% interval or a test (none given; {MIN_CI_N}+ needed)"
     lo, hi = r.diff - (r.half or 0.0), r.diff + (r.half or 0.0)
-    p = fmt_p(r.p)
-    return f"{head} [95% CI {lo:+.4f}, {hi:+.4f}], Welch p {p if p.startswith('<') else '= ' + p}, {_seeds(r.n_a, r.n_b)}"
+    holm = f", Holm p {fmt_p(c.p_holm, eq=True)} over {c.family} tests" if c.family > 1 and c.p_holm is not None else ""
+    return f"{head} [95% CI {lo:+.4f}, {hi:+.4f}], Welch p {fmt_p(r.p, eq=True)}{holm}, {_seeds(r.n_a, r.n_b)}"
 
 
 def group_sentence(g: Group, score: str = "acc") -> str:

@@ -43,7 +43,7 @@ from ics.analysis.load import Job, common_overrides, load_jobs, planned_jobs, pl
 from ics.analysis.tables import (TextTable, contrast_table, drift_table, effective_lr_table, group_rows, groups_table,
                                  init_scale_table, init_tolerance_table, instrument_tables, is_norm_study, lr_table,
                                  markdown_table, normalizer_table, print_tables, run_rows, runs_table, score_name,
-                                 targets_of, tolerance_table, write_csv)
+                                 speed_table, targets_of, tolerance_table, write_csv)
 from ics.analysis.init_tolerance import has_init_grid, init_tolerance
 from ics.analysis.tolerance import GroupTolerance, has_lr_grid, lr_tolerance
 from ics.config import ConfigError
@@ -401,6 +401,9 @@ def make_report(path, out: Optional[Path] = None, console=None) -> dict:
         tables.append(groups_table(groups, targets, score))
         if contrast:
             tables.append(contrast_table(contrast, score))
+            speed = speed_table(contrast, targets)
+            if speed is not None:
+                tables.append(speed)
         baseline = next((j.config.get("report.baseline") for j in jobs if j.config.get("report.baseline")), None)
         if baseline:
             ref, problem = baseline_group(groups, baseline)

@@ -18,7 +18,7 @@ from ics.analysis.configs import format_value
 from ics.analysis.groups import Contrast, Group
 from ics.analysis.load import Job, series
 from ics.record import names
-from ics.analysis.stats import MIN_CI_N, Estimate, fmt_p, geo_mean_std, mean_ci
+from ics.analysis.stats import MIN_CI_N, Estimate, Survival, fmt_p, geo_mean_std, holm, km_median, logrank, mean_ci, welch
 from ics.analysis.init_tolerance import InitTolerance
 from ics.analysis.tolerance import GroupTolerance
 from ics.record import Status, Summary
@@ -142,6 +142,9 @@ def group_rows(groups: Sequence[Group], targets: Sequence[str]) -> List[Dict[str
             e = mean_ci([j.summary.steps_to_target.get(t) for j in g.jobs])
             row[f"steps_to_{t}"], row[f"steps_to_{t}_ci"], row[f"steps_to_{t}_n"] = e.mean, e.half, e.n
             row[f"steps_to_{t}_resolution"] = _resolution(g, t)
+            km = survival(g, t)
+            row[f"steps_to_{t}_km_median"], row[f"steps_to_{t}_km_lo"], row[f"steps_to_{t}_km_hi"] = km.median, km.lo, km.hi
+            row[f"steps_to_{t}_censored"] = km.censored
         for point in _points(g):
             for m in ("w1_raw", "w1_shape", "w1_ref"):
                 e = mean_ci([j.summary.drift.get(point, {}).get(m) for j in g.jobs])
@@ -166,7 +169,8 @@ def groups_table(groups: Sequence[Group], targets: Sequence[str], score: str = "
         cells.append(row)
     return TextTable("Seed groups: mean ± 95% CI over seeds (Student t)", headers, cells,
                      "no ± where n < 3 (too few seeds for an interval); * diverged/failed runs are counted at chance; steps→t: the first evaluation at or above t, "
-                     "mean ± CI over the seeds that reached it, with the evaluation grid's resolution (the mean "
+                     "mean ± CI when every seed reached it; when some did not, the Kaplan–Meier median with its 95% CI "
+                     "(Brookmeyer–Crowley; ∞: open above), the others censored at their last evaluation; with the evaluation grid's resolution (the mean "
                      "gap to the evaluation before); when every seed reached t between the same two evaluations "
                      "that interval is given instead of a CI of 0. Finer: lower trainer.eval_every or raise "
                      "trainer.eval_log_points")
@@ -188,9 +192,36 @@ def _resolution(g: Group, t: str) -> Optional[float]:
     return sum(gaps) / len(gaps) if gaps else None
 
 
+def last_eval(j: Job) -> Optional[int]:
+    """The step of a run's last evaluation: where a seed that never reached a target is censored."""
+    m = j.metrics
+    if m is not None and len(m.eval_step):
+        return int(m.eval_step[-1])
+    return j.summary.steps if j.summary is not None and j.summary.steps else None
+
+
+def censored_steps(g: Group, t: str) -> Tuple[List[float], List[bool]]:
+    """(steps, reached) per seed: the first evaluation at or above t, or, for a seed that never
+    reached it, its last evaluation (censored: it would have taken longer than that)."""
+    times, events = [], []
+    for j in g.jobs:
+        first = j.summary.steps_to_target.get(t)
+        end = first if first is not None else last_eval(j)
+        if end is not None:
+            times.append(float(end))
+            events.append(first is not None)
+    return times, events
+
+
+def survival(g: Group, t: str) -> Survival:
+    return km_median(*censored_steps(g, t))
+
+
 def _steps_cell(g: Group, t: str) -> str:
     brackets = _brackets(g, t)
     reached = "" if len(brackets) == g.n else f" ({len(brackets)}/{g.n} reached)"
+    if brackets and len(brackets) < g.n:  # some seeds never reached t: censored, not dropped (a mean
+        return survival(g, t).fmt()  # over the seeds that reached it would be biased low)
     if not brackets:
         return "-" + reached
     if len(set(brackets)) == 1:  # every seed in one grid cell: the cell, not "± 0"
@@ -226,7 +257,7 @@ def drift_table(groups: Sequence[Group]) -> TextTable:
 
 def contrast_table(items: Sequence[Contrast], score: str = "acc", title: Optional[str] = None) -> TextTable:
     what = {"final_test_loss": "final test loss"}.get(items[0].field if items else "", f"final test {score}")
-    headers = ["differs in", "a", "b", f"Δ {what} (a − b)", "95% CI", "p (Welch)", "n a/b"]
+    headers = ["differs in", "a", "b", f"Δ {what} (a − b)", "95% CI", "p (Welch)", "p (Holm)", "n a/b"]
     cells = []
     for c in items:
         r = c.result
@@ -235,9 +266,44 @@ def contrast_table(items: Sequence[Contrast], score: str = "acc", title: Optiona
         few = min(r.n_a, r.n_b) < MIN_CI_N
         cells.append([c.key, c.a.label, c.b.label, f"{r.diff:+.4f}",
                       "- (n < 3)" if few else "-" if r.half is None else f"± {r.half:.4f}",
-                      "- (n < 3)" if few else fmt_p(r.p), f"{r.n_a}/{r.n_b}"])
+                      "- (n < 3)" if few else fmt_p(r.p), "-" if few else fmt_p(c.p_holm), f"{r.n_a}/{r.n_b}"])
+    m = max((c.family for c in items), default=0)
     return TextTable(title or f"Differences between groups that differ in one key (Welch's t-test on {what})",
-                     headers, cells, "diverged/failed runs counted at chance")
+                     headers, cells, "diverged/failed runs counted at chance; p (Holm): adjusted for the "
+                     f"{m} test{'s' if m != 1 else ''} of this table (one family; Holm–Bonferroni), the p a "
+                     "claim rests on")
+
+
+def speed_table(items: Sequence[Contrast], targets: Sequence[str]) -> Optional[TextTable]:
+    """Does one side train faster? Per one-key contrast: steps to each target with censoring (KM
+    medians, log-rank test) and the test score at the early evaluation (Welch); all the p-values of
+    the table are one Holm family."""
+    rows: List[List[Any]] = []
+    for c in items:
+        for t in targets:
+            (ta, ea), (tb, eb) = censored_steps(c.a, t), censored_steps(c.b, t)
+            if not (any(ea) or any(eb)) or min(len(ta), len(tb)) < MIN_CI_N:
+                continue
+            rows.append([c.key, c.a.label, c.b.label, f"steps→{t}", survival(c.a, t).fmt(), survival(c.b, t).fmt(),
+                         "log-rank", logrank(ta, ea, tb, eb)])
+        ea_, eb_ = ([early_acc(j) for j in g.jobs] for g in (c.a, c.b))
+        steps = sorted({s for s, _ in ea_ + eb_ if s is not None})
+        w = welch([v for _, v in ea_], [v for _, v in eb_])
+        if w is not None and steps and min(w.n_a, w.n_b) >= MIN_CI_N:
+            at = f"acc @ {'/'.join(map(str, steps))}"
+            rows.append([c.key, c.a.label, c.b.label, at, mean_ci([v for _, v in ea_]).fmt(".3f", False),
+                         mean_ci([v for _, v in eb_]).fmt(".3f", False), f"Welch Δ {w.diff:+.3f} ± {w.half or 0:.3f}",
+                         w.p])
+    if not rows:
+        return None
+    adj = holm([r[-1] for r in rows])
+    cells = [r[:-1] + [fmt_p(r[-1]), fmt_p(q)] for r, q in zip(rows, adj)]
+    m = sum(r[-1] is not None for r in rows)
+    return TextTable("Training speed: steps to target with censoring (Kaplan–Meier, log-rank) and the early score",
+                     ["differs in", "a", "b", "measure", "a", "b", "test", "p", "p (Holm)"], cells,
+                     "steps→t: Kaplan–Meier median [95% CI] with seeds that never reached t censored at their last "
+                     "evaluation; log-rank (Mantel–Cox) test of a vs b; acc @ s: test score at the first evaluation "
+                     f"at or after an eighth of the run, Welch; p (Holm): adjusted over the {m} tests of this table")
 
 
 # ----------------------------------------------------------------------------------------------
