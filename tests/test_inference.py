@@ -138,3 +138,35 @@ def test_report_prints_raw_and_holm_p_and_censored_steps(tmp_path):
     ta, ea = [200, 300, 200, 300], [True] * 4
     tb, eb = [1000, 900, 1000, 700], [False, True, False, True]
     assert row[7] == f"{logrank(ta, ea, tb, eb):.3f}"
+
+
+def test_paired_tost_is_two_one_sided_paired_t_tests():
+    rng = np.random.default_rng(2)
+    ema = rng.normal(0.96, 0.01, 5)
+    precise = ema + rng.normal(0.001, 0.002, 5)  # the seeds move together: pairing narrows the test
+    e = tost(precise, ema, 0.005, paired=True)
+    low = stats.ttest_rel(precise + 0.005, ema, alternative="greater").pvalue
+    high = stats.ttest_rel(precise - 0.005, ema, alternative="less").pvalue
+    assert e.p == pytest.approx(max(low, high), rel=1e-9)
+    assert tost(precise, ema, 0.005).p > e.p  # unpaired ignores the shared seed effect
+
+
+def test_report_states_bn_statistics_equivalence_with_the_configured_margin(monkeypatch):
+    from types import SimpleNamespace
+
+    from ics.analysis import tables
+
+    ema = {0: 0.951, 1: 0.962, 2: 0.957, 3: 0.949}
+    gap = {0: 0.001, 1: -0.002, 2: 0.0, 3: 0.002}
+    jobs = [SimpleNamespace(seed=s, config={"report.equivalence_margin": m}) for s in ema for m in (0.01,)]
+    monkeypatch.setattr(tables, "series", lambda j, key: SimpleNamespace(tags={
+        "test_bn/ema/acc": [0.5, ema[j.seed]], "test_bn/precise/acc": [0.6, ema[j.seed] + gap[j.seed]]}))
+    group = SimpleNamespace(label="model.norm=batch", jobs=jobs)
+    assert tables.equivalence_margin(jobs) == 0.01
+    assert tables.equivalence_margin([SimpleNamespace(config={"report.equivalence_margin": "x; rm"})]) == 0.01
+    t = tables.bn_equivalence_table([group], 0.01)
+    (row,) = t.cells
+    assert row[0] == "model.norm=batch" and row[1] == "+0.0003"
+    assert row[3].startswith("equivalent within ±0.01 (TOST p ")
+    (tight,) = tables.bn_equivalence_table([group], 0.001).cells
+    assert tight[3].startswith("not shown equivalent within ±0.001")

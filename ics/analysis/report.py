@@ -40,8 +40,8 @@ from ics.analysis.groups import Group, baseline_contrasts, baseline_group, contr
 from ics.analysis.headline import headline
 from ics.analysis.html import write_html
 from ics.analysis.load import Job, common_overrides, load_jobs, planned_jobs, planned_jobs_problem
-from ics.analysis.tables import (TextTable, contrast_table, drift_table, effective_lr_table, group_rows, groups_table,
-                                 init_scale_table, init_tolerance_table, instrument_tables, is_norm_study, lr_table,
+from ics.analysis.tables import (TextTable, bn_equivalence_table, contrast_table, drift_table, effective_lr_table,
+                                 equivalence_margin, group_rows, groups_table, init_scale_table, init_tolerance_table, instrument_tables, is_norm_study, lr_table,
                                  markdown_table, normalizer_table, print_tables, run_rows, runs_table, score_name,
                                  speed_table, targets_of, tolerance_table, write_csv)
 from ics.analysis.init_tolerance import has_init_grid, init_tolerance
@@ -421,6 +421,9 @@ def make_report(path, out: Optional[Path] = None, console=None) -> dict:
         tables.append(normalizer_table(groups, targets))
     if any(j.summary is not None and j.summary.drift for j in jobs):
         tables.append(drift_table(groups))
+    equiv = bn_equivalence_table(groups, equivalence_margin(jobs))
+    if equiv is not None:
+        tables.append(equiv)
     try:
         tables += instrument_tables(groups)
     except Exception as e:  # noqa: BLE001 - an instrument's files of some job are not what it writes

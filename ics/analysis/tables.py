@@ -18,7 +18,7 @@ from ics.analysis.configs import format_value
 from ics.analysis.groups import Contrast, Group
 from ics.analysis.load import Job, series
 from ics.record import names
-from ics.analysis.stats import MIN_CI_N, Estimate, Survival, fmt_p, geo_mean_std, holm, km_median, logrank, mean_ci, welch
+from ics.analysis.stats import MIN_CI_N, Estimate, Survival, fmt_p, geo_mean_std, holm, km_median, logrank, mean_ci, tost, welch
 from ics.analysis.init_tolerance import InitTolerance
 from ics.analysis.tolerance import GroupTolerance
 from ics.record import Status, Summary
@@ -304,6 +304,43 @@ def speed_table(items: Sequence[Contrast], targets: Sequence[str]) -> Optional[T
                      "steps→t: Kaplan–Meier median [95% CI] with seeds that never reached t censored at their last "
                      "evaluation; log-rank (Mantel–Cox) test of a vs b; acc @ s: test score at the first evaluation "
                      f"at or after an eighth of the run, Welch; p (Holm): adjusted over the {m} tests of this table")
+
+
+def equivalence_margin(jobs: Sequence[Job], default: float = 0.01) -> float:
+    """report.equivalence_margin of the runs (read from their files: anything that is not a positive
+    number falls back to the default)."""
+    for j in jobs:
+        v = j.config.get("report.equivalence_margin")
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0:
+            return float(v)
+    return default
+
+
+def _last_per_job(jobs: Sequence[Job], key: str, tag: str) -> List[Optional[float]]:
+    out: List[Optional[float]] = []
+    for j in jobs:
+        s = series(j, key)
+        out.append(float(s.tags[tag][-1]) if s is not None and tag in s.tags and len(s.tags[tag]) else None)
+    return out
+
+
+def bn_equivalence_table(groups: Sequence[Group], margin: float) -> Optional[TextTable]:
+    """BN's running (EMA) vs population (precise) statistics at the end: equivalent within ±margin?
+    A paired TOST over the seeds; "agree" is claimed only where it passes."""
+    cells = []
+    for g in groups:
+        ema = _last_per_job(g.jobs, "bn_stats", "test_bn/ema/acc")
+        precise = _last_per_job(g.jobs, "bn_stats", "test_bn/precise/acc")
+        e = tost(precise, ema, margin, paired=True)
+        if e is None:
+            continue
+        cells.append([g.label, f"{e.diff:+.4f}", f"{e.lo90:+.4f}, {e.hi90:+.4f}", e.sentence()])
+    if not cells:
+        return None
+    return TextTable(f"BN inference statistics: precise − EMA test accuracy at the end, equivalence within ±{margin:g}",
+                     ["group", "precise − EMA", "90% CI", "verdict"], cells,
+                     "paired TOST over seeds (two one-sided t-tests of the per-seed differences, Schuirmann 1987): "
+                     "equivalent when the 90% CI lies inside ±margin; margin: report.equivalence_margin")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -376,6 +376,9 @@ class GradientsConfig:
 class ReportConfig:
     targets: List[float] = opt([0.9, 0.95, 0.97], "accuracies for steps-to-target", rule=each(between(0, 1, lo_open=True)))
     not_learning_margin: float = opt(0.05, "`not_learning`: final test accuracy < chance + this", rule=ge(0))
+    equivalence_margin: float = opt(0.01, "±margin on test accuracy within which `ics report` calls two "
+                                    "measurements equivalent (TOST at 0.05; e.g. BN's EMA vs precise statistics)",
+                                    rule=gt(0))
     baseline: List[str] = opt([], "the reference group, as key=value overrides (e.g. [model.norm=batch, "
                               "model.dropout=0]): the report contrasts every other group with it (Welch), "
                               "whatever keys they differ in", rule=each(Rule(lambda v: isinstance(v, str) and
