@@ -361,6 +361,15 @@ def _last_of(jobs: Sequence[Job], key: str, tag: str) -> Estimate:
     return mean_ci(vals)
 
 
+def _unconverged(g: Group) -> bool:
+    """Whether any Lanczos measurement of the group stopped at its cap before converging."""
+    for j in g.jobs:
+        s = series(j, "landscape")
+        if s is not None and "landscape/eig_converged" in s.tags and min(s.tags["landscape/eig_converged"], default=1) < 1:
+            return True
+    return False
+
+
 def _run_mean(g: Group, key: str, tag: str) -> Estimate:
     """Per seed the mean over the run's measurements, then mean ± CI over seeds."""
     import numpy as np
@@ -393,9 +402,19 @@ def instrument_tables(groups: Sequence[Group]) -> List[TextTable]:
                  for g in groups for j in g.jobs)  # only runs with BN-fed weights have them
         ms += ["si/loss_range", "si/grad_change_rel", "si/beta"] if si else []
         headers = ["group"] + ms
-        cells = [[g.label] + [_run_mean(g, "landscape", f"landscape/{m}").fmt(".3g", False) for m in ms] for g in groups]
+
+        def cell(g: Group, m: str) -> str:
+            text = _run_mean(g, "landscape", f"landscape/{m}").fmt(".3g", False)
+            if m in ("top_eig", "min_eig") and _unconverged(g):  # Ritz values short of convergence: flagged
+                text += " (unconverged)"
+            return text
+
+        cells = [[g.label] + [cell(g, m) for m in ms] for g in groups]
         out.append(TextTable("Loss landscape along the step (Santurkar et al. §3.2): mean over the run, then seeds",
-                             headers, cells))
+                             headers, cells, "top_eig, min_eig: extreme Hessian eigenvalues (Lanczos); (unconverged): "
+                             "some measurement's Ritz residual stayed above landscape.lanczos_tol at "
+                             "landscape.lanczos_max_iters steps (run.log's landscape/eig_converged is 0 there)"
+                             if lm.get("hessian") else None))
     fm = meta("gradients")
     if fm:
         layers = fm["layers"]

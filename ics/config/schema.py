@@ -321,6 +321,10 @@ class LandscapeConfig:
     hessian: bool = opt(False, "also the Hessian's largest and smallest eigenvalues (Lanczos), logged next to 2/lr")
     power_iters: int = opt(20, "Lanczos steps (Hessian-vector products) for the extreme eigenvalues (the name is "
                                "kept from the power iteration it replaced)", rule=ge(1))
+    lanczos_max_iters: int = opt(200, "Lanczos steps at most: after power_iters, more until both extreme Ritz "
+                                      "pairs converge (see lanczos_tol); unconverged values are flagged", rule=ge(1))
+    lanczos_tol: float = opt(1e-3, "converged when ‖Hv − λv‖ <= this × max(|λ_max|, |λ_min|) for both extremes",
+                             rule=gt(0))
 
 
 
