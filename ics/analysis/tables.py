@@ -490,6 +490,8 @@ def norm_measures(g: Group, targets: Sequence[str], point: Optional[str], layer:
     out["si β"] = _run_mean(g, "landscape", "landscape/si/beta")
     out["β"] = _run_mean(g, "landscape", "landscape/beta")
     out["eff LR"] = _last_mean(g, "weights", f"weights/{layer}/eff_lr_median")
+    out["eff LR, layer"] = _last_mean(g, "weights", f"weights/{layer}/eff_lr_layer")
+    out["eff LR, groups"] = _last_mean(g, "weights", f"weights/{layer}/eff_lr_group_median")
     out["ema acc"] = _last_mean(g, "bn_stats", "test_bn/ema/acc")
     out["precise acc"] = _last_mean(g, "bn_stats", "test_bn/precise/acc")
     return out
@@ -514,7 +516,8 @@ def normalizer_table(groups: Sequence[Group], targets: Sequence[str]) -> TextTab
                      f"grad-ICS cos: cos(G, G′) of {layer or '-'}, mean over the run; si β: effective β-smoothness "
                      "at the normaliser's scale-invariant point (none without one), β: along the actual step, both "
                      f"means over the run; eff LR: η/‖w‖² of {layer or '-'}'s scale-invariant weights at the end "
-                     "(- where the normaliser makes none: norm=none; LayerNorm's is η/‖W‖² of the whole layer); steps→t as in "
+                     "per row (- where the normaliser makes none: norm=none); eff LR, layer: LayerNorm's η/‖W‖² of the "
+                     "whole layer, eff LR, groups: GroupNorm's median η/‖W_g‖², other units than a row's; steps→t as in "
                      "the seed-group table; "
                      "ema / precise acc: bn_stats' final test accuracy with running / population statistics")
 

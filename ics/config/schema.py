@@ -303,6 +303,10 @@ class GradICSConfig:
     enabled: bool = opt(False, "measure gradient-based ICS")
     every: int = opt(100, "measure every this many steps (steps)", rule=gt(0))
     first: int = opt(10, "also measure each of the first this many steps (steps)", rule=ge(0))
+    gauge_scales: List[float] = opt([0.5, 1.0, 2.0, 4.0], "also cos and rel_l2 with every weight row that feeds a "
+                                    "normaliser set to this norm (the same function; one SGD step at the nominal "
+                                    "LR): gradient ICS depends on that scale; [] for none (each scale costs one "
+                                    "more measurement)", rule=each(gt(0)))
 
 
 
@@ -318,6 +322,9 @@ class LandscapeConfig:
                                    rule=each(gt(0), 1))
     scale_invariant: bool = opt(False, "also the loss range, gradient change and β at the point where every weight "
                                        "row feeding BN has unit norm (invariant to BN's weight scale; twice the cost)")
+    gauge_scales: List[float] = opt([0.5, 1.0, 2.0, 4.0], "with scale_invariant: the same three measures with those "
+                                    "rows at each of these norms too (the unit norm is one arbitrary choice of "
+                                    "gauge; each scale costs one more measurement)", rule=each(gt(0)))
     hessian: bool = opt(False, "also the Hessian's largest and smallest eigenvalues (Lanczos), logged next to 2/lr")
     power_iters: int = opt(20, "Lanczos steps (Hessian-vector products) for the extreme eigenvalues (the name is "
                                "kept from the power iteration it replaced)", rule=ge(1))

@@ -19,6 +19,11 @@ At step t, with g = ∇L(θ_t; B_t) on the step's batch (BN with B_t's statistic
                             Rescaling those rows by any c_j > 0 leaves θ̂, hence these, unchanged;
                             the plain measures move (the step is η‖g‖ while ‖g‖ ∝ 1/c), so BN's weight
                             growth alone can make its landscape look smoother along the actual step
+  gauge/<c>/loss_range, …   (landscape.gauge_scales, with scale_invariant) the same three with those
+                            rows at norm c instead of 1: unit norm is one choice of gauge among many
+                            (the function is the same at every c, the step η·g is not); a comparison
+                            with a plain net holds only if it holds at every c. Summary: `gauge`,
+                            each c's mean over the run
   top_eig, min_eig,         (landscape.hessian) the Hessian's largest and smallest *algebraic*
   two_over_lr               eigenvalues at θ_t (Lanczos on Hessian-vector products), next to 2/lr:
                             gradient descent is stable on a quadratic only while top_eig < 2/lr
@@ -121,16 +126,16 @@ def bn_fed_weights(model) -> Dict[str, int]:
     return scale_invariant_weights(model, exact_only=True)
 
 
-def normalised_rows(params: Dict[str, torch.Tensor], names) -> Dict[str, torch.Tensor]:
-    """params with each scale-invariant group of rows of the named weights scaled to unit norm (a
+def normalised_rows(params: Dict[str, torch.Tensor], names, scale: float = 1.0) -> Dict[str, torch.Tensor]:
+    """params with each scale-invariant group of rows of the named weights scaled to norm `scale` (a
     list of names, or name -> groups: a list means one group per row): the canonical point of the
-    rescaling symmetry, the same whatever scale the groups had."""
+    rescaling symmetry (scale 1), the same whatever scale the groups had."""
     groups = names if isinstance(names, dict) else {n: params[n].shape[0] for n in names}
     out = dict(params)
     for n, g in groups.items():
         w = params[n]
         norms = w.reshape(g, -1).norm(dim=1).clamp_min(1e-30)
-        out[n] = (w.reshape(g, -1) / norms[:, None]).reshape(w.shape)
+        out[n] = (w.reshape(g, -1) * (scale / norms[:, None])).reshape(w.shape)
     return out
 
 
@@ -190,6 +195,9 @@ class LossLandscape(Instrument):
             si = along_gradient(ctx.model, canon, g_hat, batch.x, batch.y, ctx.loss_fn,
                                 [lr * m for m in self.cfg.multipliers])
             out.update({f"landscape/si/{k}": v for k, v in si.items()})
+            for c in self.cfg.gauge_scales:  # the same function at other row norms: how much the unit gauge decides
+                at = si if c == 1 else self.at_scale(params, c, batch, lr)
+                out.update({f"landscape/gauge/{c:g}/{k}": at[k] for k in ("loss_range", "grad_change_rel", "beta")})
         if self.cfg.hessian:
             e = lanczos_extremes(ctx.model, params, batch.x, batch.y, ctx.loss_fn, self.cfg.power_iters, self.gen,
                                  self.cfg.lanczos_max_iters, self.cfg.lanczos_tol)
@@ -199,6 +207,12 @@ class LossLandscape(Instrument):
             out["landscape/two_over_lr"] = 2.0 / lr
         self.emit(batch.step, out)
 
+    def at_scale(self, params, c: float, batch: Batch, lr: float) -> Dict[str, float]:
+        ctx = self.ctx
+        point = normalised_rows(params, self.bn_fed, c)
+        _, g = loss_and_grad(ctx.model, point, batch.x, batch.y, ctx.loss_fn)
+        return along_gradient(ctx.model, point, g, batch.x, batch.y, ctx.loss_fn, [lr * m for m in self.cfg.multipliers])
+
     def layout(self) -> dict:
         charts = {"loss range along the step (min, max)": ["Multiline", [r"landscape/loss_(min|max)$"]],
                   "gradient predictiveness ‖∇L(θ_k) − g‖": ["Multiline", [r"landscape/grad_change$"]],
@@ -206,12 +220,16 @@ class LossLandscape(Instrument):
         if self.cfg.scale_invariant and self.bn_fed:
             charts["scale-invariant (normalised rows at unit norm): loss range, β"] = [
                 "Multiline", [r"landscape/si/(loss_range|beta)$"]]
+            if self.cfg.gauge_scales:
+                charts["the same at row norms landscape.gauge_scales: loss range, β"] = [
+                    "Multiline", [r"landscape/gauge/.*/(loss_range|beta)$"]]
         if self.cfg.hessian:
             charts["Hessian λ_max (and λ_min) vs 2/lr"] = ["Multiline", [r"landscape/(top_eig|min_eig|two_over_lr)$"]]
         return {"Loss landscape (Santurkar et al. 2018, §3.2)": charts}
 
     def meta(self) -> Dict[str, Any]:
         return {"direction": self.cfg.direction, "multipliers": list(self.cfg.multipliers), "hessian": self.cfg.hessian,
+                "gauge_scales": list(self.cfg.gauge_scales) if self.cfg.scale_invariant and self.bn_fed else [],
                 "scale_invariant": bool(self.cfg.scale_invariant and self.bn_fed)}
 
     def summary(self) -> Dict[str, Any]:
@@ -222,6 +240,11 @@ class LossLandscape(Instrument):
             if s:
                 out[m] = s[-1]
                 out[f"{m}_mean"] = float(np.nanmean(s))
+        gauge = {f"{c:g}": {m: float(np.nanmean(s)) for m in ("loss_range", "grad_change_rel", "beta")
+                            if (s := self.series.get(f"landscape/gauge/{c:g}/{m}"))}
+                 for c in self.cfg.gauge_scales}
+        if any(gauge.values()):  # mean over the run at each row norm: the range a conclusion must hold over
+            out["gauge"] = gauge
         return out
 
     def state_dict(self) -> dict:

@@ -1,0 +1,80 @@
+"""The weight-scale gauge: with a normaliser after a layer, the network's function does not depend on
+the norm of its rows, but the landscape along a step of fixed η and the gradient ICS do. The
+instruments measure both at the rows' norm c for each c in *.gauge_scales as well as at the net's own
+weights, so a conclusion can be checked across the range."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+import ics  # noqa: F401  (fills the registries)
+from ics.config import Config, GradICSConfig, LandscapeConfig, MLPConfig
+from ics.instruments import Batch, RunContext
+from ics.instruments.grad_ics import GradientICS
+from ics.instruments.landscape import LossLandscape, bn_fed_weights, normalised_rows
+from ics.models import build_model
+
+LR = 0.5
+
+
+def net(norm):
+    torch.manual_seed(0)
+    return build_model(MLPConfig(widths=[8, 8], norm=norm, activation="sigmoid"), (6,), 3).double()
+
+
+def batch():
+    gen = torch.Generator().manual_seed(1)
+    return Batch(0, torch.randn(32, 6, generator=gen, dtype=torch.float64), torch.randint(0, 3, (32,), generator=gen))
+
+
+def ctx(model):
+    return RunContext(Config(), model, torch.optim.SGD(model.parameters(), lr=LR), None, torch.device("cpu"),
+                      F.cross_entropy, 100, 0)
+
+
+def test_grad_ics_at_each_row_norm_is_def_2_1_at_that_point():
+    model, b = net("batch"), batch()
+    inst = GradientICS(GradICSConfig(enabled=True, gauge_scales=[0.5, 2.0]), ctx(model))
+    inst.observe_batch(b)
+    out = {k: v[-1] for k, v in inst.series.items()}
+    fed = bn_fed_weights(model)
+    for c in (0.5, 2.0):  # independently: rescale a copy, take the gradients by hand, move h1 by −η G
+        twin = net("batch")
+        params = normalised_rows({n: p.detach() for n, p in twin.named_parameters()}, fed, c)
+        with torch.no_grad():
+            for n, p in twin.named_parameters():
+                p.copy_(params[n])
+        F.cross_entropy(twin(b.x), b.y).backward()
+        g = {n: p.grad.clone() for n, p in twin.named_parameters()}
+        twin.zero_grad()
+        with torch.no_grad():
+            for n, p in twin.named_parameters():
+                if n.startswith("blocks.h1."):
+                    p.sub_(LR * g[n])
+        F.cross_entropy(twin(b.x), b.y).backward()
+        g2 = twin.blocks.h2.affine.weight.grad
+        g1 = g["blocks.h2.affine.weight"]
+        cos = float((g1 * g2).sum() / (g1.norm() * g2.norm()))
+        assert out[f"grad_ics/gauge/{c:g}/h2/cos"] == pytest.approx(cos, rel=1e-6)
+    # the same function, different answers: the gauge matters, which is why it is reported
+    assert out["grad_ics/gauge/2/h2/cos"] > out["grad_ics/gauge/0.5/h2/cos"]
+    assert set(inst.summary()["gauge"]) == {"0.5", "2"}
+
+
+def test_landscape_at_unit_norm_is_the_si_measure_and_other_norms_differ():
+    model, b = net("batch"), batch()
+    inst = LossLandscape(LandscapeConfig(enabled=True, scale_invariant=True, gauge_scales=[0.5, 1.0, 4.0]), ctx(model))
+    inst.observe_batch(b)
+    out = {k: v[-1] for k, v in inst.series.items()}
+    assert out["landscape/gauge/1/beta"] == out["landscape/si/beta"]
+    assert out["landscape/gauge/0.5/loss_range"] > out["landscape/gauge/4/loss_range"]  # small rows: big steps
+    assert inst.meta()["gauge_scales"] == [0.5, 1.0, 4.0]
+    assert set(inst.summary()["gauge"]["4"]) == {"loss_range", "grad_change_rel", "beta"}
+
+
+def test_a_net_without_normaliser_has_no_gauge():
+    model, b = net("none"), batch()
+    g = GradientICS(GradICSConfig(enabled=True), ctx(model))
+    g.observe_batch(b)
+    assert not [k for k in g.series if "/gauge/" in k] and "gauge" not in g.summary()
