@@ -78,3 +78,28 @@ def test_a_net_without_normaliser_has_no_gauge():
     g = GradientICS(GradICSConfig(enabled=True), ctx(model))
     g.observe_batch(b)
     assert not [k for k in g.series if "/gauge/" in k] and "gauge" not in g.summary()
+
+
+def test_the_report_shows_the_gauge_range(monkeypatch):
+    from types import SimpleNamespace
+
+    from ics.analysis import tables
+
+    def series(j, key):
+        if key != "grad_ics":
+            return None
+        tags = {"grad_ics/h2/cos": [0.6], "grad_ics/out/cos": [0.7]}
+        if j.bn:
+            tags.update({"grad_ics/h2/cos": [0.9], "grad_ics/out/cos": [0.92], "grad_ics/gauge/0.5/out/cos": [-0.1],
+                         "grad_ics/gauge/2/out/cos": [0.99], "grad_ics/gauge/0.5/h2/cos": [0.2],
+                         "grad_ics/gauge/2/h2/cos": [0.97]})
+        return SimpleNamespace(tags=tags, meta={"layers": ["h1", "h2", "out"], "gauge_scales": [0.5, 2.0]})
+
+    monkeypatch.setattr(tables, "series", series)
+    bn = SimpleNamespace(label="model.norm=batch", jobs=[SimpleNamespace(bn=True)])
+    none = SimpleNamespace(label="model.norm=none", jobs=[SimpleNamespace(bn=False)])
+    t = next(t for t in tables.instrument_tables([none, bn]) if t.title.startswith("The weight-scale gauge"))
+    assert t.headers == ["group", "measure", "own weights", "‖w‖ = 0.5", "‖w‖ = 2"]
+    rows = {(r[0], r[1]): r[2:] for r in t.cells}
+    assert rows["model.norm=batch", "out"] == ["0.92", "-0.1", "0.99"]  # BN below none at 0.5, above at 2
+    assert rows["model.norm=none", "out"] == ["0.7", "0.7", "0.7"]

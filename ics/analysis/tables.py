@@ -306,6 +306,25 @@ def speed_table(items: Sequence[Contrast], targets: Sequence[str]) -> Optional[T
                      f"at or after an eighth of the run, Welch; p (Holm): adjusted over the {m} tests of this table")
 
 
+def generalisation_table(groups: Sequence[Group]) -> Optional[TextTable]:
+    """Train − test accuracy per group (mean ± CI over seeds of each seed's gap), for studies that vary
+    dropout: how much each group overfits."""
+    if not any("model.dropout" in g.config for g in groups):
+        return None
+    cells = []
+    for g in groups:
+        train = [j.summary.final_train_acc if j.summary is not None else None for j in g.jobs]
+        test = [j.summary.final_test_acc if j.summary is not None else None for j in g.jobs]
+        gap = [a - b for a, b in zip(train, test) if a is not None and b is not None]
+        cells.append([g.label, mean_ci(train).fmt(".4f", False), mean_ci(test).fmt(".4f", False),
+                      mean_ci(gap).fmt("+.4f", False)])
+    return TextTable("Generalisation: train − test accuracy per group (mean ± 95% CI over seeds)",
+                     ["group", "train acc", "test acc", "train − test"], cells,
+                     "train acc: the training batches of the last logging window, in training mode (dropout on, "
+                     "BN with batch statistics), so a dropout group's train acc is lowered by its own dropout and its "
+                     "gap is not comparable with a no-dropout group's; test acc: the final evaluation")
+
+
 def equivalence_margin(jobs: Sequence[Job], default: float = 0.01) -> float:
     """report.equivalence_margin of the runs (read from their files: anything that is not a positive
     number falls back to the default)."""
@@ -361,6 +380,30 @@ def _last_of(jobs: Sequence[Job], key: str, tag: str) -> Estimate:
     return mean_ci(vals)
 
 
+def gauge_table(groups: Sequence[Group], key: str, scales: Sequence[float], items: Sequence[str]) -> TextTable:
+    """A scale-dependent measure at the net's own weights and with every normaliser-fed row at norm c,
+    for each c: a conclusion holds only where it holds across the row. Groups without such rows (no
+    normaliser) have one value, the same at every c."""
+    cells = []
+    for g in groups:
+        for it in items:
+            own, tag = (f"grad_ics/{it}/cos", "grad_ics/gauge/{c}/" + it + "/cos") if key == "grad_ics" else \
+                (f"landscape/{it}", "landscape/gauge/{c}/" + it)
+            at = [_run_mean(g, key, tag.format(c=f"{c:g}")) for c in scales]
+            if all(e.mean is None for e in at):  # a plain net: its value does not depend on a gauge
+                base = _run_mean(g, key, own).fmt(".3g", False)
+                cells.append([g.label, it, base] + [base] * len(scales))
+            else:
+                cells.append([g.label, it, _run_mean(g, key, own).fmt(".3g", False)] + [e.fmt(".3g", False) for e in at])
+    what = "gradient ICS cos(G, G′)" if key == "grad_ics" else "landscape along −η·g"
+    return TextTable(f"The weight-scale gauge: {what} at the net's own weights and with normaliser-fed rows at norm c",
+                     ["group", "measure", "own weights"] + [f"‖w‖ = {c:g}" for c in scales], cells,
+                     "mean over the run, then ± 95% CI over seeds; the function is the same at every c, the step of "
+                     "nominal size η is not (its effect scales as η/c²): a difference between groups that changes sign "
+                     "across the columns depends on the gauge, not on the normaliser alone; plain nets repeat their "
+                     "one value")
+
+
 def _unconverged(g: Group) -> bool:
     """Whether any Lanczos measurement of the group stopped at its cap before converging."""
     for j in g.jobs:
@@ -395,7 +438,12 @@ def instrument_tables(groups: Sequence[Group]) -> List[TextTable]:
                  [_run_mean(g, "grad_ics", f"grad_ics/{l}/rel_l2").fmt(".3f", False) for l in pick] for g in groups]
         out.append(TextTable("Gradient ICS (Santurkar et al. Def. 2.1): mean over the run, then over seeds", headers,
                              cells, "cos = 1, rel = 0: earlier layers' updates leave layer i's gradient unchanged"))
+    if gm and gm.get("gauge_scales"):
+        out.append(gauge_table(groups, "grad_ics", gm["gauge_scales"], [layers[-2] if len(layers) > 1 else layers[-1],
+                                                                        layers[-1]]))
     lm = meta("landscape")
+    if lm and lm.get("gauge_scales"):
+        out.append(gauge_table(groups, "landscape", lm["gauge_scales"], ["loss_range", "beta"]))
     if lm:
         ms = ["loss_range", "grad_change_rel", "beta"] + (["top_eig", "min_eig", "two_over_lr"] if lm.get("hessian") else [])
         si = any((sr := series(j, "landscape")) is not None and sr.meta.get("scale_invariant")
