@@ -59,7 +59,11 @@ def test_grad_ics_at_each_row_norm_is_def_2_1_at_that_point():
         assert out[f"grad_ics/gauge/{c:g}/h2/cos"] == pytest.approx(cos, rel=1e-6)
     # the same function, different answers: the gauge matters, which is why it is reported
     assert out["grad_ics/gauge/2/h2/cos"] > out["grad_ics/gauge/0.5/h2/cos"]
-    assert set(inst.summary()["gauge"]) == {"0.5", "2"}
+    summary = inst.summary()
+    assert summary["h2"]["cos_mean_at_norm_2"] == pytest.approx(out["grad_ics/gauge/2/h2/cos"])
+    from ics.record.summary import _instruments_problem
+
+    assert _instruments_problem({"grad_ics": summary}) is None  # what summary.json accepts
 
 
 def test_landscape_at_unit_norm_is_the_si_measure_and_other_norms_differ():
@@ -70,14 +74,19 @@ def test_landscape_at_unit_norm_is_the_si_measure_and_other_norms_differ():
     assert out["landscape/gauge/1/beta"] == out["landscape/si/beta"]
     assert out["landscape/gauge/0.5/loss_range"] > out["landscape/gauge/4/loss_range"]  # small rows: big steps
     assert inst.meta()["gauge_scales"] == [0.5, 1.0, 4.0]
-    assert set(inst.summary()["gauge"]["4"]) == {"loss_range", "grad_change_rel", "beta"}
+    summary = inst.summary()
+    assert {k for k in summary if k.endswith("_at_norm_4")} == {"loss_range_mean_at_norm_4",
+                                                                 "grad_change_rel_mean_at_norm_4", "beta_mean_at_norm_4"}
+    from ics.record.summary import _instruments_problem
+
+    assert _instruments_problem({"landscape": summary}) is None
 
 
 def test_a_net_without_normaliser_has_no_gauge():
     model, b = net("none"), batch()
     g = GradientICS(GradICSConfig(enabled=True), ctx(model))
     g.observe_batch(b)
-    assert not [k for k in g.series if "/gauge/" in k] and "gauge" not in g.summary()
+    assert not [k for k in g.series if "/gauge/" in k] and "at_norm" not in str(g.summary())
 
 
 def test_the_report_shows_the_gauge_range(monkeypatch):

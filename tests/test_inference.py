@@ -170,3 +170,19 @@ def test_report_states_bn_statistics_equivalence_with_the_configured_margin(monk
     assert row[3].startswith("equivalent within ±0.01 (TOST p ")
     (tight,) = tables.bn_equivalence_table([group], 0.001).cells
     assert tight[3].startswith("not shown equivalent within ±0.001")
+
+
+def test_the_headline_covers_early_training(tmp_path, monkeypatch):
+    from ics.analysis import tables
+    from ics.analysis.headline import early_sentence
+
+    res = make_report(write_sweep(tmp_path / "sweep"), tmp_path / "out")
+    early = {"none": [0.80, 0.78, 0.82, 0.79], "batch": [0.89, 0.90, 0.88, 0.895], "layer": [0.7, 0.72, 0.69, 0.71]}
+    monkeypatch.setattr(tables, "early_acc", lambda j: (250, early[j.config["model.norm"]][j.config["trainer.seed"]]))
+    from ics.analysis.groups import contrasts
+
+    c = next(c for c in contrasts(res["groups"]) if c.a.label == "model.norm=batch" and c.b.label == "model.norm=none")
+    line = early_sentence(c)
+    w = stats.ttest_ind(early["batch"], early["none"], equal_var=False)
+    assert line.startswith("BN vs no BN early, at step 250: test acc +0.0938 [95% CI +0.06")
+    assert line.endswith(f"Welch p = {w.pvalue:.3f}") or (w.pvalue < 0.001 and line.endswith("p < 0.001"))

@@ -148,8 +148,9 @@ def test_weight_norm_is_invariant_to_the_scale_of_v_and_is_g_v_over_norm_v():
 
 
 def test_batch_renorm_equals_bn_while_r_and_d_are_clamped_to_1_and_0():
-    """r_max = 1, d_max = 0 (the warm-up's start) is plain BN: the same outputs, gradients and running
-    statistics, step after step."""
+    """r_max = 1, d_max = 0 (the warm-up's start) is plain BN in training: the same outputs, gradients
+    and running means, step after step. The running σ differs by definition: Ioffe's Alg. 1 averages
+    σ_B, BN averages unbiased variances (tests/test_batch_renorm.py checks Alg. 1's)."""
     torch.manual_seed(0)
     bn = build_model(MLPConfig(widths=[10, 10]), (6,), 3).double()
     torch.manual_seed(0)
@@ -163,9 +164,8 @@ def test_batch_renorm_equals_bn_while_r_and_d_are_clamped_to_1_and_0():
         for o, l in ((opt_a, la), (opt_b, lb)):
             o.zero_grad(), l.backward(), o.step()
     for k, v in bn.state_dict().items():
-        assert torch.allclose(v.double(), rn.state_dict()[k].double(), atol=1e-10), k
-    bn.eval(), rn.eval()
-    assert torch.allclose(bn(x), rn(x), atol=1e-10)
+        same = torch.allclose(v.double(), rn.state_dict()[k].double(), atol=1e-10)
+        assert same != k.endswith("running_var"), k
 
 
 def test_batch_renorm_differs_from_bn_with_a_small_batch_once_r_and_d_open():

@@ -43,6 +43,23 @@ def contrast_sentence(c: Contrast, score: str = "acc") -> str:
     return f"{head} [95% CI {lo:+.4f}, {hi:+.4f}], Welch p {fmt_p(r.p, eq=True)}{holm}, {_seeds(r.n_a, r.n_b)}"
 
 
+def early_sentence(c: Contrast, score: str = "acc") -> str:
+    """The same contrast early in training: the test score at the first evaluation an eighth into the
+    run (Welch), for the normaliser contrasts; "" where there is no such evaluation or too few seeds."""
+    from ics.analysis.tables import early_acc
+
+    if c.key != "model.norm":
+        return ""
+    a, b = ([early_acc(j) for j in g.jobs] for g in (c.a, c.b))
+    steps = sorted({s for s, _ in a + b if s is not None})
+    w = welch([v for _, v in a], [v for _, v in b])
+    if not steps or w is None or w.p is None or min(w.n_a, w.n_b) < MIN_CI_N:
+        return ""
+    x, y = value_name(c.key, c.a.config.get(c.key)), value_name(c.key, c.b.config.get(c.key))
+    return (f"{x} vs {y}{_context(c)} early, at step {'/'.join(map(str, steps))}: test {score} {w.diff:+.4f} "
+            f"[95% CI {w.diff - (w.half or 0):+.4f}, {w.diff + (w.half or 0):+.4f}], Welch p {fmt_p(w.p, eq=True)}")
+
+
 def group_sentence(g: Group, score: str = "acc") -> str:
     e = g.estimate("final_test_acc")
     if e.mean is None:
@@ -64,6 +81,8 @@ def headline(groups: Sequence[Group], items: Sequence[Contrast], tol: Sequence[G
     study, each group's tolerance limits too."""
     found = [c for c in items if c.result is not None]
     out = [contrast_sentence(c, score) for c in found[:MAX_SENTENCES]]
+    early = [e for c in found[:MAX_SENTENCES] if (e := early_sentence(c, score))]
+    out += early[:2]  # early training beside the final number: the normaliser contrasts first
     if len(found) > MAX_SENTENCES:
         out.append(f"… and {len(found) - MAX_SENTENCES} more differences in the table below")
     if not found:

@@ -20,7 +20,7 @@ optimiser actually takes, bit for bit.
          the point where every such row has norm c — the same function, its gradients scaled by 1/c —
          with the update one plain SGD step −η·G at the nominal LR (no optimiser state): cos and
          rel_l2 move with c at a fixed η, so a BN-vs-none comparison holds only across the range.
-         Summary: `gauge`, each c's mean over the run per layer. Cadence: every `grad_ics.every` steps plus the first
+         Summary: per layer `cos_mean_at_norm_<c>`, each c's mean over the run. Cadence: every `grad_ics.every` steps plus the first
 `grad_ics.first` steps. TensorBoard: grad_ics/<layer>/<metric>.
 """
 from __future__ import annotations
@@ -134,10 +134,9 @@ class GradientICS(Instrument):
                 if series:
                     d[m] = series[-1]
                     d[f"{m}_mean"] = float(np.nanmean(series))
+            for c in self.cfg.gauge_scales:  # mean cos over the run with the fed rows at norm c
+                s = self.series.get(f"grad_ics/gauge/{c:g}/{layer}/cos")
+                if s:
+                    d[f"cos_mean_at_norm_{c:g}"] = float(np.nanmean(s))
             out[layer] = d
-        gauge = {f"{c:g}": {layer: float(np.nanmean(s)) for layer in self.layers
-                            if (s := self.series.get(f"grad_ics/gauge/{c:g}/{layer}/cos"))}
-                 for c in self.cfg.gauge_scales}
-        if any(gauge.values()):  # mean cos over the run per layer at each row norm
-            out["gauge"] = gauge
         return out

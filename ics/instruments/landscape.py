@@ -22,8 +22,8 @@ At step t, with g = ∇L(θ_t; B_t) on the step's batch (BN with B_t's statistic
   gauge/<c>/loss_range, …   (landscape.gauge_scales, with scale_invariant) the same three with those
                             rows at norm c instead of 1: unit norm is one choice of gauge among many
                             (the function is the same at every c, the step η·g is not); a comparison
-                            with a plain net holds only if it holds at every c. Summary: `gauge`,
-                            each c's mean over the run
+                            with a plain net holds only if it holds at every c. Summary:
+                            `<measure>_mean_at_norm_<c>`, each c's mean over the run
   top_eig, min_eig,         (landscape.hessian) the Hessian's largest and smallest *algebraic*
   two_over_lr               eigenvalues at θ_t (Lanczos on Hessian-vector products), next to 2/lr:
                             gradient descent is stable on a quadratic only while top_eig < 2/lr
@@ -240,11 +240,11 @@ class LossLandscape(Instrument):
             if s:
                 out[m] = s[-1]
                 out[f"{m}_mean"] = float(np.nanmean(s))
-        gauge = {f"{c:g}": {m: float(np.nanmean(s)) for m in ("loss_range", "grad_change_rel", "beta")
-                            if (s := self.series.get(f"landscape/gauge/{c:g}/{m}"))}
-                 for c in self.cfg.gauge_scales}
-        if any(gauge.values()):  # mean over the run at each row norm: the range a conclusion must hold over
-            out["gauge"] = gauge
+        for c in self.cfg.gauge_scales:  # mean over the run at each row norm: the range a conclusion must hold over
+            for m in ("loss_range", "grad_change_rel", "beta"):
+                s = self.series.get(f"landscape/gauge/{c:g}/{m}")
+                if s:
+                    out[f"{m}_mean_at_norm_{c:g}"] = float(np.nanmean(s))
         return out
 
     def state_dict(self) -> dict:
