@@ -70,11 +70,11 @@ class Comparison:
     n_b: int
 
 
-def welch(a: Sequence[float], b: Sequence[float], level: float = LEVEL) -> Optional[Comparison]:
+def welch(xs: Sequence[Optional[float]], ys: Sequence[Optional[float]], level: float = LEVEL) -> Optional[Comparison]:
     from scipy import stats
 
-    a = np.asarray([v for v in a if v is not None and math.isfinite(v)], dtype=float)
-    b = np.asarray([v for v in b if v is not None and math.isfinite(v)], dtype=float)
+    a = np.asarray([v for v in xs if v is not None and math.isfinite(v)], dtype=float)
+    b = np.asarray([v for v in ys if v is not None and math.isfinite(v)], dtype=float)
     if a.size == 0 or b.size == 0:
         return None
     diff = float(a.mean() - b.mean())
@@ -120,16 +120,17 @@ class Equivalence:
                f"{self.lo90:+.4f}, {self.hi90:+.4f})"
 
 
-def tost(a: Sequence[float], b: Sequence[float], margin: float, paired: bool = False) -> Optional[Equivalence]:
+def tost(xs: Sequence[Optional[float]], ys: Sequence[Optional[float]], margin: float,
+         paired: bool = False) -> Optional[Equivalence]:
     """Two one-sided Welch tests (paired: one-sample t-tests of the per-seed differences a_i − b_i):
     is mean(a) − mean(b) inside (−margin, +margin)? None below 2 values a side."""
     from scipy import stats
 
     if paired:
-        pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None and math.isfinite(x) and math.isfinite(y)]
-        a, b = [x for x, _ in pairs], [y for _, y in pairs]
-    a = np.asarray([v for v in a if v is not None and math.isfinite(v)], dtype=float)
-    b = np.asarray([v for v in b if v is not None and math.isfinite(v)], dtype=float)
+        pairs = [(x, y) for x, y in zip(xs, ys) if x is not None and y is not None and math.isfinite(x) and math.isfinite(y)]
+        xs, ys = [x for x, _ in pairs], [y for _, y in pairs]
+    a = np.asarray([v for v in xs if v is not None and math.isfinite(v)], dtype=float)
+    b = np.asarray([v for v in ys if v is not None and math.isfinite(v)], dtype=float)
     if a.size < 2 or b.size < 2 or not margin > 0:
         return None
     diff = float(a.mean() - b.mean())
@@ -158,7 +159,7 @@ def tost_summary(mean_a: float, half_a: float, mean_b: float, half_b: float, n: 
     rng = np.random.default_rng(0)
     a = _with_moments(rng.standard_normal(n), mean_a, sd(half_a))
     b = _with_moments(rng.standard_normal(n), mean_b, sd(half_b))
-    return tost(a, b, margin)  # type: ignore[return-value]
+    return tost(list(a), list(b), margin)  # type: ignore[return-value]
 
 
 def _with_moments(z: np.ndarray, mean: float, sd: float) -> np.ndarray:

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -85,7 +85,9 @@ def lanczos_extremes(model, params, x, y, loss_fn, iters: int, gen: torch.Genera
     size = q.numel()
     cap = max(1, min(max(iters, max_iters or iters), size))
     check = max(1, min(iters, size))
-    basis, alphas, betas = [q], [], []
+    basis: List[torch.Tensor] = [q]
+    alphas: List[float] = []
+    betas: List[float] = []
     while True:
         w = hvp(basis[-1])
         alphas.append(float(w @ basis[-1]))

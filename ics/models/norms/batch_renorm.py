@@ -49,6 +49,17 @@ class RunningStatsNorm(nn.modules.batchnorm._BatchNorm):
             self.running_mean.mul_(1 - f).add_(mean.detach(), alpha=f)
             self.running_var.mul_(1 - f).add_(var.detach(), alpha=f)
 
+    def update_scale(self, mean: torch.Tensor, scale: torch.Tensor, offset: float) -> None:
+        """μ += f(μ_B − μ) and a scale s̄ += f(s − s̄) averaged as itself (not as its square), kept
+        in running_var as s̄² − offset (f: momentum; None: 1/batches so far)."""
+        with torch.no_grad():
+            self.num_batches_tracked += 1
+            f = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+            self.running_mean.add_(mean.detach() - self.running_mean, alpha=f)
+            s_bar = torch.sqrt(self.running_var + offset)
+            s_bar = s_bar + f * (scale.detach() - s_bar)
+            self.running_var.copy_(s_bar * s_bar - offset)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input_dim(x)
         if not self.training:
@@ -72,13 +83,7 @@ class BatchRenorm(RunningStatsNorm):
 
     def update_sigma(self, mean: torch.Tensor, sd_b: torch.Tensor) -> None:
         """Alg. 1's update: μ += α(μ_B − μ), σ += α(σ_B − σ) (α: momentum; None: 1/batches so far)."""
-        with torch.no_grad():
-            self.num_batches_tracked += 1
-            f = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
-            self.running_mean.add_(mean.detach() - self.running_mean, alpha=f)
-            sd = torch.sqrt(self.running_var + self.eps)
-            sd = sd + f * (sd_b.detach() - sd)
-            self.running_var.copy_(sd * sd - self.eps)
+        self.update_scale(mean, sd_b, self.eps)
 
     def forward_train(self, x: torch.Tensor) -> torch.Tensor:
         dims = self.dims(x)

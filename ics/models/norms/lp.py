@@ -41,12 +41,7 @@ class LpNorm(RunningStatsNorm):
     def forward_train(self, x: torch.Tensor) -> torch.Tensor:
         mean, s = x.mean(dim=self.dims(x)), self.scale(x)
         if self.track_running_stats:
-            with torch.no_grad():
-                self.num_batches_tracked += 1
-                f = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
-                self.running_mean.add_(mean.detach() - self.running_mean, alpha=f)
-                s_bar = self.running_var.sqrt() + f * (s.detach() - self.running_var.sqrt())
-                self.running_var.copy_(s_bar * s_bar)
+            self.update_scale(mean, s, 0.0)
         return self._normalise(x, mean, s)
 
     def _normalise(self, x: torch.Tensor, mean: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
