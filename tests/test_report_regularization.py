@@ -47,3 +47,10 @@ def test_shortened_run_gets_a_caveat_a_gap_table_and_a_verdict(tmp_path):
 def test_a_full_length_run_has_no_caveat(tmp_path):
     res = make_report(write_sweep(tmp_path / "full", 20000), tmp_path / "out")
     assert not any(line.startswith("Shortened run") for line in res["headline"])
+
+
+def test_no_gap_table_where_dropout_does_not_vary(tmp_path):
+    from test_inference import write_sweep as norms_only
+
+    res = make_report(norms_only(tmp_path / "norms"), tmp_path / "out")
+    assert not any(t.title.startswith("Generalisation") for t in res["tables"])
