@@ -105,7 +105,7 @@ def test_lp_centres_and_divides_by_the_average_lp_norm_over_the_batch():
         assert torch.allclose(out.mean(0), torch.zeros(3, dtype=torch.float64), atol=1e-9)
         assert not torch.allclose(out.var(0, unbiased=False), torch.ones(3, dtype=torch.float64), atol=0.05), p
         mod.eval()  # evaluation: the running μ and s (one batch so far, momentum 0.1)
-        mu, s_run = 0.1 * z.mean(0), torch.sqrt(0.9 + 0.1 * s * s)
+        mu, s_run = 0.1 * z.mean(0), 0.9 + 0.1 * s  # s̄ += α(s − s̄) from s̄ = 1: the average of s, not of s²
         assert torch.allclose(mod(z), (z - mu) / s_run, atol=1e-9), p
 
 
@@ -172,8 +172,9 @@ def test_weight_norm_is_invariant_to_the_scale_of_v_and_is_g_v_over_norm_v():
 
 
 def test_batch_renorm_equals_bn_while_r_and_d_are_clamped_to_1_and_0():
-    """r_max = 1, d_max = 0 (the warm-up's start) is plain BN: the same outputs, gradients and running
-    statistics, step after step."""
+    """r_max = 1, d_max = 0 (the warm-up's start) is plain BN in training: the same outputs, gradients
+    and running means, step after step. The running σ differs by definition: Ioffe's Alg. 1 averages
+    σ_B, BN averages unbiased variances (tests/test_batch_renorm.py checks Alg. 1's)."""
     torch.manual_seed(0)
     bn = build_model(MLPConfig(widths=[10, 10]), (6,), 3).double()
     torch.manual_seed(0)
@@ -187,9 +188,8 @@ def test_batch_renorm_equals_bn_while_r_and_d_are_clamped_to_1_and_0():
         for o, l in ((opt_a, la), (opt_b, lb)):
             o.zero_grad(), l.backward(), o.step()
     for k, v in bn.state_dict().items():
-        assert torch.allclose(v.double(), rn.state_dict()[k].double(), atol=1e-10), k
-    bn.eval(), rn.eval()
-    assert torch.allclose(bn(x), rn(x), atol=1e-10)
+        same = torch.allclose(v.double(), rn.state_dict()[k].double(), atol=1e-10)
+        assert same != k.endswith("running_var"), k
 
 
 def test_batch_renorm_differs_from_bn_with_a_small_batch_once_r_and_d_open():
@@ -321,7 +321,9 @@ def test_weights_reports_effective_lr_where_there_is_scale_invariance():
         if norm == "none":
             assert not [k for k in inst.series if k.endswith("eff_lr_median")] and meta["h1"].startswith("none")
             continue
-        got = inst.series["weights/h1/eff_lr_median"][-1]
+        key = {"layer": "eff_lr_layer", "group": "eff_lr_group_median"}.get(norm, "eff_lr_median")  # units differ
+        got = inst.series[f"weights/h1/{key}"][-1]
+        assert norm not in ("layer", "group") or "weights/h1/eff_lr_median" not in inst.series
         expected = {"layer": 0.5 / w.norm() ** 2,
                     "group": torch.quantile(0.5 / w.reshape(2, -1).norm(dim=1) ** 2, 0.5)}.get(
             norm, torch.quantile(0.5 / w.norm(dim=1) ** 2, 0.5))

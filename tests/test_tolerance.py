@@ -193,11 +193,12 @@ def test_steps_to_target_says_its_resolution_instead_of_a_ci_of_zero():
     from ics.analysis.tables import _steps_cell
 
     def group(brackets, n=None):
-        jobs = [NS(summary=NS(steps_to_target={"0.9": first}, steps_to_target_prev={"0.9": prev}))
-                for prev, first in brackets]
+        jobs = [NS(summary=NS(steps_to_target={"0.9": first}, steps_to_target_prev={"0.9": prev}, steps=1000),
+                   metrics=None) for prev, first in brackets]
         return NS(jobs=jobs, n=n or len(jobs))
 
     assert _steps_cell(group([(440, 562)] * 5), "0.9") == "(440, 562] all 5"
     cell = _steps_cell(group([(440, 562), (562, 750), (440, 562), (562, 750), (440, 562)]), "0.9")
     assert "± 0" not in cell and cell.endswith("(grid ±74)") and cell.startswith("637 ± ")
-    assert _steps_cell(group([(None, None), (440, 562)]), "0.9") == "(440, 562] (1/2 reached)"  # not "all 1": one of two
+    # one of two never reached it: censored at its last step (1000), not dropped -> Kaplan–Meier
+    assert _steps_cell(group([(None, None), (440, 562)]), "0.9") == "median 562 (KM; 1 of 2 censored)"

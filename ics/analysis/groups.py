@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ics.analysis.configs import config_key, labels_for, seed_key
 from ics.analysis.load import Job
-from ics.analysis.stats import Comparison, Estimate, mean_ci, welch
+from ics.analysis.stats import Comparison, Estimate, holm, mean_ci, welch
 from ics.record import Status
 
 # contrasts the report tests between groups that differ in exactly one of these keys
@@ -86,6 +86,18 @@ class Contrast:
     b: Group
     field: str
     result: Optional[Comparison]
+    p_holm: Optional[float] = None  # Holm-adjusted within its family (the contrasts of one table)
+    family: int = 0  # that family's size: the contrasts with a p-value
+
+
+def adjust(items: Sequence[Contrast]) -> List[Contrast]:
+    """Holm-adjust the p-values of one family in place: every contrast one table of the report prints
+    (the one-key contrasts; each group against the baseline, per field). Returns the items."""
+    ps = [c.result.p if c.result is not None and min(c.result.n_a, c.result.n_b) >= 3 else None for c in items]
+    m = sum(p is not None for p in ps)
+    for c, q in zip(items, holm(ps)):
+        c.p_holm, c.family = q, m
+    return list(items)
 
 
 def contrasts(groups: Sequence[Group], field: str = "final_test_acc", limit: int = 60) -> List[Contrast]:
@@ -100,7 +112,7 @@ def contrasts(groups: Sequence[Group], field: str = "final_test_acc", limit: int
                 first, second = (a, b) if str(ca.get(diff[0])) != "none" else (b, a)
                 out.append(Contrast(diff[0], first, second, field,
                                     welch(first.values(field), second.values(field))))
-    return out[:limit]
+    return adjust(out[:limit])
 
 
 def baseline_group(groups: Sequence[Group], baseline: Sequence[str]) -> Tuple[Optional[Group], Optional[str]]:
@@ -128,4 +140,4 @@ def baseline_contrasts(groups: Sequence[Group], ref: Group, field: str = "final_
             continue
         diff = sorted(k for k in set(g.config) | set(ref.config) if g.config.get(k) != ref.config.get(k))
         out.append(Contrast(", ".join(diff), g, ref, field, welch(g.values(field), ref.values(field))))
-    return out
+    return adjust(out)

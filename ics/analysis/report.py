@@ -37,13 +37,13 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from ics.analysis.figures import FIGURES, make_figures, shown_instruments
 from ics.analysis.groups import Group, baseline_contrasts, baseline_group, contrasts, replicas, seed_groups
-from ics.analysis.headline import headline
+from ics.analysis.headline import budget_sentence, dropout_verdict, headline
 from ics.analysis.html import write_html
 from ics.analysis.load import Job, common_overrides, load_jobs, planned_jobs, planned_jobs_problem
-from ics.analysis.tables import (TextTable, contrast_table, drift_table, effective_lr_table, group_rows, groups_table,
-                                 init_scale_table, init_tolerance_table, instrument_tables, is_norm_study, lr_table,
+from ics.analysis.tables import (TextTable, bn_equivalence_table, contrast_table, drift_table, effective_lr_table,
+                                 equivalence_margin, group_rows, groups_table, init_scale_table, init_tolerance_table, instrument_tables, is_norm_study, lr_table,
                                  markdown_table, normalizer_table, print_tables, run_rows, runs_table, score_name,
-                                 targets_of, tolerance_table, write_csv)
+                                 generalisation_table, speed_table, targets_of, tolerance_table, write_csv)
 from ics.analysis.init_tolerance import has_init_grid, init_tolerance
 from ics.analysis.tolerance import GroupTolerance, has_lr_grid, lr_tolerance
 from ics.config import ConfigError
@@ -402,6 +402,9 @@ def make_report(path, out: Optional[Path] = None, console=None) -> dict:
         tables.append(groups_table(groups, targets, score))
         if contrast:
             tables.append(contrast_table(contrast, score))
+            speed = speed_table(contrast, targets)
+            if speed is not None:
+                tables.append(speed)
         baseline = next((j.config.get("report.baseline") for j in jobs if j.config.get("report.baseline")), None)
         if baseline:
             ref, problem = baseline_group(groups, baseline)
@@ -419,6 +422,9 @@ def make_report(path, out: Optional[Path] = None, console=None) -> dict:
         tables.append(normalizer_table(groups, targets))
     if any(j.summary is not None and j.summary.drift for j in jobs):
         tables.append(drift_table(groups))
+    equiv = bn_equivalence_table(groups, equivalence_margin(jobs))
+    if equiv is not None:
+        tables.append(equiv)
     try:
         tables += instrument_tables(groups)
     except Exception as e:  # noqa: BLE001 - an instrument's files of some job are not what it writes
@@ -431,6 +437,11 @@ def make_report(path, out: Optional[Path] = None, console=None) -> dict:
     if has_init_grid(itol):
         tables += [init_tolerance_table(itol), init_scale_table(itol)]
     lines = headline(groups, headline_items, tol, score) if search is None else search_lines(jobs, search)
+    if search is None:  # a shortened run says so first; the dropout question gets its plain answer
+        lines = budget_sentence(groups) + lines + dropout_verdict(groups, equivalence_margin(jobs))
+        gap = generalisation_table(groups)
+        if gap is not None:
+            tables.append(gap)
     say = console.print if console is not None else print
     for line in lines:
         say(line)

@@ -18,7 +18,7 @@ from ics.analysis.configs import format_value
 from ics.analysis.groups import Contrast, Group
 from ics.analysis.load import Job, series
 from ics.record import names
-from ics.analysis.stats import MIN_CI_N, Estimate, fmt_p, geo_mean_std, mean_ci
+from ics.analysis.stats import MIN_CI_N, Estimate, Survival, fmt_p, geo_mean_std, holm, km_median, logrank, mean_ci, tost, welch
 from ics.analysis.init_tolerance import InitTolerance
 from ics.analysis.tolerance import GroupTolerance
 from ics.record import Status, Summary
@@ -142,6 +142,9 @@ def group_rows(groups: Sequence[Group], targets: Sequence[str]) -> List[Dict[str
             e = mean_ci([j.summary.steps_to_target.get(t) for j in g.jobs])
             row[f"steps_to_{t}"], row[f"steps_to_{t}_ci"], row[f"steps_to_{t}_n"] = e.mean, e.half, e.n
             row[f"steps_to_{t}_resolution"] = _resolution(g, t)
+            km = survival(g, t)
+            row[f"steps_to_{t}_km_median"], row[f"steps_to_{t}_km_lo"], row[f"steps_to_{t}_km_hi"] = km.median, km.lo, km.hi
+            row[f"steps_to_{t}_censored"] = km.censored
         for point in _points(g):
             for m in ("w1_raw", "w1_shape", "w1_ref"):
                 e = mean_ci([j.summary.drift.get(point, {}).get(m) for j in g.jobs])
@@ -166,7 +169,8 @@ def groups_table(groups: Sequence[Group], targets: Sequence[str], score: str = "
         cells.append(row)
     return TextTable("Seed groups: mean ± 95% CI over seeds (Student t)", headers, cells,
                      "no ± where n < 3 (too few seeds for an interval); * diverged/failed runs are counted at chance; steps→t: the first evaluation at or above t, "
-                     "mean ± CI over the seeds that reached it, with the evaluation grid's resolution (the mean "
+                     "mean ± CI when every seed reached it; when some did not, the Kaplan–Meier median with its 95% CI "
+                     "(Brookmeyer–Crowley; ∞: open above), the others censored at their last evaluation; with the evaluation grid's resolution (the mean "
                      "gap to the evaluation before); when every seed reached t between the same two evaluations "
                      "that interval is given instead of a CI of 0. Finer: lower trainer.eval_every or raise "
                      "trainer.eval_log_points")
@@ -188,9 +192,36 @@ def _resolution(g: Group, t: str) -> Optional[float]:
     return sum(gaps) / len(gaps) if gaps else None
 
 
+def last_eval(j: Job) -> Optional[int]:
+    """The step of a run's last evaluation: where a seed that never reached a target is censored."""
+    m = j.metrics
+    if m is not None and len(m.eval_step):
+        return int(m.eval_step[-1])
+    return j.summary.steps if j.summary is not None and j.summary.steps else None
+
+
+def censored_steps(g: Group, t: str) -> Tuple[List[float], List[bool]]:
+    """(steps, reached) per seed: the first evaluation at or above t, or, for a seed that never
+    reached it, its last evaluation (censored: it would have taken longer than that)."""
+    times, events = [], []
+    for j in g.jobs:
+        first = j.summary.steps_to_target.get(t)
+        end = first if first is not None else last_eval(j)
+        if end is not None:
+            times.append(float(end))
+            events.append(first is not None)
+    return times, events
+
+
+def survival(g: Group, t: str) -> Survival:
+    return km_median(*censored_steps(g, t))
+
+
 def _steps_cell(g: Group, t: str) -> str:
     brackets = _brackets(g, t)
     reached = "" if len(brackets) == g.n else f" ({len(brackets)}/{g.n} reached)"
+    if brackets and len(brackets) < g.n:  # some seeds never reached t: censored, not dropped (a mean
+        return survival(g, t).fmt()  # over the seeds that reached it would be biased low)
     if not brackets:
         return "-" + reached
     if len(set(brackets)) == 1:  # every seed in one grid cell: the cell, not "± 0"
@@ -226,7 +257,7 @@ def drift_table(groups: Sequence[Group]) -> TextTable:
 
 def contrast_table(items: Sequence[Contrast], score: str = "acc", title: Optional[str] = None) -> TextTable:
     what = {"final_test_loss": "final test loss"}.get(items[0].field if items else "", f"final test {score}")
-    headers = ["differs in", "a", "b", f"Δ {what} (a − b)", "95% CI", "p (Welch)", "n a/b"]
+    headers = ["differs in", "a", "b", f"Δ {what} (a − b)", "95% CI", "p (Welch)", "p (Holm)", "n a/b"]
     cells = []
     for c in items:
         r = c.result
@@ -235,9 +266,100 @@ def contrast_table(items: Sequence[Contrast], score: str = "acc", title: Optiona
         few = min(r.n_a, r.n_b) < MIN_CI_N
         cells.append([c.key, c.a.label, c.b.label, f"{r.diff:+.4f}",
                       "- (n < 3)" if few else "-" if r.half is None else f"± {r.half:.4f}",
-                      "- (n < 3)" if few else fmt_p(r.p), f"{r.n_a}/{r.n_b}"])
+                      "- (n < 3)" if few else fmt_p(r.p), "-" if few else fmt_p(c.p_holm), f"{r.n_a}/{r.n_b}"])
+    m = max((c.family for c in items), default=0)
     return TextTable(title or f"Differences between groups that differ in one key (Welch's t-test on {what})",
-                     headers, cells, "diverged/failed runs counted at chance")
+                     headers, cells, "diverged/failed runs counted at chance; p (Holm): adjusted for the "
+                     f"{m} test{'s' if m != 1 else ''} of this table (one family; Holm–Bonferroni), the p a "
+                     "claim rests on")
+
+
+def speed_table(items: Sequence[Contrast], targets: Sequence[str]) -> Optional[TextTable]:
+    """Does one side train faster? Per one-key contrast: steps to each target with censoring (KM
+    medians, log-rank test) and the test score at the early evaluation (Welch); all the p-values of
+    the table are one Holm family."""
+    rows: List[List[Any]] = []
+    for c in items:
+        for t in targets:
+            (ta, ea), (tb, eb) = censored_steps(c.a, t), censored_steps(c.b, t)
+            if not (any(ea) or any(eb)) or min(len(ta), len(tb)) < MIN_CI_N:
+                continue
+            rows.append([c.key, c.a.label, c.b.label, f"steps→{t}", survival(c.a, t).fmt(), survival(c.b, t).fmt(),
+                         "log-rank", logrank(ta, ea, tb, eb)])
+        ea_, eb_ = ([early_acc(j) for j in g.jobs] for g in (c.a, c.b))
+        steps = sorted({s for s, _ in ea_ + eb_ if s is not None})
+        w = welch([v for _, v in ea_], [v for _, v in eb_])
+        if w is not None and steps and min(w.n_a, w.n_b) >= MIN_CI_N:
+            at = f"acc @ {'/'.join(map(str, steps))}"
+            rows.append([c.key, c.a.label, c.b.label, at, mean_ci([v for _, v in ea_]).fmt(".3f", False),
+                         mean_ci([v for _, v in eb_]).fmt(".3f", False), f"Welch Δ {w.diff:+.3f} ± {w.half or 0:.3f}",
+                         w.p])
+    if not rows:
+        return None
+    adj = holm([r[-1] for r in rows])
+    cells = [r[:-1] + [fmt_p(r[-1]), fmt_p(q)] for r, q in zip(rows, adj)]
+    m = sum(r[-1] is not None for r in rows)
+    return TextTable("Training speed: steps to target with censoring (Kaplan–Meier, log-rank) and the early score",
+                     ["differs in", "a", "b", "measure", "a", "b", "test", "p", "p (Holm)"], cells,
+                     "steps→t: Kaplan–Meier median [95% CI] with seeds that never reached t censored at their last "
+                     "evaluation; log-rank (Mantel–Cox) test of a vs b; acc @ s: test score at the first evaluation "
+                     f"at or after an eighth of the run, Welch; p (Holm): adjusted over the {m} tests of this table")
+
+
+def generalisation_table(groups: Sequence[Group]) -> Optional[TextTable]:
+    """Train − test accuracy per group (mean ± CI over seeds of each seed's gap), for studies that vary
+    dropout: how much each group overfits."""
+    if len({str(g.config.get("model.dropout")) for g in groups}) < 2:  # dropout is not what the study varies
+        return None
+    cells = []
+    for g in groups:
+        train = [j.summary.final_train_acc if j.summary is not None else None for j in g.jobs]
+        test = [j.summary.final_test_acc if j.summary is not None else None for j in g.jobs]
+        gap = [a - b for a, b in zip(train, test) if a is not None and b is not None]
+        cells.append([g.label, mean_ci(train).fmt(".4f", False), mean_ci(test).fmt(".4f", False),
+                      mean_ci(gap).fmt("+.4f", False)])
+    return TextTable("Generalisation: train − test accuracy per group (mean ± 95% CI over seeds)",
+                     ["group", "train acc", "test acc", "train − test"], cells,
+                     "train acc: the training batches of the last logging window, in training mode (dropout on, "
+                     "BN with batch statistics), so a dropout group's train acc is lowered by its own dropout and its "
+                     "gap is not comparable with a no-dropout group's; test acc: the final evaluation")
+
+
+def equivalence_margin(jobs: Sequence[Job], default: float = 0.01) -> float:
+    """report.equivalence_margin of the runs (read from their files: anything that is not a positive
+    number falls back to the default)."""
+    for j in jobs:
+        v = j.config.get("report.equivalence_margin")
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0:
+            return float(v)
+    return default
+
+
+def _last_per_job(jobs: Sequence[Job], key: str, tag: str) -> List[Optional[float]]:
+    out: List[Optional[float]] = []
+    for j in jobs:
+        s = series(j, key)
+        out.append(float(s.tags[tag][-1]) if s is not None and tag in s.tags and len(s.tags[tag]) else None)
+    return out
+
+
+def bn_equivalence_table(groups: Sequence[Group], margin: float) -> Optional[TextTable]:
+    """BN's running (EMA) vs population (precise) statistics at the end: equivalent within ±margin?
+    A paired TOST over the seeds; "agree" is claimed only where it passes."""
+    cells = []
+    for g in groups:
+        ema = _last_per_job(g.jobs, "bn_stats", "test_bn/ema/acc")
+        precise = _last_per_job(g.jobs, "bn_stats", "test_bn/precise/acc")
+        e = tost(precise, ema, margin, paired=True)
+        if e is None:
+            continue
+        cells.append([g.label, f"{e.diff:+.4f}", f"{e.lo90:+.4f}, {e.hi90:+.4f}", e.sentence()])
+    if not cells:
+        return None
+    return TextTable(f"BN inference statistics: precise − EMA test accuracy at the end, equivalence within ±{margin:g}",
+                     ["group", "precise − EMA", "90% CI", "verdict"], cells,
+                     "paired TOST over seeds (two one-sided t-tests of the per-seed differences, Schuirmann 1987): "
+                     "equivalent when the 90% CI lies inside ±margin; margin: report.equivalence_margin")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -256,6 +378,39 @@ def _last_of(jobs: Sequence[Job], key: str, tag: str) -> Estimate:
         if s is not None and tag in s.tags and len(s.tags[tag]):
             vals.append(float(s.tags[tag][-1]))
     return mean_ci(vals)
+
+
+def gauge_table(groups: Sequence[Group], key: str, scales: Sequence[float], items: Sequence[str]) -> TextTable:
+    """A scale-dependent measure at the net's own weights and with every normaliser-fed row at norm c,
+    for each c: a conclusion holds only where it holds across the row. Groups without such rows (no
+    normaliser) have one value, the same at every c."""
+    cells = []
+    for g in groups:
+        for it in items:
+            own, tag = (f"grad_ics/{it}/cos", "grad_ics/gauge/{c}/" + it + "/cos") if key == "grad_ics" else \
+                (f"landscape/{it}", "landscape/gauge/{c}/" + it)
+            at = [_run_mean(g, key, tag.format(c=f"{c:g}")) for c in scales]
+            if all(e.mean is None for e in at):  # a plain net: its value does not depend on a gauge
+                base = _run_mean(g, key, own).fmt(".3g", False)
+                cells.append([g.label, it, base] + [base] * len(scales))
+            else:
+                cells.append([g.label, it, _run_mean(g, key, own).fmt(".3g", False)] + [e.fmt(".3g", False) for e in at])
+    what = "gradient ICS cos(G, G′)" if key == "grad_ics" else "landscape along −η·g"
+    return TextTable(f"The weight-scale gauge: {what} at the net's own weights and with normaliser-fed rows at norm c",
+                     ["group", "measure", "own weights"] + [f"‖w‖ = {c:g}" for c in scales], cells,
+                     "mean over the run, then ± 95% CI over seeds; the function is the same at every c, the step of "
+                     "nominal size η is not (its effect scales as η/c²): a difference between groups that changes sign "
+                     "across the columns depends on the gauge, not on the normaliser alone; plain nets repeat their "
+                     "one value")
+
+
+def _unconverged(g: Group) -> bool:
+    """Whether any Lanczos measurement of the group stopped at its cap before converging."""
+    for j in g.jobs:
+        s = series(j, "landscape")
+        if s is not None and "landscape/eig_converged" in s.tags and min(s.tags["landscape/eig_converged"], default=1) < 1:
+            return True
+    return False
 
 
 def _run_mean(g: Group, key: str, tag: str) -> Estimate:
@@ -283,16 +438,31 @@ def instrument_tables(groups: Sequence[Group]) -> List[TextTable]:
                  [_run_mean(g, "grad_ics", f"grad_ics/{l}/rel_l2").fmt(".3f", False) for l in pick] for g in groups]
         out.append(TextTable("Gradient ICS (Santurkar et al. Def. 2.1): mean over the run, then over seeds", headers,
                              cells, "cos = 1, rel = 0: earlier layers' updates leave layer i's gradient unchanged"))
+    if gm and gm.get("gauge_scales"):
+        out.append(gauge_table(groups, "grad_ics", gm["gauge_scales"], [layers[-2] if len(layers) > 1 else layers[-1],
+                                                                        layers[-1]]))
     lm = meta("landscape")
+    if lm and lm.get("gauge_scales"):
+        out.append(gauge_table(groups, "landscape", lm["gauge_scales"], ["loss_range", "beta"]))
     if lm:
         ms = ["loss_range", "grad_change_rel", "beta"] + (["top_eig", "min_eig", "two_over_lr"] if lm.get("hessian") else [])
         si = any((sr := series(j, "landscape")) is not None and sr.meta.get("scale_invariant")
                  for g in groups for j in g.jobs)  # only runs with BN-fed weights have them
         ms += ["si/loss_range", "si/grad_change_rel", "si/beta"] if si else []
         headers = ["group"] + ms
-        cells = [[g.label] + [_run_mean(g, "landscape", f"landscape/{m}").fmt(".3g", False) for m in ms] for g in groups]
+
+        def cell(g: Group, m: str) -> str:
+            text = _run_mean(g, "landscape", f"landscape/{m}").fmt(".3g", False)
+            if m in ("top_eig", "min_eig") and _unconverged(g):  # Ritz values short of convergence: flagged
+                text += " (unconverged)"
+            return text
+
+        cells = [[g.label] + [cell(g, m) for m in ms] for g in groups]
         out.append(TextTable("Loss landscape along the step (Santurkar et al. §3.2): mean over the run, then seeds",
-                             headers, cells))
+                             headers, cells, "top_eig, min_eig: extreme Hessian eigenvalues (Lanczos); (unconverged): "
+                             "some measurement's Ritz residual stayed above landscape.lanczos_tol at "
+                             "landscape.lanczos_max_iters steps (run.log's landscape/eig_converged is 0 there)"
+                             if lm.get("hessian") else None))
     fm = meta("gradients")
     if fm:
         layers = fm["layers"]
@@ -387,6 +557,8 @@ def norm_measures(g: Group, targets: Sequence[str], point: Optional[str], layer:
     out["si β"] = _run_mean(g, "landscape", "landscape/si/beta")
     out["β"] = _run_mean(g, "landscape", "landscape/beta")
     out["eff LR"] = _last_mean(g, "weights", f"weights/{layer}/eff_lr_median")
+    out["eff LR, layer"] = _last_mean(g, "weights", f"weights/{layer}/eff_lr_layer")
+    out["eff LR, groups"] = _last_mean(g, "weights", f"weights/{layer}/eff_lr_group_median")
     out["ema acc"] = _last_mean(g, "bn_stats", "test_bn/ema/acc")
     out["precise acc"] = _last_mean(g, "bn_stats", "test_bn/precise/acc")
     return out
@@ -411,7 +583,8 @@ def normalizer_table(groups: Sequence[Group], targets: Sequence[str]) -> TextTab
                      f"grad-ICS cos: cos(G, G′) of {layer or '-'}, mean over the run; si β: effective β-smoothness "
                      "at the normaliser's scale-invariant point (none without one), β: along the actual step, both "
                      f"means over the run; eff LR: η/‖w‖² of {layer or '-'}'s scale-invariant weights at the end "
-                     "(- where the normaliser makes none: norm=none; LayerNorm's is η/‖W‖² of the whole layer); steps→t as in "
+                     "per row (- where the normaliser makes none: norm=none); eff LR, layer: LayerNorm's η/‖W‖² of the "
+                     "whole layer, eff LR, groups: GroupNorm's median η/‖W_g‖², other units than a row's; steps→t as in "
                      "the seed-group table; "
                      "ema / precise acc: bn_stats' final test accuracy with running / population statistics")
 

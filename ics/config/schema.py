@@ -316,6 +316,10 @@ class GradICSConfig:
     enabled: bool = opt(False, "measure gradient-based ICS")
     every: int = opt(100, "measure every this many steps (steps)", rule=gt(0))
     first: int = opt(10, "also measure each of the first this many steps (steps)", rule=ge(0))
+    gauge_scales: List[float] = opt([0.5, 1.0, 2.0, 4.0], "also cos and rel_l2 with every weight row that feeds a "
+                                    "normaliser set to this norm (the same function; one SGD step at the nominal "
+                                    "LR): gradient ICS depends on that scale; [] for none (each scale costs one "
+                                    "more measurement)", rule=each(gt(0)))
 
 
 
@@ -331,9 +335,16 @@ class LandscapeConfig:
                                    rule=each(gt(0), 1))
     scale_invariant: bool = opt(False, "also the loss range, gradient change and β at the point where every weight "
                                        "row feeding BN has unit norm (invariant to BN's weight scale; twice the cost)")
+    gauge_scales: List[float] = opt([0.5, 1.0, 2.0, 4.0], "with scale_invariant: the same three measures with those "
+                                    "rows at each of these norms too (the unit norm is one arbitrary choice of "
+                                    "gauge; each scale costs one more measurement)", rule=each(gt(0)))
     hessian: bool = opt(False, "also the Hessian's largest and smallest eigenvalues (Lanczos), logged next to 2/lr")
     power_iters: int = opt(20, "Lanczos steps (Hessian-vector products) for the extreme eigenvalues (the name is "
                                "kept from the power iteration it replaced)", rule=ge(1))
+    lanczos_max_iters: int = opt(200, "Lanczos steps at most: after power_iters, more until both extreme Ritz "
+                                      "pairs converge (see lanczos_tol); unconverged values are flagged", rule=ge(1))
+    lanczos_tol: float = opt(1e-3, "converged when ‖Hv − λv‖ <= this × max(|λ_max|, |λ_min|) for both extremes",
+                             rule=gt(0))
 
 
 
@@ -389,6 +400,9 @@ class GradientsConfig:
 class ReportConfig:
     targets: List[float] = opt([0.9, 0.95, 0.97], "accuracies for steps-to-target", rule=each(between(0, 1, lo_open=True)))
     not_learning_margin: float = opt(0.05, "`not_learning`: final test accuracy < chance + this", rule=ge(0))
+    equivalence_margin: float = opt(0.01, "±margin on test accuracy within which `ics report` calls two "
+                                    "measurements equivalent (TOST at 0.05; e.g. BN's EMA vs precise statistics)",
+                                    rule=gt(0))
     baseline: List[str] = opt([], "the reference group, as key=value overrides (e.g. [model.norm=batch, "
                               "model.dropout=0]): the report contrasts every other group with it (Welch), "
                               "whatever keys they differ in", rule=each(Rule(lambda v: isinstance(v, str) and

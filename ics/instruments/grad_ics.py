@@ -15,7 +15,12 @@ four numbers are also given with the layer's γ, β counted as part of "the laye
 `_with_bn`). cos = 1 and l2 = 0 mean the earlier layers' updates did not change what layer i is
 asked to do: no ICS in this sense. Under noisy BN (model.noise=santurkar) G, G′ and the update are
 computed with the noise the real step draws (ics.models.noise_replay), so the update is the one the
-optimiser actually takes, bit for bit. Cadence: every `grad_ics.every` steps plus the first
+optimiser actually takes, bit for bit.
+  gauge/<c>/<layer>/cos, rel_l2   (grad_ics.gauge_scales; models with normaliser-fed rows) the same at
+         the point where every such row has norm c — the same function, its gradients scaled by 1/c —
+         with the update one plain SGD step −η·G at the nominal LR (no optimiser state): cos and
+         rel_l2 move with c at a fixed η, so a BN-vs-none comparison holds only across the range.
+         Summary: per layer `cos_mean_at_norm_<c>`, each c's mean over the run. Cadence: every `grad_ics.every` steps plus the first
 `grad_ics.first` steps. TensorBoard: grad_ics/<layer>/<metric>.
 """
 from __future__ import annotations
@@ -48,6 +53,9 @@ class GradientICS(Instrument):
     def __init__(self, cfg, ctx: RunContext):
         super().__init__(cfg, ctx)
         self.layers = ctx.model.param_layers()
+        from ics.instruments.landscape import bn_fed_weights
+
+        self.fed = bn_fed_weights(ctx.model)  # weight -> its scale-invariant row groups (none: no gauge)
 
     @classmethod
     def check(cls, section, cfg, model, spec) -> None:
@@ -77,8 +85,33 @@ class GradientICS(Instrument):
                     values += compare(flat(grads, ns), flat(grads2, ns))
                     tags += [f"grad_ics/{layer}/{m}{suffix}" for m in METRICS]
                 earlier += w_names + bn_names
+            for c in self.cfg.gauge_scales if self.fed else ():
+                rewind()
+                t, v = self.at_scale(params, c, batch, rewind)
+                tags += t
+                values += v
         host = torch.stack(values).tolist()  # one sync per measurement
         self.emit(batch.step, dict(zip(tags, host)))
+
+    def at_scale(self, params, c: float, batch: Batch, rewind):
+        """cos, rel_l2 per layer with every normaliser-fed row at norm c and an SGD step at the nominal LR."""
+        from ics.instruments.functional import lr_of
+        from ics.instruments.landscape import normalised_rows
+
+        ctx, lr = self.ctx, lr_of(self.ctx.optimizer)
+        point = normalised_rows(params, self.fed, c)
+        _, grads = loss_and_grad(ctx.model, point, batch.x, batch.y, ctx.loss_fn, noise=True)
+        tags, values, earlier = [], [], []
+        for layer, (w_names, bn_names) in self.layers.items():
+            if earlier:
+                moved = {n: (p - lr * grads[n] if n in earlier else p) for n, p in point.items()}
+                rewind()
+                _, grads2 = loss_and_grad(ctx.model, moved, batch.x, batch.y, ctx.loss_fn, noise=True)
+                diff, rel, cos, _ = compare(flat(grads, w_names), flat(grads2, w_names))
+                values += [cos, rel]
+                tags += [f"grad_ics/gauge/{c:g}/{layer}/cos", f"grad_ics/gauge/{c:g}/{layer}/rel_l2"]
+            earlier += w_names + bn_names
+        return tags, values
 
     def layout(self) -> dict:
         return {"Gradient ICS (Santurkar et al. 2018, Def. 2.1)": {
@@ -88,6 +121,7 @@ class GradientICS(Instrument):
 
     def meta(self) -> Dict[str, Any]:
         return {"layers": list(self.layers), "metrics": list(METRICS),
+                "gauge_scales": list(self.cfg.gauge_scales) if self.fed else [],
                 "with_bn": [n for n, (_, bn) in self.layers.items() if bn]}
 
     def summary(self) -> Dict[str, Any]:
@@ -100,5 +134,9 @@ class GradientICS(Instrument):
                 if series:
                     d[m] = series[-1]
                     d[f"{m}_mean"] = float(np.nanmean(series))
+            for c in self.cfg.gauge_scales:  # mean cos over the run with the fed rows at norm c
+                s = self.series.get(f"grad_ics/gauge/{c:g}/{layer}/cos")
+                if s:
+                    d[f"cos_mean_at_norm_{c:g}"] = float(np.nanmean(s))
             out[layer] = d
         return out

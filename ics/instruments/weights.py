@@ -6,11 +6,13 @@ a step of nominal size η moves the row's direction by about η‖∇‖/‖w‖
 learning rate falls as the weights grow. Every `weights.every` steps, per layer:
 
   row_norm_median, row_norm_iqr   median and inter-quartile range of ‖w_k‖ over rows
-  eff_lr_median                   median of η / ‖w_k‖² over the scale-invariant weights only: each row
-                                  under BN, Batch Renorm, ℓp and weight norm (its v); under LayerNorm the
-                                  whole layer (one value, η/‖W‖²); under GroupNorm each group's rows
-                                  together (η/‖W_g‖²). Layers with none (model.norm=none, the output
-                                  layer) log none; meta.json's `eff_lr` says which applies where
+  eff_lr_median                   median over rows of η / ‖w_k‖², where each row is scale-invariant on
+                                  its own: BN, Batch Renorm, ℓp and weight norm (its v)
+  eff_lr_layer                    η / ‖W‖² of the whole layer, where only the layer is invariant
+                                  (LayerNorm): a different unit from the per-row value, so its own name
+  eff_lr_group_median             median over groups of η / ‖W_g‖² (GroupNorm: each group's rows together)
+                                  Layers with none (model.norm=none, the output layer) log none;
+                                  meta.json's `eff_lr` says which applies where
   angle_median                    median of ∠(w_k,t, w_k,t+1), the angle one update turns a row (radians)
   grad_cos_median                 median of |⟨w_k, ∇w_k⟩| / (‖w_k‖ ‖∇w_k‖): ≈ 0 when the layer is
                                   scale-invariant (under BN), the check of the claim above
@@ -79,8 +81,11 @@ class WeightNorms(Instrument):
                 gc = (w0 * g).sum(dim=1).abs() / (n0 * g.norm(dim=1)).clamp_min(1e-30)
                 stats["grad_cos_median"] = quantile(gc, 0.5)
             if layer in self.groups:  # ‖W_g‖ of each invariant group of consecutive rows
-                g_norm = w0.reshape(self.groups[layer], -1).norm(dim=1)
-                stats["eff_lr_median"] = quantile(lr / g_norm.clamp_min(1e-30) ** 2, 0.5)
+                groups = self.groups[layer]
+                g_norm = w0.reshape(groups, -1).norm(dim=1)
+                kind = "eff_lr_median" if groups == w0.shape[0] else "eff_lr_layer" if groups == 1 else \
+                    "eff_lr_group_median"
+                stats[kind] = quantile(lr / g_norm.clamp_min(1e-30) ** 2, 0.5)
             if gamma is not None:
                 stats["gamma_mean"] = gamma.detach().abs().mean()
                 stats["gamma_std"] = gamma.detach().std()
@@ -93,7 +98,7 @@ class WeightNorms(Instrument):
     def layout(self) -> dict:
         return {"Weight norms and effective LR (BN paper §3.3)": {
             "median row norm ‖w_k‖": ["Multiline", [r"weights/.*/row_norm_median$"]],
-            "effective LR η/‖w‖² (scale-invariant weights)": ["Multiline", [r"weights/.*/eff_lr_median$"]],
+            "effective LR η/‖w‖² (scale-invariant weights)": ["Multiline", [r"weights/.*/eff_lr_(median|layer|group_median)$"]],
             "angular update per step": ["Multiline", [r"weights/.*/angle_median$"]],
             "|cos(w, ∇w)| (≈0: scale-invariant)": ["Multiline", [r"weights/.*/grad_cos_median$"]]}}
 
@@ -107,7 +112,8 @@ class WeightNorms(Instrument):
         out = {}
         for layer in self.layers:
             d = {}
-            for m in ("row_norm_median", "eff_lr_median", "angle_median", "grad_cos_median", "gamma_mean"):
+            for m in ("row_norm_median", "eff_lr_median", "eff_lr_layer", "eff_lr_group_median", "angle_median",
+                      "grad_cos_median", "gamma_mean"):
                 s = self.series.get(f"weights/{layer}/{m}")
                 if s:
                     d[m] = s[-1]

@@ -1,7 +1,7 @@
-"""model.norm=batch_renorm: Batch Renormalization (Ioffe 2017, Alg. 1).
+"""model.norm=batch_renorm: Batch Renormalization (Ioffe 2017, arXiv:1702.03275, §3 and Alg. 1).
 
-In training, per unit, with μ_B, σ_B = √(σ²_B + ε) the batch's and μ, σ = √(running_var + ε) the
-running statistics before this step's update:
+In training, per unit, with μ_B, σ_B = √(σ²_B + ε) the batch's (σ²_B the biased batch variance) and
+μ, σ the running statistics before this step's update:
 
   r = clip(σ_B/σ, 1/r_max, r_max),  d = clip((μ_B − μ)/σ, −d_max, d_max)   (constants: no gradient)
   y = γ·((x − μ_B)/σ_B · r + d) + β
@@ -10,8 +10,12 @@ so that, unclipped, y = γ·(x − μ)/σ + β: the training output uses the run
 evaluation uses, with the batch's only in the gradient. In evaluation y = γ·(x − μ)/σ + β (as BN).
 r_max, d_max follow a warm-up in steps (counted by num_batches_tracked, part of the checkpoint):
 (1, 0) — plain BN — until model.renorm_start, then linear to (model.renorm_r_max,
-model.renorm_d_max) over model.renorm_ramp steps. Running statistics are updated as BN's are
-(model.bn_momentum; the unbiased batch variance), after r and d are taken. The gradient of w_k is
+model.renorm_d_max) over model.renorm_ramp steps. The running statistics follow Alg. 1 after r and
+d are taken: μ ← μ + α(μ_B − μ), σ ← σ + α(σ_B − σ) with α = model.bn_momentum — σ is a moving
+average of the batches' standard deviations, not the square root of a moving average of variances
+(which at batch 2 sits near √(E s²) while σ_B averages E|x₁ − x₂|/2, so r would centre on ≈ 0.56
+instead of 1). σ is kept in running_var as σ² − ε, so that √(running_var + ε) = σ wherever BN's
+buffers are read (evaluation, precise statistics, bn_noise). The gradient of w_k is
 orthogonal to w_k (r, d are constants), but the forward is not invariant to ‖w_k‖ once r, d are
 unclipped: `exact = False`.
 """
@@ -55,6 +59,17 @@ class RunningStatsNorm(nn.modules.batchnorm._BatchNorm):
             self.running_mean.mul_(1 - f).add_(mean.detach(), alpha=f)
             self.running_var.mul_(1 - f).add_(var.detach(), alpha=f)
 
+    def update_scale(self, mean: torch.Tensor, scale: torch.Tensor, offset: float) -> None:
+        """μ += f(μ_B − μ) and a scale s̄ += f(s − s̄) averaged as itself (not as its square), kept
+        in running_var as s̄² − offset (f: momentum; None: 1/batches so far)."""
+        with torch.no_grad():
+            self.num_batches_tracked += 1
+            f = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+            self.running_mean.add_(mean.detach() - self.running_mean, alpha=f)
+            s_bar = torch.sqrt(self.running_var + offset)
+            s_bar = s_bar + f * (scale.detach() - s_bar)
+            self.running_var.copy_(s_bar * s_bar - offset)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input_dim(x)
         if not self.training:
@@ -73,6 +88,10 @@ class BatchRenorm(RunningStatsNorm):
         t = 1.0 if step >= self.start + self.ramp else max(0.0, (step - self.start) / self.ramp) if self.ramp else 0.0
         return 1 + t * (self.r_max - 1), t * self.d_max
 
+    def update_sigma(self, mean: torch.Tensor, sd_b: torch.Tensor) -> None:
+        """Alg. 1's update: μ += α(μ_B − μ), σ += α(σ_B − σ) (α: momentum; None: 1/batches so far)."""
+        self.update_scale(mean, sd_b, self.eps)
+
     def forward_train(self, x: torch.Tensor) -> torch.Tensor:
         dims = self.dims(x)
         mean, var = x.mean(dim=dims), x.var(dim=dims, unbiased=False)
@@ -80,14 +99,13 @@ class BatchRenorm(RunningStatsNorm):
         xhat = (x - self.view(mean, x)) / self.view(sd_b, x)
         if self.correct:
             r_max, d_max = self.limits(int(self.num_batches_tracked))
-            with torch.no_grad():
+            with torch.no_grad():  # stop_gradient on r, d (Alg. 1)
                 sd = torch.sqrt(self.running_var + self.eps)
                 r = (sd_b / sd).clamp(1 / r_max, r_max)
                 d = ((mean - self.running_mean) / sd).clamp(-d_max, d_max)
             xhat = xhat * self.view(r, x) + self.view(d, x)
         if self.track_running_stats:
-            n = x.numel() // x.shape[1]
-            self.update(mean, var * n / max(n - 1, 1))
+            self.update_sigma(mean, sd_b)
         return xhat * self.view(self.weight, x) + self.view(self.bias, x)
 
     def extra_repr(self) -> str:

@@ -9,8 +9,10 @@ Read here as: per unit j over the batch (a conv channel: over batch, height and 
 
 — the mean subtracted as in BN, the ℓp average taken of the activations before the mean is
 subtracted (so p = 2 is not BN: s_2 = √(σ² + μ²) ≥ σ). The mean is fixed, the variance is not. In
-evaluation μ, s are running averages of the batches' (model.bn_momentum, as BN's statistics), kept as
-running_mean and running_var = s², so that precise BN and bn_noise read them as BN's μ and σ.
+evaluation y_j = γ_j·(x_j − μ̄_j)/(s̄_j + ε) + β_j with μ̄, s̄ moving averages of the batches' μ_j and
+s_j themselves (model.bn_momentum; s̄ += α(s_j − s̄), the scale ℓp divides by, not the square root of
+an average of s²: Jensen would put that above the mean s), kept as running_mean and running_var =
+s̄², so that precise BN and bn_noise read them as BN's μ and σ.
 Each row w_k is scale-invariant (μ_j and s_j scale with it).
 """
 from __future__ import annotations
@@ -43,7 +45,7 @@ class LpNorm(RunningStatsNorm):
     def forward_train(self, x: torch.Tensor) -> torch.Tensor:
         mean, s = x.mean(dim=self.dims(x)), self.scale(x)
         if self.track_running_stats:
-            self.update(mean, s * s)
+            self.update_scale(mean, s, 0.0)
         return self._normalise(x, mean, s)
 
     def _normalise(self, x: torch.Tensor, mean: torch.Tensor, s: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,114 @@
+"""The weight-scale gauge: with a normaliser after a layer, the network's function does not depend on
+the norm of its rows, but the landscape along a step of fixed η and the gradient ICS do. The
+instruments measure both at the rows' norm c for each c in *.gauge_scales as well as at the net's own
+weights, so a conclusion can be checked across the range."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+import ics  # noqa: F401  (fills the registries)
+from ics.config import Config, GradICSConfig, LandscapeConfig, MLPConfig
+from ics.instruments import Batch, RunContext
+from ics.instruments.grad_ics import GradientICS
+from ics.instruments.landscape import LossLandscape, bn_fed_weights, normalised_rows
+from ics.models import build_model
+
+LR = 0.5
+
+
+def net(norm):
+    torch.manual_seed(0)
+    return build_model(MLPConfig(widths=[8, 8], norm=norm, activation="sigmoid"), (6,), 3).double()
+
+
+def batch():
+    gen = torch.Generator().manual_seed(1)
+    return Batch(0, torch.randn(32, 6, generator=gen, dtype=torch.float64), torch.randint(0, 3, (32,), generator=gen))
+
+
+def ctx(model):
+    return RunContext(Config(), model, torch.optim.SGD(model.parameters(), lr=LR), None, torch.device("cpu"),
+                      F.cross_entropy, 100, 0)
+
+
+def test_grad_ics_at_each_row_norm_is_def_2_1_at_that_point():
+    model, b = net("batch"), batch()
+    inst = GradientICS(GradICSConfig(enabled=True, gauge_scales=[0.5, 2.0]), ctx(model))
+    inst.observe_batch(b)
+    out = {k: v[-1] for k, v in inst.series.items()}
+    fed = bn_fed_weights(model)
+    for c in (0.5, 2.0):  # independently: rescale a copy, take the gradients by hand, move h1 by −η G
+        twin = net("batch")
+        params = normalised_rows({n: p.detach() for n, p in twin.named_parameters()}, fed, c)
+        with torch.no_grad():
+            for n, p in twin.named_parameters():
+                p.copy_(params[n])
+        F.cross_entropy(twin(b.x), b.y).backward()
+        g = {n: p.grad.clone() for n, p in twin.named_parameters()}
+        twin.zero_grad()
+        with torch.no_grad():
+            for n, p in twin.named_parameters():
+                if n.startswith("blocks.h1."):
+                    p.sub_(LR * g[n])
+        F.cross_entropy(twin(b.x), b.y).backward()
+        g2 = twin.blocks.h2.affine.weight.grad
+        g1 = g["blocks.h2.affine.weight"]
+        cos = float((g1 * g2).sum() / (g1.norm() * g2.norm()))
+        assert out[f"grad_ics/gauge/{c:g}/h2/cos"] == pytest.approx(cos, rel=1e-6)
+    # the same function, different answers: the gauge matters, which is why it is reported
+    assert out["grad_ics/gauge/2/h2/cos"] > out["grad_ics/gauge/0.5/h2/cos"]
+    summary = inst.summary()
+    assert summary["h2"]["cos_mean_at_norm_2"] == pytest.approx(out["grad_ics/gauge/2/h2/cos"])
+    from ics.record.summary import _instruments_problem
+
+    assert _instruments_problem({"grad_ics": summary}) is None  # what summary.json accepts
+
+
+def test_landscape_at_unit_norm_is_the_si_measure_and_other_norms_differ():
+    model, b = net("batch"), batch()
+    inst = LossLandscape(LandscapeConfig(enabled=True, scale_invariant=True, gauge_scales=[0.5, 1.0, 4.0]), ctx(model))
+    inst.observe_batch(b)
+    out = {k: v[-1] for k, v in inst.series.items()}
+    assert out["landscape/gauge/1/beta"] == out["landscape/si/beta"]
+    assert out["landscape/gauge/0.5/loss_range"] > out["landscape/gauge/4/loss_range"]  # small rows: big steps
+    assert inst.meta()["gauge_scales"] == [0.5, 1.0, 4.0]
+    summary = inst.summary()
+    assert {k for k in summary if k.endswith("_at_norm_4")} == {"loss_range_mean_at_norm_4",
+                                                                 "grad_change_rel_mean_at_norm_4", "beta_mean_at_norm_4"}
+    from ics.record.summary import _instruments_problem
+
+    assert _instruments_problem({"landscape": summary}) is None
+
+
+def test_a_net_without_normaliser_has_no_gauge():
+    model, b = net("none"), batch()
+    g = GradientICS(GradICSConfig(enabled=True), ctx(model))
+    g.observe_batch(b)
+    assert not [k for k in g.series if "/gauge/" in k] and "at_norm" not in str(g.summary())
+
+
+def test_the_report_shows_the_gauge_range(monkeypatch):
+    from types import SimpleNamespace
+
+    from ics.analysis import tables
+
+    def series(j, key):
+        if key != "grad_ics":
+            return None
+        tags = {"grad_ics/h2/cos": [0.6], "grad_ics/out/cos": [0.7]}
+        if j.bn:
+            tags.update({"grad_ics/h2/cos": [0.9], "grad_ics/out/cos": [0.92], "grad_ics/gauge/0.5/out/cos": [-0.1],
+                         "grad_ics/gauge/2/out/cos": [0.99], "grad_ics/gauge/0.5/h2/cos": [0.2],
+                         "grad_ics/gauge/2/h2/cos": [0.97]})
+        return SimpleNamespace(tags=tags, meta={"layers": ["h1", "h2", "out"], "gauge_scales": [0.5, 2.0]})
+
+    monkeypatch.setattr(tables, "series", series)
+    bn = SimpleNamespace(label="model.norm=batch", jobs=[SimpleNamespace(bn=True)])
+    none = SimpleNamespace(label="model.norm=none", jobs=[SimpleNamespace(bn=False)])
+    t = next(t for t in tables.instrument_tables([none, bn]) if t.title.startswith("The weight-scale gauge"))
+    assert t.headers == ["group", "measure", "own weights", "‖w‖ = 0.5", "‖w‖ = 2"]
+    rows = {(r[0], r[1]): r[2:] for r in t.cells}
+    assert rows["model.norm=batch", "out"] == ["0.92", "-0.1", "0.99"]  # BN below none at 0.5, above at 2
+    assert rows["model.norm=none", "out"] == ["0.7", "0.7", "0.7"]
