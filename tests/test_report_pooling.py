@@ -151,3 +151,10 @@ def test_runs_csv_groupby_counted_gives_the_reports_n(three, tmp_path):
     later = [r for r in rows if r["replica_of"]]
     assert len(later) == 12 and all(r["counted"] == "False" for r in later)
     assert all(r["replica_of"].startswith("10-00-00") for r in later)  # the first sweep's job counts
+    # docs/guide.md's pandas line, in plain Python: the counted rows' mean per group is the report's
+    acc: dict = {}
+    for r in rows:
+        if r["counted"] == "True":
+            acc.setdefault(r["group"], []).append(float(r["final_test_acc"]))
+    for g in res["groups"]:
+        assert abs(sum(acc[g.label]) / len(acc[g.label]) - g.estimate("final_test_acc").mean) < 1e-12
