@@ -233,20 +233,70 @@ def test_a_regression_run_says_r2_in_its_progress_lines(tmp_path, capsys):
     assert json.loads((tmp_path / "progress.json").read_text())["metric"] == "r2"
 
 
-def test_the_sweep_eta_counts_steps_and_moves_smoothly():
-    from ics_cli.sweeps import Eta, bar_line
+def test_the_sweep_eta_uses_each_jobs_own_speed_across_slots(tmp_path):
+    """Fast no-BN jobs first, slow BN jobs last (the order that fooled a global average): the ETA adds
+    each queued job at the speed of started jobs like it, on the slot that frees first."""
+    from ics.record import RunLock, Status, Summary, names, write_summary
+    from ics_cli.sweeps import SweepState, bar_line, eta_seconds
 
-    eta = Eta()
-    assert eta.update(0, 4000, 0.0) is None  # nothing has moved yet (loading data)
-    assert eta.update(100, 4000, 10.0) is None  # training starts: speed is measured from here
-    shown = [eta.update(100 + 100 * t, 4000, 10.0 + t) for t in range(2, 30)]  # 100 steps/s
-    assert shown[0] == pytest.approx(37.0)  # (4000 - 300) / 100 steps/s
-    assert all(a >= b for a, b in zip(shown, shown[1:]))  # counts down
-    # a job ending (or a new one starting) does not make it jump: a pause of 3 s
-    before = eta.update(3100, 4000, 40.0)
-    after = eta.update(3100, 4000, 43.0)
-    assert abs(after - before) < 5
+    assert eta_seconds([], [], 2) is None  # nothing measured yet
+    assert eta_seconds([6.0, None], [10.0], 2) == 16.0  # an unknown stands at the mean of the known
+    plan = [["norm=none", "seed=0"], ["norm=batch", "seed=0"], ["norm=none", "seed=1"], ["norm=batch", "seed=1"]]
+    (tmp_path / names.PLANNED_JOBS).write_text(json.dumps(plan))
+    write_summary(tmp_path / "0_norm=none,seed=0", Summary(status=Status.COMPLETED, steps=600, steps_per_sec=100.0,
+                                                           final_test_acc=0.9, overrides=plan[0]))
+    running = tmp_path / "1_norm=batch,seed=0"
+    write_summary(running, Summary(status=Status.RUNNING, overrides=plan[1]))
+    (running / "progress.json").write_text(json.dumps({"step": 300, "steps": 600, "steps_per_sec": 50.0}))
+    with RunLock(running):
+        state = SweepState(tmp_path, 4, {"norm", "seed"})
+        # slots: 6 s (job 1's 300 steps at 50/s) and free; job 2 (no BN, 6 s) takes the free one, then
+        # job 3 (BN, 12 s) the first to free: 6 + 12
+        assert state.eta(2, plan) == 18.0
+        assert state.eta(1, plan) == 6 + 6 + 12
     assert bar_line(1, 4, 20) == "━━━╺───────────  25%" and len(bar_line(3, 4, 33)) == 33
+
+
+def test_inside_the_live_view_library_log_lines_go_to_the_runs_log_file(tmp_path):
+    import io
+    import logging
+
+    from ics_cli.sweeps import logs_to_file_only
+
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    screen = io.StringIO()
+    try:
+        root.handlers[:] = [logging.StreamHandler(screen)]  # what Hydra's job logging puts on the console
+        logs_to_file_only(tmp_path)
+        assert not (tmp_path / "ics.log").exists()  # nothing said yet, no file
+        logging.getLogger("matplotlib.font_manager").warning("Matplotlib is building the font cache")
+        for h in root.handlers:
+            h.flush()
+        assert screen.getvalue() == ""
+        assert "Matplotlib is building the font cache" in (tmp_path / "ics.log").read_text()
+    finally:
+        for h in root.handlers:
+            h.close()
+        root.handlers[:] = saved
+
+
+def test_a_finished_jobs_score_stays_on_the_terminal(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from ics.record import Status, Summary, write_summary
+    from ics_cli.sweeps import LiveSweep
+
+    out = io.StringIO()
+    live = LiveSweep(tmp_path, 2, 1, console=Console(file=out, force_terminal=True, width=80), swept=["x"])
+    write_summary(tmp_path / "0_x=1", Summary(status=Status.COMPLETED, steps=600, final_test_acc=0.9612,
+                                              overrides=["x=1"]))
+    live.log_once()
+    live.log_once()  # said once
+    lines = [ln for ln in out.getvalue().splitlines() if ln.strip()]
+    assert len(lines) == 1 and "job 0  x=1" in lines[0] and "final test acc 0.9612" in lines[0], lines
 
 
 def test_the_closing_table_fits_or_turns_vertical_and_counts_jobs_never_started(tmp_path):
