@@ -344,7 +344,7 @@ def test_report_tables_keep_every_column_border_and_word_at_80_columns():
                       ["1", "model.norm=batch trainer.seed=0", "diverged @ 1200", "-", "0.9012", "700", "-", "-",
                        "0.321", "0.094"]])
     for width in (80, 160):
-        for t, vertical in ((groups, False), (jobs, width == 80)):
+        for t, vertical in ((groups, width == 80), (jobs, width == 80)):  # at 80 the numbers stay whole, a block a row
             console = Console(width=width, record=True, color_system=None)
             print_tables([t], console)
             text = console.export_text()
@@ -353,7 +353,11 @@ def test_report_tables_keep_every_column_border_and_word_at_80_columns():
             words = text.replace("│", " ").replace("┃", " ").split()
             for cell in [w for row in t.cells for c in row for w in c.split()] + t.title.split()[:3]:
                 assert cell in words, (cell, text)  # whole, not cut at the edge or mid-word
-            if vertical:
+            for number in re.findall(r"[\d,.]+ ± [\d,.]+", " ".join(c for row in t.cells for c in row)):
+                assert any(number in line for line in lines), (number, text)  # "0.5262 ± 0.2817" on one line
+            if vertical and t is groups:
+                assert "┃" not in text and "  n: 5 · final test acc: 0.5262 ± 0.2817 · best test acc" in text
+            elif vertical:
                 assert "┃" not in text and "1  model.norm=batch trainer.seed=0" in text
                 assert "  status: diverged @ 1200 · final acc: - · best acc: 0.9012" in text.replace("\n    ", " ")
             else:
