@@ -9,6 +9,7 @@ bash splits words at '=' (COMP_WORDBREAKS), zsh does not: `model=cn<Tab>` arrive
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Dict, List, Sequence
 
 FLAGS = ["-m", "--multirun", "--cfg", "--hydra-help", "--config-dir", "--config-name"]
@@ -31,12 +32,43 @@ complete -o default -F %(complete_func)s %(prog_name)s
 """
 
 
+SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
+COMPLETION_FLAGS = ("--show-completion", "--install-completion")
+# Typer's switch for its completion options to take the shell as their value (no guessing)
+TAKE_SHELL = "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION"
+
+
+def shell_argument(argv: List[str], environ) -> None:
+    """`ics --show-completion zsh` means zsh: Typer would guess the shell from the parent process
+    instead (and fail with none above it). So the completion options take a shell as their value;
+    one given without a shell gets the detected one, else $SHELL's, else bash."""
+    at = next((i for i, a in enumerate(argv) if a.split("=", 1)[0] in COMPLETION_FLAGS), None)
+    if at is None:
+        return
+    environ[TAKE_SHELL] = "1"
+    if "=" in argv[at] or (at + 1 < len(argv) and argv[at + 1] in SHELLS):
+        return
+    shell = None
+    try:
+        import shellingham
+
+        shell = shellingham.detect_shell()[0]
+    except Exception:  # noqa: BLE001 - no shell above (a script, a container): fall back
+        pass
+    if shell not in SHELLS:
+        shell = os.path.basename(environ.get("SHELL", ""))
+    argv.insert(at + 1, shell if shell in SHELLS else "bash")
+
+
 def use_own_scripts() -> None:
     """Make `ics --install-completion` / `--show-completion` write BASH_SCRIPT, and zsh's answers leave
     no space after a key= (Typer keeps its scripts in a table and its shells as classes; both modules
     are imported with typer already)."""
+    import sys
+
     from typer import _completion_classes, _completion_shared
 
+    shell_argument(sys.argv, os.environ)
     _completion_shared._completion_scripts["bash"] = BASH_SCRIPT
     _completion_classes.BashComplete.source_template = BASH_SCRIPT
     _completion_classes.ZshComplete.complete = zsh_answer

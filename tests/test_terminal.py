@@ -164,6 +164,30 @@ def test_registry_names_read_from_the_sources_match_the_registries():
     assert scanned == {r.kind: set(r.keys()) for r in registries}
 
 
+def test_the_completion_options_take_the_shell_given():
+    from ics_cli.completion import TAKE_SHELL, shell_argument
+
+    for given, env, want in ((["ics", "--show-completion", "zsh"], {}, "zsh"),
+                             (["ics", "--install-completion=fish"], {}, "--install-completion=fish"),
+                             (["ics", "--show-completion"], {"SHELL": "/usr/bin/zsh"}, None),
+                             (["ics", "run"], {}, "run")):
+        argv, environ = list(given), dict(env)
+        shell_argument(argv, environ)
+        if want == "run":  # nothing to do without a completion option
+            assert argv == given and TAKE_SHELL not in environ
+            continue
+        assert environ[TAKE_SHELL] == "1"
+        assert argv[:len(given)] == given and (argv[-1] == want if want else argv[-1] in ("bash", "zsh", "fish"))
+
+
+@pytest.mark.slow
+def test_show_completion_zsh_is_zsh_with_no_shell_above():
+    """Started from Python with no SHELL: nothing to guess from, and the shell named is the one used."""
+    p = subprocess.run([*ICS, "--show-completion", "zsh"], env={"PATH": os.environ["PATH"], "HOME": "/tmp"},
+                       capture_output=True, text=True, timeout=60, start_new_session=True)
+    assert p.returncode == 0 and p.stdout.startswith("#compdef ics") and "complete_zsh" in p.stdout, p.stdout + p.stderr
+
+
 @pytest.mark.slow
 def test_install_and_show_completion_exist(tiny_env):
     p = subprocess.run([*ICS, "--show-completion", "bash"], env={**tiny_env, "SHELL": "/bin/bash"},
