@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 FLAGS = ["-m", "--multirun", "--cfg", "--hydra-help", "--config-dir", "--config-name"]
 
@@ -79,21 +79,46 @@ def zsh_answer(self) -> str:
     (model.norm=) with compadd's -S '' so that zsh adds no space and the value can follow. Typer's own
     answer (_arguments) always adds a space."""
     args, incomplete = self.get_completion_args()
-    items = self.get_completions(args, incomplete)
+    return zsh_script([(i.value, i.help) for i in self.get_completions(args, incomplete)])
+
+
+def zsh_script(items: Sequence[Tuple[str, Optional[str]]]) -> str:
     if not items:
         return "_files"
 
-    def entry(item) -> str:  # 'value:help', quoted for zsh; ':' in a value is escaped for _describe
-        text = item.value.replace("\\", "\\\\").replace(":", "\\:")
-        text += f":{' '.join(str(item.help).split())}" if item.help else ""
+    def entry(value: str, help: Optional[str]) -> str:  # 'value:help', quoted; ':' escaped for _describe
+        text = value.replace("\\", "\\\\").replace(":", "\\:")
+        text += f":{' '.join(str(help).split())}" if help else ""
         return "'" + text.replace("'", "'\\''") + "'"
 
     out = ["local -a _ics_c;"]
-    for more, group in (("", [i for i in items if not i.value.endswith("=")]),
-                        (" -S ''", [i for i in items if i.value.endswith("=")])):
+    for more, group in (("", [i for i in items if not i[0].endswith("=")]),
+                        (" -S ''", [i for i in items if i[0].endswith("=")])):
         if group:
-            out.append(f"_ics_c=({' '.join(map(entry, group))}); _describe -t values value _ics_c{more};")
+            out.append(f"_ics_c=({' '.join(entry(*i) for i in group)}); _describe -t values value _ics_c{more};")
     return " ".join(out)
+
+
+def fast_answer(environ) -> Optional[str]:
+    """The answer to a Tab on an override of run, sweep or config, as Typer would give it, without
+    building Typer's command (that imports pydantic: about half a second a Tab); None where Typer
+    answers (command names, options and their values)."""
+    mode = environ.get("_ICS_COMPLETE")
+    if mode == "complete_bash" and "COMP_WORDS" in environ:
+        words = _split(environ["COMP_WORDS"])
+        cword = int(environ.get("COMP_CWORD", len(words)))
+        args, incomplete = words[1:cword], words[cword] if cword < len(words) else ""
+    elif mode == "complete_zsh":
+        line = environ.get("_TYPER_COMPLETE_ARGS", "")
+        args = _split(line)[1:]
+        incomplete = args.pop() if args and not line.endswith(" ") else ""
+    else:
+        return None
+    if not args or args[0] not in ("run", "sweep", "config") or incomplete.startswith("-") or \
+            args[-1].startswith("-"):
+        return None
+    values = complete_override(None, args[1:], "" if incomplete == "=" else incomplete)
+    return "\n".join(values) if mode == "complete_bash" else zsh_script([(v, None) for v in values])
 
 
 def _dirs(args: Sequence[str]) -> List:

@@ -1,13 +1,22 @@
 """`ics`: Typer owns the commands; Hydra owns everything after the command name of run and sweep."""
 from __future__ import annotations
 
+import math
 import os
+import re
 import sys
 import time
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-import typer
+if os.environ.get("_ICS_COMPLETE"):  # a Tab: an override is answered before Typer is even imported
+    from ics_cli.completion import fast_answer
+
+    if (_answer := fast_answer(os.environ)) is not None:
+        print(_answer)
+        sys.exit(0)
+
+import typer  # noqa: E402
 
 from ics_cli.completion import complete_override, complete_section, complete_study, use_own_scripts
 from ics_cli.configdirs import STAGE, ConfigDirs
@@ -898,8 +907,6 @@ def _job_count(study: str, dirs, path: Optional[Path] = None) -> tuple:
 
     from ics.config import GROUPS
     from ics_cli import configdirs
-    from ics_cli import hydra_compat as compat
-    from ics_cli.preflight import compose, use
 
     try:
         node = configdirs.load_yaml(path) if path is not None else None
@@ -917,10 +924,26 @@ def _job_count(study: str, dirs, path: Optional[Path] = None) -> tuple:
                     raise UserError(f"{group}={option} is not an option; allowed: "
                                     f"{', '.join(configdirs.options(group, dirs))}")
             params = OmegaConf.select(node, "hydra.sweeper.params") or {}
+            chosen = [str(next(iter(d.values()))) for d in defaults or []
+                      if d != "_self_" and str(next(iter(d))).endswith("/hydra/sweeper")]
+            if chosen and chosen[0] != "basic":  # an optimising sweeper runs as many trials as it is told
+                from ics_cli.sweepers import by_option
+
+                sweeper = by_option(chosen[0])
+                trials = sweeper.trials(OmegaConf.select(node, "hydra.sweeper")) if sweeper else None
+                return (str(trials), None) if trials else ("?", None)
         else:
+            from ics_cli.preflight import compose, use
+
             use(dirs)
             params = compose([f"experiment={study}"], hydra_cfg=True).hydra.sweeper.get("params") or {}
-        return str(len(compat.expand_sweep([], {k: str(v) for k, v in params.items()}))), None
+        values = {k: str(v) for k, v in params.items()}
+        item = r"[\w.+-]+|\[[\w.+,-]*\]"  # a value or a [list] of them
+        if all(re.fullmatch(rf"(?:{item})(?:,(?:{item}))*", v) for v in values.values()):  # plain choices: no
+            return str(math.prod(len(re.findall(item, v)) for v in values.values())), None  # Hydra parser (0.5 s)
+        from ics_cli import hydra_compat as compat
+
+        return str(len(compat.expand_sweep([], values))), None
     except UserError as e:
         return "?", str(e)
 

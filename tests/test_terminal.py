@@ -139,7 +139,8 @@ def test_completion_after_commas_of_list_and_of_a_study_from_a_config_dir(tiny_e
 def test_completion_imports_neither_torch_nor_hydra(tiny_env):
     """What keeps a Tab fast (README: the time measured): the completion path imports no torch, Hydra or
     OmegaConf, not even for the values of a registry-backed key (model.activation=)."""
-    code = ("import sys\nfrom ics_cli.main import app\ntry:\n    app(prog_name='ics')\nexcept SystemExit:\n    pass\n"
+    code = ("import sys\ntry:\n    from ics_cli.main import app  # an override is answered here already\n"
+            "    app(prog_name='ics')\nexcept SystemExit:\n    pass\n"
             "print('LOADED', *[m for m in ('torch', 'hydra', 'omegaconf', 'numpy', 'ics.train') if m in sys.modules],"
             " file=sys.stderr)\n")
     for words, cword in (("ics run model.nor", 2), ("ics run model = ", 3), ("ics run model.norm = b", 4),
@@ -162,6 +163,33 @@ def test_registry_names_read_from_the_sources_match_the_registries():
     scanned = {r.kind: set(registered_names(r)) for r in registries}
     reg.load_parts()
     assert scanned == {r.kind: set(r.keys()) for r in registries}
+
+
+@pytest.mark.parametrize("line", ["ics run model.no", "ics run model.norm = ", "ics sweep fi", "ics sweep fig1 optim.",
+                                  "ics config optim=", "ics run ", "ics run -m", "ics r"])
+def test_a_tab_on_an_override_is_answered_as_typer_answers_it(line, monkeypatch):
+    """The answer given before Typer is imported (fast_answer) is Typer's own, in bash and zsh; where
+    it declines (commands, options), Typer answers."""
+    from typer.testing import CliRunner
+
+    from ics_cli.completion import fast_answer
+    from ics_cli.main import app
+
+    words = line.split()
+    bash = {"_ICS_COMPLETE": "complete_bash", "COMP_WORDS": line,
+            "COMP_CWORD": str(len(words) - (0 if line.endswith(" ") else 1))}
+    zsh = {"_ICS_COMPLETE": "complete_zsh", "_TYPER_COMPLETE_ARGS": line}
+    for env in (bash, zsh):
+        for k in ("COMP_WORDS", "COMP_CWORD", "_TYPER_COMPLETE_ARGS"):
+            monkeypatch.delenv(k, raising=False)
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        fast = fast_answer(env)
+        typer_says = CliRunner().invoke(app, [], prog_name="ics", env=env).stdout
+        if line.startswith(("ics run", "ics sweep", "ics config")) and "-m" not in words:
+            assert fast is not None and fast.strip(), line
+        if fast is not None:
+            assert fast + "\n" == typer_says, (line, env["_ICS_COMPLETE"])
 
 
 def test_the_completion_options_take_the_shell_given():
