@@ -49,3 +49,25 @@ def test_drift_axes_are_linear_below_a_decade_and_each_unit_shares_y_across_laye
             assert axes[0, c].get_shared_y_axes().joined(axes[0, c], axes[1, c])
             assert axes[0, c].get_ylim() == axes[1, c].get_ylim()
         assert not axes[0, 0].get_shared_y_axes().joined(axes[0, 0], axes[0, 1])  # other units, other scales
+
+
+def test_a_healthy_wide_histogram_stays_inside_its_panel():
+    """BN's unit input at step 0 is ~N(0, 1) while the no-BN ones are 20 × narrower: the column's
+    x-range takes in both (only a diverged run's row may be clipped)."""
+    from ics.analysis.figures import fig_density
+
+    rng = np.random.default_rng(0)
+    steps = np.array([0, 10, 50, 100])
+
+    def one(norm: str, sd: float, status=Status.COMPLETED) -> SimpleNamespace:
+        samples = np.stack([rng.normal(0, sd, 500) for _ in steps])
+        meta = {"points": ["h2.pre_act"], "tracked_units": {"h2.pre_act": [3]}}
+        job = SimpleNamespace(status=status, seed=0, probes=SimpleNamespace(
+            meta=meta, tags={"sample_steps": steps, "samples/h2.pre_act/unit3": samples}))
+        return SimpleNamespace(norm=norm, label=f"model.norm={norm}", config={}, jobs=[job])
+
+    for status, inside in ((Status.COMPLETED, True), (Status.DIVERGED, False)):
+        fig, _ = fig_density([one("none", 0.05), one("none", 0.05), one("none", 0.05), one("batch", 1.0, status)])
+        bn = [ax for ax in fig.axes if ax.get_subplotspec().rowspan.start == 3 and ax.patches]
+        lo, hi = bn[0].get_xlim()  # step 0
+        assert (lo < -2 and hi > 2) == inside, (status, lo, hi)  # ±2 sd of N(0, 1) within the axis
