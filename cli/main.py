@@ -763,7 +763,7 @@ def status(path: Optional[Path] = typer.Argument(None, help="Where to look (defa
     root = path or Path(".")
     if not root.is_dir():
         _fail(f"{root} is not a directory; give a folder that holds runs or sweeps")
-    found = lines(root)
+    found = lines(root, terminal=True)
     for line in found:
         typer.echo(line)
     if not found:

@@ -202,16 +202,16 @@ def hms(sec: Optional[float]) -> str:
     return f"{sec // 3600}:{sec % 3600 // 60:02d}:{sec % 60:02d}" if sec >= 3600 else f"{sec // 60}:{sec % 60:02d}"
 
 
-def lines(root: Path, width: Optional[int] = None) -> List[str]:
-    """One line per run or sweep, newest first (a second line for a note), wrapped at `width` (default:
-    the terminal's, or COLUMNS; none when neither is known) between words only, so that a number
-    (18,000/18,000) or a path is never split."""
+def lines(root: Path, width: Optional[int] = None, terminal: bool = False) -> List[str]:
+    """One line per run or sweep, newest first (a second line for a note), wrapped at `width` (with
+    terminal: the terminal's, or COLUMNS; none when neither is known) between words only, so that a
+    number (18,000/18,000) or a path is never split."""
     import shutil
     import textwrap
 
     from ics.record.files import one_line
 
-    width = width or shutil.get_terminal_size((1 << 20, 24)).columns
+    width = width or (shutil.get_terminal_size((1 << 20, 24)).columns if terminal else 1 << 20)
     wrap = lambda text, indent: textwrap.wrap(text, width, subsequent_indent=indent, break_long_words=False,  # noqa: E731
                                               break_on_hyphens=False) or [""]
 
