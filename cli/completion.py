@@ -9,7 +9,8 @@ bash splits words at '=' (COMP_WORDBREAKS), zsh does not: `model=cn<Tab>` arrive
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, List, Sequence
+import os
+from typing import Dict, List, Optional, Sequence, Tuple
 
 FLAGS = ["-m", "--multirun", "--cfg", "--hydra-help", "--config-dir", "--config-name"]
 
@@ -31,12 +32,43 @@ complete -o default -F %(complete_func)s %(prog_name)s
 """
 
 
+SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
+COMPLETION_FLAGS = ("--show-completion", "--install-completion")
+# Typer's switch for its completion options to take the shell as their value (no guessing)
+TAKE_SHELL = "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION"
+
+
+def shell_argument(argv: List[str], environ) -> None:
+    """`ics --show-completion zsh` means zsh: Typer would guess the shell from the parent process
+    instead (and fail with none above it). So the completion options take a shell as their value;
+    one given without a shell gets the detected one, else $SHELL's, else bash."""
+    at = next((i for i, a in enumerate(argv) if a.split("=", 1)[0] in COMPLETION_FLAGS), None)
+    if at is None:
+        return
+    environ[TAKE_SHELL] = "1"
+    if "=" in argv[at] or (at + 1 < len(argv) and argv[at + 1] in SHELLS):
+        return
+    shell = None
+    try:
+        import shellingham
+
+        shell = shellingham.detect_shell()[0]
+    except Exception:  # noqa: BLE001 - no shell above (a script, a container): fall back
+        pass
+    if shell not in SHELLS:
+        shell = os.path.basename(environ.get("SHELL", ""))
+    argv.insert(at + 1, shell if shell in SHELLS else "bash")
+
+
 def use_own_scripts() -> None:
     """Make `ics --install-completion` / `--show-completion` write BASH_SCRIPT, and zsh's answers leave
     no space after a key= (Typer keeps its scripts in a table and its shells as classes; both modules
     are imported with typer already)."""
+    import sys
+
     from typer import _completion_classes, _completion_shared
 
+    shell_argument(sys.argv, os.environ)
     _completion_shared._completion_scripts["bash"] = BASH_SCRIPT
     _completion_classes.BashComplete.source_template = BASH_SCRIPT
     _completion_classes.ZshComplete.complete = zsh_answer
@@ -47,21 +79,46 @@ def zsh_answer(self) -> str:
     (model.norm=) with compadd's -S '' so that zsh adds no space and the value can follow. Typer's own
     answer (_arguments) always adds a space."""
     args, incomplete = self.get_completion_args()
-    items = self.get_completions(args, incomplete)
+    return zsh_script([(i.value, i.help) for i in self.get_completions(args, incomplete)])
+
+
+def zsh_script(items: Sequence[Tuple[str, Optional[str]]]) -> str:
     if not items:
         return "_files"
 
-    def entry(item) -> str:  # 'value:help', quoted for zsh; ':' in a value is escaped for _describe
-        text = item.value.replace("\\", "\\\\").replace(":", "\\:")
-        text += f":{' '.join(str(item.help).split())}" if item.help else ""
+    def entry(value: str, help: Optional[str]) -> str:  # 'value:help', quoted; ':' escaped for _describe
+        text = value.replace("\\", "\\\\").replace(":", "\\:")
+        text += f":{' '.join(str(help).split())}" if help else ""
         return "'" + text.replace("'", "'\\''") + "'"
 
     out = ["local -a _ics_c;"]
-    for more, group in (("", [i for i in items if not i.value.endswith("=")]),
-                        (" -S ''", [i for i in items if i.value.endswith("=")])):
+    for more, group in (("", [i for i in items if not i[0].endswith("=")]),
+                        (" -S ''", [i for i in items if i[0].endswith("=")])):
         if group:
-            out.append(f"_ics_c=({' '.join(map(entry, group))}); _describe -t values value _ics_c{more};")
+            out.append(f"_ics_c=({' '.join(entry(*i) for i in group)}); _describe -t values value _ics_c{more};")
     return " ".join(out)
+
+
+def fast_answer(environ) -> Optional[str]:
+    """The answer to a Tab on an override of run, sweep or config, as Typer would give it, without
+    building Typer's command (that imports pydantic: about half a second a Tab); None where Typer
+    answers (command names, options and their values)."""
+    mode = environ.get("_ICS_COMPLETE")
+    if mode == "complete_bash" and "COMP_WORDS" in environ:
+        words = _split(environ["COMP_WORDS"])
+        cword = int(environ.get("COMP_CWORD", len(words)))
+        args, incomplete = words[1:cword], words[cword] if cword < len(words) else ""
+    elif mode == "complete_zsh":
+        line = environ.get("_TYPER_COMPLETE_ARGS", "")
+        args = _split(line)[1:]
+        incomplete = args.pop() if args and not line.endswith(" ") else ""
+    else:
+        return None
+    if not args or args[0] not in ("run", "sweep", "config") or incomplete.startswith("-") or \
+            args[-1].startswith("-"):
+        return None
+    values = complete_override(None, args[1:], "" if incomplete == "=" else incomplete)
+    return "\n".join(values) if mode == "complete_bash" else zsh_script([(v, None) for v in values])
 
 
 def _dirs(args: Sequence[str]) -> List:

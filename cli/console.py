@@ -18,12 +18,12 @@ def status_text(job: JobRecord) -> str:
     if st == Status.FAILED and s is not None and s.error:
         return f"failed: {s.error}"
     if st in (Status.INTERRUPTED, Status.KILLED) and s is not None:
-        from ics.record.jobs import checkpoint_step
+        from ics.record.jobs import checkpoint_step, stopped_text
 
         if not job.has_checkpoint:
-            return f"{st} @ {s.steps} (no checkpoint: a resume starts at step 0)"
-        return f"{st} @ {s.steps}" + (" (resumable)" if checkpoint_step(job.dir) is not None
-                                      else " (checkpoint unreadable)")
+            return stopped_text(job)
+        return stopped_text(job) + (" (resumable)" if checkpoint_step(job.dir) is not None
+                                    else " (checkpoint unreadable)")
     if st == Status.KILLED:
         return "killed before its first record"
     if st == Status.UNREADABLE:

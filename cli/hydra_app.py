@@ -129,7 +129,7 @@ def task(cfg: DictConfig) -> Optional[float]:
 
     from ics.train.progress import LIVE_ENV
     from ics_cli.launchers import launcher_of
-    from ics_cli.sweeps import STOP_FILE, hparam_keys_of, write_stop_file
+    from ics_cli.sweeps import STOP_FILE, hparam_keys_of, logs_to_file_only, write_stop_file
 
     hc = HydraConfig.get()
     out_dir = Path(hc.runtime.output_dir)
@@ -138,6 +138,8 @@ def task(cfg: DictConfig) -> Optional[float]:
     job = f"job {hc.job.num}" if sweep else "run"
     quiet = os.environ.get(LIVE_ENV) == "1"  # the CLI draws a live view of the sweep itself
     say = (lambda text: None) if quiet else (lambda text: print(f"{job}: {text}", flush=True))
+    if quiet:
+        logs_to_file_only(out_dir)
     # what `ics resume` takes, absolute: the hint is copied into another shell, often elsewhere
     target = (Path(hc.sweep.dir) if sweep else out_dir).absolute()
 

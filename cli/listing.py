@@ -6,6 +6,8 @@ Imported by those commands when they run, never by `ics --help` or a Tab (it imp
 """
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
@@ -19,6 +21,7 @@ from ics_cli import configdirs
 from ics_cli import hydra_compat as compat
 from ics_cli.errors import UserError
 from ics_cli.preflight import check_jobs, compose, use
+from ics_cli.sweepers import by_option
 
 
 def composed_yaml(overrides: Sequence[str]) -> str:
@@ -103,10 +106,20 @@ def job_count(study: str, dirs: Sequence[Path], path: Optional[Path] = None) -> 
                     raise UserError(f"{group}={option} is not an option; allowed: "
                                     f"{', '.join(configdirs.options(group, dirs))}")
             params = OmegaConf.select(node, "hydra.sweeper.params") or {}
+            chosen = [str(next(iter(d.values()))) for d in defaults or []
+                      if d != "_self_" and str(next(iter(d))).endswith("/hydra/sweeper")]
+            if chosen and chosen[0] != "basic":  # an optimising sweeper runs as many trials as it is told
+                sweeper = by_option(chosen[0])
+                trials = sweeper.trials(OmegaConf.select(node, "hydra.sweeper")) if sweeper else None
+                return (str(trials), None) if trials else ("?", None)
         else:
             use(list(dirs))
             params = compose([f"experiment={study}"], hydra_cfg=True).hydra.sweeper.get("params") or {}
-        return str(len(compat.expand_sweep([], {k: str(v) for k, v in params.items()}))), None
+        values = {k: str(v) for k, v in params.items()}
+        item = r"[\w.+-]+|\[[\w.+,-]*\]"  # a value or a [list] of them
+        if all(re.fullmatch(rf"(?:{item})(?:,(?:{item}))*", v) for v in values.values()):  # plain choices: no
+            return str(math.prod(len(re.findall(item, v)) for v in values.values())), None  # Hydra parser (0.5 s)
+        return str(len(compat.expand_sweep([], values))), None
     except UserError as e:
         return "?", str(e)
 

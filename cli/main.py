@@ -14,7 +14,14 @@ import time
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-import typer
+if os.environ.get("_ICS_COMPLETE"):  # a Tab: an override is answered before Typer is even imported
+    from ics_cli.completion import fast_answer
+
+    if (_answer := fast_answer(os.environ)) is not None:
+        print(_answer)
+        sys.exit(0)
+
+import typer  # noqa: E402
 
 from ics_cli import configdirs
 from ics_cli.completion import complete_override, complete_section, complete_study, use_own_scripts
@@ -395,7 +402,7 @@ def status(path: Optional[Path] = typer.Argument(None, help="Where to look (defa
     root = path or Path(".")
     if not root.is_dir():
         _fail(f"{root} is not a directory; give a folder that holds runs or sweeps")
-    found = lines(root)
+    found = lines(root, terminal=True)
     for line in found:
         typer.echo(line)
     if not found:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import List, Optional, Tuple
 
 from ics.record import JobRecord, Status, names, read_job, read_planned
-from ics.record.jobs import find_job_dirs, is_job_dir, read_progress
+from ics.record.jobs import NO_CHECKPOINT, find_job_dirs, is_job_dir, read_progress
 
 MAX_DEPTH = 6  # runs/<date>/<time> and multiruns/<date>/<time> are 3 deep; leave room for user layouts
 SWEEP_MARKERS = ("multirun.yaml", names.PLANNED_JOBS, names.JOB_PLAN)  # a search (Optuna) writes no multirun.yaml
@@ -90,6 +90,8 @@ def _job_steps(job: JobRecord, progress: dict):
                                       and isinstance(s.config.get("trainer"), dict) else None)
     total = total if isinstance(total, int) and not isinstance(total, bool) and total > 0 else None
     step = progress.get("step", s.steps if s else 0) or 0
+    if job.status in (Status.INTERRUPTED, Status.KILLED) and job.has_checkpoint and s is not None:
+        step = s.steps  # where resume continues (progress.json may have run past the checkpoint)
     if job.status.finished and total:
         step = total  # a diverged run ends early: its job is done
     return step, total, progress.get("steps_per_sec")
@@ -108,6 +110,8 @@ def describe(entry: Entry) -> Entry:
             entry.progress += f" · final test {score} {job.summary.final_test_acc:.4f}"
         if job.problem and job.status == Status.UNREADABLE:
             entry.note = job.problem
+        if job.status in (Status.INTERRUPTED, Status.KILLED) and not job.has_checkpoint:
+            entry.note = NO_CHECKPOINT
         return entry
     jobs = [read_job(d, entry.path) for d in find_job_dirs(entry.path)]
     planned = read_planned(entry.path)
@@ -142,6 +146,9 @@ def describe(entry: Entry) -> Entry:
     if running and rate:
         entry.eta = max(total - done, 0) / rate  # the running jobs' speed; queued jobs run at it too
     notes = []
+    fresh = sum(1 for j in jobs if j.status in (Status.INTERRUPTED, Status.KILLED) and not j.has_checkpoint)
+    if fresh:
+        notes.append(f"{fresh} stopped with {NO_CHECKPOINT}")
     if planned is None and (entry.path / names.PLANNED_JOBS).exists():
         notes.append(f"{names.PLANNED_JOBS} does not read: jobs never started are not counted")
     notes += [problem] if problem else []
@@ -195,9 +202,18 @@ def hms(sec: Optional[float]) -> str:
     return f"{sec // 3600}:{sec % 3600 // 60:02d}:{sec % 60:02d}" if sec >= 3600 else f"{sec // 60}:{sec % 60:02d}"
 
 
-def lines(root: Path) -> List[str]:
-    """One line per run or sweep, newest first (a second line for a note)."""
+def lines(root: Path, width: Optional[int] = None, terminal: bool = False) -> List[str]:
+    """One line per run or sweep, newest first (a second line for a note), wrapped at `width` (with
+    terminal: the terminal's, or COLUMNS; none when neither is known) between words only, so that a
+    number (18,000/18,000) or a path is never split."""
+    import shutil
+    import textwrap
+
     from ics.record.files import one_line
+
+    width = width or (shutil.get_terminal_size((1 << 20, 24)).columns if terminal else 1 << 20)
+    wrap = lambda text, indent: textwrap.wrap(text, width, subsequent_indent=indent, break_long_words=False,  # noqa: E731
+                                              break_on_hyphens=False) or [""]
 
     out = []
     for entry in find(root):
@@ -211,9 +227,10 @@ def lines(root: Path) -> List[str]:
             where = entry.path
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.started)) if entry.started else "?"
         eta = f" · ETA {hms(entry.eta)}" if entry.eta is not None else ""
-        out.append(printable(f"{where}  {entry.kind}  {entry.state}  {entry.progress}{eta}  (started {when})"))
+        out += wrap(printable(f"{where}  {entry.kind}  {entry.state}  {entry.progress}{eta}  (started {when})"),
+                    "    ")
         if entry.note:
-            out.append(printable(f"    note: {entry.note}"))
+            out += wrap(printable(f"    note: {entry.note}"), "      ")
     return out
 
 

@@ -194,32 +194,42 @@ def bar_line(done: float, total: float, width: int) -> str:
     return "━" * full + "╺" * (full < cells) + "─" * max(cells - full - 1, 0) + pct
 
 
-class Eta:
-    """Seconds left from the steps done across all jobs (not from finished jobs, which jump as each
-    ends): steps left / the steps-per-second since training first moved (time spent loading before that
-    does not count; loading between later jobs does), given after 2 s of movement and eased: a new
-    estimate moves the shown one a fifth of the way, which counts down in between."""
+def logs_to_file_only(out_dir: Path) -> None:
+    """Inside a sweep the CLI draws: the root logger's console handlers go (a library's line, such as
+    matplotlib's font-cache note, would break the live view) and what they would have said goes to the
+    run's log file (Hydra's, or <out_dir>/ics.log where the job has none)."""
+    import logging
 
-    def __init__(self):
-        self.first: Optional[Tuple[float, float]] = None  # (time, steps done) when steps first moved
-        self.base: Optional[float] = None  # steps done at the first look (a resumed sweep's earlier work)
-        self.shown: Optional[float] = None
-        self.at = 0.0
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
+            root.removeHandler(h)
+    if not any(isinstance(h, logging.FileHandler) for h in root.handlers):
+        handler = logging.FileHandler(out_dir / "ics.log", delay=True)  # no file until a line comes
+        handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+        root.addHandler(handler)
 
-    def update(self, done: float, total: float, now: float) -> Optional[float]:
-        if self.base is None:
-            self.base = done
-        if self.first is None:
-            if done > self.base:
-                self.first = (now, done)
-            return None
-        t1, d1 = self.first
-        if now - t1 < 2.0 or done <= d1 or total <= 0:
-            return self.shown
-        new = max(total - done, 0.0) * (now - t1) / (done - d1)
-        self.shown = new if self.shown is None else max(self.shown - (now - self.at), 0.0) * 0.8 + new * 0.2
-        self.at = now
-        return self.shown
+
+def eta_seconds(left: Sequence[Optional[float]], queued: Sequence[Optional[float]], slots: int) -> Optional[float]:
+    """Seconds until the last job ends: `left` the seconds each running job still needs (its steps
+    left / its own steps/s), `queued` the seconds each job not started yet will take (from the speed
+    of started jobs like it), None where unknown (the mean of the known stands in). Jobs start in
+    order on the slot that frees first, `slots` at a time; None while nothing is known."""
+    known = [t for t in (*left, *queued) if t is not None]
+    if not known:
+        return None
+    mean = sum(known) / len(known)
+    free = sorted([t if t is not None else mean for t in left] + [0.0] * max(slots - len(left), 0))
+    for t in queued:
+        free[0] += t if t is not None else mean
+        free.sort()
+    return max(free) if free else 0.0
+
+
+def _speed_key(overrides: Sequence[str], swept: set) -> Tuple[str, ...]:
+    """What sets a job's speed here: its swept values other than seeds (seeds of a config run alike)."""
+    return tuple(sorted(o for o in overrides if (k := o.lstrip("+~").split("=", 1)[0]) in swept
+                        and k.rsplit(".", 1)[-1] != "seed"))
 
 
 class SweepState:
@@ -240,6 +250,7 @@ class SweepState:
         self.failed = [j for j in jobs if j.status == Status.FAILED]
         self.running = [j for j in jobs if j.status == Status.RUNNING]
         self.queued = max(total - len(self.finished) - len(self.running), 0)
+        self.swept = swept
 
     def steps(self) -> Tuple[float, float]:
         """(steps done, steps in all): a finished job counts whole; a job whose length is not known yet
@@ -260,11 +271,35 @@ class SweepState:
         return done, total + unknown * (sum(lengths) / len(lengths) if lengths else 0)
 
 
+    def eta(self, slots: int, planned: Optional[List[List[str]]]) -> Optional[float]:
+        """eta_seconds from each running job's own speed, and for each job not started its planned
+        overrides' speed as measured on started jobs alike (planned: jobs.json, None when absent)."""
+        seconds: Dict[Tuple[str, ...], List[float]] = {}  # speed key -> seconds a whole job takes
+        left: List[Optional[float]] = []
+        for j in [*self.running, *self.finished]:
+            p = self.progress[j.dir]
+            running = j in self.running
+            n = p.get("steps") or (j.summary.steps if j.summary else 0) or 0
+            sps = p.get("steps_per_sec") if running else (j.summary.steps_per_sec if j.summary else None)
+            if not isinstance(sps, (int, float)) or sps <= 0 or not isinstance(n, (int, float)):
+                left += [None] if running else []
+                continue
+            seconds.setdefault(_speed_key(j.overrides, self.swept), []).append(n / sps)
+            if running:
+                left.append(max(n - (p.get("step") or 0), 0) / sps)
+        started = {j.num for j in self.jobs}
+        todo = [o for i, o in enumerate(planned or []) if i not in started][:self.queued] if planned else []
+        per = {k: sum(v) / len(v) for k, v in seconds.items()}
+        queued = [per.get(_speed_key(o, self.swept)) for o in todo] + [None] * (self.queued - len(todo))
+        return eta_seconds(left, queued, slots)
+
+
 class LiveSweep:
     """What a sweep shows while its jobs run, whichever launcher runs them (jobs then print nothing).
 
-    On a terminal: one line per running job (see job_line) and an overall bar with the ETA, redrawn
-    twice a second. Without one (a log file): a timestamped line as each job starts, a progress line
+    On a terminal: one line per running job (see job_line) and an overall bar with the ETA (each
+    job's own speed: eta_seconds), redrawn twice a second; as each job ends, its line with its final
+    test score is printed above them and stays. Without one (a log file): a timestamped line as each job starts, a progress line
     per running job every `every_sec` seconds (only when its step moved), and "n/N done" as jobs end."""
 
     def __init__(self, sweep_dir: Path, total: int, parallel: int, console=None, swept: Sequence[str] = (),
@@ -277,7 +312,6 @@ class LiveSweep:
         self.terminal = self.console.is_terminal
         self.every_sec = every_sec
         self.t0 = time.monotonic()
-        self.eta = Eta()
         self._live = None
         self._old_env = None
         self._thread = None
@@ -285,6 +319,15 @@ class LiveSweep:
         self._seen: Dict[Path, str] = {}  # job folder -> the state last logged ("running" / its status)
         self._logged: Dict[Path, Tuple[float, Optional[int]]] = {}  # job -> (time, step) of its last line
         self._done = 0  # finished jobs logged so far
+        self._plan: Optional[List[List[str]]] = None
+
+    def _planned(self) -> Optional[List[List[str]]]:
+        """jobs.json, read once it is there (it does not change while the sweep runs)."""
+        if self._plan is None:
+            from ics.record.jobs import read_planned
+
+            self._plan = read_planned(self.sweep_dir)
+        return self._plan
 
     def __enter__(self) -> "LiveSweep":
         from ics.train.progress import LIVE_ENV
@@ -297,23 +340,23 @@ class LiveSweep:
             self._live = Live(get_renderable=self.render, console=self.console, refresh_per_second=2,
                               redirect_stdout=True, redirect_stderr=False, transient=True)
             self._live.__enter__()
-        else:
-            before = SweepState(self.sweep_dir, self.total, self.swept).finished  # a resumed sweep's results
-            self._seen.update({j.dir: str(j.status) for j in before})
-            self._done = len(before)
-            self._thread = threading.Thread(target=self._log_loop, daemon=True)
-            self._thread.start()
+        # without a terminal, the log; on one, each finished job's line above the live lines, to stay
+        before = SweepState(self.sweep_dir, self.total, self.swept).finished  # a resumed sweep's results
+        self._seen.update({j.dir: str(j.status) for j in before})
+        self._done = len(before)
+        self._thread = threading.Thread(target=self._log_loop, daemon=True)
+        self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._live is not None:
-            self._live.__exit__(*exc)
-            self._live = None
         if self._thread is not None:
             self._stop.set()
             self._thread.join()
             self._thread = None
             self.log_once()
+        if self._live is not None:
+            self._live.__exit__(*exc)
+            self._live = None
         from ics.train.progress import LIVE_ENV
 
         if self._old_env is None:
@@ -345,6 +388,10 @@ class LiveSweep:
                 score = "R²" if j.summary and j.summary.metric == "r2" else "acc"
                 out.append(f"{self._done}/{self.total} done  job {j.num}  {state.labels[j.dir]}  {status_text(j)}"
                            + (f", final test {score} {acc:.4f}" if acc is not None else ""))
+        if self.terminal:  # the live lines show the running jobs; a finished job's line stays above them
+            for line in out:
+                self.console.print(line, highlight=False, soft_wrap=True)
+            return
         for j in state.running:
             label, p = state.labels[j.dir], state.progress[j.dir]
             if self._seen.get(j.dir) != "running":
@@ -376,7 +423,7 @@ class LiveSweep:
                               no_wrap=True, overflow="crop"))
         now = time.monotonic()
         done, total = state.steps()
-        eta = self.eta.update(done, total, now) if state.jobs else None
+        eta = state.eta(self.parallel, self._planned()) if state.jobs else None
         counts = (f"{len(state.finished)}/{self.total} done · {len(state.failed)} failed · {len(state.running)} "
                   f"running · {state.queued} queued · elapsed {_hms(now - self.t0)} · ETA {_hms(eta)}")
         steps = f" {int(done):,}/{int(total):,} steps" if total else ""

@@ -3,22 +3,39 @@ that lives exactly as long as `ics` does.
 
 SIGINT, SIGTERM and SIGHUP to `ics` stop TensorBoard before `ics` exits; on Linux the child is also
 told to end if `ics` dies without a word (PR_SET_PDEATHSIG). TensorBoard's own errors are passed on
-(its start-up notes are not); the URL is printed once TensorBoard is listening.
+(its start-up notes are not); the URL is printed once TensorBoard is listening. Without --port,
+TensorBoard binds port 0 (the system picks a free one) and its own serving line says which: nothing
+is chosen here that another process could take first.
+
+The URL opens on the comparison: runs coloured by the swept values (seeds of a group share a colour),
+smoothing 0 in every tab, and, for a sweep with a report, the Custom Scalars tab with the report's
+group runs first (a folder of links: `groups/<label>` then `jobs/<job>`; TensorBoard orders Custom
+Scalars by run name), so the mean ± CI band charts lead and `groups/` or `jobs/` in the runs filter
+shows one kind alone (in the HParams table too).
 """
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional, Sequence
+from urllib.parse import quote
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-# TensorBoard 2.x reads `smoothing` from the query of its default (Time Series) dashboard
+# TensorBoard 2.21 reads `smoothing` and `runColorGroup` from the query (Time Series, the run list) and
+# `_smoothingWeight` from the hash (the Scalars and Custom Scalars tabs): each defaults to 0.6
 SMOOTHING = "?smoothing=0"
+HASH_SMOOTHING = "_smoothingWeight=0"
+EVENTS = "events.out.tfevents.*"
+REPORT_DIR, GROUPS_DIR = "report", "groups"  # ics.record.names.REPORT_DIR, ics.analysis.tboard.GROUPS_DIR
+NOT_IN_TENSORBOARD = ("TensorBoard has no log step axis: the first steps, where BN leads, are a sliver here; "
+                      "report.html draws accuracy on one")
 # what TensorBoard prints on every start: not news to an ics user
 NOISE = ("TensorFlow installation not found", "NOTE: Using experimental fast data loading logic",
          '"--load_fast=false" and report issues', "https://github.com/tensorflow/tensorboard/issues/4784",
@@ -50,6 +67,57 @@ def command(path: Optional[Path], port: int, host: str = "127.0.0.1") -> List[st
             "--reload_interval", "5"]
 
 
+def _event_dirs(root: Path) -> List[Path]:
+    """The folders right under root that hold event files themselves (links are not followed: the
+    folder is untrusted)."""
+    out = []
+    for d in sorted(root.iterdir()) if root.is_dir() else ():
+        if d.is_dir() and not d.is_symlink() and next(d.glob(EVENTS), None) is not None:
+            out.append(d)
+    return out
+
+
+def sweep_view(sweep: Path, into: Path) -> Optional[Path]:
+    """For a sweep with a report: into/groups/<label> and into/jobs/<job>, links to the report's
+    group runs and to the jobs, so that TensorBoard lists the groups first; None for anything else."""
+    groups, jobs = _event_dirs(sweep / REPORT_DIR / GROUPS_DIR), [d for d in _event_dirs(sweep) if d.name != REPORT_DIR]
+    if (sweep / REPORT_DIR).is_symlink() or not groups or not jobs:
+        return None
+    for kind, dirs in ((GROUPS_DIR, groups), ("jobs", jobs)):
+        (into / kind).mkdir(parents=True)
+        for d in dirs:
+            (into / kind / d.name).symlink_to(d.resolve(), target_is_directory=True)
+    return into
+
+
+def swept_keys(names: Sequence[str]) -> List[str]:
+    """The keys whose value differs between run folder names (`3_model.norm=batch,trainer.seed=1`,
+    a group's `model.norm=batch`), seeds left out: they are what a group is."""
+    values: Dict[str, set] = {}
+    for name in names:
+        for k, v in re.findall(r"(?:^|[,_])([A-Za-z][\w.-]*)=([^,]*)", name):
+            values.setdefault(k, set()).add(v)
+    return [k for k, vs in values.items() if len(vs) > 1 and not k.endswith(".seed")]
+
+
+def colour_regex(keys: Sequence[str]) -> Optional[str]:
+    """A run-colouring regex whose capture groups are the values of keys: runs with equal values
+    (a group run and its seeds) get one colour. Lookaheads, so the keys may come in any order."""
+    if len(keys) <= 1:
+        return f"{re.escape(keys[0])}=([^,/]*)" if keys else None
+    return "".join(f"(?=.*(?:^|[/,_]){re.escape(k)}=([^,/]*))" for k in keys)
+
+
+def url(host: str, port: int, colour: Optional[str] = None, tab: Optional[str] = None) -> str:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # a wildcard address is not a place to go
+    shown = f"[{shown}]" if ":" in shown else shown
+    query = SMOOTHING + (f"&runColorGroup={quote('regex:' + colour, safe=':=()[]^*,/')}" if colour else "")
+    return f"http://{shown}:{port}/{query}#{tab or 'timeseries'}&{HASH_SMOOTHING}"
+
+
+SERVING = re.compile(r"^TensorBoard \S+ at (https?://\S+?):(\d+)/")
+
+
 def port_free(port: int, host: str = "127.0.0.1") -> bool:
     with _socket(host) as s:
         try:
@@ -57,12 +125,6 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
         except OSError:
             return False
     return True
-
-
-def url(host: str, port: int) -> str:
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # a wildcard address is not a place to go
-    shown = f"[{shown}]" if ":" in shown else shown
-    return f"http://{shown}:{port}/{SMOOTHING}"
 
 
 class _Stop(BaseException):
@@ -120,20 +182,30 @@ def serve(path: Optional[Path], port: Optional[int], host: str = "127.0.0.1", op
         raise ValueError("--host is empty; allowed: an address of this machine, e.g. 127.0.0.1 (this machine "
                          "only) or 0.0.0.0 (every interface)")
     try:
-        free = free_port(host)
+        free_port(host)  # only a check that host is an address of this machine: TensorBoard binds the port
     except (OSError, UnicodeError) as e:
         reason = e.strerror if isinstance(e, OSError) and e.strerror else type(e).__name__
         raise ValueError(f"--host {host} cannot be listened on here ({reason}); allowed: an address of this "
                          "machine, e.g. 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)") from None
     if port is not None and not port_free(port, host):
         raise ValueError(f"--port {port} is in use on {host}; choose another, or leave --port out for a free one")
-    port = port or free
     warning = exposure(host)
     if warning:
         print(warning, file=sys.stderr, flush=True)
     where = path or ", ".join(d for d in ("runs", "multiruns") if Path(d).is_dir()) or "."
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    with tempfile.TemporaryDirectory(prefix="ics-tensorboard-") as tmp:
+        view = sweep_view(path, Path(tmp)) if path is not None else None
+        runs = [d.name for kind in (GROUPS_DIR, "jobs") for d in sorted((view / kind).iterdir())] if view else \
+            [d.name for d in _event_dirs(path)] if path is not None else []
+        argv = command(view or path, port or 0, host) + (["--load_fast=false"] if view else [])  # links: the
+        # reader in Python follows them
+        colour, tab = colour_regex(swept_keys(runs)), "custom_scalars" if view else None
+        return _run(argv, env, lambda bound: (url(host, bound, colour, tab), where, view is not None), open_browser)
 
+
+def _run(argv: List[str], env: Dict[str, str], address_of, open_browser: bool) -> int:
+    """TensorBoard as a child until it ends or a signal comes; the URL printed once it listens."""
     def stop(signum, frame):
         raise _Stop(signum)
 
@@ -141,13 +213,18 @@ def serve(path: Optional[Path], port: Optional[int], host: str = "127.0.0.1", op
         else {}
     proc = None
     try:
-        proc = subprocess.Popen(command(path, port, host), env=env, stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace",
                                 preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
         for line in proc.stderr:  # until TensorBoard says it is listening (or ends)
-            if line.startswith("TensorBoard ") and " at http" in line:
-                address = url(host, port)
+            bound = SERVING.match(line)
+            if bound:  # the port TensorBoard bound, read back from its own line
+                address, where, grouped = address_of(int(bound.group(2)))
                 print(f"TensorBoard for {where}: {address}  (smoothing 0; Ctrl-C stops it)", flush=True)
+                if grouped:
+                    print("  runs coloured by group; groups/ (mean ± 95% CI of the seeds) first, jobs/ (one run a "
+                          "seed): type either in the runs filter to show one kind", flush=True)
+                print(f"  {NOT_IN_TENSORBOARD} (ics report <dir> writes report.html)", flush=True)
                 if open_browser:
                     _open_browser(address)
                 break

@@ -89,7 +89,7 @@ def test_kill_9_then_resume_is_bit_identical(tiny_env, tmp_path, reference, kill
     # the record is never behind the checkpoint: what the report says is where resume continues
     assert step_of(run / "checkpoint.pt") == killed
     p = ics(["report", str(run)], tiny_env, tmp_path)
-    assert p.returncode == 0 and f"killed @ step {killed}" in p.stdout, p.stdout + p.stderr
+    assert p.returncode == 0 and f"killed @ step {killed:,}" in p.stdout, p.stdout + p.stderr
     p = ics(["resume", str(run)], tiny_env, tmp_path)
     assert p.returncode == 0, p.stdout + p.stderr
     done = record(run)
@@ -324,7 +324,7 @@ def test_sigterm_to_a_sequential_sweep_stops_it_with_its_table(tiny_env, tmp_pat
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 143, out + err
     assert "sweep stopped by SIGTERM" in err and f"ics resume {sweep}" in err and "Traceback" not in out + err
-    assert re.search(r"│ 1 +│[^\n]*│ interrupted @ \d+", out), out
+    assert re.search(r"│ 1 +│[^\n]*│ interrupted @ step [\d,]+", out), out
     assert "sweep: 3 jobs" in out and re.search(r"│ 2 +│[^\n]*│ not started", out), out  # every job counted
     jobs = sorted(d for d in sweep.iterdir() if d.is_dir())
     assert [record(d)["status"] for d in jobs] == ["completed", "interrupted"]  # job 2 never started

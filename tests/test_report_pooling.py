@@ -74,9 +74,11 @@ def test_three_identical_sweeps_pooled_equal_one(three, tmp_path):
                "seeds" in md
 
 
-def test_the_headline_comes_first(three, tmp_path):
+def test_the_headline_comes_first(three, tmp_path, capsys):
     res = make_report(three / "10-00-00", tmp_path / "one")
     (line,) = res["headline"]
+    screen = [ln for ln in capsys.readouterr().out.splitlines() if ln.strip()]
+    assert screen[0] == screen[-1] == line  # on screen first and again last, where the tables end
     diff = sum(ACC["batch", s] for s in range(3)) / 3 - sum(ACC["none", s] for s in range(3)) / 3
     assert line.startswith(f"BN vs no BN: final test acc {diff:+.4f} [95% CI +0.0")
     assert line.endswith("n = 3 seeds each") and ", Welch p = 0.0" in line
@@ -151,3 +153,10 @@ def test_runs_csv_groupby_counted_gives_the_reports_n(three, tmp_path):
     later = [r for r in rows if r["replica_of"]]
     assert len(later) == 12 and all(r["counted"] == "False" for r in later)
     assert all(r["replica_of"].startswith("10-00-00") for r in later)  # the first sweep's job counts
+    # docs/guide.md's pandas line, in plain Python: the counted rows' mean per group is the report's
+    acc: dict = {}
+    for r in rows:
+        if r["counted"] == "True":
+            acc.setdefault(r["group"], []).append(float(r["final_test_acc"]))
+    for g in res["groups"]:
+        assert abs(sum(acc[g.label]) / len(acc[g.label]) - g.estimate("final_test_acc").mean) < 1e-12

@@ -273,7 +273,7 @@ def test_scancel_of_one_job_the_other_completes_and_resume_finishes_it(env, tmp_
     cancelled = record(job_dir(sweep, 1))
     assert cancelled["status"] == "interrupted" and 0 < cancelled["steps"], cancelled["status"]
     assert (job_dir(sweep, 1) / "checkpoint.pt").is_file()
-    assert re.search(rf"│ 1 +│[^\n]*│ interrupted @ {cancelled['steps']} \(resumable\)", out), out
+    assert re.search(rf"│ 1 +│[^\n]*│ interrupted @ step {cancelled['steps']:,} \(resumable\)", out), out
     assert "ended CANCELLED without a result" in out and f"ics resume {sweep}" in out, out
     err = "".join(f.read_text() for f in (sweep / ".submitit" / sid).glob("*_log.err"))
     assert f"interrupted by SIGTERM at step {cancelled['steps']}" in err, err

@@ -98,3 +98,26 @@ def test_the_start_comes_from_the_record_so_a_copied_folder_keeps_it(tmp_path):
         (tmp_path / "copy" / "sweep" / "sweep.json").write_text(json.dumps({"started": bad}))
         started = {e.path.name: e.started for e in find(tmp_path / "copy")}["sweep"]
         assert abs(started - time.time()) < 3600  # the copy's file times
+
+
+def test_a_killed_job_without_a_checkpoint_reads_alike_in_status_and_report_at_80_columns(tmp_path):
+    """The record was written at the start (step 0), progress.json says 200: both commands say 200 and
+    that a resume starts over; at 80 columns no number is split over two lines."""
+    from ics.record.jobs import NO_CHECKPOINT
+
+    sweep = tmp_path / "multiruns" / "2026-12-07" / "10-00-00_a_sweep_with_a_long_name_to_push_numbers_to_the_edge"
+    sweep.mkdir(parents=True)
+    (sweep / names.PLANNED_JOBS).write_text(json.dumps([["x=1"], ["x=2"]]))
+    job(sweep / "0_x=1", Status.COMPLETED, 18_000, 18_000, acc=0.9)
+    killed = job(sweep / "1_x=2", Status.KILLED, 0, 18_000)
+    progress(killed, 200, 18_000, 100.0)
+    status = invoke(["status", str(tmp_path)], extra_env={"COLUMNS": "80"})
+    assert status.returncode == 0, status.stdout
+    lines = status.stdout.splitlines()
+    assert all(len(line) <= 80 or " " not in line.strip() for line in lines), status.stdout  # a path stays whole
+    assert any("18,200/36,000 steps" in line for line in lines), status.stdout  # whole, on one line
+    assert f"1 stopped with {NO_CHECKPOINT}" in " ".join(line.strip() for line in lines)
+    report = invoke(["report", str(sweep)], extra_env={"COLUMNS": "80"})
+    assert report.returncode == 0, report.stdout + report.stderr
+    flat = " ".join(line.strip(" │") for line in report.stdout.splitlines())
+    assert f"killed @ step 200 ({NO_CHECKPOINT})" in flat.replace("  ", " "), report.stdout

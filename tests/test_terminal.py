@@ -139,7 +139,8 @@ def test_completion_after_commas_of_list_and_of_a_study_from_a_config_dir(tiny_e
 def test_completion_imports_neither_torch_nor_hydra(tiny_env):
     """What keeps a Tab fast (README: the time measured): the completion path imports no torch, Hydra or
     OmegaConf, not even for the values of a registry-backed key (model.activation=)."""
-    code = ("import sys\nfrom ics_cli.main import app\ntry:\n    app(prog_name='ics')\nexcept SystemExit:\n    pass\n"
+    code = ("import sys\ntry:\n    from ics_cli.main import app  # an override is answered here already\n"
+            "    app(prog_name='ics')\nexcept SystemExit:\n    pass\n"
             "print('LOADED', *[m for m in ('torch', 'hydra', 'omegaconf', 'numpy', 'ics.train') if m in sys.modules],"
             " file=sys.stderr)\n")
     for words, cword in (("ics run model.nor", 2), ("ics run model = ", 3), ("ics run model.norm = b", 4),
@@ -162,6 +163,57 @@ def test_registry_names_read_from_the_sources_match_the_registries():
     scanned = {r.kind: set(registered_names(r)) for r in registries}
     reg.load_parts()
     assert scanned == {r.kind: set(r.keys()) for r in registries}
+
+
+@pytest.mark.parametrize("line", ["ics run model.no", "ics run model.norm = ", "ics sweep fi", "ics sweep fig1 optim.",
+                                  "ics config optim=", "ics run ", "ics run -m", "ics r"])
+def test_a_tab_on_an_override_is_answered_as_typer_answers_it(line, monkeypatch):
+    """The answer given before Typer is imported (fast_answer) is Typer's own, in bash and zsh; where
+    it declines (commands, options), Typer answers."""
+    from typer.testing import CliRunner
+
+    from ics_cli.completion import fast_answer
+    from ics_cli.main import app
+
+    words = line.split()
+    bash = {"_ICS_COMPLETE": "complete_bash", "COMP_WORDS": line,
+            "COMP_CWORD": str(len(words) - (0 if line.endswith(" ") else 1))}
+    zsh = {"_ICS_COMPLETE": "complete_zsh", "_TYPER_COMPLETE_ARGS": line}
+    for env in (bash, zsh):
+        for k in ("COMP_WORDS", "COMP_CWORD", "_TYPER_COMPLETE_ARGS"):
+            monkeypatch.delenv(k, raising=False)
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        fast = fast_answer(env)
+        typer_says = CliRunner().invoke(app, [], prog_name="ics", env=env).stdout
+        if line.startswith(("ics run", "ics sweep", "ics config")) and "-m" not in words:
+            assert fast is not None and fast.strip(), line
+        if fast is not None:
+            assert fast + "\n" == typer_says, (line, env["_ICS_COMPLETE"])
+
+
+def test_the_completion_options_take_the_shell_given():
+    from ics_cli.completion import TAKE_SHELL, shell_argument
+
+    for given, env, want in ((["ics", "--show-completion", "zsh"], {}, "zsh"),
+                             (["ics", "--install-completion=fish"], {}, "--install-completion=fish"),
+                             (["ics", "--show-completion"], {"SHELL": "/usr/bin/zsh"}, None),
+                             (["ics", "run"], {}, "run")):
+        argv, environ = list(given), dict(env)
+        shell_argument(argv, environ)
+        if want == "run":  # nothing to do without a completion option
+            assert argv == given and TAKE_SHELL not in environ
+            continue
+        assert environ[TAKE_SHELL] == "1"
+        assert argv[:len(given)] == given and (argv[-1] == want if want else argv[-1] in ("bash", "zsh", "fish"))
+
+
+@pytest.mark.slow
+def test_show_completion_zsh_is_zsh_with_no_shell_above():
+    """Started from Python with no SHELL: nothing to guess from, and the shell named is the one used."""
+    p = subprocess.run([*ICS, "--show-completion", "zsh"], env={"PATH": os.environ["PATH"], "HOME": "/tmp"},
+                       capture_output=True, text=True, timeout=60, start_new_session=True)
+    assert p.returncode == 0 and p.stdout.startswith("#compdef ics") and "complete_zsh" in p.stdout, p.stdout + p.stderr
 
 
 @pytest.mark.slow
@@ -233,20 +285,70 @@ def test_a_regression_run_says_r2_in_its_progress_lines(tmp_path, capsys):
     assert json.loads((tmp_path / "progress.json").read_text())["metric"] == "r2"
 
 
-def test_the_sweep_eta_counts_steps_and_moves_smoothly():
-    from ics_cli.sweeps import Eta, bar_line
+def test_the_sweep_eta_uses_each_jobs_own_speed_across_slots(tmp_path):
+    """Fast no-BN jobs first, slow BN jobs last (the order that fooled a global average): the ETA adds
+    each queued job at the speed of started jobs like it, on the slot that frees first."""
+    from ics.record import RunLock, Status, Summary, names, write_summary
+    from ics_cli.sweeps import SweepState, bar_line, eta_seconds
 
-    eta = Eta()
-    assert eta.update(0, 4000, 0.0) is None  # nothing has moved yet (loading data)
-    assert eta.update(100, 4000, 10.0) is None  # training starts: speed is measured from here
-    shown = [eta.update(100 + 100 * t, 4000, 10.0 + t) for t in range(2, 30)]  # 100 steps/s
-    assert shown[0] == pytest.approx(37.0)  # (4000 - 300) / 100 steps/s
-    assert all(a >= b for a, b in zip(shown, shown[1:]))  # counts down
-    # a job ending (or a new one starting) does not make it jump: a pause of 3 s
-    before = eta.update(3100, 4000, 40.0)
-    after = eta.update(3100, 4000, 43.0)
-    assert abs(after - before) < 5
+    assert eta_seconds([], [], 2) is None  # nothing measured yet
+    assert eta_seconds([6.0, None], [10.0], 2) == 16.0  # an unknown stands at the mean of the known
+    plan = [["norm=none", "seed=0"], ["norm=batch", "seed=0"], ["norm=none", "seed=1"], ["norm=batch", "seed=1"]]
+    (tmp_path / names.PLANNED_JOBS).write_text(json.dumps(plan))
+    write_summary(tmp_path / "0_norm=none,seed=0", Summary(status=Status.COMPLETED, steps=600, steps_per_sec=100.0,
+                                                           final_test_acc=0.9, overrides=plan[0]))
+    running = tmp_path / "1_norm=batch,seed=0"
+    write_summary(running, Summary(status=Status.RUNNING, overrides=plan[1]))
+    (running / "progress.json").write_text(json.dumps({"step": 300, "steps": 600, "steps_per_sec": 50.0}))
+    with RunLock(running):
+        state = SweepState(tmp_path, 4, {"norm", "seed"})
+        # slots: 6 s (job 1's 300 steps at 50/s) and free; job 2 (no BN, 6 s) takes the free one, then
+        # job 3 (BN, 12 s) the first to free: 6 + 12
+        assert state.eta(2, plan) == 18.0
+        assert state.eta(1, plan) == 6 + 6 + 12
     assert bar_line(1, 4, 20) == "━━━╺───────────  25%" and len(bar_line(3, 4, 33)) == 33
+
+
+def test_inside_the_live_view_library_log_lines_go_to_the_runs_log_file(tmp_path):
+    import io
+    import logging
+
+    from ics_cli.sweeps import logs_to_file_only
+
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    screen = io.StringIO()
+    try:
+        root.handlers[:] = [logging.StreamHandler(screen)]  # what Hydra's job logging puts on the console
+        logs_to_file_only(tmp_path)
+        assert not (tmp_path / "ics.log").exists()  # nothing said yet, no file
+        logging.getLogger("matplotlib.font_manager").warning("Matplotlib is building the font cache")
+        for h in root.handlers:
+            h.flush()
+        assert screen.getvalue() == ""
+        assert "Matplotlib is building the font cache" in (tmp_path / "ics.log").read_text()
+    finally:
+        for h in root.handlers:
+            h.close()
+        root.handlers[:] = saved
+
+
+def test_a_finished_jobs_score_stays_on_the_terminal(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from ics.record import Status, Summary, write_summary
+    from ics_cli.sweeps import LiveSweep
+
+    out = io.StringIO()
+    live = LiveSweep(tmp_path, 2, 1, console=Console(file=out, force_terminal=True, width=80), swept=["x"])
+    write_summary(tmp_path / "0_x=1", Summary(status=Status.COMPLETED, steps=600, final_test_acc=0.9612,
+                                              overrides=["x=1"]))
+    live.log_once()
+    live.log_once()  # said once
+    lines = [ln for ln in out.getvalue().splitlines() if ln.strip()]
+    assert len(lines) == 1 and "job 0  x=1" in lines[0] and "final test acc 0.9612" in lines[0], lines
 
 
 def test_the_closing_table_fits_or_turns_vertical_and_counts_jobs_never_started(tmp_path):
@@ -294,7 +396,7 @@ def test_report_tables_keep_every_column_border_and_word_at_80_columns():
                       ["1", "model.norm=batch trainer.seed=0", "diverged @ 1200", "-", "0.9012", "700", "-", "-",
                        "0.321", "0.094"]])
     for width in (80, 160):
-        for t, vertical in ((groups, False), (jobs, width == 80)):
+        for t, vertical in ((groups, width == 80), (jobs, width == 80)):  # at 80 the numbers stay whole, a block a row
             console = Console(width=width, record=True, color_system=None)
             print_tables([t], console)
             text = console.export_text()
@@ -303,7 +405,11 @@ def test_report_tables_keep_every_column_border_and_word_at_80_columns():
             words = text.replace("│", " ").replace("┃", " ").split()
             for cell in [w for row in t.cells for c in row for w in c.split()] + t.title.split()[:3]:
                 assert cell in words, (cell, text)  # whole, not cut at the edge or mid-word
-            if vertical:
+            for number in re.findall(r"[\d,.]+ ± [\d,.]+", " ".join(c for row in t.cells for c in row)):
+                assert any(number in line for line in lines), (number, text)  # "0.5262 ± 0.2817" on one line
+            if vertical and t is groups:
+                assert "┃" not in text and "  n: 5 · final test acc: 0.5262 ± 0.2817 · best test acc" in text
+            elif vertical:
                 assert "┃" not in text and "1  model.norm=batch trainer.seed=0" in text
                 assert "  status: diverged @ 1200 · final acc: - · best acc: 0.9012" in text.replace("\n    ", " ")
             else:

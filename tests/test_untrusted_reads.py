@@ -193,7 +193,7 @@ def test_status_goes_on_past_hostile_folders_and_names_each_file(tmp_path):
     huge = tmp_path / "runs" / "huge"
     huge.mkdir(parents=True)
     sparse(huge / names.SUMMARY)
-    result = CliRunner().invoke(app, ["status", str(tmp_path)])
+    result = CliRunner().invoke(app, ["status", str(tmp_path)], env={"COLUMNS": "300"})  # wide: notes on one line
     out = result.output
     assert result.exit_code == 0 and "Traceback" not in out, out
     assert "runs/good  run  completed" in out

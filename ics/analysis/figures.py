@@ -40,7 +40,7 @@ OTHER_COLOURS = ("Greens", "Purples", "Reds", "Greys", "PuRd", "BuGn", "YlOrBr")
 Getter = Callable[[Job], Optional[Tuple[np.ndarray, np.ndarray]]]
 
 
-def _figure(nrows: int, ncols: int, w: float = 4.4, h: float = 3.3, sharex: bool = True, sharey: bool = False):
+def _figure(nrows: int, ncols: int, w: float = 4.4, h: float = 3.3, sharex: bool = True, sharey: Any = False):
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(w * ncols + 2.2, h * nrows + 0.8), layout="constrained")
@@ -71,8 +71,10 @@ def _style(g: Group) -> str:
     return "-" if g.norm == "batch" else "--"
 
 
-def draw_groups(ax, groups: Sequence[Group], getter: Getter, colours, label: bool = True, log: bool = False) -> int:
-    """Mean ± 95% CI band over each group's seeds; returns how many groups had data."""
+def draw_groups(ax, groups: Sequence[Group], getter: Getter, colours, label: bool = True, log: bool = False,
+                clip: Optional[Tuple[float, float]] = None) -> int:
+    """Mean ± 95% CI band over each group's seeds, the band clipped to `clip` (the metric's range: an
+    accuracy's t-interval from 3 seeds can reach below 0); returns how many groups had data."""
     drawn = 0
     for g, c in zip(groups, colours):
         curves = [r for j in g.jobs if (r := getter(j)) is not None and len(r[0])]
@@ -90,6 +92,8 @@ def draw_groups(ax, groups: Sequence[Group], getter: Getter, colours, label: boo
         ax.plot(steps[keep], mean[keep], _style(g), color=c, lw=1.7, label=text,
                 **({"marker": "o", "ms": 3} if keep.sum() <= 12 else {}))
         multi = keep & (n >= MIN_CI_N)  # no band from fewer seeds: see stats.MIN_CI_N
+        if clip is not None:
+            lo, hi = np.clip(lo, *clip), np.clip(hi, *clip)
         if multi.any():
             ax.fill_between(steps[multi], lo[multi], hi[multi], color=c, alpha=0.2, lw=0)
         drawn += 1
@@ -131,8 +135,9 @@ def fig_accuracy(groups: Sequence[Group], score: str = "accuracy"):
     fig, axes = _figure(1, 2, w=5.2, sharex=False)
     full, zoom = axes[0]
     colours = group_colours(groups)
-    draw_groups(full, groups, _metric("test_acc"), colours)
-    draw_groups(zoom, groups, _metric("test_acc"), colours, label=False)
+    within = (0.0, 1.0) if score == "accuracy" else (-np.inf, 1.0)  # R² <= 1
+    draw_groups(full, groups, _metric("test_acc"), colours, clip=within)
+    draw_groups(zoom, groups, _metric("test_acc"), colours, label=False, clip=within)
     last = max(int(j.metrics.eval_step[-1]) for g in groups for j in g.jobs if j.metrics is not None
                and len(j.metrics.eval_step))
     start = 0.1 * last
@@ -375,7 +380,9 @@ def fig_density(groups: Sequence[Group]):
         spans = [r[1] - r[0] for r in ranges if r is not None]
         typical = max(float(np.percentile(spans, 25)), 1e-6) if spans else 1.0
         # a row 10 × wider than a typical one (a blown-up run) is clipped, not allowed to squash the rest
-        vals = [row[c] for row, r in zip(picked, ranges) if r is not None and r[1] - r[0] <= OUTLIER_SPAN * typical]
+        # (only a diverged run's row: a healthy one, e.g. BN's wide input at step 0, always stays inside)
+        vals = [row[c] for row, r, (_, j, *_) in zip(picked, ranges, rows) if r is not None
+                and (r[1] - r[0] <= OUTLIER_SPAN * typical or j.status != Status.DIVERGED)]
         lim = robust_limits(vals, pad=0.05) or (-1.0, 1.0)
         for r, (g, j, _point_unit, sst, _values) in enumerate(rows):
             ax = axes[r, c]
@@ -424,21 +431,32 @@ def _first_pre(j: Job) -> Optional[str]:
     return pre[0] if pre else None
 
 
+def decades(getters: Sequence[Getter], groups: Sequence[Group]) -> float:
+    """How many decades the positive values of these series span (0 when none): a log axis over less
+    than one shows ticks like 6×10⁻¹ and no more than a linear one."""
+    values = [np.asarray(r[1], float) for get in getters for g in groups for j in g.jobs if (r := get(j)) is not None]
+    v = np.concatenate(values) if values else np.zeros(0)
+    v = v[np.isfinite(v) & (v > 0)]
+    return float(np.log10(v.max() / v.min())) if v.size else 0.0
+
+
 def fig_drift(groups: Sequence[Group]):
     """Drift from step 0 of the first and the last hidden layer's pre-activations, in raw units,
     shape-only, and σ_ref units (the unit that inflates small-spread layers) -- in that order."""
     if not any(j.probes is not None for g in groups for j in g.jobs):
         return None, "no run has drift series (probes.npz)"
-    fig, axes = _figure(2, 3, w=4.0, h=3.0)
+    fig, axes = _figure(2, 3, w=4.0, h=3.0, sharey="col")  # a column is one unit: both layers on one y-scale
     colours = group_colours(groups)
     units = [("w1_raw", "W1 raw (input units)"), ("w1_shape", "W1 shape (standardised)"), ("w1_ref", "W1 / σ_ref")]
-    for r, (where, point_of) in enumerate((("last hidden layer", _last_pre), ("first hidden layer", _first_pre))):
-        for c, (metric, title) in enumerate(units):
+    layers = (("last hidden layer", _last_pre), ("first hidden layer", _first_pre))
+    for c, (metric, title) in enumerate(units):
+        log = decades([_drift(point_of, metric) for _, point_of in layers], groups) >= 1.0
+        for r, (where, point_of) in enumerate(layers):
             ax = axes[r, c]
-            draw_groups(ax, groups, _drift(point_of, metric), colours, label=(r == 0 and c == 0), log=True)
-            ax.set_title(f"{title}: {where}", fontsize=9)
+            draw_groups(ax, groups, _drift(point_of, metric), colours, label=(r == 0 and c == 0), log=log)
+            ax.set_title(f"{title}: {where}" + (" (log)" if log else ""), fontsize=9)
     fig.supxlabel("training step")
-    fig.supylabel("distance to the step-0 distribution (log)")
+    fig.supylabel("distance to the step-0 distribution (log axis where the data span a decade or more)")
     fig.suptitle("Drift of the pre-activation distribution from initialisation, in three units "
                  "(geometric mean ± 95% CI over seeds)")
     _legend(fig, axes.ravel(), len(groups))

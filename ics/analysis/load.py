@@ -79,7 +79,11 @@ class Job:
             return f"diverged @ {s.diverged_at_step}"
         if st == Status.FAILED and s is not None and s.error:
             return f"failed: {s.error[:60]}…" if len(s.error) > 60 else f"failed: {s.error}"
-        if st in (Status.RUNNING, Status.INTERRUPTED, Status.KILLED) and s is not None:
+        if st in (Status.INTERRUPTED, Status.KILLED) and s is not None:
+            from ics.record.jobs import stopped_text
+
+            return stopped_text(self.record)  # as `ics status` says it
+        if st == Status.RUNNING and s is not None:
             return f"{st} @ step {s.steps}"
         if st == Status.UNREADABLE and self.record.problem:
             return f"unreadable ({self.reason})"

@@ -480,6 +480,10 @@ def make_report(path, out: Optional[Path] = None, console=None) -> dict:
     say(f"wrote: {out}/ (report.md, report.html, runs.csv, groups.csv"
         + (f", {_n(len(written), 'figure')}: {', '.join(p.name for p in written.values())})" if written
            else "; no figure: no run recorded curves)"))
+    if lines and tables:  # the answer again where the screen ends: the tables scroll the first one away
+        say("")
+        for line in lines:
+            say(line)
     by_title = {t.title: t for t in tables}
     return {"out": out, "report_md": md_path, "report_html": html_path, "runs_csv": csv_path,
             "groups_csv": groups_path, "figures": written, "headline": lines, "replicas": replica_sets,

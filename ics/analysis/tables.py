@@ -728,7 +728,7 @@ def print_tables(tables: Sequence[TextTable], console=None) -> None:
         for h, w in zip(t.headers, widths):
             table.add_column(Text(h), width=w, overflow="fold")
         for row in t.cells:
-            table.add_row(*(Text(str(c)) for c in row))
+            table.add_row(*(Text(wrap_cell(str(c), w)) for c, w in zip(row, widths)))
         console.print(table)
 
 
@@ -737,20 +737,35 @@ def fit_widths(headers: Sequence[str], rows, room: int) -> Optional[List[int]]:
     each column as wide as its longest cell, the widest narrowed first; None when even the longest
     words do not fit."""
     cells = [[name] + [str(r[i]) for r in rows] for i, name in enumerate(headers)]
-    least = [max(len(w) for c in col for w in (c.split() or [""])) for col in cells]
     widths = [max(len(c) for c in col) for col in cells]
+    # headers wrap first (down to their longest word or the widest cell), then cells at spaces that do
+    # not split a number ("mean ± ci" stays whole); the widest column narrowed first
+    units = [max(len(u) for c in col[1:] + [""] for u in (_units(c) or [""])) for col in cells]
+    heads = [max(len(w) for w in col[0].split() or [""]) for col in cells]
+    least = [max(h, u) for h, u in zip(heads, units)]
     if sum(least) > room:
         return None
-    # headers wrap first (down to their longest word or the widest cell), then cells at spaces that do
-    # not split "mean ± ci", then at any space; the widest column narrowed first
-    units = [max(len(u) for c in col[1:] + [""] for u in (re.split(r"(?<!±) (?!±)", c.strip()) or [""])) for col in cells]
-    heads = [max(len(w) for w in col[0].split() or [""]) for col in cells]
-    for floor in ([max(h, max(map(len, col[1:]), default=0)) for h, col in zip(heads, cells)],
-                  [max(h, u, m) for h, u, m in zip(heads, units, least)], least):
+    for floor in ([max(h, max(map(len, col[1:]), default=0)) for h, col in zip(heads, cells)], least):
         while sum(widths) > room and any(w > f for w, f in zip(widths, floor)):
             i = max((i for i in range(len(widths)) if widths[i] > floor[i]), key=lambda i: widths[i])
             widths[i] -= 1
     return widths
+
+
+def _units(text: str) -> List[str]:
+    """A cell's pieces that never break: words, with "mean ± ci" one piece."""
+    return re.split(r"(?<!±) (?!±)", text.strip())
+
+
+def wrap_cell(text: str, width: int) -> str:
+    """A cell's lines, broken only between units (Rich would break "0.9618 ± 0.0063" at its spaces)."""
+    lines: List[str] = []
+    for unit in _units(text):
+        if lines and len(lines[-1]) + 1 + len(unit) <= width:
+            lines[-1] += " " + unit
+        else:
+            lines.append(unit)
+    return "\n".join(lines)
 
 
 def vertical_lines(headers: Sequence[str], row: Sequence[str], width: int) -> List[str]:

@@ -29,6 +29,9 @@ from ics.record import Status, names
 
 GROUPS_DIR = "groups"
 MARGIN_CATEGORY = "Groups (ics report): mean over seeds, band = 95% CI"
+FIG1_CATEGORY = "Groups (ics report): Fig. 1 b/c, mean over units and seeds"
+# a category of its own: TensorBoard 2.21 keeps the order of categories, not that of margin charts in one
+ACC_CHART = "Accuracy on the test set (band clipped to [0, 1])"
 
 
 def run_names(groups: Sequence[Group]) -> List[str]:
@@ -96,16 +99,17 @@ def write_group_runs(root: Path, groups: Sequence[Group], tol: Sequence[GroupTol
     for i, (g, name) in enumerate(zip(groups, run_names(groups))):
         writer = SummaryWriter(log_dir=str(root / name))
         try:
+            floor = 0.0 if all(j.summary.metric == "accuracy" for j in g.jobs if j.summary is not None) else -np.inf
             acc = _curves(g, lambda j: (j.metrics.eval_step, j.metrics.test_acc) if j.metrics is not None else None)
             if acc is not None:
                 for step, m, lo, hi, n in zip(*acc):
                     if np.isfinite(m):
                         writer.add_scalar(names.TAG_TEST_ACC, m, int(step))
-                        if n >= 3:  # no band from fewer seeds (stats.MIN_CI_N)
-                            writer.add_scalar(names.TAG_TEST_ACC + "_lo", lo, int(step))
-                            writer.add_scalar(names.TAG_TEST_ACC + "_hi", hi, int(step))
-            layout = {"test accuracy": ["Margin", [names.TAG_TEST_ACC, names.TAG_TEST_ACC + "_lo",
-                                                   names.TAG_TEST_ACC + "_hi"]]}
+                        if n >= 3:  # no band from fewer seeds (stats.MIN_CI_N); accuracy in [0, 1], R² <= 1
+                            writer.add_scalar(names.TAG_TEST_ACC + "_lo", max(floor, float(lo)), int(step))
+                            writer.add_scalar(names.TAG_TEST_ACC + "_hi", min(1.0, float(hi)), int(step))
+            layout = {MARGIN_CATEGORY: {ACC_CHART: ["Margin", [names.TAG_TEST_ACC, names.TAG_TEST_ACC + "_lo",
+                                                                names.TAG_TEST_ACC + "_hi"]]}}
             qn, point = _percentile_names(g), next((p for j in g.jobs if (p := _last_pre(j))), None)
             if qn and point:
                 tags = [GROUPS_DIR + "/" + names.probe_tag(point, q) for q in qn]  # only group runs match
@@ -115,9 +119,9 @@ def write_group_runs(root: Path, groups: Sequence[Group], tol: Sequence[GroupTol
                     for step, m in zip(got[0], got[1]) if got is not None else ():
                         if np.isfinite(m):
                             writer.add_scalar(tag, m, int(step))
-                layout[f"Fig. 1 b/c: {point} {'/'.join(qn)} (mean over units and seeds)"] = \
-                    ["Margin", [tags[1], tags[0], tags[2]]]
-            writer.add_custom_scalars({MARGIN_CATEGORY: layout})
+                layout[FIG1_CATEGORY] = {f"Fig. 1 b/c: {point} {'/'.join(qn)} (mean over units and seeds)":
+                                         ["Margin", [tags[1], tags[0], tags[2]]]}
+            writer.add_custom_scalars(layout)
             if id(g) in percentile_figures:
                 writer.add_figure(names.TAG_FIG1, percentile_figures[id(g)], global_step=0, close=False)
             if i == 0 and text:

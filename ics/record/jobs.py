@@ -197,6 +197,20 @@ def read_jobs(root: Path) -> List[JobRecord]:
     return [read_job(d, root) for d in find_job_dirs(root)]
 
 
+NO_CHECKPOINT = "no checkpoint yet: resume restarts at step 0"
+
+
+def stopped_text(job: JobRecord) -> str:
+    """An interrupted or killed job as `ics status` and `ics report` both say it: with a checkpoint,
+    the recorded step (where resume continues); without one, the last step it reached (progress.json
+    is newer than a record written at the start) and that a resume starts over."""
+    step = (job.summary.steps if job.summary is not None else 0) or 0
+    if job.has_checkpoint:
+        return f"{job.status} @ step {step:,}"
+    step = max(step, read_progress(job.dir).get("step") or 0)
+    return f"{job.status} @ step {step:,} ({NO_CHECKPOINT})"
+
+
 def read_planned(root: Path) -> Optional[List[List[str]]]:
     """A sweep's jobs.json (every job's overrides, in launch order) as data: None when absent or not
     a list of override lists."""
