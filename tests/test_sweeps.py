@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from clirun import ics
+from clirun import ics, invoke
+
+
+def run_here(args, env, cwd):
+    """`ics ARGS` in this process: Hydra's basic launcher runs the jobs in the calling process anyway,
+    so a subprocess (seconds of imports) is only needed for the launchers that start their own."""
+    return invoke(args, cwd)
 
 # probe.size: the probe set is drawn from the tiny test split (200 examples)
 TINY = ["trainer.steps=40", "trainer.eval_every=20", "trainer.log_every=10", "probe.every=20", "probe.size=100",
@@ -20,7 +26,7 @@ def summaries(sweep: Path) -> dict:
 @pytest.mark.slow
 def test_divergence_does_not_kill_the_sweep(tiny_env, tmp_path):
     sweep = tmp_path / "sweep"
-    r = ics(["run", "-m", "model.norm=none", "optim.lr=0.1,1e7", *TINY, f"hydra.sweep.dir={sweep}"], tiny_env, tmp_path)
+    r = run_here(["run", "-m", "model.norm=none", "optim.lr=0.1,1e7", *TINY, f"hydra.sweep.dir={sweep}"], tiny_env, tmp_path)
     assert r.returncode == 0, r.stderr
     runs = summaries(sweep)
     assert len(runs) == 2
@@ -83,7 +89,7 @@ def test_hparams_land_in_the_jobs_own_run_dir(tiny_env, tmp_path):
         return acc, acc.PluginTagToContent("hparams")
 
     sweep = tmp_path / "sweep"
-    r = ics(["run", "-m", "optim.lr=0.1,0.3", *TINY, f"hydra.sweep.dir={sweep}"], tiny_env, tmp_path)
+    r = run_here(["run", "-m", "optim.lr=0.1,0.3", *TINY, f"hydra.sweep.dir={sweep}"], tiny_env, tmp_path)
     assert r.returncode == 0, r.stderr
     # no event file at the sweep's root: TensorBoard lists no `.` run
     assert not list(sweep.glob("events.out.tfevents*"))
@@ -111,7 +117,7 @@ def test_named_study_runs_as_a_sweep(tiny_env, tmp_path):
     sweep = tmp_path / "sweep"
     # fig1 also sweeps the seed: one seed keeps this at one job per norm (a command-line value
     # replaces the study's sweep of that key)
-    r = ics(["sweep", "fig1", *TINY, "trainer.seed=0", f"hydra.sweep.dir={sweep}"], tiny_env, tmp_path)
+    r = run_here(["sweep", "fig1", *TINY, "trainer.seed=0", f"hydra.sweep.dir={sweep}"], tiny_env, tmp_path)
     assert r.returncode == 0, r.stderr
     runs = summaries(sweep)
     assert sorted(s["config"]["model"]["norm"] for s in runs.values()) == ["batch", "none"]
@@ -136,11 +142,11 @@ def test_names_keep_values_as_typed_and_say_what_was_swept():
 
 @pytest.mark.slow
 def test_an_ad_hoc_sweep_is_named_by_its_keys_and_an_unswept_job_by_its_number(tiny_env, tmp_path):
-    r = ics(["run", "-m", "trainer.seed=0", "grad_ics=on", *TINY], tiny_env, tmp_path)
+    r = run_here(["run", "-m", "trainer.seed=0", "grad_ics=on", *TINY], tiny_env, tmp_path)
     assert r.returncode == 0, r.stderr
     sweep = next((tmp_path / "multiruns").glob("*/*"))
     assert sweep.name.endswith("_sweep") and [p.name for p in sweep.iterdir() if p.is_dir()] == ["0"]
-    r = ics(["run", "-m", "model.norm=none,batch", *TINY], tiny_env, tmp_path)
+    r = run_here(["run", "-m", "model.norm=none,batch", *TINY], tiny_env, tmp_path)
     assert r.returncode == 0, r.stderr
     named = [p for p in (tmp_path / "multiruns").glob("*/*") if p != sweep]
     assert [p.name.split("_", 1)[1] for p in named] == ["norm"], named

@@ -17,7 +17,20 @@ from ics_cli import configdirs
 from ics_cli.hydra_compat import UserError
 from ics_cli.preflight import compose, preflight, use
 
-from clirun import ics
+from clirun import invoke
+
+
+def ics(args, env, cwd, timeout=None):
+    """`ics ARGS` in this process (tests/clirun.py: invoke) with `env` as its environment: the
+    differences from this process's are applied for the call only. The point here is config folders,
+    not a process boundary, and each subprocess cost seconds of torch and Hydra imports."""
+    import os
+
+    extra = {k: v for k, v in env.items() if os.environ.get(k) != v}
+    extra.update({k: None for k in os.environ if k not in env})  # None: unset for the call
+    return invoke(args, cwd, extra)
+
+
 GUIDE = Path(__file__).resolve().parent.parent / "docs" / "guide.md"
 SHIPPED_FILES = sorted(configdirs.shipped_dir().glob("*/*.yaml"))
 # options that need a value to be complete (image_folder's folder has no default)
@@ -285,7 +298,7 @@ def test_a_launcher_target_that_does_not_import_is_refused_before_anything_runs(
 
 
 # ----------------------------------------------------------------------------------------------
-# the CLI, end to end (subprocesses)
+# the CLI, end to end (in-process)
 
 
 def ok(p: subprocess.CompletedProcess) -> str:
