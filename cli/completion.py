@@ -6,6 +6,7 @@ torch import unless a registry's choices are asked for), so Tab answers at once.
 bash splits words at '=' (COMP_WORDBREAKS), zsh does not: `model=cn<Tab>` arrives as
 ["model", "=", "cn"] from bash and as "model=cn" from zsh; both are handled.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -92,8 +93,10 @@ def zsh_script(items: Sequence[Tuple[str, Optional[str]]]) -> str:
         return "'" + text.replace("'", "'\\''") + "'"
 
     out = ["local -a _ics_c;"]
-    for more, group in (("", [i for i in items if not i[0].endswith("=")]),
-                        (" -S ''", [i for i in items if i[0].endswith("=")])):
+    for more, group in (
+        ("", [i for i in items if not i[0].endswith("=")]),
+        (" -S ''", [i for i in items if i[0].endswith("=")]),
+    ):
         if group:
             out.append(f"_ics_c=({' '.join(entry(*i) for i in group)}); _describe -t values value _ics_c{more};")
     return " ".join(out)
@@ -114,8 +117,7 @@ def fast_answer(environ) -> Optional[str]:
         incomplete = args.pop() if args and not line.endswith(" ") else ""
     else:
         return None
-    if not args or args[0] not in ("run", "sweep", "config") or incomplete.startswith("-") or \
-            args[-1].startswith("-"):
+    if not args or args[0] not in ("run", "sweep", "config") or incomplete.startswith("-") or args[-1].startswith("-"):
         return None
     values = complete_override(None, args[1:], "" if incomplete == "=" else incomplete)
     return "\n".join(values) if mode == "complete_bash" else zsh_script([(v, None) for v in values])
@@ -283,11 +285,17 @@ def complete_override(ctx, args: List[str], incomplete: str) -> List[str]:
         words = _line_words()
         if words and words[0] == "sweep":
             words = _joined(words[1:])
-            study = next((i for i, w in enumerate(words) if not w.startswith("-") and
-                          (i == 0 or words[i - 1] not in ("-cd", "--config-dir", "--config_dir"))), None)
+            study = next(
+                (
+                    i
+                    for i, w in enumerate(words)
+                    if not w.startswith("-") and (i == 0 or words[i - 1] not in ("-cd", "--config-dir", "--config_dir"))
+                ),
+                None,
+            )
             if study is None:  # `ics sweep --config-dir X de<Tab>`: the study is what is being typed
                 return [name for name in _studies(words) if name.startswith(incomplete)]
-            words = words[:study] + words[study + 1:]
+            words = words[:study] + words[study + 1 :]
         elif words and words[0] in ("run", "config"):
             words = words[1:]
         return candidates(words, incomplete)
@@ -318,7 +326,8 @@ def complete_section(incomplete: str) -> List[str]:
             group, _, part = incomplete.partition("=")
             return [f"{group}={v}" for v in _groups([]).get(group, []) if v.startswith(part)]
         base = Config()
-        return [name for name in vars(base) if dataclasses.is_dataclass(getattr(base, name))
-                and name.startswith(incomplete)]
+        return [
+            name for name in vars(base) if dataclasses.is_dataclass(getattr(base, name)) and name.startswith(incomplete)
+        ]
     except Exception:  # never print a traceback into a shell prompt
         return []

@@ -13,6 +13,7 @@ there is allowed (a study may choose a sweeper and set its options, a hydra/ fol
 preset). Nothing that a run or sweep folder names is ever put on the search path: `ics resume`
 rebuilds jobs from data (cli/resume.py), and the study copy a sweep keeps is a record for people.
 """
+
 from __future__ import annotations
 
 import os
@@ -106,8 +107,9 @@ def _searchpath_entries(text: str) -> List[str]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise UserError(f"{text} is invalid: hydra.searchpath must be a list of folders, e.g. "
-                        "hydra.searchpath=[file://my_configs]")
+        raise UserError(
+            f"{text} is invalid: hydra.searchpath must be a list of folders, e.g. hydra.searchpath=[file://my_configs]"
+        )
     return value
 
 
@@ -116,21 +118,24 @@ def check_dir(how: str, value: str) -> Optional[Path]:
     if value.startswith("pkg://"):
         import importlib.util
 
-        module = value[len("pkg://"):].strip("/").replace("/", ".")
+        module = value[len("pkg://") :].strip("/").replace("/", ".")
         try:
             found = bool(module) and importlib.util.find_spec(module) is not None
         except (ImportError, ValueError):
             found = False
         if not found:
-            raise UserError(f"{how}={value} is not an importable package; a config folder is file://DIR or "
-                            "pkg://<an installed package>")
+            raise UserError(
+                f"{how}={value} is not an importable package; a config folder is file://DIR or "
+                "pkg://<an installed package>"
+            )
         return None
-    text = value[len("file://"):] if value.startswith("file://") else value
+    text = value[len("file://") :] if value.startswith("file://") else value
     path = Path(os.path.abspath(os.path.expanduser(text)))
     shown = f"{how}={value}" if how != ENV else f"{ENV} entry {value}"
     if not path.is_dir():
-        raise UserError(f"{shown} is not a folder; a config folder holds model/*.yaml, data/*.yaml, ..., "
-                        "experiment/*.yaml")
+        raise UserError(
+            f"{shown} is not a folder; a config folder holds model/*.yaml, data/*.yaml, ..., experiment/*.yaml"
+        )
     check_files(path, shown)
     return path
 
@@ -144,8 +149,9 @@ def check_files(path: Path, shown: str) -> None:
     for f in sorted(path.glob("*/*.yaml")):
         if f.parent.name == STUDY_GROUP:
             if f.stem in shipped:
-                raise UserError(f"{f} has the name of the shipped study {f.stem}; Hydra cannot tell them apart: "
-                                "rename it")
+                raise UserError(
+                    f"{f} has the name of the shipped study {f.stem}; Hydra cannot tell them apart: rename it"
+                )
             continue
         load_yaml(f)
 
@@ -177,8 +183,10 @@ def check_study_file(path: Path) -> None:
             break
         header.append(line)
     if not any(re.match(r"^\s*#\s*@package\s+_global_\s*$", ln) for ln in header):
-        raise UserError(f"{path} does not begin with `# @package _global_`; a study sets keys of the whole config "
-                        "(model.norm, trainer.steps), so its first line must say so, as in experiments/")
+        raise UserError(
+            f"{path} does not begin with `# @package _global_`; a study sets keys of the whole config "
+            "(model.norm, trainer.steps), so its first line must say so, as in experiments/"
+        )
     hydra = node.get("hydra")
     if hydra is not None and not isinstance(hydra, DictConfig):
         raise UserError(f"{path}: hydra must be a mapping")
@@ -246,8 +254,11 @@ def shadowed(dirs: List[Path], groups) -> List[str]:
     for group in groups:
         shipped = {p.stem for p in (shipped_dir() / group).glob("*.yaml")}
         for d in dirs:
-            out += [f"{d / group / p.name} is hidden by the shipped {group}={p.stem}; rename it"
-                    for p in sorted((d / group).glob("*.yaml")) if p.stem in shipped]
+            out += [
+                f"{d / group / p.name} is hidden by the shipped {group}={p.stem}; rename it"
+                for p in sorted((d / group).glob("*.yaml"))
+                if p.stem in shipped
+            ]
     return out
 
 
@@ -305,9 +316,13 @@ RECORD = "sweep.json"
 
 def write_sweep_record(sweep_dir: Path, study: Optional[str], dirs: List[Path], config_name: Optional[str]) -> None:
     staged = (sweep_dir / STAGE).resolve()
-    record = {"study": study, "config_dirs": [str(d) for d in dirs if Path(d).resolve() != staged],
-              "config_name": config_name, "staged_study": staged.is_dir(),
-              "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}  # ics status: a copied sweep keeps it
+    record = {
+        "study": study,
+        "config_dirs": [str(d) for d in dirs if Path(d).resolve() != staged],
+        "config_name": config_name,
+        "staged_study": staged.is_dir(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }  # ics status: a copied sweep keeps it
     from ics.record.files import write_json
 
     write_json(sweep_dir / RECORD, record)

@@ -1,4 +1,5 @@
 """What the terminal shows at the end of a run or a sweep."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,8 +23,9 @@ def status_text(job: JobRecord) -> str:
 
         if not job.has_checkpoint:
             return stopped_text(job)
-        return stopped_text(job) + (" (resumable)" if checkpoint_step(job.dir) is not None
-                                    else " (checkpoint unreadable)")
+        return stopped_text(job) + (
+            " (resumable)" if checkpoint_step(job.dir) is not None else " (checkpoint unreadable)"
+        )
     if st == Status.KILLED:
         return "killed before its first record"
     if st == Status.UNREADABLE:
@@ -53,17 +55,24 @@ def status_rows(jobs: List[JobRecord], planned: Optional[List[List[str]]] = None
     for job in jobs:
         s = job.summary
         bad = job.status in (Status.DIVERGED, Status.FAILED)
-        rows.append(("-" if job.num is None else str(job.num), mine(job.overrides), status_text(job),
-                     "-" if bad else _fmt(s.final_test_acc if s else None),
-                     "-" if bad else _fmt(s.best_test_acc if s else None),
-                     _fmt(s.steps_per_sec if s else None, "{:.0f}")))
+        rows.append(
+            (
+                "-" if job.num is None else str(job.num),
+                mine(job.overrides),
+                status_text(job),
+                "-" if bad else _fmt(s.final_test_acc if s else None),
+                "-" if bad else _fmt(s.best_test_acc if s else None),
+                _fmt(s.steps_per_sec if s else None, "{:.0f}"),
+            )
+        )
     rows += [(str(i), mine(o), "not started", "-", "-", "-") for i, o in missing]
     rows.sort(key=lambda r: (not r[0].isdigit(), int(r[0]) if r[0].isdigit() else 0))
     return rows, caption
 
 
-def print_status_table(jobs: List[JobRecord], sweep_dir: Path, console=None,
-                       planned: Optional[List[List[str]]] = None) -> None:
+def print_status_table(
+    jobs: List[JobRecord], sweep_dir: Path, console=None, planned: Optional[List[List[str]]] = None
+) -> None:
     """The sweep's closing table; too narrow a terminal for its columns gets one block per job instead
     (a table never loses a column or its border)."""
     from rich.console import Console
@@ -99,11 +108,13 @@ def vertical_block(row, width: int, cols=COLUMNS) -> List[str]:
     """One job as lines no wider than `width`: "job N  overrides", then its values, wrapped."""
     import textwrap
 
-    wrap = lambda text: textwrap.wrap(text, width, initial_indent="  ", subsequent_indent="  ",  # noqa: E731
-                                      break_on_hyphens=False)
+    def wrap(text: str) -> List[str]:
+        return textwrap.wrap(text, width, initial_indent="  ", subsequent_indent="  ", break_on_hyphens=False)
+
     values = " · ".join([row[2]] + [f"{name} {value}" for name, value in zip(cols[3:], row[3:])])
-    return textwrap.wrap(f"job {row[0]}  {row[1]}", width, subsequent_indent="  ", break_on_hyphens=False) + \
-        wrap(values)
+    return textwrap.wrap(f"job {row[0]}  {row[1]}", width, subsequent_indent="  ", break_on_hyphens=False) + wrap(
+        values
+    )
 
 
 def say(text: str) -> None:
@@ -136,12 +147,16 @@ def print_run_summary(summary: Summary, out_dir: Path, console=None) -> None:
     table = Table(title=title, show_header=False)
     table.add_column("what")
     table.add_column("value", overflow="fold")
-    rows = [("steps", str(summary.steps)), ("final test acc", _fmt(summary.final_test_acc)),
-            ("best test acc", f"{_fmt(summary.best_test_acc)} (step {summary.best_test_acc_step})"),
-            ("final test loss", _fmt(summary.final_test_loss)), ("final train loss", _fmt(summary.final_train_loss)),
-            ("steps/s (with evaluation, instruments)", _fmt(summary.steps_per_sec, "{:.0f}")),
-            ("wall time", _fmt(summary.wall_time_total_sec or summary.wall_time_sec, "{:.1f} s")),
-            ("device / threads", f"{summary.device} / {summary.threads}")]
+    rows = [
+        ("steps", str(summary.steps)),
+        ("final test acc", _fmt(summary.final_test_acc)),
+        ("best test acc", f"{_fmt(summary.best_test_acc)} (step {summary.best_test_acc_step})"),
+        ("final test loss", _fmt(summary.final_test_loss)),
+        ("final train loss", _fmt(summary.final_train_loss)),
+        ("steps/s (with evaluation, instruments)", _fmt(summary.steps_per_sec, "{:.0f}")),
+        ("wall time", _fmt(summary.wall_time_total_sec or summary.wall_time_sec, "{:.1f} s")),
+        ("device / threads", f"{summary.device} / {summary.threads}"),
+    ]
     if summary.resumed_at:
         rows.append(("resumed at step", ", ".join(map(str, summary.resumed_at))))
     for point, d in list(summary.drift.items())[-1:]:  # raw and shape first: W1/σ_ref inflates a wide start

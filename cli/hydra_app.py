@@ -8,6 +8,7 @@ dataclasses of ics/config/schema.py are the schema it composes onto (`ics_schema
 of experiments/ are the `experiment` group (in the ConfigStore, so that a user's study of the same
 name, found on the search path first, takes precedence).
 """
+
 from __future__ import annotations
 
 import os
@@ -28,8 +29,16 @@ CONFIG_PATH = "pkg://ics.configs"  # the top-level configs/ folder, installed wi
 CONFIG_NAME = "config"
 
 # paths and machine settings make poor run names
-NAME_EXCLUDE_KEYS = ["data.root", "data.image_folder", "data.cache_dir", "trainer.device", "trainer.threads",
-                     "trainer.progress", "experiment", "hydra.launcher.n_jobs"]
+NAME_EXCLUDE_KEYS = [
+    "data.root",
+    "data.image_folder",
+    "data.cache_dir",
+    "trainer.device",
+    "trainer.threads",
+    "trainer.progress",
+    "experiment",
+    "hydra.launcher.n_jobs",
+]
 
 HYDRA_HELP = """ics run / ics sweep pass Hydra's flags through:
   -m, --multirun        one job per combination of comma-separated values (model.norm=none,batch)
@@ -47,12 +56,17 @@ HYDRA_SETTINGS = {
     # Hydra's own INFO lines ("Launching jobs", the joblib launcher's repr) would fight the live view
     "hydra_logging": {"root": {"level": "WARNING"}},
     "hydra_help": {"template": HYDRA_HELP},
-    "job": {"name": "ics", "chdir": False,
-            "config": {"override_dirname": {"kv_sep": "=", "item_sep": ",", "exclude_keys": NAME_EXCLUDE_KEYS}}},
+    "job": {
+        "name": "ics",
+        "chdir": False,
+        "config": {"override_dirname": {"kv_sep": "=", "item_sep": ",", "exclude_keys": NAME_EXCLUDE_KEYS}},
+    },
     # the CLI replaces these by a unique directory of the same shape (see cli/rundirs.py)
     "run": {"dir": "runs/${now:%Y-%m-%d}/${now:%H-%M-%S}"},
-    "sweep": {"dir": "multiruns/${now:%Y-%m-%d}/${now:%H-%M-%S}",
-              "subdir": "${hydra.job.num}_${hydra.job.override_dirname}"},
+    "sweep": {
+        "dir": "multiruns/${now:%Y-%m-%d}/${now:%H-%M-%S}",
+        "subdir": "${hydra.job.num}_${hydra.job.override_dirname}",
+    },
 }
 
 
@@ -162,8 +176,10 @@ def task(cfg: DictConfig) -> Optional[float]:
             if not out_dir.exists():
                 msg = f"{job} interrupted by {name} before training started; nothing was kept"
             elif (out_dir / "checkpoint.pt").is_file():
-                msg = (f"{job} interrupted by {name} before training resumed; {out_dir} is as it was. "
-                       f"Resume with: ics resume {target}")
+                msg = (
+                    f"{job} interrupted by {name} before training resumed; {out_dir} is as it was. "
+                    f"Resume with: ics resume {target}"
+                )
             else:
                 msg = f"{job} interrupted by {name} before training started; {out_dir} is as it was"
             print(msg, file=sys.stderr, flush=True)
@@ -187,10 +203,18 @@ def task(cfg: DictConfig) -> Optional[float]:
                         print_start(config, out_dir)
                     spec = hparam_keys_of(Path(hc.sweep.dir)) if sweep else None
                     summary = train_and_evaluate(
-                        config, out_dir, overrides, console=None, say=say,
-                        label=f"{job} {out_dir.name if RESUME_KEY in cfg else hc.job.override_dirname}" if sweep else "",
-                        hparam_keys=spec[0] if spec else None, hparam_domains=spec[1] if spec else None,
-                        max_threads=max(1, available_cores() // launcher_of(hc.launcher).local_jobs(hc.launcher)))
+                        config,
+                        out_dir,
+                        overrides,
+                        console=None,
+                        say=say,
+                        label=f"{job} {out_dir.name if RESUME_KEY in cfg else hc.job.override_dirname}"
+                        if sweep
+                        else "",
+                        hparam_keys=spec[0] if spec else None,
+                        hparam_domains=spec[1] if spec else None,
+                        max_threads=max(1, available_cores() // launcher_of(hc.launcher).local_jobs(hc.launcher)),
+                    )
                 except AlreadyFinished as e:
                     line = f"{job}: {out_dir} already {e.summary.status} at step {e.summary.steps}; left as it is"
                     if not quiet:
@@ -208,11 +232,18 @@ def task(cfg: DictConfig) -> Optional[float]:
                         before_training(e.signum)
                         return None
                     if (out_dir / "checkpoint.pt").is_file():
-                        print(f"{job} interrupted by {e}: checkpoint and record written. Resume with: ics resume "
-                              f"{target}", file=sys.stderr, flush=True)
+                        print(
+                            f"{job} interrupted by {e}: checkpoint and record written. Resume with: ics resume "
+                            f"{target}",
+                            file=sys.stderr,
+                            flush=True,
+                        )
                     else:  # checkpoints off, or stopped at once before the first one
-                        print(f"{job} interrupted by {e}: record written; there is no checkpoint to resume from",
-                              file=sys.stderr, flush=True)
+                        print(
+                            f"{job} interrupted by {e}: record written; there is no checkpoint to resume from",
+                            file=sys.stderr,
+                            flush=True,
+                        )
                     # "stop": jobs run one after another in this process, the next ones must not start,
                     # and the CLI ends the sweep with its table and 128 + signal; "return": a joblib
                     # worker (an exception would make joblib kill the other workers mid-checkpoint)
@@ -233,9 +264,16 @@ def task(cfg: DictConfig) -> Optional[float]:
                         conf = to_dict(config) if config is not None else OmegaConf.to_container(cfg, resolve=False)
                         conf = {k: v for k, v in conf.items() if k != "hydra"}
                         try:
-                            write_summary(out_dir, Summary(status=Status.FAILED, error=line,
-                                                           traceback=traceback.format_exc(), overrides=overrides,
-                                                           config=conf))
+                            write_summary(
+                                out_dir,
+                                Summary(
+                                    status=Status.FAILED,
+                                    error=line,
+                                    traceback=traceback.format_exc(),
+                                    overrides=overrides,
+                                    config=conf,
+                                ),
+                            )
                         except OSError:
                             pass  # best effort (a full disk): the job then reads as killed
                     if not sweep:
@@ -258,8 +296,12 @@ def task(cfg: DictConfig) -> Optional[float]:
             elif scope.requested and not (Path(hc.sweep.dir) / STOP_FILE).exists():
                 # asked to stop while the job was finishing (its files were complete, so it completed):
                 # the jobs after it must not start
-                print(f"{job}: {signal_name(scope.signum)} while it was finishing: it completed; the sweep stops "
-                      "after it", file=sys.stderr, flush=True)
+                print(
+                    f"{job}: {signal_name(scope.signum)} while it was finishing: it completed; the sweep stops "
+                    "after it",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 stopped(scope.signum, launcher_of(hc.launcher).on_interrupt)
     return None  # reached only when a signal ended the job before its result
 
@@ -289,18 +331,30 @@ def print_start(cfg: Config, out_dir: Path) -> None:
 
     m, d, o, t = cfg.model, cfg.data, cfg.optim, cfg.trainer
     shape = getattr(m, "widths", None)
-    arch = f"{m.name} " + (f"channels {list(m.channels)} + " if hasattr(m, "channels") else "") + \
-        (f"widths {list(shape)}" if shape is not None else f"depth {getattr(m, 'depth', '?')} x {getattr(m, 'width', '?')}")
+    arch = (
+        f"{m.name} "
+        + (f"channels {list(m.channels)} + " if hasattr(m, "channels") else "")
+        + (
+            f"widths {list(shape)}"
+            if shape is not None
+            else f"depth {getattr(m, 'depth', '?')} x {getattr(m, 'width', '?')}"
+        )
+    )
     extras = [f"noise={m.noise}"] if getattr(m, "noise", "none") != "none" else []
-    lines = [f"run -> {out_dir}",
-             f"  model   {arch}, {m.activation}, norm={m.norm}, init={m.init}" + (", " + ", ".join(extras) if extras else ""),
-             f"  data    {d.name}" + (" (binarised)" if getattr(d, "binarize", False) else "") +
-             (f", {d.val_size} held out for validation" if d.val_size else ""),
-             f"  optim   {o.name} lr={o.lr:g}" + (f" momentum={o.momentum:g}" if getattr(o, "momentum", 0) else ""),
-             f"  train   {t.steps:,} steps x batch {t.batch_size}, seed {t.seed}, eval every {t.eval_every:,}, "
-             f"checkpoint every {t.checkpoint_every:,}" if t.checkpoint_every else
-             f"  train   {t.steps:,} steps x batch {t.batch_size}, seed {t.seed}, eval every {t.eval_every:,}, no checkpoints",
-             f"  measure {', '.join(instrument_configs(cfg)) or 'nothing'}"]
+    lines = [
+        f"run -> {out_dir}",
+        f"  model   {arch}, {m.activation}, norm={m.norm}, init={m.init}"
+        + (", " + ", ".join(extras) if extras else ""),
+        f"  data    {d.name}"
+        + (" (binarised)" if getattr(d, "binarize", False) else "")
+        + (f", {d.val_size} held out for validation" if d.val_size else ""),
+        f"  optim   {o.name} lr={o.lr:g}" + (f" momentum={o.momentum:g}" if getattr(o, "momentum", 0) else ""),
+        f"  train   {t.steps:,} steps x batch {t.batch_size}, seed {t.seed}, eval every {t.eval_every:,}, "
+        f"checkpoint every {t.checkpoint_every:,}"
+        if t.checkpoint_every
+        else f"  train   {t.steps:,} steps x batch {t.batch_size}, seed {t.seed}, eval every {t.eval_every:,}, no checkpoints",
+        f"  measure {', '.join(instrument_configs(cfg)) or 'nothing'}",
+    ]
     from ics_cli.console import say
 
     for line in lines:

@@ -7,6 +7,7 @@ command-line flags without running, expanding a sweep the way its basic sweeper 
 live here, and tests/test_hydra_compat.py pins
 their behaviour so that a Hydra upgrade that changes them fails loudly in one obvious place.
 """
+
 from __future__ import annotations
 
 import re
@@ -19,8 +20,9 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 from ics_cli.errors import UserError  # noqa: F401 - re-exported: the CLI's modules import it from here
 
-HYDRA_FLAGS = ("-m/--multirun, --cfg job|hydra|all, --resolve, --package, --info, --hydra-help "
-               "(see `ics run --hydra-help`)")
+HYDRA_FLAGS = (
+    "-m/--multirun, --cfg job|hydra|all, --resolve, --package, --info, --hydra-help (see `ics run --hydra-help`)"
+)
 
 
 def first_line(e: BaseException) -> str:
@@ -54,8 +56,10 @@ def unparsable(overrides: List[str], msg: str) -> str:
         m = re.fullmatch(r"([\w./+~-]+)=\[([^\]\"']*=[^\]\"']*)\]", o)
         if m:
             items = ",".join(f'"{i.strip()}"' for i in m.group(2).split(","))
-            return (f"{o} cannot be parsed: list items holding '=' must be quoted: '{m.group(1)}=[{items}]' "
-                    "(the outer single quotes are for the shell)")
+            return (
+                f"{o} cannot be parsed: list items holding '=' must be quoted: '{m.group(1)}=[{items}]' "
+                "(the outer single quotes are for the shell)"
+            )
     return f"cannot parse overrides {overrides}: {msg}"
 
 
@@ -71,8 +75,11 @@ def expand_sweep(overrides: List[str], sweeper_params: Optional[Dict[str, str]] 
     try:
         (jobs,) = BasicSweeper.split_arguments(parsed, None)
     except Exception as e:  # e.g. an interval sweep the basic sweeper cannot run
-        hint = "; interval() is searched by an optimising sweeper: add hydra/sweeper=optuna (pip install " \
-               "'ics[optuna]')" if "INTERVAL_SWEEP" in str(e) else ""
+        hint = (
+            "; interval() is searched by an optimising sweeper: add hydra/sweeper=optuna (pip install 'ics[optuna]')"
+            if "INTERVAL_SWEEP" in str(e)
+            else ""
+        )
         raise UserError(first_line(e) + hint) from None
     return [list(job) for job in jobs]
 
@@ -94,8 +101,9 @@ def search_space(overrides: List[str], sweeper_params: Optional[Dict[str, str]] 
         value = o.value()
         if isinstance(value, IntervalSweep):
             ends = [value.start, value.end]
-            if "int" in (value.tags or set()) or (isinstance(value.start, int) and isinstance(value.end, int)
-                                                  and not isinstance(value.start, bool)):
+            if "int" in (value.tags or set()) or (
+                isinstance(value.start, int) and isinstance(value.end, int) and not isinstance(value.start, bool)
+            ):
                 ends = [int(v) for v in ends if v is not None]
             values = [str(v) for v in ends]
         elif isinstance(value, RangeSweep):
@@ -165,13 +173,15 @@ def check_job_count(parsed, limit: Optional[int] = None) -> int:
         a, b = r[0], r[min(per, len(r)) - 1] + r.step
         c = r[min(2 * per, len(r)) - 1] + r.step
         step = "" if r.step == 1 else f",{r.step}"
-        return _too_many(f"{head}: run it in parts of at most {per:,} values of {key}, e.g. {key}=range({a},{b}{step}) "
-                         f"then {key}=range({b},{c}{step}), ...")
+        return _too_many(
+            f"{head}: run it in parts of at most {per:,} values of {key}, e.g. {key}=range({a},{b}{step}) "
+            f"then {key}=range({b},{c}{step}), ..."
+        )
     return _too_many(f"{head}: run it in parts, each with at most {per:,} of {key}'s {n:,} values")
 
 
 def _cut(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _too_many(msg: str) -> int:
@@ -232,8 +242,11 @@ def explain(e: Exception, overrides: List[str], group_options, allowed_keys) -> 
             if hint:
                 return f"{group}={option} needs the {hint}; allowed now: {', '.join(options)}"
             if options:
-                mine = "" if group.startswith("hydra/") else \
-                    " (an option of your own: add its folder with --config-dir DIR or ICS_CONFIG_PATH)"
+                mine = (
+                    ""
+                    if group.startswith("hydra/")
+                    else " (an option of your own: add its folder with --config-dir DIR or ICS_CONFIG_PATH)"
+                )
                 return f"{group}={option} is not an option; allowed: {', '.join(options)}{mine}"
         return first_line(e)
     cause = e.__cause__ or e.__context__

@@ -1,6 +1,7 @@
 """The one @hydra.main of the project. Its config folder is the installed package ics.configs (the
 top-level configs/), so a non-editable install works the same; the schema and the shipped studies
 come from the ConfigStore (cli/hydra_app.py)."""
+
 from __future__ import annotations
 
 import sys

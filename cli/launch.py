@@ -5,6 +5,7 @@ a refusal is a UserError (one line; `code` is the exit status).
 
 Imported by the commands when they run, never by `ics --help` or a Tab (it imports Hydra and the library).
 """
+
 from __future__ import annotations
 
 import logging
@@ -31,8 +32,15 @@ from ics_cli.errors import UserError
 from ics_cli.hydra_app import NAME_EXCLUDE_KEYS
 from ics_cli.preflight import compose
 from ics_cli.rundirs import claim, planted_link, quote
-from ics_cli.sweeps import (HPARAMS_FILE, STOP_FILE, keys_left_out_of_names, run_name, sweep_keys, sweep_name,
-                            write_hparams)
+from ics_cli.sweeps import (
+    HPARAMS_FILE,
+    STOP_FILE,
+    keys_left_out_of_names,
+    run_name,
+    sweep_keys,
+    sweep_name,
+    write_hparams,
+)
 
 
 def stamp() -> str:
@@ -46,8 +54,10 @@ def check_writable(path: Path, key: str) -> None:
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise UserError(f"{key}={path} is not writable: {parent} "
-                        f"{'is not a directory' if not parent.is_dir() else 'is read-only'}; choose a writable place")
+        raise UserError(
+            f"{key}={path} is not writable: {parent} "
+            f"{'is not a directory' if not parent.is_dir() else 'is read-only'}; choose a writable place"
+        )
 
 
 def check_user_dir(target: Path, multirun: bool, overrides: List[str]) -> Optional[str]:
@@ -59,13 +69,16 @@ def check_user_dir(target: Path, multirun: bool, overrides: List[str]) -> Option
         return None
     link = planted_link(target)
     if link is not None:
-        raise UserError(f"{link} is a symbolic link; ics does not write through links in a run or sweep folder: "
-                        "remove it, or choose a new folder")
+        raise UserError(
+            f"{link} is a symbolic link; ics does not write through links in a run or sweep folder: "
+            "remove it, or choose a new folder"
+        )
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     if multirun:
         if not any((target / n).is_file() for n in ("multirun.yaml", names.PLANNED_JOBS, names.JOB_PLAN)):
-            raise UserError(f"{key}={target} is a non-empty folder that is not an ics sweep; choose a new or empty "
-                            "folder")
+            raise UserError(
+                f"{key}={target} is a non-empty folder that is not an ics sweep; choose a new or empty folder"
+            )
         return None
     if not any((target / n).exists() for n in (names.SUMMARY, names.CHECKPOINT, names.LOCK, ".hydra")):
         raise UserError(f"{key}={target} is a non-empty folder that is not an ics run; choose a new or empty folder")
@@ -86,9 +99,11 @@ def check_user_dir(target: Path, multirun: bool, overrides: List[str]) -> Option
         if record is not None and isinstance(record.config, dict) and record.config:
             diff = ckpt.config_difference(cfg, record.config)
             if diff is not None:
-                raise ConfigError(f"{key}={target} holds a run started with {diff[0]}={diff[1]}; the config now "
-                                  f"says {diff[0]}={diff[2]}: resume it with `ics resume {target}`, or choose "
-                                  "another folder")
+                raise ConfigError(
+                    f"{key}={target} holds a run started with {diff[0]}={diff[1]}; the config now "
+                    f"says {diff[0]}={diff[2]}: resume it with `ics resume {target}`, or choose "
+                    "another folder"
+                )
     except ConfigError as e:
         raise UserError(str(e)) from None
     if record is not None and record.status.finished:
@@ -113,16 +128,20 @@ def target_of(plan, multirun: bool, study: Optional[str], argv: List[str]) -> Tu
             raise UserError(f"{key}={target} cannot be created: {e.strerror}; choose a writable place") from None
         return target, argv, None
     base = Path(str(plan.hydra.sweep.dir if multirun else plan.hydra.run.dir))
-    named = next((o.split("=", 1)[1] for o in plan.jobs[0] if o.startswith("experiment=")), None) \
-        if plan.jobs else None
-    suffix = (study or named or sweep_name(sweep_keys(plan.jobs)[0])) if multirun \
+    named = next((o.split("=", 1)[1] for o in plan.jobs[0] if o.startswith("experiment=")), None) if plan.jobs else None
+    suffix = (
+        (study or named or sweep_name(sweep_keys(plan.jobs)[0]))
+        if multirun
         else run_name(plan.jobs[0] if plan.jobs else [])
+    )
     check_writable(base, key)
     try:
         target = claim(base.with_name(f"{base.name}_{suffix}") if suffix else base)
     except OSError as e:
-        raise UserError(f"cannot create the {'sweep' if multirun else 'run'} directory under {base.parent}: "
-                        f"{e.strerror}; run from a writable directory or set {key}=<a writable path>") from None
+        raise UserError(
+            f"cannot create the {'sweep' if multirun else 'run'} directory under {base.parent}: "
+            f"{e.strerror}; run from a writable directory or set {key}=<a writable path>"
+        ) from None
     return target, argv + [f"{key}={quote(target)}"], None
 
 
@@ -134,8 +153,11 @@ def name_jobs(plan, argv: List[str], target: Path) -> Tuple[List[str], Dict[str,
     too_long = keys_left_out_of_names(plan.jobs, exclude)  # a folder name has at most 255 bytes
     if too_long:
         exclude = sorted(set(exclude) | set(too_long))
-        typer.echo(f"note: job folders are named without {', '.join(too_long)} (its values make names longer "
-                   "than a folder name may be); each job's overrides are in its .hydra/overrides.yaml", err=True)
+        typer.echo(
+            f"note: job folders are named without {', '.join(too_long)} (its values make names longer "
+            "than a folder name may be); each job's overrides are in its .hydra/overrides.yaml",
+            err=True,
+        )
     argv = [a for a in argv if not a.startswith("hydra.job.config.override_dirname.exclude_keys=")]
     argv.append("hydra.job.config.override_dirname.exclude_keys=[" + ",".join(exclude) + "]")
     # nothing swept shows in the names: job "0", not "0_" (a sweep made with "0_" folders keeps them)
@@ -166,11 +188,20 @@ def start_sweep(target: Path, plan, varying: Dict[str, list], study: Optional[st
     search = plan.sweeper is not None and plan.sweeper.option != "basic"
     if not search:  # lets a report name the jobs never started (a search's jobs are not known in advance)
         write_json(target / names.PLANNED_JOBS, plan.jobs)
-    write_plan(target, JobPlan(launcher=plan.launcher.option, sweeper=plan.sweeper.option if plan.sweeper else None,
-                               objective=plan.objective,
-                               jobs=[PlannedJob(i, [o for o in job if not o.lstrip("+~").startswith("hydra")], config)
-                                     for i, (job, config)
-                                     in enumerate(zip(plan.jobs, plan.configs))] if not search else []))
+    write_plan(
+        target,
+        JobPlan(
+            launcher=plan.launcher.option,
+            sweeper=plan.sweeper.option if plan.sweeper else None,
+            objective=plan.objective,
+            jobs=[
+                PlannedJob(i, [o for o in job if not o.lstrip("+~").startswith("hydra")], config)
+                for i, (job, config) in enumerate(zip(plan.jobs, plan.configs))
+            ]
+            if not search
+            else [],
+        ),
+    )
     if not (target / HPARAMS_FILE).exists():  # a search's values are drawn as it goes: keys, no domains
         write_hparams(target, {k: [] for k in plan.searched} if search else varying)
     if not (target / SWEEP_RECORD).exists():  # a resumed sweep keeps the record it was started with
@@ -178,9 +209,11 @@ def start_sweep(target: Path, plan, varying: Dict[str, list], study: Optional[st
     swept = ", ".join(f"{k} ({len(v)})" for k, v in varying.items()) or "nothing"
     if search:
         trials = f"{plan.total} trials" if plan.total else "trials"
-        say(f"{stamp()}search: {trials} of hydra/sweeper={plan.sweeper.option} into {target} (launcher "
+        say(
+            f"{stamp()}search: {trials} of hydra/sweeper={plan.sweeper.option} into {target} (launcher "
             f"{plan.launcher.option}; {plan.objective['direction']} sweep.objective={plan.objective['metric']} over "
-            f"{', '.join(plan.searched)})")
+            f"{', '.join(plan.searched)})"
+        )
         return
     say(f"{stamp()}sweep: {len(plan.jobs)} jobs into {target} (launcher {plan.launcher.option}; swept: {swept})")
 
@@ -249,30 +282,46 @@ def after_sweep(sweep_dir: Path, signum: Optional[int] = None, refused: Sequence
     sweep_dir = sweep_dir.absolute()  # the resume hints below are copied into other shells
     jobs = read_jobs(sweep_dir)
     if signum is not None and not jobs:
-        typer.echo(f"sweep stopped by {sig.Signals(signum).name} before any job started. "
-                   f"Start it with: ics resume {sweep_dir}", err=True)
+        typer.echo(
+            f"sweep stopped by {sig.Signals(signum).name} before any job started. "
+            f"Start it with: ics resume {sweep_dir}",
+            err=True,
+        )
         raise typer.Exit(128 + signum)
     print_status_table(jobs, sweep_dir, planned=read_planned(sweep_dir))  # the jobs never started too
     best_trial(sweep_dir)
     next_steps(sweep_dir)
     if signum is not None:
-        typer.echo(f"sweep stopped by {sig.Signals(signum).name}: the table shows where each job stopped "
-                   f"(interrupted: checkpoint at that step; killed: its last periodic checkpoint). "
-                   f"Finish it with: ics resume {sweep_dir}", err=True)
+        typer.echo(
+            f"sweep stopped by {sig.Signals(signum).name}: the table shows where each job stopped "
+            f"(interrupted: checkpoint at that step; killed: its last periodic checkpoint). "
+            f"Finish it with: ics resume {sweep_dir}",
+            err=True,
+        )
         raise typer.Exit(128 + signum)
     failed = [str(j.num) for j in jobs if j.status == Status.FAILED]
     if failed:  # diverged or not_learning jobs are results; a failed job is an error
         raise UserError(f"{len(failed)} job(s) failed: {', '.join(failed)} (see their summary.json)", code=1)
     cannot = [name.split("_", 1)[0] for name in dict.fromkeys(refused)]
-    unfinished = [str(j.num) for j in jobs
-                  if j.status in (Status.INTERRUPTED, Status.KILLED) and j.dir.name not in refused]
+    unfinished = [
+        str(j.num) for j in jobs if j.status in (Status.INTERRUPTED, Status.KILLED) and j.dir.name not in refused
+    ]
     if cannot:  # resume named each with its reason: resuming again would not help
-        raise UserError(f"{len(cannot)} job(s) cannot be resumed: {', '.join(cannot)} (see why above)"
-                        + (f"; {len(unfinished)} did not finish: {', '.join(unfinished)}, finish them with ics "
-                           f"resume {sweep_dir}" if unfinished else ""), code=1)
+        raise UserError(
+            f"{len(cannot)} job(s) cannot be resumed: {', '.join(cannot)} (see why above)"
+            + (
+                f"; {len(unfinished)} did not finish: {', '.join(unfinished)}, finish them with ics resume {sweep_dir}"
+                if unfinished
+                else ""
+            ),
+            code=1,
+        )
     if unfinished:
-        raise UserError(f"{len(unfinished)} job(s) did not finish: {', '.join(unfinished)}; finish them with "
-                        f"ics resume {sweep_dir}", code=1)
+        raise UserError(
+            f"{len(unfinished)} job(s) did not finish: {', '.join(unfinished)}; finish them with "
+            f"ics resume {sweep_dir}",
+            code=1,
+        )
 
 
 def read_sweep_record(target: Path) -> Optional[bytes]:

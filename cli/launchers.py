@@ -7,6 +7,7 @@ instead of testing class names. A launcher the user installed that is not in the
 whose jobs have processes of their own. `ics resume` takes from a sweep folder at most the option
 name of a launcher in this table (cli/resume.py), never a target or a setting.
 """
+
 from __future__ import annotations
 
 import os
@@ -47,8 +48,9 @@ class Launcher:
 _SUBMITIT = "hydra_plugins.hydra_submitit_launcher.submitit_launcher."
 LAUNCHERS = (
     Launcher("basic", "hydra._internal.core_plugins.basic_launcher.BasicLauncher", "in-process", "stop"),
-    Launcher("joblib", "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher", "local", "return",
-             "joblib"),
+    Launcher(
+        "joblib", "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher", "local", "return", "joblib"
+    ),
     Launcher("submitit_local", _SUBMITIT + "LocalLauncher", "local", extra="submitit"),
     Launcher("submitit_slurm", _SUBMITIT + "SlurmLauncher", "cluster", extra="submitit"),
     Launcher("slurm", "hydra_plugins.ics.slurm_launcher.SlurmLauncher", "cluster", extra="submitit"),  # cli/plugins
@@ -72,8 +74,10 @@ def launcher_of(node) -> Launcher:
     except Exception:  # noqa: BLE001 - any import failure: the launcher cannot run
         found = False
     if not found:
-        raise UserError(f"hydra.launcher._target_={target or '(none)'} cannot be imported; choose an installed "
-                        f"launcher: hydra/launcher={', '.join(OPTIONS)} or a plugin's option")
+        raise UserError(
+            f"hydra.launcher._target_={target or '(none)'} cannot be imported; choose an installed "
+            f"launcher: hydra/launcher={', '.join(OPTIONS)} or a plugin's option"
+        )
     return Launcher(name.lower().removesuffix("launcher") or "launcher", target, "local")
 
 

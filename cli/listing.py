@@ -4,6 +4,7 @@ Nothing here trains or writes. A refusal is a UserError (one line).
 
 Imported by those commands when they run, never by `ics --help` or a Tab (it imports Hydra).
 """
+
 from __future__ import annotations
 
 import math
@@ -29,11 +30,18 @@ def composed_yaml(overrides: Sequence[str]) -> str:
     where = configdirs.split(list(overrides))
     args = where.args
     ns = compat.parse_args(args)
-    flags = [a for a in args if a not in (ns.overrides or []) and a != ns.config_name
-             and not a.startswith(("-cn", "--config-name", "--config_name"))]
+    flags = [
+        a
+        for a in args
+        if a not in (ns.overrides or [])
+        and a != ns.config_name
+        and not a.startswith(("-cn", "--config-name", "--config_name"))
+    ]
     if flags:
-        raise UserError(f"ics config takes overrides (key=value), --config-dir and --config-name only, not "
-                        f"{' '.join(flags)}; for Hydra's flags use `ics run`, e.g. `ics run --cfg job`")
+        raise UserError(
+            f"ics config takes overrides (key=value), --config-dir and --config-name only, not "
+            f"{' '.join(flags)}; for Hydra's flags use `ics run`, e.g. `ics run --cfg job`"
+        )
     dirs = list(where.dirs)
     if ns.config_name and where.config_dir is not None and where.config_dir not in dirs:
         dirs.insert(0, where.config_dir)
@@ -72,8 +80,9 @@ def print_groups(console: Console, dirs: Sequence[Path]) -> None:
         text = escape(study_text(path))
         if path.parent != configdirs.experiments_dir():
             text = f"(from {escape(str(path))}) " + text
-        exps.add_row(escape(name), jobs,
-                     text + (f" [bold red]cannot run: {escape(problem)}[/bold red]" if problem else ""))
+        exps.add_row(
+            escape(name), jobs, text + (f" [bold red]cannot run: {escape(problem)}[/bold red]" if problem else "")
+        )
     console.print(exps)
 
 
@@ -95,19 +104,24 @@ def job_count(study: str, dirs: Sequence[Path], path: Optional[Path] = None) -> 
         defaults = node.get("defaults") if isinstance(node, DictConfig) else None
         simple = isinstance(node, DictConfig) and all(
             d == "_self_" or (isinstance(d, DictConfig) and len(d) == 1 and str(next(iter(d))).startswith("override /"))
-            for d in (defaults or []))
+            for d in (defaults or [])
+        )
         if simple and isinstance(node, DictConfig):
             for d in defaults or []:
                 if d == "_self_":
                     continue
-                group, value = str(next(iter(d)))[len("override /"):].strip(), next(iter(d.values()))
+                group, value = str(next(iter(d)))[len("override /") :].strip(), next(iter(d.values()))
                 option = {True: "on", False: "off"}[value] if isinstance(value, bool) else str(value)  # YAML 1.1
                 if group in GROUPS and option not in configdirs.options(group, dirs):
-                    raise UserError(f"{group}={option} is not an option; allowed: "
-                                    f"{', '.join(configdirs.options(group, dirs))}")
+                    raise UserError(
+                        f"{group}={option} is not an option; allowed: {', '.join(configdirs.options(group, dirs))}"
+                    )
             params = OmegaConf.select(node, "hydra.sweeper.params") or {}
-            chosen = [str(next(iter(d.values()))) for d in defaults or []
-                      if d != "_self_" and str(next(iter(d))).endswith("/hydra/sweeper")]
+            chosen = [
+                str(next(iter(d.values())))
+                for d in defaults or []
+                if d != "_self_" and str(next(iter(d))).endswith("/hydra/sweeper")
+            ]
             if chosen and chosen[0] != "basic":  # an optimising sweeper runs as many trials as it is told
                 sweeper = by_option(chosen[0])
                 trials = sweeper.trials(OmegaConf.select(node, "hydra.sweeper")) if sweeper else None

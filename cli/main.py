@@ -5,6 +5,7 @@ around Hydra's runtime), cli/listing.py (list, config), cli/resume.py, cli/prefl
 before a launch), cli/status.py, cli/tensorboard.py and the library (ics.*). Those are imported inside
 the commands: `ics --help` and a Tab import none of Hydra, torch or the library.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,10 +29,13 @@ from ics_cli.completion import complete_override, complete_section, complete_stu
 from ics_cli.errors import UserError
 
 app = typer.Typer(
-    name="ics", no_args_is_help=True, rich_markup_mode="rich", add_completion=True,
+    name="ics",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    add_completion=True,
     help="Train MLPs and CNNs with and without BatchNorm and measure internal covariate shift: how "
-         "each layer's input distribution drifts during training.\n\n"
-         "Example: [bold]ics run model=cnn data=cifar10 model.norm=none optim.lr=0.05[/bold]",
+    "each layer's input distribution drifts during training.\n\n"
+    "Example: [bold]ics run model=cnn data=cifar10 model.norm=none optim.lr=0.05[/bold]",
 )
 PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 use_own_scripts()  # bash: no space after a completed "key="
@@ -51,8 +55,11 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                      help="Print the version and exit.")) -> None:
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
     pass
 
 
@@ -97,28 +104,47 @@ class _StopBeforeRun:
             remove_untrained(self.target, Path.cwd())
             if self.target.exists() and any(self.target.iterdir()):
                 kept = f" ({self.target} left as it was)"
-        typer.echo(f"run interrupted by {signal_name(value.signum)} before training started; nothing was "
-                   f"kept{kept}", err=True)
+        typer.echo(
+            f"run interrupted by {signal_name(value.signum)} before training started; nothing was kept{kept}", err=True
+        )
         raise typer.Exit(128 + value.signum)
 
 
-def _launch(args: List[str], force_multirun: bool = False, study: Optional[str] = None,
-            extra_dirs: Sequence[Path] = (), stage: Optional[Path] = None) -> None:
+def _launch(
+    args: List[str],
+    force_multirun: bool = False,
+    study: Optional[str] = None,
+    extra_dirs: Sequence[Path] = (),
+    stage: Optional[Path] = None,
+) -> None:
     early = _StopBeforeRun()
     with early:
         _launch_run(early, args, force_multirun, study, extra_dirs, stage)
 
 
-def _launch_run(early: "_StopBeforeRun", args: List[str], force_multirun: bool, study: Optional[str],
-                extra_dirs: Sequence[Path], stage: Optional[Path]) -> None:
+def _launch_run(
+    early: "_StopBeforeRun",
+    args: List[str],
+    force_multirun: bool,
+    study: Optional[str],
+    extra_dirs: Sequence[Path],
+    stage: Optional[Path],
+) -> None:
     """Validate every job, claim a fresh directory, then hand over to Hydra's runtime. `stage`: a
     temporary config folder holding a study given by path, moved into the sweep directory."""
-    shows = any(a.split("=", 1)[0] in ("--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i", "--version",
-                                       "-sc", "--shell-completion") for a in args)
+    shows = any(
+        a.split("=", 1)[0]
+        in ("--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i", "--version", "-sc", "--shell-completion")
+        for a in args
+    )
     if not shows:  # the first word within a second of Enter: what follows imports torch (a log: stamped)
         stamp = "" if sys.stdout.isatty() else time.strftime("%H:%M:%S ")
-        typer.echo(stamp + "ics: checking the config" + (" of every job" if force_multirun or "-m" in args
-                                                         or "--multirun" in args else "") + " ...")
+        typer.echo(
+            stamp
+            + "ics: checking the config"
+            + (" of every job" if force_multirun or "-m" in args or "--multirun" in args else "")
+            + " ..."
+        )
     # imported here, not at the top: they import Hydra and torch, which `ics --help` and a Tab must not
     from ics_cli import launch
     from ics_cli.preflight import preflight
@@ -129,8 +155,11 @@ def _launch_run(early: "_StopBeforeRun", args: List[str], force_multirun: bool, 
         plan = preflight(args, force_multirun=force_multirun, extra_dirs=extra_dirs)
     except UserError as e:
         _fail(str(e))
-    argv = plan.argv if not force_multirun or "--multirun" in plan.argv or "-m" in plan.argv \
+    argv = (
+        plan.argv
+        if not force_multirun or "--multirun" in plan.argv or "-m" in plan.argv
         else ["--multirun", *plan.argv]
+    )
     if plan.mode == "show":  # --cfg, --info, --help: Hydra prints and exits (a study's --cfg needs no -m)
         _hydra(plan.argv)
         return
@@ -156,8 +185,12 @@ def _launch_run(early: "_StopBeforeRun", args: List[str], force_multirun: bool, 
             parallel = plan.launcher.parallelism(plan.hydra.launcher)
             if plan.sweeper is not None and plan.sweeper.option == "optuna":
                 launch.quiet_optuna()
-            with stop, LiveSweep(target, plan.total or 0, parallel, swept=list(varying),
-                                 every_sec=launch.progress_every(plan.jobs)):
+            with (
+                stop,
+                LiveSweep(
+                    target, plan.total or 0, parallel, swept=list(varying), every_sec=launch.progress_every(plan.jobs)
+                ),
+            ):
                 _hydra(argv)
         else:
             from ics.train import stopping
@@ -188,9 +221,13 @@ def _forward_stop(sweep_dir: Path):
 
 
 @app.command(context_settings=PASS_THROUGH)
-def run(overrides: Optional[List[str]] = typer.Argument(
-        None, help="Hydra overrides and flags: key=value, group=option, -m/--multirun, --cfg job, ...",
-        autocompletion=complete_override)) -> None:
+def run(
+    overrides: Optional[List[str]] = typer.Argument(
+        None,
+        help="Hydra overrides and flags: key=value, group=option, -m/--multirun, --cfg job, ...",
+        autocompletion=complete_override,
+    ),
+) -> None:
     """Train one run (or a Hydra multirun with -m) and log it to TensorBoard.
 
     Examples:
@@ -207,11 +244,17 @@ def run(overrides: Optional[List[str]] = typer.Argument(
 
 
 @app.command(context_settings=PASS_THROUGH)
-def sweep(experiment: str = typer.Argument(..., help="A study: its name (in your config folders' experiment/, then "
-                                                     "experiments/; see `ics list`) or a study file's path.",
-                                          autocompletion=complete_study),
-          overrides: Optional[List[str]] = typer.Argument(None, help="Extra Hydra overrides, --config-dir DIR.",
-                                                          autocompletion=complete_override)) -> None:
+def sweep(
+    experiment: str = typer.Argument(
+        ...,
+        help="A study: its name (in your config folders' experiment/, then "
+        "experiments/; see `ics list`) or a study file's path.",
+        autocompletion=complete_study,
+    ),
+    overrides: Optional[List[str]] = typer.Argument(
+        None, help="Extra Hydra overrides, --config-dir DIR.", autocompletion=complete_override
+    ),
+) -> None:
     """Run a study as a Hydra multirun, into multiruns/<date>/<time>_<study>.
 
     Examples: [bold]ics sweep fig1 trainer.steps=5000[/bold]   [bold]ics sweep my_study --config-dir conf[/bold]
@@ -223,8 +266,13 @@ def sweep(experiment: str = typer.Argument(..., help="A study: its name (in your
         if configdirs.is_study_path(experiment) or Path(experiment).is_file():
             name, root, stage = configdirs.stage_study_file(experiment)
             try:
-                _launch([f"experiment={name}", *args], force_multirun=True, study=name, extra_dirs=[stage, root],
-                        stage=stage)
+                _launch(
+                    [f"experiment={name}", *args],
+                    force_multirun=True,
+                    study=name,
+                    extra_dirs=[stage, root],
+                    stage=stage,
+                )
             finally:  # a refused launch leaves no staging folder behind (a launched one has moved it)
                 shutil.rmtree(stage, ignore_errors=True)
             return
@@ -233,15 +281,20 @@ def sweep(experiment: str = typer.Argument(..., help="A study: its name (in your
         _fail(str(e))
     if experiment not in known:
         where = " and your config folders" if found.dirs else ""
-        _fail(f"unknown study {experiment!r}; allowed (experiments/{where}): {', '.join(known)}; "
-              "or give a study file's path")
+        _fail(
+            f"unknown study {experiment!r}; allowed (experiments/{where}): {', '.join(known)}; "
+            "or give a study file's path"
+        )
     _launch([f"experiment={experiment}", *args], force_multirun=True, study=experiment)
 
 
 @app.command(context_settings=PASS_THROUGH)
-def resume(path: Path = typer.Argument(..., help="A run directory, or a sweep directory (one with multirun.yaml)."),
-           overrides: Optional[List[str]] = typer.Argument(
-               None, help="Sweeps only: launcher settings, e.g. hydra/launcher=joblib hydra.launcher.n_jobs=2.")) -> None:
+def resume(
+    path: Path = typer.Argument(..., help="A run directory, or a sweep directory (one with multirun.yaml)."),
+    overrides: Optional[List[str]] = typer.Argument(
+        None, help="Sweeps only: launcher settings, e.g. hydra/launcher=joblib hydra.launcher.n_jobs=2."
+    ),
+) -> None:
     """Continue an interrupted or killed run, or finish a sweep, in its own directory.
 
     A run continues from its last checkpoint with the config it was started with. In a sweep,
@@ -287,11 +340,15 @@ def _resume_run(path: Path) -> None:
         except (RunInterrupted, SignalStop) as e:
             started = isinstance(e, RunInterrupted) and e.started
             if not started:
-                typer.echo(f"resume interrupted by {signal_name(e.signum)} before training restarted; the run is as "
-                           f"it was. Resume with: ics resume {path}", err=True)
+                typer.echo(
+                    f"resume interrupted by {signal_name(e.signum)} before training restarted; the run is as "
+                    f"it was. Resume with: ics resume {path}",
+                    err=True,
+                )
             else:
-                typer.echo(f"run interrupted by {e}: checkpoint and record written. Resume with: ics resume {path}",
-                           err=True)
+                typer.echo(
+                    f"run interrupted by {e}: checkpoint and record written. Resume with: ics resume {path}", err=True
+                )
             scope.linger(128 + e.signum)
             raise typer.Exit(128 + e.signum)
         scope.linger(0)
@@ -315,17 +372,27 @@ def _resume_sweep(path: Path, extra: List[str]) -> None:
     for name, why in what.refused:
         typer.echo(f"resume: cannot resume {path / name}: {why}", err=True)
     if what.todo:
-        _relaunch(path.resolve(), plan.resume_argv(path.resolve(), what, extra), len(what.todo) + len(what.finished),
-                  plan.parallelism(extra), [name for name, _ in what.refused], [t.name for t in what.todo])
+        _relaunch(
+            path.resolve(),
+            plan.resume_argv(path.resolve(), what, extra),
+            len(what.todo) + len(what.finished),
+            plan.parallelism(extra),
+            [name for name, _ in what.refused],
+            [t.name for t in what.todo],
+        )
     elif not what.refused:
         typer.echo(f"resume: nothing to do: every job of {path} has finished")
     if what.refused:
-        _fail(f"{len(what.refused)} job(s) cannot be resumed (said above, with why); the others "
-              f"{'ran' if what.todo else 'are finished'}", code=1)
+        _fail(
+            f"{len(what.refused)} job(s) cannot be resumed (said above, with why); the others "
+            f"{'ran' if what.todo else 'are finished'}",
+            code=1,
+        )
 
 
-def _relaunch(target: Path, argv: List[str], total: int, parallel: int, refused: Sequence[str] = (),
-              todo: Sequence[str] = ()) -> None:
+def _relaunch(
+    target: Path, argv: List[str], total: int, parallel: int, refused: Sequence[str] = (), todo: Sequence[str] = ()
+) -> None:
     """The resume's Hydra sweep, with the live view, signal forwarding and closing table of a sweep.
     Hydra rewrites multirun.yaml at the sweep's root: the sweep's own copy is put back after (and a
     search's folder, which had none, gets none). A job of `todo` that ended without a record is named."""
@@ -359,15 +426,18 @@ def _relaunch(target: Path, argv: List[str], total: int, parallel: int, refused:
 
 
 @app.command()
-def tensorboard(path: Optional[Path] = typer.Argument(None, help="A run or sweep directory (default: runs/ and "
-                                                                 "multiruns/ here)."),
-                port: Optional[int] = typer.Option(None, min=1, max=65535, help="Port (default: a free one)."),
-                host: str = typer.Option("127.0.0.1", help="Address to listen on. 127.0.0.1: this machine only "
-                                                           "(reach it from elsewhere with ssh -L). 0.0.0.0: every "
-                                                           "network interface, so anyone who can reach this machine "
-                                                           "can read all the runs shown, without a password."),
-                open_browser: bool = typer.Option(True, "--open/--no-open",
-                                                  help="Open the URL in a browser where one can open.")) -> None:
+def tensorboard(
+    path: Optional[Path] = typer.Argument(None, help="A run or sweep directory (default: runs/ and multiruns/ here)."),
+    port: Optional[int] = typer.Option(None, min=1, max=65535, help="Port (default: a free one)."),
+    host: str = typer.Option(
+        "127.0.0.1",
+        help="Address to listen on. 127.0.0.1: this machine only "
+        "(reach it from elsewhere with ssh -L). 0.0.0.0: every "
+        "network interface, so anyone who can reach this machine "
+        "can read all the runs shown, without a password.",
+    ),
+    open_browser: bool = typer.Option(True, "--open/--no-open", help="Open the URL in a browser where one can open."),
+) -> None:
     """Start TensorBoard and print its URL (with smoothing 0: evaluations are few and log-spaced).
 
     SIGINT, SIGTERM and SIGHUP stop TensorBoard too.
@@ -380,8 +450,10 @@ def tensorboard(path: Optional[Path] = typer.Argument(None, help="A run or sweep
         _fail(f"{path} is not a directory; give a run or sweep directory")
     where = [path] if path is not None else [Path(d) for d in ("runs", "multiruns") if Path(d).is_dir()]
     if not any(next(d.rglob("events.out.tfevents.*"), None) for d in where):
-        _fail(f"no TensorBoard events under {', '.join(map(str, where)) or 'runs/ or multiruns/ here'}; "
-              "give a run or sweep directory (`ics tensorboard <dir>`)")
+        _fail(
+            f"no TensorBoard events under {', '.join(map(str, where)) or 'runs/ or multiruns/ here'}; "
+            "give a run or sweep directory (`ics tensorboard <dir>`)"
+        )
     try:
         code = serve(path, port, host, open_browser)
     except ValueError as e:
@@ -410,10 +482,12 @@ def status(path: Optional[Path] = typer.Argument(None, help="Where to look (defa
 
 
 @app.command()
-def recalibrate(path: Path = typer.Argument(..., help="A run directory with a checkpoint."),
-                batches: int = typer.Option(200, min=1, help="Training batches averaged for the population statistics."),
-                batch_size: Optional[int] = typer.Option(None, min=2, help="Their size (default: the run's)."),
-                seed: int = typer.Option(0, min=0, help="Seed of the batch draw.")) -> None:
+def recalibrate(
+    path: Path = typer.Argument(..., help="A run directory with a checkpoint."),
+    batches: int = typer.Option(200, min=1, help="Training batches averaged for the population statistics."),
+    batch_size: Optional[int] = typer.Option(None, min=2, help="Their size (default: the run's)."),
+    seed: int = typer.Option(0, min=0, help="Seed of the batch draw."),
+) -> None:
     """Precise BN (BN paper Alg. 2): a finished BN run's test accuracy with population statistics.
 
     Recomputes the BN statistics on training batches and writes the test accuracy with EMA and
@@ -433,15 +507,19 @@ def recalibrate(path: Path = typer.Argument(..., help="A run directory with a ch
         r = run_recalibrate(path, batches, batch_size, seed)
     except (ConfigError, RecordError, TorchvisionMismatch) as e:
         _fail(str(e))
-    typer.echo(f"step {r['step']}: test accuracy with the EMA running statistics {r['ema_acc']:.4f}, with population "
-               f"statistics over {r['batches']} batches of {r['batch_size']} {r['precise_acc']:.4f} "
-               f"(written to {path / 'summary.json'})")
+    typer.echo(
+        f"step {r['step']}: test accuracy with the EMA running statistics {r['ema_acc']:.4f}, with population "
+        f"statistics over {r['batches']} batches of {r['batch_size']} {r['precise_acc']:.4f} "
+        f"(written to {path / 'summary.json'})"
+    )
 
 
 @app.command(name="config", context_settings=PASS_THROUGH)
-def show_config(overrides: Optional[List[str]] = typer.Argument(None, help="Hydra overrides; --config-dir DIR, "
-                                                                            "--config-name NAME.",
-                                                                autocompletion=complete_override)) -> None:
+def show_config(
+    overrides: Optional[List[str]] = typer.Argument(
+        None, help="Hydra overrides; --config-dir DIR, --config-name NAME.", autocompletion=complete_override
+    ),
+) -> None:
     """Print the composed config, every key of every section (no training).
 
     Example: [bold]ics config model=cnn optim=adam[/bold]   [bold]ics config --config-dir conf model=my_mlp[/bold]
@@ -456,13 +534,17 @@ def show_config(overrides: Optional[List[str]] = typer.Argument(None, help="Hydr
 
 
 @app.command(name="list")
-def list_options(section: Optional[str] = typer.Argument(
-        None, help="A config section or group (model, trainer, probe, grad_ics, ...; model=cnn for an option): "
-                   "list its keys with defaults, units and allowed values.",
-        autocompletion=complete_section),
-        config_dir: Optional[List[Path]] = typer.Option(None, "--config-dir", "-cd",
-                                                        help="A config folder of yours (repeatable); "
-                                                             "ICS_CONFIG_PATH adds more.")) -> None:
+def list_options(
+    section: Optional[str] = typer.Argument(
+        None,
+        help="A config section or group (model, trainer, probe, grad_ics, ...; model=cnn for an option): "
+        "list its keys with defaults, units and allowed values.",
+        autocompletion=complete_section,
+    ),
+    config_dir: Optional[List[Path]] = typer.Option(
+        None, "--config-dir", "-cd", help="A config folder of yours (repeatable); ICS_CONFIG_PATH adds more."
+    ),
+) -> None:
     """List every config group with its options and where each comes from, and every study; or the keys
     of one section or option.
 
@@ -484,22 +566,33 @@ def list_options(section: Optional[str] = typer.Argument(
 
 
 @app.command()
-def bench(steps: int = typer.Option(3000, min=100, help="Training steps per timed loop."),
-          data_root: Optional[str] = typer.Option(None, help="Data root (default: $ICS_DATA_ROOT)."),
-          synthetic: bool = typer.Option(False, help="Use random MNIST-shaped tensors instead of MNIST."),
-          repeats: int = typer.Option(3, min=1, help="Timed repeats per loop (the best is kept)."),
-          cnn_steps: int = typer.Option(20, min=0, help="Steps per timed CNN loop (0: skip the CNN rows)."),
-          instruments: bool = typer.Option(False, help="Only the cost of each instrument at its default cadence, "
-                                                       "for the Fig. 1 MLP and the default CNN."),
-          threads: bool = typer.Option(False, "--threads", help="Only trainer.threads=1, all cores and auto on the "
-                                                                 "Fig. 1 MLP, idle and with a busy process competing."),
-          preflight_jobs: int = typer.Option(0, "--preflight", min=0,
-                                             help="Only the up-front check of an N-job seed sweep "
-                                                  "(trainer.seed=range(0,N)): seconds and peak memory."),
-          ensemble: Optional[str] = typer.Option(None, "--ensemble", help="Only seeds trained as one vectorised "
-                                                 "model vs one after the other, for these member counts (e.g. 5,16)."),
-          device: str = typer.Option("cpu", help="--ensemble only: the device (cpu: one thread; cuda)."),
-          ) -> None:
+def bench(
+    steps: int = typer.Option(3000, min=100, help="Training steps per timed loop."),
+    data_root: Optional[str] = typer.Option(None, help="Data root (default: $ICS_DATA_ROOT)."),
+    synthetic: bool = typer.Option(False, help="Use random MNIST-shaped tensors instead of MNIST."),
+    repeats: int = typer.Option(3, min=1, help="Timed repeats per loop (the best is kept)."),
+    cnn_steps: int = typer.Option(20, min=0, help="Steps per timed CNN loop (0: skip the CNN rows)."),
+    instruments: bool = typer.Option(
+        False, help="Only the cost of each instrument at its default cadence, for the Fig. 1 MLP and the default CNN."
+    ),
+    threads: bool = typer.Option(
+        False,
+        "--threads",
+        help="Only trainer.threads=1, all cores and auto on the Fig. 1 MLP, idle and with a busy process competing.",
+    ),
+    preflight_jobs: int = typer.Option(
+        0,
+        "--preflight",
+        min=0,
+        help="Only the up-front check of an N-job seed sweep (trainer.seed=range(0,N)): seconds and peak memory.",
+    ),
+    ensemble: Optional[str] = typer.Option(
+        None,
+        "--ensemble",
+        help="Only seeds trained as one vectorised model vs one after the other, for these member counts (e.g. 5,16).",
+    ),
+    device: str = typer.Option("cpu", help="--ensemble only: the device (cpu: one thread; cuda)."),
+) -> None:
     """Throughput of the ics loop vs a hand-written loop and the tutorial DataLoader pipeline.
 
     Example: [bold]ICS_DATA_ROOT=/data ics bench --steps 3000[/bold]
@@ -536,11 +629,17 @@ def bench(steps: int = typer.Option(3000, min=100, help="Training steps per time
 
 
 @app.command()
-def report(paths: List[Path] = typer.Argument(..., help="Run or sweep directories; several are pooled (replicas "
-                                                        "of one config and seed count once)."),
-           out: Optional[Path] = typer.Option(None, help="Where to write report.md, report.html, runs.csv and "
-                                                          "figures (default: <path>/report; required for several "
-                                                          "paths).")) -> None:
+def report(
+    paths: List[Path] = typer.Argument(
+        ..., help="Run or sweep directories; several are pooled (replicas of one config and seed count once)."
+    ),
+    out: Optional[Path] = typer.Option(
+        None,
+        help="Where to write report.md, report.html, runs.csv and "
+        "figures (default: <path>/report; required for several "
+        "paths).",
+    ),
+) -> None:
     """Tables, LR tolerance and figures for a run or sweep directory, or several compared.
 
     Example: [bold]ics report multiruns/2026-11-26/12-00-00[/bold]

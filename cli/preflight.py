@@ -5,6 +5,7 @@ config composed (once per combination of group choices; plain values are set on 
 cheaper than a compose) and handed to the library's `check_runnable`: values, device, threads,
 data files, probe points. Hydra's multi-line errors become one line.
 """
+
 from __future__ import annotations
 
 import copy
@@ -64,8 +65,10 @@ def compose(overrides: List[str], hydra_cfg: bool = False) -> DictConfig:
             _resolve_dirs(cfg, overrides)
         return cfg
     except RecursionError:
-        raise UserError(f"composing {' '.join(overrides) or 'the defaults'} never ends: an option's defaults list "
-                        "refers back to itself (e.g. model/x.yaml with defaults: [x])") from None
+        raise UserError(
+            f"composing {' '.join(overrides) or 'the defaults'} never ends: an option's defaults list "
+            "refers back to itself (e.g. model/x.yaml with defaults: [x])"
+        ) from None
     except compat.COMPOSE_ERRORS + (OmegaConfBaseException, ValueError) as e:
         choices = [o for o in overrides if _is_choice(o.split("=", 1)[0]) and "," not in o]
         raise UserError(compat.explain(e, overrides, group_options, lambda k: allowed_keys(k, choices))) from None
@@ -124,8 +127,9 @@ class Plan:
     searched: List[str] = field(default_factory=list)  # a search's keys
 
 
-def preflight(args: List[str], data: bool = True, force_multirun: bool = False,
-              extra_dirs: Sequence[Path] = ()) -> Plan:
+def preflight(
+    args: List[str], data: bool = True, force_multirun: bool = False, extra_dirs: Sequence[Path] = ()
+) -> Plan:
     from ics_cli.launchers import launcher_of
 
     where = configdirs.split(args)
@@ -133,13 +137,17 @@ def preflight(args: List[str], data: bool = True, force_multirun: bool = False,
     args = where.args
     ns = compat.parse_args(args)
     if ns.config_path:
-        raise UserError(f"-cp/--config-path={ns.config_path} is not used by ics; add a config folder with "
-                        "--config-dir DIR (or hydra.searchpath, or ICS_CONFIG_PATH)")
+        raise UserError(
+            f"-cp/--config-path={ns.config_path} is not used by ics; add a config folder with "
+            "--config-dir DIR (or hydra.searchpath, or ICS_CONFIG_PATH)"
+        )
     overrides = list(ns.overrides or [])
     flags = [a for a in args if a not in overrides]
     if ns.shell_completion:
-        raise UserError("Hydra's -sc/--shell-completion does not apply to ics; install completion for commands "
-                        "and overrides with `ics --install-completion` (bash, zsh, fish)")
+        raise UserError(
+            "Hydra's -sc/--shell-completion does not apply to ics; install completion for commands "
+            "and overrides with `ics --install-completion` (bash, zsh, fish)"
+        )
     config_name = ns.config_name
     if config_name and where.config_dir is not None and where.config_dir not in dirs:
         dirs.insert(0, where.config_dir)
@@ -154,12 +162,15 @@ def preflight(args: List[str], data: bool = True, force_multirun: bool = False,
         print(f"note: {note}", file=sys.stderr)
     modes = [f for f, on in (("--multirun", ns.multirun), ("--run", ns.run), ("--cfg", ns.cfg)) if on]
     if len(modes) > 1:
-        raise UserError(f"{' and '.join(modes)} cannot be combined; to see a study's config: "
-                        "`ics config experiment=<name>`")
+        raise UserError(
+            f"{' and '.join(modes)} cannot be combined; to see a study's config: `ics config experiment=<name>`"
+        )
     bare = [o for o in overrides if "=" not in o and not o.startswith("~")]
     if bare:
-        raise UserError(f"{bare[0]!r} is not an override; overrides are key=value or group=option "
-                        "(e.g. trainer.steps=5000, model=cnn); see `ics list`")
+        raise UserError(
+            f"{bare[0]!r} is not an override; overrides are key=value or group=option "
+            "(e.g. trainer.steps=5000, model=cnn); see `ics list`"
+        )
     refuse_deletions(overrides)
     seen: Dict[str, str] = {}
     for o in overrides:
@@ -188,11 +199,14 @@ def preflight(args: List[str], data: bool = True, force_multirun: bool = False,
         return _search_plan(argv, base, sweeper, overrides, fixed, data, dirs, config_name)
     launcher_choice = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] == "hydra/launcher"]
     if not multirun and launcher_choice and not launcher_choice[-1].endswith("=basic"):
-        raise UserError(f"{launcher_choice[-1]} launches sweeps; add -m (--multirun) to run through it "
-                        "(a single `ics run` trains here)")
+        raise UserError(
+            f"{launcher_choice[-1]} launches sweeps; add -m (--multirun) to run through it "
+            "(a single `ics run` trains here)"
+        )
     if not multirun and len(compat.expand_sweep(overrides)) > 1:
-        raise UserError(f"{' '.join(o for o in overrides if ',' in o)} is a sweep; add -m (--multirun) to run "
-                        "one job per value")
+        raise UserError(
+            f"{' '.join(o for o in overrides if ',' in o)} is a sweep; add -m (--multirun) to run one job per value"
+        )
     launcher = launcher_of(base.hydra.launcher)
     _check_launcher(base.hydra, launcher)
     _check_study_model(overrides, dirs)
@@ -200,8 +214,19 @@ def preflight(args: List[str], data: bool = True, force_multirun: bool = False,
     jobs = compat.expand_sweep(overrides, {k: str(v) for k, v in (params or {}).items()}) if multirun else [fixed]
     configs = check_jobs(jobs, data)
     user_dir = any(o.split("=", 1)[0] in ("hydra.run.dir", "hydra.sweep.dir") for o in overrides)
-    return Plan(argv, "multirun" if multirun else "run", base.hydra, jobs, user_dir, dirs, config_name, launcher,
-                sweeper=sweeper, configs=configs, total=len(jobs))
+    return Plan(
+        argv,
+        "multirun" if multirun else "run",
+        base.hydra,
+        jobs,
+        user_dir,
+        dirs,
+        config_name,
+        launcher,
+        sweeper=sweeper,
+        configs=configs,
+        total=len(jobs),
+    )
 
 
 def _search_plan(argv, base, sweeper, overrides, fixed, data, dirs, config_name) -> "Plan":
@@ -217,8 +242,10 @@ def _search_plan(argv, base, sweeper, overrides, fixed, data, dirs, config_name)
     params = OmegaConf.to_container(base.hydra.sweeper.params) if base.hydra.sweeper.get("params") else {}
     space = compat.search_space(overrides, {str(k): str(v) for k, v in (params or {}).items()})
     if not space:
-        raise UserError(f"hydra/sweeper={sweeper.option} has nothing to search: give a key a range, e.g. "
-                        "'optim.lr=tag(log,interval(0.001,3))', or hydra.sweeper.params in a study")
+        raise UserError(
+            f"hydra/sweeper={sweeper.option} has nothing to search: give a key a range, e.g. "
+            "'optim.lr=tag(log,interval(0.001,3))', or hydra.sweeper.params in a study"
+        )
     firsts = {key: values[0] for key, values in space.items()}
     jobs = [fixed + [f"{k}={v}" for k, v in firsts.items()]]
     for key, values in space.items():
@@ -228,20 +255,35 @@ def _search_plan(argv, base, sweeper, overrides, fixed, data, dirs, config_name)
     cfg = from_dict(configs[0])
     objective = cfg.sweep.objective
     if objective.startswith("val") and not cfg.data.val_size:
-        raise UserError(f"sweep.objective={objective} needs a validation split: set data.val_size (e.g. "
-                        "data.val_size=10000), or choose sweep.objective=test_acc knowing that it tunes on the "
-                        "test split")
+        raise UserError(
+            f"sweep.objective={objective} needs a validation split: set data.val_size (e.g. "
+            "data.val_size=10000), or choose sweep.objective=test_acc knowing that it tunes on the "
+            "test split"
+        )
     want = objective_direction(objective)
     have = sweeper.direction(base.hydra.sweeper)
     if have is not None and have != want:
         key = f"hydra.sweeper.{sweeper.direction_key}"
-        raise UserError(f"sweep.objective={objective} is to be {want}d but {key}={have}: "
-                        f"add {key}={sweeper.direction_value(want)}")
+        raise UserError(
+            f"sweep.objective={objective} is to be {want}d but {key}={have}: add {key}={sweeper.direction_value(want)}"
+        )
     total = sweeper.trials(base.hydra.sweeper)
     user_dir = any(o.split("=", 1)[0] in ("hydra.run.dir", "hydra.sweep.dir") for o in overrides)
-    return Plan(argv, "multirun", base.hydra, jobs, user_dir, dirs, config_name, launcher, sweeper=sweeper,
-                configs=[], total=total, objective={"metric": objective, "direction": want},
-                searched=list(space))
+    return Plan(
+        argv,
+        "multirun",
+        base.hydra,
+        jobs,
+        user_dir,
+        dirs,
+        config_name,
+        launcher,
+        sweeper=sweeper,
+        configs=[],
+        total=total,
+        objective={"metric": objective, "direction": want},
+        searched=list(space),
+    )
 
 
 def _check_study_model(overrides: List[str], dirs: Sequence[Path]) -> None:
@@ -265,17 +307,20 @@ def _check_study_model(overrides: List[str], dirs: Sequence[Path]) -> None:
             for key, value in item.items():
                 group = str(key).split()[-1].lstrip("/")
                 if group in chosen and group in ("model", "data", "optim") and str(value) != chosen[group]:
-                    print(f"note: {group}={chosen[group]} replaces experiment={study}'s {group}={value}",
-                          file=sys.stderr)
+                    print(
+                        f"note: {group}={chosen[group]} replaces experiment={study}'s {group}={value}", file=sys.stderr
+                    )
     for group, base in (("model", ModelConfig), ("data", DataConfig), ("optim", OptimConfig)):
         if group not in chosen or not isinstance(node.get(group), DictConfig):
             continue
         common = {f.name for f in dataclasses.fields(base)}
         own = [k for k in node[group].keys() if k not in common]
         if own:
-            raise UserError(f"{group}={chosen[group]} conflicts with experiment={study}, which sets "
-                            f"{group}.{own[0]} for its own {group}; put those keys in a {group} option "
-                            f"({group}/<name>.yaml) that the study chooses, or drop {group}={chosen[group]}")
+            raise UserError(
+                f"{group}={chosen[group]} conflicts with experiment={study}, which sets "
+                f"{group}.{own[0]} for its own {group}; put those keys in a {group} option "
+                f"({group}/<name>.yaml) that the study chooses, or drop {group}={chosen[group]}"
+            )
 
 
 def _is_choice(key: str) -> bool:
@@ -294,8 +339,10 @@ def _check_launcher(hydra: DictConfig, row) -> None:
         if isinstance(n, int) and (n == 0 or n < -1):
             raise UserError(f"hydra.launcher.n_jobs={n} is invalid: allowed: -1 (all {cores} cores) or 1..{cores}")
         if isinstance(n, int) and n > cores:
-            print(f"note: hydra.launcher.n_jobs={n} on {cores} cores: jobs share the cores (1 thread each)",
-                  file=sys.stderr)
+            print(
+                f"note: hydra.launcher.n_jobs={n} on {cores} cores: jobs share the cores (1 thread each)",
+                file=sys.stderr,
+            )
 
 
 def _is_hydra(key: str) -> bool:
@@ -392,15 +439,25 @@ def _check_jobs(jobs: List[List[str]], data: bool = True) -> List[Dict]:
                     if node is None:  # a top-level key (name=...) or one the schema lacks
                         cfg = copy.deepcopy(raw)
                         for o in overrides:
-                            _set(cfg, o.get_key_element().lstrip("+~"), o.value(), o.input_line,
-                                 [c for c in choices if not c.startswith("hydra")])
+                            _set(
+                                cfg,
+                                o.get_key_element().lstrip("+~"),
+                                o.value(),
+                                o.input_line,
+                                [c for c in choices if not c.startswith("hydra")],
+                            )
                         sections[memo] = getattr(from_dict(cfg), name)
                     else:
                         wrapper = OmegaConf.create({name: node})
                         OmegaConf.set_struct(wrapper, OmegaConf.is_struct(raw))
                         for o in overrides:
-                            _set(wrapper, o.get_key_element().lstrip("+~"), o.value(), o.input_line,
-                                 [c for c in choices if not c.startswith("hydra")])
+                            _set(
+                                wrapper,
+                                o.get_key_element().lstrip("+~"),
+                                o.value(),
+                                o.input_line,
+                                [c for c in choices if not c.startswith("hydra")],
+                            )
                         sections[memo] = section_from_dict(name, OmegaConf.to_container(wrapper[name], resolve=True))
                 new[name] = sections[memo]
             cfg = dataclasses.replace(base, **new) if new else base
@@ -417,8 +474,16 @@ def _check_jobs(jobs: List[List[str]], data: bool = True) -> List[Dict]:
             cfgs.append(cfg)
             if cfg.landscape.enabled and cfg.landscape.scale_invariant:
                 si_norms.add(cfg.model.norm)
-            heavy = repr((cfg.data, cfg.model, cfg.trainer.batch_size, cfg.trainer.device, cfg.trainer.threads,
-                          [getattr(cfg, g) for g in GROUPS if g not in ("model", "data", "optim", "trainer")]))
+            heavy = repr(
+                (
+                    cfg.data,
+                    cfg.model,
+                    cfg.trainer.batch_size,
+                    cfg.trainer.device,
+                    cfg.trainer.threads,
+                    [getattr(cfg, g) for g in GROUPS if g not in ("model", "data", "optim", "trainer")],
+                )
+            )
             if heavy not in checked:
                 check_runnable(cfg, data=data)
                 checked[heavy] = None
@@ -458,8 +523,10 @@ def check_job_list_size(jobs: List[List[str]]) -> None:
 
     size = len(json.dumps(jobs).encode())
     if size > MAX_JOB_LIST:
-        raise UserError(f"this sweep's job list would be {size / 2**20:,.0f} MB ({len(jobs):,} jobs); at most "
-                        f"{MAX_JOB_LIST >> 20} MB is read back: sweep fewer jobs or shorter values")
+        raise UserError(
+            f"this sweep's job list would be {size / 2**20:,.0f} MB ({len(jobs):,} jobs); at most "
+            f"{MAX_JOB_LIST >> 20} MB is read back: sweep fewer jobs or shorter values"
+        )
 
 
 def no_scale_invariance(norms: set) -> List[str]:
@@ -475,8 +542,10 @@ def no_scale_invariance(norms: set) -> List[str]:
         return []
     gradient_only = [n for n in without if declared()[n].invariance is not None]
     why = f"; {', '.join(gradient_only)} invariant in the gradient only" if gradient_only else ""
-    return [f"landscape.scale_invariant=true records nothing with model.norm={', '.join(without)}: no weight "
-            f"there is scale-invariant in the network's function{why}"]
+    return [
+        f"landscape.scale_invariant=true records nothing with model.norm={', '.join(without)}: no weight "
+        f"there is scale-invariant in the network's function{why}"
+    ]
 
 
 def check_baseline(flats: List[Dict], sweep: bool) -> None:
@@ -489,12 +558,15 @@ def check_baseline(flats: List[Dict], sweep: bool) -> None:
         for item in baseline:
             key, value = parse_override(str(item)) or (str(item), None)
             if all(key not in f for f in flats):
-                raise UserError(f"report.baseline item {item} names no config key: {key} is not one "
-                                f"(e.g. model.norm=batch)")
+                raise UserError(
+                    f"report.baseline item {item} names no config key: {key} is not one (e.g. model.norm=batch)"
+                )
             taken = list(dict.fromkeys(f[key] for f in flats if key in f))
             if sweep and not any(same_value(value, t) for t in taken):
-                raise UserError(f"report.baseline item {item} matches no job of this sweep: {key} takes "
-                                f"{', '.join(map(str, taken))}")
+                raise UserError(
+                    f"report.baseline item {item} matches no job of this sweep: {key} takes "
+                    f"{', '.join(map(str, taken))}"
+                )
 
 
 def unused_norm_keys(jobs: List[List[str]], norms: set) -> List[str]:
@@ -505,7 +577,7 @@ def unused_norm_keys(jobs: List[List[str]], norms: set) -> List[str]:
     owner = owned_keys()
     out = []
     for key in dict.fromkeys(o.lstrip("+~").split("=", 1)[0] for job in jobs for o in job if "=" in o):
-        name = key[len("model."):] if key.startswith("model.") else None
+        name = key[len("model.") :] if key.startswith("model.") else None
         if name in owner and owner[name] not in norms:
             used = ", ".join(sorted(norms)) or "-"
             who = "this run uses" if len(jobs) == 1 else "these jobs use"
@@ -554,19 +626,23 @@ def measure(n: int) -> str:
     config checked; no data read). One line: seconds and peak memory."""
     import subprocess  # only this benchmark starts a process
 
-    code = ("import resource, time, sys\n"
-            "t0 = time.perf_counter()\n"
-            "from ics_cli.preflight import preflight\n"
-            "import torch  # check_runnable builds each distinct model on the meta device\n"
-            "t1 = time.perf_counter()\n"
-            "rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
-            f"plan = preflight(['-m', 'trainer.seed=range(0,{n})'], data=False)\n"
-            "t2 = time.perf_counter()\n"
-            "print(len(plan.jobs), t1 - t0, t2 - t1, rss0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n")
+    code = (
+        "import resource, time, sys\n"
+        "t0 = time.perf_counter()\n"
+        "from ics_cli.preflight import preflight\n"
+        "import torch  # check_runnable builds each distinct model on the meta device\n"
+        "t1 = time.perf_counter()\n"
+        "rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+        f"plan = preflight(['-m', 'trainer.seed=range(0,{n})'], data=False)\n"
+        "t2 = time.perf_counter()\n"
+        "print(len(plan.jobs), t1 - t0, t2 - t1, rss0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+    )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if p.returncode != 0:
         raise UserError(f"the preflight benchmark failed: {(p.stderr.strip().splitlines() or ['?'])[-1]}", code=1)
     jobs, imports, check, rss0, rss = (float(v) for v in p.stdout.split())
-    return (f"pre-run check of a {int(jobs):,}-job sweep: {check:.2f} s ({check / jobs * 1e3:.2f} ms a job), after "
-            f"{imports:.2f} s of imports; peak memory {rss:.0f} MB, of which {rss0:.0f} MB after the imports alone "
-            "(mostly torch, whose share depends on its wheel)")
+    return (
+        f"pre-run check of a {int(jobs):,}-job sweep: {check:.2f} s ({check / jobs * 1e3:.2f} ms a job), after "
+        f"{imports:.2f} s of imports; peak memory {rss:.0f} MB, of which {rss0:.0f} MB after the imports alone "
+        "(mostly torch, whose share depends on its wheel)"
+    )

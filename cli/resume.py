@@ -12,6 +12,7 @@ The jobs are then launched by Hydra as a plain sweep over their folder names (`+
 the task (cli/hydra_app.py) finds each job's config again with `job_source`, in its own process, so
 joblib workers and SLURM nodes read the same data.
 """
+
 from __future__ import annotations
 
 import re
@@ -97,8 +98,13 @@ def plan_resume(sweep: Path) -> ResumePlan:
             continue
         link = planted_link(rec.dir, depth=2)
         if link is not None:
-            out.refused.append((name, f"{link.relative_to(rec.dir)} in it is a symbolic link; ics does not write "
-                                      "through links: remove it"))
+            out.refused.append(
+                (
+                    name,
+                    f"{link.relative_to(rec.dir)} in it is a symbolic link; ics does not write "
+                    "through links: remove it",
+                )
+            )
             continue
         if rec.status == Status.RUNNING:
             out.refused.append((name, f"it is being trained ({rec.owner}); resume it when that ends"))
@@ -109,8 +115,11 @@ def plan_resume(sweep: Path) -> ResumePlan:
         except ConfigError as e:
             out.refused.append((name, str(e)))
             continue
-        note = f" (its summary.json does not read: {rec.problem}; written anew)" \
-            if rec.summary is None and rec.problem and (rec.dir / "summary.json").exists() else ""
+        note = (
+            f" (its summary.json does not read: {rec.problem}; written anew)"
+            if rec.summary is None and rec.problem and (rec.dir / "summary.json").exists()
+            else ""
+        )
         out.todo.append(Todo(name, rec.num, action, step, note))
     if plan is not None:
         varying = list(sweep_keys([j.overrides for j in plan.jobs])[0])
@@ -160,8 +169,10 @@ def job_source(job_dir: Path, planned=None):
         return from_dict(record.config), overrides, "restart", None
     if planned is not None:
         return from_dict(planned.config), list(planned.overrides), "start", None
-    raise ConfigError("it has no checkpoint, no readable summary.json and no entry in the sweep's plan.json: "
-                      f"nothing says what it trains; remove {job_dir} (the sweep can be run again for it)")
+    raise ConfigError(
+        "it has no checkpoint, no readable summary.json and no entry in the sweep's plan.json: "
+        f"nothing says what it trains; remove {job_dir} (the sweep can be run again for it)"
+    )
 
 
 def quoted(name: str) -> str:
@@ -179,9 +190,17 @@ def resume_argv(sweep: Path, plan: ResumePlan, extra: List[str]) -> List[str]:
     given = {o.split("=", 1)[0] for o in extra}
     launcher = [] if "hydra/launcher" in given else [f"hydra/launcher={plan.launcher}"]
     names = ",".join(quoted(t.name) for t in plan.todo)
-    return ["--multirun", *launcher, *extra, "hydra/sweeper=basic", "hydra/job_logging=none",
-            f"hydra.sweep.dir={quote(sweep)}", "hydra.sweep.subdir=${" + RESUME_KEY + "}", "hydra.output_subdir=null",
-            f"+{RESUME_KEY}={names}"]
+    return [
+        "--multirun",
+        *launcher,
+        *extra,
+        "hydra/sweeper=basic",
+        "hydra/job_logging=none",
+        f"hydra.sweep.dir={quote(sweep)}",
+        "hydra.sweep.subdir=${" + RESUME_KEY + "}",
+        "hydra.output_subdir=null",
+        f"+{RESUME_KEY}={names}",
+    ]
 
 
 def check_extra(extra: List[str]) -> None:
@@ -190,8 +209,10 @@ def check_extra(extra: List[str]) -> None:
     for o in extra:
         key = o.split("=", 1)[0]
         if "=" not in o or not (key == "hydra/launcher" or key.startswith("hydra.launcher.")):
-            raise UserError(f"{o} cannot be given to ics resume: a sweep resumes with each job's own config; "
-                            "allowed: hydra/launcher=<name> and hydra.launcher.<setting>=<value>")
+            raise UserError(
+                f"{o} cannot be given to ics resume: a sweep resumes with each job's own config; "
+                "allowed: hydra/launcher=<name> and hydra.launcher.<setting>=<value>"
+            )
 
 
 def describe(plan: ResumePlan) -> List[str]:
@@ -200,9 +221,11 @@ def describe(plan: ResumePlan) -> List[str]:
     cont = [t for t in plan.todo if t.action == "continue"]
     restart = [t for t in plan.todo if t.action == "restart"]
     start = [t for t in plan.todo if t.action == "start"]
-    lines.append(f"resume: {len(plan.finished)} finished (left as they are), {len(cont)} to continue from their "
-                 f"checkpoints, {len(restart)} to run again from step 0 (no checkpoint), {len(start)} never started; "
-                 f"launcher {plan.launcher}")
+    lines.append(
+        f"resume: {len(plan.finished)} finished (left as they are), {len(cont)} to continue from their "
+        f"checkpoints, {len(restart)} to run again from step 0 (no checkpoint), {len(start)} never started; "
+        f"launcher {plan.launcher}"
+    )
     for t in cont:
         lines.append(f"  continue {t.name} from step {t.step:,}{t.note}")
     for t in restart:
@@ -210,9 +233,11 @@ def describe(plan: ResumePlan) -> List[str]:
     for t in start:
         lines.append(f"  start    {t.name}{t.note}")
     if plan.sweeper:
-        lines.append(f"resume: this sweep was driven by the {plan.sweeper} sweeper: resume finishes the trials it "
-                     "started and asks it for no new ones; to search further, start the search again. The "
-                     "sweeper's own result file is from when it stopped: ics report ranks every finished trial")
+        lines.append(
+            f"resume: this sweep was driven by the {plan.sweeper} sweeper: resume finishes the trials it "
+            "started and asks it for no new ones; to search further, start the search again. The "
+            "sweeper's own result file is from when it stopped: ics report ranks every finished trial"
+        )
     return lines
 
 
@@ -225,14 +250,17 @@ def prepare(path: Path, extra: List[str]) -> ResumePlan:
     before anything is written (a path Hydra would read as an interpolation, settings other than the
     launcher's, a link where the resume writes)."""
     if "${" in str(path.resolve()):
-        raise UserError(f"{path} holds '${{' in its path, which Hydra would read as an interpolation; rename the "
-                        "folder")
+        raise UserError(
+            f"{path} holds '${{' in its path, which Hydra would read as an interpolation; rename the folder"
+        )
     check_extra(extra)
     plan = plan_resume(path.resolve())
     links = [name for name in WRITTEN if (path / name).is_symlink()]
     if links:
-        raise UserError(f"{path / links[0]} is a symbolic link; ics resume does not write through links (a sweep "
-                        "folder is data): put the file itself there, or remove it")
+        raise UserError(
+            f"{path / links[0]} is a symbolic link; ics resume does not write through links (a sweep "
+            "folder is data): put the file itself there, or remove it"
+        )
     return plan
 
 

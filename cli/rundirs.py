@@ -4,6 +4,7 @@ Hydra names a directory after the current second; two `ics run` started in the s
 write into one. The CLI resolves Hydra's template itself and claims the directory with an atomic
 mkdir, adding -2, -3, ... when the name is taken, then hands the claimed path to Hydra.
 """
+
 from __future__ import annotations
 
 import itertools

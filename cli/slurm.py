@@ -24,6 +24,7 @@ The launcher is hydra-submitit-launcher's SLURM launcher (one job array per swee
 
 Importable without submitit: the preset is then a stub that says what to install.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -51,8 +52,19 @@ PRESET = "slurm"
 HYDRA_TARGET = "hydra_plugins.ics.slurm_launcher.SlurmLauncher"  # cli/plugins/slurm_launcher.py
 SACCT_WARNING = "Bypassing sacct error"
 # squeue states after which a job will not run again (unless someone requeues it by hand)
-ENDED = {"BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",
-         "TIMEOUT", "SPECIAL_EXIT", "REVOKED"}
+ENDED = {
+    "BOOT_FAIL",
+    "CANCELLED",
+    "COMPLETED",
+    "DEADLINE",
+    "FAILED",
+    "NODE_FAIL",
+    "OUT_OF_MEMORY",
+    "PREEMPTED",
+    "TIMEOUT",
+    "SPECIAL_EXIT",
+    "REVOKED",
+}
 RESULT_GRACE_S = 10.0  # an ended job's result file may reach a network file system a little later
 POLL_S = 2.0  # result files are looked for this often; squeue is asked every 2 s at first, then less
 
@@ -69,10 +81,12 @@ except ImportError:  # pragma: no cover - exercised only without the extra
 
 
 if _QueueConf is not None:
+
     @dataclass
     class SlurmPreset(_QueueConf):
         """hydra/launcher=slurm: submitit's SLURM settings with defaults for ics jobs. Every field is a
         hydra.launcher.<field> override (partition, account, qos, gpus_per_node, setup, ...)."""
+
         _target_: str = HYDRA_TARGET  # hydra_plugins.ics.slurm_launcher.SlurmLauncher (see register)
         name: str = "ics"  # the job name squeue shows
         cpus_per_task: Optional[int] = 1  # ics trains on one core well; raise it for CNNs or GPU jobs
@@ -82,6 +96,7 @@ if _QueueConf is not None:
         max_num_timeout: int = 20  # how often one job may be requeued at its limit before it gives up
         array_parallelism: int = 64  # at most this many jobs of the sweep run at once
 else:  # pragma: no cover
+
     @dataclass
     class SlurmPreset:
         _target_: str = HYDRA_TARGET  # builds MissingSubmitit, which says what to install
@@ -129,9 +144,11 @@ class _SacctOnce(logging.Filter):
             return True
         if not self.said:
             self.said = True
-            log.warning("sacct does not answer (no accounting database?): submitit's launcher then learns only from "
-                        "result files and misses jobs that end without one; hydra/launcher=slurm watches with "
-                        "squeue instead. Further sacct errors are not shown.")
+            log.warning(
+                "sacct does not answer (no accounting database?): submitit's launcher then learns only from "
+                "result files and misses jobs that end without one; hydra/launcher=slurm watches with "
+                "squeue instead. Further sacct errors are not shown."
+            )
         return False
 
 
@@ -158,6 +175,7 @@ def requeue_signal() -> int:
 
 
 if _SubmititSlurmLauncher is not None:
+
     class SlurmLauncherBase(_SubmititSlurmLauncher):
         # --- on the node: one job ---------------------------------------------------------------
         def __call__(self, sweep_overrides, job_dir_key, job_num, job_id, singleton_state):
@@ -184,8 +202,10 @@ if _SubmititSlurmLauncher is not None:
                 os.chmod(sweep_dir, mode=int(str(self.config.hydra.sweep.mode), 8))
             if shutil.which("sbatch") is None or shutil.which("squeue") is None:
                 _forget(sweep_dir)
-                _refuse("hydra/launcher=slurm submits with sbatch and watches with squeue, which are not on PATH "
-                        "here: run ics on a login node of the cluster (or start a toy cluster: cluster/toy-slurm.sh)")
+                _refuse(
+                    "hydra/launcher=slurm submits with sbatch and watches with squeue, which are not on PATH "
+                    "here: run ics on a login node of the cluster (or start a toy cluster: cluster/toy-slurm.sh)"
+                )
             # `ics resume` launches only unfinished jobs, named by folder (+ics_resume=...), numbered anew
             resuming = any(str(o).startswith("+ics_resume=") for ov in job_overrides for o in ov)
             finished = {} if resuming else _finished_jobs(sweep_dir)
@@ -194,8 +214,9 @@ if _SubmititSlurmLauncher is not None:
             for k, overrides in enumerate(job_overrides):
                 num = initial_job_idx + k
                 if num in finished:
-                    log.info(f"\t#{num} : {' '.join(filter_overrides(overrides))} (already {finished[num]}; "
-                             "not submitted)")
+                    log.info(
+                        f"\t#{num} : {' '.join(filter_overrides(overrides))} (already {finished[num]}; not submitted)"
+                    )
                     results[num] = _placeholder(overrides)
                 else:
                     log.info(f"\t#{num} : {' '.join(filter_overrides(overrides))}")
@@ -205,14 +226,18 @@ if _SubmititSlurmLauncher is not None:
                 args = [(ov, "hydra.sweep.dir", num, f"job_id_for_{num}", state) for num, ov in todo]
                 jobs = self._submit(args, sweep_dir)
                 ids = ",".join(sorted({j.job_id.split("_")[0] for j in jobs}, key=int))
-                log.info(f"submitted {len(jobs)} job(s) to SLURM: {ids}. Progress: squeue -j {ids}; job logs: "
-                         f"{_log_folder(jobs[0])}")
+                log.info(
+                    f"submitted {len(jobs)} job(s) to SLURM: {ids}. Progress: squeue -j {ids}; job logs: "
+                    f"{_log_folder(jobs[0])}"
+                )
                 try:
                     ended = _wait({num: job for (num, _), job in zip(todo, jobs)})
                 except KeyboardInterrupt:
-                    print(f"stopped watching; the jobs go on in SLURM (squeue -j {ids}; scancel {ids} stops "
-                          f"them). Results: ics report {sweep_dir}; unfinished jobs: ics resume {sweep_dir}",
-                          file=sys.stderr)
+                    print(
+                        f"stopped watching; the jobs go on in SLURM (squeue -j {ids}; scancel {ids} stops "
+                        f"them). Results: ics report {sweep_dir}; unfinished jobs: ics resume {sweep_dir}",
+                        file=sys.stderr,
+                    )
                     raise SystemExit(130) from None
                 # the outcome of a job is its record (summary.json, read as data); submitit's result
                 # pickle is never loaded: unpickling a file from a sweep folder runs what it holds
@@ -220,8 +245,10 @@ if _SubmititSlurmLauncher is not None:
                     results[num] = _placeholder(overrides)
                 unfinished = [f"#{num} ({ended[num]})" for num, _ in todo if ended.get(num)]
                 if unfinished:
-                    log.warning(f"{len(unfinished)} job(s) ended without a result: {', '.join(unfinished)}; what "
-                                f"they kept is in the table below; finish them with: ics resume {sweep_dir}")
+                    log.warning(
+                        f"{len(unfinished)} job(s) ended without a result: {', '.join(unfinished)}; what "
+                        f"they kept is in the table below; finish them with: ics resume {sweep_dir}"
+                    )
             return [results[initial_job_idx + k] for k in range(len(job_overrides))]
 
         def _submit(self, args: List[tuple], sweep_dir: Path) -> list:
@@ -238,8 +265,9 @@ if _SubmititSlurmLauncher is not None:
             captured = io.StringIO()
             try:
                 with contextlib.redirect_stderr(captured):  # submitit prints sbatch's whole error output
-                    executor = submitit.AutoExecutor(cluster="slurm", folder=folder,
-                                                     slurm_max_num_timeout=max_num_timeout)
+                    executor = submitit.AutoExecutor(
+                        cluster="slurm", folder=folder, slurm_max_num_timeout=max_num_timeout
+                    )
                     executor.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in params.items()})
                     return executor.map_array(self, *zip(*args))
             except Exception as e:  # noqa: BLE001 - whatever sbatch or submitit refused: one line
@@ -256,8 +284,11 @@ def _requeue(sig: int) -> None:
     handler = signal.getsignal(sig)
     if not callable(handler):
         return  # not under submitit's job runner: the job simply ends interrupted
-    print(f"{signal.Signals(sig).name} is SLURM's warning (time limit or pre-emption): asking SLURM to requeue this "
-          "job; it continues from the checkpoint when it restarts (no ics resume needed)", file=sys.stderr)
+    print(
+        f"{signal.Signals(sig).name} is SLURM's warning (time limit or pre-emption): asking SLURM to requeue this "
+        "job; it continues from the checkpoint when it restarts (no ics resume needed)",
+        file=sys.stderr,
+    )
     try:
         handler(sig, None)
     except subprocess.SubprocessError as e:  # `scontrol requeue` refused (e.g. a pre-emption requeues it already)
@@ -305,7 +336,7 @@ def _sbatch_reason(e: BaseException, printed: str) -> str:
         line = line.strip()
         for prefix in ("sbatch: error: ", "sbatch: "):
             if line.startswith(prefix):
-                line = line[len(prefix):]
+                line = line[len(prefix) :]
                 break
         else:
             if "error" not in line.lower():
@@ -370,16 +401,19 @@ def _wait(jobs: Dict[int, Any]) -> Dict[int, str]:
                 state, count = seen.get(job.job_id, ("GONE" if known else "UNKNOWN", restarts[num]))
                 if count > restarts[num]:
                     restarts[num] = count
-                    log.info(f"job #{num} ({job.job_id}) was requeued (restart {count}): it continues from its "
-                             "checkpoint")
+                    log.info(
+                        f"job #{num} ({job.job_id}) was requeued (restart {count}): it continues from its checkpoint"
+                    )
                 if state in ENDED or state == "GONE":
                     first = ended_since.setdefault(num, now)
                     if now - first >= RESULT_GRACE_S and not job.paths.result_pickle.exists():
                         ended[num] = state if state != "GONE" else "left the queue"
                         del pending[num]
                         done_count += 1
-                        log.warning(f"job #{num} ({job.job_id}) ended {ended[num]} without a result "
-                                    f"({done_count}/{len(jobs)}); its log: {job.paths.stderr}")
+                        log.warning(
+                            f"job #{num} ({job.job_id}) ended {ended[num]} without a result "
+                            f"({done_count}/{len(jobs)}); its log: {job.paths.stderr}"
+                        )
                 else:
                     ended_since.pop(num, None)
         if pending:

@@ -4,6 +4,7 @@ and ETA, read from each job's progress.json and summary.json (from another termi
 Everything read is data: a folder or file that does not read is one note on its line, never a crash,
 and links are not followed.
 """
+
 from __future__ import annotations
 
 import os
@@ -41,14 +42,22 @@ def find(root: Path) -> List[Entry]:
                 found.append(Entry(d, "sweep", _recorded(d / "sweep.json") or _started(d, SWEEP_MARKERS)))
                 continue
             if is_job_dir(d):
-                found.append(Entry(d, "run", _recorded(d / names.SUMMARY) or
-                                   _started(d, (f"{names.HYDRA_DIR}/config.yaml", names.SUMMARY))))
+                found.append(
+                    Entry(
+                        d,
+                        "run",
+                        _recorded(d / names.SUMMARY) or _started(d, (f"{names.HYDRA_DIR}/config.yaml", names.SUMMARY)),
+                    )
+                )
                 continue
             if depth >= MAX_DEPTH:
                 continue
             with os.scandir(d) as it:
-                subdirs = [Path(e.path) for e in it if e.is_dir(follow_symlinks=False)
-                           and not e.name.startswith(".") and e.name != names.REPORT_DIR]
+                subdirs = [
+                    Path(e.path)
+                    for e in it
+                    if e.is_dir(follow_symlinks=False) and not e.name.startswith(".") and e.name != names.REPORT_DIR
+                ]
         except OSError:
             continue
         todo += [(s, depth + 1) for s in subdirs]
@@ -86,8 +95,11 @@ def _started(d: Path, files) -> float:
 def _job_steps(job: JobRecord, progress: dict):
     """(step reached, steps planned, steps per second) of one job, from progress.json, else its record."""
     s = job.summary
-    total = progress.get("steps") or (s.config.get("trainer", {}).get("steps") if s and isinstance(s.config, dict)
-                                      and isinstance(s.config.get("trainer"), dict) else None)
+    total = progress.get("steps") or (
+        s.config.get("trainer", {}).get("steps")
+        if s and isinstance(s.config, dict) and isinstance(s.config.get("trainer"), dict)
+        else None
+    )
     total = total if isinstance(total, int) and not isinstance(total, bool) and total > 0 else None
     step = progress.get("step", s.steps if s else 0) or 0
     if job.status in (Status.INTERRUPTED, Status.KILLED) and job.has_checkpoint and s is not None:
@@ -124,8 +136,17 @@ def describe(entry: Entry) -> Entry:
     stopped = sum(counts.get(s, 0) for s in (Status.INTERRUPTED, Status.KILLED))
     failed, unreadable = counts.get(Status.FAILED, 0), counts.get(Status.UNREADABLE, 0)
     ended = finished + failed + unreadable
-    entry.state = "running" if running else "finished" if ended == n and ended == finished else \
-        "finished with failures" if ended == n else "stopped" if jobs else "not started"
+    entry.state = (
+        "running"
+        if running
+        else "finished"
+        if ended == n and ended == finished
+        else "finished with failures"
+        if ended == n
+        else "stopped"
+        if jobs
+        else "not started"
+    )
     done = total = rate = 0.0
     known = []
     for j in jobs:
@@ -136,9 +157,11 @@ def describe(entry: Entry) -> Entry:
         if j.status == Status.RUNNING and sps:
             rate += sps
     total += (n - len(known)) * (sum(known) / len(known) if known else 0)
-    parts = [f"{finished}/{n} jobs done"] + [f"{c} {w}" for c, w in ((running, "running"), (stopped, "stopped"),
-                                                                        (failed, "failed"), (unreadable, "unreadable"))
-                                       if c]
+    parts = [f"{finished}/{n} jobs done"] + [
+        f"{c} {w}"
+        for c, w in ((running, "running"), (stopped, "stopped"), (failed, "failed"), (unreadable, "unreadable"))
+        if c
+    ]
     if total:
         parts.append(f"{int(done):,}/{int(total):,} steps")
     launcher, problem = _launcher(entry.path)
@@ -212,8 +235,11 @@ def lines(root: Path, width: Optional[int] = None, terminal: bool = False) -> Li
     from ics.record.files import one_line
 
     width = width or (shutil.get_terminal_size((1 << 20, 24)).columns if terminal else 1 << 20)
-    wrap = lambda text, indent: textwrap.wrap(text, width, subsequent_indent=indent, break_long_words=False,  # noqa: E731
-                                              break_on_hyphens=False) or [""]
+
+    def wrap(text: str, indent: str) -> list:
+        return textwrap.wrap(text, width, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False) or [
+            ""
+        ]
 
     out = []
     for entry in find(root):
@@ -227,8 +253,7 @@ def lines(root: Path, width: Optional[int] = None, terminal: bool = False) -> Li
             where = entry.path
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.started)) if entry.started else "?"
         eta = f" · ETA {hms(entry.eta)}" if entry.eta is not None else ""
-        out += wrap(printable(f"{where}  {entry.kind}  {entry.state}  {entry.progress}{eta}  (started {when})"),
-                    "    ")
+        out += wrap(printable(f"{where}  {entry.kind}  {entry.state}  {entry.progress}{eta}  (started {when})"), "    ")
         if entry.note:
             out += wrap(printable(f"    note: {entry.note}"), "      ")
     return out

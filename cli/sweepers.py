@@ -6,6 +6,7 @@ progress and the ETA) and which way it optimises (checked against the objective 
 runs) — is known for the sweepers below; for any other, progress counts jobs without a total and
 the direction is the user's to set.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -53,10 +54,20 @@ class Sweeper:
 
 SWEEPERS = (
     Sweeper("basic", "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"),
-    Sweeper("optuna", "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper", "n_trials", "direction",
-            extra="optuna"),
-    Sweeper("nevergrad", "hydra_plugins.hydra_nevergrad_sweeper.nevergrad_sweeper.NevergradSweeper", "optim.budget",
-            "optim.maximize", lambda want: "true" if want == "maximize" else "false"),
+    Sweeper(
+        "optuna",
+        "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper",
+        "n_trials",
+        "direction",
+        extra="optuna",
+    ),
+    Sweeper(
+        "nevergrad",
+        "hydra_plugins.hydra_nevergrad_sweeper.nevergrad_sweeper.NevergradSweeper",
+        "optim.budget",
+        "optim.maximize",
+        lambda want: "true" if want == "maximize" else "false",
+    ),
     Sweeper("ax", "hydra_plugins.hydra_ax_sweeper.ax_sweeper.AxSweeper", "ax_config.max_trials"),
 )
 OPTIONS = tuple(s.option for s in SWEEPERS)

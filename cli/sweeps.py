@@ -1,5 +1,6 @@
 """What the CLI does around a sweep: names, the keys that vary (for directory names and TensorBoard's
 HParams tab), and the live terminal view of the running jobs."""
+
 from __future__ import annotations
 
 import json
@@ -40,6 +41,7 @@ def write_stop_file(sweep_dir: Path, signum: int) -> None:
 def sweep_keys(jobs: Sequence[Sequence[str]]) -> Tuple[Dict[str, list], List[str]]:
     """({key: sorted distinct values} of the keys that vary between jobs, [keys that never vary])."""
     from ics.analysis.configs import parse_override  # here: ics.analysis is heavy for the CLI's start
+
     values: Dict[str, list] = {}
     seen: set = set()  # (key, value) pairs listed: a list lookup per job made 100,000 seeds take minutes
     for job in jobs:
@@ -85,8 +87,15 @@ def run_name(overrides: Sequence[str], label: Optional[str] = None) -> str:
     """`name=...` if the user gave one, else the short overrides (paths and machine keys left out)."""
     if label and label != "run":
         return re.sub(r"[^A-Za-z0-9=.,_+-]", "", label)[:60]
-    skip = ("data.root", "data.image_folder", "data.cache_dir", "trainer.device", "trainer.threads",
-            "trainer.progress", "hydra")
+    skip = (
+        "data.root",
+        "data.image_folder",
+        "data.cache_dir",
+        "trainer.device",
+        "trainer.threads",
+        "trainer.progress",
+        "hydra",
+    )
     return short(" ".join(o for o in overrides if not o.lstrip("+~").startswith(skip) and "=" in o))
 
 
@@ -111,8 +120,10 @@ def keys_left_out_of_names(jobs: Sequence[Sequence[str]], exclude: Sequence[str]
     out: List[str] = []
     while True:
         gone = set(exclude) | set(out)
-        long_job = next((job for num, job in enumerate(jobs)
-                         if len(f"{num}_{override_dirname(list(job), gone)}".encode()) > limit), None)
+        long_job = next(
+            (job for num, job in enumerate(jobs) if len(f"{num}_{override_dirname(list(job), gone)}".encode()) > limit),
+            None,
+        )
         if long_job is None:
             return out
         named = [o for o in long_job if o.split("=", 1)[0].lstrip("+~") not in gone]
@@ -128,8 +139,11 @@ def write_hparams(sweep_dir: Path, varying: Dict[str, list]) -> None:
     from ics.train.hooks.tensorboard import hparam_value
 
     keys = {k: [hparam_value(x) for x in v] for k, v in varying.items() if not k.startswith("hydra")}
-    domains = {k: v for k, v in keys.items()
-               if all(isinstance(x, (bool, int, float, str)) for x in v) and len({type(x) for x in v}) == 1}
+    domains = {
+        k: v
+        for k, v in keys.items()
+        if all(isinstance(x, (bool, int, float, str)) for x in v) and len({type(x) for x in v}) == 1
+    }
     from ics.record.files import write_text
 
     text = json.dumps({"keys": list(keys), "domains": domains})
@@ -152,31 +166,39 @@ def hparam_keys_of(sweep_dir: Path) -> Optional[Tuple[List[str], Dict[str, list]
     if not (isinstance(keys, list) and all(isinstance(k, str) for k in keys) and isinstance(domains, dict)):
         return None
     ok = (bool, int, float, str)
-    return keys, {k: v for k, v in domains.items() if k in keys and isinstance(v, list) and v
-                  and all(isinstance(x, ok) for x in v)}
+    return keys, {
+        k: v
+        for k, v in domains.items()
+        if k in keys and isinstance(v, list) and v and all(isinstance(x, ok) for x in v)
+    }
 
 
 # ----------------------------------------------------------------------------------------------
 # the live view
 
 
-def job_line(num, label: str, step: Optional[int], steps: Optional[int], loss, acc, phase: str, sps,
-             width: int, metric=None) -> str:
+def job_line(
+    num, label: str, step: Optional[int], steps: Optional[int], loss, acc, phase: str, sps, width: int, metric=None
+) -> str:
     """A running job in at most `width` characters. Fields go in by priority (job number, swept values,
     step/total, loss, accuracy, then the phase word and speed) and are shown in that order; one that
     does not fit whole is left out, except the swept values, which are shortened to fit. metric: "r2"
     for a regression run (its score is R², not accuracy)."""
     fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
     head = f"job {num}"
-    rest = [f"step {step or 0:,}/{steps:,}" if steps else "", f"loss {fmt(loss, '.4f')}",
-            f"{'R²' if metric == 'r2' else 'acc'} {fmt(acc, '.4f')}",
-            phase, f"{fmt(sps, ',.0f')} steps/s" if sps else ""]
+    rest = [
+        f"step {step or 0:,}/{steps:,}" if steps else "",
+        f"loss {fmt(loss, '.4f')}",
+        f"{'R²' if metric == 'r2' else 'acc'} {fmt(acc, '.4f')}",
+        phase,
+        f"{fmt(sps, ',.0f')} steps/s" if sps else "",
+    ]
     room = width - len(head) - 2
     if room <= 0:
         return head[:width]
     # the swept values keep what they need of the room left after step/total (when that fits)
     keep = room - (len(rest[0]) + 2 if rest[0] and len(label) + len(rest[0]) + 2 > room else 0)
-    label = label if len(label) <= max(keep, 8) else label[:max(keep, 8) - 1] + "…"
+    label = label if len(label) <= max(keep, 8) else label[: max(keep, 8) - 1] + "…"
     parts, used = [head, label], len(head) + 2 + len(label)
     for field in rest:
         if field and used + 2 + len(field) <= width:
@@ -228,8 +250,11 @@ def eta_seconds(left: Sequence[Optional[float]], queued: Sequence[Optional[float
 
 def _speed_key(overrides: Sequence[str], swept: set) -> Tuple[str, ...]:
     """What sets a job's speed here: its swept values other than seeds (seeds of a config run alike)."""
-    return tuple(sorted(o for o in overrides if (k := o.lstrip("+~").split("=", 1)[0]) in swept
-                        and k.rsplit(".", 1)[-1] != "seed"))
+    return tuple(
+        sorted(
+            o for o in overrides if (k := o.lstrip("+~").split("=", 1)[0]) in swept and k.rsplit(".", 1)[-1] != "seed"
+        )
+    )
 
 
 class SweepState:
@@ -270,7 +295,6 @@ class SweepState:
             lengths += [n] if n else []
         return done, total + unknown * (sum(lengths) / len(lengths) if lengths else 0)
 
-
     def eta(self, slots: int, planned: Optional[List[List[str]]]) -> Optional[float]:
         """eta_seconds from each running job's own speed, and for each job not started its planned
         overrides' speed as measured on started jobs alike (planned: jobs.json, None when absent)."""
@@ -288,7 +312,7 @@ class SweepState:
             if running:
                 left.append(max(n - (p.get("step") or 0), 0) / sps)
         started = {j.num for j in self.jobs}
-        todo = [o for i, o in enumerate(planned or []) if i not in started][:self.queued] if planned else []
+        todo = [o for i, o in enumerate(planned or []) if i not in started][: self.queued] if planned else []
         per = {k: sum(v) / len(v) for k, v in seconds.items()}
         queued = [per.get(_speed_key(o, self.swept)) for o in todo] + [None] * (self.queued - len(todo))
         return eta_seconds(left, queued, slots)
@@ -302,8 +326,15 @@ class LiveSweep:
     test score is printed above them and stays. Without one (a log file): a timestamped line as each job starts, a progress line
     per running job every `every_sec` seconds (only when its step moved), and "n/N done" as jobs end."""
 
-    def __init__(self, sweep_dir: Path, total: int, parallel: int, console=None, swept: Sequence[str] = (),
-                 every_sec: float = 30.0):
+    def __init__(
+        self,
+        sweep_dir: Path,
+        total: int,
+        parallel: int,
+        console=None,
+        swept: Sequence[str] = (),
+        every_sec: float = 30.0,
+    ):
         from rich.console import Console
 
         self.sweep_dir, self.total, self.parallel = Path(sweep_dir), total, max(1, parallel)
@@ -337,8 +368,14 @@ class LiveSweep:
         if self.terminal:
             from rich.live import Live
 
-            self._live = Live(get_renderable=self.render, console=self.console, refresh_per_second=2,
-                              redirect_stdout=True, redirect_stderr=False, transient=True)
+            self._live = Live(
+                get_renderable=self.render,
+                console=self.console,
+                refresh_per_second=2,
+                redirect_stdout=True,
+                redirect_stderr=False,
+                transient=True,
+            )
             self._live.__enter__()
         # without a terminal, the log; on one, each finished job's line above the live lines, to stay
         before = SweepState(self.sweep_dir, self.total, self.swept).finished  # a resumed sweep's results
@@ -386,8 +423,10 @@ class LiveSweep:
                 self._done += 1
                 acc = j.summary.final_test_acc if j.summary and j.status != Status.FAILED else None
                 score = "R²" if j.summary and j.summary.metric == "r2" else "acc"
-                out.append(f"{self._done}/{self.total} done  job {j.num}  {state.labels[j.dir]}  {status_text(j)}"
-                           + (f", final test {score} {acc:.4f}" if acc is not None else ""))
+                out.append(
+                    f"{self._done}/{self.total} done  job {j.num}  {state.labels[j.dir]}  {status_text(j)}"
+                    + (f", final test {score} {acc:.4f}" if acc is not None else "")
+                )
         if self.terminal:  # the live lines show the running jobs; a finished job's line stays above them
             for line in out:
                 self.console.print(line, highlight=False, soft_wrap=True)
@@ -402,8 +441,20 @@ class LiveSweep:
             last_t, last_step = self._logged[j.dir]
             if now - last_t >= self.every_sec and p.get("step") and p.get("step") != last_step:
                 self._logged[j.dir] = (now, p.get("step"))
-                out.append(job_line(j.num, label, p.get("step"), p.get("steps"), p.get("loss"), p.get("acc"),
-                                    "", p.get("steps_per_sec"), 1000, p.get("metric")))
+                out.append(
+                    job_line(
+                        j.num,
+                        label,
+                        p.get("step"),
+                        p.get("steps"),
+                        p.get("loss"),
+                        p.get("acc"),
+                        "",
+                        p.get("steps_per_sec"),
+                        1000,
+                        p.get("metric"),
+                    )
+                )
         for line in out:
             print(f"{stamp()} {line}", flush=True)
 
@@ -417,15 +468,31 @@ class LiveSweep:
         lines = []
         for j in state.running:
             p = state.progress[j.dir]
-            lines.append(Text(job_line(j.num, state.labels[j.dir], p.get("step"), p.get("steps"), p.get("loss"),
-                                       p.get("acc"), p.get("phase", "starting"), p.get("steps_per_sec"), width,
-                                       p.get("metric")),
-                              no_wrap=True, overflow="crop"))
+            lines.append(
+                Text(
+                    job_line(
+                        j.num,
+                        state.labels[j.dir],
+                        p.get("step"),
+                        p.get("steps"),
+                        p.get("loss"),
+                        p.get("acc"),
+                        p.get("phase", "starting"),
+                        p.get("steps_per_sec"),
+                        width,
+                        p.get("metric"),
+                    ),
+                    no_wrap=True,
+                    overflow="crop",
+                )
+            )
         now = time.monotonic()
         done, total = state.steps()
         eta = state.eta(self.parallel, self._planned()) if state.jobs else None
-        counts = (f"{len(state.finished)}/{self.total} done · {len(state.failed)} failed · {len(state.running)} "
-                  f"running · {state.queued} queued · elapsed {_hms(now - self.t0)} · ETA {_hms(eta)}")
+        counts = (
+            f"{len(state.finished)}/{self.total} done · {len(state.failed)} failed · {len(state.running)} "
+            f"running · {state.queued} queued · elapsed {_hms(now - self.t0)} · ETA {_hms(eta)}"
+        )
         steps = f" {int(done):,}/{int(total):,} steps" if total else ""
         lines.append(Text(bar_line(done, total, max(width - len(steps), 10)) + steps, no_wrap=True, overflow="crop"))
         lines.append(Text(counts, style="bold"))  # wraps at 80 columns rather than lose the ETA

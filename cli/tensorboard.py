@@ -13,6 +13,7 @@ group runs first (a folder of links: `groups/<label>` then `jobs/<job>`; TensorB
 Scalars by run name), so the mean ± CI band charts lead and `groups/` or `jobs/` in the runs filter
 shows one kind alone (in the HParams table too).
 """
+
 from __future__ import annotations
 
 import os
@@ -34,12 +35,18 @@ SMOOTHING = "?smoothing=0"
 HASH_SMOOTHING = "_smoothingWeight=0"
 EVENTS = "events.out.tfevents.*"
 REPORT_DIR, GROUPS_DIR = "report", "groups"  # ics.record.names.REPORT_DIR, ics.analysis.tboard.GROUPS_DIR
-NOT_IN_TENSORBOARD = ("TensorBoard has no log step axis: the first steps, where BN leads, are a sliver here; "
-                      "report.html draws accuracy on one")
+NOT_IN_TENSORBOARD = (
+    "TensorBoard has no log step axis: the first steps, where BN leads, are a sliver here; "
+    "report.html draws accuracy on one"
+)
 # what TensorBoard prints on every start: not news to an ics user
-NOISE = ("TensorFlow installation not found", "NOTE: Using experimental fast data loading logic",
-         '"--load_fast=false" and report issues', "https://github.com/tensorflow/tensorboard/issues/4784",
-         "TensorBoard caught SIG")
+NOISE = (
+    "TensorFlow installation not found",
+    "NOTE: Using experimental fast data loading logic",
+    '"--load_fast=false" and report issues',
+    "https://github.com/tensorflow/tensorboard/issues/4784",
+    "TensorBoard caught SIG",
+)
 
 
 def _socket(host: str) -> socket.socket:
@@ -63,8 +70,18 @@ def logdir_args(path: Optional[Path]) -> List[str]:
 
 
 def command(path: Optional[Path], port: int, host: str = "127.0.0.1") -> List[str]:
-    return [sys.executable, "-m", "tensorboard.main", *logdir_args(path), "--host", host, "--port", str(port),
-            "--reload_interval", "5"]
+    return [
+        sys.executable,
+        "-m",
+        "tensorboard.main",
+        *logdir_args(path),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--reload_interval",
+        "5",
+    ]
 
 
 def _event_dirs(root: Path) -> List[Path]:
@@ -170,8 +187,10 @@ def exposure(host: str) -> Optional[str]:
     if ip.is_loopback:
         return None
     if ip.is_unspecified:
-        return (f"warning: --host {host} listens on every interface: anyone who can reach this machine on this "
-                "port reads every run shown (no password)")
+        return (
+            f"warning: --host {host} listens on every interface: anyone who can reach this machine on this "
+            "port reads every run shown (no password)"
+        )
     return f"warning: --host {host} is reachable from other machines: anyone who can reach it reads every run shown"
 
 
@@ -179,14 +198,18 @@ def serve(path: Optional[Path], port: Optional[int], host: str = "127.0.0.1", op
     """Start TensorBoard and wait for it; a port in use is a ValueError (one line) before anything
     starts. Returns TensorBoard's exit code, or 128 + signal when a signal stopped it."""
     if not host.strip():  # "" would bind every interface without saying so
-        raise ValueError("--host is empty; allowed: an address of this machine, e.g. 127.0.0.1 (this machine "
-                         "only) or 0.0.0.0 (every interface)")
+        raise ValueError(
+            "--host is empty; allowed: an address of this machine, e.g. 127.0.0.1 (this machine "
+            "only) or 0.0.0.0 (every interface)"
+        )
     try:
         free_port(host)  # only a check that host is an address of this machine: TensorBoard binds the port
     except (OSError, UnicodeError) as e:
         reason = e.strerror if isinstance(e, OSError) and e.strerror else type(e).__name__
-        raise ValueError(f"--host {host} cannot be listened on here ({reason}); allowed: an address of this "
-                         "machine, e.g. 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)") from None
+        raise ValueError(
+            f"--host {host} cannot be listened on here ({reason}); allowed: an address of this "
+            "machine, e.g. 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)"
+        ) from None
     if port is not None and not port_free(port, host):
         raise ValueError(f"--port {port} is in use on {host}; choose another, or leave --port out for a free one")
     warning = exposure(host)
@@ -196,8 +219,13 @@ def serve(path: Optional[Path], port: Optional[int], host: str = "127.0.0.1", op
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     with tempfile.TemporaryDirectory(prefix="ics-tensorboard-") as tmp:
         view = sweep_view(path, Path(tmp)) if path is not None else None
-        runs = [d.name for kind in (GROUPS_DIR, "jobs") for d in sorted((view / kind).iterdir())] if view else \
-            [d.name for d in _event_dirs(path)] if path is not None else []
+        runs = (
+            [d.name for kind in (GROUPS_DIR, "jobs") for d in sorted((view / kind).iterdir())]
+            if view
+            else [d.name for d in _event_dirs(path)]
+            if path is not None
+            else []
+        )
         argv = command(view or path, port or 0, host) + (["--load_fast=false"] if view else [])  # links: the
         # reader in Python follows them
         colour, tab = colour_regex(swept_keys(runs)), "custom_scalars" if view else None
@@ -206,24 +234,38 @@ def serve(path: Optional[Path], port: Optional[int], host: str = "127.0.0.1", op
 
 def _run(argv: List[str], env: Dict[str, str], address_of, open_browser: bool) -> int:
     """TensorBoard as a child until it ends or a signal comes; the URL printed once it listens."""
+
     def stop(signum, frame):
         raise _Stop(signum)
 
-    old = {s: signal.signal(s, stop) for s in STOP_SIGNALS} if threading.current_thread() is threading.main_thread() \
+    old = (
+        {s: signal.signal(s, stop) for s in STOP_SIGNALS}
+        if threading.current_thread() is threading.main_thread()
         else {}
+    )
     proc = None
     try:
-        proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace",
-                                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+        proc = subprocess.Popen(
+            argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+        )
         for line in proc.stderr:  # until TensorBoard says it is listening (or ends)
             bound = SERVING.match(line)
             if bound:  # the port TensorBoard bound, read back from its own line
                 address, where, grouped = address_of(int(bound.group(2)))
                 print(f"TensorBoard for {where}: {address}  (smoothing 0; Ctrl-C stops it)", flush=True)
                 if grouped:
-                    print("  runs coloured by group; groups/ (mean ± 95% CI of the seeds) first, jobs/ (one run a "
-                          "seed): type either in the runs filter to show one kind", flush=True)
+                    print(
+                        "  runs coloured by group; groups/ (mean ± 95% CI of the seeds) first, jobs/ (one run a "
+                        "seed): type either in the runs filter to show one kind",
+                        flush=True,
+                    )
                 print(f"  {NOT_IN_TENSORBOARD} (ics report <dir> writes report.html)", flush=True)
                 if open_browser:
                     _open_browser(address)

@@ -6,6 +6,7 @@
 
 The library never imports Hydra; the `ics` command (ics_cli) is the Hydra edge.
 """
+
 __version__ = "0.2.0"
 
 # The parts (data sets, models, optimisers, instruments) register themselves when a registry in

@@ -10,6 +10,7 @@ Loops, all on the default model (BN paper Fig. 1 MLP, batch 60, plain SGD) and t
   tutorial torchvision dataset + ToTensor/Normalize + DataLoader (the usual tutorial pipeline)
 Each loop is timed `repeats` times, interleaved, and the best time is kept (noisy machines).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,12 +29,20 @@ from ics.train import build_trainer
 
 
 def _cfg(steps: int, probes: bool, threads: int, root: Optional[str], checkpoint_every: int = 0) -> Config:
-    return Config(data=MNISTConfig(root=root),
-                  # evaluations at step 0 and the end only: the loop's overhead is what is compared
-                  # (the log-spaced early evaluations are a measurement choice, ~0.07 s each here)
-                  trainer=TrainerConfig(steps=steps, eval_every=steps, eval_log_points=0, threads=threads,
-                                        progress=False, checkpoint_every=checkpoint_every),
-                  probe=ProbeConfig() if probes else ProbeConfig(enabled=False))
+    return Config(
+        data=MNISTConfig(root=root),
+        # evaluations at step 0 and the end only: the loop's overhead is what is compared
+        # (the log-spaced early evaluations are a measurement choice, ~0.07 s each here)
+        trainer=TrainerConfig(
+            steps=steps,
+            eval_every=steps,
+            eval_log_points=0,
+            threads=threads,
+            progress=False,
+            checkpoint_every=checkpoint_every,
+        ),
+        probe=ProbeConfig() if probes else ProbeConfig(enabled=False),
+    )
 
 
 def hand_loop(data: DataBundle, steps: int, seed: int = 0, batch: int = 60, lr: Optional[float] = None) -> float:
@@ -49,7 +58,7 @@ def hand_loop(data: DataBundle, steps: int, seed: int = 0, batch: int = 60, lr: 
     for _ in range(steps):
         if pos + batch > n:
             perm, pos = torch.randperm(n, generator=gen), 0
-        idx = perm[pos:pos + batch]
+        idx = perm[pos : pos + batch]
         pos += batch
         loss = F.cross_entropy(model(x[idx]), y[idx])
         opt.zero_grad(set_to_none=True)
@@ -58,8 +67,9 @@ def hand_loop(data: DataBundle, steps: int, seed: int = 0, batch: int = 60, lr: 
     return time.perf_counter() - t0
 
 
-def ics_loop(data: DataBundle, steps: int, probes: bool, threads: int, root: Optional[str],
-             checkpoint_every: int = 0) -> float:
+def ics_loop(
+    data: DataBundle, steps: int, probes: bool, threads: int, root: Optional[str], checkpoint_every: int = 0
+) -> float:
     with tempfile.TemporaryDirectory() as d:
         trainer = build_trainer(_cfg(steps, probes, threads, root, checkpoint_every), Path(d), data=data)
         t0 = time.perf_counter()
@@ -96,15 +106,22 @@ def tutorial_loop(root: str, steps: int, seed: int = 0, batch: int = 60, lr: Opt
 
 def _synthetic() -> DataBundle:
     gen = torch.Generator().manual_seed(0)
-    return DataBundle(name="synthetic-mnist", x_train=torch.randn(60_000, 1, 28, 28, generator=gen),
-                      y_train=torch.randint(0, 10, (60_000,), generator=gen),
-                      x_test=torch.randn(10_000, 1, 28, 28, generator=gen),
-                      y_test=torch.randint(0, 10, (10_000,), generator=gen),
-                      classes=[str(i) for i in range(10)], mean=(0.0,), std=(1.0,), source="random tensors")
+    return DataBundle(
+        name="synthetic-mnist",
+        x_train=torch.randn(60_000, 1, 28, 28, generator=gen),
+        y_train=torch.randint(0, 10, (60_000,), generator=gen),
+        x_test=torch.randn(10_000, 1, 28, 28, generator=gen),
+        y_test=torch.randint(0, 10, (10_000,), generator=gen),
+        classes=[str(i) for i in range(10)],
+        mean=(0.0,),
+        std=(1.0,),
+        source="random tensors",
+    )
 
 
-def run_bench(steps: int = 3000, data_root: Optional[str] = None, synthetic: bool = False, repeats: int = 3,
-              cnn_steps: int = 20) -> Dict[str, float]:
+def run_bench(
+    steps: int = 3000, data_root: Optional[str] = None, synthetic: bool = False, repeats: int = 3, cnn_steps: int = 20
+) -> Dict[str, float]:
     from rich.console import Console
     from rich.table import Table
 
@@ -113,8 +130,9 @@ def run_bench(steps: int = 3000, data_root: Optional[str] = None, synthetic: boo
     console = Console()
     data = _synthetic() if synthetic else load_data(MNISTConfig(root=data_root), "cpu")
     root = None if synthetic else str(Path(data.source).parent.parent)  # .../MNIST/raw -> root
-    threads = choose_threads(build_model(MLPConfig(), data.in_shape, data.num_classes), data.in_shape,
-                             data.num_classes, 60)
+    threads = choose_threads(
+        build_model(MLPConfig(), data.in_shape, data.num_classes), data.in_shape, data.num_classes, 60
+    )
     torch.set_num_threads(threads)
     console.print(f"bench: {steps} steps per loop, best of {repeats}, {threads} thread(s), data: {data.source}")
     tut_steps = max(100, steps // 5)  # the tutorial pipeline is slow; steps/s is what is compared
@@ -126,18 +144,24 @@ def run_bench(steps: int = 3000, data_root: Optional[str] = None, synthetic: boo
         best["hand"] = min(best["hand"], hand_loop(data, steps))
         best["ics"] = min(best["ics"], ics_loop(data, steps, False, threads, root))
         best["ics+probes"] = min(best["ics+probes"], ics_loop(data, steps, True, threads, root))
-        best["ics+probes+ckpt"] = min(best["ics+probes+ckpt"],
-                                      ics_loop(data, steps, True, threads, root, checkpoint_every=ckpt_every))
+        best["ics+probes+ckpt"] = min(
+            best["ics+probes+ckpt"], ics_loop(data, steps, True, threads, root, checkpoint_every=ckpt_every)
+        )
         if root is not None:
             best["tutorial"] = min(best["tutorial"], tutorial_loop(root, tut_steps))
     sps = {k: (tut_steps if k == "tutorial" else steps) / v for k, v in best.items() if v != float("inf")}
     table = Table(title="training throughput (Fig. 1 MLP, batch 60, SGD)")
     for col in ("loop", "steps/s", "ratio", "vs"):
         table.add_column(col)
-    ratios = {"hand": (1.0, "hand"), "ics": (sps["ics"] / sps["hand"], "hand (target >= 0.9)"),
-              "ics+probes": (sps["ics+probes"] / sps["ics"], "ics without probes (target >= 0.9)")}
-    ratios["ics+probes+ckpt"] = (sps["ics+probes+ckpt"] / sps["ics+probes"],
-                                 f"ics+probes ({n_ckpt} checkpoints in {steps} steps)")
+    ratios = {
+        "hand": (1.0, "hand"),
+        "ics": (sps["ics"] / sps["hand"], "hand (target >= 0.9)"),
+        "ics+probes": (sps["ics+probes"] / sps["ics"], "ics without probes (target >= 0.9)"),
+    }
+    ratios["ics+probes+ckpt"] = (
+        sps["ics+probes+ckpt"] / sps["ics+probes"],
+        f"ics+probes ({n_ckpt} checkpoints in {steps} steps)",
+    )
     if "tutorial" in sps:
         ratios["tutorial"] = (sps["tutorial"] / sps["hand"], "hand (expected well below 1)")
     for k, (r, vs) in ratios.items():
@@ -147,9 +171,11 @@ def run_bench(steps: int = 3000, data_root: Optional[str] = None, synthetic: boo
     per_ckpt = max(0.0, best["ics+probes+ckpt"] - best["ics+probes"]) / n_ckpt
     default_every = TrainerConfig().checkpoint_every
     interval = default_every / sps["ics+probes"]
-    console.print(f"checkpoint: {per_ckpt * 1e3:.1f} ms each; at the default trainer.checkpoint_every={default_every} "
-                  f"(one every {interval:.1f} s of training here) that is {100 * per_ckpt / interval:.2f}% of the run "
-                  "(target <= 2%)")
+    console.print(
+        f"checkpoint: {per_ckpt * 1e3:.1f} ms each; at the default trainer.checkpoint_every={default_every} "
+        f"(one every {interval:.1f} s of training here) that is {100 * per_ckpt / interval:.2f}% of the run "
+        "(target <= 2%)"
+    )
     ratios["checkpoint_overhead_default"] = (per_ckpt / interval, "")
     out = {**{f"{k}_steps_per_sec": v for k, v in sps.items()}, **{f"ratio_{k}": r for k, (r, _) in ratios.items()}}
     if cnn_steps:
@@ -163,11 +189,17 @@ def run_bench(steps: int = 3000, data_root: Optional[str] = None, synthetic: boo
 
 def _cifar_like(n_train: int = 10_000, n_test: int = 10_000) -> DataBundle:
     gen = torch.Generator().manual_seed(0)
-    return DataBundle(name="synthetic-cifar", x_train=torch.randn(n_train, 3, 32, 32, generator=gen),
-                      y_train=torch.randint(0, 10, (n_train,), generator=gen),
-                      x_test=torch.randn(n_test, 3, 32, 32, generator=gen),
-                      y_test=torch.randint(0, 10, (n_test,), generator=gen),
-                      classes=[str(i) for i in range(10)], mean=(0.0,) * 3, std=(1.0,) * 3, source="random tensors")
+    return DataBundle(
+        name="synthetic-cifar",
+        x_train=torch.randn(n_train, 3, 32, 32, generator=gen),
+        y_train=torch.randint(0, 10, (n_train,), generator=gen),
+        x_test=torch.randn(n_test, 3, 32, 32, generator=gen),
+        y_test=torch.randint(0, 10, (n_test,), generator=gen),
+        classes=[str(i) for i in range(10)],
+        mean=(0.0,) * 3,
+        std=(1.0,) * 3,
+        source="random tensors",
+    )
 
 
 def step_flops(model: torch.nn.Module, x: torch.Tensor) -> float:
@@ -182,7 +214,9 @@ def step_flops(model: torch.nn.Module, x: torch.Tensor) -> float:
         elif isinstance(m, torch.nn.Linear):
             macs[0] += out.numel() * m.in_features
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    handles = [
+        m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))
+    ]
     with torch.no_grad():
         model(x)
     for h in handles:
@@ -201,7 +235,7 @@ def peak_gflops(threads: int, size: int = 1024, reps: int = 10) -> float:
         for _ in range(reps):
             a @ b
         best = min(best, time.perf_counter() - t0)
-    return 2 * size ** 3 * reps / best / 1e9
+    return 2 * size**3 * reps / best / 1e9
 
 
 def hand_cnn(data: DataBundle, steps: int, channels_last: bool, batch: int = 128) -> float:
@@ -229,9 +263,21 @@ def hand_cnn(data: DataBundle, steps: int, channels_last: bool, batch: int = 128
 def ics_cnn(data: DataBundle, steps: int, threads: int, channels_last) -> float:
     from ics.config import CNNConfig, SGDConfig
 
-    cfg = Config(model=CNNConfig(), optim=SGDConfig(lr=0.05), probe=ProbeConfig(enabled=False),
-                 trainer=TrainerConfig(steps=steps, batch_size=128, eval_every=10 * steps, eval_log_points=0,
-                                       threads=threads, progress=False, checkpoint_every=0, channels_last=channels_last))
+    cfg = Config(
+        model=CNNConfig(),
+        optim=SGDConfig(lr=0.05),
+        probe=ProbeConfig(enabled=False),
+        trainer=TrainerConfig(
+            steps=steps,
+            batch_size=128,
+            eval_every=10 * steps,
+            eval_log_points=0,
+            threads=threads,
+            progress=False,
+            checkpoint_every=0,
+            channels_last=channels_last,
+        ),
+    )
     from ics.train.hooks import Evaluation, default_hooks
 
     # no evaluations: the eval passes are timed on their own below
@@ -281,15 +327,27 @@ def run_cnn_bench(steps: int, repeats: int, console) -> Dict[str, float]:
     table.add_row("FLOP ceiling", f"{ceiling:.1f}", "1.000", f"{gflop:.2f} GFLOP/step at {peak:.0f} GFLOP/s (matmul)")
     table.add_row("hand", f"{sps['hand']:.1f}", f"{sps['hand'] / ceiling:.3f}", "ceiling")
     table.add_row("hand NHWC", f"{sps['hand NHWC']:.1f}", f"{sps['hand NHWC'] / sps['hand']:.3f}", "hand (NCHW)")
-    table.add_row("ics NHWC", f"{sps['ics NHWC']:.1f}", f"{sps['ics NHWC'] / sps['hand NHWC']:.3f}",
-                  f"hand NHWC; {sps['ics NHWC'] / ceiling:.3f} of the ceiling")
+    table.add_row(
+        "ics NHWC",
+        f"{sps['ics NHWC']:.1f}",
+        f"{sps['ics NHWC'] / sps['hand NHWC']:.3f}",
+        f"hand NHWC; {sps['ics NHWC'] / ceiling:.3f} of the ceiling",
+    )
     evals = {(cl, b): eval_time(data, cl, b) for cl in (False, True) for b in (500, 2000)}
     for (cl, b), t in evals.items():
-        table.add_row(f"eval 10,000 {'NHWC' if cl else 'NCHW'} batch {b}", f"{t:.2f} s", f"{evals[(False, 2000)] / t:.2f}",
-                      "speed-up vs NCHW batch 2000")
+        table.add_row(
+            f"eval 10,000 {'NHWC' if cl else 'NCHW'} batch {b}",
+            f"{t:.2f} s",
+            f"{evals[(False, 2000)] / t:.2f}",
+            "speed-up vs NCHW batch 2000",
+        )
     console.print(table)
-    return {"cnn_ceiling_steps_per_sec": ceiling, **{f"cnn_{k.replace(' ', '_')}_steps_per_sec": v for k, v in sps.items()},
-            "cnn_eval_nchw_2000_sec": evals[(False, 2000)], "cnn_eval_nhwc_2000_sec": evals[(True, 2000)]}
+    return {
+        "cnn_ceiling_steps_per_sec": ceiling,
+        **{f"cnn_{k.replace(' ', '_')}_steps_per_sec": v for k, v in sps.items()},
+        "cnn_eval_nchw_2000_sec": evals[(False, 2000)],
+        "cnn_eval_nhwc_2000_sec": evals[(True, 2000)],
+    }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -309,19 +367,32 @@ def instrument_costs(model: str, steps: int, console, data_root: Optional[str] =
 
     if model == "mlp":
         data = load_data(MNISTConfig(root=data_root), "cpu") if data_root else _synthetic()
-        base = Config(model=MLPConfig(), trainer=TrainerConfig(steps=steps, threads=1, progress=False,
-                                                               checkpoint_every=0))
+        base = Config(
+            model=MLPConfig(), trainer=TrainerConfig(steps=steps, threads=1, progress=False, checkpoint_every=0)
+        )
     else:
         data = _cifar_like(2_000, 2_000)
-        base = Config(model=CNNConfig(), optim=SGDConfig(lr=0.05),
-                      trainer=TrainerConfig(steps=steps, batch_size=128, eval_every=steps, eval_log_points=0,
-                                            threads=available_cores(), progress=False, checkpoint_every=0))
+        base = Config(
+            model=CNNConfig(),
+            optim=SGDConfig(lr=0.05),
+            trainer=TrainerConfig(
+                steps=steps,
+                batch_size=128,
+                eval_every=steps,
+                eval_log_points=0,
+                threads=available_cores(),
+                progress=False,
+                checkpoint_every=0,
+            ),
+        )
     off = dataclasses.replace(base, **{k: dataclasses.replace(getattr(base, k), enabled=False) for k in INSTRUMENTS})
     t0 = time.perf_counter()
     build_trainer(off, None, data=data).fit()
     per_step = (time.perf_counter() - t0) / steps  # a training step, evaluations included
-    table = Table(title=f"instrument costs: {model}, {steps} steps, default cadences "
-                        f"({per_step * 1e3:.2f} ms per training step with none)")
+    table = Table(
+        title=f"instrument costs: {model}, {steps} steps, default cadences "
+        f"({per_step * 1e3:.2f} ms per training step with none)"
+    )
     for col in ("instrument", "measurements", "ms each", "% of a run"):
         table.add_column(col)
     out = {}
@@ -384,8 +455,11 @@ def threads_under_load(steps: int, console, data_root: Optional[str] = None) -> 
     table.add_column("auto / best fixed", justify="right")
     for condition, row in out.items():
         fixed = [v for k, v in row.items() if k != "auto"]
-        table.add_row(condition, *[f"{row[str(s)]:,.0f}" + (f" (chose {picked[condition]})" if s == "auto" else "")
-                                   for s in settings], f"{row['auto'] / max(fixed):.2f}x")
+        table.add_row(
+            condition,
+            *[f"{row[str(s)]:,.0f}" + (f" (chose {picked[condition]})" if s == "auto" else "") for s in settings],
+            f"{row['auto'] / max(fixed):.2f}x",
+        )
     console.print(table)
     return out
 
@@ -407,8 +481,9 @@ def _members_alone(cfg: Config, seeds, data: DataBundle, steps: int) -> float:
         torch.manual_seed(seed)
         model = build_model(cfg.model, data.in_shape, data.out_features, seed=seed).to(device)
         opt = build_optimizer(model.parameters(), cfg.optim)
-        sampler = IndexSampler(data.x_train.shape[0], cfg.trainer.batch_size, seed + SAMPLER_SEED_OFFSET,
-                               cfg.trainer.sampler, device)
+        sampler = IndexSampler(
+            data.x_train.shape[0], cfg.trainer.batch_size, seed + SAMPLER_SEED_OFFSET, cfg.trainer.sampler, device
+        )
         _sync(device)
         t0 = time.perf_counter()
         for _ in range(steps):
@@ -443,13 +518,15 @@ def ensemble_sizes(text: str) -> List[int]:
     """`--ensemble 5,16` as member counts; anything else is one line naming the value."""
     counts = [p.strip() for p in text.split(",")]
     if not all(c.isdigit() and int(c) > 0 for c in counts):
-        raise ConfigError(f"--ensemble {text!r} is invalid: allowed a comma-separated list of member counts > 0, "
-                          "e.g. 5,16")
+        raise ConfigError(
+            f"--ensemble {text!r} is invalid: allowed a comma-separated list of member counts > 0, e.g. 5,16"
+        )
     return [int(c) for c in counts]
 
 
-def ensemble_bench(sizes, steps: int, repeats: int, console, data_root: Optional[str] = None,
-                   device: str = "cpu") -> Dict[str, float]:
+def ensemble_bench(
+    sizes, steps: int, repeats: int, console, data_root: Optional[str] = None, device: str = "cpu"
+) -> Dict[str, float]:
     """Member-steps/s of K seeds trained as one vectorised model vs the same K trained one after the
     other, for each K in `sizes`, on the Fig. 1 MLP with and without BN (batch 60, SGD), one CPU
     thread (or `device`), timed interleaved, best of `repeats`. Steps only: no evaluation in either."""
@@ -460,10 +537,14 @@ def ensemble_bench(sizes, steps: int, repeats: int, console, data_root: Optional
     dev = resolve_device(device)
     torch.set_num_threads(1)
     data = load_data(MNISTConfig(root=data_root), dev) if data_root else _synthetic()
-    data = dataclasses.replace(data, **{f: getattr(data, f).to(dev) for f in ("x_train", "y_train", "x_test", "y_test")})
+    data = dataclasses.replace(
+        data, **{f: getattr(data, f).to(dev) for f in ("x_train", "y_train", "x_test", "y_test")}
+    )
     models = {"Fig. 1 MLP, BN": MLPConfig(), "Fig. 1 MLP, no BN": MLPConfig(norm="none")}
-    table = Table(title=f"seeds as one vectorised model vs one after the other: {steps} steps per member, best of "
-                        f"{repeats}, {'1 thread' if dev.type == 'cpu' else device_name(dev)}, data: {data.source}")
+    table = Table(
+        title=f"seeds as one vectorised model vs one after the other: {steps} steps per member, best of "
+        f"{repeats}, {'1 thread' if dev.type == 'cpu' else device_name(dev)}, data: {data.source}"
+    )
     for col in ("model", "members", "alone member-steps/s", "together member-steps/s", "ratio"):
         table.add_column(col)
     out: Dict[str, float] = {}

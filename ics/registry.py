@@ -6,6 +6,7 @@ add its dataclass to ics/config/schema.py (@kind for a model, data set or optimi
 file to configs/<group>/. Tests check that every kind has a registered builder and vice versa, and
 that every option file composes and validates.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -2,6 +2,7 @@
 messages ended by NUL on fds 3 and 4), so that a test can run script in a page, wait for what the
 page does (a promise in the page, not a sleep here) and take a screenshot, with no package beyond
 the browser itself."""
+
 from __future__ import annotations
 
 import base64
@@ -22,10 +23,22 @@ class Browser:
             os.dup2(high[0], 3)
             os.dup2(high[1], 4)
 
-        self.proc = subprocess.Popen([exe, "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe",
-                                      f"--window-size={width},{height}", "about:blank"],
-                                     pass_fds=(3, 4, *high), preexec_fn=fds, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            [
+                exe,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--remote-debugging-pipe",
+                f"--window-size={width},{height}",
+                "about:blank",
+            ],
+            pass_fds=(3, 4, *high),
+            preexec_fn=fds,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         for fd in (to_child, from_child, *high):
             os.close(fd)
         self._w, self._r = os.fdopen(from_us, "wb"), os.fdopen(to_us, "rb")
@@ -68,7 +81,9 @@ class Browser:
     def open(self, url: str) -> None:
         """A new tab at url, once its load event has fired."""
         target = self.call("Target.createTarget", {"url": "about:blank"}, session=False)["targetId"]
-        self.session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True}, session=False)["sessionId"]
+        self.session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True}, session=False)[
+            "sessionId"
+        ]
         self.call("Page.enable")
         self.events.clear()
         self.call("Page.navigate", {"url": url})
@@ -78,7 +93,9 @@ class Browser:
         """The value of an expression (a promise is awaited; an exception raises here)."""
         got = self.call("Runtime.evaluate", {"expression": expression, "awaitPromise": True, "returnByValue": True})
         if "exceptionDetails" in got:
-            raise AssertionError(got["exceptionDetails"].get("exception", {}).get("description", got["exceptionDetails"]))
+            raise AssertionError(
+                got["exceptionDetails"].get("exception", {}).get("description", got["exceptionDetails"])
+            )
         return got["result"].get("value")
 
     def screenshot(self, path: Path) -> Path:

@@ -5,6 +5,7 @@ and in-process through Typer's CliRunner (`invoke`) everywhere else, which is se
 
 Tests that call `ics` or `start` are slow: mark them `@pytest.mark.slow` (conftest.py refuses a
 subprocess started by a test that is not)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -22,18 +23,26 @@ def plain(env: Mapping[str, str], extra_env: Optional[Mapping[str, str]] = None)
     return {**env, **PLAIN, **(extra_env or {})}
 
 
-def ics(args: Sequence[str], env: Mapping[str, str], cwd, timeout: float = 600,
-        extra_env: Optional[Mapping[str, str]] = None) -> subprocess.CompletedProcess:
+def ics(
+    args: Sequence[str],
+    env: Mapping[str, str],
+    cwd,
+    timeout: float = 600,
+    extra_env: Optional[Mapping[str, str]] = None,
+) -> subprocess.CompletedProcess:
     """`ics ARGS` in a fresh interpreter; waits for it and returns its exit code and output."""
-    return subprocess.run([*ICS, *args], env=plain(env, extra_env), cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [*ICS, *args], env=plain(env, extra_env), cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
 
 
-def start(args: Sequence[str], env: Mapping[str, str], cwd,
-          extra_env: Optional[Mapping[str, str]] = None) -> subprocess.Popen:
+def start(
+    args: Sequence[str], env: Mapping[str, str], cwd, extra_env: Optional[Mapping[str, str]] = None
+) -> subprocess.Popen:
     """`ics ARGS` in a fresh interpreter, not waited for (to signal or kill it mid-run)."""
-    return subprocess.Popen([*ICS, *args], env=plain(env, extra_env), cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [*ICS, *args], env=plain(env, extra_env), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def finish(proc: subprocess.Popen, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -45,6 +54,7 @@ def finish(proc: subprocess.Popen, timeout: float = 600) -> subprocess.Completed
 class Result:
     """What `invoke` returns: the fields of subprocess.CompletedProcess the tests read, so that the
     same assertions serve both ways of running the CLI."""
+
     args: list
     returncode: int
     stdout: str

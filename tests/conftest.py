@@ -1,5 +1,6 @@
 """Shared fixtures: tiny data sets written in the real on-disk formats, and a private tensor cache;
 the test tiers (a test that starts a process must be marked slow)."""
+
 from __future__ import annotations
 
 import os
@@ -61,8 +62,11 @@ def tiny_env(mnist_root, monkeypatch) -> dict:
 
 def pytest_collection_modifyitems(config, items):
     # real-data tests run only when ICS_DATA_ROOT points at real copies (e.g. ../shared/data)
-    real = REAL_ROOT and (Path(REAL_ROOT) / "MNIST" / "raw" / "train-images-idx3-ubyte").exists() \
+    real = (
+        REAL_ROOT
+        and (Path(REAL_ROOT) / "MNIST" / "raw" / "train-images-idx3-ubyte").exists()
         and os.path.getsize(Path(REAL_ROOT) / "MNIST" / "raw" / "train-images-idx3-ubyte") > 40_000_000
+    )
     skip = pytest.mark.skip(reason="needs ICS_DATA_ROOT with the real MNIST (e.g. ../shared/data)")
     for item in items:
         if "real_data" in item.keywords and not real:
@@ -88,8 +92,10 @@ def _is_python(args) -> bool:
 
 def _refusing_popen_init(self, args, *a, **kw):
     if _is_python(args):
-        raise AssertionError(f"this test starts a Python process ({args!r}) but is not marked slow: mark it "
-                             "@pytest.mark.slow, or drive the CLI in-process (tests/clirun.py: invoke)")
+        raise AssertionError(
+            f"this test starts a Python process ({args!r}) but is not marked slow: mark it "
+            "@pytest.mark.slow, or drive the CLI in-process (tests/clirun.py: invoke)"
+        )
     _real_popen_init(self, args, *a, **kw)
 
 

@@ -4,6 +4,7 @@ Every generator makes *learnable* data: each class has its own bright pattern (a
 class-dependent position, or a class colour) under uniform noise, so a small MLP separates the
 classes within a few hundred steps. Sizes are meant to be tiny (hundreds of examples).
 """
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,9 @@ def balanced_labels(n: int, num_classes: int, rng: np.random.Generator) -> np.nd
     return rng.permutation(np.arange(n) % num_classes).astype(np.int64)
 
 
-def pattern_images(labels: np.ndarray, num_classes: int, hw: Tuple[int, int], channels: int,
-                   rng: np.random.Generator) -> np.ndarray:
+def pattern_images(
+    labels: np.ndarray, num_classes: int, hw: Tuple[int, int], channels: int, rng: np.random.Generator
+) -> np.ndarray:
     """uint8 (N, H, W, C): noise in [0, 60] plus a bright horizontal bar whose row depends on the class.
 
     With colour, the class also picks which channels the bar lights up, so colour alone separates
@@ -35,7 +37,7 @@ def pattern_images(labels: np.ndarray, num_classes: int, hw: Tuple[int, int], ch
     for i, y in enumerate(labels):
         top = (1 + y % num_classes) * h // (num_classes + 2)
         lit = [c for c in range(channels) if (y >> c) & 1] or list(range(channels))
-        x[i, top:top + bar, :, lit] += 180
+        x[i, top : top + bar, :, lit] += 180
     return np.clip(x, 0, 255).astype(np.uint8)
 
 
@@ -51,8 +53,9 @@ def _write_idx(path: Path, arr: np.ndarray) -> None:
         fh.write(arr.astype(np.uint8).tobytes())
 
 
-def write_idx_mnist(root, folder: str = "MNIST", n_train: int = 600, n_test: int = 200,
-                    seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+def write_idx_mnist(
+    root, folder: str = "MNIST", n_train: int = 600, n_test: int = 200, seed: int = 0
+) -> Tuple[np.ndarray, np.ndarray]:
     """Write <root>/<folder>/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte; return (y_train, y_test).
 
     folder="FashionMNIST" makes a file set that torchvision's FashionMNIST reads.
@@ -74,9 +77,16 @@ def write_idx_mnist(root, folder: str = "MNIST", n_train: int = 600, n_test: int
 # Image folders: <root>/{train,test}/<class>/<i>.<fmt>
 
 
-def write_image_folder(root, classes: Sequence[str], n_per_class_train: int, n_per_class_test: int,
-                       size: Tuple[int, int] = (32, 32), mode: str = "RGB", fmt: str = "png",
-                       seed: int = 0) -> Path:
+def write_image_folder(
+    root,
+    classes: Sequence[str],
+    n_per_class_train: int,
+    n_per_class_test: int,
+    size: Tuple[int, int] = (32, 32),
+    mode: str = "RGB",
+    fmt: str = "png",
+    seed: int = 0,
+) -> Path:
     """Write a train/test image-folder data set; size is (width, height) as in PIL. Returns root."""
     from PIL import Image
 
@@ -115,12 +125,25 @@ def write_cifar10_pickles(root, n_train: int = 500, n_test: int = 100, seed: int
         ys.append((x, y))
     (x, y), (xt, yt) = ys
     for b, idx in enumerate(np.array_split(np.arange(n_train), 5), start=1):
-        _pickle(d / f"data_batch_{b}", {"batch_label": f"training batch {b} of 5", "labels": y[idx].tolist(),
-                                         "data": x[idx], "filenames": [f"{i}.png" for i in idx]})
-    _pickle(d / "test_batch", {"batch_label": "testing batch 1 of 1", "labels": yt.tolist(), "data": xt,
-                               "filenames": [f"{i}.png" for i in range(n_test)]})
-    _pickle(d / "batches.meta", {"label_names": CIFAR10_CLASSES, "num_cases_per_batch": n_train // 5,
-                                 "num_vis": 3072})
+        _pickle(
+            d / f"data_batch_{b}",
+            {
+                "batch_label": f"training batch {b} of 5",
+                "labels": y[idx].tolist(),
+                "data": x[idx],
+                "filenames": [f"{i}.png" for i in idx],
+            },
+        )
+    _pickle(
+        d / "test_batch",
+        {
+            "batch_label": "testing batch 1 of 1",
+            "labels": yt.tolist(),
+            "data": xt,
+            "filenames": [f"{i}.png" for i in range(n_test)],
+        },
+    )
+    _pickle(d / "batches.meta", {"label_names": CIFAR10_CLASSES, "num_cases_per_batch": n_train // 5, "num_vis": 3072})
     return y, yt
 
 

@@ -1,6 +1,7 @@
 """The normalisers the cross-cutting tests run over, read from their declarations (ics/config/norms.py,
 `DECLARED` in each module of ics/models/norms/): a new normaliser is in every list below without a test
 edit, and tests/test_norm_pickup.py shows it with a throwaway one."""
+
 from __future__ import annotations
 
 from typing import List

@@ -6,6 +6,7 @@ MARKER to be removed (the test changed something, e.g. filled the disk, and lets
 This is how tests (and a person debugging) reach a phase exactly: the library only names its phases
 (`stopping.reached`), and this entry point replaces that function before the command starts. Use
 `pausing_ics(phase, marker)` for the command line."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Helpers shared by the tests that drive `ics` in subprocesses (durability, SLURM)."""
+
 from __future__ import annotations
 
 import json
@@ -8,9 +9,20 @@ import numpy as np
 import torch
 
 # summary.json fields that legitimately differ between two runs of the same config
-TIMING = {"steps_per_sec", "train_steps_per_sec", "wall_time_sec", "wall_time_total_sec", "eval_time_sec",
-          "instrument_time_sec", "checkpoint_time_sec", "pid", "updated", "resumed_at", "host",
-          "started"}
+TIMING = {
+    "steps_per_sec",
+    "train_steps_per_sec",
+    "wall_time_sec",
+    "wall_time_total_sec",
+    "eval_time_sec",
+    "instrument_time_sec",
+    "checkpoint_time_sec",
+    "pid",
+    "updated",
+    "resumed_at",
+    "host",
+    "started",
+}
 
 
 def merged(*args: str) -> list:

@@ -1,6 +1,7 @@
 """Batch Renorm follows Ioffe 2017 (arXiv:1702.03275) Alg. 1: running σ ← σ + α(σ_B − σ), r = σ_B/σ and
 d = (μ_B − μ)/σ clipped and without gradient. Checked against an independent NumPy transcription of
 the algorithm, and at batch 2, where the old √(EMA of variances) put the mean r near 0.56."""
+
 from __future__ import annotations
 
 import numpy as np

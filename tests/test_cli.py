@@ -1,6 +1,7 @@
 """The `ics` CLI end to end on tiny generated MNIST (tiny_env): in-process (clirun.invoke, the fast
 tier) where the logic is the point, in subprocesses (slow) where the process is: the console script,
 a real run and sweep, the exit and the one stderr line of a real interpreter."""
+
 from __future__ import annotations
 
 import json
@@ -38,7 +39,9 @@ def assert_one_line_error(p: subprocess.CompletedProcess, *needles: str) -> str:
 
 def assert_nothing_created(tmp_path: Path, cwd: Path) -> None:
     for d in ("run", "sweep"):
-        left = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / d).rglob("*")) if (tmp_path / d).exists() else None
+        left = (
+            sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / d).rglob("*")) if (tmp_path / d).exists() else None
+        )
         assert left is None, f"a half-written {d} directory was left behind: {left}"
     assert list(cwd.iterdir()) == [], f"files were created in the working directory: {list(cwd.iterdir())}"
 
@@ -51,8 +54,19 @@ def assert_nothing_created(tmp_path: Path, cwd: Path) -> None:
 def test_run_writes_a_run_directory(tiny_env, tmp_path, cwd):
     run = tmp_path / "run"
     # probe.size: the probe set is drawn from the tiny test split (200 examples)
-    p = ics(["run", "trainer.steps=20", "trainer.eval_every=10", "probe.every=10", "probe.size=100",
-             "trainer.threads=1", f"hydra.run.dir={run}"], tiny_env, cwd)
+    p = ics(
+        [
+            "run",
+            "trainer.steps=20",
+            "trainer.eval_every=10",
+            "probe.every=10",
+            "probe.size=100",
+            "trainer.threads=1",
+            f"hydra.run.dir={run}",
+        ],
+        tiny_env,
+        cwd,
+    )
     assert p.returncode == 0, p.stdout + p.stderr
     assert "Traceback" not in p.stdout + p.stderr
     summary = json.loads((run / "summary.json").read_text())
@@ -89,9 +103,22 @@ def test_list_shows_groups_options_and_experiments(tiny_env, cwd):
     # the trainer is a plain config section (trainer.steps=...), not a group with options
     from ics.registry import DATASETS
 
-    for word in ("model", "data", "optim", "probe", "experiment",
-                 "mlp", "cnn", *DATASETS, "sgd", "momentum", "adam",
-                 "default", "off", "fig1"):
+    for word in (
+        "model",
+        "data",
+        "optim",
+        "probe",
+        "experiment",
+        "mlp",
+        "cnn",
+        *DATASETS,
+        "sgd",
+        "momentum",
+        "adam",
+        "default",
+        "off",
+        "fig1",
+    ):
         assert word in out, word
 
 
@@ -115,8 +142,12 @@ def test_run_cfg_job_prints_and_trains_nothing(tiny_env, tmp_path, cwd):
 @pytest.mark.slow
 def test_multirun(tiny_env, tmp_path, cwd):
     sweep = tmp_path / "sweep"
-    p = ics(["run", "-m", "model.norm=none,batch", "trainer.steps=20", *FAST, f"hydra.sweep.dir={sweep}"],
-            tiny_env, cwd, timeout=180)
+    p = ics(
+        ["run", "-m", "model.norm=none,batch", "trainer.steps=20", *FAST, f"hydra.sweep.dir={sweep}"],
+        tiny_env,
+        cwd,
+        timeout=180,
+    )
     assert p.returncode == 0, p.stdout + p.stderr
     assert "Traceback" not in p.stdout + p.stderr
     summaries = sorted(sweep.glob("*/summary.json"))
@@ -157,11 +188,18 @@ BAD = {
     "norm-null": (["model.norm=null"], ("model.norm=null is invalid: allowed: batch, batch_renorm, group, layer, lp",)),
     "steps-null": (["trainer.steps=null"], ("trainer.steps=null is invalid: must be set (null is not allowed)",)),
     # report.baseline is checked at launch: Hydra's quoting, a key that is not one, a value no job has
-    "baseline-unquoted": (["report.baseline=[model.norm=batch]"],
-                          ("must be quoted", "'report.baseline=[\"model.norm=batch\"]'")),
-    "baseline-no-key": (['report.baseline=["model.nrm=batch"]'], ("report.baseline item model.nrm=batch", "model.nrm is not one")),
-    "baseline-no-job": (["-m", "model.norm=none,layer", 'report.baseline=["model.norm=batch"]'],
-                        ("matches no job of this sweep: model.norm takes none, layer",)),
+    "baseline-unquoted": (
+        ["report.baseline=[model.norm=batch]"],
+        ("must be quoted", "'report.baseline=[\"model.norm=batch\"]'"),
+    ),
+    "baseline-no-key": (
+        ['report.baseline=["model.nrm=batch"]'],
+        ("report.baseline item model.nrm=batch", "model.nrm is not one"),
+    ),
+    "baseline-no-job": (
+        ["-m", "model.norm=none,layer", 'report.baseline=["model.norm=batch"]'],
+        ("matches no job of this sweep: model.norm takes none, layer",),
+    ),
 }
 
 
@@ -193,8 +231,11 @@ def test_bad_input_in_a_real_process_is_one_line_and_creates_nothing(tiny_env, t
     args = BAD[case][0]
     work = tmp_path / "cwd"
     work.mkdir()
-    p = ics(["run", "trainer.steps=5", "trainer.threads=1", "probe.size=100", *args,
-             f"hydra.run.dir={tmp_path / 'run'}"], tiny_env, work)
+    p = ics(
+        ["run", "trainer.steps=5", "trainer.threads=1", "probe.size=100", *args, f"hydra.run.dir={tmp_path / 'run'}"],
+        tiny_env,
+        work,
+    )
     assert p.returncode == 2, p.stdout + p.stderr
     assert_one_line_error(p, *BAD[case][1])
     assert_nothing_created(tmp_path, work)
@@ -248,22 +289,37 @@ def test_unknown_flag_is_one_line(tiny_env, tmp_path, cwd):
 
 def test_every_combination_of_a_sweep_is_checked_before_launch(tiny_env, tmp_path, cwd):
     # each value is fine on its own; only the combination (BN, batch 1) is invalid
-    p = invoke(["run", "-m", "model.norm=none,batch", "trainer.batch_size=60,1", "probe.size=100",
-                f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd)
+    p = invoke(
+        [
+            "run",
+            "-m",
+            "model.norm=none,batch",
+            "trainer.batch_size=60,1",
+            "probe.size=100",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ],
+        cwd,
+    )
     assert_one_line_error(p, "trainer.batch_size=1", "model.norm=batch")
     assert_nothing_created(tmp_path, cwd)
 
 
 def test_probe_points_are_checked_against_the_model_before_a_sweep(tiny_env, tmp_path, cwd):
-    p = invoke(["run", "-m", "probe.points=[nomatch]", "optim.lr=0.1,0.2", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
-               cwd)
+    p = invoke(
+        ["run", "-m", "probe.points=[nomatch]", "optim.lr=0.1,0.2", f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd
+    )
     assert_one_line_error(p, "nomatch", "h1.pre_act")
     assert_nothing_created(tmp_path, cwd)
 
 
-@pytest.mark.parametrize("args,needle", [(["config", "--cfg", "job"], "takes overrides (key=value)"),
-                                         (["config", "model.norm=none,batch"], "ics run -m"),
-                                         (["config", "foo.bar=1"], "top-level keys")])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["config", "--cfg", "job"], "takes overrides (key=value)"),
+        (["config", "model.norm=none,batch"], "ics run -m"),
+        (["config", "foo.bar=1"], "top-level keys"),
+    ],
+)
 def test_config_command_errors(tiny_env, cwd, args, needle):
     assert_one_line_error(invoke(args, cwd), needle)
 
@@ -275,8 +331,10 @@ def test_bench_prints_every_loop_with_its_ratio(tiny_env, cwd):
     the bench's output, never here."""
     p = invoke(["bench", "--synthetic", "--steps", "100", "--repeats", "1", "--cnn-steps", "0"], cwd)
     assert p.returncode == 0, p.stdout + p.stderr
-    rows = {m.group(1): (float(m.group(2).replace(",", "")), float(m.group(3)))
-            for m in re.finditer(r"│ (hand|ics|ics\+probes|ics\+probes\+ckpt) +│ ([\d.,]+) +│ ([\d.]+) +│", p.stdout)}
+    rows = {
+        m.group(1): (float(m.group(2).replace(",", "")), float(m.group(3)))
+        for m in re.finditer(r"│ (hand|ics|ics\+probes|ics\+probes\+ckpt) +│ ([\d.,]+) +│ ([\d.]+) +│", p.stdout)
+    }
     assert set(rows) == {"hand", "ics", "ics+probes", "ics+probes+ckpt"}, p.stdout
     assert rows["hand"][1] == 1.0 and all(sps > 0 and ratio > 0 for sps, ratio in rows.values()), rows
     assert re.search(r"checkpoint: [\d.]+ ms each", p.stdout), p.stdout

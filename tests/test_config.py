@@ -1,5 +1,6 @@
 """Config composition (Hydra Compose API over the ConfigStore the CLI fills from the dataclasses)
 and value validation."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -9,8 +10,18 @@ import torch
 from hydra import compose
 
 import ics  # noqa: F401  (fills the registries)
-from ics.config import (KINDS, Config, ConfigError, MLPConfig, MomentumConfig, ProbeConfig, TrainerConfig,
-                        from_dict, to_dict, validate)
+from ics.config import (
+    KINDS,
+    Config,
+    ConfigError,
+    MLPConfig,
+    MomentumConfig,
+    ProbeConfig,
+    TrainerConfig,
+    from_dict,
+    to_dict,
+    validate,
+)
 from ics.models import build_model
 from ics.registry import DATASETS
 from ics_cli.configdirs import shipped_dir, shipped_studies
@@ -19,9 +30,22 @@ from ics_cli.preflight import use
 GROUPS = ("model", "data", "optim", "trainer", "probe", "experiment")
 # every option configs/ (and experiments/) must provide (a missing one is a config-folder bug)
 EXPECTED_OPTIONS = {
-    "model": {"mlp", "cnn", "dln", "mlp_sigmoid_bn", "mlp_sigmoid_nobn", "mlp_relu_bn", "mlp_relu_nobn",
-              "cnn_relu_bn", "cnn_relu_nobn", "cnn_sigmoid_bn", "cnn_sigmoid_nobn", "dln_bn", "dln_nobn"}
-             | {p.stem for p in (shipped_dir() / "model").glob("*.yaml")},  # a normaliser's mlp_<name>.yaml too
+    "model": {
+        "mlp",
+        "cnn",
+        "dln",
+        "mlp_sigmoid_bn",
+        "mlp_sigmoid_nobn",
+        "mlp_relu_bn",
+        "mlp_relu_nobn",
+        "cnn_relu_bn",
+        "cnn_relu_nobn",
+        "cnn_sigmoid_bn",
+        "cnn_sigmoid_nobn",
+        "dln_bn",
+        "dln_nobn",
+    }
+    | {p.stem for p in (shipped_dir() / "model").glob("*.yaml")},  # a normaliser's mlp_<name>.yaml too
     "data": set(DATASETS),  # every registered data set has configs/data/<name>.yaml
     "optim": {"sgd", "momentum", "adam"},
     "trainer": {"default", "smoke"},
@@ -69,8 +93,9 @@ def test_defaults_are_the_fig1_setup(hydra_ctx):
     cfg = from_dict(_compose())
     validate(cfg)
     assert isinstance(cfg, Config)
-    assert cfg.model == MLPConfig(name="mlp", widths=[100, 100, 100], activation="sigmoid", norm="batch",
-                                  init="gaussian", init_std=0.1)
+    assert cfg.model == MLPConfig(
+        name="mlp", widths=[100, 100, 100], activation="sigmoid", norm="batch", init="gaussian", init_std=0.1
+    )
     assert cfg.data.name == "mnist"
     assert cfg.optim.name == "sgd" and cfg.optim.lr == 1.0
     assert cfg.trainer.batch_size == 60 and cfg.trainer.steps == 50_000
@@ -116,14 +141,17 @@ def test_fig1_experiment_is_a_multirun_over_norm(hydra_ctx):
     assert cfg.model.name == "mlp" and cfg.model.activation == "sigmoid" and cfg.data.name == "mnist"
 
 
-@pytest.mark.parametrize("override, error, says", [
-    ("trainer.stepz=5", "ConfigCompositionException", "Could not override 'trainer.stepz'"),
-    ("model.widthz=[3]", "ConfigCompositionException", "Could not override 'model.widthz'"),
-    ("optim.lr=abc", "ValidationError", "could not be converted to Float"),
-    ("trainer.steps=many", "ValidationError", "could not be converted to Integer"),
-    ("model.widths=3", "ValidationError", "is not a ListConfig"),
-    ("model=foo", "MissingConfigException", "Could not find 'model/foo'"),
-])
+@pytest.mark.parametrize(
+    "override, error, says",
+    [
+        ("trainer.stepz=5", "ConfigCompositionException", "Could not override 'trainer.stepz'"),
+        ("model.widthz=[3]", "ConfigCompositionException", "Could not override 'model.widthz'"),
+        ("optim.lr=abc", "ValidationError", "could not be converted to Float"),
+        ("trainer.steps=many", "ValidationError", "could not be converted to Integer"),
+        ("model.widths=3", "ValidationError", "is not a ListConfig"),
+        ("model=foo", "MissingConfigException", "Could not find 'model/foo'"),
+    ],
+)
 def test_schema_rejects_unknown_keys_and_wrong_types(hydra_ctx, override, error, says):
     """The named error, for the named reason: a bare `raises(Exception)` would pass on any crash
     (an import error, a typo in the test). A wrong type is the schema's ValidationError, which Hydra
@@ -202,9 +230,13 @@ def section(group: str, values: dict):
 
 
 def make_cfg(model=None, optim=None, trainer=None, data=None, probe=None) -> Config:
-    return Config(model=section("model", model), data=section("data", data),
-                  optim=section("optim", optim), trainer=TrainerConfig(**(trainer or {})),
-                  probe=ProbeConfig(**(probe or {})))
+    return Config(
+        model=section("model", model),
+        data=section("data", data),
+        optim=section("optim", optim),
+        trainer=TrainerConfig(**(trainer or {})),
+        probe=ProbeConfig(**(probe or {})),
+    )
 
 
 def one_line(exc) -> str:
@@ -240,8 +272,9 @@ def test_steps_must_be_positive(steps):
 
 @pytest.mark.parametrize("batch", [1, 0])
 def test_batch_below_two_with_batchnorm(batch):
-    msg = assert_one_line_error(make_cfg(model={"norm": "batch"}, trainer={"batch_size": batch}),
-                                "trainer.batch_size", str(batch))
+    msg = assert_one_line_error(
+        make_cfg(model={"norm": "batch"}, trainer={"batch_size": batch}), "trainer.batch_size", str(batch)
+    )
     assert ">= 2" in msg and "norm" in msg
 
 
@@ -263,14 +296,17 @@ def test_batch_larger_than_training_set(mnist_root):
     assert "trainer.batch_size" in msg and "601" in msg and "600" in msg
 
 
-@pytest.mark.parametrize("section,key,value", [
-    ("model", "activation", "swish"),
-    ("model", "norm", "instance"),
-    ("model", "init", "orthogonal"),
-    ("model", "name", "resnet"),
-    ("optim", "name", "rmsprop"),
-    ("data", "name", "imagenet"),
-])
+@pytest.mark.parametrize(
+    "section,key,value",
+    [
+        ("model", "activation", "swish"),
+        ("model", "norm", "instance"),
+        ("model", "init", "orthogonal"),
+        ("model", "name", "resnet"),
+        ("optim", "name", "rmsprop"),
+        ("data", "name", "imagenet"),
+    ],
+)
 def test_unknown_registry_names(section, key, value):
     cfg = make_cfg(**{section: {key: value}})
     msg = assert_one_line_error(cfg, f"{section}.{key}", value)
@@ -290,25 +326,33 @@ def test_unknown_name_error_lists_what_is_allowed():
         assert ds in msg
 
 
-@pytest.mark.parametrize("section,key,value,option", [
-    ("model", "kernel_size", 2, {"name": "cnn"}),
-    ("model", "pool", "median", {"name": "cnn"}),
-    ("model", "init_std", 0.0, {}),
-    ("optim", "momentum", 1.0, {}),
-    ("trainer", "eval_every", 0, {}),
-    ("trainer", "sampler", "shuffle", {}),
-    ("trainer", "device", "tpu", {}),
-    ("trainer", "threads", 0, {}),
-    ("probe", "size", 1, {}),
-    ("probe", "bn_mode", "train", {}),
-])
+@pytest.mark.parametrize(
+    "section,key,value,option",
+    [
+        ("model", "kernel_size", 2, {"name": "cnn"}),
+        ("model", "pool", "median", {"name": "cnn"}),
+        ("model", "init_std", 0.0, {}),
+        ("optim", "momentum", 1.0, {}),
+        ("trainer", "eval_every", 0, {}),
+        ("trainer", "sampler", "shuffle", {}),
+        ("trainer", "device", "tpu", {}),
+        ("trainer", "threads", 0, {}),
+        ("probe", "size", 1, {}),
+        ("probe", "bn_mode", "train", {}),
+    ],
+)
 def test_other_bad_values(section, key, value, option):
     assert_one_line_error(make_cfg(**{section: {**option, key: value}}), f"{section}.{key}", str(value))
 
 
-@pytest.mark.parametrize("override,key,allowed", [("+foo=1", "foo", "trainer"),
-                                                  ("+model.foo=1", "model.foo", "activation"),
-                                                  ("+trainer.x.y=1", "trainer.x", "batch_size")])
+@pytest.mark.parametrize(
+    "override,key,allowed",
+    [
+        ("+foo=1", "foo", "trainer"),
+        ("+model.foo=1", "model.foo", "activation"),
+        ("+trainer.x.y=1", "trainer.x", "batch_size"),
+    ],
+)
 def test_appended_keys_the_schema_lacks_are_rejected(hydra_ctx, override, key, allowed):
     # Hydra lets `+key=value` add a key to a typed node; from_dict must still refuse it
     cfg = compose(config_name="config", overrides=[override])
@@ -318,29 +362,35 @@ def test_appended_keys_the_schema_lacks_are_rejected(hydra_ctx, override, key, a
     assert "\n" not in msg and msg.startswith(f"{key} is not a config key") and allowed in msg
 
 
-@pytest.mark.parametrize("section,values,key,value", [
-    ("model", {"bn_eps": -1.0}, "model.bn_eps", "-1.0"),
-    ("model", {"bn_momentum": 5.0}, "model.bn_momentum", "5.0"),
-    ("optim", {"nesterov": True}, "optim.nesterov", "True"),
-    # list values are quoted the way they are written in an override: optim.betas=[2.0,3.0]
-    ("optim", {"name": "adam", "betas": [2.0, 3.0]}, "optim.betas", "[2.0,3.0]"),
-    ("optim", {"name": "adam", "betas": [0.9]}, "optim.betas", "[0.9]"),
-    ("optim", {"name": "momentum", "momentum": 0.0}, "optim.momentum", "0.0"),
-    ("trainer", {"seed": 2**70}, "trainer.seed", str(2**70)),
-    ("trainer", {"seed": -1}, "trainer.seed", "-1"),
-    ("probe", {"train_batch_every": 0}, "probe.train_batch_every", "0"),
-])
+@pytest.mark.parametrize(
+    "section,values,key,value",
+    [
+        ("model", {"bn_eps": -1.0}, "model.bn_eps", "-1.0"),
+        ("model", {"bn_momentum": 5.0}, "model.bn_momentum", "5.0"),
+        ("optim", {"nesterov": True}, "optim.nesterov", "True"),
+        # list values are quoted the way they are written in an override: optim.betas=[2.0,3.0]
+        ("optim", {"name": "adam", "betas": [2.0, 3.0]}, "optim.betas", "[2.0,3.0]"),
+        ("optim", {"name": "adam", "betas": [0.9]}, "optim.betas", "[0.9]"),
+        ("optim", {"name": "momentum", "momentum": 0.0}, "optim.momentum", "0.0"),
+        ("trainer", {"seed": 2**70}, "trainer.seed", str(2**70)),
+        ("trainer", {"seed": -1}, "trainer.seed", "-1"),
+        ("probe", {"train_batch_every": 0}, "probe.train_batch_every", "0"),
+    ],
+)
 def test_values_torch_would_reject_later_are_rejected_up_front(section, values, key, value):
     assert_one_line_error(make_cfg(**{section: values}), key, value)
 
 
-@pytest.mark.parametrize("section,values,key", [
-    # adam has no momentum/nesterov (its betas play that role); MNIST has no image folder variant
-    ("optim", {"name": "adam", "momentum": 0.9}, "optim.momentum"),
-    ("optim", {"name": "adam", "nesterov": True}, "optim.nesterov"),
-    ("data", {"name": "mnist", "image_folder": "/some/folder"}, "data.image_folder"),
-    ("data", {"name": "fashion_mnist", "image_folder": "/some/folder"}, "data.image_folder"),
-])
+@pytest.mark.parametrize(
+    "section,values,key",
+    [
+        # adam has no momentum/nesterov (its betas play that role); MNIST has no image folder variant
+        ("optim", {"name": "adam", "momentum": 0.9}, "optim.momentum"),
+        ("optim", {"name": "adam", "nesterov": True}, "optim.nesterov"),
+        ("data", {"name": "mnist", "image_folder": "/some/folder"}, "data.image_folder"),
+        ("data", {"name": "fashion_mnist", "image_folder": "/some/folder"}, "data.image_folder"),
+    ],
+)
 def test_keys_the_chosen_option_lacks_are_rejected_up_front(section, values, key):
     with pytest.raises(ConfigError) as exc:
         from_dict({section: values})

@@ -1,4 +1,5 @@
 """Tests for ics.data, run against generated files in the real on-disk formats (see datagen.py)."""
+
 from __future__ import annotations
 
 import os
@@ -103,8 +104,9 @@ def test_cifar10_image_folder_wrong_shape(tmp_path):
 
 @pytest.mark.parametrize("mode,fmt,channels", [("L", "png", 1), ("RGB", "png", 3), ("RGB", "jpg", 3)])
 def test_generic_image_folder(tmp_path, mode, fmt, channels):
-    folder = datagen.write_image_folder(tmp_path / "f", ["zeta", "alpha", "mid"], 4, 2,
-                                        size=(20, 12), mode=mode, fmt=fmt)
+    folder = datagen.write_image_folder(
+        tmp_path / "f", ["zeta", "alpha", "mid"], 4, 2, size=(20, 12), mode=mode, fmt=fmt
+    )
     b = data.load_data(cfg_for(tmp_path, name="image_folder", image_folder=str(folder)))
     assert b.name == "image_folder" and b.classes == ["alpha", "mid", "zeta"]
     assert b.in_shape == (channels, 12, 20) and b.x_test.shape == (6, channels, 12, 20)
@@ -163,11 +165,14 @@ def test_image_folder_without_train_split(tmp_path):
 # User errors
 
 
-@pytest.mark.parametrize("name,expected", [
-    ("mnist", "MNIST/raw/train-images-idx3-ubyte"),
-    ("fashion_mnist", "FashionMNIST/raw/train-images-idx3-ubyte"),
-    ("cifar10", "cifar-10-batches-py/data_batch_1"),
-])
+@pytest.mark.parametrize(
+    "name,expected",
+    [
+        ("mnist", "MNIST/raw/train-images-idx3-ubyte"),
+        ("fashion_mnist", "FashionMNIST/raw/train-images-idx3-ubyte"),
+        ("cifar10", "cifar-10-batches-py/data_batch_1"),
+    ],
+)
 def test_missing_data_names_expected_path(tmp_path, name, expected):
     with pytest.raises(ConfigError) as err:
         data.load_data(cfg_for(tmp_path, name=name, root=str(tmp_path / "empty")))

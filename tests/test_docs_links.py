@@ -1,6 +1,7 @@
 """The documentation's links: every relative link in README.md, docs/*.md and CHANGELOG.md points to a
 file that exists, and every #anchor to a heading of the page it names (GitHub's slugs). Pure file
 reading: no package import, no subprocess."""
+
 from __future__ import annotations
 
 import re
@@ -123,15 +124,21 @@ def test_the_link_check_sees_links_anchors_and_code():
     """The checker itself: GitHub's slugs for the headings these pages use, links found outside code only."""
     assert slug("What is measured") == "what-is-measured"
     assert slug("Normalisers beyond BN — `model.norm`") == "normalisers-beyond-bn--modelnorm"
-    assert slug("Weight norms and the effective learning rate (BN paper §3.3) — `weights`, TensorBoard "
-                "`weights/<layer>/`") == "weight-norms-and-the-effective-learning-rate-bn-paper-33--weights-tensorboard-weightslayer"
-    assert slug("BN paper Fig. 1 (§4.1): MNIST, 3×100 sigmoid MLP, batch 60, 50,000 SGD steps at lr 1, 5 seeds") == \
-        "bn-paper-fig-1-41-mnist-3100-sigmoid-mlp-batch-60-50000-sgd-steps-at-lr-1-5-seeds"
-    assert slug("BN's inference statistics (BN paper Alg. 2) and BN's own noise") == \
-        "bns-inference-statistics-bn-paper-alg-2-and-bns-own-noise"
+    assert (
+        slug("Weight norms and the effective learning rate (BN paper §3.3) — `weights`, TensorBoard `weights/<layer>/`")
+        == "weight-norms-and-the-effective-learning-rate-bn-paper-33--weights-tensorboard-weightslayer"
+    )
+    assert (
+        slug("BN paper Fig. 1 (§4.1): MNIST, 3×100 sigmoid MLP, batch 60, 50,000 SGD steps at lr 1, 5 seeds")
+        == "bn-paper-fig-1-41-mnist-3100-sigmoid-mlp-batch-60-50000-sgd-steps-at-lr-1-5-seeds"
+    )
+    assert (
+        slug("BN's inference statistics (BN paper Alg. 2) and BN's own noise")
+        == "bns-inference-statistics-bn-paper-alg-2-and-bns-own-noise"
+    )
     assert slug("Tab completion and `ics list`") == "tab-completion-and-ics-list"
     assert slug("ℓp and [the guide](docs/guide.md)") == "ℓp-and-the-guide"
-    text = "[a](x.md) `[b](y.md)` ![c](img/z.png#q) [d [e]](w.md#h \"title\")\n```\n[f](nope.md)\n# not a heading\n```\n"
+    text = '[a](x.md) `[b](y.md)` ![c](img/z.png#q) [d [e]](w.md#h "title")\n```\n[f](nope.md)\n# not a heading\n```\n'
     found = [target for _, target in _links_of(text)]
     assert found == ["x.md", "img/z.png#q", "w.md#h"]
 

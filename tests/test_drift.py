@@ -3,6 +3,7 @@
 Large samples (200k draws, fixed seed) against closed-form answers; small hand-built inputs where the
 answer is exact.
 """
+
 from __future__ import annotations
 
 import math
@@ -11,8 +12,15 @@ import numpy as np
 import pytest
 import torch
 
-from ics.instruments.stats import (as_units, quantiles_sorted, safe_std, saturation, sigmoid_flat_threshold,
-                                   tanh_flat_threshold, w1_sorted)
+from ics.instruments.stats import (
+    as_units,
+    quantiles_sorted,
+    safe_std,
+    saturation,
+    sigmoid_flat_threshold,
+    tanh_flat_threshold,
+    w1_sorted,
+)
 
 N = 200_000
 
@@ -26,6 +34,7 @@ def srt(x: torch.Tensor) -> torch.Tensor:
 
 
 # --- 1-Wasserstein ---------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("mu", [0.3, 1.0, -2.5])
 def test_w1_of_a_mean_shift_is_the_shift(mu):
@@ -108,6 +117,7 @@ def test_quantiles_single_sample_row():
 
 # --- (units, samples) layout ---------------------------------------------------------------------
 
+
 def test_as_units_linear():
     a = torch.arange(12.0).reshape(4, 3)  # (N=4, C=3)
     u = as_units(a)
@@ -135,9 +145,14 @@ def test_as_units_conv_non_contiguous_input():
 
 # --- saturation ----------------------------------------------------------------------------------
 
+
 def test_sigmoid_threshold_is_where_the_slope_is_5_percent_of_the_peak():
     t = sigmoid_flat_threshold()
-    d = lambda x: torch.sigmoid(torch.tensor(x, dtype=torch.float64)) * (1 - torch.sigmoid(torch.tensor(x, dtype=torch.float64)))  # noqa: E731
+
+    def d(x: float) -> torch.Tensor:  # σ'(x) = σ(x)(1 − σ(x))
+        s = torch.sigmoid(torch.tensor(x, dtype=torch.float64))
+        return s * (1 - s)
+
     assert float(d(t)) == pytest.approx(0.05 * float(d(0.0)), abs=1e-6)
     assert float(d(-t)) == pytest.approx(0.05 * float(d(0.0)), abs=1e-6)
     assert t == pytest.approx(4.3567, abs=1e-3)  # σ' = 0.0125 at |x| ≈ 4.36
@@ -157,8 +172,7 @@ def test_tanh_threshold_is_where_the_slope_is_5_percent_of_the_peak():
 def test_saturation_fraction_beyond_threshold(act, thr):
     t = thr()
     # per unit: 2 of 4 beyond ±t, the others inside (one just inside)
-    units = torch.tensor([[t + 0.1, -(t + 0.1), t - 1e-3, 0.0],
-                          [-(t + 5), t + 5, 0.5, -0.5]])
+    units = torch.tensor([[t + 0.1, -(t + 0.1), t - 1e-3, 0.0], [-(t + 5), t + 5, 0.5, -0.5]])
     out = saturation(units, act)
     assert set(out) == {"saturation"}
     assert float(out["saturation"]) == pytest.approx(0.5)
@@ -167,9 +181,13 @@ def test_saturation_fraction_beyond_threshold(act, thr):
 
 
 def test_relu_saturation_and_dead_units():
-    units = torch.tensor([[-1.0, 0.0, -2.0, -0.5],   # dead (0 counts as off)
-                          [1.0, -1.0, 2.0, 0.0],     # half off
-                          [0.1, 0.2, 0.3, 0.4]])     # always on
+    units = torch.tensor(
+        [
+            [-1.0, 0.0, -2.0, -0.5],  # dead (0 counts as off)
+            [1.0, -1.0, 2.0, 0.0],  # half off
+            [0.1, 0.2, 0.3, 0.4],
+        ]
+    )  # always on
     out = saturation(units, "relu")
     assert set(out) == {"saturation", "dead"}
     assert float(out["saturation"]) == pytest.approx((4 + 2 + 0) / 12)
@@ -182,6 +200,7 @@ def test_saturation_undefined_for_other_activations(act):
 
 
 # --- safe_std ------------------------------------------------------------------------------------
+
 
 def test_safe_std_floors_zero_std():
     std = torch.tensor([0.0, 1.0, 2.0, 3.0], dtype=torch.float64)

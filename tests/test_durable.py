@@ -2,6 +2,7 @@
 concurrent launches, kill -9 / SIGTERM / SIGINT and resume bit-identical to an uninterrupted run,
 sweeps that finish after a kill, and resume's refusals (finished, no checkpoint, other config,
 unsafe checkpoint)."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,17 @@ from runargs import assert_same_run, merged, record, reference_run
 pytestmark = pytest.mark.slow  # every test here drives `ics` in subprocesses: kills, signals, resumes
 
 # long enough on tiny data (~1-3 s) that a kill after the first checkpoint lands mid-run
-RUN = ["trainer.steps=3000", "trainer.checkpoint_every=200", "trainer.threads=1", "trainer.eval_every=100",
-       "trainer.log_every=50", "probe.every=50", "probe.size=100", "probe.histogram_every=500", "model.widths=[64,64]"]
+RUN = [
+    "trainer.steps=3000",
+    "trainer.checkpoint_every=200",
+    "trainer.threads=1",
+    "trainer.eval_every=100",
+    "trainer.log_every=50",
+    "probe.every=50",
+    "probe.size=100",
+    "probe.histogram_every=500",
+    "model.widths=[64,64]",
+]
 
 
 def wait_for(path: Path, proc: subprocess.Popen, timeout=120) -> None:
@@ -101,8 +111,9 @@ def test_kill_9_then_resume_is_bit_identical(tiny_env, tmp_path, reference, kill
 
 # where the signal lands is chosen by the progress line it follows, not by a (random) sleep: mid-interval
 # after the first checkpoint, and on the line printed just before the checkpoint of step 400 is written
-@pytest.mark.parametrize("sig, code, at", [(signal.SIGTERM, 143, 250), (signal.SIGINT, 130, 400),
-                                           (signal.SIGTERM, 143, 400)])
+@pytest.mark.parametrize(
+    "sig, code, at", [(signal.SIGTERM, 143, 250), (signal.SIGINT, 130, 400), (signal.SIGTERM, 143, 400)]
+)
 def test_signal_writes_checkpoint_then_resume_is_bit_identical(tiny_env, tmp_path, reference, sig, code, at):
     run = tmp_path / "run"
     # progress lines at every logging step (a neutral key: the run computes the same as the reference)
@@ -172,8 +183,11 @@ def test_resume_refusals(tiny_env, tmp_path, reference):
 
     # a run stopped before any checkpoint (checkpoints off): nothing to resume from
     run = tmp_path / "nock"
-    proc = start(merged("run", *RUN, "trainer.checkpoint_every=0", "trainer.progress_every_sec=1e-9",
-                        f"hydra.run.dir={run}"), tiny_env, tmp_path)
+    proc = start(
+        merged("run", *RUN, "trainer.checkpoint_every=0", "trainer.progress_every_sec=1e-9", f"hydra.run.dir={run}"),
+        tiny_env,
+        tmp_path,
+    )
     at_line(proc, 100)  # training, not setting up (a signal then would remove the folder)
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=120)
@@ -231,8 +245,10 @@ class Evil:
 
 def test_concurrent_launches_get_their_own_directories(tiny_env, tmp_path):
     n = 4
-    procs = [start(["run", "trainer.steps=20", "trainer.threads=1", "probe=off", f"trainer.seed={i}"], tiny_env, tmp_path)
-             for i in range(n)]
+    procs = [
+        start(["run", "trainer.steps=20", "trainer.threads=1", "probe=off", f"trainer.seed={i}"], tiny_env, tmp_path)
+        for i in range(n)
+    ]
     for p in procs:
         out, err = p.communicate(timeout=300)
         assert p.returncode == 0, out + err
@@ -278,8 +294,16 @@ def test_sigterm_to_a_parallel_sweep_reaches_its_workers(tiny_env, tmp_path):
     the signal too, each running job checkpoints and ends interrupted, no queued job starts, no
     worker is left behind, and `ics resume` finishes the sweep."""
     sweep = tmp_path / "sweep"
-    args = ["run", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "optim.lr=0.1,0.2,0.3,0.4",
-            *RUN, "trainer.steps=4000", f"hydra.sweep.dir={sweep}"]
+    args = [
+        "run",
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "optim.lr=0.1,0.2,0.3,0.4",
+        *RUN,
+        "trainer.steps=4000",
+        f"hydra.sweep.dir={sweep}",
+    ]
     args = merged(*args)
     proc = start(args, tiny_env, tmp_path)
     t0 = time.time()
@@ -294,7 +318,9 @@ def test_sigterm_to_a_parallel_sweep_reaches_its_workers(tiny_env, tmp_path):
     assert [record(d)["status"] for d in jobs] == ["interrupted", "interrupted"]  # jobs 2 and 3 never started
     # the workers end on their own after the CLI: wait for that (a bound for failing, not a window)
     deadline = time.monotonic() + 60
-    while (left := [p for p in Path("/proc").glob("[0-9]*") if _cwd(p) == str(tmp_path)]) and time.monotonic() < deadline:
+    while (
+        left := [p for p in Path("/proc").glob("[0-9]*") if _cwd(p) == str(tmp_path)]
+    ) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not left, "worker processes were left running"
     p = ics(["resume", str(sweep)], tiny_env, tmp_path)
@@ -339,8 +365,14 @@ def test_a_signal_while_a_sweep_job_finishes_stops_the_sweep_after_it(tiny_env, 
     and the sweep ends as stopped (130), resumable. Synchronised on a pause at the "finish" phase (tests/pausing.py)."""
     sweep, marker = tmp_path / "sweep", tmp_path / "paused"
     args = merged("-m", "optim.lr=0.1,0.2", *RUN, "trainer.steps=300", f"hydra.sweep.dir={sweep}")
-    proc = subprocess.Popen([*pausing_ics("finish", marker), "run", *args], env=plain(tiny_env), cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*pausing_ics("finish", marker), "run", *args],
+        env=plain(tiny_env),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     wait_for(marker, proc)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=300)

@@ -6,6 +6,7 @@ below): at most 6.7e-7 in any weight or running statistic of an MLP or DLN, 3.1e
 single run's convolutions are channels-last), the test accuracy identical; pinned below with
 head-room for other CPUs' kernels.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -34,24 +35,45 @@ def learnable(shape=(1, 4, 4), n_train=240, n_test=100, classes=4) -> DataBundle
     proto = torch.randn((classes,) + shape, generator=g)
     y = torch.randint(0, classes, (n_train + n_test,), generator=g)
     x = proto[y] + 0.8 * torch.randn((n_train + n_test,) + shape, generator=g)
-    return DataBundle(name="prototypes", x_train=x[:n_train], y_train=y[:n_train], x_test=x[n_train:],
-                      y_test=y[n_train:], classes=[str(i) for i in range(classes)], mean=(0.0,) * shape[0],
-                      std=(1.0,) * shape[0], source="generated in the test")
+    return DataBundle(
+        name="prototypes",
+        x_train=x[:n_train],
+        y_train=y[:n_train],
+        x_test=x[n_train:],
+        y_test=y[n_train:],
+        classes=[str(i) for i in range(classes)],
+        mean=(0.0,) * shape[0],
+        std=(1.0,) * shape[0],
+        source="generated in the test",
+    )
 
 
 def quiet(model, optim, steps: int = STEPS, **trainer) -> Config:
     """Instruments off (they never change training; here they would only cost time), one thread."""
-    cfg = Config(model=model, optim=optim,
-                 trainer=TrainerConfig(steps=steps, batch_size=20, threads=1, progress=False, checkpoint_every=0,
-                                       eval_every=steps, eval_log_points=0, **trainer))
+    cfg = Config(
+        model=model,
+        optim=optim,
+        trainer=TrainerConfig(
+            steps=steps,
+            batch_size=20,
+            threads=1,
+            progress=False,
+            checkpoint_every=0,
+            eval_every=steps,
+            eval_log_points=0,
+            **trainer,
+        ),
+    )
     return dataclasses.replace(cfg, **{k: dataclasses.replace(getattr(cfg, k), enabled=False) for k in INSTRUMENTS})
 
 
 SGD, MOMENTUM, ADAM = SGDConfig(lr=0.1), SGDConfig(lr=0.05, momentum=0.9, nesterov=True), AdamConfig(lr=1e-2)
 MLP_NORMS = [n for n in NORMS if n != "none"]
 CASES = {
-    **{f"mlp-{norm}-sgd": (MLPConfig(widths=[16, 16], norm=norm, norm_groups=4, renorm_start=5, renorm_ramp=10), SGD)
-       for norm in MLP_NORMS},
+    **{
+        f"mlp-{norm}-sgd": (MLPConfig(widths=[16, 16], norm=norm, norm_groups=4, renorm_start=5, renorm_ramp=10), SGD)
+        for norm in MLP_NORMS
+    },
     "mlp-none-sgd": (MLPConfig(widths=[16, 16], norm="none"), SGD),
     "mlp-batch-momentum": (MLPConfig(widths=[16, 16]), SGDConfig(lr=0.05, momentum=0.9, weight_decay=1e-3)),
     "mlp-batch-nesterov": (MLPConfig(widths=[16, 16]), MOMENTUM),
@@ -90,8 +112,18 @@ def alone(cfg: Config, seed: int, data: DataBundle) -> Trainer:
 
 
 # models the hand-batched forward covers, also trained through vmap (the path every other model takes)
-BATCHED = {"mlp-batch-sgd", "mlp-none-sgd", "mlp-batch-momentum", "mlp-batch-nesterov", "mlp-none-adam",
-           "mlp-batch-adam", "mlp-batch-cumulative-stats", "mlp-noisy-bn-dropout", "mlp-relu-dropout", "dln-batch-sgd"}
+BATCHED = {
+    "mlp-batch-sgd",
+    "mlp-none-sgd",
+    "mlp-batch-momentum",
+    "mlp-batch-nesterov",
+    "mlp-none-adam",
+    "mlp-batch-adam",
+    "mlp-batch-cumulative-stats",
+    "mlp-noisy-bn-dropout",
+    "mlp-relu-dropout",
+    "dln-batch-sgd",
+}
 VMAP_TOO = ["mlp-batch-momentum", "mlp-batch-cumulative-stats", "mlp-noisy-bn-dropout", "dln-batch-sgd"]
 
 
@@ -162,8 +194,10 @@ def test_a_group_resumed_from_member_checkpoints_is_bit_identical():
     whole.fit()
     cut = Ensemble(cfg, [0, 1, 2], data)
     cut.fit(7)
-    states = [torch.utils._pytree.tree_map(lambda v: v.clone() if torch.is_tensor(v) else v, cut.member_state_dict(k))
-              for k in range(3)]
+    states = [
+        torch.utils._pytree.tree_map(lambda v: v.clone() if torch.is_tensor(v) else v, cut.member_state_dict(k))
+        for k in range(3)
+    ]
     resumed = Ensemble(cfg, [0, 1, 2], data)
     resumed.load_member_state_dicts(states)
     resumed.fit()
@@ -199,7 +233,9 @@ def test_cuda_ensemble_matches_the_cpu_one():
     cpu = Ensemble(cfg, SEEDS, data)
     cpu.fit()
     gpu_cfg = dataclasses.replace(cfg, trainer=dataclasses.replace(cfg.trainer, device="cuda"))
-    gpu_data = dataclasses.replace(data, **{f: getattr(data, f).cuda() for f in ("x_train", "y_train", "x_test", "y_test")})
+    gpu_data = dataclasses.replace(
+        data, **{f: getattr(data, f).cuda() for f in ("x_train", "y_train", "x_test", "y_test")}
+    )
     gpu = Ensemble(gpu_cfg, SEEDS, gpu_data)
     gpu.fit()
     for a, b in zip(cpu.members, gpu.members):
@@ -227,7 +263,9 @@ def test_bench_ensemble_prints_a_ratio_per_model_and_size(tmp_path):
     p = invoke(["bench", "--ensemble", "1,2", "--synthetic", "--steps", "100", "--repeats", "1"], tmp_path)
     assert p.returncode == 0, p.stdout + p.stderr
     rows = re.findall(r"│ (Fig\. 1 MLP, (?:no )?BN) +│ (\d+) +│ (\d+) +│ (\d+) +│ ([\d.]+)x │", p.stdout)
-    assert {(r[0], r[1]) for r in rows} == {(m, k) for m in ("Fig. 1 MLP, BN", "Fig. 1 MLP, no BN") for k in "12"}, p.stdout
+    assert {(r[0], r[1]) for r in rows} == {(m, k) for m in ("Fig. 1 MLP, BN", "Fig. 1 MLP, no BN") for k in "12"}, (
+        p.stdout
+    )
     assert all(float(r[4]) > 0 for r in rows)
     assert not list(tmp_path.iterdir()), "the bench writes nothing where it runs"
 

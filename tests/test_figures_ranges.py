@@ -1,6 +1,7 @@
 """The report's figures keep to what the data can be: an accuracy band inside [0, 1], a log axis only
 over a decade or more, the layers of one unit on one y-scale. Groups and jobs stand in as plain
 objects with the fields the figures read (in-process, no training)."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -16,10 +17,17 @@ POINTS = ["h1.pre_act", "h2.pre_act"]
 
 
 def group(norm: str, curves) -> SimpleNamespace:
-    return SimpleNamespace(norm=norm, label=f"model.norm={norm}", config={}, jobs=[
-        SimpleNamespace(status=Status.COMPLETED, probes=SimpleNamespace(steps=STEPS, meta={"points": POINTS},
-                                                                        tags=tags))
-        for tags in curves])
+    return SimpleNamespace(
+        norm=norm,
+        label=f"model.norm={norm}",
+        config={},
+        jobs=[
+            SimpleNamespace(
+                status=Status.COMPLETED, probes=SimpleNamespace(steps=STEPS, meta={"points": POINTS}, tags=tags)
+            )
+            for tags in curves
+        ],
+    )
 
 
 def test_an_accuracy_band_from_three_seeds_stays_inside_0_1():
@@ -35,8 +43,17 @@ def test_an_accuracy_band_from_three_seeds_stays_inside_0_1():
 
 def test_drift_axes_are_linear_below_a_decade_and_each_unit_shares_y_across_layers():
     def curves(scale: float):
-        return [{names.drift_tag(p, m): scale * (1 + k / 10) * np.array([0.5, 0.6, 0.7, 0.8]) * (1.2 if p == "h2.pre_act" else 1)
-                 for p in POINTS for m in ("w1_raw", "w1_shape", "w1_ref")} for k in range(3)]
+        return [
+            {
+                names.drift_tag(p, m): scale
+                * (1 + k / 10)
+                * np.array([0.5, 0.6, 0.7, 0.8])
+                * (1.2 if p == "h2.pre_act" else 1)
+                for p in POINTS
+                for m in ("w1_raw", "w1_shape", "w1_ref")
+            }
+            for k in range(3)
+        ]
 
     narrow = [group("batch", curves(1.0)), group("none", curves(1.5))]  # 0.5 .. 1.7: under one decade
     wide = [group("batch", curves(1.0)), group("none", curves(100.0))]  # two decades and more
@@ -62,8 +79,11 @@ def test_a_healthy_wide_histogram_stays_inside_its_panel():
     def one(norm: str, sd: float, status=Status.COMPLETED) -> SimpleNamespace:
         samples = np.stack([rng.normal(0, sd, 500) for _ in steps])
         meta = {"points": ["h2.pre_act"], "tracked_units": {"h2.pre_act": [3]}}
-        job = SimpleNamespace(status=status, seed=0, probes=SimpleNamespace(
-            meta=meta, tags={"sample_steps": steps, "samples/h2.pre_act/unit3": samples}))
+        job = SimpleNamespace(
+            status=status,
+            seed=0,
+            probes=SimpleNamespace(meta=meta, tags={"sample_steps": steps, "samples/h2.pre_act/unit3": samples}),
+        )
         return SimpleNamespace(norm=norm, label=f"model.norm={norm}", config={}, jobs=[job])
 
     for status, inside in ((Status.COMPLETED, True), (Status.DIVERGED, False)):

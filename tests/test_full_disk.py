@@ -5,6 +5,7 @@ fills the disk, then lets it go on by removing the pause file. Then: one line na
 step and `ics resume <dir>`; the record says failed (no space left) or, when even the record could
 not be written, stays whole; the previous checkpoint survives; `ics resume` on the still-full disk is
 one line; after freeing space, `ics resume` finishes bit-identically to a run never interrupted."""
+
 from __future__ import annotations
 
 import os
@@ -19,9 +20,17 @@ from pausing import pausing_ics
 from runargs import assert_same_run, merged, record, reference_run
 
 pytestmark = pytest.mark.slow
-RUN = ["trainer.steps=300", "trainer.checkpoint_every=100", "trainer.threads=1", "trainer.eval_every=100",
-       "trainer.log_every=50", "probe.every=50", "probe.size=100", "probe.histogram_every=500",
-       "model.widths=[32,32]"]
+RUN = [
+    "trainer.steps=300",
+    "trainer.checkpoint_every=100",
+    "trainer.threads=1",
+    "trainer.eval_every=100",
+    "trainer.log_every=50",
+    "probe.every=50",
+    "probe.size=100",
+    "probe.histogram_every=500",
+    "model.widths=[32,32]",
+]
 
 
 def _env(env: dict) -> dict:
@@ -77,9 +86,14 @@ def run_until_full(run: Path, env: dict, cwd: Path, leave_fraction: float):
     """Start the run, pause it mid-way through its first checkpoint (step 100), fill the disk leaving
     `leave_fraction` of a checkpoint's size free, let it go on; returns (rc, out, err, filler)."""
     marker = cwd / "paused"
-    proc = subprocess.Popen([*pausing_ics("mid-checkpoint", marker), *merged("run", *RUN, f"hydra.run.dir={run}")],
-                            env=_env(env), cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*pausing_ics("mid-checkpoint", marker), *merged("run", *RUN, f"hydra.run.dir={run}")],
+        env=_env(env),
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     t0 = time.time()
     while not marker.exists():
         assert proc.poll() is None, proc.communicate()
@@ -126,8 +140,10 @@ def test_full_disk_at_a_checkpoint(tiny_env, tmp_path, disk, reference):
     rc, out, err, filler = run_until_full(run, tiny_env, tmp_path, 0.75)
     assert rc == 1, out + err
     assert "Traceback" not in out + err, err
-    assert lines(err) == [f"error: no space left on device writing {run / 'checkpoint.pt'} at step 200: its "
-                          f"checkpoint (step 100) is kept; free some space, then: ics resume {run}"], err
+    assert lines(err) == [
+        f"error: no space left on device writing {run / 'checkpoint.pt'} at step 200: its "
+        f"checkpoint (step 100) is kept; free some space, then: ics resume {run}"
+    ], err
     rec = record(run)
     assert rec["status"] == "failed" and rec["steps"] == 100, rec
     assert rec["error"].startswith("no space left on device") and "checkpoint.pt" in rec["error"]
@@ -149,8 +165,12 @@ def test_full_disk_even_for_the_record(tiny_env, tmp_path, disk, reference):
     assert rc == 1, out + err
     assert "Traceback" not in out + err, err
     err_lines = lines(err)
-    assert len(err_lines) == 1 and err_lines[0].startswith("error: no space left on device writing ") and \
-        "at step 100" in err_lines[0] and f"ics resume {run}" in err_lines[0], err
+    assert (
+        len(err_lines) == 1
+        and err_lines[0].startswith("error: no space left on device writing ")
+        and "at step 100" in err_lines[0]
+        and f"ics resume {run}" in err_lines[0]
+    ), err
     assert step_of(run / "checkpoint.pt") == 100
     assert not list(run.glob(".*.tmp"))
     job = read_job(run)  # the record parses; whatever it says, its step is the checkpoint's

@@ -2,6 +2,7 @@
 the norm of its rows, but the landscape along a step of fixed η and the gradient ICS do. The
 instruments measure both at the rows' norm c for each c in *.gauge_scales as well as at the net's own
 weights, so a conclusion can be checked across the range."""
+
 from __future__ import annotations
 
 import pytest
@@ -29,8 +30,9 @@ def batch():
 
 
 def ctx(model):
-    return RunContext(Config(), model, torch.optim.SGD(model.parameters(), lr=LR), None, torch.device("cpu"),
-                      F.cross_entropy, 100, 0)
+    return RunContext(
+        Config(), model, torch.optim.SGD(model.parameters(), lr=LR), None, torch.device("cpu"), F.cross_entropy, 100, 0
+    )
 
 
 def test_grad_ics_at_each_row_norm_is_def_2_1_at_that_point():
@@ -75,8 +77,11 @@ def test_landscape_at_unit_norm_is_the_si_measure_and_other_norms_differ():
     assert out["landscape/gauge/0.5/loss_range"] > out["landscape/gauge/4/loss_range"]  # small rows: big steps
     assert inst.meta()["gauge_scales"] == [0.5, 1.0, 4.0]
     summary = inst.summary()
-    assert {k for k in summary if k.endswith("_at_norm_4")} == {"loss_range_mean_at_norm_4",
-                                                                 "grad_change_rel_mean_at_norm_4", "beta_mean_at_norm_4"}
+    assert {k for k in summary if k.endswith("_at_norm_4")} == {
+        "loss_range_mean_at_norm_4",
+        "grad_change_rel_mean_at_norm_4",
+        "beta_mean_at_norm_4",
+    }
     from ics.record.summary import _instruments_problem
 
     assert _instruments_problem({"landscape": summary}) is None
@@ -99,9 +104,16 @@ def test_the_report_shows_the_gauge_range(monkeypatch):
             return None
         tags = {"grad_ics/h2/cos": [0.6], "grad_ics/out/cos": [0.7]}
         if j.bn:
-            tags.update({"grad_ics/h2/cos": [0.9], "grad_ics/out/cos": [0.92], "grad_ics/gauge/0.5/out/cos": [-0.1],
-                         "grad_ics/gauge/2/out/cos": [0.99], "grad_ics/gauge/0.5/h2/cos": [0.2],
-                         "grad_ics/gauge/2/h2/cos": [0.97]})
+            tags.update(
+                {
+                    "grad_ics/h2/cos": [0.9],
+                    "grad_ics/out/cos": [0.92],
+                    "grad_ics/gauge/0.5/out/cos": [-0.1],
+                    "grad_ics/gauge/2/out/cos": [0.99],
+                    "grad_ics/gauge/0.5/h2/cos": [0.2],
+                    "grad_ics/gauge/2/h2/cos": [0.97],
+                }
+            )
         return SimpleNamespace(tags=tags, meta={"layers": ["h1", "h2", "out"], "gauge_scales": [0.5, 2.0]})
 
     monkeypatch.setattr(tables, "series", series)

@@ -1,6 +1,7 @@
 """The loop and its hooks (ics/train/hooks/): a new periodic action is one Hook added to the list, and
 it sees the run at the documented points without changing what the run trains; the named phases of
 ics.train.stopping are all reached by a run (tests/pausing.py stops runs there)."""
+
 from __future__ import annotations
 
 import torch
@@ -66,8 +67,17 @@ def test_an_added_hook_is_called_at_each_point_and_changes_nothing(mnist_root, t
 
 def test_the_default_hooks_are_one_of_each_and_in_their_documented_order():
     names = [cls.__name__ for cls in DEFAULT_HOOKS]
-    assert names == ["TensorBoard", "Record", "TrainLog", "ProgressDisplay", "Watch", "Evaluation", "Layout",
-                     "Measure", "Checkpoint"]
+    assert names == [
+        "TensorBoard",
+        "Record",
+        "TrainLog",
+        "ProgressDisplay",
+        "Watch",
+        "Evaluation",
+        "Layout",
+        "Measure",
+        "Checkpoint",
+    ]
     assert [type(h) for h in default_hooks()] == list(DEFAULT_HOOKS)
 
 
@@ -78,5 +88,10 @@ def test_a_run_reaches_every_named_phase_of_training(mnist_root, tmp_path, monke
     cfg = make_cfg(mnist_root, trainer={"steps": 20, "eval_every": 10, "checkpoint_every": 10})
     build_trainer(cfg, tmp_path / "run").fit()
     assert set(stopping.PHASES) - {"launch"} <= set(seen), seen
-    assert seen.index("loading-data") < seen.index("first-step") < seen.index("mid-checkpoint") \
-        < seen.index("final-evaluation") < seen.index("finish")
+    assert (
+        seen.index("loading-data")
+        < seen.index("first-step")
+        < seen.index("mid-checkpoint")
+        < seen.index("final-evaluation")
+        < seen.index("finish")
+    )

@@ -1,5 +1,6 @@
 """Pins what cli/hydra_compat.py takes from Hydra's internals and message text. If a Hydra upgrade
 changes any of it, these fail here, in one obvious place, not as a vague preflight bug."""
+
 from __future__ import annotations
 
 import json
@@ -34,8 +35,14 @@ def test_sweep_expansion_order_and_precedence():
 def test_expansion_matches_the_jobs_hydra_launches(tiny_env, tmp_path):
     """The job list preflight checks is the job list Hydra runs (numbers, order, overrides)."""
     sweep = tmp_path / "sweep"
-    args = ["optim.lr=0.1,1", "model.norm=none,batch", "trainer.steps=2", "trainer.threads=1", "probe=off",
-            "trainer.eval_every=2"]
+    args = [
+        "optim.lr=0.1,1",
+        "model.norm=none,batch",
+        "trainer.steps=2",
+        "trainer.threads=1",
+        "probe=off",
+        "trainer.eval_every=2",
+    ]
     p = invoke(["run", "-m", *args, f"hydra.sweep.dir={sweep}"], tmp_path)
     assert p.returncode == 0, p.stdout + p.stderr
     ran = {}
@@ -54,14 +61,17 @@ def test_argument_parser_errors_are_one_line():
     assert "\n" not in str(e.value) and "--frobnicate" in str(e.value) and "Hydra flags" in str(e.value)
 
 
-@pytest.mark.parametrize("overrides, expected", [
-    (["model=foo"], "model=foo is not an option; allowed: cnn, cnn_group, cnn_relu_bn, cnn_relu_nobn"),
-    (["trainer.stepz=5"], "trainer.stepz is not a config key; keys in trainer: steps, batch_size"),
-    (["optim.lr=abc"], "optim.lr=abc is invalid"),
-    (["model.channels=[1]"], "model.channels is not a config key; keys in model:"),
-    (["hydra/launcher=nope"], "hydra/launcher=nope is not an option; allowed: basic"),
-    (["a=b=c=("], "cannot parse overrides"),
-])
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        (["model=foo"], "model=foo is not an option; allowed: cnn, cnn_group, cnn_relu_bn, cnn_relu_nobn"),
+        (["trainer.stepz=5"], "trainer.stepz is not a config key; keys in trainer: steps, batch_size"),
+        (["optim.lr=abc"], "optim.lr=abc is invalid"),
+        (["model.channels=[1]"], "model.channels is not a config key; keys in model:"),
+        (["hydra/launcher=nope"], "hydra/launcher=nope is not an option; allowed: basic"),
+        (["a=b=c=("], "cannot parse overrides"),
+    ],
+)
 def test_composition_errors_become_one_line(overrides, expected):
     with pytest.raises(UserError) as e:
         compose(overrides)
@@ -93,11 +103,21 @@ def test_a_launcher_is_registered_by_name():
 def test_search_space_reads_each_sweep_type_at_its_edges():
     """What the pre-run check of an optimising sweeper checks: each choice, the ends of a range and of
     an interval; the command line after hydra.sweeper.params, a plain value removing a searched key."""
-    space = compat.search_space(["optim.lr=tag(log,interval(0.01,3))", "trainer.seed=range(0,5)",
-                                 "model.norm=choice(none,batch)", "trainer.steps=100"],
-                                {"trainer.steps": "interval(10,20)", "optim.momentum": "choice(0.5,0.9)"})
-    assert space == {"optim.momentum": ["0.5", "0.9"], "optim.lr": ["0.01", "3.0"], "trainer.seed": ["0", "4"],
-                     "model.norm": ["none", "batch"]}
+    space = compat.search_space(
+        [
+            "optim.lr=tag(log,interval(0.01,3))",
+            "trainer.seed=range(0,5)",
+            "model.norm=choice(none,batch)",
+            "trainer.steps=100",
+        ],
+        {"trainer.steps": "interval(10,20)", "optim.momentum": "choice(0.5,0.9)"},
+    )
+    assert space == {
+        "optim.momentum": ["0.5", "0.9"],
+        "optim.lr": ["0.01", "3.0"],
+        "trainer.seed": ["0", "4"],
+        "model.norm": ["none", "batch"],
+    }
 
 
 def test_an_interval_without_an_optimising_sweeper_says_which_to_add():
@@ -109,13 +129,16 @@ def test_an_interval_without_an_optimising_sweeper_says_which_to_add():
 # job counts without expanding (issue 22): sweep_sizes reads Hydra's parsed sweep objects
 
 
-@pytest.mark.parametrize("overrides, params", [
-    (["a=1,2", "b=x"], {"c": "3,4", "a": "9"}),  # a command-line key replaces the study's
-    (["x=range(0,10)", "y=range(10,0,-3)", "z=range(5,5)"], None),  # empty and descending ranges
-    (["x=range(0,1,0.1)", "y=range(1.5,0,-0.5)", "w=range(0.1,0.35,0.05)"], None),  # Hydra's Decimal float ranges
-    (["x=choice(a,b,c)", "y=[1,2]", "z=shuffle(range(0,4))", "u=1,2", "u=3"], None),
-    ([], {"trainer.seed": "range(0,7)", "model.norm": "none,batch"}),
-])
+@pytest.mark.parametrize(
+    "overrides, params",
+    [
+        (["a=1,2", "b=x"], {"c": "3,4", "a": "9"}),  # a command-line key replaces the study's
+        (["x=range(0,10)", "y=range(10,0,-3)", "z=range(5,5)"], None),  # empty and descending ranges
+        (["x=range(0,1,0.1)", "y=range(1.5,0,-0.5)", "w=range(0.1,0.35,0.05)"], None),  # Hydra's Decimal float ranges
+        (["x=choice(a,b,c)", "y=[1,2]", "z=shuffle(range(0,4))", "u=1,2", "u=3"], None),
+        ([], {"trainer.seed": "range(0,7)", "model.norm": "none,batch"}),
+    ],
+)
 def test_job_count_is_computed_without_expanding_and_matches_the_expansion(overrides, params):
     parsed = compat.parse_overrides([f"{k}={v}" for k, v in (params or {}).items()] + overrides)
     assert compat.check_job_count(parsed) == len(compat.expand_sweep(overrides, params))
@@ -149,9 +172,11 @@ def test_override_dirname_is_the_one_hydra_builds():
     folders with its own get_overrides_dirname (kv_sep "=", item_sep ",": cli/hydra_app.py)."""
     from hydra._internal.config_loader_impl import get_overrides_dirname
 
-    jobs = compat.expand_sweep(["model.norm=none,batch", "optim.lr=0.1,1", "model.widths=[10,10]",
-                                "data.root=/x", "name=a,'b c'"])
+    jobs = compat.expand_sweep(
+        ["model.norm=none,batch", "optim.lr=0.1,1", "model.widths=[10,10]", "data.root=/x", "name=a,'b c'"]
+    )
     for exclude in ([], ["data.root"], ["data.root", "model.widths", "name"]):
         for job in jobs:
             assert compat.override_dirname(job, exclude) == get_overrides_dirname(
-                compat.parse_overrides(job), exclude, item_sep=",", kv_sep="=")
+                compat.parse_overrides(job), exclude, item_sep=",", kv_sep="="
+            )

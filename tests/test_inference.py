@@ -1,6 +1,7 @@
 """The report's inference (issue: conclusions that survive multiplicity, equivalence and censoring):
 Holm-adjusted p beside raw p, TOST equivalence, Kaplan–Meier steps-to-target with censored seeds and
 the log-rank test, each checked against a hand-worked example or scipy's own implementation."""
+
 from __future__ import annotations
 
 import math
@@ -58,11 +59,12 @@ def test_kaplan_meier_matches_scipy():
     times = [1500, 1917, 2300, 5000, 5000, 800, 2300]
     events = [True, True, True, False, False, True, False]
     ts, surv, var = kaplan_meier(times, events)
-    data = stats.CensoredData(uncensored=[t for t, e in zip(times, events) if e],
-                              right=[t for t, e in zip(times, events) if not e])
+    data = stats.CensoredData(
+        uncensored=[t for t, e in zip(times, events) if e], right=[t for t, e in zip(times, events) if not e]
+    )
     ref = stats.ecdf(data).sf
-    assert list(ts) == list(ref.quantiles[:len(ts)])
-    assert surv == pytest.approx(ref.probabilities[:len(ts)])
+    assert list(ts) == list(ref.quantiles[: len(ts)])
+    assert surv == pytest.approx(ref.probabilities[: len(ts)])
     ci = ref.confidence_interval(0.95, method="log-log")
     z = stats.norm.ppf(0.975)
     for s, v, lo, hi in zip(surv, var, ci.low.probabilities, ci.high.probabilities):  # Greenwood, same bounds
@@ -84,14 +86,18 @@ def test_km_median_hand_worked():
 def test_logrank_matches_scipy():
     a_t, a_e = [100, 200, 200, 300, 400], [True] * 5
     b_t, b_e = [300, 500, 700, 900, 900], [True, True, True, False, False]
-    ref = stats.logrank(stats.CensoredData(uncensored=a_t),
-                        stats.CensoredData(uncensored=b_t[:3], right=b_t[3:])).pvalue
+    ref = stats.logrank(
+        stats.CensoredData(uncensored=a_t), stats.CensoredData(uncensored=b_t[:3], right=b_t[3:])
+    ).pvalue
     assert logrank(a_t, a_e, b_t, b_e) == pytest.approx(ref, rel=1e-9)
     assert logrank([5, 5], [False, False], [5], [False]) is None
 
 
-ACC = {"none": [0.960, 0.957, 0.962, 0.958], "batch": [0.971, 0.968, 0.974, 0.970],
-       "layer": [0.962, 0.958, 0.966, 0.957]}
+ACC = {
+    "none": [0.960, 0.957, 0.962, 0.958],
+    "batch": [0.971, 0.968, 0.974, 0.970],
+    "layer": [0.962, 0.958, 0.966, 0.957],
+}
 STEPS = {"none": [None, 900, None, 700], "batch": [200, 300, 200, 300], "layer": [500, None, 600, 800]}
 
 
@@ -101,16 +107,29 @@ def write_sweep(root):
         for seed in range(4):
             d = root / f"{num}_model.norm={norm},trainer.seed={seed}"
             overrides = [f"model.norm={norm}", f"trainer.seed={seed}"]
-            config = {"model": {"name": "mlp", "norm": norm}, "optim": {"name": "sgd", "lr": 1.0},
-                      "trainer": {"seed": seed, "threads": 1, "steps": 1000}}
+            config = {
+                "model": {"name": "mlp", "norm": norm},
+                "optim": {"name": "sgd", "lr": 1.0},
+                "trainer": {"seed": seed, "threads": 1, "steps": 1000},
+            }
             (d / ".hydra").mkdir(parents=True)
             (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
             (d / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
             first = STEPS[norm][seed]
-            write_summary(d, Summary(status=Status.COMPLETED, final_test_acc=ACC[norm][seed],
-                                     best_test_acc=ACC[norm][seed], chance_acc=0.1, overrides=overrides, config=config,
-                                     steps=1000, steps_to_target={"0.9": first},
-                                     steps_to_target_prev={"0.9": None if first is None else first - 100}))
+            write_summary(
+                d,
+                Summary(
+                    status=Status.COMPLETED,
+                    final_test_acc=ACC[norm][seed],
+                    best_test_acc=ACC[norm][seed],
+                    chance_acc=0.1,
+                    overrides=overrides,
+                    config=config,
+                    steps=1000,
+                    steps_to_target={"0.9": first},
+                    steps_to_target_prev={"0.9": None if first is None else first - 100},
+                ),
+            )
             num += 1
     return root
 
@@ -123,6 +142,7 @@ def test_report_prints_raw_and_holm_p_and_censored_steps(tmp_path):
     raw = {(r[1], r[2]): r[5] for r in table.cells}
     groups = {g.label: g for g in res["groups"]}
     from ics.analysis.stats import welch
+
     exact = [welch(groups[a].values("final_test_acc"), groups[b].values("final_test_acc")).p for a, b in raw]
     assert [r[6] for r in table.cells] == [("< 0.001" if q < 0.001 else f"{q:.3f}") for q in holm(exact)]
     assert all(r[5] != "-" for r in table.cells)  # the raw p is still there, beside the adjusted one
@@ -130,7 +150,9 @@ def test_report_prints_raw_and_holm_p_and_censored_steps(tmp_path):
     seeds = res["by_title"]["Seed groups: mean ± 95% CI over seeds (Student t)"]
     cell = {r[0]: r[4] for r in seeds.cells}
     # none: 2 of 4 reached 0.9 (700, 900), 2 censored at 1000 -> S = 0.75, 0.5 -> median 900
-    assert cell["model.norm=none"].startswith("median 900 ") and cell["model.norm=none"].endswith("(KM; 2 of 4 censored)")
+    assert cell["model.norm=none"].startswith("median 900 ") and cell["model.norm=none"].endswith(
+        "(KM; 2 of 4 censored)"
+    )
     assert cell["model.norm=layer"].startswith("median 600 ")
     speed = next(t for t in res["tables"] if t.title.startswith("Training speed"))
     row = next(r for r in speed.cells if r[1] == "model.norm=batch" and r[2] == "model.norm=none")
@@ -159,8 +181,13 @@ def test_report_states_bn_statistics_equivalence_with_the_configured_margin(monk
     ema = {0: 0.951, 1: 0.962, 2: 0.957, 3: 0.949}
     gap = {0: 0.001, 1: -0.002, 2: 0.0, 3: 0.002}
     jobs = [SimpleNamespace(seed=s, config={"report.equivalence_margin": m}) for s in ema for m in (0.01,)]
-    monkeypatch.setattr(tables, "series", lambda j, key: SimpleNamespace(tags={
-        "test_bn/ema/acc": [0.5, ema[j.seed]], "test_bn/precise/acc": [0.6, ema[j.seed] + gap[j.seed]]}))
+    monkeypatch.setattr(
+        tables,
+        "series",
+        lambda j, key: SimpleNamespace(
+            tags={"test_bn/ema/acc": [0.5, ema[j.seed]], "test_bn/precise/acc": [0.6, ema[j.seed] + gap[j.seed]]}
+        ),
+    )
     group = SimpleNamespace(label="model.norm=batch", jobs=jobs)
     assert tables.equivalence_margin(jobs) == 0.01
     assert tables.equivalence_margin([SimpleNamespace(config={"report.equivalence_margin": "x; rm"})]) == 0.01

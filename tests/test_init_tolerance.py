@@ -4,6 +4,7 @@ Definitions (ics.analysis.init_tolerance): good = mean score >= fraction (0.9) x
 learns = mean >= chance + 0.1 x (1 - chance) (= 0.19 at chance 0.1) with the 95% CI above chance; both
 ranges are contiguous runs of grid points around the best init std.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -19,19 +20,34 @@ SCALES = [0.001, 0.01, 0.1, 1.0, 10.0]
 
 
 def run(norm, s, seed, acc, lr=0.5, status="completed") -> RunResult:
-    cfg = flatten({"model": {"name": "mlp", "norm": norm, "init": "gaussian", "init_std": s},
-                   "optim": {"name": "sgd", "lr": lr}, "trainer": {"seed": seed}})
+    cfg = flatten(
+        {
+            "model": {"name": "mlp", "norm": norm, "init": "gaussian", "init_std": s},
+            "optim": {"name": "sgd", "lr": lr},
+            "trainer": {"seed": seed},
+        }
+    )
     return RunResult(cfg, Status(status), score=acc, test=acc, chance=CHANCE)
 
 
 # (seed 0, seed 1, seed 2) per init std
 # BN: trains from 0.001 to 1 (0.95–0.97 > 0.9 × 0.97 = 0.873), at 10 only 0.60: learns, not good
-BN = {0.001: (0.95, 0.95, 0.96), 0.01: (0.96, 0.96, 0.97), 0.1: (0.97, 0.97, 0.97), 1.0: (0.96, 0.95, 0.96),
-      10.0: (0.60, 0.62, 0.58)}
+BN = {
+    0.001: (0.95, 0.95, 0.96),
+    0.01: (0.96, 0.96, 0.97),
+    0.1: (0.97, 0.97, 0.97),
+    1.0: (0.96, 0.95, 0.96),
+    10.0: (0.60, 0.62, 0.58),
+}
 # none: chance at 0.001 (mean 0.10: does not learn), 0.30 at 0.01 (learns, not good), 0.95 at 0.1 (best),
 # chance at 1 (a saturated net), 0.92 at 10 again (good, but beyond a gap: not bridged)
-NONE = {0.001: (0.10, 0.10, 0.10), 0.01: (0.30, 0.28, 0.32), 0.1: (0.95, 0.94, 0.96), 1.0: (0.11, 0.10, 0.09),
-        10.0: (0.92, 0.92, 0.92)}
+NONE = {
+    0.001: (0.10, 0.10, 0.10),
+    0.01: (0.30, 0.28, 0.32),
+    0.1: (0.95, 0.94, 0.96),
+    1.0: (0.11, 0.10, 0.09),
+    10.0: (0.92, 0.92, 0.92),
+}
 
 
 def runs(table, norm, lr=0.5):
@@ -74,8 +90,13 @@ def test_failed_runs_count_as_chance_and_nothing_learnt_means_no_range():
 
 def test_lr_is_a_group_key_here_and_runs_without_init_std_are_left_out():
     rs = runs(BN, "batch", lr=0.5) + runs(BN, "batch", lr=2.0)
-    no_scale = RunResult(flatten({"model": {"norm": "batch"}, "optim": {"lr": 0.5}, "trainer": {"seed": 0}}),
-                         Status("completed"), 0.9, 0.9, CHANCE)
+    no_scale = RunResult(
+        flatten({"model": {"norm": "batch"}, "optim": {"lr": 0.5}, "trainer": {"seed": 0}}),
+        Status("completed"),
+        0.9,
+        0.9,
+        CHANCE,
+    )
     got = init_tolerance(rs + [no_scale])
     assert sorted(g.label for g in got) == ["optim.lr=0.5", "optim.lr=2"]
     assert not has_init_grid(init_tolerance(runs(BN, "batch")[:3]))  # one scale: no grid

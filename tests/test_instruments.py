@@ -1,6 +1,7 @@
 """The measurement interface's guarantee, for every registered instrument automatically: training
 with all instruments on is bit-identical to training with them off (parameters, BN buffers,
 optimiser state, the global RNG), and instruments leave no hooks behind."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -8,8 +9,16 @@ import dataclasses
 import pytest
 import torch
 
-from ics.config import (CNNConfig, Config, ImageFolderConfig, MLPConfig, MNISTConfig, MomentumConfig, ProbeConfig,
-                        TrainerConfig)
+from ics.config import (
+    CNNConfig,
+    Config,
+    ImageFolderConfig,
+    MLPConfig,
+    MNISTConfig,
+    MomentumConfig,
+    ProbeConfig,
+    TrainerConfig,
+)
 from ics.config.norms import declared
 from ics.data import load_data
 from ics.registry import INSTRUMENTS
@@ -53,8 +62,9 @@ def switched(cfg: Config, on: bool, data) -> Config:
 def run(cfg: Config, data, out_dir):
     trainer = build_trainer(cfg, out_dir, data=data)
     trainer.fit()
-    hooks = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
-                for m in trainer.model.modules())
+    hooks = sum(
+        len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in trainer.model.modules()
+    )
     return trainer.model.state_dict(), trainer.opt.state_dict(), torch.get_rng_state(), hooks, trainer
 
 
@@ -84,25 +94,36 @@ def cases() -> dict:
 FAST = {"mlp_bn", "mlp_plain"}
 
 
-@pytest.mark.parametrize("model", [pytest.param(m, marks=[] if m in FAST else [pytest.mark.slow])
-                                   for m in cases()])
+@pytest.mark.parametrize("model", [pytest.param(m, marks=[] if m in FAST else [pytest.mark.slow]) for m in cases()])
 def test_instruments_never_change_training(mnist_root, cifar_folder, tmp_path, model):
     norm = cases()[model]
     batch_stats = declared()[norm].batch_statistics  # with them, noisy-BN injection after the norm too
     if model.startswith("cnn"):
-        base = Config(model=CNNConfig(channels=[4, 8], widths=[16], norm=norm, norm_groups=2),
-                      data=ImageFolderConfig(image_folder=str(cifar_folder)))
+        base = Config(
+            model=CNNConfig(channels=[4, 8], widths=[16], norm=norm, norm_groups=2),
+            data=ImageFolderConfig(image_folder=str(cifar_folder)),
+        )
     else:
-        base = Config(model=MLPConfig(widths=[32, 16], norm=norm, norm_groups=2,
-                                      noise="santurkar" if model == "mlp_noisy" or (batch_stats and norm != "batch")
-                                      else "none",
-                                      dropout=0.3 if model == "mlp_dropout" else 0.0,
-                                      renorm_start=5, renorm_ramp=5),  # Batch Renorm opens within the 30 steps
-                      data=MNISTConfig(root=str(mnist_root)))
-    base = dataclasses.replace(base, optim=MomentumConfig(lr=0.05),  # an optimiser with state
-                               trainer=TrainerConfig(steps=STEPS, batch_size=20, eval_every=10, log_every=5,
-                                                     checkpoint_every=10, threads=1, progress=False),
-                               probe=ProbeConfig(size=40, points=["*"]))  # the tiny test split has 40 examples
+        base = Config(
+            model=MLPConfig(
+                widths=[32, 16],
+                norm=norm,
+                norm_groups=2,
+                noise="santurkar" if model == "mlp_noisy" or (batch_stats and norm != "batch") else "none",
+                dropout=0.3 if model == "mlp_dropout" else 0.0,
+                renorm_start=5,
+                renorm_ramp=5,
+            ),  # Batch Renorm opens within the 30 steps
+            data=MNISTConfig(root=str(mnist_root)),
+        )
+    base = dataclasses.replace(
+        base,
+        optim=MomentumConfig(lr=0.05),  # an optimiser with state
+        trainer=TrainerConfig(
+            steps=STEPS, batch_size=20, eval_every=10, log_every=5, checkpoint_every=10, threads=1, progress=False
+        ),
+        probe=ProbeConfig(size=40, points=["*"]),
+    )  # the tiny test split has 40 examples
     data = load_data(base.data)
     on, off = switched(base, True, data), switched(base, False, data)
     expected = {k for k in INSTRUMENTS if applicable(base, k, data)}

@@ -1,4 +1,5 @@
 """Trains on the real MNIST copy when ICS_DATA_ROOT points at it (CI: ../shared/data); skipped otherwise."""
+
 from __future__ import annotations
 
 import os
@@ -15,10 +16,13 @@ pytestmark = pytest.mark.slow  # 3,000 steps on the real MNIST, twice
 @pytest.mark.real_data
 @pytest.mark.parametrize("norm", ["batch", "none"])
 def test_fig1_net_learns_real_mnist(norm, tmp_path):
-    cfg = Config(model=MLPConfig(norm=norm), data=MNISTConfig(root=os.environ["ICS_DATA_ROOT"]),
-                 optim=SGDConfig(lr=0.5),
-                 trainer=TrainerConfig(steps=3000, eval_every=1000, threads="auto", progress=False, checkpoint_every=0),
-                 probe=ProbeConfig(every=1000))
+    cfg = Config(
+        model=MLPConfig(norm=norm),
+        data=MNISTConfig(root=os.environ["ICS_DATA_ROOT"]),
+        optim=SGDConfig(lr=0.5),
+        trainer=TrainerConfig(steps=3000, eval_every=1000, threads="auto", progress=False, checkpoint_every=0),
+        probe=ProbeConfig(every=1000),
+    )
     summary = build_trainer(cfg, tmp_path).fit()
     assert summary.dataset["train"] == 60_000 and summary.dataset["test"] == 10_000
     assert summary.status == Status.COMPLETED

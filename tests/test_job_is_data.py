@@ -5,6 +5,7 @@ Each hostile case plants something in a sweep folder that someone else resumes: 
 `# @package _global_` option that sets hydra.callbacks / hydra.job.env_set / launcher setup lines,
 remembered config folders, a stored `--config-dir`, `${oc.env:SECRET}` in stored values, links.
 Nothing may run, nothing outside the folder may change, nothing of the resumer's may leak in."""
+
 from __future__ import annotations
 
 import json
@@ -55,8 +56,13 @@ def _sweep_folder(root: Path, jobs=2, statuses=("completed", "interrupted")) -> 
     for i, status in zip(range(jobs), statuses):
         d = sweep / f"{i}_trainer.seed={i}"
         d.mkdir()
-        record = {"status": status, "steps": 10, "steps_requested": 20, "overrides": [f"trainer.seed={i}"],
-                  "config": planned[i].config}
+        record = {
+            "status": status,
+            "steps": 10,
+            "steps_requested": 20,
+            "overrides": [f"trainer.seed={i}"],
+            "config": planned[i].config,
+        }
         (d / names.SUMMARY).write_text(json.dumps(record))
     return sweep
 
@@ -72,8 +78,14 @@ def test_the_plan_round_trips_compactly_and_refuses_what_ics_never_writes(tmp_pa
     assert from_dict(plan.jobs[1].config) == from_dict({"trainer": {"seed": 1}})
     stored = json.loads((sweep / names.JOB_PLAN).read_text())
     assert stored["jobs"][1]["set"] == {"trainer.seed": 1}  # a job is its difference from the base
-    for bad in (b"[1]", b'{"format": 1, "base": {}, "jobs": [5]}', b'{"format": 2, "base": {}, "jobs": []}',
-                b'{"format": 1, "base": {}, "jobs": [], "launcher": "../x"}', b"\xff", b"[" * 100_000):
+    for bad in (
+        b"[1]",
+        b'{"format": 1, "base": {}, "jobs": [5]}',
+        b'{"format": 2, "base": {}, "jobs": []}',
+        b'{"format": 1, "base": {}, "jobs": [], "launcher": "../x"}',
+        b"\xff",
+        b"[" * 100_000,
+    ):
         (sweep / names.JOB_PLAN).write_bytes(bad)
         with pytest.raises(PlanError) as e:
             read_plan(sweep)
@@ -130,8 +142,14 @@ def test_resume_plans_from_records_and_the_plan_and_names_what_it_cannot_resume(
 
 
 def test_resume_takes_launcher_settings_from_the_command_line_only(tmp_path):
-    for bad in ("trainer.steps=5", "model=cnn", "hydra.job.env_set.X=1", "hydra.callbacks.x._target_=os.system",
-                "--config-dir=/tmp", "hydra.searchpath=[file:///tmp]"):
+    for bad in (
+        "trainer.steps=5",
+        "model=cnn",
+        "hydra.job.env_set.X=1",
+        "hydra.callbacks.x._target_=os.system",
+        "--config-dir=/tmp",
+        "hydra.searchpath=[file:///tmp]",
+    ):
         with pytest.raises(UserError, match="cannot be given to ics resume"):
             resume_mod.check_extra([bad])
     resume_mod.check_extra(["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"])
@@ -154,8 +172,7 @@ def test_an_interpolation_planted_in_the_plan_is_named_before_anything_runs(tmp_
     assert what.todo == []  # never started, and its planned config cannot be used: not launched
     refused = dict(what.refused)
     assert set(refused) == {"1_trainer.seed=1", "2_trainer.seed=2"}
-    assert all("plan.json" in why and "is an interpolation" in why and "hunter2" not in why
-               for why in refused.values())
+    assert all("plan.json" in why and "is an interpolation" in why and "hunter2" not in why for why in refused.values())
     result = CliRunner().invoke(app, ["resume", str(sweep)])
     assert result.exit_code == 1 and "2 job(s) cannot be resumed" in result.output, result.output
 
@@ -203,8 +220,9 @@ def test_an_optimising_sweep_resumes_its_started_trials_and_says_so(tmp_path):
     write_plan(sweep, plan)
     what = resume_mod.plan_resume(sweep)
     assert [t.name for t in what.todo] == ["1_trainer.seed=1"] and what.sweeper == "optuna"
-    assert any("finishes the trials it started and asks it for no new ones" in line
-               for line in resume_mod.describe(what))
+    assert any(
+        "finishes the trials it started and asks it for no new ones" in line for line in resume_mod.describe(what)
+    )
 
 
 def test_a_resume_where_nothing_can_run_says_why_once_and_exits_1(tmp_path):
@@ -251,8 +269,9 @@ def test_a_hostile_sweep_folder_resumes_from_data_and_runs_nothing_it_names(tiny
     cwd.mkdir()
     conf = tmp_path / "conf"
     (conf / "experiment").mkdir(parents=True)
-    (conf / "experiment" / "two.yaml").write_text("# @package _global_\nhydra:\n  mode: MULTIRUN\n  sweeper:\n"
-                                                  "    params:\n      trainer.seed: 0,1\n")
+    (conf / "experiment" / "two.yaml").write_text(
+        "# @package _global_\nhydra:\n  mode: MULTIRUN\n  sweeper:\n    params:\n      trainer.seed: 0,1\n"
+    )
     sweep = tmp_path / "sweep"
     p = ics(["sweep", str(conf / "experiment" / "two.yaml"), *FAST, f"hydra.sweep.dir={sweep}"], tiny_env, cwd)
     assert p.returncode == 0, p.stdout + p.stderr
@@ -266,13 +285,26 @@ def test_a_hostile_sweep_folder_resumes_from_data_and_runs_nothing_it_names(tiny
     (sweep / ".study" / "probe").mkdir(parents=True, exist_ok=True)
     (sweep / ".study" / "probe" / "evil.yaml").write_text(PAYLOAD.format(pwned=pwned))
     (sweep / ".study" / "experiment" / "two.yaml").write_text(
-        "# @package _global_\ndefaults:\n  - override /probe: evil\nhydra:\n  mode: MULTIRUN\n")
-    (sweep / "sweep.json").write_text(json.dumps({"study": "two", "config_dirs": [str(attacker)],
-                                                  "config_name": None}))
-    (sweep / "multirun.yaml").write_text(json.dumps({"hydra": {"overrides": {
-        "hydra": ["hydra/launcher=basic", "hydra.launcher.setup=['touch " + str(pwned) + "']"],
-        "task": ["experiment=two", f"--config-dir={attacker}", "probe=evil",
-                 "data.cache_dir=${oc.env:ICS_TEST_SECRET}"]}}}))
+        "# @package _global_\ndefaults:\n  - override /probe: evil\nhydra:\n  mode: MULTIRUN\n"
+    )
+    (sweep / "sweep.json").write_text(json.dumps({"study": "two", "config_dirs": [str(attacker)], "config_name": None}))
+    (sweep / "multirun.yaml").write_text(
+        json.dumps(
+            {
+                "hydra": {
+                    "overrides": {
+                        "hydra": ["hydra/launcher=basic", "hydra.launcher.setup=['touch " + str(pwned) + "']"],
+                        "task": [
+                            "experiment=two",
+                            f"--config-dir={attacker}",
+                            "probe=evil",
+                            "data.cache_dir=${oc.env:ICS_TEST_SECRET}",
+                        ],
+                    }
+                }
+            }
+        )
+    )
     kept = (sweep / "multirun.yaml").read_bytes()
     shutil.rmtree(jobs[1])  # a job to rebuild from the plan
     env = {**tiny_env, "ICS_TEST_SECRET": "hunter2"}
@@ -295,9 +327,23 @@ def test_a_hostile_sweep_folder_resumes_from_data_and_runs_nothing_it_names(tiny
 def test_optuna_drives_ics_and_the_report_ranks_its_trials(tiny_env, tmp_path):
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     sweep = tmp_path / "search"
-    p = ics(["run", "-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=3", "hydra.sweeper.n_jobs=1",
-             "hydra.sweeper.direction=maximize", "hydra.sweeper.sampler.seed=0", "optim.lr=tag(log,interval(0.01,3))",
-             "data.val_size=100", *FAST, f"hydra.sweep.dir={sweep}"], tiny_env, tmp_path)
+    p = ics(
+        [
+            "run",
+            "-m",
+            "hydra/sweeper=optuna",
+            "hydra.sweeper.n_trials=3",
+            "hydra.sweeper.n_jobs=1",
+            "hydra.sweeper.direction=maximize",
+            "hydra.sweeper.sampler.seed=0",
+            "optim.lr=tag(log,interval(0.01,3))",
+            "data.val_size=100",
+            *FAST,
+            f"hydra.sweep.dir={sweep}",
+        ],
+        tiny_env,
+        tmp_path,
+    )
     out = p.stdout + p.stderr
     assert p.returncode == 0 and "Traceback" not in out and "Failed experiment" not in out, out
     assert "3/3 done" in out and "4/3" not in out
@@ -319,12 +365,26 @@ def test_optuna_drives_ics_and_the_report_ranks_its_trials(tiny_env, tmp_path):
 def test_the_shipped_lr_search_study_runs(tiny_env, tmp_path):
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     sweep = tmp_path / "lr"
-    p = ics(["sweep", "lr_search", "model.norm=layer", "hydra.sweeper.n_trials=2", "data.val_size=100", *FAST,
-             f"hydra.sweep.dir={sweep}"], tiny_env, tmp_path)
+    p = ics(
+        [
+            "sweep",
+            "lr_search",
+            "model.norm=layer",
+            "hydra.sweeper.n_trials=2",
+            "data.val_size=100",
+            *FAST,
+            f"hydra.sweep.dir={sweep}",
+        ],
+        tiny_env,
+        tmp_path,
+    )
     out = p.stdout + p.stderr
     assert p.returncode == 0 and "Traceback" not in out, out
     assert "search: 2 trials of hydra/sweeper=optuna" in out
-    configs = [json.loads((d / names.SUMMARY).read_text())["config"] for d in sweep.iterdir()
-               if d.is_dir() and d.name[0].isdigit()]
+    configs = [
+        json.loads((d / names.SUMMARY).read_text())["config"]
+        for d in sweep.iterdir()
+        if d.is_dir() and d.name[0].isdigit()
+    ]
     assert len(configs) == 2 and all(c["model"]["norm"] == "layer" and c["data"]["val_size"] == 100 for c in configs)
     assert len({c["optim"]["lr"] for c in configs}) == 2

@@ -2,6 +2,7 @@
 extreme Ritz pair, more steps until both converge or a cap, and a record that says when they did not.
 Checked against a dense eigensolve (torch.autograd.functional.hessian) on a BN MLP of a few hundred
 parameters, trained a little so that |λ_min| ≪ λ_max (the hard case: 20 steps under-report |λ_min|)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -52,8 +53,9 @@ def test_the_net_is_the_hard_case(trained):
 
 def test_converged_extremes_match_the_dense_eigensolve(trained):
     model, x, y, dense = trained
-    e = lanczos_extremes(model, live_params(model), x, y, F.cross_entropy, 20, torch.Generator().manual_seed(0),
-                         max_iters=400, tol=1e-6)
+    e = lanczos_extremes(
+        model, live_params(model), x, y, F.cross_entropy, 20, torch.Generator().manual_seed(0), max_iters=400, tol=1e-6
+    )
     assert e.converged and e.top_resid <= 1e-6 and e.bottom_resid <= 1e-6
     scale = max(abs(dense[0]), dense[-1])
     assert e.top == pytest.approx(dense[-1], abs=1e-5 * scale)
@@ -63,8 +65,9 @@ def test_converged_extremes_match_the_dense_eigensolve(trained):
 
 def test_a_capped_run_says_it_did_not_converge(trained):
     model, x, y, dense = trained
-    e = lanczos_extremes(model, live_params(model), x, y, F.cross_entropy, 5, torch.Generator().manual_seed(0),
-                         max_iters=5, tol=1e-6)
+    e = lanczos_extremes(
+        model, live_params(model), x, y, F.cross_entropy, 5, torch.Generator().manual_seed(0), max_iters=5, tol=1e-6
+    )
     assert e.steps == 5 and not e.converged
     assert max(e.top_resid, e.bottom_resid) > 1e-6
     # Ritz values lie inside the spectrum: a truncated λ_min is never below the true one (it under-reports |λ_min|)
@@ -79,8 +82,12 @@ def test_the_instrument_records_residuals_and_the_flag(trained):
     opt = torch.optim.SGD(model.parameters(), lr=0.5)
     ctx = RunContext(Config(), model, opt, None, torch.device("cpu"), F.cross_entropy, 100, 0)
     for cap, flag in ((5, 0.0), (400, 1.0)):
-        inst = LossLandscape(LandscapeConfig(enabled=True, multipliers=[1.0], hessian=True, power_iters=5,
-                                             lanczos_max_iters=cap, lanczos_tol=1e-6), ctx)
+        inst = LossLandscape(
+            LandscapeConfig(
+                enabled=True, multipliers=[1.0], hessian=True, power_iters=5, lanczos_max_iters=cap, lanczos_tol=1e-6
+            ),
+            ctx,
+        )
         inst.observe_batch(Batch(0, x, y))
         out = {k: v[-1] for k, v in inst.series.items()}
         assert out["landscape/eig_converged"] == flag
@@ -96,9 +103,22 @@ def test_the_report_flags_unconverged_eigenvalues(monkeypatch):
 
     flags = {0: [1.0, 1.0], 1: [1.0, 0.0]}
     job = lambda seed: SimpleNamespace(seed=seed)  # noqa: E731
-    monkeypatch.setattr(tables, "series", lambda j, key: SimpleNamespace(
-        meta={"hessian": True}, tags={"landscape/top_eig": [10.0, 12.0], "landscape/min_eig": [-0.5, -0.4],
-                                      "landscape/eig_converged": flags[j.seed]}) if key == "landscape" else None)
+    monkeypatch.setattr(
+        tables,
+        "series",
+        lambda j, key: (
+            SimpleNamespace(
+                meta={"hessian": True},
+                tags={
+                    "landscape/top_eig": [10.0, 12.0],
+                    "landscape/min_eig": [-0.5, -0.4],
+                    "landscape/eig_converged": flags[j.seed],
+                },
+            )
+            if key == "landscape"
+            else None
+        ),
+    )
     ok = SimpleNamespace(label="converged", jobs=[job(0)])
     bad = SimpleNamespace(label="capped", jobs=[job(0), job(1)])
     (t,) = tables.instrument_tables([ok, bad])

@@ -13,6 +13,7 @@ one), because an import deferred for start-up time is still a dependency.
 
 ics_cli (cli/) sits above all of them; ics never imports it.
 """
+
 from __future__ import annotations
 
 import ast
@@ -129,8 +130,9 @@ def test_no_two_layers_import_each_other_and_the_record_never_imports_the_traine
         if {src, dst} != {"ics.config", "ics.registry"}:  # the bottom layer's two halves, one unit
             graph.setdefault(src, set()).add(dst)
     assert cycles(graph) == []
-    assert not [k for k in found if k[0] == "ics.record" and k[1] != "ics.config"], \
+    assert not [k for k in found if k[0] == "ics.record" and k[1] != "ics.config"], (
         "the run record reads folders and checkpoints as data; it needs the schema's errors only"
+    )
 
 
 def test_the_library_never_imports_the_command_line():
@@ -141,7 +143,8 @@ def test_the_checks_fail_on_a_circle_and_on_an_upward_import():
     """The checker itself, on made-up graphs: the old record <-> checkpoint circle is found both ways."""
     circle = {("ics.record", "ics.train"): ["ics/record/jobs.py:131"], ("ics.train", "ics.record"): ["x:1"]}
     assert upward(circle) == ["ics.record -> ics.train (ics/record/jobs.py:131): ics.train is not below ics.record"]
-    assert cycles({"ics.record": {"ics.train"}, "ics.train": {"ics.record", "ics.data"}}) == [["ics.record",
-                                                                                             "ics.train"]]
+    assert cycles({"ics.record": {"ics.train"}, "ics.train": {"ics.record", "ics.data"}}) == [
+        ["ics.record", "ics.train"]
+    ]
     assert cycles({"a": {"b"}, "b": {"c"}, "c": set()}) == []
     assert upward({("ics.models", "ics.nets"): ["ics/models/x.py:1"]})[0].startswith("ics.models -> ics.nets")

@@ -1,6 +1,7 @@
 """The architecture's promises: the library imports without Hydra, every option has its builder,
 each default is stated once (in the dataclass; configs/ files that restate one must agree), one schema
 per kind."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,6 +1,7 @@
 """The new measurements on cases whose answers are known: gradient ICS (analytic cases),
 loss-landscape quantities, noisy-BN moments, precise BN against a full pass, BN's r/d, weight norms
 and the scale invariance under BN, and the deep linear network on Gaussian regression."""
+
 from __future__ import annotations
 
 import math
@@ -12,8 +13,21 @@ import torch.nn.functional as F
 from torch import nn
 
 import ics  # noqa: F401  (fills the registries)
-from ics.config import (BNNoiseConfig, BNStatsConfig, Config, DLNConfig, GaussianRegressionConfig, GradICSConfig,
-                        LandscapeConfig, MLPConfig, MNISTConfig, ReportConfig, SGDConfig, TrainerConfig, WeightsConfig)
+from ics.config import (
+    BNNoiseConfig,
+    BNStatsConfig,
+    Config,
+    DLNConfig,
+    GaussianRegressionConfig,
+    GradICSConfig,
+    LandscapeConfig,
+    MLPConfig,
+    MNISTConfig,
+    ReportConfig,
+    SGDConfig,
+    TrainerConfig,
+    WeightsConfig,
+)
 from ics.data import load_data
 from ics.instruments import Batch, RunContext
 from ics.instruments.bn_stats import precise_statistics
@@ -164,15 +178,20 @@ def test_precise_bn_equals_a_full_pass_average():
         pre = model.blocks.h1.affine(x)
     assert torch.allclose(twin.blocks.h1.norm.running_mean, pre.mean(dim=0), atol=1e-4)
     perm = torch.randperm(600, generator=torch.Generator().manual_seed(4))
-    batch_vars = torch.stack([pre[perm[i:i + 60]].var(dim=0, unbiased=True) for i in range(0, 600, 60)])
+    batch_vars = torch.stack([pre[perm[i : i + 60]].var(dim=0, unbiased=True) for i in range(0, 600, 60)])
     assert torch.allclose(twin.blocks.h1.norm.running_var, batch_vars.mean(dim=0), atol=1e-4)
     assert torch.equal(model.blocks.h1.norm.running_mean, torch.zeros(7))  # the live model is untouched
 
 
 def tiny_run(mnist_root, tmp_path, **sections):
-    cfg = Config(model=MLPConfig(widths=[32, 32]), data=MNISTConfig(root=str(mnist_root)),
-                 trainer=TrainerConfig(steps=60, batch_size=30, eval_every=20, log_every=10, threads=1,
-                                       progress=False, checkpoint_every=0), **sections)
+    cfg = Config(
+        model=MLPConfig(widths=[32, 32]),
+        data=MNISTConfig(root=str(mnist_root)),
+        trainer=TrainerConfig(
+            steps=60, batch_size=30, eval_every=20, log_every=10, threads=1, progress=False, checkpoint_every=0
+        ),
+        **sections,
+    )
     from ics.config import ProbeConfig
 
     return train(dataclasses_replace(cfg, probe=ProbeConfig(enabled=False)), tmp_path / "run")
@@ -187,8 +206,13 @@ def dataclasses_replace(cfg, **kw):
 def test_bn_stats_bn_noise_and_weights_in_a_run(mnist_root, tmp_path):
     from ics.analysis.load import load_series
 
-    s = tiny_run(mnist_root, tmp_path, bn_stats=BNStatsConfig(enabled=True, batches=10, test_batch_sizes=[2, 20]),
-                 bn_noise=BNNoiseConfig(enabled=True, every=10), weights=WeightsConfig(enabled=True, every=10))
+    s = tiny_run(
+        mnist_root,
+        tmp_path,
+        bn_stats=BNStatsConfig(enabled=True, batches=10, test_batch_sizes=[2, 20]),
+        bn_noise=BNNoiseConfig(enabled=True, every=10),
+        weights=WeightsConfig(enabled=True, every=10),
+    )
     bn = load_series(tmp_path / "run", "bn_stats")
     # at every evaluation of the loop, the log-spaced early ones (10, 11, ...) included
     from ics.models.evaluate import eval_schedule
@@ -210,8 +234,9 @@ def test_bn_stats_bn_noise_and_weights_in_a_run(mnist_root, tmp_path):
     assert w.tags["weights/h1/grad_cos_median"].max() < 1e-3
     assert w.tags["weights/out/grad_cos_median"].max() > 1e-3  # the output layer has no BN
     lr = s.config["optim"]["lr"]  # the run's own (the default)
-    assert w.tags["weights/h1/eff_lr_median"][0] == pytest.approx(lr / w.tags["weights/h1/row_norm_median"][0] ** 2,
-                                                                 rel=0.2)
+    assert w.tags["weights/h1/eff_lr_median"][0] == pytest.approx(
+        lr / w.tags["weights/h1/row_norm_median"][0] ** 2, rel=0.2
+    )
 
 
 def test_bn_noise_r_and_d_at_the_first_step(mnist_root):
@@ -240,11 +265,16 @@ def test_bn_noise_r_and_d_at_the_first_step(mnist_root):
 
 
 def test_deep_linear_network_regression(tmp_path):
-    cfg = Config(model=DLNConfig(depth=6, width=10, norm="none"), data=GaussianRegressionConfig(),
-                 optim=SGDConfig(lr=0.02),
-                 trainer=TrainerConfig(steps=200, batch_size=1000, eval_every=50, log_every=50, threads=1,
-                                       progress=False, checkpoint_every=0),
-                 grad_ics=GradICSConfig(enabled=True, every=50), report=ReportConfig(targets=[0.5]))
+    cfg = Config(
+        model=DLNConfig(depth=6, width=10, norm="none"),
+        data=GaussianRegressionConfig(),
+        optim=SGDConfig(lr=0.02),
+        trainer=TrainerConfig(
+            steps=200, batch_size=1000, eval_every=50, log_every=50, threads=1, progress=False, checkpoint_every=0
+        ),
+        grad_ics=GradICSConfig(enabled=True, every=50),
+        report=ReportConfig(targets=[0.5]),
+    )
     s = train(cfg, tmp_path / "dln")
     assert s.metric == "r2" and s.status == "completed"
     assert s.final_test_acc > 0.5  # R² of y = A x learnt by a 6-layer linear net
@@ -264,15 +294,18 @@ def test_deep_linear_network_regression(tmp_path):
 
 def _sorted_gauss(n, mu=0.0, sd=1.0, seed=0):
     g = torch.Generator().manual_seed(seed)
-    x = (torch.randn(1, n, generator=g, dtype=torch.float64) * sd + mu)
+    x = torch.randn(1, n, generator=g, dtype=torch.float64) * sd + mu
     return x.sort(dim=1).values, x.mean(dim=1), x.std(dim=1, unbiased=False)
 
 
-@pytest.mark.parametrize("mu, sd, raw", [
-    (1.5, 1.0, 1.5),                                   # N(0,1) -> N(μ,1): w1_raw = |μ|
-    (0.0, 3.0, 2.0 * math.sqrt(2 / math.pi)),          # N(0,1) -> N(0,σ²): |σ−1|·√(2/π)
-    (-2.0, 0.5, None),                                 # both: shape unchanged
-])
+@pytest.mark.parametrize(
+    "mu, sd, raw",
+    [
+        (1.5, 1.0, 1.5),  # N(0,1) -> N(μ,1): w1_raw = |μ|
+        (0.0, 3.0, 2.0 * math.sqrt(2 / math.pi)),  # N(0,1) -> N(0,σ²): |σ−1|·√(2/π)
+        (-2.0, 0.5, None),  # both: shape unchanged
+    ],
+)
 def test_w1_raw_and_shape_on_gaussians(mu, sd, raw):
     from ics.instruments.stats import w1_shape_sorted, w1_sorted
 
@@ -303,8 +336,9 @@ def test_probe_drift_units_through_a_model(mnist_root, tmp_path):
     data = load_data(MNISTConfig(root=str(mnist_root)))
     torch.manual_seed(0)
     model = build_model(MLPConfig(widths=[16, 16], norm="none"), data.in_shape, 10)
-    ctx = RunContext(Config(), model, torch.optim.SGD(model.parameters(), lr=0.1), data, torch.device("cpu"),
-                     F.cross_entropy, 10, 0)
+    ctx = RunContext(
+        Config(), model, torch.optim.SGD(model.parameters(), lr=0.1), data, torch.device("cpu"), F.cross_entropy, 10, 0
+    )
     inst = LayerInputProbes(ProbeConfig(size=100, points=["h2.pre_act"]), ctx)
     inst.measure(0)
     from ics.instruments.probes import capture
@@ -347,8 +381,9 @@ def test_hessian_extremes_are_algebraic_where_the_most_negative_dominates():
         ps = {n: t.reshape(params[n].shape) for n, t in zip(names, parts)}
         return F.mse_loss(functional_call(model, {**ps, **buffers}, (x,)), y)
 
-    dense = np.linalg.eigvalsh(torch.autograd.functional.hessian(
-        loss, torch.cat([params[n].reshape(-1) for n in names])).double().numpy())
+    dense = np.linalg.eigvalsh(
+        torch.autograd.functional.hessian(loss, torch.cat([params[n].reshape(-1) for n in names])).double().numpy()
+    )
     assert abs(dense[0]) > dense[-1] > 0  # the case the issue found: a saddle dominated by λ_min
     hi, lo = hessian_extremes(model, live_params(model), x, y, F.mse_loss, 20, torch.Generator().manual_seed(0))
     assert hi == pytest.approx(dense[-1], rel=1e-4) and lo == pytest.approx(dense[0], rel=1e-4)
@@ -450,15 +485,20 @@ def test_gradient_flow_matches_a_hand_computation_and_sees_vanishing():
         assert inst.wants_batch(0)
         inst.observe_batch(Batch(0, x, y))
         with torch.no_grad():
-            pre = model.blocks.h3.norm(model.blocks.h3.affine(
-                torch.nn.Sequential(model.blocks.h1, model.blocks.h2)(x))) if norm == "batch" else None
+            pre = (
+                model.blocks.h3.norm(model.blocks.h3.affine(torch.nn.Sequential(model.blocks.h1, model.blocks.h2)(x)))
+                if norm == "batch"
+                else None
+            )
         opt.zero_grad()
         F.cross_entropy(model(x), y).backward()
         opt.step()
         assert inst.due(1)
         inst.measure(1)
         out = {k: v[-1] for k, v in inst.series.items()}
-        assert out["gradients/h1/grad_norm"] == pytest.approx(float(model.blocks.h1.affine.weight.grad.norm()), rel=1e-6)
+        assert out["gradients/h1/grad_norm"] == pytest.approx(
+            float(model.blocks.h1.affine.weight.grad.norm()), rel=1e-6
+        )
         assert out["gradients/out/grad_ratio"] == pytest.approx(1.0)
         if pre is not None:  # σ′(x)/σ′(0) < 5% ⇔ |x| > 4.36, on the batch statistics of the step's batch
             assert out["gradients/h3/saturated"] == pytest.approx(float((pre.abs() > 4.3605).float().mean()), abs=1e-6)

@@ -1,4 +1,5 @@
 """Model structure: shapes, where BatchNorm sits, biases, probe points and initialisation."""
+
 from __future__ import annotations
 
 import copy
@@ -69,8 +70,9 @@ def test_output_shapes(name, activation, norm, data):
         if norm == "batch":
             expected = nn.BatchNorm2d if isinstance(b.affine, nn.Conv2d) else nn.BatchNorm1d
             assert type(b.norm) is expected, bname
-            assert b.norm.num_features == (b.affine.out_channels if isinstance(b.affine, nn.Conv2d)
-                                           else b.affine.out_features)
+            assert b.norm.num_features == (
+                b.affine.out_channels if isinstance(b.affine, nn.Conv2d) else b.affine.out_features
+            )
 
 
 def test_mlp_layout_is_fig1():
@@ -105,8 +107,11 @@ def _record_block_calls(net: Net):
             mod = getattr(b, part)
             if mod is None:
                 continue
-            handles.append(mod.register_forward_hook(
-                lambda m, args, out, bname=bname, part=part: calls.append((bname, part, args[0], out))))
+            handles.append(
+                mod.register_forward_hook(
+                    lambda m, args, out, bname=bname, part=part: calls.append((bname, part, args[0], out))
+                )
+            )
     return calls, handles
 
 
@@ -171,8 +176,17 @@ def test_mlp_probe_point_names():
 
 def test_cnn_probe_point_names():
     net = build("cnn", "cifar10", channels=[4, 8, 16], widths=[32])
-    assert list(net.probe_points()) == ["c1.in", "c1.pre_act", "c2.in", "c2.pre_act", "c3.in", "c3.pre_act",
-                                        "h1.in", "h1.pre_act", "out.in"]
+    assert list(net.probe_points()) == [
+        "c1.in",
+        "c1.pre_act",
+        "c2.in",
+        "c2.pre_act",
+        "c3.in",
+        "c3.pre_act",
+        "h1.in",
+        "h1.pre_act",
+        "out.in",
+    ]
 
 
 def _capture_points(net: Net, x: torch.Tensor):

@@ -1,6 +1,7 @@
 """A new normaliser needs no test edit: one registered here for the test's duration (a throwaway RMSNorm
 without a bias, declared like any module of ics/models/norms/) is in every cross-cutting suite's case
 list, passes the schema's and pre-run checks by its name, and the suites' checks run on it."""
+
 from __future__ import annotations
 
 import pytest
@@ -23,8 +24,11 @@ class ThrowawayRMS(nn.Module):
         self.eps, self.weight = eps, nn.Parameter(torch.ones(features))
 
     def forward(self, x):
-        return x * torch.rsqrt(x.pow(2).mean(dim=tuple(range(1, x.dim())), keepdim=True) + self.eps) * \
-            self.weight.view((1, -1) + (1,) * (x.dim() - 2))
+        return (
+            x
+            * torch.rsqrt(x.pow(2).mean(dim=tuple(range(1, x.dim())), keepdim=True) + self.eps)
+            * self.weight.view((1, -1) + (1,) * (x.dim() - 2))
+        )
 
 
 @pytest.fixture
@@ -32,8 +36,11 @@ def throwaway(monkeypatch):
     """Registered as a module registers (NORMS) and declared as its DECLARED is, until the test ends."""
     assert NAME not in NORMS and NAME not in declared()
     monkeypatch.setitem(NORMS, NAME, lambda features, spatial, cfg: ThrowawayRMS(features, cfg.bn_eps))
-    monkeypatch.setitem(declared(), NAME, Norm(name=NAME, doc="a test's RMSNorm", batch_statistics=False,
-                                               eval_mode="same", invariance="layer"))
+    monkeypatch.setitem(
+        declared(),
+        NAME,
+        Norm(name=NAME, doc="a test's RMSNorm", batch_statistics=False, eval_mode="same", invariance="layer"),
+    )
     return NAME
 
 

@@ -1,6 +1,7 @@
 """model.norm=rms (ics/models/norms/rms.py): RMSNorm against torch's own, per example and per channel;
 what every normaliser is tested for (invariance, evaluation mode, resume, instruments) comes from its
 declaration in the cross-cutting tests."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,6 +1,7 @@
 """Normalisers (ics/models/norms): each one's defining invariance, Batch Renorm against BN, and, for every
 declared normaliser (tests/norm_cases.py), that its declaration holds (invariance, batch statistics,
 evaluation mode), what the instruments read from them, refusals, and a bit-identical resume."""
+
 from __future__ import annotations
 
 import copy
@@ -10,8 +11,17 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from ics.config import CNNConfig, Config, ConfigError, DLNConfig, MLPConfig, MNISTConfig, MomentumConfig, ProbeConfig, \
-    TrainerConfig
+from ics.config import (
+    CNNConfig,
+    Config,
+    ConfigError,
+    DLNConfig,
+    MLPConfig,
+    MNISTConfig,
+    MomentumConfig,
+    ProbeConfig,
+    TrainerConfig,
+)
 from ics.models import build_model
 from ics.config.norms import declared
 from ics.models.norms import scale_invariant_weights
@@ -57,8 +67,11 @@ def test_batch_statistics_are_as_declared(norm):
 def test_every_norm_is_registered_and_builds_for_mlp_cnn_and_dln():
     for norm in NORMS:
         kw = {"norm": norm, "norm_groups": 2}
-        for cfg, shape in ((MLPConfig(widths=[8, 4], **kw), (6,)), (CNNConfig(channels=[4, 8], widths=[6], **kw), (3, 8, 8)),
-                           (DLNConfig(depth=3, width=4, **kw), (4,))):
+        for cfg, shape in (
+            (MLPConfig(widths=[8, 4], **kw), (6,)),
+            (CNNConfig(channels=[4, 8], widths=[6], **kw), (3, 8, 8)),
+            (DLNConfig(depth=3, width=4, **kw), (4,)),
+        ):
             model = build_model(cfg, shape, 3)
             out = model(torch.randn(5, *shape))
             assert out.shape == (5, 3) and torch.isfinite(out).all(), (norm, cfg.name)
@@ -263,9 +276,15 @@ def test_declared_invariance_holds(norm):
 
 def test_scale_invariant_weights_per_norm():
     """What weights (effective LR) and landscape (si/ measures) treat as scale-invariant."""
-    for norm, expected, exact in (("none", {}, {}), ("batch", {"h1": 8, "h2": 8}, None), ("lp", {"h1": 8, "h2": 8}, None),
-                                  ("weight", {"h1": 8, "h2": 8}, None), ("layer", {"h1": 1, "h2": 1}, None),
-                                  ("group", {"h1": 2, "h2": 2}, None), ("batch_renorm", {"h1": 8, "h2": 8}, {})):
+    for norm, expected, exact in (
+        ("none", {}, {}),
+        ("batch", {"h1": 8, "h2": 8}, None),
+        ("lp", {"h1": 8, "h2": 8}, None),
+        ("weight", {"h1": 8, "h2": 8}, None),
+        ("layer", {"h1": 1, "h2": 1}, None),
+        ("group", {"h1": 2, "h2": 2}, None),
+        ("batch_renorm", {"h1": 8, "h2": 8}, {}),
+    ):
         model = mlp(norm)
         got = {k.split(".")[1]: v for k, v in scale_invariant_weights(model).items()}
         assert got == expected, norm
@@ -273,8 +292,12 @@ def test_scale_invariant_weights_per_norm():
         assert got == (expected if exact is None else exact), norm
 
 
-@pytest.mark.parametrize("norm", names(exact=True, invariance="layer") + names(exact=True, invariance="group") +
-                         [n for n in names(exact=True, invariance="row") if n != "batch"])  # BN: test_measurements
+@pytest.mark.parametrize(
+    "norm",
+    names(exact=True, invariance="layer")
+    + names(exact=True, invariance="group")
+    + [n for n in names(exact=True, invariance="row") if n != "batch"],
+)  # BN: test_measurements
 def test_scale_invariant_landscape_does_not_move_when_invariant_groups_are_rescaled(norm):
     """The landscape's si/ measures sit at the canonical point of each normaliser's own symmetry: under
     LayerNorm all of W rescaled together, under GroupNorm each group's rows, under weight norm and ℓp
@@ -324,9 +347,10 @@ def test_weights_reports_effective_lr_where_there_is_scale_invariance():
         key = {"layer": "eff_lr_layer", "group": "eff_lr_group_median"}.get(norm, "eff_lr_median")  # units differ
         got = inst.series[f"weights/h1/{key}"][-1]
         assert norm not in ("layer", "group") or "weights/h1/eff_lr_median" not in inst.series
-        expected = {"layer": 0.5 / w.norm() ** 2,
-                    "group": torch.quantile(0.5 / w.reshape(2, -1).norm(dim=1) ** 2, 0.5)}.get(
-            norm, torch.quantile(0.5 / w.norm(dim=1) ** 2, 0.5))
+        expected = {
+            "layer": 0.5 / w.norm() ** 2,
+            "group": torch.quantile(0.5 / w.reshape(2, -1).norm(dim=1) ** 2, 0.5),
+        }.get(norm, torch.quantile(0.5 / w.norm(dim=1) ** 2, 0.5))
         assert got == pytest.approx(float(expected), rel=1e-5), norm
         assert meta["h1"] == {"layer": "layer", "group": "2 groups"}.get(norm, "row")
 
@@ -341,8 +365,11 @@ def test_bn_stats_and_bn_noise_are_refused_without_batch_statistics(norm):
     with torch.device("meta"):
         model = build_model(cfg.model, (784,), 10)
     for cls, section in ((BNInferenceStatistics, BNStatsConfig(enabled=True)), (BNNoise, BNNoiseConfig(enabled=True))):
-        with pytest.raises(ConfigError, match=f"invalid with model.norm={norm}: it needs a normaliser with batch "
-                                              "statistics; allowed: model.norm=batch, batch_renorm, lp"):
+        with pytest.raises(
+            ConfigError,
+            match=f"invalid with model.norm={norm}: it needs a normaliser with batch "
+            "statistics; allowed: model.norm=batch, batch_renorm, lp",
+        ):
             cls.check(section, cfg, model, None)
     for ok in names(batch_statistics=True):
         c = Config(model=MLPConfig(norm=ok))
@@ -363,10 +390,11 @@ def test_bn_noise_reads_what_lp_subtracts_and_divides_by():
 
 
 def test_group_refusals_are_one_line():
-    for cfg, msg in ((MLPConfig(norm="group"), "model.norm_groups=32 is invalid for a block of 100 units"),
-                     (MLPConfig(norm="group", norm_groups=100, widths=[100]),
-                      "a group needs >= 2 units"),
-                     (CNNConfig(norm="group", norm_groups=3), "model.norm_groups=3 is invalid for a block of 32 channels")):
+    for cfg, msg in (
+        (MLPConfig(norm="group"), "model.norm_groups=32 is invalid for a block of 100 units"),
+        (MLPConfig(norm="group", norm_groups=100, widths=[100]), "a group needs >= 2 units"),
+        (CNNConfig(norm="group", norm_groups=3), "model.norm_groups=3 is invalid for a block of 32 channels"),
+    ):
         with pytest.raises(ConfigError, match=msg) as e:
             with torch.device("meta"):
                 build_model(cfg, (3, 32, 32) if cfg.name == "cnn" else (784,), 10)
@@ -382,11 +410,15 @@ def test_resume_is_bit_identical(mnist_root, norm):
     from ics.train import build_trainer
     from ics.train.hooks import Checkpoint
 
-    cfg = Config(model=MLPConfig(widths=[12, 12], norm=norm, norm_groups=3, renorm_start=5, renorm_ramp=10),
-                 data=MNISTConfig(root=str(mnist_root)), optim=MomentumConfig(lr=0.05),
-                 trainer=TrainerConfig(steps=30, batch_size=8, eval_every=10, log_every=5, checkpoint_every=10,
-                                       threads=1, progress=False),
-                 probe=ProbeConfig(size=40, every=5))
+    cfg = Config(
+        model=MLPConfig(widths=[12, 12], norm=norm, norm_groups=3, renorm_start=5, renorm_ramp=10),
+        data=MNISTConfig(root=str(mnist_root)),
+        optim=MomentumConfig(lr=0.05),
+        trainer=TrainerConfig(
+            steps=30, batch_size=8, eval_every=10, log_every=5, checkpoint_every=10, threads=1, progress=False
+        ),
+        probe=ProbeConfig(size=40, every=5),
+    )
     data = load_data(cfg.data)
     saved = {}
     orig = Checkpoint.save
@@ -443,12 +475,15 @@ def test_keys_of_every_normaliser_are_schema_keys_with_a_note_when_unused(norm):
         for cls in KINDS["model"].values():
             f = next(f for f in dataclasses.fields(cls) if f.name == key)
             assert f.metadata["doc"].startswith(f"norm={norm}: ")
-        assert unused_norm_keys([[f"model.norm={other}", f"model.{key}=1"]], {other}) == \
-            [f"model.{key} has no effect: it applies to model.norm={norm} (this run uses {other})"]
+        assert unused_norm_keys([[f"model.norm={other}", f"model.{key}=1"]], {other}) == [
+            f"model.{key} has no effect: it applies to model.norm={norm} (this run uses {other})"
+        ]
         assert unused_norm_keys([[f"model.norm={norm}", f"model.{key}=1"]], {norm}) == []
 
 
-@pytest.mark.parametrize("given, canonical", [("1.0", "1"), (2.0, "2"), ("Infinity", "inf"), ("inf", "inf"), ("2", "2")])
+@pytest.mark.parametrize(
+    "given, canonical", [("1.0", "1"), (2.0, "2"), ("Infinity", "inf"), ("inf", "inf"), ("2", "2")]
+)
 def test_norm_p_written_as_a_number_is_taken(given, canonical):
     from ics.config.convert import validate
 
@@ -463,15 +498,28 @@ def test_keys_of_a_normaliser_no_job_uses_get_a_note():
     """model.norm_groups with model.norm=batch changes nothing (and would name the run): said, not silent."""
     from ics_cli.preflight import unused_norm_keys
 
-    assert unused_norm_keys([["model.norm=batch", "model.norm_groups=4"]], {"batch"}) == \
-        ["model.norm_groups has no effect: it applies to model.norm=group (this run uses batch)"]
-    notes = unused_norm_keys([["model.norm=batch", "model.renorm_r_max=2", "model.norm_p=inf"],
-                              ["model.norm=layer", "model.renorm_r_max=2", "model.norm_p=inf"]], {"batch", "layer"})
-    assert notes == ["model.renorm_r_max has no effect: it applies to model.norm=batch_renorm (these jobs use batch, layer)",
-                     "model.norm_p has no effect: it applies to model.norm=lp (these jobs use batch, layer)"]
+    assert unused_norm_keys([["model.norm=batch", "model.norm_groups=4"]], {"batch"}) == [
+        "model.norm_groups has no effect: it applies to model.norm=group (this run uses batch)"
+    ]
+    notes = unused_norm_keys(
+        [
+            ["model.norm=batch", "model.renorm_r_max=2", "model.norm_p=inf"],
+            ["model.norm=layer", "model.renorm_r_max=2", "model.norm_p=inf"],
+        ],
+        {"batch", "layer"},
+    )
+    assert notes == [
+        "model.renorm_r_max has no effect: it applies to model.norm=batch_renorm (these jobs use batch, layer)",
+        "model.norm_p has no effect: it applies to model.norm=lp (these jobs use batch, layer)",
+    ]
     # a sweep where one job uses the key: no note
-    assert unused_norm_keys([["model.norm=batch", "model.norm_groups=4"], ["model.norm=group", "model.norm_groups=4"]],
-                            {"batch", "group"}) == []
+    assert (
+        unused_norm_keys(
+            [["model.norm=batch", "model.norm_groups=4"], ["model.norm=group", "model.norm_groups=4"]],
+            {"batch", "group"},
+        )
+        == []
+    )
 
 
 def test_a_scale_invariant_landscape_where_no_weight_is_invariant_gets_a_note():

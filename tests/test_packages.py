@@ -4,6 +4,7 @@ it (cli/ installs as ics_cli, cli/plugins/ as hydra_plugins.ics, configs/ as ics
 as ics.experiments). setuptools' automatic discovery (packages.find) names a package by its folder, so
 it cannot find these renamed ones; the list stays explicit and a folder added without it fails here,
 in the fast tier, before a wheel is built without it (tests/test_packaging.py checks the built wheel)."""
+
 from __future__ import annotations
 
 import sys
@@ -56,8 +57,9 @@ def test_every_listed_package_has_an_init_file():
     folders = {name: ROOT / folder for name, folder in table["package-dir"].items()}
     for package in table["packages"]:
         base = max((n for n in folders if package == n or package.startswith(n + ".")), key=len)
-        folder = folders[base].joinpath(*package[len(base):].lstrip(".").split(".")) if package != base \
-            else folders[base]
+        folder = (
+            folders[base].joinpath(*package[len(base) :].lstrip(".").split(".")) if package != base else folders[base]
+        )
         assert (folder / "__init__.py").is_file(), f"{package}: no {folder.relative_to(ROOT)}/__init__.py"
 
 

@@ -1,6 +1,7 @@
 """Tests for the layer-input probes (ics.instruments.probes): known answers under exact affine
 changes of a probe point's input, point selection, tracked units, conv subsampling, persistence, and
 the promise that probing leaves the model (and training) exactly as it would have been without probes."""
+
 from __future__ import annotations
 
 import math
@@ -12,8 +13,7 @@ import torch
 from torch import nn
 
 from ics.analysis.load import load_series
-from ics.config import (CNNConfig, Config, ConfigError, MLPConfig, MNISTConfig, ProbeConfig, SGDConfig,
-                        TrainerConfig)
+from ics.config import CNNConfig, Config, ConfigError, MLPConfig, MNISTConfig, ProbeConfig, SGDConfig, TrainerConfig
 from ics.data import DataBundle
 from ics.instruments import Batch, RunContext
 from ics.instruments.base import load_instrument_arrays
@@ -26,6 +26,7 @@ IN_SHAPE = (1, 28, 28)
 
 
 # --- helpers -------------------------------------------------------------------------------------
+
 
 def mlp(norm: str = "none", activation: str = "sigmoid", widths=(16, 12, 8), seed: int = 0, **kw) -> nn.Module:
     torch.manual_seed(seed)
@@ -55,8 +56,17 @@ def suite(model, x, activation="sigmoid", writer=None, **kw) -> LayerInputProbes
     assert kw["size"] >= x.shape[0]
     cfg = ProbeConfig(**kw)
     run = Config(model=MLPConfig(activation=activation), probe=cfg)
-    ctx = RunContext(run, model, torch.optim.SGD(model.parameters(), lr=0.1), probe_data(x), x.device,
-                     torch.nn.functional.cross_entropy, steps=1_000, seed=0, writer=writer)
+    ctx = RunContext(
+        run,
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        probe_data(x),
+        x.device,
+        torch.nn.functional.cross_entropy,
+        steps=1_000,
+        seed=0,
+        writer=writer,
+    )
     return LayerInputProbes(cfg, ctx)
 
 
@@ -79,9 +89,11 @@ def units_of(model, x, point: str, bn_mode: str = "batch") -> torch.Tensor:
     """The (units, samples) activations at a probe point, captured independently of ProbeSuite."""
     module, kind = model.probe_points()[point]
     got = {}
-    h = (module.register_forward_pre_hook(lambda m, a: got.setdefault("v", a[0].detach().clone()))
-         if kind == "input" else
-         module.register_forward_hook(lambda m, a, o: got.setdefault("v", o.detach().clone())))
+    h = (
+        module.register_forward_pre_hook(lambda m, a: got.setdefault("v", a[0].detach().clone()))
+        if kind == "input"
+        else module.register_forward_hook(lambda m, a, o: got.setdefault("v", o.detach().clone()))
+    )
     state = {k: v.clone() for k, v in model.state_dict().items()}
     flags = {m: m.training for m in model.modules()}
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
@@ -128,8 +140,11 @@ def snapshot(model: nn.Module) -> dict:
     return {
         "state": {k: v.detach().clone() for k, v in model.state_dict(keep_vars=True).items()},
         "training": {name: m.training for name, m in model.named_modules()},
-        "tracking": {name: m.track_running_stats for name, m in model.named_modules()
-                     if isinstance(m, nn.modules.batchnorm._BatchNorm)},
+        "tracking": {
+            name: m.track_running_stats
+            for name, m in model.named_modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm)
+        },
         "rng": torch.get_rng_state().clone(),
     }
 
@@ -153,6 +168,7 @@ def approx(v, rel=1e-4, abs=1e-5):
 
 
 # --- exact answers under affine changes of a probe point's input ---------------------------------
+
 
 def test_pure_shift_in_reference_std_units():
     """h1.pre_act = W x + b. Adding c·σ_ref,k to unit k's bias shifts unit k by exactly c of its own
@@ -210,7 +226,7 @@ def test_uniform_shift_gives_mean_of_shift_over_reference_std():
     with torch.no_grad():
         model.blocks.h1.affine.bias += b
     v = measure(s, 1)
-    per_unit = (abs(b) / sd)
+    per_unit = abs(b) / sd
     assert v["drift/h1.pre_act/shift_ref"] == approx(per_unit.mean().item())
     assert v["drift/h1.pre_act/shift_ref_max"] == approx(per_unit.max().item())
     assert v["drift/h1.pre_act/w1_ref"] == approx(per_unit.mean().item())
@@ -278,6 +294,7 @@ def test_step_zero_reference_is_zero_even_in_eval_mode():
 
 # --- percentiles and tracked units ---------------------------------------------------------------
 
+
 def test_percentile_tags_and_values():
     model, x = mlp(), probe_x()
     s = suite(model, x, units=3, percentiles=[15.0, 50.0, 85.0])
@@ -340,6 +357,7 @@ def test_tracked_units_capped_at_layer_width():
 
 # --- probe point selection -----------------------------------------------------------------------
 
+
 def test_default_points_are_the_nonlinearity_inputs():
     s = suite(mlp(), probe_x())
     assert list(s.points) == ["h1.pre_act", "h2.pre_act", "h3.pre_act"]
@@ -380,6 +398,7 @@ def test_all_points_shapes():
 
 
 # --- state invariance ----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("bn_mode", ["batch", "eval"])
 @pytest.mark.parametrize("train_mode", [True, False])
@@ -487,6 +506,7 @@ def test_on_train_batch_close_leaves_model_as_found_without_training_forwards():
 
 # --- BN modes ------------------------------------------------------------------------------------
 
+
 def test_batch_mode_normalises_with_the_probe_sets_own_statistics():
     model = mlp(norm="batch")  # at init: γ = 1, β = 0
     s = suite(model, probe_x(500), points=["*.pre_act"])
@@ -543,6 +563,7 @@ def test_eval_mode_uses_running_statistics_after_step_zero():
 
 
 # --- CNN: channels are units ---------------------------------------------------------------------
+
 
 def test_cnn_channels_are_units_and_samples_are_batch_x_h_x_w():
     model = cnn(channels=(4, 6))
@@ -608,10 +629,18 @@ def test_cnn_subsample_is_the_same_column_subset_every_snapshot():
 
 # --- persistence ---------------------------------------------------------------------------------
 
+
 def test_save_load_round_trip(tmp_path):
     model, x = mlp(norm="batch"), probe_x(64)
-    s = suite(model, x, points=["h2.*", "out.in"], units=3, percentiles=[10.0, 50.0, 90.0],
-              on_train_batch=True, train_batch_every=1)
+    s = suite(
+        model,
+        x,
+        points=["h2.*", "out.in"],
+        units=3,
+        percentiles=[10.0, 50.0, 90.0],
+        on_train_batch=True,
+        train_batch_every=1,
+    )
     measure(s, 0)
     for step in (3, 7):
         if s.wants_batch(step):  # the batch of this step, before its update: the train-batch series
@@ -639,7 +668,9 @@ def test_save_load_round_trip(tmp_path):
     assert meta["percentiles"] == [10.0, 50.0, 90.0]
     assert meta["tracked_units"] == {n: st.units for n, st in s.state.items()}
     assert meta["activation"] == "sigmoid" and meta["bn_mode"] == "batch" and meta["probe_size"] == 64
-    assert "drift/h2.pre_act/w1_ref" in series and "probe/out.in/unit{}/p90".format(s.state["out.in"].units[0]) in series
+    assert (
+        "drift/h2.pre_act/w1_ref" in series and "probe/out.in/unit{}/p90".format(s.state["out.in"].units[0]) in series
+    )
 
 
 def _resume_pair(transfer):
@@ -659,6 +690,7 @@ def _resume_pair(transfer):
 
 def _through_file(sd):
     import io
+
     buf = io.BytesIO()
     torch.save(sd, buf)
     buf.seek(0)
@@ -695,6 +727,7 @@ def test_state_dict_is_a_snapshot_not_a_view_of_live_state():
 
 
 # --- writer output -------------------------------------------------------------------------------
+
 
 def test_writer_receives_layout_scalars_and_histograms():
     w = FakeWriter()
@@ -739,13 +772,22 @@ def test_a_diverged_nets_inputs_leave_out_the_histogram_not_the_run(tmp_path):
 
 # --- with the Trainer ----------------------------------------------------------------------------
 
+
 def tiny_config(mnist_root: Path, probe: ProbeConfig, steps: int = 60, norm: str = "batch") -> Config:
     return Config(
         model=MLPConfig(widths=[32, 16], norm=norm),
         data=MNISTConfig(root=str(mnist_root)),
         optim=SGDConfig(lr=0.5),
-        trainer=TrainerConfig(steps=steps, batch_size=20, eval_every=20, eval_log_points=0, log_every=10, threads=1,
-                              progress=False, seed=3),
+        trainer=TrainerConfig(
+            steps=steps,
+            batch_size=20,
+            eval_every=20,
+            eval_log_points=0,
+            log_every=10,
+            threads=1,
+            progress=False,
+            seed=3,
+        ),
         probe=probe,
     )
 
@@ -753,8 +795,9 @@ def tiny_config(mnist_root: Path, probe: ProbeConfig, steps: int = 60, norm: str
 @pytest.mark.parametrize("bn_mode", ["batch", "eval"])
 def test_probes_do_not_change_training(mnist_root, tmp_path, bn_mode):
     """The spec's invariance: the same seed with and without probes trains bit-identically."""
-    probed = ProbeConfig(size=100, every=5, histogram_every=5, on_train_batch=True, train_batch_every=5,
-                         points=["*"], bn_mode=bn_mode)
+    probed = ProbeConfig(
+        size=100, every=5, histogram_every=5, on_train_batch=True, train_batch_every=5, points=["*"], bn_mode=bn_mode
+    )
     t1 = build_trainer(tiny_config(mnist_root, probed), tmp_path / "probed")
     s1 = t1.fit()
     t2 = build_trainer(tiny_config(mnist_root, ProbeConfig(enabled=False)), None)
@@ -825,8 +868,11 @@ def test_trainer_writes_probes_npz_and_tensorboard(mnist_root, tmp_path):
     titles = {c.title for c in layout.category}
     assert any("Fig. 1 b/c" in t for t in titles) and "ICS: drift" in titles
     margins = [ch for c in layout.category for ch in c.chart if ch.HasField("margin")]
-    assert any(s.value == "probe/h1.pre_act/p50" and s.lower == "probe/h1.pre_act/p15"
-               and s.upper == "probe/h1.pre_act/p85" for ch in margins for s in ch.margin.series)
+    assert any(
+        s.value == "probe/h1.pre_act/p50" and s.lower == "probe/h1.pre_act/p15" and s.upper == "probe/h1.pre_act/p85"
+        for ch in margins
+        for s in ch.margin.series
+    )
 
 
 def test_a_run_whose_activations_become_nan_ends_diverged_with_its_histograms(tmp_path):
@@ -834,10 +880,15 @@ def test_a_run_whose_activations_become_nan_ends_diverged_with_its_histograms(tm
     none), and the run is recorded as diverged instead of crashing in TensorBoard's histogram."""
     from ics.config import DLNConfig, GaussianRegressionConfig
 
-    cfg = Config(model=DLNConfig(), data=GaussianRegressionConfig(), optim=SGDConfig(lr=100.0),
-                 trainer=TrainerConfig(steps=30, batch_size=1000, eval_every=10, log_every=10, threads=1,
-                                       progress=False, checkpoint_every=0),
-                 probe=ProbeConfig(size=100, every=10, histogram_every=10))
+    cfg = Config(
+        model=DLNConfig(),
+        data=GaussianRegressionConfig(),
+        optim=SGDConfig(lr=100.0),
+        trainer=TrainerConfig(
+            steps=30, batch_size=1000, eval_every=10, log_every=10, threads=1, progress=False, checkpoint_every=0
+        ),
+        probe=ProbeConfig(size=100, every=10, histogram_every=10),
+    )
     summary = build_trainer(cfg, tmp_path / "run").fit()
     assert str(summary.status) == "diverged"
     series = load_series(tmp_path / "run", "probe")

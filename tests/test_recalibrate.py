@@ -1,5 +1,6 @@
 """`ics recalibrate` (precise BN, BN paper Alg. 2) and the bench's FLOP count, in-process: both were
 reached only by slow tests, or none."""
+
 from __future__ import annotations
 
 import json
@@ -9,8 +10,14 @@ import torch
 
 from clirun import invoke
 
-RUN = ["trainer.steps=20", "trainer.eval_every=10", "trainer.checkpoint_every=10", "trainer.threads=1",
-       "probe=off", "probe.size=100"]
+RUN = [
+    "trainer.steps=20",
+    "trainer.eval_every=10",
+    "trainer.checkpoint_every=10",
+    "trainer.threads=1",
+    "probe=off",
+    "probe.size=100",
+]
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """The typed run record: Status, summary.json round trips, old records, and job directories in
 every state (running, killed, unreadable, never recorded), each read with its own overrides."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from ics.record import (SCHEMA_VERSION, RecordError, RunBusy, RunLock, Status, Summary, names, read_job, read_jobs,
-                        read_summary, write_summary)
+from ics.record import (
+    SCHEMA_VERSION,
+    RecordError,
+    RunBusy,
+    RunLock,
+    Status,
+    Summary,
+    names,
+    read_job,
+    read_jobs,
+    read_summary,
+    write_summary,
+)
 
 
 def hydra_snapshot(d: Path, overrides, config=None) -> None:
@@ -27,9 +39,15 @@ def test_status_values_and_kinds():
 
 
 def test_summary_round_trip_is_strict_json(tmp_path):
-    s = Summary(status=Status.DIVERGED, steps=120, diverged_at_step=120, final_test_acc=float("nan"),
-                instruments={"probe": {"h1.pre_act": {"w1_ref": float("inf")}}}, overrides=["optim.lr=30"],
-                config={"optim": {"lr": 30.0}})
+    s = Summary(
+        status=Status.DIVERGED,
+        steps=120,
+        diverged_at_step=120,
+        final_test_acc=float("nan"),
+        instruments={"probe": {"h1.pre_act": {"w1_ref": float("inf")}}},
+        overrides=["optim.lr=30"],
+        config={"optim": {"lr": 30.0}},
+    )
     write_summary(tmp_path, s)
     text = (tmp_path / names.SUMMARY).read_text()
     assert "NaN" not in text and "Infinity" not in text  # strict JSON: non-finite numbers become null
@@ -41,21 +59,31 @@ def test_summary_round_trip_is_strict_json(tmp_path):
 
 def test_version_1_records_are_read(tmp_path):
     """A summary.json written by ics 0.1 (drift at the top level, no schema_version)."""
-    old = {"status": "completed", "steps": 50, "final_test_acc": 0.9, "probe_time_sec": 1.5,
-           "drift": {"h3.pre_act": {"w1_ref": 1.25}}, "overrides": ["model.norm=none"], "config": {"a": 1},
-           "train_steps_per_sec": 100.0}
+    old = {
+        "status": "completed",
+        "steps": 50,
+        "final_test_acc": 0.9,
+        "probe_time_sec": 1.5,
+        "drift": {"h3.pre_act": {"w1_ref": 1.25}},
+        "overrides": ["model.norm=none"],
+        "config": {"a": 1},
+        "train_steps_per_sec": 100.0,
+    }
     (tmp_path / names.SUMMARY).write_text(json.dumps(old))
     s = read_summary(tmp_path)
     assert s.status is Status.COMPLETED and s.final_test_acc == 0.9
     assert s.drift == {"h3.pre_act": {"w1_ref": 1.25}} and s.instrument_time_sec == {"probe": 1.5}
 
 
-@pytest.mark.parametrize("text, needle", [
-    ("{not json", "summary.json"),
-    (json.dumps({"steps": 3}), "no status"),
-    (json.dumps({"status": "exploded"}), "unknown status 'exploded'"),
-    (json.dumps({"status": "completed", "schema_version": 99}), "newer ics"),
-])
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ("{not json", "summary.json"),
+        (json.dumps({"steps": 3}), "no status"),
+        (json.dumps({"status": "exploded"}), "unknown status 'exploded'"),
+        (json.dumps({"status": "completed", "schema_version": 99}), "newer ics"),
+    ],
+)
 def test_unreadable_records_raise_record_error(tmp_path, text, needle):
     (tmp_path / names.SUMMARY).write_text(text)
     with pytest.raises(RecordError, match=needle.replace("(", r"\(")):
@@ -76,8 +104,13 @@ def test_job_states_each_with_its_own_overrides(tmp_path):
         with pytest.raises(RunBusy, match="in use by pid"):
             RunLock(live).acquire()  # a second trainer may not enter a live run's directory
     assert [j.num for j in jobs] == [0, 1, 2, 3, 4]
-    assert [j.status for j in jobs] == [Status.COMPLETED, Status.KILLED, Status.UNREADABLE, Status.KILLED,
-                                        Status.RUNNING]
+    assert [j.status for j in jobs] == [
+        Status.COMPLETED,
+        Status.KILLED,
+        Status.UNREADABLE,
+        Status.KILLED,
+        Status.RUNNING,
+    ]
     # each job keeps its own overrides and config: from its record, else from its .hydra snapshot
     assert [j.overrides for j in jobs] == [[f"optim.lr={i}"] for i in range(5)]
     assert jobs[2].config == {"optim": {"lr": 2.0}} and "summary.json" in jobs[2].problem

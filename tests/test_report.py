@@ -1,5 +1,6 @@
 """`make_report` on a tiny real sweep: the trainer runs (as a library) on synthetic data, then the
 report must write every artefact and show the diverged run as diverged."""
+
 from __future__ import annotations
 
 import csv
@@ -12,8 +13,7 @@ import yaml
 
 from ics.analysis import make_report
 from ics.analysis.figures import FIGURES
-from ics.config import (Config, ConfigError, MLPConfig, MNISTConfig, ProbeConfig, SGDConfig, TrainerConfig,
-                        to_dict)
+from ics.config import Config, ConfigError, MLPConfig, MNISTConfig, ProbeConfig, SGDConfig, TrainerConfig, to_dict
 from ics.data import DataBundle
 from ics.train import build_trainer
 
@@ -36,12 +36,22 @@ def tiny_data(n_train=300, n_test=120, classes=4, seed=0) -> DataBundle:
 
 
 def cfg(norm: str, lr: float) -> Config:
-    return Config(model=MLPConfig(widths=[16, 16], norm=norm),
-                  data=MNISTConfig(),
-                  optim=SGDConfig(lr=lr),
-                  trainer=TrainerConfig(steps=60, batch_size=20, eval_every=20, log_every=10, device="cpu",
-                                        threads=1, progress=False, checkpoint_every=0),
-                  probe=ProbeConfig(every=10, size=60, units=2, histogram_every=1000))
+    return Config(
+        model=MLPConfig(widths=[16, 16], norm=norm),
+        data=MNISTConfig(),
+        optim=SGDConfig(lr=lr),
+        trainer=TrainerConfig(
+            steps=60,
+            batch_size=20,
+            eval_every=20,
+            log_every=10,
+            device="cpu",
+            threads=1,
+            progress=False,
+            checkpoint_every=0,
+        ),
+        probe=ProbeConfig(every=10, size=60, units=2, histogram_every=1000),
+    )
 
 
 GOOD_LR = 2.0  # both nets reach > 0.9 test accuracy in 60 steps
@@ -64,8 +74,9 @@ def sweep(tmp_path_factory) -> Path:
     overrides = ["model.norm=batch", "optim.lr=1", "trainer.steps=60"]
     (failed / ".hydra" / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg("batch", 1.0))))
     (failed / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
-    (failed / "summary.json").write_text(json.dumps(
-        {"status": "failed", "error": "RuntimeError: boom", "traceback": "...", "overrides": overrides}))
+    (failed / "summary.json").write_text(
+        json.dumps({"status": "failed", "error": "RuntimeError: boom", "traceback": "...", "overrides": overrides})
+    )
     return root
 
 
@@ -90,8 +101,9 @@ def test_artifacts_written(sweep, report):
     assert set(report["figures"]) == {"accuracy", "lr_tolerance"} | PROBE_FIGURES | SUMMARY_FIGURES
     # every other figure belongs to an instrument these runs did not switch on, and says so
     assert set(report["skipped"]) == set(FIGURES) - set(report["figures"])
-    assert all("=on" in reason for name, reason in report["skipped"].items()
-               if name not in ("init_tolerance", "normalizers")), report["skipped"]
+    assert all(
+        "=on" in reason for name, reason in report["skipped"].items() if name not in ("init_tolerance", "normalizers")
+    ), report["skipped"]
     assert report["skipped"]["init_tolerance"] == "no group of runs was trained at two or more init scales"
     assert "model.norm" in report["skipped"]["normalizers"]  # the per-normaliser figure: only for a norm study
     for png in report["figures"].values():
@@ -205,7 +217,9 @@ def test_tensorboard_has_one_run_per_group_with_the_ics_result(sweep, report):
     assert not list(out.glob("events.out.tfevents.*"))
     runs = sorted(p.name for p in (out / "groups").iterdir())
     assert runs == sorted(g.label.replace(" ", ",") for g in report["groups"])
-    acc = EventAccumulator(str(out / "groups" / "model.norm=none,optim.lr=2"), size_guidance={"scalars": 0, "tensors": 0})
+    acc = EventAccumulator(
+        str(out / "groups" / "model.norm=none,optim.lr=2"), size_guidance={"scalars": 0, "tensors": 0}
+    )
     acc.Reload()
     job = json.loads((sweep / "0_model.norm=none,optim.lr=2,trainer.steps=60" / "summary.json").read_text())
     with np.load(sweep / "0_model.norm=none,optim.lr=2,trainer.steps=60" / "metrics.npz") as m:
@@ -271,7 +285,9 @@ def test_density_at_four_steps_each_column_on_one_x_axis(tmp_path):
     for num, norm in enumerate(("none", "batch")):
         c = cfg(norm, GOOD_LR)
         c.probe.histogram_every = 10  # the tracked unit's values kept every 10 steps: 7 to choose from
-        build_trainer(c, tmp_path / f"{num}_model.norm={norm}", data=tiny_data(), overrides=[f"model.norm={norm}"]).fit()
+        build_trainer(
+            c, tmp_path / f"{num}_model.norm={norm}", data=tiny_data(), overrides=[f"model.norm={norm}"]
+        ).fit()
     fig, _ = fig_density(seed_groups(load_jobs(tmp_path)))
     axes = [ax for ax in fig.axes if ax.patches]
     columns = {}
@@ -301,6 +317,8 @@ def test_a_blown_up_panel_is_clipped_not_allowed_to_flatten_the_others():
     sigmoid = [SimpleNamespace(config={"model.activation": "sigmoid"})] * 5
     limits, clipped = percentile_limits(sigmoid, calm + [[np.linspace(-8000, 5, 200)]])
     assert limits == (-1.5 * 4.36, 1.5 * 4.36) and clipped == [4]
+
+
 @pytest.mark.slow  # twelve trainings with every instrument, then a report
 def test_normalizer_table_and_figure(tmp_path):
     """A sweep over normalisers beyond none/batch gets the per-normaliser table (accuracy, drift,
@@ -312,16 +330,21 @@ def test_normalizer_table_and_figure(tmp_path):
 
     data = tiny_data()
     for num, (norm, seed) in enumerate([(n, s) for n in ("none", "batch", "layer", "lp") for s in (0, 1, 2)]):
-        c = dataclasses.replace(cfg(norm, GOOD_LR), grad_ics=GradICSConfig(enabled=True, every=20),
-                                landscape=LandscapeConfig(enabled=True, every=20, scale_invariant=True),
-                                weights=WeightsConfig(enabled=True, every=20))
+        c = dataclasses.replace(
+            cfg(norm, GOOD_LR),
+            grad_ics=GradICSConfig(enabled=True, every=20),
+            landscape=LandscapeConfig(enabled=True, every=20, scale_invariant=True),
+            weights=WeightsConfig(enabled=True, every=20),
+        )
         c = dataclasses.replace(c, trainer=dataclasses.replace(c.trainer, seed=seed))
         overrides = [f"model.norm={norm}", f"trainer.seed={seed}"]
         build_trainer(c, tmp_path / "sweep" / f"{num}_{','.join(overrides)}", data=data, overrides=overrides).fit()
     rep = make_report(tmp_path / "sweep")
     table = next(t for t in rep["tables"] if t.title.startswith("Normalisers side by side"))
     assert "last hidden layer h2" in table.title
-    assert "acc @ 10" in table.headers  # 60 steps: the first evaluation at or after step 7.5 (the early ones: 10, 13, ...)
+    assert (
+        "acc @ 10" in table.headers
+    )  # 60 steps: the first evaluation at or after step 7.5 (the early ones: 10, 13, ...)
     rows = {r[0]: dict(zip(table.headers, r)) for r in table.cells}
     assert set(rows) == {"model.norm=none", "model.norm=batch", "model.norm=layer", "model.norm=lp"}
     for label, row in rows.items():

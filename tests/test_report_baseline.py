@@ -1,5 +1,6 @@
 """`report.baseline`: the report contrasts every group with one reference group, whatever keys they
 differ in (the regularization studies: each (norm, dropout) group against BN alone)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -24,9 +25,12 @@ def make_sweep(root: Path, baseline) -> Path:
     for norm, p in GROUPS:
         for seed in SEEDS:
             c = cfg(norm, GOOD_LR)
-            c = dataclasses.replace(c, model=dataclasses.replace(c.model, dropout=p),
-                                    trainer=dataclasses.replace(c.trainer, seed=seed, steps=40),
-                                    report=ReportConfig(baseline=baseline))
+            c = dataclasses.replace(
+                c,
+                model=dataclasses.replace(c.model, dropout=p),
+                trainer=dataclasses.replace(c.trainer, seed=seed, steps=40),
+                report=ReportConfig(baseline=baseline),
+            )
             overrides = [f"model.norm={norm}", f"model.dropout={p:g}", f"trainer.seed={seed}"]
             build_trainer(c, root / f"{num}_{','.join(overrides)}", data=data, overrides=overrides).fit()
             num += 1
@@ -52,16 +56,21 @@ def sweep(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("field", ["final_test_acc", "final_test_loss"])
 def test_every_group_against_the_baseline(sweep, field):
     res = make_report(sweep)
-    table = next(t for t in res["tables"] if t.title.startswith("Each group against the baseline")
-                 and field.replace("_", " ") in t.title)
+    table = next(
+        t
+        for t in res["tables"]
+        if t.title.startswith("Each group against the baseline") and field.replace("_", " ") in t.title
+    )
     assert "model.dropout=0 model.norm=batch" in table.title
     rows = {r[1]: r for r in table.cells}
     assert set(rows) == {"model.dropout=0 model.norm=none", "model.dropout=0.2 model.norm=none"}
     assert rows["model.dropout=0.2 model.norm=none"][0] == "model.dropout, model.norm"  # two keys differ
     assert rows["model.dropout=0 model.norm=none"][0] == "model.norm"
     ref = finals(sweep, "batch", 0.0, field)
-    for (norm, p), label in [(("none", 0.0), "model.dropout=0 model.norm=none"),
-                             (("none", 0.2), "model.dropout=0.2 model.norm=none")]:
+    for (norm, p), label in [
+        (("none", 0.0), "model.dropout=0 model.norm=none"),
+        (("none", 0.2), "model.dropout=0.2 model.norm=none"),
+    ]:
         w = welch(finals(sweep, norm, p, field), ref)
         assert rows[label][3] == f"{w.diff:+.4f}" and rows[label][-1] == "3/3"
 
@@ -71,8 +80,9 @@ def test_the_headline_leads_with_the_baseline_contrasts(sweep, capsys):
     make_report(sweep)
     first, second = capsys.readouterr().out.splitlines()[:2]
     assert first.startswith("no BN vs BN (model.dropout=0): final test acc "), first  # one key differs
-    assert second.startswith("model.dropout=0.2 model.norm=none vs the baseline model.dropout=0 model.norm=batch: "
-                             "final test acc "), second
+    assert second.startswith(
+        "model.dropout=0.2 model.norm=none vs the baseline model.dropout=0 model.norm=batch: final test acc "
+    ), second
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 system, every image loads, no script error, and a screenshot is written. The page records its own
 check in <body data-check> once loaded; --dump-dom returns the DOM after the load event (virtual
 time: no sleep). Skips, saying why, where Chromium is not installed (.ci/run installs it as root)."""
+
 from __future__ import annotations
 
 import html
@@ -49,8 +50,12 @@ def test_every_image_loads_without_a_script_error(report, tmp_path):
     assert check == {"images": len(report["figures"]), "broken": 0, "errors": []}
     assert len(report["figures"]) >= 5  # accuracy, percentiles, density, drift per layer, drift
     shot = tmp_path / "report.png"
-    p = subprocess.run([BROWSER, *FLAGS, "--window-size=1300,3000", f"--screenshot={shot}", page.as_uri()],
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [BROWSER, *FLAGS, "--window-size=1300,3000", f"--screenshot={shot}", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 0 and shot.read_bytes()[:8] == PNG_MAGIC and shot.stat().st_size > 50_000, p.stderr[-2000:]
 
 
@@ -81,5 +86,7 @@ def test_definitions_are_a_list_with_bold_terms_and_everything_else_escaped():
     from ics.analysis.html import _definitions
 
     html = _definitions("* **Seed groups**: runs that\n  differ only in `trainer.seed` <b>x</b>.\n* **Drift**: W1")
-    assert html == ("<ul><li><b>Seed groups</b>: runs that differ only in <code>trainer.seed</code> "
-                    "&lt;b&gt;x&lt;/b&gt;.</li><li><b>Drift</b>: W1</li></ul>")
+    assert html == (
+        "<ul><li><b>Seed groups</b>: runs that differ only in <code>trainer.seed</code> "
+        "&lt;b&gt;x&lt;/b&gt;.</li><li><b>Drift</b>: W1</li></ul>"
+    )

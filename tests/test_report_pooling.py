@@ -1,6 +1,7 @@
 """`ics report DIR...` pools sweeps honestly (issue 18, items 1-2): a job that repeats a config and
 seed already reported is a replica, never one more seed; the report opens with one sentence per
 contrast, and below three seeds it gives no interval instead of a meaningless one."""
+
 from __future__ import annotations
 
 import shutil
@@ -16,8 +17,14 @@ from clirun import invoke
 
 CHANCE = 0.1
 # final test accuracy per (norm, seed): BN ahead by about 0.01 with some spread between seeds
-ACC = {("batch", 0): 0.971, ("batch", 1): 0.968, ("batch", 2): 0.974, ("none", 0): 0.962, ("none", 1): 0.957,
-       ("none", 2): 0.965}
+ACC = {
+    ("batch", 0): 0.971,
+    ("batch", 1): 0.968,
+    ("batch", 2): 0.974,
+    ("none", 0): 0.962,
+    ("none", 1): 0.957,
+    ("none", 2): 0.965,
+}
 
 
 def write_sweep(root, seeds=(0, 1, 2)):
@@ -27,14 +34,27 @@ def write_sweep(root, seeds=(0, 1, 2)):
         for seed in seeds:
             d = root / f"{num}_model.norm={norm},trainer.seed={seed}"
             overrides = [f"model.norm={norm}", f"trainer.seed={seed}"]
-            config = {"model": {"name": "mlp", "norm": norm}, "optim": {"name": "sgd", "lr": 1.0},
-                      "trainer": {"seed": seed, "threads": 1}}
+            config = {
+                "model": {"name": "mlp", "norm": norm},
+                "optim": {"name": "sgd", "lr": 1.0},
+                "trainer": {"seed": seed, "threads": 1},
+            }
             (d / ".hydra").mkdir(parents=True)
             (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
             (d / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
-            write_summary(d, Summary(status=Status.COMPLETED, final_test_acc=ACC[norm, seed],
-                                     best_test_acc=ACC[norm, seed], chance_acc=CHANCE, overrides=overrides,
-                                     config=config, steps=100, steps_to_target={"0.9": 40 + 10 * seed}))
+            write_summary(
+                d,
+                Summary(
+                    status=Status.COMPLETED,
+                    final_test_acc=ACC[norm, seed],
+                    best_test_acc=ACC[norm, seed],
+                    chance_acc=CHANCE,
+                    overrides=overrides,
+                    config=config,
+                    steps=100,
+                    steps_to_target={"0.9": 40 + 10 * seed},
+                ),
+            )
             num += 1
     return root
 
@@ -68,10 +88,13 @@ def test_three_identical_sweeps_pooled_equal_one(three, tmp_path):
         assert len(res["replicas"]) == 6 and all(len(s) == 3 for s in res["replicas"])
         table = res["runs_table"]
         assert table.headers[:2] == ["sweep", "job"]
-        assert {row[0] for row in table.cells} == {str(p) if res is by_list else p.name for p in sorted(three.iterdir())}
+        assert {row[0] for row in table.cells} == {
+            str(p) if res is by_list else p.name for p in sorted(three.iterdir())
+        }
         md = res["report_md"].read_text()
-        assert "12 jobs repeat a config and seed already run (6 runs run more than once): replicas, not more " \
-               "seeds" in md
+        assert (
+            "12 jobs repeat a config and seed already run (6 runs run more than once): replicas, not more seeds" in md
+        )
 
 
 def test_the_headline_comes_first(three, tmp_path, capsys):
@@ -111,16 +134,21 @@ def test_report_takes_several_paths_on_the_command_line(three, tmp_path):
     assert (out / "report.html").is_file() and (out / "report.md").is_file()
     p = invoke(["report", str(three / "10-00-00"), str(three / "11-00-00")])
     assert p.returncode != 0 and "Traceback" not in p.stderr
-    assert p.stderr.strip().splitlines() == ["error: 2 folders are reported together: give --out, a new folder for "
-                                              "the report (the default, <dir>/report, belongs to one sweep)"]
+    assert p.stderr.strip().splitlines() == [
+        "error: 2 folders are reported together: give --out, a new folder for "
+        "the report (the default, <dir>/report, belongs to one sweep)"
+    ]
 
 
-@pytest.mark.parametrize("out, says", [
-    ("", "is the current folder"),  # typer reads "" as "."
-    (".", "is the current folder"),
-    ("parent", "holds runs or sweeps ("),
-    ("a_file/report", "cannot be created"),
-])
+@pytest.mark.parametrize(
+    "out, says",
+    [
+        ("", "is the current folder"),  # typer reads "" as "."
+        (".", "is the current folder"),
+        ("parent", "holds runs or sweeps ("),
+        ("a_file/report", "cannot be created"),
+    ],
+)
 def test_bad_out_folders_are_one_line(three, tmp_path, out, says):
     (tmp_path / "a_file").write_text("x")
     target = {"parent": str(three)}.get(out, out)

@@ -1,6 +1,7 @@
 """An instrument shows in `ics report` through what it declares (`shown`, ics/instruments/shown.py): a
 throwaway instrument registered for the test's duration gets its figure, its table and its caption in
 report.md and report.html, with no edit in ics/analysis."""
+
 from __future__ import annotations
 
 import json
@@ -22,10 +23,16 @@ KEY = "throwaway_ratio"
 
 class Ratio(Instrument):
     key = KEY
-    shown = Shown(title="A test's ratio per layer", caption="what the test's instrument measures",
-                  columns=(Column(f"{KEY}/{{item}}/ratio", "ratio {item}", log=True),
-                           Column(f"{KEY}/total", "total", last=True, fmt=".2f")),
-                  over="layers", max_items=2)
+    shown = Shown(
+        title="A test's ratio per layer",
+        caption="what the test's instrument measures",
+        columns=(
+            Column(f"{KEY}/{{item}}/ratio", "ratio {item}", log=True),
+            Column(f"{KEY}/total", "total", last=True, fmt=".2f"),
+        ),
+        over="layers",
+        max_items=2,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +45,17 @@ def runs(tmp_path_factory):
         run = root / f"{num}_{','.join(overrides)}"
         build_trainer(cfg(norm, GOOD_LR), run, data=data, overrides=overrides).fit()
         steps = np.arange(0, 60, 10)
-        np.savez(run / names.instrument_file(KEY), steps=steps, meta=np.asarray(json.dumps({"layers": ["h1", "h2", "out"]})),
-                 **{f"{KEY}/h1/ratio": 1.0 + steps + num, f"{KEY}/h2/ratio": 2.0 + steps, f"{KEY}/out/ratio": steps * 0.0,
-                    f"{KEY}/total": np.full(len(steps), 3.0 + num)})
+        np.savez(
+            run / names.instrument_file(KEY),
+            steps=steps,
+            meta=np.asarray(json.dumps({"layers": ["h1", "h2", "out"]})),
+            **{
+                f"{KEY}/h1/ratio": 1.0 + steps + num,
+                f"{KEY}/h2/ratio": 2.0 + steps,
+                f"{KEY}/out/ratio": steps * 0.0,
+                f"{KEY}/total": np.full(len(steps), 3.0 + num),
+            },
+        )
     return root
 
 

@@ -1,6 +1,7 @@
 """`ics report` on a sweep whose jobs are in every state: a job with a broken or missing
 summary.json is listed with its own overrides and state, counted, and never attributed to another
 job's config (so it cannot change another group's LR-tolerance verdict)."""
+
 from __future__ import annotations
 
 import json
@@ -16,14 +17,22 @@ CHANCE = 0.1
 def job(sweep, num, norm, lr, acc=None, status=Status.COMPLETED, write=True):
     d = sweep / f"{num}_model.norm={norm},optim.lr={lr}"
     overrides = [f"model.norm={norm}", f"optim.lr={lr}"]
-    config = {"model": {"name": "mlp", "norm": norm}, "optim": {"name": "sgd", "lr": lr},
-              "trainer": {"seed": 0}, "tolerance": {"fraction": 0.9}}
+    config = {
+        "model": {"name": "mlp", "norm": norm},
+        "optim": {"name": "sgd", "lr": lr},
+        "trainer": {"seed": 0},
+        "tolerance": {"fraction": 0.9},
+    }
     (d / ".hydra").mkdir(parents=True)
     (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
     (d / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
     if write:
-        write_summary(d, Summary(status=status, final_test_acc=acc, chance_acc=CHANCE, overrides=overrides,
-                                 config=config, steps=100))
+        write_summary(
+            d,
+            Summary(
+                status=status, final_test_acc=acc, chance_acc=CHANCE, overrides=overrides, config=config, steps=100
+            ),
+        )
     return d
 
 
@@ -39,8 +48,14 @@ def test_report_lists_every_state_with_its_own_config(tmp_path):
 
     result = make_report(sweep)
     rows = {r["job"]: r for r in result["runs"]}
-    assert [rows[i]["status"] for i in range(6)] == ["completed", "completed", "completed", "unreadable", "killed",
-                                                     "killed"]
+    assert [rows[i]["status"] for i in range(6)] == [
+        "completed",
+        "completed",
+        "completed",
+        "unreadable",
+        "killed",
+        "killed",
+    ]
     # their own overrides and config, from their .hydra/ snapshot
     assert rows[3]["overrides"] == "model.norm=none optim.lr=1.0" and rows[3]["config.model.norm"] == "none"
     assert rows[4]["overrides"] == "model.norm=none optim.lr=10.0" and rows[4]["config.optim.lr"] == "10"
@@ -83,9 +98,15 @@ def test_damaged_series_files_are_named_not_fatal(tmp_path):
     # the plan holds each job's whole command line (launcher, sweep dir and constants included),
     # while a job's record holds its own overrides: jobs are matched by number
     argv = ["hydra/launcher=joblib", f"hydra.sweep.dir={sweep}", "trainer.threads=1"]
-    (sweep / names.PLANNED_JOBS).write_text(json.dumps([[*argv, "model.norm=batch", "optim.lr=0.1"],
-                                                        [*argv, "model.norm=none", "optim.lr=0.1"],
-                                                        [*argv, "model.norm=none", "optim.lr=1.0"]]))
+    (sweep / names.PLANNED_JOBS).write_text(
+        json.dumps(
+            [
+                [*argv, "model.norm=batch", "optim.lr=0.1"],
+                [*argv, "model.norm=none", "optim.lr=0.1"],
+                [*argv, "model.norm=none", "optim.lr=1.0"],
+            ]
+        )
+    )
     for d in (good, bad):  # their records say they ran 100 steps
         rec = json.loads((d / "summary.json").read_text())
         rec["steps"] = 100

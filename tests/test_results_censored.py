@@ -4,6 +4,7 @@ recovered from that mean, its 95% CI and the study's evaluation grid (every 250 
 seed that never reached 0.95 is censored at 2,000), where exactly one set of grid steps gives the
 printed numbers; the Kaplan–Meier median and a log-rank test against no normalisation follow.
 `python tests/test_results_censored.py` prints the table docs/results.md holds."""
+
 from __future__ import annotations
 
 import itertools
@@ -19,8 +20,13 @@ GRID = list(range(250, 2001, 250))  # normalizers.yaml: trainer.eval_every 250, 
 LAST = 2000
 # model.norm -> (mean, CI half-width, seeds that reached 0.95) as the section's table prints them
 PRINTED: Dict[str, Tuple[float, float, int]] = {
-    "none": (1450, 260, 5), "batch": (1917, 359, 3), "batch_renorm": (1812, 199, 4), "weight": (1550, 139, 5),
-    "lp, p = 1": (1600, 170, 5), "lp, p = 2": (1875, 230, 4)}
+    "none": (1450, 260, 5),
+    "batch": (1917, 359, 3),
+    "batch_renorm": (1812, 199, 4),
+    "weight": (1550, 139, 5),
+    "lp, p = 1": (1600, 170, 5),
+    "lp, p = 2": (1875, 230, 4),
+}
 NEVER = ("layer", "lp, p = ∞")  # 0 of 5 reached it
 
 
@@ -46,13 +52,18 @@ def seeds(norm: str) -> Tuple[List[float], List[bool]]:
 
 def table() -> str:
     """One row per normaliser; the 7 log-rank tests against none are one Holm family."""
-    lines = ["| model.norm | steps → 0.95 (KM, 5 seeds) | log-rank vs none: p | Holm p (7 tests) |", "|---|---|---|---|"]
+    lines = [
+        "| model.norm | steps → 0.95 (KM, 5 seeds) | log-rank vs none: p | Holm p (7 tests) |",
+        "|---|---|---|---|",
+    ]
     norms = list(PRINTED) + list(NEVER)
     base = seeds("none")
     ps = [None if n == "none" else logrank(*seeds(n), *base) for n in norms]
     for norm, p, q in zip(norms, ps, holm(ps)):
-        lines.append(f"| {norm} | {km_median(*seeds(norm)).fmt()} | {fmt_p(p, eq=True) if p else ''} | "
-                     f"{fmt_p(q, eq=True) if q else ''} |")
+        lines.append(
+            f"| {norm} | {km_median(*seeds(norm)).fmt()} | {fmt_p(p, eq=True) if p else ''} | "
+            f"{fmt_p(q, eq=True) if q else ''} |"
+        )
     return "\n".join(lines)
 
 

@@ -3,6 +3,7 @@ and torchvision pair made for each other that satisfies ics's requirements and i
 environment runs on, and pip resolving it (slow: pip in a subprocess, against the configured package
 index, since tests have no internet: the README's --index-url for the CPU wheels is the one word left
 out). The first set-up command itself is what .ci/run runs."""
+
 from __future__ import annotations
 
 import json
@@ -30,7 +31,7 @@ CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 def cpu_block() -> List[str]:
     """The lines of the first bash block under the CPU heading."""
     text = README.read_text(encoding="utf-8")
-    after = text[text.index(CPU_HEADING):]
+    after = text[text.index(CPU_HEADING) :]
     m = re.search(r"```bash\n(.*?)```", after, re.S)
     assert m, "no bash block under " + CPU_HEADING
     return [ln for ln in m.group(1).splitlines() if ln.strip()]
@@ -61,8 +62,9 @@ def test_the_pinned_pair_satisfies_ics_and_is_the_pair_installed_here():
         req = next(r for r in deps if r.name == name)
         assert req.specifier.contains(pinned), f"{name}=={pinned} does not satisfy ics's {req}"
         # so `pip install -e ".[all]"` afterwards keeps it (pip upgrades nothing already satisfied)
-        assert Version(version(name)).base_version == pinned, f"README pins {name}=={pinned}, this environment runs " \
-                                                               f"{version(name)}"
+        assert Version(version(name)).base_version == pinned, (
+            f"README pins {name}=={pinned}, this environment runs {version(name)}"
+        )
     assert vision_v.startswith(vision.pair_for(torch_v) + ".")  # torchvision 0.N+15 for torch 2.N
     needs = [Requirement(r) for r in requires("torchvision") or [] if r.startswith("torch")]
     assert needs and all(r.specifier.contains(torch_v) for r in needs if r.name == "torch"), needs
@@ -80,10 +82,28 @@ def test_the_readme_quotes_the_mismatch_line_ics_prints():
 
 def _dry_run(args: List[str], tmp_path: Path) -> List[Tuple[str, str]]:
     report = tmp_path / "report.json"
-    p = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--disable-pip-version-check",
-                        "--report", str(report), *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--report",
+            str(report),
+            *args,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
-    return [(i["metadata"]["name"].lower(), i["metadata"]["version"]) for i in json.loads(report.read_text())["install"]]
+    return [
+        (i["metadata"]["name"].lower(), i["metadata"]["version"]) for i in json.loads(report.read_text())["install"]
+    ]
 
 
 @pytest.mark.slow

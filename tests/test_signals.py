@@ -2,6 +2,7 @@
 no clock): the handler is called directly and time.monotonic is a fake the test advances. The
 subprocess tests (test_durable.py, test_signals_phases.py) check the same rule end to end, where the
 timing is the operating system's."""
+
 from __future__ import annotations
 
 import signal

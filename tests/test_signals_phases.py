@@ -6,6 +6,7 @@ request; SIGINT then SIGTERM: the second forces the stop). The process pauses at
 when the marker appears, never after a sleep. Afterwards: the exit code, the one line printed is
 true, the record agrees with the checkpoint (or the folder is gone when stopped before training), no
 temporary file is left, and `ics resume` finishes bit-identically to a run never interrupted."""
+
 from __future__ import annotations
 
 import signal
@@ -22,9 +23,17 @@ from runargs import assert_same_run, merged, record, reference_run
 
 pytestmark = pytest.mark.slow
 STEPS = 300
-RUN = [f"trainer.steps={STEPS}", "trainer.checkpoint_every=100", "trainer.threads=1", "trainer.eval_every=100",
-       "trainer.log_every=50", "probe.every=50", "probe.size=100", "probe.histogram_every=500",
-       "model.widths=[32,32]"]
+RUN = [
+    f"trainer.steps={STEPS}",
+    "trainer.checkpoint_every=100",
+    "trainer.threads=1",
+    "trainer.eval_every=100",
+    "trainer.log_every=50",
+    "probe.every=50",
+    "probe.size=100",
+    "probe.histogram_every=500",
+    "model.widths=[32,32]",
+]
 PHASES = ("loading-data", "first-step", "mid-checkpoint", "final-evaluation", "finish")
 INT, TERM = signal.SIGINT, signal.SIGTERM
 SCENARIOS = {"SIGINT": (INT,), "SIGTERM": (TERM,), "SIGTERM+SIGTERM": (TERM, TERM), "SIGINT+SIGTERM": (INT, TERM)}
@@ -43,8 +52,14 @@ def reference(tmp_path_factory, mnist_root):
 
 def stop_at(phase: str, signals, run: Path, env: dict, cwd: Path):
     marker = cwd / "paused"
-    proc = subprocess.Popen([*pausing_ics(phase, marker), *merged("run", *RUN, f"hydra.run.dir={run}")], env=_env(env), cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*pausing_ics(phase, marker), *merged("run", *RUN, f"hydra.run.dir={run}")],
+        env=_env(env),
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     t0 = time.time()
     while not marker.exists():  # synchronised on the file the paused process writes
         if proc.poll() is not None:
@@ -88,14 +103,16 @@ def check(run: Path, rc: int, out: str, err: str, first: int, reference: Path, e
     assert rec["status"] == "interrupted", rec["status"]
     assert rc == 128 + first, (rc, err)
     if step is None:  # stopped at once before the first checkpoint: nothing to resume from
-        assert lines(err) == [f"run interrupted by {name} at step {rec['steps']}: record written; there is no "
-                              "checkpoint to resume from"], err
+        assert lines(err) == [
+            f"run interrupted by {name} at step {rec['steps']}: record written; there is no checkpoint to resume from"
+        ], err
         p = ics(["resume", str(run)], env, cwd)
         assert p.returncode == 2 and len(lines(p.stderr)) == 1 and "no checkpoint.pt" in p.stderr
         return "interrupted, no checkpoint"
     assert step == rec["steps"], f"record at step {rec['steps']}, checkpoint at step {step}"
-    assert lines(err) == [f"run interrupted by {name} at step {step}: checkpoint and record written. Resume "
-                          f"with: ics resume {run}"], err
+    assert lines(err) == [
+        f"run interrupted by {name} at step {step}: checkpoint and record written. Resume with: ics resume {run}"
+    ], err
     p = ics(["resume", str(run)], env, cwd)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "Traceback" not in p.stdout + p.stderr
@@ -108,8 +125,13 @@ def check(run: Path, rc: int, out: str, err: str, first: int, reference: Path, e
 
 # what each single signal must lead to (pairs: the same for one signal twice; a forced stop may also
 # end at the last periodic checkpoint)
-EXPECTED = {"loading-data": "removed", "first-step": "interrupted at 1", "mid-checkpoint": "interrupted at 100",
-            "final-evaluation": "completed", "finish": "completed"}
+EXPECTED = {
+    "loading-data": "removed",
+    "first-step": "interrupted at 1",
+    "mid-checkpoint": "interrupted at 100",
+    "final-evaluation": "completed",
+    "finish": "completed",
+}
 
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))

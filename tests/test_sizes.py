@@ -2,6 +2,7 @@
 interpolation that does not resolve, a value too long for a folder name. Each is one line, exit 2,
 nothing written; or, for the step count and long names, a run that works. In-process (Typer's
 CliRunner): the refusals happen before Hydra runs anything."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -44,29 +45,42 @@ def one_line_refusal(result, cwd: Path, *needles: str) -> str:
 
 def test_a_sweep_of_a_hundred_million_seeds_is_refused_before_it_is_expanded(cli):
     r = cli("run", "-m", "trainer.seed=range(0,100000000)")
-    line = one_line_refusal(r, cli.cwd, "trainer.seed=range(0,100000000)", "100,000,000 jobs", "at most 100,000",
-                            "trainer.seed=range(0,100000) then trainer.seed=range(100000,200000)")
+    line = one_line_refusal(
+        r,
+        cli.cwd,
+        "trainer.seed=range(0,100000000)",
+        "100,000,000 jobs",
+        "at most 100,000",
+        "trainer.seed=range(0,100000) then trainer.seed=range(100000,200000)",
+    )
     assert "MemoryError" not in line
 
 
-@pytest.mark.parametrize("override, allowed", [
-    ("~model", "model=<option>"),
-    ("~probe", "probe=<option>"),  # ran the schema's defaults silently before
-    ("~model.norm", "model.norm=<value>"),
-])
+@pytest.mark.parametrize(
+    "override, allowed",
+    [
+        ("~model", "model=<option>"),
+        ("~probe", "probe=<option>"),  # ran the schema's defaults silently before
+        ("~model.norm", "model.norm=<value>"),
+    ],
+)
 def test_deleting_a_group_or_key_is_refused_in_one_line(cli, override, allowed):
-    one_line_refusal(cli("run", override), cli.cwd, override, "deleting a config group or key is not supported",
-                     allowed)
+    one_line_refusal(
+        cli("run", override), cli.cwd, override, "deleting a config group or key is not supported", allowed
+    )
 
 
-@pytest.mark.parametrize("override, shown", [
-    ("name=${oc.env:ICS_TEST_UNSET}", "name=${oc.env:ICS_TEST_UNSET}"),
-    ("trainer.steps=${oc.env:ICS_TEST_UNSET}", "trainer.steps=${oc.env:ICS_TEST_UNSET}"),
-    ("model.widths=[${oc.env:ICS_TEST_UNSET}]", "model.widths=[${oc.env:ICS_TEST_UNSET}]"),
-    ("trainer.eval_every=${model.no_such_key}", "trainer.eval_every=${model.no_such_key}"),
-    ("name=${no_such_resolver:x}", "name=${no_such_resolver:x}"),
-    ("hydra.run.dir=${oc.env:ICS_TEST_UNSET}", "hydra.run.dir=${oc.env:ICS_TEST_UNSET}"),
-])
+@pytest.mark.parametrize(
+    "override, shown",
+    [
+        ("name=${oc.env:ICS_TEST_UNSET}", "name=${oc.env:ICS_TEST_UNSET}"),
+        ("trainer.steps=${oc.env:ICS_TEST_UNSET}", "trainer.steps=${oc.env:ICS_TEST_UNSET}"),
+        ("model.widths=[${oc.env:ICS_TEST_UNSET}]", "model.widths=[${oc.env:ICS_TEST_UNSET}]"),
+        ("trainer.eval_every=${model.no_such_key}", "trainer.eval_every=${model.no_such_key}"),
+        ("name=${no_such_resolver:x}", "name=${no_such_resolver:x}"),
+        ("hydra.run.dir=${oc.env:ICS_TEST_UNSET}", "hydra.run.dir=${oc.env:ICS_TEST_UNSET}"),
+    ],
+)
 def test_an_unresolvable_interpolation_is_one_line_naming_key_and_value(cli, monkeypatch, override, shown):
     monkeypatch.delenv("ICS_TEST_UNSET", raising=False)
     one_line_refusal(cli("run", override), cli.cwd, shown, "cannot be resolved")
@@ -77,8 +91,17 @@ def test_an_interpolation_that_resolves_is_used(cli, monkeypatch):
     from ics_cli.preflight import check_jobs
 
     monkeypatch.setenv("ICS_TEST_STEPS", "30")
-    check_jobs([["trainer.steps=${oc.env:ICS_TEST_STEPS}", "trainer.eval_every=${trainer.log_every}",
-                 "probe.every=1${data.split_seed}", "name=${now:%Y}"]], data=False)
+    check_jobs(
+        [
+            [
+                "trainer.steps=${oc.env:ICS_TEST_STEPS}",
+                "trainer.eval_every=${trainer.log_every}",
+                "probe.every=1${data.split_seed}",
+                "name=${now:%Y}",
+            ]
+        ],
+        data=False,
+    )
     with pytest.raises(UserError, match=r"^probe.size=0 is invalid"):  # resolved in data, then checked
         check_jobs([["probe.size=${data.val_size}"]], data=False)
 
@@ -86,8 +109,18 @@ def test_an_interpolation_that_resolves_is_used(cli, monkeypatch):
 def test_a_value_too_long_for_a_folder_name_still_sweeps(cli):
     """`ics run -m name=<300 chars>,b` made the sweep folder, then failed with "File name too long"."""
     long = "n" * 300
-    r = cli("run", "-m", f"name={long},b", "trainer.seed=0,1", "trainer.steps=2", "trainer.eval_every=2",
-            "trainer.threads=1", "probe=off", "trainer.checkpoint_every=0", "hydra.sweep.dir=sweep")
+    r = cli(
+        "run",
+        "-m",
+        f"name={long},b",
+        "trainer.seed=0,1",
+        "trainer.steps=2",
+        "trainer.eval_every=2",
+        "trainer.threads=1",
+        "probe=off",
+        "trainer.checkpoint_every=0",
+        "hydra.sweep.dir=sweep",
+    )
     assert r.exit_code == 0, r.output + repr(r.exception)
     assert "named without name" in r.stderr
     names = sorted(p.name for p in (cli.cwd / "sweep").iterdir() if p.is_dir() and p.name[0].isdigit())
@@ -99,8 +132,10 @@ def test_job_names_fit_are_unique_and_keep_whole_pairs():
     from ics_cli.hydra_compat import override_dirname
     from ics_cli.sweeps import NAME_MAX, keys_left_out_of_names
 
-    jobs = [[f"name={'x' * 200}{i}", f"data.root=/{'r' * 250}", f"optim.lr=0.{i}", f"model.widths=[{'9,' * 60}9]"]
-            for i in range(12)]
+    jobs = [
+        [f"name={'x' * 200}{i}", f"data.root=/{'r' * 250}", f"optim.lr=0.{i}", f"model.widths=[{'9,' * 60}9]"]
+        for i in range(12)
+    ]
     out = keys_left_out_of_names(jobs, ["data.root"])
     assert out == ["name"]  # the longest goes first; then the rest fits
     names = [f"{n}_{override_dirname(job, ['data.root', *out])}" for n, job in enumerate(jobs)]

@@ -7,6 +7,7 @@ time limit (signalled, checkpointed, requeued, resumed), a pre-empted job (same 
 cancelled with scancel (reported, then finished by `ics resume`), a job that fails on the node, and
 a partition SLURM refuses. Set ICS_SLURM_PARTITION to run them on another partition.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,17 @@ import pytest
 from ics.record import names
 from clirun import finish, ics, start
 from runargs import assert_same_run, merged, record
-RUN = ["trainer.threads=1", "trainer.checkpoint_every=200", "trainer.eval_every=100", "trainer.log_every=50",
-       "probe.every=50", "probe.size=100", "probe.histogram_every=500", "model.widths=[64,64]"]
+
+RUN = [
+    "trainer.threads=1",
+    "trainer.checkpoint_every=200",
+    "trainer.eval_every=100",
+    "trainer.log_every=50",
+    "probe.every=50",
+    "probe.size=100",
+    "probe.histogram_every=500",
+    "model.widths=[64,64]",
+]
 
 
 PARTITION = os.environ.get("ICS_SLURM_PARTITION")
@@ -47,7 +57,9 @@ def _no_scheduler() -> Optional[str]:
     states = p.stdout.split()
     if p.returncode != 0 or not any(s.rstrip("~#!%$@^-") in ("idle", "mix", "alloc") for s in states):
         why = (p.stderr.strip().splitlines() or [f"node states {states}"])[0]
-        return f"no SLURM scheduler answers with a usable node (sinfo: {why}); start one with: sudo cluster/toy-slurm.sh"
+        return (
+            f"no SLURM scheduler answers with a usable node (sinfo: {why}); start one with: sudo cluster/toy-slurm.sh"
+        )
     return None
 
 
@@ -83,8 +95,13 @@ def slurm_ids(sweep: Path) -> List[str]:
     When a job requeues, submitit replaces <id>_submitted.pkl by removing it and renaming
     <id>_submitted.pkl.save_tmp, so either name marks a submitted job."""
     base = sweep / ".submitit"
-    return sorted(d.name for d in base.iterdir() if re.fullmatch(r"\d+(_\d+)?", d.name)
-                  and list(d.glob("*_submitted.pkl*"))) if base.is_dir() else []
+    return (
+        sorted(
+            d.name for d in base.iterdir() if re.fullmatch(r"\d+(_\d+)?", d.name) and list(d.glob("*_submitted.pkl*"))
+        )
+        if base.is_dir()
+        else []
+    )
 
 
 def wait_until(cond, proc: subprocess.Popen, what: str, timeout=300.0, poll=0.1):
@@ -185,8 +202,14 @@ def test_two_job_sweep_through_the_preset_lands_where_the_basic_launcher_puts_it
     assert "submitted 2 job(s) to SLURM" in out and out.count("completed") >= 2, out
 
     def layout(sweep: Path) -> set:
-        files = {str(f.relative_to(sweep)) for f in sweep.rglob("*") if f.is_file() and ".submitit" not in f.parts
-                 and not f.name.startswith("events.out.tfevents.") and f.name != "ics.log"}
+        files = {
+            str(f.relative_to(sweep))
+            for f in sweep.rglob("*")
+            if f.is_file()
+            and ".submitit" not in f.parts
+            and not f.name.startswith("events.out.tfevents.")
+            and f.name != "ics.log"
+        }
         events = {str(f.parent.relative_to(sweep)) + "/events.out.tfevents.*" for f in sweep.rglob("events.out.*")}
         return files | events
 
@@ -206,11 +229,26 @@ def test_run_longer_than_its_time_limit_is_signalled_requeued_and_bit_identical(
     run = merged(*RUN, f"trainer.steps={steps}")
     sweep = tmp_path / "sweep"
     t0 = time.time()
-    proc = start(["run", "-m", *run, *SLURM, "hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=10",
-                  f"hydra.sweep.dir={sweep}"], env, tmp_path)
+    proc = start(
+        [
+            "run",
+            "-m",
+            *run,
+            *SLURM,
+            "hydra.launcher.timeout_min=1",
+            "hydra.launcher.signal_delay_s=10",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        env,
+        tmp_path,
+    )
     reference = start(["run", *run, f"hydra.run.dir={tmp_path / 'reference'}"], env, tmp_path)  # meanwhile
-    job = wait_until(lambda: next(iter(d for d in jobs_numbered(sweep, 0) if (d / "summary.json").is_file()), None),
-                     proc, "the job started", timeout=120)
+    job = wait_until(
+        lambda: next(iter(d for d in jobs_numbered(sweep, 0) if (d / "summary.json").is_file()), None),
+        proc,
+        "the job started",
+        timeout=120,
+    )
     wait_until(lambda: record(job)["status"] == "interrupted", proc, "the time-limit signal", timeout=180)
     stopped = record(job)["steps"]
     (sid,) = slurm_ids(sweep)
@@ -231,23 +269,48 @@ def test_run_longer_than_its_time_limit_is_signalled_requeued_and_bit_identical(
     assert_same_events(tmp_path / "reference", job)
     t = log_times(sweep, sid)
     assert len(t["start"]) == 2 and len(t["signal"]) == 1 and len(t["done"]) == 1, t
-    print(f"\nrequeue: {steps} steps at ~{rate:.0f} steps/s; attempt 1 ran {(t['signal'][0] - t['start'][0]).total_seconds():.1f} s "
-          f"before SIGUSR2 (checkpoint at step {stopped}), the requeued job started "
-          f"{(t['start'][1] - t['signal'][0]).total_seconds():.1f} s after the signal and ran "
-          f"{(t['done'][0] - t['start'][1]).total_seconds():.1f} s to step {steps}; sweep wall time {total:.0f} s")
+    print(
+        f"\nrequeue: {steps} steps at ~{rate:.0f} steps/s; attempt 1 ran {(t['signal'][0] - t['start'][0]).total_seconds():.1f} s "
+        f"before SIGUSR2 (checkpoint at step {stopped}), the requeued job started "
+        f"{(t['start'][1] - t['signal'][0]).total_seconds():.1f} s after the signal and ran "
+        f"{(t['done'][0] - t['start'][1]).total_seconds():.1f} s to step {steps}; sweep wall time {total:.0f} s"
+    )
 
 
 def test_preempted_job_checkpoints_is_requeued_and_bit_identical(env, tmp_path, mid_run, mid_reference):
     """A job of partition `urgent` (toy cluster: higher priority tier, needs the whole node) pre-empts
     ours; SLURM sends our job its SIGUSR2 at once (preempt_send_user_signal) and requeues it."""
-    if PARTITION or subprocess.run(["sinfo", "-h", "-p", "urgent", "-o", "%P"], capture_output=True,
-                                   text=True).stdout.strip() == "":
+    if (
+        PARTITION
+        or subprocess.run(["sinfo", "-h", "-p", "urgent", "-o", "%P"], capture_output=True, text=True).stdout.strip()
+        == ""
+    ):
         pytest.skip("needs the toy cluster's pre-empting partition `urgent` (cluster/toy-slurm.sh)")
     sweep = tmp_path / "sweep"
     proc = start(["run", "-m", *mid_run, "model.norm=batch", *SLURM, f"hydra.sweep.dir={sweep}"], env, tmp_path)
-    job = wait_until(lambda: next(iter(d / "checkpoint.pt" for d in jobs_numbered(sweep, 0) if (d / "checkpoint.pt").is_file()), None), proc, "the first checkpoint").parent
-    urgent = subprocess.run(["sbatch", "-p", "urgent", "--exclusive", "--mem=100M", "-o", str(tmp_path / "urgent.out"),
-                             "--wrap", "sleep 2"], capture_output=True, text=True, check=True)
+    job = wait_until(
+        lambda: next(
+            iter(d / "checkpoint.pt" for d in jobs_numbered(sweep, 0) if (d / "checkpoint.pt").is_file()), None
+        ),
+        proc,
+        "the first checkpoint",
+    ).parent
+    urgent = subprocess.run(
+        [
+            "sbatch",
+            "-p",
+            "urgent",
+            "--exclusive",
+            "--mem=100M",
+            "-o",
+            str(tmp_path / "urgent.out"),
+            "--wrap",
+            "sleep 2",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     p = finish(proc)
     assert p.returncode == 0, p.stdout + p.stderr + urgent.stdout
     done = record(job)
@@ -261,7 +324,11 @@ def test_preempted_job_checkpoints_is_requeued_and_bit_identical(env, tmp_path, 
 def test_scancel_of_one_job_the_other_completes_and_resume_finishes_it(env, tmp_path, mid_run, mid_reference):
     sweep = tmp_path / "sweep"
     proc = start(["run", "-m", *mid_run, "model.norm=none,batch", *SLURM, f"hydra.sweep.dir={sweep}"], env, tmp_path)
-    wait_until(lambda: [d for d in jobs_numbered(sweep, 1) if (d / "checkpoint.pt").is_file()], proc, "job 1's first checkpoint")
+    wait_until(
+        lambda: [d for d in jobs_numbered(sweep, 1) if (d / "checkpoint.pt").is_file()],
+        proc,
+        "job 1's first checkpoint",
+    )
     (sid,) = [s for s in slurm_ids(sweep) if s.endswith("_1")]
     subprocess.run(["scancel", sid], check=True)
     p = finish(proc)
@@ -292,8 +359,19 @@ def test_scancel_of_one_job_the_other_completes_and_resume_finishes_it(env, tmp_
 
 def test_a_job_failing_on_the_node_shows_its_error_in_the_status_table(env, tmp_path):
     # the data root is fine where ics checks the sweep, and missing on the node
-    p = ics(merged("run", "-m", *RUN, "trainer.steps=50", *SLURM, 'hydra.launcher.setup=["export ICS_DATA_ROOT=/no/data/here"]',
-             f"hydra.sweep.dir={tmp_path / 'sweep'}"), env, tmp_path)
+    p = ics(
+        merged(
+            "run",
+            "-m",
+            *RUN,
+            "trainer.steps=50",
+            *SLURM,
+            'hydra.launcher.setup=["export ICS_DATA_ROOT=/no/data/here"]',
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ),
+        env,
+        tmp_path,
+    )
     out = p.stdout + p.stderr
     assert p.returncode == 1 and "Traceback" not in out, out
     rec = record(job_dir(tmp_path / "sweep", 0))
@@ -305,8 +383,19 @@ def test_a_job_failing_on_the_node_shows_its_error_in_the_status_table(env, tmp_
 
 def test_a_partition_slurm_refuses_is_one_line(env, tmp_path):
     sweep = tmp_path / "sweep"
-    p = ics(merged("run", "-m", *RUN, "trainer.steps=50", "hydra/launcher=slurm", "hydra.launcher.partition=no_such_partition",
-             f"hydra.sweep.dir={sweep}"), env, tmp_path)
+    p = ics(
+        merged(
+            "run",
+            "-m",
+            *RUN,
+            "trainer.steps=50",
+            "hydra/launcher=slurm",
+            "hydra.launcher.partition=no_such_partition",
+            f"hydra.sweep.dir={sweep}",
+        ),
+        env,
+        tmp_path,
+    )
     assert p.returncode == 2, p.stdout + p.stderr
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: SLURM did not take the jobs: ") and "partition" in lines[0]

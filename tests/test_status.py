@@ -1,5 +1,6 @@
 """`ics status`: runs and sweeps under a folder, newest first, state, progress and ETA; every file
 read is untrusted (a corrupt one is a note on its line, never a crash)."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,12 @@ from clirun import invoke
 
 
 def job(d: Path, status: Status, steps: int, total: int, acc=None) -> Path:
-    write_summary(d, Summary(status=status, steps=steps, steps_requested=total, final_test_acc=acc,
-                             config={"trainer": {"steps": total}}))
+    write_summary(
+        d,
+        Summary(
+            status=status, steps=steps, steps_requested=total, final_test_acc=acc, config={"trainer": {"steps": total}}
+        ),
+    )
     return d
 
 
@@ -46,8 +51,9 @@ def test_status_lists_runs_and_sweeps_newest_first_with_progress_and_eta(tmp_pat
     # the lock released: the job died without a word
     assert "1 stopped" in lines(tmp_path)[0]
     # the launcher by its option name, not its class
-    (sweep / "multirun.yaml").write_text("hydra:\n  launcher:\n    _target_: "
-                                         "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher\n")
+    (sweep / "multirun.yaml").write_text(
+        "hydra:\n  launcher:\n    _target_: hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher\n"
+    )
     assert "· launcher joblib  (started" in lines(tmp_path)[0] and "JoblibLauncher" not in "\n".join(lines(tmp_path))
 
 
@@ -84,8 +90,16 @@ def test_the_start_comes_from_the_record_so_a_copied_folder_keeps_it(tmp_path):
     from ics_cli.status import find, lines
 
     run = tmp_path / "orig" / "run"
-    write_summary(run, Summary(status=Status.COMPLETED, steps=10, steps_requested=10, started="2026-03-04T05:06:07+0000",
-                               config={"trainer": {"steps": 10}}))
+    write_summary(
+        run,
+        Summary(
+            status=Status.COMPLETED,
+            steps=10,
+            steps_requested=10,
+            started="2026-03-04T05:06:07+0000",
+            config={"trainer": {"steps": 10}},
+        ),
+    )
     sweep = tmp_path / "orig" / "sweep"
     sweep.mkdir()
     (sweep / names.PLANNED_JOBS).write_text(json.dumps([["x=1"]]))

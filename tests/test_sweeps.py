@@ -1,4 +1,5 @@
 """Hydra multiruns through the real CLI: launchers, divergence that does not kill the sweep, hparams."""
+
 from __future__ import annotations
 
 import json
@@ -14,9 +15,17 @@ def run_here(args, env, cwd):
     so a subprocess (seconds of imports) is only needed for the launchers that start their own."""
     return invoke(args, cwd)
 
+
 # probe.size: the probe set is drawn from the tiny test split (200 examples)
-TINY = ["trainer.steps=40", "trainer.eval_every=20", "trainer.log_every=10", "probe.every=20", "probe.size=100",
-        "trainer.threads=1", "trainer.checkpoint_every=0"]
+TINY = [
+    "trainer.steps=40",
+    "trainer.eval_every=20",
+    "trainer.log_every=10",
+    "probe.every=20",
+    "probe.size=100",
+    "trainer.threads=1",
+    "trainer.checkpoint_every=0",
+]
 
 
 def summaries(sweep: Path) -> dict:
@@ -26,7 +35,9 @@ def summaries(sweep: Path) -> dict:
 @pytest.mark.slow
 def test_divergence_does_not_kill_the_sweep(tiny_env, tmp_path):
     sweep = tmp_path / "sweep"
-    r = run_here(["run", "-m", "model.norm=none", "optim.lr=0.1,1e7", *TINY, f"hydra.sweep.dir={sweep}"], tiny_env, tmp_path)
+    r = run_here(
+        ["run", "-m", "model.norm=none", "optim.lr=0.1,1e7", *TINY, f"hydra.sweep.dir={sweep}"], tiny_env, tmp_path
+    )
     assert r.returncode == 0, r.stderr
     runs = summaries(sweep)
     assert len(runs) == 2
@@ -53,9 +64,20 @@ def test_divergence_does_not_kill_the_sweep(tiny_env, tmp_path):
 def test_joblib_launcher_runs_jobs_in_parallel_with_a_fair_thread_share(tiny_env, tmp_path):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     sweep = tmp_path / "sweep"
-    r = ics(["run", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "model.norm=none,batch",
-             *[a for a in TINY if not a.startswith("trainer.threads")], "trainer.threads=auto",
-             f"hydra.sweep.dir={sweep}"], tiny_env, tmp_path)
+    r = ics(
+        [
+            "run",
+            "-m",
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+            "model.norm=none,batch",
+            *[a for a in TINY if not a.startswith("trainer.threads")],
+            "trainer.threads=auto",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        tiny_env,
+        tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     runs = summaries(sweep)
     assert sorted(s["config"]["model"]["norm"] for s in runs.values()) == ["batch", "none"]
@@ -69,8 +91,19 @@ def test_joblib_launcher_runs_jobs_in_parallel_with_a_fair_thread_share(tiny_env
 def test_submitit_local_launcher(tiny_env, tmp_path):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     sweep = tmp_path / "sweep"
-    r = ics(["run", "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5", "optim.lr=0.1,0.2",
-             *TINY, f"hydra.sweep.dir={sweep}"], tiny_env, tmp_path)
+    r = ics(
+        [
+            "run",
+            "-m",
+            "hydra/launcher=submitit_local",
+            "hydra.launcher.timeout_min=5",
+            "optim.lr=0.1,0.2",
+            *TINY,
+            f"hydra.sweep.dir={sweep}",
+        ],
+        tiny_env,
+        tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     runs = summaries(sweep)
     assert sorted(s["config"]["optim"]["lr"] for s in runs.values()) == [0.1, 0.2]
@@ -130,12 +163,18 @@ def test_names_keep_values_as_typed_and_say_what_was_swept():
 
     assert short("grad_ics=on optim.lr=1e-3") == "grad_ics=on,lr=1e-3"  # not True, not 0.001
     # a long name keeps whole key=value pairs and counts the rest (a value cut to "tru" would mislead)
-    assert short("model=mlp model.norm=batch_renorm landscape=on landscape.scale_invariant=true "
-                 "trainer.steps=30") == "model=mlp,norm=batch_renorm,landscape=on,+2"
+    assert (
+        short("model=mlp model.norm=batch_renorm landscape=on landscape.scale_invariant=true trainer.steps=30")
+        == "model=mlp,norm=batch_renorm,landscape=on,+2"
+    )
     assert short("model.widths=[" + ",".join(["100"] * 16) + "] trainer.steps=30") == "widths,+1"
     assert run_name(["grad_ics=on", "trainer.threads=1"]) == "grad_ics=on"
-    varying, _ = sweep_keys([["model.norm=none", "optim.lr=0.1", "trainer.steps=9"],
-                             ["model.norm=batch", "optim.lr=0.5", "trainer.steps=9"]])
+    varying, _ = sweep_keys(
+        [
+            ["model.norm=none", "optim.lr=0.1", "trainer.steps=9"],
+            ["model.norm=batch", "optim.lr=0.5", "trainer.steps=9"],
+        ]
+    )
     assert sweep_name(varying) == "norm,lr"
     assert sweep_name({}) == "sweep" and sweep_name({"hydra.launcher.n_jobs": [1, 2]}) == "sweep"
 
@@ -153,8 +192,19 @@ def test_an_ad_hoc_sweep_is_named_by_its_keys_and_an_unswept_job_by_its_number(t
     assert "final test acc" in r.stdout and "final acc" not in r.stdout.replace("final test acc", "")
 
 
-@pytest.mark.parametrize("text", ["", "{", "[]", '{"keys": "optim.lr"}', '{"keys": [1]}', '{"keys": ["a"], "domains": 3}',
-                                  '{"domains": {}}', "\x00\xff"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "{",
+        "[]",
+        '{"keys": "optim.lr"}',
+        '{"keys": [1]}',
+        '{"keys": ["a"], "domains": 3}',
+        '{"domains": {}}',
+        "\x00\xff",
+    ],
+)
 def test_a_broken_hparams_file_is_ignored(tmp_path, text):
     """hparams.json is read from a sweep folder (untrusted): anything but what write_hparams writes means
     no sweep keys (the job falls back to its main knobs), never a crash."""

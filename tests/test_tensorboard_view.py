@@ -2,6 +2,7 @@
 opens on Custom Scalars with the report's band charts first and smoothing 0, colours a group's runs
 alike (Time Series), and sets smoothing 0 in the Scalars tab by the same parameter. Skips, saying why, without Chromium;
 the URL itself is checked everywhere."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -70,8 +71,12 @@ def sweep(tmp_path_factory):
         for seed in range(3):  # 3 seeds: a band
             c = cfg(norm, GOOD_LR)
             c = dataclasses.replace(c, trainer=dataclasses.replace(c.trainer, seed=seed))
-            Trainer(c, root / f"{num}_model.norm={norm},trainer.seed={seed}", data=data,
-                    overrides=[f"model.norm={norm}", f"trainer.seed={seed}"]).fit()
+            Trainer(
+                c,
+                root / f"{num}_model.norm={norm},trainer.seed={seed}",
+                data=data,
+                overrides=[f"model.norm={norm}", f"trainer.seed={seed}"],
+            ).fit()
             num += 1
     make_report(root)
     return root
@@ -82,8 +87,14 @@ def sweep(tmp_path_factory):
 def test_tensorboard_opens_on_the_bands_coloured_by_group(sweep, tmp_path):
     from cdp import Browser
 
-    proc = subprocess.Popen([*ICS, "tensorboard", str(sweep), "--no-open"], cwd=tmp_path, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "COLUMNS": "200"})
+    proc = subprocess.Popen(
+        [*ICS, "tensorboard", str(sweep), "--no-open"],
+        cwd=tmp_path,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "200"},
+    )
     browser = None
     try:
         line = proc.stdout.readline()  # printed once TensorBoard listens, with the port it bound

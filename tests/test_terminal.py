@@ -1,6 +1,7 @@
 """What a user sees: shell completion through the real entry point, the live sweep view under a
 pseudo-terminal, plain progress lines in logs, start and end messages, TensorBoard served over
 HTTP with the tags, layouts, histograms and HParams a sweep wrote, and the inputs still rejected."""
+
 from __future__ import annotations
 
 import json
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from clirun import ICS, ics, invoke
+
 FAST = ["trainer.threads=1", "trainer.eval_every=20", "probe.every=20", "probe.size=100", "trainer.log_every=10"]
 
 
@@ -27,17 +29,25 @@ FAST = ["trainer.threads=1", "trainer.eval_every=20", "probe.every=20", "probe.s
 
 
 def complete_bash(words: str, cword: int, env) -> list:
-    p = subprocess.run([sys.executable, "-m", "ics_cli.main"], env={**env, "_ICS_COMPLETE": "complete_bash",
-                                                                 "COMP_WORDS": words, "COMP_CWORD": str(cword)},
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [sys.executable, "-m", "ics_cli.main"],
+        env={**env, "_ICS_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(cword)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 0, p.stderr
     return p.stdout.split()
 
 
 def complete_zsh(line: str, env) -> str:
-    p = subprocess.run([sys.executable, "-m", "ics_cli.main"], env={**env, "_ICS_COMPLETE": "complete_zsh",
-                                                                 "_TYPER_COMPLETE_ARGS": line},
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [sys.executable, "-m", "ics_cli.main"],
+        env={**env, "_ICS_COMPLETE": "complete_zsh", "_TYPER_COMPLETE_ARGS": line},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 0, p.stderr
     return p.stdout
 
@@ -72,8 +82,9 @@ def test_completion_of_commands_groups_options_and_keys(tiny_env):
     assert "joblib" in complete_bash("ics run hydra/launcher = j", 4, env)
     # zsh keeps "model=cn" whole
     assert zsh_candidates(complete_zsh("ics run model=cn", env))["model=cnn"] is True  # a value: then a space
-    assert "_files" not in complete_zsh("ics run model=cnn model.k", env) and "model.kernel_size=" in \
-        complete_zsh("ics run model=cnn model.k", env)
+    assert "_files" not in complete_zsh("ics run model=cnn model.k", env) and "model.kernel_size=" in complete_zsh(
+        "ics run model=cnn model.k", env
+    )
 
 
 @pytest.mark.slow
@@ -85,8 +96,10 @@ def test_zsh_adds_no_space_after_a_key_and_one_after_a_value(tiny_env):
     assert keys == {"optim.lr=": False}
     both = zsh_candidates(complete_zsh("ics run model", env))
     assert both["model="] is False and both["model.norm="] is False
-    assert zsh_candidates(complete_zsh("ics run model.norm=ba", env)) == {"model.norm=batch": True,
-                                                                         "model.norm=batch_renorm": True}
+    assert zsh_candidates(complete_zsh("ics run model.norm=ba", env)) == {
+        "model.norm=batch": True,
+        "model.norm=batch_renorm": True,
+    }
 
 
 @pytest.mark.slow
@@ -95,29 +108,46 @@ def test_the_zsh_answer_is_valid_zsh(tiny_env, tmp_path):
     """The answer evaluated by a real zsh, through the function `ics` installs: _describe (a stand-in that
     prints its arguments) gets every candidate and -S '' for the keys; quotes and colons survive."""
     env = {**tiny_env, "PROG_NAME": "ics", "_ICS_COMPLETE": "source_zsh"}
-    source = subprocess.run([sys.executable, "-m", "ics_cli.main"], env=env, capture_output=True, text=True,
-                            timeout=60).stdout
+    source = subprocess.run(
+        [sys.executable, "-m", "ics_cli.main"], env=env, capture_output=True, text=True, timeout=60
+    ).stdout
     assert "_ics_completion()" in source
     script = tmp_path / "t.zsh"
-    script.write_text("compdef() { :; }\n"
-                      "_describe() { print -r -- \"describe $*\"; print -rl -- \"${(@P)4}\"; }\n"
-                      + source + "\nwords=(ics run optim.l); CURRENT=3; _ics_completion\n"
-                      "words=(ics run model.norm=ba); CURRENT=3; _ics_completion\n")
+    script.write_text(
+        "compdef() { :; }\n"
+        '_describe() { print -r -- "describe $*"; print -rl -- "${(@P)4}"; }\n'
+        + source
+        + "\nwords=(ics run optim.l); CURRENT=3; _ics_completion\n"
+        "words=(ics run model.norm=ba); CURRENT=3; _ics_completion\n"
+    )
     shim = tmp_path / "bin" / "ics"  # the function runs `env ... ics`: this interpreter's ics
     shim.parent.mkdir()
-    shim.write_text(f"#!/bin/sh\nexec {shlex.join([sys.executable, '-m', 'ics_cli.main'])} \"$@\"\n")
+    shim.write_text(f'#!/bin/sh\nexec {shlex.join([sys.executable, "-m", "ics_cli.main"])} "$@"\n')
     shim.chmod(0o755)
-    p = subprocess.run(["zsh", "-f", str(script)], env={**env, "_ICS_COMPLETE": "", "PATH": f"{shim.parent}:{os.environ['PATH']}"},
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        ["zsh", "-f", str(script)],
+        env={**env, "_ICS_COMPLETE": "", "PATH": f"{shim.parent}:{os.environ['PATH']}"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 0 and not p.stderr, p.stderr
-    assert p.stdout.splitlines() == ["describe -t values value _ics_c -S ", "optim.lr=",
-                                     "describe -t values value _ics_c", "model.norm=batch", "model.norm=batch_renorm"]
+    assert p.stdout.splitlines() == [
+        "describe -t values value _ics_c -S ",
+        "optim.lr=",
+        "describe -t values value _ics_c",
+        "model.norm=batch",
+        "model.norm=batch_renorm",
+    ]
 
 
 @pytest.mark.slow
 def test_completion_after_commas_of_list_and_of_a_study_from_a_config_dir(tiny_env, tmp_path):
     env = {**tiny_env, "PROG_NAME": "ics"}
-    assert complete_bash("ics run model.norm = none,b", 4, env) == ["none,batch", "none,batch_renorm"]  # the value after the comma
+    assert complete_bash("ics run model.norm = none,b", 4, env) == [
+        "none,batch",
+        "none,batch_renorm",
+    ]  # the value after the comma
     assert "none,none" not in complete_bash("ics run model.norm = none,", 4, env)  # a value given is not offered
     assert "model.norm=none,batch" in zsh_candidates(complete_zsh("ics run model.norm=none,b", env))
     assert {"model", "trainer", "probe", "grad_ics"} <= set(complete_bash("ics list ", 2, env))
@@ -139,16 +169,35 @@ def test_completion_after_commas_of_list_and_of_a_study_from_a_config_dir(tiny_e
 def test_completion_imports_neither_torch_nor_hydra(tiny_env):
     """What keeps a Tab fast (README: the time measured): the completion path imports no torch, Hydra or
     OmegaConf, not even for the values of a registry-backed key (model.activation=)."""
-    code = ("import sys\ntry:\n    from ics_cli.main import app  # an override is answered here already\n"
-            "    app(prog_name='ics')\nexcept SystemExit:\n    pass\n"
-            "print('LOADED', *[m for m in ('torch', 'hydra', 'omegaconf', 'numpy', 'ics.train') if m in sys.modules],"
-            " file=sys.stderr)\n")
-    for words, cword in (("ics run model.nor", 2), ("ics run model = ", 3), ("ics run model.norm = b", 4),
-                         ("ics run model.activation = s", 4), ("ics run trainer.s", 2), ("ics sweep fi", 2),
-                         ("ics list ", 2), ("ics r", 1)):
-        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                           env={**tiny_env, "PROG_NAME": "ics", "_ICS_COMPLETE": "complete_bash", "COMP_WORDS": words,
-                                "COMP_CWORD": str(cword)})
+    code = (
+        "import sys\ntry:\n    from ics_cli.main import app  # an override is answered here already\n"
+        "    app(prog_name='ics')\nexcept SystemExit:\n    pass\n"
+        "print('LOADED', *[m for m in ('torch', 'hydra', 'omegaconf', 'numpy', 'ics.train') if m in sys.modules],"
+        " file=sys.stderr)\n"
+    )
+    for words, cword in (
+        ("ics run model.nor", 2),
+        ("ics run model = ", 3),
+        ("ics run model.norm = b", 4),
+        ("ics run model.activation = s", 4),
+        ("ics run trainer.s", 2),
+        ("ics sweep fi", 2),
+        ("ics list ", 2),
+        ("ics r", 1),
+    ):
+        p = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={
+                **tiny_env,
+                "PROG_NAME": "ics",
+                "_ICS_COMPLETE": "complete_bash",
+                "COMP_WORDS": words,
+                "COMP_CWORD": str(cword),
+            },
+        )
         assert p.stdout.strip(), (words, p.stderr)
         assert p.stderr.strip().splitlines()[-1] == "LOADED", (words, p.stderr)
 
@@ -165,8 +214,19 @@ def test_registry_names_read_from_the_sources_match_the_registries():
     assert scanned == {r.kind: set(r.keys()) for r in registries}
 
 
-@pytest.mark.parametrize("line", ["ics run model.no", "ics run model.norm = ", "ics sweep fi", "ics sweep fig1 optim.",
-                                  "ics config optim=", "ics run ", "ics run -m", "ics r"])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "ics run model.no",
+        "ics run model.norm = ",
+        "ics sweep fi",
+        "ics sweep fig1 optim.",
+        "ics config optim=",
+        "ics run ",
+        "ics run -m",
+        "ics r",
+    ],
+)
 def test_a_tab_on_an_override_is_answered_as_typer_answers_it(line, monkeypatch):
     """The answer given before Typer is imported (fast_answer) is Typer's own, in bash and zsh; where
     it declines (commands, options), Typer answers."""
@@ -176,8 +236,11 @@ def test_a_tab_on_an_override_is_answered_as_typer_answers_it(line, monkeypatch)
     from ics_cli.main import app
 
     words = line.split()
-    bash = {"_ICS_COMPLETE": "complete_bash", "COMP_WORDS": line,
-            "COMP_CWORD": str(len(words) - (0 if line.endswith(" ") else 1))}
+    bash = {
+        "_ICS_COMPLETE": "complete_bash",
+        "COMP_WORDS": line,
+        "COMP_CWORD": str(len(words) - (0 if line.endswith(" ") else 1)),
+    }
     zsh = {"_ICS_COMPLETE": "complete_zsh", "_TYPER_COMPLETE_ARGS": line}
     for env in (bash, zsh):
         for k in ("COMP_WORDS", "COMP_CWORD", "_TYPER_COMPLETE_ARGS"):
@@ -195,31 +258,44 @@ def test_a_tab_on_an_override_is_answered_as_typer_answers_it(line, monkeypatch)
 def test_the_completion_options_take_the_shell_given():
     from ics_cli.completion import TAKE_SHELL, shell_argument
 
-    for given, env, want in ((["ics", "--show-completion", "zsh"], {}, "zsh"),
-                             (["ics", "--install-completion=fish"], {}, "--install-completion=fish"),
-                             (["ics", "--show-completion"], {"SHELL": "/usr/bin/zsh"}, None),
-                             (["ics", "run"], {}, "run")):
+    for given, env, want in (
+        (["ics", "--show-completion", "zsh"], {}, "zsh"),
+        (["ics", "--install-completion=fish"], {}, "--install-completion=fish"),
+        (["ics", "--show-completion"], {"SHELL": "/usr/bin/zsh"}, None),
+        (["ics", "run"], {}, "run"),
+    ):
         argv, environ = list(given), dict(env)
         shell_argument(argv, environ)
         if want == "run":  # nothing to do without a completion option
             assert argv == given and TAKE_SHELL not in environ
             continue
         assert environ[TAKE_SHELL] == "1"
-        assert argv[:len(given)] == given and (argv[-1] == want if want else argv[-1] in ("bash", "zsh", "fish"))
+        assert argv[: len(given)] == given and (argv[-1] == want if want else argv[-1] in ("bash", "zsh", "fish"))
 
 
 @pytest.mark.slow
 def test_show_completion_zsh_is_zsh_with_no_shell_above():
     """Started from Python with no SHELL: nothing to guess from, and the shell named is the one used."""
-    p = subprocess.run([*ICS, "--show-completion", "zsh"], env={"PATH": os.environ["PATH"], "HOME": "/tmp"},
-                       capture_output=True, text=True, timeout=60, start_new_session=True)
+    p = subprocess.run(
+        [*ICS, "--show-completion", "zsh"],
+        env={"PATH": os.environ["PATH"], "HOME": "/tmp"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        start_new_session=True,
+    )
     assert p.returncode == 0 and p.stdout.startswith("#compdef ics") and "complete_zsh" in p.stdout, p.stdout + p.stderr
 
 
 @pytest.mark.slow
 def test_install_and_show_completion_exist(tiny_env):
-    p = subprocess.run([*ICS, "--show-completion", "bash"], env={**tiny_env, "SHELL": "/bin/bash"},
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [*ICS, "--show-completion", "bash"],
+        env={**tiny_env, "SHELL": "/bin/bash"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 0 and "_ICS_COMPLETE=complete_bash" in p.stdout, p.stdout + p.stderr
     assert "compopt -o nospace" in p.stdout  # no space after a completed "model.norm="
     p = subprocess.run([*ICS, "--help"], env=tiny_env, capture_output=True, text=True, timeout=60)
@@ -233,8 +309,15 @@ def test_install_and_show_completion_exist(tiny_env):
 def run_in_pty(args, env, cwd, timeout=300, columns: int = 160) -> str:
     """Run `ics` with a pseudo-terminal as stdout (what a user's terminal is); return everything it drew."""
     master, slave = pty.openpty()
-    proc = subprocess.Popen([*ICS, *args], env={**env, "COLUMNS": str(columns), "LINES": "50", "TERM": "xterm"}, cwd=cwd,
-                            stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+    proc = subprocess.Popen(
+        [*ICS, *args],
+        env={**env, "COLUMNS": str(columns), "LINES": "50", "TERM": "xterm"},
+        cwd=cwd,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        close_fds=True,
+    )
     os.close(slave)
     out, t0 = b"", time.time()
     while True:
@@ -267,8 +350,17 @@ def test_a_live_job_line_keeps_number_values_step_loss_acc_and_drops_phase_and_s
     at60 = job_line(*args, width=60)
     assert at60 == "job 11  norm=batch,seed=3  step 1,500/25,000  loss 0.1612"
     # long swept values are shortened, never the job number nor step/total
-    long = job_line(11, "norm=batch,lr=0.001,seed=3,activation=sigmoid,init=xavier", 1500, 25000, 0.16, 0.95,
-                    "training", 99.0, width=60)
+    long = job_line(
+        11,
+        "norm=batch,lr=0.001,seed=3,activation=sigmoid,init=xavier",
+        1500,
+        25000,
+        0.16,
+        0.95,
+        "training",
+        99.0,
+        width=60,
+    )
     assert len(long) <= 60 and long.startswith("job 11  norm=batch") and "…" in long and "step 1,500/25,000" in long
     for width in range(8, 200):
         assert len(job_line(*args, width=width)) <= width
@@ -295,8 +387,10 @@ def test_the_sweep_eta_uses_each_jobs_own_speed_across_slots(tmp_path):
     assert eta_seconds([6.0, None], [10.0], 2) == 16.0  # an unknown stands at the mean of the known
     plan = [["norm=none", "seed=0"], ["norm=batch", "seed=0"], ["norm=none", "seed=1"], ["norm=batch", "seed=1"]]
     (tmp_path / names.PLANNED_JOBS).write_text(json.dumps(plan))
-    write_summary(tmp_path / "0_norm=none,seed=0", Summary(status=Status.COMPLETED, steps=600, steps_per_sec=100.0,
-                                                           final_test_acc=0.9, overrides=plan[0]))
+    write_summary(
+        tmp_path / "0_norm=none,seed=0",
+        Summary(status=Status.COMPLETED, steps=600, steps_per_sec=100.0, final_test_acc=0.9, overrides=plan[0]),
+    )
     running = tmp_path / "1_norm=batch,seed=0"
     write_summary(running, Summary(status=Status.RUNNING, overrides=plan[1]))
     (running / "progress.json").write_text(json.dumps({"step": 300, "steps": 600, "steps_per_sec": 50.0}))
@@ -343,8 +437,9 @@ def test_a_finished_jobs_score_stays_on_the_terminal(tmp_path):
 
     out = io.StringIO()
     live = LiveSweep(tmp_path, 2, 1, console=Console(file=out, force_terminal=True, width=80), swept=["x"])
-    write_summary(tmp_path / "0_x=1", Summary(status=Status.COMPLETED, steps=600, final_test_acc=0.9612,
-                                              overrides=["x=1"]))
+    write_summary(
+        tmp_path / "0_x=1", Summary(status=Status.COMPLETED, steps=600, final_test_acc=0.9612, overrides=["x=1"])
+    )
     live.log_once()
     live.log_once()  # said once
     lines = [ln for ln in out.getvalue().splitlines() if ln.strip()]
@@ -357,11 +452,19 @@ def test_the_closing_table_fits_or_turns_vertical_and_counts_jobs_never_started(
     from ics.record import JobRecord, Status, Summary
     from ics_cli.console import print_status_table
 
-    jobs = [JobRecord(tmp_path / f"{i}", i, Status.COMPLETED, Summary(status=Status.COMPLETED, final_test_acc=0.9512,
-                                                                      best_test_acc=0.96, steps_per_sec=512.0),
-                      [f"model.norm={n}", f"optim.lr={lr}", f"trainer.seed={s}", "trainer.steps=3000"])
-            for i, (n, lr, s) in enumerate((n, lr, s) for n in ("none", "batch") for lr in (0.1, 1) for s in (0, 1, 2))]
-    planned = [j.overrides for j in jobs] + [["model.norm=batch", "optim.lr=10", "trainer.seed=0", "trainer.steps=3000"]]
+    jobs = [
+        JobRecord(
+            tmp_path / f"{i}",
+            i,
+            Status.COMPLETED,
+            Summary(status=Status.COMPLETED, final_test_acc=0.9512, best_test_acc=0.96, steps_per_sec=512.0),
+            [f"model.norm={n}", f"optim.lr={lr}", f"trainer.seed={s}", "trainer.steps=3000"],
+        )
+        for i, (n, lr, s) in enumerate((n, lr, s) for n in ("none", "batch") for lr in (0.1, 1) for s in (0, 1, 2))
+    ]
+    planned = [j.overrides for j in jobs] + [
+        ["model.norm=batch", "optim.lr=10", "trainer.seed=0", "trainer.steps=3000"]
+    ]
     for width, vertical in ((160, False), (80, False), (40, True)):
         console = Console(width=width, record=True, color_system=None)
         print_status_table(jobs[:11], tmp_path, console, planned=planned[:12])
@@ -384,17 +487,45 @@ def test_report_tables_keep_every_column_border_and_word_at_80_columns():
 
     from ics.analysis.tables import TextTable, print_tables
 
-    groups = TextTable("Seed groups: mean ± 95% CI over seeds (Student t)",
-                       ["group", "n", "final test acc", "best test acc", "steps→0.9", "steps→0.95"],
-                       [["model.norm=none", "5", "0.5262 ± 0.2817", "0.5569 ± 0.3110", "- (0/5 reached)", "1,250 ± 90"],
-                        ["model.norm=batch", "5", "0.8560 ± 0.0575", "0.8641 ± 0.0288", "420 ± 31", "- (0/5 reached)"]],
-                       "no ± where n < 3 (too few seeds for an interval); steps→t: the first evaluation at or above t")
-    jobs = TextTable("sweep: 2 jobs", ["job", "overrides", "status", "final acc", "best acc", "steps→0.9", "steps→0.95",
-                                       "steps→0.97", "max W1 raw", "max W1 shape"],
-                     [["0", "model.norm=none trainer.seed=0", "completed", "0.4129", "0.4129", "-", "-", "-", "2.330",
-                       "0.081"],
-                      ["1", "model.norm=batch trainer.seed=0", "diverged @ 1200", "-", "0.9012", "700", "-", "-",
-                       "0.321", "0.094"]])
+    groups = TextTable(
+        "Seed groups: mean ± 95% CI over seeds (Student t)",
+        ["group", "n", "final test acc", "best test acc", "steps→0.9", "steps→0.95"],
+        [
+            ["model.norm=none", "5", "0.5262 ± 0.2817", "0.5569 ± 0.3110", "- (0/5 reached)", "1,250 ± 90"],
+            ["model.norm=batch", "5", "0.8560 ± 0.0575", "0.8641 ± 0.0288", "420 ± 31", "- (0/5 reached)"],
+        ],
+        "no ± where n < 3 (too few seeds for an interval); steps→t: the first evaluation at or above t",
+    )
+    jobs = TextTable(
+        "sweep: 2 jobs",
+        [
+            "job",
+            "overrides",
+            "status",
+            "final acc",
+            "best acc",
+            "steps→0.9",
+            "steps→0.95",
+            "steps→0.97",
+            "max W1 raw",
+            "max W1 shape",
+        ],
+        [
+            ["0", "model.norm=none trainer.seed=0", "completed", "0.4129", "0.4129", "-", "-", "-", "2.330", "0.081"],
+            [
+                "1",
+                "model.norm=batch trainer.seed=0",
+                "diverged @ 1200",
+                "-",
+                "0.9012",
+                "700",
+                "-",
+                "-",
+                "0.321",
+                "0.094",
+            ],
+        ],
+    )
     for width in (80, 160):
         for t, vertical in ((groups, width == 80), (jobs, width == 80)):  # at 80 the numbers stay whole, a block a row
             console = Console(width=width, record=True, color_system=None)
@@ -426,10 +557,21 @@ def test_text_from_run_folders_is_never_rich_markup(tmp_path):
     from ics.record import JobRecord, Status, Summary
     from ics_cli.console import print_status_table
 
-    t = TextTable("runs of [bold]x", ["job", "overrides", "final acc"], [["0", "data.image_folder=/x/[/b]", "0.9"]],
-                  "caption [/i]")
-    jobs = [JobRecord(tmp_path / "0", 0, Status.COMPLETED, Summary(status=Status.COMPLETED, final_test_acc=0.5),
-                      ["data.image_folder=/x/[/b]", "model.norm=[red]none"])]
+    t = TextTable(
+        "runs of [bold]x",
+        ["job", "overrides", "final acc"],
+        [["0", "data.image_folder=/x/[/b]", "0.9"]],
+        "caption [/i]",
+    )
+    jobs = [
+        JobRecord(
+            tmp_path / "0",
+            0,
+            Status.COMPLETED,
+            Summary(status=Status.COMPLETED, final_test_acc=0.5),
+            ["data.image_folder=/x/[/b]", "model.norm=[red]none"],
+        )
+    ]
     for width in (200, 80, 20):
         console = Console(width=width, record=True, color_system=None)
         print_tables([t], console)
@@ -452,8 +594,12 @@ def test_a_regression_sweep_closing_table_says_r2(tmp_path):
 @pytest.mark.parametrize("columns", [160, 80])
 def test_live_sweep_view_on_a_terminal(tiny_env, tmp_path, columns):
     sweep = tmp_path / "sweep"
-    text = run_in_pty(["run", "-m", "model.norm=none,batch", "trainer.steps=400", *FAST,
-                       f"hydra.sweep.dir={sweep}"], tiny_env, tmp_path, columns=columns)
+    text = run_in_pty(
+        ["run", "-m", "model.norm=none,batch", "trainer.steps=400", *FAST, f"hydra.sweep.dir={sweep}"],
+        tiny_env,
+        tmp_path,
+        columns=columns,
+    )
     assert "sweep: 2 jobs" in text
     assert re.search(r"job [01]\s+norm=(none|batch)", text), text[-3000:]  # a live line per running job
     # the overall line whole, also at 80 columns
@@ -467,8 +613,11 @@ def test_live_sweep_view_on_a_terminal(tiny_env, tmp_path, columns):
 @pytest.mark.slow
 def test_plain_progress_lines_without_a_terminal(tiny_env, tmp_path):
     run = tmp_path / "run"
-    p = ics(["run", "trainer.steps=600", "trainer.progress_every_sec=0.01", *FAST, f"hydra.run.dir={run}"],
-            tiny_env, tmp_path)
+    p = ics(
+        ["run", "trainer.steps=600", "trainer.progress_every_sec=0.01", *FAST, f"hydra.run.dir={run}"],
+        tiny_env,
+        tmp_path,
+    )
     assert p.returncode == 0, p.stdout + p.stderr
     lines = [ln for ln in p.stdout.splitlines() if re.match(r"\d\d:\d\d:\d\d step ", ln)]  # timestamped
     assert len(lines) >= 3 and lines[-1][9:].startswith("step 600/600")  # the last word is the final evaluation
@@ -484,16 +633,29 @@ def test_plain_progress_lines_without_a_terminal(tiny_env, tmp_path):
 @pytest.mark.slow
 def test_a_sweep_without_a_terminal_logs_timestamped_progress_and_n_of_n_done(tiny_env, tmp_path):
     sweep = tmp_path / "sweep"
-    p = ics(["run", "-m", "model.norm=none,batch", "trainer.steps=600", "trainer.progress_every_sec=0.5", *FAST,
-             f"hydra.sweep.dir={sweep}"], tiny_env, tmp_path)
+    p = ics(
+        [
+            "run",
+            "-m",
+            "model.norm=none,batch",
+            "trainer.steps=600",
+            "trainer.progress_every_sec=0.5",
+            *FAST,
+            f"hydra.sweep.dir={sweep}",
+        ],
+        tiny_env,
+        tmp_path,
+    )
     assert p.returncode == 0, p.stdout + p.stderr
     out = p.stdout.splitlines()
-    log = out[:next(i for i, ln in enumerate(out) if "sweep: 2 jobs" in ln and i > 1)]  # up to the closing table
+    log = out[: next(i for i, ln in enumerate(out) if "sweep: 2 jobs" in ln and i > 1)]  # up to the closing table
     assert log and all(re.match(r"\d\d:\d\d:\d\d ", ln) for ln in log), log  # a timestamp on every line
     assert log[0][9:] == "ics: checking the config of every job ..." and log[1][9:].startswith("sweep: 2 jobs into ")
     # (which progress lines appear depends on timing: see the next test for them)
-    assert [re.search(r"(\d/2) done  job (\d)", ln).groups() for ln in log if " done  job " in ln] == \
-        [("1/2", "0"), ("2/2", "1")]
+    assert [re.search(r"(\d/2) done  job (\d)", ln).groups() for ln in log if " done  job " in ln] == [
+        ("1/2", "0"),
+        ("2/2", "1"),
+    ]
     assert re.search(r"job 1  norm=batch  completed, final test acc [01]\.\d{4}", "\n".join(log))
 
 
@@ -508,7 +670,8 @@ def test_the_sweep_log_says_started_progress_once_per_step_and_done(tmp_path, ca
     job = tmp_path / "0_x=1"
     write_summary(job, Summary(status=Status.RUNNING, overrides=["x=1"]))
     progress = lambda step: (job / "progress.json").write_text(  # noqa: E731
-        json.dumps({"step": step, "steps": 600, "loss": 0.5, "acc": 0.8, "steps_per_sec": 100.0}))
+        json.dumps({"step": step, "steps": 600, "loss": 0.5, "acc": 0.8, "steps_per_sec": 100.0})
+    )
     progress(100)
     log = LiveSweep(tmp_path, 2, 1, console=Console(file=open(os.devnull, "w")), swept=["x"], every_sec=0)
     lines = []
@@ -525,8 +688,13 @@ def test_the_sweep_log_says_started_progress_once_per_step_and_done(tmp_path, ca
     write_summary(job, Summary(status=Status.COMPLETED, steps=600, final_test_acc=0.9, overrides=["x=1"]))
     look()
     look()
-    assert lines == [["job 0  x=1  started"], ["job 0  x=1  step 200/600  loss 0.5000  acc 0.8000  100 steps/s"], [],
-                     ["1/2 done  job 0  x=1  completed, final test acc 0.9000"], []]
+    assert lines == [
+        ["job 0  x=1  started"],
+        ["job 0  x=1  step 200/600  loss 0.5000  acc 0.8000  100 steps/s"],
+        [],
+        ["1/2 done  job 0  x=1  completed, final test acc 0.9000"],
+        [],
+    ]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -549,8 +717,19 @@ def test_tensorboard_serves_a_sweep(tiny_env, tmp_path):
     from ics_cli.tensorboard import command, free_port
 
     sweep = tmp_path / "sweep"
-    p = ics(["run", "-m", "model.norm=none,batch", "optim.lr=0.1,0.5", "trainer.steps=60", *FAST,
-             f"hydra.sweep.dir={sweep}"], tiny_env, tmp_path)
+    p = ics(
+        [
+            "run",
+            "-m",
+            "model.norm=none,batch",
+            "optim.lr=0.1,0.5",
+            "trainer.steps=60",
+            *FAST,
+            f"hydra.sweep.dir={sweep}",
+        ],
+        tiny_env,
+        tmp_path,
+    )
     assert p.returncode == 0, p.stdout + p.stderr
     port = free_port()
     server = subprocess.Popen(command(sweep, port), env=tiny_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -585,9 +764,16 @@ def test_tensorboard_serves_a_sweep(tiny_env, tmp_path):
         hp = {h["name"]: h for h in exp["hparamInfos"]}
         assert set(hp) == {"model.norm", "optim.lr"}  # what was swept, nothing constant
         assert sorted(hp["optim.lr"]["domainDiscrete"]) == [0.1, 0.5]
-        sessions = _post(f"{base}/data/plugin/hparams/session_groups",
-                         {"experimentName": "", "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS"],
-                          "colParams": [], "startIndex": 0, "sliceSize": 100})
+        sessions = _post(
+            f"{base}/data/plugin/hparams/session_groups",
+            {
+                "experimentName": "",
+                "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS"],
+                "colParams": [],
+                "startIndex": 0,
+                "sliceSize": 100,
+            },
+        )
         assert sessions["totalSize"] == 4
     finally:
         server.terminate()
@@ -615,8 +801,14 @@ def test_a_signal_to_ics_tensorboard_stops_tensorboard_too(tmp_path, signum):
     import urllib.request
 
     (tmp_path / "events.out.tfevents.1.host.0.0").write_bytes(b"")
-    proc = subprocess.Popen([*ICS, "tensorboard", str(tmp_path), "--no-open"], cwd=tmp_path, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "COLUMNS": "200"})
+    proc = subprocess.Popen(
+        [*ICS, "tensorboard", str(tmp_path), "--no-open"],
+        cwd=tmp_path,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "200"},
+    )
     try:
         line = proc.stdout.readline()  # blocks until TensorBoard listens (or ics ends)
         m = re.search(r"http://127\.0\.0\.1:(\d+)/\?smoothing=0", line)
@@ -659,8 +851,9 @@ def test_tensorboard_errors_are_shown_and_the_host_is_checked(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     (tmp_path / "tensorboard").mkdir()
     (tmp_path / "tensorboard" / "__init__.py").write_text("")
-    (tmp_path / "tensorboard" / "main.py").write_text("import sys\nprint('boom: no such plugin', file=sys.stderr)\n"
-                                                      "sys.exit(3)\n")
+    (tmp_path / "tensorboard" / "main.py").write_text(
+        "import sys\nprint('boom: no such plugin', file=sys.stderr)\nsys.exit(3)\n"
+    )
     p = ics(["tensorboard", str(tmp_path), "--no-open"], env, tmp_path, timeout=60)
     assert p.returncode == 3 and "tensorboard: boom: no such plugin" in p.stderr, p.stderr
     assert "http://" not in p.stdout  # no URL for a TensorBoard that never listened
@@ -687,21 +880,35 @@ def _tier_bad(cases):
         yield pytest.param(args, needle, marks=[] if fast else [pytest.mark.slow])
 
 
-@pytest.mark.parametrize("args, needle", _tier_bad([
-    (["trainer.threads=999"], "trainer.threads=999 is invalid: this machine has"),
-    (["optim.lr=inf"], "optim.lr=inf is invalid: must be a finite number > 0"),
-    (["probe.size=5000"], "probe.size=5000 is invalid: must be <= the test split size (200"),
-    (["model.widths=[]"], "model.widths=[] is invalid: a list of 1+ values"),
-    (["-m", "trainer.batch_size=60,5000"], "trainer.batch_size=5000 is invalid: must be <= the training set size (600"),
-    (["-sc", "install=bash"], "ics --install-completion"),
-    (["hydra.run.dir=/proc/none/run"], "hydra.run.dir=/proc/none/run cannot be created"),
-    (["data.val_size=600"], "data.val_size=600 is invalid: must be < the training split size (600"),
-    (["grad_ics=maybe"], "grad_ics=maybe is not an option; allowed: off, on"),
-    (["model.norm=none", "bn_stats=on"], "bn_stats.enabled=true is invalid with model.norm=none: it needs a normaliser with batch statistics"),
-    (["model.norm=layer", "bn_noise=on"], "bn_noise.enabled=true is invalid with model.norm=layer: it needs a normaliser with batch"),
-    (["model.norm=group"], "model.norm_groups=32 is invalid for a block of 100 units"),
-    (["model.norm=lp", "model.norm_p=3"], "model.norm_p='3' is invalid: allowed: 1, 2, inf"),
-]))
+@pytest.mark.parametrize(
+    "args, needle",
+    _tier_bad(
+        [
+            (["trainer.threads=999"], "trainer.threads=999 is invalid: this machine has"),
+            (["optim.lr=inf"], "optim.lr=inf is invalid: must be a finite number > 0"),
+            (["probe.size=5000"], "probe.size=5000 is invalid: must be <= the test split size (200"),
+            (["model.widths=[]"], "model.widths=[] is invalid: a list of 1+ values"),
+            (
+                ["-m", "trainer.batch_size=60,5000"],
+                "trainer.batch_size=5000 is invalid: must be <= the training set size (600",
+            ),
+            (["-sc", "install=bash"], "ics --install-completion"),
+            (["hydra.run.dir=/proc/none/run"], "hydra.run.dir=/proc/none/run cannot be created"),
+            (["data.val_size=600"], "data.val_size=600 is invalid: must be < the training split size (600"),
+            (["grad_ics=maybe"], "grad_ics=maybe is not an option; allowed: off, on"),
+            (
+                ["model.norm=none", "bn_stats=on"],
+                "bn_stats.enabled=true is invalid with model.norm=none: it needs a normaliser with batch statistics",
+            ),
+            (
+                ["model.norm=layer", "bn_noise=on"],
+                "bn_noise.enabled=true is invalid with model.norm=layer: it needs a normaliser with batch",
+            ),
+            (["model.norm=group"], "model.norm_groups=32 is invalid for a block of 100 units"),
+            (["model.norm=lp", "model.norm_p=3"], "model.norm_p='3' is invalid: allowed: 1, 2, inf"),
+        ]
+    ),
+)
 def test_more_bad_inputs(tiny_env, tmp_path, args, needle):
     """In-process; each value's rule is tested directly in test_config.py, so the fast tier keeps the
     cases known only once the data is read (probe.size, data.val_size) and the run-dir check."""

@@ -1,5 +1,6 @@
 """threads=auto chooses conservatively (issue 15, item 9): more threads only for a large gain, never
 more than the cores idle now nor than a sweep's share. The timings are stubbed: a rule, not a clock."""
+
 from __future__ import annotations
 
 import pytest

@@ -6,6 +6,7 @@ LR* is the largest LR at which no seed diverged or failed; an LR is *good* when 
 the best one; per seed the same two limits on the seed's own curve, summarised by the geometric
 mean and geometric std over seeds.
 """
+
 from __future__ import annotations
 
 import math
@@ -34,8 +35,9 @@ def config(norm, lr, seed, fraction=0.9, root="/data") -> dict:
 def summary(norm, lr, seed, acc, status="completed", fraction=0.9, root="/data") -> RunResult:
     """A run as tolerance sees it: its own flat config, status, final accuracy (no validation split:
     the selection score is the test accuracy) and chance."""
-    return RunResult(flatten(config(norm, lr, seed, fraction, root)), Status(status), score=acc, test=acc,
-                     chance=CHANCE)
+    return RunResult(
+        flatten(config(norm, lr, seed, fraction, root)), Status(status), score=acc, test=acc, chance=CHANCE
+    )
 
 
 LRS = [0.01, 0.1, 1.0, 10.0, 100.0]
@@ -193,8 +195,10 @@ def test_steps_to_target_says_its_resolution_instead_of_a_ci_of_zero():
     from ics.analysis.tables import _steps_cell
 
     def group(brackets, n=None):
-        jobs = [NS(summary=NS(steps_to_target={"0.9": first}, steps_to_target_prev={"0.9": prev}, steps=1000),
-                   metrics=None) for prev, first in brackets]
+        jobs = [
+            NS(summary=NS(steps_to_target={"0.9": first}, steps_to_target_prev={"0.9": prev}, steps=1000), metrics=None)
+            for prev, first in brackets
+        ]
         return NS(jobs=jobs, n=n or len(jobs))
 
     assert _steps_cell(group([(440, 562)] * 5), "0.9") == "(440, 562] all 5"

@@ -1,5 +1,6 @@
 """Library-level training runs on tiny generated data: what a run records, learning, determinism,
 train/eval modes, divergence, and a CNN on an image folder."""
+
 from __future__ import annotations
 
 import json
@@ -22,17 +23,31 @@ EVERY = 25
 
 
 def make_cfg(mnist_root, *, model=None, optim=None, trainer=None, probe=None, data=None, cache_dir=None) -> Config:
-    data_kw = {"name": "mnist", "root": str(mnist_root), **({"cache_dir": str(cache_dir)} if cache_dir else {}),
-               **(data or {})}
+    data_kw = {
+        "name": "mnist",
+        "root": str(mnist_root),
+        **({"cache_dir": str(cache_dir)} if cache_dir else {}),
+        **(data or {}),
+    }
     # eval_log_points=0: evaluations exactly every eval_every steps (no extra dense-early ones)
-    trainer_kw = {"steps": STEPS, "eval_every": EVERY, "eval_log_points": 0, "log_every": EVERY, "threads": 1,
-                  "progress": False, **(trainer or {})}
+    trainer_kw = {
+        "steps": STEPS,
+        "eval_every": EVERY,
+        "eval_log_points": 0,
+        "log_every": EVERY,
+        "threads": 1,
+        "progress": False,
+        **(trainer or {}),
+    }
     probe_kw = {"every": EVERY, "size": 100, "histogram_every": 50, **(probe or {})}
     model_kw = model or {}
-    return Config(model=KINDS["model"][model_kw.get("name", "mlp")](**model_kw),
-                  data=KINDS["data"][data_kw["name"]](**data_kw),
-                  optim=SGDConfig(**({"lr": 0.5} | (optim or {}))), trainer=TrainerConfig(**trainer_kw),
-                  probe=ProbeConfig(**probe_kw))
+    return Config(
+        model=KINDS["model"][model_kw.get("name", "mlp")](**model_kw),
+        data=KINDS["data"][data_kw["name"]](**data_kw),
+        optim=SGDConfig(**({"lr": 0.5} | (optim or {}))),
+        trainer=TrainerConfig(**trainer_kw),
+        probe=ProbeConfig(**probe_kw),
+    )
 
 
 def read_events(run_dir: Path):
@@ -63,8 +78,14 @@ def test_event_file_scalar_tags(ref_run):
     ea = read_events(out)
     tags = set(ea.Tags()["scalars"])
     # the loop's tags are named once, in ics.record.names (train/test loss and accuracy, lr, speed)
-    for tag in (names.TAG_TRAIN_LOSS, names.TAG_TRAIN_ACC, names.TAG_TEST_LOSS, names.TAG_TEST_ACC, "optim/lr",
-                "perf/steps_per_sec"):
+    for tag in (
+        names.TAG_TRAIN_LOSS,
+        names.TAG_TRAIN_ACC,
+        names.TAG_TEST_LOSS,
+        names.TAG_TEST_ACC,
+        "optim/lr",
+        "perf/steps_per_sec",
+    ):
         assert tag in tags, tag
     for point in ("h1.in", "h1.pre_act", "h2.pre_act", "h3.pre_act", "out.in"):
         assert f"probe/{point}/p50" in tags, point
@@ -131,8 +152,9 @@ def test_a_report_says_when_pooled_runs_differ_in_their_environment():
     from ics.analysis.report import environment_note
 
     def job(**env):
-        return SimpleNamespace(summary=SimpleNamespace(environment={"torch": "2.14.1", "cpu_capability": "AVX512",
-                                                                    "threads": 1, **env}))
+        return SimpleNamespace(
+            summary=SimpleNamespace(environment={"torch": "2.14.1", "cpu_capability": "AVX512", "threads": 1, **env})
+        )
 
     assert environment_note([job(), job()]) is None
     note = environment_note([job(), job(cpu_capability="AVX2"), job()])
@@ -175,8 +197,7 @@ def test_bn_run_learns_the_tiny_data(ref_run):
 
 
 def test_no_bn_run_learns_too(mnist_root):
-    cfg = make_cfg(mnist_root, model={"norm": "none"}, trainer={"steps": 200, "eval_every": 100},
-                   probe={"every": 100})
+    cfg = make_cfg(mnist_root, model={"norm": "none"}, trainer={"steps": 200, "eval_every": 100}, probe={"every": 100})
     summary = build_trainer(cfg, None).fit()
     assert summary.status == Status.COMPLETED
     assert summary.final_test_acc >= 0.9
@@ -187,8 +208,9 @@ def test_no_bn_run_learns_too(mnist_root):
 
 
 def _final(mnist_root, data, seed, tmp=None):
-    cfg = make_cfg(mnist_root, trainer={"steps": 30, "eval_every": 15, "log_every": 15, "seed": seed},
-                   probe={"every": 15})
+    cfg = make_cfg(
+        mnist_root, trainer={"steps": 30, "eval_every": 15, "log_every": 15, "seed": seed}, probe={"every": 15}
+    )
     tr = build_trainer(cfg, tmp, data=data)
     summary = tr.fit()
     return {k: v.detach().clone() for k, v in tr.model.state_dict().items()}, summary
@@ -243,7 +265,9 @@ def test_train_mode_for_steps_eval_mode_for_evaluation(mnist_root, monkeypatch):
     bns = [m for m in tr.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     assert bns
     for bn in bns:
-        bn.register_forward_pre_hook(lambda m, args: records.append((phase["now"], m.training, torch.is_grad_enabled())))
+        bn.register_forward_pre_hook(
+            lambda m, args: records.append((phase["now"], m.training, torch.is_grad_enabled()))
+        )
     summary = tr.fit()
 
     train = [r for r in records if r[0] == "train"]
@@ -274,8 +298,13 @@ def test_train_mode_for_steps_eval_mode_for_evaluation(mnist_root, monkeypatch):
 
 
 def test_huge_lr_diverges_without_an_exception(mnist_root, tmp_path):
-    cfg = make_cfg(mnist_root, model={"norm": "none"}, optim={"lr": 1e6},
-                   trainer={"steps": 200, "log_every": 5, "eval_every": 50}, probe={"every": 50})
+    cfg = make_cfg(
+        mnist_root,
+        model={"norm": "none"},
+        optim={"lr": 1e6},
+        trainer={"steps": 200, "log_every": 5, "eval_every": 50},
+        probe={"every": 50},
+    )
     summary = build_trainer(cfg, tmp_path / "run").fit()
     assert summary.status == Status.DIVERGED
     assert summary.diverged_at_step is not None and 0 < summary.diverged_at_step <= 200
@@ -291,11 +320,14 @@ def test_huge_lr_diverges_without_an_exception(mnist_root, tmp_path):
 
 
 def test_cnn_trains_on_cifar_image_folder(mnist_root, cifar_folder, tmp_path):
-    cfg = make_cfg(mnist_root, model={"name": "cnn", "channels": [8, 16], "widths": [32], "activation": "relu",
-                                      "init": "kaiming"},
-                   data={"name": "cifar10", "root": None, "image_folder": str(cifar_folder)},
-                   optim={"lr": 0.05}, trainer={"steps": 10, "eval_every": 5, "log_every": 5, "batch_size": 20},
-                   probe={"every": 5, "size": 40})  # the probe set is drawn from the 40 test images
+    cfg = make_cfg(
+        mnist_root,
+        model={"name": "cnn", "channels": [8, 16], "widths": [32], "activation": "relu", "init": "kaiming"},
+        data={"name": "cifar10", "root": None, "image_folder": str(cifar_folder)},
+        optim={"lr": 0.05},
+        trainer={"steps": 10, "eval_every": 5, "log_every": 5, "batch_size": 20},
+        probe={"every": 5, "size": 40},
+    )  # the probe set is drawn from the 40 test images
     summary = build_trainer(cfg, tmp_path / "cnn").fit()
     assert summary.status in ("completed", "not_learning")
     assert summary.steps == 10
@@ -313,7 +345,11 @@ def test_meter_folding_matches_a_direct_computation(monkeypatch):
     gen = torch.Generator().manual_seed(0)
     m, losses, logits, ys = Meter(), [], [], []
     for _ in range(7):
-        loss, lg, y = torch.rand((), generator=gen), torch.randn(5, 4, generator=gen), torch.randint(0, 4, (5,), generator=gen)
+        loss, lg, y = (
+            torch.rand((), generator=gen),
+            torch.randn(5, 4, generator=gen),
+            torch.randint(0, 4, (5,), generator=gen),
+        )
         m.add(loss, lg, y)
         losses.append(loss), logits.append(lg), ys.append(y)
     out = m.read()
@@ -351,13 +387,26 @@ def _set_schedule(steps: int, every: int, log_points: int) -> set:
     return at
 
 
-@pytest.mark.parametrize("steps,every,log_points", [
-    (50_000, 1_000, 8),  # the defaults
-    (100, 25, 0), (100, 25, 8), (3000, 100, 8), (60, 20, 8),  # sizes the other tests train
-    (7, 1_000, 8), (10, 1_000, 8), (11, 1_000, 8),  # a run shorter than its first eval_every
-    (1_001, 1_000, 8), (999, 10, 8), (50, 11, 40), (500, 12, 300),  # a remainder; points rounding up to every
-    (1, 1, 0), (5, 3, 0), (12_345, 678, 20),
-])
+@pytest.mark.parametrize(
+    "steps,every,log_points",
+    [
+        (50_000, 1_000, 8),  # the defaults
+        (100, 25, 0),
+        (100, 25, 8),
+        (3000, 100, 8),
+        (60, 20, 8),  # sizes the other tests train
+        (7, 1_000, 8),
+        (10, 1_000, 8),
+        (11, 1_000, 8),  # a run shorter than its first eval_every
+        (1_001, 1_000, 8),
+        (999, 10, 8),
+        (50, 11, 40),
+        (500, 12, 300),  # a remainder; points rounding up to every
+        (1, 1, 0),
+        (5, 3, 0),
+        (12_345, 678, 20),
+    ],
+)
 def test_eval_schedule_matches_the_set_it_replaced(steps, every, log_points):
     from ics.models.evaluate import eval_schedule
 
@@ -396,7 +445,9 @@ def test_steps_and_eval_log_points_have_documented_upper_bounds():
     from ics.config.schema import MAX_STEPS
 
     validate(Config(trainer=TrainerConfig(steps=MAX_STEPS)))
-    for trainer, needle in (({"steps": MAX_STEPS + 1}, "trainer.steps"),
-                            ({"eval_log_points": 10_001}, "trainer.eval_log_points")):
+    for trainer, needle in (
+        ({"steps": MAX_STEPS + 1}, "trainer.steps"),
+        ({"eval_log_points": 10_001}, "trainer.eval_log_points"),
+    ):
         with pytest.raises(ConfigError, match=needle):
             validate(Config(trainer=TrainerConfig(**trainer)))

@@ -1,6 +1,7 @@
 """A run or sweep folder is data (issue 15): `ics resume` re-applies only the task overrides and the
 launcher choice a sweep stored, nothing is unpickled, and a launch aimed at a folder that is live, not
 an ics run, or a different run is refused before anything is written there."""
+
 from __future__ import annotations
 
 import json
@@ -13,9 +14,9 @@ import yaml
 
 from clirun import ics
 from pausing import pausing_ics
+
 ROOT = Path(__file__).resolve().parent.parent
-FAST = ["trainer.threads=1", "trainer.steps=20", "trainer.eval_every=10", "trainer.eval_log_points=0",
-        "probe.size=100"]
+FAST = ["trainer.threads=1", "trainer.steps=20", "trainer.eval_every=10", "trainer.eval_log_points=0", "probe.size=100"]
 
 
 def one_line_error(p: subprocess.CompletedProcess, needle: str) -> str:
@@ -53,8 +54,11 @@ def test_resume_drops_stored_hydra_settings_and_runs_nothing_from_them(tiny_env,
     marker = tmp_path / "PWNED"
     record = yaml.safe_load((sweep / "multirun.yaml").read_text())
     record["hydra"]["overrides"]["hydra"] += [
-        "hydra/launcher=evil", f"hydra.launcher.setup=['touch {marker}']",
-        f"hydra.job.env_set.ICS_CACHE_DIR={tmp_path / 'redirected'}", "hydra.callbacks.x._target_=os.system"]
+        "hydra/launcher=evil",
+        f"hydra.launcher.setup=['touch {marker}']",
+        f"hydra.job.env_set.ICS_CACHE_DIR={tmp_path / 'redirected'}",
+        "hydra.callbacks.x._target_=os.system",
+    ]
     (sweep / "multirun.yaml").write_text(yaml.safe_dump(record))
     p = ics(["resume", str(sweep)], tiny_env, cwd)
     out = p.stdout + p.stderr
@@ -75,17 +79,22 @@ def test_a_launch_into_a_live_run_is_refused_before_anything_is_written(tiny_env
     run = tmp_path / "run"
     p = ics(["run", *FAST, "trainer.checkpoint_every=0", f"hydra.run.dir={run}"], tiny_env, cwd)
     assert p.returncode == 0, p.stdout + p.stderr
-    (run / "summary.json").write_text(json.dumps({**json.loads((run / "summary.json").read_text()),
-                                                  "status": "running"}))
+    (run / "summary.json").write_text(
+        json.dumps({**json.loads((run / "summary.json").read_text()), "status": "running"})
+    )
     with RunLock(run):  # a live run holds its lock: the launch is refused without touching it
         before = {f: f.read_bytes() for f in run.rglob("*") if f.is_file()}
-        one_line_error(ics(["run", *FAST, "model.norm=none", "trainer.seed=7", f"hydra.run.dir={run}"],
-                           tiny_env, cwd), "is being trained by pid")
+        one_line_error(
+            ics(["run", *FAST, "model.norm=none", "trainer.seed=7", f"hydra.run.dir={run}"], tiny_env, cwd),
+            "is being trained by pid",
+        )
         assert {f: f.read_bytes() for f in run.rglob("*") if f.is_file()} == before
     before = {f: f.read_bytes() for f in run.rglob("*") if f.is_file()}
     # not live any more, but started with another config: refused too, nothing written
-    line = one_line_error(ics(["run", *FAST, "trainer.checkpoint_every=0", "trainer.seed=7",
-                               f"hydra.run.dir={run}"], tiny_env, cwd), "holds a run started with trainer.seed=0")
+    line = one_line_error(
+        ics(["run", *FAST, "trainer.checkpoint_every=0", "trainer.seed=7", f"hydra.run.dir={run}"], tiny_env, cwd),
+        "holds a run started with trainer.seed=0",
+    )
     assert "ics resume" in line
     assert {f: f.read_bytes() for f in run.rglob("*") if f.is_file()} == before
 
@@ -97,9 +106,13 @@ def test_a_launch_into_a_folder_that_is_not_a_run_is_refused(tiny_env, tmp_path)
     mine = tmp_path / "thesis"
     mine.mkdir()
     (mine / "chapter1.tex").write_text("precious")
-    one_line_error(ics(["run", *FAST, f"hydra.run.dir={mine}"], tiny_env, cwd), "is a non-empty folder that is not an ics run")
-    one_line_error(ics(["run", "-m", "trainer.seed=0,1", *FAST, f"hydra.sweep.dir={mine}"], tiny_env, cwd),
-                   "is a non-empty folder that is not an ics sweep")
+    one_line_error(
+        ics(["run", *FAST, f"hydra.run.dir={mine}"], tiny_env, cwd), "is a non-empty folder that is not an ics run"
+    )
+    one_line_error(
+        ics(["run", "-m", "trainer.seed=0,1", *FAST, f"hydra.sweep.dir={mine}"], tiny_env, cwd),
+        "is a non-empty folder that is not an ics sweep",
+    )
     assert [p.name for p in mine.iterdir()] == ["chapter1.tex"] and list(cwd.iterdir()) == []
 
 
@@ -168,8 +181,14 @@ def test_a_signal_before_the_task_starts_is_one_true_line_and_leaves_nothing(tin
     cwd.mkdir()
     run, marker = tmp_path / "run", tmp_path / "paused"
     env = {**tiny_env, "NO_COLOR": "1"}
-    proc = subprocess.Popen([*pausing_ics("launch", marker), "run", *FAST, f"hydra.run.dir={run}"], env=env, cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*pausing_ics("launch", marker), "run", *FAST, f"hydra.run.dir={run}"],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     import time
 
     deadline = time.monotonic() + 120

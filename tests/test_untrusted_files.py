@@ -4,6 +4,7 @@ item 4): for each (file, corruption) pair, `ics report` of the sweep lists the d
 and goes on with the other job; a damaged checkpoint is a one-line ConfigError naming the file,
 never a suggestion to unpickle it, and a damaged record does not stop a resume from the intact
 checkpoint. The sweep is two tiny jobs trained in-process on generated data."""
+
 from __future__ import annotations
 
 import io
@@ -30,10 +31,22 @@ def tiny_data(n=120, classes=4) -> DataBundle:
 
 
 def cfg(lr: float) -> Config:
-    return Config(model=MLPConfig(widths=[8], norm="batch"), data=MNISTConfig(), optim=SGDConfig(lr=lr),
-                  trainer=TrainerConfig(steps=STEPS, batch_size=10, eval_every=10, log_every=10, device="cpu",
-                                        threads=1, progress=False, checkpoint_every=10),
-                  probe=ProbeConfig(every=10, size=20, units=1, histogram_every=1000))
+    return Config(
+        model=MLPConfig(widths=[8], norm="batch"),
+        data=MNISTConfig(),
+        optim=SGDConfig(lr=lr),
+        trainer=TrainerConfig(
+            steps=STEPS,
+            batch_size=10,
+            eval_every=10,
+            log_every=10,
+            device="cpu",
+            threads=1,
+            progress=False,
+            checkpoint_every=10,
+        ),
+        probe=ProbeConfig(every=10, size=20, units=1, histogram_every=1000),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -75,9 +88,15 @@ class Evil:
 
 BINARY = bytes(range(256)) * 4  # not UTF-8, not JSON, not YAML, not a zip
 SUMMARY_JUNK = {  # a record that parses as JSON but whose fields have the wrong types
-    "schema_version": "x", "overrides": 5, "config": "x", "final_test_acc": "high", "steps": "many",
-    "status": ["completed"], "instruments": {"probe": {"h1.pre_act": {"w1_ref": "far"}}},
-    "steps_to_target": {"0.9": "soon"}, "config_nested": {"model": {"widths": [{"a": 1}]}},
+    "schema_version": "x",
+    "overrides": 5,
+    "config": "x",
+    "final_test_acc": "high",
+    "steps": "many",
+    "status": ["completed"],
+    "instruments": {"probe": {"h1.pre_act": {"w1_ref": "far"}}},
+    "steps_to_target": {"0.9": "soon"},
+    "config_nested": {"model": {"widths": [{"a": 1}]}},
     "instruments_name": {"../../etc/passwd": {}},
 }
 
@@ -130,15 +149,19 @@ def corrupt(f: Path, how: str, tmp: Path) -> None:
 
 JOB = "1_optim.lr=0.5"
 SUMMARY_CASES = ["empty", "binary", "truncated", "latin1"] + [f"junk:{k}" for k in SUMMARY_JUNK]
-CASES = ([(names.SUMMARY, c) for c in SUMMARY_CASES]
-         + [(f".hydra/{n}", c) for n in ("config.yaml", "overrides.yaml")
-            for c in ("empty", "binary", "truncated", "latin1", "aliases",
-                      "list" if n == "config.yaml" else "mapping")]
-         + [("progress.json", c) for c in ("empty", "binary", "truncated", "list")]
-         + [(names.METRICS, c) for c in ("empty", "binary", "truncated", "strings", "lengths")]
-         + [("probes.npz", c) for c in ("empty", "binary", "truncated", "strings")]
-         + [(names.CHECKPOINT, c) for c in ("empty", "binary", "truncated", "typed", "pickle")]
-         + [(names.PLANNED_JOBS, c) for c in ("empty", "binary", "truncated", "numbers", "latin1")])
+CASES = (
+    [(names.SUMMARY, c) for c in SUMMARY_CASES]
+    + [
+        (f".hydra/{n}", c)
+        for n in ("config.yaml", "overrides.yaml")
+        for c in ("empty", "binary", "truncated", "latin1", "aliases", "list" if n == "config.yaml" else "mapping")
+    ]
+    + [("progress.json", c) for c in ("empty", "binary", "truncated", "list")]
+    + [(names.METRICS, c) for c in ("empty", "binary", "truncated", "strings", "lengths")]
+    + [("probes.npz", c) for c in ("empty", "binary", "truncated", "strings")]
+    + [(names.CHECKPOINT, c) for c in ("empty", "binary", "truncated", "typed", "pickle")]
+    + [(names.PLANNED_JOBS, c) for c in ("empty", "binary", "truncated", "numbers", "latin1")]
+)
 
 
 # the files whose damage takes the most distinct paths: the record (the job becomes unreadable, a resume

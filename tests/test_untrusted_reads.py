@@ -5,6 +5,7 @@ multirun.yaml or a job's .hydra/ files is refused without being expanded; `[[[[.
 RecursionError; `ics status` and `ics report` go on past a folder that does not read and name the
 file. Memory is checked deterministically: the readers must refuse on the size they stat, and a
 test makes every whole-file read fail."""
+
 from __future__ import annotations
 
 import json
@@ -41,6 +42,7 @@ DEEP_YAML = "hydra: " + "[" * 100_000 + "]" * 100_000 + "\n"
 @pytest.fixture
 def no_whole_reads(monkeypatch):
     """Reading a file whole by Path.read_bytes/read_text fails the test (the old readers did that)."""
+
     def fail(self, *a, **kw):
         raise AssertionError(f"{self} was read whole")
 
@@ -79,6 +81,7 @@ def no_reads_beyond(monkeypatch):
 
 # --- the reader itself ------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("read", [read_bytes, read_json, read_yaml])
 def test_a_sparse_gigabyte_is_refused_by_its_size_before_reading(tmp_path, read, no_whole_reads, no_reads_beyond):
     f = sparse(tmp_path / "sweep.json")
@@ -96,8 +99,15 @@ def test_a_fifo_is_refused_without_waiting(tmp_path):
         read_json(fifo)
 
 
-@pytest.mark.parametrize("text, reader", [(DEEP_JSON, read_json), ("[" * 70 + "]" * 70, read_json),
-                                          (DEEP_YAML, read_yaml), ("x: " + "[" * 70 + "]" * 70, read_yaml)])
+@pytest.mark.parametrize(
+    "text, reader",
+    [
+        (DEEP_JSON, read_json),
+        ("[" * 70 + "]" * 70, read_json),
+        (DEEP_YAML, read_yaml),
+        ("x: " + "[" * 70 + "]" * 70, read_yaml),
+    ],
+)
 def test_deep_nesting_is_one_line(tmp_path, text, reader):
     f = tmp_path / "f"
     f.write_text(text)
@@ -121,6 +131,7 @@ def test_plain_data_still_reads(tmp_path):
 
 
 # --- the readers of sweep files -----------------------------------------------------------------------
+
 
 def sweep_with(tmp_path: Path, name: str, how: str) -> Path:
     sweep = tmp_path / "sweep"
@@ -170,9 +181,14 @@ def test_planned_jobs_and_progress_of_a_gigabyte_are_refused_by_size(tmp_path, n
 
 # --- commands that read many folders ------------------------------------------------------------------
 
+
 def run(d: Path, acc=0.9) -> Path:
-    write_summary(d, Summary(status=Status.COMPLETED, steps=10, steps_requested=10, final_test_acc=acc,
-                             config={"trainer": {"steps": 10}}))
+    write_summary(
+        d,
+        Summary(
+            status=Status.COMPLETED, steps=10, steps_requested=10, final_test_acc=acc, config={"trainer": {"steps": 10}}
+        ),
+    )
     return d
 
 

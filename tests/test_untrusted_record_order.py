@@ -4,6 +4,7 @@ cleans the temporary files a killed one left (item 8).
 A kill is simulated in-process and deterministically: the run's n-th file write raises instead of
 writing, and nothing after it reaches the disk, for every n. What a reader then sees must agree
 with the checkpoint: the step `ics report` shows is the step `ics resume` continues from."""
+
 from __future__ import annotations
 
 import os
@@ -24,10 +25,22 @@ def tiny_data(n=120, classes=4) -> DataBundle:
 
 
 def cfg() -> Config:
-    return Config(model=MLPConfig(widths=[8], norm="batch"), data=MNISTConfig(), optim=SGDConfig(lr=0.5),
-                  trainer=TrainerConfig(steps=30, batch_size=10, eval_every=10, log_every=10, device="cpu", threads=1,
-                                        progress=False, checkpoint_every=10),
-                  probe=ProbeConfig(every=10, size=20, units=1, histogram_every=1000))
+    return Config(
+        model=MLPConfig(widths=[8], norm="batch"),
+        data=MNISTConfig(),
+        optim=SGDConfig(lr=0.5),
+        trainer=TrainerConfig(
+            steps=30,
+            batch_size=10,
+            eval_every=10,
+            log_every=10,
+            device="cpu",
+            threads=1,
+            progress=False,
+            checkpoint_every=10,
+        ),
+        probe=ProbeConfig(every=10, size=20, units=1, histogram_every=1000),
+    )
 
 
 class Killed(BaseException):
@@ -79,8 +92,9 @@ def test_a_reader_never_sees_a_checkpoint_newer_than_the_record(tmp_path, monkey
         job = read_job(d)
         if (d / names.CHECKPOINT).exists():
             ck = step_of(d / names.CHECKPOINT)
-            assert job.summary is not None and job.summary.steps == ck, \
+            assert job.summary is not None and job.summary.steps == ck, (
                 f"killed before write {n}: the record says step {job.summary.steps}, the checkpoint holds {ck}"
+            )
             seen.add(ck)
         if not died:  # every write happened: the run completed
             assert str(job.status) == "completed" and job.summary.steps == 30
@@ -95,8 +109,11 @@ def test_resume_removes_the_temporary_files_a_killed_run_left(tmp_path, dead_pid
     run.mkdir()
     target = tmp_path / "elsewhere.txt"
     target.write_text("keep me")
-    left = [run / f".checkpoint.pt.{dead_pid}.tmp", run / f".summary.json.{dead_pid}.tmp",
-            run / f".metrics.npz.{dead_pid}.tmp"]
+    left = [
+        run / f".checkpoint.pt.{dead_pid}.tmp",
+        run / f".summary.json.{dead_pid}.tmp",
+        run / f".metrics.npz.{dead_pid}.tmp",
+    ]
     for p in left:
         p.write_bytes(b"half a file")
     link = run / f".progress.json.{dead_pid}.tmp"

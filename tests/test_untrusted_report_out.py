@@ -4,6 +4,7 @@ not write, and a `report` that is a symbolic link, are refused in one line befor
 written; a re-run replaces or removes only files the previous report's manifest lists with the
 digest they still have; a user's file, a changed file, a link planted under an output name, or a
 manifest naming anything outside the folder is one line, and nothing is written."""
+
 from __future__ import annotations
 
 import json
@@ -34,9 +35,21 @@ def clean_sweep(tmp_path_factory) -> Path:
     sweep's multirun.yaml."""
     root = tmp_path_factory.mktemp("sweep")
     for num, lr in enumerate((0.1, 0.5)):
-        c = Config(model=MLPConfig(widths=[8]), data=MNISTConfig(), optim=SGDConfig(lr=lr),
-                   trainer=TrainerConfig(steps=20, batch_size=10, eval_every=10, log_every=10, device="cpu",
-                                         threads=1, progress=False, checkpoint_every=10))
+        c = Config(
+            model=MLPConfig(widths=[8]),
+            data=MNISTConfig(),
+            optim=SGDConfig(lr=lr),
+            trainer=TrainerConfig(
+                steps=20,
+                batch_size=10,
+                eval_every=10,
+                log_every=10,
+                device="cpu",
+                threads=1,
+                progress=False,
+                checkpoint_every=10,
+            ),
+        )
         c.probe.enabled = False
         build_trainer(c, root / f"{num}_optim.lr={lr}", data=tiny_data(), overrides=[f"optim.lr={lr}"]).fit()
     (root / "multirun.yaml").write_text("hydra: {}\n")
@@ -52,8 +65,10 @@ def sweep(clean_sweep, tmp_path) -> Path:
 
 def snapshot(d: Path) -> dict:
     """Every path under d (hidden ones and links too) with the bytes of each plain file."""
-    return {p: (p.read_bytes() if p.is_file() and not p.is_symlink() else os.readlink(p) if p.is_symlink() else None)
-            for p in sorted(Path(d).rglob("*"))}
+    return {
+        p: (p.read_bytes() if p.is_file() and not p.is_symlink() else os.readlink(p) if p.is_symlink() else None)
+        for p in sorted(Path(d).rglob("*"))
+    }
 
 
 def refused(make, where: Path, *names) -> str:
@@ -76,8 +91,17 @@ def job(sweep: Path, num: int) -> Path:
     return next(sweep.glob(f"{num}_*"))
 
 
-@pytest.mark.parametrize("where", ["the run itself", "another run", "the sweep", "a sweep without multirun.yaml",
-                                   "a folder with jobs.json", "a folder with TensorBoard history"])
+@pytest.mark.parametrize(
+    "where",
+    [
+        "the run itself",
+        "another run",
+        "the sweep",
+        "a sweep without multirun.yaml",
+        "a folder with jobs.json",
+        "a folder with TensorBoard history",
+    ],
+)
 def test_an_out_that_is_not_the_reports_own_is_refused_and_untouched(sweep, tmp_path, where):
     run = job(sweep, 1)
     path, out = {
@@ -121,8 +145,15 @@ def test_a_rerun_removes_only_what_the_report_wrote(sweep):
     manifest = json.loads((out / ".ics-report.json").read_text())["files"]
     old_events = group_events(out)
     assert len(old_events) == 2  # a TensorBoard run per group (optim.lr=0.1, optim.lr=0.5)
-    assert set(manifest) == {"report.md", "report.html", "runs.csv", "groups.csv", "accuracy.png", "lr_tolerance.png",
-                             *old_events}
+    assert set(manifest) == {
+        "report.md",
+        "report.html",
+        "runs.csv",
+        "groups.csv",
+        "accuracy.png",
+        "lr_tolerance.png",
+        *old_events,
+    }
     import hashlib
 
     assert all(d == [hashlib.sha256((out / n).read_bytes()).hexdigest()] for n, d in manifest.items())
@@ -163,8 +194,19 @@ def test_a_file_changed_since_is_not_removed_either(sweep, tmp_path):
     refused(lambda: make_report(sweep, out), tmp_path, old)
 
 
-@pytest.mark.parametrize("entry", ["../0_optim.lr=0.1/summary.json", "/etc/passwd", "notes.txt",
-                                   "groups/../../victim.txt", "groups/x/../../../victim.txt", "..", "", 5])
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "../0_optim.lr=0.1/summary.json",
+        "/etc/passwd",
+        "notes.txt",
+        "groups/../../victim.txt",
+        "groups/x/../../../victim.txt",
+        "..",
+        "",
+        5,
+    ],
+)
 def test_a_forged_manifest_is_refused_and_nothing_it_names_is_touched(sweep, tmp_path, entry):
     out = tmp_path / "rep"
     make_report(sweep, out)
@@ -176,8 +218,16 @@ def test_a_forged_manifest_is_refused_and_nothing_it_names_is_touched(sweep, tmp
     refused(lambda: make_report(sweep, out), tmp_path, out / ".ics-report.json")
 
 
-@pytest.mark.parametrize("how", ["a link as the manifest", "a folder linked in as groups", "not JSON",
-                                 "nested too deep", "names only (no digests)"])
+@pytest.mark.parametrize(
+    "how",
+    [
+        "a link as the manifest",
+        "a folder linked in as groups",
+        "not JSON",
+        "nested too deep",
+        "names only (no digests)",
+    ],
+)
 def test_a_manifest_that_vouches_for_nothing_is_refused(sweep, tmp_path, how):
     out = tmp_path / "rep"
     make_report(sweep, out)
@@ -226,8 +276,9 @@ def test_a_report_written_before_manifests_is_not_taken_for_ours(sweep):
     refused(lambda: make_report(sweep), sweep, out / "report.md")
 
 
-@pytest.mark.parametrize("where", ["<sweep>/x", "<job>/rep", "<job>/.hydra", "<job>/.hydra/x", "<job>/a/b",
-                                   "<sweep>/report/../x"])
+@pytest.mark.parametrize(
+    "where", ["<sweep>/x", "<job>/rep", "<job>/.hydra", "<job>/.hydra/x", "<job>/a/b", "<sweep>/report/../x"]
+)
 def test_an_out_inside_a_run_or_sweep_folder_is_refused(sweep, tmp_path, where):
     run = job(sweep, 1)
     out = Path(where.replace("<sweep>", str(sweep)).replace("<job>", str(run)))
@@ -248,8 +299,9 @@ def test_report_out_run_on_the_command_line(sweep, tiny_env, tmp_path):
     before = snapshot(run)
     p = invoke(["report", str(run), "--out", str(run)], tmp_path)
     err = p.stderr.strip().splitlines()
-    assert p.returncode == 2 and len(err) == 1 and err[0].startswith("error: ") and "run or sweep folder" in err[0], \
+    assert p.returncode == 2 and len(err) == 1 and err[0].startswith("error: ") and "run or sweep folder" in err[0], (
         p.stdout + p.stderr
+    )
     assert snapshot(run) == before
 
 

@@ -3,6 +3,7 @@
 a pid would predict is never written through), a destination or folder that is a symbolic link is
 refused in one line with the file outside left as it was, and the temporary files a killed writer
 left are still recognised (by the pid in their name) and removed without following links."""
+
 from __future__ import annotations
 
 import json
@@ -58,10 +59,12 @@ def test_a_link_planted_at_the_predictable_temp_name_is_not_followed(tmp_path, o
     run.mkdir()
     planted = run / f".{name}.{os.getpid()}.tmp"  # what ics named it before: `.<name>.<pid>.tmp`
     planted.symlink_to(outside)
-    {"json": lambda: write_json(run / name, {"a": 1}),
-     "npz": lambda: write_npz(run / name, {"x": np.arange(3)}),
-     "checkpoint": lambda: save(run / name, {"step": 1}),
-     "text": lambda: files.write_text(run / name, "[]")}[write]()
+    {
+        "json": lambda: write_json(run / name, {"a": 1}),
+        "npz": lambda: write_npz(run / name, {"x": np.arange(3)}),
+        "checkpoint": lambda: save(run / name, {"step": 1}),
+        "text": lambda: files.write_text(run / name, "[]"),
+    }[write]()
     assert outside.read_text() == "precious"
     assert (run / name).is_file() and not (run / name).is_symlink()
     assert planted.is_symlink()  # left alone: not a file this process made
@@ -74,10 +77,12 @@ def test_a_destination_that_is_a_link_is_refused_and_not_followed(tmp_path, outs
     name = "summary.json" if write == "summary" else "x.json"
     (run / name).symlink_to(outside)
     with pytest.raises(UnsafePath) as e:
-        {"json": lambda: write_json(run / name, {"a": 1}),
-         "summary": lambda: write_summary(run, Summary(status=Status.COMPLETED)),
-         "text": lambda: files.write_text(run / name, "x"),
-         "path callback": lambda: atomic_write(run / name, lambda p: p.write_text("x"))}[write]()
+        {
+            "json": lambda: write_json(run / name, {"a": 1}),
+            "summary": lambda: write_summary(run, Summary(status=Status.COMPLETED)),
+            "text": lambda: files.write_text(run / name, "x"),
+            "path callback": lambda: atomic_write(run / name, lambda p: p.write_text("x")),
+        }[write]()
     assert str(run / name) in str(e.value) and "symbolic link" in str(e.value) and "\n" not in str(e.value)
     assert outside.read_text() == "precious" and (run / name).is_symlink()
     assert sorted(p.name for p in run.iterdir()) == [name]  # no temporary file left behind
@@ -116,8 +121,11 @@ def test_stale_temp_files_of_both_namings_are_found_and_links_not_followed(tmp_p
     run.mkdir()
     dead, live = 999_999, os.getpid()
     monkeypatch.setattr(files, "_alive", lambda pid: pid != dead)
-    stale = [run / f".summary.json.{dead}-k3j_x9a1.tmp", run / f".metrics.npz.{dead}.tmp",
-             run / f".checkpoint.pt.{dead}-12345678.tmp"]
+    stale = [
+        run / f".summary.json.{dead}-k3j_x9a1.tmp",
+        run / f".metrics.npz.{dead}.tmp",
+        run / f".checkpoint.pt.{dead}-12345678.tmp",
+    ]
     for p in stale:
         p.write_bytes(b"half")
     link = run / f".progress.json.{dead}-abcdefgh.tmp"
@@ -213,6 +221,8 @@ def test_a_study_copy_into_a_real_folder_is_whole(tmp_path):
     (stage / "model").mkdir()
     (stage / "model" / "wide.yaml").write_text("widths: [8]\n")
     copy_tree(stage, tmp_path / "sweep" / ".study")
-    got = {str(p.relative_to(tmp_path / "sweep" / ".study")): p.read_text()
-           for p in (tmp_path / "sweep" / ".study").rglob("*.yaml")}
+    got = {
+        str(p.relative_to(tmp_path / "sweep" / ".study")): p.read_text()
+        for p in (tmp_path / "sweep" / ".study").rglob("*.yaml")
+    }
     assert got == {"experiment/mine.yaml": "# @package _global_\n", "model/wide.yaml": "widths: [8]\n"}

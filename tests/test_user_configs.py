@@ -1,6 +1,7 @@
 """configs/, user config folders and studies (issue 14): every shipped file composes and validates,
 every study passes the pre-run check, user folders work through --config-dir, hydra.searchpath and
 ICS_CONFIG_PATH for run, sweep, config, list, completion and resume, and every wrong file is one line."""
+
 from __future__ import annotations
 
 import json
@@ -121,12 +122,26 @@ def test_model_presets_are_what_their_names_say(preset):
 
 def test_design_card_variants_are_in_configs_model():
     names = {p.stem for p in (configdirs.shipped_dir() / "model").glob("*.yaml")}
-    assert {"mlp_sigmoid_bn", "mlp_sigmoid_nobn", "mlp_relu_bn", "mlp_relu_nobn", "cnn_relu_bn", "cnn_relu_nobn",
-            "cnn_sigmoid_bn", "cnn_sigmoid_nobn", "dln"} <= names
+    assert {
+        "mlp_sigmoid_bn",
+        "mlp_sigmoid_nobn",
+        "mlp_relu_bn",
+        "mlp_relu_nobn",
+        "cnn_relu_bn",
+        "cnn_relu_nobn",
+        "cnn_sigmoid_bn",
+        "cnn_sigmoid_nobn",
+        "dln",
+    } <= names
 
 
-@pytest.mark.parametrize("study", [pytest.param(s, marks=[] if s in FAST_STUDIES else [pytest.mark.slow])
-                                   for s in sorted(configdirs.shipped_studies())])
+@pytest.mark.parametrize(
+    "study",
+    [
+        pytest.param(s, marks=[] if s in FAST_STUDIES else [pytest.mark.slow])
+        for s in sorted(configdirs.shipped_studies())
+    ],
+)
 def test_every_shipped_study_passes_the_pre_run_check(study):
     plan = preflight([f"experiment={study}"], data=False, force_multirun=True)
     assert plan.mode == "multirun" and len(plan.jobs) >= 2
@@ -183,15 +198,18 @@ def test_user_study_in_the_shipped_style_composes(user_dir):
     assert cfg.probe.enabled is False and cfg.weights.enabled is True and cfg.model.widths == [16, 8]
 
 
-@pytest.mark.parametrize("text,needle", [
-    ("widthz: [1]\n", "model.widthz is not a config key (in model/bad.yaml); keys in model: name,"),
-    ("widths: abc\n", "model.widths is invalid (in model/bad.yaml): must be a list"),
-    ("init_std: -1\n", "model.init_std=-1.0 is invalid: must be a finite number > 0"),
-    ("activation: swish\n", "model.activation='swish' is invalid: allowed: "),
-    ("name: resnet\n", "model.name='resnet' is invalid: is the model kind; allowed: mlp, cnn, dln"),
-    ("defaults: [nosuch]\n", "nosuch"),
-    ("defaults: [bad]\n", "refers back to itself"),
-])
+@pytest.mark.parametrize(
+    "text,needle",
+    [
+        ("widthz: [1]\n", "model.widthz is not a config key (in model/bad.yaml); keys in model: name,"),
+        ("widths: abc\n", "model.widths is invalid (in model/bad.yaml): must be a list"),
+        ("init_std: -1\n", "model.init_std=-1.0 is invalid: must be a finite number > 0"),
+        ("activation: swish\n", "model.activation='swish' is invalid: allowed: "),
+        ("name: resnet\n", "model.name='resnet' is invalid: is the model kind; allowed: mlp, cnn, dln"),
+        ("defaults: [nosuch]\n", "nosuch"),
+        ("defaults: [bad]\n", "refers back to itself"),
+    ],
+)
 def test_a_wrong_user_option_is_one_line(tmp_path, text, needle):
     d = tmp_path / "c"
     write(d, "model/bad.yaml", text)
@@ -200,11 +218,14 @@ def test_a_wrong_user_option_is_one_line(tmp_path, text, needle):
     assert "\n" not in str(e.value) and needle in str(e.value), str(e.value)
 
 
-@pytest.mark.parametrize("text,needle", [
-    ("every: -1\n", "probe.every=-1 is invalid"),
-    ("evry: 1\n", "probe.evry is not a config key (in probe/bad.yaml); keys in probe: enabled"),
-    ("every: abc\n", "probe.every is invalid (in probe/bad.yaml): must be an integer"),
-])
+@pytest.mark.parametrize(
+    "text,needle",
+    [
+        ("every: -1\n", "probe.every=-1 is invalid"),
+        ("evry: 1\n", "probe.evry is not a config key (in probe/bad.yaml); keys in probe: enabled"),
+        ("every: abc\n", "probe.every is invalid (in probe/bad.yaml): must be an integer"),
+    ],
+)
 def test_a_wrong_single_schema_option_is_one_line(tmp_path, text, needle):
     d = tmp_path / "c"
     write(d, "probe/bad.yaml", text)
@@ -215,21 +236,28 @@ def test_a_wrong_single_schema_option_is_one_line(tmp_path, text, needle):
 
 def test_a_study_that_sets_its_own_architecture_refuses_another_model(tmp_path):
     d = tmp_path / "c"
-    write(d, "experiment/arch.yaml", "# @package _global_\ndefaults:\n  - override /model: mlp\n"
-                                     "model:\n  widths: [5]\n  norm: none\nhydra:\n  mode: MULTIRUN\n")
+    write(
+        d,
+        "experiment/arch.yaml",
+        "# @package _global_\ndefaults:\n  - override /model: mlp\n"
+        "model:\n  widths: [5]\n  norm: none\nhydra:\n  mode: MULTIRUN\n",
+    )
     with pytest.raises(UserError, match=r"model=cnn conflicts with experiment=arch, which sets model.widths"):
         preflight([f"--config-dir={d}", "experiment=arch", "model=cnn"], data=False, force_multirun=True)
     preflight([f"--config-dir={d}", "experiment=arch"], data=False, force_multirun=True)  # alone it is fine
 
 
-@pytest.mark.parametrize("rel,text,needle", [
-    ("experiment/x.yaml", "defaults:\n  - override /probe: off\n", "does not begin with `# @package _global_`"),
-    ("experiment/x.yaml", "# @package _global_\n: [\n", "is not a valid config file"),
-    ("experiment/fig1.yaml", "# @package _global_\n", "has the name of the shipped study fig1"),
-    ("model/y.yaml", "widths: [5\n", "model/y.yaml is not a valid config file"),
-    ("model/y.yaml", "widths:\n\t- 5\n", "model/y.yaml is not a valid config file"),
-    ("model/y.yaml", b"widths: [5]\n# \xff\n", "model/y.yaml is not UTF-8 text"),
-])
+@pytest.mark.parametrize(
+    "rel,text,needle",
+    [
+        ("experiment/x.yaml", "defaults:\n  - override /probe: off\n", "does not begin with `# @package _global_`"),
+        ("experiment/x.yaml", "# @package _global_\n: [\n", "is not a valid config file"),
+        ("experiment/fig1.yaml", "# @package _global_\n", "has the name of the shipped study fig1"),
+        ("model/y.yaml", "widths: [5\n", "model/y.yaml is not a valid config file"),
+        ("model/y.yaml", "widths:\n\t- 5\n", "model/y.yaml is not a valid config file"),
+        ("model/y.yaml", b"widths: [5]\n# \xff\n", "model/y.yaml is not UTF-8 text"),
+    ],
+)
 def test_a_broken_user_file_is_one_line(tmp_path, rel, text, needle):
     d = tmp_path / "c"
     write(d, rel, text)
@@ -244,8 +272,12 @@ def test_a_users_own_study_may_choose_and_configure_hydras_plugins(tmp_path):
     choice and its settings, a launcher preset in a hydra/ folder)."""
     d = tmp_path / "c"
     write(d, "hydra/launcher/two.yaml", "defaults: [joblib]\nn_jobs: 2\n")
-    write(d, "experiment/x.yaml", "# @package _global_\ndefaults:\n  - override /hydra/launcher: two\n"
-                                  "hydra:\n  mode: MULTIRUN\n  sweeper:\n    params:\n      trainer.seed: 0,1\n")
+    write(
+        d,
+        "experiment/x.yaml",
+        "# @package _global_\ndefaults:\n  - override /hydra/launcher: two\n"
+        "hydra:\n  mode: MULTIRUN\n  sweeper:\n    params:\n      trainer.seed: 0,1\n",
+    )
     plan = preflight([f"--config-dir={d}", "experiment=x"], data=False, force_multirun=True)
     assert plan.launcher.option == "joblib" and plan.hydra.launcher.n_jobs == 2 and len(plan.jobs) == 2
 
@@ -254,7 +286,8 @@ def test_a_user_file_hidden_by_a_shipped_one_is_reported(tmp_path, capsys):
     d = tmp_path / "c"
     write(d, "model/mlp.yaml", "widths: [3]\n")
     assert configdirs.shadowed([d.resolve()], ["model"]) == [
-        f"{d.resolve() / 'model' / 'mlp.yaml'} is hidden by the shipped model=mlp; rename it"]
+        f"{d.resolve() / 'model' / 'mlp.yaml'} is hidden by the shipped model=mlp; rename it"
+    ]
     preflight([f"--config-dir={d}"], data=False)
     assert "is hidden by the shipped model=mlp" in capsys.readouterr().err
 
@@ -314,8 +347,7 @@ def one_line_error(p: subprocess.CompletedProcess, needle: str) -> None:
     assert "Traceback" not in p.stdout + p.stderr
 
 
-FAST = ["trainer.threads=1", "trainer.steps=20", "trainer.eval_every=10", "trainer.eval_log_points=0",
-        "probe.size=100"]
+FAST = ["trainer.threads=1", "trainer.steps=20", "trainer.eval_every=10", "trainer.eval_log_points=0", "probe.size=100"]
 
 
 @pytest.mark.slow
@@ -324,9 +356,12 @@ def test_user_folder_through_every_entry_and_command(tiny_env, tmp_path, user_di
     cwd.mkdir()
     env = {k: v for k, v in tiny_env.items() if k != configdirs.ENV}
     # run: --config-dir, -cd, hydra.searchpath (relative), ICS_CONFIG_PATH
-    for how, extra_env in ((["--config-dir", str(user_dir)], {}), (["-cd", str(user_dir)], {}),
-                           ([f"hydra.searchpath=[file://{Path('..') / 'conf'}]"], {}),
-                           ([], {configdirs.ENV: str(user_dir)})):
+    for how, extra_env in (
+        (["--config-dir", str(user_dir)], {}),
+        (["-cd", str(user_dir)], {}),
+        ([f"hydra.searchpath=[file://{Path('..') / 'conf'}]"], {}),
+        ([], {configdirs.ENV: str(user_dir)}),
+    ):
         ok(ics(["run", *how, "model=my_mlp", *FAST], {**env, **extra_env}, cwd))
     runs = sorted((cwd / "runs").glob("*/*"))
     assert len(runs) == 4
@@ -363,21 +398,28 @@ def test_the_cases_of_issue_14_are_runs_or_one_line(tiny_env, tmp_path, user_dir
     cwd = tmp_path / "work"
     cwd.mkdir()
     env = {k: v for k, v in tiny_env.items() if k != configdirs.ENV}
-    write(user_dir, "my_config.yaml", "defaults: [config, _self_]\ntrainer:\n  steps: 20\n  eval_every: 10\n"
-                                      "  threads: 1\nprobe:\n  size: 100\n")
+    write(
+        user_dir,
+        "my_config.yaml",
+        "defaults: [config, _self_]\ntrainer:\n  steps: 20\n  eval_every: 10\n  threads: 1\nprobe:\n  size: 100\n",
+    )
     # -cn goes through the pre-run check: a bad value is one line before anything is written
-    one_line_error(ics(["run", "-cd", str(user_dir), "-cn", "my_config", "trainer.batch_size=0"], env, cwd),
-                   "trainer.batch_size=0 is invalid")
+    one_line_error(
+        ics(["run", "-cd", str(user_dir), "-cn", "my_config", "trainer.batch_size=0"], env, cwd),
+        "trainer.batch_size=0 is invalid",
+    )
     assert list(cwd.iterdir()) == []
     ok(ics(["run", "-cd", str(user_dir), "-cn", "my_config"], env, cwd))
     one_line_error(ics(["sweep", "nosuch"], env, cwd), "unknown study 'nosuch'")
     one_line_error(ics(["sweep", "./nosuch.yaml"], env, cwd), "./nosuch.yaml is not a study file")
     one_line_error(ics(["run", "model=my_mlp"], env, cwd), "model=my_mlp is not an option")
     one_line_error(ics(["run", "--config-dir", "nope"], env, cwd), "--config-dir=nope is not a folder")
-    one_line_error(ics(["run", "-m", "hydra.launcher._target_=foo.Bar", "trainer.seed=0,1"], env, cwd),
-                   "hydra.launcher._target_=foo.Bar cannot be imported")
+    one_line_error(
+        ics(["run", "-m", "hydra.launcher._target_=foo.Bar", "trainer.seed=0,1"], env, cwd),
+        "hydra.launcher._target_=foo.Bar cannot be imported",
+    )
     out = ok(ics(["config", "experiment=fig1", "model=cnn"], env, cwd))
-    model = out[out.index("model:"):out.index("data:")]
+    model = out[out.index("model:") : out.index("data:")]
     assert "channels:" in model and "widths:\n  - 128\n" in model  # the CNN's own head, not fig1's 3x100
     assert [p.name for p in cwd.iterdir()] == ["runs"]
 
@@ -387,7 +429,7 @@ def _guide_section() -> str:
     text = GUIDE.read_text(encoding="utf-8")
     start = text.index("\n## Your own configs\n")
     end = text.find("\n## ", start + 1)
-    return text[start:end if end >= 0 else len(text)]
+    return text[start : end if end >= 0 else len(text)]
 
 
 @pytest.mark.slow
@@ -424,8 +466,11 @@ def test_the_guide_user_config_examples_run_as_written(tmp_path, monkeypatch):
     sweeps = sorted((cwd / "multiruns").glob("*/*_depth_study"))
     assert len(sweeps) == 2
     for s in sweeps:
-        states = [json.loads((j / "summary.json").read_text())["status"] for j in s.iterdir() if j.is_dir()
-                  and (j / "summary.json").exists()]
+        states = [
+            json.loads((j / "summary.json").read_text())["status"]
+            for j in s.iterdir()
+            if j.is_dir() and (j / "summary.json").exists()
+        ]
         assert len(states) == 4 and all(st in ("completed", "not_learning") for st in states), states
 
 
@@ -434,11 +479,29 @@ def test_resume_of_a_cn_sweep_a_removed_folder_and_a_planted_lock_link(tiny_env,
     cwd = tmp_path / "work"
     cwd.mkdir()
     env = {k: v for k, v in tiny_env.items() if k != configdirs.ENV}
-    write(user_dir, "mine.yaml", "defaults: [config, _self_]\ntrainer:\n  steps: 20\n  eval_every: 10\n"
-                                 "  threads: 1\nprobe:\n  size: 100\n")
+    write(
+        user_dir,
+        "mine.yaml",
+        "defaults: [config, _self_]\ntrainer:\n  steps: 20\n  eval_every: 10\n  threads: 1\nprobe:\n  size: 100\n",
+    )
     sweep = tmp_path / "sweep"
-    ok(ics(["run", "-m", "-cd", str(user_dir), "-cn", "mine", "model=my_mlp", "trainer.seed=0,1",
-            f"hydra.sweep.dir={sweep}"], env, cwd))
+    ok(
+        ics(
+            [
+                "run",
+                "-m",
+                "-cd",
+                str(user_dir),
+                "-cn",
+                "mine",
+                "model=my_mlp",
+                "trainer.seed=0,1",
+                f"hydra.sweep.dir={sweep}",
+            ],
+            env,
+            cwd,
+        )
+    )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     shutil.rmtree(next(sweep.glob("1_*")))

@@ -1,6 +1,7 @@
 """A torchvision built for another torch (e.g. a CPU torch beside a CUDA torchvision) fails at its import
 with "operator torchvision::nms does not exist". ics says so in one line naming both versions and the
 repair, with no traceback. Simulated in-process: the import of torchvision raises that error."""
+
 from __future__ import annotations
 
 import sys
@@ -46,14 +47,17 @@ def test_ics_run_says_it_in_one_line_before_anything_is_written(broken, tmp_path
     r = invoke(["run", "trainer.steps=1"], cwd=tmp_path)
     assert r.returncode == 2, r.stdout + r.stderr
     errors = [ln for ln in r.stderr.splitlines() if ln.strip()]
-    assert len(errors) == 1 and errors[0].startswith("error: torchvision 0.28.0+cu128 does not work with torch"), \
+    assert len(errors) == 1 and errors[0].startswith("error: torchvision 0.28.0+cu128 does not work with torch"), (
         r.stderr
+    )
     assert "Traceback" not in r.stdout + r.stderr
     assert not (tmp_path / "runs").exists()
 
 
-@pytest.mark.parametrize("torch_version, pair", [("2.14.1", "0.29"), ("2.13.0+cpu", "0.28"), ("2.2.2+cu121", "0.17"),
-                                                 ("1.13.1", "?"), ("nightly", "?")])
+@pytest.mark.parametrize(
+    "torch_version, pair",
+    [("2.14.1", "0.29"), ("2.13.0+cpu", "0.28"), ("2.2.2+cu121", "0.17"), ("1.13.1", "?"), ("nightly", "?")],
+)
 def test_the_torchvision_release_made_for_a_torch(torch_version, pair):
     assert vision.pair_for(torch_version) == pair
 

@@ -5,6 +5,7 @@ tolerance.py  LR tolerance (pure functions of RunResults)
 tables.py     the tables (terminal, report.md, runs.csv)    figures.py  the figures
 report.py     make_report: all of it into <dir>/report/
 """
+
 from ics.analysis.load import Job, load_jobs
 from ics.analysis.report import make_report
 

@@ -1,4 +1,5 @@
 """Flat configs and how runs are grouped: the keys that say what was trained, and which do not."""
+
 from __future__ import annotations
 
 from typing import Any, Dict, Iterable, List, Optional, Tuple
@@ -7,9 +8,22 @@ LR_KEY, SEED_KEY = "optim.lr", "trainer.seed"
 # Keys that do not change what is trained (where files live, which device, bookkeeping, when it is
 # evaluated or checkpointed) and the report's own settings: runs differing only in these belong
 # together. Every instrument's section is neutral too: instruments never change training.
-NEUTRAL_KEYS = {"name", "data.root", "data.cache_dir", "data.download", "trainer.device", "trainer.threads",
-                "trainer.progress", "trainer.progress_every_sec", "trainer.channels_last", "trainer.checkpoint_every", "trainer.eval_every", "trainer.eval_batch_size",
-                "trainer.eval_log_points", "trainer.log_every"}
+NEUTRAL_KEYS = {
+    "name",
+    "data.root",
+    "data.cache_dir",
+    "data.download",
+    "trainer.device",
+    "trainer.threads",
+    "trainer.progress",
+    "trainer.progress_every_sec",
+    "trainer.channels_last",
+    "trainer.checkpoint_every",
+    "trainer.eval_every",
+    "trainer.eval_batch_size",
+    "trainer.eval_log_points",
+    "trainer.log_every",
+}
 NEUTRAL_PREFIXES = ("report.", "tolerance.", "sweep.")
 
 
@@ -101,5 +115,4 @@ def labels_for(keys: List[Tuple[Tuple[str, Any], ...]]) -> Dict[tuple, str]:
     """Name each group by its values of the keys that differ between groups ("model.norm=batch")."""
     dicts = [dict(k) for k in keys]
     vary = varying_keys(dicts)
-    return {k: " ".join(f"{v}={format_value(d.get(v, '-'))}" for v in vary) or "all runs"
-            for k, d in zip(keys, dicts)}
+    return {k: " ".join(f"{v}={format_value(d.get(v, '-'))}" for v in vary) or "all runs" for k, d in zip(keys, dicts)}

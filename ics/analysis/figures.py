@@ -6,6 +6,7 @@ single seed). They follow Ioffe & Szegedy (2015), Fig. 1: (a) test accuracy with
 density of that input at a few steps, drift in three units, LR tolerance (§3.3), and one figure per
 instrument (Santurkar et al. 2018: gradient ICS, landscape; BN inference statistics; BN's noise).
 """
+
 from __future__ import annotations
 
 import math
@@ -22,8 +23,22 @@ from ics.instruments.probes import SATURATION
 from ics.record import Status, names
 
 MAX_PANELS = 12
-BUILT_IN = ("accuracy", "percentiles", "density", "drift_layers", "drift", "lr_tolerance", "init_tolerance", "grad_ics",
-            "landscape", "gradients", "bn_inference", "bn_noise", "weights", "normalizers")
+BUILT_IN = (
+    "accuracy",
+    "percentiles",
+    "density",
+    "drift_layers",
+    "drift",
+    "lr_tolerance",
+    "init_tolerance",
+    "grad_ics",
+    "landscape",
+    "gradients",
+    "bn_inference",
+    "bn_noise",
+    "weights",
+    "normalizers",
+)
 
 
 def shown_instruments() -> Dict[str, Any]:
@@ -71,8 +86,15 @@ def _style(g: Group) -> str:
     return "-" if g.norm == "batch" else "--"
 
 
-def draw_groups(ax, groups: Sequence[Group], getter: Getter, colours, label: bool = True, log: bool = False,
-                clip: Optional[Tuple[float, float]] = None) -> int:
+def draw_groups(
+    ax,
+    groups: Sequence[Group],
+    getter: Getter,
+    colours,
+    label: bool = True,
+    log: bool = False,
+    clip: Optional[Tuple[float, float]] = None,
+) -> int:
     """Mean ± 95% CI band over each group's seeds, the band clipped to `clip` (the metric's range: an
     accuracy's t-interval from 3 seeds can reach below 0); returns how many groups had data."""
     drawn = 0
@@ -82,15 +104,23 @@ def draw_groups(ax, groups: Sequence[Group], getter: Getter, colours, label: boo
             continue
         if log:  # a log-scale quantity: geometric mean and its CI (the band of the log values)
             with np.errstate(divide="ignore", invalid="ignore"):
-                curves = [(st, np.where(np.asarray(v, float) > 0, np.log10(np.asarray(v, float)), np.nan))
-                          for st, v in curves]
+                curves = [
+                    (st, np.where(np.asarray(v, float) > 0, np.log10(np.asarray(v, float)), np.nan)) for st, v in curves
+                ]
         steps, mean, lo, hi, n = band([s for s, _ in curves], [v for _, v in curves])
         if log:
-            mean, lo, hi = 10 ** mean, 10 ** lo, 10 ** hi
+            mean, lo, hi = 10**mean, 10**lo, 10**hi
         keep = np.isfinite(mean) & ((mean > 0) if log else True)
         text = f"{g.label} (n={len(curves)})" if label else None
-        ax.plot(steps[keep], mean[keep], _style(g), color=c, lw=1.7, label=text,
-                **({"marker": "o", "ms": 3} if keep.sum() <= 12 else {}))
+        ax.plot(
+            steps[keep],
+            mean[keep],
+            _style(g),
+            color=c,
+            lw=1.7,
+            label=text,
+            **({"marker": "o", "ms": 3} if keep.sum() <= 12 else {}),
+        )
         multi = keep & (n >= MIN_CI_N)  # no band from fewer seeds: see stats.MIN_CI_N
         if clip is not None:
             lo, hi = np.clip(lo, *clip), np.clip(hi, *clip)
@@ -126,6 +156,7 @@ def _metric(field: str) -> Getter:
         if m is None:
             return None
         return m.eval_step, getattr(m, field)
+
     return get
 
 
@@ -138,11 +169,21 @@ def fig_accuracy(groups: Sequence[Group], score: str = "accuracy"):
     within = (0.0, 1.0) if score == "accuracy" else (-np.inf, 1.0)  # R² <= 1
     draw_groups(full, groups, _metric("test_acc"), colours, clip=within)
     draw_groups(zoom, groups, _metric("test_acc"), colours, label=False, clip=within)
-    last = max(int(j.metrics.eval_step[-1]) for g in groups for j in g.jobs if j.metrics is not None
-               and len(j.metrics.eval_step))
+    last = max(
+        int(j.metrics.eval_step[-1])
+        for g in groups
+        for j in g.jobs
+        if j.metrics is not None and len(j.metrics.eval_step)
+    )
     start = 0.1 * last
-    late = [v for g in groups for j in g.jobs if j.metrics is not None and j.status != Status.DIVERGED
-            for s, v in zip(j.metrics.eval_step, j.metrics.test_acc) if s >= start and math.isfinite(v)]
+    late = [
+        v
+        for g in groups
+        for j in g.jobs
+        if j.metrics is not None and j.status != Status.DIVERGED
+        for s, v in zip(j.metrics.eval_step, j.metrics.test_acc)
+        if s >= start and math.isfinite(v)
+    ]
     if late:
         lo, hi = float(np.min(late)), float(np.max(late))
         pad = max(0.003, 0.05 * (hi - lo))
@@ -151,8 +192,10 @@ def fig_accuracy(groups: Sequence[Group], score: str = "accuracy"):
     full.set_ylim(0 if score == "accuracy" else None, 1.02 if score == "accuracy" else None)
     # the early evaluations are log-spaced and "trains faster" lives there: a log step axis (linear
     # below the first evaluation after step 0, so step 0 stays on it)
-    first = min((float(s) for g in groups for j in g.jobs if j.metrics is not None
-                 for s in j.metrics.eval_step if s > 0), default=1.0)
+    first = min(
+        (float(s) for g in groups for j in g.jobs if j.metrics is not None for s in j.metrics.eval_step if s > 0),
+        default=1.0,
+    )
     full.set_xscale("symlog", linthresh=first, linscale=0.3)
     full.set_xlim(0, last * 1.2)
     full.set_title("whole run (log step axis)")
@@ -205,7 +248,9 @@ def robust_limits(values: Sequence[np.ndarray], pad: float = 0.08) -> Optional[T
 OUTLIER_SPAN = 10.0  # a panel whose range is this many times a typical panel's does not set the shared y-range
 
 
-def percentile_limits(groups: Sequence[Group], panels: Sequence[Sequence[np.ndarray]]) -> Tuple[Optional[Tuple[float, float]], List[int]]:
+def percentile_limits(
+    groups: Sequence[Group], panels: Sequence[Sequence[np.ndarray]]
+) -> Tuple[Optional[Tuple[float, float]], List[int]]:
     """The y-range of Fig. 1 b/c shared by every panel, and the panels it clips. For a saturating
     nonlinearity: the range every run's own image uses (±Y_SATURATED × the start of its flat part),
     so the report's panels and every Images card of a sweep compare. Otherwise the union of each
@@ -246,12 +291,14 @@ def _grid_of(groups: Sequence[Group]):
     lrs = sorted({float(g.config[LR_KEY]) for g in groups if g.config.get(LR_KEY) is not None})
     if len(lrs) < 2:
         ncols = min(4, len(groups))
-        return [[groups[i:i + ncols]] for i in range(0, len(groups), ncols)], None
+        return [[groups[i : i + ncols]] for i in range(0, len(groups), ncols)], None
     keys = list(dict.fromkeys(group_key(g.config) for g in groups))
     labels = labels_for(keys)
     rows = []
     for k in keys:
-        cells = {float(g.config[LR_KEY]): g for g in groups if group_key(g.config) == k and g.config.get(LR_KEY) is not None}
+        cells = {
+            float(g.config[LR_KEY]): g for g in groups if group_key(g.config) == k and g.config.get(LR_KEY) is not None
+        }
         rows.append((labels[k], [cells.get(lr) for lr in lrs]))
     return rows, lrs
 
@@ -307,14 +354,24 @@ def fig_percentiles(groups: Sequence[Group]):
             stack = [np.stack([u[i][:common] for _, units, *_ in curves for u in units.values()]) for i in range(3)]
             steps = curves[0][0][:common]
             for i, ls in enumerate(("--", "-", "--")):
-                ax.plot(steps, np.nanmean(stack[i], axis=0), color=colour, lw=2.2, ls=ls,
-                        label=f"{qn[i]} (mean)" if r == 0 and c == 0 else None)
+                ax.plot(
+                    steps,
+                    np.nanmean(stack[i], axis=0),
+                    color=colour,
+                    lw=2.2,
+                    ls=ls,
+                    label=f"{qn[i]} (mean)" if r == 0 and c == 0 else None,
+                )
             shade_saturated(ax, g, limits)
             diverged = sum(j.status == Status.DIVERGED for j in g.jobs)
             title = g.label if lrs is None else f"{row_label}\nlr={lrs[c]:g}"
-            ax.set_title(f"{title}\n{n_lines} units × seeds" + (f", {diverged} diverged" if diverged else "")
-                         + (" (clipped)" if id(g) in clipped else ""), fontsize=8.5,
-                         color="firebrick" if id(g) in clipped else "black")
+            ax.set_title(
+                f"{title}\n{n_lines} units × seeds"
+                + (f", {diverged} diverged" if diverged else "")
+                + (" (clipped)" if id(g) in clipped else ""),
+                fontsize=8.5,
+                color="firebrick" if id(g) in clipped else "black",
+            )
             ax.grid(alpha=0.3)
             ax.set_xlabel("training step")
             if c == 0:
@@ -322,11 +379,11 @@ def fig_percentiles(groups: Sequence[Group]):
     if limits is not None:
         axes[0, 0].set_ylim(*limits)
     axes[0, 0].legend(fontsize=7.5, loc="best")
-    fig.suptitle(f"Fig. 1 b/c: {'/'.join(qn)} percentiles of the last hidden layer's input ({point}) over the probe "
-                 "set\nfaint: each tracked unit of each seed; bold: their mean; every panel on one y-scale")
+    fig.suptitle(
+        f"Fig. 1 b/c: {'/'.join(qn)} percentiles of the last hidden layer's input ({point}) over the probe "
+        "set\nfaint: each tracked unit of each seed; bold: their mean; every panel on one y-scale"
+    )
     return fig, None
-
-
 
 
 def _pick_steps(steps: np.ndarray, n: int = 4) -> List[int]:
@@ -363,8 +420,14 @@ def fig_density(groups: Sequence[Group]):
     saturated region is shaded."""
     rows = []
     for g in _best_lr_each(groups):
-        j = next((j for j in g.jobs if j.probes is not None and "sample_steps" in j.probes.tags
-                  and len(j.probes.tags["sample_steps"])), None)
+        j = next(
+            (
+                j
+                for j in g.jobs
+                if j.probes is not None and "sample_steps" in j.probes.tags and len(j.probes.tags["sample_steps"])
+            ),
+            None,
+        )
         pu = tracked_unit(j.probes.meta) if j else None
         tag = f"samples/{pu[0]}/unit{pu[1]}" if pu else None
         if j is not None and tag in j.probes.tags:
@@ -381,8 +444,11 @@ def fig_density(groups: Sequence[Group]):
         typical = max(float(np.percentile(spans, 25)), 1e-6) if spans else 1.0
         # a row 10 × wider than a typical one (a blown-up run) is clipped, not allowed to squash the rest
         # (only a diverged run's row: a healthy one, e.g. BN's wide input at step 0, always stays inside)
-        vals = [row[c] for row, r, (_, j, *_) in zip(picked, ranges, rows) if r is not None
-                and (r[1] - r[0] <= OUTLIER_SPAN * typical or j.status != Status.DIVERGED)]
+        vals = [
+            row[c]
+            for row, r, (_, j, *_) in zip(picked, ranges, rows)
+            if r is not None and (r[1] - r[0] <= OUTLIER_SPAN * typical or j.status != Status.DIVERGED)
+        ]
         lim = robust_limits(vals, pad=0.05) or (-1.0, 1.0)
         for r, (g, j, _point_unit, sst, _values) in enumerate(rows):
             ax = axes[r, c]
@@ -405,8 +471,10 @@ def fig_density(groups: Sequence[Group]):
             if c == 0:
                 ax.set_ylabel(f"{g.label}, seed {j.seed}\ndensity", fontsize=8)
     sat = SATURATION.get(str(rows[0][0].config.get("model.activation", "")))
-    fig.supxlabel(f"input to the nonlinearity ({rows[0][2][0]}, unit {rows[0][2][1]}; probe set); each column shares "
-                  "its x-axis" + (f"; grey: saturated region |x| > {sat} (derivative < 5% of its peak)" if sat else ""))
+    fig.supxlabel(
+        f"input to the nonlinearity ({rows[0][2][0]}, unit {rows[0][2][1]}; probe set); each column shares "
+        "its x-axis" + (f"; grey: saturated region |x| > {sat} (derivative < 5% of its peak)" if sat else "")
+    )
     fig.suptitle("How one unit's input distribution moves: histogram and fitted normal (black) at four steps")
     return fig, None
 
@@ -418,6 +486,7 @@ def _drift(point_of: Callable[[Job], Optional[str]], metric: str) -> Getter:
             return None
         tag = names.drift_tag(p, metric)
         return (j.probes.steps, j.probes.tags[tag]) if tag in j.probes.tags else None
+
     return get
 
 
@@ -457,8 +526,10 @@ def fig_drift(groups: Sequence[Group]):
             ax.set_title(f"{title}: {where}" + (" (log)" if log else ""), fontsize=9)
     fig.supxlabel("training step")
     fig.supylabel("distance to the step-0 distribution (log axis where the data span a decade or more)")
-    fig.suptitle("Drift of the pre-activation distribution from initialisation, in three units "
-                 "(geometric mean ± 95% CI over seeds)")
+    fig.suptitle(
+        "Drift of the pre-activation distribution from initialisation, in three units "
+        "(geometric mean ± 95% CI over seeds)"
+    )
     _legend(fig, axes.ravel(), len(groups))
     return fig, None
 
@@ -467,23 +538,44 @@ def fig_drift_layers(groups: Sequence[Group]):
     """Final drift of every probed layer's input from step 0 (summary.json), raw and shape units:
     per group a bar per layer, mean over seeds with its 95% CI (diverged runs left out; no error bar
     below MIN_CI_N seeds)."""
-    points = list(dict.fromkeys(p for g in groups for j in g.jobs if j.summary is not None
-                                for p in j.summary.drift if p.endswith(".pre_act")))
+    points = list(
+        dict.fromkeys(
+            p
+            for g in groups
+            for j in g.jobs
+            if j.summary is not None
+            for p in j.summary.drift
+            if p.endswith(".pre_act")
+        )
+    )
     if not points:
         return None, "no run recorded final drift (probe instrument)"
     fig, axes = _figure(1, 2, w=max(4.4, 1.1 * len(points) * max(1, len(groups)) ** 0.5), h=3.4, sharex=False)
     colours = group_colours(groups)
     width = 0.8 / max(1, len(groups))
     x = np.arange(len(points))
-    for ax, (metric, title) in zip(axes[0], (("w1_raw", "W1 raw (input units)"), ("w1_shape", "W1 shape (standardised)"))):
+    for ax, (metric, title) in zip(
+        axes[0], (("w1_raw", "W1 raw (input units)"), ("w1_shape", "W1 shape (standardised)"))
+    ):
         for k, (g, c) in enumerate(zip(groups, colours)):
-            est = [mean_ci([j.summary.drift.get(p, {}).get(metric) for j in g.jobs if j.status != Status.DIVERGED])
-                   for p in points]
+            est = [
+                mean_ci([j.summary.drift.get(p, {}).get(metric) for j in g.jobs if j.status != Status.DIVERGED])
+                for p in points
+            ]
             mean = np.array([np.nan if e.mean is None else e.mean for e in est])
             err = np.array([e.shown_half or 0.0 for e in est])
-            ax.bar(x + (k - (len(groups) - 1) / 2) * width, mean, width, yerr=err, color=c, capsize=3,
-                   label=f"{g.label} (n={max(e.n for e in est)})" if metric == "w1_raw" else None,
-                   hatch=None if g.norm == "batch" else "//", edgecolor="k", lw=0.4)
+            ax.bar(
+                x + (k - (len(groups) - 1) / 2) * width,
+                mean,
+                width,
+                yerr=err,
+                color=c,
+                capsize=3,
+                label=f"{g.label} (n={max(e.n for e in est)})" if metric == "w1_raw" else None,
+                hatch=None if g.norm == "batch" else "//",
+                edgecolor="k",
+                lw=0.4,
+            )
         ax.set_xticks(x, [p.replace(".pre_act", "") for p in points])
         ax.set_xlabel("layer (input to its nonlinearity)")
         ax.set_ylabel(title)
@@ -602,6 +694,7 @@ def _tag(key: str, tag: str) -> Getter:
         if s is None or tag not in s.tags:
             return None
         return s.steps, s.tags[tag]
+
     return get
 
 
@@ -614,7 +707,7 @@ def _panels(groups, key: str, panels: List[Tuple[str, str, bool]], title: str, n
     nrows = math.ceil(len(panels) / ncols)
     fig, axes = _figure(nrows, min(ncols, len(panels)), w=3.9, h=2.9)
     flat = axes.ravel()
-    for ax in flat[len(panels):]:
+    for ax in flat[len(panels) :]:
         ax.set_visible(False)
     for i, (ax, (tag, ylabel, log)) in enumerate(zip(flat, panels)):
         draw_groups(ax, groups, _tag(key, tag), colours, label=(i == 0), log=log)
@@ -630,31 +723,46 @@ def fig_grad_ics(groups: Sequence[Group]):
     if meta is None:
         return None, "no run measured gradient ICS (grad_ics=on)"
     layers = meta["layers"][1:] or meta["layers"]  # the first layer has no earlier layers: G′ = G by definition
-    pick = sorted({layers[0], layers[len(layers) // 2], layers[-2] if len(layers) > 1 else layers[0], layers[-1]},
-                  key=layers.index)
-    panels = [(f"grad_ics/{l}/cos", f"cos(G, G′) {l}", False) for l in pick] + \
-             [(f"grad_ics/{l}/rel_l2", f"‖G − G′‖/‖G‖ {l}", True) for l in pick]
-    return _panels(groups, "grad_ics", panels, "Gradient ICS (Santurkar et al. 2018, Def. 2.1): mean ± 95% CI "
-                   "(log panels: geometric)", ncols=len(pick)), None
+    pick = sorted(
+        {layers[0], layers[len(layers) // 2], layers[-2] if len(layers) > 1 else layers[0], layers[-1]},
+        key=layers.index,
+    )
+    panels = [(f"grad_ics/{l}/cos", f"cos(G, G′) {l}", False) for l in pick] + [
+        (f"grad_ics/{l}/rel_l2", f"‖G − G′‖/‖G‖ {l}", True) for l in pick
+    ]
+    return _panels(
+        groups,
+        "grad_ics",
+        panels,
+        "Gradient ICS (Santurkar et al. 2018, Def. 2.1): mean ± 95% CI (log panels: geometric)",
+        ncols=len(pick),
+    ), None
 
 
 def fig_landscape(groups: Sequence[Group]):
     meta = _meta(groups, "landscape")
     if meta is None:
         return None, "no run measured the loss landscape (landscape=on)"
-    panels = [("landscape/loss_range", "loss range along the step", True),
-              ("landscape/grad_change_rel", "max ‖∇L(θ_k) − g‖ / ‖g‖", True),
-              ("landscape/beta", "effective β-smoothness", True)]
+    panels = [
+        ("landscape/loss_range", "loss range along the step", True),
+        ("landscape/grad_change_rel", "max ‖∇L(θ_k) − g‖ / ‖g‖", True),
+        ("landscape/beta", "effective β-smoothness", True),
+    ]
     if any((s := series(j, "landscape")) is not None and s.meta.get("scale_invariant") for g in groups for j in g.jobs):
-        panels += [("landscape/si/loss_range", "loss range, unit-norm BN-fed rows", True),
-                   ("landscape/si/grad_change_rel", "gradient change, unit-norm rows", True),
-                   ("landscape/si/beta", "effective β, unit-norm rows", True)]
+        panels += [
+            ("landscape/si/loss_range", "loss range, unit-norm BN-fed rows", True),
+            ("landscape/si/grad_change_rel", "gradient change, unit-norm rows", True),
+            ("landscape/si/beta", "effective β, unit-norm rows", True),
+        ]
     n_before = len(panels)
     if meta.get("hessian"):
-        panels += [("landscape/top_eig", "largest Hessian eigenvalue (dashed: 2/lr)", True),
-                   ("landscape/min_eig", "most negative Hessian eigenvalue", False)]
-    fig = _panels(groups, "landscape", panels, "Loss landscape along the training step (Santurkar et al. 2018, §3.2)",
-                  ncols=3)
+        panels += [
+            ("landscape/top_eig", "largest Hessian eigenvalue (dashed: 2/lr)", True),
+            ("landscape/min_eig", "most negative Hessian eigenvalue", False),
+        ]
+    fig = _panels(
+        groups, "landscape", panels, "Loss landscape along the training step (Santurkar et al. 2018, §3.2)", ncols=3
+    )
     if meta.get("hessian"):
         ax = fig.axes[n_before]
         for g, c in zip(groups, group_colours(groups)):
@@ -673,8 +781,9 @@ def fig_gradients(groups: Sequence[Group]):
     pick = sorted({layers[0], layers[len(layers) // 2], layers[-2] if len(layers) > 1 else layers[0]}, key=layers.index)
     panels = [(f"gradients/{l}/grad_ratio", f"‖∇W‖ / ‖∇W_out‖, {l}", True) for l in pick]
     panels += [(f"gradients/{b}/saturated", f"saturated fraction of g′, {b}", False) for b in pick if b in blocks]
-    return _panels(groups, "gradients", panels, "Gradient flow: do the first layers' gradients vanish?",
-                   ncols=len(pick)), None
+    return _panels(
+        groups, "gradients", panels, "Gradient flow: do the first layers' gradients vanish?", ncols=len(pick)
+    ), None
 
 
 def fig_bn_inference(groups: Sequence[Group]):
@@ -683,8 +792,13 @@ def fig_bn_inference(groups: Sequence[Group]):
         return None, "no run evaluated BN inference statistics (bn_stats=on)"
     kinds = ["ema", "precise"] + [f"batch{b}" for b in meta["test_batch_sizes"]]
     panels = [(f"test_bn/{k}/acc", f"test accuracy, {k} statistics", False) for k in kinds]
-    return _panels(groups, "bn_stats", panels, "BN inference statistics: EMA vs precise (population) vs batch",
-                   ncols=min(4, len(panels))), None
+    return _panels(
+        groups,
+        "bn_stats",
+        panels,
+        "BN inference statistics: EMA vs precise (population) vs batch",
+        ncols=min(4, len(panels)),
+    ), None
 
 
 def fig_bn_noise(groups: Sequence[Group]):
@@ -693,8 +807,10 @@ def fig_bn_noise(groups: Sequence[Group]):
         return None, "no run measured BN's noise (bn_noise=on)"
     panels = []
     for l in meta["layers"][:4]:
-        panels += [(f"bn_noise/{l}/r_std", f"spread of r = σ_B/σ_pop, {l}", False),
-                   (f"bn_noise/{l}/d_abs", f"mean |d| = |μ_B − μ_pop|/σ_pop, {l}", False)]
+        panels += [
+            (f"bn_noise/{l}/r_std", f"spread of r = σ_B/σ_pop, {l}", False),
+            (f"bn_noise/{l}/d_abs", f"mean |d| = |μ_B − μ_pop|/σ_pop, {l}", False),
+        ]
     return _panels(groups, "bn_noise", panels, "BN's own step-to-step noise (Batch Renormalization r, d)"), None
 
 
@@ -732,7 +848,7 @@ def fig_normalizers(groups: Sequence[Group], targets: Sequence[str]):
     ncols = min(4, len(names_))
     fig, axes = _figure(math.ceil(len(names_) / ncols), ncols, w=3.6, h=2.9, sharex=False)
     flat = axes.ravel()
-    for ax in flat[len(names_):]:
+    for ax in flat[len(names_) :]:
         ax.set_visible(False)
     colours = group_colours(groups)
     x = np.arange(len(groups))
@@ -746,32 +862,53 @@ def fig_normalizers(groups: Sequence[Group], targets: Sequence[str]):
         if name in ("final test acc", "early acc") and np.isfinite(mean).any():
             lo = np.nanmin(mean - err)
             ax.set_ylim(max(0.0, lo - 0.02), min(1.0, np.nanmax(mean + err) + 0.01))
-        ax.set_title(name + (" (an eighth into the run)" if name == "early acc" else "")
-                     + (f" ({layer})" if name in ("grad-ICS cos", "eff LR") else "")
-                     + (f" ({point})" if name.startswith("drift") else ""), fontsize=9)
-        ax.set_xticks(x, [g.label.replace("model.", "").replace("trainer.", "") for g in groups], rotation=60, ha="right", fontsize=7)
+        ax.set_title(
+            name
+            + (" (an eighth into the run)" if name == "early acc" else "")
+            + (f" ({layer})" if name in ("grad-ICS cos", "eff LR") else "")
+            + (f" ({point})" if name.startswith("drift") else ""),
+            fontsize=9,
+        )
+        ax.set_xticks(
+            x,
+            [g.label.replace("model.", "").replace("trainer.", "") for g in groups],
+            rotation=60,
+            ha="right",
+            fontsize=7,
+        )
         ax.grid(alpha=0.3, axis="y")
     fig.suptitle("Normalisers side by side: mean ± 95% CI over seeds (a missing bar: not measured / not defined)")
     return fig, None
 
 
-def make_figures(groups: Sequence[Group], tol: Sequence[GroupTolerance], score: str,
-                 every: Optional[Sequence[Group]] = None,
-                 itol: Sequence[InitTolerance] = (),
-                 targets: Sequence[str] = ()) -> Dict[str, Tuple[Any, Optional[str]]]:
+def make_figures(
+    groups: Sequence[Group],
+    tol: Sequence[GroupTolerance],
+    score: str,
+    every: Optional[Sequence[Group]] = None,
+    itol: Sequence[InitTolerance] = (),
+    targets: Sequence[str] = (),
+) -> Dict[str, Tuple[Any, Optional[str]]]:
     """name -> (Figure or None, the reason it was skipped). A figure that cannot be drawn from the
     files read (a job's npz that is not what its instrument writes) is skipped with the reason; the
     other figures and the report go on. every: all the groups, for the percentile panels (norm × LR);
     groups: those drawn as curves."""
-    makers = {"accuracy": lambda: fig_accuracy(groups, score), "percentiles": lambda: fig_percentiles(every or groups),
-              "density": lambda: fig_density(groups), "drift_layers": lambda: fig_drift_layers(groups),
-              "drift": lambda: fig_drift(groups),
-              "lr_tolerance": lambda: fig_lr_tolerance(tol),
-              "init_tolerance": lambda: fig_init_tolerance(itol), "grad_ics": lambda: fig_grad_ics(groups),
-              "landscape": lambda: fig_landscape(groups), "gradients": lambda: fig_gradients(groups),
-              "bn_inference": lambda: fig_bn_inference(groups),
-              "bn_noise": lambda: fig_bn_noise(groups), "weights": lambda: fig_weights(groups),
-              "normalizers": lambda: fig_normalizers(groups, targets)}
+    makers = {
+        "accuracy": lambda: fig_accuracy(groups, score),
+        "percentiles": lambda: fig_percentiles(every or groups),
+        "density": lambda: fig_density(groups),
+        "drift_layers": lambda: fig_drift_layers(groups),
+        "drift": lambda: fig_drift(groups),
+        "lr_tolerance": lambda: fig_lr_tolerance(tol),
+        "init_tolerance": lambda: fig_init_tolerance(itol),
+        "grad_ics": lambda: fig_grad_ics(groups),
+        "landscape": lambda: fig_landscape(groups),
+        "gradients": lambda: fig_gradients(groups),
+        "bn_inference": lambda: fig_bn_inference(groups),
+        "bn_noise": lambda: fig_bn_noise(groups),
+        "weights": lambda: fig_weights(groups),
+        "normalizers": lambda: fig_normalizers(groups, targets),
+    }
     for key, shown in shown_instruments().items():  # bound now: the loop variables move on
         makers.setdefault(key, lambda key=key, shown=shown: fig_shown(groups, key, shown))
     out: Dict[str, Tuple[Any, Optional[str]]] = {}

@@ -1,5 +1,6 @@
 """Seeds as a first-class axis: jobs that differ only in trainer.seed form a group, and every
 number the report shows for a group is a mean with a 95% confidence interval over its seeds."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,8 +12,16 @@ from ics.analysis.stats import Comparison, Estimate, holm, mean_ci, welch
 from ics.record import Status
 
 # contrasts the report tests between groups that differ in exactly one of these keys
-CONTRAST_KEYS = ("model.norm", "model.norm_p", "model.noise", "data.binarize", "model.activation", "trainer.batch_size",
-                 "model.bn_momentum", "optim.name")
+CONTRAST_KEYS = (
+    "model.norm",
+    "model.norm_p",
+    "model.noise",
+    "data.binarize",
+    "model.activation",
+    "trainer.batch_size",
+    "model.bn_momentum",
+    "optim.name",
+)
 
 
 @dataclass
@@ -104,14 +113,13 @@ def contrasts(groups: Sequence[Group], field: str = "final_test_acc", limit: int
     """Welch tests between groups that differ in exactly one contrast key (BN vs no BN, ...)."""
     out = []
     for i, a in enumerate(groups):
-        for b in groups[i + 1:]:
+        for b in groups[i + 1 :]:
             ca, cb = a.config, b.config
             diff = [k for k in set(ca) | set(cb) if ca.get(k) != cb.get(k)]
             if len(diff) == 1 and diff[0] in CONTRAST_KEYS:
                 # order: the "with" side first (batch before none, santurkar before none, ...)
                 first, second = (a, b) if str(ca.get(diff[0])) != "none" else (b, a)
-                out.append(Contrast(diff[0], first, second, field,
-                                    welch(first.values(field), second.values(field))))
+                out.append(Contrast(diff[0], first, second, field, welch(first.values(field), second.values(field))))
     return adjust(out[:limit])
 
 
@@ -128,8 +136,11 @@ def baseline_group(groups: Sequence[Group], baseline: Sequence[str]) -> Tuple[Op
     if len(match) == 1:
         return match[0], None
     text = " ".join(str(o) for o in baseline)
-    return None, (f"report.baseline ({text}) matches no group of this report" if not match else
-                  f"report.baseline ({text}) matches {len(match)} groups; it must pick one")
+    return None, (
+        f"report.baseline ({text}) matches no group of this report"
+        if not match
+        else f"report.baseline ({text}) matches {len(match)} groups; it must pick one"
+    )
 
 
 def baseline_contrasts(groups: Sequence[Group], ref: Group, field: str = "final_test_acc") -> List[Contrast]:

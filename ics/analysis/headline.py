@@ -1,6 +1,7 @@
 """The report's first lines: one sentence per contrast of the study, so the answer comes before the
 tables ("BN vs no BN: final test acc +0.0052 [95% CI +0.0038, +0.0066], Welch p < 0.001, n = 5
 seeds each"). Below MIN_CI_N seeds a side, the sentence says that no interval is given."""
+
 from __future__ import annotations
 
 from typing import Any, List, Sequence
@@ -56,8 +57,10 @@ def early_sentence(c: Contrast, score: str = "acc") -> str:
     if not steps or w is None or w.p is None or min(w.n_a, w.n_b) < MIN_CI_N:
         return ""
     x, y = value_name(c.key, c.a.config.get(c.key)), value_name(c.key, c.b.config.get(c.key))
-    return (f"{x} vs {y}{_context(c)} early, at step {'/'.join(map(str, steps))}: test {score} {w.diff:+.4f} "
-            f"[95% CI {w.diff - (w.half or 0):+.4f}, {w.diff + (w.half or 0):+.4f}], Welch p {fmt_p(w.p, eq=True)}")
+    return (
+        f"{x} vs {y}{_context(c)} early, at step {'/'.join(map(str, steps))}: test {score} {w.diff:+.4f} "
+        f"[95% CI {w.diff - (w.half or 0):+.4f}, {w.diff + (w.half or 0):+.4f}], Welch p {fmt_p(w.p, eq=True)}"
+    )
 
 
 def group_sentence(g: Group, score: str = "acc") -> str:
@@ -71,12 +74,15 @@ def group_sentence(g: Group, score: str = "acc") -> str:
 
 def tolerance_sentence(t: GroupTolerance) -> str:
     lr = lambda v: "none" if v is None else f"{v:g}"  # noqa: E731
-    return (f"{t.label}: max good LR {lr(t.max_good_lr)}, max non-diverging LR {lr(t.max_nondiverging_lr)}, "
-            f"best LR {lr(t.best_lr)} ({len(t.seeds)} seed{'s' if len(t.seeds) != 1 else ''} per LR at most)")
+    return (
+        f"{t.label}: max good LR {lr(t.max_good_lr)}, max non-diverging LR {lr(t.max_nondiverging_lr)}, "
+        f"best LR {lr(t.best_lr)} ({len(t.seeds)} seed{'s' if len(t.seeds) != 1 else ''} per LR at most)"
+    )
 
 
-def headline(groups: Sequence[Group], items: Sequence[Contrast], tol: Sequence[GroupTolerance],
-             score: str = "acc") -> List[str]:
+def headline(
+    groups: Sequence[Group], items: Sequence[Contrast], tol: Sequence[GroupTolerance], score: str = "acc"
+) -> List[str]:
     """The sentences: each contrast with a result; with none, each group's final score; for an LR
     study, each group's tolerance limits too."""
     found = [c for c in items if c.result is not None]
@@ -122,13 +128,16 @@ def budget_sentence(groups: Sequence[Group]) -> List[str]:
     ran = [s for s in steps if isinstance(s, int) and not isinstance(s, bool)]
     if budget is None or not ran or max(ran) >= budget:
         return []
-    return [f"Shortened run: these runs trained {max(ran):,} of the {name} study's {budget:,} steps; what they "
-            f"show is early training, not the study's answer (re-run without trainer.steps for that)"]
+    return [
+        f"Shortened run: these runs trained {max(ran):,} of the {name} study's {budget:,} steps; what they "
+        f"show is early training, not the study's answer (re-run without trainer.steps for that)"
+    ]
 
 
 def dropout_verdict(groups: Sequence[Group], margin: float) -> List[str]:
     """Does BN remove the need for dropout? BN with each dropout against BN alone (Holm over them),
     and TOST within ±margin: a plain sentence."""
+
     def value(g: Group, k: str) -> Any:
         return g.config.get(k)
 
@@ -147,8 +156,11 @@ def dropout_verdict(groups: Sequence[Group], margin: float) -> List[str]:
     for (g, w), q in zip(tests, adj):
         e = tost(g.values("final_test_acc"), ref.values("final_test_acc"), margin)
         gain = gain or (q is not None and q < 0.05 and w.diff > 0)
-        parts.append(f"dropout {value(g, 'model.dropout')}: {w.diff:+.4f} ± {w.half or 0:.4f} (Holm p "
-                     f"{fmt_p(q, eq=True)}; {e.sentence() if e else 'no equivalence test'})")
-    verdict = "adding dropout to BN raised test accuracy" if gain else \
-        "adding dropout to BN did not raise test accuracy"
+        parts.append(
+            f"dropout {value(g, 'model.dropout')}: {w.diff:+.4f} ± {w.half or 0:.4f} (Holm p "
+            f"{fmt_p(q, eq=True)}; {e.sentence() if e else 'no equivalence test'})"
+        )
+    verdict = (
+        "adding dropout to BN raised test accuracy" if gain else "adding dropout to BN did not raise test accuracy"
+    )
     return [f"Does BN remove the need for dropout? {verdict[0].upper() + verdict[1:]} here — " + "; ".join(parts)]

@@ -6,6 +6,7 @@ Every text comes from run folders (labels, errors, paths): all of it is HTML-esc
 script records, once the page has loaded, how many images there are, how many failed to load and
 any script error, in `<body data-check="...">`: what the browser test reads (--dump-dom).
 """
+
 from __future__ import annotations
 
 import base64
@@ -67,11 +68,25 @@ def _definitions(text: str) -> str:
     return "<ul>" + "".join(f"<li>{h}</li>" for h in html) + "</ul>"
 
 
-def write_html(path: Path, src: str, lines: Sequence[str], counts: str, tables: Sequence[TextTable],
-               figures: Dict[str, Path], notes: Sequence[str], definitions: str) -> None:
-    parts = ["<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
-             f"<title>ICS report: {escape(src)}</title>", f"<style>{STYLE}</style>", f"<script>{CHECK}</script>",
-             "</head><body>", f"<h1>ICS report: {escape(src)}</h1>"]
+def write_html(
+    path: Path,
+    src: str,
+    lines: Sequence[str],
+    counts: str,
+    tables: Sequence[TextTable],
+    figures: Dict[str, Path],
+    notes: Sequence[str],
+    definitions: str,
+) -> None:
+    parts = [
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>ICS report: {escape(src)}</title>",
+        f"<style>{STYLE}</style>",
+        f"<script>{CHECK}</script>",
+        "</head><body>",
+        f"<h1>ICS report: {escape(src)}</h1>",
+    ]
     if lines:
         parts.append('<div class="headline">' + "".join(f"<p>{escape(line)}</p>" for line in lines) + "</div>")
     parts.append(f"<p>{escape(counts)}</p>")
@@ -80,8 +95,10 @@ def write_html(path: Path, src: str, lines: Sequence[str], counts: str, tables: 
     for name in FIGURES + tuple(k for k in shown if k not in FIGURES):  # FIGURES, then instruments registered since
         if name in figures:
             caption = CAPTIONS.get(name) or getattr(shown.get(name), "caption", "") or name.replace("_", " ")
-            parts.append(f'<figure><img alt="{escape(name)}" src="{_image(figures[name])}">'
-                         f"<figcaption>{escape(caption)}</figcaption></figure>")
+            parts.append(
+                f'<figure><img alt="{escape(name)}" src="{_image(figures[name])}">'
+                f"<figcaption>{escape(caption)}</figcaption></figure>"
+            )
     parts += ["<h2>Tables</h2>"] + [_table(t) for t in tables]
     parts += ["<h2>Definitions</h2>", _definitions(definitions), "</body></html>"]
     Path(path).write_text("\n".join(parts), encoding="utf-8")

@@ -20,6 +20,7 @@ sweeps the init std s of N(0, s²) over decades; per group of runs that differ o
 
 Pure functions of `RunResult`s, like LR tolerance, so the definitions are testable on made-up results.
 """
+
 from __future__ import annotations
 
 import math
@@ -67,7 +68,9 @@ class InitTolerance:
     def good_scales(self) -> List[float]:
         if self.best_score is None or self.best_score < self.learn_threshold():
             return []  # nothing was learnt at any scale: no scale is "good"
-        return [p.lr for p in self.points if p.score.mean is not None and p.score.mean >= self.fraction * self.best_score]
+        return [
+            p.lr for p in self.points if p.score.mean is not None and p.score.mean >= self.fraction * self.best_score
+        ]
 
     @property
     def learn_scales(self) -> List[float]:

@@ -4,6 +4,7 @@ Everything comes through the run record (ics.record): a job's config and overrid
 (its summary.json, else its .hydra/ snapshot), never borrowed from a sibling; a job without a
 final result (running, killed, interrupted, unreadable) is listed in its state.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -95,7 +96,7 @@ class Job:
         text = str(self.record.problem or "")
         for prefix in (f"{self.dir}/", f"{self.dir}"):
             if text.startswith(prefix):
-                text = text[len(prefix):]
+                text = text[len(prefix) :]
                 break
         return text if len(text) <= 80 else text[:79] + "…"
 
@@ -129,10 +130,20 @@ class Job:
             return None
         s = self.summary
         score, on_val = self.score(k)
-        eff = [v.get("eff_lr_median") for v in ((s.instruments.get("weights") or {}) if s else {}).values()
-               if v.get("eff_lr_median") is not None]
-        return RunResult(self.config, self.status, score, s.final_test_acc if s else None,
-                         s.chance_acc if s else None, float(np.mean(eff)) if eff else None, on_val)
+        eff = [
+            v.get("eff_lr_median")
+            for v in ((s.instruments.get("weights") or {}) if s else {}).values()
+            if v.get("eff_lr_median") is not None
+        ]
+        return RunResult(
+            self.config,
+            self.status,
+            score,
+            s.final_test_acc if s else None,
+            s.chance_acc if s else None,
+            float(np.mean(eff)) if eff else None,
+            on_val,
+        )
 
 
 def _numeric(a: np.ndarray) -> bool:
@@ -151,9 +162,11 @@ def load_metrics(d: Path) -> Optional[Metrics]:
         return None
     arrays = {k: a.astype(float) for k, a in arrays.items()}
     n_eval, n_train = len(arrays[names.EVAL_STEP]), len(arrays[names.TRAIN_STEP])
-    if any(len(arrays[k]) != n_eval for k in (names.TEST_LOSS, names.TEST_ACC)) or \
-            any(len(arrays[k]) not in (0, n_eval) for k in (names.VAL_LOSS, names.VAL_ACC)) or \
-            any(len(arrays[k]) not in (0, n_train) for k in (names.TRAIN_LOSS, names.TRAIN_ACC)):
+    if (
+        any(len(arrays[k]) != n_eval for k in (names.TEST_LOSS, names.TEST_ACC))
+        or any(len(arrays[k]) not in (0, n_eval) for k in (names.VAL_LOSS, names.VAL_ACC))
+        or any(len(arrays[k]) not in (0, n_train) for k in (names.TRAIN_LOSS, names.TRAIN_ACC))
+    ):
         return None
     return Metrics(**arrays)
 
@@ -177,8 +190,13 @@ def load_series(d: Path, key: str) -> Optional[Series]:
         return None
     meta = arrays.pop("meta")
     steps = arrays.pop("steps")
-    if not isinstance(meta, dict) or not _plain_tree(meta) or not _numeric(steps) or steps.ndim != 1 or \
-            not all(_numeric(a) and a.ndim >= 1 for a in arrays.values()):
+    if (
+        not isinstance(meta, dict)
+        or not _plain_tree(meta)
+        or not _numeric(steps)
+        or steps.ndim != 1
+        or not all(_numeric(a) and a.ndim >= 1 for a in arrays.values())
+    ):
         return None
     return Series(steps, arrays, meta)
 
@@ -211,8 +229,9 @@ def load_jobs(*paths: Path) -> List[Job]:
             raise ConfigError(f"{path} is not a directory; give a run or sweep directory")
         found = read_jobs(path)
         if not found:
-            raise ConfigError(f"{path}: no job directory under it (none holds summary.json or .hydra/); "
-                              "give a run or sweep directory")
+            raise ConfigError(
+                f"{path}: no job directory under it (none holds summary.json or .hydra/); give a run or sweep directory"
+            )
         records += [(path, r) for r in found]
     sources = [_source(path, r.dir, len(paths) > 1) for path, r in records]
     if len(set(sources)) == 1:
@@ -220,8 +239,15 @@ def load_jobs(*paths: Path) -> List[Job]:
     labels = short_labels([r.overrides for _, r in records])
     jobs = []
     for i, ((_, r), lab, src) in enumerate(zip(records, labels, sources)):
-        job = Job(r, r.num if r.num is not None else i, flatten(r.config) if r.config else {}, lab,
-                  load_metrics(r.dir), load_series(r.dir, "probe"), source=src)
+        job = Job(
+            r,
+            r.num if r.num is not None else i,
+            flatten(r.config) if r.config else {},
+            lab,
+            load_metrics(r.dir),
+            load_series(r.dir, "probe"),
+            source=src,
+        )
         job.problems = unreadable_files(job)
         jobs.append(job)
     return jobs

@@ -24,6 +24,7 @@ in one line before writing anything (a file of the user's, or one changed since,
 a manifest naming anything outside the folder is refused, never followed). Every file goes in
 through ics.record.files.atomic_write (a new unguessable temporary file and a rename).
 """
+
 from __future__ import annotations
 
 import json
@@ -40,10 +41,32 @@ from ics.analysis.groups import Group, baseline_contrasts, baseline_group, contr
 from ics.analysis.headline import budget_sentence, dropout_verdict, headline
 from ics.analysis.html import write_html
 from ics.analysis.load import Job, common_overrides, load_jobs, planned_jobs, planned_jobs_problem
-from ics.analysis.tables import (TextTable, bn_equivalence_table, contrast_table, drift_table, effective_lr_table,
-                                 equivalence_margin, group_rows, groups_table, init_scale_table, init_tolerance_table, instrument_tables, is_norm_study, lr_table,
-                                 markdown_table, normalizer_table, print_tables, run_rows, runs_table, score_name,
-                                 generalisation_table, speed_table, targets_of, tolerance_table, write_csv)
+from ics.analysis.tables import (
+    TextTable,
+    bn_equivalence_table,
+    contrast_table,
+    drift_table,
+    effective_lr_table,
+    equivalence_margin,
+    group_rows,
+    groups_table,
+    init_scale_table,
+    init_tolerance_table,
+    instrument_tables,
+    is_norm_study,
+    lr_table,
+    markdown_table,
+    normalizer_table,
+    print_tables,
+    run_rows,
+    runs_table,
+    score_name,
+    generalisation_table,
+    speed_table,
+    targets_of,
+    tolerance_table,
+    write_csv,
+)
 from ics.analysis.init_tolerance import has_init_grid, init_tolerance
 from ics.analysis.tolerance import GroupTolerance, has_lr_grid, lr_tolerance
 from ics.config import ConfigError
@@ -76,7 +99,7 @@ def _n(n: int, word: str) -> str:
 
 
 def state_counts(jobs: Sequence[Job]) -> str:
-    """"3 completed, 1 killed": how many jobs are in each state."""
+    """ "3 completed, 1 killed": how many jobs are in each state."""
     counts = Counter(str(j.status) for j in jobs)
     return ", ".join(f"{n} {state}" for state, n in counts.most_common())
 
@@ -93,12 +116,22 @@ def curve_groups(groups: List[Group], tol: Sequence[GroupTolerance]) -> List[Gro
     return picked[:MAX_CURVES] or groups[:MAX_CURVES]
 
 
-def write_markdown(path: Path, src: str, jobs: Sequence[Job], lines: Sequence[str], tables: Sequence[TextTable],
-                   figures: Dict[str, Path], notes: Sequence[str]) -> str:
+def write_markdown(
+    path: Path,
+    src: str,
+    jobs: Sequence[Job],
+    lines: Sequence[str],
+    tables: Sequence[TextTable],
+    figures: Dict[str, Path],
+    notes: Sequence[str],
+) -> str:
     """report.md: the headline first, then the tables and the figures there are (a figure whose data
     no run recorded is left out); returns the text without image links (TensorBoard's copy)."""
-    parts = [f"# ICS report: `{src}`", ""] + [f"**{line}**  " for line in lines] + \
-        ["", f"{_n(len(jobs), 'job')}: {state_counts(jobs)}.", ""]
+    parts = (
+        [f"# ICS report: `{src}`", ""]
+        + [f"**{line}**  " for line in lines]
+        + ["", f"{_n(len(jobs), 'job')}: {state_counts(jobs)}.", ""]
+    )
     parts += [f"_{n}_\n" for n in notes]
     for t in tables:
         parts += [markdown_table(t), ""]
@@ -119,11 +152,23 @@ EVENTS = "events.out.tfevents."
 # what a report may name a file; a manifest (data in a folder anyone may have written) naming
 # anything else is refused
 # figures: the built-in ones, and one per instrument key (an instrument that declares `shown`)
-OWN_NAME = re.compile(r"^(report\.md|report\.html|runs\.csv|groups\.csv|[a-z][a-z0-9_]{0,63}\.png|"
-                      r"(groups/(?!\.+/)[A-Za-z0-9=.,_+-]{1,120}/)?" + re.escape(EVENTS) + r"[A-Za-z0-9_.\-]+)$")
+OWN_NAME = re.compile(
+    r"^(report\.md|report\.html|runs\.csv|groups\.csv|[a-z][a-z0-9_]{0,63}\.png|"
+    r"(groups/(?!\.+/)[A-Za-z0-9=.,_+-]{1,120}/)?" + re.escape(EVENTS) + r"[A-Za-z0-9_.\-]+)$"
+)
 # what marks a run or sweep folder: a report is never written into one, nor anywhere below one
-RUN_MARKERS = (names.SUMMARY, "multirun.yaml", names.HYDRA_DIR, names.CHECKPOINT, names.PLANNED_JOBS, names.JOB_PLAN,
-               names.LOCK, names.METRICS, "sweep.json", "hparams.json")
+RUN_MARKERS = (
+    names.SUMMARY,
+    "multirun.yaml",
+    names.HYDRA_DIR,
+    names.CHECKPOINT,
+    names.PLANNED_JOBS,
+    names.JOB_PLAN,
+    names.LOCK,
+    names.METRICS,
+    "sweep.json",
+    "hparams.json",
+)
 MAX_MANIFEST_BYTES = 1 << 20
 
 
@@ -147,19 +192,24 @@ def check_out(path: Path, out: Optional[Path], reported: Sequence[Path] = ()) ->
     if real not in own:
         for p in [path, *reported]:
             if Path(p).resolve() in real.parents:
-                raise ConfigError(f"--out {out} is inside {p}, the folder being reported (its report goes in "
-                                  f"{Path(p) / names.REPORT_DIR}); {how}")
+                raise ConfigError(
+                    f"--out {out} is inside {p}, the folder being reported (its report goes in "
+                    f"{Path(p) / names.REPORT_DIR}); {how}"
+                )
         for above in real.parents:
             held = next((m for m in RUN_MARKERS if os.path.lexists(above / m)), None)
             if held is not None:
-                raise ConfigError(f"--out {out} is inside the run or sweep folder {above} (it holds {held}); ics "
-                                  f"report never writes into one: {how}")
+                raise ConfigError(
+                    f"--out {out} is inside the run or sweep folder {above} (it holds {held}); ics "
+                    f"report never writes into one: {how}"
+                )
     if not out.exists():
         return out
     held = next((m for m in RUN_MARKERS if (real / m).exists() or (real / m).is_symlink()), None)
     if held is not None:
-        raise ConfigError(f"--out {out} is a run or sweep folder (it holds {held}); ics report never writes into "
-                          f"one: {how}")
+        raise ConfigError(
+            f"--out {out} is a run or sweep folder (it holds {held}); ics report never writes into one: {how}"
+        )
     if real == Path(path).resolve():
         raise ConfigError(f"--out {out} is the folder being reported; {how}")
     from ics.record.jobs import is_job_dir
@@ -170,6 +220,7 @@ def check_out(path: Path, out: Optional[Path], reported: Sequence[Path] = ()) ->
         raise ConfigError(f"--out {out} cannot be read ({e.strerror})") from None
     if job is not None:
         raise ConfigError(f"--out {out} is a sweep folder (it holds the job folder {job.name}); {how}")
+
     def holds_runs(c: Path) -> bool:  # a run folder, or a sweep folder (job folders inside)
         if any((c / m).exists() for m in RUN_MARKERS):
             return True
@@ -182,17 +233,21 @@ def check_out(path: Path, out: Optional[Path], reported: Sequence[Path] = ()) ->
     if holder is not None:
         raise ConfigError(f"--out {out} holds runs or sweeps ({holder.name}); {how}")
     previous = read_manifest(real, out)
-    foreign = sorted(str(p.relative_to(real)) for p in [*real.glob(EVENTS + "*"), *real.glob(f"groups/*/{EVENTS}*")]
-                     if str(p.relative_to(real)) not in previous)
+    foreign = sorted(
+        str(p.relative_to(real))
+        for p in [*real.glob(EVENTS + "*"), *real.glob(f"groups/*/{EVENTS}*")]
+        if str(p.relative_to(real)) not in previous
+    )
     if foreign:
-        raise ConfigError(f"--out {out} holds TensorBoard events ics report did not write ({foreign[0]}): a run's "
-                          f"history is never touched; {how}")
+        raise ConfigError(
+            f"--out {out} holds TensorBoard events ics report did not write ({foreign[0]}): a run's "
+            f"history is never touched; {how}"
+        )
     return out
 
 
 def _not_ours(path: Path) -> ConfigError:
-    return ConfigError(f"{path} was not written by ics report (or was changed since): move it or choose another "
-                       "--out")
+    return ConfigError(f"{path} was not written by ics report (or was changed since): move it or choose another --out")
 
 
 def read_manifest(real: Path, shown: Optional[Path] = None) -> Dict[str, List[str]]:
@@ -221,18 +276,24 @@ def read_manifest(real: Path, shown: Optional[Path] = None) -> Dict[str, List[st
     out: Dict[str, List[str]] = {}
     for name, digests in listed.items():
         if not isinstance(name, str) or not OWN_NAME.match(name) or ".." in name.split("/") or name.startswith("/"):
-            raise ConfigError(f"{where} lists {str(name)[:80]!r}, not a file ics report writes in this folder "
-                              "(a path outside it, .., or absolute): refused, nothing it names is touched")
+            raise ConfigError(
+                f"{where} lists {str(name)[:80]!r}, not a file ics report writes in this folder "
+                "(a path outside it, .., or absolute): refused, nothing it names is touched"
+            )
         inner = real / name
         link = next((d for d in [inner, *inner.parents] if real in d.parents and os.path.islink(d)), None)
         if link is not None:
-            raise ConfigError(f"{where} lists {name}, but {shown / link.relative_to(real)} is a symbolic link: "
-                              "refused, not followed")
+            raise ConfigError(
+                f"{where} lists {name}, but {shown / link.relative_to(real)} is a symbolic link: refused, not followed"
+            )
         digests = [digests] if isinstance(digests, str) else digests
-        if not isinstance(digests, list) or not all(isinstance(d, str) and re.fullmatch(r"[0-9a-f]{64}", d)
-                                                    for d in digests):
-            raise ConfigError(f"{where} is not a manifest of ics report ({name}: not a list of sha256 digests): "
-                              "move it or choose another --out")
+        if not isinstance(digests, list) or not all(
+            isinstance(d, str) and re.fullmatch(r"[0-9a-f]{64}", d) for d in digests
+        ):
+            raise ConfigError(
+                f"{where} is not a manifest of ics report ({name}: not a list of sha256 digests): "
+                "move it or choose another --out"
+            )
         out[name] = digests[:4]
     return out
 
@@ -297,8 +358,10 @@ class ReportFolder:
         try:
             self.out.mkdir(parents=True, exist_ok=True)
         except OSError as e:  # a read-only place, /proc, a path through a file ...
-            raise ConfigError(f"--out {self.out} cannot be created ({e.strerror or type(e).__name__}); "
-                              "give --out a folder in a writable place") from None
+            raise ConfigError(
+                f"--out {self.out} cannot be created ({e.strerror or type(e).__name__}); "
+                "give --out a folder in a writable place"
+            ) from None
         # a report killed while writing left a temporary file (its process is gone): the only files
         # removed that no manifest lists, recognised by atomic_write's own naming
         remove_stale_temp_files(self.out)
@@ -341,8 +404,10 @@ def make_report(path, out: Optional[Path] = None, console=None) -> dict:
     out is required); returns the paths written and the tables."""
     paths = [Path(p) for p in path] if isinstance(path, (list, tuple)) else [Path(path)]
     if len(paths) > 1 and out is None:
-        raise ConfigError(f"{len(paths)} folders are reported together: give --out, a new folder for the report "
-                          "(the default, <dir>/report, belongs to one sweep)")
+        raise ConfigError(
+            f"{len(paths)} folders are reported together: give --out, a new folder for the report "
+            "(the default, <dir>/report, belongs to one sweep)"
+        )
     jobs = load_jobs(*paths)
     for p in paths:
         out = check_out(p, out, paths)
@@ -360,38 +425,53 @@ def make_report(path, out: Optional[Path] = None, console=None) -> dict:
     notes = []
     if replica_sets:
         n_extra = sum(len(s) - 1 for s in replica_sets)
-        notes.append(f"{_n(n_extra, 'job')} repeat{'s' if n_extra == 1 else ''} a config and seed already run "
-                     f"({_n(len(replica_sets), 'run')} run more than once): replicas, not more seeds; each counts "
-                     "once in the statistics (the first): " + "; ".join(
-                         " = ".join(_job_name(j) for j in s) for s in replica_sets[:5])
-                     + (" …" if len(replica_sets) > 5 else ""))
+        notes.append(
+            f"{_n(n_extra, 'job')} repeat{'s' if n_extra == 1 else ''} a config and seed already run "
+            f"({_n(len(replica_sets), 'run')} run more than once): replicas, not more seeds; each counts "
+            "once in the statistics (the first): "
+            + "; ".join(" = ".join(_job_name(j) for j in s) for s in replica_sets[:5])
+            + (" …" if len(replica_sets) > 5 else "")
+        )
     for p in paths:
         planned = planned_jobs(p)
         present = {j.num for j in jobs if j.dir == p or p in j.dir.parents}
         if planned and len(planned) > len(present):
             missing = [_planned_label(i, planned) for i in range(len(planned)) if i not in present]
-            notes.append(f"{len(missing)} of the sweep's {len(planned)} jobs have not started"
-                         + (f" in {p}" if len(paths) > 1 else "") + ": "
-                         + "; ".join(missing[:10]) + (" …" if len(missing) > 10 else "")
-                         + " (once the sweep has ended, ics resume runs them)")
+            notes.append(
+                f"{len(missing)} of the sweep's {len(planned)} jobs have not started"
+                + (f" in {p}" if len(paths) > 1 else "")
+                + ": "
+                + "; ".join(missing[:10])
+                + (" …" if len(missing) > 10 else "")
+                + " (once the sweep has ended, ics resume runs them)"
+            )
         plan_problem = planned_jobs_problem(p)
         if plan_problem:
-            notes.append(f"the sweep's list of planned jobs could not be read ({plan_problem}); jobs that never "
-                         "started are not counted")
+            notes.append(
+                f"the sweep's list of planned jobs could not be read ({plan_problem}); jobs that never "
+                "started are not counted"
+            )
     mixed = environment_note(jobs)
     if mixed:
         notes.append(mixed)
     unreadable = [j for j in jobs if j.problems]
     if unreadable:
-        notes.append("files that could not be read (what they hold is left out of the figures and tables): " +
-                     "; ".join(f"{_job_name(j)}: {', '.join(j.problems)}" for j in unreadable))
+        notes.append(
+            "files that could not be read (what they hold is left out of the figures and tables): "
+            + "; ".join(f"{_job_name(j)}: {', '.join(j.problems)}" for j in unreadable)
+        )
     left_out = [j for j in jobs if j.result(k) is None]
     if left_out:
-        notes.append(f"{len(left_out)} job(s) without a final result or a known config are listed but left out of "
-                     f"the group statistics: {', '.join(f'{_job_name(j)} ({j.status})' for j in left_out)}.")
+        notes.append(
+            f"{len(left_out)} job(s) without a final result or a known config are listed but left out of "
+            f"the group statistics: {', '.join(f'{_job_name(j)} ({j.status})' for j in left_out)}."
+        )
 
-    tables = [runs_table(rows, targets, f"{src}: {_n(len(jobs), 'job')} ({state_counts(jobs)})",
-                         common_overrides(jobs), score)]
+    tables = [
+        runs_table(
+            rows, targets, f"{src}: {_n(len(jobs), 'job')} ({state_counts(jobs)})", common_overrides(jobs), score
+        )
+    ]
     search = search_of(paths, jobs)  # an optimising sweeper's trials: ranked, not seed groups
     if search is not None:
         tables.append(search_table(jobs, search))
@@ -415,9 +495,14 @@ def make_report(path, out: Optional[Path] = None, console=None) -> dict:
                     against = baseline_contrasts(groups, ref, field)
                     if field == "final_test_acc":
                         headline_items = against  # the study's own contrasts lead the headline
-                    tables.append(contrast_table(against, score,
-                                                 f"Each group against the baseline {ref.label} (report.baseline; "
-                                                 f"Welch's t-test on {field.replace('_', ' ')})"))
+                    tables.append(
+                        contrast_table(
+                            against,
+                            score,
+                            f"Each group against the baseline {ref.label} (report.baseline; "
+                            f"Welch's t-test on {field.replace('_', ' ')})",
+                        )
+                    )
     if is_norm_study(groups):
         tables.append(normalizer_table(groups, targets))
     if any(j.summary is not None and j.summary.drift for j in jobs):
@@ -454,8 +539,9 @@ def make_report(path, out: Optional[Path] = None, console=None) -> dict:
     texts: List[str] = []
     with tempfile.TemporaryDirectory(prefix="ics-report-") as tmp:
         stage = Path(tmp)  # private (0700, outside out): nothing reaches out before the check
-        figures = make_figures(curve_groups(groups, tol), tol, "R²" if score == "R²" else "accuracy", groups, itol,
-                               targets)
+        figures = make_figures(
+            curve_groups(groups, tol), tol, "R²" if score == "R²" else "accuracy", groups, itol, targets
+        )
         if search is not None:
             figures = {"search": fig_search(jobs, search), **figures}
         for name, (fig, reason) in figures.items():
@@ -467,8 +553,16 @@ def make_report(path, out: Optional[Path] = None, console=None) -> dict:
         write_csv(stage / "runs.csv", rows)
         write_csv(stage / "groups.csv", group_rows(groups, targets))
         texts.append(write_markdown(stage / "report.md", src, jobs, lines, tables, written, notes))
-        write_html(stage / "report.html", src, lines, f"{_n(len(jobs), 'job')}: {state_counts(jobs)}.", tables,
-                   written, notes, DEFINITIONS)
+        write_html(
+            stage / "report.html",
+            src,
+            lines,
+            f"{_n(len(jobs), 'job')}: {state_counts(jobs)}.",
+            tables,
+            written,
+            notes,
+            DEFINITIONS,
+        )
         from ics.analysis.tboard import GROUPS_DIR, percentile_figures, write_group_runs
 
         write_group_runs(stage / GROUPS_DIR, groups, tol, texts[0], percentile_figures(groups))
@@ -477,21 +571,39 @@ def make_report(path, out: Optional[Path] = None, console=None) -> dict:
     written = {name: placed[f"{name}.png"] for name in written}
     md_path, html_path = placed["report.md"], placed["report.html"]
     csv_path, groups_path = placed["runs.csv"], placed["groups.csv"]
-    say(f"wrote: {out}/ (report.md, report.html, runs.csv, groups.csv"
-        + (f", {_n(len(written), 'figure')}: {', '.join(p.name for p in written.values())})" if written
-           else "; no figure: no run recorded curves)"))
+    say(
+        f"wrote: {out}/ (report.md, report.html, runs.csv, groups.csv"
+        + (
+            f", {_n(len(written), 'figure')}: {', '.join(p.name for p in written.values())})"
+            if written
+            else "; no figure: no run recorded curves)"
+        )
+    )
     if lines and tables:  # the answer again where the screen ends: the tables scroll the first one away
         say("")
         for line in lines:
             say(line)
     by_title = {t.title: t for t in tables}
-    return {"out": out, "report_md": md_path, "report_html": html_path, "runs_csv": csv_path,
-            "groups_csv": groups_path, "figures": written, "headline": lines, "replicas": replica_sets,
-            "skipped": skipped, "runs": rows, "groups": groups, "tables": tables, "tolerance": tol,
-            "init_tolerance": itol,
-            "runs_table": tables[0], "tolerance_table": next((t for t in tables if t.title.startswith("LR tolerance")), None),
-            "lr_table": next((t for t in tables if t.title.startswith("Per learning rate")), None),
-            "by_title": by_title}
+    return {
+        "out": out,
+        "report_md": md_path,
+        "report_html": html_path,
+        "runs_csv": csv_path,
+        "groups_csv": groups_path,
+        "figures": written,
+        "headline": lines,
+        "replicas": replica_sets,
+        "skipped": skipped,
+        "runs": rows,
+        "groups": groups,
+        "tables": tables,
+        "tolerance": tol,
+        "init_tolerance": itol,
+        "runs_table": tables[0],
+        "tolerance_table": next((t for t in tables if t.title.startswith("LR tolerance")), None),
+        "lr_table": next((t for t in tables if t.title.startswith("Per learning rate")), None),
+        "by_title": by_title,
+    }
 
 
 def label_rows(jobs: Sequence[Job], rows: List[Dict[str, Any]], groups, replica_sets) -> None:
@@ -523,10 +635,14 @@ def environment_note(jobs: Sequence[Job]) -> Optional[str]:
     differ = {k: v for k, v in values.items() if len(v) > 1}
     if not differ:
         return None
-    said = "; ".join(f"{k}: " + ", ".join(f"{v} ({n} runs)" if n != 1 else f"{v} (1 run)" for v, n in vs.items())
-                     for k, vs in differ.items())
-    return (f"the runs differ in their environment ({said}){f'; {unknown} record none' if unknown else ''}: "
-            "float rounding differs between them, so identical configs may differ in the last digits")
+    said = "; ".join(
+        f"{k}: " + ", ".join(f"{v} ({n} runs)" if n != 1 else f"{v} (1 run)" for v, n in vs.items())
+        for k, vs in differ.items()
+    )
+    return (
+        f"the runs differ in their environment ({said}){f'; {unknown} record none' if unknown else ''}: "
+        "float rounding differs between them, so identical configs may differ in the last digits"
+    )
 
 
 def _job_name(j: Job) -> str:
@@ -539,7 +655,13 @@ def _planned_label(num: int, planned: List[List[str]]) -> str:
     (job numbers are the launch order of the plan): '#2 (optim.lr=0.3)'."""
     from ics.analysis.configs import parse_override, varying_keys
 
-    jobs = [{kv[0]: o.split("=", 1)[1] for o in job
-             if (kv := parse_override(o)) is not None and not kv[0].startswith("hydra")} for job in planned]
+    jobs = [
+        {
+            kv[0]: o.split("=", 1)[1]
+            for o in job
+            if (kv := parse_override(o)) is not None and not kv[0].startswith("hydra")
+        }
+        for job in planned
+    ]
     swept = ", ".join(f"{k}={jobs[num][k]}" for k in varying_keys(jobs) if k in jobs[num])
     return f"#{num}" + (f" ({swept})" if swept else "")

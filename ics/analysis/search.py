@@ -5,6 +5,7 @@ the report shows what the search found: the best trial, every trial ranked by th
 objective against each searched key (one scatter panel per key, log axis where the values span more
 than a decade and are positive). What the search optimised comes from the sweep's plan.json (as data).
 """
+
 from __future__ import annotations
 
 import math
@@ -85,28 +86,44 @@ def search_lines(jobs: Sequence[Job], search: Search) -> List[str]:
         return [f"search ({search.sweeper}): no trial has finished yet; nothing to rank on {search.metric}"]
     best, value = ranked[0]
     where = ", ".join(f"{k}={_value(best.config.get(k))}" for k in search.keys) or "(defaults)"
-    return [f"search ({search.sweeper}, {search.direction} {search.metric}): best {search.metric} {value:.4f} at "
-            f"{where} (job {best.num}), {len(ranked)} finished trial{'s' if len(ranked) != 1 else ''}; one run per "
-            "point, no interval: re-run the best point over seeds before claiming it"]
+    return [
+        f"search ({search.sweeper}, {search.direction} {search.metric}): best {search.metric} {value:.4f} at "
+        f"{where} (job {best.num}), {len(ranked)} finished trial{'s' if len(ranked) != 1 else ''}; one run per "
+        "point, no interval: re-run the best point over seeds before claiming it"
+    ]
 
 
 def search_table(jobs: Sequence[Job], search: Search) -> TextTable:
     ranked = trials(jobs, search)
-    cells = [[str(rank + 1), str(j.num), *(_value(j.config.get(k)) for k in search.keys), f"{v:.4f}",
-              f"{j.summary.final_test_acc:.4f}" if j.summary is not None and j.summary.final_test_acc is not None
-              else "-", str(j.status)] for rank, (j, v) in enumerate(ranked)]
-    return TextTable(f"Search: trials ranked by {search.metric} ({search.direction})",
-                     ["rank", "job", *search.keys, search.metric, "final test acc", "status"], cells,
-                     f"{search.sweeper} chose each trial; the test split tuned nothing unless the objective is "
-                     "test_acc")
+    cells = [
+        [
+            str(rank + 1),
+            str(j.num),
+            *(_value(j.config.get(k)) for k in search.keys),
+            f"{v:.4f}",
+            f"{j.summary.final_test_acc:.4f}"
+            if j.summary is not None and j.summary.final_test_acc is not None
+            else "-",
+            str(j.status),
+        ]
+        for rank, (j, v) in enumerate(ranked)
+    ]
+    return TextTable(
+        f"Search: trials ranked by {search.metric} ({search.direction})",
+        ["rank", "job", *search.keys, search.metric, "final test acc", "status"],
+        cells,
+        f"{search.sweeper} chose each trial; the test split tuned nothing unless the objective is test_acc",
+    )
 
 
 def fig_search(jobs: Sequence[Job], search: Search):
     """The objective against each searched key: one panel per key, the best trial marked."""
     ranked = trials(jobs, search)
-    numeric = [k for k in search.keys
-               if all(isinstance(j.config.get(k), (int, float)) and not isinstance(j.config.get(k), bool)
-                      for j, _ in ranked)]
+    numeric = [
+        k
+        for k in search.keys
+        if all(isinstance(j.config.get(k), (int, float)) and not isinstance(j.config.get(k), bool) for j, _ in ranked)
+    ]
     if not ranked or not numeric:
         return None, "no finished trial with a numeric searched key"
     from ics.analysis.figures import _figure

@@ -13,6 +13,7 @@ curves averaged over seeds with a confidence band.
                     evaluation; median with a Brookmeyer–Crowley CI (Greenwood variance, log(−log))
   log-rank          two groups' steps-to-target compared with censoring (Mantel–Cox, χ² with 1 df)
 """
+
 from __future__ import annotations
 
 import math
@@ -57,8 +58,9 @@ def mean_ci(values: Sequence[Optional[float]], level: float = LEVEL) -> Estimate
         return Estimate(None, None, 0)
     if a.size == 1:
         return Estimate(float(a[0]), None, 1)
-    return Estimate(float(a.mean()), t_quantile(a.size - 1, level) * float(a.std(ddof=1)) / math.sqrt(a.size),
-                    int(a.size))
+    return Estimate(
+        float(a.mean()), t_quantile(a.size - 1, level) * float(a.std(ddof=1)) / math.sqrt(a.size), int(a.size)
+    )
 
 
 @dataclass
@@ -84,7 +86,7 @@ def welch(xs: Sequence[Optional[float]], ys: Sequence[Optional[float]], level: f
     se = math.sqrt(va + vb)
     if se == 0:  # identical constant samples: no spread to test against
         return Comparison(diff, 0.0, 1.0 if diff == 0 else 0.0, int(a.size), int(b.size))
-    df = (va + vb) ** 2 / (va ** 2 / (a.size - 1) + vb ** 2 / (b.size - 1))
+    df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
     p = float(2 * stats.t.sf(abs(diff) / se, df))  # = ttest_ind(equal_var=False), without its near-constant warning
     return Comparison(diff, t_quantile(df, level) * se, p, int(a.size), int(b.size))
 
@@ -116,18 +118,23 @@ class Equivalence:
     def sentence(self) -> str:
         if self.equivalent:
             return f"equivalent within ±{self.margin:g} (TOST p {fmt_p(self.p, eq=True)})"
-        return f"not shown equivalent within ±{self.margin:g} (TOST p {fmt_p(self.p, eq=True)}; 90% CI " \
-               f"{self.lo90:+.4f}, {self.hi90:+.4f})"
+        return (
+            f"not shown equivalent within ±{self.margin:g} (TOST p {fmt_p(self.p, eq=True)}; 90% CI "
+            f"{self.lo90:+.4f}, {self.hi90:+.4f})"
+        )
 
 
-def tost(xs: Sequence[Optional[float]], ys: Sequence[Optional[float]], margin: float,
-         paired: bool = False) -> Optional[Equivalence]:
+def tost(
+    xs: Sequence[Optional[float]], ys: Sequence[Optional[float]], margin: float, paired: bool = False
+) -> Optional[Equivalence]:
     """Two one-sided Welch tests (paired: one-sample t-tests of the per-seed differences a_i − b_i):
     is mean(a) − mean(b) inside (−margin, +margin)? None below 2 values a side."""
     from scipy import stats
 
     if paired:
-        pairs = [(x, y) for x, y in zip(xs, ys) if x is not None and y is not None and math.isfinite(x) and math.isfinite(y)]
+        pairs = [
+            (x, y) for x, y in zip(xs, ys) if x is not None and y is not None and math.isfinite(x) and math.isfinite(y)
+        ]
         xs, ys = [x for x, _ in pairs], [y for _, y in pairs]
     a = np.asarray([v for v in xs if v is not None and math.isfinite(v)], dtype=float)
     b = np.asarray([v for v in ys if v is not None and math.isfinite(v)], dtype=float)
@@ -144,15 +151,16 @@ def tost(xs: Sequence[Optional[float]], ys: Sequence[Optional[float]], margin: f
     if se == 0:
         return Equivalence(diff, diff, diff, margin, 0.0 if abs(diff) < margin else 1.0)
     if not paired:
-        df = (va + vb) ** 2 / (va ** 2 / (a.size - 1) + vb ** 2 / (b.size - 1))
+        df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
     p_low = float(stats.t.sf((diff + margin) / se, df))  # H0: diff <= −margin
     p_high = float(stats.t.cdf((diff - margin) / se, df))  # H0: diff >= +margin
     q = t_quantile(df, 0.90)
     return Equivalence(diff, diff - q * se, diff + q * se, margin, max(p_low, p_high))
 
 
-def tost_summary(mean_a: float, half_a: float, mean_b: float, half_b: float, n: int, margin: float,
-                 level: float = LEVEL) -> Equivalence:
+def tost_summary(
+    mean_a: float, half_a: float, mean_b: float, half_b: float, n: int, margin: float, level: float = LEVEL
+) -> Equivalence:
     """TOST from two published means with their Student-t CI half-widths over n seeds each (the
     sample std recovered as half · √n / t_{0.975, n−1}): what `tost` gives on the seeds themselves."""
     sd = lambda half: half * math.sqrt(n) / t_quantile(n - 1, level)  # noqa: E731
@@ -172,6 +180,7 @@ def _with_moments(z: np.ndarray, mean: float, sd: float) -> np.ndarray:
 class Survival:
     """Kaplan–Meier summary of steps-to-target: n seeds, how many never reached it (censored at their
     last evaluation), the median and its 95% CI (None where the curve does not fall that far)."""
+
     n: int
     censored: int
     median: Optional[float]
@@ -250,11 +259,12 @@ def logrank(t_a: Sequence[float], e_a: Sequence[bool], t_b: Sequence[float], e_b
             v += d * (n_a / n) * (1 - n_a / n) * (n - d) / (n - 1)
     if v == 0:
         return None
-    return float(stats.chi2.sf(o_minus_e ** 2 / v, 1))
+    return float(stats.chi2.sf(o_minus_e**2 / v, 1))
 
 
-def band(steps: Sequence[np.ndarray], values: Sequence[np.ndarray],
-         level: float = LEVEL) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def band(
+    steps: Sequence[np.ndarray], values: Sequence[np.ndarray], level: float = LEVEL
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Curves of several seeds -> (steps, mean, lower, upper, n) over the union of their steps; at
     each step the seeds that have it count (a diverged seed stops early). No band where n = 1."""
     all_steps = np.unique(np.concatenate([np.asarray(s) for s in steps])) if steps else np.zeros(0)

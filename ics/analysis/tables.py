@@ -5,6 +5,7 @@ Per job: what each run recorded. Per seed group (runs that differ only in the se
 over seeds (Student t; n shown; no ± for n < 3). A diverged or failed run's accuracy is counted as
 chance everywhere, and the tables say so.
 """
+
 from __future__ import annotations
 
 import csv
@@ -18,7 +19,19 @@ from ics.analysis.configs import format_value
 from ics.analysis.groups import Contrast, Group
 from ics.analysis.load import Job, series
 from ics.record import names
-from ics.analysis.stats import MIN_CI_N, Estimate, Survival, fmt_p, geo_mean_std, holm, km_median, logrank, mean_ci, tost, welch
+from ics.analysis.stats import (
+    MIN_CI_N,
+    Estimate,
+    Survival,
+    fmt_p,
+    geo_mean_std,
+    holm,
+    km_median,
+    logrank,
+    mean_ci,
+    tost,
+    welch,
+)
 from ics.analysis.init_tolerance import InitTolerance
 from ics.analysis.tolerance import GroupTolerance
 from ics.record import Status, Summary
@@ -74,10 +87,26 @@ def run_rows(jobs: Sequence[Job]) -> List[Dict[str, Any]]:
     for j in jobs:
         s = j.summary
         row: Dict[str, Any] = {"sweep": j.source} if several else {}
-        row |= {"job": j.num, "label": j.label, "overrides": j.record.label, "dir": str(j.dir),
-                "status": str(j.status), "status_text": j.status_text}
-        for k in ("diverged_at_step", "steps", "final_test_acc", "best_test_acc", "best_test_acc_step", "final_val_acc",
-                  "chance_acc", "steps_per_sec", "wall_time_sec", "error"):
+        row |= {
+            "job": j.num,
+            "label": j.label,
+            "overrides": j.record.label,
+            "dir": str(j.dir),
+            "status": str(j.status),
+            "status_text": j.status_text,
+        }
+        for k in (
+            "diverged_at_step",
+            "steps",
+            "final_test_acc",
+            "best_test_acc",
+            "best_test_acc_step",
+            "final_val_acc",
+            "chance_acc",
+            "steps_per_sec",
+            "wall_time_sec",
+            "error",
+        ):
             row[k] = getattr(s, k) if s is not None else None
         row["counted_test_acc"] = j.final("final_test_acc")  # chance for diverged/failed
         if s is None and j.record.problem:
@@ -102,20 +131,27 @@ def _interval(first: Optional[int], prev: Optional[int]) -> str:
     return f"({prev}, {first}]" if prev is not None else f"≤{first}"
 
 
-def runs_table(rows: Sequence[Dict[str, Any]], targets: Sequence[str], title: str, common: Sequence[str] = (),
-               score: str = "acc") -> TextTable:
+def runs_table(
+    rows: Sequence[Dict[str, Any]], targets: Sequence[str], title: str, common: Sequence[str] = (), score: str = "acc"
+) -> TextTable:
     """The per-job table; overrides = the ones that differ between jobs (common ones in the caption)."""
     several = any(r.get("sweep") for r in rows)  # job numbers repeat across sweeps: name the sweep too
-    headers = (["sweep"] if several else []) + ["job", "overrides", "status", f"final {score}", f"best {score}"] + \
-        [f"steps→{t}" for t in targets] + ["max W1 raw"]
+    headers = (
+        (["sweep"] if several else [])
+        + ["job", "overrides", "status", f"final {score}", f"best {score}"]
+        + [f"steps→{t}" for t in targets]
+        + ["max W1 raw"]
+    )
     cells = []
     for r in rows:
         bad = r["status"] in (Status.DIVERGED, Status.FAILED)
         final = f"{_fmt(r['counted_test_acc'])}*" if bad else _fmt(r["final_test_acc"])
-        cells.append(([r["sweep"]] if several else []) +
-                     [str(r["job"]), r["label"], r["status_text"], final, "-" if bad else _fmt(r["best_test_acc"])] +
-                     [_interval(r[f"steps_to_{t}"], r[f"steps_to_{t}_after"]) for t in targets] +
-                     [r["status"] if bad else _fmt(r["max_drift_w1_raw"], ".3f")])
+        cells.append(
+            ([r["sweep"]] if several else [])
+            + [str(r["job"]), r["label"], r["status_text"], final, "-" if bad else _fmt(r["best_test_acc"])]
+            + [_interval(r[f"steps_to_{t}"], r[f"steps_to_{t}_after"]) for t in targets]
+            + [r["status"] if bad else _fmt(r["max_drift_w1_raw"], ".3f")]
+        )
     notes = []
     if common:
         notes.append(f"common overrides: {' '.join(common)}")
@@ -143,7 +179,11 @@ def group_rows(groups: Sequence[Group], targets: Sequence[str]) -> List[Dict[str
             row[f"steps_to_{t}"], row[f"steps_to_{t}_ci"], row[f"steps_to_{t}_n"] = e.mean, e.half, e.n
             row[f"steps_to_{t}_resolution"] = _resolution(g, t)
             km = survival(g, t)
-            row[f"steps_to_{t}_km_median"], row[f"steps_to_{t}_km_lo"], row[f"steps_to_{t}_km_hi"] = km.median, km.lo, km.hi
+            row[f"steps_to_{t}_km_median"], row[f"steps_to_{t}_km_lo"], row[f"steps_to_{t}_km_hi"] = (
+                km.median,
+                km.lo,
+                km.hi,
+            )
             row[f"steps_to_{t}_censored"] = km.censored
         for point in _points(g):
             for m in ("w1_raw", "w1_shape", "w1_ref"):
@@ -162,18 +202,24 @@ def groups_table(groups: Sequence[Group], targets: Sequence[str], score: str = "
     headers = ["group", "n", f"final test {score}", f"best test {score}"] + [f"steps→{t}" for t in targets]
     cells = []
     for g in groups:
-        final = g.estimate("final_test_acc").fmt(show_n=False) + (f" ({g.n_diverged} diverged*)" if g.n_diverged else "")
+        final = g.estimate("final_test_acc").fmt(show_n=False) + (
+            f" ({g.n_diverged} diverged*)" if g.n_diverged else ""
+        )
         row = [g.label, str(g.n), final, g.estimate("best_test_acc").fmt(show_n=False)]
         for t in targets:
             row.append(_steps_cell(g, t))
         cells.append(row)
-    return TextTable("Seed groups: mean ± 95% CI over seeds (Student t)", headers, cells,
-                     "no ± where n < 3 (too few seeds for an interval); * diverged/failed runs are counted at chance; steps→t: the first evaluation at or above t, "
-                     "mean ± CI when every seed reached it; when some did not, the Kaplan–Meier median with its 95% CI "
-                     "(Brookmeyer–Crowley; ∞: open above), the others censored at their last evaluation; with the evaluation grid's resolution (the mean "
-                     "gap to the evaluation before); when every seed reached t between the same two evaluations "
-                     "that interval is given instead of a CI of 0. Finer: lower trainer.eval_every or raise "
-                     "trainer.eval_log_points")
+    return TextTable(
+        "Seed groups: mean ± 95% CI over seeds (Student t)",
+        headers,
+        cells,
+        "no ± where n < 3 (too few seeds for an interval); * diverged/failed runs are counted at chance; steps→t: the first evaluation at or above t, "
+        "mean ± CI when every seed reached it; when some did not, the Kaplan–Meier median with its 95% CI "
+        "(Brookmeyer–Crowley; ∞: open above), the others censored at their last evaluation; with the evaluation grid's resolution (the mean "
+        "gap to the evaluation before); when every seed reached t between the same two evaluations "
+        "that interval is given instead of a CI of 0. Finer: lower trainer.eval_every or raise "
+        "trainer.eval_log_points",
+    )
 
 
 def _brackets(g: Group, t: str) -> List[Tuple[Optional[int], int]]:
@@ -240,19 +286,29 @@ def drift_table(groups: Sequence[Group]) -> TextTable:
     for g in groups:
         jobs = [j for j in g.jobs if j.status != Status.DIVERGED]
         for point in _points(g):
-            est = {m: mean_ci([j.summary.drift.get(point, {}).get(m) for j in jobs])
-                   for m in ("w1_raw", "w1_shape", "w1_ref", "w1_raw_median", "w1_shape_median")}
+            est = {
+                m: mean_ci([j.summary.drift.get(point, {}).get(m) for j in jobs])
+                for m in ("w1_raw", "w1_shape", "w1_ref", "w1_raw_median", "w1_shape_median")
+            }
             pmove = _last_of(jobs, "probe", names.drift_tag(point, "pmove_p50"))
-            medians = " / ".join("-" if est[m].mean is None else f"{est[m].mean:.3f}"
-                                 for m in ("w1_raw_median", "w1_shape_median"))
-            cells.append([g.label, point] + [est[m].fmt(".3f", show_n=False) for m in ("w1_raw", "w1_shape", "w1_ref")]
-                         + [medians, pmove.fmt(".3f", show_n=False)])
-    return TextTable("Final drift from step 0: raw units first, then shape, then σ_ref units", headers, cells,
-                     "W1 raw: in the probed quantity's units; W1 shape: after standardising both distributions "
-                     "(shape change only); W1/σ_ref: divided by the step-0 std (inflated where that std is small); "
-                     "each the mean over units, then mean ± 95% CI over seeds; median unit: the median over units "
-                     "(mean over seeds). p50 move: mean over units of |p50(t) − p50(0)| in raw units (no sign "
-                     "cancellation). Diverged runs left out.")
+            medians = " / ".join(
+                "-" if est[m].mean is None else f"{est[m].mean:.3f}" for m in ("w1_raw_median", "w1_shape_median")
+            )
+            cells.append(
+                [g.label, point]
+                + [est[m].fmt(".3f", show_n=False) for m in ("w1_raw", "w1_shape", "w1_ref")]
+                + [medians, pmove.fmt(".3f", show_n=False)]
+            )
+    return TextTable(
+        "Final drift from step 0: raw units first, then shape, then σ_ref units",
+        headers,
+        cells,
+        "W1 raw: in the probed quantity's units; W1 shape: after standardising both distributions "
+        "(shape change only); W1/σ_ref: divided by the step-0 std (inflated where that std is small); "
+        "each the mean over units, then mean ± 95% CI over seeds; median unit: the median over units "
+        "(mean over seeds). p50 move: mean over units of |p50(t) − p50(0)| in raw units (no sign "
+        "cancellation). Diverged runs left out.",
+    )
 
 
 def contrast_table(items: Sequence[Contrast], score: str = "acc", title: Optional[str] = None) -> TextTable:
@@ -264,14 +320,27 @@ def contrast_table(items: Sequence[Contrast], score: str = "acc", title: Optiona
         if r is None:
             continue
         few = min(r.n_a, r.n_b) < MIN_CI_N
-        cells.append([c.key, c.a.label, c.b.label, f"{r.diff:+.4f}",
-                      "- (n < 3)" if few else "-" if r.half is None else f"± {r.half:.4f}",
-                      "- (n < 3)" if few else fmt_p(r.p), "-" if few else fmt_p(c.p_holm), f"{r.n_a}/{r.n_b}"])
+        cells.append(
+            [
+                c.key,
+                c.a.label,
+                c.b.label,
+                f"{r.diff:+.4f}",
+                "- (n < 3)" if few else "-" if r.half is None else f"± {r.half:.4f}",
+                "- (n < 3)" if few else fmt_p(r.p),
+                "-" if few else fmt_p(c.p_holm),
+                f"{r.n_a}/{r.n_b}",
+            ]
+        )
     m = max((c.family for c in items), default=0)
-    return TextTable(title or f"Differences between groups that differ in one key (Welch's t-test on {what})",
-                     headers, cells, "diverged/failed runs counted at chance; p (Holm): adjusted for the "
-                     f"{m} test{'s' if m != 1 else ''} of this table (one family; Holm–Bonferroni), the p a "
-                     "claim rests on")
+    return TextTable(
+        title or f"Differences between groups that differ in one key (Welch's t-test on {what})",
+        headers,
+        cells,
+        "diverged/failed runs counted at chance; p (Holm): adjusted for the "
+        f"{m} test{'s' if m != 1 else ''} of this table (one family; Holm–Bonferroni), the p a "
+        "claim rests on",
+    )
 
 
 def speed_table(items: Sequence[Contrast], targets: Sequence[str]) -> Optional[TextTable]:
@@ -284,26 +353,48 @@ def speed_table(items: Sequence[Contrast], targets: Sequence[str]) -> Optional[T
             (ta, ea), (tb, eb) = censored_steps(c.a, t), censored_steps(c.b, t)
             if not (any(ea) or any(eb)) or min(len(ta), len(tb)) < MIN_CI_N:
                 continue
-            rows.append([c.key, c.a.label, c.b.label, f"steps→{t}", survival(c.a, t).fmt(), survival(c.b, t).fmt(),
-                         "log-rank", logrank(ta, ea, tb, eb)])
+            rows.append(
+                [
+                    c.key,
+                    c.a.label,
+                    c.b.label,
+                    f"steps→{t}",
+                    survival(c.a, t).fmt(),
+                    survival(c.b, t).fmt(),
+                    "log-rank",
+                    logrank(ta, ea, tb, eb),
+                ]
+            )
         ea_, eb_ = ([early_acc(j) for j in g.jobs] for g in (c.a, c.b))
         steps = sorted({s for s, _ in ea_ + eb_ if s is not None})
         w = welch([v for _, v in ea_], [v for _, v in eb_])
         if w is not None and steps and min(w.n_a, w.n_b) >= MIN_CI_N:
             at = f"acc @ {'/'.join(map(str, steps))}"
-            rows.append([c.key, c.a.label, c.b.label, at, mean_ci([v for _, v in ea_]).fmt(".3f", False),
-                         mean_ci([v for _, v in eb_]).fmt(".3f", False), f"Welch Δ {w.diff:+.3f} ± {w.half or 0:.3f}",
-                         w.p])
+            rows.append(
+                [
+                    c.key,
+                    c.a.label,
+                    c.b.label,
+                    at,
+                    mean_ci([v for _, v in ea_]).fmt(".3f", False),
+                    mean_ci([v for _, v in eb_]).fmt(".3f", False),
+                    f"Welch Δ {w.diff:+.3f} ± {w.half or 0:.3f}",
+                    w.p,
+                ]
+            )
     if not rows:
         return None
     adj = holm([r[-1] for r in rows])
     cells = [r[:-1] + [fmt_p(r[-1]), fmt_p(q)] for r, q in zip(rows, adj)]
     m = sum(r[-1] is not None for r in rows)
-    return TextTable("Training speed: steps to target with censoring (Kaplan–Meier, log-rank) and the early score",
-                     ["differs in", "a", "b", "measure", "a", "b", "test", "p", "p (Holm)"], cells,
-                     "steps→t: Kaplan–Meier median [95% CI] with seeds that never reached t censored at their last "
-                     "evaluation; log-rank (Mantel–Cox) test of a vs b; acc @ s: test score at the first evaluation "
-                     f"at or after an eighth of the run, Welch; p (Holm): adjusted over the {m} tests of this table")
+    return TextTable(
+        "Training speed: steps to target with censoring (Kaplan–Meier, log-rank) and the early score",
+        ["differs in", "a", "b", "measure", "a", "b", "test", "p", "p (Holm)"],
+        cells,
+        "steps→t: Kaplan–Meier median [95% CI] with seeds that never reached t censored at their last "
+        "evaluation; log-rank (Mantel–Cox) test of a vs b; acc @ s: test score at the first evaluation "
+        f"at or after an eighth of the run, Welch; p (Holm): adjusted over the {m} tests of this table",
+    )
 
 
 def generalisation_table(groups: Sequence[Group]) -> Optional[TextTable]:
@@ -316,13 +407,22 @@ def generalisation_table(groups: Sequence[Group]) -> Optional[TextTable]:
         train = [j.summary.final_train_acc if j.summary is not None else None for j in g.jobs]
         test = [j.summary.final_test_acc if j.summary is not None else None for j in g.jobs]
         gap = [a - b for a, b in zip(train, test) if a is not None and b is not None]
-        cells.append([g.label, mean_ci(train).fmt(".4f", False), mean_ci(test).fmt(".4f", False),
-                      mean_ci(gap).fmt("+.4f", False)])
-    return TextTable("Generalisation: train − test accuracy per group (mean ± 95% CI over seeds)",
-                     ["group", "train acc", "test acc", "train − test"], cells,
-                     "train acc: the training batches of the last logging window, in training mode (dropout on, "
-                     "BN with batch statistics), so a dropout group's train acc is lowered by its own dropout and its "
-                     "gap is not comparable with a no-dropout group's; test acc: the final evaluation")
+        cells.append(
+            [
+                g.label,
+                mean_ci(train).fmt(".4f", False),
+                mean_ci(test).fmt(".4f", False),
+                mean_ci(gap).fmt("+.4f", False),
+            ]
+        )
+    return TextTable(
+        "Generalisation: train − test accuracy per group (mean ± 95% CI over seeds)",
+        ["group", "train acc", "test acc", "train − test"],
+        cells,
+        "train acc: the training batches of the last logging window, in training mode (dropout on, "
+        "BN with batch statistics), so a dropout group's train acc is lowered by its own dropout and its "
+        "gap is not comparable with a no-dropout group's; test acc: the final evaluation",
+    )
 
 
 def equivalence_margin(jobs: Sequence[Job], default: float = 0.01) -> float:
@@ -356,10 +456,13 @@ def bn_equivalence_table(groups: Sequence[Group], margin: float) -> Optional[Tex
         cells.append([g.label, f"{e.diff:+.4f}", f"{e.lo90:+.4f}, {e.hi90:+.4f}", e.sentence()])
     if not cells:
         return None
-    return TextTable(f"BN inference statistics: precise − EMA test accuracy at the end, equivalence within ±{margin:g}",
-                     ["group", "precise − EMA", "90% CI", "verdict"], cells,
-                     "paired TOST over seeds (two one-sided t-tests of the per-seed differences, Schuirmann 1987): "
-                     "equivalent when the 90% CI lies inside ±margin; margin: report.equivalence_margin")
+    return TextTable(
+        f"BN inference statistics: precise − EMA test accuracy at the end, equivalence within ±{margin:g}",
+        ["group", "precise − EMA", "90% CI", "verdict"],
+        cells,
+        "paired TOST over seeds (two one-sided t-tests of the per-seed differences, Schuirmann 1987): "
+        "equivalent when the 90% CI lies inside ±margin; margin: report.equivalence_margin",
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -387,28 +490,40 @@ def gauge_table(groups: Sequence[Group], key: str, scales: Sequence[float], item
     cells = []
     for g in groups:
         for it in items:
-            own, tag = (f"grad_ics/{it}/cos", "grad_ics/gauge/{c}/" + it + "/cos") if key == "grad_ics" else \
-                (f"landscape/{it}", "landscape/gauge/{c}/" + it)
+            own, tag = (
+                (f"grad_ics/{it}/cos", "grad_ics/gauge/{c}/" + it + "/cos")
+                if key == "grad_ics"
+                else (f"landscape/{it}", "landscape/gauge/{c}/" + it)
+            )
             at = [_run_mean(g, key, tag.format(c=f"{c:g}")) for c in scales]
             if all(e.mean is None for e in at):  # a plain net: its value does not depend on a gauge
                 base = _run_mean(g, key, own).fmt(".3g", False)
                 cells.append([g.label, it, base] + [base] * len(scales))
             else:
-                cells.append([g.label, it, _run_mean(g, key, own).fmt(".3g", False)] + [e.fmt(".3g", False) for e in at])
+                cells.append(
+                    [g.label, it, _run_mean(g, key, own).fmt(".3g", False)] + [e.fmt(".3g", False) for e in at]
+                )
     what = "gradient ICS cos(G, G′)" if key == "grad_ics" else "landscape along −η·g"
-    return TextTable(f"The weight-scale gauge: {what} at the net's own weights and with normaliser-fed rows at norm c",
-                     ["group", "measure", "own weights"] + [f"‖w‖ = {c:g}" for c in scales], cells,
-                     "mean over the run, then ± 95% CI over seeds; the function is the same at every c, the step of "
-                     "nominal size η is not (its effect scales as η/c²): a difference between groups that changes sign "
-                     "across the columns depends on the gauge, not on the normaliser alone; plain nets repeat their "
-                     "one value")
+    return TextTable(
+        f"The weight-scale gauge: {what} at the net's own weights and with normaliser-fed rows at norm c",
+        ["group", "measure", "own weights"] + [f"‖w‖ = {c:g}" for c in scales],
+        cells,
+        "mean over the run, then ± 95% CI over seeds; the function is the same at every c, the step of "
+        "nominal size η is not (its effect scales as η/c²): a difference between groups that changes sign "
+        "across the columns depends on the gauge, not on the normaliser alone; plain nets repeat their "
+        "one value",
+    )
 
 
 def _unconverged(g: Group) -> bool:
     """Whether any Lanczos measurement of the group stopped at its cap before converging."""
     for j in g.jobs:
         s = series(j, "landscape")
-        if s is not None and "landscape/eig_converged" in s.tags and min(s.tags["landscape/eig_converged"], default=1) < 1:
+        if (
+            s is not None
+            and "landscape/eig_converged" in s.tags
+            and min(s.tags["landscape/eig_converged"], default=1) < 1
+        ):
             return True
     return False
 
@@ -431,23 +546,43 @@ def instrument_tables(groups: Sequence[Group]) -> List[TextTable]:
     gm = meta("grad_ics")
     if gm:
         layers = gm["layers"][1:] or gm["layers"]  # layer 1 has no earlier layers: cos = 1 by definition
-        pick = sorted({layers[0], layers[len(layers) // 2], layers[-2] if len(layers) > 1 else layers[0], layers[-1]},
-                      key=layers.index)
+        pick = sorted(
+            {layers[0], layers[len(layers) // 2], layers[-2] if len(layers) > 1 else layers[0], layers[-1]},
+            key=layers.index,
+        )
         headers = ["group"] + [f"cos {l}" for l in pick] + [f"‖G−G′‖/‖G‖ {l}" for l in pick]
-        cells = [[g.label] + [_run_mean(g, "grad_ics", f"grad_ics/{l}/cos").fmt(".3f", False) for l in pick] +
-                 [_run_mean(g, "grad_ics", f"grad_ics/{l}/rel_l2").fmt(".3f", False) for l in pick] for g in groups]
-        out.append(TextTable("Gradient ICS (Santurkar et al. Def. 2.1): mean over the run, then over seeds", headers,
-                             cells, "cos = 1, rel = 0: earlier layers' updates leave layer i's gradient unchanged"))
+        cells = [
+            [g.label]
+            + [_run_mean(g, "grad_ics", f"grad_ics/{l}/cos").fmt(".3f", False) for l in pick]
+            + [_run_mean(g, "grad_ics", f"grad_ics/{l}/rel_l2").fmt(".3f", False) for l in pick]
+            for g in groups
+        ]
+        out.append(
+            TextTable(
+                "Gradient ICS (Santurkar et al. Def. 2.1): mean over the run, then over seeds",
+                headers,
+                cells,
+                "cos = 1, rel = 0: earlier layers' updates leave layer i's gradient unchanged",
+            )
+        )
     if gm and gm.get("gauge_scales"):
-        out.append(gauge_table(groups, "grad_ics", gm["gauge_scales"], [layers[-2] if len(layers) > 1 else layers[-1],
-                                                                        layers[-1]]))
+        out.append(
+            gauge_table(
+                groups, "grad_ics", gm["gauge_scales"], [layers[-2] if len(layers) > 1 else layers[-1], layers[-1]]
+            )
+        )
     lm = meta("landscape")
     if lm and lm.get("gauge_scales"):
         out.append(gauge_table(groups, "landscape", lm["gauge_scales"], ["loss_range", "beta"]))
     if lm:
-        ms = ["loss_range", "grad_change_rel", "beta"] + (["top_eig", "min_eig", "two_over_lr"] if lm.get("hessian") else [])
-        si = any((sr := series(j, "landscape")) is not None and sr.meta.get("scale_invariant")
-                 for g in groups for j in g.jobs)  # only runs with BN-fed weights have them
+        ms = ["loss_range", "grad_change_rel", "beta"] + (
+            ["top_eig", "min_eig", "two_over_lr"] if lm.get("hessian") else []
+        )
+        si = any(
+            (sr := series(j, "landscape")) is not None and sr.meta.get("scale_invariant")
+            for g in groups
+            for j in g.jobs
+        )  # only runs with BN-fed weights have them
         ms += ["si/loss_range", "si/grad_change_rel", "si/beta"] if si else []
         headers = ["group"] + ms
 
@@ -458,22 +593,41 @@ def instrument_tables(groups: Sequence[Group]) -> List[TextTable]:
             return text
 
         cells = [[g.label] + [cell(g, m) for m in ms] for g in groups]
-        out.append(TextTable("Loss landscape along the step (Santurkar et al. §3.2): mean over the run, then seeds",
-                             headers, cells, "top_eig, min_eig: extreme Hessian eigenvalues (Lanczos); (unconverged): "
-                             "some measurement's Ritz residual stayed above landscape.lanczos_tol at "
-                             "landscape.lanczos_max_iters steps (run.log's landscape/eig_converged is 0 there)"
-                             if lm.get("hessian") else None))
+        out.append(
+            TextTable(
+                "Loss landscape along the step (Santurkar et al. §3.2): mean over the run, then seeds",
+                headers,
+                cells,
+                "top_eig, min_eig: extreme Hessian eigenvalues (Lanczos); (unconverged): "
+                "some measurement's Ritz residual stayed above landscape.lanczos_tol at "
+                "landscape.lanczos_max_iters steps (run.log's landscape/eig_converged is 0 there)"
+                if lm.get("hessian")
+                else None,
+            )
+        )
     fm = meta("gradients")
     if fm:
         layers = fm["layers"]
-        pick = sorted({layers[0], layers[len(layers) // 2], layers[-2] if len(layers) > 1 else layers[0]}, key=layers.index)
+        pick = sorted(
+            {layers[0], layers[len(layers) // 2], layers[-2] if len(layers) > 1 else layers[0]}, key=layers.index
+        )
         blocks = [b for b in pick if b in fm.get("blocks", [])]
         headers = ["group"] + [f"‖∇W‖ ratio {l}" for l in pick] + [f"saturated {b}" for b in blocks]
-        cells = [[g.label] + [_run_mean(g, "gradients", f"gradients/{l}/grad_ratio").fmt(".3g", False) for l in pick] +
-                 [_run_mean(g, "gradients", f"gradients/{b}/saturated").fmt(".3f", False) for b in blocks] for g in groups]
-        out.append(TextTable("Gradient flow: ‖∇W_layer‖ / ‖∇W_out‖ and the saturated fraction of g′, mean over the run, "
-                             "then over seeds", headers, cells, "a ratio far below 1 in the first layers is a vanishing "
-                             "gradient; saturated: g′(x) < 5% of its peak"))
+        cells = [
+            [g.label]
+            + [_run_mean(g, "gradients", f"gradients/{l}/grad_ratio").fmt(".3g", False) for l in pick]
+            + [_run_mean(g, "gradients", f"gradients/{b}/saturated").fmt(".3f", False) for b in blocks]
+            for g in groups
+        ]
+        out.append(
+            TextTable(
+                "Gradient flow: ‖∇W_layer‖ / ‖∇W_out‖ and the saturated fraction of g′, mean over the run, "
+                "then over seeds",
+                headers,
+                cells,
+                "a ratio far below 1 in the first layers is a vanishing gradient; saturated: g′(x) < 5% of its peak",
+            )
+        )
     bm = meta("bn_stats")
     if bm:
         kinds = ["ema", "precise"] + [f"batch{b}" for b in bm["test_batch_sizes"]]
@@ -481,16 +635,29 @@ def instrument_tables(groups: Sequence[Group]) -> List[TextTable]:
         cells = []
         for g in groups:
             row = [g.label] + [_last_mean(g, "bn_stats", f"test_bn/{k}/acc").fmt(".4f", False) for k in kinds]
-            early = [mean_ci([_nth(series(j, "bn_stats"), f"test_bn/{k}/acc", 1) for j in g.jobs]) for k in ("ema", "precise")]
+            early = [
+                mean_ci([_nth(series(j, "bn_stats"), f"test_bn/{k}/acc", 1) for j in g.jobs])
+                for k in ("ema", "precise")
+            ]
             cells.append(row + [e.fmt(".4f", False) for e in early])
-        out.append(TextTable("BN inference statistics: test accuracy by the statistics BN uses (mean ± CI over seeds)",
-                             headers, cells, "early: the first evaluation after step 0"))
+        out.append(
+            TextTable(
+                "BN inference statistics: test accuracy by the statistics BN uses (mean ± CI over seeds)",
+                headers,
+                cells,
+                "early: the first evaluation after step 0",
+            )
+        )
     nm = meta("bn_noise")
     if nm:
         layers = nm["layers"]
         headers = ["group"] + [f"r std {l}" for l in layers] + [f"|d| {l}" for l in layers]
-        cells = [[g.label] + [_run_mean(g, "bn_noise", f"bn_noise/{l}/r_std").fmt(".3f", False) for l in layers] +
-                 [_run_mean(g, "bn_noise", f"bn_noise/{l}/d_abs").fmt(".3f", False) for l in layers] for g in groups]
+        cells = [
+            [g.label]
+            + [_run_mean(g, "bn_noise", f"bn_noise/{l}/r_std").fmt(".3f", False) for l in layers]
+            + [_run_mean(g, "bn_noise", f"bn_noise/{l}/d_abs").fmt(".3f", False) for l in layers]
+            for g in groups
+        ]
         out.append(TextTable("BN's own noise (Batch Renorm r = σ_B/σ_pop, d = (μ_B − μ_pop)/σ_pop)", headers, cells))
     return out + shown_tables(groups)
 
@@ -505,12 +672,25 @@ def shown_tables(groups: Sequence[Group]) -> List[TextTable]:
         if meta is None:
             continue
         cols = shown.expand(meta)
-        cells = [[g.label] + [(_last_mean if c.last else _run_mean)(g, key, c.tag).fmt(c.fmt, False) for c in cols]
-                 for g in groups]
-        how = "last value" if all(c.last for c in cols) else "mean over the run" if not any(c.last for c in cols) \
+        cells = [
+            [g.label] + [(_last_mean if c.last else _run_mean)(g, key, c.tag).fmt(c.fmt, False) for c in cols]
+            for g in groups
+        ]
+        how = (
+            "last value"
+            if all(c.last for c in cols)
+            else "mean over the run"
+            if not any(c.last for c in cols)
             else "mean over the run or last value"
-        out.append(TextTable(f"{shown.title}: {how}, then mean ± CI over seeds", ["group"] + [c.label for c in cols],
-                             cells, shown.caption))
+        )
+        out.append(
+            TextTable(
+                f"{shown.title}: {how}, then mean ± CI over seeds",
+                ["group"] + [c.label for c in cols],
+                cells,
+                shown.caption,
+            )
+        )
     return out
 
 
@@ -530,7 +710,9 @@ def last_hidden(groups: Sequence[Group]) -> Tuple[Optional[str], Optional[str]]:
     points = [p for g in groups for p in _points(g) if p.endswith(".pre_act")]
     if not points:
         return None, None
-    point = max(dict.fromkeys(points), key=lambda p: (p[0] == "h", int("".join(c for c in p.split(".")[0] if c.isdigit()) or 0)))
+    point = max(
+        dict.fromkeys(points), key=lambda p: (p[0] == "h", int("".join(c for c in p.split(".")[0] if c.isdigit()) or 0))
+    )
     return point, point.split(".")[0]
 
 
@@ -569,24 +751,36 @@ def normalizer_table(groups: Sequence[Group], targets: Sequence[str]) -> TextTab
     rows = {g.label: norm_measures(g, targets, point, layer) for g in groups}
     cols = list(next(iter(rows.values())))
     cols = [c for c in cols if any(r[c].mean is not None for r in rows.values())]  # measured by some group
-    spec = {"final test acc": ".4f", "early acc": ".3f", "drift raw": ".3f", "drift shape": ".3f", "grad-ICS cos": ".3f",
-            "ema acc": ".4f", "precise acc": ".4f"}
+    spec = {
+        "final test acc": ".4f",
+        "early acc": ".3f",
+        "drift raw": ".3f",
+        "drift shape": ".3f",
+        "grad-ICS cos": ".3f",
+        "ema acc": ".4f",
+        "precise acc": ".4f",
+    }
     steps = {g.label: {f"steps→{t}": _steps_cell(g, t) for t in targets} for g in groups}  # as the groups table
-    cells = [[label] + [steps[label].get(c) or r[c].fmt(spec.get(c, ".3g"), show_n=False) for c in cols]
-             for label, r in rows.items()]
+    cells = [
+        [label] + [steps[label].get(c) or r[c].fmt(spec.get(c, ".3g"), show_n=False) for c in cols]
+        for label, r in rows.items()
+    ]
     early = sorted({e for g in groups for j in g.jobs if (e := early_acc(j)[0]) is not None})
     headers = [f"acc @ {'/'.join(map(str, early))}" if c == "early acc" and early else c for c in cols]
-    return TextTable(f"Normalisers side by side (last hidden layer {layer or '-'}): mean ± 95% CI over seeds",
-                     ["group"] + headers, cells,
-                     "acc @ s: test score at the first evaluation at or after an eighth of the run (step s); "
-                     f"drift: W1 of {point or '-'} from step 0, raw units and shape (diverged runs left out); "
-                     f"grad-ICS cos: cos(G, G′) of {layer or '-'}, mean over the run; si β: effective β-smoothness "
-                     "at the normaliser's scale-invariant point (none without one), β: along the actual step, both "
-                     f"means over the run; eff LR: η/‖w‖² of {layer or '-'}'s scale-invariant weights at the end "
-                     "per row (- where the normaliser makes none: norm=none); eff LR, layer: LayerNorm's η/‖W‖² of the "
-                     "whole layer, eff LR, groups: GroupNorm's median η/‖W_g‖², other units than a row's; steps→t as in "
-                     "the seed-group table; "
-                     "ema / precise acc: bn_stats' final test accuracy with running / population statistics")
+    return TextTable(
+        f"Normalisers side by side (last hidden layer {layer or '-'}): mean ± 95% CI over seeds",
+        ["group"] + headers,
+        cells,
+        "acc @ s: test score at the first evaluation at or after an eighth of the run (step s); "
+        f"drift: W1 of {point or '-'} from step 0, raw units and shape (diverged runs left out); "
+        f"grad-ICS cos: cos(G, G′) of {layer or '-'}, mean over the run; si β: effective β-smoothness "
+        "at the normaliser's scale-invariant point (none without one), β: along the actual step, both "
+        f"means over the run; eff LR: η/‖w‖² of {layer or '-'}'s scale-invariant weights at the end "
+        "per row (- where the normaliser makes none: norm=none); eff LR, layer: LayerNorm's η/‖W‖² of the "
+        "whole layer, eff LR, groups: GroupNorm's median η/‖W_g‖², other units than a row's; steps→t as in "
+        "the seed-group table; "
+        "ema / precise acc: bn_stats' final test accuracy with running / population statistics",
+    )
 
 
 def _nth(s, tag: str, i: int) -> Optional[float]:
@@ -613,19 +807,41 @@ def _geo(values: Dict[Any, Optional[float]]) -> str:
 
 def tolerance_table(groups: Sequence[GroupTolerance]) -> TextTable:
     on = "validation" if any(g.on_validation for g in groups) else "test"
-    headers = ["group", "LRs", "best LR (score)", "max non-diverging LR", "max good LR", "good range (decades)",
-               "per seed: max non-diverging", "per seed: max good"]
+    headers = [
+        "group",
+        "LRs",
+        "best LR (score)",
+        "max non-diverging LR",
+        "max good LR",
+        "good range (decades)",
+        "per seed: max non-diverging",
+        "per seed: max good",
+    ]
     cells = []
     for g in groups:
         rng = "-" if g.good_range is None else f"{_lr(g.good_range[0])}–{_lr(g.good_range[1])} ({g.width_decades:.2f})"
         if g.good_outside:
             rng += f"; also good beyond a gap: {', '.join(_lr(v) for v in g.good_outside)}"
-        cells.append([g.label, str(len(g.points)), f"{_lr(g.best_lr)} ({g.best_score:.3f})", _lr(g.max_nondiverging_lr),
-                      _lr(g.max_good_lr), rng, _geo(g.seed_max_nondiverging), _geo(g.seed_max_good)])
+        cells.append(
+            [
+                g.label,
+                str(len(g.points)),
+                f"{_lr(g.best_lr)} ({g.best_score:.3f})",
+                _lr(g.max_nondiverging_lr),
+                _lr(g.max_good_lr),
+                rng,
+                _geo(g.seed_max_nondiverging),
+                _geo(g.seed_max_good),
+            ]
+        )
     fraction = groups[0].fraction if groups else 0.9
-    return TextTable(f"LR tolerance (score: mean of the last evaluations on {on}; good: >= {fraction:g} × best)",
-                     headers, cells, "non-diverging: no seed's loss went non-finite or above trainer.divergence_loss; "
-                     "per seed: geometric mean ×/÷ geometric std over seeds")
+    return TextTable(
+        f"LR tolerance (score: mean of the last evaluations on {on}; good: >= {fraction:g} × best)",
+        headers,
+        cells,
+        "non-diverging: no seed's loss went non-finite or above trainer.divergence_loss; "
+        "per seed: geometric mean ×/÷ geometric std over seeds",
+    )
 
 
 def lr_table(groups: Sequence[GroupTolerance]) -> TextTable:
@@ -636,11 +852,24 @@ def lr_table(groups: Sequence[GroupTolerance]) -> TextTable:
         good = set(g.good_lrs)
         for p in g.points:
             eff = p.eff_lr
-            cells.append([g.label, f"{p.lr:g}", p.score.fmt(".4f", False), p.test.fmt(".4f", False), str(p.n_runs),
-                          str(p.n_diverged + p.n_failed), "yes" if p.lr in good else "no",
-                          "-" if eff is None else f"{eff:.3g}"])
-    return TextTable("Per learning rate: mean ± 95% CI over seeds (diverged/failed runs counted at chance)", headers,
-                     cells, "η/‖w‖²: effective step of the rows feeding BN (geometric mean over seeds), BN groups only")
+            cells.append(
+                [
+                    g.label,
+                    f"{p.lr:g}",
+                    p.score.fmt(".4f", False),
+                    p.test.fmt(".4f", False),
+                    str(p.n_runs),
+                    str(p.n_diverged + p.n_failed),
+                    "yes" if p.lr in good else "no",
+                    "-" if eff is None else f"{eff:.3g}",
+                ]
+            )
+    return TextTable(
+        "Per learning rate: mean ± 95% CI over seeds (diverged/failed runs counted at chance)",
+        headers,
+        cells,
+        "η/‖w‖²: effective step of the rows feeding BN (geometric mean over seeds), BN groups only",
+    )
 
 
 def effective_lr_table(groups: Sequence[GroupTolerance]) -> Optional[TextTable]:
@@ -651,12 +880,16 @@ def effective_lr_table(groups: Sequence[GroupTolerance]) -> Optional[TextTable]:
         effs = [None if p is None else p.eff_lr for p in pts]
         if all(e is None for e in effs):
             continue
-        rows.append([g.label] + [f"{_lr(p.lr) if p else '-'} → {'-' if e is None else f'{e:.3g}'}"
-                                 for p, e in zip(pts, effs)])
+        rows.append(
+            [g.label] + [f"{_lr(p.lr) if p else '-'} → {'-' if e is None else f'{e:.3g}'}" for p, e in zip(pts, effs)]
+        )
     if not rows:
         return None
-    return TextTable("The same limits in effective LR η/‖w‖² (nominal → effective, at the end of training)",
-                     ["group", "max non-diverging", "max good", "best"], rows)
+    return TextTable(
+        "The same limits in effective LR η/‖w‖² (nominal → effective, at the end of training)",
+        ["group", "max non-diverging", "max good", "best"],
+        rows,
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -666,20 +899,34 @@ def effective_lr_table(groups: Sequence[GroupTolerance]) -> Optional[TextTable]:
 def _range(rng: Optional[Tuple[float, float]], outside: Sequence[float]) -> str:
     if rng is None:
         return "none"
-    text = f"only at {_lr(rng[0])}" if rng[0] == rng[1] else \
-        f"{_lr(rng[0])}–{_lr(rng[1])} ({(d := math.log10(rng[1] / rng[0])):.0f} decade{'' if round(d) == 1 else 's'})"
+    text = (
+        f"only at {_lr(rng[0])}"
+        if rng[0] == rng[1]
+        else f"{_lr(rng[0])}–{_lr(rng[1])} ({(d := math.log10(rng[1] / rng[0])):.0f} decade{'' if round(d) == 1 else 's'})"
+    )
     return text + (f"; also beyond a gap: {', '.join(_lr(v) for v in outside)}" if outside else "")
 
 
 def init_tolerance_table(groups: Sequence[InitTolerance]) -> TextTable:
     on = "validation" if any(g.on_validation for g in groups) else "test"
     fraction = groups[0].fraction if groups else 0.9
-    cells = [[g.label, str(len(g.points)), f"{_lr(g.best_scale)} ({g.best_score:.3f})",
-              _range(g.good_range, g.good_outside), _range(g.learn_range, g.learn_outside)] for g in groups]
-    return TextTable(f"Initialisation tolerance over the init std s (score: mean of the last evaluations on {on})",
-                     ["group", "scales", "best s (score)", f"good: >= {fraction:g} × best", "learns at all"], cells,
-                     "learns: mean score >= chance + 0.1 × (1 − chance) and its 95% CI above chance; ranges are "
-                     "contiguous runs of grid points around the best s (resolution: the grid's step)")
+    cells = [
+        [
+            g.label,
+            str(len(g.points)),
+            f"{_lr(g.best_scale)} ({g.best_score:.3f})",
+            _range(g.good_range, g.good_outside),
+            _range(g.learn_range, g.learn_outside),
+        ]
+        for g in groups
+    ]
+    return TextTable(
+        f"Initialisation tolerance over the init std s (score: mean of the last evaluations on {on})",
+        ["group", "scales", "best s (score)", f"good: >= {fraction:g} × best", "learns at all"],
+        cells,
+        "learns: mean score >= chance + 0.1 × (1 − chance) and its 95% CI above chance; ranges are "
+        "contiguous runs of grid points around the best s (resolution: the grid's step)",
+    )
 
 
 def init_scale_table(groups: Sequence[InitTolerance]) -> TextTable:
@@ -688,11 +935,23 @@ def init_scale_table(groups: Sequence[InitTolerance]) -> TextTable:
     for g in groups:
         good, learn = set(g.good_scales), set(g.learn_scales)
         for p in g.points:
-            cells.append([g.label, f"{p.lr:g}", p.score.fmt(".4f", False), p.test.fmt(".4f", False), str(p.n_runs),
-                          str(p.n_diverged + p.n_failed), "yes" if p.lr in good else "no",
-                          "yes" if p.lr in learn else "no"])
-    return TextTable("Per init std: mean ± 95% CI over seeds (diverged/failed runs counted at chance)",
-                     ["group", "init std", f"score ({on})", "test acc", "runs", "diverged", "good", "learns"], cells)
+            cells.append(
+                [
+                    g.label,
+                    f"{p.lr:g}",
+                    p.score.fmt(".4f", False),
+                    p.test.fmt(".4f", False),
+                    str(p.n_runs),
+                    str(p.n_diverged + p.n_failed),
+                    "yes" if p.lr in good else "no",
+                    "yes" if p.lr in learn else "no",
+                ]
+            )
+    return TextTable(
+        "Per init std: mean ± 95% CI over seeds (diverged/failed runs counted at chance)",
+        ["group", "init std", f"score ({on})", "test acc", "runs", "diverged", "good", "learns"],
+        cells,
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -775,11 +1034,15 @@ def vertical_lines(headers: Sequence[str], row: Sequence[str], width: int) -> Li
 
     n = next((i for i, h in enumerate(headers) if h not in HEAD_COLUMNS), len(headers)) or 1
     pair = lambda h, c: f"{h}: {c}".replace(" ", "\xa0")  # noqa: E731  textwrap breaks between pairs only
-    head = "  ".join(str(c) if h in ("job", "group", "overrides", "sweep") else pair(h, c)
-                     for h, c in zip(headers[:n], row[:n]))
+    head = "  ".join(
+        str(c) if h in ("job", "group", "overrides", "sweep") else pair(h, c) for h, c in zip(headers[:n], row[:n])
+    )
     values = " · ".join(pair(h, c) for h, c in zip(headers[n:], row[n:]))
-    wrap = lambda text, first: [line.replace("\xa0", " ") for line in textwrap.wrap(  # noqa: E731
-        text, width, initial_indent=first, subsequent_indent="    ", break_on_hyphens=False)]
+
+    def wrap(text: str, first: str) -> List[str]:
+        lines = textwrap.wrap(text, width, initial_indent=first, subsequent_indent="    ", break_on_hyphens=False)
+        return [line.replace("\xa0", " ") for line in lines]
+
     return wrap(head, "") + (wrap(values, "  ") if values else [])
 
 

@@ -12,6 +12,7 @@ Each group run holds, at the jobs' own steps and under the jobs' own tags (so it
   target, and for LR studies the group's max good LR.
 The first group run also holds the report's tables as text.
 """
+
 from __future__ import annotations
 
 import re
@@ -66,6 +67,7 @@ def _curves(g: Group, tag_of) -> Optional[tuple]:
 
 def group_metrics(g: Group, tol: Sequence[GroupTolerance], first_target: Optional[str]) -> Dict[str, float]:
     """The HParams metrics of a group: means over its seeds (NaN where nothing was measured)."""
+
     def mean(values) -> float:
         e = mean_ci(values)
         return float("nan") if e.mean is None else e.mean
@@ -73,19 +75,23 @@ def group_metrics(g: Group, tol: Sequence[GroupTolerance], first_target: Optiona
     ok = [j for j in g.jobs if j.status != Status.DIVERGED]
     last = lambda j, m: (j.summary.drift.get(_last_pre(j) or "", {}) or {}).get(m)  # noqa: E731
     max_good = next((t.max_good_lr for t in tol if t.key == group_key(g.config)), None)
-    return {"hparams/final_test_acc": mean(g.values("final_test_acc")),
-            "hparams/best_test_acc": mean(g.values("best_test_acc")),
-            "hparams/diverged": g.n_diverged / max(1, g.n),
-            "hparams/steps_per_sec": mean([j.summary.steps_per_sec for j in g.jobs]),
-            names.HPARAM_DRIFT_RAW: mean([last(j, "w1_raw") for j in ok]),
-            names.HPARAM_DRIFT_SHAPE: mean([last(j, "w1_shape") for j in ok]),
-            names.HPARAM_STEPS: mean([j.summary.steps_to_target.get(first_target) for j in g.jobs])
-            if first_target else float("nan"),
-            names.HPARAM_MAX_GOOD_LR: float("nan") if max_good is None else float(max_good)}
+    return {
+        "hparams/final_test_acc": mean(g.values("final_test_acc")),
+        "hparams/best_test_acc": mean(g.values("best_test_acc")),
+        "hparams/diverged": g.n_diverged / max(1, g.n),
+        "hparams/steps_per_sec": mean([j.summary.steps_per_sec for j in g.jobs]),
+        names.HPARAM_DRIFT_RAW: mean([last(j, "w1_raw") for j in ok]),
+        names.HPARAM_DRIFT_SHAPE: mean([last(j, "w1_shape") for j in ok]),
+        names.HPARAM_STEPS: mean([j.summary.steps_to_target.get(first_target) for j in g.jobs])
+        if first_target
+        else float("nan"),
+        names.HPARAM_MAX_GOOD_LR: float("nan") if max_good is None else float(max_good),
+    }
 
 
-def write_group_runs(root: Path, groups: Sequence[Group], tol: Sequence[GroupTolerance], text: str,
-                     percentile_figures: Dict[int, object]) -> List[Path]:
+def write_group_runs(
+    root: Path, groups: Sequence[Group], tol: Sequence[GroupTolerance], text: str, percentile_figures: Dict[int, object]
+) -> List[Path]:
     """One event file per group under root/<name>/; returns their paths (root/<name>/events...)."""
     from torch.utils.tensorboard import SummaryWriter
     from torch.utils.tensorboard.summary import hparams
@@ -93,8 +99,9 @@ def write_group_runs(root: Path, groups: Sequence[Group], tol: Sequence[GroupTol
     from ics.train.hooks.tensorboard import hparam_value
 
     keys = [k for k in varying_keys([g.config for g in groups])]
-    first_target = next((min(j.summary.steps_to_target, key=float) for g in groups for j in g.jobs
-                         if j.summary.steps_to_target), None)
+    first_target = next(
+        (min(j.summary.steps_to_target, key=float) for g in groups for j in g.jobs if j.summary.steps_to_target), None
+    )
     written = []
     for i, (g, name) in enumerate(zip(groups, run_names(groups))):
         writer = SummaryWriter(log_dir=str(root / name))
@@ -108,19 +115,30 @@ def write_group_runs(root: Path, groups: Sequence[Group], tol: Sequence[GroupTol
                         if n >= 3:  # no band from fewer seeds (stats.MIN_CI_N); accuracy in [0, 1], R² <= 1
                             writer.add_scalar(names.TAG_TEST_ACC + "_lo", max(floor, float(lo)), int(step))
                             writer.add_scalar(names.TAG_TEST_ACC + "_hi", min(1.0, float(hi)), int(step))
-            layout = {MARGIN_CATEGORY: {ACC_CHART: ["Margin", [names.TAG_TEST_ACC, names.TAG_TEST_ACC + "_lo",
-                                                                names.TAG_TEST_ACC + "_hi"]]}}
+            layout = {
+                MARGIN_CATEGORY: {
+                    ACC_CHART: ["Margin", [names.TAG_TEST_ACC, names.TAG_TEST_ACC + "_lo", names.TAG_TEST_ACC + "_hi"]]
+                }
+            }
             qn, point = _percentile_names(g), next((p for j in g.jobs if (p := _last_pre(j))), None)
             if qn and point:
                 tags = [GROUPS_DIR + "/" + names.probe_tag(point, q) for q in qn]  # only group runs match
                 for q, tag in zip(qn, tags):
-                    got = _curves(g, lambda j, t=names.probe_tag(point, q): (j.probes.steps, j.probes.tags[t])  # noqa: B008 - binds this q
-                                  if j.probes is not None and t in j.probes.tags else None)
+                    got = _curves(
+                        g,
+                        lambda j, t=names.probe_tag(point, q): (  # noqa: B008 - binds this q
+                            (j.probes.steps, j.probes.tags[t]) if j.probes is not None and t in j.probes.tags else None
+                        ),
+                    )
                     for step, m in zip(got[0], got[1]) if got is not None else ():
                         if np.isfinite(m):
                             writer.add_scalar(tag, m, int(step))
-                layout[FIG1_CATEGORY] = {f"Fig. 1 b/c: {point} {'/'.join(qn)} (mean over units and seeds)":
-                                         ["Margin", [tags[1], tags[0], tags[2]]]}
+                layout[FIG1_CATEGORY] = {
+                    f"Fig. 1 b/c: {point} {'/'.join(qn)} (mean over units and seeds)": [
+                        "Margin",
+                        [tags[1], tags[0], tags[2]],
+                    ]
+                }
             writer.add_custom_scalars(layout)
             if id(g) in percentile_figures:
                 writer.add_figure(names.TAG_FIG1, percentile_figures[id(g)], global_step=0, close=False)
@@ -176,9 +194,11 @@ def percentile_figures(groups: Sequence[Group]) -> Dict[int, object]:
         shade_saturated(ax, g, limits)
         ax.set_xlabel("training step")
         ax.set_ylabel("input to the nonlinearity")
-        ax.set_title(f"{g.label}: {pairs[0][1][2]} {'/'.join(qn)}\nfaint: units × seeds; bold: mean; "
-                     "y-limits shared by every group" + (" (this one clipped)" if id(g) in clipped else ""),
-                     fontsize=8.5)
+        ax.set_title(
+            f"{g.label}: {pairs[0][1][2]} {'/'.join(qn)}\nfaint: units × seeds; bold: mean; "
+            "y-limits shared by every group" + (" (this one clipped)" if id(g) in clipped else ""),
+            fontsize=8.5,
+        )
         ax.legend(fontsize=7.5)
         ax.grid(alpha=0.3)
         out[id(g)] = fig

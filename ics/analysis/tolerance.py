@@ -22,6 +22,7 @@ al. 2019). So, per group of runs that differ only in learning rate and seed:
 
 Everything here is a pure function of `RunResult`s, so it can be tested on hand-made results.
 """
+
 from __future__ import annotations
 
 import math
@@ -118,8 +119,13 @@ class GroupTolerance:
         (every run diverged, or the best is chance) no LR is good."""
         if self.best_score is None or (self.chance is not None and self.best_score <= self.chance):
             return []
-        return [p.lr for p in self.points if p.score.mean is not None and p.score.mean >= self.fraction * self.best_score
-                and (self.chance is None or p.score.mean > self.chance)]
+        return [
+            p.lr
+            for p in self.points
+            if p.score.mean is not None
+            and p.score.mean >= self.fraction * self.best_score
+            and (self.chance is None or p.score.mean > self.chance)
+        ]
 
     @property
     def width_decades(self) -> Optional[float]:
@@ -129,8 +135,9 @@ class GroupTolerance:
         return math.log10(self.good_range[1] / self.good_range[0])
 
     def seed_summary(self, which: str) -> Tuple[Optional[float], Optional[float], int]:
-        values = [v for v in (self.seed_max_good if which == "good" else self.seed_max_nondiverging).values()
-                  if v is not None]
+        values = [
+            v for v in (self.seed_max_good if which == "good" else self.seed_max_nondiverging).values() if v is not None
+        ]
         gm, gs = geo_mean_std(values)
         return gm, gs, len(values)
 
@@ -153,8 +160,18 @@ def lr_points(runs: Sequence[RunResult], chance: Optional[float], axis: str = LR
         rs = by_lr[lr]
         scores = [counted(r.score, r.status, chance) for r in rs]
         tests = [counted(r.test, r.status, chance) for r in rs]
-        points.append(LRPoint(lr, [r.config.get(SEED_KEY) for r in rs], scores, tests, [r.status for r in rs],
-                              [r.eff_lr for r in rs], mean_ci(scores), mean_ci(tests)))
+        points.append(
+            LRPoint(
+                lr,
+                [r.config.get(SEED_KEY) for r in rs],
+                scores,
+                tests,
+                [r.status for r in rs],
+                [r.eff_lr for r in rs],
+                mean_ci(scores),
+                mean_ci(tests),
+            )
+        )
     return points
 
 
@@ -177,7 +194,7 @@ def contiguous_range(points: Sequence[LRPoint], good: set, best_lr: float) -> Tu
         i -= 1
     while j < len(lrs) - 1 and lrs[j + 1] in good:
         j += 1
-    inside = set(lrs[i:j + 1])
+    inside = set(lrs[i : j + 1])
     return (lrs[i], lrs[j]), sorted(good - inside)
 
 

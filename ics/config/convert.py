@@ -3,6 +3,7 @@
 `from_dict` picks each section's dataclass by its `name` and rejects keys the schema lacks with a
 one-line ConfigError; `validate` adds the checks that involve more than one key.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -54,8 +55,10 @@ def reject_interpolations(d: Any, prefix: str = "") -> None:
             reject_interpolations(v, f"{prefix}{i}.")
     elif isinstance(d, str) and "${" in d:
         shown = d if len(d) <= 60 else d[:57] + "..."
-        raise ConfigError(f"{prefix.rstrip('.')}={shown} is an interpolation; a stored config holds plain values "
-                          "only and is never resolved")
+        raise ConfigError(
+            f"{prefix.rstrip('.')}={shown} is an interpolation; a stored config holds plain values "
+            "only and is never resolved"
+        )
 
 
 def _is_dictconfig(d) -> bool:
@@ -85,8 +88,9 @@ def _build(cls, values: Dict[str, Any], key: str):
         return OmegaConf.to_object(node)
     except MissingMandatoryValue as e:
         sub = (getattr(e, "full_key", "") or "").split(".")[-1]
-        raise ConfigError(f"{key}.{sub} must be set for {key}={values.get('name', cls.__name__)} (it has no default)") \
-            from None
+        raise ConfigError(
+            f"{key}.{sub} must be set for {key}={values.get('name', cls.__name__)} (it has no default)"
+        ) from None
     except OmegaConfBaseException as e:
         full = getattr(e, "full_key", "") or ""
         sub = full.split(".")[-1] if full else ""
@@ -138,8 +142,12 @@ def validate(cfg: Config) -> None:
     check_fields(cfg)
     for group, kinds in KINDS.items():
         node = getattr(cfg, group)
-        require(node.name in kinds and isinstance(node, kinds[node.name]), f"{group}.name", node.name,
-                f"is the {group} kind; allowed: {', '.join(kinds)}")
+        require(
+            node.name in kinds and isinstance(node, kinds[node.name]),
+            f"{group}.name",
+            node.name,
+            f"is the {group} kind; allowed: {', '.join(kinds)}",
+        )
     if hasattr(m, "kernel_size"):
         require(m.kernel_size % 2 == 1, "model.kernel_size", m.kernel_size, "must be odd and > 0")
     if hasattr(o, "nesterov"):
@@ -148,14 +156,23 @@ def validate(cfg: Config) -> None:
         require(o.momentum > 0, "optim.momentum", o.momentum, "must be > 0 for optim=momentum (optim=sgd is plain SGD)")
     if m.norm in batch_statistics():
         require(t.batch_size >= 2, "trainer.batch_size", t.batch_size, _two_per_batch(m.norm))
-    require(t.device in ("auto", "cpu", "cuda") or (str(t.device).startswith("cuda:") and
-                                                       str(t.device)[5:].isdigit()),
-            "trainer.device", t.device, "allowed: auto, cpu, cuda, cuda:N")
-    require(t.threads == "auto" or (isinstance(t.threads, int) and not isinstance(t.threads, bool) and t.threads > 0),
-            "trainer.threads", t.threads, "allowed: auto or a positive integer")
+    require(
+        t.device in ("auto", "cpu", "cuda") or (str(t.device).startswith("cuda:") and str(t.device)[5:].isdigit()),
+        "trainer.device",
+        t.device,
+        "allowed: auto, cpu, cuda, cuda:N",
+    )
+    require(
+        t.threads == "auto" or (isinstance(t.threads, int) and not isinstance(t.threads, bool) and t.threads > 0),
+        "trainer.threads",
+        t.threads,
+        "allowed: auto or a positive integer",
+    )
     require(t.progress in ("auto", True, False), "trainer.progress", t.progress, "allowed: auto, true, false")
-    require(t.channels_last in ("auto", True, False), "trainer.channels_last", t.channels_last,
-            "allowed: auto, true, false")
+    require(
+        t.channels_last in ("auto", True, False), "trainer.channels_last", t.channels_last, "allowed: auto, true, false"
+    )
     if getattr(d, "image_folder", None) == "???":
-        raise ConfigError(f"data.image_folder must be set for data={d.name} "
-                          "(a folder with train/<class>/ and test/<class>/ images)")
+        raise ConfigError(
+            f"data.image_folder must be set for data={d.name} (a folder with train/<class>/ and test/<class>/ images)"
+        )

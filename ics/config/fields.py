@@ -5,6 +5,7 @@ values (a fixed tuple, a registry, or a :class:`Rule`) in the dataclass field's 
 validator, :func:`check_fields`, and the help that lists keys (`ics list <group>`) read them from
 there, so an allowed value is written down exactly once and every error message quotes it.
 """
+
 from __future__ import annotations
 
 import copy
@@ -85,8 +86,11 @@ def field_docs(obj_or_cls: Any, prefix: str = "") -> List[Tuple[str, Any, str, s
             out += field_docs(value, f"{prefix}{f.name}.")
             continue
         md = f.metadata
-        allow = ", ".join(allowed(md["choices"])) if md.get("choices") is not None else \
-            (md["rule"].text if md.get("rule") else "")
+        allow = (
+            ", ".join(allowed(md["choices"]))
+            if md.get("choices") is not None
+            else (md["rule"].text if md.get("rule") else "")
+        )
         out.append((f"{prefix}{f.name}", value, md.get("doc", ""), allow))
     return out
 
@@ -100,8 +104,11 @@ def check_fields(obj: Any, prefix: str = "") -> None:
             check_fields(value, key + ".")
             continue
         choices, rule = f.metadata.get("choices"), f.metadata.get("rule")
-        if choices is not None and value not in allowed(choices) and value not in tuple(
-                choices.keys() if hasattr(choices, "keys") else choices):
+        if (
+            choices is not None
+            and value not in allowed(choices)
+            and value not in tuple(choices.keys() if hasattr(choices, "keys") else choices)
+        ):
             raise ConfigError(f"{key}={fmt_value(value)} is invalid: allowed: {', '.join(allowed(choices))}")
         if rule is not None and not rule(value):
             raise ConfigError(f"{key}={fmt_value(value)} is invalid: {rule.text}")

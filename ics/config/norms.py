@@ -10,6 +10,7 @@ The modules import torch, and `ics list`, shell completion and the schema must n
 reads the declarations from the modules' sources (`ast.literal_eval` of the arguments: literals only,
 nothing is executed); once a module is imported its `DECLARED` is the same object, which a test checks.
 """
+
 from __future__ import annotations
 
 import ast
@@ -48,8 +49,9 @@ class Norm:
 
     def __post_init__(self):
         if self.eval_mode not in EVAL_MODES or self.invariance not in INVARIANCES:
-            raise ValueError(f"normaliser {self.name!r}: eval_mode must be one of {EVAL_MODES} and invariance one "
-                             f"of {INVARIANCES}")
+            raise ValueError(
+                f"normaliser {self.name!r}: eval_mode must be one of {EVAL_MODES} and invariance one of {INVARIANCES}"
+            )
 
 
 FOLDER = Path(__file__).resolve().parent.parent / "models" / "norms"  # found without importing ics.models (torch)

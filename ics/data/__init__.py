@@ -11,6 +11,7 @@ device; batches are index lookups into it (ics.data.sampler). Reading goes in th
 To add a data set: a reader in loaders.py registered with @DATASETS.register("<name>"), and its
 kind dataclass in ics/config/schema.py with @kind("data", "<name>"), and configs/data/<name>.yaml.
 """
+
 from __future__ import annotations
 
 import os
@@ -109,10 +110,20 @@ def load_data(cfg: DataConfig, device: Union[torch.device, str] = "cpu") -> Data
     else:
         mean, std = channel_stats(x_train)  # of the training part only
         prep = lambda x: _normalise(x, mean, std, device)  # noqa: E731
-    return DataBundle(name=cfg.name, x_train=prep(x_train), y_train=y_train.to(device), x_test=prep(raw.x_test),
-                      y_test=raw.y_test.to(device), classes=list(raw.classes), mean=mean, std=std, source=source,
-                      task=src.spec.task, x_val=None if x_val is None else prep(x_val),
-                      y_val=None if y_val is None else y_val.to(device))
+    return DataBundle(
+        name=cfg.name,
+        x_train=prep(x_train),
+        y_train=y_train.to(device),
+        x_test=prep(raw.x_test),
+        y_test=raw.y_test.to(device),
+        classes=list(raw.classes),
+        mean=mean,
+        std=std,
+        source=source,
+        task=src.spec.task,
+        x_val=None if x_val is None else prep(x_val),
+        y_val=None if y_val is None else y_val.to(device),
+    )
 
 
 def _split(raw: RawData, val_size: int, seed: int, task: str):
@@ -145,7 +156,7 @@ def channel_stats(x: torch.Tensor) -> Tuple[Tuple[float, ...], Tuple[float, ...]
         m = float((hist * levels).sum() / hist.sum())
         var = float((hist * (levels - m) ** 2).sum() / hist.sum())
         means.append(m)
-        stds.append(var ** 0.5 if var > 0 else 1.0)  # constant channel: leave the scale alone
+        stds.append(var**0.5 if var > 0 else 1.0)  # constant channel: leave the scale alone
     return tuple(means), tuple(stds)
 
 
@@ -155,4 +166,3 @@ def _normalise(x: torch.Tensor, mean: Sequence[float], std: Sequence[float], dev
     m = torch.tensor(mean, dtype=torch.float32, device=out.device).view(1, -1, 1, 1) * 255
     s = torch.tensor(std, dtype=torch.float32, device=out.device).view(1, -1, 1, 1) * 255
     return out.sub_(m).div_(s).contiguous()
-

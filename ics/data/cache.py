@@ -2,6 +2,7 @@
 `cache_dir`, keyed on the source files' resolved real paths, sizes and mtimes, so only the first
 run pays for decoding, the same files reached through a symlink share one entry, and the data root
 itself is never written. Writes are atomic; an unreadable entry only costs a re-decode."""
+
 from __future__ import annotations
 
 import hashlib

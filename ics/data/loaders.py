@@ -5,6 +5,7 @@ decoding), the files that identify it (the cache key) and a function that decode
 Formats: the MNIST family as raw IDX files in torchvision's layout (`<root>/MNIST/raw/`), CIFAR
 as torchvision's python pickles, and image folders (`<dir>/{train,test}/<class>/<image>`).
 """
+
 from __future__ import annotations
 
 import os
@@ -78,13 +79,16 @@ def idx_header(path: Path, kind: str) -> Tuple[int, ...]:
         raise ConfigError(f"{path} is truncated: {size} bytes, too short for an IDX header")
     magic = struct.unpack(">i", head[:4])[0]
     if magic != _IDX_MAGIC[kind]:
-        raise ConfigError(f"{path} is not an IDX {kind} file: magic number 0x{magic & 0xFFFFFFFF:08x}, "
-                          f"expected 0x{_IDX_MAGIC[kind]:08x}")
+        raise ConfigError(
+            f"{path} is not an IDX {kind} file: magic number 0x{magic & 0xFFFFFFFF:08x}, "
+            f"expected 0x{_IDX_MAGIC[kind]:08x}"
+        )
     dims = struct.unpack(f">{ndim}i", head[4:])
     expected = 4 + 4 * ndim + int(np.prod(dims))
     if size != expected:
-        raise ConfigError(f"{path} is {'truncated' if size < expected else 'too long'}: {size} bytes, "
-                          f"its header says {expected}")
+        raise ConfigError(
+            f"{path} is {'truncated' if size < expected else 'too long'}: {size} bytes, its header says {expected}"
+        )
     return dims
 
 
@@ -120,8 +124,10 @@ def _idx_source(cfg: DataConfig, root: Path, cls) -> Source:
         out = []
         for split in ("train", "test"):
             img, lab = parts[split][:2]
-            out += [torch.from_numpy(read_idx(img, "images").copy()).unsqueeze(1),
-                    torch.from_numpy(read_idx(lab, "labels").astype(np.int64))]
+            out += [
+                torch.from_numpy(read_idx(img, "images").copy()).unsqueeze(1),
+                torch.from_numpy(read_idx(lab, "labels").astype(np.int64)),
+            ]
         return RawData(*out, classes=list(cls.classes))
 
     return Source(spec, list(files.values()), decode)
@@ -131,8 +137,9 @@ def _download(cls, root: Path) -> None:
     try:
         cls(str(root), train=True, download=True)
     except (RuntimeError, OSError) as err:  # a failed download
-        raise ConfigError(f"torchvision {cls.__name__} could not download into {root}: "
-                          f"{' '.join(str(err).split())}") from None
+        raise ConfigError(
+            f"torchvision {cls.__name__} could not download into {root}: {' '.join(str(err).split())}"
+        ) from None
 
 
 @DATASETS.register("mnist")
@@ -169,10 +176,13 @@ def _pickle_source(cfg: DataConfig, root: Path, cls, n_classes: int) -> Source:
             try:
                 ds = cls(str(root), train=train, download=False)
             except (RuntimeError, OSError, ValueError) as err:  # "Dataset not found or corrupted"
-                raise ConfigError(f"torchvision {cls.__name__} could not read {folder}: "
-                                  f"{' '.join(str(err).split())}") from None
-            parts += [torch.as_tensor(np.asarray(ds.data)).permute(0, 3, 1, 2).contiguous(),
-                      torch.as_tensor(ds.targets, dtype=torch.int64)]
+                raise ConfigError(
+                    f"torchvision {cls.__name__} could not read {folder}: {' '.join(str(err).split())}"
+                ) from None
+            parts += [
+                torch.as_tensor(np.asarray(ds.data)).permute(0, 3, 1, 2).contiguous(),
+                torch.as_tensor(ds.targets, dtype=torch.int64),
+            ]
         return RawData(*parts, classes=list(ds.classes))
 
     # RGB 32x32; split sizes are read from the pickles only when decoded
@@ -206,8 +216,16 @@ def _cifar100(cfg: DataConfig, root: Path) -> Source:
 @DATASETS.register("gaussian_regression")
 def _gaussian_regression(cfg, root: Path) -> Source:
     """x ~ N(0, I), y = A x + noise, A ~ N(0, 1) fixed by data.seed; float tensors, nothing cached."""
-    spec = DataSpec(cfg.name, (cfg.dim,), [], cfg.train_size, cfg.test_size, f"generated (data.seed={cfg.seed})",
-                    task="regression", out_dim=cfg.out_dim)
+    spec = DataSpec(
+        cfg.name,
+        (cfg.dim,),
+        [],
+        cfg.train_size,
+        cfg.test_size,
+        f"generated (data.seed={cfg.seed})",
+        task="regression",
+        out_dim=cfg.out_dim,
+    )
 
     def generate() -> RawData:
         gen = torch.Generator().manual_seed(cfg.seed)
@@ -231,30 +249,40 @@ def _image_folder(cfg: DataConfig, root: Path) -> Source:
     return _image_folder_source(cfg)
 
 
-def _image_folder_source(cfg, expect_classes: Optional[List[str]] = None, expect_count: Optional[int] = None,
-                         expect_shape: Optional[Tuple[int, int, int]] = None) -> Source:
+def _image_folder_source(
+    cfg,
+    expect_classes: Optional[List[str]] = None,
+    expect_count: Optional[int] = None,
+    expect_shape: Optional[Tuple[int, int, int]] = None,
+) -> Source:
     if cfg.image_folder in (None, "", "???"):
-        raise ConfigError(f"data.image_folder must be set for data={cfg.name} (a folder with train/<class>/ and "
-                          "test/<class>/ images)")
+        raise ConfigError(
+            f"data.image_folder must be set for data={cfg.name} (a folder with train/<class>/ and test/<class>/ images)"
+        )
     folder = Path(cfg.image_folder).expanduser().absolute()
     if not folder.is_dir():
-        raise ConfigError(f"data.image_folder={folder} is not a directory; it must hold train/<class>/ and "
-                          "test/<class>/ image folders")
+        raise ConfigError(
+            f"data.image_folder={folder} is not a directory; it must hold train/<class>/ and "
+            "test/<class>/ image folders"
+        )
     train, test = _list_split(folder, "train"), _list_split(folder, "test")
     classes = sorted(train)
     if sorted(test) != classes:
         raise ConfigError(f"data.image_folder={folder}: test/ has classes {sorted(test)} but train/ has {classes}")
     if expect_classes is not None and classes != sorted(expect_classes):
-        raise ConfigError(f"data.image_folder={folder}: class folders {classes} must be {cfg.name}'s classes "
-                          f"{sorted(expect_classes)}")
+        raise ConfigError(
+            f"data.image_folder={folder}: class folders {classes} must be {cfg.name}'s classes {sorted(expect_classes)}"
+        )
     if expect_count is not None and len(classes) != expect_count:
-        raise ConfigError(f"data.image_folder={folder}: found {len(classes)} class folders, "
-                          f"{cfg.name} has {expect_count}")
+        raise ConfigError(
+            f"data.image_folder={folder}: found {len(classes)} class folders, {cfg.name} has {expect_count}"
+        )
     files = [f for split in (train, test) for c in classes for f in split[c]]
     first = _decode_one(files[0])  # one image tells the shape; the rest are checked when decoded
     shape = expect_shape or (3 if first.shape[0] == 3 else 1, *first.shape[1:])
-    spec = DataSpec(cfg.name, tuple(shape), classes, sum(map(len, train.values())), sum(map(len, test.values())),
-                    str(folder))
+    spec = DataSpec(
+        cfg.name, tuple(shape), classes, sum(map(len, train.values())), sum(map(len, test.values())), str(folder)
+    )
     return Source(spec, files, lambda: _decode_folder(folder, classes, train, test, expect_shape))
 
 
@@ -279,33 +307,37 @@ def _image_names(d: str) -> List[str]:
     return [e.name for e in os.scandir(d) if os.path.splitext(e.name)[1].lower() in _IMAGE_EXTS and e.is_file()]
 
 
-def _decode_folder(folder: Path, classes: List[str], train: dict, test: dict,
-                   expect_shape: Optional[Tuple[int, int, int]]) -> RawData:
+def _decode_folder(
+    folder: Path, classes: List[str], train: dict, test: dict, expect_shape: Optional[Tuple[int, int, int]]
+) -> RawData:
     parts = []
     files = [f for split in (train, test) for c in classes for f in split[c]]
     x = _decode_images(files)
     if expect_shape is not None and tuple(x.shape[1:]) != expect_shape:
-        raise ConfigError(f"data.image_folder={folder}: images are {tuple(x.shape[1:])} (C, H, W), "
-                          f"this data set needs {expect_shape}")
+        raise ConfigError(
+            f"data.image_folder={folder}: images are {tuple(x.shape[1:])} (C, H, W), this data set needs {expect_shape}"
+        )
     start = 0
     for split in (train, test):
         labels = [i for i, c in enumerate(classes) for _ in split[c]]
-        parts += [x[start:start + len(labels)], torch.tensor(labels, dtype=torch.int64)]
+        parts += [x[start : start + len(labels)], torch.tensor(labels, dtype=torch.int64)]
         start += len(labels)
     return RawData(*parts, classes=list(classes))
 
 
 def _decode_images(files: List[str]) -> torch.Tensor:
     """Decode every file into one uint8 (N, C, H, W) tensor; C is 1 if all are grey, else 3."""
-    chunks = [files[i:i + 256] for i in range(0, len(files), 256)]
+    chunks = [files[i : i + 256] for i in range(0, len(files), 256)]
     # The decoders release the GIL, so threads overlap file reads and decoding.
     with ThreadPoolExecutor(max_workers=min(8, 2 * (os.cpu_count() or 1))) as pool:
         imgs = [im for chunk in pool.map(_decode_chunk, chunks) for im in chunk]
     size = imgs[0].shape[1:]
     for f, im in zip(files, imgs):
         if im.shape[1:] != size:
-            raise ConfigError(f"image {f} is {tuple(im.shape[1:])} (H, W) but {files[0]} is {tuple(size)}; "
-                              "all images must share one size")
+            raise ConfigError(
+                f"image {f} is {tuple(im.shape[1:])} (H, W) but {files[0]} is {tuple(size)}; "
+                "all images must share one size"
+            )
     if any(im.shape[0] == 3 for im in imgs):
         imgs = [im.expand(3, -1, -1) for im in imgs]  # grey among colour images: repeat the channel
     return torch.stack(imgs)

@@ -3,6 +3,7 @@
 All sampling randomness comes from one private generator, and the sampler's position is part of
 its state (`state_dict`), so a checkpoint captures exactly where the data stream is.
 """
+
 from __future__ import annotations
 
 import torch
@@ -34,13 +35,17 @@ class IndexSampler:
             self.perm = torch.randperm(self.n, generator=self.gen).to(self.device)
             self.pos = 0
             self.epoch += 1
-        idx = self.perm[self.pos:self.pos + self.batch_size]
+        idx = self.perm[self.pos : self.pos + self.batch_size]
         self.pos += self.batch_size
         return idx
 
     def state_dict(self) -> dict:
-        return {"gen": self.gen.get_state(), "perm": None if self.perm is None else self.perm.cpu(),
-                "pos": self.pos, "epoch": self.epoch}
+        return {
+            "gen": self.gen.get_state(),
+            "perm": None if self.perm is None else self.perm.cpu(),
+            "pos": self.pos,
+            "epoch": self.epoch,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.gen.set_state(state["gen"])

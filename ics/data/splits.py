@@ -1,5 +1,6 @@
 """Stratified index draws (the probe set), each from its own generator: the same seed gives the
 same subset whatever the training seed and whatever the global RNG has done."""
+
 from __future__ import annotations
 
 import torch

@@ -5,6 +5,7 @@ beside it (a CPU torch with a CUDA torchvision, or versions not made as a pair) 
 complaint and fails at `import torchvision`, e.g. "operator torchvision::nms does not exist". That
 failure becomes a TorchvisionMismatch naming both versions and the repair, not a long traceback.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -42,10 +43,12 @@ def mismatch_line(error: BaseException, torch_version: str, vision_version: str)
     first = (str(error).strip().splitlines() or [type(error).__name__])[0]
     base, pair = torch_version.split("+")[0], pair_for(torch_version)
     vision = f"torchvision=={pair}.*" if pair != "?" else "torchvision (the release made for it)"
-    return (f"torchvision {vision_version} does not work with torch {torch_version} ({first}); in this "
-            f"environment run `pip uninstall -y torch torchvision`, then install the pair from one index: "
-            f"`pip install torch=={base} {vision}` (README: On a machine "
-            "without a GPU)")
+    return (
+        f"torchvision {vision_version} does not work with torch {torch_version} ({first}); in this "
+        f"environment run `pip uninstall -y torch torchvision`, then install the pair from one index: "
+        f"`pip install torch=={base} {vision}` (README: On a machine "
+        "without a GPU)"
+    )
 
 
 def load(module: str = "torchvision") -> ModuleType:

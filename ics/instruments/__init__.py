@@ -9,6 +9,7 @@ weights.py    weight-row norms, effective learning rate, angular updates (BN pap
 stats.py      the distribution statistics the probes use (W1, quantiles, saturation)
 functional.py gradients and optimiser steps on copies (never the live model)
 """
+
 import importlib
 import pkgutil
 

@@ -26,6 +26,7 @@ To add an instrument: subclass Instrument, set `key` (the config section and Ten
 register it with @INSTRUMENTS.register(key), and add its config dataclass (with an `enabled`
 flag) to ics/config/schema.py as the `key` field of Config.
 """
+
 from __future__ import annotations
 
 import json
@@ -135,8 +136,10 @@ class Instrument:
 
     # --- checkpoints --------------------------------------------------------------------------------
     def state_dict(self) -> Dict[str, Any]:
-        return {"series": {k: list(v) for k, v in self.series.items()},
-                "steps": {k: list(v) for k, v in self.steps.items()}}
+        return {
+            "series": {k: list(v) for k, v in self.series.items()},
+            "steps": {k: list(v) for k, v in self.steps.items()},
+        }
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         self.series = defaultdict(list, {k: list(v) for k, v in state["series"].items()})

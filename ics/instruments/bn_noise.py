@@ -13,6 +13,7 @@ batch that looks exactly like the population; their spread is the distribution s
 injects every step. Logged: r_mean, r_std, d_mean, d_std (over units), d_abs (mean |d|);
 summary.json adds their spread over steps. TensorBoard: bn_noise/<layer>/<metric>.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, Optional
@@ -38,8 +39,10 @@ class BNNoise(Instrument):
         self.layers = bn_layers(ctx.model)
         self.armed: Optional[int] = None  # the step whose training forward is to be read
         self.captured: Dict[str, torch.Tensor] = {}
-        self.handles = [bn.register_forward_pre_hook(lambda m, args, n=name: self._hook(n, m, args[0]))
-                        for name, bn in self.layers.items()]
+        self.handles = [
+            bn.register_forward_pre_hook(lambda m, args, n=name: self._hook(n, m, args[0]))
+            for name, bn in self.layers.items()
+        ]
 
     @classmethod
     def check(cls, section, cfg, model, spec) -> None:
@@ -74,10 +77,13 @@ class BNNoise(Instrument):
         self.armed, self.captured = None, {}
 
     def layout(self) -> dict:
-        return {"BN's own noise (Batch Renorm r, d)": {
-            "r = σ_B/σ_pop (mean over units)": ["Multiline", [r"bn_noise/.*/r_mean$"]],
-            "d = (μ_B − μ_pop)/σ_pop: mean |d|": ["Multiline", [r"bn_noise/.*/d_abs$"]],
-            "spread of r over units": ["Multiline", [r"bn_noise/.*/r_std$"]]}}
+        return {
+            "BN's own noise (Batch Renorm r, d)": {
+                "r = σ_B/σ_pop (mean over units)": ["Multiline", [r"bn_noise/.*/r_mean$"]],
+                "d = (μ_B − μ_pop)/σ_pop: mean |d|": ["Multiline", [r"bn_noise/.*/d_abs$"]],
+                "spread of r over units": ["Multiline", [r"bn_noise/.*/r_std$"]],
+            }
+        }
 
     def meta(self) -> Dict[str, Any]:
         return {"layers": list(self.layers), "metrics": list(METRICS)}

@@ -19,6 +19,7 @@ and per BN layer |μ_EMA − μ_pop| / σ_pop and |log σ²_EMA / σ²_pop| (mea
 is the precise estimate. TensorBoard: test_bn/<kind>/acc|loss and test_bn/<layer>/mean_gap|log_var_gap.
 With bn_stats.recalibrate_at_end the final precise-BN accuracy goes into summary.json.
 """
+
 from __future__ import annotations
 
 import copy
@@ -37,8 +38,10 @@ from ics.registry import INSTRUMENTS
 BN = nn.modules.batchnorm._BatchNorm  # every normaliser that declares batch statistics subclasses it
 _with = [n for n, norm in declared().items() if norm.batch_statistics]
 _without = [n for n, norm in declared().items() if not norm.batch_statistics and n != "none"]
-NOT_BATCH_STATS = (f"it needs a normaliser with batch statistics; allowed: model.norm={', '.join(_with)} "
-                   f"({', '.join(_without)} have no batch or running statistics)")
+NOT_BATCH_STATS = (
+    f"it needs a normaliser with batch statistics; allowed: model.norm={', '.join(_with)} "
+    f"({', '.join(_without)} have no batch or running statistics)"
+)
 
 
 def bn_layers(model: nn.Module) -> Dict[str, BN]:
@@ -52,8 +55,7 @@ def bn_layers(model: nn.Module) -> Dict[str, BN]:
 
 
 @torch.no_grad()
-def precise_statistics(model: nn.Module, x_train: torch.Tensor, batches: int, batch_size: int,
-                       seed: int) -> nn.Module:
+def precise_statistics(model: nn.Module, x_train: torch.Tensor, batches: int, batch_size: int, seed: int) -> nn.Module:
     """A copy of `model` whose BN running statistics are the cumulative average over `batches`
     training batches (a fixed draw from `seed`): population statistics instead of the EMA."""
     twin = copy.deepcopy(model)
@@ -71,7 +73,7 @@ def precise_statistics(model: nn.Module, x_train: torch.Tensor, batches: int, ba
         for _ in range(batches):  # shuffled passes without replacement, like a data loader
             if pos + batch_size > n:
                 perm, pos = torch.randperm(n, generator=gen), 0
-            twin(x_train[perm[pos:pos + batch_size].to(x_train.device)])
+            twin(x_train[perm[pos : pos + batch_size].to(x_train.device)])
             pos += batch_size
     twin.eval()
     return twin
@@ -88,10 +90,10 @@ def batch_statistics_eval(model: nn.Module, data, loss_fn, batch: int, subset: t
     score = torch.zeros((), device=x.device)
     with probe_mode(model, "batch"), noise_off(model):
         for i in range(0, n, batch):
-            out = model(x[i:i + batch])
-            loss_sum += loss_fn(out, y[i:i + batch]) * batch
+            out = model(x[i : i + batch])
+            loss_sum += loss_fn(out, y[i : i + batch]) * batch
             if data.task != "regression":
-                score += (out.argmax(1) == y[i:i + batch]).sum()
+                score += (out.argmax(1) == y[i : i + batch]).sum()
     loss, score = (torch.stack([loss_sum, score]) / max(n, 1)).tolist()
     return [loss, score if data.task != "regression" else float("nan")]
 
@@ -113,8 +115,10 @@ class BNInferenceStatistics(Instrument):
         if not bn_layers(model):
             raise ConfigError(f"bn_stats.enabled=true is invalid with model.norm={cfg.model.norm}: {NOT_BATCH_STATS}")
         if min(section.test_batch_sizes) < 2:
-            raise ConfigError(f"bn_stats.test_batch_sizes={list(section.test_batch_sizes)} is invalid: every size "
-                              "must be >= 2 (BN needs 2+ examples)")
+            raise ConfigError(
+                f"bn_stats.test_batch_sizes={list(section.test_batch_sizes)} is invalid: every size "
+                "must be >= 2 (BN needs 2+ examples)"
+            )
 
     def due(self, step: int, final: bool = False) -> bool:
         """At every evaluation of the loop: step 0, every eval_every, and the log-spaced early ones
@@ -132,27 +136,37 @@ class BNInferenceStatistics(Instrument):
         twin = precise_statistics(ctx.model, ctx.data.x_train, cfg.batches, self.batch_size, cfg.seed)
         out["test_bn/precise/loss"], out["test_bn/precise/acc"] = evaluate_model(twin, ctx.data, bs)
         for b in cfg.test_batch_sizes:
-            out[f"test_bn/batch{b}/loss"], out[f"test_bn/batch{b}/acc"] = \
-                batch_statistics_eval(ctx.model, ctx.data, ctx.loss_fn, b, self.subset)
+            out[f"test_bn/batch{b}/loss"], out[f"test_bn/batch{b}/acc"] = batch_statistics_eval(
+                ctx.model, ctx.data, ctx.loss_fn, b, self.subset
+            )
         gaps = []
         names = []
         for (layer, ema), pop in zip(bn_layers(ctx.model).items(), bn_layers(twin).values()):
             sd = torch.sqrt(pop.running_var + pop.eps)
-            gaps += [((ema.running_mean - pop.running_mean).abs() / sd).mean(),
-                     torch.log((ema.running_var + ema.eps) / (pop.running_var + pop.eps)).abs().mean()]
+            gaps += [
+                ((ema.running_mean - pop.running_mean).abs() / sd).mean(),
+                torch.log((ema.running_var + ema.eps) / (pop.running_var + pop.eps)).abs().mean(),
+            ]
             names += [f"test_bn/{layer}/mean_gap", f"test_bn/{layer}/log_var_gap"]
         out.update(zip(names, torch.stack(gaps).tolist()))
         self.emit(step, out)
 
     def layout(self) -> dict:
-        return {"BN inference statistics (BN paper Alg. 2)": {
-            "test accuracy: EMA vs precise vs batch statistics": ["Multiline", [r"test_bn/[a-z0-9]+/acc$"]],
-            "EMA vs population: |μ gap| / σ_pop": ["Multiline", [r"test_bn/.*/mean_gap$"]],
-            "EMA vs population: |log σ² ratio|": ["Multiline", [r"test_bn/.*/log_var_gap$"]]}}
+        return {
+            "BN inference statistics (BN paper Alg. 2)": {
+                "test accuracy: EMA vs precise vs batch statistics": ["Multiline", [r"test_bn/[a-z0-9]+/acc$"]],
+                "EMA vs population: |μ gap| / σ_pop": ["Multiline", [r"test_bn/.*/mean_gap$"]],
+                "EMA vs population: |log σ² ratio|": ["Multiline", [r"test_bn/.*/log_var_gap$"]],
+            }
+        }
 
     def meta(self) -> Dict[str, Any]:
-        return {"batches": self.cfg.batches, "batch_size": self.batch_size,
-                "test_batch_sizes": list(self.cfg.test_batch_sizes), "test_subset": int(self.subset.numel())}
+        return {
+            "batches": self.cfg.batches,
+            "batch_size": self.batch_size,
+            "test_batch_sizes": list(self.cfg.test_batch_sizes),
+            "test_subset": int(self.subset.numel()),
+        }
 
     def summary(self) -> Dict[str, Any]:
         if not self.cfg.recalibrate_at_end:

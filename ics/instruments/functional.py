@@ -6,6 +6,7 @@ a training-mode pass would update are the clones'), noise layers are switched of
 step's own draw, for gradient ICS), and the
 optimiser's step is taken by a twin built from a deep copy of its state.
 """
+
 from __future__ import annotations
 
 import copy
@@ -25,14 +26,21 @@ def live_params(model: nn.Module) -> Params:
     return {n: p.detach() for n, p in model.named_parameters()}
 
 
-def loss_and_grad(model: nn.Module, params: Params, x: torch.Tensor, y: torch.Tensor, loss_fn,
-                  create_graph: bool = False, noise: bool = False) -> Tuple[torch.Tensor, Params]:
+def loss_and_grad(
+    model: nn.Module,
+    params: Params,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss_fn,
+    create_graph: bool = False,
+    noise: bool = False,
+) -> Tuple[torch.Tensor, Params]:
     """L(θ; x, y) and ∇θ L at θ = params, in the model's current mode (training: BN uses the
     batch's statistics), with no effect on the live model. Noise layers are off unless `noise`
     (then the caller replays the step's draw: ics.models.noise_replay)."""
     leaves = {n: p.detach().clone().requires_grad_(True) for n, p in params.items()}
     buffers = {n: b.detach().clone() for n, b in model.named_buffers()}
-    with (nullcontext() if noise else noise_off(model)), torch.enable_grad():
+    with nullcontext() if noise else noise_off(model), torch.enable_grad():
         out = functional_call(model, {**leaves, **buffers}, (x,))
         loss = loss_fn(out, y)
         grads = torch.autograd.grad(loss, list(leaves.values()), create_graph=create_graph)

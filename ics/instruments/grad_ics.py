@@ -23,6 +23,7 @@ optimiser actually takes, bit for bit.
          Summary: per layer `cos_mean_at_norm_<c>`, each c's mean over the run. Cadence: every `grad_ics.every` steps plus the first
 `grad_ics.first` steps. TensorBoard: grad_ics/<layer>/<metric>.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List
@@ -114,15 +115,21 @@ class GradientICS(Instrument):
         return tags, values
 
     def layout(self) -> dict:
-        return {"Gradient ICS (Santurkar et al. 2018, Def. 2.1)": {
-            "cos(G, G′) per layer": ["Multiline", [r"grad_ics/.*/cos$"]],
-            "‖G − G′‖ / ‖G‖ per layer": ["Multiline", [r"grad_ics/.*/rel_l2$"]],
-            "‖G‖ per layer": ["Multiline", [r"grad_ics/.*/grad_norm$"]]}}
+        return {
+            "Gradient ICS (Santurkar et al. 2018, Def. 2.1)": {
+                "cos(G, G′) per layer": ["Multiline", [r"grad_ics/.*/cos$"]],
+                "‖G − G′‖ / ‖G‖ per layer": ["Multiline", [r"grad_ics/.*/rel_l2$"]],
+                "‖G‖ per layer": ["Multiline", [r"grad_ics/.*/grad_norm$"]],
+            }
+        }
 
     def meta(self) -> Dict[str, Any]:
-        return {"layers": list(self.layers), "metrics": list(METRICS),
-                "gauge_scales": list(self.cfg.gauge_scales) if self.fed else [],
-                "with_bn": [n for n, (_, bn) in self.layers.items() if bn]}
+        return {
+            "layers": list(self.layers),
+            "metrics": list(METRICS),
+            "gauge_scales": list(self.cfg.gauge_scales) if self.fed else [],
+            "with_bn": [n for n, (_, bn) in self.layers.items() if bn],
+        }
 
     def summary(self) -> Dict[str, Any]:
         """Per layer: the last value and the mean over all measurements of cos and rel_l2."""

@@ -17,6 +17,7 @@ and per hidden block, on that step's batch (BN with the batch's statistics; no n
 g′ is taken by autograd on the block's own activation module, so any activation works; its peak
 is the maximum of g′ on [−10, 10]. TensorBoard: gradients/<layer>/<metric>.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, Optional
@@ -51,8 +52,10 @@ class GradientFlow(Instrument):
     def __init__(self, cfg, ctx: RunContext):
         super().__init__(cfg, ctx)
         params = dict(ctx.model.named_parameters())
-        self.weights = {layer: params[next(n for n in w if n.endswith("weight"))]
-                        for layer, (w, _) in ctx.model.param_layers().items()}
+        self.weights = {
+            layer: params[next(n for n in w if n.endswith("weight"))]
+            for layer, (w, _) in ctx.model.param_layers().items()
+        }
         self.blocks = dict(ctx.model.blocks.items())
         self.points = {f"{name}.pre_act": block.probe_points()["pre_act"] for name, block in self.blocks.items()}
         self.peaks = {name: peak_derivative(block.act) for name, block in self.blocks.items()}
@@ -73,8 +76,10 @@ class GradientFlow(Instrument):
         return self.x is not None and step % self.cfg.every == 0
 
     def measure(self, step: int) -> None:
-        norms = {layer: (w.grad.detach().norm() if w.grad is not None else torch.tensor(float("nan")))
-                 for layer, w in self.weights.items()}
+        norms = {
+            layer: (w.grad.detach().norm() if w.grad is not None else torch.tensor(float("nan")))
+            for layer, w in self.weights.items()
+        }
         last = norms[list(norms)[-1]]
         values: Dict[str, torch.Tensor] = {}
         for layer, n in norms.items():
@@ -90,10 +95,13 @@ class GradientFlow(Instrument):
         self.emit(step, dict(zip(values, host)))
 
     def layout(self) -> dict:
-        return {"Gradient flow (vanishing gradients)": {
-            "‖∇W‖ per layer / ‖∇W_out‖": ["Multiline", [r"gradients/.*/grad_ratio$"]],
-            "‖∇W‖ per layer": ["Multiline", [r"gradients/.*/grad_norm$"]],
-            "saturated fraction of g′ (< 5% of its peak)": ["Multiline", [r"gradients/.*/saturated$"]]}}
+        return {
+            "Gradient flow (vanishing gradients)": {
+                "‖∇W‖ per layer / ‖∇W_out‖": ["Multiline", [r"gradients/.*/grad_ratio$"]],
+                "‖∇W‖ per layer": ["Multiline", [r"gradients/.*/grad_norm$"]],
+                "saturated fraction of g′ (< 5% of its peak)": ["Multiline", [r"gradients/.*/saturated$"]],
+            }
+        }
 
     def meta(self) -> Dict[str, Any]:
         return {"layers": list(self.weights), "blocks": list(self.blocks), "flat": FLAT}

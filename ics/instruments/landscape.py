@@ -34,6 +34,7 @@ At step t, with g = ∇L(θ_t; B_t) on the step's batch (BN with B_t's statistic
 
 TensorBoard: landscape/<metric>. The Lanczos start vector comes from the instrument's own generator.
 """
+
 from __future__ import annotations
 
 import math
@@ -54,6 +55,7 @@ class Extremes:
     """The Hessian's extreme Ritz pairs: values, relative residuals ‖Hv − λv‖ / max(|λ_max|, |λ_min|)
     of their Ritz vectors (computed with one more Hessian-vector product each), the Lanczos steps
     taken, and whether both residuals are within the tolerance."""
+
     top: float
     bottom: float
     top_resid: float
@@ -62,8 +64,9 @@ class Extremes:
     converged: bool
 
 
-def lanczos_extremes(model, params, x, y, loss_fn, iters: int, gen: torch.Generator, max_iters: Optional[int] = None,
-                     tol: float = 1e-3) -> Extremes:
+def lanczos_extremes(
+    model, params, x, y, loss_fn, iters: int, gen: torch.Generator, max_iters: Optional[int] = None, tol: float = 1e-3
+) -> Extremes:
     """(largest, smallest) algebraic Hessian eigenvalue at params: Lanczos on Hessian-vector products
     (double backward) with full reorthogonalisation, `iters` steps first, then more (a further half of
     `iters` at a time) until both extreme Ritz pairs have a relative residual <= tol or `max_iters`
@@ -97,7 +100,7 @@ def lanczos_extremes(model, params, x, y, loss_fn, iters: int, gen: torch.Genera
         k = len(alphas)
         done = beta < 1e-10 or k >= cap  # an invariant subspace: the Ritz values are exact
         if done or k >= check:
-            t = np.diag(alphas) + np.diag(betas[:k - 1], 1) + np.diag(betas[:k - 1], -1)
+            t = np.diag(alphas) + np.diag(betas[: k - 1], 1) + np.diag(betas[: k - 1], -1)
             theta, s = np.linalg.eigh(t)
             scale = max(abs(theta[0]), abs(theta[-1]), 1e-30)
             estimate = [0.0 if beta < 1e-10 else beta * abs(s[-1, i]) / scale for i in (-1, 0)]
@@ -154,8 +157,16 @@ def along_steps(model, params, g, steps, x, y, loss_fn) -> Dict[str, float]:
         changes.append(change)
         betas.append(change / dist)
     losses_t, changes_t = torch.stack(losses), torch.stack(changes)
-    values = torch.stack([losses_t.min(), losses_t.max(), changes_t.max(), changes_t.max() / g_norm.clamp_min(1e-30),
-                          torch.stack(betas).max(), g_norm]).tolist()
+    values = torch.stack(
+        [
+            losses_t.min(),
+            losses_t.max(),
+            changes_t.max(),
+            changes_t.max() / g_norm.clamp_min(1e-30),
+            torch.stack(betas).max(),
+            g_norm,
+        ]
+    ).tolist()
     out = dict(zip(["loss_min", "loss_max", "grad_change", "grad_change_rel", "beta", "grad_norm"], values))
     out["loss_range"] = out["loss_max"] - out["loss_min"]
     return out
@@ -189,20 +200,32 @@ class LossLandscape(Instrument):
             steps = [{n: s * delta[n] for n in params} for s in self.cfg.multipliers]
         else:
             steps = [{n: -lr * m * g[n] for n in params} for m in self.cfg.multipliers]
-        out = {f"landscape/{k}": v for k, v in along_steps(ctx.model, params, g, steps, batch.x, batch.y,
-                                                             ctx.loss_fn).items()}
+        out = {
+            f"landscape/{k}": v
+            for k, v in along_steps(ctx.model, params, g, steps, batch.x, batch.y, ctx.loss_fn).items()
+        }
         if self.cfg.scale_invariant and self.bn_fed:
             canon = normalised_rows(params, self.bn_fed)
             _, g_hat = loss_and_grad(ctx.model, canon, batch.x, batch.y, ctx.loss_fn)
-            si = along_gradient(ctx.model, canon, g_hat, batch.x, batch.y, ctx.loss_fn,
-                                [lr * m for m in self.cfg.multipliers])
+            si = along_gradient(
+                ctx.model, canon, g_hat, batch.x, batch.y, ctx.loss_fn, [lr * m for m in self.cfg.multipliers]
+            )
             out.update({f"landscape/si/{k}": v for k, v in si.items()})
             for c in self.cfg.gauge_scales:  # the same function at other row norms: how much the unit gauge decides
                 at = si if c == 1 else self.at_scale(params, c, batch, lr)
                 out.update({f"landscape/gauge/{c:g}/{k}": at[k] for k in ("loss_range", "grad_change_rel", "beta")})
         if self.cfg.hessian:
-            e = lanczos_extremes(ctx.model, params, batch.x, batch.y, ctx.loss_fn, self.cfg.power_iters, self.gen,
-                                 self.cfg.lanczos_max_iters, self.cfg.lanczos_tol)
+            e = lanczos_extremes(
+                ctx.model,
+                params,
+                batch.x,
+                batch.y,
+                ctx.loss_fn,
+                self.cfg.power_iters,
+                self.gen,
+                self.cfg.lanczos_max_iters,
+                self.cfg.lanczos_tol,
+            )
             out["landscape/top_eig"], out["landscape/min_eig"] = e.top, e.bottom
             out["landscape/top_eig_resid"], out["landscape/min_eig_resid"] = e.top_resid, e.bottom_resid
             out["landscape/lanczos_steps"], out["landscape/eig_converged"] = float(e.steps), float(e.converged)
@@ -213,31 +236,54 @@ class LossLandscape(Instrument):
         ctx = self.ctx
         point = normalised_rows(params, self.bn_fed, c)
         _, g = loss_and_grad(ctx.model, point, batch.x, batch.y, ctx.loss_fn)
-        return along_gradient(ctx.model, point, g, batch.x, batch.y, ctx.loss_fn, [lr * m for m in self.cfg.multipliers])
+        return along_gradient(
+            ctx.model, point, g, batch.x, batch.y, ctx.loss_fn, [lr * m for m in self.cfg.multipliers]
+        )
 
     def layout(self) -> dict:
-        charts = {"loss range along the step (min, max)": ["Multiline", [r"landscape/loss_(min|max)$"]],
-                  "gradient predictiveness ‖∇L(θ_k) − g‖": ["Multiline", [r"landscape/grad_change$"]],
-                  "effective β-smoothness": ["Multiline", [r"landscape/beta$"]]}
+        charts = {
+            "loss range along the step (min, max)": ["Multiline", [r"landscape/loss_(min|max)$"]],
+            "gradient predictiveness ‖∇L(θ_k) − g‖": ["Multiline", [r"landscape/grad_change$"]],
+            "effective β-smoothness": ["Multiline", [r"landscape/beta$"]],
+        }
         if self.cfg.scale_invariant and self.bn_fed:
             charts["scale-invariant (normalised rows at unit norm): loss range, β"] = [
-                "Multiline", [r"landscape/si/(loss_range|beta)$"]]
+                "Multiline",
+                [r"landscape/si/(loss_range|beta)$"],
+            ]
             if self.cfg.gauge_scales:
                 charts["the same at row norms landscape.gauge_scales: loss range, β"] = [
-                    "Multiline", [r"landscape/gauge/.*/(loss_range|beta)$"]]
+                    "Multiline",
+                    [r"landscape/gauge/.*/(loss_range|beta)$"],
+                ]
         if self.cfg.hessian:
             charts["Hessian λ_max (and λ_min) vs 2/lr"] = ["Multiline", [r"landscape/(top_eig|min_eig|two_over_lr)$"]]
         return {"Loss landscape (Santurkar et al. 2018, §3.2)": charts}
 
     def meta(self) -> Dict[str, Any]:
-        return {"direction": self.cfg.direction, "multipliers": list(self.cfg.multipliers), "hessian": self.cfg.hessian,
-                "gauge_scales": list(self.cfg.gauge_scales) if self.cfg.scale_invariant and self.bn_fed else [],
-                "scale_invariant": bool(self.cfg.scale_invariant and self.bn_fed)}
+        return {
+            "direction": self.cfg.direction,
+            "multipliers": list(self.cfg.multipliers),
+            "hessian": self.cfg.hessian,
+            "gauge_scales": list(self.cfg.gauge_scales) if self.cfg.scale_invariant and self.bn_fed else [],
+            "scale_invariant": bool(self.cfg.scale_invariant and self.bn_fed),
+        }
 
     def summary(self) -> Dict[str, Any]:
         out = {}
-        for m in ("loss_range", "grad_change_rel", "beta", "top_eig", "min_eig", "top_eig_resid", "min_eig_resid",
-                  "eig_converged", "si/loss_range", "si/grad_change_rel", "si/beta"):
+        for m in (
+            "loss_range",
+            "grad_change_rel",
+            "beta",
+            "top_eig",
+            "min_eig",
+            "top_eig_resid",
+            "min_eig_resid",
+            "eig_converged",
+            "si/loss_range",
+            "si/grad_change_rel",
+            "si/beta",
+        ):
             s = self.series.get(f"landscape/{m}")
             if s:
                 out[m] = s[-1]

@@ -6,6 +6,7 @@ point's input, and percentiles, moments, saturation and drift (ics.instruments.s
 on the device. One host sync per snapshot. The model is left exactly as it was found: parameters,
 BN running statistics and counters, train/eval mode, RNG states, and no hooks behind.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -22,8 +23,17 @@ from ics.config import ConfigError, ProbeConfig
 from ics.data import stratified_indices
 from ics.models import noise_off
 from ics.instruments.base import Instrument, RunContext
-from ics.instruments.stats import (as_units, quantiles_sorted, safe_std, saturation, sigmoid_flat_threshold,
-                                  sort_rows, tanh_flat_threshold, w1_shape_sorted, w1_sorted)
+from ics.instruments.stats import (
+    as_units,
+    quantiles_sorted,
+    safe_std,
+    saturation,
+    sigmoid_flat_threshold,
+    sort_rows,
+    tanh_flat_threshold,
+    w1_shape_sorted,
+    w1_sorted,
+)
 from ics.record import names
 from ics.registry import INSTRUMENTS
 
@@ -47,6 +57,7 @@ def select_points(model: nn.Module, patterns) -> Dict[str, tuple]:
 SATURATION = {"sigmoid": round(sigmoid_flat_threshold(), 2), "tanh": round(tanh_flat_threshold(), 2)}
 Y_SATURATED = 1.5
 
+
 class Capture:
     """Forward hooks that record what flows through the given points; attach()/detach() symmetric."""
 
@@ -58,7 +69,9 @@ class Capture:
     def attach(self) -> "Capture":
         for name, (module, kind) in self.points.items():
             if kind == "input":
-                h = module.register_forward_pre_hook(lambda m, args, n=name: self.values.__setitem__(n, args[0].detach()))
+                h = module.register_forward_pre_hook(
+                    lambda m, args, n=name: self.values.__setitem__(n, args[0].detach())
+                )
             else:
                 h = module.register_forward_hook(lambda m, args, out, n=name: self.values.__setitem__(n, out.detach()))
             self.handles.append(h)
@@ -111,16 +124,24 @@ class PointState:
     def __init__(self, name: str, activation: Optional[str], n_units: int, n_samples: int, cfg: ProbeConfig, device):
         self.name, self.activation = name, activation
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + zlib.crc32(name.encode()))
-        self.units = torch.randperm(n_units, generator=gen)[:min(cfg.units, n_units)].sort().values.tolist()
-        self.cols = None if n_samples <= MAX_SAMPLES else \
-            torch.randperm(n_samples, generator=gen)[:MAX_SAMPLES].sort().values.to(device)
+        self.units = torch.randperm(n_units, generator=gen)[: min(cfg.units, n_units)].sort().values.tolist()
+        self.cols = (
+            None
+            if n_samples <= MAX_SAMPLES
+            else torch.randperm(n_samples, generator=gen)[:MAX_SAMPLES].sort().values.to(device)
+        )
         self.ref = self.prev = None  # (sorted, mean, std)
         self.path = torch.zeros(n_units, device=device)
 
     def state_dict(self) -> dict:
         cpu = lambda t: None if t is None else tuple(x.cpu() for x in t)  # noqa: E731
-        return {"units": self.units, "cols": None if self.cols is None else self.cols.cpu(),
-                "ref": cpu(self.ref), "prev": cpu(self.prev), "path": self.path.detach().cpu().clone()}
+        return {
+            "units": self.units,
+            "cols": None if self.cols is None else self.cols.cpu(),
+            "ref": cpu(self.ref),
+            "prev": cpu(self.prev),
+            "path": self.path.detach().cpu().clone(),
+        }
 
     @classmethod
     def from_state(cls, name: str, activation: Optional[str], s: dict, device) -> "PointState":
@@ -145,7 +166,7 @@ class LayerInputProbes(Instrument):
         data = ctx.data
         if data.task == "regression":  # no classes to stratify by: a plain random subset
             gen = torch.Generator().manual_seed(cfg.seed)
-            idx = torch.randperm(data.x_test.shape[0], generator=gen)[:cfg.size].sort().values
+            idx = torch.randperm(data.x_test.shape[0], generator=gen)[: cfg.size].sort().values
         else:
             idx = stratified_indices(data.y_test.cpu(), cfg.size, cfg.seed)
         idx = idx.to(data.x_test.device)
@@ -167,8 +188,10 @@ class LayerInputProbes(Instrument):
     def check(cls, section: ProbeConfig, cfg, model: nn.Module, spec) -> None:
         select_points(model, section.points)
         if spec.test_size is not None and section.size > spec.test_size:
-            raise ConfigError(f"probe.size={section.size} is invalid: must be <= the test split size "
-                              f"({spec.test_size} in {spec.where})")
+            raise ConfigError(
+                f"probe.size={section.size} is invalid: must be <= the test split size "
+                f"({spec.test_size} in {spec.where})"
+            )
 
     def _act_of(self, name: str) -> Optional[str]:
         return self.activation if name.endswith(".pre_act") else None
@@ -233,8 +256,9 @@ class LayerInputProbes(Instrument):
             ax.set_ylim(-Y_SATURATED * sat, Y_SATURATED * sat)
             for a, b in ((-Y_SATURATED * sat, -sat), (sat, Y_SATURATED * sat)):
                 ax.axhspan(a, b, color="grey", alpha=0.12, lw=0)
-        ax.set_title(f"{point} unit {unit}, model.norm={norm}" + (f" (grey: saturated, |x| > {sat})" if sat else ""),
-                     fontsize=9)
+        ax.set_title(
+            f"{point} unit {unit}, model.norm={norm}" + (f" (grey: saturated, |x| > {sat})" if sat else ""), fontsize=9
+        )
         ax.set_xlabel("training step")
         ax.set_ylabel("input to the nonlinearity")
         ax.grid(alpha=0.3)
@@ -270,17 +294,30 @@ class LayerInputProbes(Instrument):
         raw = w1_sorted(s, ref_s)
         w1_prev = w1_sorted(s, st.prev[0]) / unit
         st.path = st.path + w1_prev  # not in place: an earlier state_dict stays a snapshot
-        drift = torch.stack([raw / unit, w1_prev, ((mu - ref_mu) / unit).abs(),
-                             torch.log(sd.clamp_min(1e-12) / unit).abs(), st.path, raw,
-                             w1_shape_sorted(s, mu, sd, ref_s, ref_mu, ref_sd)])  # (7, C)
+        drift = torch.stack(
+            [
+                raw / unit,
+                w1_prev,
+                ((mu - ref_mu) / unit).abs(),
+                torch.log(sd.clamp_min(1e-12) / unit).abs(),
+                st.path,
+                raw,
+                w1_shape_sorted(s, mu, sd, ref_s, ref_mu, ref_sd),
+            ]
+        )  # (7, C)
         st.prev = (s, mu, sd)
         sat = saturation(u, st.activation) if st.activation else {}
         pmove = (q - quantiles_sorted(ref_s, self.qs)).abs().mean(dim=0)  # (P,): per unit, then the mean
         medians = drift[[DRIFT_METRICS.index(m) for m in MEDIAN_METRICS]].median(dim=1).values
-        parts = [q.mean(dim=0), q[st.units].flatten(),
-                 torch.stack([mu.mean(), mu.std(unbiased=False), sd.mean(), sd.std(unbiased=False)]),
-                 torch.stack(list(sat.values())) if sat else q.new_zeros(0),
-                 torch.stack([drift.mean(dim=1), drift.amax(dim=1)], dim=1).flatten(), medians, pmove]
+        parts = [
+            q.mean(dim=0),
+            q[st.units].flatten(),
+            torch.stack([mu.mean(), mu.std(unbiased=False), sd.mean(), sd.std(unbiased=False)]),
+            torch.stack(list(sat.values())) if sat else q.new_zeros(0),
+            torch.stack([drift.mean(dim=1), drift.amax(dim=1)], dim=1).flatten(),
+            medians,
+            pmove,
+        ]
         return self._tags(name, st, list(sat)), torch.cat([p.float() for p in parts]), sub
 
     def _tags(self, name: str, st: PointState, sat_keys: List[str]) -> List[str]:
@@ -318,19 +355,31 @@ class LayerInputProbes(Instrument):
             if not name.endswith(".pre_act"):
                 continue
             for k, label in [(None, "mean over units"), (st.units[0], f"unit {st.units[0]}")]:
-                tag = (lambda q, name=name: names.probe_tag(name, q)) if k is None else \
-                    (lambda q, k=k, name=name: names.unit_tag(name, k, q))
+                tag = (
+                    (lambda q, name=name: names.probe_tag(name, q))
+                    if k is None
+                    else (lambda q, k=k, name=name: names.unit_tag(name, k, q))
+                )
                 margins[f"{name} {lo}/{mid}/{hi} ({label})"] = ["Margin", [tag(mid), tag(lo), tag(hi)]]
-        drift = {f"{m} (all points)": ["Multiline", [rf"drift/.*/{m}$"]]
-                 for m in ("w1_raw", "w1_shape", "w1_ref", "w1_prev", "shift_ref", "log_std_ratio", "path")}
-        return {"Fig. 1 b/c: percentiles of each nonlinearity's input (tick one run at a time to compare)": margins,
-                "ICS: drift": drift}
+        drift = {
+            f"{m} (all points)": ["Multiline", [rf"drift/.*/{m}$"]]
+            for m in ("w1_raw", "w1_shape", "w1_ref", "w1_prev", "shift_ref", "log_std_ratio", "path")
+        }
+        return {
+            "Fig. 1 b/c: percentiles of each nonlinearity's input (tick one run at a time to compare)": margins,
+            "ICS: drift": drift,
+        }
 
     def meta(self) -> dict:
-        return {"points": list(self.state), "percentiles": list(self.cfg.percentiles),
-                "tracked_units": {n: st.units for n, st in self.state.items()},
-                "activation": self.activation, "bn_mode": self.cfg.bn_mode, "probe_size": int(self.x.shape[0]),
-                "reference_bn_mode": "batch"}  # step 0 is always measured with batch statistics
+        return {
+            "points": list(self.state),
+            "percentiles": list(self.cfg.percentiles),
+            "tracked_units": {n: st.units for n, st in self.state.items()},
+            "activation": self.activation,
+            "bn_mode": self.cfg.bn_mode,
+            "probe_size": int(self.x.shape[0]),
+            "reference_bn_mode": "batch",
+        }  # step 0 is always measured with batch statistics
 
     def arrays(self):
         out = super().arrays()
@@ -344,19 +393,33 @@ class LayerInputProbes(Instrument):
         """Final drift (and saturation) per probe point, for summary.json."""
         out = {}
         for name in self.state:
-            keys = ["w1_ref", "w1_ref_max", "shift_ref", "log_std_ratio", "path", "w1_raw", "w1_shape",
-                    "w1_ref_median", "w1_raw_median", "w1_shape_median"]
-            out[name] = {k: self.series[names.drift_tag(name, k)][-1] for k in keys
-                         if self.series.get(names.drift_tag(name, k))}
+            keys = [
+                "w1_ref",
+                "w1_ref_max",
+                "shift_ref",
+                "log_std_ratio",
+                "path",
+                "w1_raw",
+                "w1_shape",
+                "w1_ref_median",
+                "w1_raw_median",
+                "w1_shape_median",
+            ]
+            out[name] = {
+                k: self.series[names.drift_tag(name, k)][-1] for k in keys if self.series.get(names.drift_tag(name, k))
+            }
             sat = self.series.get(names.probe_tag(name, "saturation"))
             if sat:
                 out[name]["saturation"] = sat[-1]
         return out
 
     def state_dict(self) -> dict:
-        return {**super().state_dict(), "points": {n: st.state_dict() for n, st in self.state.items()},
-                "samples": {k: [t.clone() for t in v] for k, v in self.samples.items()},
-                "sample_steps": list(self.sample_steps)}
+        return {
+            **super().state_dict(),
+            "points": {n: st.state_dict() for n, st in self.state.items()},
+            "samples": {k: [t.clone() for t in v] for k, v in self.samples.items()},
+            "sample_steps": list(self.sample_steps),
+        }
 
     def load_state_dict(self, s: dict) -> None:
         super().load_state_dict(s)

@@ -7,6 +7,7 @@ value) and a caption in report.html. A column's `tag` and `label` may hold `{ite
 repeated for each of the first `max_items` entries of the list the instrument's `meta()` has under
 `over` (its layers, say).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ class Shown:
 
     def expand(self, meta: dict) -> List[Column]:
         """The columns, those holding {item} once per item of meta[over]."""
-        items = list(meta.get(self.over, []))[:self.max_items] if self.over else []
+        items = list(meta.get(self.over, []))[: self.max_items] if self.over else []
         out: List[Column] = []
         for c in self.columns:
             if "{item}" in c.tag:

@@ -20,6 +20,7 @@ Units matter (a small σ_ref manufactures large drift), so the same movement is 
   pmove_q     = |p_q(t) − p_q(ref)|                   (percentile movement in raw units; per unit, so
                                                       opposite-sign moves do not cancel)
 """
+
 from __future__ import annotations
 
 import math
@@ -62,8 +63,9 @@ def w1_sorted(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a - b).abs().mean(dim=1)
 
 
-def w1_shape_sorted(a: torch.Tensor, mu_a: torch.Tensor, sd_a: torch.Tensor, b: torch.Tensor, mu_b: torch.Tensor,
-                    sd_b: torch.Tensor) -> torch.Tensor:
+def w1_shape_sorted(
+    a: torch.Tensor, mu_a: torch.Tensor, sd_a: torch.Tensor, b: torch.Tensor, mu_b: torch.Tensor, sd_b: torch.Tensor
+) -> torch.Tensor:
     """Per-row W1 between the two samples each standardised by its own mean and std: the change of
     shape alone (a shift or a rescaling gives 0). Sorted order survives standardising."""
     za = (a - mu_a[:, None]) / sd_a.clamp_min(1e-12)[:, None]

@@ -21,6 +21,7 @@ learning rate falls as the weights grow. Every `weights.every` steps, per layer:
 The row snapshot is taken before the update (its gradient is the live one, read after the step).
 TensorBoard: weights/<layer>/<metric>.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict
@@ -52,8 +53,9 @@ class WeightNorms(Instrument):
             self.layers[layer] = (params[weight], params[gamma] if gamma else None, params[beta] if beta else None)
         # layer -> number of scale-invariant row groups of its weight (rows, 1 for LayerNorm, G for GroupNorm)
         invariant = scale_invariant_weights(ctx.model)
-        self.groups = {layer: invariant[n] for layer, (ws, _) in ctx.model.param_layers().items()
-                       for n in ws if n in invariant}
+        self.groups = {
+            layer: invariant[n] for layer, (ws, _) in ctx.model.param_layers().items() for n in ws if n in invariant
+        }
         self.before: Dict[str, torch.Tensor] = {}
 
     def wants_batch(self, step: int) -> bool:
@@ -73,9 +75,11 @@ class WeightNorms(Instrument):
             w1 = w.detach().reshape(w.shape[0], -1)
             n0 = w0.norm(dim=1)
             cos_step = ((w0 * w1).sum(dim=1) / (n0 * w1.norm(dim=1)).clamp_min(1e-30)).clamp(-1, 1)
-            stats = {"row_norm_median": quantile(n0, 0.5),
-                     "row_norm_iqr": quantile(n0, 0.75) - quantile(n0, 0.25),
-                     "angle_median": quantile(torch.arccos(cos_step), 0.5)}
+            stats = {
+                "row_norm_median": quantile(n0, 0.5),
+                "row_norm_iqr": quantile(n0, 0.75) - quantile(n0, 0.25),
+                "angle_median": quantile(torch.arccos(cos_step), 0.5),
+            }
             if w.grad is not None:
                 g = w.grad.detach().reshape(w.shape[0], -1)
                 gc = (w0 * g).sum(dim=1).abs() / (n0 * g.norm(dim=1)).clamp_min(1e-30)
@@ -83,8 +87,13 @@ class WeightNorms(Instrument):
             if layer in self.groups:  # ‖W_g‖ of each invariant group of consecutive rows
                 groups = self.groups[layer]
                 g_norm = w0.reshape(groups, -1).norm(dim=1)
-                kind = "eff_lr_median" if groups == w0.shape[0] else "eff_lr_layer" if groups == 1 else \
-                    "eff_lr_group_median"
+                kind = (
+                    "eff_lr_median"
+                    if groups == w0.shape[0]
+                    else "eff_lr_layer"
+                    if groups == 1
+                    else "eff_lr_group_median"
+                )
                 stats[kind] = quantile(lr / g_norm.clamp_min(1e-30) ** 2, 0.5)
             if gamma is not None:
                 stats["gamma_mean"] = gamma.detach().abs().mean()
@@ -96,24 +105,42 @@ class WeightNorms(Instrument):
         self.emit(step, dict(zip(names, torch.stack(values).tolist())))
 
     def layout(self) -> dict:
-        return {"Weight norms and effective LR (BN paper §3.3)": {
-            "median row norm ‖w_k‖": ["Multiline", [r"weights/.*/row_norm_median$"]],
-            "effective LR η/‖w‖² (scale-invariant weights)": ["Multiline", [r"weights/.*/eff_lr_(median|layer|group_median)$"]],
-            "angular update per step": ["Multiline", [r"weights/.*/angle_median$"]],
-            "|cos(w, ∇w)| (≈0: scale-invariant)": ["Multiline", [r"weights/.*/grad_cos_median$"]]}}
+        return {
+            "Weight norms and effective LR (BN paper §3.3)": {
+                "median row norm ‖w_k‖": ["Multiline", [r"weights/.*/row_norm_median$"]],
+                "effective LR η/‖w‖² (scale-invariant weights)": [
+                    "Multiline",
+                    [r"weights/.*/eff_lr_(median|layer|group_median)$"],
+                ],
+                "angular update per step": ["Multiline", [r"weights/.*/angle_median$"]],
+                "|cos(w, ∇w)| (≈0: scale-invariant)": ["Multiline", [r"weights/.*/grad_cos_median$"]],
+            }
+        }
 
     def meta(self) -> Dict[str, Any]:
-        kinds = {n: ("row" if g == self.layers[n][0].shape[0] else "layer" if g == 1 else f"{g} groups")
-                 for n, g in self.groups.items()}
-        return {"layers": list(self.layers), "bn_layers": list(self.groups),  # the layers with an effective LR
-                "eff_lr": {n: kinds.get(n, "none: not scale-invariant") for n in self.layers}}
+        kinds = {
+            n: ("row" if g == self.layers[n][0].shape[0] else "layer" if g == 1 else f"{g} groups")
+            for n, g in self.groups.items()
+        }
+        return {
+            "layers": list(self.layers),
+            "bn_layers": list(self.groups),  # the layers with an effective LR
+            "eff_lr": {n: kinds.get(n, "none: not scale-invariant") for n in self.layers},
+        }
 
     def summary(self) -> Dict[str, Any]:
         out = {}
         for layer in self.layers:
             d = {}
-            for m in ("row_norm_median", "eff_lr_median", "eff_lr_layer", "eff_lr_group_median", "angle_median",
-                      "grad_cos_median", "gamma_mean"):
+            for m in (
+                "row_norm_median",
+                "eff_lr_median",
+                "eff_lr_layer",
+                "eff_lr_group_median",
+                "angle_median",
+                "grad_cos_median",
+                "gamma_mean",
+            ):
                 s = self.series.get(f"weights/{layer}/{m}")
                 if s:
                     d[m] = s[-1]

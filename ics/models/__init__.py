@@ -6,6 +6,7 @@ To add a model: a builder registered with @MODELS.register("<name>") that return
 module with `probe_points()`), its kind dataclass in ics/config/schema.py (@kind("model", "<name>")),
 and its option file configs/model/<name>.yaml.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -16,8 +17,17 @@ from ics.models.nets import Block, Net, ProbePoint
 from ics.models.noise import Dropout, ScaleShiftNoise, Stochastic, noise_off, noise_replay
 from ics.registry import INITS, MODELS
 
-__all__ = ["Block", "Dropout", "Net", "ProbePoint", "ScaleShiftNoise", "Stochastic", "build_model", "noise_off",
-           "noise_replay"]
+__all__ = [
+    "Block",
+    "Dropout",
+    "Net",
+    "ProbePoint",
+    "ScaleShiftNoise",
+    "Stochastic",
+    "build_model",
+    "noise_off",
+    "noise_replay",
+]
 
 
 def build_model(cfg: ModelConfig, in_shape: Sequence[int], num_outputs: int, seed: int = 0) -> Net:

@@ -1,6 +1,7 @@
 """When a model is evaluated, and its loss and score on held-out data. Below both the training loop
 and the instruments (bn_stats evaluates with EMA and precise statistics at the same steps as the
 loop), so neither imports the other."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -26,17 +27,17 @@ def evaluate_model(model, data: DataBundle, batch_size: int, x=None, y=None) -> 
             sse = torch.zeros((), device=x.device)
             sst = torch.zeros((), device=x.device)
             for i in range(0, x.shape[0], batch_size):
-                out = model(x[i:i + batch_size])
-                sse += ((out - y[i:i + batch_size]) ** 2).sum()
-                sst += ((base - y[i:i + batch_size]) ** 2).sum()
+                out = model(x[i : i + batch_size])
+                sse += ((out - y[i : i + batch_size]) ** 2).sum()
+                sst += ((base - y[i : i + batch_size]) ** 2).sum()
             sse, sst = torch.stack([sse, sst]).tolist()
             return sse / y.numel(), 1.0 - sse / max(sst, 1e-30)
         loss_sum = torch.zeros((), device=x.device)
         correct = torch.zeros((), device=x.device)
         for i in range(0, x.shape[0], batch_size):
-            logits = model(x[i:i + batch_size])
-            loss_sum += F.cross_entropy(logits, y[i:i + batch_size], reduction="sum")
-            correct += (logits.argmax(1) == y[i:i + batch_size]).sum()
+            logits = model(x[i : i + batch_size])
+            loss_sum += F.cross_entropy(logits, y[i : i + batch_size], reduction="sum")
+            correct += (logits.argmax(1) == y[i : i + batch_size]).sum()
         loss, acc = (torch.stack([loss_sum, correct]) / x.shape[0]).tolist()
         return loss, acc
     finally:

@@ -1,4 +1,5 @@
 """Weight initialisations, one registry entry each (model.init)."""
+
 from __future__ import annotations
 
 from torch import nn
@@ -30,7 +31,7 @@ def _init_lecun(model: nn.Module, cfg: ModelConfig) -> None:
     """W ~ N(0, 1/fan_in), b = 0: variance-preserving for linear layers (the deep linear network's init)."""
     for m in _affine_layers(model):
         fan_in = m.weight[0].numel()
-        nn.init.normal_(m.weight, 0.0, fan_in ** -0.5)
+        nn.init.normal_(m.weight, 0.0, fan_in**-0.5)
         if m.bias is not None:
             nn.init.zeros_(m.bias)
 
@@ -55,5 +56,3 @@ def _init_kaiming(model: nn.Module, cfg: ModelConfig) -> None:
         nn.init.kaiming_normal_(m.weight, nonlinearity=nonlin if m is not getattr(model, "out", None) else "linear")
         if m.bias is not None:
             nn.init.zeros_(m.bias)
-
-

@@ -10,6 +10,7 @@ nonlinearity (Ioffe & Szegedy 2015, §3.1), so a layer that feeds it has no bias
 Probe points are (module, "input" | "output") pairs, so probes hook existing modules and a model
 without probes runs exactly the modules it would run anyway (no identity taps in the hot path).
 """
+
 from __future__ import annotations
 
 import math
@@ -43,8 +44,15 @@ class Block(nn.Module):
     (2014) drop hidden units: it perturbs the next layer's *input*, and leaves the nonlinearity's input
     (the probes' pre_act, and BN's statistics) as they were."""
 
-    def __init__(self, affine: nn.Module, norm: Optional[nn.Module], act: nn.Module, pool: Optional[nn.Module] = None,
-                 noise: Optional[nn.Module] = None, dropout: Optional[nn.Module] = None):
+    def __init__(
+        self,
+        affine: nn.Module,
+        norm: Optional[nn.Module],
+        act: nn.Module,
+        pool: Optional[nn.Module] = None,
+        noise: Optional[nn.Module] = None,
+        dropout: Optional[nn.Module] = None,
+    ):
         super().__init__()
         self.affine = affine
         self.norm = norm
@@ -107,8 +115,10 @@ class Net(nn.Module):
         layers: "OrderedDict[str, Tuple[List[str], List[str]]]" = OrderedDict()
         for name in list(self.blocks) + ["out"]:
             prefix = "out." if name == "out" else f"blocks.{name}."
-            layers[name] = ([n for n in names if n.startswith(prefix + "affine.") or (name == "out" and n.startswith(prefix))],
-                            [n for n in names if n.startswith(prefix + "norm.")])
+            layers[name] = (
+                [n for n in names if n.startswith(prefix + "affine.") or (name == "out" and n.startswith(prefix))],
+                [n for n in names if n.startswith(prefix + "norm.")],
+            )
         return layers
 
 
@@ -120,7 +130,9 @@ def _block(affine_cls, n_in: int, n_out: int, cfg: ModelConfig, spatial: bool, p
         bind(affine)
     noise = None
     if cfg.noise == "santurkar":
-        noise = ScaleShiftNoise(cfg.noise_mean_range, cfg.noise_scale_max, cfg.noise_mean_jitter, cfg.noise_scale_jitter)
+        noise = ScaleShiftNoise(
+            cfg.noise_mean_range, cfg.noise_scale_max, cfg.noise_mean_jitter, cfg.noise_scale_jitter
+        )
     dropout = Dropout(cfg.dropout) if cfg.dropout > 0 else None
     return Block(affine, norm, ACTIVATIONS.get_or_raise(cfg.activation)(), pool, noise, dropout)
 
@@ -143,8 +155,10 @@ def build_mlp(cfg: MLPConfig, in_shape: Sequence[int], num_classes: int) -> Net:
 @MODELS.register("cnn")
 def build_cnn(cfg: CNNConfig, in_shape: Sequence[int], num_classes: int) -> Net:
     if len(in_shape) != 3:  # e.g. data=gaussian_regression: vectors, not images
-        raise ConfigError(f"model=cnn needs images (channels, height, width); this data set's inputs have shape "
-                          f"{tuple(in_shape)}: use model=mlp or model=dln")
+        raise ConfigError(
+            f"model=cnn needs images (channels, height, width); this data set's inputs have shape "
+            f"{tuple(in_shape)}: use model=mlp or model=dln"
+        )
     c_in, h, w = in_shape
     blocks: "OrderedDict[str, nn.Module]" = OrderedDict()
     for i, c_out in enumerate(cfg.channels, start=1):
@@ -152,8 +166,16 @@ def build_cnn(cfg: CNNConfig, in_shape: Sequence[int], num_classes: int) -> Net:
         if cfg.pool != "none" and min(h, w) >= 2:  # stop pooling once the map is 1x1
             pool = nn.MaxPool2d(2) if cfg.pool == "max" else nn.AvgPool2d(2)
             h, w = h // 2, w // 2
-        blocks[f"c{i}"] = _block(nn.Conv2d, c_in, c_out, cfg, spatial=True, pool=pool,
-                                 kernel_size=cfg.kernel_size, padding=cfg.kernel_size // 2)
+        blocks[f"c{i}"] = _block(
+            nn.Conv2d,
+            c_in,
+            c_out,
+            cfg,
+            spatial=True,
+            pool=pool,
+            kernel_size=cfg.kernel_size,
+            padding=cfg.kernel_size // 2,
+        )
         c_in = c_out
     n_in = _dense(blocks, c_in * h * w, cfg.widths, cfg)
     return Net(blocks, nn.Linear(n_in, num_classes), flatten_first=False)

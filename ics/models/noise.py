@@ -11,6 +11,7 @@ the model's state_dict (so checkpoints resume the same noise). Evaluation and ev
 pass are noise-free (`noise_off(model)`), except gradient ICS, whose passes replay the draw of the
 step about to be taken (`noise_replay(model)`), so that its twin update is the real one.
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -82,8 +83,10 @@ class ScaleShiftNoise(Stochastic):
         return x * s.to(x.device, x.dtype) + m.to(x.device, x.dtype)
 
     def extra_repr(self) -> str:
-        return (f"mu~U(-{self.mean_range},{self.mean_range}), sigma~U(1,{self.scale_max}), "
-                f"jitter {self.mean_jitter}/{self.scale_jitter}")
+        return (
+            f"mu~U(-{self.mean_range},{self.mean_range}), sigma~U(1,{self.scale_max}), "
+            f"jitter {self.mean_jitter}/{self.scale_jitter}"
+        )
 
 
 @contextmanager

@@ -5,6 +5,7 @@ The reader lives with the run record, below training: the record's readers (`ics
 report`, a sweep's resume) ask a job's checkpoint for its step without importing the trainer, and
 ics.train.checkpoint, which writes checkpoints, imports this module (one way only).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,8 +18,17 @@ from ics.config.fields import ConfigError
 FORMAT = 1  # written by ics.train.checkpoint.save into every checkpoint; a reader refuses any other
 
 # what a checkpoint must hold for a resume, and of which type (checked before any of it is used)
-REQUIRED = {"step": int, "model": dict, "optimizer": dict, "sampler": dict, "rng": dict, "instruments": dict,
-            "meter": dict, "history": dict, "config": dict}
+REQUIRED = {
+    "step": int,
+    "model": dict,
+    "optimizer": dict,
+    "sampler": dict,
+    "rng": dict,
+    "instruments": dict,
+    "meter": dict,
+    "history": dict,
+    "config": dict,
+}
 
 
 def _reason(path: Path, e: BaseException) -> str:
@@ -36,8 +46,10 @@ def _reason(path: Path, e: BaseException) -> str:
     if empty:
         return "the file is empty (0 bytes)"
     if isinstance(e, pickle.UnpicklingError) and ("Unsupported global" in text or "GLOBAL" in text):
-        return ("it holds Python objects other than tensors, numbers, strings, lists and dicts; ics loads "
-                "checkpoints as data only and refuses it")
+        return (
+            "it holds Python objects other than tensors, numbers, strings, lists and dicts; ics loads "
+            "checkpoints as data only and refuses it"
+        )
     if isinstance(e, pickle.UnpicklingError) or "Weights only load failed" in text:
         return "not a checkpoint ics wrote (its content is not plain tensors and data)"
     if isinstance(e, EOFError) or "central directory" in text or "failed reading zip archive" in text:
@@ -73,8 +85,10 @@ def load(path: Path) -> Dict[str, Any]:
     for key, kind in REQUIRED.items():
         v = state.get(key)
         if not isinstance(v, kind) or isinstance(v, bool):
-            raise ConfigError(f"cannot read checkpoint {path}: its {key!r} is "
-                              f"{'missing' if key not in state else type(v).__name__ + ', not ' + kind.__name__}")
+            raise ConfigError(
+                f"cannot read checkpoint {path}: its {key!r} is "
+                f"{'missing' if key not in state else type(v).__name__ + ', not ' + kind.__name__}"
+            )
     if state["step"] < 0:
         raise ConfigError(f"cannot read checkpoint {path}: its step is {state['step']}")
     threads = state.get("threads")

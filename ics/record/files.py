@@ -1,4 +1,5 @@
 """Writing run files: atomically (a killed run never leaves half a file) and in strict formats."""
+
 from __future__ import annotations
 
 import contextlib
@@ -118,8 +119,13 @@ def full_disk_cause(e: Optional[BaseException]) -> Optional[OSError]:
     return None
 
 
-def atomic_write(path: Path, write: Callable[[Any], Any], fsync: bool = False,
-                 before_rename: Optional[Callable[[], None]] = None, fileobj: bool = False) -> None:
+def atomic_write(
+    path: Path,
+    write: Callable[[Any], Any],
+    fsync: bool = False,
+    before_rename: Optional[Callable[[], None]] = None,
+    fileobj: bool = False,
+) -> None:
     """Write through a new temporary file in the same folder, then rename over the target: readers
     see the old file or the whole new one. Every write into a run, sweep or report folder goes
     through here, because those folders are data that anyone may have written: the temporary file
@@ -189,8 +195,9 @@ def copy_tree(src: Path, dst: Path, max_bytes: int = 16 << 20) -> None:
     for d in [dst, *sorted(p for p in src.rglob("*") if p.is_dir() and not p.is_symlink())]:
         target = dst / d.relative_to(src) if d != dst else dst
         if os.path.islink(target):
-            raise UnsafePath(errno.ELOOP, "is a symbolic link; ics never writes through a link (remove the link)",
-                             str(target))
+            raise UnsafePath(
+                errno.ELOOP, "is a symbolic link; ics never writes through a link (remove the link)", str(target)
+            )
         target.mkdir(parents=True, exist_ok=True)
     for f in sorted(src.rglob("*")):
         if f.is_file() and not f.is_symlink():
@@ -294,12 +301,21 @@ def read_bytes(path: Path, max_bytes: int) -> bytes:
     with os.fdopen(fd, "rb") as fh:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            what = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device" if stat.S_ISCHR(st.st_mode) or \
-                stat.S_ISBLK(st.st_mode) else "a folder" if stat.S_ISDIR(st.st_mode) else "not a plain file"
+            what = (
+                "a FIFO"
+                if stat.S_ISFIFO(st.st_mode)
+                else "a device"
+                if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+                else "a folder"
+                if stat.S_ISDIR(st.st_mode)
+                else "not a plain file"
+            )
             raise UnreadableText(f"{what}, not a file ics wrote")
         if st.st_size > max_bytes:
-            raise UnreadableText(f"{_size(st.st_size)}, larger than the {_size(max_bytes)} ics reads from such a "
-                                 "file: not a file ics wrote")
+            raise UnreadableText(
+                f"{_size(st.st_size)}, larger than the {_size(max_bytes)} ics reads from such a "
+                "file: not a file ics wrote"
+            )
         data = fh.read(max_bytes + 1)  # the file may have grown since fstat: the cap holds anyway
     if not data:
         raise UnreadableText("empty file")
@@ -315,8 +331,9 @@ def read_text(path: Path, max_bytes: int) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise UnreadableText(f"not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}): binary or "
-                             "damaged") from None
+        raise UnreadableText(
+            f"not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}): binary or damaged"
+        ) from None
 
 
 # Nothing ics writes nests deeper than a config (about 6 levels); a reader that walks a tree

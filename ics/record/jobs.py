@@ -5,6 +5,7 @@ read on its own: its overrides and config come from its own record, else from it
 files, never from a sibling, so a job whose summary.json is missing or broken is still listed
 with what it was, in a state that says why its results are absent.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -96,8 +97,9 @@ def _hydra_files(d: Path):
     path = where / "overrides.yaml"
     try:
         loaded = read_yaml(path)
-        if not isinstance(loaded, list) or not all(isinstance(o, (str, int, float)) and not isinstance(o, bool)
-                                                   for o in loaded):
+        if not isinstance(loaded, list) or not all(
+            isinstance(o, (str, int, float)) and not isinstance(o, bool) for o in loaded
+        ):
             raise ValueError("not a list of overrides")
         overrides = [str(o) for o in loaded]
     except FileNotFoundError:
@@ -143,8 +145,9 @@ def read_job(d: Path, root: Optional[Path] = None) -> JobRecord:
     d = Path(d)
     num = job_number(d, Path(root)) if root is not None else None
     if root is not None and d != Path(root) and d.is_symlink():
-        return JobRecord(d, num, Status.UNREADABLE, None, [], None,
-                         "the job folder is a symbolic link (not followed)", None, [])
+        return JobRecord(
+            d, num, Status.UNREADABLE, None, [], None, "the job folder is a symbolic link (not followed)", None, []
+        )
     owner = holder(d)
     h_overrides, h_config, problems = _hydra_files(d)
     try:

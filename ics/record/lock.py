@@ -5,6 +5,7 @@ tell a live run from a dead one without trusting timestamps or pids: a record th
 whose lock is free belongs to a killed run. Whoever takes the lock is the folder's only writer, so
 it removes the temporary files (`.<name>.<pid>.tmp`) that a killed writer left behind.
 """
+
 from __future__ import annotations
 
 import os
@@ -38,8 +39,9 @@ class RunLock:
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | os.O_NONBLOCK, 0o644)
         except OSError as e:
-            raise RunBusy(f"{self.path} cannot be used as the run lock ({_what(self.path) or e.strerror}); "
-                          "remove it") from None
+            raise RunBusy(
+                f"{self.path} cannot be used as the run lock ({_what(self.path) or e.strerror}); remove it"
+            ) from None
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
             raise RunBusy(f"{self.path} cannot be used as the run lock ({_what(self.path)}); remove it")
@@ -84,8 +86,12 @@ def _what(path: Path) -> Optional[str]:
         return None
     if stat.S_ISREG(mode):
         return None
-    return {stat.S_IFLNK: "a symbolic link", stat.S_IFIFO: "a FIFO", stat.S_IFDIR: "a folder",
-            stat.S_IFSOCK: "a socket"}.get(stat.S_IFMT(mode), "not a plain file")
+    return {
+        stat.S_IFLNK: "a symbolic link",
+        stat.S_IFIFO: "a FIFO",
+        stat.S_IFDIR: "a folder",
+        stat.S_IFSOCK: "a socket",
+    }.get(stat.S_IFMT(mode), "not a plain file")
 
 
 def holder(run_dir: Path) -> Optional[str]:

@@ -3,6 +3,7 @@
 Writers (ics.train, ics.instruments) and readers (ics.analysis) both use these, so a renamed tag
 or file cannot silently split the two.
 """
+
 from __future__ import annotations
 
 # files in a job directory
@@ -39,8 +40,16 @@ TAG_LR, TAG_STEPS_PER_SEC = "optim/lr", "perf/steps_per_sec"
 # written by `ics report` into its group runs
 HPARAM_DRIFT_RAW, HPARAM_DRIFT_SHAPE = "hparams/drift_w1_raw_last", "hparams/drift_w1_shape_last"
 HPARAM_STEPS, HPARAM_MAX_GOOD_LR = "hparams/steps_to_target", "hparams/max_good_lr"
-HPARAM_METRICS = ("hparams/final_test_acc", "hparams/best_test_acc", "hparams/diverged", "hparams/steps_per_sec",
-                  HPARAM_DRIFT_RAW, HPARAM_DRIFT_SHAPE, HPARAM_STEPS, HPARAM_MAX_GOOD_LR)
+HPARAM_METRICS = (
+    "hparams/final_test_acc",
+    "hparams/best_test_acc",
+    "hparams/diverged",
+    "hparams/steps_per_sec",
+    HPARAM_DRIFT_RAW,
+    HPARAM_DRIFT_SHAPE,
+    HPARAM_STEPS,
+    HPARAM_MAX_GOOD_LR,
+)
 
 
 # tags of the layer-input probes (ics.instruments.probes); the npz arrays use the same names

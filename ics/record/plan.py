@@ -11,6 +11,7 @@ and every config goes through `ics.config.from_dict`, which refuses interpolatio
 optimising sweeper (Optuna, Nevergrad, ...) will create is not known in advance; its folder's own
 record (summary.json, checkpoint) is the only source of its config.
 """
+
 from __future__ import annotations
 
 import re
@@ -83,8 +84,14 @@ def to_json(plan: Plan) -> Dict[str, Any]:
         diff = {k: v for k, v in flat.items() if k not in flat_base or flat_base[k] != v}
         gone = [k for k in flat_base if k not in flat]
         jobs.append({"overrides": list(j.overrides), "set": diff, **({"unset": gone} if gone else {})})
-    return {"format": FORMAT, "launcher": plan.launcher, "sweeper": plan.sweeper, "objective": plan.objective,
-            "base": base, "jobs": jobs}
+    return {
+        "format": FORMAT,
+        "launcher": plan.launcher,
+        "sweeper": plan.sweeper,
+        "objective": plan.objective,
+        "base": base,
+        "jobs": jobs,
+    }
 
 
 def write_plan(sweep_dir: Path, plan: Plan) -> None:
@@ -135,14 +142,20 @@ def read_plan(sweep_dir: Path) -> Optional[Plan]:
             raise PlanError(f"{path}: {key} {str(value)[:60]!r} is not an option name")
         setattr(plan, key, value)
     objective = data.get("objective")
-    if objective is not None and not (isinstance(objective, dict) and all(isinstance(v, str) for v in objective.values())):
+    if objective is not None and not (
+        isinstance(objective, dict) and all(isinstance(v, str) for v in objective.values())
+    ):
         raise bad
     plan.objective = objective
     flat_base = _flat(base)
     for num, job in enumerate(jobs):
-        if not isinstance(job, dict) or not isinstance(job.get("overrides"), list) or \
-                not all(isinstance(o, str) for o in job["overrides"]) or not isinstance(job.get("set", {}), dict) or \
-                not isinstance(job.get("unset", []), list):
+        if (
+            not isinstance(job, dict)
+            or not isinstance(job.get("overrides"), list)
+            or not all(isinstance(o, str) for o in job["overrides"])
+            or not isinstance(job.get("set", {}), dict)
+            or not isinstance(job.get("unset", []), list)
+        ):
             raise PlanError(f"{path}: job {num} is not a planned job (overrides, set)")
         flat = {k: v for k, v in flat_base.items() if k not in set(job.get("unset", []))}
         flat.update(job.get("set", {}))

@@ -5,6 +5,7 @@ A run writes its record when it starts (status `running`), at every checkpoint, 
 what a reader concludes (ics.record.jobs): a record that says `running` while no process holds the
 run lock was killed; a file that does not parse is unreadable.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -98,7 +99,9 @@ class Summary:
     pid: int = field(default_factory=os.getpid)
     updated: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     started: Optional[str] = None  # when the run began (kept over resumes; a copied folder keeps it too)
-    environment: Dict[str, Any] = field(default_factory=dict)  # versions, CPU kernels, threads, device (ics.train.device)
+    environment: Dict[str, Any] = field(
+        default_factory=dict
+    )  # versions, CPU kernels, threads, device (ics.train.device)
 
     @property
     def drift(self) -> Dict[str, Dict[str, float]]:
@@ -121,8 +124,9 @@ class Summary:
         if not _is_int(version):
             raise RecordError(f"schema_version {_show(version)} is not a whole number")
         if version > SCHEMA_VERSION:
-            raise RecordError(f"written by a newer ics (record schema {version}, this ics reads up to "
-                              f"{SCHEMA_VERSION})")
+            raise RecordError(
+                f"written by a newer ics (record schema {version}, this ics reads up to {SCHEMA_VERSION})"
+            )
         d = dict(d)
         if version == 1:  # v0.1: drift lived at the top level, probe time under its own key
             d["instruments"] = {"probe": d.pop("drift", {}) or {}}
@@ -262,8 +266,13 @@ def read_summary(run_dir: Path) -> Summary:
 
 
 # sweep.objective -> the summary field that holds it
-OBJECTIVE_FIELDS = {"val_acc": "final_val_acc", "best_val_acc": "best_val_acc", "val_loss": "final_val_loss",
-                    "test_acc": "final_test_acc", "train_loss": "final_train_loss"}
+OBJECTIVE_FIELDS = {
+    "val_acc": "final_val_acc",
+    "best_val_acc": "best_val_acc",
+    "val_loss": "final_val_loss",
+    "test_acc": "final_test_acc",
+    "train_loss": "final_train_loss",
+}
 
 
 def objective_value(summary: Optional["Summary"], objective: str, worst_loss: float) -> Optional[float]:

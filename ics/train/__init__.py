@@ -11,15 +11,26 @@ checkpoint.py  what a checkpoint holds; safe loading; config matching on resume
 meter.py       train loss/acc window     optim.py    optimisers (registry)
 threads.py     CPU thread policy         device.py   devices
 """
+
 from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING
 
 # loaded on first use: `ics run` (and the stop handling it installs first) must not wait for torch
-_EXPORTS = {"Trainer": "loop", "build_trainer": "build", "hparam_values": "hooks.tensorboard",
-            "AlreadyFinished": "run", "check_resumable": "run", "check_runnable": "run", "resume": "run",
-            "run_config": "run", "train_and_evaluate": "run", "RunDiskFull": "stopping", "RunInterrupted": "stopping"}
+_EXPORTS = {
+    "Trainer": "loop",
+    "build_trainer": "build",
+    "hparam_values": "hooks.tensorboard",
+    "AlreadyFinished": "run",
+    "check_resumable": "run",
+    "check_runnable": "run",
+    "resume": "run",
+    "run_config": "run",
+    "train_and_evaluate": "run",
+    "RunDiskFull": "stopping",
+    "RunInterrupted": "stopping",
+}
 
 if TYPE_CHECKING:
     from ics.train.build import build_trainer
@@ -42,5 +53,17 @@ def train(cfg, out_dir=None, data=None, **kw):
     return build_trainer(cfg, out_dir, data=data, **kw).fit()
 
 
-__all__ = ["Trainer", "build_trainer", "hparam_values", "RunDiskFull", "AlreadyFinished", "check_resumable",
-           "check_runnable", "resume", "run_config", "train_and_evaluate", "RunInterrupted", "train"]
+__all__ = [
+    "Trainer",
+    "build_trainer",
+    "hparam_values",
+    "RunDiskFull",
+    "AlreadyFinished",
+    "check_resumable",
+    "check_runnable",
+    "resume",
+    "run_config",
+    "train_and_evaluate",
+    "RunInterrupted",
+    "train",
+]

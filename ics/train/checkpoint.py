@@ -6,6 +6,7 @@ sampler's private generator and its position in the epoch), each instrument's st
 pending window, the history, and the thread count the run used. It is loaded with
 `torch.load(weights_only=True)`: tensors, numbers, strings, lists and dicts only, never code.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,8 +22,17 @@ from ics.record.checkpoint import FORMAT, REQUIRED, load, step_of  # the reader,
 __all__ = ["FORMAT", "REQUIRED", "load", "step_of", "save", "config_difference", "check_matches", "path_of"]
 
 # keys that say where or how fast a run goes, not what it computes: they may differ on resume
-NEUTRAL_KEYS = ("name", "data.root", "data.cache_dir", "data.download", "trainer.device", "trainer.threads",
-                "trainer.progress", "trainer.progress_every_sec", "trainer.channels_last")
+NEUTRAL_KEYS = (
+    "name",
+    "data.root",
+    "data.cache_dir",
+    "data.download",
+    "trainer.device",
+    "trainer.threads",
+    "trainer.progress",
+    "trainer.progress_every_sec",
+    "trainer.channels_last",
+)
 NEUTRAL_PREFIXES = ("report.", "tolerance.", "sweep.")
 
 
@@ -30,8 +40,13 @@ def save(path: Path, state: Dict[str, Any], before_rename=None) -> None:
     """Write atomically (temporary file, fsync, rename). Through a Python file object, so that a full
     disk surfaces as an OSError (ENOSPC) and not as torch's bare "iostream error": a FullDiskError naming
     the file; the previous checkpoint stays. before_rename: see atomic_write."""
-    atomic_write(Path(path), lambda fh: torch.save({"format": FORMAT, **state}, fh), fsync=True,
-                 before_rename=before_rename, fileobj=True)
+    atomic_write(
+        Path(path),
+        lambda fh: torch.save({"format": FORMAT, **state}, fh),
+        fsync=True,
+        before_rename=before_rename,
+        fileobj=True,
+    )
 
 
 def flat(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
@@ -66,9 +81,11 @@ def check_matches(cfg: Config, run_dir: Path, saved: Dict[str, Any]) -> None:
     diff = config_difference(cfg, saved)
     if diff is not None:
         key, old, new = diff
-        raise ConfigError(f"cannot resume {run_dir}: its checkpoint was written with {key}={old}, the config now "
-                          f"says {key}={new}; resume with the run's own config (`ics resume {run_dir}`) or start "
-                          "a new run directory")
+        raise ConfigError(
+            f"cannot resume {run_dir}: its checkpoint was written with {key}={old}, the config now "
+            f"says {key}={new}; resume with the run's own config (`ics resume {run_dir}`) or start "
+            "a new run directory"
+        )
 
 
 def path_of(run_dir: Path) -> Path:

@@ -1,4 +1,5 @@
 """The training device."""
+
 from __future__ import annotations
 
 import torch
@@ -14,8 +15,10 @@ def resolve_device(name: str) -> torch.device:
             raise ConfigError(f"trainer.device={name!r} is invalid: CUDA is not available here; allowed: auto, cpu")
         index = int(name.split(":")[1]) if ":" in name else 0
         if index >= torch.cuda.device_count():
-            raise ConfigError(f"trainer.device={name!r} is invalid: this machine has {torch.cuda.device_count()} "
-                              f"CUDA device(s); allowed: cuda:0 .. cuda:{torch.cuda.device_count() - 1}")
+            raise ConfigError(
+                f"trainer.device={name!r} is invalid: this machine has {torch.cuda.device_count()} "
+                f"CUDA device(s); allowed: cuda:0 .. cuda:{torch.cuda.device_count() - 1}"
+            )
     return torch.device(name)
 
 
@@ -28,9 +31,16 @@ def environment(device: torch.device, threads: int) -> dict:
 
     import numpy
 
-    env = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
-           "machine": platform.machine(), "cpu_capability": _cpu_capability(), "threads": int(threads),
-           "device": device_name(device), "deterministic": bool(torch.are_deterministic_algorithms_enabled())}
+    env = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "machine": platform.machine(),
+        "cpu_capability": _cpu_capability(),
+        "threads": int(threads),
+        "device": device_name(device),
+        "deterministic": bool(torch.are_deterministic_algorithms_enabled()),
+    }
     if device.type == "cuda":
         env["cuda"] = str(torch.version.cuda)
         env["cudnn"] = str(torch.backends.cudnn.version())

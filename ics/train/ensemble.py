@@ -23,6 +23,7 @@ Member views: `members[k]` is an ordinary model whose parameters and buffers are
 stacked storage (no copy per step), so evaluation, probes and checkpoints can run on member k with
 the usual code; `member_state_dict(k)` gives the single run's model/optimizer/sampler layout.
 """
+
 from __future__ import annotations
 
 import copy
@@ -70,9 +71,14 @@ def batched_ok(net: nn.Module) -> bool:
     """Whether the hand-batched forward covers this model: a Net of Linear blocks (MLP, DLN), each
     without a normaliser or with torch's BN, no pooling."""
     blocks = getattr(net, "blocks", None)
-    return bool(getattr(net, "flatten_first", False)) and blocks is not None and all(
-        isinstance(b.affine, nn.Linear) and b.pool is None and (b.norm is None or type(b.norm) is nn.BatchNorm1d)
-        for b in blocks.values())
+    return (
+        bool(getattr(net, "flatten_first", False))
+        and blocks is not None
+        and all(
+            isinstance(b.affine, nn.Linear) and b.pool is None and (b.norm is None or type(b.norm) is nn.BatchNorm1d)
+            for b in blocks.values()
+        )
+    )
 
 
 def _refuse(cfg: Config, seeds: Sequence[int]) -> None:
@@ -81,8 +87,10 @@ def _refuse(cfg: Config, seeds: Sequence[int]) -> None:
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"ensemble seeds {list(seeds)} are invalid: each seed at most once")
     if cfg.optim.name not in ELEMENTWISE_OPTIMIZERS:
-        raise ConfigError(f"optim={cfg.optim.name} cannot train as an ensemble: allowed "
-                          f"{', '.join(ELEMENTWISE_OPTIMIZERS)} (optimisers that update elementwise)")
+        raise ConfigError(
+            f"optim={cfg.optim.name} cannot train as an ensemble: allowed "
+            f"{', '.join(ELEMENTWISE_OPTIMIZERS)} (optimisers that update elementwise)"
+        )
 
 
 def member_config(cfg: Config, seed: int) -> Config:
@@ -111,8 +119,10 @@ class Ensemble:
             torch.manual_seed(seed)
             model = build_model(cfg.model, self.data.in_shape, self.data.out_features, seed=seed)
             self.members.append(model.to(self.device).train())
-        self.samplers = [IndexSampler(self.data.x_train.shape[0], t.batch_size, seed + SAMPLER_SEED_OFFSET,
-                                      t.sampler, self.device) for seed in seeds]
+        self.samplers = [
+            IndexSampler(self.data.x_train.shape[0], t.batch_size, seed + SAMPLER_SEED_OFFSET, t.sampler, self.device)
+            for seed in seeds
+        ]
         self.params, buffers = stack_module_state(self.members)
         self.counters = {n: b for n, b in buffers.items() if n.rsplit(".", 1)[-1] == COUNTER}
         self.buffers = {n: b for n, b in buffers.items() if n not in self.counters}
@@ -125,8 +135,10 @@ class Ensemble:
         # "batched": the hand-batched forward of MLPs and DLNs (less per-step overhead than vmap)
         self.path = ("batched" if batched_ok(self.members[0]) else "vmap") if path == "auto" else path
         if self.path == "batched" and not batched_ok(self.members[0]):
-            raise ConfigError(f"model.name={cfg.model.name} with model.norm={cfg.model.norm} has no batched forward: "
-                              "allowed path=vmap")
+            raise ConfigError(
+                f"model.name={cfg.model.name} with model.norm={cfg.model.norm} has no batched forward: "
+                "allowed path=vmap"
+            )
 
     # --- the vectorised step ----------------------------------------------------------------------
     def _functional_copy(self) -> Tuple[nn.Module, Dict[str, _Drawn]]:
@@ -153,8 +165,9 @@ class Ensemble:
         for name, mod in probe.named_modules():
             if isinstance(mod, Stochastic):
                 mod.active = False
-                handles.append(mod.register_forward_pre_hook(
-                    lambda m, args, name=name: shapes.__setitem__(name, args[0].shape)))
+                handles.append(
+                    mod.register_forward_pre_hook(lambda m, args, name=name: shapes.__setitem__(name, args[0].shape))
+                )
         with torch.no_grad():
             probe(torch.empty((self.cfg.trainer.batch_size,) + tuple(self.data.in_shape), device="meta"))
         for h in handles:
@@ -201,15 +214,26 @@ class Ensemble:
         for name, module in blocks.items():
             block, pre = cast(Block, module), f"blocks.{name}."
             w = p[pre + "affine.weight"]
-            h = torch.baddbmm(p[pre + "affine.bias"].unsqueeze(2), w, h) if pre + "affine.bias" in p else torch.bmm(w, h)
+            h = (
+                torch.baddbmm(p[pre + "affine.bias"].unsqueeze(2), w, h)
+                if pre + "affine.bias" in p
+                else torch.bmm(w, h)
+            )
             if block.norm is not None:
                 norm, units = cast(nn.BatchNorm1d, block.norm), h.shape[1]
                 counter = self.counters[pre + "norm." + COUNTER]
                 counter.add_(1)
                 f = 1.0 / float(counter[0]) if norm.momentum is None else norm.momentum  # as _BatchNorm.forward
-                h = F.batch_norm(h.reshape(1, k * units, b), self.buffers[pre + "norm.running_mean"].view(-1),
-                                 self.buffers[pre + "norm.running_var"].view(-1), p[pre + "norm.weight"].view(-1),
-                                 p[pre + "norm.bias"].view(-1), True, f, norm.eps).view(k, units, b)
+                h = F.batch_norm(
+                    h.reshape(1, k * units, b),
+                    self.buffers[pre + "norm.running_mean"].view(-1),
+                    self.buffers[pre + "norm.running_var"].view(-1),
+                    p[pre + "norm.weight"].view(-1),
+                    p[pre + "norm.bias"].view(-1),
+                    True,
+                    f,
+                    norm.eps,
+                ).view(k, units, b)
             h = block.act(self._apply_drawn(f"blocks.{name}.noise", h, drawn))
             h = self._apply_drawn(f"blocks.{name}.dropout", h, drawn)  # after the nonlinearity, as Block
         out = torch.baddbmm(p["out.bias"].unsqueeze(2), p["out.weight"], h)  # (K, out, B)
@@ -229,8 +253,9 @@ class Ensemble:
         idx = torch.stack([s.next() for s in self.samplers])
         return self.data.x_train[idx], self.data.y_train[idx]
 
-    def train_step(self, x: Optional[torch.Tensor] = None,
-                   y: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    def train_step(
+        self, x: Optional[torch.Tensor] = None, y: Optional[torch.Tensor] = None
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
         """One optimiser step of every member (on its next batch unless x, y are given). Returns the
         members' losses (K,) and outputs (K, B, out), detached, for the meters."""
         if x is None or y is None:
@@ -276,8 +301,12 @@ class Ensemble:
         full = self.opt.state_dict()
         shapes = [p.shape for p in self.params.values()]
         state = {i: {key: _member_slice(v, k, shapes[i]) for key, v in s.items()} for i, s in full["state"].items()}
-        return {"step": self.step, "model": model, "optimizer": {"state": state, "param_groups": full["param_groups"]},
-                "sampler": self.samplers[k].state_dict()}
+        return {
+            "step": self.step,
+            "model": model,
+            "optimizer": {"state": state, "param_groups": full["param_groups"]},
+            "sampler": self.samplers[k].state_dict(),
+        }
 
     def load_member_state_dicts(self, states: Sequence[dict]) -> None:
         """Continue every member from its own single-run checkpoint state (all at one step)."""
@@ -292,8 +321,12 @@ class Ensemble:
         shapes = [p.shape for p in self.params.values()]
         merged = {}
         for i, first in states[0]["optimizer"]["state"].items():
-            merged[i] = {key: torch.stack([s["optimizer"]["state"][i][key] for s in states])
-                         if torch.is_tensor(v) and v.shape == shapes[int(i)][1:] else v for key, v in first.items()}
+            merged[i] = {
+                key: torch.stack([s["optimizer"]["state"][i][key] for s in states])
+                if torch.is_tensor(v) and v.shape == shapes[int(i)][1:]
+                else v
+                for key, v in first.items()
+            }
         self.opt.load_state_dict({"state": merged, "param_groups": states[0]["optimizer"]["param_groups"]})
         for sampler, s in zip(self.samplers, states):
             sampler.load_state_dict(s["sampler"])

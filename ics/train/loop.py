@@ -8,6 +8,7 @@ metrics.npz (eval/train curves), one npz per instrument, and checkpoint.pt. Name
 Per step the loop does a forward/backward/step and three list appends (the meter); it syncs with
 the device only at logging, evaluation, measurement and checkpoint steps.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -39,10 +40,23 @@ from ics.train.summary import chance_acc, failure_record, summary, write_forced_
 class Trainer:
     """A run's state (step, status, history, timers) and its built parts; `fit` trains it."""
 
-    def __init__(self, cfg: Config, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer, data: DataBundle,
-                 sampler: IndexSampler, ctx: RunContext, instruments: Sequence[Instrument], hooks: Sequence[Hook],
-                 threads: int, out_dir: Optional[Path] = None, overrides: Sequence[str] = (), console=None,
-                 label: str = ""):
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        data: DataBundle,
+        sampler: IndexSampler,
+        ctx: RunContext,
+        instruments: Sequence[Instrument],
+        hooks: Sequence[Hook],
+        threads: int,
+        out_dir: Optional[Path] = None,
+        overrides: Sequence[str] = (),
+        console=None,
+        label: str = "",
+    ):
         self.cfg, self.model, self.opt, self.data, self.sampler, self.ctx = cfg, model, optimizer, data, sampler, ctx
         self.instruments, self.hooks, self.threads = list(instruments), list(hooks), threads
         self.out_dir = Path(out_dir) if out_dir is not None else None
@@ -103,8 +117,7 @@ class Trainer:
                 with whole():
                     record = write_forced_stop_record(self)
                     self._done()
-                raise RunInterrupted(e.first, self.out_dir, record.steps if record is not None else self.step) \
-                    from None
+                raise RunInterrupted(e.first, self.out_dir, record.steps if record is not None else self.step) from None
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
         self.ctx.training_forward = True  # hooks of instruments read only this forward
@@ -144,8 +157,10 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.opt.state_dict(),
             "sampler": self.sampler.state_dict(),
-            "rng": {"torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            },
             "instruments": {inst.key: inst.state_dict() for inst in self.instruments},
             "meter": self.meter.state_dict(),
             "history": {k: list(v) for k, v in self.history.items()},

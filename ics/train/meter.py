@@ -1,4 +1,5 @@
 """Running train loss/accuracy over a logging window, with no host sync per step."""
+
 from __future__ import annotations
 
 from typing import Dict, List, Optional
@@ -44,7 +45,9 @@ class Meter:
         if self.sums is None:
             self.sums = part
         else:
-            self.sums = torch.stack([self.sums[0] + part[0], torch.maximum(self.sums[1], part[1]), self.sums[2] + part[2]])
+            self.sums = torch.stack(
+                [self.sums[0] + part[0], torch.maximum(self.sums[1], part[1]), self.sums[2] + part[2]]
+            )
         self.steps += len(self.losses)
         self.count += sum(t.shape[0] for t in self.targets)
         self.losses, self.logits, self.targets = [], [], []
@@ -59,8 +62,14 @@ class Meter:
 
     def state_dict(self) -> dict:
         cpu = lambda ts: [t.detach().cpu() for t in ts]  # noqa: E731
-        return {"losses": cpu(self.losses), "logits": cpu(self.logits), "targets": cpu(self.targets),
-                "sums": None if self.sums is None else self.sums.detach().cpu(), "steps": self.steps, "count": self.count}
+        return {
+            "losses": cpu(self.losses),
+            "logits": cpu(self.logits),
+            "targets": cpu(self.targets),
+            "sums": None if self.sums is None else self.sums.detach().cpu(),
+            "steps": self.steps,
+            "count": self.count,
+        }
 
     def load_state_dict(self, s: dict, device) -> None:
         dev = lambda ts: [t.to(device) for t in ts]  # noqa: E731

@@ -1,4 +1,5 @@
 """Optimisers, one registry entry each: plain SGD (the BN paper's Fig. 1), momentum SGD, Adam."""
+
 from __future__ import annotations
 
 import torch
@@ -10,8 +11,9 @@ from ics.registry import OPTIMIZERS
 @OPTIMIZERS.register("momentum")  # the same optimiser; MomentumConfig defaults to momentum 0.9
 @OPTIMIZERS.register("sgd")
 def _sgd(params, cfg: OptimConfig) -> torch.optim.Optimizer:
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                           weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(
+        params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay
+    )
 
 
 @OPTIMIZERS.register("adam")

@@ -8,6 +8,7 @@
 Whatever is shown, a run with a directory keeps `progress.json` there up to date (at most once a
 second, written atomically): step, loss, accuracy, steps/s and the phase it is in.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,31 +25,61 @@ PROGRESS_FILE = "progress.json"
 class Progress:
     """Composite of a display (bar, lines or none) and the progress.json feed."""
 
-    def __init__(self, total: int, start: int = 0, mode: str = "none", out_dir: Optional[Path] = None,
-                 label: str = "", every_sec: float = 30.0, console=None, metric: str = "accuracy"):
+    def __init__(
+        self,
+        total: int,
+        start: int = 0,
+        mode: str = "none",
+        out_dir: Optional[Path] = None,
+        label: str = "",
+        every_sec: float = 30.0,
+        console=None,
+        metric: str = "accuracy",
+    ):
         self.total, self.start, self.mode, self.label = total, start, mode, label
         self.score = "test R²" if metric == "r2" else "test acc"  # what the last evaluation's number is
         self.out_dir, self.every_sec, self.console = out_dir, every_sec, console
         self._bar = None
         self._last_line = self._last_file = 0.0
         self._last_line_step = None
-        self.state = {"step": start, "steps": total, "loss": None, "acc": None, "steps_per_sec": None,
-                      "phase": "starting", "pid": os.getpid(), "label": label, "metric": metric}
+        self.state = {
+            "step": start,
+            "steps": total,
+            "loss": None,
+            "acc": None,
+            "steps_per_sec": None,
+            "phase": "starting",
+            "pid": os.getpid(),
+            "label": label,
+            "metric": metric,
+        }
 
     # --- context -------------------------------------------------------------------------------------
     def __enter__(self) -> "Progress":
         if self.mode == "bar":
             from rich.console import Console
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn,
-                                       TimeRemainingColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress as RichProgress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
 
             # the text columns take ~66 characters at 50,000 steps: the bar gets what is left (at 80
             # columns, 10), so that no number is cut
             width = (self.console or Console()).width
             self._bar = RichProgress(
-                TextColumn("[bold]train"), BarColumn(bar_width=max(4, min(40, width - 70))), MofNCompleteColumn(),
-                TextColumn("loss {task.fields[loss]}"), TextColumn(self.score + " {task.fields[acc]}"),
-                TextColumn("{task.fields[sps]} steps/s"), TimeRemainingColumn(), console=self.console, transient=False)
+                TextColumn("[bold]train"),
+                BarColumn(bar_width=max(4, min(40, width - 70))),
+                MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]}"),
+                TextColumn(self.score + " {task.fields[acc]}"),
+                TextColumn("{task.fields[sps]} steps/s"),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=False,
+            )
             self._bar.__enter__()
             self._task = self._bar.add_task("train", total=self.total, completed=self.start, loss="-", acc="-", sps="-")
         self.phase("training")
@@ -66,24 +97,33 @@ class Progress:
         self.state["phase"] = text
         self._write(force=True)
 
-    def update(self, step: int, loss: Optional[float], acc: Optional[float], sps: Optional[float] = None,
-               force: bool = False) -> None:
+    def update(
+        self, step: int, loss: Optional[float], acc: Optional[float], sps: Optional[float] = None, force: bool = False
+    ) -> None:
         """Called at logging steps and after evaluations only (never per step)."""
         self.state.update(step=step, loss=loss, acc=acc)
         if sps is not None:
             self.state["steps_per_sec"] = sps
         fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
         if self._bar is not None:
-            self._bar.update(self._task, completed=step, loss=fmt(loss, ".4f"), acc=fmt(acc, ".4f"),
-                             sps=fmt(self.state["steps_per_sec"], ",.0f"))
+            self._bar.update(
+                self._task,
+                completed=step,
+                loss=fmt(loss, ".4f"),
+                acc=fmt(acc, ".4f"),
+                sps=fmt(self.state["steps_per_sec"], ",.0f"),
+            )
         now = time.monotonic()
         # the last step's line is the forced one after the final evaluation, printed once
         due = force or (now - self._last_line >= self.every_sec and step < self.total)
         if self.mode == "lines" and step != self._last_line_step and due:
             self._last_line, self._last_line_step = now, step
             who = f"[{self.label}] " if self.label else ""
-            print(f"{stamp()} {who}step {step:,}/{self.total:,}  loss {fmt(loss, '.4f')}  {self.score} {fmt(acc, '.4f')}  "
-                  f"{fmt(self.state['steps_per_sec'], ',.0f')} steps/s", flush=True)
+            print(
+                f"{stamp()} {who}step {step:,}/{self.total:,}  loss {fmt(loss, '.4f')}  {self.score} {fmt(acc, '.4f')}  "
+                f"{fmt(self.state['steps_per_sec'], ',.0f')} steps/s",
+                flush=True,
+            )
         self._write(force)
 
     def _write(self, force: bool = False) -> None:

@@ -1,6 +1,7 @@
 """Post-training BN recalibration ("precise BN"): replace the EMA running statistics of a run's
 final checkpoint by population statistics (the cumulative average over training batches, BN
 paper Alg. 2) and record the test accuracy with both in the run's summary.json."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -34,8 +35,16 @@ def recalibrate(run_dir: Path, batches: int = 200, batch_size: Optional[int] = N
     ema_loss, ema_acc = evaluate_model(model, data, cfg.trainer.eval_batch_size)
     twin = precise_statistics(model, data.x_train, batches, bs, seed)
     pop_loss, pop_acc = evaluate_model(twin, data, cfg.trainer.eval_batch_size)
-    result = {"step": int(state["step"]), "batches": batches, "batch_size": bs, "seed": seed,
-              "ema_acc": ema_acc, "ema_loss": ema_loss, "precise_acc": pop_acc, "precise_loss": pop_loss}
+    result = {
+        "step": int(state["step"]),
+        "batches": batches,
+        "batch_size": bs,
+        "seed": seed,
+        "ema_acc": ema_acc,
+        "ema_loss": ema_loss,
+        "precise_acc": pop_acc,
+        "precise_loss": pop_loss,
+    }
     summary = read_summary(run_dir)
     summary.recalibrated = result
     write_summary(run_dir, summary)

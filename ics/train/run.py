@@ -1,10 +1,11 @@
 """Entry points: check that a config can run, and train it in a directory (resuming if it can).
 
-    check_runnable(cfg)                 every check that needs no training, before anything is written
-    train_and_evaluate(cfg, workdir)    train in workdir; a finished run there is left alone, an
-                                        interrupted or killed one continues from its checkpoint
-    resume(workdir)                     the same with the run's own config, from its record
+check_runnable(cfg)                 every check that needs no training, before anything is written
+train_and_evaluate(cfg, workdir)    train in workdir; a finished run there is left alone, an
+                                    interrupted or killed one continues from its checkpoint
+resume(workdir)                     the same with the run's own config, from its record
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -39,16 +40,19 @@ def check_runnable(cfg: Config, data: bool = True) -> Optional[DataSpec]:
     t = cfg.trainer
     resolve_device(t.device)
     if isinstance(t.threads, int) and t.threads > available_cores():
-        raise ConfigError(f"trainer.threads={t.threads} is invalid: this machine has {available_cores()} usable "
-                          f"core(s); allowed: auto or 1..{available_cores()}")
+        raise ConfigError(
+            f"trainer.threads={t.threads} is invalid: this machine has {available_cores()} usable "
+            f"core(s); allowed: auto or 1..{available_cores()}"
+        )
     if not data:
         return None
     spec = data_spec(cfg.data)
     if spec.train_size is not None:
         val = cfg.data.val_size
         if val and val >= spec.train_size:
-            raise ConfigError(f"data.val_size={val} is invalid: must be < the training split size "
-                              f"({spec.train_size} in {spec.where})")
+            raise ConfigError(
+                f"data.val_size={val} is invalid: must be < the training split size ({spec.train_size} in {spec.where})"
+            )
         if t.batch_size > spec.train_size - val:
             what = f"the training set size ({spec.train_size}" + (f" minus data.val_size={val}" if val else "")
             raise ConfigError(f"trainer.batch_size={t.batch_size} is invalid: must be <= {what} in {spec.where})")
@@ -77,9 +81,20 @@ def check_resumable(cfg: Config, run_dir: Path) -> None:
         ckpt.check_matches(cfg, run_dir, ckpt.load(path)["config"])
 
 
-def train_and_evaluate(cfg: Config, workdir: Path, overrides: Sequence[str] = (), *, resume: str = "auto",
-                       max_threads: Optional[int] = None, console=None, data=None, say=None, label: str = "",
-                       hparam_keys: Optional[Sequence[str]] = None, hparam_domains: Optional[dict] = None) -> Summary:
+def train_and_evaluate(
+    cfg: Config,
+    workdir: Path,
+    overrides: Sequence[str] = (),
+    *,
+    resume: str = "auto",
+    max_threads: Optional[int] = None,
+    console=None,
+    data=None,
+    say=None,
+    label: str = "",
+    hparam_keys: Optional[Sequence[str]] = None,
+    hparam_domains: Optional[dict] = None,
+) -> Summary:
     """Train `cfg` in `workdir`. resume: "auto" continues from a checkpoint when there is one and
     starts fresh otherwise; "require" makes a missing checkpoint an error; "never" starts fresh.
     A finished run in workdir raises AlreadyFinished; a live one raises RunBusy; a full disk RunDiskFull. say: a callback
@@ -91,8 +106,9 @@ def train_and_evaluate(cfg: Config, workdir: Path, overrides: Sequence[str] = ()
     # before training a signal stops at once, nothing of the run written
     with GracefulStop():
         try:
-            return _train_and_evaluate(cfg, workdir, overrides, resume, max_threads, console, data, say, label,
-                                       hparam_keys, hparam_domains)
+            return _train_and_evaluate(
+                cfg, workdir, overrides, resume, max_threads, console, data, say, label, hparam_keys, hparam_domains
+            )
         except SignalStop as e:
             raise RunInterrupted(e.signum, workdir, _checkpoint_step(workdir), started=False) from None
 
@@ -104,8 +120,9 @@ def _checkpoint_step(workdir: Path) -> Optional[int]:
         return None
 
 
-def _train_and_evaluate(cfg, workdir, overrides, resume, max_threads, console, data, say, label, hparam_keys,
-                        hparam_domains):
+def _train_and_evaluate(
+    cfg, workdir, overrides, resume, max_threads, console, data, say, label, hparam_keys, hparam_domains
+):
     from ics.record.files import full_disk_cause
     from ics.train.build import build_trainer
     from ics.train.hooks.tensorboard import events_file
@@ -131,20 +148,39 @@ def _train_and_evaluate(cfg, workdir, overrides, resume, max_threads, console, d
             ckpt.check_matches(cfg, workdir, state["config"])
             if say:
                 say(f"resuming from the checkpoint at step {state['step']:,}")
-            trainer = build_trainer(cfg, workdir, data=data, overrides=overrides, console=console,
-                                    threads=state["threads"], say=say, label=label)
+            trainer = build_trainer(
+                cfg,
+                workdir,
+                data=data,
+                overrides=overrides,
+                console=console,
+                threads=state["threads"],
+                say=say,
+                label=label,
+            )
             try:
                 trainer.load_state_dict(state)
             except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as e:  # shapes or parts that do not fit
                 first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
-                raise ConfigError(f"cannot resume from {path}: it does not fit this run's model or state ({first})") \
-                    from None
+                raise ConfigError(
+                    f"cannot resume from {path}: it does not fit this run's model or state ({first})"
+                ) from None
         elif resume == "require":
-            raise ConfigError(f"cannot resume {workdir}: it has no {path.name} (the run stopped before its first "
-                              "checkpoint, or ran with trainer.checkpoint_every=0)")
+            raise ConfigError(
+                f"cannot resume {workdir}: it has no {path.name} (the run stopped before its first "
+                "checkpoint, or ran with trainer.checkpoint_every=0)"
+            )
         else:
-            trainer = build_trainer(cfg, workdir, data=data, overrides=overrides, max_threads=max_threads,
-                                    console=console, say=say, label=label)
+            trainer = build_trainer(
+                cfg,
+                workdir,
+                data=data,
+                overrides=overrides,
+                max_threads=max_threads,
+                console=console,
+                say=say,
+                label=label,
+            )
         trainer.hparam_keys, trainer.hparam_domains = hparam_keys, hparam_domains or {}
         try:
             return trainer.fit()
@@ -154,8 +190,9 @@ def _train_and_evaluate(cfg, workdir, overrides, resume, max_threads, console, d
             trainer.fail(e)
             full = full_disk_cause(e)
             if full is not None:  # a full disk: one line, the checkpoint on disk is kept
-                raise run_disk_full(full, workdir, trainer.step, full.filename or events_file(trainer),
-                                    _checkpoint_step(workdir)) from None
+                raise run_disk_full(
+                    full, workdir, trainer.step, full.filename or events_file(trainer), _checkpoint_step(workdir)
+                ) from None
             raise
     finally:
         lock.release()
@@ -183,5 +220,14 @@ def resume(run_dir: Path, console=None, say=None) -> Summary:
     return train_and_evaluate(cfg, run_dir, overrides, resume="require", console=console, say=say)
 
 
-__all__ = ["AlreadyFinished", "RunDiskFull", "RunBusy", "check_runnable", "check_resumable", "train_and_evaluate", "resume",
-           "run_config", "Status"]
+__all__ = [
+    "AlreadyFinished",
+    "RunDiskFull",
+    "RunBusy",
+    "check_runnable",
+    "check_resumable",
+    "train_and_evaluate",
+    "resume",
+    "run_config",
+    "Status",
+]

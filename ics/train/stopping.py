@@ -34,6 +34,7 @@ full_disk_cause) ends the run as `failed` at the step of its checkpoint, with on
 The named phases (PHASES, `reached`) mark where these rules differ; tests stop a run exactly there by
 replacing `reached` (tests/pausing.py), never through the environment.
 """
+
 from __future__ import annotations
 
 import os
@@ -227,8 +228,11 @@ class GracefulStop:
         def wait() -> None:
             time.sleep(FORCE_WAIT_SEC)
             if files.writing() and self.state != DONE and self._forced is not None:
-                print(f"a write was still in progress {FORCE_WAIT_SEC:g} s after the second signal; exiting "
-                      "anyway (its temporary file is removed when the run is next resumed)", file=sys.stderr)
+                print(
+                    f"a write was still in progress {FORCE_WAIT_SEC:g} s after the second signal; exiting "
+                    "anyway (its temporary file is removed when the run is next resumed)",
+                    file=sys.stderr,
+                )
                 _flush_and_exit(code)
 
         threading.Thread(target=wait, name="ics-force-exit", daemon=True).start()
@@ -251,6 +255,7 @@ def _ignore(signums) -> None:
 def _exit_with(code: int):
     def handler(signum, frame) -> None:
         _flush_and_exit(code)
+
     return handler
 
 
@@ -308,7 +313,7 @@ class StopBeforeRun:
     def __exit__(self, kind, value, tb) -> Optional[bool]:
         for s, old in self._old.items():
             if signal.getsignal(s) == self._handle:  # the run's own scope may have left a handler that keeps
-                signal.signal(s, old)                # its exit code through shutdown: leave that one
+                signal.signal(s, old)  # its exit code through shutdown: leave that one
         self._old.clear()
         return None
 
@@ -340,7 +345,7 @@ class ForwardStop:
         # joblib worker has no handler and would die, and joblib would then kill the others
         # mid-checkpoint; a job still loading its data is not signalled and finishes. A second
         # signal goes to every process below: the jobs exit at once.
-        for pid in (training_processes(self.sweep_dir, below) if first else below):
+        for pid in training_processes(self.sweep_dir, below) if first else below:
             try:
                 os.kill(pid, signum)
             except OSError:
@@ -395,12 +400,16 @@ def full_disk_reason(e: OSError) -> str:
     """Why a write failed for lack of space, in the words a person reads."""
     import errno
 
-    return {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
-            errno.EROFS: "read-only file system"}.get(e.errno or 0, (e.strerror or "cannot write").lower())
+    return {
+        errno.ENOSPC: "no space left on device",
+        errno.EDQUOT: "disk quota exceeded",
+        errno.EROFS: "read-only file system",
+    }.get(e.errno or 0, (e.strerror or "cannot write").lower())
 
 
-def run_disk_full(e: OSError, workdir: Path, step: Optional[int], file: Optional[str],
-                  kept: Optional[int]) -> RunDiskFull:
+def run_disk_full(
+    e: OSError, workdir: Path, step: Optional[int], file: Optional[str], kept: Optional[int]
+) -> RunDiskFull:
     """The one-line error of a run in `workdir` whose write failed on a full disk; kept: the step of
     the checkpoint on disk (None: none)."""
     at = f" at step {step:,}" if step is not None else ""

@@ -1,5 +1,6 @@
 """The run's record as the trainer stands (`summary`: every field of ics.record.Summary), its series
 (metrics.npz and one npz per instrument), and the records of a run that failed or was forced to stop."""
+
 from __future__ import annotations
 
 import copy
@@ -34,29 +35,46 @@ def summary(trainer: "Trainer") -> Summary:
     spent = timers["eval"] + timers["checkpoint"] + sum(v for k, v in timers.items() if k.startswith("instrument."))
     data = trainer.data
     return Summary(
-        status=trainer.status, steps=trainer.step, steps_requested=cfg.trainer.steps,
+        status=trainer.status,
+        steps=trainer.step,
+        steps_requested=cfg.trainer.steps,
         diverged_at_step=trainer.diverged_at,
         last_eval_step=int(h[names.EVAL_STEP][-1]) if accs else None,
-        final_test_acc=accs[-1] if accs else None, final_test_loss=h[names.TEST_LOSS][-1] if accs else None,
+        final_test_acc=accs[-1] if accs else None,
+        final_test_loss=h[names.TEST_LOSS][-1] if accs else None,
         best_test_acc=accs[best_i] if best_i is not None else None,
         best_test_acc_step=int(h[names.EVAL_STEP][best_i]) if best_i is not None else None,
         final_train_loss=h[names.TRAIN_LOSS][-1] if h[names.TRAIN_LOSS] else None,
         final_train_acc=h[names.TRAIN_ACC][-1] if h[names.TRAIN_ACC] else None,
-        final_val_acc=vaccs[-1] if vaccs else None, final_val_loss=h[names.VAL_LOSS][-1] if vaccs else None,
+        final_val_acc=vaccs[-1] if vaccs else None,
+        final_val_loss=h[names.VAL_LOSS][-1] if vaccs else None,
         best_val_acc=vaccs[best_v] if best_v is not None else None,
         best_val_acc_step=int(h[names.EVAL_STEP][best_v]) if best_v is not None else None,
-        steps_to_target=to_target, steps_to_target_prev=to_target_prev, chance_acc=chance_acc(trainer),
+        steps_to_target=to_target,
+        steps_to_target_prev=to_target_prev,
+        chance_acc=chance_acc(trainer),
         steps_per_sec=steps_here / max(wall, 1e-9) if wall > 0 else None,
         train_steps_per_sec=steps_here / max(wall - spent, 1e-9) if wall > 0 else None,
-        wall_time_sec=wall, wall_time_total_sec=trainer.wall_before + wall, eval_time_sec=timers["eval"],
+        wall_time_sec=wall,
+        wall_time_total_sec=trainer.wall_before + wall,
+        eval_time_sec=timers["eval"],
         instrument_time_sec={k.split(".", 1)[1]: v for k, v in timers.items() if k.startswith("instrument.")},
         checkpoint_time_sec=timers["checkpoint"],
-        device=device_name(trainer.device), threads=trainer.threads,
-        dataset={"name": data.name, "train": int(data.x_train.shape[0]),
-                 "test": int(data.x_test.shape[0]), "source": data.source, "task": data.task},
+        device=device_name(trainer.device),
+        threads=trainer.threads,
+        dataset={
+            "name": data.name,
+            "train": int(data.x_train.shape[0]),
+            "test": int(data.x_test.shape[0]),
+            "source": data.source,
+            "task": data.task,
+        },
         metric="r2" if trainer.regression else "accuracy",
         instruments={inst.key: inst.summary() for inst in trainer.instruments},
-        overrides=trainer.overrides, config=to_dict(cfg), resumed_at=list(trainer.resumed_at), started=trainer.started,
+        overrides=trainer.overrides,
+        config=to_dict(cfg),
+        resumed_at=list(trainer.resumed_at),
+        started=trainer.started,
         environment=environment(trainer.device, trainer.threads),
     )
 

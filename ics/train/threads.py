@@ -13,6 +13,7 @@ run (it decides float rounding, so it cannot change mid-run without breaking bit
 - more than one thread only when it is at least MIN_GAIN times faster than one: a small gain is not
   worth the collapse when a neighbour wakes up (`ics bench --threads` measures both cases).
 """
+
 from __future__ import annotations
 
 import copy
@@ -35,6 +36,7 @@ def available_cores() -> int:
 
 def idle_cores(window: float = 0.1) -> Optional[int]:
     """Cores idle over the next `window` seconds (from /proc/stat), rounded; None where unknown."""
+
     def sample():
         with open("/proc/stat") as f:
             parts = [float(v) for v in f.readline().split()[1:]]
@@ -66,8 +68,14 @@ def _time_steps(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, thread
     return best
 
 
-def choose_threads(model: torch.nn.Module, in_shape: Sequence[int], num_classes: int, batch_size: int,
-                   max_threads: Optional[int] = None, regression: bool = False) -> int:
+def choose_threads(
+    model: torch.nn.Module,
+    in_shape: Sequence[int],
+    num_classes: int,
+    batch_size: int,
+    max_threads: Optional[int] = None,
+    regression: bool = False,
+) -> int:
     """Fastest thread count for this model and batch on the CPU (1 .. max_threads)."""
     cap = max(1, min(max_threads or available_cores(), available_cores()))
     idle = idle_cores() if cap > 1 else None
@@ -77,8 +85,11 @@ def choose_threads(model: torch.nn.Module, in_shape: Sequence[int], num_classes:
         return 1
     gen = torch.Generator().manual_seed(0)
     x = torch.randn((batch_size, *in_shape), generator=gen)
-    y = torch.randn(batch_size, num_classes, generator=gen) if regression else \
-        torch.randint(0, num_classes, (batch_size,), generator=gen)
+    y = (
+        torch.randn(batch_size, num_classes, generator=gen)
+        if regression
+        else torch.randint(0, num_classes, (batch_size,), generator=gen)
+    )
     probe_model = copy.deepcopy(model).train()
     before = torch.get_num_threads()
     try:
@@ -94,8 +105,16 @@ def choose_threads(model: torch.nn.Module, in_shape: Sequence[int], num_classes:
     return min(good, key=times.get)
 
 
-def resolve_threads(setting, model, in_shape, num_classes, batch_size, device: torch.device,
-                    max_threads: Optional[int] = None, regression: bool = False) -> int:
+def resolve_threads(
+    setting,
+    model,
+    in_shape,
+    num_classes,
+    batch_size,
+    device: torch.device,
+    max_threads: Optional[int] = None,
+    regression: bool = False,
+) -> int:
     """Apply trainer.threads and return the thread count in force."""
     if setting == "auto" and device.type == "cpu":
         n = choose_threads(model, in_shape, num_classes, batch_size, max_threads, regression)

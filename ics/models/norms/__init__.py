@@ -16,6 +16,7 @@ _BatchNorm (running_mean, running_var, num_batches_tracked, eps, momentum), so t
 mode, precise BN (bn_stats) and bn_noise treat it as BN; `moments` gives the (shift, scale) each one
 divides by.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -69,7 +70,9 @@ def scale_invariant_weights(model: nn.Module, exact_only: bool = False) -> Dict[
     return out
 
 
-def moments(norm: nn.Module, x: torch.Tensor) -> Tuple[Tuple[torch.Tensor, torch.Tensor], Tuple[torch.Tensor, torch.Tensor]]:
+def moments(
+    norm: nn.Module, x: torch.Tensor
+) -> Tuple[Tuple[torch.Tensor, torch.Tensor], Tuple[torch.Tensor, torch.Tensor]]:
     """((shift_B, scale_B), (shift_pop, scale_pop)) per unit: what a batch-statistics normaliser
     subtracts and divides by, from the batch x and from its running statistics."""
     if hasattr(norm, "moments"):

@@ -4,6 +4,7 @@ y = γ·(x − μ_B)/√(σ²_B + ε) + β per unit (a conv channel: over batch,
 batch statistics in training and running statistics (model.bn_momentum) in evaluation.
 Each row w_k of the affine weight is scale-invariant: BN(c·w_k·x) = BN(w_k·x) for c > 0.
 """
+
 from __future__ import annotations
 
 from torch import nn
@@ -11,8 +12,9 @@ from torch import nn
 from ics.config.norms import Norm
 from ics.registry import NORMS
 
-DECLARED = Norm(name="batch", doc="BatchNorm (Ioffe & Szegedy 2015)", batch_statistics=True, eval_mode="running",
-                invariance="row")
+DECLARED = Norm(
+    name="batch", doc="BatchNorm (Ioffe & Szegedy 2015)", batch_statistics=True, eval_mode="running", invariance="row"
+)
 
 
 @NORMS.register("batch")

@@ -19,6 +19,7 @@ buffers are read (evaluation, precise statistics, bn_noise). The gradient of w_k
 orthogonal to w_k (r, d are constants), but the forward is not invariant to ‖w_k‖ once r, d are
 unclipped: `exact = False`.
 """
+
 from __future__ import annotations
 
 import torch
@@ -29,13 +30,23 @@ from ics.config.norms import Norm
 from ics.registry import NORMS
 
 DECLARED = Norm(
-    name="batch_renorm", doc="Batch Renormalization (Ioffe 2017)", batch_statistics=True, eval_mode="running",
-    invariance="row", exact=False,  # r and d are constants in backward: the gradient is invariant, the forward is not
-    keys={"renorm_r_max": (3.0, "r_max once warmed up (Ioffe 2017: 3)", ("ge", 1)),
-          "renorm_d_max": (5.0, "d_max once warmed up (Ioffe 2017: 5)", ("ge", 0)),
-          "renorm_start": (1_000, "steps of plain BN (r_max = 1, d_max = 0) before the warm-up (steps)", ("ge", 0)),
-          "renorm_ramp": (4_000, "steps over which r_max, d_max grow linearly to their values (steps; 0: at once)",
-                          ("ge", 0))})
+    name="batch_renorm",
+    doc="Batch Renormalization (Ioffe 2017)",
+    batch_statistics=True,
+    eval_mode="running",
+    invariance="row",
+    exact=False,  # r and d are constants in backward: the gradient is invariant, the forward is not
+    keys={
+        "renorm_r_max": (3.0, "r_max once warmed up (Ioffe 2017: 3)", ("ge", 1)),
+        "renorm_d_max": (5.0, "d_max once warmed up (Ioffe 2017: 5)", ("ge", 0)),
+        "renorm_start": (1_000, "steps of plain BN (r_max = 1, d_max = 0) before the warm-up (steps)", ("ge", 0)),
+        "renorm_ramp": (
+            4_000,
+            "steps over which r_max, d_max grow linearly to their values (steps; 0: at once)",
+            ("ge", 0),
+        ),
+    },
+)
 
 
 class RunningStatsNorm(nn.modules.batchnorm._BatchNorm):
@@ -109,11 +120,14 @@ class BatchRenorm(RunningStatsNorm):
         return xhat * self.view(self.weight, x) + self.view(self.bias, x)
 
     def extra_repr(self) -> str:
-        return (f"{super().extra_repr()}, r_max={self.r_max}, d_max={self.d_max}, "
-                f"from step {self.start} over {self.ramp} steps")
+        return (
+            f"{super().extra_repr()}, r_max={self.r_max}, d_max={self.d_max}, "
+            f"from step {self.start} over {self.ramp} steps"
+        )
 
 
 @NORMS.register("batch_renorm")
 def batch_renorm(features: int, spatial: bool, cfg) -> nn.Module:
-    return BatchRenorm(features, cfg.bn_eps, cfg.bn_momentum, cfg.renorm_r_max, cfg.renorm_d_max,
-                       cfg.renorm_start, cfg.renorm_ramp)
+    return BatchRenorm(
+        features, cfg.bn_eps, cfg.bn_momentum, cfg.renorm_r_max, cfg.renorm_d_max, cfg.renorm_start, cfg.renorm_ramp
+    )

@@ -6,6 +6,7 @@ function and nothing depends on the batch. γ, β are per unit (MLP) or per chan
 choice for conv nets; torch's GroupNorm with one group). The output is invariant to scaling the
 whole affine weight W (all rows by one c > 0), not to scaling one row.
 """
+
 from __future__ import annotations
 
 from torch import nn
@@ -13,8 +14,9 @@ from torch import nn
 from ics.config.norms import Norm
 from ics.registry import NORMS
 
-DECLARED = Norm(name="layer", doc="LayerNorm (Ba et al. 2016)", batch_statistics=False, eval_mode="same",
-                invariance="layer")
+DECLARED = Norm(
+    name="layer", doc="LayerNorm (Ba et al. 2016)", batch_statistics=False, eval_mode="same", invariance="layer"
+)
 
 
 class LayerNorm2d(nn.GroupNorm):

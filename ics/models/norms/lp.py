@@ -15,6 +15,7 @@ an average of s²: Jensen would put that above the mean s), kept as running_mean
 s̄², so that precise BN and bn_noise read them as BN's μ and σ.
 Each row w_k is scale-invariant (μ_j and s_j scale with it).
 """
+
 from __future__ import annotations
 
 import torch
@@ -24,10 +25,21 @@ from ics.models.norms.batch_renorm import RunningStatsNorm
 from ics.config.norms import Norm
 from ics.registry import NORMS
 
-DECLARED = Norm(name="lp", doc="ℓp normalisation (Santurkar et al. 2018, §3.3)", batch_statistics=True,
-                eval_mode="running", invariance="row",
-                keys={"norm_p": ("2", "the p of Santurkar et al.'s ℓp normalisation (subtract the batch mean, divide "
-                                      "by the average ℓp norm over the batch)", ("choices", "1", "2", "inf"))})
+DECLARED = Norm(
+    name="lp",
+    doc="ℓp normalisation (Santurkar et al. 2018, §3.3)",
+    batch_statistics=True,
+    eval_mode="running",
+    invariance="row",
+    keys={
+        "norm_p": (
+            "2",
+            "the p of Santurkar et al.'s ℓp normalisation (subtract the batch mean, divide "
+            "by the average ℓp norm over the batch)",
+            ("choices", "1", "2", "inf"),
+        )
+    },
+)
 
 
 class LpNorm(RunningStatsNorm):
@@ -49,7 +61,9 @@ class LpNorm(RunningStatsNorm):
         return self._normalise(x, mean, s)
 
     def _normalise(self, x: torch.Tensor, mean: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        return (x - self.view(mean, x)) / self.view(s + self.eps, x) * self.view(self.weight, x) + self.view(self.bias, x)
+        return (x - self.view(mean, x)) / self.view(s + self.eps, x) * self.view(self.weight, x) + self.view(
+            self.bias, x
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
@@ -59,8 +73,10 @@ class LpNorm(RunningStatsNorm):
     def moments(self, x: torch.Tensor):
         """((μ_B, s_B), (μ_pop, s_pop)): what ℓp subtracts and divides by."""
         x = x.detach()
-        return ((x.mean(dim=self.dims(x)), self.scale(x) + self.eps),
-                (self.running_mean, self.running_var.sqrt() + self.eps))
+        return (
+            (x.mean(dim=self.dims(x)), self.scale(x) + self.eps),
+            (self.running_mean, self.running_var.sqrt() + self.eps),
+        )
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, p={self.p}"

@@ -1,4 +1,5 @@
 """model.norm=none: no normaliser; the affine layer keeps its bias and nothing is invariant."""
+
 from __future__ import annotations
 
 from ics.config.norms import Norm

@@ -5,6 +5,7 @@ y = γ·x/√(mean(x²) + ε) + β, γ, β per unit (MLP) or per channel (CNN). 
 so training and evaluation are the same function. The output is invariant to scaling the whole
 affine weight W (all rows by one c > 0), not one row, and, unlike LayerNorm, not to a shift.
 """
+
 from __future__ import annotations
 
 import torch
@@ -13,8 +14,9 @@ from torch import nn
 from ics.config.norms import Norm
 from ics.registry import NORMS
 
-DECLARED = Norm(name="rms", doc="RMSNorm (Zhang & Sennrich 2019)", batch_statistics=False, eval_mode="same",
-                invariance="layer")
+DECLARED = Norm(
+    name="rms", doc="RMSNorm (Zhang & Sennrich 2019)", batch_statistics=False, eval_mode="same", invariance="layer"
+)
 
 
 class RMSNorm(nn.Module):

@@ -6,6 +6,7 @@ gradients reach v through ‖v‖ too. g starts at 1 (unit-norm rows: no data-de
 which the paper proposes as an option), b at 0. Nothing depends on the batch; training and evaluation
 are the same function. The output is invariant to scaling any row v_k.
 """
+
 from __future__ import annotations
 
 import torch
@@ -14,8 +15,13 @@ from torch import nn
 from ics.config.norms import Norm
 from ics.registry import NORMS
 
-DECLARED = Norm(name="weight", doc="weight normalisation (Salimans & Kingma 2016)", batch_statistics=False,
-                eval_mode="same", invariance="row")
+DECLARED = Norm(
+    name="weight",
+    doc="weight normalisation (Salimans & Kingma 2016)",
+    batch_statistics=False,
+    eval_mode="same",
+    invariance="row",
+)
 
 
 class WeightNorm(nn.Module):

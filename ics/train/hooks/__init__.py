@@ -14,6 +14,7 @@ The order below is the order of their calls at every point; what a run records d
 
 A new periodic action is a module here with a Hook subclass, and its class in DEFAULT_HOOKS.
 """
+
 from __future__ import annotations
 
 from typing import List
@@ -36,5 +37,17 @@ def default_hooks() -> List[Hook]:
     return [cls() for cls in DEFAULT_HOOKS]
 
 
-__all__ = ["Hook", "DEFAULT_HOOKS", "default_hooks", "Checkpoint", "Evaluation", "Layout", "Measure", "ProgressDisplay", "Record",
-           "TensorBoard", "TrainLog", "Watch"]
+__all__ = [
+    "Hook",
+    "DEFAULT_HOOKS",
+    "default_hooks",
+    "Checkpoint",
+    "Evaluation",
+    "Layout",
+    "Measure",
+    "ProgressDisplay",
+    "Record",
+    "TensorBoard",
+    "TrainLog",
+    "Watch",
+]

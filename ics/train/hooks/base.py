@@ -15,6 +15,7 @@ A hook keeps its own state and reads the run from the trainer; it changes the ru
 trainer's history, status and files, never the model or the random streams (measurements never
 change training). The loop calls only the methods a hook overrides.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional

@@ -1,5 +1,6 @@
 """checkpoint.pt every trainer.checkpoint_every steps (not at the last step: the final write has its
 own), with the series and the record as they stand: a kill loses at most one interval."""
+
 from __future__ import annotations
 
 import time
@@ -49,5 +50,6 @@ def write_checkpoint(trainer: "Trainer") -> None:
     pending = summary(trainer)
     pending.status, pending.checkpointing = Status.RUNNING, trainer.step
     write_summary(trainer.out_dir, pending)
-    ckpt.save(ckpt.path_of(trainer.out_dir), trainer.state_dict(),
-              before_rename=lambda: stopping.reached("mid-checkpoint"))
+    ckpt.save(
+        ckpt.path_of(trainer.out_dir), trainer.state_dict(), before_rename=lambda: stopping.reached("mid-checkpoint")
+    )

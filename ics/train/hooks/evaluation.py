@@ -1,5 +1,6 @@
 """Evaluations of the test split (and the validation split, when one is held out) at step 0, at the
 steps of trainer.eval_every / eval_log_points (ics.models.evaluate.eval_schedule), and at a divergence."""
+
 from __future__ import annotations
 
 import time

@@ -2,6 +2,7 @@
 update, and the training batches of the instruments that look at them (before the update). Measure:
 each instrument's measurements when it is due, after the step's evaluation. Their time goes to the
 record's instrument_time_sec."""
+
 from __future__ import annotations
 
 import time

@@ -1,6 +1,7 @@
 """The run record when the loop starts: `running` (what `ics status` reads while the run trains).
 The record's fields are ics/train/summary.py's; the checkpoint's record is written with it
 (checkpoint.py), the final one by Trainer.finish."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING

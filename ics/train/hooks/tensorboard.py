@@ -2,6 +2,7 @@
 `tensorboard --logdir <sweep>` shows one run per job), the config as text, the Custom Scalars layout (Layout),
 and at the end the status text and the HParams entry. Scalars are written by whoever measures them
 (trainer.log_scalars, the instruments through RunContext.writer)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -77,8 +78,12 @@ class Layout(Hook):
 
 def layout(trainer: "Trainer") -> dict:
     """Custom Scalars: the accuracy first (Fig. 1a), then each instrument's charts."""
-    out = {"Fig. 1a: test accuracy (set smoothing to 0)": {"test accuracy (all runs)": ["Multiline", [r"^acc/test$"]],
-                                                            "train accuracy": ["Multiline", [r"^acc/train$"]]}}
+    out = {
+        "Fig. 1a: test accuracy (set smoothing to 0)": {
+            "test accuracy (all runs)": ["Multiline", [r"^acc/test$"]],
+            "train accuracy": ["Multiline", [r"^acc/train$"]],
+        }
+    }
     for inst in trainer.instruments:
         out.update(inst.layout())
     return out
@@ -96,14 +101,19 @@ def write_hparams(trainer: "Trainer", summary: Summary) -> None:
     from torch.utils.tensorboard.summary import hparams
 
     cfg = trainer.cfg
-    values = (summary.final_test_acc, summary.best_test_acc, float(summary.status == Status.DIVERGED),
-              summary.steps_per_sec) + hparam_result(summary, cfg.report.targets)
+    values = (
+        summary.final_test_acc,
+        summary.best_test_acc,
+        float(summary.status == Status.DIVERGED),
+        summary.steps_per_sec,
+    ) + hparam_result(summary, cfg.report.targets)
     metrics = {k: float("nan") if v is None else float(v) for k, v in zip(names.HPARAM_METRICS, values)}
     shown = hparam_values(cfg, trainer.overrides, trainer.hparam_keys)
     # a domain whose values are not of this run's type (lr=1 in a float sweep) is left out: the
     # HParams tab then lists the values it sees
-    domains = {k: v for k, v in trainer.hparam_domains.items()
-               if k in shown and all(type(x) is type(shown[k]) for x in v)}
+    domains = {
+        k: v for k, v in trainer.hparam_domains.items() if k in shown and all(type(x) is type(shown[k]) for x in v)
+    }
     # every run, also each job of a sweep, carries the experiment summary in its own folder:
     # TensorBoard takes it from any run, so no extra `.` run at the sweep's root is needed
     for s in hparams(shown, metrics, hparam_domain_discrete=domains):
@@ -121,8 +131,18 @@ def hparam_result(summary: Summary, targets) -> tuple:
     return last.get("w1_raw"), last.get("w1_shape"), summary.steps_to_target.get(first) if first else None
 
 
-HPARAM_KEYS = ("model.name", "model.activation", "model.norm", "model.init", "data.name", "optim.name", "optim.lr",
-               "trainer.batch_size", "trainer.steps", "trainer.seed")
+HPARAM_KEYS = (
+    "model.name",
+    "model.activation",
+    "model.norm",
+    "model.init",
+    "data.name",
+    "optim.name",
+    "optim.lr",
+    "trainer.batch_size",
+    "trainer.steps",
+    "trainer.seed",
+)
 
 
 def hparam_value(v):

@@ -1,6 +1,7 @@
 """The train loss and accuracy over each window of trainer.log_every steps (the meter), their
 TensorBoard scalars with the learning rate and steps/s, and divergence: a window whose largest loss
 is not finite or exceeds trainer.divergence_loss ends the run as `diverged` (a result, not a crash)."""
+
 from __future__ import annotations
 
 import math
@@ -36,8 +37,14 @@ class TrainLog(Hook):
         h[names.TRAIN_LOSS].append(m["loss"])
         h[names.TRAIN_ACC].append(m["acc"])
         trainer.steps_per_sec = sps
-        trainer.log_scalars({names.TAG_TRAIN_LOSS: m["loss"], names.TAG_TRAIN_ACC: m["acc"],
-                             names.TAG_LR: trainer.opt.param_groups[0]["lr"], names.TAG_STEPS_PER_SEC: sps})
+        trainer.log_scalars(
+            {
+                names.TAG_TRAIN_LOSS: m["loss"],
+                names.TAG_TRAIN_ACC: m["acc"],
+                names.TAG_LR: trainer.opt.param_groups[0]["lr"],
+                names.TAG_STEPS_PER_SEC: sps,
+            }
+        )
         if not math.isfinite(m["loss_max"]) or m["loss_max"] > trainer.cfg.trainer.divergence_loss:
             trainer.diverged()
 
