@@ -137,9 +137,10 @@ def _dirs(args: Sequence[str]) -> List:
 
 
 def _groups(args: Sequence[str] = ()) -> Dict[str, List[str]]:
-    from ics.config import GROUPS
     from ics_cli.configdirs import options, studies
     from ics_cli.launchers import OPTIONS
+
+    from ics.config import GROUPS
 
     dirs = _dirs(args)
     out = {g: sorted(options(g, dirs)) for g in GROUPS}
@@ -150,8 +151,9 @@ def _groups(args: Sequence[str] = ()) -> Dict[str, List[str]]:
 
 def _sections(args: Sequence[str]):
     """(section name, dataclass) of every config section, with the options chosen on the line."""
-    from ics.config import KINDS, Config
     from ics_cli.configdirs import kind_of
+
+    from ics.config import KINDS, Config
 
     chosen = {}
     for a in args:

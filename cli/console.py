@@ -77,10 +77,9 @@ def print_status_table(
     (a table never loses a column or its border)."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from ics.analysis.tables import fit_widths
-
-    from rich.text import Text
 
     console = console or Console()
     rows, caption = status_rows(jobs, planned)

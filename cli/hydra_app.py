@@ -18,11 +18,11 @@ import traceback
 from pathlib import Path
 from typing import Optional
 
+from ics_cli import hydra_compat, slurm
+from ics_cli.rundirs import remove_untrained
 from omegaconf import DictConfig, OmegaConf
 
 from ics.config import KINDS, Config, ConfigError, from_dict, to_dict
-from ics_cli import hydra_compat, slurm
-from ics_cli.rundirs import remove_untrained
 
 RESUME_KEY = "ics_resume"  # set by `ics resume` (cli/resume.py): the job folder to continue
 CONFIG_PATH = "pkg://ics.configs"  # the top-level configs/ folder, installed with the package
@@ -104,7 +104,6 @@ def register() -> None:
     if _registered:
         return
     from hydra.core.config_store import ConfigStore
-
     from ics_cli.configdirs import shipped_studies
 
     cs = ConfigStore.instance()
@@ -133,17 +132,16 @@ def objective_value(summary, config) -> Optional[float]:
 def task(cfg: DictConfig) -> Optional[float]:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
+    from ics_cli.console import print_run_summary
+    from ics_cli.launchers import launcher_of
+    from ics_cli.sweeps import STOP_FILE, hparam_keys_of, logs_to_file_only, write_stop_file
 
     from ics.record import RunBusy, Status, Summary, write_summary
     from ics.record.files import whole
     from ics.train import AlreadyFinished, RunInterrupted, train_and_evaluate
+    from ics.train.progress import LIVE_ENV
     from ics.train.stopping import GracefulStop, RunDiskFull, SignalStop, signal_name
     from ics.train.threads import available_cores
-    from ics_cli.console import print_run_summary
-
-    from ics.train.progress import LIVE_ENV
-    from ics_cli.launchers import launcher_of
-    from ics_cli.sweeps import STOP_FILE, hparam_keys_of, logs_to_file_only, write_stop_file
 
     hc = HydraConfig.get()
     out_dir = Path(hc.runtime.output_dir)
@@ -225,7 +223,7 @@ def task(cfg: DictConfig) -> Optional[float]:
                 except RunBusy as e:
                     _say(f"{job}: {e}; not started")
                     if not sweep:
-                        raise SystemExit(2)
+                        raise SystemExit(2) from None
                     return None
                 except RunInterrupted as e:
                     if not e.started:
@@ -252,7 +250,7 @@ def task(cfg: DictConfig) -> Optional[float]:
                 except KeyboardInterrupt:  # (no handlers outside the main thread) before training started
                     remove_untrained(out_dir, Path(hc.runtime.cwd))
                     print(f"{job} interrupted before training started; nothing was kept", file=sys.stderr)
-                    raise SystemExit(130)
+                    raise SystemExit(130) from None
                 except Exception as e:  # noqa: BLE001 - a failure is recorded; in a sweep the other jobs go on
                     if not sweep and os.environ.get("HYDRA_FULL_ERROR") == "1":
                         raise
@@ -278,7 +276,7 @@ def task(cfg: DictConfig) -> Optional[float]:
                             pass  # best effort (a full disk): the job then reads as killed
                     if not sweep:
                         _say(f"error: {line}")
-                        raise SystemExit(2 if isinstance(e, ConfigError) else 1)
+                        raise SystemExit(2 if isinstance(e, ConfigError) else 1) from None
                     if not quiet:
                         print(f"{job} failed: {line}")
                     return None
@@ -309,9 +307,10 @@ def task(cfg: DictConfig) -> Optional[float]:
 def resumed_job(out_dir: Path, sweep_dir: Path):
     """(Config, overrides) of a job `ics resume` launched, read from data only (cli/resume.py); the
     folder must be a plain folder directly in the sweep."""
-    from ics.record.plan import PlanError, read_plan
-    from ics.record.jobs import job_number
     from ics_cli.resume import job_source
+
+    from ics.record.jobs import job_number
+    from ics.record.plan import PlanError, read_plan
 
     if out_dir.parent.resolve() != sweep_dir.resolve() or out_dir.is_symlink():
         raise ConfigError(f"{out_dir} is not a plain job folder of {sweep_dir}; not resumed")

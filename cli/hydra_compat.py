@@ -11,14 +11,12 @@ their behaviour so that a Hydra upgrade that changes them fails loudly in one ob
 from __future__ import annotations
 
 import re
-
 from typing import Any, Callable, Dict, List, Optional
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
-from omegaconf.errors import ConfigAttributeError, ConfigKeyError
-
 from ics_cli.errors import UserError  # noqa: F401 - re-exported: the CLI's modules import it from here
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 HYDRA_FLAGS = (
     "-m/--multirun, --cfg job|hydra|all, --resolve, --package, --info, --hydra-help (see `ics run --hydra-help`)"

@@ -9,9 +9,8 @@ from typing import List, Optional
 
 import hydra
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig
-
 from ics_cli.hydra_app import CONFIG_NAME, CONFIG_PATH, register, task
+from omegaconf import DictConfig
 
 register()
 

@@ -18,13 +18,6 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import typer
-
-from ics.config import Config, ConfigError, from_dict
-from ics.record import RecordError, Status, names, read_job, read_jobs, read_planned, read_summary
-from ics.record.files import MAX_YAML_BYTES, atomic_write, copy_tree, one_line, read_bytes, write_json
-from ics.record.lock import holder
-from ics.record.plan import Plan as JobPlan
-from ics.record.plan import PlanError, PlannedJob, read_plan, write_plan
 from ics_cli.configdirs import RECORD as SWEEP_RECORD
 from ics_cli.configdirs import STAGE, ConfigDirs, write_sweep_record
 from ics_cli.console import next_steps, print_status_table, say
@@ -41,6 +34,13 @@ from ics_cli.sweeps import (
     sweep_name,
     write_hparams,
 )
+
+from ics.config import Config, ConfigError, from_dict
+from ics.record import RecordError, Status, names, read_job, read_jobs, read_planned, read_summary
+from ics.record.files import MAX_YAML_BYTES, atomic_write, copy_tree, one_line, read_bytes, write_json
+from ics.record.lock import holder
+from ics.record.plan import Plan as JobPlan
+from ics.record.plan import PlanError, PlannedJob, read_plan, write_plan
 
 
 def stamp() -> str:

@@ -12,17 +12,17 @@ import re
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
+from ics_cli import configdirs
+from ics_cli import hydra_compat as compat
+from ics_cli.errors import UserError
+from ics_cli.preflight import check_jobs, compose, use
+from ics_cli.sweepers import by_option
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from ics.config import GROUPS, Config, ConfigError, field_docs, from_dict, to_dict
-from ics_cli import configdirs
-from ics_cli import hydra_compat as compat
-from ics_cli.errors import UserError
-from ics_cli.preflight import check_jobs, compose, use
-from ics_cli.sweepers import by_option
 
 
 def composed_yaml(overrides: Sequence[str]) -> str:

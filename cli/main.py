@@ -23,7 +23,6 @@ if os.environ.get("_ICS_COMPLETE"):  # a Tab: an override is answered before Typ
         sys.exit(0)
 
 import typer  # noqa: E402
-
 from ics_cli import configdirs
 from ics_cli.completion import complete_override, complete_section, complete_study, use_own_scripts
 from ics_cli.errors import UserError
@@ -214,8 +213,9 @@ def _launch_run(
 def _forward_stop(sweep_dir: Path):
     """A sweep's SIGINT/SIGTERM passed on to its jobs (ics.train.stopping.ForwardStop); the first one
     also writes the sweep's stop file, so that jobs not yet started do not start."""
-    from ics.train.stopping import ForwardStop
     from ics_cli.sweeps import write_stop_file
+
+    from ics.train.stopping import ForwardStop
 
     return ForwardStop(sweep_dir, on_first=lambda signum: write_stop_file(sweep_dir, signum))
 
@@ -316,12 +316,13 @@ def resume(
 def _resume_run(path: Path) -> None:
     path = path.absolute()  # every path printed for copying is absolute
     # torch: imported only when the command runs, never for `ics --help` or a Tab
+    from ics_cli.console import print_run_summary
+
     from ics.config import ConfigError
     from ics.record import RunBusy
     from ics.train import AlreadyFinished, RunInterrupted
     from ics.train import resume as resume_run
     from ics.train.stopping import GracefulStop, RunDiskFull, SignalStop, signal_name
-    from ics_cli.console import print_run_summary
 
     typer.echo(f"resuming {path} ...")
     with GracefulStop() as scope:  # the run's one signal scope, from here to the process's end
@@ -350,7 +351,7 @@ def _resume_run(path: Path) -> None:
                     f"run interrupted by {e}: checkpoint and record written. Resume with: ics resume {path}", err=True
                 )
             scope.linger(128 + e.signum)
-            raise typer.Exit(128 + e.signum)
+            raise typer.Exit(128 + e.signum) from None
         scope.linger(0)
     print_run_summary(summary, path)
 
@@ -550,9 +551,8 @@ def list_options(
 
     Examples: [bold]ics list[/bold]   [bold]ics list trainer[/bold]   [bold]ics list model=cnn_relu_bn[/bold]
     """
-    from rich.console import Console  # rich's console: only when the command runs
-
     from ics_cli import listing  # imports Hydra, which `ics --help` and a Tab must not
+    from rich.console import Console  # rich's console: only when the command runs
 
     console = Console()
     try:

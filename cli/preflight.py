@@ -17,15 +17,15 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, cast
 
 from hydra import compose as hydra_compose
 from hydra.core.global_hydra import GlobalHydra
+from ics_cli import configdirs
+from ics_cli import hydra_compat as compat
+from ics_cli.errors import UserError
+from ics_cli.hydra_app import CONFIG_NAME, CONFIG_PATH, register
+from ics_cli.sweepers import sweeper_of
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from ics.config import GROUPS, ConfigError, from_dict, validate
-from ics_cli import hydra_compat as compat
-from ics_cli import configdirs
-from ics_cli.hydra_app import CONFIG_NAME, CONFIG_PATH, register
-from ics_cli.errors import UserError
-from ics_cli.sweepers import sweeper_of
 
 CHOICE_GROUPS = GROUPS + ("experiment",)
 MAX_FULL_CHECK = 5_000  # beyond this many jobs, check a subset in which every swept value occurs
@@ -234,8 +234,9 @@ def _search_plan(argv, base, sweeper, overrides, fixed, data, dirs, config_name)
     config, every value at the edges of the search space (each searched key at each end of its
     interval, or each of its choices, the others at their first), and the objective it will get;
     each job the sweeper makes is checked again when it starts (a bad one is a failed job)."""
-    from ics.config.schema import objective_direction
     from ics_cli.launchers import launcher_of
+
+    from ics.config.schema import objective_direction
 
     launcher = launcher_of(base.hydra.launcher)
     _check_launcher(base.hydra, launcher)

@@ -59,12 +59,13 @@ def _name_of(num: int, overrides: List[str], varying: List[str]) -> str:
 def plan_resume(sweep: Path) -> ResumePlan:
     """What resuming `sweep` would do, read from the folder as data. Raises UserError (one line) only
     for the sweep as a whole; a job that cannot be resumed is listed in `refused` with its reason."""
-    from ics.config import ConfigError
-    from ics.record import Status, read_jobs
-    from ics.record.plan import PlanError, read_plan
     from ics_cli.launchers import OPTIONS
     from ics_cli.rundirs import planted_link
     from ics_cli.sweeps import sweep_keys
+
+    from ics.config import ConfigError
+    from ics.record import Status, read_jobs
+    from ics.record.plan import PlanError, read_plan
 
     try:
         plan = read_plan(sweep)

@@ -40,8 +40,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ics.record import names
 from ics_cli.sweeps import HPARAMS_FILE
+
+from ics.record import names
 
 log = logging.getLogger(__name__)
 # the CLI quiets Hydra's own INFO lines (root at WARNING); what this launcher says (job ids, squeue and

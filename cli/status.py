@@ -202,8 +202,9 @@ def launcher_option(sweep: Path) -> Optional[str]:
 
 def _launcher(sweep: Path) -> Tuple[Optional[str], Optional[str]]:
     """(launcher_option, a note naming multirun.yaml when it is there but does not read)."""
-    from ics.record.files import one_line, read_yaml
     from ics_cli.launchers import LAUNCHERS
+
+    from ics.record.files import one_line, read_yaml
 
     try:
         node = read_yaml(sweep / "multirun.yaml")

@@ -68,9 +68,8 @@ def invoke(args: Sequence[str], cwd=None, extra_env: Optional[Mapping[str, str]]
     An exception the CLI lets escape is re-raised: a traceback is a failure, as in a subprocess."""
     import os
 
-    from typer.testing import CliRunner
-
     from ics_cli.main import app
+    from typer.testing import CliRunner
 
     argv, old_cwd = list(sys.argv), os.getcwd()  # `ics run` hands Hydra its arguments through sys.argv
     try:

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from clirun import ICS, ics, invoke
 
 FAST = ["trainer.threads=1", "trainer.eval_every=10", "probe.every=10", "probe.size=100"]

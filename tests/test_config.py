@@ -8,6 +8,8 @@ import dataclasses
 import pytest
 import torch
 from hydra import compose
+from ics_cli.configdirs import shipped_dir, shipped_studies
+from ics_cli.preflight import use
 
 import ics  # noqa: F401  (fills the registries)
 from ics.config import (
@@ -24,8 +26,6 @@ from ics.config import (
 )
 from ics.models import build_model
 from ics.registry import DATASETS
-from ics_cli.configdirs import shipped_dir, shipped_studies
-from ics_cli.preflight import use
 
 GROUPS = ("model", "data", "optim", "trainer", "probe", "experiment")
 # every option configs/ (and experiments/) must provide (a missing one is a config-folder bug)

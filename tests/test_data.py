@@ -6,12 +6,12 @@ import os
 import pickle
 from pathlib import Path
 
+import datagen
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-import datagen
 import ics.data as data
 import ics.data.loaders as loaders
 from ics.config import KINDS, ConfigError, DataConfig, MNISTConfig

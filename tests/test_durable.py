@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from clirun import ics, lines, plain, start
 from pausing import pausing_ics
 from runargs import assert_same_run, merged, record, reference_run

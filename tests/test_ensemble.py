@@ -18,8 +18,8 @@ from ics.config import AdamConfig, CNNConfig, Config, ConfigError, DLNConfig, ML
 from ics.data import DataBundle
 from ics.models.evaluate import evaluate_model
 from ics.registry import INSTRUMENTS, NORMS
-from ics.train.ensemble import Ensemble, member_config
 from ics.train import build_trainer
+from ics.train.ensemble import Ensemble, member_config
 from ics.train.loop import Trainer
 
 WEIGHT_TOL = 2e-6  # max |w_ensemble − w_alone| after STEPS steps, MLP and DLN (measured <= 6.7e-7)

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from clirun import ics
 from pausing import pausing_ics
 from runargs import assert_same_run, merged, record, reference_run

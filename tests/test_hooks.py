@@ -5,11 +5,11 @@ ics.train.stopping are all reached by a run (tests/pausing.py stops runs there).
 from __future__ import annotations
 
 import torch
+from test_train import make_cfg
 
 from ics.record import Status
 from ics.train import build_trainer, stopping
 from ics.train.hooks import DEFAULT_HOOKS, Hook, default_hooks
-from test_train import make_cfg
 
 
 class Spy(Hook):

@@ -7,12 +7,10 @@ import json
 
 import hydra
 import pytest
-
+from clirun import invoke
 from ics_cli import hydra_compat as compat
 from ics_cli.hydra_compat import UserError
 from ics_cli.preflight import compose
-
-from clirun import invoke
 
 
 def test_hydra_is_the_version_this_module_was_written_for():
@@ -91,7 +89,6 @@ def test_a_launcher_is_registered_by_name():
     """The slurm preset's launcher is found through Hydra's plugin registry under its hydra_plugins name
     (an editable install hides hydra_plugins.ics from Hydra's scan: register_launcher names it)."""
     from hydra.core.plugins import Plugins
-
     from ics_cli.hydra_app import register
     from ics_cli.slurm import HYDRA_TARGET
 

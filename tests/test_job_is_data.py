@@ -13,16 +13,15 @@ import shutil
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
 from clirun import ics
+from ics_cli import resume as resume_mod
+from ics_cli.errors import UserError
+from ics_cli.main import app
+from typer.testing import CliRunner
 
 from ics.config import Config, ConfigError, from_dict, to_dict
 from ics.record import names
 from ics.record.plan import Plan, PlanError, PlannedJob, read_plan, write_plan
-from ics_cli import resume as resume_mod
-from ics_cli.errors import UserError
-from ics_cli.main import app
 
 FAST = ["trainer.threads=1", "trainer.steps=20", "trainer.eval_every=10", "trainer.eval_log_points=0", "probe.size=100"]
 # what a hostile option would do if it were ever composed: write this file (callbacks, setup lines)

@@ -66,9 +66,8 @@ def test_the_composed_defaults_are_the_dataclass_defaults():
     kind's option file (model/cnn.yaml, optim/adam.yaml, ...) is exactly its dataclass's defaults, and
     so is the option the primary config picks for every other section (a YAML that restated a default
     differently would fail here)."""
-    from omegaconf import OmegaConf
-
     from ics_cli.preflight import compose
+    from omegaconf import OmegaConf
 
     top = compose([], hydra_cfg=True)
     assert OmegaConf.to_container(compose([])) == to_dict(Config())

@@ -330,8 +330,8 @@ def test_w1_shape_sees_a_change_of_shape():
 def test_probe_drift_units_through_a_model(mnist_root, tmp_path):
     """Scaling the last hidden layer's weights by k after training moves w1_raw (k× the spread) while
     w1_shape of its pre-activations stays 0: the instrument computes what the formulas say."""
-    from ics.instruments.probes import LayerInputProbes
     from ics.config import ProbeConfig
+    from ics.instruments.probes import LayerInputProbes
 
     data = load_data(MNISTConfig(root=str(mnist_root)))
     torch.manual_seed(0)
@@ -471,8 +471,8 @@ def test_gradient_flow_matches_a_hand_computation_and_sees_vanishing():
     """gradients: ‖∇W‖ of the step just taken and σ′'s saturation equal a hand computation; at init a
     6-layer sigmoid MLP without BN passes its first layer a far smaller share of the gradient than
     with BN."""
-    from ics.instruments.gradients import GradientFlow
     from ics.config import GradientsConfig
+    from ics.instruments.gradients import GradientFlow
 
     gen = torch.Generator().manual_seed(0)
     x, y = torch.randn(64, 10, generator=gen), torch.randint(0, 4, (64,), generator=gen)

@@ -4,13 +4,13 @@ list, passes the schema's and pre-run checks by its name, and the suites' checks
 
 from __future__ import annotations
 
+import norm_cases
 import pytest
+import test_instruments
+import test_norms
 import torch
 from torch import nn
 
-import norm_cases
-import test_instruments
-import test_norms
 from ics.config import Config, MLPConfig, TrainerConfig, validate
 from ics.config.norms import Norm, declared
 from ics.registry import NORMS

@@ -9,6 +9,7 @@ import io
 
 import pytest
 import torch
+from norm_cases import beyond_bn, invariant, names, normalisers
 from torch.nn import functional as F
 
 from ics.config import (
@@ -22,11 +23,10 @@ from ics.config import (
     ProbeConfig,
     TrainerConfig,
 )
-from ics.models import build_model
 from ics.config.norms import declared
+from ics.models import build_model
 from ics.models.norms import scale_invariant_weights
 from ics.registry import NORMS
-from norm_cases import beyond_bn, invariant, names, normalisers
 
 
 def mlp(norm, **kw):
@@ -467,8 +467,9 @@ def test_keys_of_every_normaliser_are_schema_keys_with_a_note_when_unused(norm):
     its own, and an override of it where no job uses that normaliser gets the pre-run note."""
     import dataclasses
 
-    from ics.config import KINDS
     from ics_cli.preflight import unused_norm_keys
+
+    from ics.config import KINDS
 
     other = next(n for n in declared() if n != norm)
     for key in declared()[norm].keys:
@@ -524,8 +525,9 @@ def test_keys_of_a_normaliser_no_job_uses_get_a_note():
 
 def test_a_scale_invariant_landscape_where_no_weight_is_invariant_gets_a_note():
     """landscape.scale_invariant with model.norm=batch_renorm (or none) records no si measures: said at launch."""
-    from ics.models.norms import exactly_invariant
     from ics_cli.preflight import no_scale_invariance
+
+    from ics.models.norms import exactly_invariant
 
     invariant_ = {n for n in NORMS.keys() if exactly_invariant(n)}
     assert {"batch", "layer", "group", "weight", "lp"} <= invariant_ and not {"none", "batch_renorm"} & invariant_

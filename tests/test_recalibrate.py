@@ -7,7 +7,6 @@ import json
 
 import pytest
 import torch
-
 from clirun import invoke
 
 RUN = [

@@ -305,8 +305,9 @@ def test_density_at_four_steps_each_column_on_one_x_axis(tmp_path):
 def test_a_blown_up_panel_is_clipped_not_allowed_to_flatten_the_others():
     """ReLU (no saturation range): the shared y-range is the union of the ordinary panels' ranges; a
     panel 1000 × wider (an LR that blew up) is clipped and named."""
-    import numpy as np
     from types import SimpleNamespace
+
+    import numpy as np
 
     from ics.analysis.figures import percentile_limits
 

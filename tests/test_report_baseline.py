@@ -12,8 +12,8 @@ import pytest
 from ics.analysis import make_report
 from ics.analysis.stats import welch
 from ics.config import ReportConfig
-from tests.test_report import GOOD_LR, cfg, tiny_data
 from ics.train import build_trainer
+from tests.test_report import GOOD_LR, cfg, tiny_data
 
 GROUPS = [("none", 0.0), ("batch", 0.0), ("none", 0.2)]
 SEEDS = (0, 1, 2)

@@ -12,10 +12,10 @@ import shutil
 import subprocess
 
 import pytest
+from test_report import GOOD_LR, PNG_MAGIC, cfg, tiny_data
 
 from ics.analysis import make_report
 from ics.train import build_trainer
-from test_report import GOOD_LR, PNG_MAGIC, cfg, tiny_data
 
 BROWSER = next((b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
 # the browser tests are slow (a browser per check, and a sweep to report); the escaping of the page's

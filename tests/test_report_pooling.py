@@ -8,12 +8,11 @@ import shutil
 
 import pytest
 import yaml
+from clirun import invoke
 
 from ics.analysis import make_report
 from ics.config import ConfigError
 from ics.record import Status, Summary, write_summary
-
-from clirun import invoke
 
 CHANCE = 0.1
 # final test accuracy per (norm, seed): BN ahead by about 0.01 with some spread between seeds

@@ -9,6 +9,7 @@ import shutil
 
 import numpy as np
 import pytest
+from test_report import GOOD_LR, cfg, tiny_data
 
 from ics.analysis import make_report
 from ics.instruments import Instrument
@@ -16,7 +17,6 @@ from ics.instruments.shown import Column, Shown
 from ics.record import names
 from ics.registry import INSTRUMENTS
 from ics.train import build_trainer
-from test_report import GOOD_LR, cfg, tiny_data
 
 KEY = "throwaway_ratio"
 

@@ -18,10 +18,10 @@ from typing import List, Tuple
 import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
-
-from ics.data import vision
 from test_docs_links import README, SETUP_COMMANDS, prose_lines
 from test_packages import tomllib
+
+from ics.data import vision
 
 ROOT = Path(__file__).resolve().parent.parent
 CPU_HEADING = "### On a machine without a GPU"

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from clirun import ics
 from pausing import pausing_ics
 from runargs import assert_same_run, merged, record, reference_run

@@ -8,10 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
 from ics_cli.errors import UserError
 from ics_cli.main import app
+from typer.testing import CliRunner
 
 
 @pytest.fixture

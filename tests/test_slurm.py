@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 import pytest
-
-from ics.record import names
 from clirun import finish, ics, start
 from runargs import assert_same_run, merged, record
+
+from ics.record import names
 
 RUN = [
     "trainer.threads=1",

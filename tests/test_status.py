@@ -7,9 +7,9 @@ import json
 import os
 from pathlib import Path
 
-from ics.record import RunLock, Status, Summary, names, write_summary
-
 from clirun import invoke
+
+from ics.record import RunLock, Status, Summary, names, write_summary
 
 
 def job(d: Path, status: Status, steps: int, total: int, acc=None) -> Path:

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from clirun import ics, invoke
 
 
@@ -230,7 +229,7 @@ def test_sweep_keys_of_a_big_sweep_are_linear_and_keep_equal_values_once():
 def test_hparams_of_a_sweep_of_many_values_stay_readable(tmp_path):
     """A float domain of 100,000 values is ~2 MB, past what hparam_keys_of reads: the file keeps every
     key and leaves that domain out, rather than being ignored whole."""
-    from ics_cli.sweeps import MAX_HPARAMS, HPARAMS_FILE, hparam_keys_of, write_hparams
+    from ics_cli.sweeps import HPARAMS_FILE, MAX_HPARAMS, hparam_keys_of, write_hparams
 
     write_hparams(tmp_path, {"optim.lr": [i / 7 for i in range(100_000)], "model.norm": ["none", "batch"]})
     assert (tmp_path / HPARAMS_FILE).stat().st_size <= MAX_HPARAMS

@@ -13,13 +13,13 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
-
 from clirun import ICS
+from test_report import GOOD_LR, cfg, tiny_data
+from test_report_html import BROWSER, NO_BROWSER
+
 from ics.analysis import make_report
 from ics.analysis.tboard import ACC_CHART, MARGIN_CATEGORY
 from ics.train import Trainer
-from test_report import GOOD_LR, cfg, tiny_data
-from test_report_html import BROWSER, NO_BROWSER
 
 # in the page: a query through every shadow root, and a promise that settles once fn() is truthy
 # (fails after 60 s, so a page that never gets there fails the test rather than hanging it)

@@ -18,7 +18,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from clirun import ICS, ics, invoke
 
 FAST = ["trainer.threads=1", "trainer.eval_every=20", "probe.every=20", "probe.size=100", "trainer.log_every=10"]
@@ -204,8 +203,9 @@ def test_completion_imports_neither_torch_nor_hydra(tiny_env):
 
 def test_registry_names_read_from_the_sources_match_the_registries():
     """Completion reads registry names from the parts' sources (no torch import): they must agree."""
-    import ics.registry as reg
     from ics_cli.completion import registered_names
+
+    import ics.registry as reg
 
     registries = [v for v in vars(reg).values() if isinstance(v, reg.Registry)]
     assert len(registries) >= 7
@@ -230,10 +230,9 @@ def test_registry_names_read_from_the_sources_match_the_registries():
 def test_a_tab_on_an_override_is_answered_as_typer_answers_it(line, monkeypatch):
     """The answer given before Typer is imported (fast_answer) is Typer's own, in bash and zsh; where
     it declines (commands, options), Typer answers."""
-    from typer.testing import CliRunner
-
     from ics_cli.completion import fast_answer
     from ics_cli.main import app
+    from typer.testing import CliRunner
 
     words = line.split()
     bash = {
@@ -380,8 +379,9 @@ def test_a_regression_run_says_r2_in_its_progress_lines(tmp_path, capsys):
 def test_the_sweep_eta_uses_each_jobs_own_speed_across_slots(tmp_path):
     """Fast no-BN jobs first, slow BN jobs last (the order that fooled a global average): the ETA adds
     each queued job at the speed of started jobs like it, on the slot that frees first."""
-    from ics.record import RunLock, Status, Summary, names, write_summary
     from ics_cli.sweeps import SweepState, bar_line, eta_seconds
+
+    from ics.record import RunLock, Status, Summary, names, write_summary
 
     assert eta_seconds([], [], 2) is None  # nothing measured yet
     assert eta_seconds([6.0, None], [10.0], 2) == 16.0  # an unknown stands at the mean of the known
@@ -430,10 +430,10 @@ def test_inside_the_live_view_library_log_lines_go_to_the_runs_log_file(tmp_path
 def test_a_finished_jobs_score_stays_on_the_terminal(tmp_path):
     import io
 
+    from ics_cli.sweeps import LiveSweep
     from rich.console import Console
 
     from ics.record import Status, Summary, write_summary
-    from ics_cli.sweeps import LiveSweep
 
     out = io.StringIO()
     live = LiveSweep(tmp_path, 2, 1, console=Console(file=out, force_terminal=True, width=80), swept=["x"])
@@ -447,10 +447,10 @@ def test_a_finished_jobs_score_stays_on_the_terminal(tmp_path):
 
 
 def test_the_closing_table_fits_or_turns_vertical_and_counts_jobs_never_started(tmp_path):
+    from ics_cli.console import print_status_table
     from rich.console import Console
 
     from ics.record import JobRecord, Status, Summary
-    from ics_cli.console import print_status_table
 
     jobs = [
         JobRecord(
@@ -551,11 +551,11 @@ def test_report_tables_keep_every_column_border_and_word_at_80_columns():
 def test_text_from_run_folders_is_never_rich_markup(tmp_path):
     """A config value like data.image_folder=/x/[/b] ends up in a cell: printed as written, no MarkupError
     (the report and the sweep's closing table, wide and narrow)."""
+    from ics_cli.console import print_status_table
     from rich.console import Console
 
     from ics.analysis.tables import TextTable, print_tables
     from ics.record import JobRecord, Status, Summary
-    from ics_cli.console import print_status_table
 
     t = TextTable(
         "runs of [bold]x",
@@ -582,8 +582,9 @@ def test_text_from_run_folders_is_never_rich_markup(tmp_path):
 
 
 def test_a_regression_sweep_closing_table_says_r2(tmp_path):
-    from ics.record import JobRecord, Status, Summary
     from ics_cli.console import COLUMNS, columns
+
+    from ics.record import JobRecord, Status, Summary
 
     r2 = [JobRecord(tmp_path / "0", 0, Status.COMPLETED, Summary(status=Status.COMPLETED, metric="r2"), ["x=1"])]
     acc = [JobRecord(tmp_path / "1", 1, Status.COMPLETED, Summary(status=Status.COMPLETED), ["x=2"])]
@@ -661,10 +662,10 @@ def test_a_sweep_without_a_terminal_logs_timestamped_progress_and_n_of_n_done(ti
 
 def test_the_sweep_log_says_started_progress_once_per_step_and_done(tmp_path, capsys):
     """LiveSweep's log without a terminal, step by step on a sweep folder written by hand (no timing)."""
+    from ics_cli.sweeps import LiveSweep
     from rich.console import Console
 
     from ics.record import RunLock, Status, Summary, names, write_summary
-    from ics_cli.sweeps import LiveSweep
 
     (tmp_path / names.PLANNED_JOBS).write_text(json.dumps([["x=1"], ["x=2"]]))
     job = tmp_path / "0_x=1"

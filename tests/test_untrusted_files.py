@@ -12,13 +12,13 @@ import json
 import shutil
 from pathlib import Path
 
+import datagen
 import numpy as np
 import pytest
 import torch
 
 from ics.analysis import make_report
 from ics.config import Config, ConfigError, MLPConfig, MNISTConfig, ProbeConfig, SGDConfig, TrainerConfig
-import datagen
 from ics.data import DataBundle
 from ics.record import names, read_job
 from ics.train import build_trainer

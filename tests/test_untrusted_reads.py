@@ -193,9 +193,8 @@ def run(d: Path, acc=0.9) -> Path:
 
 
 def test_status_goes_on_past_hostile_folders_and_names_each_file(tmp_path):
-    from typer.testing import CliRunner
-
     from ics_cli.main import app
+    from typer.testing import CliRunner
 
     run(tmp_path / "runs" / "good")
     big = tmp_path / "multiruns" / "big"

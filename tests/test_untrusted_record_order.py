@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import datagen
 import pytest
 
 from ics.config import Config, MLPConfig, MNISTConfig, ProbeConfig, SGDConfig, TrainerConfig
-import datagen
 from ics.data import DataBundle
 from ics.record import RunLock, names, read_job
 from ics.train import build_trainer

@@ -12,15 +12,14 @@ import os
 import shutil
 from pathlib import Path
 
+import datagen
 import pytest
+from clirun import invoke
 
 from ics.analysis import make_report
 from ics.config import Config, ConfigError, MLPConfig, MNISTConfig, SGDConfig, TrainerConfig
-import datagen
 from ics.data import DataBundle
 from ics.train import build_trainer
-
-from clirun import invoke
 
 EVENTS = "events.out.tfevents.*"
 

@@ -177,9 +177,10 @@ def test_the_clis_sweep_files_are_written_through_atomic_write(tmp_path, outside
 
 
 def test_a_stop_signal_with_a_planted_stop_file_link_is_not_written_through(tmp_path, outside, monkeypatch):
-    from ics.train import stopping
     from ics_cli.main import _forward_stop
     from ics_cli.sweeps import STOP_FILE
+
+    from ics.train import stopping
 
     monkeypatch.setattr(stopping, "descendants", lambda pid: [])  # nothing of the test's is signalled
 

@@ -10,15 +10,14 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 import datagen
-from ics.config import from_dict, validate
+import pytest
+from clirun import invoke
 from ics_cli import configdirs
 from ics_cli.hydra_compat import UserError
 from ics_cli.preflight import compose, preflight, use
 
-from clirun import invoke
+from ics.config import from_dict, validate
 
 
 def ics(args, env, cwd, timeout=None):

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 import torch
-
 from clirun import invoke
+
 from ics.data import vision
 
 NMS = "operator torchvision::nms does not exist"

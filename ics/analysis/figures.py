@@ -15,9 +15,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ics.analysis.groups import Group
+from ics.analysis.init_tolerance import InitTolerance, has_init_grid
 from ics.analysis.load import Job, series
 from ics.analysis.stats import MIN_CI_N, band, mean_ci
-from ics.analysis.init_tolerance import InitTolerance, has_init_grid
 from ics.analysis.tolerance import GroupTolerance, has_lr_grid
 from ics.instruments.probes import SATURATION
 from ics.record import Status, names

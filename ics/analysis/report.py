@@ -31,8 +31,8 @@ import json
 import os
 import re
 import tempfile
-from itertools import islice
 from collections import Counter
+from itertools import islice
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -40,6 +40,7 @@ from ics.analysis.figures import FIGURES, make_figures, shown_instruments
 from ics.analysis.groups import Group, baseline_contrasts, baseline_group, contrasts, replicas, seed_groups
 from ics.analysis.headline import budget_sentence, dropout_verdict, headline
 from ics.analysis.html import write_html
+from ics.analysis.init_tolerance import has_init_grid, init_tolerance
 from ics.analysis.load import Job, common_overrides, load_jobs, planned_jobs, planned_jobs_problem
 from ics.analysis.tables import (
     TextTable,
@@ -48,6 +49,7 @@ from ics.analysis.tables import (
     drift_table,
     effective_lr_table,
     equivalence_margin,
+    generalisation_table,
     group_rows,
     groups_table,
     init_scale_table,
@@ -61,13 +63,11 @@ from ics.analysis.tables import (
     run_rows,
     runs_table,
     score_name,
-    generalisation_table,
     speed_table,
     targets_of,
     tolerance_table,
     write_csv,
 )
-from ics.analysis.init_tolerance import has_init_grid, init_tolerance
 from ics.analysis.tolerance import GroupTolerance, has_lr_grid, lr_tolerance
 from ics.config import ConfigError
 from ics.record import names

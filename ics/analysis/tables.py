@@ -17,8 +17,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ics.analysis.configs import format_value
 from ics.analysis.groups import Contrast, Group
+from ics.analysis.init_tolerance import InitTolerance
 from ics.analysis.load import Job, series
-from ics.record import names
 from ics.analysis.stats import (
     MIN_CI_N,
     Estimate,
@@ -32,9 +32,8 @@ from ics.analysis.stats import (
     tost,
     welch,
 )
-from ics.analysis.init_tolerance import InitTolerance
 from ics.analysis.tolerance import GroupTolerance
-from ics.record import Status, Summary
+from ics.record import Status, Summary, names
 
 
 @dataclass

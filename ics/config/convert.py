@@ -14,7 +14,6 @@ from ics.config.fields import ConfigError, allowed, check_fields, fmt_value, req
 from ics.config.norms import batch_statistics
 from ics.config.schema import GROUPS, Config, schema_of
 
-
 # OmegaConf is imported where it is used: shell completion imports this module on every Tab
 
 

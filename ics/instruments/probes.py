@@ -21,7 +21,6 @@ from torch import nn
 
 from ics.config import ConfigError, ProbeConfig
 from ics.data import stratified_indices
-from ics.models import noise_off
 from ics.instruments.base import Instrument, RunContext
 from ics.instruments.stats import (
     as_units,
@@ -34,6 +33,7 @@ from ics.instruments.stats import (
     w1_shape_sorted,
     w1_sorted,
 )
+from ics.models import noise_off
 from ics.record import names
 from ics.registry import INSTRUMENTS
 

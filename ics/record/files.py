@@ -16,7 +16,6 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import numpy as np
 
-
 # what atomic_write names its temporary files: `.<name>.<pid>-<random>.tmp` (and, written by ics
 # before 0.3, `.<name>.<pid>.tmp`). The pid says whether the writer is still alive (only a dead
 # writer's temporary files are removed); the random part, made by mkstemp with O_EXCL, is what makes

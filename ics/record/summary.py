@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import socket
 import re
+import socket
 import time
 import typing
 from dataclasses import dataclass, field

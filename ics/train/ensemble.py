@@ -40,8 +40,8 @@ from ics.config import Config, ConfigError, validate
 from ics.data import DataBundle, load_data
 from ics.data.sampler import IndexSampler
 from ics.models import Block, Dropout, ScaleShiftNoise, Stochastic, build_model
-from ics.train.device import resolve_device
 from ics.train.build import SAMPLER_SEED_OFFSET, check_fits
+from ics.train.device import resolve_device
 from ics.train.optim import build_optimizer
 
 ELEMENTWISE_OPTIMIZERS = ("sgd", "momentum", "adam")  # one optimiser over the stack = one per member

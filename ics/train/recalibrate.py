@@ -11,10 +11,10 @@ from ics.config import ConfigError
 from ics.data import load_data
 from ics.instruments.bn_stats import bn_layers, precise_statistics
 from ics.models import build_model
+from ics.models.evaluate import evaluate_model
 from ics.record import read_summary, write_summary
 from ics.train import checkpoint as ckpt
 from ics.train.device import resolve_device
-from ics.models.evaluate import evaluate_model
 from ics.train.run import run_config
 
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ics.models.norms.batch_renorm import RunningStatsNorm
 from ics.config.norms import Norm
+from ics.models.norms.batch_renorm import RunningStatsNorm
 from ics.registry import NORMS
 
 DECLARED = Norm(
