@@ -4,11 +4,16 @@ ics.train.stopping are all reached by a run (tests/pausing.py stops runs there).
 
 from __future__ import annotations
 
+import os
+import signal
+
+import numpy as np
+import pytest
 import torch
 from test_train import make_cfg
 
-from ics.record import Status
-from ics.train import build_trainer, stopping
+from ics.record import Status, names
+from ics.train import RunInterrupted, build_trainer, resume, stopping
 from ics.train.hooks import DEFAULT_HOOKS, Hook, default_hooks
 
 
@@ -95,3 +100,26 @@ def test_a_run_reaches_every_named_phase_of_training(mnist_root, tmp_path, monke
         < seen.index("final-evaluation")
         < seen.index("finish")
     )
+
+
+class StopAtOnce(Hook):
+    """SIGTERM to this process once the step-0 work is done: the run stops before its first update
+    and writes a checkpoint of step 0."""
+
+    def before_train(self, trainer):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_a_resume_from_a_step_0_checkpoint_does_not_repeat_the_step_0_work(mnist_root, tmp_path):
+    cfg = make_cfg(mnist_root, trainer={"steps": 20, "eval_every": 10, "checkpoint_every": 10})
+    whole = build_trainer(cfg, tmp_path / "whole")
+    whole.fit()
+    stopped = build_trainer(cfg, tmp_path / "stopped", hooks=[*default_hooks(), StopAtOnce()])
+    with pytest.raises(RunInterrupted):
+        stopped.fit()
+    assert torch.load(tmp_path / "stopped" / "checkpoint.pt", weights_only=True)["step"] == 0
+    resume(tmp_path / "stopped")
+    a = np.load(tmp_path / "whole" / names.METRICS)
+    b = np.load(tmp_path / "stopped" / names.METRICS)
+    assert list(b[names.EVAL_STEP]) == list(a[names.EVAL_STEP]) == [0, 10, 20]  # step 0 once
+    assert all(np.array_equal(a[k], b[k]) for k in a.files if k in b.files and "time" not in k)

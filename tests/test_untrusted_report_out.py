@@ -347,3 +347,22 @@ def test_a_link_planted_as_a_group_run_is_refused_not_followed(sweep, tmp_path):
     first.symlink_to(victim)  # the previous report's event file now "lies" behind a link
     refused(lambda: make_report(sweep), tmp_path, first)
     assert sorted(p.name for p in victim.iterdir()) == ["keep.txt"]
+
+
+def test_an_out_below_a_file_is_refused_before_the_report_is_printed(sweep, tmp_path):
+    (tmp_path / "notadir").write_text("a file")
+    r = invoke(["report", str(sweep), "--out", str(tmp_path / "notadir" / "rep")], tmp_path)
+    assert r.returncode == 2 and r.stdout == "", r.stdout  # refused before any table is printed
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "notadir" in lines[0] and "is a file" in lines[0], r.stderr
+
+
+def test_a_sweep_whose_plan_lists_jobs_without_a_folder_says_so(sweep, tmp_path):
+    from ics.record.plan import Plan, PlannedJob, write_plan
+
+    write_plan(sweep, Plan(launcher="basic", sweeper="basic", jobs=[PlannedJob(i, [], {}) for i in range(4)]))
+    text = Path(make_report(sweep)["report_md"]).read_text()
+    assert f"2 planned jobs of {sweep.resolve()} never started (2 of 4 have a folder)" in text, text
+    assert f"ics resume {sweep.resolve()}" in text
+    write_plan(sweep, Plan(launcher="basic", sweeper="basic", jobs=[PlannedJob(i, [], {}) for i in range(2)]))
+    assert "never started" not in Path(make_report(sweep)["report_md"]).read_text()

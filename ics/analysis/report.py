@@ -104,6 +104,29 @@ def state_counts(jobs: Sequence[Job]) -> str:
     return ", ".join(f"{n} {state}" for state, n in counts.most_common())
 
 
+def unstarted_note(sweep: Path, jobs: Sequence[Job]) -> Optional[str]:
+    """A note when a sweep's plan (plan.json, read as untrusted data) lists jobs that have no folder
+    here: they never started, so the report's groups leave them out. None for a run, a search (its
+    trials are not planned ahead) or an unreadable plan (the report reads the jobs it finds)."""
+    from ics.record.plan import PlanError, read_plan
+
+    try:
+        plan = read_plan(Path(sweep))
+    except (PlanError, OSError):
+        return None
+    if plan is None or (plan.sweeper not in (None, "basic")):
+        return None
+    found = sum(1 for j in jobs if j.dir.resolve().parent == Path(sweep).resolve())
+    missing = len(plan.jobs) - found
+    if missing <= 0:
+        return None
+    return (
+        f"{_n(missing, 'planned job')} of {Path(sweep).resolve()} never started ({found} of {len(plan.jobs)} "
+        f"have a folder) and {'is' if missing == 1 else 'are'} not in this report: `ics resume "
+        f"{Path(sweep).resolve()}` starts {'it' if missing == 1 else 'them'}"
+    )
+
+
 def curve_groups(groups: List[Group], tol: Sequence[GroupTolerance]) -> List[Group]:
     """The groups drawn in curve figures: all of them, or in a big LR sweep each tolerance
     group at its best learning rate."""
@@ -204,6 +227,10 @@ def check_out(path: Path, out: Optional[Path], reported: Sequence[Path] = ()) ->
                     f"report never writes into one: {how}"
                 )
     if not out.exists():
+        # the nearest folder that exists must be one: a file on the way is found now, not after the work
+        first = next((a for a in real.parents if a.exists()), None)
+        if first is not None and not first.is_dir():
+            raise ConfigError(f"--out {out} cannot be created: {first} is a file, not a folder; {how}")
         return out
     held = next((m for m in RUN_MARKERS if (real / m).exists() or (real / m).is_symlink()), None)
     if held is not None:
@@ -422,7 +449,7 @@ def make_report(path, out: Optional[Path] = None, console=None) -> dict:
     k = next((int(j.config.get("tolerance.last_k", 3)) for j in jobs if j.config), 3)
     results = [r for j in counted if (r := j.result(k)) is not None]
     tol, itol = lr_tolerance(results), init_tolerance(results)
-    notes = []
+    notes = [n for p in paths if (n := unstarted_note(p, jobs)) is not None]
     if replica_sets:
         n_extra = sum(len(s) - 1 for s in replica_sets)
         notes.append(

@@ -78,6 +78,13 @@ class Trainer:
         self.hparam_domains: Dict[str, list] = {}  # a sweep's values of those keys
         self.loop_scope = contextlib.ExitStack()  # what a hook holds open while the loop runs
 
+    @property
+    def fresh(self) -> bool:
+        """A run starting from nothing: the step-0 work (evaluation, reference measurements, the
+        config text, the layout) is still to do. A resume is never fresh, even from a checkpoint of
+        step 0 (a run stopped before its first update), whose step-0 work is already in its series."""
+        return self.step == 0 and not self.resumed_at
+
     # --- the loop -----------------------------------------------------------------------------------
     def fit(self) -> Summary:
         steps = self.cfg.trainer.steps

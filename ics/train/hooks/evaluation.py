@@ -21,7 +21,7 @@ class Evaluation(Hook):
     def before_train(self, trainer: "Trainer") -> None:
         t = trainer.cfg.trainer
         self.at = eval_schedule(t.steps, t.eval_every, t.eval_log_points)
-        if trainer.step == 0:
+        if trainer.fresh:
             self.evaluate(trainer)
 
     def after_step(self, trainer: "Trainer") -> None:

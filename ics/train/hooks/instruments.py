@@ -22,7 +22,7 @@ class Watch(Hook):
     def before_train(self, trainer: "Trainer") -> None:
         # only instruments that look at training batches are asked every step
         self.watchers = [i for i in trainer.instruments if type(i).wants_batch is not Instrument.wants_batch]
-        if trainer.step == 0:
+        if trainer.fresh:
             measure(trainer, 0)  # the reference snapshot, before any update
 
     def before_step(self, trainer: "Trainer", x: "torch.Tensor", y: "torch.Tensor") -> None:

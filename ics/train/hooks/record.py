@@ -20,5 +20,5 @@ class Record(Hook):
             return
         record = summary(trainer)
         write_summary(trainer.out_dir, record)
-        if trainer.step > 0:
+        if not trainer.fresh:
             trainer.kept = record  # a resumed run: this is the record of the checkpoint it resumed from

@@ -29,7 +29,7 @@ class TensorBoard(Hook):
         out.mkdir(parents=True, exist_ok=True)
         old_events = any(out.glob("events.out.tfevents.*"))
         # everything up to the checkpoint's step was logged before the checkpoint was written
-        purge = trainer.step + 1 if trainer.step > 0 else (0 if old_events else None)
+        purge = trainer.step + 1 if not trainer.fresh else (0 if old_events else None)
         quiet_tensorboard_thread()
         try:
             writer = SummaryWriter(log_dir=str(out), flush_secs=20, purge_step=purge)
@@ -39,7 +39,7 @@ class TensorBoard(Hook):
                 raise
             raise FullDiskError(full.errno, full.strerror, str(out / "events.out.tfevents.*")) from None
         trainer.writer = trainer.ctx.writer = writer
-        if trainer.step == 0:
+        if trainer.fresh:
             from omegaconf import OmegaConf
 
             text = OmegaConf.to_yaml(OmegaConf.structured(trainer.cfg))
@@ -72,7 +72,7 @@ class Layout(Hook):
     name what its first measurement found)."""
 
     def before_train(self, trainer: "Trainer") -> None:
-        if trainer.writer is not None and trainer.step == 0:
+        if trainer.writer is not None and trainer.fresh:
             trainer.writer.add_custom_scalars(layout(trainer))
 
 
