@@ -314,7 +314,12 @@ class SweepState:
         started = {j.num for j in self.jobs}
         todo = [o for i, o in enumerate(planned or []) if i not in started][: self.queued] if planned else []
         per = {k: sum(v) / len(v) for k, v in seconds.items()}
-        queued = [per.get(_speed_key(o, self.swept)) for o in todo] + [None] * (self.queued - len(todo))
+        # a job like no started one (another swept value), or one not started yet at all: as long as a
+        # whole started job takes on average (never the mean of what running jobs have left, which
+        # shrinks as they near their end)
+        whole = [t for v in seconds.values() for t in v]
+        typical = sum(whole) / len(whole) if whole else None
+        queued = [per.get(_speed_key(o, self.swept), typical) for o in todo] + [typical] * (self.queued - len(todo))
         return eta_seconds(left, queued, slots)
 
 

@@ -400,6 +400,11 @@ def test_the_sweep_eta_uses_each_jobs_own_speed_across_slots(tmp_path):
         # job 3 (BN, 12 s) the first to free: 6 + 12
         assert state.eta(2, plan) == 18.0
         assert state.eta(1, plan) == 6 + 6 + 12
+        # a third value no started job has (rms): as long as a whole started job takes on average
+        # ((6 + 12) / 2 = 9 s), not the mean of what is left (which shrinks as running jobs near their end)
+        odd = [*plan[:2], ["norm=rms", "seed=0"], ["norm=rms", "seed=1"]]
+        assert state.eta(2, odd) == 6 + 9
+        assert state.eta(1, odd) == 6 + 9 + 9
     assert bar_line(1, 4, 20) == "━━━╺───────────  25%" and len(bar_line(3, 4, 33)) == 33
 
 
