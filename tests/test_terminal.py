@@ -942,3 +942,27 @@ def test_corrupt_idx_files_are_named(tiny_env, tmp_path, monkeypatch):
     images.write_bytes(bytes(data[:-100]))  # truncated
     line = one_line(invoke(["run"], cwd))
     assert str(images) in line and "truncated" in line
+
+
+def test_the_reports_prose_wraps_at_spaces_on_an_80_column_terminal(monkeypatch):
+    """The headline, notes and `wrote:` line on a terminal: wrapped between words, never inside a
+    number, a path or a word (a terminal's own hard wrap cuts anywhere)."""
+    import io
+
+    from ics.analysis.report import prose_printer
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    screen = Terminal()
+    monkeypatch.setattr(sys, "stdout", screen)
+    monkeypatch.setenv("COLUMNS", "80")
+    text = (
+        "note: 6 jobs repeat a config and seed already run (6 runs run more than once): replicas, not more "
+        "seeds; BN vs no BN: final test acc +0.0023 [95% CI -0.0031, +0.0078], Welch p = 0.288 /tmp/pool/R5/accuracy.png"
+    )
+    prose_printer()(text)
+    lines = screen.getvalue().splitlines()
+    assert len(lines) > 1 and all(len(line) <= 80 for line in lines), lines
+    assert " ".join(line.strip() for line in lines) == text  # each break is at a space

@@ -104,6 +104,19 @@ def state_counts(jobs: Sequence[Job]) -> str:
     return ", ".join(f"{n} {state}" for state, n in counts.most_common())
 
 
+def prose_printer():
+    """print, or on a terminal a printer that wraps at spaces (a narrow terminal then cuts no number,
+    path or word in the headline, the notes and the `wrote:` line)."""
+    import sys
+
+    if not sys.stdout.isatty():
+        return print
+    from rich.console import Console
+
+    terminal = Console(highlight=False)
+    return lambda text="": terminal.print(text, markup=False, emoji=False)
+
+
 def unstarted_note(sweep: Path, jobs: Sequence[Job]) -> Optional[str]:
     """A note when a sweep's plan (plan.json, read as untrusted data) lists jobs that have no folder
     here: they never started, so the report's groups leave them out. None for a run, a search (its
@@ -554,7 +567,7 @@ def make_report(path, out: Optional[Path] = None, console=None) -> dict:
         gap = generalisation_table(groups)
         if gap is not None:
             tables.append(gap)
-    say = console.print if console is not None else print
+    say = console.print if console is not None else prose_printer()
     for line in lines:
         say(line)
     print_tables(tables, console)
