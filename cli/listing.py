@@ -2,7 +2,9 @@
 options and where each comes from, and every study with its job count; or the keys of one section.
 Nothing here trains or writes. A refusal is a UserError (one line).
 
-Imported by those commands when they run, never by `ics --help` or a Tab (it imports Hydra).
+Imported by those commands when they run, never by `ics --help` or a Tab. Hydra's composition and
+sweep parser are imported only where a study or section needs them: the list of groups and of plain
+studies reads YAML files.
 """
 
 from __future__ import annotations
@@ -13,9 +15,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
 from ics_cli import configdirs
-from ics_cli import hydra_compat as compat
 from ics_cli.errors import UserError
-from ics_cli.preflight import check_jobs, compose, use
 from ics_cli.sweepers import by_option
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
@@ -26,6 +26,9 @@ from ics.config import GROUPS, Config, ConfigError, field_docs, from_dict, to_di
 
 
 def composed_yaml(overrides: Sequence[str]) -> str:
+    from ics_cli import hydra_compat as compat
+    from ics_cli.preflight import check_jobs, compose, use
+
     """`ics config`: one job's composed config, every key of every section, as YAML."""
     where = configdirs.split(list(overrides))
     args = where.args
@@ -127,12 +130,16 @@ def job_count(study: str, dirs: Sequence[Path], path: Optional[Path] = None) -> 
                 trials = sweeper.trials(OmegaConf.select(node, "hydra.sweeper")) if sweeper else None
                 return (str(trials), None) if trials else ("?", None)
         else:
+            from ics_cli.preflight import compose, use  # Hydra only for a study that needs composing
+
             use(list(dirs))
             params = compose([f"experiment={study}"], hydra_cfg=True).hydra.sweeper.get("params") or {}
         values = {k: str(v) for k, v in params.items()}
         item = r"[\w.+-]+|\[[\w.+,-]*\]"  # a value or a [list] of them
         if all(re.fullmatch(rf"(?:{item})(?:,(?:{item}))*", v) for v in values.values()):  # plain choices: no
             return str(math.prod(len(re.findall(item, v)) for v in values.values())), None  # Hydra parser (0.5 s)
+        from ics_cli import hydra_compat as compat  # Hydra's sweep parser (0.5 s): only for other values
+
         return str(len(compat.expand_sweep([], values))), None
     except UserError as e:
         return "?", str(e)
@@ -150,6 +157,8 @@ def print_keys(section: str, console: Console, dirs: List[Path]) -> None:
     opts = configdirs.options(group, dirs)
     if option and option not in opts:
         raise UserError(f"{section} is not an option; allowed: {', '.join(opts)}")
+    from ics_cli.preflight import compose, use
+
     try:
         use(dirs)
         cfg = compose([f"{group}={option}"] if option else [], hydra_cfg=True)
