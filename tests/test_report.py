@@ -350,6 +350,8 @@ def test_normalizer_table_and_figure(tmp_path):
     assert set(rows) == {"model.norm=none", "model.norm=batch", "model.norm=layer", "model.norm=lp"}
     for label, row in rows.items():
         assert "±" in row["final test acc"] and "±" in row["grad-ICS cos"] and "±" in row["drift raw"], row
-        assert (row["eff LR"] == "-") == (label == "model.norm=none"), row
+        # per row where the normaliser makes rows scale-invariant; LayerNorm's is the whole layer's
+        assert (row["eff LR"] == "-") == (label in ("model.norm=none", "model.norm=layer")), row
+        assert (row["eff LR, layer"] == "-") == (label != "model.norm=layer"), row
         assert (row["si β"] == "-") == (label == "model.norm=none"), row
     assert_png(rep["figures"]["normalizers"])

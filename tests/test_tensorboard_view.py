@@ -19,7 +19,7 @@ from test_report_html import BROWSER, NO_BROWSER
 
 from ics.analysis import make_report
 from ics.analysis.tboard import ACC_CHART, MARGIN_CATEGORY
-from ics.train import Trainer
+from ics.train import build_trainer
 
 # in the page: a query through every shadow root, and a promise that settles once fn() is truthy
 # (fails after 60 s, so a page that never gets there fails the test rather than hanging it)
@@ -71,7 +71,7 @@ def sweep(tmp_path_factory):
         for seed in range(3):  # 3 seeds: a band
             c = cfg(norm, GOOD_LR)
             c = dataclasses.replace(c, trainer=dataclasses.replace(c.trainer, seed=seed))
-            Trainer(
+            build_trainer(
                 c,
                 root / f"{num}_model.norm={norm},trainer.seed={seed}",
                 data=data,

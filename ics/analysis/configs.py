@@ -4,20 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
+from ics.config.schema import MACHINE_KEYS
+
 LR_KEY, SEED_KEY = "optim.lr", "trainer.seed"
 # Keys that do not change what is trained (where files live, which device, bookkeeping, when it is
 # evaluated or checkpointed) and the report's own settings: runs differing only in these belong
 # together. Every instrument's section is neutral too: instruments never change training.
 NEUTRAL_KEYS = {
-    "name",
-    "data.root",
-    "data.cache_dir",
-    "data.download",
-    "trainer.device",
-    "trainer.threads",
-    "trainer.progress",
-    "trainer.progress_every_sec",
-    "trainer.channels_last",
+    *MACHINE_KEYS,
     "trainer.checkpoint_every",
     "trainer.eval_every",
     "trainer.eval_batch_size",

@@ -557,3 +557,18 @@ def schema_of(group: str, name: Optional[str]) -> Type:
     if name and name in KINDS.get(group, {}):
         return KINDS[group][name]
     return type(getattr(Config(), group))
+
+
+# Keys that say where or how fast a run goes, never what it computes: a resume may change them
+# (ics.train.checkpoint), and runs that differ only in them are the same experiment (ics.analysis.configs).
+MACHINE_KEYS = (
+    "name",
+    "data.root",
+    "data.cache_dir",
+    "data.download",
+    "trainer.device",
+    "trainer.threads",
+    "trainer.progress",
+    "trainer.progress_every_sec",
+    "trainer.channels_last",
+)

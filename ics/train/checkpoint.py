@@ -15,24 +15,14 @@ from typing import Any, Dict, Optional, Tuple
 import torch
 
 from ics.config import ConfigError, to_dict
-from ics.config.schema import Config
+from ics.config.schema import MACHINE_KEYS, Config
 from ics.record import atomic_write, names
 from ics.record.checkpoint import FORMAT, REQUIRED, load, step_of  # the reader, below training
 
 __all__ = ["FORMAT", "REQUIRED", "load", "step_of", "save", "config_difference", "check_matches", "path_of"]
 
 # keys that say where or how fast a run goes, not what it computes: they may differ on resume
-NEUTRAL_KEYS = (
-    "name",
-    "data.root",
-    "data.cache_dir",
-    "data.download",
-    "trainer.device",
-    "trainer.threads",
-    "trainer.progress",
-    "trainer.progress_every_sec",
-    "trainer.channels_last",
-)
+NEUTRAL_KEYS = MACHINE_KEYS
 NEUTRAL_PREFIXES = ("report.", "tolerance.", "sweep.")
 
 
