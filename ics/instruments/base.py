@@ -84,6 +84,11 @@ def write_scalars(writer, values: Dict[str, float], step: int) -> None:
 
 class Instrument:
     key: ClassVar[str] = ""
+    # what an ensemble's member (ics.train.group) must provide: the live parameters' .grad after
+    # each update (given as views of the stack's), or the loop's own forward pass, which a member's
+    # part of the vectorised forward does not run (such an instrument keeps its jobs out of groups)
+    reads_update_grads: ClassVar[bool] = False
+    watches_training_forward: ClassVar[bool] = False
 
     def __init__(self, cfg: Any, ctx: RunContext):
         self.cfg, self.ctx = cfg, ctx

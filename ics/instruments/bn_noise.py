@@ -33,6 +33,7 @@ METRICS = ("r_mean", "r_std", "d_mean", "d_std", "d_abs")
 @INSTRUMENTS.register("bn_noise")
 class BNNoise(Instrument):
     key = "bn_noise"
+    watches_training_forward = True
 
     def __init__(self, cfg, ctx: RunContext):
         super().__init__(cfg, ctx)

@@ -48,6 +48,7 @@ def peak_derivative(act: torch.nn.Module) -> float:
 @INSTRUMENTS.register("gradients")
 class GradientFlow(Instrument):
     key = "gradients"
+    reads_update_grads = True
 
     def __init__(self, cfg, ctx: RunContext):
         super().__init__(cfg, ctx)

@@ -41,6 +41,7 @@ def quantile(t: torch.Tensor, q: float) -> torch.Tensor:
 @INSTRUMENTS.register("weights")
 class WeightNorms(Instrument):
     key = "weights"
+    reads_update_grads = True
 
     def __init__(self, cfg, ctx: RunContext):
         super().__init__(cfg, ctx)

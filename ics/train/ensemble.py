@@ -100,7 +100,20 @@ def member_config(cfg: Config, seed: int) -> Config:
 class Ensemble:
     """K members of one config that differ only in trainer.seed, trained in lockstep."""
 
-    def __init__(self, cfg: Config, seeds: Sequence[int], data: Optional[DataBundle] = None, path: str = "auto"):
+    def __init__(
+        self,
+        cfg: Config,
+        seeds: Sequence[int],
+        data: Optional[DataBundle] = None,
+        path: str = "auto",
+        *,
+        members: Optional[Sequence[nn.Module]] = None,
+        samplers: Optional[Sequence[IndexSampler]] = None,
+        optimizers: Optional[Sequence[torch.optim.Optimizer]] = None,
+    ):
+        """members, samplers, optimizers: the members as their single runs built them (and perhaps
+        resumed them: ics.train.group), instead of building them here; their optimisers' states are
+        merged into the stack's, and from then on show the stack's state (views)."""
         validate(cfg)
         seeds = [int(s) for s in seeds]
         _refuse(cfg, seeds)
@@ -109,28 +122,38 @@ class Ensemble:
         self.data = data if data is not None else load_data(cfg.data, self.device)
         check_fits(cfg, self.data)
         t = cfg.trainer
-        if isinstance(t.threads, int) and self.device.type == "cpu":
+        if members is None and isinstance(t.threads, int) and self.device.type == "cpu":
             torch.set_num_threads(t.threads)
         self.regression = self.data.task == "regression"
         self.loss_fn = F.mse_loss if self.regression else F.cross_entropy
-        self.members: List[nn.Module] = []
-        for seed in seeds:  # as Trainer.__init__: the init draws from the global RNG, seeded per member
-            validate(member_config(cfg, seed))
-            torch.manual_seed(seed)
-            model = build_model(cfg.model, self.data.in_shape, self.data.out_features, seed=seed)
-            self.members.append(model.to(self.device).train())
-        self.samplers = [
-            IndexSampler(self.data.x_train.shape[0], t.batch_size, seed + SAMPLER_SEED_OFFSET, t.sampler, self.device)
-            for seed in seeds
-        ]
+        if members is None:
+            self.members: List[nn.Module] = []
+            for seed in seeds:  # as build_trainer: the init draws from the global RNG, seeded per member
+                validate(member_config(cfg, seed))
+                torch.manual_seed(seed)
+                model = build_model(cfg.model, self.data.in_shape, self.data.out_features, seed=seed)
+                self.members.append(model.to(self.device).train())
+            self.samplers = [
+                IndexSampler(
+                    self.data.x_train.shape[0], t.batch_size, seed + SAMPLER_SEED_OFFSET, t.sampler, self.device
+                )
+                for seed in seeds
+            ]
+        else:
+            if samplers is None or len(members) != self.k or len(samplers) != self.k:
+                raise ConfigError(f"an ensemble of {self.k} seeds needs {self.k} members and samplers")
+            self.members, self.samplers = list(members), list(samplers)
         self.params, buffers = stack_module_state(self.members)
         self.counters = {n: b for n, b in buffers.items() if n.rsplit(".", 1)[-1] == COUNTER}
         self.buffers = {n: b for n, b in buffers.items() if n not in self.counters}
         self.opt = build_optimizer(self.params.values(), cfg.optim)
+        self.member_opts = list(optimizers) if optimizers is not None else None
         self.step = 0
         self._base, self._slots = self._functional_copy()
         self._shapes = self._stochastic_shapes()
         self._bind_members()
+        if self.member_opts is not None:
+            self._merge_optimizer_states([o.state_dict() for o in self.member_opts])
         self._vstep = vmap(self._member_forward, in_dims=(0, 0, None, 0, 0, 0), randomness="error")
         # "batched": the hand-batched forward of MLPs and DLNs (less per-step overhead than vmap)
         self.path = ("batched" if batched_ok(self.members[0]) else "vmap") if path == "auto" else path
@@ -271,6 +294,7 @@ class Ensemble:
         self.opt.zero_grad(set_to_none=True)
         loss.sum().backward()  # member k's parameters get exactly d loss_k (the sum's other terms are 0)
         self.opt.step()
+        self.sync_member_optimizers()  # (binds after the step that created the state; else nothing)
         self.step += 1
         return loss.detach(), out.detach()
 
@@ -283,14 +307,61 @@ class Ensemble:
     # --- members ----------------------------------------------------------------------------------
     def _bind_members(self) -> None:
         """Make each member's parameters and buffers views of the stacked tensors: the optimiser's
-        in-place updates and the in-place running statistics show in member k without a copy."""
+        in-place updates and the in-place running statistics show in member k without a copy. The
+        member keeps its Parameter objects (its own optimiser and its instruments hold them); only
+        their storage moves into the stack."""
         for k, member in enumerate(self.members):
             for name, stacked in self.params.items():
                 mod, leaf = _owner(member, name)
-                mod._parameters[leaf] = nn.Parameter(stacked.detach()[k], requires_grad=stacked.requires_grad)
+                mod._parameters[leaf].data = stacked.detach()[k]  # type: ignore[union-attr]
             for name, stacked in {**self.buffers, **self.counters}.items():
                 mod, leaf = _owner(member, name)
                 mod._buffers[leaf] = stacked[k]
+
+    def bind_member_grads(self) -> None:
+        """Give each member's parameters this step's gradients (views of the stack's), for the
+        instruments that read p.grad after an update (the gradient and weight instruments)."""
+        for k, member in enumerate(self.members):
+            for name, p in member.named_parameters():
+                g = self.params[name].grad
+                p.grad = g[k] if g is not None else None
+
+    def sync_member_optimizers(self) -> None:
+        """Make the members' own optimisers show the stack's state, as views (each member's momentum
+        or Adam moments are its slice): what an instrument that replays an update and a member's
+        checkpoint read. The stack's state is created at its first step and updated in place after
+        that, so this binds once per (re)creation; it is a no-op when nothing changed."""
+        if self.member_opts is None:
+            return
+        stamp = tuple(id(v) for s in self.opt.state.values() for v in s.values())
+        if stamp == getattr(self, "_synced", None):
+            return
+        stacked = list(self.params.values())
+        for k, (member, opt) in enumerate(zip(self.members, self.member_opts)):
+            own = dict(member.named_parameters())
+            opt.state.clear()
+            for name, sp in zip(self.params, stacked):
+                if sp in self.opt.state:
+                    opt.state[own[name]] = {
+                        key: (v[k] if torch.is_tensor(v) and v.shape == sp.shape else v)
+                        for key, v in self.opt.state[sp].items()
+                    }
+        self._synced = stamp
+
+    def _merge_optimizer_states(self, states: Sequence[dict]) -> None:
+        """The stack's optimiser state from the members' single-run states (per-element entries
+        stacked along the member axis, shared ones such as Adam's step count taken from member 0)."""
+        shapes = [p.shape for p in self.params.values()]
+        merged = {}
+        for i, first in states[0]["state"].items():
+            merged[i] = {
+                key: torch.stack([s["state"][i][key] for s in states])
+                if torch.is_tensor(v) and v.shape == shapes[int(i)][1:]
+                else v
+                for key, v in first.items()
+            }
+        self.opt.load_state_dict({"state": merged, "param_groups": states[0]["param_groups"]})
+        self.sync_member_optimizers()
 
     def member_state_dict(self, k: int) -> dict:
         """Member k as its single run's checkpoint holds it: model (with the noise generators'
@@ -318,16 +389,7 @@ class Ensemble:
         with torch.no_grad():
             for member, s in zip(self.members, states):
                 member.load_state_dict(s["model"])  # copies into the views, i.e. into the stack
-        shapes = [p.shape for p in self.params.values()]
-        merged = {}
-        for i, first in states[0]["optimizer"]["state"].items():
-            merged[i] = {
-                key: torch.stack([s["optimizer"]["state"][i][key] for s in states])
-                if torch.is_tensor(v) and v.shape == shapes[int(i)][1:]
-                else v
-                for key, v in first.items()
-            }
-        self.opt.load_state_dict({"state": merged, "param_groups": states[0]["optimizer"]["param_groups"]})
+        self._merge_optimizer_states([s["optimizer"] for s in states])
         for sampler, s in zip(self.samplers, states):
             sampler.load_state_dict(s["sampler"])
         self.step = steps.pop()

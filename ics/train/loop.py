@@ -77,6 +77,9 @@ class Trainer:
         self.hparam_keys: Optional[Sequence[str]] = None  # None: the main knobs and the overrides
         self.hparam_domains: Dict[str, list] = {}  # a sweep's values of those keys
         self.loop_scope = contextlib.ExitStack()  # what a hook holds open while the loop runs
+        # whether this run ends the job's signal scope when its files are written; an ensemble's
+        # member does not (ics.train.group: the scope ends when every member's files are)
+        self.owns_scope = True
 
     @property
     def fresh(self) -> bool:
@@ -161,8 +164,8 @@ class Trainer:
     def state_dict(self) -> dict:
         return {
             "step": self.step,
-            "model": self.model.state_dict(),
-            "optimizer": self.opt.state_dict(),
+            "model": own(self.model.state_dict()),
+            "optimizer": own(self.opt.state_dict()),
             "sampler": self.sampler.state_dict(),
             "rng": {
                 "torch": torch.get_rng_state(),
@@ -244,6 +247,23 @@ class Trainer:
         return record if record is not None else summary(self)
 
     def _done(self) -> None:
+        if not self.owns_scope:
+            return
         scope = stopping.current()
         if scope is not None:
             scope.done()
+
+
+def own(state):
+    """A state dict whose tensors hold only their own elements: an ensemble member's tensors are
+    views into the members' stack, and saving a view would save the whole stack."""
+    if torch.is_tensor(state):
+        return state.clone() if state.untyped_storage().nbytes() > state.nbytes else state
+    if isinstance(state, dict):
+        out = type(state)((k, own(v)) for k, v in state.items())
+        if hasattr(state, "_metadata"):
+            out._metadata = state._metadata  # type: ignore[attr-defined]  # (module versions)
+        return out
+    if isinstance(state, list):
+        return [own(v) for v in state]
+    return state
