@@ -16,9 +16,9 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional, Tuple
 
-from ics_cli import hydra_compat, slurm
+from ics_cli import ensemble, hydra_compat, slurm
 from ics_cli.rundirs import remove_untrained
 from omegaconf import DictConfig, OmegaConf
 
@@ -115,6 +115,7 @@ def register() -> None:
     for name, path in shipped_studies().items():
         cs.store(group="experiment", name=name, node=OmegaConf.load(path), package="_global_")
     slurm.register(cs)  # hydra/launcher=slurm (cli/slurm.py)
+    ensemble.register(cs)  # hydra/launcher=ensemble (cli/ensemble.py)
     _registered = True
 
 
@@ -302,6 +303,110 @@ def task(cfg: DictConfig) -> Optional[float]:
                 )
                 stopped(scope.signum, launcher_of(hc.launcher).on_interrupt)
     return None  # reached only when a signal ended the job before its result
+
+
+# ----------------------------------------------------------------------------------------------
+# the members of a group (hydra/launcher=ensemble, cli/ensemble.py): the task's two halves
+
+
+def member_setup(cfg: DictConfig) -> dict:
+    """The task of a group member's run_job: where the job lives and what it is called (its folder
+    and .hydra/ files are made by run_job itself); train: False when the sweep was stopped before it."""
+    from hydra.core.hydra_config import HydraConfig
+    from ics_cli.sweeps import STOP_FILE, logs_to_file_only
+
+    from ics.train.progress import LIVE_ENV
+
+    hc = HydraConfig.get()
+    out_dir, sweep_dir, cwd = Path(hc.runtime.output_dir), Path(hc.sweep.dir), Path(hc.runtime.cwd)
+    if (sweep_dir / STOP_FILE).exists():
+        remove_untrained(out_dir, cwd)
+        return {"train": False}
+    quiet = os.environ.get(LIVE_ENV) == "1"
+    if quiet:
+        logs_to_file_only(out_dir)
+    resumed = RESUME_KEY in cfg
+    return {
+        "train": True,
+        "out_dir": out_dir,
+        "sweep_dir": sweep_dir,
+        "cwd": cwd,
+        "num": int(hc.job.num),
+        "overrides": resumed_job(out_dir, sweep_dir)[1] if resumed else list(hc.overrides.task),
+        "label": f"job {hc.job.num} {out_dir.name if resumed else hc.job.override_dirname}",
+        "quiet": quiet,
+    }
+
+
+def train_members(configs: List[Config], wheres: List[dict]) -> Tuple[List[Optional[float]], List[int]]:
+    """Train a group's members (ics.train.group) in the folders member_setup noted. Returns each
+    member's objective (what the task returns to Hydra; None for a job that did not complete) and
+    the members that could not join the group (the launcher runs each alone: the task says why)."""
+    from ics_cli.ensemble import members_line
+    from ics_cli.sweeps import STOP_FILE, hparam_keys_of, write_stop_file
+
+    from ics.record import Summary
+    from ics.train.group import GroupInterrupted, train_group
+    from ics.train.stopping import GracefulStop, SignalStop, signal_name
+    from ics.train.threads import available_cores
+
+    sweep_dir, quiet = wheres[0]["sweep_dir"], wheres[0]["quiet"]
+    jobs = members_line([w["num"] for w in wheres])
+    values: List[Optional[float]] = [None] * len(configs)
+    target = sweep_dir.absolute()
+
+    def untrained(signum: int) -> None:
+        for w in wheres:
+            remove_untrained(w["out_dir"], w["cwd"])
+        print(f"{jobs} interrupted by {signal_name(signum)} before training started", file=sys.stderr, flush=True)
+        write_stop_file(sweep_dir, signum)
+
+    if (sweep_dir / STOP_FILE).exists():  # stopped while the members' folders were being set up
+        for w in wheres:
+            remove_untrained(w["out_dir"], w["cwd"])
+        return values, []
+    spec = hparam_keys_of(sweep_dir)
+    with GracefulStop() as scope:
+        try:
+            outcomes = train_group(
+                configs,
+                [w["out_dir"] for w in wheres],
+                [w["overrides"] for w in wheres],
+                [w["label"] for w in wheres],
+                max_threads=available_cores(),  # one process trains the group: all cores
+                say=(lambda text: None) if quiet else (lambda text: print(f"{jobs}: {text}", flush=True)),
+                hparam_keys=spec[0] if spec else None,
+                hparam_domains=spec[1] if spec else None,
+            )
+        except GroupInterrupted as e:
+            kept = [w for w, r in zip(wheres, e.records) if r is not None and (w["out_dir"] / "checkpoint.pt").is_file()]
+            what = "checkpoints and records written" if kept else "records written; there is no checkpoint to resume from"
+            resume = f". Resume with: ics resume {target}" if kept else ""
+            print(f"{jobs} interrupted by {e}: {what}{resume}", file=sys.stderr, flush=True)
+            write_stop_file(sweep_dir, e.signum)
+            return values, []
+        except SignalStop as e:  # before the members' training started (or resumed)
+            untrained(e.signum)
+            return values, []
+        except Exception as e:  # noqa: BLE001 - the shared step failed: each member's record says so
+            if not quiet:
+                print(f"{jobs} failed: {one_line(e)}", flush=True)
+            return values, []
+        left_out = []
+        for i, outcome in enumerate(outcomes):
+            if isinstance(outcome, Summary):
+                values[i] = objective_value(outcome, configs[i])
+            else:
+                left_out.append(i)
+        if scope.requested and not (sweep_dir / STOP_FILE).exists():
+            print(
+                f"{jobs}: {signal_name(scope.signum)} while they were finishing: they completed; the sweep stops "
+                "after them",
+                file=sys.stderr,
+                flush=True,
+            )
+            write_stop_file(sweep_dir, scope.signum)
+    return values, left_out
 
 
 def resumed_job(out_dir: Path, sweep_dir: Path):

@@ -1,6 +1,6 @@
 """Everything ics knows about Hydra's launchers, in one table.
 
-A sweep is launched by one of five launchers (hydra/launcher=<option>). What differs between them —
+A sweep is launched by one of six launchers (hydra/launcher=<option>). What differs between them —
 where jobs run, how many at once on this machine, how a stopped sweep keeps its queued jobs from
 starting, which pip extra brings them — is one `Launcher` row below; the CLI asks `launcher_of()`
 instead of testing class names. A launcher the user installed that is not in the table runs as one
@@ -37,12 +37,14 @@ class Launcher:
             return (os.cpu_count() or 1) if n < 0 else max(1, n)
         if self.option.startswith("submitit") or self.option == "slurm":
             return max(1, int(node.get("array_parallelism", 256) or 256))
+        if self.option == "ensemble":  # a group's members advance together
+            return max(1, int(node.get("members_max", 16) or 16))
         return 1
 
     def local_jobs(self, node) -> int:
         """How many jobs share this machine's cores at once: each job's threads are capped at
         cores // this, so that parallel jobs never oversubscribe the cores."""
-        return self.parallelism(node) if self.where != "cluster" else 1
+        return self.parallelism(node) if self.where == "local" else 1
 
 
 _SUBMITIT = "hydra_plugins.hydra_submitit_launcher.submitit_launcher."
@@ -54,6 +56,8 @@ LAUNCHERS = (
     Launcher("submitit_local", _SUBMITIT + "LocalLauncher", "local", extra="submitit"),
     Launcher("submitit_slurm", _SUBMITIT + "SlurmLauncher", "cluster", extra="submitit"),
     Launcher("slurm", "hydra_plugins.ics.slurm_launcher.SlurmLauncher", "cluster", extra="submitit"),  # cli/plugins
+    # the seeds of a config as one vectorised model, in the CLI's process (cli/ensemble.py)
+    Launcher("ensemble", "hydra_plugins.ics.ensemble_launcher.EnsembleLauncher", "in-process", "stop"),
 )
 OPTIONS = tuple(launcher.option for launcher in LAUNCHERS)
 

@@ -213,6 +213,10 @@ def preflight(
     params = OmegaConf.to_container(base.hydra.sweeper.params) if multirun and base.hydra.sweeper.get("params") else {}
     jobs = compat.expand_sweep(overrides, {k: str(v) for k, v in (params or {}).items()}) if multirun else [fixed]
     configs = check_jobs(jobs, data)
+    if multirun and launcher.option == "ensemble":
+        from ics_cli.ensemble import note
+
+        print(note(configs, int(base.hydra.launcher.members_max)), file=sys.stderr)
     user_dir = any(o.split("=", 1)[0] in ("hydra.run.dir", "hydra.sweep.dir") for o in overrides)
     return Plan(
         argv,
@@ -334,6 +338,13 @@ def _check_launcher(hydra: DictConfig, row) -> None:
     import os
 
     launcher = hydra.launcher
+    if row.option == "ensemble":
+        from ics_cli.ensemble import check_members_max
+
+        try:
+            check_members_max(launcher.get("members_max"))
+        except ConfigError as e:
+            raise UserError(str(e)) from None
     if row.option == "joblib":
         n = launcher.get("n_jobs")
         cores = os.cpu_count() or 1

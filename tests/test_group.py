@@ -60,6 +60,7 @@ def npz(path) -> dict:
         return {k: f[k] for k in f.files}
 
 
+@pytest.mark.slow  # trains 6 runs with instruments
 def test_each_member_writes_what_its_single_run_writes(tmp_path):
     data = learnable()
     cfg = with_instruments(config(), "weights", "gradients", "probe", "grad_ics")
@@ -115,6 +116,7 @@ def _stop_at(step: int, monkeypatch):
     monkeypatch.setattr(Ensemble, "train_step", step_then_signal)
 
 
+@pytest.mark.slow  # trains 3 groups
 @pytest.mark.parametrize("part", ["whole", "member"])
 def test_a_stopped_group_resumes_bit_identically(tmp_path, monkeypatch, part):
     data = learnable()

@@ -1,0 +1,251 @@
+"""hydra/launcher=ensemble: the jobs of a sweep that differ only in trainer.seed train as one
+vectorised model (ics.train.group), the other jobs one after another as the basic launcher runs them.
+
+A Hydra launcher receives the sweep's job overrides and returns one JobReturn per job, in order
+(Hydra's Launcher plugin interface). This one composes each job's config (load_sweep_config), groups
+the jobs whose ics configs are equal but for the seed (at most `members_max` to a group), and:
+
+- runs a job alone through Hydra's run_job with the sweep's task (ics's task: cli/hydra_app.task),
+  exactly as the basic launcher would: a group of one, a config that cannot join a group
+  (ics.train.group.group_refusal), a job whose config does not compose, a task that is not ics's;
+- for a group, lets run_job set up each member's job (its folder, .hydra/ files, Hydra's job
+  config) with a task that only notes where the job lives, then trains the members together, and
+  gives each JobReturn its member's objective (what the task would have returned). A member that
+  could not join when the group started (already finished, trained by another process, a checkpoint
+  that does not fit) is then run alone by the task, which says why in its usual words.
+
+A signal stops the group after the same step for every member (checkpoints and records written) and
+writes the sweep's stop file, so the jobs after it do not start; `ics resume` regroups the stopped
+members (by config and checkpoint step) and continues them bit-identically.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from ics.config import Config, ConfigError, from_dict
+
+TARGET = "hydra_plugins.ics.ensemble_launcher.EnsembleLauncher"  # cli/plugins/ensemble_launcher.py
+OPTION = "ensemble"
+MEMBERS_MAX = 16  # the default: past ~16 members a CPU step gains little more (docs/benchmark.md)
+
+
+@dataclass
+class EnsembleLauncherConf:
+    _target_: str = TARGET
+    members_max: int = MEMBERS_MAX  # at most this many seeds train as one model; more make more groups
+
+
+def register(cs) -> None:
+    """Store hydra/launcher=ensemble and make its class known to Hydra (idempotent)."""
+    from ics_cli.hydra_compat import register_launcher
+
+    cs.store(group="hydra/launcher", name=OPTION, node=EnsembleLauncherConf, provider="ics")
+    from hydra_plugins.ics.ensemble_launcher import EnsembleLauncher
+
+    register_launcher(TARGET, EnsembleLauncher)
+
+
+def check_members_max(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"hydra.launcher.members_max={value} is invalid: allowed: an integer >= 1")
+    return value
+
+
+# --- which jobs train together -------------------------------------------------------------------------
+@dataclass
+class Member:
+    """What grouping needs of one job: its config (None: it does not compose, the task will say
+    why), the group key (None: it trains alone) and the reason it trains alone."""
+
+    index: int
+    config: Optional[Config]
+    key: Optional[str]
+    alone: Optional[str] = None
+
+
+def member_of(index: int, config: Optional[Config], step: int = 0) -> Member:
+    from ics.train.group import group_key, group_refusal
+
+    if config is None:
+        return Member(index, None, None)
+    why = group_refusal(config)
+    if why is not None:
+        return Member(index, config, None, why)
+    return Member(index, config, json.dumps([group_key(config), step], sort_keys=True, default=str))
+
+
+def groups_of(members: Sequence[Member], members_max: int) -> List[List[int]]:
+    """The jobs' indices in launch order: each group (members of one key, in job order, at most
+    members_max) starts where its first job is; a job that trains alone is a group of one."""
+    by_key: Dict[str, List[int]] = {}
+    for m in members:
+        if m.key is not None:
+            by_key.setdefault(m.key, []).append(m.index)
+    out, placed = [], set()
+    for m in members:
+        if m.index in placed:
+            continue
+        if m.key is None:
+            out.append([m.index])
+            placed.add(m.index)
+            continue
+        same = [i for i in by_key[m.key] if i not in placed][:members_max]
+        out.append(same)
+        placed.update(same)
+    return out
+
+
+def note(configs: Sequence[dict], members_max: int) -> str:
+    """The pre-run line: how the sweep's jobs will be grouped, and why any train alone."""
+    members = []
+    for i, c in enumerate(configs):
+        try:
+            members.append(member_of(i, from_dict(c)))
+        except ConfigError:
+            members.append(Member(i, None, None))
+    groups = groups_of(members, members_max)
+    together = [g for g in groups if len(g) > 1]
+    alone = [m for g in groups if len(g) == 1 for m in (members[g[0]],)]
+    line = (
+        f"ensemble: {sum(map(len, together))} of {len(configs)} jobs train as {len(together)} "
+        f"{'group' if len(together) == 1 else 'groups'} "
+        f"({'/'.join(str(len(g)) for g in together) or '-'} seeds, at most {members_max} each)"
+    )
+    if alone:
+        reasons = sorted({m.alone or "no other job differs from it only in trainer.seed" for m in alone})
+        line += f"; {len(alone)} one by one: {'; '.join(reasons)}"
+    return line
+
+
+# --- the launcher ----------------------------------------------------------------------------------------
+@dataclass
+class Job:
+    index: int  # Hydra's job number
+    overrides: List[str]
+    config: DictConfig  # the job's composed config, hydra node included
+    member: Member = field(default_factory=lambda: Member(0, None, None))
+    where: Dict[str, Any] = field(default_factory=dict)  # noted in its run_job: out_dir, label, ...
+
+
+class EnsembleLauncherBase:
+    """The launcher's logic; cli/plugins/ensemble_launcher.py makes it a Hydra Launcher."""
+
+    def __init__(self, members_max: int = MEMBERS_MAX) -> None:
+        self.members_max = check_members_max(members_max)
+        self.config: Optional[DictConfig] = None
+        self.hydra_context: Any = None
+        self.task_function: Any = None
+
+    def setup(self, *, hydra_context, task_function, config: DictConfig) -> None:
+        self.hydra_context, self.task_function, self.config = hydra_context, task_function, config
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int):
+        from hydra.core.utils import configure_log, setup_globals
+
+        setup_globals()
+        assert self.config is not None and self.hydra_context is not None
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        jobs = []
+        for n, overrides in enumerate(job_overrides):
+            index = initial_job_idx + n
+            config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+            with open_dict(config):
+                config.hydra.job.id = index
+                config.hydra.job.num = index
+            jobs.append(Job(index, list(overrides), config))
+        ours = _is_ics_task(self.task_function)
+        for n, job in enumerate(jobs):
+            job.member = _member(job, n) if ours else Member(n, None, None)
+        returns: Dict[int, Any] = {}
+        for group in groups_of([j.member for j in jobs], self.members_max):
+            batch = [jobs[i] for i in group]
+            if len(batch) == 1:
+                returns[batch[0].index] = self._alone(batch[0])
+            else:
+                returns.update(self._together(batch))
+            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        return [returns[j.index] for j in jobs]
+
+    # --- one job, as the basic launcher runs it --------------------------------------------------------
+    def _run_job(self, job: Job, task):
+        from hydra.core.utils import run_job
+
+        return run_job(
+            hydra_context=self.hydra_context,
+            task_function=task,
+            config=job.config,
+            job_dir_key="hydra.sweep.dir",
+            job_subdir_key="hydra.sweep.subdir",
+        )
+
+    def _alone(self, job: Job):
+        return self._run_job(job, self.task_function)
+
+    # --- a group -----------------------------------------------------------------------------------------
+    def _together(self, batch: List[Job]) -> Dict[int, Any]:
+        from ics_cli.hydra_app import member_setup
+
+        rets = {}
+        for job in batch:  # each member's job folder and Hydra job config, as run_job makes them
+            rets[job.index] = self._run_job(job, lambda cfg, job=job: job.where.update(member_setup(cfg)))
+        ready = [j for j in batch if j.where.get("train")]
+        if ready:
+            from ics_cli.hydra_app import train_members
+
+            values, left_out = train_members([j.member.config for j in ready], [j.where for j in ready])
+            for job, value in zip(ready, values):
+                rets[job.index].return_value = value
+            for i in left_out:  # could not join: the task runs it alone and says why
+                rets[ready[i].index] = self._alone(ready[i])
+        return rets
+
+
+# ics's task: the CLI's @hydra.main function (cli/hydra_entry.py), or the task it calls
+ICS_TASKS = ("ics_cli.hydra_entry.hydra_main", "ics_cli.hydra_app.task")
+
+
+def _is_ics_task(task) -> bool:
+    return f"{getattr(task, '__module__', '')}.{getattr(task, '__name__', '')}" in ICS_TASKS
+
+
+def _member(job: Job, n: int) -> Member:
+    """A job's grouping: its ics config and, for a job `ics resume` continues, its checkpoint step
+    (members stopped together are at one step). A config that does not compose trains alone (the
+    task reports it)."""
+    from ics_cli.hydra_app import RESUME_KEY, resumed_job
+
+    from ics.train import checkpoint as ckpt
+
+    cfg = job.config
+    try:
+        if RESUME_KEY in cfg:
+            sweep_dir = Path(str(cfg.hydra.sweep.dir))
+            out_dir = sweep_dir / str(OmegaConf.to_container(cfg)[RESUME_KEY])  # type: ignore[index]
+            config, _ = resumed_job(out_dir, sweep_dir)
+            path = ckpt.path_of(out_dir)
+            return member_of(n, config, ckpt.step_of(path) if path.is_file() else 0)
+        plain = copy.deepcopy(cfg)
+        with open_dict(plain):
+            del plain["hydra"]
+        return member_of(n, from_dict(plain))
+    except (ConfigError, OSError, ValueError, KeyError):  # the task says what is wrong when it runs the job
+        return Member(n, None, None)
+
+
+def members_line(nums: Sequence[int]) -> str:
+    """'jobs 0-4' or 'jobs 0, 2, 5': the members of a group in one line."""
+    nums = sorted(nums)
+    if len(nums) > 2 and nums == list(range(nums[0], nums[-1] + 1)):
+        return f"jobs {nums[0]}-{nums[-1]}"
+    return "jobs " + ", ".join(map(str, nums)) if len(nums) != 1 else f"job {nums[0]}"
+
+
+__all__: Tuple[str, ...] = ("EnsembleLauncherBase", "EnsembleLauncherConf", "register", "note", "groups_of")
