@@ -21,7 +21,6 @@ members (by config and checkpoint step) and continues them bit-identically.
 
 from __future__ import annotations
 
-import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -232,10 +231,7 @@ def _member(job: Job, n: int) -> Member:
             config, _ = resumed_job(out_dir, sweep_dir)
             path = ckpt.path_of(out_dir)
             return member_of(n, config, ckpt.step_of(path) if path.is_file() else 0)
-        plain = copy.deepcopy(cfg)
-        with open_dict(plain):
-            del plain["hydra"]
-        return member_of(n, from_dict(plain))
+        return member_of(n, from_dict(cfg))  # type: ignore[arg-type]  # (a DictConfig; its hydra node is left out)
     except (ConfigError, OSError, ValueError, KeyError):  # the task says what is wrong when it runs the job
         return Member(n, None, None)
 

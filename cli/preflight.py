@@ -214,9 +214,9 @@ def preflight(
     jobs = compat.expand_sweep(overrides, {k: str(v) for k, v in (params or {}).items()}) if multirun else [fixed]
     configs = check_jobs(jobs, data)
     if multirun and launcher.option == "ensemble":
-        from ics_cli.ensemble import note
+        from ics_cli import ensemble
 
-        print(note(configs, int(base.hydra.launcher.members_max)), file=sys.stderr)
+        print(ensemble.note(configs, int(base.hydra.launcher.members_max)), file=sys.stderr)
     user_dir = any(o.split("=", 1)[0] in ("hydra.run.dir", "hydra.sweep.dir") for o in overrides)
     return Plan(
         argv,
