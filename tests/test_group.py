@@ -155,3 +155,21 @@ def test_group_key_ignores_only_the_seed():
 def test_instruments_that_watch_the_training_forward_keep_a_job_out_of_groups():
     assert group_refusal(config()) is None
     assert "bn_noise" in group_refusal(with_instruments(config(), "bn_noise"))
+
+
+@pytest.mark.slow  # trains 4 CNN runs
+def test_a_cnn_group_matches_its_runs_alone(tmp_path):
+    """The CNN (channels-last in a single run, the vmap path in a group), with Adam."""
+    from ics.config import AdamConfig, CNNConfig
+
+    data = learnable((3, 8, 8))
+    cfg = dataclasses.replace(
+        config(steps=20), model=CNNConfig(channels=[4, 8], widths=[16]), optim=AdamConfig(lr=1e-2)
+    )
+    dirs, outcomes = group(cfg, tmp_path / "group", data, seeds=[0, 1])
+    for k, seed in enumerate([0, 1]):
+        alone_dir = tmp_path / f"alone{seed}"
+        train_and_evaluate(member_config(cfg, seed), alone_dir, [f"trainer.seed={seed}"], data=data)
+        a, b = ckpt.load(ckpt.path_of(dirs[k])), ckpt.load(ckpt.path_of(alone_dir))
+        assert max_diff(a["model"], b["model"]) <= 2e-5  # as tests/test_ensemble.py's CNN_WEIGHT_TOL
+        assert abs(outcomes[k].final_test_acc - read_summary(alone_dir).final_test_acc) <= 0.01

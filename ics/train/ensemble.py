@@ -273,8 +273,9 @@ class Ensemble:
 
     def next_batches(self) -> Tuple[torch.Tensor, torch.Tensor]:
         """Each member's next mini-batch from its own sampler: x (K, B, ...), y (K, B[, out])."""
-        idx = torch.stack([s.next() for s in self.samplers])
-        return self.data.x_train[idx], self.data.y_train[idx]
+        idx = torch.cat([s.next() for s in self.samplers])  # one gather: (K·B) rows, then split by member
+        x, y = self.data.x_train.index_select(0, idx), self.data.y_train.index_select(0, idx)
+        return x.view(self.k, -1, *x.shape[1:]), y.view(self.k, -1, *y.shape[1:])
 
     def train_step(
         self, x: Optional[torch.Tensor] = None, y: Optional[torch.Tensor] = None
