@@ -22,6 +22,7 @@ members (by config and checkpoint step) and continues them bit-identically.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -112,11 +113,9 @@ def note(configs: Sequence[dict], members_max: int) -> str:
     groups = groups_of(members, members_max)
     together = [g for g in groups if len(g) > 1]
     alone = [m for g in groups if len(g) == 1 for m in (members[g[0]],)]
-    line = (
-        f"ensemble: {sum(map(len, together))} of {len(configs)} jobs train as {len(together)} "
-        f"{'group' if len(together) == 1 else 'groups'} "
-        f"({'/'.join(str(len(g)) for g in together) or '-'} seeds, at most {members_max} each)"
-    )
+    sizes = sorted(Counter(len(g) for g in together).items(), key=lambda kv: -kv[0])
+    shapes = ", ".join(f"{n} {'group' if n == 1 else 'groups'} of {size} seeds" for size, n in sizes) or "no group"
+    line = f"ensemble: {sum(map(len, together))} of {len(configs)} jobs train as {shapes} (at most {members_max} each)"
     if alone:
         reasons = sorted({m.alone or "no other job differs from it only in trainer.seed" for m in alone})
         line += f"; {len(alone)} one by one: {'; '.join(reasons)}"

@@ -379,8 +379,12 @@ def train_members(configs: List[Config], wheres: List[dict]) -> Tuple[List[Optio
                 hparam_domains=spec[1] if spec else None,
             )
         except GroupInterrupted as e:
-            kept = [w for w, r in zip(wheres, e.records) if r is not None and (w["out_dir"] / "checkpoint.pt").is_file()]
-            what = "checkpoints and records written" if kept else "records written; there is no checkpoint to resume from"
+            kept = [
+                w for w, r in zip(wheres, e.records) if r is not None and (w["out_dir"] / "checkpoint.pt").is_file()
+            ]
+            what = (
+                "checkpoints and records written" if kept else "records written; there is no checkpoint to resume from"
+            )
             resume = f". Resume with: ics resume {target}" if kept else ""
             print(f"{jobs} interrupted by {e}: {what}{resume}", file=sys.stderr, flush=True)
             write_stop_file(sweep_dir, e.signum)

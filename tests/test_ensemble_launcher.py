@@ -51,7 +51,7 @@ def test_seeds_train_as_one_group_and_match_the_basic_launcher(tiny_env, tmp_pat
         ["run", "-m", seeds, "hydra/launcher=ensemble", *TINY, f"hydra.sweep.dir={tmp_path / 'ens'}"], tmp_path
     )
     assert ens.returncode == 0, ens.stdout + ens.stderr
-    assert "ensemble: 3 of 3 jobs train as 1 group (3 seeds, at most 16 each)" in ens.stderr
+    assert "ensemble: 3 of 3 jobs train as 1 group of 3 seeds (at most 16 each)" in ens.stderr
     basic = invoke(["run", "-m", seeds, *TINY, f"hydra.sweep.dir={tmp_path / 'basic'}"], tmp_path)
     assert basic.returncode == 0, basic.stdout + basic.stderr
     a, b = jobs(tmp_path / "ens"), jobs(tmp_path / "basic")
@@ -87,7 +87,7 @@ def test_jobs_that_cannot_join_a_group_run_one_by_one_and_the_note_says_why(tiny
     assert r.returncode == 0, r.stdout + r.stderr
     # 2 configs x 3 seeds, at most 2 to a group: per config a group of 2 and a seed alone
     assert (
-        "ensemble: 4 of 6 jobs train as 2 groups (2/2 seeds, at most 2 each); 2 one by one: no other job "
+        "ensemble: 4 of 6 jobs train as 2 groups of 2 seeds (at most 2 each); 2 one by one: no other job "
         "differs from it only in trainer.seed" in r.stderr
     )
     assert [read_summary(j).status for j in jobs(sweep)] == [Status.COMPLETED] * 6
