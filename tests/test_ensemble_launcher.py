@@ -152,3 +152,30 @@ def test_a_group_stopped_by_a_signal_resumes_bit_identically(tiny_env, tmp_path)
         assert read_summary(mine).status == Status.COMPLETED
         assert max_diff(weights(mine), weights(theirs)) == 0.0
         assert json.loads((mine / "summary.json").read_text())["final_test_acc"] == read_summary(theirs).final_test_acc
+
+
+def test_groups_keep_job_order_and_split_at_members_max():
+    from ics_cli.ensemble import Member, groups_of
+
+    members = [Member(0, None, "a"), Member(1, None, "b"), Member(2, None, "a"), Member(3, None, None, "why")]
+    members += [Member(4, None, "a"), Member(5, None, "b")]
+    assert groups_of(members, 16) == [[0, 2, 4], [1, 5], [3]]
+    assert groups_of(members, 2) == [[0, 2], [1, 5], [3], [4]]
+
+
+def test_the_note_counts_groups_and_says_why_jobs_train_alone():
+    from ics_cli.ensemble import note
+
+    from ics.config import to_dict
+    from tests.test_group import config, with_instruments
+
+    def job(seed, lr=0.2, noise=False):
+        c = to_dict(with_instruments(config(), "bn_noise") if noise else config())
+        c["trainer"]["seed"], c["optim"]["lr"] = seed, lr
+        return c
+
+    configs = [job(0), job(1), job(0, lr=0.5), job(1, lr=0.5), job(2, lr=0.5), job(0, lr=0.9), job(0, noise=True)]
+    assert note(configs, 16) == (
+        "ensemble: 5 of 7 jobs train as 1 group of 3 seeds, 1 group of 2 seeds (at most 16 each); 2 one by one: "
+        "bn_noise is on (it watches each run's own forward pass); no other job differs from it only in trainer.seed"
+    )
