@@ -194,8 +194,16 @@ class EnsembleLauncherBase:
         rets = {}
         for job in batch:  # each member's job folder and Hydra job config, as run_job makes them
             rets[job.index] = self._run_job(job, lambda cfg, job=job: job.where.update(member_setup(cfg)))
+        from hydra.core.utils import JobStatus
+
+        for job in batch:  # a setup that failed, or a job that must say what is wrong: the task, alone
+            if job.where.get("alone") or rets[job.index].status == JobStatus.FAILED:
+                job.where["train"] = False
+                rets[job.index] = self._alone(job)
         ready = [j for j in batch if j.where.get("train")]
-        if ready:
+        if len(ready) == 1:  # the others left: no group to train with
+            rets[ready[0].index] = self._alone(ready[0])
+        elif ready:
             from ics_cli.hydra_app import train_members
 
             values, left_out = train_members([j.member.config for j in ready], [j.where for j in ready])

@@ -311,7 +311,8 @@ def task(cfg: DictConfig) -> Optional[float]:
 
 def member_setup(cfg: DictConfig) -> dict:
     """The task of a group member's run_job: where the job lives and what it is called (its folder
-    and .hydra/ files are made by run_job itself); train: False when the sweep was stopped before it."""
+    and .hydra/ files are made by run_job itself); train: False when the sweep was stopped before it,
+    or (alone: True) when its job must run alone for the task to say what is wrong."""
     from hydra.core.hydra_config import HydraConfig
     from ics_cli.sweeps import STOP_FILE, logs_to_file_only
 
@@ -326,13 +327,17 @@ def member_setup(cfg: DictConfig) -> dict:
     if quiet:
         logs_to_file_only(out_dir)
     resumed = RESUME_KEY in cfg
+    try:
+        overrides = resumed_job(out_dir, sweep_dir)[1] if resumed else list(hc.overrides.task)
+    except ConfigError:  # (changed since the launcher read it) the task, run alone, says what is wrong
+        return {"train": False, "alone": True}
     return {
         "train": True,
         "out_dir": out_dir,
         "sweep_dir": sweep_dir,
         "cwd": cwd,
         "num": int(hc.job.num),
-        "overrides": resumed_job(out_dir, sweep_dir)[1] if resumed else list(hc.overrides.task),
+        "overrides": overrides,
         "label": f"job {hc.job.num} {out_dir.name if resumed else hc.job.override_dirname}",
         "quiet": quiet,
     }
