@@ -21,6 +21,7 @@ members (by config and checkpoint step) and continues them bit-identically.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from ics.config import Config, ConfigError, from_dict
 
 TARGET = "hydra_plugins.ics.ensemble_launcher.EnsembleLauncher"  # cli/plugins/ensemble_launcher.py
 OPTION = "ensemble"
+RESUME_CANDIDATE = "resumed"  # the candidate key of every job `ics resume` launches
 MEMBERS_MAX = 16  # the default: past ~16 members a CPU step gains little more (docs/benchmark.md)
 
 
@@ -127,7 +129,7 @@ def note(configs: Sequence[dict], members_max: int) -> str:
 class Job:
     index: int  # Hydra's job number
     overrides: List[str]
-    config: DictConfig  # the job's composed config, hydra node included
+    config: Optional[DictConfig]  # the job's composed config, hydra node included (when its turn comes)
     member: Member = field(default_factory=lambda: Member(0, None, None))
     where: Dict[str, Any] = field(default_factory=dict)  # noted in its run_job: out_dir, label, ...
 
@@ -151,31 +153,36 @@ class EnsembleLauncherBase:
         assert self.config is not None and self.hydra_context is not None
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-        jobs = []
-        for n, overrides in enumerate(job_overrides):
-            index = initial_job_idx + n
-            config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
-            with open_dict(config):
-                config.hydra.job.id = index
-                config.hydra.job.num = index
-            jobs.append(Job(index, list(overrides), config))
+        jobs = [Job(initial_job_idx + n, list(o), None) for n, o in enumerate(job_overrides)]  # type: ignore[arg-type]
         ours = _is_ics_task(self.task_function)
-        for n, job in enumerate(jobs):
-            job.member = _member(job, n) if ours else Member(n, None, None)
+        # candidates first, from the overrides alone (no composing: the first group starts at once);
+        # each candidate is composed when its turn comes, and splits where the configs differ
+        quick = [Member(n, None, _quick_key(j.overrides) if ours else None) for n, j in enumerate(jobs)]
         returns: Dict[int, Any] = {}
-        for group in groups_of([j.member for j in jobs], self.members_max):
-            batch = [jobs[i] for i in group]
-            if len(batch) == 1:
-                returns[batch[0].index] = self._alone(batch[0])
-            else:
-                returns.update(self._together(batch))
-            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        resumed = any(m.key == RESUME_CANDIDATE for m in quick)  # composed all at once, then split
+        for candidate in groups_of(quick, len(jobs) if resumed else self.members_max):
+            batch = [jobs[i] for i in candidate]
+            for job in batch:  # as the basic launcher composes a job
+                job.config = self.hydra_context.config_loader.load_sweep_config(self.config, job.overrides)
+                with open_dict(job.config):
+                    job.config.hydra.job.id = job.index
+                    job.config.hydra.job.num = job.index
+                job.member = _member(job, len(batch) > 1)
+            for group in groups_of(
+                [dataclasses.replace(j.member, index=n) for n, j in enumerate(batch)], self.members_max
+            ):
+                if len(group) == 1:
+                    returns[batch[group[0]].index] = self._alone(batch[group[0]])
+                else:
+                    returns.update(self._together([batch[i] for i in group]))
+                configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         return [returns[j.index] for j in jobs]
 
     # --- one job, as the basic launcher runs it --------------------------------------------------------
     def _run_job(self, job: Job, task):
         from hydra.core.utils import run_job
 
+        assert job.config is not None  # (composed when its candidate group's turn came)
         return run_job(
             hydra_context=self.hydra_context,
             task_function=task,
@@ -222,7 +229,19 @@ def _is_ics_task(task) -> bool:
     return f"{getattr(task, '__module__', '')}.{getattr(task, '__name__', '')}" in ICS_TASKS
 
 
-def _member(job: Job, n: int) -> Member:
+def _quick_key(overrides: Sequence[str]) -> Optional[str]:
+    """What candidate members share before composing: the job's overrides but its seed. A job that
+    `ics resume` continues is named by its folder alone (+ics_resume=<name>): every such job is one
+    candidate (RESUME_CANDIDATE), and their folders' configs and checkpoint steps split it."""
+    from ics_cli.hydra_app import RESUME_KEY
+
+    rest = sorted(o for o in overrides if o.split("=", 1)[0].lstrip("+~") != "trainer.seed")
+    if any(o.split("=", 1)[0].lstrip("+") == RESUME_KEY for o in overrides):
+        return RESUME_CANDIDATE  # every resumed job is a candidate of one group; the folders' configs split it
+    return json.dumps(rest)
+
+
+def _member(job: Job, grouping: bool) -> Member:
     """A job's grouping: its ics config and, for a job `ics resume` continues, its checkpoint step
     (members stopped together are at one step). A config that does not compose trains alone (the
     task reports it)."""
@@ -231,16 +250,18 @@ def _member(job: Job, n: int) -> Member:
     from ics.train import checkpoint as ckpt
 
     cfg = job.config
+    if not grouping or cfg is None:
+        return Member(0, None, None)
     try:
         if RESUME_KEY in cfg:
             sweep_dir = Path(str(cfg.hydra.sweep.dir))
             out_dir = sweep_dir / str(OmegaConf.to_container(cfg)[RESUME_KEY])  # type: ignore[index]
             config, _ = resumed_job(out_dir, sweep_dir)
             path = ckpt.path_of(out_dir)
-            return member_of(n, config, ckpt.step_of(path) if path.is_file() else 0)
-        return member_of(n, from_dict(cfg))  # type: ignore[arg-type]  # (a DictConfig; its hydra node is left out)
+            return member_of(0, config, ckpt.step_of(path) if path.is_file() else 0)
+        return member_of(0, from_dict(cfg))  # type: ignore[arg-type]  # (a DictConfig; its hydra node is left out)
     except (ConfigError, OSError, ValueError, KeyError):  # the task says what is wrong when it runs the job
-        return Member(n, None, None)
+        return Member(0, None, None)
 
 
 def members_line(nums: Sequence[int]) -> str:
