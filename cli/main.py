@@ -592,11 +592,21 @@ def bench(
         help="Only seeds trained as one vectorised model vs one after the other, for these member counts (e.g. 5,16).",
     ),
     device: str = typer.Option("cpu", help="--ensemble only: the device (cpu: one thread; cuda)."),
+    launchers: int = typer.Option(
+        0,
+        "--launchers",
+        min=0,
+        help="Only `ics run -m trainer.seed=0..N-1 [OVERRIDES]` timed whole through the basic and the "
+        "ensemble launcher (--steps per job).",
+    ),
+    overrides: Optional[List[str]] = typer.Argument(None, help="--launchers only: overrides of the timed sweep."),
 ) -> None:
     """Throughput of the ics loop vs a hand-written loop and the tutorial DataLoader pipeline.
 
     Example: [bold]ICS_DATA_ROOT=/data ics bench --steps 3000[/bold]
     """
+    if overrides and not launchers:
+        _fail(f"{overrides[0]!r} is not an option of ics bench; overrides are taken with --launchers only")
     if preflight_jobs:
         from ics_cli.preflight import measure  # Hydra: not for `ics --help` or a Tab
 
@@ -608,13 +618,22 @@ def bench(
     from rich.console import Console
 
     # torch: imported only when the command runs, never for `ics --help` or a Tab
-    from ics.bench import ensemble_bench, ensemble_sizes, instrument_costs, run_bench, threads_under_load
+    from ics.bench import (
+        ensemble_bench,
+        ensemble_sizes,
+        instrument_costs,
+        launcher_bench,
+        run_bench,
+        threads_under_load,
+    )
     from ics.config import ConfigError
     from ics.data.vision import TorchvisionMismatch
 
     root = None if synthetic else (data_root or os.environ.get("ICS_DATA_ROOT"))
     try:
-        if ensemble is not None:
+        if launchers:
+            launcher_bench(launchers, steps, repeats, Console(), root, overrides or [])
+        elif ensemble is not None:
             ensemble_bench(ensemble_sizes(ensemble), steps, repeats, Console(), root, device)
         elif threads:
             threads_under_load(steps, Console(), root)

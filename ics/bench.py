@@ -14,10 +14,11 @@ Each loop is timed `repeats` times, interleaved, and the best time is kept (nois
 from __future__ import annotations
 
 import dataclasses
+import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -563,3 +564,58 @@ def ensemble_bench(
             table.add_row(label, str(k), f"{alone:.0f}", f"{together:.0f}", f"{together / alone:.2f}x")
     console.print(table)
     return out
+
+
+def launcher_bench(
+    members: int, steps: int, repeats: int, console, data_root: Optional[str], extra: Sequence[str] = ()
+) -> Dict[str, float]:
+    """Wall time of `ics run -m trainer.seed=0..K-1 [extra]` through the basic launcher (one job after
+    another) and hydra/launcher=ensemble (the K seeds as one vectorised model), each a fresh `ics`
+    process into a temporary sweep folder, interleaved so that drifts in machine load hit both alike,
+    best of `repeats`. Whole commands: start-up, data, evaluation, instruments and files included.
+    Also the largest difference in any job's final test accuracy between the two launchers."""
+    import json
+    import subprocess
+    import sys
+
+    from rich.table import Table
+
+    if data_root is None:
+        raise ConfigError("--launchers needs the real data: give --data-root or set ICS_DATA_ROOT")
+    seeds = ",".join(str(s) for s in range(members))
+    args = ["run", "-m", f"trainer.seed={seeds}", f"trainer.steps={steps}", "trainer.threads=1", *extra]
+    env = {**os.environ, "ICS_DATA_ROOT": data_root}
+    best = {"basic": float("inf"), "ensemble": float("inf")}
+    finals: Dict[str, List[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="ics-bench-") as tmp:
+        for r in range(repeats):
+            for launcher in best:
+                sweep = Path(tmp) / f"{launcher}{r}"
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "ics_cli.main",
+                    *args,
+                    f"hydra/launcher={launcher}",
+                    f"hydra.sweep.dir={sweep}",
+                ]
+                t0 = time.perf_counter()
+                done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+                wall = time.perf_counter() - t0
+                if done.returncode != 0:
+                    tail = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+                    raise ConfigError(f"--launchers: `ics {' '.join(args)} hydra/launcher={launcher}` failed: {tail}")
+                best[launcher] = min(best[launcher], wall)
+                jobs = sorted(sweep.glob("*_*/summary.json"), key=lambda p: int(p.parent.name.split("_")[0]))
+                finals[launcher] = [float(json.loads(p.read_text())["final_test_acc"]) for p in jobs]
+    gap = max(abs(a - b) for a, b in zip(finals["basic"], finals["ensemble"]))
+    table = Table(
+        title=f"`ics run -m trainer.seed=0..{members - 1} trainer.steps={steps} trainer.threads=1"
+        f"{' ' + ' '.join(extra) if extra else ''}`: whole commands, best of {repeats}, interleaved"
+    )
+    for col in ("launcher", "wall s", "vs basic", "max |Δ final test acc|"):
+        table.add_column(col)
+    table.add_row("basic", f"{best['basic']:.1f}", "1.00x", "")
+    table.add_row("ensemble", f"{best['ensemble']:.1f}", f"{best['basic'] / best['ensemble']:.2f}x", f"{gap:.4f}")
+    console.print(table)
+    return {"launcher_basic_sec": best["basic"], "launcher_ensemble_sec": best["ensemble"], "launcher_acc_gap": gap}

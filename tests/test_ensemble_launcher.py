@@ -179,3 +179,13 @@ def test_the_note_counts_groups_and_says_why_jobs_train_alone():
         "ensemble: 5 of 7 jobs train as 1 group of 3 seeds, 1 group of 2 seeds (at most 16 each); 2 one by one: "
         "bn_noise is on (it watches each run's own forward pass); no other job differs from it only in trainer.seed"
     )
+
+
+@pytest.mark.slow
+def test_bench_times_both_launchers_on_the_same_sweep(tiny_env, mnist_root, tmp_path):
+    args = ["bench", "--launchers", "2", "--steps", "100", "--repeats", "1", "--data-root", str(mnist_root)]
+    r = ics([*args, "probe.size=100"], tiny_env, tmp_path)
+    assert r.returncode == 0, r.stderr
+    rows = {line.split("│")[1].strip(): line for line in r.stdout.splitlines() if line.startswith("│")}
+    assert set(rows) == {"basic", "ensemble"}
+    assert "1.00x" in rows["basic"] and "x" in rows["ensemble"].split("│")[3]
