@@ -38,7 +38,7 @@ from ics_cli.sweeps import (
 from ics.config import Config, ConfigError, from_dict
 from ics.record import RecordError, Status, names, read_job, read_jobs, read_planned, read_summary
 from ics.record.files import MAX_YAML_BYTES, atomic_write, copy_tree, one_line, read_bytes, write_json
-from ics.record.lock import holder
+from ics.record.lock import RunBusy, RunLock, holder
 from ics.record.plan import Plan as JobPlan
 from ics.record.plan import PlanError, PlannedJob, read_plan, write_plan
 
@@ -178,6 +178,18 @@ def keep_study(stage: Path, target: Path, plan, argv: List[str]) -> List[str]:
     argv = [a for a in argv if not a.startswith("hydra.searchpath=")]
     argv[1:1] = ConfigDirs(dirs=plan.dirs).searchpath_override()
     return argv
+
+
+def hold_sweep(target: Path, doing: str) -> RunLock:
+    """The sweep's own lock (sweep.lock), held by the one `ics` process that runs or resumes it, until
+    that process ends or releases it. A second one is refused in one line (UserError), before it
+    writes anything: two processes resuming one sweep would start the same jobs."""
+    lock = RunLock(target, names.SWEEP_LOCK, f"{doing} it")
+    try:
+        return lock.acquire()
+    except RunBusy as e:  # "<sweep> is in use by pid N on host, resuming it", or a lock ics cannot use
+        busy = holder(target, names.SWEEP_LOCK) is not None
+        raise UserError(f"{e}; nothing was changed: wait for it to end" if busy else str(e)) from None
 
 
 def start_sweep(target: Path, plan, varying: Dict[str, list], study: Optional[str]) -> None:

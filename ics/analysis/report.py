@@ -201,6 +201,7 @@ RUN_MARKERS = (
     names.PLANNED_JOBS,
     names.JOB_PLAN,
     names.LOCK,
+    names.SWEEP_LOCK,
     names.METRICS,
     "sweep.json",
     "hparams.json",
