@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from ics.record import JobRecord, Status, Summary
+from ics.record.jobs import score_text
 
 
 def _fmt(v: Optional[float], f: str = "{:.4f}") -> str:
@@ -60,8 +61,8 @@ def status_rows(jobs: List[JobRecord], planned: Optional[List[List[str]]] = None
                 "-" if job.num is None else str(job.num),
                 mine(job.overrides),
                 status_text(job),
-                "-" if bad else _fmt(s.final_test_acc if s else None),
-                "-" if bad else _fmt(s.best_test_acc if s else None),
+                "-" if bad or s is None else score_text(s.final_test_acc, s.steps, s.last_eval_step),
+                "-" if bad or s is None else score_text(s.best_test_acc, s.steps, s.last_eval_step, best=True),
                 _fmt(s.steps_per_sec if s else None, "{:.0f}"),
             )
         )

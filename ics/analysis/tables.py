@@ -34,6 +34,7 @@ from ics.analysis.stats import (
 )
 from ics.analysis.tolerance import GroupTolerance
 from ics.record import Status, Summary, names
+from ics.record.jobs import score_text
 
 
 @dataclass
@@ -97,6 +98,7 @@ def run_rows(jobs: Sequence[Job]) -> List[Dict[str, Any]]:
         for k in (
             "diverged_at_step",
             "steps",
+            "last_eval_step",
             "final_test_acc",
             "best_test_acc",
             "best_test_acc_step",
@@ -144,10 +146,12 @@ def runs_table(
     cells = []
     for r in rows:
         bad = r["status"] in (Status.DIVERGED, Status.FAILED)
-        final = f"{_fmt(r['counted_test_acc'])}*" if bad else _fmt(r["final_test_acc"])
+        steps, last = r["steps"], r["last_eval_step"]
+        final = f"{_fmt(r['counted_test_acc'])}*" if bad else score_text(r["final_test_acc"], steps, last, ".4f")
+        best = "-" if bad else score_text(r["best_test_acc"], steps, last, ".4f", best=True)
         cells.append(
             ([r["sweep"]] if several else [])
-            + [str(r["job"]), r["label"], r["status_text"], final, "-" if bad else _fmt(r["best_test_acc"])]
+            + [str(r["job"]), r["label"], r["status_text"], final, best]
             + [_interval(r[f"steps_to_{t}"], r[f"steps_to_{t}_after"]) for t in targets]
             + [r["status"] if bad else _fmt(r["max_drift_w1_raw"], ".3f")]
         )
