@@ -7,6 +7,7 @@ from typing import List, Optional
 
 from ics.record import JobRecord, Status, Summary
 from ics.record.jobs import score_text
+from ics.words import count
 
 
 def _fmt(v: Optional[float], f: str = "{:.4f}") -> str:
@@ -85,7 +86,7 @@ def print_status_table(
     console = console or Console()
     rows, caption = status_rows(jobs, planned)
     cols = columns(jobs)
-    title = f"sweep: {len(rows)} jobs"
+    title = f"sweep: {count(len(rows), 'job')}"
     # cells are text read from run folders: Text, so that a '[' in them is never Rich markup
     table = Table(title=title, caption=Text(caption) if caption else None, caption_justify="left")
     widths = fit_widths(cols, rows, console.width - 3 * len(cols) - 1)  # 3 per column + 1: borders, padding

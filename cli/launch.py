@@ -41,6 +41,7 @@ from ics.record.files import MAX_YAML_BYTES, atomic_write, copy_tree, one_line, 
 from ics.record.lock import RunBusy, RunLock, holder
 from ics.record.plan import Plan as JobPlan
 from ics.record.plan import PlanError, PlannedJob, read_plan, write_plan
+from ics.words import count, them
 
 
 def stamp() -> str:
@@ -220,14 +221,16 @@ def start_sweep(target: Path, plan, varying: Dict[str, list], study: Optional[st
         write_sweep_record(target, study, plan.dirs, plan.config_name)
     swept = ", ".join(f"{k} ({len(v)})" for k, v in varying.items()) or "nothing"
     if search:
-        trials = f"{plan.total} trials" if plan.total else "trials"
+        trials = count(plan.total, "trial") if plan.total else "trials"
         say(
             f"{stamp()}search: {trials} of hydra/sweeper={plan.sweeper.option} into {target} (launcher "
             f"{plan.launcher.option}; {plan.objective['direction']} sweep.objective={plan.objective['metric']} over "
             f"{', '.join(plan.searched)})"
         )
         return
-    say(f"{stamp()}sweep: {len(plan.jobs)} jobs into {target} (launcher {plan.launcher.option}; swept: {swept})")
+    say(
+        f"{stamp()}sweep: {count(len(plan.jobs), 'job')} into {target} (launcher {plan.launcher.option}; swept: {swept})"
+    )
 
 
 class _NoResultLines:
@@ -320,9 +323,9 @@ def after_sweep(sweep_dir: Path, signum: Optional[int] = None, refused: Sequence
     ]
     if cannot:  # resume named each with its reason: resuming again would not help
         raise UserError(
-            f"{len(cannot)} job(s) cannot be resumed: {', '.join(cannot)} (see why above)"
+            f"{count(len(cannot), 'job')} cannot be resumed: {', '.join(cannot)} (see why above)"
             + (
-                f"; {len(unfinished)} did not finish: {', '.join(unfinished)}, finish them with ics resume {sweep_dir}"
+                f"; {len(unfinished)} did not finish: {', '.join(unfinished)}, finish {them(unfinished)} with ics resume {sweep_dir}"
                 if unfinished
                 else ""
             ),

@@ -403,8 +403,10 @@ def _resume_held(path: Path, extra: List[str], plan) -> None:
     elif not what.refused:
         typer.echo(f"resume: nothing to do: every job of {path} has finished")
     if what.refused:
+        from ics.words import count
+
         _fail(
-            f"{len(what.refused)} job(s) cannot be resumed (said above, with why); the others "
+            f"{count(len(what.refused), 'job')} cannot be resumed (said above, with why); the others "
             f"{'ran' if what.todo else 'are finished'}",
             code=1,
         )

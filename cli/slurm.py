@@ -43,6 +43,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from ics_cli.sweeps import HPARAMS_FILE
 
 from ics.record import names
+from ics.words import count, them
 
 log = logging.getLogger(__name__)
 # the CLI quiets Hydra's own INFO lines (root at WARNING); what this launcher says (job ids, squeue and
@@ -247,8 +248,9 @@ if _SubmititSlurmLauncher is not None:
                 unfinished = [f"#{num} ({ended[num]})" for num, _ in todo if ended.get(num)]
                 if unfinished:
                     log.warning(
-                        f"{len(unfinished)} job(s) ended without a result: {', '.join(unfinished)}; what "
-                        f"they kept is in the table below; finish them with: ics resume {sweep_dir}"
+                        f"{count(len(unfinished), 'job')} ended without a result: {', '.join(unfinished)}; what "
+                        f"{'it' if len(unfinished) == 1 else 'they'} kept is in the table below; finish "
+                        f"{them(unfinished)} with: ics resume {sweep_dir}"
                     )
             return [results[initial_job_idx + k] for k in range(len(job_overrides))]
 
