@@ -984,3 +984,25 @@ def test_progress_steps_per_sec_is_the_segments_average_not_the_last_window(tmp_
     lines = [ln for ln in capsys.readouterr().out.splitlines() if "step " in ln]
     assert lines[0].endswith("  100 steps/s avg") and lines[1].endswith("  18 steps/s avg"), lines
     assert said == 200 / 11
+
+
+def test_a_steps_to_target_interval_is_never_broken_across_lines():
+    """ "(178, 316] all 5" is one value: at any width the table keeps it on one line (its column as
+    wide as it, or one block per row), never "(1000," on one line and "1778] all 5" on the next."""
+    from rich.console import Console
+
+    from ics.analysis.tables import TextTable, print_tables
+
+    cells = [
+        ["model.norm=batch optim.lr=0.1", "5", "0.9712 ± 0.0021", "(178, 316] all 5", "(316, 562] all 5"],
+        ["model.norm=none optim.lr=0.1", "5", "0.9612 ± 0.0031", "(316, 562] all 5", "(1000, 1778] all 5"],
+        ["model.norm=layer optim.lr=0.1", "2", "0.9512", "(56, 100]", "- (0/2 reached)"],
+    ]
+    t = TextTable("Seed groups", ["group", "n", "final test acc", "steps→0.9", "steps→0.95"], cells)
+    for width in range(60, 121, 2):
+        console = Console(width=width, record=True, color_system=None)
+        print_tables([t], console)
+        lines = console.export_text().splitlines()
+        assert all(len(line) <= width for line in lines)
+        for cell in {c for row in cells for c in row[3:] if c.startswith("(")}:
+            assert any(cell in line for line in lines), (width, cell, "\n".join(lines))

@@ -1014,9 +1014,14 @@ def fit_widths(headers: Sequence[str], rows, room: int) -> Optional[List[int]]:
     return widths
 
 
+# a steps-to-target cell, "(178, 316]" or "(178, 316] all 5": read as one value, never broken
+_INTERVAL = re.compile(r"\(\S+, \S+\](?: all \d+)?")
+
+
 def _units(text: str) -> List[str]:
-    """A cell's pieces that never break: words, with "mean ± ci" one piece."""
-    return re.split(r"(?<!±) (?!±)", text.strip())
+    """A cell's pieces that never break: words, with "mean ± ci" and an interval one piece each."""
+    kept = _INTERVAL.sub(lambda m: m[0].replace(" ", "\xa0"), text.strip())
+    return [u.replace("\xa0", " ") for u in re.split(r"(?<!±) (?!±)", kept)]
 
 
 def wrap_cell(text: str, width: int) -> str:
