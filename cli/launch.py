@@ -76,7 +76,9 @@ def check_user_dir(target: Path, multirun: bool, overrides: List[str]) -> Option
         )
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     if multirun:
-        if not any((target / n).is_file() for n in ("multirun.yaml", names.PLANNED_JOBS, names.JOB_PLAN)):
+        if not any(
+            (target / n).is_file() for n in ("multirun.yaml", names.PLANNED_JOBS, names.JOB_PLAN, names.SWEEP_LOCK)
+        ):
             raise UserError(
                 f"{key}={target} is a non-empty folder that is not an ics sweep; choose a new or empty folder"
             )

@@ -316,10 +316,12 @@ def _forget(sweep_dir: Path) -> None:
     except OSError:
         return
     # what the CLI and this launch write before any job runs: the plan, the HParams experiment
-    # (hparams.json and its events file, sweep.json, a study's copy), Hydra's multirun.yaml, submitit's pickles
+    # (hparams.json and its events file, sweep.json, a study's copy), Hydra's multirun.yaml, submitit's pickles,
+    # the sweep's lock
     from ics_cli.configdirs import RECORD, STAGE
 
-    launch_files = {"multirun.yaml", ".submitit", names.PLANNED_JOBS, names.JOB_PLAN, HPARAMS_FILE, RECORD, STAGE}
+    launch_files = {"multirun.yaml", ".submitit", names.PLANNED_JOBS, names.JOB_PLAN, names.SWEEP_LOCK}
+    launch_files |= {HPARAMS_FILE, RECORD, STAGE}
     if any(e not in launch_files and not e.startswith("events.out.tfevents.") for e in entries):
         return
     shutil.rmtree(sweep_dir, ignore_errors=True)

@@ -99,3 +99,15 @@ def test_two_resumes_of_one_sweep_the_second_is_refused_the_first_finishes_it(ti
     assert "already completed" not in done.stdout + done.stderr
     jobs = sorted(d for d in sweep.iterdir() if d.is_dir())
     assert [json.loads((d / names.SUMMARY).read_text())["status"] for d in jobs] == ["completed"] * 2
+
+
+def test_a_slurm_sweep_that_ran_no_job_is_forgotten_with_its_lock(tmp_path, monkeypatch):
+    """A SLURM sweep whose submission failed holds only what the launch wrote, its lock included:
+    the folder goes, as before there was a lock."""
+    from ics_cli.slurm import _forget
+
+    monkeypatch.chdir(tmp_path)
+    sweep = _planned_sweep(tmp_path)
+    with RunLock(sweep, names.SWEEP_LOCK, "running it"):
+        _forget(sweep)
+    assert not sweep.exists()
