@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import List, Optional
 
 from ics.record import JobRecord, Status, Summary
+from ics.record.jobs import score_text
+from ics.words import count
 
 
 def _fmt(v: Optional[float], f: str = "{:.4f}") -> str:
@@ -60,8 +62,8 @@ def status_rows(jobs: List[JobRecord], planned: Optional[List[List[str]]] = None
                 "-" if job.num is None else str(job.num),
                 mine(job.overrides),
                 status_text(job),
-                "-" if bad else _fmt(s.final_test_acc if s else None),
-                "-" if bad else _fmt(s.best_test_acc if s else None),
+                "-" if bad or s is None else score_text(s.final_test_acc, s.steps, s.last_eval_step),
+                "-" if bad or s is None else score_text(s.best_test_acc, s.steps, s.last_eval_step, best=True),
                 _fmt(s.steps_per_sec if s else None, "{:.0f}"),
             )
         )
@@ -84,7 +86,7 @@ def print_status_table(
     console = console or Console()
     rows, caption = status_rows(jobs, planned)
     cols = columns(jobs)
-    title = f"sweep: {len(rows)} jobs"
+    title = f"sweep: {count(len(rows), 'job')}"
     # cells are text read from run folders: Text, so that a '[' in them is never Rich markup
     table = Table(title=title, caption=Text(caption) if caption else None, caption_justify="left")
     widths = fit_widths(cols, rows, console.width - 3 * len(cols) - 1)  # 3 per column + 1: borders, padding

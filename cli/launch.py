@@ -38,9 +38,10 @@ from ics_cli.sweeps import (
 from ics.config import Config, ConfigError, from_dict
 from ics.record import RecordError, Status, names, read_job, read_jobs, read_planned, read_summary
 from ics.record.files import MAX_YAML_BYTES, atomic_write, copy_tree, one_line, read_bytes, write_json
-from ics.record.lock import holder
+from ics.record.lock import RunBusy, RunLock, holder
 from ics.record.plan import Plan as JobPlan
 from ics.record.plan import PlanError, PlannedJob, read_plan, write_plan
+from ics.words import count, them
 
 
 def stamp() -> str:
@@ -75,7 +76,9 @@ def check_user_dir(target: Path, multirun: bool, overrides: List[str]) -> Option
         )
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     if multirun:
-        if not any((target / n).is_file() for n in ("multirun.yaml", names.PLANNED_JOBS, names.JOB_PLAN)):
+        if not any(
+            (target / n).is_file() for n in ("multirun.yaml", names.PLANNED_JOBS, names.JOB_PLAN, names.SWEEP_LOCK)
+        ):
             raise UserError(
                 f"{key}={target} is a non-empty folder that is not an ics sweep; choose a new or empty folder"
             )
@@ -180,6 +183,18 @@ def keep_study(stage: Path, target: Path, plan, argv: List[str]) -> List[str]:
     return argv
 
 
+def hold_sweep(target: Path, doing: str) -> RunLock:
+    """The sweep's own lock (sweep.lock), held by the one `ics` process that runs or resumes it, until
+    that process ends or releases it. A second one is refused in one line (UserError), before it
+    writes anything: two processes resuming one sweep would start the same jobs."""
+    lock = RunLock(target, names.SWEEP_LOCK, f"{doing} it")
+    try:
+        return lock.acquire()
+    except RunBusy as e:  # "<sweep> is in use by pid N on host, resuming it", or a lock ics cannot use
+        busy = holder(target, names.SWEEP_LOCK) is not None
+        raise UserError(f"{e}; nothing was changed: wait for it to end" if busy else str(e)) from None
+
+
 def start_sweep(target: Path, plan, varying: Dict[str, list], study: Optional[str]) -> None:
     """The sweep's own record, written before its first job: every job as data (what `ics resume`
     rebuilds the jobs from, never composing again), the swept keys, where its configs came from."""
@@ -208,14 +223,16 @@ def start_sweep(target: Path, plan, varying: Dict[str, list], study: Optional[st
         write_sweep_record(target, study, plan.dirs, plan.config_name)
     swept = ", ".join(f"{k} ({len(v)})" for k, v in varying.items()) or "nothing"
     if search:
-        trials = f"{plan.total} trials" if plan.total else "trials"
+        trials = count(plan.total, "trial") if plan.total else "trials"
         say(
             f"{stamp()}search: {trials} of hydra/sweeper={plan.sweeper.option} into {target} (launcher "
             f"{plan.launcher.option}; {plan.objective['direction']} sweep.objective={plan.objective['metric']} over "
             f"{', '.join(plan.searched)})"
         )
         return
-    say(f"{stamp()}sweep: {len(plan.jobs)} jobs into {target} (launcher {plan.launcher.option}; swept: {swept})")
+    say(
+        f"{stamp()}sweep: {count(len(plan.jobs), 'job')} into {target} (launcher {plan.launcher.option}; swept: {swept})"
+    )
 
 
 class _NoResultLines:
@@ -308,9 +325,9 @@ def after_sweep(sweep_dir: Path, signum: Optional[int] = None, refused: Sequence
     ]
     if cannot:  # resume named each with its reason: resuming again would not help
         raise UserError(
-            f"{len(cannot)} job(s) cannot be resumed: {', '.join(cannot)} (see why above)"
+            f"{count(len(cannot), 'job')} cannot be resumed: {', '.join(cannot)} (see why above)"
             + (
-                f"; {len(unfinished)} did not finish: {', '.join(unfinished)}, finish them with ics resume {sweep_dir}"
+                f"; {len(unfinished)} did not finish: {', '.join(unfinished)}, finish {them(unfinished)} with ics resume {sweep_dir}"
                 if unfinished
                 else ""
             ),

@@ -12,6 +12,7 @@ import os
 import shutil
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import List, Optional, Sequence
 
@@ -117,12 +118,13 @@ def _launch(
     stage: Optional[Path] = None,
 ) -> None:
     early = _StopBeforeRun()
-    with early:
-        _launch_run(early, args, force_multirun, study, extra_dirs, stage)
+    with early, ExitStack() as held:  # held: the sweep's lock, released as the command ends
+        _launch_run(early, held, args, force_multirun, study, extra_dirs, stage)
 
 
 def _launch_run(
     early: "_StopBeforeRun",
+    held: ExitStack,
     args: List[str],
     force_multirun: bool,
     study: Optional[str],
@@ -165,6 +167,8 @@ def _launch_run(
     multirun = plan.mode == "multirun"
     try:
         target, argv, finished = launch.target_of(plan, multirun, study, argv)
+        if multirun and finished is None:  # one process runs a sweep: no `ics resume` of it meanwhile
+            held.callback(launch.hold_sweep(target, "running").release)
     except UserError as e:
         _fail(str(e), e.code)
     if finished is not None:  # a run in a folder of the user's that has finished: left as it is
@@ -361,7 +365,22 @@ def _resume_sweep(path: Path, extra: List[str]) -> None:
     left alone, the others continue from their checkpoints or run from step 0, and what cannot be
     resumed is named with its reason (exit 1)."""
     from ics_cli import resume as plan  # imports the library, which `ics --help` and a Tab must not
+    from ics_cli.launch import hold_sweep
 
+    try:
+        plan.check(path, extra)
+        # one process resumes a sweep: a second one is refused here, before it writes anything
+        lock = hold_sweep(path.resolve(), "resuming")
+    except UserError as e:
+        _fail(str(e))
+    try:
+        _resume_held(path, extra, plan)
+    finally:
+        lock.release()
+
+
+def _resume_held(path: Path, extra: List[str], plan) -> None:
+    """_resume_sweep, once this process holds the sweep's lock: what is planned is what runs."""
     try:
         what = plan.prepare(path, extra)
     except UserError as e:
@@ -384,8 +403,10 @@ def _resume_sweep(path: Path, extra: List[str]) -> None:
     elif not what.refused:
         typer.echo(f"resume: nothing to do: every job of {path} has finished")
     if what.refused:
+        from ics.words import count
+
         _fail(
-            f"{len(what.refused)} job(s) cannot be resumed (said above, with why); the others "
+            f"{count(len(what.refused), 'job')} cannot be resumed (said above, with why); the others "
             f"{'ran' if what.todo else 'are finished'}",
             code=1,
         )

@@ -217,10 +217,17 @@ def preflight(
         from ics_cli import ensemble
 
         print(ensemble.note(configs, int(base.hydra.launcher.members_max)), file=sys.stderr)
+    mode = "multirun" if multirun else "run"
+    return _plan(argv, mode, base, jobs, overrides, dirs, config_name, launcher, sweeper, configs, len(jobs))
+
+
+def _plan(argv, mode, base, jobs, overrides, dirs, config_name, launcher, sweeper, configs, total, **search) -> "Plan":
+    """The plan of a checked launch, a sweep's or a search's (`search`: its objective and keys); it
+    writes into a folder of the user's when the overrides name one."""
     user_dir = any(o.split("=", 1)[0] in ("hydra.run.dir", "hydra.sweep.dir") for o in overrides)
     return Plan(
         argv,
-        "multirun" if multirun else "run",
+        mode,
         base.hydra,
         jobs,
         user_dir,
@@ -229,7 +236,8 @@ def preflight(
         launcher,
         sweeper=sweeper,
         configs=configs,
-        total=len(jobs),
+        total=total,
+        **search,
     )
 
 
@@ -273,20 +281,20 @@ def _search_plan(argv, base, sweeper, overrides, fixed, data, dirs, config_name)
             f"sweep.objective={objective} is to be {want}d but {key}={have}: add {key}={sweeper.direction_value(want)}"
         )
     total = sweeper.trials(base.hydra.sweeper)
-    user_dir = any(o.split("=", 1)[0] in ("hydra.run.dir", "hydra.sweep.dir") for o in overrides)
-    return Plan(
+    objective_of = {"metric": objective, "direction": want}
+    return _plan(
         argv,
         "multirun",
-        base.hydra,
+        base,
         jobs,
-        user_dir,
+        overrides,
         dirs,
         config_name,
         launcher,
-        sweeper=sweeper,
-        configs=[],
-        total=total,
-        objective={"metric": objective, "direction": want},
+        sweeper,
+        [],
+        total,
+        objective=objective_of,
         searched=list(space),
     )
 
@@ -450,26 +458,12 @@ def _check_jobs(jobs: List[List[str]], data: bool = True) -> List[Dict]:
                     node = copy.deepcopy(raw[name]) if isinstance(raw.get(name), DictConfig) and not whole else None
                     if node is None:  # a top-level key (name=...) or one the schema lacks
                         cfg = copy.deepcopy(raw)
-                        for o in overrides:
-                            _set(
-                                cfg,
-                                o.get_key_element().lstrip("+~"),
-                                o.value(),
-                                o.input_line,
-                                [c for c in choices if not c.startswith("hydra")],
-                            )
+                        _set_all(cfg, overrides, choices)
                         sections[memo] = getattr(from_dict(cfg), name)
                     else:
                         wrapper = OmegaConf.create({name: node})
                         OmegaConf.set_struct(wrapper, OmegaConf.is_struct(raw))
-                        for o in overrides:
-                            _set(
-                                wrapper,
-                                o.get_key_element().lstrip("+~"),
-                                o.value(),
-                                o.input_line,
-                                [c for c in choices if not c.startswith("hydra")],
-                            )
+                        _set_all(wrapper, overrides, choices)
                         sections[memo] = section_from_dict(name, OmegaConf.to_container(wrapper[name], resolve=True))
                 new[name] = sections[memo]
             cfg = dataclasses.replace(base, **new) if new else base
@@ -621,6 +615,18 @@ def _plain_values(section, overrides) -> Optional[object]:
             return None
         values[parts[1]] = float(value) if allowed[0] is float else value
     return dataclasses.replace(section, **values)
+
+
+def _set_all(cfg, overrides, choices) -> None:
+    """_set each override of a job's section in `cfg` (the whole config, or the section alone)."""
+    for o in overrides:
+        _set(
+            cfg,
+            o.get_key_element().lstrip("+~"),
+            o.value(),
+            o.input_line,
+            [c for c in choices if not c.startswith("hydra")],
+        )
 
 
 def _set(cfg: DictConfig, key: str, value, text: str, choices: List[str] = ()) -> None:

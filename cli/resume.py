@@ -246,23 +246,27 @@ def describe(plan: ResumePlan) -> List[str]:
 WRITTEN = ("multirun.yaml", "plan.json", "jobs.json", "hparams.json", "sweep.json", ".stopped", ".submitit")
 
 
-def prepare(path: Path, extra: List[str]) -> ResumePlan:
-    """`ics resume <sweep> [launcher settings]`: the plan, after every check that refuses the resume
-    before anything is written (a path Hydra would read as an interpolation, settings other than the
-    launcher's, a link where the resume writes)."""
+def check(path: Path, extra: List[str]) -> None:
+    """`ics resume <sweep> [launcher settings]`: every check that refuses the resume before anything
+    is written (a path Hydra would read as an interpolation, settings other than the launcher's, a
+    link where the resume writes). The sweep's lock (sweep.lock) is checked as it is taken."""
     if "${" in str(path.resolve()):
         raise UserError(
             f"{path} holds '${{' in its path, which Hydra would read as an interpolation; rename the folder"
         )
     check_extra(extra)
-    plan = plan_resume(path.resolve())
     links = [name for name in WRITTEN if (path / name).is_symlink()]
     if links:
         raise UserError(
             f"{path / links[0]} is a symbolic link; ics resume does not write through links (a sweep "
             "folder is data): put the file itself there, or remove it"
         )
-    return plan
+
+
+def prepare(path: Path, extra: List[str]) -> ResumePlan:
+    """The checks, then the plan (read while this process holds the sweep's lock, by the caller)."""
+    check(path, extra)
+    return plan_resume(path.resolve())
 
 
 def parallelism(extra: List[str]) -> int:

@@ -43,6 +43,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from ics_cli.sweeps import HPARAMS_FILE
 
 from ics.record import names
+from ics.words import count, them
 
 log = logging.getLogger(__name__)
 # the CLI quiets Hydra's own INFO lines (root at WARNING); what this launcher says (job ids, squeue and
@@ -247,8 +248,9 @@ if _SubmititSlurmLauncher is not None:
                 unfinished = [f"#{num} ({ended[num]})" for num, _ in todo if ended.get(num)]
                 if unfinished:
                     log.warning(
-                        f"{len(unfinished)} job(s) ended without a result: {', '.join(unfinished)}; what "
-                        f"they kept is in the table below; finish them with: ics resume {sweep_dir}"
+                        f"{count(len(unfinished), 'job')} ended without a result: {', '.join(unfinished)}; what "
+                        f"{'it' if len(unfinished) == 1 else 'they'} kept is in the table below; finish "
+                        f"{them(unfinished)} with: ics resume {sweep_dir}"
                     )
             return [results[initial_job_idx + k] for k in range(len(job_overrides))]
 
@@ -314,10 +316,12 @@ def _forget(sweep_dir: Path) -> None:
     except OSError:
         return
     # what the CLI and this launch write before any job runs: the plan, the HParams experiment
-    # (hparams.json and its events file, sweep.json, a study's copy), Hydra's multirun.yaml, submitit's pickles
+    # (hparams.json and its events file, sweep.json, a study's copy), Hydra's multirun.yaml, submitit's pickles,
+    # the sweep's lock
     from ics_cli.configdirs import RECORD, STAGE
 
-    launch_files = {"multirun.yaml", ".submitit", names.PLANNED_JOBS, names.JOB_PLAN, HPARAMS_FILE, RECORD, STAGE}
+    launch_files = {"multirun.yaml", ".submitit", names.PLANNED_JOBS, names.JOB_PLAN, names.SWEEP_LOCK}
+    launch_files |= {HPARAMS_FILE, RECORD, STAGE}
     if any(e not in launch_files and not e.startswith("events.out.tfevents.") for e in entries):
         return
     shutil.rmtree(sweep_dir, ignore_errors=True)

@@ -15,6 +15,7 @@ from typing import List, Optional, Tuple
 
 from ics.record import JobRecord, Status, names, read_job, read_planned
 from ics.record.jobs import NO_CHECKPOINT, find_job_dirs, is_job_dir, read_progress
+from ics.words import of
 
 MAX_DEPTH = 6  # runs/<date>/<time> and multiruns/<date>/<time> are 3 deep; leave room for user layouts
 SWEEP_MARKERS = ("multirun.yaml", names.PLANNED_JOBS, names.JOB_PLAN)  # a search (Optuna) writes no multirun.yaml
@@ -157,13 +158,13 @@ def describe(entry: Entry) -> Entry:
         if j.status == Status.RUNNING and sps:
             rate += sps
     total += (n - len(known)) * (sum(known) / len(known) if known else 0)
-    parts = [f"{finished}/{n} jobs done"] + [
+    parts = [f"{of(finished, n, 'job')} done"] + [
         f"{c} {w}"
         for c, w in ((running, "running"), (stopped, "stopped"), (failed, "failed"), (unreadable, "unreadable"))
         if c
     ]
     if total:
-        parts.append(f"{int(done):,}/{int(total):,} steps")
+        parts.append(of(int(done), int(total), "step"))
     launcher, problem = _launcher(entry.path)
     entry.progress = " · ".join(parts) + (f" · launcher {launcher}" if launcher else "")
     if running and rate:

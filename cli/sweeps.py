@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ics.record import Status, read_jobs
+from ics.words import of
 
 HPARAMS_FILE = "hparams.json"  # the sweep's varying keys and their values, read by each job
 # written at a sweep's root when the CLI passes a signal on to its jobs: a job that starts after it
@@ -498,7 +499,7 @@ class LiveSweep:
             f"{len(state.finished)}/{self.total} done · {len(state.failed)} failed · {len(state.running)} "
             f"running · {state.queued} queued · elapsed {_hms(now - self.t0)} · ETA {_hms(eta)}"
         )
-        steps = f" {int(done):,}/{int(total):,} steps" if total else ""
+        steps = f" {of(int(done), int(total), 'step')}" if total else ""
         lines.append(Text(bar_line(done, total, max(width - len(steps), 10)) + steps, no_wrap=True, overflow="crop"))
         lines.append(Text(counts, style="bold"))  # wraps at 80 columns rather than lose the ETA
         return Group(*lines)

@@ -173,7 +173,7 @@ def test_an_interpolation_planted_in_the_plan_is_named_before_anything_runs(tmp_
     assert set(refused) == {"1_trainer.seed=1", "2_trainer.seed=2"}
     assert all("plan.json" in why and "is an interpolation" in why and "hunter2" not in why for why in refused.values())
     result = CliRunner().invoke(app, ["resume", str(sweep)])
-    assert result.exit_code == 1 and "2 job(s) cannot be resumed" in result.output, result.output
+    assert result.exit_code == 1 and "2 jobs cannot be resumed" in result.output, result.output
 
 
 def test_a_record_that_does_not_read_is_said_before_it_is_written_anew(tmp_path):

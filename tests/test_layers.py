@@ -3,7 +3,8 @@ the layers below it, so that no two packages import each other and a reader of r
 in the trainer. Every import counts, also one inside a function (the record -> checkpoint circle was
 one), because an import deferred for start-up time is still a dependency.
 
-    ics.config, ics.registry   the typed schema and the registries it names (one layer)
+    ics.config, ics.registry   the typed schema and the registries it names (one layer), and
+      ics.words                counted nouns ("1 job"), which import nothing
     ics.record                 run and sweep folders: names, atomic files, summaries, locks, checkpoints read
     ics.data                   data sets and loaders
     ics.models                 networks, normalisers, initialisation
@@ -22,7 +23,7 @@ from typing import Dict, Iterator, List, Set, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYERS: List[Tuple[str, ...]] = [
-    ("ics.config", "ics.registry"),
+    ("ics.config", "ics.registry", "ics.words"),
     ("ics.record",),
     ("ics.data",),
     ("ics.models",),

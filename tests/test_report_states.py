@@ -114,5 +114,5 @@ def test_damaged_series_files_are_named_not_fatal(tmp_path):
     result = make_report(sweep)
     md = result["report_md"].read_text()
     assert "#1: metrics.npz" in md
-    assert "1 of the sweep's 3 jobs have not started: #2 (model.norm=none, optim.lr=1.0) (once" in md
+    assert "1 of the sweep's 3 jobs has not started: #2 (model.norm=none, optim.lr=1.0) (once" in md
     assert (sweep / "report" / "runs.csv").is_file()

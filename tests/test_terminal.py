@@ -371,7 +371,7 @@ def test_a_regression_run_says_r2_in_its_progress_lines(tmp_path, capsys):
     from ics.train.progress import Progress
 
     with Progress(100, mode="lines", out_dir=tmp_path, every_sec=0, metric="r2") as p:
-        p.update(50, 0.25, 0.875, 10.0, force=True)
+        p.update(50, 0.25, 0.875, force=True)
     assert "loss 0.2500  test R² 0.8750" in capsys.readouterr().out
     assert json.loads((tmp_path / "progress.json").read_text())["metric"] == "r2"
 
@@ -966,3 +966,43 @@ def test_the_reports_prose_wraps_at_spaces_on_an_80_column_terminal(monkeypatch)
     lines = screen.getvalue().splitlines()
     assert len(lines) > 1 and all(len(line) <= 80 for line in lines), lines
     assert " ".join(line.strip() for line in lines) == text  # each break is at a space
+
+
+def test_progress_steps_per_sec_is_the_segments_average_not_the_last_window(tmp_path, capsys):
+    """A resumed run (from step 200) at 100 steps/s, then a window of 100 steps that took 10 s (an
+    evaluation in it): the lines and progress.json say the average since the resume, 200 steps in
+    11 s = 18 steps/s, not the last window's 10. A clock of the test's own: no waiting."""
+    from ics.train.progress import Progress
+
+    now = [100.0]
+    with Progress(1000, start=200, mode="lines", out_dir=tmp_path, every_sec=0, t0=100.0, clock=lambda: now[0]) as p:
+        now[0] = 101.0
+        p.update(300, 0.5, 0.9, force=True)
+        now[0] = 111.0
+        p.update(400, 0.4, 0.9, force=True)
+        said = json.loads((tmp_path / "progress.json").read_text())["steps_per_sec"]
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if "step " in ln]
+    assert lines[0].endswith("  100 steps/s avg") and lines[1].endswith("  18 steps/s avg"), lines
+    assert said == 200 / 11
+
+
+def test_a_steps_to_target_interval_is_never_broken_across_lines():
+    """ "(178, 316] all 5" is one value: at any width the table keeps it on one line (its column as
+    wide as it, or one block per row), never "(1000," on one line and "1778] all 5" on the next."""
+    from rich.console import Console
+
+    from ics.analysis.tables import TextTable, print_tables
+
+    cells = [
+        ["model.norm=batch optim.lr=0.1", "5", "0.9712 ± 0.0021", "(178, 316] all 5", "(316, 562] all 5"],
+        ["model.norm=none optim.lr=0.1", "5", "0.9612 ± 0.0031", "(316, 562] all 5", "(1000, 1778] all 5"],
+        ["model.norm=layer optim.lr=0.1", "2", "0.9512", "(56, 100]", "- (0/2 reached)"],
+    ]
+    t = TextTable("Seed groups", ["group", "n", "final test acc", "steps→0.9", "steps→0.95"], cells)
+    for width in range(60, 121, 2):
+        console = Console(width=width, record=True, color_system=None)
+        print_tables([t], console)
+        lines = console.export_text().splitlines()
+        assert all(len(line) <= width for line in lines)
+        for cell in {c for row in cells for c in row[3:] if c.startswith("(")}:
+            assert any(cell in line for line in lines), (width, cell, "\n".join(lines))

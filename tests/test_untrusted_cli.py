@@ -163,7 +163,7 @@ def test_a_planted_run_lock_link_or_fifo_is_refused_not_followed_nor_waited_on(t
         run.mkdir()
         plant(run / "run.lock")
         assert holder(run) is None  # a reader neither follows nor blocks
-        with pytest.raises(RunBusy, match="cannot be used as the run lock"):
+        with pytest.raises(RunBusy, match="run.lock cannot be used as a lock"):
             RunLock(run).acquire()
     assert victim.read_text() == "precious"
 

@@ -9,6 +9,7 @@ from typing import Any, List, Sequence
 from ics.analysis.groups import Contrast, Group
 from ics.analysis.stats import MIN_CI_N, fmt_p, holm, tost, welch
 from ics.analysis.tolerance import GroupTolerance, has_lr_grid
+from ics.words import count
 
 MAX_SENTENCES = 6  # more contrasts than this (an LR grid has one per LR) stay in the table
 WORDS = {("model.norm", "batch"): "BN", ("model.norm", "none"): "no BN"}
@@ -27,7 +28,7 @@ def _context(c: Contrast) -> str:
 
 
 def _seeds(n_a: int, n_b: int) -> str:
-    return f"n = {n_a} seed{'s' if n_a != 1 else ''} each" if n_a == n_b else f"n = {n_a} and {n_b} seeds"
+    return f"n = {count(n_a, 'seed')} each" if n_a == n_b else f"n = {n_a} and {count(n_b, 'seed')}"
 
 
 def contrast_sentence(c: Contrast, score: str = "acc") -> str:
@@ -68,15 +69,15 @@ def group_sentence(g: Group, score: str = "acc") -> str:
     if e.mean is None:
         return f"{g.label}: no final test {score}"
     if e.shown_half is None:
-        return f"{g.label}: final test {score} {e.mean:.4f}, n = {e.n} seed{'s' if e.n != 1 else ''} (no interval below {MIN_CI_N})"
-    return f"{g.label}: final test {score} {e.mean:.4f} [95% CI {e.mean - e.half:.4f}, {e.mean + e.half:.4f}], n = {e.n} seeds"
+        return f"{g.label}: final test {score} {e.mean:.4f}, n = {count(e.n, 'seed')} (no interval below {MIN_CI_N})"
+    return f"{g.label}: final test {score} {e.mean:.4f} [95% CI {e.mean - e.half:.4f}, {e.mean + e.half:.4f}], n = {count(e.n, 'seed')}"
 
 
 def tolerance_sentence(t: GroupTolerance) -> str:
     lr = lambda v: "none" if v is None else f"{v:g}"  # noqa: E731
     return (
         f"{t.label}: max good LR {lr(t.max_good_lr)}, max non-diverging LR {lr(t.max_nondiverging_lr)}, "
-        f"best LR {lr(t.best_lr)} ({len(t.seeds)} seed{'s' if len(t.seeds) != 1 else ''} per LR at most)"
+        f"best LR {lr(t.best_lr)} ({count(len(t.seeds), 'seed')} per LR at most)"
     )
 
 

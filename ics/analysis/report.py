@@ -71,6 +71,7 @@ from ics.analysis.tables import (
 from ics.analysis.tolerance import GroupTolerance, has_lr_grid, lr_tolerance
 from ics.config import ConfigError
 from ics.record import names
+from ics.words import count
 
 MAX_CURVES = 16  # groups drawn in one curve figure; an LR sweep shows each group at its best LR
 
@@ -92,10 +93,6 @@ DEFINITIONS = """\
   non-finite or above the divergence threshold) and max good LR (mean score ≥ fraction × the best)
   are kept apart; per-seed limits are summarised by geometric mean ×/÷ geometric std.
 """
-
-
-def _n(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def state_counts(jobs: Sequence[Job]) -> str:
@@ -134,8 +131,8 @@ def unstarted_note(sweep: Path, jobs: Sequence[Job]) -> Optional[str]:
     if missing <= 0:
         return None
     return (
-        f"{_n(missing, 'planned job')} of {Path(sweep).resolve()} never started ({found} of {len(plan.jobs)} "
-        f"have a folder) and {'is' if missing == 1 else 'are'} not in this report: `ics resume "
+        f"{count(missing, 'planned job')} of {Path(sweep).resolve()} never started ({found} of {len(plan.jobs)} "
+        f"{'has' if found == 1 else 'have'} a folder) and {'is' if missing == 1 else 'are'} not in this report: `ics resume "
         f"{Path(sweep).resolve()}` starts {'it' if missing == 1 else 'them'}"
     )
 
@@ -166,7 +163,7 @@ def write_markdown(
     parts = (
         [f"# ICS report: `{src}`", ""]
         + [f"**{line}**  " for line in lines]
-        + ["", f"{_n(len(jobs), 'job')}: {state_counts(jobs)}.", ""]
+        + ["", f"{count(len(jobs), 'job')}: {state_counts(jobs)}.", ""]
     )
     parts += [f"_{n}_\n" for n in notes]
     for t in tables:
@@ -201,6 +198,7 @@ RUN_MARKERS = (
     names.PLANNED_JOBS,
     names.JOB_PLAN,
     names.LOCK,
+    names.SWEEP_LOCK,
     names.METRICS,
     "sweep.json",
     "hparams.json",
@@ -466,8 +464,8 @@ def make_report(path, out: Optional[Path] = None, console=None) -> dict:
     if replica_sets:
         n_extra = sum(len(s) - 1 for s in replica_sets)
         notes.append(
-            f"{_n(n_extra, 'job')} repeat{'s' if n_extra == 1 else ''} a config and seed already run "
-            f"({_n(len(replica_sets), 'run')} run more than once): replicas, not more seeds; each counts "
+            f"{count(n_extra, 'job')} repeat{'s' if n_extra == 1 else ''} a config and seed already run "
+            f"({count(len(replica_sets), 'run')} run more than once): replicas, not more seeds; each counts "
             "once in the statistics (the first): "
             + "; ".join(" = ".join(_job_name(j) for j in s) for s in replica_sets[:5])
             + (" …" if len(replica_sets) > 5 else "")
@@ -478,7 +476,7 @@ def make_report(path, out: Optional[Path] = None, console=None) -> dict:
         if planned and len(planned) > len(present):
             missing = [_planned_label(i, planned) for i in range(len(planned)) if i not in present]
             notes.append(
-                f"{len(missing)} of the sweep's {len(planned)} jobs have not started"
+                f"{len(missing)} of the sweep's {count(len(planned), 'job')} {'has' if len(missing) == 1 else 'have'} not started"
                 + (f" in {p}" if len(paths) > 1 else "")
                 + ": "
                 + "; ".join(missing[:10])
@@ -503,13 +501,13 @@ def make_report(path, out: Optional[Path] = None, console=None) -> dict:
     left_out = [j for j in jobs if j.result(k) is None]
     if left_out:
         notes.append(
-            f"{len(left_out)} job(s) without a final result or a known config are listed but left out of "
+            f"{count(len(left_out), 'job')} without a final result or a known config {'is' if len(left_out) == 1 else 'are'} listed but left out of "
             f"the group statistics: {', '.join(f'{_job_name(j)} ({j.status})' for j in left_out)}."
         )
 
     tables = [
         runs_table(
-            rows, targets, f"{src}: {_n(len(jobs), 'job')} ({state_counts(jobs)})", common_overrides(jobs), score
+            rows, targets, f"{src}: {count(len(jobs), 'job')} ({state_counts(jobs)})", common_overrides(jobs), score
         )
     ]
     search = search_of(paths, jobs)  # an optimising sweeper's trials: ranked, not seed groups
@@ -597,7 +595,7 @@ def make_report(path, out: Optional[Path] = None, console=None) -> dict:
             stage / "report.html",
             src,
             lines,
-            f"{_n(len(jobs), 'job')}: {state_counts(jobs)}.",
+            f"{count(len(jobs), 'job')}: {state_counts(jobs)}.",
             tables,
             written,
             notes,
@@ -614,7 +612,7 @@ def make_report(path, out: Optional[Path] = None, console=None) -> dict:
     say(
         f"wrote: {out}/ (report.md, report.html, runs.csv, groups.csv"
         + (
-            f", {_n(len(written), 'figure')}: {', '.join(p.name for p in written.values())})"
+            f", {count(len(written), 'figure')}: {', '.join(p.name for p in written.values())})"
             if written
             else "; no figure: no run recorded curves)"
         )
@@ -676,8 +674,7 @@ def environment_note(jobs: Sequence[Job]) -> Optional[str]:
     if not differ:
         return None
     said = "; ".join(
-        f"{k}: " + ", ".join(f"{v} ({n} runs)" if n != 1 else f"{v} (1 run)" for v, n in vs.items())
-        for k, vs in differ.items()
+        f"{k}: " + ", ".join(f"{v} ({count(n, 'run')})" for v, n in vs.items()) for k, vs in differ.items()
     )
     return (
         f"the runs differ in their environment ({said}){f'; {unknown} record none' if unknown else ''}: "

@@ -34,6 +34,7 @@ from ics.analysis.stats import (
 )
 from ics.analysis.tolerance import GroupTolerance
 from ics.record import Status, Summary, names
+from ics.record.jobs import score_text
 
 
 @dataclass
@@ -97,6 +98,7 @@ def run_rows(jobs: Sequence[Job]) -> List[Dict[str, Any]]:
         for k in (
             "diverged_at_step",
             "steps",
+            "last_eval_step",
             "final_test_acc",
             "best_test_acc",
             "best_test_acc_step",
@@ -144,10 +146,12 @@ def runs_table(
     cells = []
     for r in rows:
         bad = r["status"] in (Status.DIVERGED, Status.FAILED)
-        final = f"{_fmt(r['counted_test_acc'])}*" if bad else _fmt(r["final_test_acc"])
+        steps, last = r["steps"], r["last_eval_step"]
+        final = f"{_fmt(r['counted_test_acc'])}*" if bad else score_text(r["final_test_acc"], steps, last, ".4f")
+        best = "-" if bad else score_text(r["best_test_acc"], steps, last, ".4f", best=True)
         cells.append(
             ([r["sweep"]] if several else [])
-            + [str(r["job"]), r["label"], r["status_text"], final, "-" if bad else _fmt(r["best_test_acc"])]
+            + [str(r["job"]), r["label"], r["status_text"], final, best]
             + [_interval(r[f"steps_to_{t}"], r[f"steps_to_{t}_after"]) for t in targets]
             + [r["status"] if bad else _fmt(r["max_drift_w1_raw"], ".3f")]
         )
@@ -539,23 +543,29 @@ def _run_mean(g: Group, key: str, tag: str) -> Estimate:
     return mean_ci(vals)
 
 
+def _spread(layers: Sequence[str], last: bool) -> List[str]:
+    """A few layers across the net, in order: the first, the middle, the one before the last, and
+    (last=True) the last."""
+    pick = {layers[0], layers[len(layers) // 2], layers[-2] if len(layers) > 1 else layers[0]}
+    return sorted(pick | ({layers[-1]} if last else set()), key=list(layers).index)
+
+
+def _mean_cells(groups: Sequence[Group], key: str, tags: Sequence[Tuple[str, str]]) -> List[List[str]]:
+    """Per group: its label, then for each (tag, format) of instrument `key` the mean over the run,
+    then mean ± CI over seeds."""
+    return [[g.label] + [_run_mean(g, key, tag).fmt(spec, False) for tag, spec in tags] for g in groups]
+
+
 def instrument_tables(groups: Sequence[Group]) -> List[TextTable]:
     out = []
     meta = lambda key: next((s.meta for g in groups for j in g.jobs if (s := series(j, key)) is not None), None)  # noqa: E731
     gm = meta("grad_ics")
     if gm:
         layers = gm["layers"][1:] or gm["layers"]  # layer 1 has no earlier layers: cos = 1 by definition
-        pick = sorted(
-            {layers[0], layers[len(layers) // 2], layers[-2] if len(layers) > 1 else layers[0], layers[-1]},
-            key=layers.index,
-        )
+        pick = _spread(layers, last=True)
         headers = ["group"] + [f"cos {l}" for l in pick] + [f"‖G−G′‖/‖G‖ {l}" for l in pick]
-        cells = [
-            [g.label]
-            + [_run_mean(g, "grad_ics", f"grad_ics/{l}/cos").fmt(".3f", False) for l in pick]
-            + [_run_mean(g, "grad_ics", f"grad_ics/{l}/rel_l2").fmt(".3f", False) for l in pick]
-            for g in groups
-        ]
+        tags = [(f"grad_ics/{l}/{m}", ".3f") for m in ("cos", "rel_l2") for l in pick]
+        cells = _mean_cells(groups, "grad_ics", tags)
         out.append(
             TextTable(
                 "Gradient ICS (Santurkar et al. Def. 2.1): mean over the run, then over seeds",
@@ -606,18 +616,13 @@ def instrument_tables(groups: Sequence[Group]) -> List[TextTable]:
         )
     fm = meta("gradients")
     if fm:
-        layers = fm["layers"]
-        pick = sorted(
-            {layers[0], layers[len(layers) // 2], layers[-2] if len(layers) > 1 else layers[0]}, key=layers.index
-        )
+        pick = _spread(fm["layers"], last=False)
         blocks = [b for b in pick if b in fm.get("blocks", [])]
         headers = ["group"] + [f"‖∇W‖ ratio {l}" for l in pick] + [f"saturated {b}" for b in blocks]
-        cells = [
-            [g.label]
-            + [_run_mean(g, "gradients", f"gradients/{l}/grad_ratio").fmt(".3g", False) for l in pick]
-            + [_run_mean(g, "gradients", f"gradients/{b}/saturated").fmt(".3f", False) for b in blocks]
-            for g in groups
+        tags = [(f"gradients/{l}/grad_ratio", ".3g") for l in pick] + [
+            (f"gradients/{b}/saturated", ".3f") for b in blocks
         ]
+        cells = _mean_cells(groups, "gradients", tags)
         out.append(
             TextTable(
                 "Gradient flow: ‖∇W_layer‖ / ‖∇W_out‖ and the saturated fraction of g′, mean over the run, "
@@ -651,12 +656,9 @@ def instrument_tables(groups: Sequence[Group]) -> List[TextTable]:
     if nm:
         layers = nm["layers"]
         headers = ["group"] + [f"r std {l}" for l in layers] + [f"|d| {l}" for l in layers]
-        cells = [
-            [g.label]
-            + [_run_mean(g, "bn_noise", f"bn_noise/{l}/r_std").fmt(".3f", False) for l in layers]
-            + [_run_mean(g, "bn_noise", f"bn_noise/{l}/d_abs").fmt(".3f", False) for l in layers]
-            for g in groups
-        ]
+        cells = _mean_cells(
+            groups, "bn_noise", [(f"bn_noise/{l}/{m}", ".3f") for m in ("r_std", "d_abs") for l in layers]
+        )
         out.append(TextTable("BN's own noise (Batch Renorm r = σ_B/σ_pop, d = (μ_B − μ_pop)/σ_pop)", headers, cells))
     return out + shown_tables(groups)
 
@@ -804,6 +806,20 @@ def _geo(values: Dict[Any, Optional[float]]) -> str:
     return f"{gm:.3g}" + (f" ×/÷ {gs:.2f}" if gs is not None else "") + f" (n={len(found)}/{len(values)})"
 
 
+def _point_cells(label: str, p, good: bool) -> List[str]:
+    """One grid point of a tolerance table (an LR, or an init std: both are `p.lr`): its score and
+    test accuracy (mean ± CI over seeds), how many runs, how many of them diverged or failed, good."""
+    return [
+        label,
+        f"{p.lr:g}",
+        p.score.fmt(".4f", False),
+        p.test.fmt(".4f", False),
+        str(p.n_runs),
+        str(p.n_diverged + p.n_failed),
+        "yes" if good else "no",
+    ]
+
+
 def tolerance_table(groups: Sequence[GroupTolerance]) -> TextTable:
     on = "validation" if any(g.on_validation for g in groups) else "test"
     headers = [
@@ -846,23 +862,11 @@ def tolerance_table(groups: Sequence[GroupTolerance]) -> TextTable:
 def lr_table(groups: Sequence[GroupTolerance]) -> TextTable:
     on = "val" if any(g.on_validation for g in groups) else "test"
     headers = ["group", "LR", f"score ({on})", "test acc", "runs", "diverged", "good", "η/‖w‖² at the end"]
-    cells = []
-    for g in groups:
-        good = set(g.good_lrs)
-        for p in g.points:
-            eff = p.eff_lr
-            cells.append(
-                [
-                    g.label,
-                    f"{p.lr:g}",
-                    p.score.fmt(".4f", False),
-                    p.test.fmt(".4f", False),
-                    str(p.n_runs),
-                    str(p.n_diverged + p.n_failed),
-                    "yes" if p.lr in good else "no",
-                    "-" if eff is None else f"{eff:.3g}",
-                ]
-            )
+    cells = [
+        _point_cells(g.label, p, p.lr in g.good_lrs) + ["-" if p.eff_lr is None else f"{p.eff_lr:.3g}"]
+        for g in groups
+        for p in g.points
+    ]
     return TextTable(
         "Per learning rate: mean ± 95% CI over seeds (diverged/failed runs counted at chance)",
         headers,
@@ -930,22 +934,11 @@ def init_tolerance_table(groups: Sequence[InitTolerance]) -> TextTable:
 
 def init_scale_table(groups: Sequence[InitTolerance]) -> TextTable:
     on = "val" if any(g.on_validation for g in groups) else "test"
-    cells = []
-    for g in groups:
-        good, learn = set(g.good_scales), set(g.learn_scales)
-        for p in g.points:
-            cells.append(
-                [
-                    g.label,
-                    f"{p.lr:g}",
-                    p.score.fmt(".4f", False),
-                    p.test.fmt(".4f", False),
-                    str(p.n_runs),
-                    str(p.n_diverged + p.n_failed),
-                    "yes" if p.lr in good else "no",
-                    "yes" if p.lr in learn else "no",
-                ]
-            )
+    cells = [
+        _point_cells(g.label, p, p.lr in g.good_scales) + ["yes" if p.lr in g.learn_scales else "no"]
+        for g in groups
+        for p in g.points
+    ]
     return TextTable(
         "Per init std: mean ± 95% CI over seeds (diverged/failed runs counted at chance)",
         ["group", "init std", f"score ({on})", "test acc", "runs", "diverged", "good", "learns"],
@@ -1010,9 +1003,14 @@ def fit_widths(headers: Sequence[str], rows, room: int) -> Optional[List[int]]:
     return widths
 
 
+# a steps-to-target cell, "(178, 316]" or "(178, 316] all 5": read as one value, never broken
+_INTERVAL = re.compile(r"\(\S+, \S+\](?: all \d+)?")
+
+
 def _units(text: str) -> List[str]:
-    """A cell's pieces that never break: words, with "mean ± ci" one piece."""
-    return re.split(r"(?<!±) (?!±)", text.strip())
+    """A cell's pieces that never break: words, with "mean ± ci" and an interval one piece each."""
+    kept = _INTERVAL.sub(lambda m: m[0].replace(" ", "\xa0"), text.strip())
+    return [u.replace("\xa0", " ") for u in re.split(r"(?<!±) (?!±)", kept)]
 
 
 def wrap_cell(text: str, width: int) -> str:

@@ -8,6 +8,7 @@ with what it was, in a state that says why its results are absent.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -212,6 +213,26 @@ def stopped_text(job: JobRecord) -> str:
         return f"{job.status} @ step {step:,}"
     step = max(step, read_progress(job.dir).get("step") or 0)
     return f"{job.status} @ step {step:,} ({NO_CHECKPOINT})"
+
+
+NO_EVAL_YET = "- (no eval after step 0)"
+
+
+def score_text(
+    value: Optional[float], steps: Optional[int], last_eval: Optional[int], spec: str = ".4f", best: bool = False
+) -> str:
+    """A run's final (or, best=True, best) score as `ics status`, the closing table and `ics report`
+    say it. The record's final score is the one at its last evaluation (`last_eval`): a run stopped
+    (killed) before any evaluation after step 0 has only the untrained model's, which is no final or
+    best result; one stopped after an evaluation, but before its last step, names that evaluation's step."""
+    if value is None:
+        return "-"
+    if last_eval == 0 and (steps or 0) > 0:
+        return "-" if best else NO_EVAL_YET
+    text = format(value, spec) if math.isfinite(value) else str(value)
+    if not best and last_eval is not None and steps is not None and last_eval < steps:
+        text += f" (step {last_eval:,})"
+    return text
 
 
 def read_planned(root: Path) -> Optional[List[List[str]]]:

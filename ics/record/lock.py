@@ -1,4 +1,5 @@
-"""The run lock: the process training in a directory holds an exclusive flock on `run.lock`.
+"""The run lock: the process training in a directory holds an exclusive flock on `run.lock`; the
+`ics` process running or resuming a sweep holds one on the sweep's `sweep.lock` the same way.
 
 The kernel releases it when the process dies, however it dies (kill -9 included), so a reader can
 tell a live run from a dead one without trusting timestamps or pids: a record that says `running`
@@ -28,8 +29,9 @@ class RunBusy(RuntimeError):
 
 
 class RunLock:
-    def __init__(self, run_dir: Path):
-        self.path = Path(run_dir) / names.LOCK
+    def __init__(self, run_dir: Path, name: str = names.LOCK, what: str = ""):
+        self.path = Path(run_dir) / name
+        self.what = what  # written after "pid N on host, ", e.g. "resuming it": what the holder does
         self.fh = None
 
     def acquire(self) -> "RunLock":
@@ -40,11 +42,11 @@ class RunLock:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | os.O_NONBLOCK, 0o644)
         except OSError as e:
             raise RunBusy(
-                f"{self.path} cannot be used as the run lock ({_what(self.path) or e.strerror}); remove it"
+                f"{self.path} cannot be used as a lock ({_what(self.path) or e.strerror}); remove it"
             ) from None
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
-            raise RunBusy(f"{self.path} cannot be used as the run lock ({_what(self.path)}); remove it")
+            raise RunBusy(f"{self.path} cannot be used as a lock ({_what(self.path)}); remove it")
         os.set_blocking(fd, True)
         fh = os.fdopen(fd, "a+")
         if fcntl is not None:
@@ -57,7 +59,7 @@ class RunLock:
                 raise RunBusy(f"{self.path.parent} is in use by {owner}") from None
         fh.seek(0)
         fh.truncate()
-        fh.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        fh.write(f"pid {os.getpid()} on {socket.gethostname()}{', ' + self.what if self.what else ''}\n")
         fh.flush()
         self.fh = fh
         # the one writer now: temporary files a killed writer left here (`.<name>.<pid>.tmp`) go
@@ -94,10 +96,10 @@ def _what(path: Path) -> Optional[str]:
     }.get(stat.S_IFMT(mode), "not a plain file")
 
 
-def holder(run_dir: Path) -> Optional[str]:
-    """Who holds the run lock ("pid N on host"), or None when no live process does. A lock that is
+def holder(run_dir: Path, name: str = names.LOCK) -> Optional[str]:
+    """Who holds the lock `name` ("pid N on host"), or None when no live process does. A lock that is
     not a plain file (a link, a FIFO) is never opened: nobody holds it."""
-    path = Path(run_dir) / names.LOCK
+    path = Path(run_dir) / name
     if fcntl is None or not path.exists() or _what(path) is not None:
         return None
     try:

@@ -11,6 +11,7 @@ SUMMARY = "summary.json"
 METRICS = "metrics.npz"
 CHECKPOINT = "checkpoint.pt"
 LOCK = "run.lock"  # held (flock) by the process training in this directory
+SWEEP_LOCK = "sweep.lock"  # at a sweep's root: held (flock) by the `ics` process running or resuming it
 HYDRA_DIR = ".hydra"  # Hydra's config snapshot: config.yaml, overrides.yaml
 REPORT_DIR = "report"
 PLANNED_JOBS = "jobs.json"  # at a sweep's root: every job's overrides, in launch order

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from ics.config import ConfigError
+from ics.words import count
 
 
 def resolve_device(name: str) -> torch.device:
@@ -16,8 +17,8 @@ def resolve_device(name: str) -> torch.device:
         index = int(name.split(":")[1]) if ":" in name else 0
         if index >= torch.cuda.device_count():
             raise ConfigError(
-                f"trainer.device={name!r} is invalid: this machine has {torch.cuda.device_count()} "
-                f"CUDA device(s); allowed: cuda:0 .. cuda:{torch.cuda.device_count() - 1}"
+                f"trainer.device={name!r} is invalid: this machine has "
+                f"{count(torch.cuda.device_count(), 'CUDA device')}; allowed: cuda:0 .. cuda:{torch.cuda.device_count() - 1}"
             )
     return torch.device(name)
 

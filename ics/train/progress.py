@@ -7,6 +7,11 @@
 
 Whatever is shown, a run with a directory keeps `progress.json` there up to date (at most once a
 second, written atomically): step, loss, accuracy, steps/s and the phase it is in.
+
+steps/s is the average since this run (or this resume of it) started training: steps done over wall
+time, evaluations and instruments included, as the end-of-run table's "steps/s (all in)". That is
+the rate that says when the run will end; the last log window's rate swings with whether it held an
+evaluation, and is in TensorBoard (perf/steps_per_sec).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 LIVE_ENV = "ICS_LIVE"  # set by the CLI when it draws a sweep's live lines itself
 PROGRESS_FILE = "progress.json"
@@ -35,8 +40,13 @@ class Progress:
         every_sec: float = 30.0,
         console=None,
         metric: str = "accuracy",
+        t0: Optional[float] = None,
+        clock: Callable[[], float] = time.perf_counter,
     ):
+        """t0: the clock's time when training (this segment) began, `start` its first step; default:
+        when the display opens. clock: seconds (time.perf_counter; a test gives its own)."""
         self.total, self.start, self.mode, self.label = total, start, mode, label
+        self.t0, self.clock = t0, clock
         self.score = "test R²" if metric == "r2" else "test acc"  # what the last evaluation's number is
         self.out_dir, self.every_sec, self.console = out_dir, every_sec, console
         self._bar = None
@@ -56,6 +66,8 @@ class Progress:
 
     # --- context -------------------------------------------------------------------------------------
     def __enter__(self) -> "Progress":
+        if self.t0 is None:
+            self.t0 = self.clock()
         if self.mode == "bar":
             from rich.console import Console
             from rich.progress import (
@@ -68,16 +80,16 @@ class Progress:
                 Progress as RichProgress,
             )
 
-            # the text columns take ~66 characters at 50,000 steps: the bar gets what is left (at 80
-            # columns, 10), so that no number is cut
+            # the text columns take ~70 characters at 50,000 steps: the bar gets what is left (at 80
+            # columns, 6), so that no number is cut
             width = (self.console or Console()).width
             self._bar = RichProgress(
                 TextColumn("[bold]train"),
-                BarColumn(bar_width=max(4, min(40, width - 70))),
+                BarColumn(bar_width=max(4, min(40, width - 74))),
                 MofNCompleteColumn(),
                 TextColumn("loss {task.fields[loss]}"),
                 TextColumn(self.score + " {task.fields[acc]}"),
-                TextColumn("{task.fields[sps]} steps/s"),
+                TextColumn("{task.fields[sps]} steps/s avg"),
                 TimeRemainingColumn(),
                 console=self.console,
                 transient=False,
@@ -99,13 +111,12 @@ class Progress:
         self.state["phase"] = text
         self._write(force=True)
 
-    def update(
-        self, step: int, loss: Optional[float], acc: Optional[float], sps: Optional[float] = None, force: bool = False
-    ) -> None:
+    def update(self, step: int, loss: Optional[float], acc: Optional[float], force: bool = False) -> None:
         """Called at logging steps and after evaluations only (never per step)."""
         self.state.update(step=step, loss=loss, acc=acc)
-        if sps is not None:
-            self.state["steps_per_sec"] = sps
+        elapsed = self.clock() - self.t0 if self.t0 is not None else 0.0
+        if step > self.start and elapsed > 0:
+            self.state["steps_per_sec"] = (step - self.start) / elapsed  # the segment's average
         fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
         if self._bar is not None:
             self._bar.update(
@@ -123,7 +134,7 @@ class Progress:
             who = f"[{self.label}] " if self.label else ""
             print(
                 f"{stamp()} {who}step {step:,}/{self.total:,}  loss {fmt(loss, '.4f')}  {self.score} {fmt(acc, '.4f')}  "
-                f"{fmt(self.state['steps_per_sec'], ',.0f')} steps/s",
+                f"{fmt(self.state['steps_per_sec'], ',.0f')} steps/s avg",
                 flush=True,
             )
         self._write(force)

@@ -22,6 +22,7 @@ from ics.train import checkpoint as ckpt
 from ics.train.device import resolve_device
 from ics.train.stopping import GracefulStop, RunDiskFull, RunInterrupted, SignalStop, run_disk_full
 from ics.train.threads import available_cores
+from ics.words import count
 
 
 class AlreadyFinished(Exception):
@@ -41,8 +42,8 @@ def check_runnable(cfg: Config, data: bool = True) -> Optional[DataSpec]:
     resolve_device(t.device)
     if isinstance(t.threads, int) and t.threads > available_cores():
         raise ConfigError(
-            f"trainer.threads={t.threads} is invalid: this machine has {available_cores()} usable "
-            f"core(s); allowed: auto or 1..{available_cores()}"
+            f"trainer.threads={t.threads} is invalid: this machine has {count(available_cores(), 'usable core')}; "
+            f"allowed: auto or 1..{available_cores()}"
         )
     if not data:
         return None

@@ -28,6 +28,7 @@ from torch.nn import functional as F
 
 from ics.config.norms import Norm
 from ics.registry import NORMS
+from ics.words import count
 
 DECLARED = Norm(
     name="batch_renorm",
@@ -122,7 +123,7 @@ class BatchRenorm(RunningStatsNorm):
     def extra_repr(self) -> str:
         return (
             f"{super().extra_repr()}, r_max={self.r_max}, d_max={self.d_max}, "
-            f"from step {self.start} over {self.ramp} steps"
+            f"from step {self.start} over {count(self.ramp, 'step')}"
         )
 
 

@@ -32,15 +32,14 @@ class ProgressDisplay(Hook):
             every_sec=t.progress_every_sec,
             console=trainer.console,
             metric="r2" if trainer.regression else "accuracy",
+            t0=trainer.t_start,  # steps/s: the average since training (or its resume) began
         )
         self.bar = trainer.loop_scope.enter_context(display)  # closed with the loop, also by an error
 
     def after_step(self, trainer: "Trainer") -> None:
         assert self.bar is not None
         if trainer.step % trainer.cfg.trainer.log_every == 0 or trainer.step == trainer.cfg.trainer.steps:
-            self.bar.update(
-                trainer.step, latest(trainer, names.TRAIN_LOSS), latest(trainer, names.TEST_ACC), trainer.steps_per_sec
-            )
+            self.bar.update(trainer.step, latest(trainer, names.TRAIN_LOSS), latest(trainer, names.TEST_ACC))
 
     def after_train(self, trainer: "Trainer") -> None:
         assert self.bar is not None  # the display's last word is the final evaluation
