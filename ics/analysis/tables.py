@@ -398,29 +398,38 @@ def speed_table(items: Sequence[Contrast], targets: Sequence[str]) -> Optional[T
 
 def generalisation_table(groups: Sequence[Group]) -> Optional[TextTable]:
     """Train − test accuracy per group (mean ± CI over seeds of each seed's gap), for studies that vary
-    dropout: how much each group overfits."""
+    dropout: how much each group overfits. The train side is the eval-mode score of the fixed training
+    subset (trainer.train_eval_size) where every run of the group recorded one, else the training
+    window in training mode, and the row says which."""
     if len({str(g.config.get("model.dropout")) for g in groups}) < 2:  # dropout is not what the study varies
         return None
     cells = []
     for g in groups:
-        train = [j.summary.final_train_acc if j.summary is not None else None for j in g.jobs]
-        test = [j.summary.final_test_acc if j.summary is not None else None for j in g.jobs]
+        records = [j.summary for j in g.jobs if j.summary is not None]
+        in_eval = bool(records) and all(s.final_train_eval_acc is not None for s in records)
+        train = [(s.final_train_eval_acc if in_eval else s.final_train_acc) for s in records]
+        test = [s.final_test_acc for s in records]
         gap = [a - b for a, b in zip(train, test) if a is not None and b is not None]
         cells.append(
             [
                 g.label,
+                str(mean_ci(gap).n),
                 mean_ci(train).fmt(".4f", False),
                 mean_ci(test).fmt(".4f", False),
                 mean_ci(gap).fmt("+.4f", False),
+                "eval mode" if in_eval else "training mode",
             ]
         )
     return TextTable(
         "Generalisation: train − test accuracy per group (mean ± 95% CI over seeds)",
-        ["group", "train acc", "test acc", "train − test"],
+        ["group", "n", "train acc", "test acc", "train − test", "train acc measured in"],
         cells,
-        "train acc: the training batches of the last logging window, in training mode (dropout on, "
-        "BN with batch statistics), so a dropout group's train acc is lowered by its own dropout and its "
-        "gap is not comparable with a no-dropout group's; test acc: the final evaluation",
+        "train acc, eval mode: the fixed subset of the training split (trainer.train_eval_size "
+        "examples, one stratified draw for every seed) scored at the final evaluation exactly as the "
+        "test split is (no dropout, BN with running statistics); training mode (runs without that "
+        "subset): the training batches of the last logging window with dropout on, which lowers a "
+        "dropout group's train acc, so its gap is not comparable with a no-dropout group's. test acc: "
+        "the final evaluation. train − test: each seed's own gap; n: seeds with both",
     )
 
 
