@@ -114,7 +114,10 @@ def test_the_report_shows_the_gauge_range(monkeypatch):
                     "grad_ics/gauge/2/h2/cos": [0.97],
                 }
             )
-        return SimpleNamespace(tags=tags, meta={"layers": ["h1", "h2", "out"], "gauge_scales": [0.5, 2.0]})
+        # a plain net records no gauge scales, and its group comes first: the report still shows the gauge
+        return SimpleNamespace(
+            tags=tags, meta={"layers": ["h1", "h2", "out"], "gauge_scales": [0.5, 2.0] if j.bn else []}
+        )
 
     monkeypatch.setattr(tables, "series", series)
     bn = SimpleNamespace(label="model.norm=batch", jobs=[SimpleNamespace(bn=True)], config={"model.norm": "batch"})
@@ -124,6 +127,10 @@ def test_the_report_shows_the_gauge_range(monkeypatch):
     rows = {(r[0], r[1]): r[2:] for r in t.cells}
     assert rows["model.norm=batch", "out"] == ["0.92", "-0.1", "0.99"]  # BN below none at 0.5, above at 2
     assert rows["model.norm=none", "out"] == ["0.7", "0.7", "0.7"]
+    tested = next(
+        t for t in tables.instrument_tables([none, bn]) if t.title.startswith("The weight-scale gauge, tested")
+    )
+    assert [r[3] for r in tested.cells] == ["own weights", "‖w‖ = 0.5", "‖w‖ = 2"] * 2  # h2, out
 
 
 def test_the_report_tests_each_row_norm_and_holm_adjusts_over_the_table(monkeypatch):

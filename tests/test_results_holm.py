@@ -2,7 +2,8 @@
 that section lists, one entry per distinct test), Holm-adjusted. The table in the section "Multiple
 comparisons" of docs/results.md is what this file prints (`python tests/test_results_holm.py`), and
 every raw p listed here must appear in its section: the adjusted numbers are reproducible from the
-document itself. "< 0.001" enters as 0.001, so its adjusted value is an upper bound (printed "≤")."""
+document itself. "< 0.001" enters as 0.001 ("< 0.0001" as 0.0001), so its adjusted value is an upper
+bound (printed "≤")."""
 
 from __future__ import annotations
 
@@ -185,7 +186,8 @@ def tost_table() -> str:
 
 
 def value(text: str) -> float:
-    return 0.001 if text.startswith("<") else float(text)
+    """A printed p as a number; a bound ("< 0.001", "< 0.0001") enters as the bound."""
+    return float(text.lstrip("< ")) if text.startswith("<") else float(text)
 
 
 def adjusted(tests: List[Tuple[str, str]]) -> List[str]:
@@ -221,7 +223,9 @@ def test_every_listed_p_is_in_its_section():
             for name, raw in tests:
                 # "p = 0.010", "p ≥ 0.37", "p = 0.007 and 0.005" (a list after one "p =")
                 pattern = (
-                    r"p < 0\.001" if raw.startswith("<") else r"p [=≥] [0-9., and]{0,20}?" + re.escape(raw) + r"\b"
+                    r"p " + re.escape(raw) + r"(?![0-9])"
+                    if raw.startswith("<")
+                    else r"p [=≥] [0-9., and]{0,20}?" + re.escape(raw) + r"\b"
                 )
                 assert re.search(pattern, body), (head, name, raw)
 

@@ -616,7 +616,22 @@ def _run_mean(g: Group, key: str, tag: str) -> Estimate:
 
 def instrument_tables(groups: Sequence[Group]) -> List[TextTable]:
     out = []
-    meta = lambda key: next((s.meta for g in groups for j in g.jobs if (s := series(j, key)) is not None), None)  # noqa: E731
+
+    def meta(key: str) -> Optional[Dict[str, Any]]:
+        """The instrument's meta: the first run's, with gauge_scales from the first run that has any (a
+        net without normaliser-fed rows records none, and may come first)."""
+        metas = [s.meta for g in groups for j in g.jobs if (s := series(j, key)) is not None]
+        if not metas:
+            return None
+        scales: List[float] = []
+        for m in metas:
+            given = m.get("gauge_scales")
+            if isinstance(given, list):  # read from a run's files: numbers only
+                scales = [float(v) for v in given if isinstance(v, (int, float)) and math.isfinite(v) and v > 0]
+            if scales:
+                break
+        return {**metas[0], "gauge_scales": scales}
+
     gm = meta("grad_ics")
     if gm:
         layers = gm["layers"][1:] or gm["layers"]  # layer 1 has no earlier layers: cos = 1 by definition
