@@ -75,6 +75,7 @@ def test_shortened_run_gets_a_caveat_a_gap_table_and_a_verdict(tmp_path):
     bn = next(k for k in rows if "batch" in k and "dropout=0.2" not in k)
     assert rows[bn][4].startswith("+0.0207 ± ")  # mean of 0.999−0.978, 0.998−0.979, 0.999−0.977
     assert rows[bn][1] == "3" and rows[bn][5] == "training mode"
+    assert "± +" not in rows[bn][4]  # the half-width carries no sign
     assert "dropout on" in gap.caption
 
 

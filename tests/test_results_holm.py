@@ -134,6 +134,11 @@ FAMILIES: Dict[str, Dict[str, List[Tuple[str, str]]]] = {
             ("BN, dropout 0.5 − BN", "< 0.001"),
             ("test loss, BN + dropout 0.2 − BN", "0.002"),
         ],
+        "regularization, 2,000 steps (train − test gap in eval mode)": [
+            ("gap, BN − none", "0.0057"),
+            ("gap, none + dropout 0.2 − none", "0.0032"),
+            ("gap, BN + dropout 0.2 − BN", "0.0067"),
+        ],
         "regularization_cifar10": [
             (f"{n}, dropout {d} − BN", "< 0.001")
             for n, d in (("none", 0), ("none", 0.2), ("none", 0.5), ("BN", 0.2), ("BN", 0.5))

@@ -396,6 +396,13 @@ def speed_table(items: Sequence[Contrast], targets: Sequence[str]) -> Optional[T
     )
 
 
+def _signed(e: Estimate) -> str:
+    """A difference: its mean with a sign, its CI half-width without one."""
+    if e.mean is None:
+        return "-"
+    return f"{e.mean:+.4f}" + (f" ± {e.half:.4f}" if e.shown_half is not None else "")
+
+
 def generalisation_table(groups: Sequence[Group]) -> Optional[TextTable]:
     """Train − test accuracy per group (mean ± CI over seeds of each seed's gap), for studies that vary
     dropout: how much each group overfits. The train side is the eval-mode score of the fixed training
@@ -416,7 +423,7 @@ def generalisation_table(groups: Sequence[Group]) -> Optional[TextTable]:
                 str(mean_ci(gap).n),
                 mean_ci(train).fmt(".4f", False),
                 mean_ci(test).fmt(".4f", False),
-                mean_ci(gap).fmt("+.4f", False),
+                _signed(mean_ci(gap)),
                 "eval mode" if in_eval else "training mode",
             ]
         )
