@@ -114,13 +114,62 @@ def test_the_report_shows_the_gauge_range(monkeypatch):
                     "grad_ics/gauge/2/h2/cos": [0.97],
                 }
             )
-        return SimpleNamespace(tags=tags, meta={"layers": ["h1", "h2", "out"], "gauge_scales": [0.5, 2.0]})
+        # a plain net records no gauge scales, and its group comes first: the report still shows the gauge
+        return SimpleNamespace(
+            tags=tags, meta={"layers": ["h1", "h2", "out"], "gauge_scales": [0.5, 2.0] if j.bn else []}
+        )
 
     monkeypatch.setattr(tables, "series", series)
-    bn = SimpleNamespace(label="model.norm=batch", jobs=[SimpleNamespace(bn=True)])
-    none = SimpleNamespace(label="model.norm=none", jobs=[SimpleNamespace(bn=False)])
-    t = next(t for t in tables.instrument_tables([none, bn]) if t.title.startswith("The weight-scale gauge"))
+    bn = SimpleNamespace(label="model.norm=batch", jobs=[SimpleNamespace(bn=True)], config={"model.norm": "batch"})
+    none = SimpleNamespace(label="model.norm=none", jobs=[SimpleNamespace(bn=False)], config={"model.norm": "none"})
+    t = next(t for t in tables.instrument_tables([none, bn]) if t.title.startswith("The weight-scale gauge:"))
     assert t.headers == ["group", "measure", "own weights", "‖w‖ = 0.5", "‖w‖ = 2"]
     rows = {(r[0], r[1]): r[2:] for r in t.cells}
     assert rows["model.norm=batch", "out"] == ["0.92", "-0.1", "0.99"]  # BN below none at 0.5, above at 2
     assert rows["model.norm=none", "out"] == ["0.7", "0.7", "0.7"]
+    tested = next(
+        t for t in tables.instrument_tables([none, bn]) if t.title.startswith("The weight-scale gauge, tested")
+    )
+    assert [r[3] for r in tested.cells] == ["own weights", "‖w‖ = 0.5", "‖w‖ = 2"] * 2  # h2, out
+
+
+def test_the_report_tests_each_row_norm_and_holm_adjusts_over_the_table(monkeypatch):
+    """BN's landscape smoother than the plain net's at its own weights and at norm 4, rougher at 0.5:
+    the table gives Welch's test at each, the plain net's one value standing at every c, Holm over all."""
+    from types import SimpleNamespace
+
+    from scipy import stats
+
+    from ics.analysis import tables
+    from ics.analysis.stats import holm
+
+    own_bn, at_half, at_four, plain = [0.10, 0.12, 0.11], [1.9, 2.1, 2.0], [0.050, 0.052, 0.048], [0.30, 0.33, 0.31]
+
+    def series(j, key):
+        if key != "landscape":
+            return None
+        if not j.bn:
+            return SimpleNamespace(tags={"landscape/loss_range": [plain[j.seed]]}, meta={"gauge_scales": []})
+        tags = {
+            "landscape/loss_range": [own_bn[j.seed], own_bn[j.seed]],  # the run's mean is the value
+            "landscape/gauge/0.5/loss_range": [at_half[j.seed]],
+            "landscape/gauge/4/loss_range": [at_four[j.seed]],
+        }
+        return SimpleNamespace(tags=tags, meta={"gauge_scales": [0.5, 4.0]})
+
+    monkeypatch.setattr(tables, "series", series)
+    jobs = lambda bn: [SimpleNamespace(bn=bn, seed=s) for s in range(3)]  # noqa: E731
+    bn = SimpleNamespace(label="model.norm=batch", jobs=jobs(True), config={"model.norm": "batch"})
+    none = SimpleNamespace(label="model.norm=none", jobs=jobs(False), config={"model.norm": "none"})
+    t = tables.gauge_contrast_table([none, bn], "landscape", [0.5, 4.0], ["loss_range"])
+    assert t is not None
+    rows = {r[3]: r for r in t.cells}
+    assert list(rows) == ["own weights", "‖w‖ = 0.5", "‖w‖ = 4"]
+    ps = [stats.ttest_ind(x, plain, equal_var=False).pvalue for x in (own_bn, at_half, at_four)]
+    for (where, p), q in zip(zip(rows, ps), holm(ps)):
+        r = rows[where]
+        assert (r[0], r[1], r[5]) == ("model.norm=batch", "model.norm=none", "0.313 ± 0.0379")  # plain: one value
+        assert r[8] == tables.fmt_p(p) and r[9] == tables.fmt_p(q)
+    assert rows["own weights"][6].startswith("-0.203") and rows["‖w‖ = 0.5"][6].startswith("+1.69")
+    assert rows["‖w‖ = 4"][7] == "0.16×"
+    assert "adjusted over the 3 tests of this table" in (t.caption or "")

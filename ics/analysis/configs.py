@@ -16,6 +16,7 @@ NEUTRAL_KEYS = {
     "trainer.eval_every",
     "trainer.eval_batch_size",
     "trainer.eval_log_points",
+    "trainer.train_eval_size",
     "trainer.log_every",
 }
 NEUTRAL_PREFIXES = ("report.", "tolerance.", "sweep.")

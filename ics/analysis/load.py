@@ -32,6 +32,8 @@ class Metrics:
     train_acc: np.ndarray
     val_loss: np.ndarray
     val_acc: np.ndarray
+    train_eval_loss: np.ndarray  # empty without trainer.train_eval_size
+    train_eval_acc: np.ndarray
 
 
 @dataclass
@@ -154,7 +156,8 @@ def load_metrics(d: Path) -> Optional[Metrics]:
     """metrics.npz as float arrays; None when missing, damaged or not shaped like a run's curves
     (1-D numbers; each evaluation array as long as eval_step, each training one as train_step)."""
     try:
-        with np.load(d / names.METRICS, allow_pickle=False) as z:  # val_* are absent in records written before 0.2
+        # val_* are absent in records written before 0.2, train_eval_* in records before train_eval_size
+        with np.load(d / names.METRICS, allow_pickle=False) as z:
             arrays = {k: z[k] if k in z.files else np.zeros(0) for k in names.METRIC_ARRAYS}
     except Exception:  # missing (failed job), truncated (BadZipFile, EOFError), object arrays or foreign
         return None
@@ -164,7 +167,10 @@ def load_metrics(d: Path) -> Optional[Metrics]:
     n_eval, n_train = len(arrays[names.EVAL_STEP]), len(arrays[names.TRAIN_STEP])
     if (
         any(len(arrays[k]) != n_eval for k in (names.TEST_LOSS, names.TEST_ACC))
-        or any(len(arrays[k]) not in (0, n_eval) for k in (names.VAL_LOSS, names.VAL_ACC))
+        or any(
+            len(arrays[k]) not in (0, n_eval)
+            for k in (names.VAL_LOSS, names.VAL_ACC, names.TRAIN_EVAL_LOSS, names.TRAIN_EVAL_ACC)
+        )
         or any(len(arrays[k]) not in (0, n_train) for k in (names.TRAIN_LOSS, names.TRAIN_ACC))
     ):
         return None

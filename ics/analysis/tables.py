@@ -400,31 +400,47 @@ def speed_table(items: Sequence[Contrast], targets: Sequence[str]) -> Optional[T
     )
 
 
+def _signed(e: Estimate) -> str:
+    """A difference: its mean with a sign, its CI half-width without one."""
+    if e.mean is None:
+        return "-"
+    return f"{e.mean:+.4f}" + (f" ± {e.half:.4f}" if e.shown_half is not None else "")
+
+
 def generalisation_table(groups: Sequence[Group]) -> Optional[TextTable]:
     """Train − test accuracy per group (mean ± CI over seeds of each seed's gap), for studies that vary
-    dropout: how much each group overfits."""
+    dropout: how much each group overfits. The train side is the eval-mode score of the fixed training
+    subset (trainer.train_eval_size) where every run of the group recorded one, else the training
+    window in training mode, and the row says which."""
     if len({str(g.config.get("model.dropout")) for g in groups}) < 2:  # dropout is not what the study varies
         return None
     cells = []
     for g in groups:
-        train = [j.summary.final_train_acc if j.summary is not None else None for j in g.jobs]
-        test = [j.summary.final_test_acc if j.summary is not None else None for j in g.jobs]
+        records = [j.summary for j in g.jobs if j.summary is not None]
+        in_eval = bool(records) and all(s.final_train_eval_acc is not None for s in records)
+        train = [(s.final_train_eval_acc if in_eval else s.final_train_acc) for s in records]
+        test = [s.final_test_acc for s in records]
         gap = [a - b for a, b in zip(train, test) if a is not None and b is not None]
         cells.append(
             [
                 g.label,
+                str(mean_ci(gap).n),
                 mean_ci(train).fmt(".4f", False),
                 mean_ci(test).fmt(".4f", False),
-                mean_ci(gap).fmt("+.4f", False),
+                _signed(mean_ci(gap)),
+                "eval mode" if in_eval else "training mode",
             ]
         )
     return TextTable(
         "Generalisation: train − test accuracy per group (mean ± 95% CI over seeds)",
-        ["group", "train acc", "test acc", "train − test"],
+        ["group", "n", "train acc", "test acc", "train − test", "train acc measured in"],
         cells,
-        "train acc: the training batches of the last logging window, in training mode (dropout on, "
-        "BN with batch statistics), so a dropout group's train acc is lowered by its own dropout and its "
-        "gap is not comparable with a no-dropout group's; test acc: the final evaluation",
+        "train acc, eval mode: the fixed subset of the training split (trainer.train_eval_size "
+        "examples, one stratified draw for every seed) scored at the final evaluation exactly as the "
+        "test split is (no dropout, BN with running statistics); training mode (runs without that "
+        "subset): the training batches of the last logging window with dropout on, which lowers a "
+        "dropout group's train acc, so its gap is not comparable with a no-dropout group's. test acc: "
+        "the final evaluation. train − test: each seed's own gap; n: seeds with both",
     )
 
 
@@ -493,11 +509,7 @@ def gauge_table(groups: Sequence[Group], key: str, scales: Sequence[float], item
     cells = []
     for g in groups:
         for it in items:
-            own, tag = (
-                (f"grad_ics/{it}/cos", "grad_ics/gauge/{c}/" + it + "/cos")
-                if key == "grad_ics"
-                else (f"landscape/{it}", "landscape/gauge/{c}/" + it)
-            )
+            own, tag = _gauge_tags(key, it)
             at = [_run_mean(g, key, tag.format(c=f"{c:g}")) for c in scales]
             if all(e.mean is None for e in at):  # a plain net: its value does not depend on a gauge
                 base = _run_mean(g, key, own).fmt(".3g", False)
@@ -515,6 +527,76 @@ def gauge_table(groups: Sequence[Group], key: str, scales: Sequence[float], item
         "nominal size η is not (its effect scales as η/c²): a difference between groups that changes sign "
         "across the columns depends on the gauge, not on the normaliser alone; plain nets repeat their "
         "one value",
+    )
+
+
+def _gauge_tags(key: str, it: str) -> Tuple[str, str]:
+    """(the measure's tag at the net's own weights, its tag at row norm {c})."""
+    if key == "grad_ics":
+        return f"grad_ics/{it}/cos", "grad_ics/gauge/{c}/" + it + "/cos"
+    return f"landscape/{it}", "landscape/gauge/{c}/" + it
+
+
+def _seed_means(g: Group, key: str, tag: str) -> List[float]:
+    """Per seed the mean over the run's measurements (the values _run_mean averages)."""
+    import numpy as np
+
+    out = []
+    for j in g.jobs:
+        s = series(j, key)
+        if s is not None and tag in s.tags and len(s.tags[tag]):
+            v = float(np.nanmean(s.tags[tag]))
+            if math.isfinite(v):
+                out.append(v)
+    return out
+
+
+def gauge_contrast_table(
+    groups: Sequence[Group], key: str, scales: Sequence[float], items: Sequence[str]
+) -> Optional[TextTable]:
+    """Each pair of groups that differ in the normaliser alone, compared on a gauge-dependent measure
+    at the net's own weights and at every row norm c (Welch over seeds of each run's mean; a plain net
+    has one value at every c). One Holm family: every test of the table. A conclusion holds over the
+    row norms where its sign and adjusted significance hold."""
+    pairs = []  # (with the normaliser, the other): the groups' configs differ in model.norm alone
+    for i, a in enumerate(groups):
+        for b in groups[i + 1 :]:
+            diff = [k for k in set(a.config) | set(b.config) if a.config.get(k) != b.config.get(k)]
+            if diff == ["model.norm"]:
+                pairs.append((a, b) if str(a.config.get("model.norm")) != "none" else (b, a))
+    rows: List[List[Any]] = []
+    for ga, gb in pairs:
+        for it in items:
+            own, tag = _gauge_tags(key, it)
+            for at in ["own"] + [f"{v:g}" for v in scales]:
+                sides = []
+                for g in (ga, gb):
+                    vals = _seed_means(g, key, own if at == "own" else tag.format(c=at))
+                    if at != "own" and not vals:  # no normaliser-fed rows: the same value at every c
+                        vals = _seed_means(g, key, own)
+                    sides.append(vals)
+                w = welch(*sides)
+                if w is None:
+                    continue
+                ma, mb = (mean_ci(v) for v in sides)
+                ratio = f"{ma.mean / mb.mean:.2f}×" if ma.mean is not None and mb.mean else "-"
+                ci = f"{w.diff:+.3g} ± {w.half:.2g}" if w.half is not None else f"{w.diff:+.3g}"
+                where = "own weights" if at == "own" else f"‖w‖ = {at}"
+                p = w.p if min(w.n_a, w.n_b) >= MIN_CI_N else None
+                rows.append([ga.label, gb.label, it, where, ma.fmt(".3g", False), mb.fmt(".3g", False), ci, ratio, p])
+    if not rows:
+        return None
+    adj = holm([r[-1] for r in rows])
+    cells = [r[:-1] + [fmt_p(r[-1]), fmt_p(q)] for r, q in zip(rows, adj)]
+    m = sum(r[-1] is not None for r in rows)
+    what = "gradient ICS cos(G, G′)" if key == "grad_ics" else "landscape along −η·g"
+    return TextTable(
+        f"The weight-scale gauge, tested: {what}, a − b at the net's own weights and at each row norm c",
+        ["a", "b", "measure", "at", "a", "b", "a − b (95% CI)", "a / b", "p", "p (Holm)"],
+        cells,
+        "Welch over seeds of each run's mean over its measurements; a group without normaliser-fed rows "
+        f"has one value at every c; p (Holm): adjusted over the {m} tests of this table. A difference "
+        "holds over the row norms where its sign and its adjusted p hold, and only there",
     )
 
 
@@ -558,7 +640,22 @@ def _mean_cells(groups: Sequence[Group], key: str, tags: Sequence[Tuple[str, str
 
 def instrument_tables(groups: Sequence[Group]) -> List[TextTable]:
     out = []
-    meta = lambda key: next((s.meta for g in groups for j in g.jobs if (s := series(j, key)) is not None), None)  # noqa: E731
+
+    def meta(key: str) -> Optional[Dict[str, Any]]:
+        """The instrument's meta: the first run's, with gauge_scales from the first run that has any (a
+        net without normaliser-fed rows records none, and may come first)."""
+        metas = [s.meta for g in groups for j in g.jobs if (s := series(j, key)) is not None]
+        if not metas:
+            return None
+        scales: List[float] = []
+        for m in metas:
+            given = m.get("gauge_scales")
+            if isinstance(given, list):  # read from a run's files: numbers only
+                scales = [float(v) for v in given if isinstance(v, (int, float)) and math.isfinite(v) and v > 0]
+            if scales:
+                break
+        return {**metas[0], "gauge_scales": scales}
+
     gm = meta("grad_ics")
     if gm:
         layers = gm["layers"][1:] or gm["layers"]  # layer 1 has no earlier layers: cos = 1 by definition
@@ -575,14 +672,19 @@ def instrument_tables(groups: Sequence[Group]) -> List[TextTable]:
             )
         )
     if gm and gm.get("gauge_scales"):
-        out.append(
-            gauge_table(
-                groups, "grad_ics", gm["gauge_scales"], [layers[-2] if len(layers) > 1 else layers[-1], layers[-1]]
-            )
-        )
+        shown = [layers[-2] if len(layers) > 1 else layers[-1], layers[-1]]
+        out.append(gauge_table(groups, "grad_ics", gm["gauge_scales"], shown))
+        tested = gauge_contrast_table(groups, "grad_ics", gm["gauge_scales"], shown)
+        if tested is not None:
+            out.append(tested)
     lm = meta("landscape")
     if lm and lm.get("gauge_scales"):
         out.append(gauge_table(groups, "landscape", lm["gauge_scales"], ["loss_range", "beta"]))
+        tested = gauge_contrast_table(
+            groups, "landscape", lm["gauge_scales"], ["loss_range", "grad_change_rel", "beta"]
+        )
+        if tested is not None:
+            out.append(tested)
     if lm:
         ms = ["loss_range", "grad_change_rel", "beta"] + (
             ["top_eig", "min_eig", "two_over_lr"] if lm.get("hessian") else []

@@ -329,6 +329,13 @@ class TrainerConfig:
     progress_every_sec: float = opt(
         30.0, "without a terminal (logs, SLURM): a plain progress line every this many seconds", rule=gt(0)
     )
+    train_eval_size: int = opt(
+        0,
+        "training examples scored like the test split (eval mode: no dropout, BN with running "
+        "statistics) at every evaluation, a fixed stratified draw (the same for every seed): the "
+        "train side of the train − test gap; 0: none; larger than the training split: all of it",
+        rule=ge(0),
+    )
 
 
 # ----------------------------------------------------------------------------------------------

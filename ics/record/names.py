@@ -27,13 +27,28 @@ def instrument_file(key: str) -> str:
 EVAL_STEP, TEST_LOSS, TEST_ACC = "eval_step", "test_loss", "test_acc"
 TRAIN_STEP, TRAIN_LOSS, TRAIN_ACC = "train_step", "train_loss", "train_acc"
 VAL_LOSS, VAL_ACC = "val_loss", "val_acc"  # empty without data.val_size; otherwise at every eval_step
-METRIC_ARRAYS = (EVAL_STEP, TEST_LOSS, TEST_ACC, TRAIN_STEP, TRAIN_LOSS, TRAIN_ACC, VAL_LOSS, VAL_ACC)
+# a fixed subset of the training split scored like the test split (eval mode): empty without
+# trainer.train_eval_size; otherwise at every eval_step
+TRAIN_EVAL_LOSS, TRAIN_EVAL_ACC = "train_eval_loss", "train_eval_acc"
+METRIC_ARRAYS = (
+    EVAL_STEP,
+    TEST_LOSS,
+    TEST_ACC,
+    TRAIN_STEP,
+    TRAIN_LOSS,
+    TRAIN_ACC,
+    VAL_LOSS,
+    VAL_ACC,
+    TRAIN_EVAL_LOSS,
+    TRAIN_EVAL_ACC,
+)
 
 # TensorBoard scalar tags written by the loop. TensorBoard lists tag groups alphabetically: the
 # accuracy group ("acc/") comes first, so Fig. 1a (acc/test, BN vs no BN) is what a sweep opens on.
 TAG_TRAIN_LOSS, TAG_TRAIN_ACC = "loss/train", "acc/train"
 TAG_TEST_LOSS, TAG_TEST_ACC = "loss/test", "acc/test"
 TAG_VAL_LOSS, TAG_VAL_ACC = "loss/val", "acc/val"
+TAG_TRAIN_EVAL_LOSS, TAG_TRAIN_EVAL_ACC = "loss/train_eval", "acc/train_eval"
 TAG_FIG1 = "fig1/percentiles"  # image: the run's own Fig. 1 b/c (Images tab), redrawn as it trains
 TAG_LR, TAG_STEPS_PER_SEC = "optim/lr", "perf/steps_per_sec"
 # HParams metrics: a run writes the first six at its end (drift: the last hidden layer's input, mean

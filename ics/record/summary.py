@@ -70,6 +70,9 @@ class Summary:
     final_train_acc: Optional[float] = None
     final_val_acc: Optional[float] = None  # with data.val_size: the held-out part of the training split
     final_val_loss: Optional[float] = None
+    # with trainer.train_eval_size: a fixed subset of the training split scored in eval mode, like the test split
+    final_train_eval_acc: Optional[float] = None
+    final_train_eval_loss: Optional[float] = None
     best_val_acc: Optional[float] = None
     best_val_acc_step: Optional[int] = None
     steps_to_target: Dict[str, Optional[int]] = field(default_factory=dict)  # first evaluation at/above target

@@ -48,6 +48,8 @@ def summary(trainer: "Trainer") -> Summary:
         final_train_acc=h[names.TRAIN_ACC][-1] if h[names.TRAIN_ACC] else None,
         final_val_acc=vaccs[-1] if vaccs else None,
         final_val_loss=h[names.VAL_LOSS][-1] if vaccs else None,
+        final_train_eval_acc=h[names.TRAIN_EVAL_ACC][-1] if h[names.TRAIN_EVAL_ACC] else None,
+        final_train_eval_loss=h[names.TRAIN_EVAL_LOSS][-1] if h[names.TRAIN_EVAL_LOSS] else None,
         best_val_acc=vaccs[best_v] if best_v is not None else None,
         best_val_acc_step=int(h[names.EVAL_STEP][best_v]) if best_v is not None else None,
         steps_to_target=to_target,
