@@ -3,10 +3,35 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
+
+# the runs of test_durable.py and test_durable_sweeps.py: long enough on tiny data (~1-3 s) that a
+# kill after the first checkpoint lands mid-run
+RUN = [
+    "trainer.steps=3000",
+    "trainer.checkpoint_every=200",
+    "trainer.threads=1",
+    "trainer.eval_every=100",
+    "trainer.log_every=50",
+    "probe.every=50",
+    "probe.size=100",
+    "probe.histogram_every=500",
+    "model.widths=[64,64]",
+]
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout=120) -> None:
+    t0 = time.time()
+    while not path.exists():
+        assert proc.poll() is None, f"ended before {path.name} appeared: {proc.communicate()}"
+        assert time.time() - t0 < timeout, f"{path} never appeared"
+        time.sleep(0.02)
+
 
 # summary.json fields that legitimately differ between two runs of the same config
 TIMING = {

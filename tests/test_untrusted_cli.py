@@ -11,11 +11,21 @@ from pathlib import Path
 
 import pytest
 import yaml
-from clirun import ics
+from clirun import ics, invoke
 from pausing import pausing_ics
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = ["trainer.threads=1", "trainer.steps=20", "trainer.eval_every=10", "trainer.eval_log_points=0", "probe.size=100"]
+
+
+def ics_in(args, env, cwd):
+    """`ics ARGS` in this process (tests/clirun.py: invoke) with `env` as its environment, where the
+    process boundary is not the point: each subprocess costs seconds of torch and Hydra imports."""
+    import os
+
+    extra = {k: v for k, v in env.items() if os.environ.get(k) != v}
+    extra.update({k: None for k in os.environ if k not in env})  # None: unset for the call
+    return invoke(args, cwd, extra)
 
 
 def one_line_error(p: subprocess.CompletedProcess, needle: str) -> str:
@@ -44,7 +54,7 @@ def test_resume_drops_stored_hydra_settings_and_runs_nothing_from_them(tiny_env,
     cwd = tmp_path / "work"
     cwd.mkdir()
     sweep = tmp_path / "sweep"
-    p = ics(["run", "-m", "model.norm=none,batch", *FAST, f"hydra.sweep.dir={sweep}"], tiny_env, cwd)
+    p = ics_in(["run", "-m", "model.norm=none,batch", *FAST, f"hydra.sweep.dir={sweep}"], tiny_env, cwd)
     assert p.returncode == 0, p.stdout + p.stderr
     job = next(sweep.glob("1_*"))
     import shutil
@@ -59,7 +69,7 @@ def test_resume_drops_stored_hydra_settings_and_runs_nothing_from_them(tiny_env,
         "hydra.callbacks.x._target_=os.system",
     ]
     (sweep / "multirun.yaml").write_text(yaml.safe_dump(record))
-    p = ics(["resume", str(sweep)], tiny_env, cwd)
+    p = ics_in(["resume", str(sweep)], tiny_env, cwd)
     out = p.stdout + p.stderr
     assert p.returncode == 0, out
     assert "start    1_" in out  # what it runs, shown first: the job from its recorded config
@@ -106,10 +116,10 @@ def test_a_launch_into_a_folder_that_is_not_a_run_is_refused(tiny_env, tmp_path)
     mine.mkdir()
     (mine / "chapter1.tex").write_text("precious")
     one_line_error(
-        ics(["run", *FAST, f"hydra.run.dir={mine}"], tiny_env, cwd), "is a non-empty folder that is not an ics run"
+        ics_in(["run", *FAST, f"hydra.run.dir={mine}"], tiny_env, cwd), "is a non-empty folder that is not an ics run"
     )
     one_line_error(
-        ics(["run", "-m", "trainer.seed=0,1", *FAST, f"hydra.sweep.dir={mine}"], tiny_env, cwd),
+        ics_in(["run", "-m", "trainer.seed=0,1", *FAST, f"hydra.sweep.dir={mine}"], tiny_env, cwd),
         "is a non-empty folder that is not an ics sweep",
     )
     assert [p.name for p in mine.iterdir()] == ["chapter1.tex"] and list(cwd.iterdir()) == []
@@ -120,17 +130,17 @@ def test_a_symlinked_job_folder_is_listed_as_unreadable_and_not_written_through(
     cwd = tmp_path / "work"
     cwd.mkdir()
     sweep = tmp_path / "sweep"
-    p = ics(["run", "-m", "trainer.seed=0,1", *FAST, f"hydra.sweep.dir={sweep}"], tiny_env, cwd)
+    p = ics_in(["run", "-m", "trainer.seed=0,1", *FAST, f"hydra.sweep.dir={sweep}"], tiny_env, cwd)
     assert p.returncode == 0, p.stdout + p.stderr
     job = next(sweep.glob("1_*"))
     elsewhere = tmp_path / "elsewhere"
     job.rename(elsewhere)
     job.symlink_to(elsewhere, target_is_directory=True)
     before = sorted(str(f) for f in elsewhere.rglob("*"))
-    p = ics(["report", str(sweep)], tiny_env, cwd)
+    p = ics_in(["report", str(sweep)], tiny_env, cwd)
     assert p.returncode == 0 and "Traceback" not in p.stdout + p.stderr, p.stdout + p.stderr
     assert "the job folder is a symbolic link (not followed)" in (sweep / "report" / "report.md").read_text()
-    p = ics(["resume", str(sweep)], tiny_env, cwd)
+    p = ics_in(["resume", str(sweep)], tiny_env, cwd)
     assert p.returncode == 1 and "Traceback" not in p.stdout + p.stderr, p.stdout + p.stderr
     assert f"cannot resume {job}: the job folder is a symbolic link (not followed)" in p.stdout + p.stderr
     assert sorted(str(f) for f in elsewhere.rglob("*")) == before
