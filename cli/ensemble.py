@@ -42,6 +42,9 @@ MEMBERS_MAX = 16  # the default: past ~16 members a CPU step gains little more (
 class EnsembleLauncherConf:
     _target_: str = TARGET
     members_max: int = MEMBERS_MAX  # at most this many seeds train as one model; more make more groups
+    # group the configs without a hand-batched step (CNNs, normalisers other than BN) on a CPU too:
+    # their vmap step measured slower there than one job at a time (on a GPU they group anyway)
+    vmap: bool = False
 
 
 def register(cs) -> None:
@@ -72,12 +75,12 @@ class Member:
     alone: Optional[str] = None
 
 
-def member_of(index: int, config: Optional[Config], step: int = 0) -> Member:
+def member_of(index: int, config: Optional[Config], step: int = 0, vmap: bool = False) -> Member:
     from ics.train.group import group_key, group_refusal
 
     if config is None:
         return Member(index, None, None)
-    why = group_refusal(config)
+    why = group_refusal(config, vmap)
     if why is not None:
         return Member(index, config, None, why)
     return Member(index, config, json.dumps([group_key(config), step], sort_keys=True, default=str))
@@ -104,12 +107,12 @@ def groups_of(members: Sequence[Member], members_max: int) -> List[List[int]]:
     return out
 
 
-def note(configs: Sequence[dict], members_max: int) -> str:
+def note(configs: Sequence[dict], members_max: int, vmap: bool = False) -> str:
     """The pre-run line: how the sweep's jobs will be grouped, and why any train alone."""
     members = []
     for i, c in enumerate(configs):
         try:
-            members.append(member_of(i, from_dict(c)))
+            members.append(member_of(i, from_dict(c), vmap=vmap))
         except ConfigError:
             members.append(Member(i, None, None))
     groups = groups_of(members, members_max)
@@ -137,8 +140,9 @@ class Job:
 class EnsembleLauncherBase:
     """The launcher's logic; cli/plugins/ensemble_launcher.py makes it a Hydra Launcher."""
 
-    def __init__(self, members_max: int = MEMBERS_MAX) -> None:
+    def __init__(self, members_max: int = MEMBERS_MAX, vmap: bool = False) -> None:
         self.members_max = check_members_max(members_max)
+        self.vmap = bool(vmap)
         self.config: Optional[DictConfig] = None
         self.hydra_context: Any = None
         self.task_function: Any = None
@@ -167,7 +171,7 @@ class EnsembleLauncherBase:
                 with open_dict(job.config):
                     job.config.hydra.job.id = job.index
                     job.config.hydra.job.num = job.index
-                job.member = _member(job, len(batch) > 1)
+                job.member = _member(job, len(batch) > 1, self.vmap)
             for group in groups_of(
                 [dataclasses.replace(j.member, index=n) for n, j in enumerate(batch)], self.members_max
             ):
@@ -241,7 +245,7 @@ def _quick_key(overrides: Sequence[str]) -> Optional[str]:
     return json.dumps(rest)
 
 
-def _member(job: Job, grouping: bool) -> Member:
+def _member(job: Job, grouping: bool, vmap: bool = False) -> Member:
     """A job's grouping: its ics config and, for a job `ics resume` continues, its checkpoint step
     (members stopped together are at one step). A config that does not compose trains alone (the
     task reports it)."""
@@ -258,8 +262,8 @@ def _member(job: Job, grouping: bool) -> Member:
             out_dir = sweep_dir / str(OmegaConf.to_container(cfg)[RESUME_KEY])  # type: ignore[index]
             config, _ = resumed_job(out_dir, sweep_dir)
             path = ckpt.path_of(out_dir)
-            return member_of(0, config, ckpt.step_of(path) if path.is_file() else 0)
-        return member_of(0, from_dict(cfg))  # type: ignore[arg-type]  # (a DictConfig; its hydra node is left out)
+            return member_of(0, config, ckpt.step_of(path) if path.is_file() else 0, vmap)
+        return member_of(0, from_dict(cfg), vmap=vmap)  # type: ignore[arg-type]  # (a DictConfig; its hydra node is left out)
     except (ConfigError, OSError, ValueError, KeyError):  # the task says what is wrong when it runs the job
         return Member(0, None, None)
 

@@ -216,7 +216,8 @@ def preflight(
     if multirun and launcher.option == "ensemble":
         from ics_cli import ensemble
 
-        print(ensemble.note(configs, int(base.hydra.launcher.members_max)), file=sys.stderr)
+        node = base.hydra.launcher
+        print(ensemble.note(configs, int(node.members_max), bool(node.get("vmap", False))), file=sys.stderr)
     mode = "multirun" if multirun else "run"
     return _plan(argv, mode, base, jobs, overrides, dirs, config_name, launcher, sweeper, configs, len(jobs))
 

@@ -298,3 +298,14 @@ def test_evaluating_members_mid_training_changes_nothing():
     plain.fit()
     for a, b in zip(watched.members, plain.members):
         assert max_diff(a.state_dict(), b.state_dict()) == 0.0
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_batched_config_reads_the_config_as_batched_ok_reads_the_model(case):
+    from ics.train.ensemble import batched_config, batched_ok
+
+    model, optim = CASES[case]
+    cfg = quiet(model, optim)
+    data = _data_for(model)
+    net = build_trainer(cfg, None, data=data).model
+    assert batched_config(cfg) == batched_ok(net)

@@ -173,3 +173,13 @@ def test_a_cnn_group_matches_its_runs_alone(tmp_path):
         a, b = ckpt.load(ckpt.path_of(dirs[k])), ckpt.load(ckpt.path_of(alone_dir))
         assert max_diff(a["model"], b["model"]) <= 2e-5  # as tests/test_ensemble.py's CNN_WEIGHT_TOL
         assert abs(outcomes[k].final_test_acc - read_summary(alone_dir).final_test_acc) <= 0.01
+
+
+def test_configs_without_a_batched_step_group_on_a_cpu_only_when_asked():
+    from ics.config import CNNConfig
+
+    cnn = dataclasses.replace(config(), model=CNNConfig(channels=[4], widths=[8]))
+    layer = config(norm="layer")
+    for cfg in (cnn, layer):
+        assert "no batched step" in group_refusal(cfg) and "hydra.launcher.vmap=true" in group_refusal(cfg)
+        assert group_refusal(cfg, vmap=True) is None

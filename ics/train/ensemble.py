@@ -81,6 +81,12 @@ def batched_ok(net: nn.Module) -> bool:
     )
 
 
+def batched_config(cfg: Config) -> bool:
+    """Whether the members of this config take the hand-batched step (batched_ok, read from the
+    config instead of a built model; tests/test_ensemble.py checks that the two agree)."""
+    return cfg.model.name in ("mlp", "dln") and cfg.model.norm in ("batch", "none")
+
+
 def _refuse(cfg: Config, seeds: Sequence[int]) -> None:
     if not seeds:
         raise ConfigError("an ensemble needs at least one seed")

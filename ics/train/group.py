@@ -23,13 +23,15 @@ import time
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Union
 
+import torch
+
 from ics.config import Config, ConfigError, to_dict
 from ics.data import DataBundle
 from ics.record import RunLock, Status, Summary
 from ics.record.files import whole
 from ics.train import checkpoint as ckpt
 from ics.train import stopping
-from ics.train.ensemble import ELEMENTWISE_OPTIMIZERS, Ensemble
+from ics.train.ensemble import ELEMENTWISE_OPTIMIZERS, Ensemble, batched_config
 from ics.train.loop import Trainer
 from ics.train.stopping import ForcedStop, GracefulStop, RunInterrupted
 from ics.train.summary import write_forced_stop_record
@@ -53,10 +55,22 @@ def group_key(cfg: Config) -> dict:
     return d
 
 
-def group_refusal(cfg: Config) -> Optional[str]:
-    """Why this config cannot train as a member of a group (None: it can)."""
+def group_refusal(cfg: Config, vmap: bool = False) -> Optional[str]:
+    """Why this config cannot train as a member of a group (None: it can). vmap: group configs
+    without a hand-batched step (CNNs, normalisers other than BN) on a CPU too, where their
+    torch.func.vmap step measured slower than one run at a time (docs/benchmark.md)."""
     if cfg.optim.name not in ELEMENTWISE_OPTIMIZERS:
         return f"optim={cfg.optim.name} (a group updates elementwise: {', '.join(ELEMENTWISE_OPTIMIZERS)})"
+    if (
+        not vmap
+        and not batched_config(cfg)
+        and cfg.trainer.device in ("cpu", "auto")
+        and not (cfg.trainer.device == "auto" and torch.cuda.is_available())
+    ):
+        return (
+            f"model={cfg.model.name} with model.norm={cfg.model.norm} has no batched step, and its vmap step "
+            "on a CPU is slower than one job at a time (hydra.launcher.vmap=true groups it anyway)"
+        )
     from ics.registry import INSTRUMENTS
 
     for key, cls in INSTRUMENTS.items():
