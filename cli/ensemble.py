@@ -73,6 +73,7 @@ class Member:
     config: Optional[Config]
     key: Optional[str]
     alone: Optional[str] = None
+    seed: Optional[int] = None  # a group holds each seed once (a repeated seed starts another group)
 
 
 def member_of(index: int, config: Optional[Config], step: int = 0, vmap: bool = False) -> Member:
@@ -83,12 +84,14 @@ def member_of(index: int, config: Optional[Config], step: int = 0, vmap: bool = 
     why = group_refusal(config, vmap)
     if why is not None:
         return Member(index, config, None, why)
-    return Member(index, config, json.dumps([group_key(config), step], sort_keys=True, default=str))
+    key = json.dumps([group_key(config), step], sort_keys=True, default=str)
+    return Member(index, config, key, seed=config.trainer.seed)
 
 
 def groups_of(members: Sequence[Member], members_max: int) -> List[List[int]]:
-    """The jobs' indices in launch order: each group (members of one key, in job order, at most
-    members_max) starts where its first job is; a job that trains alone is a group of one."""
+    """The jobs' indices in launch order: each group (members of one key, in job order, each seed
+    once, at most members_max) starts where its first job is; a job that trains alone is a group of
+    one. Indices are positions in `members`."""
     by_key: Dict[str, List[int]] = {}
     for m in members:
         if m.key is not None:
@@ -101,7 +104,14 @@ def groups_of(members: Sequence[Member], members_max: int) -> List[List[int]]:
             out.append([m.index])
             placed.add(m.index)
             continue
-        same = [i for i in by_key[m.key] if i not in placed][:members_max]
+        same: List[int] = []
+        seeds = set()
+        for i in by_key[m.key]:
+            seed = members[i].seed
+            if i in placed or len(same) == members_max or (seed is not None and seed in seeds):
+                continue
+            same.append(i)
+            seeds.add(seed)
         out.append(same)
         placed.update(same)
     return out
@@ -121,8 +131,17 @@ def note(configs: Sequence[dict], members_max: int, vmap: bool = False) -> str:
     sizes = sorted(Counter(len(g) for g in together).items(), key=lambda kv: -kv[0])
     shapes = ", ".join(f"{n} {'group' if n == 1 else 'groups'} of {size} seeds" for size, n in sizes) or "no group"
     line = f"ensemble: {sum(map(len, together))} of {len(configs)} jobs train as {shapes} (at most {members_max} each)"
+    keyed = Counter(m.key for m in members if m.key is not None)
+
+    def why(m: Member) -> str:
+        if m.alone:
+            return m.alone
+        if m.key is not None and keyed[m.key] > 1:
+            return f"left over by hydra.launcher.members_max={members_max} or a repeated seed"
+        return "no other job differs from it only in trainer.seed"
+
     if alone:
-        reasons = sorted({m.alone or "no other job differs from it only in trainer.seed" for m in alone})
+        reasons = sorted({why(m) for m in alone})
         line += f"; {len(alone)} one by one: {'; '.join(reasons)}"
     return line
 

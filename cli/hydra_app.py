@@ -397,10 +397,9 @@ def train_members(configs: List[Config], wheres: List[dict]) -> Tuple[List[Optio
         except SignalStop as e:  # before the members' training started (or resumed)
             untrained(e.signum)
             return values, []
-        except Exception as e:  # noqa: BLE001 - the shared step failed: each member's record says so
-            if not quiet:
-                print(f"{jobs} failed: {one_line(e)}", flush=True)
-            return values, []
+        except Exception as e:  # noqa: BLE001 - the group failed: its members run one by one, each saying why
+            print(f"{jobs}: the group stopped ({one_line(e)}); they run one by one", file=sys.stderr, flush=True)
+            return values, list(range(len(configs)))
         left_out = []
         for i, outcome in enumerate(outcomes):
             if isinstance(outcome, Summary):

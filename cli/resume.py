@@ -165,7 +165,15 @@ def job_source(job_dir: Path, planned=None):
             state = ckpt.load(path)
         except ConfigError as e:
             raise ConfigError(f"{e}; remove {job_dir} to run the job again from step 0") from None
-        return from_dict(state["config"]), overrides, "continue", int(state["step"])
+        config = from_dict(state["config"])
+        if planned is not None:  # the checkpoint must be this job's: a file copied from another job is not
+            diff = ckpt.config_difference(from_dict(planned.config), state["config"])
+            if diff is not None:
+                raise ConfigError(
+                    f"its checkpoint was written with {diff[0]}={diff[1]}, but the sweep's plan.json gives this "
+                    f"job {diff[0]}={diff[2]}; remove {job_dir} to run the job again from step 0"
+                )
+        return config, overrides, "continue", int(state["step"])
     if record is not None and isinstance(record.config, dict) and record.config:
         return from_dict(record.config), overrides, "restart", None
     if planned is not None:

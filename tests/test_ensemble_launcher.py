@@ -161,6 +161,9 @@ def test_groups_keep_job_order_and_split_at_members_max():
     members += [Member(4, None, "a"), Member(5, None, "b")]
     assert groups_of(members, 16) == [[0, 2, 4], [1, 5], [3]]
     assert groups_of(members, 2) == [[0, 2], [1, 5], [3], [4]]
+    # a repeated seed (an optimising sweeper may draw one twice) starts another group
+    seeded = [Member(0, None, "a", seed=1), Member(1, None, "a", seed=1), Member(2, None, "a", seed=0)]
+    assert groups_of(seeded, 16) == [[0, 2], [1]]
 
 
 def test_the_note_counts_groups_and_says_why_jobs_train_alone():
@@ -175,6 +178,9 @@ def test_the_note_counts_groups_and_says_why_jobs_train_alone():
         return c
 
     configs = [job(0), job(1), job(0, lr=0.5), job(1, lr=0.5), job(2, lr=0.5), job(0, lr=0.9), job(0, noise=True)]
+    assert note(configs, 2).endswith(
+        "left over by hydra.launcher.members_max=2 or a repeated seed; no other job differs from it only in trainer.seed"
+    )
     assert note(configs, 16) == (
         "ensemble: 5 of 7 jobs train as 1 group of 3 seeds, 1 group of 2 seeds (at most 16 each); 2 one by one: "
         "bn_noise is on (it watches each run's own forward pass); no other job differs from it only in trainer.seed"
@@ -189,3 +195,26 @@ def test_bench_times_both_launchers_on_the_same_sweep(tiny_env, mnist_root, tmp_
     rows = {line.split("│")[1].strip(): line for line in r.stdout.splitlines() if line.startswith("│")}
     assert set(rows) == {"basic", "ensemble"}
     assert "1.00x" in rows["basic"] and "x" in rows["ensemble"].split("│")[3]
+
+
+def test_a_checkpoint_copied_from_another_job_is_not_resumed_as_this_one(tmp_path):
+    """A job's checkpoint must be of the config the sweep's plan gives that job: one copied in from
+    another seed would file that seed's result under this job."""
+    from ics_cli.resume import job_source
+
+    from ics.config import ConfigError, to_dict
+    from ics.record.plan import PlannedJob
+    from ics.train.ensemble import member_config
+    from ics.train.run import train_and_evaluate
+    from tests.test_ensemble import learnable
+    from tests.test_group import config
+
+    cfg = config(steps=10)
+    train_and_evaluate(member_config(cfg, 0), tmp_path / "0_seed=0", data=learnable())
+    job = tmp_path / "1_seed=1"
+    job.mkdir()
+    (job / "checkpoint.pt").write_bytes((tmp_path / "0_seed=0" / "checkpoint.pt").read_bytes())
+    planned = PlannedJob(1, ["trainer.seed=1"], to_dict(member_config(cfg, 1)))
+    with pytest.raises(ConfigError, match="trainer.seed=0, but the sweep's plan.json gives this job trainer.seed=1"):
+        job_source(job, planned)
+    assert job_source(tmp_path / "0_seed=0", PlannedJob(0, [], to_dict(member_config(cfg, 0))))[2] == "continue"
