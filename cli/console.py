@@ -48,7 +48,13 @@ def status_rows(jobs: List[JobRecord], planned: Optional[List[List[str]]] = None
     """(rows, caption): one row per job of the sweep, the ones never started too (from jobs.json);
     overrides every job shares go into the caption, not on every row."""
     started = {j.num for j in jobs}
-    missing = [(i, o) for i, o in enumerate(planned or []) if i not in started]
+    # a planned job's overrides as a started job's record has them: Hydra's own (the launcher, the
+    # sweep folder) are the sweep's settings, not the job's
+    missing = [
+        (i, [x for x in o if not x.lstrip("+~").startswith("hydra")])
+        for i, o in enumerate(planned or [])
+        if i not in started
+    ]
     lists = [j.overrides for j in jobs] + [o for _, o in missing]
     common = set(lists[0]).intersection(*map(set, lists[1:])) if len(lists) > 1 else set()
     caption = f"common to all jobs: {' '.join(o for o in lists[0] if o in common)}" if common else None

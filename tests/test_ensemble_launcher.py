@@ -218,3 +218,15 @@ def test_a_checkpoint_copied_from_another_job_is_not_resumed_as_this_one(tmp_pat
     with pytest.raises(ConfigError, match="trainer.seed=0, but the sweep's plan.json gives this job trainer.seed=1"):
         job_source(job, planned)
     assert job_source(tmp_path / "0_seed=0", PlannedJob(0, [], to_dict(member_config(cfg, 0))))[2] == "continue"
+
+
+def test_a_job_never_started_shows_its_own_overrides_not_the_sweeps_hydra_settings():
+    from ics_cli.console import status_rows
+
+    planned = [
+        ["trainer.seed=0", "hydra/launcher=ensemble", "hydra.launcher.members_max=2", "hydra.sweep.dir=/tmp/s"],
+        ["trainer.seed=1", "hydra/launcher=ensemble", "hydra.launcher.members_max=2", "hydra.sweep.dir=/tmp/s"],
+    ]
+    rows, caption = status_rows([], planned)
+    assert [r[1] for r in rows] == ["trainer.seed=0", "trainer.seed=1"] and caption is None
+    assert [r[2] for r in rows] == ["not started", "not started"]
