@@ -168,6 +168,17 @@ FAMILIES: Dict[str, Dict[str, List[Tuple[str, str]]]] = {
             ("Batch Renorm − BN", "0.29"),
         ]
     },
+    "Each normaliser at its own learning rate": {
+        "normalizers_own_lr (− none, each at its best LR)": [
+            ("BN", "0.019"),
+            ("Batch Renorm", "0.22"),
+            ("LayerNorm", "0.0072"),
+            ("weight norm", "0.088"),
+            ("ℓ1", "0.00045"),
+            ("ℓ2", "0.55"),
+            ("ℓ∞", "0.015"),
+        ]
+    },
     "Small batches": {
         "small_batch, small_batch_layer": [
             ("Batch Renorm − BN, batch 2", "0.0014"),
