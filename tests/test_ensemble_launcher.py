@@ -87,8 +87,8 @@ def test_jobs_that_cannot_join_a_group_run_one_by_one_and_the_note_says_why(tiny
     assert r.returncode == 0, r.stdout + r.stderr
     # 2 configs x 3 seeds, at most 2 to a group: per config a group of 2 and a seed alone
     assert (
-        "ensemble: 4 of 6 jobs train as 2 groups of 2 seeds (at most 2 each); 2 one by one: no other job "
-        "differs from it only in trainer.seed" in r.stderr
+        "ensemble: 4 of 6 jobs train as 2 groups of 2 seeds (at most 2 each); 2 one by one: left over by "
+        "hydra.launcher.members_max=2 or a repeated seed" in r.stderr
     )
     assert [read_summary(j).status for j in jobs(sweep)] == [Status.COMPLETED] * 6
     noisy = invoke(
